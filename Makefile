@@ -1,0 +1,37 @@
+# Top-level entry points (README "Quick start"). On a fresh Debian 12 machine,
+# as root, each target installs the Debian packages it needs first.
+PRESET   ?= default
+BUILD    := build
+JOBS     ?= $(shell nproc)
+SHELL    := /bin/bash
+
+.PHONY: all deps configure build test test-unit demo bench clean help
+
+all: build
+
+help:
+	@echo "make demo   - build, start both services on SQLite + scripted model, run a refinement end to end"
+	@echo "make test   - build and run every test (starts a throwaway PostgreSQL and nats-server)"
+	@echo "make build  - install Debian packages if missing, configure and build"
+	@echo "make bench  - build and run the benchmarks under bench/"
+
+deps:
+	@scripts/install-deps.sh
+
+configure: deps
+	@if [ ! -f $(BUILD)/build.ninja ]; then cmake --preset $(PRESET); fi
+
+build: configure
+	cmake --build --preset $(PRESET) -j $(JOBS)
+
+test: build
+	scripts/with-test-services.sh ctest --preset $(PRESET) -j $(JOBS)
+
+demo: build
+	scripts/demo.sh
+
+bench: build
+	scripts/bench.sh
+
+clean:
+	rm -rf $(BUILD)

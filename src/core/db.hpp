@@ -1,0 +1,61 @@
+#pragma once
+// Database access over SOCI for SQLite (embedded default) and PostgreSQL
+// (production), one code path (DESIGN.md §3). Pooled sessions + a versioned
+// migration runner.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <soci/soci.h>
+
+namespace core::db {
+
+enum class Dialect { sqlite, postgres };
+
+/// How to reach the database.
+struct DbConfig {
+  /// "postgresql://user:pass@host:port/dbname?..." selects PostgreSQL; empty selects SQLite.
+  std::string url;
+  /// SQLite file used when `url` is empty (parent directory is created).
+  std::filesystem::path sqlite_path;
+  /// Pool size (SQLite: sessions share one file in WAL mode with busy_timeout).
+  std::size_t pool_size = 8;
+};
+
+/// A pool of SOCI sessions. Thread-safe. Throws std::runtime_error (with the
+/// driver message, never the password) when the database cannot be opened.
+class Database {
+ public:
+  explicit Database(const DbConfig& config);
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+
+  Dialect dialect() const { return dialect_; }
+  /// The underlying SOCI pool; use `soci::session sql(db.pool());` to borrow a session.
+  soci::connection_pool& pool() { return *pool_; }
+  std::size_t pool_size() const { return size_; }
+  /// Runs "SELECT 1"; false (and no throw) when the database is unreachable.
+  bool ping() noexcept;
+  /// Description safe for logs: "sqlite:/path" or "postgresql://user@host:port/db" (no password).
+  const std::string& describe() const { return description_; }
+
+ private:
+  Dialect dialect_;
+  std::size_t size_;
+  std::string description_;
+  std::unique_ptr<soci::connection_pool> pool_;
+};
+
+/// Applies every migration file in `dir` (named "NNNN_description.sql", applied in
+/// numeric order) not yet recorded in table `schema_migrations(version, name, applied_at)`.
+/// Each file runs in one transaction; statements are separated by ";" at line end.
+/// Returns the number applied. Throws std::runtime_error naming the failing file.
+int migrate(Database& db, const std::filesystem::path& dir);
+
+/// Migration directory for `service` ("spec_engine" | "orchestrator") and the db's dialect:
+/// looks in $MIGRATIONS_DIR, then <exe>/../../migrations, ./migrations, /usr/share/agentic-ide/migrations.
+std::filesystem::path migrations_dir(const std::string& service, Dialect dialect);
+
+}  // namespace core::db

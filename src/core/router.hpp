@@ -1,0 +1,71 @@
+#pragma once
+// Path-pattern router shared by both services. Patterns are literal segments
+// and "{name}" captures, e.g. "/api/workflows/{id}/draft". No Beast types.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/http_types.hpp"
+
+namespace core::http {
+
+class WsConnection;
+
+/// A plain HTTP handler. Runs on the server's blocking pool, so it may do SQL
+/// or call other services synchronously. Exceptions escape as 500 problem details.
+using Handler = std::function<Response(Request&)>;
+
+/// What a WebSocket route answers to an upgrade request.
+struct WsAccept {
+  /// If set, the upgrade is refused with this response (e.g. 401/404 problem details).
+  std::optional<Response> reject;
+  /// Sub-protocol to echo in Sec-WebSocket-Protocol (RFC 6455 §4.2.2), if any.
+  std::optional<std::string> subprotocol;
+  /// Called on the blocking pool once the handshake completed; the connection is open.
+  std::function<void(std::shared_ptr<WsConnection>)> on_open;
+};
+
+/// Decides on an upgrade request; runs on the blocking pool.
+using WsHandler = std::function<WsAccept(Request&)>;
+
+/// Result of matching a method and path.
+struct RouteMatch {
+  const Handler* handler = nullptr;      ///< set when a plain route matched
+  const WsHandler* ws_handler = nullptr; ///< set when a WebSocket route matched
+  std::map<std::string, std::string> params;
+  bool path_exists = false;              ///< the path matched some route but not this method (-> 405)
+  std::vector<std::string> allowed_methods;
+};
+
+/// Route table. Register everything before the server starts; lookups are read-only.
+class Router {
+ public:
+  /// Registers `handler` for `method` ("GET", "POST", ...) and `pattern`.
+  void add(std::string method, std::string pattern, Handler handler);
+  /// Registers a WebSocket endpoint (GET + Upgrade) at `pattern`.
+  void add_ws(std::string pattern, WsHandler handler);
+  /// Finds the route for method+path. WebSocket routes match only when `is_upgrade`.
+  RouteMatch match(const std::string& method, const std::string& path, bool is_upgrade) const;
+
+  /// One registered route, for introspection (OpenAPI coverage tests).
+  struct RouteInfo {
+    std::string method;   ///< "GET", ... ; "WS" for WebSocket routes
+    std::string pattern;
+  };
+  std::vector<RouteInfo> routes() const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::string pattern;
+    std::vector<std::string> segments;
+    Handler handler;
+    WsHandler ws_handler;
+  };
+  std::vector<Route> routes_;
+};
+
+}  // namespace core::http
