@@ -1,0 +1,92 @@
+#pragma once
+// The contract between the agent runtime (runtime/, tools/, models/) and the
+// engine service (store/, api/). DESIGN.md §4 "Runtime" and "Events".
+// The runtime is synchronous: a run executes on one worker thread and reports
+// through RunObserver; it never touches the database or sockets itself.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/http_client.hpp"
+
+namespace spec_engine::runtime {
+
+/// One problem found while validating input; `field` is a JSON-pointer-like path
+/// such as "agent_definition.graph.nodes[1].data.tools[0]".
+struct FieldError {
+  std::string field;
+  std::string message;
+};
+
+/// Checks an agent definition (DESIGN.md §4 "Agent definition"): graph.nodes[]
+/// non-empty, unique ids, type AgentNode, data.name/system_prompt, tools each a
+/// built-in name, a delegation-target id or "task" (only with an outgoing edge),
+/// edges referencing existing nodes, entryPoint an existing node. Returns every
+/// problem found (empty = valid). `prefix` is prepended to field paths.
+std::vector<FieldError> validate_definition(const nlohmann::json& definition,
+                                            const std::string& prefix = "agent_definition");
+
+/// Limits on one run (DESIGN.md §4 "Loop per agent").
+struct RunLimits {
+  int max_steps = 100;                          ///< model calls across all agents of the run
+  std::chrono::seconds max_wall_time{900};      ///< wall-clock budget for the whole run
+  std::int64_t max_tokens = 2'000'000;          ///< prompt+completion tokens reported by the model
+  int max_delegation_depth = 4;                 ///< nested task calls
+};
+
+/// Which model serves the run. `provider_override` (from --model-override) forces
+/// every node onto one provider: "scripted:/path/script.json" or "openai[:model]".
+struct ModelSettings {
+  std::optional<std::string> provider_override;
+  std::string openai_base_url = "https://api.openai.com/v1";
+  std::string openai_api_key;                   ///< from OPENAI_API_KEY; never logged
+  core::http::TlsOptions tls;                   ///< CA file / verification for HTTPS
+  std::chrono::milliseconds request_timeout{120000};  ///< one model call, end to end
+  std::chrono::milliseconds idle_timeout{60000};      ///< gap between streamed chunks
+  int max_attempts = 3;                         ///< transient provider errors (429/5xx/connect) retried with backoff
+};
+
+/// Receives everything a run produces. Implemented by the engine service, which
+/// stores and fans out events and persists checkpoints. Called on the run's thread.
+class RunObserver {
+ public:
+  virtual ~RunObserver() = default;
+  /// One event: `event_type` is on_state_update | on_llm_stream | on_tool_start |
+  /// on_tool_end | error. (`end` is emitted by the service after run() returns.)
+  virtual void emit(const std::string& event_type, const nlohmann::json& data) = 0;
+  /// The full resumable state after a step (see RunState::to_json). Must be durable on return.
+  virtual void checkpoint(const nlohmann::json& state) = 0;
+  /// Polled between steps; true stops the run with status "cancelled".
+  virtual bool cancelled() { return false; }
+};
+
+/// Outcome of a run.
+struct RunResult {
+  std::string status;            ///< "completed" | "failed" | "cancelled"
+  nlohmann::json result;         ///< {"messages":[...final assistant text...]} on completion
+  nlohmann::json files;          ///< final file map (deepagents shape)
+  std::string error;             ///< human-readable reason when failed
+};
+
+/// What to run.
+struct RunRequest {
+  std::string thread_id;
+  nlohmann::json definition;     ///< already validated
+  nlohmann::json input_payload;  ///< {messages:[{role,content}]|string, files:{path:{content:[..]}}}
+  /// Last checkpoint of this thread, when resuming after an engine restart.
+  std::optional<nlohmann::json> resume_from;
+};
+
+/// Executes a run to the end. Never throws for run-level failures (model
+/// unreachable, script exhausted, limits hit): those return status "failed" with
+/// `error` and an `error` event. Throws only on programming errors.
+RunResult execute(const RunRequest& request, const RunLimits& limits,
+                  const ModelSettings& models, RunObserver& observer);
+
+}  // namespace spec_engine::runtime
