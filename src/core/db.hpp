@@ -21,6 +21,10 @@ struct DbConfig {
   std::filesystem::path sqlite_path;
   /// Pool size (SQLite: sessions share one file in WAL mode with busy_timeout).
   std::size_t pool_size = 8;
+  /// Database used when a postgresql:// URL names none (e.g. "deepagents_runtime").
+  std::string default_database;
+  /// PostgreSQL only: create the database if it does not exist (needs CREATEDB on the server).
+  bool create_if_missing = true;
 };
 
 /// A pool of SOCI sessions. Thread-safe. Throws std::runtime_error (with the
@@ -47,6 +51,20 @@ class Database {
   std::string description_;
   std::unique_ptr<soci::connection_pool> pool_;
 };
+
+/// PostgreSQL URL with its database replaced by `dbname` (query kept). Throws std::invalid_argument
+/// for a URL that is not postgresql:// or postgres://.
+std::string with_database(const std::string& url, const std::string& dbname);
+
+/// The database name in a postgresql:// URL ("" when the URL has no path).
+std::string database_of(const std::string& url);
+
+/// `url` with any password replaced by "***" (for logs and error messages).
+std::string redact(const std::string& url);
+
+/// Creates database `dbname` on the server of `url` (connecting to its "postgres" database)
+/// unless it exists. Throws std::runtime_error with the server's message on failure.
+void create_postgres_database(const std::string& url, const std::string& dbname);
 
 /// Applies every migration file in `dir` (named "NNNN_description.sql", applied in
 /// numeric order) not yet recorded in table `schema_migrations(version, name, applied_at)`.

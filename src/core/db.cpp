@@ -1,0 +1,238 @@
+#include "core/db.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <stdexcept>
+#include <unistd.h>
+
+#include <soci/postgresql/soci-postgresql.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+#include <libpq-fe.h>
+
+#include "core/log.hpp"
+#include "core/util.hpp"
+
+namespace core::db {
+namespace {
+
+bool is_pg_url(const std::string& url) {
+  return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
+}
+
+// Splits scheme://authority/path?query into parts; enough for libpq URIs (RFC 3986 §3).
+struct UrlParts {
+  std::string scheme_authority;  // "postgresql://user:pw@host:port"
+  std::string path;              // "dbname" (without leading '/')
+  std::string query;             // "sslmode=require" (without '?')
+};
+UrlParts split(const std::string& url) {
+  const auto scheme_end = url.find("://");
+  if (scheme_end == std::string::npos) throw std::invalid_argument("not a URL: " + redact(url));
+  const auto path_start = url.find('/', scheme_end + 3);
+  const auto q = url.find('?', scheme_end + 3);
+  UrlParts p;
+  if (path_start == std::string::npos || (q != std::string::npos && q < path_start)) {
+    p.scheme_authority = url.substr(0, q);
+  } else {
+    p.scheme_authority = url.substr(0, path_start);
+    p.path = url.substr(path_start + 1, q == std::string::npos ? std::string::npos : q - path_start - 1);
+  }
+  if (q != std::string::npos) p.query = url.substr(q + 1);
+  return p;
+}
+
+// SOCI 4.0 rewrites the connection string it is given, which breaks libpq URIs;
+// libpq's own parser turns the URI into "key='value'" pairs SOCI passes through intact.
+std::string to_conninfo(const std::string& url) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(url.c_str(), &err);
+  if (!opts) {
+    std::string msg = err ? err : "unparsable";
+    if (err) PQfreemem(err);
+    throw std::invalid_argument("invalid PostgreSQL URL " + redact(url) + ": " + msg);
+  }
+  std::string out;
+  for (auto* o = opts; o->keyword; ++o) {
+    if (!o->val) continue;
+    std::string v;
+    for (const char* c = o->val; *c; ++c) {
+      if (*c == '\\' || *c == '\'') v += '\\';
+      v += *c;
+    }
+    out += std::string(out.empty() ? "" : " ") + o->keyword + "='" + v + "'";
+  }
+  PQconninfoFree(opts);
+  return out;
+}
+
+void exec_script(soci::session& sql, const std::string& script) {
+  // Statements end with ';' at the end of a line; "--" comment lines are skipped.
+  std::istringstream in(script);
+  std::string line, stmt;
+  auto flush = [&] {
+    const auto first = stmt.find_first_not_of(" \t\r\n");
+    if (first != std::string::npos) sql << stmt;
+    stmt.clear();
+  };
+  while (std::getline(in, line)) {
+    const auto t = line.find_first_not_of(" \t");
+    if (t != std::string::npos && line.compare(t, 2, "--") == 0) continue;
+    stmt += line + "\n";
+    const auto last = line.find_last_not_of(" \t\r");
+    if (last != std::string::npos && line[last] == ';') {
+      stmt.erase(stmt.find_last_of(';'));
+      flush();
+    }
+  }
+  flush();
+}
+
+}  // namespace
+
+std::string redact(const std::string& url) {
+  static const std::regex re(R"(^([a-z]+://[^:/@]+:)[^@]*@)");
+  return std::regex_replace(url, re, "$1***@");
+}
+
+std::string database_of(const std::string& url) { return split(url).path; }
+
+std::string with_database(const std::string& url, const std::string& dbname) {
+  if (!is_pg_url(url)) throw std::invalid_argument("not a postgresql:// URL: " + redact(url));
+  const auto p = split(url);
+  return p.scheme_authority + "/" + dbname + (p.query.empty() ? "" : "?" + p.query);
+}
+
+void create_postgres_database(const std::string& url, const std::string& dbname) {
+  static const std::regex ident("^[A-Za-z_][A-Za-z0-9_]{0,62}$");
+  if (!std::regex_match(dbname, ident)) throw std::invalid_argument("invalid database name: " + dbname);
+  try {
+    soci::session sql(soci::postgresql, to_conninfo(with_database(url, "postgres")));
+    int n = 0;
+    sql << "SELECT COUNT(*) FROM pg_database WHERE datname = :n", soci::use(dbname), soci::into(n);
+    if (n == 0) sql << "CREATE DATABASE " + dbname;
+  } catch (const soci::soci_error& e) {
+    // A concurrent creator may have won the race; that is fine.
+    if (std::string(e.what()).find("already exists") != std::string::npos) return;
+    throw std::runtime_error("cannot create database " + dbname + " on " + redact(url) + ": " + e.what());
+  }
+}
+
+Database::Database(const DbConfig& config) : size_(std::max<std::size_t>(1, config.pool_size)) {
+  pool_ = std::make_unique<soci::connection_pool>(size_);
+  try {
+    if (!config.url.empty()) {
+      if (!is_pg_url(config.url))
+        throw std::runtime_error("unsupported database URL (expected postgresql://...): " + redact(config.url));
+      dialect_ = Dialect::postgres;
+      std::string url = config.url;
+      if (database_of(url).empty() && !config.default_database.empty())
+        url = with_database(url, config.default_database);
+      if (config.create_if_missing && !database_of(url).empty()) create_postgres_database(url, database_of(url));
+      description_ = redact(url);
+      const std::string conninfo = to_conninfo(url);
+      for (std::size_t i = 0; i < size_; ++i) pool_->at(i).open(soci::postgresql, conninfo);
+    } else {
+      dialect_ = Dialect::sqlite;
+      if (config.sqlite_path.empty()) throw std::runtime_error("no database configured (empty URL and SQLite path)");
+      if (config.sqlite_path.has_parent_path()) std::filesystem::create_directories(config.sqlite_path.parent_path());
+      description_ = "sqlite:" + config.sqlite_path.string();
+      // busy timeout in seconds: writers wait for each other instead of failing.
+      const std::string conn = "db=\"" + config.sqlite_path.string() + "\" timeout=30";
+      for (std::size_t i = 0; i < size_; ++i) {
+        auto& s = pool_->at(i);
+        s.open(soci::sqlite3, conn);
+        s << "PRAGMA journal_mode=WAL";
+        s << "PRAGMA synchronous=NORMAL";
+        s << "PRAGMA foreign_keys=ON";
+      }
+    }
+  } catch (const soci::soci_error& e) {
+    throw std::runtime_error("cannot open database " + (description_.empty() ? redact(config.url) : description_) +
+                             ": " + e.what());
+  }
+}
+
+Database::~Database() = default;
+
+bool Database::ping() noexcept {
+  try {
+    soci::session sql(*pool_);
+    int one = 0;
+    sql << "SELECT 1", soci::into(one);
+    return one == 1;
+  } catch (...) {
+    return false;
+  }
+}
+
+int migrate(Database& db, const std::filesystem::path& dir) {
+  namespace fs = std::filesystem;
+  if (!fs::is_directory(dir)) throw std::runtime_error("migrations directory not found: " + dir.string());
+  static const std::regex name_re(R"(^(\d+)_([A-Za-z0-9_\-]+)\.sql$)");
+  std::vector<std::pair<long, fs::path>> files;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string n = e.path().filename().string();
+    if (e.is_regular_file() && std::regex_match(n, m, name_re)) files.emplace_back(std::stol(m[1]), e.path());
+  }
+  std::sort(files.begin(), files.end());
+  for (std::size_t i = 1; i < files.size(); ++i)
+    if (files[i].first == files[i - 1].first)
+      throw std::runtime_error("two migrations share version " + std::to_string(files[i].first) + " in " + dir.string());
+
+  soci::session sql(db.pool());
+  const bool pg = db.dialect() == Dialect::postgres;
+  // One migrator at a time across replicas (PostgreSQL advisory lock; SQLite serialises writers itself).
+  if (pg) sql << "SELECT pg_advisory_lock(727274)";
+  int applied = 0;
+  try {
+    sql << "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, "
+           "applied_at TEXT NOT NULL)";
+    for (const auto& [version, path] : files) {
+      int n = 0;
+      long long v = version;
+      sql << "SELECT COUNT(*) FROM schema_migrations WHERE version = :v", soci::use(v), soci::into(n);
+      if (n > 0) continue;
+      std::ifstream in(path);
+      std::stringstream buf;
+      buf << in.rdbuf();
+      soci::transaction tr(sql);
+      try {
+        exec_script(sql, buf.str());
+        const std::string name = path.filename().string();
+        const std::string at = now_rfc3339();
+        sql << "INSERT INTO schema_migrations (version, name, applied_at) VALUES (:v, :n, :a)", soci::use(v),
+            soci::use(name), soci::use(at);
+        tr.commit();
+      } catch (const std::exception& e) {
+        throw std::runtime_error("migration " + path.string() + " failed: " + e.what());
+      }
+      ++applied;
+      log::info("migration_applied", {{"file", path.filename().string()}, {"database", db.describe()}});
+    }
+  } catch (...) {
+    if (pg) { try { sql << "SELECT pg_advisory_unlock(727274)"; } catch (...) {} }
+    throw;
+  }
+  if (pg) sql << "SELECT pg_advisory_unlock(727274)";
+  return applied;
+}
+
+std::filesystem::path migrations_dir(const std::string& service, Dialect dialect) {
+  namespace fs = std::filesystem;
+  const std::string sub = service + "/" + (dialect == Dialect::postgres ? "postgres" : "sqlite");
+  std::vector<fs::path> roots;
+  if (const char* env = std::getenv("MIGRATIONS_DIR"); env && *env) roots.emplace_back(env);
+  std::error_code ec;
+  const auto exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) roots.push_back(exe.parent_path().parent_path().parent_path() / "migrations");
+  roots.emplace_back("migrations");
+  roots.emplace_back("/usr/share/agentic-ide/migrations");
+  for (const auto& r : roots)
+    if (fs::is_directory(r / sub)) return r / sub;
+  throw std::runtime_error("migrations for " + sub + " not found (set MIGRATIONS_DIR)");
+}
+
+}  // namespace core::db

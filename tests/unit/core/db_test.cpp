@@ -1,0 +1,102 @@
+#include "core/db.hpp"
+
+#include <cstdlib>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "core/util.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+// A database per test: SQLite in a temp dir, or a fresh PostgreSQL database when TEST_PG_URL is set.
+struct Target {
+  std::string name;
+  bool postgres;
+};
+
+class DbTest : public ::testing::TestWithParam<Target> {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("dbtest-" + core::random_hex(6));
+    fs::create_directories(dir_ / "migrations");
+    if (GetParam().postgres) {
+      const char* url = std::getenv("TEST_PG_URL");
+      if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
+      cfg_.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
+    } else {
+      cfg_.sqlite_path = dir_ / "test.db";
+    }
+    cfg_.pool_size = 4;
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  void write_migration(const std::string& name, const std::string& sql) {
+    std::ofstream(dir_ / "migrations" / name) << sql;
+  }
+  fs::path dir_;
+  core::db::DbConfig cfg_;
+};
+}  // namespace
+
+TEST_P(DbTest, MigratesInOrderOnceAndRecordsVersions) {
+  write_migration("0002_more.sql", "ALTER TABLE t ADD COLUMN extra TEXT;\n");
+  write_migration("0001_init.sql",
+                  "-- first table\nCREATE TABLE t (id INTEGER PRIMARY KEY,\n  name TEXT NOT NULL);\n"
+                  "INSERT INTO t (id, name) VALUES (1, 'a;b');\n");
+  core::db::Database db(cfg_);
+  EXPECT_TRUE(db.ping());
+  EXPECT_EQ(core::db::migrate(db, dir_ / "migrations"), 2);
+  EXPECT_EQ(core::db::migrate(db, dir_ / "migrations"), 0);
+  soci::session sql(db.pool());
+  std::string name;
+  sql << "SELECT name FROM t WHERE id = 1", soci::into(name);
+  EXPECT_EQ(name, "a;b");
+  int n = 0;
+  sql << "SELECT COUNT(*) FROM schema_migrations", soci::into(n);
+  EXPECT_EQ(n, 2);
+}
+
+TEST_P(DbTest, FailedMigrationRollsBackAndNamesFile) {
+  write_migration("0001_ok.sql", "CREATE TABLE a (id INTEGER);\n");
+  write_migration("0002_bad.sql", "CREATE TABLE b (id INTEGER);\nTHIS IS NOT SQL;\n");
+  core::db::Database db(cfg_);
+  try {
+    core::db::migrate(db, dir_ / "migrations");
+    FAIL() << "expected failure";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("0002_bad.sql"), std::string::npos) << e.what();
+  }
+  soci::session sql(db.pool());
+  int n = 0;
+  sql << "SELECT COUNT(*) FROM schema_migrations", soci::into(n);
+  EXPECT_EQ(n, 1);
+  if (db.dialect() == core::db::Dialect::postgres) {
+    // DDL is transactional in PostgreSQL: table b must not exist.
+    sql << "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'b'", soci::into(n);
+    EXPECT_EQ(n, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, DbTest, ::testing::Values(Target{"sqlite", false}, Target{"postgres", true}),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(DbUrl, RedactsPasswordsAndSwapsDatabase) {
+  EXPECT_EQ(core::db::redact("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
+  EXPECT_EQ(core::db::with_database("postgresql://u@h:1/x?sslmode=require", "y"), "postgresql://u@h:1/y?sslmode=require");
+  EXPECT_EQ(core::db::with_database("postgresql://u@h:1", "y"), "postgresql://u@h:1/y");
+  EXPECT_EQ(core::db::database_of("postgresql://u@h:1/abc?x=1"), "abc");
+  EXPECT_THROW(core::db::with_database("mysql://h/x", "y"), std::invalid_argument);
+}
+
+TEST(DbUrl, UnreachableDatabaseThrowsWithoutPassword) {
+  core::db::DbConfig cfg;
+  cfg.url = "postgresql://u:topsecret@127.0.0.1:1/x?connect_timeout=2";
+  cfg.pool_size = 1;
+  try {
+    core::db::Database db(cfg);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+  }
+}
