@@ -36,6 +36,7 @@ struct RouteMatch {
   const Handler* handler = nullptr;      ///< set when a plain route matched
   const WsHandler* ws_handler = nullptr; ///< set when a WebSocket route matched
   std::map<std::string, std::string> params;
+  std::string pattern;                   ///< the matched route's pattern (metrics label), empty if none
   bool path_exists = false;              ///< the path matched some route but not this method (-> 405)
   std::vector<std::string> allowed_methods;
 };

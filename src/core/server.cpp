@@ -1,0 +1,736 @@
+// HTTP/1.1 (RFC 9112) + WebSocket (RFC 6455) server on Boost.Beast with C++20
+// coroutines. One coroutine per connection runs on its own strand; every network
+// step has a deadline; handlers and middleware run on a separate blocking pool.
+#include "core/server.hpp"
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/url/parse.hpp>
+
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/tracing.hpp"
+#include "core/util.hpp"
+#include "core/ws.hpp"
+
+namespace core::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace websocket = boost::beast::websocket;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+/// Runs `f` on `pool` and resumes the calling coroutine on its own executor with the result.
+/// Exceptions thrown by `f` are rethrown in the caller.
+template <class F>
+asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F f) {
+  using R = std::invoke_result_t<F>;
+  co_return co_await asio::co_spawn(
+      pool.get_executor(), [fn = std::move(f)]() mutable -> asio::awaitable<R> { co_return fn(); },
+      asio::use_awaitable);
+}
+
+/// Converts Beast header fields into core::http::Headers.
+template <class Fields>
+Headers to_headers(const Fields& fields) {
+  Headers h;
+  for (const auto& f : fields) h.add(std::string(f.name_string()), std::string(f.value()));
+  return h;
+}
+
+/// True for errors that just mean "the peer went away" (no response possible).
+bool is_disconnect(const error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
+         ec == asio::error::broken_pipe || ec == asio::error::operation_aborted || ec == beast::error::timeout ||
+         ec == asio::error::not_connected || ec == asio::error::bad_descriptor;
+}
+
+bool is_websocket_upgrade(const bhttp::request<bhttp::string_body>& req) { return websocket::is_upgrade(req); }
+
+}  // namespace
+
+class WsConnImpl;
+
+struct Server::Impl {
+  Impl(ServerOptions o, Router r, Middleware m)
+      : opts(std::move(o)),
+        router(std::move(r)),
+        middleware(std::move(m)),
+        requests_total(metrics::global().counter("http_requests_total", "HTTP requests by method, route and status")),
+        request_duration(metrics::global().histogram("http_request_duration_seconds",
+                                                     "HTTP request latency in seconds by route")),
+        ws_gauge(metrics::global().gauge("websocket_connections", "Open WebSocket connections")) {}
+
+  ServerOptions opts;
+  Router router;
+  Middleware middleware;
+  metrics::Counter& requests_total;
+  metrics::Histogram& request_duration;
+  metrics::Gauge& ws_gauge;
+
+  std::unique_ptr<asio::thread_pool> pool;
+  std::mutex ws_mu;
+  std::map<std::uint64_t, std::weak_ptr<WsConnImpl>> ws_conns;
+  std::uint64_t next_ws_id = 0;
+  std::atomic<std::size_t> ws_open{0};
+  std::atomic<bool> started{false};
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::uint16_t bound_port = 0;
+  std::vector<std::thread> threads;
+  // Declared last: destroyed first, so pending coroutine frames die while the members above still exist.
+  std::unique_ptr<asio::io_context> ioc;
+  std::unique_ptr<tcp::acceptor> acceptor;
+
+  asio::awaitable<void> accept_loop();
+  asio::awaitable<void> session(tcp::socket socket);
+  asio::awaitable<void> run_websocket(beast::tcp_stream stream, bhttp::request<bhttp::string_body> req,
+                                      Request request, WsAccept accept, Clock::time_point started_at);
+  void record(const Request& req, const std::string& route, int status, Clock::time_point started_at);
+  void shutdown();
+};
+
+/// Server-side WebSocket connection: one reader loop (the session coroutine) and
+/// one writer coroutine, both on the connection's strand. Public methods are thread-safe.
+class WsConnImpl final : public WsConnection, public std::enable_shared_from_this<WsConnImpl> {
+ public:
+  explicit WsConnImpl(websocket::stream<beast::tcp_stream> ws)
+      : ws_(std::move(ws)), wake_(ws_.get_executor()) {
+    wake_.expires_at(Clock::time_point::max());
+  }
+  ~WsConnImpl() override { fire_close(); }
+
+  bool send_text(std::string message) override {
+    {
+      std::lock_guard lk(mu_);
+      if (closing_ || done_) return false;
+      queue_.push_back(std::move(message));
+    }
+    wake();
+    return true;
+  }
+
+  void close(std::uint16_t code, std::string reason) override {
+    {
+      std::lock_guard lk(mu_);
+      if (closing_ || done_) return;
+      closing_ = true;
+      close_code_ = code;
+      close_reason_ = std::move(reason);
+    }
+    wake();
+  }
+
+  void on_message(std::function<void(const std::string&)> cb) override {
+    // Messages that arrived before a callback existed are delivered first, in order.
+    std::unique_lock lk(mu_);
+    while (!pending_.empty()) {
+      auto batch = std::move(pending_);
+      pending_.clear();
+      lk.unlock();
+      for (const auto& m : batch) {
+        try {
+          if (cb) cb(m);
+        } catch (const std::exception& e) {
+          log::warn("websocket_on_message_failed", {{"error", e.what()}});
+        }
+      }
+      lk.lock();
+    }
+    on_msg_ = std::move(cb);
+  }
+
+  void on_close(std::function<void()> cb) override {
+    {
+      std::lock_guard lk(mu_);
+      if (!close_fired_) {
+        on_close_ = std::move(cb);
+        return;
+      }
+    }
+    if (cb) cb();
+  }
+
+  bool is_open() const override {
+    std::lock_guard lk(mu_);
+    return !closing_ && !done_ && !peer_closed_;
+  }
+
+  std::size_t queued() const override {
+    std::lock_guard lk(mu_);
+    return queue_.size();
+  }
+
+  /// Marks that on_open has returned: later messages without a callback are dropped.
+  void open_returned() {
+    std::lock_guard lk(mu_);
+    open_returned_ = true;
+  }
+
+  /// Reader loop; returns when the connection is finished. Runs on the strand.
+  asio::awaitable<void> run() {
+    auto self = shared_from_this();
+    asio::co_spawn(ws_.get_executor(), writer(), asio::detached);
+    for (;;) {
+      beast::flat_buffer buf;
+      error_code ec;
+      co_await ws_.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec != websocket::error::closed && !is_disconnect(ec)) {
+          log::debug("websocket_read_failed", {{"error", ec.message()}});
+        }
+        break;
+      }
+      if (!ws_.got_text()) continue;  // binary frames are not part of the protocol here
+      std::string msg = beast::buffers_to_string(buf.data());
+      std::function<void(const std::string&)> cb;
+      {
+        std::lock_guard lk(mu_);
+        if (!on_msg_) {
+          if (!open_returned_) pending_.push_back(std::move(msg));
+          continue;
+        }
+        cb = on_msg_;
+      }
+      try {
+        cb(msg);
+      } catch (const std::exception& e) {
+        log::warn("websocket_on_message_failed", {{"error", e.what()}});
+      }
+    }
+    {
+      std::lock_guard lk(mu_);
+      done_ = true;
+      peer_closed_ = true;
+    }
+    wake_.cancel();
+    fire_close();
+  }
+
+  /// Server shutdown: close with 1001 "going away" (RFC 6455 §7.4.1).
+  void going_away() { close(1001, "server shutting down"); }
+
+ private:
+  void wake() {
+    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->wake_.cancel(); });
+  }
+
+  /// Writes queued frames in order; after a close request, flushes and sends the close frame.
+  asio::awaitable<void> writer() {
+    auto self = shared_from_this();
+    for (;;) {
+      std::optional<std::string> next;
+      bool send_close = false;
+      websocket::close_reason cr;
+      {
+        std::lock_guard lk(mu_);
+        if (done_) break;
+        if (!queue_.empty()) {
+          next = std::move(queue_.front());
+          queue_.pop_front();
+        } else if (closing_) {
+          send_close = true;
+          cr.code = close_code_;
+          cr.reason = close_reason_;
+        }
+      }
+      error_code ec;
+      if (next) {
+        ws_.text(true);
+        co_await ws_.async_write(asio::buffer(*next), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+      } else if (send_close) {
+        co_await ws_.async_close(cr, asio::redirect_error(asio::use_awaitable, ec));
+        break;
+      } else {
+        co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
+    }
+    std::lock_guard lk(mu_);
+    queue_.clear();
+  }
+
+  void fire_close() {
+    std::function<void()> cb;
+    {
+      std::lock_guard lk(mu_);
+      if (close_fired_) return;
+      close_fired_ = true;
+      done_ = true;
+      cb = std::move(on_close_);
+    }
+    if (cb) {
+      try {
+        cb();
+      } catch (const std::exception& e) {
+        log::warn("websocket_on_close_failed", {{"error", e.what()}});
+      }
+    }
+  }
+
+  websocket::stream<beast::tcp_stream> ws_;
+  asio::steady_timer wake_;
+  mutable std::mutex mu_;
+  std::deque<std::string> queue_;
+  std::vector<std::string> pending_;
+  std::function<void(const std::string&)> on_msg_;
+  std::function<void()> on_close_;
+  bool closing_ = false;      // close() requested
+  bool done_ = false;         // socket finished
+  bool peer_closed_ = false;  // read side ended
+  bool close_fired_ = false;
+  bool open_returned_ = false;
+  std::uint16_t close_code_ = 1000;
+  std::string close_reason_;
+};
+
+void Server::Impl::record(const Request& req, const std::string& route, int status, Clock::time_point started_at) {
+  const double secs = std::chrono::duration<double>(Clock::now() - started_at).count();
+  try {
+    log::info("http_request", {{"method", req.method},
+                               {"path", req.path},
+                               {"status", status},
+                               {"duration_ms", secs * 1000.0},
+                               {"request_id", req.request_id},
+                               {"route", route}});
+    requests_total.inc({{"service", opts.service_name},
+                        {"method", req.method},
+                        {"route", route},
+                        {"status", std::to_string(status)}});
+    request_duration.observe(secs, {{"service", opts.service_name}, {"route", route}});
+  } catch (const std::exception&) {
+    // observability must never break serving
+  }
+}
+
+asio::awaitable<void> Server::Impl::accept_loop() {
+  for (;;) {
+    error_code ec;
+    tcp::socket sock = co_await acceptor->async_accept(asio::make_strand(*ioc),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || stopping) co_return;
+      log::warn("http_accept_failed", {{"error", ec.message()}});
+      asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(50));
+      co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      continue;
+    }
+    auto ex = sock.get_executor();
+    asio::co_spawn(ex, session(std::move(sock)), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex2) {
+        log::error("http_session_failed", {{"error", ex2.what()}});
+      }
+    });
+  }
+}
+
+namespace {
+
+/// Builds the Beast response for `r` (adds X-Request-Id, Content-Length).
+bhttp::response<bhttp::string_body> to_beast(const Response& r, const std::string& request_id, unsigned version,
+                                             bool keep_alive) {
+  bhttp::response<bhttp::string_body> res;
+  res.version(version);
+  res.result(static_cast<unsigned>(r.status));
+  for (const auto& [k, v] : r.headers.fields()) res.insert(k, v);
+  if (!request_id.empty()) res.set("X-Request-Id", request_id);
+  res.body() = r.body;
+  res.keep_alive(keep_alive);
+  res.prepare_payload();
+  return res;
+}
+
+/// Fills method/target/path/query of `out` from the request line. False if the target is malformed.
+bool parse_target(const bhttp::request<bhttp::string_body>& req, Request& out) {
+  out.method = std::string(req.method_string());
+  out.target = std::string(req.target());
+  auto parsed = boost::urls::parse_origin_form(req.target());
+  if (!parsed) return false;
+  out.path = parsed->path();
+  if (out.path.empty()) out.path = "/";
+  for (auto p : parsed->params()) out.query.emplace(std::string(p.key), std::string(p.value));
+  return true;
+}
+
+}  // namespace
+
+asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  std::string remote;
+  {
+    error_code ec;
+    auto ep = stream.socket().remote_endpoint(ec);
+    if (!ec) remote = ep.address().to_string();
+  }
+  bool first = true;
+  for (;;) {
+    bhttp::request_parser<bhttp::string_body> parser;
+    parser.body_limit(opts.max_body_bytes);
+    parser.header_limit(16 * 1024);
+    error_code ec;
+    stream.expires_after(first ? opts.read_timeout : opts.idle_timeout);
+    first = false;
+    co_await bhttp::async_read_header(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+    const auto started_at = Clock::now();
+    Request request;
+    request.remote_addr = remote;
+    request.request_id = core::uuid4();
+
+    // Sends an error answer produced by the server itself (never reaches a handler) and closes.
+    auto fail = [&](int status, const std::string& title, const std::string& detail) -> asio::awaitable<void> {
+      if (request.method.empty()) request.method = "UNKNOWN";
+      Response r = Response::problem(status, title, detail);
+      auto res = to_beast(r, request.request_id, 11, false);
+      record(request, "unmatched", status, started_at);
+      error_code wec;
+      stream.expires_after(opts.read_timeout);
+      co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+    };
+
+    if (ec) {
+      if (ec == bhttp::error::body_limit) {
+        parse_target(parser.get(), request);
+        co_await fail(413, "Payload Too Large",
+                      "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.");
+      } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
+                 ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
+        co_await fail(400, "Bad Request", "The request could not be parsed as HTTP/1.1.");
+      }
+      break;  // timeout, disconnect or protocol error: close the connection
+    }
+
+    if (!parse_target(parser.get(), request)) {
+      co_await fail(400, "Bad Request", "The request target is malformed.");
+      break;
+    }
+    if (parser.get()[bhttp::field::expect] == "100-continue") {
+      bhttp::response<bhttp::empty_body> cont{bhttp::status::continue_, parser.get().version()};
+      stream.expires_after(opts.read_timeout);
+      co_await bhttp::async_write(stream, cont, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) break;
+    }
+    if (!parser.is_done()) {
+      stream.expires_after(opts.read_timeout);
+      co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec) {
+        if (ec == bhttp::error::body_limit) {
+          co_await fail(413, "Payload Too Large",
+                        "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.");
+        } else if (!is_disconnect(ec) && ec != bhttp::error::partial_message) {
+          co_await fail(400, "Bad Request", "The request body could not be read: " + ec.message());
+        }
+        break;
+      }
+    }
+
+    bhttp::request<bhttp::string_body> req = parser.release();
+    request.headers = to_headers(req);
+    request.body = std::move(req.body());
+
+    // W3C trace context: continue the caller's trace or start a new one.
+    std::optional<tracing::TraceContext> incoming;
+    if (auto tp = request.headers.get("traceparent")) incoming = tracing::parse_traceparent(*tp);
+    const tracing::TraceContext span_ctx = incoming ? tracing::child_of(*incoming) : tracing::new_root();
+    request.traceparent = span_ctx.to_traceparent();
+
+    const bool upgrade = is_websocket_upgrade(req);
+    const RouteMatch match = router.match(request.method, request.path, upgrade);
+    const std::string route = match.pattern.empty() ? "unmatched" : match.pattern;
+    tracing::Span span(request.method + " " + route, span_ctx,
+                       incoming ? std::optional<std::string>(incoming->span_id) : std::nullopt, 2);
+    span.set_attribute("http.request.method", request.method);
+    span.set_attribute("http.route", route);
+    span.set_attribute("url.path", request.path);
+
+    if (match.ws_handler) {
+      WsAccept accept;
+      try {
+        accept = co_await run_blocking(*pool, [this, &request, &match]() -> WsAccept {
+          if (middleware.before) {
+            if (auto early = middleware.before(request)) {
+              WsAccept a;
+              a.reject = std::move(*early);
+              return a;
+            }
+          }
+          request.path_params = match.params;
+          WsAccept a = (*match.ws_handler)(request);
+          if (a.reject && middleware.after) middleware.after(request, *a.reject);
+          return a;
+        });
+      } catch (const std::exception& e) {
+        log::error("websocket_handler_failed", {{"error", e.what()}, {"request_id", request.request_id}});
+        accept = WsAccept{};
+        accept.reject = Response::problem(500, "Internal Server Error", "The server failed to handle the request.");
+      }
+      if (!accept.reject) {
+        span.set_attribute("http.response.status_code", 101);
+        span.end();
+        co_await run_websocket(std::move(stream), std::move(req), std::move(request), std::move(accept), started_at);
+        co_return;
+      }
+      const int status = accept.reject->status;
+      auto res = to_beast(*accept.reject, request.request_id, req.version(), false);
+      record(request, route, status, started_at);
+      stream.expires_after(opts.read_timeout);
+      co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+      span.set_attribute("http.response.status_code", status);
+      span.end();
+      break;
+    }
+
+    Response response;
+    try {
+      response = co_await run_blocking(*pool, [this, &request, &match, upgrade]() -> Response {
+        Response r;
+        bool answered = false;
+        if (middleware.before) {
+          if (auto early = middleware.before(request)) {
+            r = std::move(*early);
+            answered = true;
+          }
+        }
+        if (!answered) {
+          if (match.handler) {
+            request.path_params = match.params;
+            try {
+              r = (*match.handler)(request);
+            } catch (const std::exception& e) {
+              log::error("http_handler_failed", {{"error", e.what()}, {"request_id", request.request_id}});
+              r = Response::problem(500, "Internal Server Error", "The server failed to handle the request.");
+            } catch (...) {
+              r = Response::problem(500, "Internal Server Error", "The server failed to handle the request.");
+            }
+          } else if (match.path_exists) {
+            std::string allow;
+            bool get_listed = false;
+            for (const auto& m : match.allowed_methods) {
+              allow += (allow.empty() ? "" : ", ") + m;
+              get_listed = get_listed || m == "GET";
+            }
+            // A plain GET on a WebSocket-only path needs the Upgrade handshake (RFC 9110 §15.5.22).
+            const bool only_get_ws = request.method == "GET" && !upgrade && get_listed;
+            if (only_get_ws) {
+              r = Response::problem(426, "Upgrade Required", "This endpoint only accepts WebSocket connections.");
+              r.headers.set("Upgrade", "websocket");
+              r.headers.set("Connection", "Upgrade");
+            } else {
+              r = Response::problem(405, "Method Not Allowed",
+                                    "Method " + request.method + " is not allowed here; allowed: " + allow + ".");
+              r.headers.set("Allow", allow);
+            }
+          } else {
+            r = Response::problem(404, "Not Found", "No resource at " + request.path + ".");
+          }
+        }
+        if (middleware.after) middleware.after(request, r);
+        return r;
+      });
+    } catch (const std::exception& e) {
+      log::error("http_middleware_failed", {{"error", e.what()}, {"request_id", request.request_id}});
+      response = Response::problem(500, "Internal Server Error", "The server failed to handle the request.");
+    }
+
+    const bool keep_alive = req.keep_alive() && !stopping;
+    auto res = to_beast(response, request.request_id, req.version(), keep_alive);
+    // Recorded before the write, so a client that saw the response also sees it in /metrics.
+    record(request, route, response.status, started_at);
+    stream.expires_after(opts.read_timeout);
+    co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, ec));
+    span.set_attribute("http.response.status_code", response.status);
+    if (response.status >= 500) span.set_error("HTTP " + std::to_string(response.status));
+    span.end();
+    if (ec || !keep_alive) break;
+  }
+  error_code ignored;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+}
+
+asio::awaitable<void> Server::Impl::run_websocket(beast::tcp_stream stream, bhttp::request<bhttp::string_body> req,
+                                                  Request request, WsAccept accept, Clock::time_point started_at) {
+  stream.expires_never();  // the websocket stream manages its own timeouts
+  websocket::stream<beast::tcp_stream> ws(std::move(stream));
+  websocket::stream_base::timeout to{};
+  to.handshake_timeout = opts.read_timeout;
+  // Beast pings after half the idle time and drops the peer after the full idle time without traffic.
+  to.idle_timeout = 2 * opts.ws_ping_interval;
+  to.keep_alive_pings = true;
+  ws.set_option(to);
+  const std::optional<std::string> sub = accept.subprotocol;
+  const std::string rid = request.request_id;
+  ws.set_option(websocket::stream_base::decorator([sub, rid](websocket::response_type& res) {
+    if (sub) res.set(bhttp::field::sec_websocket_protocol, *sub);
+    res.set("X-Request-Id", rid);
+  }));
+  error_code ec;
+  co_await ws.async_accept(req, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) {
+    log::info("websocket_accept_failed", {{"error", ec.message()}, {"request_id", request.request_id}});
+    record(request, "unmatched", 400, started_at);
+    co_return;
+  }
+  const std::string route = router.match(request.method, request.path, true).pattern;
+  record(request, route.empty() ? "unmatched" : route, 101, started_at);
+
+  auto conn = std::make_shared<WsConnImpl>(std::move(ws));
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lk(ws_mu);
+    id = next_ws_id++;
+    ws_conns[id] = conn;
+  }
+  ++ws_open;
+  ws_gauge.inc({{"service", opts.service_name}});
+  if (stopping) conn->going_away();
+
+  if (accept.on_open) {
+    asio::post(*pool, [conn, cb = std::move(accept.on_open), rid]() {
+      try {
+        cb(conn);
+      } catch (const std::exception& e) {
+        log::error("websocket_on_open_failed", {{"error", e.what()}, {"request_id", rid}});
+        conn->close(1011, "internal error");
+      }
+      conn->open_returned();
+    });
+  } else {
+    conn->open_returned();
+  }
+  co_await conn->run();
+
+  {
+    std::lock_guard lk(ws_mu);
+    ws_conns.erase(id);
+  }
+  --ws_open;
+  ws_gauge.dec({{"service", opts.service_name}});
+}
+
+void Server::Impl::shutdown() {
+  std::lock_guard lk(stop_mu);
+  if (!started || stopping.exchange(true)) return;
+  // 1. stop accepting, 2. ask every WebSocket to go away (1001), wait briefly for them.
+  asio::post(acceptor->get_executor(), [this] {
+    error_code ec;
+    acceptor->close(ec);
+  });
+  {
+    std::lock_guard wl(ws_mu);
+    for (auto& [id, w] : ws_conns) {
+      if (auto c = w.lock()) c->going_away();
+    }
+  }
+  const auto deadline = Clock::now() + std::chrono::seconds(3);
+  while (ws_open.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // 3. stop the I/O loop and the blocking pool, join everything.
+  ioc->stop();
+  for (auto& t : threads) {
+    if (t.joinable()) t.join();
+  }
+  threads.clear();
+  pool->stop();
+  pool->join();
+  // 4. destroy pending coroutine frames (open HTTP connections) while the pool and router still exist.
+  acceptor.reset();
+  ioc.reset();
+}
+
+Server::Server(ServerOptions options, Router router, Middleware middleware)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(router), std::move(middleware))) {}
+
+Server::~Server() {
+  try {
+    stop();
+  } catch (...) {
+    // never throw from a destructor
+  }
+}
+
+void Server::start() {
+  auto& im = *impl_;
+  std::lock_guard lk(im.stop_mu);
+  if (im.started) throw std::logic_error("Server::start called twice");
+  im.ioc = std::make_unique<asio::io_context>(std::max(1, im.opts.io_threads));
+  im.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, im.opts.blocking_threads)));
+  error_code ec;
+  tcp::endpoint ep;
+  auto addr = asio::ip::make_address(im.opts.host, ec);
+  if (!ec) {
+    ep = tcp::endpoint(addr, im.opts.port);
+  } else {
+    tcp::resolver resolver(*im.ioc);
+    auto results = resolver.resolve(im.opts.host, std::to_string(im.opts.port), ec);
+    if (ec || results.empty()) {
+      throw std::runtime_error("cannot resolve listen address " + im.opts.host + ": " + ec.message());
+    }
+    ep = results.begin()->endpoint();
+  }
+  im.acceptor = std::make_unique<tcp::acceptor>(asio::make_strand(*im.ioc));
+  auto check = [&](const char* what) {
+    if (ec) {
+      throw std::runtime_error(std::string("cannot ") + what + " " + im.opts.host + ":" +
+                               std::to_string(im.opts.port) + ": " + ec.message());
+    }
+  };
+  im.acceptor->open(ep.protocol(), ec);
+  check("open");
+  im.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
+  check("configure");
+  im.acceptor->bind(ep, ec);
+  check("bind");
+  im.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+  check("listen on");
+  im.bound_port = im.acceptor->local_endpoint().port();
+  asio::co_spawn(im.acceptor->get_executor(), im.accept_loop(), asio::detached);
+  for (int i = 0; i < std::max(1, im.opts.io_threads); ++i) {
+    im.threads.emplace_back([&im] {
+      for (;;) {
+        try {
+          im.ioc->run();
+          return;
+        } catch (const std::exception& e) {
+          log::error("io_thread_exception", {{"error", e.what()}});
+        }
+      }
+    });
+  }
+  im.started = true;
+  log::info("http_server_started",
+            {{"service", im.opts.service_name}, {"host", im.opts.host}, {"port", im.bound_port}});
+}
+
+std::uint16_t Server::port() const { return impl_->bound_port; }
+
+void Server::stop() { impl_->shutdown(); }
+
+std::size_t Server::websocket_count() const { return impl_->ws_open.load(); }
+
+}  // namespace core::http

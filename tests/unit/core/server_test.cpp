@@ -1,0 +1,339 @@
+// Server round trips on 127.0.0.1 with the real blocking client; client
+// streaming and timeouts against raw POSIX-socket servers.
+#include "core/http_client.hpp"
+#include "core/metrics.hpp"
+#include "core/server.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+using namespace core::http;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string base(const Server& s) { return "http://127.0.0.1:" + std::to_string(s.port()); }
+
+ClientResponse call(const std::string& method, const std::string& url, std::string body = {},
+                    Headers headers = {}) {
+  ClientRequest r;
+  r.method = method;
+  r.url = url;
+  r.body = std::move(body);
+  r.headers = std::move(headers);
+  r.timeout = 5s;
+  return request(r);
+}
+
+Router test_router() {
+  Router r;
+  r.add("GET", "/items/{id}", [](Request& req) {
+    return Response::json(200, {{"id", req.path_params.at("id")},
+                                {"q", req.query_param("q").value_or("")},
+                                {"request_id", req.request_id},
+                                {"traceparent", req.traceparent}});
+  });
+  r.add("POST", "/echo", [](Request& req) { return Response::text(200, req.body); });
+  r.add("GET", "/boom", [](Request&) -> Response { throw std::runtime_error("kaput"); });
+  r.add("GET", "/private", [](Request&) { return Response::json(200, {{"secret", true}}); });
+  return r;
+}
+
+/// A listening TCP socket on 127.0.0.1 with an ephemeral port; never accepts unless asked.
+struct RawListener {
+  int fd = -1;
+  int port = 0;
+  RawListener() {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~RawListener() { ::close(fd); }
+};
+
+void send_all(int fd, const std::string& s) {
+  std::size_t off = 0;
+  while (off < s.size()) {
+    auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<std::size_t>(n);
+  }
+}
+
+/// Reads until the end of the request headers (enough for GET requests).
+void read_request_head(int fd) {
+  std::string got;
+  char buf[1024];
+  while (got.find("\r\n\r\n") == std::string::npos) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+}  // namespace
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ServerOptions o;
+    o.max_body_bytes = 1024;
+    o.service_name = "test";
+    o.blocking_threads = 4;
+    Middleware mw;
+    mw.before = [](Request& req) -> std::optional<Response> {
+      if (req.path == "/private" && req.headers.get("Authorization") != "Bearer good") {
+        return Response::problem(401, "Unauthorized", "A valid token is required.");
+      }
+      return std::nullopt;
+    };
+    mw.after = [](const Request&, Response& res) { res.headers.set("X-After", "1"); };
+    server = std::make_unique<Server>(o, test_router(), mw);
+    server->start();
+  }
+  std::unique_ptr<Server> server;
+};
+
+TEST_F(ServerTest, JsonHandlerWithParamsAndIds) {
+  Headers h;
+  h.set("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  auto r = call("GET", base(*server) + "/items/42?q=hello%20world", {}, h);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers.get("Content-Type"), "application/json");
+  EXPECT_EQ(r.headers.get("X-After"), "1");
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["id"], "42");
+  EXPECT_EQ(j["q"], "hello world");
+  EXPECT_EQ(r.headers.get("X-Request-Id"), j["request_id"].get<std::string>());
+  const std::string tp = j["traceparent"];
+  EXPECT_EQ(tp.substr(0, 36), "00-0af7651916cd43dd8448eb211c80319c-");
+  EXPECT_NE(tp.substr(36, 16), "b7ad6b7169203331");
+  auto& reg = core::metrics::global();
+  EXPECT_GE(reg.counter("http_requests_total", "")
+                .value({{"service", "test"}, {"method", "GET"}, {"route", "/items/{id}"}, {"status", "200"}}),
+            1.0);
+}
+
+TEST_F(ServerTest, NotFoundAndMethodNotAllowed) {
+  auto r = call("GET", base(*server) + "/nope");
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(r.headers.get("Content-Type"), "application/problem+json");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["status"], 404);
+
+  r = call("DELETE", base(*server) + "/echo");
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(r.headers.get("Allow"), "POST");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["title"], "Method Not Allowed");
+}
+
+TEST_F(ServerTest, BodyTooLargeIs413) {
+  auto r = call("POST", base(*server) + "/echo", std::string(2000, 'x'));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(r.headers.get("Content-Type"), "application/problem+json");
+  r = call("POST", base(*server) + "/echo", std::string(1000, 'y'));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 1000u);
+}
+
+TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(server->port());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  std::string req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(512, 'z') + "\r\n";
+  req += "0\r\n\r\n";
+  send_all(fd, req);
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 413");
+}
+
+TEST_F(ServerTest, HandlerExceptionIs500Problem) {
+  auto r = call("GET", base(*server) + "/boom");
+  EXPECT_EQ(r.status, 500);
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["type"], "about:blank");
+  EXPECT_EQ(j["status"], 500);
+  EXPECT_EQ(j["detail"].get<std::string>().find("kaput"), std::string::npos);  // no internals leaked
+}
+
+TEST_F(ServerTest, MiddlewareShortCircuit) {
+  auto r = call("GET", base(*server) + "/private");
+  EXPECT_EQ(r.status, 401);
+  EXPECT_EQ(r.headers.get("X-After"), "1");
+  Headers h;
+  h.set("Authorization", "Bearer good");
+  r = call("GET", base(*server) + "/private", {}, h);
+  EXPECT_EQ(r.status, 200);
+}
+
+TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(server->port());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  for (int i = 0; i < 3; ++i) {
+    const std::string body = "ping" + std::to_string(i);
+    send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                     body);
+    std::string got;
+    char buf[4096];
+    while (got.find("\r\n\r\n" + body) == std::string::npos) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      ASSERT_GT(n, 0) << "connection closed after " << i << " responses";
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 200");
+  }
+  ::close(fd);
+}
+
+TEST(HttpClient, StreamingDeliversChunksIncrementally) {
+  RawListener l;
+  std::atomic<int> delivered{0};
+  std::atomic<bool> second_sent{false};
+  std::thread srv([&] {
+    int c = ::accept(l.fd, nullptr, nullptr);
+    read_request_head(c);
+    send_all(c, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+    send_all(c, "6\r\nfirst\n\r\n");
+    // The second piece is sent only after the client saw the first one.
+    for (int i = 0; i < 500 && delivered.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+    second_sent = true;
+    send_all(c, "7\r\nsecond\n\r\n0\r\n\r\n");
+    std::this_thread::sleep_for(50ms);
+    ::close(c);
+  });
+  ClientRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(l.port) + "/stream";
+  r.timeout = 5s;
+  std::vector<std::string> pieces;
+  std::vector<bool> second_sent_at;
+  int seen_status = 0;
+  int status = request_streaming(
+      r, [&](int s, const Headers& h) {
+        seen_status = s;
+        EXPECT_EQ(h.get("content-type"), "text/event-stream");
+      },
+      [&](std::string_view chunk) {
+        pieces.emplace_back(chunk);
+        second_sent_at.push_back(second_sent.load());
+        ++delivered;
+      });
+  srv.join();
+  EXPECT_EQ(status, 200);
+  EXPECT_EQ(seen_status, 200);
+  std::string all;
+  for (auto& p : pieces) all += p;
+  EXPECT_EQ(all, "first\nsecond\n");
+  ASSERT_GE(pieces.size(), 2u);
+  EXPECT_FALSE(second_sent_at[0]) << "first piece must arrive before the server sent the rest";
+}
+
+TEST(HttpClient, StreamingIdleTimeout) {
+  RawListener l;
+  std::thread srv([&] {
+    int c = ::accept(l.fd, nullptr, nullptr);
+    read_request_head(c);
+    send_all(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
+    std::this_thread::sleep_for(1500ms);
+    ::close(c);
+  });
+  ClientRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(l.port) + "/";
+  r.timeout = 10s;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    request_streaming(r, nullptr, [](std::string_view) {}, 300ms);
+    ADD_FAILURE() << "expected timeout";
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::timeout) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1400ms);
+  srv.join();
+}
+
+TEST(HttpClient, TimeoutWhenServerNeverAnswers) {
+  RawListener l;  // listens but never accepts: the kernel completes the handshake, nobody answers
+  ClientRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(l.port) + "/";
+  r.timeout = 400ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    request(r);
+    ADD_FAILURE() << "expected timeout";
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::timeout) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+}
+
+TEST(HttpClient, ErrorKinds) {
+  ClientRequest r;
+  r.url = "not a url";
+  try {
+    request(r);
+    ADD_FAILURE();
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::invalid_url);
+  }
+  RawListener l;
+  const int port = l.port;
+  ::close(l.fd);
+  l.fd = ::socket(AF_INET, SOCK_STREAM, 0);  // keep the destructor harmless
+  r.url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  r.timeout = 2s;
+  try {
+    request(r);
+    ADD_FAILURE();
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::connect) << e.what();
+  }
+  r.url = "http://no-such-host.invalid/";
+  try {
+    request(r);
+    ADD_FAILURE();
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::resolve) << e.what();
+  }
+}
+
+TEST(HttpClient, ContentLengthBodyAndServerStopIsIdempotent) {
+  Router router;
+  router.add("POST", "/len", [](Request& req) {
+    return Response::json(201, {{"len", req.body.size()}, {"cl", req.headers.get("Content-Length").value_or("")}});
+  });
+  Server s(ServerOptions{}, std::move(router));
+  s.start();
+  auto r = call("POST", base(s) + "/len", "hello");
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(nlohmann::json::parse(r.body)["cl"], "5");
+  s.stop();
+  s.stop();
+}

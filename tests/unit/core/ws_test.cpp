@@ -1,0 +1,171 @@
+// WebSocket server + client: ordered delivery, close codes, callbacks,
+// upgrade refusal, sub-protocol echo, shutdown with open sockets.
+#include "core/http_client.hpp"
+#include "core/server.hpp"
+#include "core/ws.hpp"
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+using namespace core::http;
+using namespace std::chrono_literals;
+
+namespace {
+
+/// Collects messages from the server-side callback for the test thread.
+struct Inbox {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::string> msgs;
+  void push(const std::string& m) {
+    std::lock_guard lk(mu);
+    msgs.push_back(m);
+    cv.notify_all();
+  }
+  bool wait_for(std::size_t n, std::chrono::milliseconds t) {
+    std::unique_lock lk(mu);
+    return cv.wait_for(lk, t, [&] { return msgs.size() >= n; });
+  }
+};
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds t = 3000ms) {
+  const auto end = std::chrono::steady_clock::now() + t;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return p();
+}
+
+}  // namespace
+
+class WsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Router r;
+    r.add_ws("/stream/{n}", [this](Request& req) {
+      WsAccept a;
+      const int n = std::stoi(req.path_params.at("n"));
+      a.on_open = [this, n](std::shared_ptr<WsConnection> c) {
+        c->on_close([this] { ++closed; });
+        for (int i = 0; i < n; ++i) c->send_text("msg-" + std::to_string(i));
+        c->close(1000, "done");
+      };
+      return a;
+    });
+    r.add_ws("/echo", [this](Request& req) {
+      WsAccept a;
+      if (auto proto = req.headers.get("Sec-WebSocket-Protocol")) a.subprotocol = "v1";
+      a.on_open = [this](std::shared_ptr<WsConnection> c) {
+        std::weak_ptr<WsConnection> w = c;
+        c->on_message([this, w](const std::string& m) {
+          inbox.push(m);
+          if (auto s = w.lock()) s->send_text("echo:" + m);
+        });
+        c->on_close([this] { ++closed; });
+      };
+      return a;
+    });
+    r.add_ws("/secure", [](Request& req) {
+      WsAccept a;
+      if (req.headers.get("Authorization") != "Bearer ok") {
+        a.reject = Response::problem(401, "Unauthorized", "A valid token is required.");
+      }
+      return a;
+    });
+    ServerOptions o;
+    o.ws_ping_interval = 1s;
+    server = std::make_unique<Server>(o, std::move(r));
+    server->start();
+  }
+  std::string url(const std::string& path) const { return "ws://127.0.0.1:" + std::to_string(server->port()) + path; }
+
+  std::unique_ptr<Server> server;
+  Inbox inbox;
+  std::atomic<int> closed{0};
+};
+
+TEST_F(WsTest, ServerSendsInOrderThenCloses) {
+  auto c = WsClient::connect(url("/stream/50"), {}, 5s);
+  for (int i = 0; i < 50; ++i) {
+    auto m = c->read(5s);
+    ASSERT_TRUE(m.has_value()) << "message " << i;
+    EXPECT_EQ(*m, "msg-" + std::to_string(i));
+  }
+  EXPECT_FALSE(c->read(5s).has_value());
+  EXPECT_EQ(c->close_code(), 1000);
+  EXPECT_TRUE(eventually([&] { return closed.load() == 1; }));
+  EXPECT_TRUE(eventually([&] { return server->websocket_count() == 0; }));
+}
+
+TEST_F(WsTest, ClientMessagesReachCallbackAndReadTimeoutKeepsConnection) {
+  auto c = WsClient::connect(url("/echo"), {}, 5s);
+  try {
+    (void)c->read(200ms);
+    ADD_FAILURE() << "expected a read timeout";
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::timeout);
+  }
+  c->send("hello");
+  c->send("world");
+  ASSERT_TRUE(inbox.wait_for(2, 3s));
+  EXPECT_EQ(inbox.msgs[0], "hello");
+  EXPECT_EQ(inbox.msgs[1], "world");
+  EXPECT_EQ(c->read(3s), "echo:hello");
+  EXPECT_EQ(c->read(3s), "echo:world");
+  EXPECT_EQ(server->websocket_count(), 1u);
+  c->close();
+  EXPECT_TRUE(eventually([&] { return closed.load() == 1 && server->websocket_count() == 0; }));
+}
+
+TEST_F(WsTest, RejectedUpgradeCarriesStatusAndBody) {
+  try {
+    WsClient::connect(url("/secure"), {}, 5s);
+    FAIL() << "expected WsHandshakeError";
+  } catch (const WsHandshakeError& e) {
+    EXPECT_EQ(e.status(), 401);
+    EXPECT_EQ(nlohmann::json::parse(e.body())["title"], "Unauthorized");
+  }
+  Headers h;
+  h.set("Authorization", "Bearer ok");
+  auto c = WsClient::connect(url("/secure"), h, 5s);
+  c->close();
+}
+
+TEST_F(WsTest, SubprotocolIsEchoed) {
+  Headers h;
+  h.set("Sec-WebSocket-Protocol", "v1");
+  auto c = WsClient::connect(url("/echo"), h, 5s);
+  c->send("x");
+  EXPECT_EQ(c->read(3s), "echo:x");
+  c->close();
+}
+
+TEST_F(WsTest, PlainGetOnWebSocketRouteIsRefused) {
+  ClientRequest r;
+  r.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/echo";
+  auto res = request(r);
+  EXPECT_EQ(res.status, 426);
+}
+
+TEST_F(WsTest, StopClosesOpenSocketsWith1001) {
+  auto c = WsClient::connect(url("/echo"), {}, 5s);
+  c->send("x");
+  EXPECT_EQ(c->read(3s), "echo:x");
+  ASSERT_EQ(server->websocket_count(), 1u);
+  // The client keeps reading while the server stops, so it answers the close handshake.
+  std::thread stopper([&] { server->stop(); });
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE(c->read(5s).has_value());
+  stopper.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  EXPECT_EQ(c->close_code(), 1001);
+  EXPECT_EQ(closed.load(), 1);
+  EXPECT_EQ(server->websocket_count(), 0u);
+  server->stop();  // idempotent
+}
