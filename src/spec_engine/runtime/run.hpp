@@ -32,6 +32,14 @@ struct FieldError {
 std::vector<FieldError> validate_definition(const nlohmann::json& definition,
                                             const std::string& prefix = "agent_definition");
 
+/// Checks an invoke's input_payload (DESIGN.md §4 "Initial state"): `messages` a string or
+/// a list of {role: user|assistant|system, content: string} (strings allowed as items);
+/// `files` a map absolute path -> {"content": [lines] | string, created_at?, modified_at?}
+/// (or a bare string) within the virtual file system limits (1 MiB per file, 500 files,
+/// no "..", no NUL). Null/absent members are fine. Returns every problem (empty = valid).
+std::vector<FieldError> validate_input_payload(const nlohmann::json& payload,
+                                               const std::string& prefix = "input_payload");
+
 /// Limits on one run (DESIGN.md §4 "Loop per agent").
 struct RunLimits {
   int max_steps = 100;                          ///< model calls across all agents of the run

@@ -1,0 +1,120 @@
+#include "spec_engine/models/scripted.hpp"
+
+#include <cctype>
+#include <fstream>
+#include <sstream>
+
+namespace spec_engine::models {
+
+using nlohmann::json;
+
+namespace {
+[[noreturn]] void bad(const std::string& label, const std::string& field, const std::string& msg) {
+  throw ModelError("scripted model: invalid script " + label + ": " + field + " " + msg);
+}
+}  // namespace
+
+ScriptedModel::ScriptedModel(const json& script, std::string label) : label_(std::move(label)) {
+  if (!script.is_object() || !script.contains("turns")) bad(label_, "(root)", "must be {\"turns\": [...]}");
+  const auto& turns = script["turns"];
+  if (!turns.is_array()) bad(label_, "turns", "must be a list");
+  for (std::size_t i = 0; i < turns.size(); ++i) {
+    const auto& t = turns[i];
+    std::string f = "turns[" + std::to_string(i) + "]";
+    if (!t.is_object()) bad(label_, f, "must be an object");
+    if (t.contains("node") && !t["node"].is_string() && !t["node"].is_null()) bad(label_, f + ".node", "must be a string");
+    if (t.contains("content") && !t["content"].is_string() && !t["content"].is_null()) {
+      bad(label_, f + ".content", "must be a string");
+    }
+    if (t.contains("tool_calls") && !t["tool_calls"].is_null()) {
+      const auto& calls = t["tool_calls"];
+      if (!calls.is_array()) bad(label_, f + ".tool_calls", "must be a list");
+      for (std::size_t k = 0; k < calls.size(); ++k) {
+        std::string cf = f + ".tool_calls[" + std::to_string(k) + "]";
+        if (!calls[k].is_object()) bad(label_, cf, "must be an object");
+        if (!calls[k].contains("name") || !calls[k]["name"].is_string()) bad(label_, cf + ".name", "must be a string");
+        if (calls[k].contains("id") && !calls[k]["id"].is_string()) bad(label_, cf + ".id", "must be a string");
+      }
+    }
+    turns_.push_back(t);
+  }
+}
+
+std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ModelError("scripted model: cannot read script file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded()) throw ModelError("scripted model: script file " + path + " is not valid JSON");
+  return std::make_unique<ScriptedModel>(j, path);
+}
+
+std::vector<std::string> split_stream_pieces(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t j = i;
+    while (j < text.size() && !std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+    while (j < text.size() && std::isspace(static_cast<unsigned char>(text[j]))) ++j;
+    out.push_back(text.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+ModelTurn ScriptedModel::complete(const ModelRequest& request, const DeltaSink& on_delta) {
+  if (cursor_ >= turns_.size()) {
+    throw ModelError("scripted model: script exhausted after " + std::to_string(turns_.size()) +
+                     " turns; agent " + request.node + " asked for turn " + std::to_string(cursor_ + 1));
+  }
+  const json& t = turns_[cursor_];
+  std::size_t index = cursor_;
+  if (t.contains("node") && t["node"].is_string() && t["node"].get<std::string>() != request.node) {
+    throw ModelError("scripted model: turn " + std::to_string(index + 1) + " is scripted for node '" +
+                     t["node"].get<std::string>() + "' but agent '" + request.node + "' called the model");
+  }
+  ++cursor_;
+  ModelTurn turn;
+  if (t.contains("content") && t["content"].is_string()) turn.content = t["content"].get<std::string>();
+  std::size_t bytes = turn.content.size();
+  if (t.contains("tool_calls") && t["tool_calls"].is_array()) {
+    std::size_t k = 0;
+    for (const auto& c : t["tool_calls"]) {
+      ToolCall call;
+      call.id = c.contains("id") ? c["id"].get<std::string>()
+                                 : "call_" + std::to_string(index + 1) + "_" + std::to_string(k);
+      call.name = c["name"].get<std::string>();
+      json args = c.contains("arguments") ? c["arguments"] : json::object();
+      if (args.is_string()) {  // arguments given as JSON text, as the wire carries them
+        call.arguments_raw = args.get<std::string>();
+        json parsed = json::parse(call.arguments_raw, nullptr, false);
+        if (parsed.is_discarded()) {
+          call.arguments = json::object();
+          call.arguments_error = "arguments are not valid JSON";
+        } else {
+          call.arguments = parsed;
+        }
+      } else {
+        call.arguments = args;
+        call.arguments_raw = args.dump();
+      }
+      bytes += call.arguments_raw.size() + call.name.size();
+      turn.tool_calls.push_back(std::move(call));
+      ++k;
+    }
+  }
+  for (const auto& piece : split_stream_pieces(turn.content)) on_delta(piece);
+  turn.usage.completion_tokens = static_cast<std::int64_t>((bytes + 3) / 4);
+  if (t.contains("usage") && t["usage"].is_object()) {
+    const auto& u = t["usage"];
+    if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) turn.usage.prompt_tokens = u["prompt_tokens"];
+    if (u.contains("completion_tokens") && u["completion_tokens"].is_number_integer()) {
+      turn.usage.completion_tokens = u["completion_tokens"];
+    }
+  }
+  turn.finish_reason = turn.tool_calls.empty() ? "stop" : "tool_calls";
+  return turn;
+}
+
+}  // namespace spec_engine::models

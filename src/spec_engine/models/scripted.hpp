@@ -1,0 +1,53 @@
+#pragma once
+// The `scripted` model provider (DESIGN.md §4 "Model providers"): replays a JSON
+// script of assistant turns. THE FORMAT IS A CONTRACT (tests, demo, outside checks):
+//   {"turns": [{"node": "orchestrator",            // optional; must match the calling agent
+//               "content": "text",                 // optional; streamed as word-ish deltas
+//               "tool_calls": [{"id": "c1",        // optional id (default "call_<turn>_<k>")
+//                               "name": "write_file",
+//                               "arguments": {...}}],  // object, or a JSON text string
+//               "usage": {"prompt_tokens": 0, "completion_tokens": 0}}  // optional
+//             , ...]}
+// Turns are consumed in the order the run calls the model, sub-agents included. A
+// turn without tool_calls ends that agent's loop. Running out of turns, or a `node`
+// mismatch, throws ModelError. Usage defaults to completion_tokens = ceil(bytes/4)
+// of content + arguments, prompt_tokens = 0.
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spec_engine/models/model.hpp"
+
+namespace spec_engine::models {
+
+/// A loaded script and its cursor (index of the next turn).
+class ScriptedModel : public ChatModel {
+ public:
+  /// Validates and takes a script object. Throws ModelError naming the bad field.
+  ScriptedModel(const nlohmann::json& script, std::string label);
+  /// Reads and validates a script file. Throws ModelError (unreadable / invalid).
+  static std::unique_ptr<ScriptedModel> from_file(const std::string& path);
+
+  ModelTurn complete(const ModelRequest& request, const DeltaSink& on_delta) override;
+  std::string provider() const override { return "scripted"; }
+  std::string model_name() const override { return label_; }
+
+  /// Turns consumed so far (checkpointed so a resumed run skips them).
+  std::size_t cursor() const { return cursor_; }
+  void set_cursor(std::size_t c) { cursor_ = c; }
+  std::size_t size() const { return turns_.size(); }
+
+ private:
+  std::vector<nlohmann::json> turns_;
+  std::string label_;
+  std::size_t cursor_ = 0;
+};
+
+/// Splits text into word-ish stream pieces: each piece is a word plus the
+/// whitespace that follows it; concatenating the pieces gives back `text`.
+std::vector<std::string> split_stream_pieces(const std::string& text);
+
+}  // namespace spec_engine::models

@@ -1,0 +1,396 @@
+// The agent loop (DESIGN.md §4 "Loop per agent"): run.hpp's execute().
+//
+// One step = one model call of one agent plus the execution of the tool calls it
+// asked for; after each step the state is checkpointed, then on_state_update is
+// emitted. `task` runs the target node as a sub-agent (its own message history,
+// its system prompt, the description as the user message) on the shared files;
+// its final text is the tool result. The agent stack lives in the checkpoint, so a
+// run resumes exactly where it was, also inside a sub-agent (see checkpoint_state).
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "core/log.hpp"
+#include "spec_engine/models/factory.hpp"
+#include "spec_engine/runtime/run.hpp"
+#include "spec_engine/runtime/state.hpp"
+#include "spec_engine/tools/builtin.hpp"
+
+namespace spec_engine::runtime {
+
+using nlohmann::json;
+
+namespace {
+
+/// A run-level failure: ends the run with status "failed".
+struct RunFailure {
+  std::string message;
+};
+/// The observer asked to stop.
+struct RunCancelled {};
+
+std::string clip(const std::string& s, std::size_t n) {
+  if (s.size() <= n) return s;
+  std::size_t cut = n;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // keep UTF-8 whole
+  return s.substr(0, cut) + "...";
+}
+
+class Run {
+ public:
+  Run(const RunRequest& req, const RunLimits& limits, const ModelSettings& settings, RunObserver& obs)
+      : req_(req), limits_(limits), obs_(obs), models_(settings) {}
+
+  RunResult go();
+
+ private:
+  const json& node(const std::string& id) const;
+  std::vector<std::string> targets_of(const std::string& id) const;
+  json tools_for(const std::string& id) const;
+  void init_fresh();
+  void init_resume(const json& state);
+  std::string run_agent(std::size_t depth, bool resuming);
+  void call_model(std::size_t depth);
+  void execute_tool(std::size_t depth, const json& call, bool resume_child);
+  void step_completed(std::size_t depth, bool final_root);
+  std::string summary(const json& messages, std::size_t from) const;
+  std::int64_t elapsed_ms() const;
+
+  const RunRequest& req_;
+  const RunLimits& limits_;
+  RunObserver& obs_;
+  models::ModelRegistry models_;
+  tools::FileSystem fs_;
+  std::vector<Frame> stack_;
+  RunCounters counters_;
+  std::uint64_t files_version_emitted_ = 0;
+  std::size_t summary_from_ = 0;  // first message of the current step in the top frame
+  std::string model_label_;
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::int64_t elapsed_before_ms_ = 0;
+};
+
+const json& Run::node(const std::string& id) const {
+  for (const auto& n : req_.definition["graph"]["nodes"]) {
+    if (n.value("id", "") == id) return n;
+  }
+  throw RunFailure{"agent definition has no node '" + id + "'"};
+}
+
+std::vector<std::string> Run::targets_of(const std::string& id) const {
+  std::vector<std::string> out;
+  const json& g = req_.definition["graph"];
+  if (!g.contains("edges") || !g["edges"].is_array()) return out;
+  for (const auto& e : g["edges"]) {
+    if (e.value("source", "") == id && e.contains("target") && e["target"].is_string()) {
+      auto t = e["target"].get<std::string>();
+      if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+    }
+  }
+  return out;
+}
+
+json Run::tools_for(const std::string& id) const {
+  json out = json::array();
+  for (const auto& name : tools::builtin_tool_names()) {
+    if (name != "task") out.push_back(tools::tool_schema(name));
+  }
+  auto t = targets_of(id);
+  if (!t.empty()) {
+    json schema = tools::tool_schema("task", t);
+    std::string desc = schema["function"]["description"].get<std::string>() + " Available sub-agents:";
+    for (const auto& target : t) {
+      const json& d = node(target)["data"];
+      desc += "\n- " + target + " (" + d.value("name", target) + "): " + clip(d.value("system_prompt", ""), 200);
+    }
+    schema["function"]["description"] = desc;
+    out.push_back(schema);
+  }
+  return out;
+}
+
+std::int64_t Run::elapsed_ms() const {
+  return elapsed_before_ms_ +
+         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
+}
+
+void Run::init_fresh() {
+  const json& p = req_.input_payload;
+  json msgs = json::array();
+  if (p.is_object() && p.contains("messages")) {
+    const json& m = p["messages"];
+    if (m.is_string()) {
+      msgs.push_back({{"role", "user"}, {"content", m}});
+    } else if (m.is_array()) {
+      for (const auto& x : m) {
+        if (x.is_string()) {
+          msgs.push_back({{"role", "user"}, {"content", x}});
+        } else if (x.is_object()) {
+          std::string role = x.value("role", "user");
+          if (role == "human") role = "user";
+          if (role == "ai") role = "assistant";
+          msgs.push_back({{"role", role}, {"content", x.contains("content") && x["content"].is_string() ? x["content"] : json("")}});
+        }
+      }
+    }
+  }
+  if (p.is_object() && p.contains("files") && !p["files"].is_null()) {
+    auto errs = fs_.load(p["files"], "input_payload.files");
+    if (!errs.empty()) throw RunFailure{"invalid " + errs.front().first + ": " + errs.front().second};
+  }
+  std::string entry = req_.definition["graph"]["entryPoint"].get<std::string>();
+  stack_.push_back(Frame{entry, msgs, json::array(), ""});
+}
+
+void Run::init_resume(const json& state) {
+  std::string why;
+  if (!from_checkpoint(state, stack_, counters_, why)) throw RunFailure{"cannot resume: " + why};
+  auto errs = fs_.load(state.value("files", json::object()), "checkpoint.files");
+  if (!errs.empty()) throw RunFailure{"cannot resume: invalid " + errs.front().first + ": " + errs.front().second};
+  for (const auto& f : stack_) node(f.node);  // every frame's node must still exist
+  json cursors = state.contains("scripted_cursors") && state["scripted_cursors"].is_object()
+                     ? state["scripted_cursors"]
+                     : json{{"override", counters_.model_calls}};
+  models_.restore_scripted_cursors(cursors);
+  elapsed_before_ms_ = counters_.elapsed_ms;
+}
+
+std::string Run::summary(const json& messages, std::size_t from) const {
+  std::string out;
+  if (from >= messages.size()) from = messages.empty() ? 0 : messages.size() - 1;
+  for (std::size_t i = from; i < messages.size(); ++i) {
+    const json& m = messages[i];
+    std::string role = m.value("role", "");
+    std::string part = role;
+    if (role == "tool") part += " " + m.value("name", "");
+    part += ": " + clip(m.contains("content") && m["content"].is_string() ? m["content"].get<std::string>() : "", 160);
+    if (m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty()) {
+      part += " [tool_calls:";
+      for (const auto& c : m["tool_calls"]) part += " " + c.value("name", "");
+      part += "]";
+    }
+    if (!out.empty()) out += " | ";
+    out += part;
+  }
+  return clip(out, 1000);
+}
+
+void Run::step_completed(std::size_t depth, bool final_root) {
+  counters_.elapsed_ms = elapsed_ms();
+  json state = to_checkpoint(stack_, fs_.to_json(), counters_, models_.scripted_cursors());
+  obs_.checkpoint(state);
+  const Frame& f = stack_[depth];
+  json data = {{"node", f.node},
+               {"step", counters_.steps},
+               {"todos", f.todos},
+               {"messages", summary(f.messages, summary_from_)},
+               {"model", model_label_}};
+  if (depth > 0) data["parent"] = stack_[depth - 1].node;
+  // Files whenever they changed since the previous on_state_update, and always in the
+  // run's last one (so its files equal the final state's generated_files).
+  if (fs_.version() != files_version_emitted_ || final_root) {
+    data["files"] = state["files"];
+    files_version_emitted_ = fs_.version();
+  }
+  obs_.emit("on_state_update", data);
+  summary_from_ = stack_[depth].messages.size();
+}
+
+void Run::call_model(std::size_t depth) {
+  if (obs_.cancelled()) throw RunCancelled{};
+  if (counters_.steps >= limits_.max_steps) {
+    throw RunFailure{"step limit reached: the run made " + std::to_string(counters_.steps) +
+                     " model calls (max_steps " + std::to_string(limits_.max_steps) + ")"};
+  }
+  if (elapsed_ms() > std::chrono::duration_cast<std::chrono::milliseconds>(limits_.max_wall_time).count()) {
+    throw RunFailure{"wall time limit reached: the run took more than " +
+                     std::to_string(limits_.max_wall_time.count()) + " s"};
+  }
+  std::string node_id = stack_[depth].node;
+  const json& n = node(node_id);
+  json llm = n["data"].contains("llm_config") ? n["data"]["llm_config"] : json::object();
+  models::ChatModel* model;
+  try {
+    model = &models_.for_node(node_id, llm);
+  } catch (const models::ModelError& e) {
+    throw RunFailure{e.what()};
+  }
+  models::ModelRequest mr;
+  mr.node = node_id;
+  mr.system_prompt = n["data"].value("system_prompt", "");
+  mr.messages = stack_[depth].messages;
+  mr.tools = tools_for(node_id);
+  summary_from_ = stack_[depth].messages.size();
+  models::ModelTurn turn;
+  auto t0 = std::chrono::steady_clock::now();
+  try {
+    turn = model->complete(mr, [&](std::string_view delta) {
+      obs_.emit("on_llm_stream", {{"node", node_id}, {"delta", std::string(delta)}});
+    });
+  } catch (const models::ModelError& e) {
+    counters_.model_calls += 1;
+    throw RunFailure{e.what()};
+  }
+  counters_.model_calls += 1;
+  counters_.steps += 1;
+  counters_.prompt_tokens += turn.usage.prompt_tokens;
+  counters_.completion_tokens += turn.usage.completion_tokens;
+  core::log::debug("model call", {{"thread_id", req_.thread_id}, {"node", node_id}, {"provider", model->provider()},
+                                  {"ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                                             std::chrono::steady_clock::now() - t0).count()},
+                                  {"tool_calls", turn.tool_calls.size()}});
+  json msg = {{"role", "assistant"}, {"content", turn.content}};
+  if (!turn.tool_calls.empty()) {
+    json calls = json::array();
+    for (const auto& c : turn.tool_calls) calls.push_back(c.to_json());
+    msg["tool_calls"] = calls;
+  }
+  stack_[depth].messages.push_back(msg);
+  if (counters_.prompt_tokens + counters_.completion_tokens > limits_.max_tokens) {
+    throw RunFailure{"token limit reached: " + std::to_string(counters_.prompt_tokens + counters_.completion_tokens) +
+                     " tokens used (max_tokens " + std::to_string(limits_.max_tokens) + ")"};
+  }
+}
+
+void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
+  std::string node_id = stack_[depth].node;
+  std::string name = call.value("name", "");
+  std::string id = call.value("id", "");
+  json input = call.contains("arguments_error") ? json(call.value("arguments_raw", "")) : call.value("arguments", json::object());
+  if (!resume_child) {
+    obs_.emit("on_tool_start", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"input", input}});
+  }
+  std::string output;
+  auto targets = targets_of(node_id);
+  if (call.contains("arguments_error")) {
+    output = "Error: invalid arguments for tool '" + name + "': " + call.value("arguments_error", "") +
+             ". Send the arguments as one JSON object.";
+  } else if (name == "task") {
+    json args = call.value("arguments", json::object());
+    std::string err = targets.empty() ? "Error: tool 'task' is not available to agent '" + node_id +
+                                            "' (it has no sub-agents)"
+                                      : tools::check_task_args(args, targets);
+    if (err.empty() && !resume_child && static_cast<int>(depth) + 1 > limits_.max_delegation_depth) {
+      err = "Error: task: delegation depth limit (" + std::to_string(limits_.max_delegation_depth) + ") reached";
+    }
+    if (!err.empty()) {
+      output = err;
+    } else {
+      if (!resume_child) {
+        std::string target = args["subagent_type"].get<std::string>();
+        json msgs = json::array({json{{"role", "user"}, {"content", args["description"]}}});
+        stack_.push_back(Frame{target, msgs, json::array(), id});
+      }
+      output = run_agent(depth + 1, resume_child);
+      stack_.pop_back();
+      summary_from_ = stack_[depth].messages.size();
+      if (output.empty()) output = "(the sub-agent finished without a final message)";
+    }
+  } else if (tools::is_builtin_tool(name)) {
+    tools::ToolState st{fs_, stack_[depth].todos};
+    output = tools::run_builtin_tool(name, call.value("arguments", json::object()), st).output;
+  } else {
+    std::string avail;
+    for (const auto& t : tools::builtin_tool_names()) {
+      if (t != "task" || !targets.empty()) avail += (avail.empty() ? "" : ", ") + t;
+    }
+    output = "Error: unknown tool '" + name + "'. Available tools: " + avail;
+  }
+  stack_[depth].messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", name}, {"content", output}});
+  obs_.emit("on_tool_end", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"output", output}});
+}
+
+std::string Run::run_agent(std::size_t depth, bool resuming) {
+  for (;;) {
+    const json& msgs = stack_[depth].messages;
+    if (!msgs.empty() && msgs.back().value("role", "") == "assistant") {
+      const json& last = msgs.back();
+      if (!last.contains("tool_calls") || last["tool_calls"].empty()) {
+        return last.contains("content") && last["content"].is_string() ? last["content"].get<std::string>() : "";
+      }
+    }
+    auto pending = unanswered_tool_calls(msgs);
+    if (!pending.empty()) {
+      for (const auto& call : pending) {
+        bool resume_child = resuming && stack_.size() > depth + 1 &&
+                            stack_[depth + 1].task_call_id == call.value("id", "");
+        execute_tool(depth, call, resume_child);
+        resuming = false;
+      }
+      step_completed(depth, false);
+      continue;
+    }
+    resuming = false;
+    call_model(depth);
+    const json& last = stack_[depth].messages.back();
+    if (!last.contains("tool_calls") || last["tool_calls"].empty()) {
+      step_completed(depth, depth == 0);
+      return last["content"].get<std::string>();
+    }
+  }
+}
+
+RunResult Run::go() {
+  RunResult r;
+  std::string node_for_error;
+  try {
+    bool resumed = req_.resume_from.has_value() && !req_.resume_from->is_null();
+    if (resumed) init_resume(*req_.resume_from);
+    else init_fresh();
+    node_for_error = stack_.back().node;
+    // Resolve the entry node's model now: a bad provider fails before any step, and
+    // the label goes into every on_state_update (the scripted model is always labelled).
+    try {
+      const json& n = node(stack_.front().node);
+      auto& m = models_.for_node(stack_.front().node, n["data"].contains("llm_config") ? n["data"]["llm_config"] : json());
+      model_label_ = m.provider();
+      if (model_label_ == "scripted") {
+        core::log::info("run uses the scripted model (offline replay, not a real LLM)",
+                        {{"thread_id", req_.thread_id}, {"script", m.model_name()}});
+      }
+    } catch (const models::ModelError& e) {
+      throw RunFailure{e.what()};
+    }
+    // Opening state update: the input (and seeded files), like the recorded streams.
+    {
+      const Frame& f = stack_.back();
+      json data = {{"node", f.node}, {"step", counters_.steps}, {"todos", f.todos},
+                   {"messages", summary(f.messages, 0)}, {"model", model_label_}};
+      if (resumed) data["resumed"] = true;
+      if (!fs_.files().empty()) data["files"] = fs_.to_json();
+      files_version_emitted_ = fs_.version();
+      obs_.emit("on_state_update", data);
+      summary_from_ = f.messages.size();
+    }
+    std::string final_text = run_agent(0, resumed);
+    r.status = "completed";
+    r.result = {{"messages", json::array({final_text})}, {"output", final_text}};
+  } catch (const RunFailure& f) {
+    r.status = "failed";
+    r.error = f.message;
+    json ctx = {{"thread_id", req_.thread_id}, {"step", counters_.steps}};
+    if (!stack_.empty()) ctx["node"] = stack_.back().node;
+    obs_.emit("error", {{"error", f.message}, {"context", ctx}});
+    core::log::warn("run failed", {{"thread_id", req_.thread_id}, {"error", f.message}});
+  } catch (const RunCancelled&) {
+    r.status = "cancelled";
+    r.error = "cancelled";
+  } catch (const std::exception& e) {
+    r.status = "failed";
+    r.error = std::string("internal error: ") + e.what();
+    obs_.emit("error", {{"error", r.error}, {"context", {{"thread_id", req_.thread_id}, {"step", counters_.steps}}}});
+    core::log::error("run failed with an internal error", {{"thread_id", req_.thread_id}, {"error", e.what()}});
+  }
+  r.files = fs_.to_json();
+  return r;
+}
+
+}  // namespace
+
+RunResult execute(const RunRequest& request, const RunLimits& limits, const ModelSettings& models,
+                  RunObserver& observer) {
+  Run run(request, limits, models, observer);
+  return run.go();
+}
+
+}  // namespace spec_engine::runtime

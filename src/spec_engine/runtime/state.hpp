@@ -1,0 +1,60 @@
+#pragma once
+// The resumable run state written by RunObserver::checkpoint after every step.
+// Checkpoint JSON (version 1):
+//   {"version": 1,
+//    "files": {path: {"content": [lines], "created_at", "modified_at"}},   // shared VFS
+//    "stack": [                        // agent stack, entry agent first, innermost last
+//      {"node": "orchestrator",        // node id
+//       "messages": [...],             // history (models/model.hpp shape), no system prompt
+//       "todos": [{"content", "status"}],
+//       "task_call_id": ""},           // id of the parent's `task` call ("" for the entry agent)
+//      ...],
+//    "step": 7,                        // completed steps (= model calls that returned a turn)
+//    "model_calls": 7,                 // model calls made so far, failed ones included
+//    "tokens": {"prompt": 0, "completion": 0, "total": 0},
+//    "scripted_cursors": {"override": 7, "node:<id>": 2},  // turns consumed per script
+//    "elapsed_ms": 1234}               // wall time used so far (the limit continues from it)
+// Resume: the innermost frame continues; a frame whose last assistant message has
+// tool calls without tool results executes the remaining calls first (a `task` call
+// whose sub-agent frame is on the stack resumes that sub-agent instead of starting
+// it again). So a run resumes exactly at the last completed step, inside sub-agents too.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spec_engine::runtime {
+
+/// One agent on the stack.
+struct Frame {
+  std::string node;
+  nlohmann::json messages = nlohmann::json::array();
+  nlohmann::json todos = nlohmann::json::array();
+  std::string task_call_id;  ///< parent's task tool-call id; "" for the entry agent
+};
+
+/// Run-wide counters (limits and resume).
+struct RunCounters {
+  int steps = 0;
+  std::int64_t model_calls = 0;
+  std::int64_t prompt_tokens = 0;
+  std::int64_t completion_tokens = 0;
+  std::int64_t elapsed_ms = 0;
+};
+
+/// Builds the checkpoint JSON above.
+nlohmann::json to_checkpoint(const std::vector<Frame>& stack, const nlohmann::json& files,
+                             const RunCounters& counters, const nlohmann::json& scripted_cursors);
+
+/// Reads stack and counters from a checkpoint (files are loaded by the caller).
+/// Returns false with `why` set when the shape is wrong.
+bool from_checkpoint(const nlohmann::json& state, std::vector<Frame>& stack, RunCounters& counters,
+                     std::string& why);
+
+/// Tool calls of the last assistant message in `messages` that have no tool result
+/// message after it, in call order (empty if the last assistant message has none).
+std::vector<nlohmann::json> unanswered_tool_calls(const nlohmann::json& messages);
+
+}  // namespace spec_engine::runtime

@@ -1,0 +1,85 @@
+#pragma once
+// The run's virtual file system (DESIGN.md §4 "Built-in tools"): an in-memory map
+// of absolute path -> file, in the deepagents file shape
+//   {"/path": {"content": ["line", ...], "created_at": RFC3339, "modified_at": RFC3339}}.
+// Content is split on '\n' exactly like Python's str.split("\n"), so
+// "a\nb\n" <-> ["a", "b", ""] round-trips. Shared by every agent of a run.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace spec_engine::tools {
+
+/// Size limits of the virtual file system; violations are tool errors, not exceptions.
+struct VfsLimits {
+  std::size_t max_file_bytes = 1024 * 1024;        ///< content of one file (1 MiB)
+  std::size_t max_files = 500;                     ///< number of files
+  std::size_t max_total_bytes = 64 * 1024 * 1024;  ///< all contents together
+  std::size_t max_path_bytes = 1024;               ///< one path
+};
+
+/// One file: its lines and RFC 3339 timestamps.
+struct File {
+  std::vector<std::string> lines;
+  std::string created_at;
+  std::string modified_at;
+  /// Content joined with '\n'.
+  std::string text() const;
+  /// Total bytes of text().
+  std::size_t bytes() const;
+};
+
+/// Splits text on '\n' (Python str.split("\n") semantics; "" -> [""]).
+std::vector<std::string> split_lines(std::string_view text);
+
+/// Normalises a model-supplied path to an absolute path: prepends "/" when missing,
+/// collapses "//" and "." segments, drops a trailing "/". Returns nullopt and sets
+/// `error` (a message the model reads) for: empty, NUL or control characters,
+/// backslashes, any ".." segment, "~" prefixes, over-long paths.
+std::optional<std::string> normalize_path(std::string_view path, std::string& error,
+                                          std::size_t max_bytes = VfsLimits{}.max_path_bytes);
+
+/// The file map of a run. Not thread-safe (a run is single-threaded).
+class FileSystem {
+ public:
+  explicit FileSystem(VfsLimits limits = {}) : limits_(limits) {}
+
+  /// Loads files from the deepagents shape; `content` may be a list of lines or one
+  /// string; missing timestamps are set to now. Returns a list of problems
+  /// ("<prefix>[\"/p\"].content: ...") and loads nothing if any.
+  std::vector<std::pair<std::string, std::string>> load(const nlohmann::json& files,
+                                                        const std::string& prefix = "files");
+  /// The full map in the deepagents shape (keys sorted).
+  nlohmann::json to_json() const;
+
+  /// File at an already-normalised path, or nullptr.
+  const File* find(const std::string& path) const;
+  /// Creates or overwrites (keeping created_at) a file. Returns an error message
+  /// for the model on limit violations ("" on success).
+  std::string put(const std::string& path, std::string_view content);
+  /// All files, sorted by path.
+  const std::map<std::string, File>& files() const { return files_; }
+  /// Incremented on every change; lets callers detect "files changed in this step".
+  std::uint64_t version() const { return version_; }
+  const VfsLimits& limits() const { return limits_; }
+
+ private:
+  VfsLimits limits_;
+  std::map<std::string, File> files_;
+  std::size_t total_bytes_ = 0;
+  std::uint64_t version_ = 0;
+};
+
+/// Glob match of an absolute path against a pattern: `*` matches within one path
+/// segment, `**` across segments ("/**/" also matches "/"), `?` one non-'/' char.
+/// A pattern without a leading '/' is anchored at "/".
+bool glob_match(std::string_view pattern, std::string_view path);
+
+}  // namespace spec_engine::tools

@@ -1,0 +1,245 @@
+// The openai provider against a tiny local HTTP server (raw sockets, test only).
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include "spec_engine/models/openai.hpp"
+#include "spec_engine/runtime/run.hpp"
+
+using namespace spec_engine;
+using nlohmann::json;
+
+namespace {
+
+/// One canned answer: raw bytes written in pieces with a pause between them.
+struct Answer {
+  std::vector<std::string> pieces;
+};
+
+/// Serves canned answers in order, one per connection; records each request.
+class FakeServer {
+ public:
+  explicit FakeServer(std::vector<Answer> answers) : answers_(std::move(answers)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    int one = 1;
+    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = 0;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    EXPECT_EQ(::listen(fd_, 8), 0);
+    socklen_t len = sizeof a;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeServer() {
+    stop_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> l(mu_);
+    return requests_;
+  }
+
+ private:
+  void serve() {
+    for (std::size_t i = 0; !stop_; ++i) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) return;
+      std::string req;
+      char buf[4096];
+      // Read headers, then Content-Length bytes of body.
+      std::size_t need = std::string::npos;
+      while (true) {
+        auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        req.append(buf, static_cast<std::size_t>(n));
+        auto he = req.find("\r\n\r\n");
+        if (he != std::string::npos && need == std::string::npos) {
+          auto cl = req.find("Content-Length: ");
+          if (cl == std::string::npos) cl = req.find("content-length: ");
+          std::size_t len = cl == std::string::npos ? 0 : std::stoul(req.substr(cl + 16));
+          need = he + 4 + len;
+        }
+        if (need != std::string::npos && req.size() >= need) break;
+      }
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        requests_.push_back(req);
+      }
+      const Answer& a = answers_[std::min(i, answers_.size() - 1)];
+      for (const auto& p : a.pieces) {
+        ::send(c, p.data(), p.size(), MSG_NOSIGNAL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+      ::shutdown(c, SHUT_WR);
+      ::close(c);
+    }
+  }
+
+  std::vector<Answer> answers_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+const std::string kSseHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n";
+
+std::string sse(const json& j) { return "data: " + j.dump() + "\n\n"; }
+
+json tc(int index, const std::string& id, const std::string& name, const std::string& args) {
+  json f = {{"arguments", args}};
+  if (!name.empty()) f["name"] = name;
+  json t = {{"index", index}, {"function", f}};
+  if (!id.empty()) t["id"] = id;
+  return {{"choices", {{{"index", 0}, {"delta", {{"tool_calls", {t}}}}}}}};
+}
+
+/// A streamed tool call write_file(/out.md, "héllo") cut mid-JSON, and the stream bytes
+/// cut mid-UTF-8 between TCP writes.
+Answer split_tool_call_answer() {
+  std::string body = sse(tc(0, "call_1", "write_file", "{\"file_")) + sse(tc(0, "", "", "path\": \"/out.md\", \"con")) +
+                     sse(tc(0, "", "", "tent\": \"h\xC3\xA9llo\"}")) +
+                     sse({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", "tool_calls"}}}}}) +
+                     sse({{"choices", json::array()}, {"usage", {{"prompt_tokens", 5}, {"completion_tokens", 3}}}}) +
+                     "data: [DONE]\n\n";
+  Answer a{{kSseHead}};
+  auto cut = body.find("\xC3") + 1;  // inside the 2-byte "é"
+  a.pieces.push_back(body.substr(0, 7));
+  a.pieces.push_back(body.substr(7, cut - 7));
+  a.pieces.push_back(body.substr(cut));
+  return a;
+}
+
+Answer text_answer(const std::string& text) {
+  return Answer{{kSseHead, sse({{"choices", {{{"index", 0}, {"delta", {{"content", text}}}}}}}) + "data: [DONE]\n\n"}};
+}
+
+Answer status_answer(int status, const std::string& reason, const std::string& extra_headers = "") {
+  std::string body = json{{"error", {{"message", "server says " + std::to_string(status)}}}}.dump();
+  return Answer{{"HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: application/json\r\n" +
+                 extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body}};
+}
+
+struct Recorder : runtime::RunObserver {
+  std::vector<std::pair<std::string, json>> events;
+  void emit(const std::string& t, const json& d) override { events.emplace_back(t, d); }
+  void checkpoint(const json&) override {}
+};
+
+models::OpenAiConfig config_for(const FakeServer& s) {
+  models::OpenAiConfig c;
+  c.base_url = s.base_url();
+  c.api_key = "sk-test";
+  c.request_timeout = std::chrono::milliseconds(5000);
+  c.idle_timeout = std::chrono::milliseconds(2000);
+  c.backoff_base = std::chrono::milliseconds(10);
+  c.backoff_max = std::chrono::milliseconds(50);
+  return c;
+}
+
+}  // namespace
+
+TEST(OpenAiServer, RunWithSplitToolCallArguments) {
+  FakeServer server({split_tool_call_answer(), text_answer("Wrote it.")});
+  json def = json::parse(R"({"graph": {"nodes": [{"id": "solo", "type": "AgentNode",
+      "data": {"name": "Solo", "system_prompt": "sys", "tools": ["write_file"],
+               "llm_config": {"provider": "openai", "model": "test-model", "temperature": 0}}}],
+      "edges": [], "entryPoint": "solo"}})");
+  runtime::ModelSettings ms;
+  ms.openai_base_url = server.base_url();
+  ms.openai_api_key = "sk-test";
+  ms.request_timeout = std::chrono::milliseconds(5000);
+  ms.idle_timeout = std::chrono::milliseconds(2000);
+  Recorder rec;
+  auto r = runtime::execute(runtime::RunRequest{"t", def, {{"messages", "write"}}, std::nullopt}, {}, ms, rec);
+  ASSERT_EQ(r.status, "completed") << r.error;
+  EXPECT_EQ(r.files["/out.md"]["content"], json({"h\xC3\xA9llo"}));
+  EXPECT_EQ(r.result["output"], "Wrote it.");
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].rfind("POST /v1/chat/completions ", 0), 0u) << reqs[0].substr(0, 80);
+  EXPECT_NE(reqs[0].find("Bearer sk-test"), std::string::npos);
+  auto body = json::parse(reqs[1].substr(reqs[1].find("\r\n\r\n") + 4));
+  EXPECT_EQ(body["model"], "test-model");
+  EXPECT_EQ(body["stream"], true);
+  EXPECT_EQ(body["messages"][2]["tool_calls"][0]["id"], "call_1");
+  EXPECT_EQ(body["messages"][3]["role"], "tool");
+  bool streamed = false;
+  for (const auto& [t, d] : rec.events) streamed |= t == "on_llm_stream" && d["delta"] == "Wrote it.";
+  EXPECT_TRUE(streamed);
+  EXPECT_EQ(rec.events.front().second["model"], "openai");
+}
+
+TEST(OpenAiServer, RetriesServerErrorThenSucceeds) {
+  FakeServer server({status_answer(500, "Internal Server Error"), status_answer(429, "Too Many Requests", "Retry-After: 0\r\n"),
+                     text_answer("ok")});
+  models::OpenAiModel m(config_for(server));
+  models::ModelRequest r;
+  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  auto turn = m.complete(r, nullptr);
+  EXPECT_EQ(turn.content, "ok");
+  EXPECT_EQ(server.requests().size(), 3u);
+}
+
+TEST(OpenAiServer, GivesUpAfterMaxAttempts) {
+  FakeServer server({status_answer(503, "Service Unavailable")});
+  auto cfg = config_for(server);
+  cfg.max_attempts = 2;
+  models::OpenAiModel m(cfg);
+  try {
+    m.complete(models::ModelRequest{}, nullptr);
+    FAIL();
+  } catch (const models::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 503: server says 503"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST(OpenAiServer, UnauthorizedFailsAtOnce) {
+  FakeServer server({status_answer(401, "Unauthorized"), text_answer("never")});
+  models::OpenAiModel m(config_for(server));
+  try {
+    m.complete(models::ModelRequest{}, nullptr);
+    FAIL();
+  } catch (const models::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("HTTP 401: server says 401"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(OpenAiServer, ConnectionRefusedFailsWithClearError) {
+  int port;
+  {
+    FakeServer s({text_answer("x")});
+    port = std::stoi(s.base_url().substr(17));
+  }
+  models::OpenAiConfig c;
+  c.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
+  c.backoff_base = std::chrono::milliseconds(1);
+  c.request_timeout = std::chrono::milliseconds(2000);
+  models::OpenAiModel m(c);
+  try {
+    m.complete(models::ModelRequest{}, nullptr);
+    FAIL();
+  } catch (const models::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
+  }
+}

@@ -1,0 +1,129 @@
+// validate_definition / validate_input_payload (run.hpp).
+#include <gtest/gtest.h>
+
+#include "spec_engine/runtime/run.hpp"
+
+using namespace spec_engine::runtime;
+using nlohmann::json;
+
+namespace {
+
+json good() {
+  return json::parse(R"({
+    "graph": {
+      "nodes": [
+        {"id": "orchestrator", "type": "AgentNode",
+         "data": {"name": "Orchestrator", "system_prompt": "lead", "tools": ["write_file", "task", "writer"],
+                  "llm_config": {"provider": "openai", "model": "gpt-4.1-mini"}}},
+        {"id": "writer", "type": "AgentNode",
+         "data": {"name": "Writer", "system_prompt": "write", "tools": ["read_file", "edit_file"]}}
+      ],
+      "edges": [{"source": "orchestrator", "target": "writer", "type": "delegation"}],
+      "entryPoint": "orchestrator"
+    }})");
+}
+
+bool has(const std::vector<FieldError>& errs, const std::string& field, const std::string& needle = "") {
+  for (const auto& e : errs) {
+    if (e.field == field && e.message.find(needle) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string dump(const std::vector<FieldError>& errs) {
+  std::string s;
+  for (const auto& e : errs) s += e.field + ": " + e.message + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST(Validate, GoodDefinition) { EXPECT_TRUE(validate_definition(good()).empty()) << dump(validate_definition(good())); }
+
+TEST(Validate, NotAnObjectOrNoGraph) {
+  EXPECT_TRUE(has(validate_definition(json::array()), "agent_definition"));
+  EXPECT_TRUE(has(validate_definition(json::object()), "agent_definition.graph"));
+  EXPECT_TRUE(has(validate_definition(json::object(), "x"), "x.graph"));
+}
+
+TEST(Validate, EmptyNodes) {
+  auto d = good();
+  d["graph"]["nodes"] = json::array();
+  auto errs = validate_definition(d);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes", "non-empty")) << dump(errs);
+}
+
+TEST(Validate, NodeFields) {
+  auto d = good();
+  d["graph"]["nodes"][1]["id"] = "orchestrator";
+  d["graph"]["nodes"][0]["type"] = "ToolNode";
+  d["graph"]["nodes"][0]["data"].erase("name");
+  d["graph"]["nodes"][0]["data"]["system_prompt"] = 5;
+  auto errs = validate_definition(d);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[1].id", "duplicate")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[0].type")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[0].data.name")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[0].data.system_prompt")) << dump(errs);
+  d = good();
+  d["graph"]["nodes"][1].erase("data");
+  EXPECT_TRUE(has(validate_definition(d), "agent_definition.graph.nodes[1].data"));
+  d = good();
+  d["graph"]["nodes"][1]["id"] = "";
+  EXPECT_TRUE(has(validate_definition(d), "agent_definition.graph.nodes[1].id"));
+}
+
+TEST(Validate, UnknownToolNamesExactField) {
+  auto d = good();
+  d["graph"]["nodes"][1]["data"]["tools"] = {"read_file", "web_search"};
+  auto errs = validate_definition(d);
+  ASSERT_EQ(errs.size(), 1u) << dump(errs);
+  EXPECT_EQ(errs[0].field, "agent_definition.graph.nodes[1].data.tools[1]");
+  EXPECT_NE(errs[0].message.find("web_search"), std::string::npos);
+}
+
+TEST(Validate, TaskNeedsOutgoingEdge) {
+  auto d = good();
+  d["graph"]["nodes"][1]["data"]["tools"] = {"task"};
+  auto errs = validate_definition(d);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[1].data.tools[0]", "task")) << dump(errs);
+}
+
+TEST(Validate, NodeIdThatIsNotMyTarget) {
+  auto d = good();
+  d["graph"]["nodes"][1]["data"]["tools"] = {"orchestrator"};
+  auto errs = validate_definition(d);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.nodes[1].data.tools[0]", "not a delegation target")) << dump(errs);
+}
+
+TEST(Validate, EdgesAndEntryPoint) {
+  auto d = good();
+  d["graph"]["edges"].push_back({{"source", "writer"}, {"target", "ghost"}, {"type", "delegation"}});
+  d["graph"]["edges"].push_back({{"source", "writer"}, {"target", "orchestrator"}, {"type", "flow"}});
+  d["graph"]["edges"].push_back({{"source", "writer"}, {"target", "writer"}});
+  d["graph"]["entryPoint"] = "nobody";
+  auto errs = validate_definition(d);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.edges[1].target", "ghost")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.edges[2].type")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.edges[3]", "itself")) << dump(errs);
+  EXPECT_TRUE(has(errs, "agent_definition.graph.entryPoint", "nobody")) << dump(errs);
+  d = good();
+  d["graph"].erase("entryPoint");
+  EXPECT_TRUE(has(validate_definition(d), "agent_definition.graph.entryPoint"));
+  d = good();
+  d["graph"]["edges"] = "x";
+  EXPECT_TRUE(has(validate_definition(d), "agent_definition.graph.edges"));
+}
+
+TEST(ValidateInput, Payload) {
+  EXPECT_TRUE(validate_input_payload({{"messages", "hi"}}).empty());
+  EXPECT_TRUE(validate_input_payload({{"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                                      {"files", {{"/a.md", {{"content", {"x"}}}}, {"/b.md", {{"content", "y"}}}}}})
+                  .empty());
+  auto errs = validate_input_payload({{"messages", 5}});
+  EXPECT_TRUE(has(errs, "input_payload.messages"));
+  errs = validate_input_payload({{"messages", {{{"role", "user"}}}}});
+  EXPECT_TRUE(has(errs, "input_payload.messages[0].content"));
+  errs = validate_input_payload({{"files", {{"/../x", {{"content", "a"}}}}}});
+  EXPECT_TRUE(has(errs, "input_payload.files[\"/../x\"]")) << dump(errs);
+  EXPECT_TRUE(has(validate_input_payload(json::array()), "input_payload"));
+}
