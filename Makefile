@@ -31,6 +31,7 @@ demo: build
 	scripts/demo.sh
 
 bench: build
+	cmake --build --preset $(PRESET) -j $(JOBS) --target benchmarks
 	scripts/bench.sh
 
 clean:
