@@ -1,0 +1,222 @@
+// spec-engine: the agent runtime service (DESIGN.md §4). Flags have matching
+// environment variables (flag wins); see --help.
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/db.hpp"
+#include "core/log.hpp"
+#include "core/router.hpp"
+#include "core/server.hpp"
+#include "core/tracing.hpp"
+#include "spec_engine/api/routes.hpp"
+#include "spec_engine/bus/event_hub.hpp"
+#include "spec_engine/bus/run_manager.hpp"
+#include "spec_engine/store/store.hpp"
+
+namespace {
+
+/// Value of environment variable `name`, or `fallback`.
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : fallback;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"spec-engine: runs agent definitions against an LLM, checkpoints every step and streams events "
+               "(DESIGN.md §4)."};
+  std::string host = "127.0.0.1";
+  int port = 8000;
+  std::string data_dir = "./var/spec-engine";
+  std::string database_url;
+  std::string model_override;
+  int max_concurrent = 4;
+  std::size_t max_queue = 64;
+  std::size_t max_body = 1 << 20;
+  std::string log_level = "info";
+  std::string ca_file;
+  long model_timeout_ms = 120000;
+  long model_idle_timeout_ms = 60000;
+  int model_max_attempts = 3;
+  int max_steps = 100;
+  long max_run_seconds = 900;
+  long long max_tokens = 2'000'000;
+  std::string recovery = "resume";
+  long shutdown_grace_ms = 10000;
+  int blocking_threads = 16;
+  std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
+
+  app.add_option("--host", host, "Listen address")->envname("SPEC_ENGINE_HOST")->capture_default_str();
+  app.add_option("--port", port, "Listen port (0 = any free port)")
+      ->envname("SPEC_ENGINE_PORT")
+      ->check(CLI::Range(0, 65535))
+      ->capture_default_str();
+  app.add_option("--data-dir", data_dir, "Directory for the SQLite database (spec_engine.db)")
+      ->envname("SPEC_ENGINE_DATA_DIR")
+      ->capture_default_str();
+  app.add_option("--database-url", database_url,
+                 "postgresql://user[:pass]@host:port/deepagents_runtime selects PostgreSQL (default: SQLite in "
+                 "--data-dir)")
+      ->envname("SPEC_ENGINE_DATABASE_URL");
+  app.add_option("--model-override", model_override,
+                 "Force every node onto one model: scripted:/path/script.json | openai[:MODEL]")
+      ->envname("SPEC_ENGINE_MODEL_OVERRIDE");
+  app.add_option("--openai-base-url", openai_base_url, "OpenAI-compatible base URL (env OPENAI_BASE_URL)")
+      ->capture_default_str();
+  app.add_option("--ca-file", ca_file, "PEM CA bundle for HTTPS model endpoints (default: system store)")
+      ->envname("SPEC_ENGINE_CA_FILE");
+  app.add_option("--model-timeout-ms", model_timeout_ms, "Deadline of one model call, end to end")
+      ->envname("SPEC_ENGINE_MODEL_TIMEOUT_MS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--model-idle-timeout-ms", model_idle_timeout_ms, "Longest gap between streamed model chunks")
+      ->envname("SPEC_ENGINE_MODEL_IDLE_TIMEOUT_MS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--model-max-attempts", model_max_attempts, "Attempts per model call (429/5xx/connect retried)")
+      ->envname("SPEC_ENGINE_MODEL_MAX_ATTEMPTS")
+      ->check(CLI::Range(1, 20))
+      ->capture_default_str();
+  app.add_option("--max-concurrent-runs", max_concurrent, "Runs executing at once")
+      ->envname("SPEC_ENGINE_MAX_CONCURRENT_RUNS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--max-queue", max_queue, "Jobs waiting for a worker before invoke answers 429")
+      ->envname("SPEC_ENGINE_MAX_QUEUE")
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413)")
+      ->envname("SPEC_ENGINE_MAX_BODY_BYTES")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-steps", max_steps, "Model calls per run (all agents)")
+      ->envname("SPEC_ENGINE_MAX_STEPS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-run-seconds", max_run_seconds, "Wall-clock budget per run")
+      ->envname("SPEC_ENGINE_MAX_RUN_SECONDS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--max-tokens", max_tokens, "Prompt+completion tokens per run")
+      ->envname("SPEC_ENGINE_MAX_TOKENS")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--recovery", recovery,
+                 "Runs left in flight by a previous process: resume (from the last checkpoint) | fail")
+      ->envname("SPEC_ENGINE_RECOVERY")
+      ->check(CLI::IsMember({"resume", "fail"}))
+      ->capture_default_str();
+  app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
+                 "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)")
+      ->envname("SPEC_ENGINE_SHUTDOWN_GRACE_MS")
+      ->capture_default_str();
+  app.add_option("--blocking-threads", blocking_threads, "Threads running HTTP handlers and streams")
+      ->envname("SPEC_ENGINE_BLOCKING_THREADS")
+      ->check(CLI::Range(2, 1024))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->envname("SPEC_ENGINE_LOG_LEVEL")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
+      ->capture_default_str();
+  app.footer(
+      "Environment: OPENAI_API_KEY (never logged), OPENAI_BASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT (enables trace "
+      "export), MIGRATIONS_DIR.");
+  CLI11_PARSE(app, argc, argv);
+
+  core::log::init("spec-engine", log_level);
+  const std::string otlp = env_or("OTEL_EXPORTER_OTLP_ENDPOINT", "");
+  if (!otlp.empty()) core::tracing::init("spec-engine", otlp);
+
+  // Block the stop signals in every thread; the main thread waits for them below.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  try {
+    core::db::DbConfig dbc;
+    dbc.url = database_url;
+    dbc.sqlite_path = std::filesystem::path(data_dir) / "spec_engine.db";
+    dbc.pool_size = static_cast<std::size_t>(std::max(8, max_concurrent + 8));
+    core::db::Database db(dbc);
+    const int applied = core::db::migrate(db, core::db::migrations_dir("spec_engine", db.dialect()));
+    core::log::info("database ready", {{"database", db.describe()}, {"migrations_applied", applied}});
+
+    spec_engine::store::Store store(db);
+    spec_engine::bus::EventHub hub;
+
+    spec_engine::bus::RunManagerOptions ro;
+    ro.max_concurrent_runs = max_concurrent;
+    ro.max_queue = max_queue;
+    ro.recovery = recovery;
+    ro.limits.max_steps = max_steps;
+    ro.limits.max_wall_time = std::chrono::seconds(max_run_seconds);
+    ro.limits.max_tokens = max_tokens;
+    if (!model_override.empty()) ro.models.provider_override = model_override;
+    ro.models.openai_base_url = openai_base_url;
+    ro.models.openai_api_key = env_or("OPENAI_API_KEY", "");
+    ro.models.tls.ca_file = ca_file;
+    ro.models.request_timeout = std::chrono::milliseconds(model_timeout_ms);
+    ro.models.idle_timeout = std::chrono::milliseconds(std::min(model_idle_timeout_ms, model_timeout_ms));
+    ro.models.max_attempts = model_max_attempts;
+    if (!model_override.empty() && model_override.rfind("scripted", 0) == 0) {
+      core::log::warn("model override: every node uses the SCRIPTED model (offline replay, not an LLM)",
+                      {{"model_override", model_override}});
+    }
+
+    spec_engine::bus::RunManager runs(store, hub, ro);
+    const int recovered = runs.recover();
+    if (recovered > 0) core::log::info("recovered runs from a previous process", {{"count", recovered}});
+    runs.start();
+
+    core::http::Router router;
+    spec_engine::api::register_routes(router, {&store, &hub, &runs});
+    core::http::ServerOptions so;
+    so.host = host;
+    so.port = static_cast<std::uint16_t>(port);
+    so.max_body_bytes = max_body;
+    so.blocking_threads = blocking_threads;
+    so.service_name = "spec-engine";
+    core::http::Server server(so, std::move(router));
+    server.start();
+    core::log::info("listening", {{"host", host},
+                                  {"port", server.port()},
+                                  {"database", db.describe()},
+                                  {"max_concurrent_runs", max_concurrent},
+                                  {"max_queue", max_queue},
+                                  {"model_override", model_override},
+                                  {"openai_base_url", openai_base_url}});
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    core::log::info("stopping", {{"signal", sig}});
+    // Runs get the grace period, then are interrupted between steps (they stay
+    // resumable). A run stuck inside one model call cannot be interrupted before
+    // that call's timeout: after a further 5 s we exit anyway; everything is
+    // durable and the next start resumes it (DESIGN.md §4 "Durability").
+    auto stopped = std::async(std::launch::async,
+                              [&] { runs.shutdown(std::chrono::milliseconds(shutdown_grace_ms)); });
+    if (stopped.wait_for(std::chrono::milliseconds(shutdown_grace_ms) + std::chrono::seconds(5)) !=
+        std::future_status::ready) {
+      core::log::warn("runs still busy after the grace period; exiting, they resume at next start");
+      core::tracing::shutdown();
+      std::_Exit(0);
+    }
+    server.stop();
+    core::tracing::shutdown();
+    core::log::info("stopped");
+  } catch (const std::exception& e) {
+    core::log::error("fatal", {{"error", e.what()}});
+    std::cerr << "spec-engine: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

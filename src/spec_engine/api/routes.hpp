@@ -1,0 +1,34 @@
+#pragma once
+// HTTP/WebSocket endpoints of the Spec Engine (DESIGN.md §4 "API"):
+//   POST   /spec-engine/invoke                   202 {"thread_id","status":"started"}
+//   GET    /spec-engine/state/{thread_id}        200 state | 404
+//   WS     /spec-engine/stream/{thread_id}[?after_seq=N]  replay + live, close 1000 after `end`
+//   DELETE /spec-engine/threads/{thread_id}      204 | 404
+//   GET    /health, /ready, /metrics
+// Errors are RFC 9457 problem details with `errors: [{field, message}]`.
+
+#include <functional>
+
+#include "core/router.hpp"
+#include "spec_engine/bus/event_hub.hpp"
+#include "spec_engine/bus/run_manager.hpp"
+#include "spec_engine/store/store.hpp"
+
+namespace spec_engine::api {
+
+/// What the handlers use. All referenced objects must outlive the server.
+struct ApiContext {
+  store::Store* store = nullptr;
+  bus::EventHub* hub = nullptr;
+  bus::RunManager* runs = nullptr;
+  /// Frames queued on one WebSocket beyond which the slow client is dropped (close 1013).
+  std::size_t max_ws_queue = 20000;
+};
+
+/// Registers every Spec Engine route on `router`.
+void register_routes(core::http::Router& router, ApiContext ctx);
+
+/// Parses the `after_seq` query value: a decimal integer >= 0 (absent = 0); nullopt when invalid.
+std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& value);
+
+}  // namespace spec_engine::api

@@ -1,0 +1,139 @@
+#pragma once
+// Runs jobs on a fixed pool of worker threads with a bounded queue (DESIGN.md §4
+// "Concurrency"), idempotent on job_id (thread_id == job_id), with cancellation
+// and start-up recovery of runs a previous process left in flight (§4 "Durability").
+// Each run calls runtime::execute with an observer that assigns seq numbers,
+// stores events, publishes them to the EventHub and persists checkpoints; when
+// execute returns, the outcome and the final `end` event are stored together.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "spec_engine/bus/event_hub.hpp"
+#include "spec_engine/runtime/run.hpp"
+#include "spec_engine/store/store.hpp"
+
+namespace spec_engine::bus {
+
+/// A validated job (DESIGN.md §4 invoke body) plus request context.
+struct Job {
+  std::string job_id;               ///< becomes the thread id
+  std::string trace_id;             ///< job.trace_id ("" when absent)
+  std::string traceparent;          ///< W3C traceparent of the invoke request ("" when absent)
+  nlohmann::json agent_definition;  ///< validated by runtime::validate_definition
+  nlohmann::json input_payload = nlohmann::json::object();
+};
+
+/// Settings of the run manager.
+struct RunManagerOptions {
+  int max_concurrent_runs = 4;               ///< worker threads (runs in flight)
+  std::size_t max_queue = 64;                ///< jobs waiting for a worker; more -> queue_full (429)
+  std::chrono::seconds retry_after{5};       ///< advertised in Retry-After when the queue is full
+  runtime::RunLimits limits;
+  runtime::ModelSettings models;
+  /// Start-up recovery of runs left queued/running: "resume" (from the last checkpoint,
+  /// or from the start when none) or "fail" (mark failed with a reason).
+  std::string recovery = "resume";
+  int max_recoveries = 3;                    ///< a run interrupted more often than this is failed
+  std::chrono::milliseconds cancel_wait{10000};  ///< DELETE waits this long for a running run to stop
+};
+
+/// The function that executes a run (runtime::execute; replaceable in tests).
+using ExecuteFn = std::function<runtime::RunResult(const runtime::RunRequest&, const runtime::RunLimits&,
+                                                   const runtime::ModelSettings&, runtime::RunObserver&)>;
+
+/// Outcome of RunManager::submit.
+enum class SubmitOutcome {
+  started,        ///< a new thread was created and queued
+  existing,       ///< the job_id is already a thread: nothing new was run
+  queue_full,     ///< rejected; retry after RunManagerOptions::retry_after (HTTP 429)
+  shutting_down,  ///< rejected; the engine is stopping (HTTP 503)
+};
+
+struct SubmitResult {
+  SubmitOutcome outcome = SubmitOutcome::started;
+  std::optional<store::ThreadRecord> thread;  ///< the (new or existing) thread when accepted
+};
+
+/// Thread-safe run manager. Lifecycle: construct -> recover() -> start() -> ... -> shutdown().
+class RunManager {
+ public:
+  RunManager(store::Store& store, EventHub& hub, RunManagerOptions options, ExecuteFn execute = runtime::execute);
+  ~RunManager();  ///< shutdown(0) if still running
+  RunManager(const RunManager&) = delete;
+  RunManager& operator=(const RunManager&) = delete;
+
+  /// Handles threads a previous process left queued/running: re-queues them (resume
+  /// from the last checkpoint) or fails them with a reason, per options.recovery and
+  /// max_recoveries. Call before start(). Returns the number of threads handled.
+  int recover();
+  /// Starts the worker threads.
+  void start();
+  /// Creates the thread for `job` and queues it, unless the job_id already exists
+  /// (existing) or the queue is full. Throws on database errors (nothing half-written:
+  /// the thread row is the only write).
+  SubmitResult submit(const Job& job);
+  /// Cancels the thread if queued or running (waits up to cancel_wait for the run to
+  /// stop), then deletes its events, checkpoint and row; closes its live streams.
+  /// False when the thread is unknown.
+  bool remove(const std::string& thread_id);
+  /// Stops accepting, waits up to `grace` for runs in flight, then interrupts the rest.
+  /// Interrupted runs are left `queued` with their checkpoint, so the next start resumes
+  /// them. Joins the workers. Idempotent.
+  void shutdown(std::chrono::milliseconds grace);
+
+  std::size_t queued() const;             ///< jobs waiting for a worker
+  std::size_t running() const;            ///< runs in flight
+  bool queue_full() const;                ///< queued() >= max_queue
+  bool accepting() const { return accepting_.load(); }
+  const RunManagerOptions& options() const { return options_; }
+
+ private:
+  struct Item {
+    std::string thread_id;
+    bool recovered = false;
+  };
+  struct Active {
+    std::atomic<bool> cancel{false};     ///< user cancel (DELETE)
+    std::atomic<bool> interrupt{false};  ///< shutdown: stop now, resume at next start
+    std::atomic<bool> deleted{false};    ///< thread deleted: drop further writes
+    bool done = false;                   ///< guarded by RunManager::mu_
+  };
+  class Observer;
+
+  void worker_loop();
+  void run_one(const Item& item, const std::shared_ptr<Active>& active);
+  /// Stores the final state + `end` event, publishes `end`, counts metrics.
+  void finish_thread(const std::string& thread_id, std::int64_t& seq, const std::string& status,
+                     const nlohmann::json& result, const nlohmann::json& files, const std::string& error);
+
+  store::Store& store_;
+  EventHub& hub_;
+  RunManagerOptions options_;
+  ExecuteFn execute_;
+
+  std::mutex submit_mu_;             ///< serialises submit (check-then-insert)
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       ///< work available / stop
+  std::condition_variable done_cv_;  ///< a run finished
+  std::deque<Item> queue_;
+  std::map<std::string, std::shared_ptr<Active>> active_;
+  std::vector<std::thread> workers_;
+  bool stopping_ = false;
+  std::atomic<bool> accepting_{true};
+};
+
+}  // namespace spec_engine::bus

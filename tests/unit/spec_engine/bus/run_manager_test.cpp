@@ -1,0 +1,238 @@
+// RunManager with a fake runtime: events/seq/end, idempotency, queue bound,
+// cancellation by delete, recovery after a restart, shutdown interruption.
+#include "spec_engine/bus/run_manager.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "../test_db.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using spec_engine::bus::Job;
+using spec_engine::bus::RunManager;
+using spec_engine::bus::RunManagerOptions;
+using spec_engine::bus::SubmitOutcome;
+using spec_engine::runtime::RunLimits;
+using spec_engine::runtime::ModelSettings;
+using spec_engine::runtime::RunObserver;
+using spec_engine::runtime::RunRequest;
+using spec_engine::runtime::RunResult;
+
+Job job(const std::string& id) {
+  Job j;
+  j.job_id = id;
+  j.trace_id = "tr-" + id;
+  j.agent_definition = {{"graph", {{"entryPoint", "a"}}}};
+  j.input_payload = {{"messages", "go"}};
+  return j;
+}
+
+class RunManagerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
+    tdb_ = spec_engine::testing::make_db(GetParam());
+    ASSERT_TRUE(tdb_);
+    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+  }
+  /// Waits until the thread reaches a terminal status (or `want`); returns it.
+  std::string wait_status(const std::string& id, const std::string& want = "", std::chrono::milliseconds t = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + t;
+    std::string s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto rec = store_->get_thread(id);
+      s = rec ? rec->status : "<gone>";
+      if (want.empty() ? spec_engine::store::is_terminal(s) : s == want) return s;
+      std::this_thread::sleep_for(10ms);
+    }
+    return s;
+  }
+  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
+  std::unique_ptr<spec_engine::store::Store> store_;
+  spec_engine::bus::EventHub hub_;
+};
+
+TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
+  std::atomic<int> calls{0};
+  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+    ++calls;
+    EXPECT_FALSE(req.resume_from);
+    EXPECT_EQ(req.input_payload["messages"], "go");
+    obs.emit("on_llm_stream", {{"delta", "hi"}});
+    obs.checkpoint({{"step", 1}});
+    obs.emit("on_state_update", {{"files", {{"/a.md", {{"content", {"x"}}}}}}});
+    RunResult r;
+    r.status = "completed";
+    r.result = {{"messages", {"done"}}};
+    r.files = {{"/a.md", {{"content", {"x"}}}}};
+    return r;
+  };
+  std::vector<std::string> live;
+  std::mutex mu;
+  hub_.subscribe("j1", 0, [&](std::int64_t a) { return store_->events_after("j1", a); },
+                 [&](const spec_engine::store::EventRecord& e) {
+                   std::lock_guard lk(mu);
+                   live.push_back(e.event_type);
+                 });
+  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  rm.start();
+  auto res = rm.submit(job("j1"));
+  EXPECT_EQ(res.outcome, SubmitOutcome::started);
+  EXPECT_EQ(wait_status("j1"), "completed");
+  auto again = rm.submit(job("j1"));
+  EXPECT_EQ(again.outcome, SubmitOutcome::existing);
+  ASSERT_TRUE(again.thread);
+  EXPECT_EQ(again.thread->status, "completed");
+  rm.shutdown(1s);
+  EXPECT_EQ(calls, 1);
+  auto events = store_->events_after("j1", 0);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].seq, 1);
+  EXPECT_EQ(events[2].event_type, "end");
+  EXPECT_EQ(events[2].data["status"], "completed");
+  auto t = store_->get_thread("j1");
+  EXPECT_EQ(t->last_seq, 3);
+  EXPECT_EQ(t->generated_files["/a.md"]["content"][0], "x");
+  EXPECT_EQ(t->result["messages"][0], "done");
+  EXPECT_TRUE(store_->latest_checkpoint("j1"));
+  std::lock_guard lk(mu);
+  EXPECT_EQ(live, (std::vector<std::string>{"on_llm_stream", "on_state_update", "end"}));
+}
+
+TEST_P(RunManagerTest, QueueBoundAndCancelByRemove) {
+  std::atomic<bool> release{false};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+    while (!release && !obs.cancelled()) std::this_thread::sleep_for(5ms);
+    RunResult r;
+    r.status = obs.cancelled() ? "cancelled" : "completed";
+    return r;
+  };
+  RunManagerOptions o;
+  o.max_concurrent_runs = 1;
+  o.max_queue = 1;
+  RunManager rm(*store_, hub_, o, exec);
+  rm.start();
+  EXPECT_EQ(rm.submit(job("a")).outcome, SubmitOutcome::started);
+  EXPECT_EQ(wait_status("a", "running"), "running");
+  EXPECT_EQ(rm.submit(job("b")).outcome, SubmitOutcome::started);
+  EXPECT_EQ(rm.submit(job("c")).outcome, SubmitOutcome::queue_full);
+  EXPECT_FALSE(store_->get_thread("c"));  // nothing half-written
+  EXPECT_TRUE(rm.queue_full());
+  EXPECT_EQ(rm.submit(job("a")).outcome, SubmitOutcome::existing);  // duplicates never 429
+  EXPECT_TRUE(rm.remove("a"));  // running: cancelled, then deleted
+  EXPECT_FALSE(store_->get_thread("a"));
+  EXPECT_TRUE(store_->events_after("a", 0).empty());
+  EXPECT_FALSE(rm.remove("a"));
+  release = true;
+  EXPECT_EQ(wait_status("b"), "completed");
+  rm.shutdown(1s);
+}
+
+TEST_P(RunManagerTest, RuntimeExceptionFailsTheRunWithReason) {
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&) -> RunResult {
+    throw std::logic_error("kaboom");
+  };
+  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  rm.start();
+  rm.submit(job("x"));
+  EXPECT_EQ(wait_status("x"), "failed");
+  rm.shutdown(1s);
+  auto t = store_->get_thread("x");
+  EXPECT_NE(t->error.find("kaboom"), std::string::npos);
+  auto events = store_->events_after("x", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event_type, "error");
+  EXPECT_EQ(events[1].event_type, "end");
+  EXPECT_EQ(events[1].data["status"], "failed");
+  EXPECT_NE(events[1].data["error"].get<std::string>().find("kaboom"), std::string::npos);
+}
+
+TEST_P(RunManagerTest, RecoveryResumesFromCheckpoint) {
+  // A previous process left "r" running with a checkpoint and two events, "q" queued.
+  spec_engine::store::ThreadRecord rec;
+  rec.thread_id = rec.job_id = "r";
+  rec.agent_definition = {{"x", 1}};
+  ASSERT_TRUE(store_->create_thread(rec));
+  store_->set_status("r", "running");
+  store_->append_event({"r", 1, "on_state_update", {}, "ts"});
+  store_->append_event({"r", 2, "on_llm_stream", {}, "ts"});
+  store_->save_checkpoint("r", 2, {{"step", 7}});
+  rec.thread_id = rec.job_id = "q";
+  ASSERT_TRUE(store_->create_thread(rec));
+  std::mutex mu;
+  std::map<std::string, std::optional<nlohmann::json>> seen;
+  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+    {
+      std::lock_guard lk(mu);
+      seen[req.thread_id] = req.resume_from;
+    }
+    obs.emit("on_state_update", {});
+    RunResult r;
+    r.status = "completed";
+    return r;
+  };
+  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  EXPECT_EQ(rm.recover(), 2);
+  rm.start();
+  EXPECT_EQ(wait_status("r"), "completed");
+  EXPECT_EQ(wait_status("q"), "completed");
+  rm.shutdown(1s);
+  std::lock_guard lk(mu);
+  ASSERT_TRUE(seen["r"]);
+  EXPECT_EQ((*seen["r"])["step"], 7);
+  EXPECT_FALSE(seen["q"]);
+  auto events = store_->events_after("r", 0);
+  ASSERT_EQ(events.size(), 4u);  // seq continues after the stored ones
+  EXPECT_EQ(events[2].seq, 3);
+  EXPECT_EQ(events[3].event_type, "end");
+}
+
+TEST_P(RunManagerTest, RecoveryFailModeAndGiveUp) {
+  spec_engine::store::ThreadRecord rec;
+  rec.thread_id = rec.job_id = "r";
+  rec.agent_definition = {{"x", 1}};
+  ASSERT_TRUE(store_->create_thread(rec));
+  store_->set_status("r", "running");
+  store_->save_checkpoint("r", 0, {{"files", {{"/f", {{"content", {"1"}}}}}}});
+  RunManagerOptions o;
+  o.recovery = "fail";
+  int calls = 0;
+  RunManager rm(*store_, hub_, o, [&](auto&, auto&, auto&, auto&) {
+    ++calls;
+    return RunResult{"completed", {}, {}, {}};
+  });
+  EXPECT_EQ(rm.recover(), 1);
+  auto t = store_->get_thread("r");
+  EXPECT_EQ(t->status, "failed");
+  EXPECT_NE(t->error.find("restart"), std::string::npos);
+  EXPECT_EQ(t->generated_files["/f"]["content"][0], "1");
+  auto events = store_->events_after("r", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].event_type, "end");
+  EXPECT_EQ(events[1].data["status"], "failed");
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_P(RunManagerTest, ShutdownInterruptsAndLeavesRunResumable) {
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+    obs.checkpoint({{"step", 1}});
+    while (!obs.cancelled()) std::this_thread::sleep_for(5ms);
+    return RunResult{"cancelled", {}, {}, {}};
+  };
+  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  rm.start();
+  rm.submit(job("s"));
+  EXPECT_EQ(wait_status("s", "running"), "running");
+  rm.shutdown(50ms);
+  EXPECT_EQ(store_->get_thread("s")->status, "queued");
+  EXPECT_EQ(rm.submit(job("z")).outcome, SubmitOutcome::shutting_down);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, RunManagerTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
