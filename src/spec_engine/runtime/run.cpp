@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "spec_engine/models/factory.hpp"
 #include "spec_engine/runtime/run.hpp"
 #include "spec_engine/runtime/state.hpp"
@@ -21,6 +22,14 @@ namespace spec_engine::runtime {
 using nlohmann::json;
 
 namespace {
+
+// Records one model call in spec_engine_model_call_duration_seconds{provider,outcome}.
+void observe_model_call(const std::string& provider, const char* outcome, std::chrono::steady_clock::time_point t0) {
+  static auto& h = core::metrics::global().histogram("spec_engine_model_call_duration_seconds",
+                                                     "Duration of one model call (request to last streamed chunk), seconds");
+  h.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+            {{"provider", provider}, {"outcome", outcome}});
+}
 
 /// A run-level failure: ends the run with status "failed".
 struct RunFailure {
@@ -229,8 +238,10 @@ void Run::call_model(std::size_t depth) {
     });
   } catch (const models::ModelError& e) {
     counters_.model_calls += 1;
+    observe_model_call(model->provider(), "error", t0);
     throw RunFailure{e.what()};
   }
+  observe_model_call(model->provider(), "ok", t0);
   counters_.model_calls += 1;
   counters_.steps += 1;
   counters_.prompt_tokens += turn.usage.prompt_tokens;

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <unistd.h>
 
+#include "core/metrics.hpp"
 #include "spec_engine/runtime/run.hpp"
 
 using namespace spec_engine::runtime;
@@ -332,4 +333,14 @@ TEST(Loop, BadResumeStateFails) {
   auto r = run_with_script(two_agent_definition(), two_agent_script(), rec, {}, json::object(), json{{"version", 9}});
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("cannot resume"), std::string::npos);
+}
+
+TEST(Loop, ModelCallsAreTimedInMetrics) {
+  auto& h = core::metrics::global().histogram("spec_engine_model_call_duration_seconds", "");
+  const auto before = h.count({{"provider", "scripted"}, {"outcome", "ok"}});
+  Recorder rec;
+  auto res = run_with_script(two_agent_definition(), two_agent_script(), rec);
+  ASSERT_EQ(res.status, "completed") << res.error;
+  // Seven scripted turns: seven model calls observed.
+  EXPECT_EQ(h.count({{"provider", "scripted"}, {"outcome", "ok"}}) - before, 7u);
 }
