@@ -1,0 +1,30 @@
+#include "orchestrator/domain/access.hpp"
+
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain::access {
+
+store::WorkflowRecord require_workflow(soci::session& sql, const std::string& workflow_id, const std::string& user_id) {
+  auto w = store::workflows::find_for_user(sql, workflow_id, user_id);
+  if (!w) throw NotFoundError("workflow", workflow_id);
+  return *w;
+}
+
+store::WorkflowRecord require_workflow_writer(soci::session& sql, const std::string& workflow_id,
+                                              const std::string& user_id) {
+  auto w = require_workflow(sql, workflow_id, user_id);
+  if (w.role != "owner" && w.role != "editor")
+    throw ForbiddenError("your role on workflow " + workflow_id + " is '" + w.role + "'; editing needs owner or editor");
+  return w;
+}
+
+store::ProposalRecord require_proposal(soci::session& sql, const std::string& proposal_id, const std::string& user_id) {
+  auto p = store::proposals::find(sql, proposal_id);
+  if (!p || !store::proposals::has_access(sql, proposal_id, user_id) ||
+      !store::workflows::find_for_user(sql, p->workflow_id, user_id))
+    throw NotFoundError("proposal", proposal_id);
+  return *p;
+}
+
+}  // namespace orchestrator::domain::access

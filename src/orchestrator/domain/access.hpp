@@ -1,0 +1,24 @@
+#pragma once
+// Authorization rules shared by the services (DESIGN.md §5, R6): a workflow is visible
+// to its members (the owner is a member with role "owner"); a proposal is visible to
+// users listed in proposal_access. Anything invisible is NotFoundError, never 403.
+// Writes need role owner|editor (ForbiddenError for viewers, who can already see it).
+
+#include <string>
+
+#include <soci/soci.h>
+
+#include "orchestrator/store/records.hpp"
+
+namespace orchestrator::domain::access {
+
+/// The workflow as seen by `user_id`; NotFoundError("workflow", id) if absent or not a member.
+store::WorkflowRecord require_workflow(soci::session& sql, const std::string& workflow_id, const std::string& user_id);
+/// As require_workflow, plus ForbiddenError unless the role is owner or editor.
+store::WorkflowRecord require_workflow_writer(soci::session& sql, const std::string& workflow_id,
+                                              const std::string& user_id);
+/// The proposal if `user_id` is in its proposal_access and still a member of its workflow;
+/// NotFoundError("proposal", id) otherwise.
+store::ProposalRecord require_proposal(soci::session& sql, const std::string& proposal_id, const std::string& user_id);
+
+}  // namespace orchestrator::domain::access

@@ -1,0 +1,44 @@
+#include "orchestrator/domain/audit.hpp"
+
+#include "core/util.hpp"
+#include "orchestrator/domain/access.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain {
+
+void audit_append(soci::session& sql, const std::string& user_id, const std::string& workflow_id,
+                  const std::string& action, const std::string& subject_type, const std::string& subject_id,
+                  const nlohmann::json& details) {
+  store::AuditRecord a;
+  a.id = core::uuid4();
+  a.at = core::now_rfc3339();
+  if (!user_id.empty()) a.user_id = user_id;
+  if (!workflow_id.empty()) a.workflow_id = workflow_id;
+  a.action = action;
+  a.subject_type = subject_type;
+  a.subject_id = subject_id;
+  a.details = details.is_object() ? details : nlohmann::json{{"value", details}};
+  store::audit::insert(sql, a);
+}
+
+AuditService::AuditService(core::db::Database& db) : db_(db) {}
+
+void AuditService::append(const std::string& user_id, const std::string& workflow_id, const std::string& action,
+                          const std::string& subject_type, const std::string& subject_id,
+                          const nlohmann::json& details) {
+  soci::session sql(db_.pool());
+  audit_append(sql, user_id, workflow_id, action, subject_type, subject_id, details);
+}
+
+store::Page<AuditEntry> AuditService::list(const std::string& actor, const std::string& workflow_id,
+                                           const store::PageRequest& page) {
+  const int limit = store::checked_limit(page);
+  std::optional<store::CursorKey> after;
+  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
+  soci::session sql(db_.pool());
+  access::require_workflow(sql, workflow_id, actor);
+  return store::make_page(store::audit::list(sql, workflow_id, limit + 1, after), limit,
+                          [](const AuditEntry& a) { return store::CursorKey{a.at, a.id}; });
+}
+
+}  // namespace orchestrator::domain

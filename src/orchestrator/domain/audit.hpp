@@ -1,0 +1,43 @@
+#pragma once
+// Audit log: who decided what, when (DESIGN.md §5 "Every decision goes to an audit log").
+// Actions written by the services: workflow.create, workflow.publish, workflow.deploy,
+// workflow.member, draft.update, draft.delete, proposal.create, proposal.completed,
+// proposal.failed, proposal.approve, proposal.reject, proposal.cancel, proposal.expired.
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <soci/soci.h>
+
+#include "core/db.hpp"
+#include "orchestrator/store/records.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace orchestrator::domain {
+
+using AuditEntry = store::AuditRecord;  ///< {id, at, user_id?, workflow_id?, action, subject_type, subject_id, details}
+
+/// Appends one entry on `sql` (so it joins the caller's transaction). `user_id` empty for
+/// system actions (tracker, TTL sweeper).
+void audit_append(soci::session& sql, const std::string& user_id, const std::string& workflow_id,
+                  const std::string& action, const std::string& subject_type, const std::string& subject_id,
+                  const nlohmann::json& details = nlohmann::json::object());
+
+/// Reads and writes the audit log. Thread-safe.
+class AuditService {
+ public:
+  explicit AuditService(core::db::Database& db);
+  /// Appends in its own statement (outside any transaction).
+  void append(const std::string& user_id, const std::string& workflow_id, const std::string& action,
+              const std::string& subject_type, const std::string& subject_id,
+              const nlohmann::json& details = nlohmann::json::object());
+  /// Entries of a workflow, newest first; NotFoundError if the workflow is invisible.
+  store::Page<AuditEntry> list(const std::string& actor, const std::string& workflow_id,
+                               const store::PageRequest& page = {});
+
+ private:
+  core::db::Database& db_;
+};
+
+}  // namespace orchestrator::domain

@@ -1,0 +1,130 @@
+#pragma once
+// Typed errors of the orchestrator domain layer. Every service method documents
+// which of these it throws; the API layer maps them to RFC 9457 problem details
+// with `http_status()` (a resource the caller may not see is not_found -> 404,
+// never 403: DESIGN.md §5 "Errors").
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace orchestrator::domain {
+
+/// What went wrong, independent of transport.
+enum class ErrorKind {
+  invalid,          ///< input fails validation; `field()` names it (400)
+  not_found,        ///< does not exist OR the caller may not see it (404)
+  conflict,         ///< concurrent change: stale revision, three-way merge conflict, duplicate (409)
+  precondition,     ///< illegal state transition, e.g. approve a rejected proposal (409)
+  unauthenticated,  ///< missing/invalid credentials or token (401)
+  forbidden,        ///< caller can see the resource but its role may not change it (403)
+};
+
+/// Base of all domain errors. `what()` is a sentence a person can act on and never
+/// contains secrets (passwords, tokens).
+class Error : public std::runtime_error {
+ public:
+  Error(ErrorKind kind, const std::string& message, nlohmann::json details = nlohmann::json::object())
+      : std::runtime_error(message), kind_(kind), details_(std::move(details)) {}
+  ErrorKind kind() const noexcept { return kind_; }
+  /// Extra machine-readable facts for the problem document (e.g. {"current_status": "rejected"}).
+  const nlohmann::json& details() const noexcept { return details_; }
+  /// Suggested HTTP status: invalid 400, unauthenticated 401, forbidden 403, not_found 404,
+  /// conflict/precondition 409.
+  int http_status() const noexcept;
+  /// Short slug for the problem "type" URI, e.g. "not-found", "conflict".
+  const char* slug() const noexcept;
+
+ private:
+  ErrorKind kind_;
+  nlohmann::json details_;
+};
+
+/// Invalid input; `field()` is the JSON field (dotted path, e.g. "files./THE_SPEC/plan.md.content").
+class InvalidError : public Error {
+ public:
+  InvalidError(std::string field, const std::string& message)
+      : Error(ErrorKind::invalid, message, {{"field", field}}), field_(std::move(field)) {}
+  const std::string& field() const noexcept { return field_; }
+
+ private:
+  std::string field_;
+};
+
+/// Resource missing or hidden from the caller; `resource()` is "workflow", "proposal", "draft", ...
+class NotFoundError : public Error {
+ public:
+  NotFoundError(std::string resource, const std::string& id)
+      : Error(ErrorKind::not_found, resource + " " + id + " was not found",
+              {{"resource", resource}, {"id", id}}),
+        resource_(std::move(resource)) {}
+  const std::string& resource() const noexcept { return resource_; }
+
+ private:
+  std::string resource_;
+};
+
+/// Concurrent modification. `paths()` lists conflicting file paths for three-way merge
+/// conflicts (empty for other conflicts such as a stale draft revision).
+class ConflictError : public Error {
+ public:
+  ConflictError(const std::string& message, std::vector<std::string> paths = {},
+                nlohmann::json details = nlohmann::json::object())
+      : Error(ErrorKind::conflict, message, with_paths(std::move(details), paths)), paths_(std::move(paths)) {}
+  const std::vector<std::string>& paths() const noexcept { return paths_; }
+
+ private:
+  static nlohmann::json with_paths(nlohmann::json d, const std::vector<std::string>& p) {
+    if (!p.empty()) d["paths"] = p;
+    return d;
+  }
+  std::vector<std::string> paths_;
+};
+
+/// The resource is in a state that does not allow the operation (state machine rule).
+class PreconditionError : public Error {
+ public:
+  explicit PreconditionError(const std::string& message, nlohmann::json details = nlohmann::json::object())
+      : Error(ErrorKind::precondition, message, std::move(details)) {}
+};
+
+/// Authentication failed (bad password, bad/expired token). The message is generic on purpose.
+class UnauthenticatedError : public Error {
+ public:
+  explicit UnauthenticatedError(const std::string& message) : Error(ErrorKind::unauthenticated, message) {}
+};
+
+/// The caller may see the resource (e.g. a workflow "viewer") but not modify it. Used only
+/// when the resource is already visible; invisible resources are NotFoundError.
+class ForbiddenError : public Error {
+ public:
+  explicit ForbiddenError(const std::string& message) : Error(ErrorKind::forbidden, message) {}
+};
+
+inline int Error::http_status() const noexcept {
+  switch (kind_) {
+    case ErrorKind::invalid: return 400;
+    case ErrorKind::unauthenticated: return 401;
+    case ErrorKind::forbidden: return 403;
+    case ErrorKind::not_found: return 404;
+    case ErrorKind::conflict:
+    case ErrorKind::precondition: return 409;
+  }
+  return 500;
+}
+
+inline const char* Error::slug() const noexcept {
+  switch (kind_) {
+    case ErrorKind::invalid: return "invalid-request";
+    case ErrorKind::unauthenticated: return "unauthenticated";
+    case ErrorKind::forbidden: return "forbidden";
+    case ErrorKind::not_found: return "not-found";
+    case ErrorKind::conflict: return "conflict";
+    case ErrorKind::precondition: return "invalid-state";
+  }
+  return "internal";
+}
+
+}  // namespace orchestrator::domain

@@ -1,0 +1,342 @@
+#include "orchestrator/domain/proposals.hpp"
+
+#include <soci/soci.h>
+
+#include "core/util.hpp"
+#include "orchestrator/domain/access.hpp"
+#include "orchestrator/domain/audit.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain {
+
+namespace {
+
+constexpr std::size_t kMaxPrompt = 20000;
+constexpr std::size_t kMaxError = 4000;
+
+std::string later(std::chrono::seconds d) { return core::to_rfc3339(std::chrono::system_clock::now() + d); }
+
+bool valid_thread_id(const std::string& t) {
+  if (t.empty() || t.size() > 128) return false;
+  for (unsigned char c : t)
+    if (!std::isalnum(c) && c != '-' && c != '_') return false;
+  return true;
+}
+
+[[noreturn]] void illegal(const Proposal& p, const std::string& op, const std::string& allowed) {
+  throw PreconditionError("proposal " + p.id + " is " + store::to_string(p.status) + "; only " + allowed +
+                              " proposals can be " + op,
+                          {{"current_status", store::to_string(p.status)}});
+}
+
+bool same(const std::optional<FileEntry>& a, const FileEntry* b) {
+  if (!a) return b == nullptr;
+  return b != nullptr && a->same_content(*b);
+}
+
+}  // namespace
+
+std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& base, const FileMap& generated) {
+  // Upserts only: the engine's tools cannot delete files, so a path missing from
+  // generated_files means the run did not carry it (e.g. an engine that was not seeded),
+  // never a deletion. Treating absence as deletion would wipe drafts on approve.
+  std::map<std::string, std::optional<FileEntry>> out;
+  for (const auto& [path, f] : generated) {
+    const auto b = base.find(path);
+    if (b == base.end() || !b->second.same_content(f)) out[path] = f;
+  }
+  return out;
+}
+
+ProposalService::ProposalService(core::db::Database& db) : db_(db) {}
+
+Proposal ProposalService::create(const std::string& actor, const std::string& workflow_id,
+                                 const CreateProposalInput& in) {
+  if (in.user_prompt.find_first_not_of(" \t\r\n") == std::string::npos)
+    throw InvalidError("user_prompt", "user_prompt must not be empty");
+  if (in.user_prompt.size() > kMaxPrompt) throw InvalidError("user_prompt", "user_prompt is longer than 20000 bytes");
+  if (in.context_file_path) validate_path(*in.context_file_path, "context_file_path");
+  if (in.context_selection && in.context_selection->size() > kMaxPrompt)
+    throw InvalidError("context_selection", "context_selection is longer than 20000 bytes");
+  if (!valid_thread_id(in.thread_id))
+    throw InvalidError("thread_id", "thread_id must be 1 to 128 characters of letters, digits, '-' or '_'");
+  soci::session sql(db_.pool());
+  const auto wf = access::require_workflow_writer(sql, workflow_id, actor);
+  store::Tx tx(sql, db_.dialect());
+  if (store::proposals::find_by_thread(sql, in.thread_id))
+    throw ConflictError("thread " + in.thread_id + " already belongs to a proposal");
+  const auto draft = DraftService::ensure(sql, workflow_id);
+  Proposal p;
+  p.id = core::uuid4();
+  p.workflow_id = workflow_id;
+  p.draft_id = draft.id;
+  p.thread_id = in.thread_id;
+  p.status = ProposalStatus::processing;
+  p.user_prompt = in.user_prompt;
+  p.context_file_path = in.context_file_path;
+  p.context_selection = in.context_selection;
+  p.base_files = draft.files;
+  p.created_at = core::now_rfc3339();
+  p.created_by_user_id = actor;
+  store::proposals::insert(sql, p);
+  store::proposals::grant_access(sql, p.id, actor, "owner", p.created_at);
+  if (wf.owner_id != actor) store::proposals::grant_access(sql, p.id, wf.owner_id, "reviewer", p.created_at);
+  audit_append(sql, actor, workflow_id, "proposal.create", "proposal", p.id,
+               {{"thread_id", p.thread_id}, {"draft_revision", draft.revision}});
+  tx.commit();
+  return p;
+}
+
+ProposalDetail ProposalService::get(const std::string& actor, const std::string& proposal_id) {
+  soci::session sql(db_.pool());
+  ProposalDetail d{access::require_proposal(sql, proposal_id, actor), {}};
+  if (d.proposal.generated_files && !d.proposal.generated_files->empty()) {
+    FileMap after = d.proposal.base_files;  // base overlaid with the proposal's upserts
+    for (const auto& [path, change] : proposal_changes(d.proposal.base_files, *d.proposal.generated_files))
+      if (change) after[path] = *change;
+    d.changes = summarize_changes(d.proposal.base_files, after);
+  }
+  return d;
+}
+
+Proposal ProposalService::get_by_thread(const std::string& actor, const std::string& thread_id) {
+  soci::session sql(db_.pool());
+  const auto p = store::proposals::find_by_thread(sql, thread_id);
+  if (!p) throw NotFoundError("thread", thread_id);
+  try {
+    return access::require_proposal(sql, p->id, actor);
+  } catch (const NotFoundError&) {
+    throw NotFoundError("thread", thread_id);
+  }
+}
+
+std::string ProposalService::diff(const std::string& actor, const std::string& proposal_id) {
+  soci::session sql(db_.pool());
+  const auto p = access::require_proposal(sql, proposal_id, actor);
+  if (!p.generated_files)
+    throw PreconditionError("proposal " + p.id + " has no generated files yet (status " + store::to_string(p.status) +
+                                ")",
+                            {{"current_status", store::to_string(p.status)}});
+  FileMap draft;
+  if (const auto d = store::drafts::find_by_workflow(sql, p.workflow_id)) draft = store::drafts::load_files(sql, d->id);
+  std::string out;
+  for (const auto& [path, change] : proposal_changes(p.base_files, *p.generated_files)) {
+    const auto cur = draft.find(path);
+    out += unified_file_diff(path, cur == draft.end() ? nullptr : &cur->second, change ? &*change : nullptr);
+  }
+  return out;
+}
+
+store::Page<Proposal> ProposalService::list(const std::string& actor, const std::string& workflow_id,
+                                            const store::PageRequest& page) {
+  const int limit = store::checked_limit(page);
+  std::optional<store::CursorKey> after;
+  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
+  soci::session sql(db_.pool());
+  access::require_workflow(sql, workflow_id, actor);
+  return store::make_page(store::proposals::list_for_user(sql, workflow_id, actor, limit + 1, after), limit,
+                          [](const Proposal& p) { return store::CursorKey{p.created_at, p.id}; });
+}
+
+void ProposalService::grant_access(const std::string& actor, const std::string& proposal_id,
+                                   const std::string& user_id, const std::string& access_type) {
+  if (access_type != "reviewer" && access_type != "viewer")
+    throw InvalidError("access_type", "access_type must be 'reviewer' or 'viewer'");
+  soci::session sql(db_.pool());
+  const auto p = access::require_proposal(sql, proposal_id, actor);
+  if (!store::workflows::find_for_user(sql, p.workflow_id, user_id)) throw NotFoundError("user", user_id);
+  store::Tx tx(sql, db_.dialect());
+  store::proposals::grant_access(sql, proposal_id, user_id, access_type, core::now_rfc3339());
+  audit_append(sql, actor, p.workflow_id, "proposal.grant", "proposal", proposal_id,
+               {{"user_id", user_id}, {"access_type", access_type}});
+  tx.commit();
+}
+
+ApproveResult ProposalService::approve(const std::string& actor, const std::string& proposal_id) {
+  soci::session sql(db_.pool());
+  const auto seen = access::require_proposal(sql, proposal_id, actor);
+  access::require_workflow_writer(sql, seen.workflow_id, actor);
+  store::Tx tx(sql, db_.dialect());
+  const std::string now = core::now_rfc3339();
+  store::proposals::Transition t;
+  t.resolved_at = now;
+  t.resolved_by_user_id = actor;
+  t.mark_cleanup = true;
+  // 1. Claim: exactly one racing decision sees one affected row.
+  if (store::proposals::transition(sql, proposal_id, {ProposalStatus::completed}, ProposalStatus::approved, t) != 1) {
+    const auto cur = store::proposals::find(sql, proposal_id);
+    illegal(cur ? *cur : seen, "approved", "completed");
+  }
+  const auto p = *store::proposals::find(sql, proposal_id);
+  // 2. Lock the draft (revision bump) and three-way merge per file.
+  const auto draft_rec = p.draft_id ? store::drafts::find(sql, *p.draft_id) : std::nullopt;
+  if (!draft_rec) throw PreconditionError("the proposal's draft was deleted; start a new refinement");
+  store::drafts::bump_revision(sql, draft_rec->id, std::nullopt, now);
+  const FileMap current = store::drafts::load_files(sql, draft_rec->id);
+  const auto changes = proposal_changes(p.base_files, p.generated_files.value_or(FileMap{}));
+  std::vector<std::string> conflicts, applied;
+  for (const auto& [path, change] : changes) {
+    const auto b = p.base_files.find(path);
+    const auto c = current.find(path);
+    const FileEntry* base_f = b == p.base_files.end() ? nullptr : &b->second;
+    const FileEntry* cur_f = c == current.end() ? nullptr : &c->second;
+    const bool draft_changed = base_f ? !same(*base_f, cur_f) : cur_f != nullptr;
+    if (!draft_changed) continue;
+    if (!same(change, cur_f)) conflicts.push_back(path);  // both changed, differently
+  }
+  if (!conflicts.empty()) {
+    std::string list;
+    for (const auto& c : conflicts) list += (list.empty() ? "" : ", ") + c;
+    throw ConflictError("the draft changed since this proposal started; these files were changed in both places: " +
+                            list + ". Nothing was applied: reject the proposal or edit the draft and try again.",
+                        conflicts);
+  }
+  for (const auto& [path, change] : changes) {
+    const auto c = current.find(path);
+    if (!change) {
+      if (c != current.end()) store::drafts::delete_file(sql, draft_rec->id, path), applied.push_back(path);
+      continue;
+    }
+    if (c != current.end() && c->second.same_content(*change)) continue;
+    FileEntry e{change->content, c != current.end() ? c->second.created_at : change->created_at,
+                change->modified_at.empty() ? now : change->modified_at};
+    if (e.created_at.empty()) e.created_at = now;
+    store::drafts::upsert_file(sql, draft_rec->id, path, e);
+    applied.push_back(path);
+  }
+  store::workflows::touch(sql, p.workflow_id, now);
+  audit_append(sql, actor, p.workflow_id, "proposal.approve", "proposal", p.id,
+               {{"thread_id", p.thread_id}, {"applied", applied}, {"draft_revision", draft_rec->revision + 1}});
+  const auto rec = store::drafts::find(sql, draft_rec->id);
+  ApproveResult r{p, Draft{rec->id, rec->workflow_id, rec->revision, store::drafts::load_files(sql, rec->id),
+                           rec->created_at, rec->updated_at},
+                  applied};
+  tx.commit();
+  return r;
+}
+
+Proposal ProposalService::decide(const std::string& actor, const std::string& proposal_id,
+                                 const std::vector<ProposalStatus>& from, ProposalStatus to, const char* action,
+                                 const std::string& reason) {
+  soci::session sql(db_.pool());
+  const auto seen = access::require_proposal(sql, proposal_id, actor);
+  access::require_workflow_writer(sql, seen.workflow_id, actor);
+  store::Tx tx(sql, db_.dialect());
+  store::proposals::Transition t;
+  t.resolved_at = core::now_rfc3339();
+  t.resolved_by_user_id = actor;
+  t.mark_cleanup = true;
+  if (store::proposals::transition(sql, proposal_id, from, to, t) != 1) {
+    const auto cur = store::proposals::find(sql, proposal_id);
+    std::string allowed;
+    for (auto s : from) allowed += (allowed.empty() ? "" : " or ") + std::string(store::to_string(s));
+    illegal(cur ? *cur : seen, store::to_string(to), allowed);
+  }
+  nlohmann::json details{{"thread_id", seen.thread_id}};
+  if (!reason.empty()) details["reason"] = reason.substr(0, 2000);
+  audit_append(sql, actor, seen.workflow_id, action, "proposal", proposal_id, details);
+  auto p = *store::proposals::find(sql, proposal_id);
+  tx.commit();
+  return p;
+}
+
+Proposal ProposalService::reject(const std::string& actor, const std::string& proposal_id, const std::string& reason) {
+  return decide(actor, proposal_id, {ProposalStatus::completed, ProposalStatus::failed}, ProposalStatus::rejected,
+                "proposal.reject", reason);
+}
+
+Proposal ProposalService::cancel(const std::string& actor, const std::string& proposal_id) {
+  return decide(actor, proposal_id, {ProposalStatus::processing}, ProposalStatus::cancelled, "proposal.cancel", "");
+}
+
+FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalStatus to,
+                                       const std::optional<FileMap>& files, const std::optional<std::string>& error) {
+  soci::session sql(db_.pool());
+  const auto p = store::proposals::find_by_thread(sql, thread_id);
+  if (!p) throw NotFoundError("thread", thread_id);
+  if (p->status != ProposalStatus::processing) return {false, *p};
+  store::Tx tx(sql, db_.dialect());
+  store::proposals::Transition t;
+  t.completed_at = core::now_rfc3339();
+  t.generated_files = files;
+  if (error) t.error = error->substr(0, kMaxError);
+  if (store::proposals::transition(sql, p->id, {ProposalStatus::processing}, to, t) != 1) {
+    tx.commit();
+    return {false, *store::proposals::find(sql, p->id)};
+  }
+  nlohmann::json details{{"thread_id", thread_id}};
+  if (files) details["files"] = files->size();
+  if (error) details["error"] = t.error.value_or("");
+  audit_append(sql, "", p->workflow_id, to == ProposalStatus::completed ? "proposal.completed" : "proposal.failed",
+               "proposal", p->id, details);
+  auto out = *store::proposals::find(sql, p->id);
+  tx.commit();
+  return {true, out};
+}
+
+FinaliseResult ProposalService::finalise(const std::string& thread_id, const FileMap& generated_files) {
+  return finish(thread_id, ProposalStatus::completed, generated_files, std::nullopt);
+}
+
+FinaliseResult ProposalService::finalise_failed(const std::string& thread_id, const std::string& error) {
+  return finish(thread_id, ProposalStatus::failed, std::nullopt, error.empty() ? "engine run failed" : error);
+}
+
+std::vector<std::string> ProposalService::fail_stale(std::chrono::seconds ttl) {
+  const std::string before = core::to_rfc3339(std::chrono::system_clock::now() - ttl);
+  soci::session sql(db_.pool());
+  std::vector<std::string> threads;
+  for (const auto& [id, thread] : store::proposals::list_processing_before(sql, before)) {
+    store::Tx tx(sql, db_.dialect());
+    store::proposals::Transition t;
+    t.completed_at = core::now_rfc3339();
+    t.error = "the refinement produced no result within " + std::to_string(ttl.count() / 3600) + " h (" +
+              std::to_string(ttl.count()) + " s) and was abandoned";
+    t.mark_cleanup = true;
+    if (store::proposals::transition(sql, id, {ProposalStatus::processing}, ProposalStatus::failed, t) == 1) {
+      const auto p = store::proposals::find(sql, id);
+      audit_append(sql, "", p ? p->workflow_id : "", "proposal.expired", "proposal", id,
+                   {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
+      threads.push_back(thread);
+    }
+    tx.commit();
+  }
+  return threads;
+}
+
+std::vector<CleanupItem> ProposalService::list_pending_cleanup(int limit) {
+  soci::session sql(db_.pool());
+  std::vector<CleanupItem> out;
+  for (auto& [id, thread] : store::proposals::list_pending_cleanup(sql, std::max(1, std::min(limit, 1000))))
+    out.push_back({id, thread});
+  return out;
+}
+
+void ProposalService::mark_cleaned(const std::string& proposal_id) {
+  soci::session sql(db_.pool());
+  store::proposals::clear_cleanup(sql, proposal_id);
+}
+
+std::vector<Proposal> ProposalService::list_processing() {
+  soci::session sql(db_.pool());
+  return store::proposals::list_processing(sql);
+}
+
+bool ProposalService::try_acquire_lease(const std::string& proposal_id, const std::string& owner,
+                                        std::chrono::seconds ttl) {
+  soci::session sql(db_.pool());
+  return store::proposals::acquire_lease(sql, proposal_id, owner, core::now_rfc3339(), later(ttl));
+}
+
+bool ProposalService::renew_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl) {
+  soci::session sql(db_.pool());
+  return store::proposals::renew_lease(sql, proposal_id, owner, later(ttl));
+}
+
+void ProposalService::release_lease(const std::string& proposal_id, const std::string& owner) {
+  soci::session sql(db_.pool());
+  store::proposals::release_lease(sql, proposal_id, owner);
+}
+
+}  // namespace orchestrator::domain

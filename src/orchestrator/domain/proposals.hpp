@@ -1,0 +1,169 @@
+#pragma once
+// Proposals: the result of one refinement run, reviewed by a person (DESIGN.md §5
+// "Proposals", "Hybrid event processing"; R3, R4, R7, R10).
+//
+// State machine (anything else -> PreconditionError {"current_status"}):
+//   processing -> completed   finalise()          (tracker; idempotent)
+//   processing -> failed      finalise_failed()   (tracker; idempotent), fail_stale() (TTL)
+//   processing -> cancelled   cancel()
+//   completed  -> approved    approve()           (files applied to the draft)
+//   completed  -> rejected    reject()
+//   failed     -> rejected    reject()
+// Every transition is a conditional UPDATE ... WHERE status IN (...) whose affected-row
+// count decides the winner, so racing approve/reject calls have exactly one winner on
+// SQLite and PostgreSQL. approve/reject/cancel/fail_stale set engine_cleanup_pending: the
+// tracker deletes the engine thread (list_pending_cleanup / mark_cleaned).
+//
+// Visibility: a proposal is visible to users in proposal_access (the creator gets
+// "owner"; the workflow owner gets "reviewer") who are still members of the workflow;
+// invisible -> NotFoundError("proposal").
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/db.hpp"
+#include "orchestrator/domain/diff.hpp"
+#include "orchestrator/domain/drafts.hpp"
+#include "orchestrator/domain/files.hpp"
+#include "orchestrator/store/records.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace orchestrator::domain {
+
+using Proposal = store::ProposalRecord;
+using store::ProposalStatus;
+
+/// POST /api/workflows/{id}/refinements input.
+struct CreateProposalInput {
+  std::string user_prompt;                       ///< 1..20000 bytes
+  std::optional<std::string> context_file_path;  ///< an absolute workflow path
+  std::optional<std::string> context_selection;  ///< <= 20000 bytes
+  std::string thread_id;  ///< engine thread/job id chosen by the caller (1..128 of [A-Za-z0-9_-])
+};
+
+/// GET /api/proposals/{id}: the proposal plus a per-file change summary of what the run
+/// changed relative to the files it started from (base_files -> base_files overlaid with
+/// generated_files: added | modified | unchanged with +/- line counts; "deleted" never
+/// occurs because proposals do not delete, see proposal_changes). Empty while there are no
+/// generated files.
+struct ProposalDetail {
+  Proposal proposal;
+  std::vector<FileChange> changes;
+};
+
+/// Result of approve(): the approved proposal and the draft after the files were applied.
+struct ApproveResult {
+  Proposal proposal;
+  Draft draft;
+  std::vector<std::string> applied_paths;  ///< paths written or deleted in the draft
+};
+
+/// Result of finalise()/finalise_failed(): `changed` is false for the idempotent no-op
+/// (the proposal had already left `processing`).
+struct FinaliseResult {
+  bool changed = false;
+  Proposal proposal;
+};
+
+/// An engine thread waiting for deletion.
+struct CleanupItem {
+  std::string proposal_id, thread_id;
+};
+
+/// Proposal operations. Thread-safe.
+class ProposalService {
+ public:
+  explicit ProposalService(core::db::Database& db);
+
+  /// Starts a proposal in `processing`: creates the workflow's draft if missing, snapshots
+  /// its files as base_files (seed these into the engine run), grants proposal_access to the
+  /// actor ("owner") and the workflow owner ("reviewer"), audits "proposal.create".
+  /// Owner/editor only (ForbiddenError), NotFoundError for invisible workflows,
+  /// InvalidError("user_prompt" | "context_file_path" | "context_selection" | "thread_id"),
+  /// ConflictError when thread_id is already used.
+  Proposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
+
+  /// The proposal with its change summary.
+  ProposalDetail get(const std::string& actor, const std::string& proposal_id);
+
+  /// The proposal behind an engine thread (for the WebSocket proxy's authorization);
+  /// NotFoundError("thread") if unknown or invisible.
+  Proposal get_by_thread(const std::string& actor, const std::string& thread_id);
+
+  /// Unified diff (domain/diff.hpp) of generated_files against the workflow's current draft,
+  /// files in path order; only paths the proposal changes relative to base_files are shown
+  /// (the same rule approve() applies). Empty string when there is nothing to show.
+  /// PreconditionError while the proposal has no generated files.
+  std::string diff(const std::string& actor, const std::string& proposal_id);
+
+  /// Proposals of a workflow visible to the actor, newest first.
+  store::Page<Proposal> list(const std::string& actor, const std::string& workflow_id,
+                             const store::PageRequest& page = {});
+
+  /// Grants another workflow member access ("reviewer" | "viewer"). The actor needs access;
+  /// the grantee must be a member (else NotFoundError("user")).
+  void grant_access(const std::string& actor, const std::string& proposal_id, const std::string& user_id,
+                    const std::string& access_type);
+
+  // ---- decisions by a person (actor needs proposal access and owner/editor role)
+
+  /// completed -> approved. In ONE transaction: claims the proposal (conditional UPDATE),
+  /// bumps the draft revision and applies the proposal's changes three-way per file against
+  /// base_files: the proposal changed a path if generated_files holds it with content other
+  /// than base_files (added or modified; paths missing from generated_files are left alone);
+  /// the draft changed it if the current draft differs from base_files there. Both changed (to different results) -> ConflictError naming the paths, and
+  /// nothing is applied (the proposal stays completed). Audits "proposal.approve".
+  ApproveResult approve(const std::string& actor, const std::string& proposal_id);
+
+  /// completed | failed -> rejected. `reason` (optional, <= 2000 bytes) goes to the audit log.
+  Proposal reject(const std::string& actor, const std::string& proposal_id, const std::string& reason = "");
+
+  /// processing -> cancelled (the tracker then deletes the engine thread).
+  Proposal cancel(const std::string& actor, const std::string& proposal_id);
+
+  // ---- system operations (tracker / sweeper; no actor, no visibility checks)
+
+  /// processing -> completed with `generated_files`; second and later calls (or calls after any
+  /// other transition) are no-ops returning changed=false. NotFoundError("thread") if unknown.
+  FinaliseResult finalise(const std::string& thread_id, const FileMap& generated_files);
+
+  /// processing -> failed with `error` (truncated to 4000 bytes); idempotent like finalise().
+  FinaliseResult finalise_failed(const std::string& thread_id, const std::string& error);
+
+  /// Fails every processing proposal created more than `ttl` ago (DESIGN.md: 24 h), marks
+  /// their engine threads for cleanup and returns the thread ids.
+  std::vector<std::string> fail_stale(std::chrono::seconds ttl);
+
+  /// Resolved proposals whose engine thread still has to be deleted, oldest first.
+  std::vector<CleanupItem> list_pending_cleanup(int limit = 100);
+  /// Clears engine_cleanup_pending after the engine confirmed the deletion (or said 404).
+  void mark_cleaned(const std::string& proposal_id);
+
+  /// All processing proposals (tracker start-up: resume one tracker per proposal).
+  std::vector<Proposal> list_processing();
+
+  /// Tracker lease (one tracker per proposal across replicas, DESIGN.md §6): takes the lease
+  /// if it is free, expired, or already `owner`'s, and the proposal is processing.
+  bool try_acquire_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
+  /// Extends `owner`'s lease; false if it was lost (stop tracking) or the proposal left processing.
+  bool renew_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
+  /// Releases `owner`'s lease (no-op if not held).
+  void release_lease(const std::string& proposal_id, const std::string& owner);
+
+ private:
+  Proposal decide(const std::string& actor, const std::string& proposal_id, const std::vector<ProposalStatus>& from,
+                  ProposalStatus to, const char* action, const std::string& reason);
+  FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,
+                        const std::optional<std::string>& error);
+  core::db::Database& db_;
+};
+
+/// The proposal's own changes per the rule in approve(): path -> new entry for every path of
+/// `generated` that is new or differs from `base`. Upserts only (the engine's tools cannot
+/// delete, so absence is "not carried", never "deleted"); the optional is always engaged and
+/// is kept for a future explicit-deletion marker.
+std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& base, const FileMap& generated);
+
+}  // namespace orchestrator::domain

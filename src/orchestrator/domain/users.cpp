@@ -1,0 +1,69 @@
+#include "orchestrator/domain/users.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "core/util.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain {
+
+namespace {
+User to_user(const store::UserRecord& r) { return {r.id, r.email, r.name, r.created_at}; }
+}  // namespace
+
+UserService::UserService(core::db::Database& db, auth::PasswordParams params)
+    : db_(db), params_(params), dummy_hash_(auth::hash_password("dummy-password-for-timing", params)) {}
+
+std::string UserService::normalize_email(const std::string& email) {
+  std::string e = email;
+  const auto b = e.find_first_not_of(" \t\r\n");
+  const auto l = e.find_last_not_of(" \t\r\n");
+  e = b == std::string::npos ? "" : e.substr(b, l - b + 1);
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e;
+}
+
+User UserService::create(const std::string& email_in, const std::string& name, const std::string& password) {
+  const std::string email = normalize_email(email_in);
+  const auto at = email.find('@');
+  if (email.empty() || email.size() > 254 || at == std::string::npos || at == 0 || at + 1 == email.size() ||
+      email.find('@', at + 1) != std::string::npos ||
+      std::any_of(email.begin(), email.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; }))
+    throw InvalidError("email", "e-mail must look like name@example.com");
+  if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
+  if (password.size() < 8 || password.size() > 1024)
+    throw InvalidError("password", "password must be 8 to 1024 characters");
+  store::UserRecord r{core::uuid4(), email, name, auth::hash_password(password, params_), core::now_rfc3339()};
+  soci::session sql(db_.pool());
+  if (!store::users::insert(sql, r)) throw ConflictError("a user with e-mail " + email + " already exists");
+  return to_user(r);
+}
+
+User UserService::authenticate(const std::string& email, const std::string& password) {
+  std::optional<store::UserRecord> r;
+  {
+    soci::session sql(db_.pool());
+    r = store::users::find_by_email(sql, normalize_email(email));
+  }
+  const bool ok = auth::verify_password(password, r ? r->password_hash : dummy_hash_);
+  if (!r || !ok) throw UnauthenticatedError("invalid e-mail or password");
+  return to_user(*r);
+}
+
+std::optional<User> UserService::find(const std::string& id) {
+  soci::session sql(db_.pool());
+  auto r = store::users::find_by_id(sql, id);
+  if (!r) return std::nullopt;
+  return to_user(*r);
+}
+
+std::optional<User> UserService::find_by_email(const std::string& email) {
+  soci::session sql(db_.pool());
+  auto r = store::users::find_by_email(sql, normalize_email(email));
+  if (!r) return std::nullopt;
+  return to_user(*r);
+}
+
+}  // namespace orchestrator::domain

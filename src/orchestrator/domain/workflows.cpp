@@ -1,0 +1,164 @@
+#include "orchestrator/domain/workflows.hpp"
+
+#include <set>
+
+#include <soci/soci.h>
+
+#include "core/util.hpp"
+#include "orchestrator/domain/access.hpp"
+#include "orchestrator/domain/audit.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain {
+
+WorkflowService::WorkflowService(core::db::Database& db, const TemplateLibrary& templates)
+    : db_(db), templates_(templates) {}
+
+WorkflowWithDraft WorkflowService::create(const std::string& actor, const CreateWorkflowInput& in) {
+  if (in.name.empty() || in.name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
+  if (in.description.size() > 2000) throw InvalidError("description", "description must be at most 2000 characters");
+  if (in.template_name && in.files)
+    throw InvalidError("template", "give either a template or files, not both");
+  const std::string now = core::now_rfc3339();
+  FileMap files;
+  if (in.template_name) {
+    files = templates_.files(*in.template_name);
+    for (auto& [p, f] : files) f.created_at = f.modified_at = now;
+  } else if (in.files) {
+    files = *in.files;
+  }
+  if (files.size() > kMaxFiles) throw InvalidError("files", "too many files");
+  soci::session sql(db_.pool());
+  if (!store::users::find_by_id(sql, actor)) throw NotFoundError("user", actor);
+  store::WorkflowRecord w{core::uuid4(), in.name, in.description, actor, now, now, "owner"};
+  store::Tx tx(sql, db_.dialect());
+  store::workflows::insert(sql, w);
+  store::workflows::upsert_member(sql, w.id, actor, "owner", now);
+  store::DraftRecord d{core::uuid4(), w.id, 1, now, now};
+  store::drafts::insert_if_missing(sql, d);
+  for (const auto& [path, f] : files) store::drafts::upsert_file(sql, d.id, path, f);
+  nlohmann::json details{{"name", w.name}, {"files", files.size()}};
+  if (in.template_name) details["template"] = *in.template_name;
+  audit_append(sql, actor, w.id, "workflow.create", "workflow", w.id, details);
+  tx.commit();
+  return {w, Draft{d.id, w.id, 1, files, now, now}};
+}
+
+store::Page<Workflow> WorkflowService::list(const std::string& actor, const store::PageRequest& page) {
+  const int limit = store::checked_limit(page);
+  std::optional<store::CursorKey> after;
+  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
+  soci::session sql(db_.pool());
+  return store::make_page(store::workflows::list_for_user(sql, actor, limit + 1, after), limit,
+                          [](const Workflow& w) { return store::CursorKey{w.created_at, w.id}; });
+}
+
+Workflow WorkflowService::get(const std::string& actor, const std::string& workflow_id) {
+  soci::session sql(db_.pool());
+  return access::require_workflow(sql, workflow_id, actor);
+}
+
+void WorkflowService::set_member(const std::string& actor, const std::string& workflow_id, const std::string& user_id,
+                                 const std::string& role) {
+  if (role != "editor" && role != "viewer") throw InvalidError("role", "role must be 'editor' or 'viewer'");
+  soci::session sql(db_.pool());
+  const auto w = access::require_workflow(sql, workflow_id, actor);
+  if (w.role != "owner") throw ForbiddenError("only the owner of a workflow can change its members");
+  if (user_id == w.owner_id) throw InvalidError("user_id", "the owner's role cannot be changed");
+  if (!store::users::find_by_id(sql, user_id)) throw NotFoundError("user", user_id);
+  store::Tx tx(sql, db_.dialect());
+  store::workflows::upsert_member(sql, workflow_id, user_id, role, core::now_rfc3339());
+  audit_append(sql, actor, workflow_id, "workflow.member", "user", user_id, {{"role", role}});
+  tx.commit();
+}
+
+store::Page<VersionInfo> WorkflowService::list_versions(const std::string& actor, const std::string& workflow_id,
+                                                        const store::PageRequest& page) {
+  const int limit = store::checked_limit(page);
+  std::optional<store::CursorKey> after;
+  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
+  soci::session sql(db_.pool());
+  access::require_workflow(sql, workflow_id, actor);
+  return store::make_page(store::versions::list(sql, workflow_id, limit + 1, after), limit,
+                          [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
+}
+
+Version WorkflowService::get_version(const std::string& actor, const std::string& workflow_id, long long number) {
+  soci::session sql(db_.pool());
+  access::require_workflow(sql, workflow_id, actor);
+  VersionInfo v;
+  sql << "SELECT id, workflow_id, number, created_by, created_at FROM versions WHERE workflow_id = :w AND number = :n",
+      soci::use(workflow_id), soci::use(number), soci::into(v.id), soci::into(v.workflow_id), soci::into(v.number),
+      soci::into(v.created_by), soci::into(v.created_at);
+  if (!sql.got_data()) throw NotFoundError("version", std::to_string(number));
+  return {v, store::versions::load_files(sql, v.id)};
+}
+
+Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id) {
+  soci::session sql(db_.pool());
+  access::require_workflow_writer(sql, workflow_id, actor);
+  store::Tx tx(sql, db_.dialect());
+  const auto draft = store::drafts::find_by_workflow(sql, workflow_id);
+  if (!draft) throw PreconditionError("the workflow has no draft to publish");
+  const std::string now = core::now_rfc3339();
+  // Lock the draft row (PostgreSQL) so concurrent publishes and edits serialise.
+  sql << "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(draft->id);
+  const auto files = store::drafts::load_files(sql, draft->id);
+  if (files.empty()) throw PreconditionError("the draft has no files; add files before publishing");
+  VersionInfo v{core::uuid4(), workflow_id, store::versions::next_number(sql, workflow_id), actor, now};
+  store::versions::insert(sql, v);
+  for (const auto& [path, f] : files) store::versions::insert_file(sql, v.id, path, f);
+  store::workflows::touch(sql, workflow_id, now);
+  audit_append(sql, actor, workflow_id, "workflow.publish", "version", v.id,
+               {{"number", v.number}, {"draft_revision", draft->revision}, {"files", files.size()}});
+  tx.commit();
+  return {v, files};
+}
+
+void validate_definition(const nlohmann::json& def, const std::string& field) {
+  if (!def.is_object()) throw InvalidError(field, field + " must be a JSON object");
+  const auto g = def.find("graph");
+  if (g == def.end() || !g->is_object()) throw InvalidError(field, field + ": 'graph' object is missing");
+  const auto nodes = g->find("nodes");
+  if (nodes == g->end() || !nodes->is_array() || nodes->empty())
+    throw InvalidError(field, field + ": graph.nodes must be a non-empty array");
+  std::set<std::string> ids;
+  for (const auto& n : *nodes) {
+    if (!n.is_object() || !n.contains("id") || !n["id"].is_string())
+      throw InvalidError(field, field + ": every graph node needs a string 'id'");
+    ids.insert(n["id"].get<std::string>());
+  }
+  const auto entry = g->find("entryPoint");
+  if (entry == g->end() || !entry->is_string() || !ids.count(entry->get<std::string>()))
+    throw InvalidError(field, field + ": graph.entryPoint must name one of the nodes");
+  if (const auto edges = g->find("edges"); edges != g->end()) {
+    if (!edges->is_array()) throw InvalidError(field, field + ": graph.edges must be an array");
+    for (const auto& e : *edges)
+      if (!e.is_object() || !e.contains("source") || !e.contains("target") || !e["source"].is_string() ||
+          !e["target"].is_string() || !ids.count(e["source"].get<std::string>()) ||
+          !ids.count(e["target"].get<std::string>()))
+        throw InvalidError(field, field + ": every edge needs a source and target naming nodes");
+  }
+}
+
+Deployment WorkflowService::deploy(const std::string& actor, const std::string& workflow_id) {
+  soci::session sql(db_.pool());
+  access::require_workflow_writer(sql, workflow_id, actor);
+  const auto v = store::versions::latest(sql, workflow_id);
+  if (!v) throw PreconditionError("the workflow has no published version; publish the draft first");
+  const auto files = store::versions::load_files(sql, v->id);
+  const auto it = files.find("/definition.json");
+  if (it == files.end())
+    throw InvalidError("/definition.json", "version " + std::to_string(v->number) + " has no /definition.json");
+  std::string text;
+  for (const auto& l : it->second.content) text += l + "\n";
+  const auto def = nlohmann::json::parse(text, nullptr, false);
+  if (def.is_discarded()) throw InvalidError("/definition.json", "/definition.json is not valid JSON");
+  validate_definition(def);
+  Deployment d{*v, def, core::now_rfc3339(), actor};
+  audit_append(sql, actor, workflow_id, "workflow.deploy", "version", v->id, {{"number", v->number}});
+  return d;
+}
+
+}  // namespace orchestrator::domain

@@ -1,0 +1,606 @@
+#include "orchestrator/store/repositories.hpp"
+
+#include <stdexcept>
+
+namespace orchestrator::store {
+
+using domain::FileEntry;
+using domain::FileMap;
+
+const char* to_string(ProposalStatus s) {
+  switch (s) {
+    case ProposalStatus::processing: return "processing";
+    case ProposalStatus::completed: return "completed";
+    case ProposalStatus::failed: return "failed";
+    case ProposalStatus::cancelled: return "cancelled";
+    case ProposalStatus::approved: return "approved";
+    case ProposalStatus::rejected: return "rejected";
+  }
+  return "processing";
+}
+
+ProposalStatus parse_status(const std::string& s) {
+  for (auto st : {ProposalStatus::processing, ProposalStatus::completed, ProposalStatus::failed,
+                  ProposalStatus::cancelled, ProposalStatus::approved, ProposalStatus::rejected})
+    if (s == to_string(st)) return st;
+  throw std::runtime_error("unknown proposal status in database: " + s);
+}
+
+namespace {
+
+std::optional<std::string> opt(const std::string& v, soci::indicator ind) {
+  if (ind == soci::i_null) return std::nullopt;
+  return v;
+}
+
+// Binds an optional string as a nullable parameter; keeps value + indicator alive.
+struct NullableParam {
+  std::string value;
+  soci::indicator ind = soci::i_null;
+  explicit NullableParam(const std::optional<std::string>& v) {
+    if (v) value = *v, ind = soci::i_ok;
+  }
+};
+
+std::string files_blob(const FileMap& f) { return domain::files_to_json(f).dump(); }
+FileMap files_from_blob(const std::string& s) {
+  return domain::files_from_json(nlohmann::json::parse(s), "stored_files", "1970-01-01T00:00:00Z");
+}
+
+// " AND (<col_at> < :ka OR (<col_at> = :kb AND <col_id> < :kc))" when a cursor is given.
+std::string keyset(const std::optional<CursorKey>& after, const std::string& col_at, const std::string& col_id) {
+  if (!after) return "";
+  return " AND (" + col_at + " < :ka OR (" + col_at + " = :kb AND " + col_id + " < :kc))";
+}
+
+// Runs a query whose into-columns are bound by `bind_into(statement&)`, with positional
+// string parameters; calls `on_row()` after each fetch.
+template <class BindInto, class OnRow>
+void run_query(soci::session& sql, const std::string& q, std::vector<std::string>& params, BindInto bind_into,
+               OnRow on_row) {
+  soci::statement st(sql);
+  bind_into(st);
+  for (auto& p : params) st.exchange(soci::use(p));
+  st.alloc();
+  st.prepare(q);
+  st.define_and_bind();
+  st.execute(false);
+  while (st.fetch()) on_row();
+}
+
+void push_keyset(std::vector<std::string>& params, const std::optional<CursorKey>& after) {
+  if (!after) return;
+  params.push_back(after->created_at);
+  params.push_back(after->created_at);
+  params.push_back(after->id);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- users
+namespace users {
+
+bool insert(soci::session& sql, const UserRecord& u) {
+  if (find_by_email(sql, u.email)) return false;
+  try {
+    sql << "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (:id, :e, :n, :h, :c)",
+        soci::use(u.id), soci::use(u.email), soci::use(u.name), soci::use(u.password_hash), soci::use(u.created_at);
+  } catch (const soci::soci_error&) {
+    if (find_by_email(sql, u.email)) return false;  // lost a race on the unique e-mail
+    throw;
+  }
+  return true;
+}
+
+namespace {
+std::optional<UserRecord> find_by(soci::session& sql, const std::string& col, const std::string& v) {
+  UserRecord u;
+  sql << "SELECT id, email, name, password_hash, created_at FROM users WHERE " + col + " = :v", soci::use(v),
+      soci::into(u.id), soci::into(u.email), soci::into(u.name), soci::into(u.password_hash),
+      soci::into(u.created_at);
+  if (!sql.got_data()) return std::nullopt;
+  return u;
+}
+}  // namespace
+
+std::optional<UserRecord> find_by_email(soci::session& sql, const std::string& email) {
+  return find_by(sql, "email", email);
+}
+std::optional<UserRecord> find_by_id(soci::session& sql, const std::string& id) { return find_by(sql, "id", id); }
+
+}  // namespace users
+
+// ---------------------------------------------------------------- workflows
+namespace workflows {
+
+void insert(soci::session& sql, const WorkflowRecord& w) {
+  sql << "INSERT INTO workflows (id, name, description, owner_id, created_at, updated_at) "
+         "VALUES (:id, :n, :d, :o, :c, :u)",
+      soci::use(w.id), soci::use(w.name), soci::use(w.description), soci::use(w.owner_id), soci::use(w.created_at),
+      soci::use(w.updated_at);
+}
+
+void upsert_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id,
+                   const std::string& role, const std::string& at) {
+  sql << "INSERT INTO workflow_members (workflow_id, user_id, role, added_at) VALUES (:w, :u, :r, :a) "
+         "ON CONFLICT (workflow_id, user_id) DO UPDATE SET role = excluded.role",
+      soci::use(workflow_id), soci::use(user_id), soci::use(role), soci::use(at);
+}
+
+namespace {
+const char* kSelect =
+    "SELECT w.id, w.name, w.description, w.owner_id, w.created_at, w.updated_at, m.role "
+    "FROM workflows w JOIN workflow_members m ON m.workflow_id = w.id AND m.user_id = :u ";
+
+std::vector<WorkflowRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
+  std::vector<WorkflowRecord> out;
+  WorkflowRecord r;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(r.id));
+        st.exchange(soci::into(r.name));
+        st.exchange(soci::into(r.description));
+        st.exchange(soci::into(r.owner_id));
+        st.exchange(soci::into(r.created_at));
+        st.exchange(soci::into(r.updated_at));
+        st.exchange(soci::into(r.role));
+      },
+      [&] { out.push_back(r); });
+  return out;
+}
+}  // namespace
+
+std::optional<WorkflowRecord> find_for_user(soci::session& sql, const std::string& id, const std::string& user_id) {
+  std::vector<std::string> params{user_id, id};
+  auto rows = query(sql, std::string(kSelect) + "WHERE w.id = :id", params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string& user_id, int limit,
+                                          const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{user_id};
+  push_keyset(params, after);
+  return query(sql,
+               std::string(kSelect) + "WHERE 1 = 1" + keyset(after, "w.created_at", "w.id") +
+                   " ORDER BY w.created_at DESC, w.id DESC LIMIT " + std::to_string(limit),
+               params);
+}
+
+void touch(soci::session& sql, const std::string& id, const std::string& at) {
+  sql << "UPDATE workflows SET updated_at = :a WHERE id = :id", soci::use(at), soci::use(id);
+}
+
+}  // namespace workflows
+
+// ---------------------------------------------------------------- drafts
+namespace drafts {
+
+namespace {
+std::optional<DraftRecord> find_by(soci::session& sql, const std::string& col, const std::string& v) {
+  DraftRecord d;
+  sql << "SELECT id, workflow_id, revision, created_at, updated_at FROM drafts WHERE " + col + " = :v",
+      soci::use(v), soci::into(d.id), soci::into(d.workflow_id), soci::into(d.revision), soci::into(d.created_at),
+      soci::into(d.updated_at);
+  if (!sql.got_data()) return std::nullopt;
+  return d;
+}
+FileMap load(soci::session& sql, const std::string& table, const std::string& key_col, const std::string& key) {
+  FileMap out;
+  std::string path, content, c, m;
+  std::vector<std::string> params{key};
+  run_query(
+      sql, "SELECT path, content, created_at, modified_at FROM " + table + " WHERE " + key_col + " = :k", params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(path));
+        st.exchange(soci::into(content));
+        st.exchange(soci::into(c));
+        st.exchange(soci::into(m));
+      },
+      [&] { out[path] = FileEntry{domain::content_from_text(content), c, m}; });
+  return out;
+}
+}  // namespace
+
+std::optional<DraftRecord> find_by_workflow(soci::session& sql, const std::string& workflow_id) {
+  return find_by(sql, "workflow_id", workflow_id);
+}
+std::optional<DraftRecord> find(soci::session& sql, const std::string& id) { return find_by(sql, "id", id); }
+
+bool insert_if_missing(soci::session& sql, const DraftRecord& d) {
+  soci::statement st = (sql.prepare << "INSERT INTO drafts (id, workflow_id, revision, created_at, updated_at) "
+                                       "VALUES (:id, :w, :r, :c, :u) ON CONFLICT (workflow_id) DO NOTHING",
+                        soci::use(d.id), soci::use(d.workflow_id), soci::use(d.revision), soci::use(d.created_at),
+                        soci::use(d.updated_at));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+bool bump_revision(soci::session& sql, const std::string& id, std::optional<long long> expected,
+                   const std::string& at) {
+  if (expected) {
+    const long long e = *expected;
+    soci::statement st = (sql.prepare << "UPDATE drafts SET revision = revision + 1, updated_at = :a "
+                                         "WHERE id = :id AND revision = :r",
+                          soci::use(at), soci::use(id), soci::use(e));
+    st.execute(true);
+    return st.get_affected_rows() == 1;
+  }
+  soci::statement st =
+      (sql.prepare << "UPDATE drafts SET revision = revision + 1, updated_at = :a WHERE id = :id", soci::use(at),
+       soci::use(id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+FileMap load_files(soci::session& sql, const std::string& draft_id) {
+  return load(sql, "draft_files", "draft_id", draft_id);
+}
+
+void upsert_file(soci::session& sql, const std::string& draft_id, const std::string& path, const FileEntry& f) {
+  const std::string content = domain::content_to_text(f.content);
+  sql << "INSERT INTO draft_files (draft_id, path, content, created_at, modified_at) VALUES (:d, :p, :c, :ca, :ma) "
+         "ON CONFLICT (draft_id, path) DO UPDATE SET content = excluded.content, modified_at = excluded.modified_at",
+      soci::use(draft_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at);
+}
+
+void delete_file(soci::session& sql, const std::string& draft_id, const std::string& path) {
+  sql << "DELETE FROM draft_files WHERE draft_id = :d AND path = :p", soci::use(draft_id), soci::use(path);
+}
+
+void delete_all_files(soci::session& sql, const std::string& draft_id) {
+  sql << "DELETE FROM draft_files WHERE draft_id = :d", soci::use(draft_id);
+}
+
+void remove(soci::session& sql, const std::string& id) {
+  sql << "UPDATE proposals SET draft_id = NULL WHERE draft_id = :d", soci::use(id);
+  delete_all_files(sql, id);
+  sql << "DELETE FROM drafts WHERE id = :d", soci::use(id);
+}
+
+}  // namespace drafts
+
+// ---------------------------------------------------------------- versions
+namespace versions {
+
+long long next_number(soci::session& sql, const std::string& workflow_id) {
+  long long n = 0;
+  soci::indicator ind = soci::i_ok;
+  sql << "SELECT MAX(number) FROM versions WHERE workflow_id = :w", soci::use(workflow_id), soci::into(n, ind);
+  return ind == soci::i_null ? 1 : n + 1;
+}
+
+void insert(soci::session& sql, const VersionRecord& v) {
+  sql << "INSERT INTO versions (id, workflow_id, number, created_by, created_at) VALUES (:id, :w, :n, :b, :c)",
+      soci::use(v.id), soci::use(v.workflow_id), soci::use(v.number), soci::use(v.created_by),
+      soci::use(v.created_at);
+}
+
+void insert_file(soci::session& sql, const std::string& version_id, const std::string& path, const FileEntry& f) {
+  const std::string content = domain::content_to_text(f.content);
+  sql << "INSERT INTO version_files (version_id, path, content, created_at, modified_at) "
+         "VALUES (:v, :p, :c, :ca, :ma)",
+      soci::use(version_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at);
+}
+
+namespace {
+std::vector<VersionRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
+  std::vector<VersionRecord> out;
+  VersionRecord r;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(r.id));
+        st.exchange(soci::into(r.workflow_id));
+        st.exchange(soci::into(r.number));
+        st.exchange(soci::into(r.created_by));
+        st.exchange(soci::into(r.created_at));
+      },
+      [&] { out.push_back(r); });
+  return out;
+}
+const char* kSelect = "SELECT id, workflow_id, number, created_by, created_at FROM versions WHERE workflow_id = :w";
+}  // namespace
+
+std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+                                const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{workflow_id};
+  push_keyset(params, after);
+  return query(sql,
+               std::string(kSelect) + keyset(after, "created_at", "id") +
+                   " ORDER BY created_at DESC, id DESC LIMIT " + std::to_string(limit),
+               params);
+}
+
+std::optional<VersionRecord> latest(soci::session& sql, const std::string& workflow_id) {
+  std::vector<std::string> params{workflow_id};
+  auto rows = query(sql, std::string(kSelect) + " ORDER BY number DESC LIMIT 1", params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+FileMap load_files(soci::session& sql, const std::string& version_id) {
+  return drafts::load(sql, "version_files", "version_id", version_id);
+}
+
+}  // namespace versions
+
+// ---------------------------------------------------------------- proposals
+namespace proposals {
+
+namespace {
+
+const char* kColumns =
+    "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
+    "p.context_selection, p.generated_files, p.base_files, p.error, p.created_at, p.completed_at, p.resolved_at, "
+    "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending";
+
+std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
+  std::vector<ProposalRecord> out;
+  std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by,
+      rby, lease, lease_exp;
+  soci::indicator i_draft, i_cfp, i_csel, i_gen, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp;
+  int cleanup = 0;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(wf));
+        st.exchange(soci::into(draft, i_draft));
+        st.exchange(soci::into(thread));
+        st.exchange(soci::into(status));
+        st.exchange(soci::into(prompt));
+        st.exchange(soci::into(cfp, i_cfp));
+        st.exchange(soci::into(csel, i_csel));
+        st.exchange(soci::into(gen, i_gen));
+        st.exchange(soci::into(base));
+        st.exchange(soci::into(err, i_err));
+        st.exchange(soci::into(created));
+        st.exchange(soci::into(completed, i_completed));
+        st.exchange(soci::into(resolved, i_resolved));
+        st.exchange(soci::into(by));
+        st.exchange(soci::into(rby, i_rby));
+        st.exchange(soci::into(lease, i_lease));
+        st.exchange(soci::into(lease_exp, i_lease_exp));
+        st.exchange(soci::into(cleanup));
+      },
+      [&] {
+        ProposalRecord p;
+        p.id = id;
+        p.workflow_id = wf;
+        p.draft_id = opt(draft, i_draft);
+        p.thread_id = thread;
+        p.status = parse_status(status);
+        p.user_prompt = prompt;
+        p.context_file_path = opt(cfp, i_cfp);
+        p.context_selection = opt(csel, i_csel);
+        if (i_gen != soci::i_null) p.generated_files = files_from_blob(gen);
+        p.base_files = files_from_blob(base);
+        p.error = opt(err, i_err);
+        p.created_at = created;
+        p.completed_at = opt(completed, i_completed);
+        p.resolved_at = opt(resolved, i_resolved);
+        p.created_by_user_id = by;
+        p.resolved_by_user_id = opt(rby, i_rby);
+        p.lease_owner = opt(lease, i_lease);
+        p.lease_expires_at = opt(lease_exp, i_lease_exp);
+        p.engine_cleanup_pending = cleanup != 0;
+        out.push_back(std::move(p));
+      });
+  return out;
+}
+
+std::optional<ProposalRecord> one(soci::session& sql, const std::string& where, const std::string& v) {
+  std::vector<std::string> params{v};
+  auto rows = query(sql, std::string("SELECT ") + kColumns + " FROM proposals p WHERE " + where, params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+long long affected(soci::statement& st) {
+  st.execute(true);
+  return st.get_affected_rows();
+}
+
+}  // namespace
+
+void insert(soci::session& sql, const ProposalRecord& p) {
+  NullableParam draft(p.draft_id), cfp(p.context_file_path), csel(p.context_selection), err(p.error);
+  NullableParam gen(p.generated_files ? std::optional<std::string>(files_blob(*p.generated_files)) : std::nullopt);
+  const std::string base = files_blob(p.base_files);
+  const std::string status = to_string(p.status);
+  sql << "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
+         "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
+         "engine_cleanup_pending) VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0)",
+      soci::use(p.id), soci::use(p.workflow_id), soci::use(draft.value, draft.ind), soci::use(p.thread_id),
+      soci::use(status), soci::use(p.user_prompt), soci::use(cfp.value, cfp.ind), soci::use(csel.value, csel.ind),
+      soci::use(gen.value, gen.ind), soci::use(base), soci::use(err.value, err.ind), soci::use(p.created_at),
+      soci::use(p.created_by_user_id);
+}
+
+void grant_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id,
+                  const std::string& access_type, const std::string& at) {
+  sql << "INSERT INTO proposal_access (proposal_id, user_id, access_type, granted_at) VALUES (:p, :u, :t, :a) "
+         "ON CONFLICT (proposal_id, user_id) DO UPDATE SET access_type = excluded.access_type",
+      soci::use(proposal_id), soci::use(user_id), soci::use(access_type), soci::use(at);
+}
+
+bool has_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id) {
+  long long n = 0;
+  sql << "SELECT COUNT(*) FROM proposal_access WHERE proposal_id = :p AND user_id = :u", soci::use(proposal_id),
+      soci::use(user_id), soci::into(n);
+  return n > 0;
+}
+
+std::optional<ProposalRecord> find(soci::session& sql, const std::string& id) { return one(sql, "p.id = :v", id); }
+
+std::optional<ProposalRecord> find_by_thread(soci::session& sql, const std::string& thread_id) {
+  return one(sql, "p.thread_id = :v", thread_id);
+}
+
+std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string& workflow_id,
+                                          const std::string& user_id, int limit,
+                                          const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{user_id, workflow_id};
+  push_keyset(params, after);
+  return query(sql,
+               std::string("SELECT ") + kColumns +
+                   " FROM proposals p JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
+                   "WHERE p.workflow_id = :w" +
+                   keyset(after, "p.created_at", "p.id") + " ORDER BY p.created_at DESC, p.id DESC LIMIT " +
+                   std::to_string(limit),
+               params);
+}
+
+long long count_open_for_draft(soci::session& sql, const std::string& draft_id) {
+  long long n = 0;
+  sql << "SELECT COUNT(*) FROM proposals WHERE draft_id = :d AND status IN ('processing', 'completed')",
+      soci::use(draft_id), soci::into(n);
+  return n;
+}
+
+long long transition(soci::session& sql, const std::string& id, const std::vector<ProposalStatus>& from,
+                     ProposalStatus to, const Transition& t) {
+  // Status names come from the enum (never from input), so they are inlined safely.
+  std::string q = std::string("UPDATE proposals SET status = '") + to_string(to) + "'";
+  std::vector<std::string> params;
+  auto set = [&](const char* col, const std::optional<std::string>& v) {
+    if (!v) return;
+    q += std::string(", ") + col + " = :" + col;
+    params.push_back(*v);
+  };
+  set("completed_at", t.completed_at);
+  set("resolved_at", t.resolved_at);
+  set("resolved_by_user_id", t.resolved_by_user_id);
+  set("error", t.error);
+  if (t.generated_files) set("generated_files", files_blob(*t.generated_files));
+  if (t.mark_cleanup) q += ", engine_cleanup_pending = 1, lease_owner = NULL, lease_expires_at = NULL";
+  q += " WHERE id = :id AND status IN (";
+  params.push_back(id);
+  for (std::size_t i = 0; i < from.size(); ++i) q += std::string(i ? ", '" : "'") + to_string(from[i]) + "'";
+  q += ")";
+  soci::statement st(sql);
+  for (auto& p : params) st.exchange(soci::use(p));
+  st.alloc();
+  st.prepare(q);
+  st.define_and_bind();
+  return affected(st);
+}
+
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string id, thread;
+  std::vector<std::string> params;
+  run_query(
+      sql,
+      "SELECT id, thread_id FROM proposals WHERE engine_cleanup_pending = 1 ORDER BY created_at, id LIMIT " +
+          std::to_string(limit),
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(thread));
+      },
+      [&] { out.emplace_back(id, thread); });
+  return out;
+}
+
+void clear_cleanup(soci::session& sql, const std::string& id) {
+  sql << "UPDATE proposals SET engine_cleanup_pending = 0 WHERE id = :id", soci::use(id);
+}
+
+std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
+                                                                        const std::string& before) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string id, thread;
+  std::vector<std::string> params{before};
+  run_query(
+      sql, "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND created_at < :b ORDER BY created_at",
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(thread));
+      },
+      [&] { out.emplace_back(id, thread); });
+  return out;
+}
+
+std::vector<ProposalRecord> list_processing(soci::session& sql) {
+  std::vector<std::string> params;
+  return query(sql,
+               std::string("SELECT ") + kColumns +
+                   " FROM proposals p WHERE p.status = 'processing' ORDER BY p.created_at, p.id",
+               params);
+}
+
+bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+                   const std::string& expires) {
+  soci::statement st =
+      (sql.prepare << "UPDATE proposals SET lease_owner = :o, lease_expires_at = :e WHERE id = :id AND "
+                      "status = 'processing' AND (lease_owner IS NULL OR lease_owner = :o2 OR lease_expires_at < :n)",
+       soci::use(owner), soci::use(expires), soci::use(id), soci::use(owner), soci::use(now));
+  return affected(st) == 1;
+}
+
+bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires) {
+  soci::statement st = (sql.prepare << "UPDATE proposals SET lease_expires_at = :e WHERE id = :id AND "
+                                       "status = 'processing' AND lease_owner = :o",
+                        soci::use(expires), soci::use(id), soci::use(owner));
+  return affected(st) == 1;
+}
+
+void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
+  sql << "UPDATE proposals SET lease_owner = NULL, lease_expires_at = NULL WHERE id = :id AND lease_owner = :o",
+      soci::use(id), soci::use(owner);
+}
+
+}  // namespace proposals
+
+// ---------------------------------------------------------------- audit
+namespace audit {
+
+void insert(soci::session& sql, const AuditRecord& a) {
+  NullableParam user(a.user_id), wf(a.workflow_id);
+  const std::string details = a.details.dump();
+  sql << "INSERT INTO audit_log (id, at, user_id, workflow_id, action, subject_type, subject_id, details) "
+         "VALUES (:id, :at, :u, :w, :a, :st, :si, :d)",
+      soci::use(a.id), soci::use(a.at), soci::use(user.value, user.ind), soci::use(wf.value, wf.ind),
+      soci::use(a.action), soci::use(a.subject_type), soci::use(a.subject_id), soci::use(details);
+}
+
+std::vector<AuditRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+                              const std::optional<CursorKey>& after) {
+  std::vector<AuditRecord> out;
+  std::string id, at, user, wf, action, st_, si, details;
+  soci::indicator i_user, i_wf;
+  std::vector<std::string> params{workflow_id};
+  push_keyset(params, after);
+  run_query(
+      sql,
+      "SELECT id, at, user_id, workflow_id, action, subject_type, subject_id, details FROM audit_log "
+      "WHERE workflow_id = :w" +
+          keyset(after, "at", "id") + " ORDER BY at DESC, id DESC LIMIT " + std::to_string(limit),
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(at));
+        st.exchange(soci::into(user, i_user));
+        st.exchange(soci::into(wf, i_wf));
+        st.exchange(soci::into(action));
+        st.exchange(soci::into(st_));
+        st.exchange(soci::into(si));
+        st.exchange(soci::into(details));
+      },
+      [&] {
+        AuditRecord a;
+        a.id = id, a.at = at, a.user_id = opt(user, i_user), a.workflow_id = opt(wf, i_wf);
+        a.action = action, a.subject_type = st_, a.subject_id = si;
+        a.details = nlohmann::json::parse(details, nullptr, false);
+        out.push_back(std::move(a));
+      });
+  return out;
+}
+
+}  // namespace audit
+
+}  // namespace orchestrator::store

@@ -1,0 +1,74 @@
+#pragma once
+// Transactions and keyset pagination shared by the orchestrator repositories.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <soci/soci.h>
+
+#include "core/db.hpp"
+
+namespace orchestrator::store {
+
+/// A write transaction that rolls back unless commit() is called. On SQLite it starts
+/// with BEGIN IMMEDIATE (takes the write lock up front, so read-then-write transactions
+/// never fail with SQLITE_BUSY_SNAPSHOT and writers queue on busy_timeout); on
+/// PostgreSQL a plain BEGIN (READ COMMITTED; conditional UPDATEs re-check rows after locks).
+class Tx {
+ public:
+  Tx(soci::session& sql, core::db::Dialect dialect);
+  ~Tx();
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
+  /// Commits; throws soci::soci_error if the database refuses.
+  void commit();
+
+ private:
+  soci::session& sql_;
+  bool done_ = false;
+};
+
+/// Pagination request: `limit` 1..200 (default 50; out of range -> InvalidError field
+/// "limit"), `cursor` opaque, empty for the first page (bad cursor -> InvalidError "cursor").
+struct PageRequest {
+  int limit = 50;
+  std::string cursor;
+};
+inline constexpr int kDefaultPageLimit = 50;
+inline constexpr int kMaxPageLimit = 200;
+
+/// One page: items newest first; `next_cursor` set when more items follow.
+template <class T>
+struct Page {
+  std::vector<T> items;
+  std::optional<std::string> next_cursor;
+};
+
+/// Position of a row in (created_at DESC, id DESC) order.
+struct CursorKey {
+  std::string created_at;
+  std::string id;
+};
+
+/// Opaque cursor: base64url (no padding) of "created_at|id".
+std::string encode_cursor(const CursorKey& key);
+/// Decodes a cursor; throws domain::InvalidError("cursor", ...) when malformed.
+CursorKey decode_cursor(const std::string& cursor);
+/// Validates `req.limit`; throws domain::InvalidError("limit", ...). Returns the limit.
+int checked_limit(const PageRequest& req);
+
+/// Trims `rows` (fetched with limit+1) to the limit and sets next_cursor from the last kept
+/// row; `key` extracts the CursorKey of a row.
+template <class T, class KeyFn>
+Page<T> make_page(std::vector<T> rows, int limit, KeyFn key) {
+  Page<T> p;
+  if (rows.size() > static_cast<std::size_t>(limit)) {
+    rows.resize(static_cast<std::size_t>(limit));
+    p.next_cursor = encode_cursor(key(rows.back()));
+  }
+  p.items = std::move(rows);
+  return p;
+}
+
+}  // namespace orchestrator::store

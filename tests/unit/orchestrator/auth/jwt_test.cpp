@@ -1,0 +1,210 @@
+#include "orchestrator/auth/jwt.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <gtest/gtest.h>
+#include <jwt.h>
+#include <nlohmann/json.hpp>
+
+#include "core/util.hpp"
+#include "orchestrator/domain/error.hpp"
+
+using namespace orchestrator::auth;
+using orchestrator::domain::UnauthenticatedError;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string kSecret = "0123456789abcdef0123456789abcdef-test-secret";
+
+JwtConfig config() {
+  JwtConfig c;
+  c.hs256_secret = kSecret;
+  return c;
+}
+
+std::string reason(const JwtService& s, const std::string& token) {
+  try {
+    s.verify(token);
+  } catch (const UnauthenticatedError& e) {
+    return e.what();
+  }
+  return "accepted";
+}
+
+// Signs arbitrary claims with libjwt directly (to craft tokens our issuer would not make).
+std::string sign(jwt_alg_t alg, const std::string& key, const nlohmann::json& claims) {
+  jwt_t* j = nullptr;
+  EXPECT_EQ(jwt_new(&j), 0);
+  EXPECT_EQ(jwt_add_grants_json(j, claims.dump().c_str()), 0);
+  EXPECT_EQ(jwt_set_alg(j, alg, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())), 0);
+  char* s = jwt_encode_str(j);
+  std::string out = s ? s : "";
+  std::free(s);
+  jwt_free(j);
+  return out;
+}
+
+nlohmann::json good_claims() {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return {{"sub", "user-1"}, {"email", "a@example.com"}, {"iss", "ide-orchestrator"}, {"aud", "agentic-ide"},
+          {"iat", now}, {"exp", now + 600}};
+}
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(Jwt, IssuedTokenVerifies) {
+  JwtService s(config());
+  const auto t = s.issue("user-1", "a@example.com");
+  const auto c = s.verify(t.token);
+  EXPECT_EQ(c.sub, "user-1");
+  EXPECT_EQ(c.email, "a@example.com");
+  EXPECT_EQ(c.iss, "ide-orchestrator");
+  EXPECT_EQ(c.alg, "HS256");
+  EXPECT_EQ(c.exp - c.iat, 8 * 3600);
+  EXPECT_EQ(t.expires_at_epoch, c.exp);
+  EXPECT_EQ(t.expires_at.back(), 'Z');
+}
+
+TEST(Jwt, ShortSecretRejectedAtStartup) {
+  JwtConfig c;
+  c.hs256_secret = std::string(31, 'x');
+  EXPECT_THROW(JwtService{c}, std::invalid_argument);
+  c.hs256_secret = std::string(32, 'x');
+  EXPECT_NO_THROW(JwtService{c});
+  c.leeway = 31s;
+  EXPECT_THROW(JwtService{c}, std::invalid_argument);
+}
+
+TEST(Jwt, TamperedSignatureRejected) {
+  JwtService s(config());
+  auto tok = s.issue("user-1", "a@example.com").token;
+  auto sig_flip = tok;
+  sig_flip.back() = sig_flip.back() == 'A' ? 'B' : 'A';
+  EXPECT_EQ(reason(s, sig_flip), "invalid token signature");
+  // Payload swapped for another user's while keeping the signature.
+  const auto d1 = tok.find('.'), d2 = tok.find('.', d1 + 1);
+  auto claims = nlohmann::json::parse(base64url_decode(tok.substr(d1 + 1, d2 - d1 - 1)));
+  claims["sub"] = "admin";
+  const auto forged = tok.substr(0, d1) + "." + base64url_encode(claims.dump()) + tok.substr(d2);
+  EXPECT_EQ(reason(s, forged), "invalid token signature");
+  // Signed with another secret.
+  JwtConfig other = config();
+  other.hs256_secret = std::string(40, 'z');
+  EXPECT_EQ(reason(s, JwtService(other).issue("user-1", "a@example.com").token), "invalid token signature");
+}
+
+TEST(Jwt, AlgNoneCraftedByHandRejected) {
+  JwtService s(config());
+  const auto header = base64url_encode(R"({"alg":"none","typ":"JWT"})");
+  const auto payload = base64url_encode(good_claims().dump());
+  EXPECT_EQ(reason(s, header + "." + payload + "."), "token algorithm not accepted");
+  EXPECT_EQ(reason(s, header + "." + payload + ".c2ln"), "token algorithm not accepted");
+  const auto header2 = base64url_encode(R"({"alg":"None"})");
+  EXPECT_EQ(reason(s, header2 + "." + payload + "."), "token algorithm not accepted");
+  // An HS256 header with an empty signature is not accepted either.
+  const auto header3 = base64url_encode(R"({"alg":"HS256","typ":"JWT"})");
+  EXPECT_EQ(reason(s, header3 + "." + payload + "."), "invalid token signature");
+}
+
+TEST(Jwt, OtherAlgorithmsRejectedEvenWhenValidlySigned) {
+  JwtService s(config());
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS512, kSecret, good_claims())), "token algorithm not accepted");
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, good_claims())), "accepted");
+}
+
+TEST(Jwt, ExpiredRejectedWithSmallLeeway) {
+  JwtService s(config());
+  const auto now = std::chrono::system_clock::now();
+  const auto t = s.issue_at("user-1", "a@example.com", now - 8h - 10s);  // expired 10 s ago
+  EXPECT_NO_THROW(s.verify_at(t.token, now));                             // within 30 s leeway
+  EXPECT_THROW(s.verify_at(t.token, now + 25s), UnauthenticatedError);     // 35 s past exp
+  const auto old = s.issue_at("user-1", "a@example.com", now - 9h);
+  EXPECT_EQ(reason(s, old.token), "token expired");
+  const auto future = s.issue_at("user-1", "a@example.com", now + 1h);
+  EXPECT_EQ(reason(s, future.token), "token issued in the future");
+}
+
+TEST(Jwt, WrongIssuerOrAudienceRejected) {
+  JwtService s(config());
+  auto c = config();
+  c.issuer = "someone-else";
+  EXPECT_EQ(reason(s, JwtService(c).issue("u", "e").token), "wrong token issuer");
+  c = config();
+  c.audience = "other-app";
+  EXPECT_EQ(reason(s, JwtService(c).issue("u", "e").token), "wrong token audience");
+  auto claims = good_claims();
+  claims["aud"] = nlohmann::json::array({"x", "agentic-ide"});
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "accepted");
+  claims.erase("aud");
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "wrong token audience");
+}
+
+TEST(Jwt, MissingSubOrExpRejected) {
+  JwtService s(config());
+  auto claims = good_claims();
+  claims.erase("sub");
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "token has no subject");
+  claims = good_claims();
+  claims["sub"] = "";
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "token has no subject");
+  claims = good_claims();
+  claims.erase("exp");
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "token has no expiry");
+}
+
+TEST(Jwt, MalformedTokensRejected) {
+  JwtService s(config());
+  for (const std::string t : {"", "abc", "a.b", "a.b.c.d", "!!.??.##", "e30.e30.e30"})
+    EXPECT_THROW(s.verify(t), UnauthenticatedError) << t;
+  EXPECT_THROW(s.verify(std::string(10000, 'a')), UnauthenticatedError);
+}
+
+TEST(Jwt, Rs256WithOpensslKeyPair) {
+  const auto dir = std::filesystem::temp_directory_path() / ("jwt-rs-" + core::random_hex(6));
+  std::filesystem::create_directories(dir);
+  const auto priv = dir / "private.pem", pub = dir / "public.pem";
+  const std::string cmd = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + priv.string() +
+                          " 2>/dev/null && openssl pkey -in " + priv.string() + " -pubout -out " + pub.string() +
+                          " 2>/dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl CLI failed";
+  const auto priv_pem = slurp(priv), pub_pem = slurp(pub);
+  std::filesystem::remove_all(dir);
+
+  auto c = config();
+  c.rs256_public_key_pem = pub_pem;
+  JwtService s(c);
+  const auto rs_token = sign(JWT_ALG_RS256, priv_pem, good_claims());
+  const auto claims = s.verify(rs_token);
+  EXPECT_EQ(claims.alg, "RS256");
+  EXPECT_EQ(claims.sub, "user-1");
+  // Our own HS256 tokens still verify.
+  EXPECT_NO_THROW(s.verify(s.issue("user-2", "b@example.com").token));
+  // Algorithm confusion: HS256 signed with the public key as the HMAC secret.
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, pub_pem, good_claims())), "invalid token signature");
+  // Tampered RS256 payload.
+  const auto d1 = rs_token.find('.'), d2 = rs_token.find('.', d1 + 1);
+  auto body = good_claims();
+  body["sub"] = "admin";
+  EXPECT_EQ(reason(s, rs_token.substr(0, d1) + "." + base64url_encode(body.dump()) + rs_token.substr(d2)),
+            "invalid token signature");
+  // Without a configured public key RS256 is not accepted at all.
+  EXPECT_EQ(reason(JwtService(config()), rs_token), "token algorithm not accepted");
+}
+
+TEST(Jwt, Base64Url) {
+  EXPECT_EQ(base64url_encode("\xfb\xff"), "-_8");
+  EXPECT_EQ(base64url_decode("-_8"), "\xfb\xff");
+  EXPECT_THROW(base64url_decode("a=b"), std::invalid_argument);
+}

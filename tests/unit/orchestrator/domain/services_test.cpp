@@ -1,0 +1,529 @@
+// Domain services on a real database: SQLite always, PostgreSQL when TEST_PG_URL is set.
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/util.hpp"
+#include "db_fixture.hpp"
+#include "orchestrator/domain/audit.hpp"
+#include "orchestrator/domain/drafts.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/users.hpp"
+#include "orchestrator/domain/workflows.hpp"
+
+using namespace orchestrator::domain;
+using orchestrator::store::PageRequest;
+using namespace std::chrono_literals;
+
+namespace {
+
+FileEntry F(std::vector<std::string> lines) { return FileEntry{std::move(lines), "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.000000Z"}; }
+
+const TemplateLibrary& templates() {
+  static const TemplateLibrary lib(std::filesystem::path(PROJECT_SOURCE_DIR) / "config/templates");
+  return lib;
+}
+
+}  // namespace
+
+template <class Backend>
+class Services : public orchestrator::testing::DbTest<Backend> {
+ protected:
+  void SetUp() override {
+    orchestrator::testing::DbTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
+    auto& db = this->db();
+    users = std::make_unique<UserService>(db, orchestrator::auth::PasswordParams::minimal());
+    workflows = std::make_unique<WorkflowService>(db, templates());
+    drafts = std::make_unique<DraftService>(db);
+    proposals = std::make_unique<ProposalService>(db);
+    audit = std::make_unique<AuditService>(db);
+    alice = new_user("alice");
+    bob = new_user("bob");
+  }
+
+  std::string new_user(const std::string& name) {
+    return users->create(name + "-" + core::random_hex(4) + "@Example.com", name, "password-" + name).id;
+  }
+
+  /// A workflow with /a.md, /b.md, /c.md (3 lines each) owned by `owner`.
+  WorkflowWithDraft small_workflow(const std::string& owner) {
+    CreateWorkflowInput in;
+    in.name = "wf";
+    in.files = FileMap{{"/a.md", F({"a1", "a2", "a3"})}, {"/b.md", F({"b1", "b2", "b3"})}, {"/c.md", F({"c1"})}};
+    return workflows->create(owner, in);
+  }
+
+  Proposal start(const std::string& actor, const std::string& wf) {
+    CreateProposalInput in;
+    in.user_prompt = "add a web-search specialist";
+    in.thread_id = core::uuid4();
+    return proposals->create(actor, wf, in);
+  }
+
+  std::unique_ptr<UserService> users;
+  std::unique_ptr<WorkflowService> workflows;
+  std::unique_ptr<DraftService> drafts;
+  std::unique_ptr<ProposalService> proposals;
+  std::unique_ptr<AuditService> audit;
+  std::string alice, bob;
+};
+
+TYPED_TEST_SUITE(Services, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
+
+// ------------------------------------------------------------------ users
+
+TYPED_TEST(Services, UsersCreateAndAuthenticate) {
+  const std::string email = "Carol-" + core::random_hex(4) + "@Example.COM ";
+  const auto u = this->users->create(email, "Carol", "s3cret-pass");
+  EXPECT_EQ(u.email, UserService::normalize_email(email));
+  EXPECT_TRUE(core::is_uuid(u.id));
+  EXPECT_EQ(this->users->authenticate(email, "s3cret-pass").id, u.id);
+  EXPECT_THROW(this->users->authenticate(email, "wrong-pass"), UnauthenticatedError);
+  EXPECT_THROW(this->users->authenticate("nobody@example.com", "s3cret-pass"), UnauthenticatedError);
+  EXPECT_THROW(this->users->create(email, "Carol again", "another-pass"), ConflictError);
+  try {
+    this->users->create("not-an-email", "x", "long-enough");
+    FAIL();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "email");
+  }
+  try {
+    this->users->create("x-" + core::random_hex(3) + "@example.com", "x", "short");
+    FAIL();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "password");
+  }
+}
+
+// ------------------------------------------------------------------ workflows
+
+TYPED_TEST(Services, WorkflowFromTemplateSeedsDraft) {
+  CreateWorkflowInput in;
+  in.name = "Briefings";
+  in.template_name = "multi-agent";
+  const auto w = this->workflows->create(this->alice, in);
+  EXPECT_EQ(w.workflow.role, "owner");
+  EXPECT_EQ(w.draft.revision, 1);
+  EXPECT_TRUE(w.draft.files.count("/definition.json"));
+  EXPECT_TRUE(w.draft.files.count("/THE_CAST/Coordinator.md"));
+  const auto d = this->drafts->get(this->alice, w.workflow.id);
+  EXPECT_EQ(d.id, w.draft.id);
+  EXPECT_EQ(d.files.size(), w.draft.files.size());
+  EXPECT_EQ(d.files.at("/THE_SPEC/plan.md").content, w.draft.files.at("/THE_SPEC/plan.md").content);
+  in.template_name = "no-such-template";
+  try {
+    this->workflows->create(this->alice, in);
+    FAIL();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "template");
+  }
+}
+
+TYPED_TEST(Services, OtherUsersWorkflowIsNotFound) {
+  const auto w = this->small_workflow(this->alice);
+  EXPECT_THROW(this->workflows->get(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_THROW(this->drafts->get(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_THROW(this->drafts->put_files(this->bob, w.workflow.id, {}, 1), NotFoundError);
+  EXPECT_THROW(this->drafts->remove(this->bob, w.draft.id), NotFoundError);
+  EXPECT_THROW(this->workflows->list_versions(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_THROW(this->workflows->publish(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_THROW(this->start(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_THROW(this->audit->list(this->bob, w.workflow.id), NotFoundError);
+  EXPECT_TRUE(this->workflows->list(this->bob).items.empty());
+  try {
+    this->workflows->get(this->bob, w.workflow.id);
+  } catch (const Error& e) {
+    EXPECT_EQ(e.http_status(), 404);
+  }
+}
+
+TYPED_TEST(Services, ViewerSeesButCannotEdit) {
+  const auto w = this->small_workflow(this->alice);
+  EXPECT_THROW(this->workflows->set_member(this->bob, w.workflow.id, this->bob, "editor"), NotFoundError);
+  this->workflows->set_member(this->alice, w.workflow.id, this->bob, "viewer");
+  EXPECT_EQ(this->workflows->get(this->bob, w.workflow.id).role, "viewer");
+  EXPECT_THROW(this->drafts->put_files(this->bob, w.workflow.id, {}, 1), ForbiddenError);
+  EXPECT_THROW(this->start(this->bob, w.workflow.id), ForbiddenError);
+  this->workflows->set_member(this->alice, w.workflow.id, this->bob, "editor");
+  EXPECT_NO_THROW(this->drafts->put_files(this->bob, w.workflow.id, w.draft.files, 1));
+}
+
+TYPED_TEST(Services, WorkflowListPaginates) {
+  const auto carol = this->new_user("carol");
+  std::set<std::string> created;
+  for (int i = 0; i < 5; ++i) created.insert(this->small_workflow(carol).workflow.id);
+  std::set<std::string> seen;
+  PageRequest req{2, ""};
+  int pages = 0;
+  while (true) {
+    const auto page = this->workflows->list(carol, req);
+    ++pages;
+    EXPECT_LE(page.items.size(), 2u);
+    for (const auto& w : page.items) EXPECT_TRUE(seen.insert(w.id).second) << "duplicate " << w.id;
+    if (!page.next_cursor) break;
+    req.cursor = *page.next_cursor;
+  }
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen, created);
+  EXPECT_EQ(this->workflows->list(carol).items.size(), 5u);
+  EXPECT_THROW(this->workflows->list(carol, PageRequest{0, ""}), InvalidError);
+  EXPECT_THROW(this->workflows->list(carol, PageRequest{201, ""}), InvalidError);
+  EXPECT_THROW(this->workflows->list(carol, PageRequest{10, "%%%"}), InvalidError);
+}
+
+TYPED_TEST(Services, PublishVersionsAndDeploy) {
+  CreateWorkflowInput in;
+  in.name = "Research";
+  in.template_name = "single-agent";
+  const auto w = this->workflows->create(this->alice, in);
+  EXPECT_THROW(this->workflows->deploy(this->alice, w.workflow.id), PreconditionError);
+  const auto v1 = this->workflows->publish(this->alice, w.workflow.id);
+  EXPECT_EQ(v1.info.number, 1);
+  auto files = w.draft.files;
+  files["/notes.md"] = F({"note"});
+  this->drafts->put_files(this->alice, w.workflow.id, files, 1);
+  const auto v2 = this->workflows->publish(this->alice, w.workflow.id);
+  EXPECT_EQ(v2.info.number, 2);
+  EXPECT_TRUE(v2.files.count("/notes.md"));
+  EXPECT_FALSE(this->workflows->get_version(this->alice, w.workflow.id, 1).files.count("/notes.md"));
+  const auto list = this->workflows->list_versions(this->alice, w.workflow.id);
+  ASSERT_EQ(list.items.size(), 2u);
+  EXPECT_EQ(list.items[0].number, 2);
+  const auto dep = this->workflows->deploy(this->alice, w.workflow.id);
+  EXPECT_EQ(dep.version.number, 2);
+  EXPECT_EQ(dep.definition["graph"]["entryPoint"], "ResearchAssistant");
+  // Deleting the draft then reading it again recreates it from the latest version.
+  this->drafts->remove(this->alice, w.draft.id);
+  const auto fresh = this->drafts->get(this->alice, w.workflow.id);
+  EXPECT_NE(fresh.id, w.draft.id);
+  EXPECT_EQ(fresh.revision, 1);
+  EXPECT_TRUE(fresh.files.count("/notes.md"));
+}
+
+// ------------------------------------------------------------------ drafts
+
+TYPED_TEST(Services, DraftRevisionConflict) {
+  const auto w = this->small_workflow(this->alice);
+  auto files = w.draft.files;
+  files["/a.md"] = F({"a1", "changed", "a3"});
+  files.erase("/c.md");
+  const auto d2 = this->drafts->put_files(this->alice, w.workflow.id, files, 1);
+  EXPECT_EQ(d2.revision, 2);
+  EXPECT_FALSE(d2.files.count("/c.md"));
+  EXPECT_EQ(d2.files.at("/a.md").content[1], "changed");
+  EXPECT_EQ(d2.files.at("/b.md").modified_at, w.draft.files.at("/b.md").modified_at);  // untouched
+  try {
+    this->drafts->put_files(this->alice, w.workflow.id, w.draft.files, 1);  // stale
+    FAIL();
+  } catch (const ConflictError& e) {
+    EXPECT_EQ(e.details()["current_revision"], 2);
+    EXPECT_EQ(e.http_status(), 409);
+  }
+  EXPECT_EQ(this->drafts->get(this->alice, w.workflow.id).files.at("/a.md").content[1], "changed");
+  const auto d3 = this->drafts->patch_files(this->alice, w.workflow.id, {{"/new.md", F({"n"})}}, {"/b.md"}, 2);
+  EXPECT_EQ(d3.revision, 3);
+  EXPECT_TRUE(d3.files.count("/new.md"));
+  EXPECT_FALSE(d3.files.count("/b.md"));
+  EXPECT_TRUE(d3.files.count("/a.md"));
+}
+
+// ------------------------------------------------------------------ proposals
+
+TYPED_TEST(Services, ProposalLifecycleApprove) {
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  EXPECT_EQ(p.status, ProposalStatus::processing);
+  EXPECT_EQ(p.base_files.size(), 3u);
+  EXPECT_THROW(this->proposals->get(this->bob, p.id), NotFoundError);
+  EXPECT_THROW(this->proposals->get_by_thread(this->bob, p.thread_id), NotFoundError);
+  EXPECT_THROW(this->proposals->approve(this->bob, p.id), NotFoundError);
+  EXPECT_THROW(this->proposals->reject(this->bob, p.id), NotFoundError);
+  EXPECT_EQ(this->proposals->get_by_thread(this->alice, p.thread_id).id, p.id);
+  EXPECT_THROW(this->proposals->approve(this->alice, p.id), PreconditionError);  // still processing
+  EXPECT_THROW(this->proposals->reject(this->alice, p.id), PreconditionError);
+  EXPECT_THROW(this->proposals->diff(this->alice, p.id), PreconditionError);
+
+  FileMap gen = p.base_files;
+  gen["/a.md"] = F({"a1", "A2", "a3", "a4"});
+  gen["/d.md"] = F({"new"});
+  gen.erase("/c.md");
+  const auto r1 = this->proposals->finalise(p.thread_id, gen);
+  EXPECT_TRUE(r1.changed);
+  EXPECT_EQ(r1.proposal.status, ProposalStatus::completed);
+  // Idempotent: a second finalise (and a late failure) change nothing.
+  FileMap other{{"/zzz.md", F({"late"})}};
+  const auto r2 = this->proposals->finalise(p.thread_id, other);
+  EXPECT_FALSE(r2.changed);
+  EXPECT_FALSE(r2.proposal.generated_files->count("/zzz.md"));
+  EXPECT_FALSE(this->proposals->finalise_failed(p.thread_id, "boom").changed);
+  EXPECT_THROW(this->proposals->finalise("no-such-thread", gen), NotFoundError);
+  EXPECT_THROW(this->proposals->cancel(this->alice, p.id), PreconditionError);
+
+  const auto detail = this->proposals->get(this->alice, p.id);
+  ASSERT_EQ(detail.changes.size(), 4u);
+  EXPECT_EQ(detail.changes[0].path, "/a.md");
+  EXPECT_EQ(detail.changes[0].kind, FileChange::modified);
+  EXPECT_EQ(detail.changes[0].lines_added, 2);
+  EXPECT_EQ(detail.changes[0].lines_removed, 1);
+  EXPECT_EQ(detail.changes[1].kind, FileChange::unchanged);
+  EXPECT_EQ(detail.changes[2].kind, FileChange::unchanged);  // absent from generated: not a deletion
+  EXPECT_EQ(detail.changes[3].kind, FileChange::added);
+
+  EXPECT_EQ(this->proposals->diff(this->alice, p.id),
+            "--- a/a.md\n+++ b/a.md\n@@ -1,3 +1,4 @@\n a1\n-a2\n+A2\n a3\n+a4\n"
+            "--- /dev/null\n+++ b/d.md\n@@ -0,0 +1 @@\n+new\n");
+
+  const auto ar = this->proposals->approve(this->alice, p.id);
+  EXPECT_EQ(ar.proposal.status, ProposalStatus::approved);
+  EXPECT_EQ(ar.proposal.resolved_by_user_id, this->alice);
+  EXPECT_TRUE(ar.proposal.engine_cleanup_pending);
+  EXPECT_EQ(ar.draft.revision, 2);
+  EXPECT_EQ(ar.draft.files.at("/a.md").content.size(), 4u);
+  EXPECT_TRUE(ar.draft.files.count("/d.md"));
+  EXPECT_TRUE(ar.draft.files.count("/c.md"));
+  EXPECT_EQ(ar.applied_paths, (std::vector<std::string>{"/a.md", "/d.md"}));
+  // Double approve / reject after approve.
+  EXPECT_THROW(this->proposals->approve(this->alice, p.id), PreconditionError);
+  try {
+    this->proposals->reject(this->alice, p.id);
+    FAIL();
+  } catch (const PreconditionError& e) {
+    EXPECT_EQ(e.details()["current_status"], "approved");
+  }
+  // Cleanup bookkeeping.
+  bool listed = false;
+  for (const auto& c : this->proposals->list_pending_cleanup(1000)) listed = listed || c.thread_id == p.thread_id;
+  EXPECT_TRUE(listed);
+  this->proposals->mark_cleaned(p.id);
+  for (const auto& c : this->proposals->list_pending_cleanup(1000)) EXPECT_NE(c.thread_id, p.thread_id);
+  // Audit trail.
+  std::set<std::string> actions;
+  for (const auto& a : this->audit->list(this->alice, w.workflow.id, PageRequest{200, ""}).items) actions.insert(a.action);
+  for (const char* a : {"workflow.create", "proposal.create", "proposal.completed", "proposal.approve"})
+    EXPECT_TRUE(actions.count(a)) << a;
+}
+
+TYPED_TEST(Services, ProposalFailedThenRejectedAndCancel) {
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  const auto f = this->proposals->finalise_failed(p.thread_id, "model unreachable");
+  EXPECT_TRUE(f.changed);
+  EXPECT_EQ(f.proposal.status, ProposalStatus::failed);
+  EXPECT_EQ(f.proposal.error, "model unreachable");
+  EXPECT_FALSE(this->proposals->finalise(p.thread_id, {}).changed);
+  EXPECT_THROW(this->proposals->approve(this->alice, p.id), PreconditionError);
+  EXPECT_EQ(this->proposals->reject(this->alice, p.id, "engine error").status, ProposalStatus::rejected);
+  EXPECT_THROW(this->proposals->reject(this->alice, p.id), PreconditionError);
+
+  const auto q = this->start(this->alice, w.workflow.id);
+  EXPECT_EQ(this->proposals->cancel(this->alice, q.id).status, ProposalStatus::cancelled);
+  EXPECT_FALSE(this->proposals->finalise(q.thread_id, {}).changed);
+  EXPECT_THROW(this->proposals->cancel(this->alice, q.id), PreconditionError);
+  // Duplicate thread ids are refused.
+  CreateProposalInput in;
+  in.user_prompt = "again";
+  in.thread_id = q.thread_id;
+  EXPECT_THROW(this->proposals->create(this->alice, w.workflow.id, in), ConflictError);
+  in.thread_id = "bad thread id!";
+  EXPECT_THROW(this->proposals->create(this->alice, w.workflow.id, in), InvalidError);
+  in.thread_id = core::uuid4();
+  in.user_prompt = "   ";
+  EXPECT_THROW(this->proposals->create(this->alice, w.workflow.id, in), InvalidError);
+}
+
+TYPED_TEST(Services, ThreeWayConflictNamesPathsAndAppliesNothing) {
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  // Meanwhile the user edits /a.md and /b.md by hand.
+  auto files = w.draft.files;
+  files["/a.md"] = F({"a1", "manual", "a3"});
+  files["/b.md"] = F({"b1", "b2", "b3", "b4"});
+  this->drafts->put_files(this->alice, w.workflow.id, files, 1);
+  // The proposal changes /a.md (conflict), /b.md identically (no conflict) and /c.md (clean).
+  FileMap gen = p.base_files;
+  gen["/a.md"] = F({"a1", "ai", "a3"});
+  gen["/b.md"] = F({"b1", "b2", "b3", "b4"});
+  gen["/c.md"] = F({"c1", "c2"});
+  this->proposals->finalise(p.thread_id, gen);
+  try {
+    this->proposals->approve(this->alice, p.id);
+    FAIL() << "expected a conflict";
+  } catch (const ConflictError& e) {
+    EXPECT_EQ(e.paths(), std::vector<std::string>{"/a.md"});
+    EXPECT_EQ(e.http_status(), 409);
+    EXPECT_NE(std::string(e.what()).find("/a.md"), std::string::npos);
+  }
+  const auto d = this->drafts->get(this->alice, w.workflow.id);
+  EXPECT_EQ(d.revision, 2);  // nothing applied, no revision bump
+  EXPECT_EQ(d.files.at("/a.md").content[1], "manual");
+  EXPECT_EQ(d.files.at("/c.md").content.size(), 1u);
+  EXPECT_EQ(this->proposals->get(this->alice, p.id).proposal.status, ProposalStatus::completed);
+
+  // A proposal touching only files the user did not change merges cleanly.
+  const auto q = this->start(this->alice, w.workflow.id);
+  FileMap gen2 = q.base_files;
+  gen2["/c.md"] = F({"c1", "from q"});
+  this->proposals->finalise(q.thread_id, gen2);
+  // User edits /a.md again after q started: no overlap with q.
+  auto cur = this->drafts->get(this->alice, w.workflow.id);
+  cur.files["/a.md"] = F({"a1", "manual 2", "a3"});
+  this->drafts->put_files(this->alice, w.workflow.id, cur.files, cur.revision);
+  const auto r = this->proposals->approve(this->alice, q.id);
+  EXPECT_EQ(r.draft.files.at("/c.md").content[1], "from q");
+  EXPECT_EQ(r.draft.files.at("/a.md").content[1], "manual 2");
+  // The draft cannot be deleted while a proposal on it awaits review.
+  const auto open = this->start(this->alice, w.workflow.id);
+  EXPECT_THROW(this->drafts->remove(this->alice, w.draft.id), PreconditionError);
+  this->proposals->cancel(this->alice, open.id);
+  EXPECT_THROW(this->drafts->remove(this->alice, w.draft.id), PreconditionError);  // p is still completed
+  this->proposals->reject(this->alice, p.id, "conflicts with manual edits");
+  EXPECT_NO_THROW(this->drafts->remove(this->alice, w.draft.id));
+}
+
+TYPED_TEST(Services, EmptyGeneratedFilesChangeNothing) {
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  this->proposals->finalise(p.thread_id, {});
+  EXPECT_TRUE(this->proposals->get(this->alice, p.id).changes.empty());
+  EXPECT_EQ(this->proposals->diff(this->alice, p.id), "");
+  const auto r = this->proposals->approve(this->alice, p.id);
+  EXPECT_EQ(r.draft.files.size(), 3u);
+  EXPECT_TRUE(r.applied_paths.empty());
+}
+
+TYPED_TEST(Services, RacingApproveRejectExactlyOneWins) {
+  for (int round = 0; round < 3; ++round) {
+    const auto w = this->small_workflow(this->alice);
+    const auto p = this->start(this->alice, w.workflow.id);
+    FileMap gen = p.base_files;
+    gen["/race.md"] = F({"r"});
+    this->proposals->finalise(p.thread_id, gen);
+    std::atomic<int> wins{0}, approve_wins{0}, lost{0}, other{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 8; ++i) {
+      threads.emplace_back([&, i] {
+        while (!go.load()) std::this_thread::yield();
+        try {
+          if (i % 2 == 0) {
+            this->proposals->approve(this->alice, p.id);
+            ++approve_wins;
+          } else {
+            this->proposals->reject(this->alice, p.id);
+          }
+          ++wins;
+        } catch (const PreconditionError&) {
+          ++lost;
+        } catch (const std::exception& e) {
+          ++other;
+          ADD_FAILURE() << e.what();
+        }
+      });
+    }
+    go = true;
+    for (auto& t : threads) t.join();
+    EXPECT_EQ(wins.load(), 1);
+    EXPECT_EQ(lost.load(), 7);
+    EXPECT_EQ(other.load(), 0);
+    const auto final = this->proposals->get(this->alice, p.id).proposal;
+    const auto d = this->drafts->get(this->alice, w.workflow.id);
+    if (approve_wins == 1) {
+      EXPECT_EQ(final.status, ProposalStatus::approved);
+      EXPECT_TRUE(d.files.count("/race.md"));
+      EXPECT_EQ(d.revision, 2);
+    } else {
+      EXPECT_EQ(final.status, ProposalStatus::rejected);
+      EXPECT_FALSE(d.files.count("/race.md"));
+      EXPECT_EQ(d.revision, 1);
+    }
+    int decisions = 0;
+    for (const auto& a : this->audit->list(this->alice, w.workflow.id, PageRequest{200, ""}).items)
+      decisions += a.action == "proposal.approve" || a.action == "proposal.reject";
+    EXPECT_EQ(decisions, 1);
+  }
+}
+
+TYPED_TEST(Services, ProposalListPaginatesAndHidesOthers) {
+  const auto w = this->small_workflow(this->alice);
+  this->workflows->set_member(this->alice, w.workflow.id, this->bob, "editor");
+  std::set<std::string> mine;
+  for (int i = 0; i < 3; ++i) mine.insert(this->start(this->alice, w.workflow.id).id);
+  const auto bobs = this->start(this->bob, w.workflow.id);  // alice is owner: she gets reviewer access
+  mine.insert(bobs.id);
+  const auto p1 = this->proposals->list(this->alice, w.workflow.id, PageRequest{3, ""});
+  ASSERT_EQ(p1.items.size(), 3u);
+  ASSERT_TRUE(p1.next_cursor);
+  const auto p2 = this->proposals->list(this->alice, w.workflow.id, PageRequest{3, *p1.next_cursor});
+  ASSERT_EQ(p2.items.size(), 1u);
+  EXPECT_FALSE(p2.next_cursor);
+  std::set<std::string> seen;
+  for (const auto& p : p1.items) seen.insert(p.id);
+  for (const auto& p : p2.items) seen.insert(p.id);
+  EXPECT_EQ(seen, mine);
+  // Bob only sees his own proposal.
+  const auto b = this->proposals->list(this->bob, w.workflow.id);
+  ASSERT_EQ(b.items.size(), 1u);
+  EXPECT_EQ(b.items[0].id, bobs.id);
+  EXPECT_THROW(this->proposals->get(this->bob, *seen.begin() == bobs.id ? *seen.rbegin() : *seen.begin()), NotFoundError);
+  for (const auto& id : mine) {
+    try {
+      this->proposals->cancel(this->alice, id);
+    } catch (const PreconditionError&) {
+    }
+  }
+}
+
+TYPED_TEST(Services, FailStaleAndLeases) {
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  // Leases: one owner at a time.
+  EXPECT_TRUE(this->proposals->try_acquire_lease(p.id, "replica-a", 30s));
+  EXPECT_TRUE(this->proposals->try_acquire_lease(p.id, "replica-a", 30s));  // re-entrant
+  EXPECT_FALSE(this->proposals->try_acquire_lease(p.id, "replica-b", 30s));
+  EXPECT_TRUE(this->proposals->renew_lease(p.id, "replica-a", 30s));
+  EXPECT_FALSE(this->proposals->renew_lease(p.id, "replica-b", 30s));
+  this->proposals->release_lease(p.id, "replica-a");
+  EXPECT_TRUE(this->proposals->try_acquire_lease(p.id, "replica-b", -1s));  // already expired
+  EXPECT_TRUE(this->proposals->try_acquire_lease(p.id, "replica-a", 30s));  // takes over an expired lease
+  bool listed = false;
+  for (const auto& q : this->proposals->list_processing()) listed = listed || q.id == p.id;
+  EXPECT_TRUE(listed);
+  // TTL not reached: untouched.
+  for (const auto& t : this->proposals->fail_stale(24h)) EXPECT_NE(t, p.thread_id);
+  EXPECT_EQ(this->proposals->get(this->alice, p.id).proposal.status, ProposalStatus::processing);
+  std::this_thread::sleep_for(5ms);
+  const auto threads = this->proposals->fail_stale(0s);
+  EXPECT_NE(std::find(threads.begin(), threads.end(), p.thread_id), threads.end());
+  const auto after = this->proposals->get(this->alice, p.id).proposal;
+  EXPECT_EQ(after.status, ProposalStatus::failed);
+  EXPECT_TRUE(after.engine_cleanup_pending);
+  EXPECT_FALSE(after.lease_owner);
+  EXPECT_TRUE(after.error && !after.error->empty());
+  EXPECT_FALSE(this->proposals->renew_lease(p.id, "replica-a", 30s));
+  for (const auto& t : this->proposals->fail_stale(0s)) EXPECT_NE(t, p.thread_id);  // only once
+  for (const auto& q : this->proposals->list_processing()) EXPECT_NE(q.id, p.id);
+}
+
+TYPED_TEST(Services, RecordedEngineFilesRoundTripUnchanged) {
+  // ../shared/interop/thread_state.json: the original Python engine's final state.
+  const auto path = std::filesystem::path(PROJECT_SOURCE_DIR) / "../shared/interop/thread_state.json";
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "interop recordings not present";
+  std::ifstream in(path);
+  const auto state = nlohmann::json::parse(in);
+  const auto gen = files_from_json(state["generated_files"], "generated_files");
+  const auto w = this->small_workflow(this->alice);
+  const auto p = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->finalise(p.thread_id, gen).changed);
+  const auto back = this->proposals->get(this->alice, p.id).proposal;
+  ASSERT_TRUE(back.generated_files);
+  EXPECT_EQ(files_to_json(*back.generated_files), state["generated_files"]);
+  const auto r = this->proposals->approve(this->alice, p.id);
+  EXPECT_EQ(r.draft.files.at("/definition.json").content, gen.at("/definition.json").content);
+  EXPECT_EQ(r.draft.files.size(), 3u + gen.size());  // base files kept, recorded files added
+}
