@@ -106,7 +106,7 @@ def main():
     script_path = testkit.write_json(os.path.join(tmp, "script.json"), script(args.turns))
     engine = testkit.Engine(args=["--model-override", f"scripted:{script_path}",
                                   "--max-concurrent-runs", str(args.max_concurrent_runs),
-                                  "--max-queue", "1000", "--log-level", "warn"])
+                                  "--max-queue", "1000"])
     engine.start()
     definition = testkit.single_agent_definition()
     print(f"spec-engine streaming load: turns/run={args.turns} max_concurrent_runs={args.max_concurrent_runs} "
