@@ -1,0 +1,189 @@
+// ide-orchestrator: authenticated gateway and state manager of the Agentic IDE
+// (DESIGN.md §5). Subcommands: serve, migrate, user add.
+#include <csignal>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "core/db.hpp"
+#include "core/log.hpp"
+#include "core/tracing.hpp"
+#include "orchestrator/api/app.hpp"
+
+namespace {
+
+/// Storage flags shared by every subcommand.
+struct StorageFlags {
+  std::string data_dir = "./var/ide-orchestrator";
+  std::string database_url;
+};
+
+void add_storage_flags(CLI::App* cmd, StorageFlags& s) {
+  cmd->add_option("--data-dir", s.data_dir, "Directory for the embedded SQLite database (orchestrator.db)")
+      ->envname("IDE_ORCHESTRATOR_DATA_DIR")
+      ->capture_default_str();
+  cmd->add_option("--database-url", s.database_url,
+                  "PostgreSQL URL (postgresql://user:pass@host:port[/db]); default database ide_orchestrator. "
+                  "Empty = SQLite under --data-dir")
+      ->envname("IDE_ORCHESTRATOR_DATABASE_URL");
+}
+
+core::db::DbConfig db_config(const StorageFlags& s) {
+  core::db::DbConfig c;
+  c.url = s.database_url;
+  c.sqlite_path = std::filesystem::path(s.data_dir) / "orchestrator.db";
+  c.default_database = "ide_orchestrator";
+  return c;
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + what + " file " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string trim_newlines(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    auto b = item.find_first_not_of(" \t");
+    auto e = item.find_last_not_of(" \t/");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+volatile std::sig_atomic_t g_signal = 0;
+extern "C" void on_signal(int sig) { g_signal = sig; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App cli{"ide-orchestrator: workflows, drafts, versions and AI refinement proposals (DESIGN.md §5)"};
+  cli.require_subcommand(1);
+  cli.fallthrough();  // `serve --log-level debug` as well as `--log-level debug serve`
+  std::string log_level = "info";
+  cli.add_option("--log-level", log_level, "trace|debug|info|warn|error")->envname("IDE_ORCHESTRATOR_LOG_LEVEL")
+      ->capture_default_str();
+
+  // serve
+  auto* serve = cli.add_subcommand("serve", "Run the HTTP/WebSocket API");
+  StorageFlags serve_storage;
+  add_storage_flags(serve, serve_storage);
+  std::string host = "127.0.0.1", engine_url = "http://127.0.0.1:8000", cors, jwt_secret_file, jwt_pubkey_file;
+  int port = 8080;
+  std::size_t max_body = 1 << 20;
+  double orphan_ttl_hours = 24, breaker_open_seconds = 30;
+  int login_limit = 10;
+  std::string refinement_agent_file, openapi_file;
+  serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
+  serve->add_option("--port", port, "Port (0 = any free port)")->envname("IDE_ORCHESTRATOR_PORT")
+      ->check(CLI::Range(0, 65535))->capture_default_str();
+  serve->add_option("--engine-url", engine_url, "Spec Engine base URL")->envname("IDE_ORCHESTRATOR_ENGINE_URL")
+      ->capture_default_str();
+  serve->add_option("--jwt-secret-file", jwt_secret_file,
+                    "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable");
+  serve->add_option("--jwt-public-key-file", jwt_pubkey_file,
+                    "PEM public key: also accept RS256 tokens from an external identity provider");
+  serve->add_option("--cors-origins", cors, "Comma-separated browser origins allowed (CORS and WebSocket Origin)")
+      ->envname("IDE_ORCHESTRATOR_CORS_ORIGINS");
+  serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
+      ->capture_default_str();
+  serve->add_option("--orphan-ttl", orphan_ttl_hours, "Hours after which a proposal still processing is failed")
+      ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->capture_default_str();
+  serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
+                    "Seconds the engine circuit breaker stays open before trial calls")->capture_default_str();
+  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute")->capture_default_str();
+  serve->add_option("--refinement-agent-file", refinement_agent_file,
+                    "Agent definition sent with refinements (default config/refinement-agent.json)");
+  serve->add_option("--openapi-file", openapi_file, "OpenAPI document to serve (default docs/openapi.json)");
+
+  // migrate
+  auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
+  StorageFlags migrate_storage;
+  add_storage_flags(migrate, migrate_storage);
+
+  // user add
+  auto* user = cli.add_subcommand("user", "Manage users");
+  user->require_subcommand(1);
+  auto* user_add = user->add_subcommand("add", "Create a user; the password is read from stdin (one line)");
+  StorageFlags user_storage;
+  add_storage_flags(user_add, user_storage);
+  std::string email, name;
+  user_add->add_option("--email", email, "E-mail address (login name)")->required();
+  user_add->add_option("--name", name, "Display name")->required();
+
+  CLI11_PARSE(cli, argc, argv);
+  core::log::init("ide-orchestrator", log_level);
+
+  try {
+    if (*migrate) {
+      const int n = orchestrator::api::run_migrations(db_config(migrate_storage));
+      std::cout << "applied " << n << " migration(s)\n";
+      return 0;
+    }
+    if (*user_add) {
+      std::string password;
+      std::getline(std::cin, password);
+      password = trim_newlines(password);
+      const std::string id = orchestrator::api::add_user(db_config(user_storage), email, name, password);
+      std::cout << id << "\n";
+      return 0;
+    }
+
+    // serve
+    orchestrator::api::AppOptions o;
+    o.server.host = host;
+    o.server.port = static_cast<std::uint16_t>(port);
+    o.server.max_body_bytes = max_body;
+    o.server.service_name = "ide-orchestrator";
+    o.db = db_config(serve_storage);
+    o.engine.base_url = engine_url;
+    while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
+    o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
+    o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
+    o.middleware.cors_origins = split_list(cors);
+    o.middleware.login_attempts_per_window = login_limit;
+    o.refinement_agent_file = refinement_agent_file;
+    o.openapi_file = openapi_file;
+    if (!jwt_secret_file.empty()) {
+      o.jwt.hs256_secret = trim_newlines(read_file(jwt_secret_file, "JWT secret"));
+    } else if (const char* s = std::getenv("JWT_SECRET")) {
+      o.jwt.hs256_secret = s;
+    }
+    if (!jwt_pubkey_file.empty()) o.jwt.rs256_public_key_pem = read_file(jwt_pubkey_file, "JWT public key");
+    if (o.jwt.hs256_secret.size() < 32) {
+      std::cerr << "ide-orchestrator: set JWT_SECRET (or --jwt-secret-file) to a secret of at least 32 bytes, "
+                   "e.g. JWT_SECRET=$(openssl rand -hex 32)\n";
+      return 2;
+    }
+    if (const char* ep = std::getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); ep && *ep) core::tracing::init("ide-orchestrator", ep);
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    orchestrator::api::App app(std::move(o));
+    app.start();
+    core::log::info("ide_orchestrator_ready", {{"port", app.port()}, {"engine_url", engine_url}});
+    while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    core::log::info("ide_orchestrator_stopping", {{"signal", static_cast<int>(g_signal)}});
+    app.stop();
+    core::tracing::shutdown();
+    return 0;
+  } catch (const std::exception& e) {
+    core::log::error("ide_orchestrator_failed", {{"error", e.what()}});
+    std::cerr << "ide-orchestrator: " << e.what() << "\n";
+    return 1;
+  }
+}

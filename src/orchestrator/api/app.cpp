@@ -1,0 +1,134 @@
+// Process wiring of ide-orchestrator.
+#include "orchestrator/api/app.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include "core/log.hpp"
+#include "orchestrator/api/domain_adapter.hpp"
+#include "orchestrator/api/routes.hpp"
+
+namespace orchestrator::api {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string slurp(const fs::path& p, const std::string& what) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read the " + what + " at " + p.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+fs::path exe_dir() {
+  std::error_code ec;
+  auto p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? fs::path() : p.parent_path();
+}
+
+std::unique_ptr<core::db::Database> open_and_migrate(const core::db::DbConfig& cfg) {
+  auto db = std::make_unique<core::db::Database>(cfg);
+  const int n = core::db::migrate(*db, core::db::migrations_dir("orchestrator", db->dialect()));
+  core::log::info("database_ready", {{"database", db->describe()}, {"migrations_applied", n}});
+  return db;
+}
+
+}  // namespace
+
+fs::path find_resource(const std::string& rel) {
+  std::vector<fs::path> tried;
+  if (const char* home = std::getenv("IDE_ORCHESTRATOR_HOME"); home && *home) tried.push_back(fs::path(home) / rel);
+  if (auto e = exe_dir(); !e.empty()) tried.push_back(e / ".." / ".." / rel);
+  tried.push_back(fs::current_path() / rel);
+  tried.push_back(fs::path("/usr/share/agentic-ide") / rel);
+  for (const auto& p : tried) {
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) return fs::weakly_canonical(p, ec);
+  }
+  std::string list;
+  for (const auto& p : tried) list += (list.empty() ? "" : ", ") + p.string();
+  throw std::runtime_error("cannot find " + rel + " (looked in " + list + "); set IDE_ORCHESTRATOR_HOME to the source tree");
+}
+
+int run_migrations(const core::db::DbConfig& db) {
+  core::db::Database d(db);
+  return core::db::migrate(d, core::db::migrations_dir("orchestrator", d.dialect()));
+}
+
+std::string add_user(const core::db::DbConfig& db, const std::string& email, const std::string& name,
+                     const std::string& password) {
+  auto d = open_and_migrate(db);
+  return DomainAdapter::create_user(*d, email, name, password);
+}
+
+struct App::Impl {
+  AppOptions options;
+  std::unique_ptr<core::db::Database> db;
+  std::unique_ptr<engine_client::EngineClient> engine;
+  std::unique_ptr<tracker::Tracker> tracker;
+  std::unique_ptr<DomainAdapter> domain;
+  std::unique_ptr<WsProxy> ws;
+  std::unique_ptr<RouteDeps> deps;
+  core::http::Router router;
+  std::unique_ptr<core::http::Server> server;
+  bool stopped = false;
+};
+
+App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.options = std::move(options);
+  const fs::path agent_file = m.options.refinement_agent_file.empty() ? find_resource("config/refinement-agent.json")
+                                                                        : m.options.refinement_agent_file;
+  const fs::path openapi_file =
+      m.options.openapi_file.empty() ? find_resource("docs/openapi.json") : m.options.openapi_file;
+  nlohmann::json agent = nlohmann::json::parse(slurp(agent_file, "refinement agent definition"), nullptr, false);
+  if (agent.is_discarded() || !agent.is_object() || !agent.contains("graph")) {
+    throw std::runtime_error("the refinement agent definition " + agent_file.string() +
+                             " is not a JSON object with a \"graph\"");
+  }
+  std::string openapi = slurp(openapi_file, "OpenAPI document");
+
+  m.db = open_and_migrate(m.options.db);
+  m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine);
+  m.tracker = std::make_unique<tracker::Tracker>(*m.db, *m.engine, m.options.tracker);
+  m.domain = std::make_unique<DomainAdapter>(*m.db, m.options.jwt);
+  DomainAdapter* dom = m.domain.get();
+  m.ws = std::make_unique<WsProxy>(
+      *m.engine, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },
+      m.options.ws);
+  core::db::Database* db = m.db.get();
+  m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.engine, m.tracker.get(), *m.ws, std::move(agent),
+                                                 std::move(openapi), [db] { return db->ping(); }});
+  register_routes(m.router, *m.deps);
+  core::log::info("refinement_agent_loaded", {{"file", agent_file.string()}});
+}
+
+App::~App() { stop(); }
+
+void App::start() {
+  Impl& m = *impl_;
+  m.tracker->start();
+  m.server = std::make_unique<core::http::Server>(
+      m.options.server, m.router,
+      make_middleware(m.options.middleware, [dom = m.domain.get()](const std::string& t) { return dom->verify_token(t); }));
+  m.server->start();
+}
+
+std::uint16_t App::port() const { return impl_->server ? impl_->server->port() : 0; }
+
+void App::stop() {
+  Impl& m = *impl_;
+  if (m.stopped) return;
+  m.stopped = true;
+  if (m.server) m.server->stop();
+  if (m.ws) m.ws->stop();
+  if (m.tracker) m.tracker->stop();
+}
+
+std::vector<core::http::Router::RouteInfo> App::routes() const { return impl_->router.routes(); }
+
+}  // namespace orchestrator::api

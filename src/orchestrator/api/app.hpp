@@ -1,0 +1,86 @@
+#pragma once
+// Wiring of the ide-orchestrator process (DESIGN.md §5): database + migrations,
+// engine client, proposal tracker, domain services, routes, middleware and the
+// HTTP server. The binary's main only parses flags into AppOptions.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/db.hpp"
+#include "core/router.hpp"
+#include "core/server.hpp"
+#include "orchestrator/api/middleware.hpp"
+#include "orchestrator/api/ws_proxy.hpp"
+#include "orchestrator/engine_client/engine_client.hpp"
+#include "orchestrator/tracker/tracker.hpp"
+
+namespace orchestrator::api {
+
+/// Token settings. Exactly one of `hs256_secret` (>= 32 bytes) or `rs256_public_key_pem`
+/// is used for verification; issuing tokens (login) needs the HS256 secret.
+struct JwtSettings {
+  std::string hs256_secret;            ///< shared secret; never logged
+  std::string rs256_public_key_pem;    ///< PEM public key for tokens from an external IdP
+  std::chrono::seconds ttl{std::chrono::hours(8)};  ///< lifetime of issued tokens
+};
+
+/// Everything the process needs to run.
+struct AppOptions {
+  core::http::ServerOptions server;        ///< host, port, body limit, threads
+  core::db::DbConfig db;                   ///< SQLite file or postgresql:// URL (database ide_orchestrator)
+  engine_client::EngineClientOptions engine;
+  tracker::TrackerOptions tracker;
+  MiddlewareOptions middleware;            ///< CORS origins, login rate limit
+  WsProxyOptions ws;
+  JwtSettings jwt;
+  /// Refinement agent definition (JSON). Empty = search "config/refinement-agent.json".
+  std::filesystem::path refinement_agent_file;
+  /// OpenAPI document served at /api/openapi.json. Empty = search "docs/openapi.json".
+  std::filesystem::path openapi_file;
+};
+
+/// Finds a file shipped with the sources or installed: tries `rel` under
+/// $IDE_ORCHESTRATOR_HOME, <exe>/../.., the working directory and /usr/share/agentic-ide.
+/// Throws std::runtime_error listing the places tried.
+std::filesystem::path find_resource(const std::string& rel);
+
+/// Opens the database described by `db` and applies pending migrations. Returns the count applied.
+int run_migrations(const core::db::DbConfig& db);
+
+/// Creates a user with an Argon2id password hash. Throws domain::InvalidError (bad e-mail,
+/// short password) or domain::ConflictError (e-mail taken). Returns the new user's id.
+std::string add_user(const core::db::DbConfig& db, const std::string& email, const std::string& name,
+                     const std::string& password);
+
+
+/// The running service.
+class App {
+ public:
+  /// Opens the database, migrates, loads the agent definition and the OpenAPI document.
+  /// Throws std::runtime_error with a message a person can act on.
+  explicit App(AppOptions options);
+  ~App();
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+
+  /// Starts the tracker and the HTTP server.
+  void start();
+  /// The bound port (after start()).
+  std::uint16_t port() const;
+  /// Stops the server, the WebSocket proxy and the tracker. Idempotent.
+  void stop();
+  /// The routes this app registers (for tests): method ("WS" for WebSockets) and pattern.
+  std::vector<core::http::Router::RouteInfo> routes() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orchestrator::api

@@ -1,0 +1,230 @@
+// DomainPort over the orchestrator domain services: type mapping only.
+#include "orchestrator/api/domain_adapter.hpp"
+
+#include "core/util.hpp"
+#include "orchestrator/auth/jwt.hpp"
+#include "orchestrator/domain/drafts.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/templates.hpp"
+#include "orchestrator/domain/users.hpp"
+#include "orchestrator/domain/workflows.hpp"
+
+namespace orchestrator::api {
+
+using nlohmann::json;
+
+namespace {
+
+DraftView view(const domain::Draft& d) {
+  DraftView v;
+  v.draft.id = d.id;
+  v.draft.workflow_id = d.workflow_id;
+  v.draft.revision = d.revision;
+  v.draft.created_at = d.created_at;
+  v.draft.updated_at = d.updated_at;
+  v.files = d.files;
+  return v;
+}
+
+store::UserRecord record(const domain::User& u) {
+  store::UserRecord r;
+  r.id = u.id;
+  r.email = u.email;
+  r.name = u.name;
+  r.created_at = u.created_at;
+  return r;
+}
+
+auth::JwtConfig jwt_config(const JwtSettings& s) {
+  auth::JwtConfig c;
+  c.hs256_secret = s.hs256_secret;
+  c.rs256_public_key_pem = s.rs256_public_key_pem;
+  c.lifetime = s.ttl;
+  return c;
+}
+
+}  // namespace
+
+struct DomainAdapter::Impl {
+  Impl(core::db::Database& d, const JwtSettings& jwt)
+      : db(d),
+        jwt(jwt_config(jwt)),
+        templates(domain::TemplateLibrary::load_default()),
+        users(d),
+        workflows(d, templates),
+        drafts(d),
+        proposals(d) {}
+  core::db::Database& db;
+  auth::JwtService jwt;
+  domain::TemplateLibrary templates;
+  domain::UserService users;
+  domain::WorkflowService workflows;
+  domain::DraftService drafts;
+  domain::ProposalService proposals;
+};
+
+DomainAdapter::DomainAdapter(core::db::Database& db, const JwtSettings& jwt) : impl_(std::make_unique<Impl>(db, jwt)) {}
+DomainAdapter::~DomainAdapter() = default;
+
+std::string DomainAdapter::create_user(core::db::Database& db, const std::string& email, const std::string& name,
+                                       const std::string& password) {
+  domain::UserService users(db);
+  return users.create(email, name, password).id;
+}
+
+LoginResult DomainAdapter::login(const std::string& email, const std::string& password) {
+  const domain::User u = impl_->users.authenticate(email, password);
+  const auth::IssuedToken t = impl_->jwt.issue(u.id, u.email);
+  return LoginResult{t.token, t.expires_at, record(u)};
+}
+
+json DomainAdapter::verify_token(const std::string& token) {
+  const auth::Claims c = impl_->jwt.verify(token);
+  return {{"user_id", c.sub}, {"email", c.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg}};
+}
+
+json DomainAdapter::templates() {
+  json out = json::array();
+  for (const auto& n : impl_->templates.names()) {
+    out.push_back({{"name", n}, {"files", impl_->templates.files(n).size()}});
+  }
+  return out;
+}
+
+WorkflowView DomainAdapter::create_workflow(const std::string& user_id, const std::string& name,
+                                            const std::string& description,
+                                            const std::optional<std::string>& template_name,
+                                            const std::optional<json>& files) {
+  domain::CreateWorkflowInput in;
+  in.name = name;
+  in.description = description;
+  in.template_name = template_name;
+  if (files) in.files = domain::files_from_json(*files, "files", core::now_rfc3339());
+  auto r = impl_->workflows.create(user_id, in);
+  return WorkflowView{r.workflow, view(r.draft)};
+}
+
+store::Page<store::WorkflowRecord> DomainAdapter::list_workflows(const std::string& user_id,
+                                                                 const store::PageRequest& page) {
+  return impl_->workflows.list(user_id, page);
+}
+
+WorkflowView DomainAdapter::get_workflow(const std::string& user_id, const std::string& workflow_id) {
+  WorkflowView v{impl_->workflows.get(user_id, workflow_id), std::nullopt};
+  v.draft = view(impl_->drafts.get(user_id, workflow_id));
+  return v;
+}
+
+store::Page<store::VersionRecord> DomainAdapter::list_versions(const std::string& user_id,
+                                                               const std::string& workflow_id,
+                                                               const store::PageRequest& page) {
+  return impl_->workflows.list_versions(user_id, workflow_id, page);
+}
+
+VersionView DomainAdapter::publish_version(const std::string& user_id, const std::string& workflow_id,
+                                           std::optional<long long> base_revision) {
+  if (base_revision) {
+    const auto d = impl_->drafts.get(user_id, workflow_id);
+    if (d.revision != *base_revision) {
+      throw domain::ConflictError("The draft is at revision " + std::to_string(d.revision) + ", not " +
+                                      std::to_string(*base_revision) + "; reload it and publish again.",
+                                  {}, {{"current_revision", d.revision}});
+    }
+  }
+  auto v = impl_->workflows.publish(user_id, workflow_id);
+  return VersionView{v.info, v.files};
+}
+
+json DomainAdapter::deploy(const std::string& user_id, const std::string& workflow_id) {
+  auto d = impl_->workflows.deploy(user_id, workflow_id);
+  return {{"workflow_id", workflow_id},
+          {"version", {{"id", d.version.id}, {"number", d.version.number}, {"created_at", d.version.created_at},
+                       {"created_by", d.version.created_by}}},
+          {"definition", d.definition},
+          {"deployed_at", d.deployed_at},
+          {"deployed_by", d.deployed_by},
+          {"status", "accepted"}};
+}
+
+DraftView DomainAdapter::get_draft(const std::string& user_id, const std::string& workflow_id) {
+  return view(impl_->drafts.get(user_id, workflow_id));
+}
+
+DraftView DomainAdapter::ensure_draft(const std::string& user_id, const std::string& workflow_id) {
+  return view(impl_->drafts.get(user_id, workflow_id));
+}
+
+DraftView DomainAdapter::put_draft_files(const std::string& user_id, const std::string& workflow_id,
+                                         const json& files, long long base_revision) {
+  json upserts = json::object();
+  std::vector<std::string> deletes;
+  for (const auto& [path, f] : files.items()) {
+    if (f.is_null()) {
+      domain::validate_path(path, "files." + path);
+      deletes.push_back(path);
+    } else {
+      upserts[path] = f;
+    }
+  }
+  return view(impl_->drafts.patch_files(user_id, workflow_id, domain::files_from_json(upserts, "files", core::now_rfc3339()),
+                                        deletes, base_revision));
+}
+
+void DomainAdapter::delete_draft(const std::string& user_id, const std::string& draft_id) {
+  impl_->drafts.remove(user_id, draft_id);
+}
+
+store::ProposalRecord DomainAdapter::create_proposal(const std::string& user_id, const std::string& workflow_id,
+                                                     const std::string& thread_id, const std::string& user_prompt,
+                                                     const std::optional<std::string>& context_file_path,
+                                                     const std::optional<std::string>& context_selection) {
+  domain::CreateProposalInput in;
+  in.user_prompt = user_prompt;
+  in.context_file_path = context_file_path;
+  in.context_selection = context_selection;
+  in.thread_id = thread_id;
+  return impl_->proposals.create(user_id, workflow_id, in);
+}
+
+void DomainAdapter::fail_proposal(const std::string& thread_id, const std::string& error) {
+  impl_->proposals.finalise_failed(thread_id, error);
+}
+
+ProposalView DomainAdapter::get_proposal(const std::string& user_id, const std::string& proposal_id) {
+  auto d = impl_->proposals.get(user_id, proposal_id);
+  return ProposalView{d.proposal, d.changes};
+}
+
+store::Page<store::ProposalRecord> DomainAdapter::list_proposals(const std::string& user_id,
+                                                                 const std::string& workflow_id,
+                                                                 const store::PageRequest& page) {
+  return impl_->proposals.list(user_id, workflow_id, page);
+}
+
+std::string DomainAdapter::proposal_diff(const std::string& user_id, const std::string& proposal_id) {
+  return impl_->proposals.diff(user_id, proposal_id);
+}
+
+std::pair<ProposalView, DraftView> DomainAdapter::approve(const std::string& user_id, const std::string& proposal_id) {
+  auto r = impl_->proposals.approve(user_id, proposal_id);
+  const auto detail = impl_->proposals.get(user_id, proposal_id);
+  return {ProposalView{r.proposal, detail.changes}, view(r.draft)};
+}
+
+ProposalView DomainAdapter::reject(const std::string& user_id, const std::string& proposal_id) {
+  auto p = impl_->proposals.reject(user_id, proposal_id);
+  const auto detail = impl_->proposals.get(user_id, proposal_id);
+  return ProposalView{p, detail.changes};
+}
+
+bool DomainAdapter::can_access_thread(const std::string& user_id, const std::string& thread_id) {
+  try {
+    impl_->proposals.get_by_thread(user_id, thread_id);
+    return true;
+  } catch (const domain::NotFoundError&) {
+    return false;
+  }
+}
+
+}  // namespace orchestrator::api

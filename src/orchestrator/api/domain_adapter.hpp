@@ -1,0 +1,62 @@
+#pragma once
+// DomainPort implemented over the orchestrator domain layer (src/orchestrator/{auth,
+// domain,store}). Pure mapping: no business rules live here.
+
+#include <memory>
+#include <string>
+
+#include "core/db.hpp"
+#include "orchestrator/api/app.hpp"
+#include "orchestrator/api/domain_port.hpp"
+
+namespace orchestrator::api {
+
+/// Thread-safe (the domain services borrow pooled sessions per call).
+class DomainAdapter : public DomainPort {
+ public:
+  /// Borrows `db` (migrated). `jwt` selects HS256 secret and/or RS256 public key.
+  DomainAdapter(core::db::Database& db, const JwtSettings& jwt);
+  ~DomainAdapter() override;
+
+  /// Creates a user (Argon2id hash); returns its id. Throws domain::InvalidError / ConflictError.
+  static std::string create_user(core::db::Database& db, const std::string& email, const std::string& name,
+                                 const std::string& password);
+
+  LoginResult login(const std::string& email, const std::string& password) override;
+  nlohmann::json verify_token(const std::string& token) override;
+  nlohmann::json templates() override;
+  WorkflowView create_workflow(const std::string& user_id, const std::string& name, const std::string& description,
+                               const std::optional<std::string>& template_name,
+                               const std::optional<nlohmann::json>& files) override;
+  store::Page<store::WorkflowRecord> list_workflows(const std::string& user_id, const store::PageRequest& page) override;
+  WorkflowView get_workflow(const std::string& user_id, const std::string& workflow_id) override;
+  store::Page<store::VersionRecord> list_versions(const std::string& user_id, const std::string& workflow_id,
+                                                  const store::PageRequest& page) override;
+  VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
+                              std::optional<long long> base_revision) override;
+  nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id) override;
+  DraftView get_draft(const std::string& user_id, const std::string& workflow_id) override;
+  DraftView ensure_draft(const std::string& user_id, const std::string& workflow_id) override;
+  DraftView put_draft_files(const std::string& user_id, const std::string& workflow_id, const nlohmann::json& files,
+                            long long base_revision) override;
+  void delete_draft(const std::string& user_id, const std::string& draft_id) override;
+  store::ProposalRecord create_proposal(const std::string& user_id, const std::string& workflow_id,
+                                        const std::string& thread_id,
+                                        const std::string& user_prompt,
+                                        const std::optional<std::string>& context_file_path,
+                                        const std::optional<std::string>& context_selection) override;
+  void fail_proposal(const std::string& thread_id, const std::string& error) override;
+  ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) override;
+  store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,
+                                                    const store::PageRequest& page) override;
+  std::string proposal_diff(const std::string& user_id, const std::string& proposal_id) override;
+  std::pair<ProposalView, DraftView> approve(const std::string& user_id, const std::string& proposal_id) override;
+  ProposalView reject(const std::string& user_id, const std::string& proposal_id) override;
+  bool can_access_thread(const std::string& user_id, const std::string& thread_id) override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace orchestrator::api

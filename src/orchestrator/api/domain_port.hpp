@@ -1,0 +1,123 @@
+#pragma once
+// The operations the HTTP handlers need from the domain layer, in one interface so
+// handlers stay "parse, call the domain, render" and can be tested with a fake.
+// Implemented by DomainAdapter (domain_adapter.cpp) over the domain services.
+// Every method that takes `user_id` enforces visibility: a resource the user may not
+// see throws domain::NotFoundError (-> 404). Errors are domain::Error subclasses.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "orchestrator/domain/diff.hpp"
+#include "orchestrator/domain/files.hpp"
+#include "orchestrator/store/records.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace orchestrator::api {
+
+/// A draft with its files.
+struct DraftView {
+  store::DraftRecord draft;
+  domain::FileMap files;
+};
+
+/// A workflow as the caller sees it, with its draft when one exists.
+struct WorkflowView {
+  store::WorkflowRecord workflow;
+  std::optional<DraftView> draft;
+};
+
+/// A proposal with its per-file change summary (generated files vs. the current draft).
+struct ProposalView {
+  store::ProposalRecord proposal;
+  std::vector<domain::FileChange> changes;
+};
+
+/// A version with its files (files empty in lists).
+struct VersionView {
+  store::VersionRecord version;
+  domain::FileMap files;
+};
+
+/// Result of a successful login.
+struct LoginResult {
+  std::string token;
+  std::string expires_at;  ///< RFC 3339
+  store::UserRecord user;
+};
+
+/// The domain operations used by the API.
+class DomainPort {
+ public:
+  virtual ~DomainPort() = default;
+
+  /// Checks e-mail + password; throws UnauthenticatedError with a generic message.
+  virtual LoginResult login(const std::string& email, const std::string& password) = 0;
+  /// Verifies a token (signature, alg allow-list, exp, iss, aud); returns {"user_id", ...claims}.
+  /// Throws UnauthenticatedError.
+  virtual nlohmann::json verify_token(const std::string& token) = 0;
+
+  /// Template names and descriptions: [{"name", "description"}].
+  virtual nlohmann::json templates() = 0;
+  /// Creates a workflow (owner = user) from `template_name` or `files` (exactly one may be given;
+  /// neither = empty draft). Throws InvalidError naming "template"/"files"/"name".
+  virtual WorkflowView create_workflow(const std::string& user_id, const std::string& name,
+                                       const std::string& description, const std::optional<std::string>& template_name,
+                                       const std::optional<nlohmann::json>& files) = 0;
+  /// Workflows the user is a member of, newest first (InvalidError "limit"/"cursor").
+  virtual store::Page<store::WorkflowRecord> list_workflows(const std::string& user_id,
+                                                            const store::PageRequest& page) = 0;
+  /// One workflow with its draft.
+  virtual WorkflowView get_workflow(const std::string& user_id, const std::string& workflow_id) = 0;
+
+  /// Published versions of a workflow, newest first.
+  virtual store::Page<store::VersionRecord> list_versions(const std::string& user_id, const std::string& workflow_id,
+                                                          const store::PageRequest& page) = 0;
+  /// Publishes the draft as the next version (conflict if base_revision given and stale).
+  virtual VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
+                                      std::optional<long long> base_revision) = 0;
+  /// Deploys the latest version (checks its /definition.json); returns
+  /// {workflow_id, version, definition, deployed_at, deployed_by, status}.
+  virtual nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id) = 0;
+
+  /// The workflow's draft (NotFound "draft" when it has none).
+  virtual DraftView get_draft(const std::string& user_id, const std::string& workflow_id) = 0;
+  /// The draft, created (empty) if missing.
+  virtual DraftView ensure_draft(const std::string& user_id, const std::string& workflow_id) = 0;
+  /// Upserts files (JSON null value = delete) if the draft is at `base_revision`, else ConflictError.
+  virtual DraftView put_draft_files(const std::string& user_id, const std::string& workflow_id,
+                                    const nlohmann::json& files, long long base_revision) = 0;
+  /// Deletes a draft by id (PreconditionError while a proposal on it is open).
+  virtual void delete_draft(const std::string& user_id, const std::string& draft_id) = 0;
+
+  /// Records a new `processing` proposal for `thread_id`, creating the draft if missing and
+  /// snapshotting its files as `base_files` (seed these into the engine run); grants the user
+  /// access (owner). Returns the proposal.
+  virtual store::ProposalRecord create_proposal(const std::string& user_id, const std::string& workflow_id,
+                                                const std::string& thread_id,
+                                                const std::string& user_prompt,
+                                                const std::optional<std::string>& context_file_path,
+                                                const std::optional<std::string>& context_selection) = 0;
+  /// Marks the proposal of `thread_id`, whose engine job could not be started, failed with `error`.
+  virtual void fail_proposal(const std::string& thread_id, const std::string& error) = 0;
+  /// One proposal with generated files and its per-file change summary (base -> generated).
+  virtual ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) = 0;
+  /// Proposals of a workflow the user may see, newest first.
+  virtual store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,
+                                                            const store::PageRequest& page) = 0;
+  /// GNU unified diff of the current draft -> generated files (only paths the proposal
+  /// changes); empty when nothing to show. PreconditionError while there are no generated files.
+  virtual std::string proposal_diff(const std::string& user_id, const std::string& proposal_id) = 0;
+  /// Applies the generated files to the draft (three-way; ConflictError naming paths); exactly one
+  /// of racing approve/reject wins (PreconditionError for the loser).
+  virtual std::pair<ProposalView, DraftView> approve(const std::string& user_id, const std::string& proposal_id) = 0;
+  /// completed | failed -> rejected (PreconditionError otherwise; loses races like approve).
+  virtual ProposalView reject(const std::string& user_id, const std::string& proposal_id) = 0;
+  /// True if the user is in proposal_access for the proposal of `thread_id`.
+  virtual bool can_access_thread(const std::string& user_id, const std::string& thread_id) = 0;
+};
+
+}  // namespace orchestrator::api

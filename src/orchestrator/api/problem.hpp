@@ -1,0 +1,87 @@
+#pragma once
+// Error mapping and request-parsing helpers shared by every orchestrator handler.
+// All errors leave as RFC 9457 problem details (application/problem+json) with,
+// for validation failures, `errors: [{field, message}]` naming each bad field.
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/http_types.hpp"
+
+namespace orchestrator::api {
+
+/// A handler-level failure that already knows its HTTP answer. Thrown by the
+/// parsing helpers below and caught by `guarded`.
+class ApiError : public std::runtime_error {
+ public:
+  explicit ApiError(core::http::Response response)
+      : std::runtime_error(response.body), response_(std::move(response)) {}
+  const core::http::Response& response() const { return response_; }
+
+ private:
+  core::http::Response response_;
+};
+
+/// One bad input field for the `errors` member of a 400 problem.
+struct FieldProblem {
+  std::string field;    ///< JSON field name or dotted path, e.g. "user_prompt", "files./a.md.content"
+  std::string message;  ///< what is wrong, a sentence fragment ("is required", "must be a string")
+};
+
+/// 400 problem details with `errors` listing every bad field (RFC 9457 §3.2 extension member).
+core::http::Response validation_problem(const std::vector<FieldProblem>& errors,
+                                        const std::string& detail = "The request has invalid fields.");
+
+/// Parses the body as a JSON object. Throws ApiError: 400 "Malformed JSON" naming the
+/// byte offset when it does not parse, 400 with field "(body)" when it is not an object,
+/// 415 when a Content-Type other than application/json (or +json) is given.
+nlohmann::json parse_json_object(const core::http::Request& req);
+
+/// Optional string member `name` of `body`: nullopt when absent or null; adds a
+/// FieldProblem when present with another type.
+std::optional<std::string> opt_string(const nlohmann::json& body, const std::string& name,
+                                      std::vector<FieldProblem>& errors);
+
+/// Required non-empty string member; adds a FieldProblem ("is required"/"must be a
+/// non-empty string") and returns "" when missing or bad. `max_len` in bytes (0 = unlimited).
+std::string req_string(const nlohmann::json& body, const std::string& name, std::vector<FieldProblem>& errors,
+                       std::size_t max_len = 0);
+
+/// Throws ApiError(validation_problem(errors)) unless `errors` is empty.
+void throw_if_invalid(const std::vector<FieldProblem>& errors);
+
+/// Path parameter `name` that must be a UUID; a malformed id is answered like an unknown
+/// one (404 "<resource> <id> was not found"), so ids cannot be probed (DESIGN.md §5 Errors).
+std::string uuid_param(const core::http::Request& req, const std::string& name, const std::string& resource);
+
+/// The authenticated caller's user id (set by the auth middleware in
+/// `req.context["user_id"]`). Throws ApiError 401 if missing (route not protected: a bug).
+std::string caller_id(const core::http::Request& req);
+
+/// Pagination query `limit` (1..200, default 50) and `cursor` (opaque). Bad limit -> ApiError 400
+/// naming field "limit".
+struct PageQuery {
+  int limit = 50;
+  std::string cursor;
+};
+PageQuery page_query(const core::http::Request& req);
+
+/// Maps any exception escaping a handler to a response:
+/// domain::Error -> its status (400 with `errors` for InvalidError, 409 with `paths` for
+/// conflicts); EngineUnavailable -> 503 + Retry-After; EngineRejected -> 502; ApiError ->
+/// its response; anything else -> 500 with a generic message (details logged, not sent).
+core::http::Response to_response(const std::exception& e, const core::http::Request& req);
+
+/// Wraps a handler so exceptions become problem details (see to_response).
+std::function<core::http::Response(core::http::Request&)> guarded(
+    std::function<core::http::Response(core::http::Request&)> handler);
+
+/// Problem-type URI for a slug: "https://agentic-ide.dev/problems/<slug>".
+std::string problem_type(const std::string& slug);
+
+}  // namespace orchestrator::api

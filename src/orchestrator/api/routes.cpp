@@ -1,0 +1,305 @@
+// HTTP handlers of the orchestrator API: parse, call the domain, render.
+#include "orchestrator/api/routes.hpp"
+
+#include "core/log.hpp"
+#include "core/metrics.hpp"
+#include "core/tracing.hpp"
+#include "core/util.hpp"
+#include "orchestrator/api/problem.hpp"
+#include "orchestrator/api/render.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/tracker/tracker.hpp"
+
+namespace orchestrator::api {
+
+using core::http::Request;
+using core::http::Response;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxPromptBytes = 20000;
+
+store::PageRequest page_of(const Request& req) {
+  const PageQuery q = page_query(req);
+  return store::PageRequest{q.limit, q.cursor};
+}
+
+std::optional<long long> opt_int(const json& body, const std::string& name, std::vector<FieldProblem>& errors) {
+  auto it = body.find(name);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer()) {
+    errors.push_back({name, "must be an integer"});
+    return std::nullopt;
+  }
+  return it->get<long long>();
+}
+
+/// Body that may be empty (treated as {}).
+json optional_body(const Request& req) { return req.body.empty() ? json::object() : parse_json_object(req); }
+
+/// ws:// or wss:// URL of the stream for `thread_id`, from the Host the client used.
+std::string websocket_url(const Request& req, const std::string& thread_id) {
+  const std::string path = "/api/ws/refinements/" + thread_id;
+  auto host = req.headers.get("X-Forwarded-Host");
+  if (!host) host = req.headers.get("Host");
+  if (!host) return path;
+  auto proto = req.headers.get("X-Forwarded-Proto");
+  const std::string scheme = proto && *proto == "https" ? "wss" : "ws";
+  return scheme + "://" + *host + path;
+}
+
+core::metrics::Counter& refinements_counter() {
+  static auto& c = core::metrics::global().counter("ide_orchestrator_refinements_started_total",
+                                                   "Refinement requests by outcome (accepted | engine_unavailable | engine_rejected)");
+  return c;
+}
+
+// ---------------------------------------------------------------- auth
+Response login(RouteDeps& d, Request& req) {
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  const std::string email = req_string(body, "email", errors, 320);
+  const std::string password = req_string(body, "password", errors, 1024);
+  throw_if_invalid(errors);
+  const LoginResult r = d.domain.login(email, password);
+  return Response::json(200, {{"token", r.token}, {"expires_at", r.expires_at}, {"user", render_user(r.user)}});
+}
+
+// ---------------------------------------------------------------- workflows
+Response list_templates(RouteDeps& d, Request&) { return Response::json(200, {{"items", d.domain.templates()}}); }
+
+Response create_workflow(RouteDeps& d, Request& req) {
+  const std::string user = caller_id(req);
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  const std::string name = req_string(body, "name", errors, 200);
+  const std::string description = opt_string(body, "description", errors).value_or("");
+  const auto tmpl = opt_string(body, "template", errors);
+  std::optional<json> files;
+  if (body.contains("files") && !body["files"].is_null()) {
+    if (!body["files"].is_object()) errors.push_back({"files", "must be an object mapping absolute paths to files"});
+    else files = body["files"];
+  }
+  if (tmpl && files) errors.push_back({"files", "cannot be combined with template; give one of them"});
+  throw_if_invalid(errors);
+  return Response::json(201, render_workflow(d.domain.create_workflow(user, name, description, tmpl, files)));
+}
+
+Response list_workflows(RouteDeps& d, Request& req) {
+  return Response::json(200, render_page(d.domain.list_workflows(caller_id(req), page_of(req)),
+                                         [](const store::WorkflowRecord& w) { return render_workflow(w); }));
+}
+
+Response get_workflow(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_workflow(d.domain.get_workflow(caller_id(req), id)));
+}
+
+Response list_versions(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_page(d.domain.list_versions(caller_id(req), id, page_of(req)),
+                                         [](const store::VersionRecord& v) { return render_version(v); }));
+}
+
+Response publish_version(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const json body = optional_body(req);
+  std::vector<FieldProblem> errors;
+  const auto base = opt_int(body, "base_revision", errors);
+  throw_if_invalid(errors);
+  return Response::json(201, render_version(d.domain.publish_version(caller_id(req), id, base)));
+}
+
+Response deploy(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(202, d.domain.deploy(caller_id(req), id));
+}
+
+// ---------------------------------------------------------------- drafts
+Response get_draft(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_draft(d.domain.get_draft(caller_id(req), id)));
+}
+
+Response put_draft_files(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  if (!body.contains("files") || !body["files"].is_object()) {
+    errors.push_back({"files", "is required: an object mapping absolute paths to files (null deletes)"});
+  }
+  const auto base = opt_int(body, "base_revision", errors);
+  if (!base && !body.contains("base_revision")) errors.push_back({"base_revision", "is required (the draft revision you edited)"});
+  throw_if_invalid(errors);
+  return Response::json(200, render_draft(d.domain.put_draft_files(caller_id(req), id, body["files"], *base)));
+}
+
+Response delete_draft(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "draft");
+  d.domain.delete_draft(caller_id(req), id);
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+// ---------------------------------------------------------------- refinements
+Response start_refinement(RouteDeps& d, Request& req) {
+  const std::string user = caller_id(req);
+  const std::string workflow_id = uuid_param(req, "id", "workflow");
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  const std::string prompt = req_string(body, "user_prompt", errors, kMaxPromptBytes);
+  const auto ctx_path = opt_string(body, "context_file_path", errors);
+  const auto ctx_sel = opt_string(body, "context_selection", errors);
+  if (ctx_sel && ctx_sel->size() > kMaxPromptBytes) errors.push_back({"context_selection", "must be at most 20000 bytes"});
+  throw_if_invalid(errors);
+  if (ctx_path) domain::validate_path(*ctx_path, "context_file_path");
+
+  // Record first (creates the draft if missing and snapshots its files), so the tracker or a
+  // restarted process can always find the thread; then invoke the engine with those files.
+  const std::string thread_id = core::uuid4();
+  const store::ProposalRecord p = d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel);
+  auto tc = core::tracing::parse_traceparent(req.traceparent);
+  const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
+  const json job = build_refinement_job(trace_id, thread_id, d.refinement_agent, prompt, ctx_path, ctx_sel, p.base_files);
+  try {
+    d.engine.invoke(job, req.traceparent);
+  } catch (const engine_client::EngineUnavailable&) {
+    refinements_counter().inc({{"outcome", "engine_unavailable"}});
+    d.domain.fail_proposal(thread_id, "The refinement engine was unavailable; the refinement never started.");
+    throw;
+  } catch (const engine_client::EngineRejected& e) {
+    refinements_counter().inc({{"outcome", "engine_rejected"}});
+    d.domain.fail_proposal(thread_id, std::string("The refinement engine rejected the job: ") + e.what());
+    throw;
+  }
+  refinements_counter().inc({{"outcome", "accepted"}});
+  if (d.tracker) d.tracker->track(p.id, thread_id);
+  core::log::info("refinement_started", {{"proposal_id", p.id}, {"thread_id", thread_id}, {"workflow_id", workflow_id},
+                                         {"request_id", req.request_id}});
+  Response r = Response::json(202, {{"proposal_id", p.id},
+                                    {"thread_id", thread_id},
+                                    {"status", "processing"},
+                                    {"websocket_url", websocket_url(req, thread_id)},
+                                    {"created_at", p.created_at}});
+  r.headers.set("Location", "/api/proposals/" + p.id);
+  return r;
+}
+
+// ---------------------------------------------------------------- proposals
+Response list_proposals(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_page(d.domain.list_proposals(caller_id(req), id, page_of(req)),
+                                         [](const store::ProposalRecord& p) { return render_proposal(p); }));
+}
+
+Response get_proposal(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  return Response::json(200, render_proposal(d.domain.get_proposal(caller_id(req), id)));
+}
+
+Response proposal_diff(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  const std::string user = caller_id(req);
+  std::string diff = d.domain.proposal_diff(user, id);
+  const auto accept = req.headers.get("Accept").value_or("");
+  if (accept.find("application/json") != std::string::npos && accept.find("text/x-diff") == std::string::npos) {
+    json changes = json::array();
+    for (const auto& c : d.domain.get_proposal(user, id).changes) changes.push_back(render_change(c));
+    return Response::json(200, {{"proposal_id", id}, {"diff", diff}, {"changes", changes}});
+  }
+  return Response::text(200, std::move(diff), "text/x-diff; charset=utf-8");
+}
+
+Response approve(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  const auto [proposal, draft] = d.domain.approve(caller_id(req), id);
+  return Response::json(200, {{"proposal", render_proposal(proposal)}, {"draft", render_draft(draft)}});
+}
+
+Response reject(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  return Response::json(200, {{"proposal", render_proposal(d.domain.reject(caller_id(req), id))}});
+}
+
+// ---------------------------------------------------------------- probes
+Response health(RouteDeps&, Request&) { return Response::json(200, {{"status", "ok"}}); }
+
+Response ready(RouteDeps& d, Request&) {
+  const bool db_ok = d.db_ping ? d.db_ping() : true;
+  const std::string breaker = d.engine.breaker_state();
+  bool engine_ok = false;
+  std::string engine_detail = "circuit breaker " + breaker;
+  if (breaker != "open") {
+    try {
+      auto r = core::http::request({"GET", d.engine.options().base_url + "/health", {}, {}, std::chrono::milliseconds(1000)});
+      engine_ok = r.status == 200;
+      engine_detail = "HTTP " + std::to_string(r.status);
+    } catch (const std::exception& e) {
+      engine_detail = e.what();
+    }
+  }
+  const std::string status = !db_ok ? "unready" : engine_ok ? "ready" : "degraded";
+  json body = {{"status", status},
+               {"checks", {{"database", db_ok ? "ok" : "unreachable"},
+                           {"engine", engine_ok ? "ok" : "unreachable: " + engine_detail},
+                           {"engine_breaker", breaker}}}};
+  return Response::json(db_ok ? 200 : 503, body);
+}
+
+Response metrics(RouteDeps&, Request&) {
+  return Response::text(200, core::metrics::global().render(), "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace
+
+json build_refinement_job(const std::string& trace_id, const std::string& thread_id, const json& agent_definition,
+                          const std::string& user_prompt, const std::optional<std::string>& context_file_path,
+                          const std::optional<std::string>& context_selection, const domain::FileMap& files) {
+  std::string content = user_prompt;
+  if (context_file_path) content += "\n\nContext file: " + *context_file_path;
+  if (context_selection) content += "\n\nSelected text" + std::string(context_file_path ? " in that file" : "") +
+                                    ":\n```\n" + *context_selection + "\n```";
+  return {{"trace_id", trace_id},
+          {"job_id", thread_id},
+          {"agent_definition", agent_definition},
+          {"input_payload",
+           {{"messages", json::array({{{"role", "user"}, {"content", content}}})}, {"files", domain::files_to_json(files)}}}};
+}
+
+void register_routes(core::http::Router& router, RouteDeps& deps) {
+  using H = Response (*)(RouteDeps&, Request&);
+  auto add = [&](const char* method, const char* pattern, H h) {
+    RouteDeps* d = &deps;
+    router.add(method, pattern, guarded([d, h](Request& req) { return h(*d, req); }));
+  };
+  add("POST", "/api/auth/login", login);
+  router.add("GET", "/api/openapi.json", [d = &deps](Request&) {
+    Response r = Response::text(200, d->openapi_json, "application/json");
+    r.headers.set("Cache-Control", "public, max-age=300");
+    return r;
+  });
+  add("GET", "/api/templates", list_templates);
+  add("POST", "/api/workflows", create_workflow);
+  add("GET", "/api/workflows", list_workflows);
+  add("GET", "/api/workflows/{id}", get_workflow);
+  add("GET", "/api/workflows/{id}/versions", list_versions);
+  add("POST", "/api/workflows/{id}/versions", publish_version);
+  add("POST", "/api/workflows/{id}/deploy", deploy);
+  add("GET", "/api/workflows/{id}/draft", get_draft);
+  add("PUT", "/api/workflows/{id}/draft/files", put_draft_files);
+  add("DELETE", "/api/drafts/{id}", delete_draft);
+  add("POST", "/api/workflows/{id}/refinements", start_refinement);
+  add("GET", "/api/workflows/{id}/proposals", list_proposals);
+  add("GET", "/api/proposals/{id}", get_proposal);
+  add("GET", "/api/proposals/{id}/diff", proposal_diff);
+  add("POST", "/api/proposals/{id}/approve", approve);
+  add("POST", "/api/proposals/{id}/reject", reject);
+  router.add_ws("/api/ws/refinements/{thread_id}", [d = &deps](Request& req) { return d->ws.accept(req); });
+  add("GET", "/health", health);
+  add("GET", "/ready", ready);
+  add("GET", "/metrics", metrics);
+}
+
+}  // namespace orchestrator::api

@@ -1,0 +1,162 @@
+"""End to end: both real binaries, curl for HTTP, python websockets for the stream.
+
+Main flow (login, workflow, refine, stream, approve -> the draft holds the new
+files), reject path, a proposal that completes with no WebSocket client, and a
+client that disconnects mid-stream and resumes with after_seq. The flow also runs
+on PostgreSQL when TEST_PG_URL is set.
+"""
+import os
+import unittest
+import uuid
+
+from e2ekit import (Stack, create_workflow, curl, pg_url_for, refine, wait_proposal, ws_collect, ws_url)
+
+
+class MainFlow(unittest.TestCase):
+    database_url = None
+    engine_database_url = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.stack = Stack(database_url=cls.database_url, engine_database_url=cls.engine_database_url)
+        cls.token = cls.stack.user()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.stack.close()
+
+    @property
+    def orch(self):
+        return self.stack.orch
+
+    def test_refine_stream_approve(self):
+        wf = create_workflow(self.orch, self.token)
+        self.assertEqual(wf["draft"]["revision"], 1)
+        self.assertIn("/definition.json", wf["draft"]["files"])
+        r = refine(self.orch, self.token, wf["id"], "Add a web-search specialist that cites sources.")
+        self.assertIn(r.status, (201, 202), r.text)
+        started = r.json()
+        self.assertEqual(started["status"], "processing")
+        for k in ("proposal_id", "thread_id", "websocket_url", "created_at"):
+            self.assertIn(k, started)
+        events, code, _ = ws_collect(ws_url(self.orch, started["thread_id"]),
+                                     headers={"Authorization": "Bearer " + self.token})
+        types = [e["event_type"] for e in events]
+        self.assertEqual(types[-1], "end", types)
+        self.assertIn("on_tool_start", types)
+        self.assertIn("on_state_update", types)
+        seqs = [e["seq"] for e in events if "seq" in e]
+        self.assertEqual(seqs, sorted(seqs))
+        self.assertEqual(len(seqs), len(set(seqs)))
+        self.assertEqual(code, 1000)
+
+        p = wait_proposal(self.orch, self.token, started["proposal_id"])
+        self.assertEqual(p["status"], "completed", p)
+        self.assertIn("/THE_CAST/FactChecker.md", p["generated_files"])
+        changes = {c["path"]: c["change"] for c in p["changes"]}
+        self.assertEqual(changes.get("/THE_CAST/FactChecker.md"), "added")
+
+        d = curl(self.orch.url, "GET", f"/api/proposals/{p['id']}/diff", token=self.token, headers={"Accept": "text/x-diff"})
+        self.assertEqual(d.status, 200)
+        self.assertIn("+++ b/THE_CAST/FactChecker.md", d.text)
+        dj = curl(self.orch.url, "GET", f"/api/proposals/{p['id']}/diff", token=self.token, headers={"Accept": "application/json"})
+        self.assertEqual(dj.status, 200)
+        self.assertTrue(any(c["path"] == "/THE_CAST/FactChecker.md" for c in dj.json()["changes"]))
+
+        a = curl(self.orch.url, "POST", f"/api/proposals/{p['id']}/approve", {}, token=self.token)
+        self.assertEqual(a.status, 200, a.text)
+        again = curl(self.orch.url, "POST", f"/api/proposals/{p['id']}/approve", {}, token=self.token)
+        self.assertEqual(again.status, 409, again.text)
+
+        draft = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/draft", token=self.token).json()
+        self.assertIn("/THE_CAST/FactChecker.md", draft["files"])
+        self.assertEqual(draft["files"]["/THE_CAST/FactChecker.md"]["content"],
+                         p["generated_files"]["/THE_CAST/FactChecker.md"]["content"])
+        self.assertGreater(draft["revision"], 1)
+
+        lst = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/proposals", token=self.token).json()
+        self.assertEqual(lst["items"][0]["status"], "approved")
+
+    def test_reject(self):
+        wf = create_workflow(self.orch, self.token)
+        started = refine(self.orch, self.token, wf["id"]).json()
+        p = wait_proposal(self.orch, self.token, started["proposal_id"])
+        self.assertEqual(p["status"], "completed", p)
+        r = curl(self.orch.url, "POST", f"/api/proposals/{p['id']}/reject", {}, token=self.token)
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(r.json()["proposal"]["status"], "rejected")
+        a = curl(self.orch.url, "POST", f"/api/proposals/{p['id']}/approve", {}, token=self.token)
+        self.assertEqual(a.status, 409, a.text)
+        draft = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/draft", token=self.token).json()
+        self.assertNotIn("/THE_CAST/FactChecker.md", draft["files"])
+        self.assertEqual(draft["revision"], 1)
+
+    def test_approve_conflict_names_paths(self):
+        wf = create_workflow(self.orch, self.token)
+        started = refine(self.orch, self.token, wf["id"]).json()
+        p = wait_proposal(self.orch, self.token, started["proposal_id"])
+        self.assertEqual(p["status"], "completed", p)
+        # a person edits the plan by hand while the proposal waits for review
+        put = curl(self.orch.url, "PUT", f"/api/workflows/{wf['id']}/draft/files",
+                   {"files": {"/THE_SPEC/plan.md": {"content": ["# Plan", "", "Rewritten by hand."]}}, "base_revision": 1},
+                   token=self.token)
+        self.assertEqual(put.status, 200, put.text)
+        self.assertEqual(put.json()["revision"], 2)
+        stale = curl(self.orch.url, "PUT", f"/api/workflows/{wf['id']}/draft/files",
+                     {"files": {"/notes.md": {"content": ["x"]}}, "base_revision": 1}, token=self.token)
+        self.assertEqual(stale.status, 409, stale.text)
+        a = curl(self.orch.url, "POST", f"/api/proposals/{p['id']}/approve", {}, token=self.token)
+        self.assertEqual(a.status, 409, a.text)
+        self.assertIn("/THE_SPEC/plan.md", a.json()["paths"])
+        self.assertIn("/THE_SPEC/plan.md", a.json()["detail"])
+        draft = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/draft", token=self.token).json()
+        self.assertNotIn("/THE_CAST/FactChecker.md", draft["files"], "nothing may be applied on conflict")
+
+    def test_completes_without_any_websocket_client(self):
+        wf = create_workflow(self.orch, self.token)
+        started = refine(self.orch, self.token, wf["id"]).json()
+        p = wait_proposal(self.orch, self.token, started["proposal_id"])
+        self.assertEqual(p["status"], "completed", p)
+        self.assertIn("/THE_CAST/FactChecker.md", p["generated_files"])
+
+    def test_reconnect_with_after_seq_gets_every_event_once(self):
+        wf = create_workflow(self.orch, self.token)
+        started = refine(self.orch, self.token, wf["id"]).json()
+        url = ws_url(self.orch, started["thread_id"])
+        hdr = {"Authorization": "Bearer " + self.token}
+        full, _, _ = ws_collect(url, headers=hdr)
+        first, _, _ = ws_collect(url, headers=hdr, stop_after=5)  # disconnect mid-stream
+        self.assertEqual(len(first), 5)
+        last = first[-1]["seq"]
+        rest, _, _ = ws_collect(url + f"?after_seq={last}", headers=hdr)
+        got = [e["seq"] for e in first + rest]
+        self.assertEqual(got, [e["seq"] for e in full])
+        self.assertEqual(len(got), len(set(got)))
+        self.assertEqual((first + rest)[-1]["event_type"], "end")
+
+    def test_token_in_query_and_subprotocol(self):
+        wf = create_workflow(self.orch, self.token)
+        started = refine(self.orch, self.token, wf["id"]).json()
+        ev, _, _ = ws_collect(ws_url(self.orch, started["thread_id"], "?token=" + self.token))
+        self.assertEqual(ev[-1]["event_type"], "end")
+        ev, _, proto = ws_collect(ws_url(self.orch, started["thread_id"]), subprotocols=["bearer", self.token])
+        self.assertEqual(proto, "bearer")
+        self.assertEqual(ev[-1]["event_type"], "end")
+
+
+@unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set")
+class MainFlowPostgres(MainFlow):
+    database_url = None
+
+    """The same flow with both services on PostgreSQL, each on its own fresh database."""
+
+    @classmethod
+    def setUpClass(cls):
+        suffix = uuid.uuid4().hex[:10]
+        cls.database_url = pg_url_for("ide_orchestrator_e2e_" + suffix)
+        cls.engine_database_url = pg_url_for("deepagents_runtime_e2e_" + suffix)
+        super().setUpClass()
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,207 @@
+"""Resilience: engine down (503 + Retry-After, breaker opens and closes again), engine
+killed mid-stream, orchestrator restarted mid-refinement, racing approve/reject."""
+import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+from e2ekit import (DEMO_SCRIPT, Engine, Orchestrator, create_workflow, curl, free_port, pg_url_for, refine,
+                    wait_proposal, write_script, ws_collect, ws_url)
+
+
+def metric(orch, name):
+    text = curl(orch.url, "GET", "/metrics").text
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def slow_script(path, turns=30, words=1500):
+    """A long scripted run so there is time to kill things mid-run: every turn streams
+    `words` deltas (each one an engine event that is stored and fanned out). `delay_ms` is
+    honoured by engines whose scripted model supports it and ignored otherwise."""
+    filler = " ".join(["checking"] * words)
+    t = [{"node": "orchestrator", "content": f"Step {i}: {filler}",
+          "tool_calls": [{"id": f"c{i}", "name": "write_todos",
+                          "arguments": {"todos": [{"content": f"step {i}", "status": "in_progress"}]}}],
+          "delay_ms": 150} for i in range(turns)]
+    t.append({"node": "orchestrator", "content": "Done.",
+              "tool_calls": [{"id": "w", "name": "write_file",
+                              "arguments": {"file_path": "/THE_CAST/FactChecker.md", "content": "# FactChecker\n"}}]})
+    t.append({"node": "orchestrator", "content": "All done."})
+    return write_script(path, t)
+
+
+class Resilience(unittest.TestCase):
+    database_url = None
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="e2e-res-")
+        self.procs = []
+
+    def tearDown(self):
+        for p in reversed(self.procs):
+            try:
+                p.stop()
+            except Exception:
+                pass
+        if os.environ.get("E2E_SHOW_LOGS"):  # set to see both services' logs after each test
+            for name in sorted(os.listdir(self.dir)):
+                if name.endswith(".log"):
+                    print("----", name)
+                    print(open(os.path.join(self.dir, name), errors="replace").read()[-3000:])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start_engine(self, script=DEMO_SCRIPT, port=None):
+        e = Engine(self.dir, script=script, port=port).start()
+        self.procs.append(e)
+        return e
+
+    def start_orch(self, engine_url, port=None, extra=(), jwt_secret=None):
+        o = Orchestrator(self.dir, engine_url, port=port, extra=list(extra), jwt_secret=jwt_secret,
+                         database_url=self.database_url).start()
+        self.procs.append(o)
+        return o
+
+    def user(self, orch):
+        orch.add_user("r@example.com")
+        return orch.login("r@example.com")
+
+    def test_engine_down_then_back(self):
+        eport = free_port()
+        orch = self.start_orch(f"http://127.0.0.1:{eport}", extra=["--engine-breaker-open-seconds", "2"])
+        token = self.user(orch)
+        wf = create_workflow(orch, token)
+        r = refine(orch, token, wf["id"])
+        self.assertEqual(r.status, 503, r.text)
+        self.assertTrue(r.header("content-type").startswith("application/problem+json"))
+        self.assertGreaterEqual(int(r.header("retry-after")), 1)
+        self.assertIn("try again", r.json()["detail"])
+        # more failures open the breaker; it then answers at once
+        for _ in range(3):
+            refine(orch, token, wf["id"])
+        self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 2.0)
+        t0 = time.time()
+        r = refine(orch, token, wf["id"])
+        self.assertEqual(r.status, 503)
+        self.assertLess(time.time() - t0, 1.0, "an open breaker should fail fast")
+        ready = curl(orch.url, "GET", "/ready")
+        self.assertEqual(ready.status, 200)
+        self.assertEqual(ready.json()["status"], "degraded")
+        # the service itself keeps serving
+        self.assertEqual(curl(orch.url, "GET", f"/api/workflows/{wf['id']}", token=token).status, 200)
+        # engine comes back: after the open period, trial calls close the breaker
+        self.start_engine(port=eport)
+        time.sleep(2.5)
+        deadline = time.time() + 20
+        ok = None
+        while time.time() < deadline:
+            ok = refine(orch, token, wf["id"])
+            if ok.status in (201, 202):
+                break
+            time.sleep(0.5)
+        self.assertIn(ok.status, (201, 202), ok.text)
+        p = wait_proposal(orch, token, ok.json()["proposal_id"])
+        self.assertEqual(p["status"], "completed")
+        for _ in range(3):
+            self.assertIn(refine(orch, token, wf["id"]).status, (201, 202))
+        self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 0.0)
+        self.assertEqual(curl(orch.url, "GET", "/ready").json()["status"], "ready")
+
+    def test_engine_killed_mid_stream(self):
+        script = slow_script(os.path.join(self.dir, "slow.json"))
+        eng = self.start_engine(script=script)
+        orch = self.start_orch(eng.url)
+        token = self.user(orch)
+        wf = create_workflow(orch, token)
+        started = refine(orch, token, wf["id"]).json()
+        time.sleep(1.0)
+        mid = curl(orch.url, "GET", f"/api/proposals/{started['proposal_id']}", token=token).json()
+        self.assertEqual(mid["status"], "processing", "the scripted run should still be going when the engine dies")
+        # a browser watching through the proxy while the engine dies
+        seen = {}
+        watcher = threading.Thread(target=lambda: seen.update(events=ws_collect(
+            ws_url(orch, started["thread_id"]), headers={"Authorization": "Bearer " + token}, timeout=120)[0]))
+        watcher.start()
+        time.sleep(0.5)
+        eng.proc.kill()
+        # restart the engine on the same port and data: the run resumes or fails, never stuck
+        eng2 = Engine(self.dir, script=script, port=eng.port)
+        eng2.data_dir = eng.data_dir
+        eng2.start()
+        self.procs.append(eng2)
+        p = wait_proposal(orch, token, started["proposal_id"], timeout=120)
+        self.assertIn(p["status"], ("completed", "failed"), p)
+        watcher.join(150)
+        events = seen.get("events", [])
+        self.assertTrue(events, "the watcher received nothing")
+        # the proxy resumed with after_seq (every event once, in order) or reported an error event
+        seqs = [e["seq"] for e in events if "seq" in e]
+        self.assertEqual(seqs, sorted(set(seqs)), "duplicate or out-of-order events after the resume")
+        self.assertIn(events[-1]["event_type"], ("end", "error"), events[-1])
+
+    def test_orchestrator_restart_mid_refinement(self):
+        script = slow_script(os.path.join(self.dir, "slow.json"))
+        eng = self.start_engine(script=script)
+        orch = self.start_orch(eng.url)
+        token = self.user(orch)
+        wf = create_workflow(orch, token)
+        started = refine(orch, token, wf["id"]).json()
+        time.sleep(0.5)
+        mid = curl(orch.url, "GET", f"/api/proposals/{started['proposal_id']}", token=token).json()
+        self.assertEqual(mid["status"], "processing", "the scripted run should still be going at the restart")
+        orch.stop(signal.SIGKILL)
+        orch2 = self.start_orch(eng.url, port=orch.port, jwt_secret=orch.jwt_secret)
+        p = wait_proposal(orch2, token, started["proposal_id"], timeout=120)
+        self.assertEqual(p["status"], "completed", p)
+        self.assertIn("/THE_CAST/FactChecker.md", p["generated_files"])
+
+    def test_concurrent_approve_reject(self):
+        eng = self.start_engine()
+        orch = self.start_orch(eng.url)
+        token = self.user(orch)
+        for _ in range(3):
+            wf = create_workflow(orch, token)
+            started = refine(orch, token, wf["id"]).json()
+            p = wait_proposal(orch, token, started["proposal_id"])
+            self.assertEqual(p["status"], "completed")
+            results = []
+            barrier = threading.Barrier(4)
+
+            def go(action):
+                barrier.wait()
+                results.append((action, curl(orch.url, "POST", f"/api/proposals/{p['id']}/{action}", {}, token=token).status))
+
+            ts = [threading.Thread(target=go, args=(a,)) for a in ("approve", "reject", "approve", "reject")]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            wins = [r for r in results if r[1] == 200]
+            self.assertEqual(len(wins), 1, results)
+            self.assertTrue(all(s == 409 for a, s in results if (a, s) not in wins), results)
+            final = curl(orch.url, "GET", f"/api/proposals/{p['id']}", token=token).json()
+            self.assertEqual(final["status"], "approved" if wins[0][0] == "approve" else "rejected")
+
+
+@unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set")
+class ConcurrentDecisionsPostgres(unittest.TestCase):
+    """Racing approve/reject with the orchestrator on PostgreSQL (row locks, not SQLite's single writer)."""
+
+    def test_concurrent_approve_reject(self):
+        r = Resilience("test_concurrent_approve_reject")
+        r.database_url = pg_url_for("ide_orchestrator_race_" + uuid.uuid4().hex[:10])
+        r.setUp()
+        try:
+            r.test_concurrent_approve_reject()
+        finally:
+            r.tearDown()
+
+
+if __name__ == "__main__":
+    unittest.main()

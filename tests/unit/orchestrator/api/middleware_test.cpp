@@ -1,0 +1,139 @@
+// Middleware rules: CORS preflight, WebSocket Origin, bearer authentication (RFC 6750),
+// login rate limit, security headers.
+#include "orchestrator/api/middleware.hpp"
+
+#include <gtest/gtest.h>
+
+#include "orchestrator/domain/error.hpp"
+
+namespace {
+
+using core::http::Request;
+using core::http::Response;
+using orchestrator::api::make_middleware;
+using orchestrator::api::MiddlewareOptions;
+
+core::http::Middleware mw(int login_limit = 10) {
+  MiddlewareOptions o;
+  o.cors_origins = {"https://ide.example.com"};
+  o.login_attempts_per_window = login_limit;
+  return make_middleware(o, [](const std::string& token) -> nlohmann::json {
+    if (token != "good") throw orchestrator::domain::UnauthenticatedError("invalid token signature");
+    return {{"user_id", "11111111-1111-4111-8111-111111111111"}};
+  });
+}
+
+Request req(std::string method, std::string path) {
+  Request r;
+  r.method = std::move(method);
+  r.path = path;
+  r.target = path;
+  r.remote_addr = "127.0.0.1";
+  r.headers.set("Host", "127.0.0.1:8080");
+  return r;
+}
+
+TEST(Middleware, ApiNeedsToken) {
+  auto m = mw();
+  auto r = req("GET", "/api/workflows");
+  auto out = m.before(r);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 401);
+  EXPECT_EQ(out->headers.get("WWW-Authenticate").value_or(""), "Bearer realm=\"ide-orchestrator\"");
+}
+
+TEST(Middleware, BadTokenIsInvalidToken) {
+  auto m = mw();
+  auto r = req("GET", "/api/workflows");
+  r.headers.set("Authorization", "Bearer nope");
+  auto out = m.before(r);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 401);
+  EXPECT_NE(out->headers.get("WWW-Authenticate")->find("error=\"invalid_token\""), std::string::npos);
+  EXPECT_EQ(out->body.find("nope"), std::string::npos) << "the token must never be echoed";
+}
+
+TEST(Middleware, GoodTokenSetsUser) {
+  auto m = mw();
+  auto r = req("GET", "/api/workflows");
+  r.headers.set("Authorization", "Bearer good");
+  EXPECT_FALSE(m.before(r));
+  EXPECT_EQ(r.context["user_id"], "11111111-1111-4111-8111-111111111111");
+}
+
+TEST(Middleware, TokenInSubprotocolIsEchoedAsMarker) {
+  auto m = mw();
+  auto r = req("GET", "/api/ws/refinements/x");
+  r.headers.set("Upgrade", "websocket");
+  r.headers.set("Sec-WebSocket-Protocol", "bearer, good");
+  EXPECT_FALSE(m.before(r));
+  EXPECT_EQ(r.context["ws_subprotocol"], "bearer");
+}
+
+TEST(Middleware, PublicPathsAndProbes) {
+  auto m = mw();
+  for (const char* p : {"/api/openapi.json", "/health", "/ready", "/metrics"}) {
+    auto r = req("GET", p);
+    EXPECT_FALSE(m.before(r)) << p;
+  }
+}
+
+TEST(Middleware, PreflightAllowedAndRefused) {
+  auto m = mw();
+  auto ok = req("OPTIONS", "/api/workflows");
+  ok.headers.set("Origin", "https://ide.example.com");
+  ok.headers.set("Access-Control-Request-Method", "POST");
+  auto a = m.before(ok);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->status, 204);
+  EXPECT_EQ(a->headers.get("Access-Control-Allow-Origin").value_or(""), "https://ide.example.com");
+  EXPECT_TRUE(a->headers.get("Access-Control-Max-Age"));
+  auto bad = req("OPTIONS", "/api/workflows");
+  bad.headers.set("Origin", "https://evil.example.net");
+  bad.headers.set("Access-Control-Request-Method", "POST");
+  auto b = m.before(bad);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->status, 403);
+  EXPECT_FALSE(b->headers.get("Access-Control-Allow-Origin"));
+}
+
+TEST(Middleware, WebSocketOriginChecked) {
+  auto m = mw();
+  auto r = req("GET", "/api/ws/refinements/x");
+  r.headers.set("Upgrade", "websocket");
+  r.headers.set("Origin", "https://evil.example.net");
+  r.headers.set("Authorization", "Bearer good");
+  auto out = m.before(r);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 403);
+}
+
+TEST(Middleware, CorsHeadersOnlyForAllowedOrigins) {
+  auto m = mw();
+  auto r = req("GET", "/api/workflows");
+  r.headers.set("Origin", "https://evil.example.net");
+  Response res;
+  m.after(r, res);
+  EXPECT_FALSE(res.headers.get("Access-Control-Allow-Origin"));
+  EXPECT_EQ(res.headers.get("X-Content-Type-Options").value_or(""), "nosniff");
+  r.headers.set("Origin", "https://ide.example.com");
+  Response res2;
+  m.after(r, res2);
+  EXPECT_EQ(res2.headers.get("Access-Control-Allow-Origin").value_or(""), "https://ide.example.com");
+}
+
+TEST(Middleware, LoginRateLimited) {
+  auto m = mw(3);
+  int limited = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = req("POST", "/api/auth/login");
+    if (auto out = m.before(r)) {
+      EXPECT_EQ(out->status, 429);
+      EXPECT_TRUE(out->headers.get("Retry-After"));
+      ++limited;
+    }
+  }
+  EXPECT_EQ(limited, 2);
+}
+
+}  // namespace

@@ -1,0 +1,285 @@
+// EngineClient against a real local HTTP server (core::http::Server as a controllable
+// fake engine): transient-only retries, 4xx not retried, connection refused, circuit
+// breaker open -> fail fast -> half-open -> closed (DESIGN.md §5 "Engine client").
+#include "orchestrator/engine_client/engine_client.hpp"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/metrics.hpp"
+#include "core/server.hpp"
+#include "core/ws.hpp"
+
+using namespace std::chrono_literals;
+using orchestrator::engine_client::EngineClient;
+using orchestrator::engine_client::EngineClientOptions;
+using orchestrator::engine_client::EngineRejected;
+using orchestrator::engine_client::EngineUnavailable;
+
+namespace {
+
+/// A fake engine whose answers the test scripts: `statuses` are consumed one per
+/// request (the last one repeats).
+class FakeEngine {
+ public:
+  FakeEngine() {
+    core::http::Router r;
+    r.add("POST", "/spec-engine/invoke", [this](core::http::Request& req) { return answer(req, "invoke"); });
+    r.add("GET", "/spec-engine/state/{id}", [this](core::http::Request& req) { return answer(req, "state"); });
+    r.add("DELETE", "/spec-engine/threads/{id}", [this](core::http::Request& req) { return answer(req, "delete"); });
+    r.add_ws("/spec-engine/stream/{id}", [this](core::http::Request& req) {
+      core::http::WsAccept a;
+      {
+        std::lock_guard lk(mu_);
+        last_after_seq_ = req.query_param("after_seq").value_or("");
+      }
+      if (req.path_params.at("id") == "unknown") {
+        a.reject = core::http::Response::problem(404, "Not Found", "thread unknown");
+        return a;
+      }
+      a.on_open = [](std::shared_ptr<core::http::WsConnection> c) {
+        c->send_text(R"({"event_type":"end","data":{"status":"completed"},"seq":1})");
+        c->close(1000);
+      };
+      return a;
+    });
+    core::http::ServerOptions o;
+    o.io_threads = 1;
+    o.blocking_threads = 4;
+    server_ = std::make_unique<core::http::Server>(o, std::move(r));
+    server_->start();
+  }
+  ~FakeEngine() { server_->stop(); }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
+  /// Statuses to answer, in order; the last repeats forever.
+  void script(std::vector<int> statuses) {
+    std::lock_guard lk(mu_);
+    statuses_ = std::move(statuses);
+    next_ = 0;
+  }
+  int hits() const { return hits_.load(); }
+  std::string last_after_seq() const {
+    std::lock_guard lk(mu_);
+    return last_after_seq_;
+  }
+  std::string last_traceparent() const {
+    std::lock_guard lk(mu_);
+    return last_traceparent_;
+  }
+
+ private:
+  core::http::Response answer(core::http::Request& req, const std::string& endpoint) {
+    ++hits_;
+    int status = 200;
+    {
+      std::lock_guard lk(mu_);
+      last_traceparent_ = req.headers.get("traceparent").value_or("");
+      if (!statuses_.empty()) {
+        status = statuses_[std::min(next_, statuses_.size() - 1)];
+        ++next_;
+      }
+    }
+    if (status == 202 || status == 200) {
+      if (endpoint == "invoke") return core::http::Response::json(202, {{"thread_id", "t-1"}, {"status", "started"}});
+      if (endpoint == "state") return core::http::Response::json(200, {{"thread_id", req.path_params["id"]}, {"status", "running"}});
+      return core::http::Response::json(200, {{"deleted", true}});
+    }
+    if (status == 204) return core::http::Response::text(204, "");
+    auto r = core::http::Response::problem(status, "Engine says no", "field agent_definition is missing");
+    if (status == 429) r.headers.set("Retry-After", "7");
+    return r;
+  }
+
+  std::unique_ptr<core::http::Server> server_;
+  mutable std::mutex mu_;
+  std::vector<int> statuses_;
+  std::size_t next_ = 0;
+  std::atomic<int> hits_{0};
+  std::string last_after_seq_, last_traceparent_;
+};
+
+/// A loopback port with nothing listening (bound, then closed).
+int closed_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+EngineClientOptions fast_options(const std::string& url, int attempts = 3) {
+  EngineClientOptions o;
+  o.base_url = url;
+  o.request_timeout = 2000ms;
+  o.retry = core::RetryPolicy{attempts, 1ms, 5ms};
+  o.breaker = core::CircuitBreaker::Options{5, 400ms, 3};
+  return o;
+}
+
+double counter(const std::string& endpoint, const std::string& status) {
+  return core::metrics::global()
+      .counter("ide_orchestrator_spec_engine_requests_total", "")
+      .value({{"endpoint", endpoint}, {"status", status}});
+}
+
+nlohmann::json job() { return {{"job_id", "t-1"}, {"trace_id", "x"}, {"agent_definition", nlohmann::json::object()}}; }
+
+}  // namespace
+
+TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
+  FakeEngine engine;
+  engine.script({503, 500, 202});
+  EngineClient client(fast_options(engine.url()));
+  const double before = counter("invoke", "503");
+  EXPECT_EQ(client.invoke(job(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), "t-1");
+  EXPECT_EQ(engine.hits(), 3);
+  EXPECT_EQ(counter("invoke", "503"), before + 1);
+  EXPECT_EQ(engine.last_traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(client.breaker_state(), "closed");
+}
+
+TEST(EngineClient, TooManyRequestsIsRetried) {
+  FakeEngine engine;
+  engine.script({429, 202});
+  EngineClient client(fast_options(engine.url()));
+  EXPECT_EQ(client.invoke(job()), "t-1");
+  EXPECT_EQ(engine.hits(), 2);
+}
+
+TEST(EngineClient, PersistentTooManyRequestsHonoursRetryAfter) {
+  FakeEngine engine;
+  engine.script({429});
+  EngineClient client(fast_options(engine.url()));
+  try {
+    client.invoke(job());
+    FAIL() << "expected EngineUnavailable";
+  } catch (const EngineUnavailable& e) {
+    EXPECT_GE(e.retry_after(), 7s);
+    EXPECT_NE(std::string(e.what()).find("try again in"), std::string::npos);
+  }
+  EXPECT_EQ(engine.hits(), 3);
+}
+
+TEST(EngineClient, BadRequestIsNotRetried) {
+  FakeEngine engine;
+  engine.script({400});
+  EngineClient client(fast_options(engine.url()));
+  try {
+    client.invoke(job());
+    FAIL() << "expected EngineRejected";
+  } catch (const EngineRejected& e) {
+    EXPECT_EQ(e.status(), 400);
+    EXPECT_NE(std::string(e.what()).find("agent_definition"), std::string::npos) << e.what();
+    EXPECT_EQ(e.problem().value("status", 0), 400);
+  }
+  EXPECT_EQ(engine.hits(), 1);
+  EXPECT_EQ(client.breaker_state(), "closed");
+}
+
+TEST(EngineClient, ConnectionRefusedIsEngineUnavailable) {
+  EngineClient client(fast_options("http://127.0.0.1:" + std::to_string(closed_port())));
+  try {
+    client.invoke(job());
+    FAIL() << "expected EngineUnavailable";
+  } catch (const EngineUnavailable& e) {
+    EXPECT_GE(e.retry_after(), 1s);
+    EXPECT_EQ(std::string(e.what()).rfind("The refinement engine is unavailable; try again in ", 0), 0u) << e.what();
+  }
+  EXPECT_THROW(client.get_state("t"), EngineUnavailable);
+  EXPECT_THROW(client.open_stream("t", 0), EngineUnavailable);
+}
+
+TEST(EngineClient, StateNotFoundIsNulloptAndDeleteOfMissingIsTrue) {
+  FakeEngine engine;
+  engine.script({404});
+  EngineClient client(fast_options(engine.url()));
+  EXPECT_FALSE(client.get_state("nope").has_value());
+  EXPECT_TRUE(client.delete_thread("nope"));
+  EXPECT_EQ(engine.hits(), 2);
+  engine.script({200});
+  auto st = client.get_state("t-9");
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->at("thread_id"), "t-9");
+  EXPECT_EQ(client.breaker_state(), "closed");
+}
+
+TEST(EngineClient, OpenStreamPassesAfterSeqAndMaps404) {
+  FakeEngine engine;
+  EngineClient client(fast_options(engine.url()));
+  auto ws = client.open_stream("t-1", 42);
+  auto msg = ws->read(2000ms);
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(nlohmann::json::parse(*msg).at("event_type"), "end");
+  EXPECT_EQ(engine.last_after_seq(), "42");
+  ws->close();
+  try {
+    client.open_stream("unknown", 0);
+    FAIL() << "expected EngineRejected";
+  } catch (const EngineRejected& e) {
+    EXPECT_EQ(e.status(), 404);
+  }
+}
+
+TEST(EngineClient, BreakerOpensAfterSixFailuresFailsFastThenHalfOpensAndCloses) {
+  FakeEngine engine;
+  engine.script({503});
+  EngineClient client(fast_options(engine.url(), /*attempts=*/1));
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_THROW(client.invoke(job()), EngineUnavailable) << i;
+    if (i < 5) {
+      EXPECT_EQ(client.breaker_state(), "closed") << i;
+    }
+  }
+  EXPECT_EQ(engine.hits(), 6);
+  EXPECT_EQ(client.breaker_state(), "open");
+  EXPECT_EQ(core::metrics::global().gauge("ide_orchestrator_circuit_breaker_state", "").value(), 2.0);
+
+  // Open: fails fast without touching the engine, with a Retry-After of at least 1 s.
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    client.invoke(job());
+    FAIL() << "expected EngineUnavailable";
+  } catch (const EngineUnavailable& e) {
+    EXPECT_EQ(e.retry_after(), 1s);
+    EXPECT_STREQ(e.what(), "The refinement engine is unavailable; try again in 1 second.");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  EXPECT_THROW(client.get_state("t-1"), EngineUnavailable);
+  EXPECT_THROW(client.open_stream("t-1", 0), EngineUnavailable);
+  EXPECT_EQ(engine.hits(), 6);
+
+  // After the (shortened) open duration: half-open; 3 successful trials close it.
+  std::this_thread::sleep_for(450ms);
+  EXPECT_EQ(client.breaker_state(), "half_open");
+  engine.script({202});
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(client.invoke(job()), "t-1") << i;
+  EXPECT_EQ(client.breaker_state(), "closed");
+  EXPECT_EQ(core::metrics::global().gauge("ide_orchestrator_circuit_breaker_state", "").value(), 0.0);
+  EXPECT_EQ(engine.hits(), 9);
+}
+
+TEST(EngineClient, FailedTrialInHalfOpenReopens) {
+  FakeEngine engine;
+  engine.script({503});
+  EngineClient client(fast_options(engine.url(), 1));
+  for (int i = 0; i < 6; ++i) EXPECT_THROW(client.invoke(job()), EngineUnavailable);
+  std::this_thread::sleep_for(450ms);
+  EXPECT_EQ(client.breaker_state(), "half_open");
+  EXPECT_THROW(client.invoke(job()), EngineUnavailable);
+  EXPECT_EQ(client.breaker_state(), "open");
+}

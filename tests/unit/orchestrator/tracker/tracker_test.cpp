@@ -1,0 +1,429 @@
+// Tracker against a scripted fake engine (core::http::Server, HTTP + WebSocket) and the
+// real orchestrator store on SQLite (DESIGN.md §5 "Hybrid event processing", "Proposals").
+#include "orchestrator/tracker/tracker.hpp"
+
+#include <chrono>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "core/metrics.hpp"
+#include "core/util.hpp"
+#include "fake_engine.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using orchestrator::store::ProposalRecord;
+using orchestrator::store::ProposalStatus;
+using orchestrator::tracker::FinaliseResult;
+using orchestrator::tracker::Tracker;
+using orchestrator::tracker::TrackerOptions;
+using tracker_test::FakeEngine;
+using tracker_test::ThreadScript;
+
+namespace {
+
+json file(std::vector<std::string> lines) {
+  return {{"content", lines}, {"created_at", "2025-12-18T11:00:00.000000+00:00"},
+          {"modified_at", "2025-12-18T11:00:00.000000+00:00"}};
+}
+
+json ev(const std::string& type, json data, std::optional<long long> seq = std::nullopt) {
+  json e = {{"event_type", type}, {"data", std::move(data)}};
+  if (seq) e["seq"] = *seq;
+  return e;
+}
+
+/// Numbers events 1..n with `seq` (as our engine does).
+std::vector<json> with_seq(std::vector<json> evs) {
+  for (std::size_t i = 0; i < evs.size(); ++i) evs[i]["seq"] = static_cast<long long>(i + 1);
+  return evs;
+}
+
+const json kFilesA = {{"/THE_SPEC/plan.md", file({"# Plan", "draft"})}};
+const json kFilesB = {{"/THE_SPEC/plan.md", file({"# Plan", "final"})},
+                      {"/THE_CAST/Searcher.md", file({"# Searcher", "Searches the web."})}};
+
+std::vector<json> completed_run() {
+  return {ev("on_state_update", {{"messages", "[HumanMessage(content='x')]"}}),
+          ev("on_state_update", {{"messages", "..."}, {"files", kFilesA}}),
+          ev("on_llm_stream", {{"raw_event", "(AIMessageChunk(content='hi'))"}}),
+          ev("on_tool_start", {{"name", "write_file"}}),
+          ev("on_state_update", {{"messages", "..."}, {"files", kFilesB}}),
+          ev("on_state_update", {{"messages", "... no files this time"}}),
+          ev("end", {{"status", "completed"}})};
+}
+
+class TrackerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("trk-" + core::random_hex(6));
+    std::filesystem::create_directories(dir_);
+    core::db::DbConfig cfg;
+    cfg.sqlite_path = dir_ / "orch.db";
+    cfg.pool_size = 4;
+    db_ = std::make_unique<core::db::Database>(cfg);
+    core::db::migrate(*db_, std::filesystem::path(PROJECT_SOURCE_DIR) / "migrations/orchestrator/sqlite");
+    soci::session sql(db_->pool());
+    user_id_ = core::uuid4();
+    orchestrator::store::UserRecord u{user_id_, "u-" + core::random_hex(4) + "@example.com", "U", "x",
+                                      core::now_rfc3339()};
+    orchestrator::store::users::insert(sql, u);
+    workflow_id_ = core::uuid4();
+    orchestrator::store::WorkflowRecord w;
+    w.id = workflow_id_;
+    w.name = "wf";
+    w.owner_id = user_id_;
+    w.created_at = w.updated_at = core::now_rfc3339();
+    orchestrator::store::workflows::insert(sql, w);
+
+    orchestrator::engine_client::EngineClientOptions eo;
+    eo.base_url = engine_.url();
+    eo.request_timeout = 2000ms;
+    eo.retry = core::RetryPolicy{2, 1ms, 5ms};
+    eo.breaker = core::CircuitBreaker::Options{100, 200ms, 3};
+    client_ = std::make_unique<orchestrator::engine_client::EngineClient>(eo);
+  }
+  void TearDown() override {
+    tracker_.reset();
+    client_.reset();
+    db_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  TrackerOptions options() {
+    TrackerOptions o;
+    o.instance_id = "test-replica";
+    o.lease_ttl = 3000ms;
+    o.sweep_interval = 1h;
+    o.reconnect_base_delay = 10ms;
+    o.reconnect_max_delay = 50ms;
+    o.reconnect_attempts = 3;
+    o.read_timeout = 2000ms;
+    o.poll_interval = 50ms;
+    o.on_event = [this](const std::string&, const json& e) {
+      std::lock_guard lk(events_mu_);
+      seen_.push_back(e);
+    };
+    return o;
+  }
+  Tracker& tracker(TrackerOptions o) {
+    tracker_ = std::make_unique<Tracker>(*db_, *client_, std::move(o));
+    return *tracker_;
+  }
+  Tracker& tracker() { return tracker(options()); }
+
+  /// Inserts a processing proposal; returns its id.
+  std::string proposal(const std::string& thread_id, std::string created_at = core::now_rfc3339()) {
+    soci::session sql(db_->pool());
+    ProposalRecord p;
+    p.id = core::uuid4();
+    p.workflow_id = workflow_id_;
+    p.thread_id = thread_id;
+    p.user_prompt = "add a web-search specialist";
+    p.created_at = std::move(created_at);
+    p.created_by_user_id = user_id_;
+    orchestrator::store::proposals::insert(sql, p);
+    return p.id;
+  }
+  ProposalRecord load(const std::string& id) {
+    soci::session sql(db_->pool());
+    return *orchestrator::store::proposals::find(sql, id);
+  }
+  /// Waits until the proposal left `processing`.
+  ProposalRecord wait_final(const std::string& id, std::chrono::milliseconds t = 10s) {
+    const auto end = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < end) {
+      auto p = load(id);
+      if (p.status != ProposalStatus::processing) return p;
+      std::this_thread::sleep_for(20ms);
+    }
+    return load(id);
+  }
+  std::vector<json> seen() {
+    std::lock_guard lk(events_mu_);
+    return seen_;
+  }
+
+  FakeEngine engine_;
+  std::filesystem::path dir_;
+  std::unique_ptr<core::db::Database> db_;
+  std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
+  std::unique_ptr<Tracker> tracker_;
+  std::string user_id_, workflow_id_;
+  std::mutex events_mu_;
+  std::vector<json> seen_;
+};
+
+double proposals_total(const std::string& outcome) {
+  return core::metrics::global().counter("ide_orchestrator_proposals_total", "").value({{"outcome", outcome}});
+}
+
+}  // namespace
+
+TEST_F(TrackerTest, CompletesWithTheLastFilesOfOnStateUpdate) {
+  engine_.set("th-1", {with_seq(completed_run())});
+  const auto id = proposal("th-1");
+  const double before = proposals_total("completed");
+  auto& t = tracker();
+  t.track(id, "th-1");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  ASSERT_TRUE(p.generated_files.has_value());
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_TRUE(p.completed_at.has_value());
+  EXPECT_FALSE(p.error.has_value());
+  EXPECT_TRUE(t.wait_idle(5s));
+  EXPECT_FALSE(load(id).lease_owner.has_value()) << "lease released after finishing";
+  EXPECT_EQ(proposals_total("completed"), before + 1);
+  EXPECT_GE(core::metrics::global()
+                .histogram("ide_orchestrator_refinement_duration_seconds", "")
+                .count({{"status", "completed"}}),
+            1u);
+  EXPECT_EQ(seen().size(), completed_run().size());
+}
+
+TEST_F(TrackerTest, FailedRunIsFailedWithTheEnginesError) {
+  engine_.set("th-f", {with_seq({ev("on_state_update", {{"files", kFilesA}}),
+                                 ev("error", {{"error", "model call failed"}, {"context", "orchestrator"}}),
+                                 ev("end", {{"status", "failed"}, {"error", "LLM provider unreachable: connection refused"}})})});
+  const auto id = proposal("th-f");
+  tracker().track(id, "th-f");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  ASSERT_TRUE(p.error.has_value());
+  EXPECT_NE(p.error->find("LLM provider unreachable: connection refused"), std::string::npos) << *p.error;
+  EXPECT_FALSE(p.generated_files.has_value());
+}
+
+TEST_F(TrackerTest, ErrorEventAloneDoesNotEndTracking) {
+  auto evs = completed_run();
+  evs.insert(evs.begin() + 2, ev("error", {{"error", "tool write_file failed; retrying"}, {"context", "tool"}}));
+  engine_.set("th-e", {with_seq(evs)});
+  const auto id = proposal("th-e");
+  tracker().track(id, "th-e");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+}
+
+TEST_F(TrackerTest, EndWithoutStatusAfterErrorUsesStateThenError) {
+  // Original engine shape: `end` carries {}. The state says failed with its error.
+  ThreadScript s;
+  s.events = {ev("on_state_update", {{"messages", "m"}}), ev("error", {{"error", "boom"}}), ev("end", json::object())};
+  s.state = json{{"thread_id", "th-x"}, {"status", "failed"}, {"error", "Run exceeded the step limit (50 steps)."}};
+  engine_.set("th-x", s);
+  const auto id = proposal("th-x");
+  tracker().track(id, "th-x");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  EXPECT_NE(p.error->find("step limit"), std::string::npos) << *p.error;
+}
+
+TEST_F(TrackerTest, NoFilesInStreamFallsBackToStateGeneratedFiles) {
+  ThreadScript s;
+  s.events = {ev("on_state_update", {{"messages", "m"}}), ev("end", json::object())};
+  s.state = json{{"thread_id", "th-s"}, {"status", "completed"}, {"generated_files", kFilesA}};
+  engine_.set("th-s", s);
+  const auto id = proposal("th-s");
+  tracker().track(id, "th-s");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesA);
+}
+
+TEST_F(TrackerTest, DroppedStreamResumesWithAfterSeqWithoutDuplicates) {
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  s.drop_after = {3, 2};  // first connection: 3 events; second: 2 more; third: the rest
+  s.state = json{{"thread_id", "th-d"}, {"status", "running"}};
+  engine_.set("th-d", s);
+  const auto id = proposal("th-d");
+  tracker().track(id, "th-d");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_EQ(engine_.connects("th-d"), (std::vector<long long>{0, 3, 5}));
+  auto evs = seen();
+  ASSERT_EQ(evs.size(), completed_run().size());
+  for (std::size_t i = 0; i < evs.size(); ++i) EXPECT_EQ(evs[i].at("seq"), static_cast<long long>(i + 1));
+}
+
+TEST_F(TrackerTest, DroppedStreamWithoutSeqResumesByPosition) {
+  ThreadScript s;
+  s.events = completed_run();  // no seq, like the recorded Python streams
+  s.drop_after = {4};
+  s.state = json{{"thread_id", "th-n"}, {"status", "running"}};
+  engine_.set("th-n", s);
+  const auto id = proposal("th-n");
+  tracker().track(id, "th-n");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_EQ(engine_.connects("th-n"), (std::vector<long long>{0, 4}));
+  EXPECT_EQ(seen().size(), completed_run().size());
+}
+
+TEST_F(TrackerTest, ReplayedEventsWithSeqAreSkipped) {
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  s.drop_after = {4};
+  s.ignore_after_seq = true;  // an engine that replays from the start on reconnect
+  s.state = json{{"thread_id", "th-r"}, {"status", "running"}};
+  engine_.set("th-r", s);
+  const auto id = proposal("th-r");
+  tracker().track(id, "th-r");
+  ASSERT_EQ(wait_final(id).status, ProposalStatus::completed);
+  EXPECT_EQ(seen().size(), completed_run().size()) << "duplicates were processed";
+}
+
+TEST_F(TrackerTest, BrokenStreamWithTerminalStateFinalisesFromState) {
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  s.drop_after = {2, 0, 0, 0};
+  s.state = json{{"thread_id", "th-t"}, {"status", "completed"}, {"generated_files", kFilesB}};
+  engine_.set("th-t", s);
+  const auto id = proposal("th-t");
+  tracker().track(id, "th-t");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_EQ(engine_.connects("th-t").size(), 1u);
+}
+
+TEST_F(TrackerTest, UnknownEngineThreadFailsTheProposal) {
+  const auto id = proposal("th-unknown");
+  tracker().track(id, "th-unknown");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  ASSERT_TRUE(p.error.has_value());
+  EXPECT_NE(p.error->find("no longer knows run th-unknown"), std::string::npos) << *p.error;
+}
+
+TEST_F(TrackerTest, EngineDownFailsAfterBoundedAttempts) {
+  // Points at a port with nothing listening: stream and state both unavailable.
+  orchestrator::engine_client::EngineClientOptions eo;
+  eo.base_url = "http://127.0.0.1:1";
+  eo.request_timeout = 500ms;
+  eo.retry = core::RetryPolicy{1, 1ms, 1ms};
+  eo.breaker = core::CircuitBreaker::Options{1000, 200ms, 3};
+  orchestrator::engine_client::EngineClient down(eo);
+  const auto id = proposal("th-down");
+  Tracker t(*db_, down, options());
+  t.track(id, "th-down");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  EXPECT_NE(p.error->find("stopped responding"), std::string::npos) << *p.error;
+  t.stop();
+}
+
+TEST_F(TrackerTest, FinaliseIsIdempotent) {
+  const auto id = proposal("th-i");
+  auto& t = tracker();
+  const double before = proposals_total("completed");
+  EXPECT_EQ(t.finalise(id, kFilesA), FinaliseResult::applied);
+  EXPECT_EQ(t.finalise(id, kFilesB), FinaliseResult::already_final);
+  EXPECT_EQ(t.finalise_failed(id, "late failure"), FinaliseResult::already_final);
+  EXPECT_EQ(t.finalise(core::uuid4(), kFilesA), FinaliseResult::missing);
+  auto p = load(id);
+  EXPECT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesA);
+  EXPECT_FALSE(p.error.has_value());
+  EXPECT_EQ(proposals_total("completed"), before + 1);
+}
+
+TEST_F(TrackerTest, TwoTrackersOnOneProposalFinaliseOnce) {
+  // A second replica shares the database: the lease keeps it out while the first tracks.
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  engine_.set("th-2", s);
+  const auto id = proposal("th-2");
+  auto& a = tracker();
+  auto o2 = options();
+  o2.instance_id = "other-replica";
+  Tracker b(*db_, *client_, o2);
+  a.track(id, "th-2");
+  b.track(id, "th-2");
+  ASSERT_EQ(wait_final(id).status, ProposalStatus::completed);
+  EXPECT_TRUE(a.wait_idle(5s));
+  EXPECT_TRUE(b.wait_idle(5s));
+  // Events seen at most once per successful tracker: the loser never streamed or stopped at the lease.
+  EXPECT_LE(seen().size(), 2 * completed_run().size());
+  b.stop();
+}
+
+TEST_F(TrackerTest, StartResumesProcessingProposalsWithExpiredLeases) {
+  engine_.set("th-a", {with_seq(completed_run())});
+  engine_.set("th-b", {with_seq(completed_run())});
+  const auto a = proposal("th-a");
+  const auto b = proposal("th-b");
+  {
+    soci::session sql(db_->pool());
+    // th-a: lease of a crashed replica, expired; th-b: lease of a live replica.
+    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(sql, a, "dead", core::now_rfc3339(),
+                                                              "2000-01-01T00:00:00.000000Z"));
+    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(sql, b, "alive", core::now_rfc3339(),
+                                                              core::to_rfc3339(std::chrono::system_clock::now() + 1h)));
+  }
+  auto& t = tracker();
+  t.start();
+  EXPECT_EQ(wait_final(a).status, ProposalStatus::completed);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(load(b).status, ProposalStatus::processing);
+  EXPECT_TRUE(engine_.connects("th-b").empty());
+  t.stop();
+  EXPECT_EQ(load(b).lease_owner.value_or(""), "alive");
+}
+
+TEST_F(TrackerTest, StopReleasesLeasesAndLeavesProposalProcessing) {
+  ThreadScript s;
+  s.events = {ev("on_state_update", {{"messages", "m"}})};
+  s.drop_after = {};
+  s.state = json{{"thread_id", "th-l"}, {"status", "running"}};
+  // The stream sends one event and closes; state says running: the tracker keeps reconnecting.
+  engine_.set("th-l", s);
+  const auto id = proposal("th-l");
+  auto o = options();
+  o.reconnect_attempts = 1000;
+  auto& t = tracker(o);
+  t.track(id, "th-l");
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(load(id).lease_owner.value_or(""), "test-replica");
+  t.stop();
+  auto p = load(id);
+  EXPECT_EQ(p.status, ProposalStatus::processing);
+  EXPECT_FALSE(p.lease_owner.has_value());
+}
+
+TEST_F(TrackerTest, SweepFailsOrphansAndDeletesEngineThreadsUntilConfirmed) {
+  const auto old = core::to_rfc3339(std::chrono::system_clock::now() - 25h);
+  engine_.set("th-old", {with_seq(completed_run())});
+  const auto id = proposal("th-old", old);
+  engine_.fail_deletes(2);  // retry policy of the client: 2 attempts per sweep -> first sweep fails
+  const double before = proposals_total("expired");
+  auto& t = tracker();
+  t.sweep_once();
+  auto p = load(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  EXPECT_NE(p.error.value_or("").find("abandoned"), std::string::npos) << p.error.value_or("");
+  EXPECT_TRUE(p.engine_cleanup_pending) << "deletion must be retried";
+  EXPECT_TRUE(engine_.deleted().empty());
+  EXPECT_EQ(proposals_total("expired"), before + 1);
+
+  t.sweep_once();
+  EXPECT_FALSE(load(id).engine_cleanup_pending);
+  EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-old"});
+  EXPECT_TRUE(engine_.connects("th-old").empty()) << "an orphan is never tracked again";
+}
+
+TEST_F(TrackerTest, SweepResumesUnleasedProcessingProposals) {
+  engine_.set("th-u", {with_seq(completed_run())});
+  const auto id = proposal("th-u");
+  auto& t = tracker();
+  t.sweep_once();
+  EXPECT_EQ(wait_final(id).status, ProposalStatus::completed);
+}
