@@ -32,13 +32,11 @@ void AuditService::append(const std::string& user_id, const std::string& workflo
 
 store::Page<AuditEntry> AuditService::list(const std::string& actor, const std::string& workflow_id,
                                            const store::PageRequest& page) {
-  const int limit = store::checked_limit(page);
-  std::optional<store::CursorKey> after;
-  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
   soci::session sql(db_.pool());
   access::require_workflow(sql, workflow_id, actor);
-  return store::make_page(store::audit::list(sql, workflow_id, limit + 1, after), limit,
-                          [](const AuditEntry& a) { return store::CursorKey{a.at, a.id}; });
+  return store::fetch_page(
+      page, [&](int n, const auto& after) { return store::audit::list(sql, workflow_id, n, after); },
+      [](const AuditEntry& a) { return store::CursorKey{a.at, a.id}; });
 }
 
 }  // namespace orchestrator::domain

@@ -130,13 +130,12 @@ std::string ProposalService::diff(const std::string& actor, const std::string& p
 
 store::Page<Proposal> ProposalService::list(const std::string& actor, const std::string& workflow_id,
                                             const store::PageRequest& page) {
-  const int limit = store::checked_limit(page);
-  std::optional<store::CursorKey> after;
-  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
   soci::session sql(db_.pool());
   access::require_workflow(sql, workflow_id, actor);
-  return store::make_page(store::proposals::list_for_user(sql, workflow_id, actor, limit + 1, after), limit,
-                          [](const Proposal& p) { return store::CursorKey{p.created_at, p.id}; });
+  return store::fetch_page(
+      page,
+      [&](int n, const auto& after) { return store::proposals::list_for_user(sql, workflow_id, actor, n, after); },
+      [](const Proposal& p) { return store::CursorKey{p.created_at, p.id}; });
 }
 
 void ProposalService::grant_access(const std::string& actor, const std::string& proposal_id,

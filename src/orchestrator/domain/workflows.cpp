@@ -46,12 +46,10 @@ WorkflowWithDraft WorkflowService::create(const std::string& actor, const Create
 }
 
 store::Page<Workflow> WorkflowService::list(const std::string& actor, const store::PageRequest& page) {
-  const int limit = store::checked_limit(page);
-  std::optional<store::CursorKey> after;
-  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
   soci::session sql(db_.pool());
-  return store::make_page(store::workflows::list_for_user(sql, actor, limit + 1, after), limit,
-                          [](const Workflow& w) { return store::CursorKey{w.created_at, w.id}; });
+  return store::fetch_page(
+      page, [&](int n, const auto& after) { return store::workflows::list_for_user(sql, actor, n, after); },
+      [](const Workflow& w) { return store::CursorKey{w.created_at, w.id}; });
 }
 
 Workflow WorkflowService::get(const std::string& actor, const std::string& workflow_id) {
@@ -75,13 +73,11 @@ void WorkflowService::set_member(const std::string& actor, const std::string& wo
 
 store::Page<VersionInfo> WorkflowService::list_versions(const std::string& actor, const std::string& workflow_id,
                                                         const store::PageRequest& page) {
-  const int limit = store::checked_limit(page);
-  std::optional<store::CursorKey> after;
-  if (!page.cursor.empty()) after = store::decode_cursor(page.cursor);
   soci::session sql(db_.pool());
   access::require_workflow(sql, workflow_id, actor);
-  return store::make_page(store::versions::list(sql, workflow_id, limit + 1, after), limit,
-                          [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
+  return store::fetch_page(
+      page, [&](int n, const auto& after) { return store::versions::list(sql, workflow_id, n, after); },
+      [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
 }
 
 Version WorkflowService::get_version(const std::string& actor, const std::string& workflow_id, long long number) {

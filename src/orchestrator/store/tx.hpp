@@ -71,4 +71,15 @@ Page<T> make_page(std::vector<T> rows, int limit, KeyFn key) {
   return p;
 }
 
+/// Validates `req` (limit, cursor), calls `fetch(limit + 1, after)` -> std::vector<T> for the rows
+/// after the cursor (nullopt = from the start), and returns the page. Throws domain::InvalidError
+/// naming "limit" or "cursor".
+template <class Fetch, class KeyFn>
+auto fetch_page(const PageRequest& req, Fetch fetch, KeyFn key) {
+  const int limit = checked_limit(req);
+  std::optional<CursorKey> after;
+  if (!req.cursor.empty()) after = decode_cursor(req.cursor);
+  return make_page(fetch(limit + 1, after), limit, key);
+}
+
 }  // namespace orchestrator::store
