@@ -94,9 +94,11 @@ int main(int argc, char** argv) {
   serve->add_option("--engine-url", engine_url, "Spec Engine base URL")->envname("IDE_ORCHESTRATOR_ENGINE_URL")
       ->capture_default_str();
   serve->add_option("--jwt-secret-file", jwt_secret_file,
-                    "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable");
+                    "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable")
+      ->envname("IDE_ORCHESTRATOR_JWT_SECRET_FILE");
   serve->add_option("--jwt-public-key-file", jwt_pubkey_file,
-                    "PEM public key: also accept RS256 tokens from an external identity provider");
+                    "PEM public key: also accept RS256 tokens from an external identity provider")
+      ->envname("IDE_ORCHESTRATOR_JWT_PUBLIC_KEY_FILE");
   serve->add_option("--cors-origins", cors, "Comma-separated browser origins allowed (CORS and WebSocket Origin)")
       ->envname("IDE_ORCHESTRATOR_CORS_ORIGINS");
   serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
@@ -104,11 +106,15 @@ int main(int argc, char** argv) {
   serve->add_option("--orphan-ttl", orphan_ttl_hours, "Hours after which a proposal still processing is failed")
       ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->capture_default_str();
   serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
-                    "Seconds the engine circuit breaker stays open before trial calls")->capture_default_str();
-  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute")->capture_default_str();
+                    "Seconds the engine circuit breaker stays open before trial calls")
+      ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->capture_default_str();
+  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute")
+      ->envname("IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT")->capture_default_str();
   serve->add_option("--refinement-agent-file", refinement_agent_file,
-                    "Agent definition sent with refinements (default config/refinement-agent.json)");
-  serve->add_option("--openapi-file", openapi_file, "OpenAPI document to serve (default docs/openapi.json)");
+                    "Agent definition sent with refinements (default config/refinement-agent.json)")
+      ->envname("IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE");
+  serve->add_option("--openapi-file", openapi_file, "OpenAPI document to serve (default docs/openapi.json)")
+      ->envname("IDE_ORCHESTRATOR_OPENAPI_FILE");
 
   // migrate
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
