@@ -9,7 +9,8 @@ import os
 import unittest
 import uuid
 
-from e2ekit import (Stack, create_workflow, curl, pg_url_for, refine, wait_proposal, ws_collect, ws_url)
+from e2ekit import Stack, create_workflow, curl, refine, wait_proposal, ws_url
+from testkit import pg_url_for, ws_collect
 
 
 class MainFlow(unittest.TestCase):

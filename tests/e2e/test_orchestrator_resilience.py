@@ -9,8 +9,8 @@ import time
 import unittest
 import uuid
 
-from e2ekit import (DEMO_SCRIPT, Engine, Orchestrator, create_workflow, curl, free_port, pg_url_for, refine,
-                    wait_proposal, write_script, ws_collect, ws_url)
+from e2ekit import DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, wait_proposal, ws_url
+from testkit import free_port, pg_url_for, write_json, ws_collect
 
 
 def metric(orch, name):
@@ -34,7 +34,7 @@ def slow_script(path, turns=30, words=1500):
               "tool_calls": [{"id": "w", "name": "write_file",
                               "arguments": {"file_path": "/THE_CAST/FactChecker.md", "content": "# FactChecker\n"}}]})
     t.append({"node": "orchestrator", "content": "All done."})
-    return write_script(path, t)
+    return write_json(path, {"turns": t})
 
 
 class Resilience(unittest.TestCase):
@@ -58,7 +58,7 @@ class Resilience(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def start_engine(self, script=DEMO_SCRIPT, port=None):
-        e = Engine(self.dir, script=script, port=port).start()
+        e = scripted_engine(self.dir, script=script, port=port).start()
         self.procs.append(e)
         return e
 
@@ -113,25 +113,30 @@ class Resilience(unittest.TestCase):
         self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 0.0)
         self.assertEqual(curl(orch.url, "GET", "/ready").json()["status"], "ready")
 
-    def test_engine_killed_mid_stream(self):
+    def start_slow_refinement(self, settle, when):
+        """Engine on slow_script + orchestrator + user + a refinement still processing after `settle` s."""
         script = slow_script(os.path.join(self.dir, "slow.json"))
         eng = self.start_engine(script=script)
-        orch = self.start_orch(eng.url)
+        orch = self.start_orch(eng.base)
         token = self.user(orch)
         wf = create_workflow(orch, token)
         started = refine(orch, token, wf["id"]).json()
-        time.sleep(1.0)
+        time.sleep(settle)
         mid = curl(orch.url, "GET", f"/api/proposals/{started['proposal_id']}", token=token).json()
-        self.assertEqual(mid["status"], "processing", "the scripted run should still be going when the engine dies")
+        self.assertEqual(mid["status"], "processing", f"the scripted run should still be going {when}")
+        return script, eng, orch, token, started
+
+    def test_engine_killed_mid_stream(self):
+        script, eng, orch, token, started = self.start_slow_refinement(1.0, "when the engine dies")
         # a browser watching through the proxy while the engine dies
         seen = {}
         watcher = threading.Thread(target=lambda: seen.update(events=ws_collect(
             ws_url(orch, started["thread_id"]), headers={"Authorization": "Bearer " + token}, timeout=120)[0]))
         watcher.start()
         time.sleep(0.5)
-        eng.proc.kill()
+        eng.kill9()
         # restart the engine on the same port and data: the run resumes or fails, never stuck
-        eng2 = Engine(self.dir, script=script, port=eng.port)
+        eng2 = scripted_engine(self.dir, script=script, port=eng.port)
         eng2.data_dir = eng.data_dir
         eng2.start()
         self.procs.append(eng2)
@@ -146,24 +151,16 @@ class Resilience(unittest.TestCase):
         self.assertIn(events[-1]["event_type"], ("end", "error"), events[-1])
 
     def test_orchestrator_restart_mid_refinement(self):
-        script = slow_script(os.path.join(self.dir, "slow.json"))
-        eng = self.start_engine(script=script)
-        orch = self.start_orch(eng.url)
-        token = self.user(orch)
-        wf = create_workflow(orch, token)
-        started = refine(orch, token, wf["id"]).json()
-        time.sleep(0.5)
-        mid = curl(orch.url, "GET", f"/api/proposals/{started['proposal_id']}", token=token).json()
-        self.assertEqual(mid["status"], "processing", "the scripted run should still be going at the restart")
+        _, eng, orch, token, started = self.start_slow_refinement(0.5, "at the restart")
         orch.stop(signal.SIGKILL)
-        orch2 = self.start_orch(eng.url, port=orch.port, jwt_secret=orch.jwt_secret)
+        orch2 = self.start_orch(eng.base, port=orch.port, jwt_secret=orch.jwt_secret)
         p = wait_proposal(orch2, token, started["proposal_id"], timeout=120)
         self.assertEqual(p["status"], "completed", p)
         self.assertIn("/THE_CAST/FactChecker.md", p["generated_files"])
 
     def test_concurrent_approve_reject(self):
         eng = self.start_engine()
-        orch = self.start_orch(eng.url)
+        orch = self.start_orch(eng.base)
         token = self.user(orch)
         for _ in range(3):
             wf = create_workflow(orch, token)

@@ -5,7 +5,8 @@ import time
 import unittest
 import uuid
 
-from e2ekit import (Stack, create_workflow, curl, jwt_claims, make_jwt, refine, wait_proposal, ws_status, ws_url)
+from e2ekit import Stack, create_workflow, curl, jwt_claims, make_jwt, refine, wait_proposal, ws_url
+from testkit import ws_status
 
 
 class Security(unittest.TestCase):

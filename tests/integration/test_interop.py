@@ -4,9 +4,10 @@ For each pair in ../shared/interop (README there): a fake engine serves the reco
 stream exactly as recorded (HTTP invoke + state, WebSocket events without `seq`) to the
 REAL `ide-orchestrator serve`. Checks:
   1. the proposal completes server-side with no browser connected, and its
-     generated_files equal the recorded final state's generated_files, file for file;
+     generated_files equal the recorded final state's generated_files, file for file
+     (content, created_at, modified_at);
   2. a browser client on /api/ws/refinements/{thread_id} receives every recorded event
-     unchanged (same event_type and data, same order; added fields such as seq allowed).
+     unchanged: same events, same order, nothing added or dropped.
 Needs BIN_DIR/ide-orchestrator; skipped (with the reason) when the binary or the
 recordings are missing.
 """
@@ -17,7 +18,9 @@ import tempfile
 import unittest
 import uuid
 
-import orchkit
+from e2ekit import Orchestrator, create_workflow, curl, refine, ws_url
+from fake_engine import RecordedEngine, interop_dir
+from testkit import BIN_DIR, wait_until, ws_collect
 
 PAIRS = [("all_events.json", "thread_state.json"),
          ("isolation_events_1.json", "isolation_state_1.json"),
@@ -26,7 +29,7 @@ PASSWORD = "interop-passw0rd!"
 
 
 def load(name):
-    with open(os.path.join(orchkit.interop_dir(), name), encoding="utf-8") as f:
+    with open(os.path.join(interop_dir(), name), encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -35,40 +38,38 @@ def file_entries(files):
     return {p: (f.get("content"), f.get("created_at"), f.get("modified_at")) for p, f in files.items()}
 
 
-@unittest.skipUnless(os.path.isfile(os.path.join(orchkit.interop_dir(), "README.md")),
-                     f"recorded streams not found in {orchkit.interop_dir()}")
-@unittest.skipUnless(os.access(os.path.join(orchkit.BIN_DIR, "ide-orchestrator"), os.X_OK),
-                     f"{orchkit.BIN_DIR}/ide-orchestrator not built")
+@unittest.skipUnless(os.path.isfile(os.path.join(interop_dir(), "README.md")),
+                     f"recorded streams not found in {interop_dir()}")
+@unittest.skipUnless(os.access(os.path.join(BIN_DIR, "ide-orchestrator"), os.X_OK),
+                     f"{BIN_DIR}/ide-orchestrator not built")
 class RecordedStreamInterop(unittest.TestCase):
     def run_pair(self, events_file, state_file):
         events, state = load(events_file), load(state_file)
         self.assertTrue(all("seq" not in e for e in events), "recordings carry no seq")
         workdir = tempfile.mkdtemp(prefix="interop-")
-        engine = orchkit.RecordedEngine(events, state)
-        orch = orchkit.Orchestrator(workdir, engine.url)
+        engine = RecordedEngine(events, state)
+        orch = Orchestrator(workdir, engine.url)
         ok = False
         try:
             orch.start()
             email = f"interop-{uuid.uuid4().hex[:8]}@example.com"
-            orch.add_user(email, PASSWORD)
+            orch.add_user(email, PASSWORD, name="Interop Tester")
             token = orch.login(email, PASSWORD)
 
-            status, wf = orch.api("POST", "/api/workflows", {"name": f"Interop {events_file}",
-                                                             "template": "single-agent"}, token)
-            self.assertEqual(status, 201, wf)
-            status, ref = orch.api("POST", f"/api/workflows/{wf['id']}/refinements",
-                                   {"user_prompt": "Refine the specification as recorded."}, token)
-            self.assertEqual(status, 202, ref)
+            wf = create_workflow(orch, token, name=f"Interop {events_file}", template="single-agent")
+            r = refine(orch, token, wf["id"], "Refine the specification as recorded.")
+            self.assertEqual(r.status, 202, r.text)
+            ref = r.json()
             proposal_id, thread_id = ref["proposal_id"], ref["thread_id"]
             self.assertEqual(len(engine.jobs), 1)
             self.assertEqual(engine.jobs[0].get("job_id"), thread_id)
 
             # 1. Finalised server-side with no browser connected.
             def final():
-                s, p = orch.api("GET", f"/api/proposals/{proposal_id}", token=token)
-                self.assertEqual(s, 200, p)
-                return p if p["status"] != "processing" else None
-            proposal = orchkit.wait_until(final, timeout=30, what=f"proposal {proposal_id} to leave processing")
+                p = curl(orch.url, "GET", f"/api/proposals/{proposal_id}", token=token)
+                self.assertEqual(p.status, 200, p.text)
+                return p.json() if p.json()["status"] != "processing" else None
+            proposal = wait_until(final, timeout=30, interval=0.1, what=f"proposal {proposal_id} to leave processing")
             self.assertEqual(proposal["status"], "completed", proposal.get("error"))
             got = proposal["generated_files"]
             want = state["generated_files"]
@@ -77,13 +78,13 @@ class RecordedStreamInterop(unittest.TestCase):
                 self.assertEqual(file_entries(got)[path], file_entries(want)[path], f"file {path}")
 
             # 2. The browser-facing stream carries every recorded event through unchanged.
-            received = orchkit.ws_events(f"ws://127.0.0.1:{orch.port}/api/ws/refinements/{thread_id}"
-                                         f"?token={token}")
+            received, _, _ = ws_collect(ws_url(orch, thread_id, f"?token={token}"), timeout=30)
             self.assertEqual(len(received), len(events),
                              [e.get("event_type") for e in received])
             for i, (rec, got_ev) in enumerate(zip(events, received)):
                 self.assertEqual(got_ev.get("event_type"), rec["event_type"], f"event {i}")
                 self.assertEqual(got_ev.get("data"), rec["data"], f"event {i} ({rec['event_type']}) data")
+            self.assertEqual(received, events, "the browser stream must carry every recorded event unchanged")
             ok = True
         finally:
             orch.stop()

@@ -10,7 +10,7 @@ import unittest
 import uuid
 
 import testkit
-from testkit import Engine, http, ws_read_all, ws_reject_status
+from testkit import Engine, http, ws_collect, ws_status
 
 # The scripted model's turns, consumed in call order across both agents.
 SCRIPT = {"turns": [
@@ -92,7 +92,7 @@ class SpecEngineApiTests(unittest.TestCase):
     def test_multi_agent_run_streamed_over_websocket(self):
         thread_id, body = self.run_job()
         self.assertEqual(body, {"thread_id": thread_id, "status": "started"})
-        events, code = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}")
+        events, code, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}", until_close=True)
         self.assertEqual(code, 1000)
         self.assertTrue(events)
         # Order and shape: seq 1..N without gaps, each event fully shaped, `end` last.
@@ -130,20 +130,20 @@ class SpecEngineApiTests(unittest.TestCase):
         self.assertIsNone(state["error"])
 
         # A second client after the end receives the same events.
-        again, code2 = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}")
+        again, code2, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}", until_close=True)
         self.assertEqual(code2, 1000)
         self.assertEqual(again, events)
         # after_seq replays only the tail; after the last seq nothing but a normal close.
         n = len(events)
-        tail, _ = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq={n - 3}")
+        tail, _, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq={n - 3}", until_close=True)
         self.assertEqual(tail, events[-3:])
-        none, code3 = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq={n}")
+        none, code3, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq={n}", until_close=True)
         self.assertEqual((none, code3), ([], 1000))
 
     def test_stream_connected_before_and_during_the_run(self):
         thread_id, _ = self.run_job()
-        first, _ = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}")
-        late, _ = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=2")
+        first, _, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}", until_close=True)
+        late, _, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=2", until_close=True)
         self.assertEqual(late, first[2:])
 
     def test_same_job_id_twice_runs_once(self):
@@ -158,7 +158,7 @@ class SpecEngineApiTests(unittest.TestCase):
         st3, _, b3 = self.engine.invoke(job)  # after the end: still the same thread, no new run
         self.assertEqual(st3, 202)
         self.assertEqual(b3["thread_status"], "completed")
-        events, _ = ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{job['job_id']}")
+        events, _, _ = ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{job['job_id']}", until_close=True)
         self.assertEqual(sum(1 for e in events if e["event_type"] == "end"), 1)
         self.assertEqual(sum(1 for e in events if e["event_type"] == "on_tool_start"
                              and e["data"].get("tool") == "task"), 1)
@@ -192,7 +192,7 @@ class SpecEngineApiTests(unittest.TestCase):
         st, _, _ = http("DELETE", f"{self.engine.base}/spec-engine/threads/{thread_id}")
         self.assertEqual(st, 204)
         self.assertEqual(self.engine.state(thread_id)[0], 404)
-        self.assertEqual(ws_reject_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}"), 404)
+        self.assertEqual(ws_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}"), 404)
         self.assertEqual(http("DELETE", f"{self.engine.base}/spec-engine/threads/{thread_id}")[0], 404)
         self.assert_serving()
 
@@ -203,7 +203,7 @@ class SpecEngineApiTests(unittest.TestCase):
         self.assertEqual(body["status"], "ready")
         self.assertEqual(body["checks"]["database"], "ok")
         thread_id, _ = self.run_job()
-        ws_read_all(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}")
+        ws_collect(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}", until_close=True)
         st, h, text = http("GET", self.engine.base + "/metrics", raw=True)
         self.assertEqual(st, 200)
         text = text.decode()
@@ -297,7 +297,7 @@ class SpecEngineApiTests(unittest.TestCase):
         st, h, body = self.engine.state(unknown)
         self.assertEqual(st, 404)
         self.assert_problem(404, body, h)
-        self.assertEqual(ws_reject_status(f"{self.engine.ws_base}/spec-engine/stream/{unknown}"), 404)
+        self.assertEqual(ws_status(f"{self.engine.ws_base}/spec-engine/stream/{unknown}"), 404)
         st, h, body = http("DELETE", f"{self.engine.base}/spec-engine/threads/{unknown}")
         self.assertEqual(st, 404)
         self.assert_problem(404, body, h)
@@ -305,8 +305,8 @@ class SpecEngineApiTests(unittest.TestCase):
 
     def test_bad_after_seq(self):
         thread_id, _ = self.run_job()
-        self.assertEqual(ws_reject_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=-1"), 400)
-        self.assertEqual(ws_reject_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=x"), 400)
+        self.assertEqual(ws_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=-1"), 400)
+        self.assertEqual(ws_status(f"{self.engine.ws_base}/spec-engine/stream/{thread_id}?after_seq=x"), 400)
         self.assert_serving()
 
 

@@ -12,7 +12,7 @@ import time
 import unittest
 
 import testkit
-from testkit import Engine, http, ws_read_all
+from testkit import Engine, http, ws_collect
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
 from fake_openai import FakeOpenAI  # noqa: E402
@@ -53,7 +53,7 @@ class OpenAiProviderTests(unittest.TestCase):
         job = testkit.new_job(definition or testkit.single_agent_definition())
         st, _, body = engine.invoke(job)
         self.assertEqual(st, 202, body)
-        events, code = ws_read_all(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=timeout)
+        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=timeout, until_close=True)
         self.assertEqual(code, 1000)
         state = engine.state(job["job_id"])[2]
         return job, events, state

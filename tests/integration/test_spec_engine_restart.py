@@ -8,7 +8,7 @@ import sys
 import unittest
 
 import testkit
-from testkit import Engine, ws_read_all
+from testkit import Engine, ws_collect
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
 from fake_openai import FakeOpenAI  # noqa: E402
@@ -60,7 +60,7 @@ class RestartTests(unittest.TestCase):
         return self.second
 
     def check_stream_whole(self, engine, thread_id):
-        events, code = ws_read_all(f"{engine.ws_base}/spec-engine/stream/{thread_id}", timeout=30)
+        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{thread_id}", timeout=30, until_close=True)
         self.assertEqual(code, 1000)
         self.assertEqual([e["seq"] for e in events], list(range(1, len(events) + 1)))
         self.assertEqual(events[-1]["event_type"], "end")

@@ -1,13 +1,12 @@
-"""Helpers for the orchestrator end-to-end tests (tests/e2e/).
+"""Helpers for the orchestrator end-to-end tests (tests/e2e/) and the interop test.
 
-Starts the real binaries (build/bin/spec-engine and build/bin/ide-orchestrator) on
-free loopback ports, drives HTTP with curl (a client we did not write) and the
-WebSocket with Python's `websockets` package (Debian python3-websockets 10.x,
-asyncio API). Environment: BIN_DIR (build/bin), PROJECT_SOURCE_DIR, optional
-TEST_PG_URL (postgresql://... of a throwaway server; each orchestrator gets its own
-fresh database).
+Starts the real binaries (build/bin/spec-engine through testkit.Engine, and
+build/bin/ide-orchestrator) on free loopback ports, drives the orchestrator's HTTP API
+with curl (a client we did not write); generic helpers (ports, polling, WebSocket
+clients, PostgreSQL URLs) live in testkit.py. Environment: BIN_DIR (build/bin),
+PROJECT_SOURCE_DIR, optional TEST_PG_URL (postgresql://... of a throwaway server;
+each orchestrator gets its own fresh database).
 """
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,124 +15,19 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 import uuid
 
-import websockets
+from testkit import BIN_DIR, PROJECT_SOURCE_DIR, Engine, Proc, free_port, wait_http, wait_until
 
-BIN_DIR = os.environ.get("BIN_DIR", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-SRC_DIR = os.environ.get("PROJECT_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
-DEMO_SCRIPT = os.path.join(SRC_DIR, "config", "demo", "refinement-script.json")
+DEMO_SCRIPT = os.path.join(PROJECT_SOURCE_DIR, "config", "demo", "refinement-script.json")
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_http(url, proc=None, timeout=20.0):
-    """Waits until GET url answers 200 (curl); raises if `proc` exits or time runs out."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode} while waiting for {url}")
-        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "1", url],
-                           capture_output=True, text=True)
-        if r.stdout.strip() == "200":
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not become healthy within {timeout} s")
-
-
-class Proc:
-    """A child process with its log file; stop() sends SIGTERM then SIGKILL."""
-
-    def __init__(self, args, log_path, env=None):
-        self.args = args
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def stop(self, sig=signal.SIGTERM, timeout=10.0):
-        if self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-        self.log.close()
-        return self.p.returncode
-
-    def kill(self):
-        return self.stop(signal.SIGKILL)
-
-    def tail(self, n=40):
-        try:
-            with open(self.log_path, "rb") as f:
-                return b"\n".join(f.read().splitlines()[-n:]).decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-
-def write_script(path, turns):
-    with open(path, "w") as f:
-        json.dump({"turns": turns}, f)
-    return path
-
-
-def pg_url_for(dbname):
-    """TEST_PG_URL with its database replaced by `dbname` (the binaries create it)."""
-    base = os.environ["TEST_PG_URL"]
-    head, _, _ = base.rpartition("/")
-    return f"{head}/{dbname}"
-
-
-class Engine:
-    """spec-engine on a free port with its own data dir; scripted model by default."""
-
-    def __init__(self, workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None):
-        self.database_url = database_url
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        self.data_dir = os.path.join(workdir, "engine-data")
-        self.script = script
-        self.extra = list(extra)
-        self.proc = None
-
-    def command(self):
-        exe = os.path.join(BIN_DIR, "spec-engine")
-        cmd = [exe]
-        h = subprocess.run([exe, "--help"], capture_output=True, text=True)
-        if any(line.strip().startswith("serve") for line in (h.stdout + h.stderr).splitlines()):
-            cmd.append("serve")
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--data-dir", self.data_dir]
-        if self.script:
-            cmd += ["--model-override", "scripted:" + self.script]
-        if self.database_url:
-            cmd += ["--database-url", self.database_url]
-        return cmd + self.extra
-
-    def start(self):
-        env = dict(os.environ)
-        env.pop("OPENAI_API_KEY", None)
-        self.proc = Proc(self.command(), os.path.join(self.workdir, "engine.log"), env)
-        wait_http(self.url + "/health", self.proc.p)
-        return self
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc:
-            self.proc.stop(sig)
+def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None):
+    """spec-engine (testkit.Engine, not started) on the scripted model, its data dir and log under `workdir`."""
+    return Engine(["--model-override", "scripted:" + script, *extra], data_dir=os.path.join(workdir, "engine-data"),
+                  database_url=database_url, port=port, log_dir=workdir, env={"OPENAI_API_KEY": None})
 
 
 class Orchestrator:
@@ -147,6 +41,7 @@ class Orchestrator:
         self.database_url = database_url
         self.extra = list(extra)
         self.jwt_secret = jwt_secret or secrets.token_hex(32)
+        self.exe = os.path.join(BIN_DIR, "ide-orchestrator")
         self.proc = None
         self.logs = 0
 
@@ -161,25 +56,27 @@ class Orchestrator:
         env["JWT_SECRET"] = self.jwt_secret
         return env
 
-    def start(self):
-        exe = os.path.join(BIN_DIR, "ide-orchestrator")
-        cmd = [exe, "serve", *self.storage(), "--host", "127.0.0.1", "--port", str(self.port),
+    def start(self, timeout=30.0):
+        cmd = [self.exe, "serve", *self.storage(), "--host", "127.0.0.1", "--port", str(self.port),
                "--engine-url", self.engine_url, *self.extra]
         self.logs += 1
         self.proc = Proc(cmd, os.path.join(self.workdir, f"orchestrator-{self.logs}.log"), self.env())
-        wait_http(self.url + "/health", self.proc.p)
+        wait_http(self.url + "/health", self.proc, timeout)
         return self
 
     def stop(self, sig=signal.SIGTERM):
         if self.proc:
             return self.proc.stop(sig)
 
+    def tail(self, n=40):
+        """The last `n` lines of the current process's log."""
+        return self.proc.tail(n) if self.proc else ""
+
     def add_user(self, email, password="s3cret-passw0rd!", name="Test User"):
-        exe = os.path.join(BIN_DIR, "ide-orchestrator")
-        r = subprocess.run([exe, "user", "add", *self.storage(), "--email", email, "--name", name],
+        r = subprocess.run([self.exe, "user", "add", *self.storage(), "--email", email, "--name", name],
                            input=password + "\n", capture_output=True, text=True, env=self.env(), timeout=60)
         if r.returncode != 0:
-            raise RuntimeError(f"user add failed: {r.stderr}")
+            raise RuntimeError(f"user add failed ({r.returncode}): {r.stderr}")
         return r.stdout.strip()
 
     def login(self, email, password="s3cret-passw0rd!"):
@@ -260,65 +157,21 @@ def jwt_claims(token):
     return json.loads(b64url_decode(token.split(".")[1]))
 
 
-# ------------------------------------------------------------------ WebSocket
-async def _collect(url, headers=None, subprotocols=None, origin=None, stop_after=None, timeout=60):
-    events = []
-    kwargs = {"extra_headers": headers or {}, "open_timeout": 10, "max_size": None}
-    if subprotocols:
-        kwargs["subprotocols"] = subprotocols
-    if origin:
-        kwargs["origin"] = origin
-    async with websockets.connect(url, **kwargs) as ws:
-        while True:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), timeout)
-            except websockets.ConnectionClosed:
-                break
-            ev = json.loads(raw)
-            events.append(ev)
-            if stop_after is not None and len(events) >= stop_after:
-                break
-            if ev.get("event_type") == "end":
-                # the server closes after end; wait for the close briefly
-                try:
-                    await asyncio.wait_for(ws.recv(), 5)
-                except (websockets.ConnectionClosed, asyncio.TimeoutError):
-                    pass
-                break
-        return events, ws.close_code, ws.subprotocol
-
-
-def ws_collect(url, **kw):
-    """Connects, reads events until `end` (or `stop_after` events), returns (events, close_code, subprotocol)."""
-    return asyncio.run(_collect(url, **kw))
-
-
-def ws_status(url, headers=None, origin=None):
-    """Attempts an upgrade; returns the HTTP status of a refusal, or 101 when accepted."""
-    async def go():
-        kwargs = {"extra_headers": headers or {}, "open_timeout": 10}
-        if origin:
-            kwargs["origin"] = origin
-        try:
-            async with websockets.connect(url, **kwargs):
-                return 101
-        except websockets.InvalidStatusCode as e:
-            return e.status_code
-    return asyncio.run(go())
-
-
 # ------------------------------------------------------------------ flows
 def wait_proposal(orch, token, proposal_id, timeout=30.0, until=("completed", "failed", "cancelled", "approved", "rejected")):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
+    last = {}
+
+    def done():
         r = curl(orch.url, "GET", f"/api/proposals/{proposal_id}", token=token)
         if r.status == 200:
-            last = r.json()
-            if last["status"] in until:
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"proposal {proposal_id} still {last and last.get('status')} after {timeout} s")
+            last["proposal"] = r.json()
+            return last["proposal"] if last["proposal"]["status"] in until else None
+        return None
+    try:
+        return wait_until(done, timeout=timeout, interval=0.1, what=f"proposal {proposal_id}")
+    except AssertionError:
+        status = last.get("proposal", {}).get("status")
+        raise AssertionError(f"proposal {proposal_id} still {status} after {timeout} s") from None
 
 
 def create_workflow(orch, token, name="E2E workflow", template="multi-agent"):
@@ -341,8 +194,8 @@ class Stack:
 
     def __init__(self, script=DEMO_SCRIPT, orch_extra=(), engine_extra=(), database_url=None, engine_database_url=None):
         self.dir = tempfile.mkdtemp(prefix="e2e-")
-        self.engine = Engine(self.dir, script=script, extra=engine_extra, database_url=engine_database_url).start()
-        self.orch = Orchestrator(self.dir, self.engine.url, database_url=database_url, extra=orch_extra).start()
+        self.engine = scripted_engine(self.dir, script=script, extra=engine_extra, database_url=engine_database_url).start()
+        self.orch = Orchestrator(self.dir, self.engine.base, database_url=database_url, extra=orch_extra).start()
 
     def user(self, email=None):
         email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"

@@ -1,13 +1,17 @@
-"""Shared helpers for the Python integration tests (stdlib + Debian python3-websockets 10.4).
+"""Shared helpers for the Python integration and end-to-end tests (stdlib + Debian
+python3-websockets 10.4). Used by every test module directly and by e2ekit.py
+(orchestrator helpers) and fake_engine.py (the recorded-stream engine).
 
-- free_port(), wait_until()
+- free_port(), wait_until(), wait_http()
+- Proc: a child process with its log file
 - Engine: start/stop the real `spec-engine` binary on a loopback port with a temp data dir
 - http(): one request with urllib, returns (status, headers, body-as-JSON-or-bytes)
-- ws_read_all() / ws_reject_status(): WebSocket client (asyncio API of websockets 10.4)
-- make_pg_database(): a fresh PostgreSQL database on TEST_PG_URL (or None)
+- ws_collect() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
+- make_pg_database() / pg_url_for(): PostgreSQL databases on TEST_PG_URL
 - definitions and scripts for the scripted model
 """
 import asyncio
+from http.client import HTTPException
 import json
 import os
 import shutil
@@ -20,9 +24,8 @@ import urllib.error
 import urllib.request
 import uuid
 
-BIN_DIR = os.environ.get("BIN_DIR") or os.path.join(
-    os.environ.get("PROJECT_SOURCE_DIR", os.getcwd()), "build", "bin")
 PROJECT_SOURCE_DIR = os.environ.get("PROJECT_SOURCE_DIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN_DIR = os.environ.get("BIN_DIR") or os.path.join(PROJECT_SOURCE_DIR, "build", "bin")
 FIXTURES = os.path.join(PROJECT_SOURCE_DIR, "tests", "fixtures")
 
 
@@ -34,7 +37,9 @@ def free_port():
 
 
 def wait_until(pred, timeout=20.0, interval=0.05, what="condition"):
-    """Polls pred() until it returns a truthy value; raises AssertionError on timeout."""
+    """Polls pred() until it returns a truthy value; raises AssertionError on timeout.
+    Other exceptions count as transient and polling goes on; an AssertionError raised by
+    pred() is a test failure and propagates at once."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -42,10 +47,12 @@ def wait_until(pred, timeout=20.0, interval=0.05, what="condition"):
             last = pred()
             if last:
                 return last
+        except AssertionError:
+            raise
         except Exception as e:  # noqa: BLE001 - keep polling through transient errors
             last = e
         time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def http(method, url, body=None, headers=None, timeout=15.0, raw=False):
@@ -73,6 +80,72 @@ def http(method, url, body=None, headers=None, timeout=15.0, raw=False):
     return status, h, payload
 
 
+class Proc:
+    """A child process with its log file; stop() sends SIGTERM then SIGKILL."""
+
+    def __init__(self, args, log_path, env=None):
+        self.args = args
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    @property
+    def returncode(self):
+        return self.p.returncode
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Stops the process (`sig`, then SIGKILL after `timeout`); returns the exit code."""
+        if self.p.poll() is None:
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.log.close()
+        return self.p.returncode
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def output(self):
+        """Everything the process has logged so far, decoded."""
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def tail(self, n=40):
+        return "\n".join(self.output().splitlines()[-n:])
+
+
+def wait_http(url, proc=None, timeout=20.0):
+    """Waits until GET url answers 200; raises if `proc` (a Proc) exits or time runs out,
+    with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{os.path.basename(proc.args[0])} exited with {proc.returncode} "
+                               f"while waiting for {url}:\n{proc.tail()}")
+        try:
+            if http("GET", url, timeout=1.0)[0] == 200:
+                return
+        except (OSError, HTTPException):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{url} did not become healthy within {timeout} s:\n{proc.tail() if proc else ''}")
+
+
+def pg_url_for(dbname):
+    """TEST_PG_URL with its database replaced by `dbname` (the binaries create it)."""
+    head, _, _ = os.environ["TEST_PG_URL"].rpartition("/")
+    return f"{head}/{dbname}"
+
+
 def make_pg_database(prefix="se_it"):
     """Creates a fresh database on TEST_PG_URL's server; returns its URL, or None when unset."""
     base = os.environ.get("TEST_PG_URL")
@@ -81,13 +154,15 @@ def make_pg_database(prefix="se_it"):
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     subprocess.run(["psql", base, "-v", "ON_ERROR_STOP=1", "-q", "-c", f"CREATE DATABASE {name}"],
                    check=True, capture_output=True)
-    return base.rsplit("/", 1)[0] + "/" + name
+    return pg_url_for(name)
 
 
 class Engine:
-    """The spec-engine binary on a free loopback port with its own data dir."""
+    """The spec-engine binary on a free loopback port with its own data dir.
+    `env` entries override the environment (None removes a variable); the log goes to
+    `log_dir` (default: the data dir)."""
 
-    def __init__(self, args=(), data_dir=None, database_url=None, env=None, port=None):
+    def __init__(self, args=(), data_dir=None, database_url=None, env=None, port=None, log_dir=None):
         self.port = port or free_port()
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="spec-engine-it-")
@@ -95,7 +170,7 @@ class Engine:
         self.args = list(args)
         self.env = dict(env or {})
         self.proc = None
-        self.log_path = os.path.join(self.data_dir, f"engine-{self.port}-{int(time.time()*1000)}.log")
+        self.log_path = os.path.join(log_dir or self.data_dir, f"engine-{self.port}-{int(time.time()*1000)}.log")
 
     @property
     def base(self):
@@ -114,46 +189,22 @@ class Engine:
         env.setdefault("MIGRATIONS_DIR", os.path.join(PROJECT_SOURCE_DIR, "migrations"))
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         env.update(self.env)
-        self.log_file = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        env = {k: v for k, v in env.items() if v is not None}
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
+        self.proc = Proc(cmd, self.log_path, env)
         if wait:
             self.wait_healthy()
         return self
 
     def wait_healthy(self, timeout=20.0):
-        def ok():
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"spec-engine exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                return http("GET", self.base + "/health", timeout=1.0)[0] == 200
-            except OSError:
-                return False
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if ok():
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"spec-engine not healthy:\n{self.log()}")
+        wait_http(self.base + "/health", self.proc, timeout)
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")[-20000:]
-        except OSError:
-            return ""
+        return self.proc.output()[-20000:] if self.proc else ""
 
     def stop(self, sig=signal.SIGTERM, timeout=20.0):
         """Stops the process (SIGTERM, then SIGKILL after `timeout`); returns the exit code."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc and getattr(self, "log_file", None):
-            self.log_file.close()
-        return self.proc.returncode if self.proc else None
+        return self.proc.stop(sig, timeout) if self.proc else None
 
     def kill9(self):
         return self.stop(sig=signal.SIGKILL)
@@ -179,41 +230,62 @@ class Engine:
         return wait_until(done, timeout=timeout, what=f"thread {thread_id} to end")
 
 
-async def _ws_read_all(url, timeout, on_message=None):
+# --- WebSocket ---------------------------------------------------------------------
+async def _ws_collect(url, headers, subprotocols, origin, stop_after, timeout, until_close):
     import websockets  # Debian python3-websockets
-    out = []
-    async with websockets.connect(url, open_timeout=timeout, close_timeout=5, max_size=None) as ws:
-        try:
-            while True:
-                msg = await asyncio.wait_for(ws.recv(), timeout=timeout)
-                ev = json.loads(msg)
-                out.append(ev)
-                if on_message:
-                    on_message(ev)
-        except websockets.exceptions.ConnectionClosedOK:
-            pass
-        await ws.wait_closed()
-        return out, ws.close_code
+    events = []
+    kwargs = {"extra_headers": headers or {}, "open_timeout": 10, "close_timeout": 5, "max_size": None}
+    if subprotocols:
+        kwargs["subprotocols"] = subprotocols
+    if origin:
+        kwargs["origin"] = origin
+    async with websockets.connect(url, **kwargs) as ws:
+        while True:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), timeout)
+            except websockets.ConnectionClosedOK:
+                break
+            except websockets.ConnectionClosed:
+                if until_close:
+                    raise
+                break
+            ev = json.loads(raw)
+            events.append(ev)
+            if stop_after is not None and len(events) >= stop_after:
+                break
+            if ev.get("event_type") == "end" and not until_close:
+                # the server closes after end; wait for the close briefly
+                try:
+                    await asyncio.wait_for(ws.recv(), 5)
+                except (websockets.ConnectionClosed, asyncio.TimeoutError):
+                    pass
+                break
+        if until_close:
+            await ws.wait_closed()
+        return events, ws.close_code, ws.subprotocol
 
 
-def ws_read_all(url, timeout=30.0, on_message=None):
-    """Reads every message until the server closes; returns (events, close_code).
-    Raises on an abnormal close or when nothing arrives within `timeout`."""
-    return asyncio.run(_ws_read_all(url, timeout, on_message))
+def ws_collect(url, headers=None, subprotocols=None, origin=None, stop_after=None, timeout=60, until_close=False):
+    """Connects, reads events until `end` (or `stop_after` events), returns (events, close_code, subprotocol).
+    With until_close=True it reads every message until the server closes instead, and raises on an
+    abnormal close. Raises when nothing arrives within `timeout`."""
+    return asyncio.run(_ws_collect(url, headers, subprotocols, origin, stop_after, timeout, until_close))
 
 
-async def _ws_reject_status(url):
+def ws_status(url, headers=None, origin=None):
+    """Attempts an upgrade; returns the HTTP status of a refusal, or 101 when accepted."""
     import websockets
-    try:
-        async with websockets.connect(url, open_timeout=10):
-            return 101
-    except websockets.exceptions.InvalidStatusCode as e:
-        return e.status_code
 
-
-def ws_reject_status(url):
-    """The HTTP status of a refused WebSocket handshake (101 when accepted)."""
-    return asyncio.run(_ws_reject_status(url))
+    async def go():
+        kwargs = {"extra_headers": headers or {}, "open_timeout": 10}
+        if origin:
+            kwargs["origin"] = origin
+        try:
+            async with websockets.connect(url, **kwargs):
+                return 101
+        except websockets.InvalidStatusCode as e:
+            return e.status_code
+    return asyncio.run(go())
 
 
 # --- definitions and scripts ----------------------------------------------------
