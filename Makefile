@@ -27,7 +27,9 @@ build: configure
 test: build
 	scripts/with-test-services.sh ctest --preset $(PRESET) -j $(JOBS)
 
-demo: build
+# The demo needs only the two binaries, not the test suites.
+demo: configure
+	cmake --build --preset $(PRESET) -j $(JOBS) --target spec-engine ide-orchestrator
 	scripts/demo.sh
 
 bench: build

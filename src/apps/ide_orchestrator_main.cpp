@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
   std::size_t max_body = 1 << 20;
   double orphan_ttl_hours = 24, breaker_open_seconds = 30;
   int login_limit = 10;
-  std::string refinement_agent_file, openapi_file;
+  std::string refinement_agent_file, openapi_file, trusted_proxies;
+  std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
   serve->add_option("--port", port, "Port (0 = any free port)")->envname("IDE_ORCHESTRATOR_PORT")
       ->check(CLI::Range(0, 65535))->capture_default_str();
@@ -99,8 +100,20 @@ int main(int argc, char** argv) {
   serve->add_option("--jwt-public-key-file", jwt_pubkey_file,
                     "PEM public key: also accept RS256 tokens from an external identity provider")
       ->envname("IDE_ORCHESTRATOR_JWT_PUBLIC_KEY_FILE");
-  serve->add_option("--cors-origins", cors, "Comma-separated browser origins allowed (CORS and WebSocket Origin)")
+  serve->add_option("--jwt-issuer", jwt_issuer,
+                    "`iss` required of external RS256 tokens (our own HS256 tokens keep ide-orchestrator)")
+      ->envname("IDE_ORCHESTRATOR_JWT_ISSUER")->capture_default_str();
+  serve->add_option("--jwt-audience", jwt_audience,
+                    "`aud` required of external RS256 tokens (our own HS256 tokens keep agentic-ide)")
+      ->envname("IDE_ORCHESTRATOR_JWT_AUDIENCE")->capture_default_str();
+  serve->add_option("--cors-origins", cors,
+                    "Comma-separated browser origins allowed (CORS and WebSocket Origin). When set, only these; "
+                    "when empty, only same-origin requests (Origin == http(s)://<Host>)")
       ->envname("IDE_ORCHESTRATOR_CORS_ORIGINS");
+  serve->add_option("--trusted-proxies", trusted_proxies,
+                    "Comma-separated reverse-proxy IPs whose X-Forwarded-For is believed: the client address "
+                    "(login rate limit) is then the right-most entry that is not a trusted proxy")
+      ->envname("IDE_ORCHESTRATOR_TRUSTED_PROXIES");
   serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
       ->capture_default_str();
   serve->add_option("--orphan-ttl", orphan_ttl_hours, "Hours after which a proposal still processing is failed")
@@ -162,6 +175,7 @@ int main(int argc, char** argv) {
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
     o.middleware.cors_origins = split_list(cors);
     o.middleware.login_attempts_per_window = login_limit;
+    o.middleware.trusted_proxies = split_list(trusted_proxies);
     o.refinement_agent_file = refinement_agent_file;
     o.openapi_file = openapi_file;
     if (!jwt_secret_file.empty()) {
@@ -170,6 +184,8 @@ int main(int argc, char** argv) {
       o.jwt.hs256_secret = s;
     }
     if (!jwt_pubkey_file.empty()) o.jwt.rs256_public_key_pem = read_file(jwt_pubkey_file, "JWT public key");
+    o.jwt.external_issuer = jwt_issuer;
+    o.jwt.external_audience = jwt_audience;
     if (o.jwt.hs256_secret.size() < 32) {
       std::cerr << "ide-orchestrator: set JWT_SECRET (or --jwt-secret-file) to a secret of at least 32 bytes, "
                    "e.g. JWT_SECRET=$(openssl rand -hex 32)\n";

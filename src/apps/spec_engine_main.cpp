@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -17,7 +18,9 @@
 #include "core/tracing.hpp"
 #include "spec_engine/api/routes.hpp"
 #include "spec_engine/bus/event_hub.hpp"
+#include "spec_engine/bus/nats_bus.hpp"
 #include "spec_engine/bus/run_manager.hpp"
+#include "spec_engine/models/factory.hpp"
 #include "spec_engine/store/store.hpp"
 
 namespace {
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   long shutdown_grace_ms = 10000;
   int blocking_threads = 16;
   std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
+  spec_engine::bus::NatsOptions nats_opts;  // defaults match deploy/claims/spec-engine.yaml
 
   app.add_option("--host", host, "Listen address")->envname("SPEC_ENGINE_HOST")->capture_default_str();
   app.add_option("--port", port, "Listen port (0 = any free port)")
@@ -121,6 +125,17 @@ int main(int argc, char** argv) {
       ->envname("SPEC_ENGINE_BLOCKING_THREADS")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();
+  app.add_option("--nats-url", nats_opts.url,
+                 "NATS server URL(s); when set, jobs are also consumed from JetStream and run status events are "
+                 "published to agent.status.<thread_id>")
+      ->envname("NATS_URL");
+  app.add_option("--nats-stream", nats_opts.stream, "JetStream stream of jobs (created with subjects agent.execute.* "
+                                                    "when missing)")
+      ->envname("SPEC_ENGINE_NATS_STREAM")
+      ->capture_default_str();
+  app.add_option("--nats-consumer", nats_opts.consumer, "Durable pull consumer on --nats-stream (created when missing)")
+      ->envname("SPEC_ENGINE_NATS_CONSUMER")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->envname("SPEC_ENGINE_LOG_LEVEL")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -167,9 +182,29 @@ int main(int argc, char** argv) {
     ro.models.request_timeout = std::chrono::milliseconds(model_timeout_ms);
     ro.models.idle_timeout = std::chrono::milliseconds(std::min(model_idle_timeout_ms, model_timeout_ms));
     ro.models.max_attempts = model_max_attempts;
+    if (ro.models.provider_override) {
+      // Fail at start-up, not on the first run: unknown provider, missing or malformed script.
+      try {
+        spec_engine::models::ModelRegistry probe(ro.models);
+        probe.for_node("startup-check", nullptr);
+      } catch (const std::exception& e) {
+        std::cerr << "spec-engine: --model-override " << model_override << ": " << e.what() << "\n";
+        return 2;
+      }
+    }
     if (!model_override.empty() && model_override.rfind("scripted", 0) == 0) {
       core::log::warn("model override: every node uses the SCRIPTED model (offline replay, not an LLM)",
                       {{"model_override", model_override}});
+    }
+
+    // NATS (optional): connect first so runs ending during recovery already publish status.
+    std::unique_ptr<spec_engine::bus::NatsBus> nats;
+    if (!nats_opts.url.empty()) {
+      nats_opts.max_message_bytes = max_body;
+      nats = std::make_unique<spec_engine::bus::NatsBus>(nats_opts);
+      nats->connect();
+      ro.on_run_end = [bus = nats.get()](const std::string& thread_id, const std::string& status,
+                                         const std::string& error) { bus->publish_status(thread_id, status, error); };
     }
 
     spec_engine::bus::RunManager runs(store, hub, ro);
@@ -177,8 +212,12 @@ int main(int argc, char** argv) {
     if (recovered > 0) core::log::info("recovered runs from a previous process", {{"count", recovered}});
     runs.start();
 
+    if (nats) nats->start(runs);
+
     core::http::Router router;
-    spec_engine::api::register_routes(router, {&store, &hub, &runs});
+    spec_engine::api::ApiContext api_ctx{&store, &hub, &runs};
+    if (nats) api_ctx.nats_state = [bus = nats.get()] { return bus->state(); };
+    spec_engine::api::register_routes(router, api_ctx);
     core::http::ServerOptions so;
     so.host = host;
     so.port = static_cast<std::uint16_t>(port);
@@ -193,11 +232,17 @@ int main(int argc, char** argv) {
                                   {"max_concurrent_runs", max_concurrent},
                                   {"max_queue", max_queue},
                                   {"model_override", model_override},
+                                  {"nats_url", nats_opts.url},
+                                  {"nats_stream", nats ? nats_opts.stream : std::string()},
+                                  {"nats_consumer", nats ? nats_opts.consumer : std::string()},
                                   {"openai_base_url", openai_base_url}});
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
     core::log::info("stopping", {{"signal", sig}});
+    // Stop taking jobs from NATS first (nothing fetched stays un-acked); the connection stays
+    // open so runs ending in the grace period still publish their status.
+    if (nats) nats->stop();
     // Runs get the grace period, then are interrupted between steps (they stay
     // resumable). A run stuck inside one model call cannot be interrupted before
     // that call's timeout: after a further 5 s we exit anyway; everything is
@@ -207,9 +252,11 @@ int main(int argc, char** argv) {
     if (stopped.wait_for(std::chrono::milliseconds(shutdown_grace_ms) + std::chrono::seconds(5)) !=
         std::future_status::ready) {
       core::log::warn("runs still busy after the grace period; exiting, they resume at next start");
+      if (nats) nats->close(std::chrono::milliseconds(1000));
       core::tracing::shutdown();
       std::_Exit(0);
     }
+    if (nats) nats->close(std::chrono::milliseconds(5000));  // drain: flushes the last status events
     server.stop();
     core::tracing::shutdown();
     core::log::info("stopped");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -156,14 +157,46 @@ Database::Database(const DbConfig& config) : size_(std::max<std::size_t>(1, conf
 
 Database::~Database() = default;
 
-bool Database::ping() noexcept {
+bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept {
   try {
-    soci::session sql(*pool_);
+    Session lease(*this, lease_timeout);
     int one = 0;
-    sql << "SELECT 1", soci::into(one);
+    lease.sql() << "SELECT 1", soci::into(one);
     return one == 1;
   } catch (...) {
     return false;
+  }
+}
+
+void ensure_connected(soci::session& sql) {
+  if (sql.is_connected()) return;
+  log::warn("database_reconnect", {{"reason", "connection broken"}});
+  sql.reconnect();
+}
+
+Session::Session(Database& db) : pool_(db.pool()) {
+  pos_ = pool_.lease();
+  sql_ = &pool_.at(pos_);
+  check();
+}
+
+Session::Session(Database& db, std::chrono::milliseconds timeout) : pool_(db.pool()) {
+  const auto ms = std::clamp<std::chrono::milliseconds::rep>(timeout.count(), 0, std::numeric_limits<int>::max());
+  if (!pool_.try_lease(pos_, static_cast<int>(ms))) {
+    throw std::runtime_error("no database session free within " + std::to_string(ms) + " ms");
+  }
+  sql_ = &pool_.at(pos_);
+  check();
+}
+
+Session::~Session() { pool_.give_back(pos_); }
+
+void Session::check() {
+  try {
+    ensure_connected(*sql_);
+  } catch (...) {
+    pool_.give_back(pos_);  // the destructor does not run when a constructor throws
+    throw;
   }
 }
 

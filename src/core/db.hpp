@@ -3,6 +3,7 @@
 // (production), one code path (DESIGN.md §3). Pooled sessions + a versioned
 // migration runner.
 
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -40,8 +41,10 @@ class Database {
   /// The underlying SOCI pool; use `soci::session sql(db.pool());` to borrow a session.
   soci::connection_pool& pool() { return *pool_; }
   std::size_t pool_size() const { return size_; }
-  /// Runs "SELECT 1"; false (and no throw) when the database is unreachable.
-  bool ping() noexcept;
+  /// Runs "SELECT 1" on a pooled session (reconnecting it if broken, see Session); false (and
+  /// no throw) when the database is unreachable or no session frees up within `lease_timeout`,
+  /// so a readiness probe never hangs on an exhausted pool.
+  bool ping(std::chrono::milliseconds lease_timeout = std::chrono::milliseconds{2000}) noexcept;
   /// Description safe for logs: "sqlite:/path" or "postgresql://user@host:port/db" (no password).
   const std::string& describe() const { return description_; }
 
@@ -50,6 +53,42 @@ class Database {
   std::size_t size_;
   std::string description_;
   std::unique_ptr<soci::connection_pool> pool_;
+};
+
+/// Makes sure `sql` has a working connection: when the backend reports it broken (the server
+/// restarted, or terminated the connection), reconnects it once with its original parameters.
+/// For PostgreSQL the check costs one round trip. Throws soci::soci_error when reconnecting fails
+/// (the next call tries again). Use it on sessions borrowed from a pool, or use Session.
+void ensure_connected(soci::session& sql);
+
+/// A session leased from a Database's pool and checked with ensure_connected(), returned to the
+/// pool on destruction. Prefer it over `soci::session sql(db.pool());`, whose pooled connections
+/// stay broken forever after a PostgreSQL restart:
+///
+///     core::db::Session lease(db);
+///     soci::session& sql = lease.sql();
+class Session {
+ public:
+  /// Leases a session, waiting as long as it takes for one to be free.
+  explicit Session(Database& db);
+  /// Leases a session, waiting at most `timeout`; throws std::runtime_error when none frees up.
+  Session(Database& db, std::chrono::milliseconds timeout);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// The leased, connected session (valid while this object lives).
+  soci::session& sql() { return *sql_; }
+  /// Same as sql().
+  soci::session& operator*() { return *sql_; }
+  /// Member access to the leased session.
+  soci::session* operator->() { return sql_; }
+
+ private:
+  void check();
+  soci::connection_pool& pool_;
+  std::size_t pos_ = 0;
+  soci::session* sql_ = nullptr;
 };
 
 /// PostgreSQL URL with its database replaced by `dbname` (query kept). Throws std::invalid_argument

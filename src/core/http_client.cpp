@@ -2,6 +2,11 @@
 // one coroutine on the caller's thread with a deadline on every network step.
 #include "core/http_client.hpp"
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <thread>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -112,7 +117,40 @@ std::unique_ptr<ssl::context> make_tls_context(const TlsOptions& tls, const std:
   return ctx;
 }
 
-/// Resolves (unless an IP literal) and connects the lowest layer before `deadline`.
+/// Resolves a host name before `deadline`. getaddrinfo cannot be cancelled, so it runs on a
+/// detached helper thread; on timeout the caller gives up and the late result is discarded
+/// (the thread ends on its own when the lookup returns). Asio's async_resolve would instead
+/// keep the call (and the io_context's destructor) waiting for the lookup.
+tcp::resolver::results_type resolve_before(const std::string& host, const std::string& port,
+                                           Clock::time_point deadline) {
+  struct Lookup {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    error_code ec;
+    tcp::resolver::results_type results;
+  };
+  auto lookup = std::make_shared<Lookup>();
+  std::thread([lookup, host, port] {
+    asio::io_context local;
+    tcp::resolver resolver(local);
+    error_code ec;
+    auto res = resolver.resolve(host, port, ec);  // synchronous: getaddrinfo on this thread
+    std::lock_guard lk(lookup->mu);
+    lookup->ec = ec;
+    lookup->results = std::move(res);
+    lookup->done = true;
+    lookup->cv.notify_all();
+  }).detach();
+  std::unique_lock lk(lookup->mu);
+  if (!lookup->cv.wait_until(lk, deadline, [&] { return lookup->done; })) {
+    throw ClientError(ClientErrorKind::timeout, "timed out resolving " + host);
+  }
+  if (lookup->ec) throw ClientError(ClientErrorKind::resolve, "cannot resolve " + host + ": " + lookup->ec.message());
+  return lookup->results;
+}
+
+/// Resolves (unless an IP literal: no lookup at all) and connects the lowest layer before `deadline`.
 asio::awaitable<void> connect_tcp(beast::tcp_stream& stream, const Target& t, Clock::time_point deadline) {
   error_code ec;
   tcp::resolver::results_type endpoints;
@@ -121,9 +159,8 @@ asio::awaitable<void> connect_tcp(beast::tcp_stream& stream, const Target& t, Cl
     endpoints = tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(t.host), port), t.host,
                                                     t.port);
   } else {
-    tcp::resolver resolver(co_await asio::this_coro::executor);
-    endpoints = co_await resolver.async_resolve(t.host, t.port, asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) throw ClientError(ClientErrorKind::resolve, "cannot resolve " + t.host + ": " + ec.message());
+    // Blocks this call's private I/O thread, which serves nothing else meanwhile.
+    endpoints = resolve_before(t.host, t.port, deadline);
   }
   stream.expires_at(deadline);
   co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));

@@ -32,19 +32,24 @@ struct TlsOptions {
   std::string ca_file;          ///< PEM bundle; empty = system default CA store
 };
 
+/// One outgoing HTTP/1.1 request (RFC 9110/9112) for request() and request_streaming().
 struct ClientRequest {
-  std::string method = "GET";
+  std::string method = "GET";   ///< request method token, sent as given (e.g. "GET", "POST")
   std::string url;              ///< absolute http:// or https:// URL
+  /// Extra header fields. Host and User-Agent are set by the client; a Host or User-Agent
+  /// given here replaces the client's value, other fields are appended as given.
   Headers headers;
+  /// Request body bytes. Content-Length is sent when non-empty or the method is POST/PUT/PATCH.
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< whole call: connect + send + full response
-  TlsOptions tls;
+  TlsOptions tls;               ///< used only for https:// URLs
 };
 
+/// The answer to request(): any status, including 4xx/5xx (those are not thrown).
 struct ClientResponse {
-  int status = 0;
-  Headers headers;
-  std::string body;
+  int status = 0;               ///< HTTP status code (RFC 9110 §15), e.g. 200
+  Headers headers;              ///< response header fields as received
+  std::string body;             ///< full response body (at most 256 MiB; larger fails the call)
 };
 
 /// Performs one request. Throws ClientError on transport failure or timeout.

@@ -16,7 +16,10 @@ using Labels = std::map<std::string, std::string>;
 /// Monotonic counter family; `inc` creates the labelled series on first use.
 class Counter {
  public:
+  /// Adds `v` (unitless, >= 0) to the series for `labels`, creating it at 0 first.
+  /// Throws std::invalid_argument if `v` < 0 (counters only go up; exposition format 0.0.4).
   void inc(const Labels& labels = {}, double v = 1.0);
+  /// Current value of the series for `labels`; 0 if it was never incremented. Never throws.
   double value(const Labels& labels = {}) const;
  private:
   friend class Registry;
@@ -27,9 +30,13 @@ class Counter {
 /// Gauge family (set/inc/dec).
 class Gauge {
  public:
+  /// Sets the series for `labels` to `v` (any value, including negative), creating it.
   void set(double v, const Labels& labels = {});
+  /// Adds `v` to the series for `labels` (created at 0 on first use). Any sign accepted; never throws.
   void inc(const Labels& labels = {}, double v = 1.0);
+  /// Subtracts `v` from the series for `labels` (created at 0 on first use). Never throws.
   void dec(const Labels& labels = {}, double v = 1.0);
+  /// Current value of the series for `labels`; 0 if it was never touched. Never throws.
   double value(const Labels& labels = {}) const;
  private:
   friend class Registry;

@@ -43,18 +43,28 @@ class CircuitBreaker {
   enum class State { closed, open, half_open };
   struct Options {
     int failure_threshold = 5;                 ///< opens when consecutive failures exceed this
+    /// how long the breaker stays open before admitting trial calls (half-open); 30 s per DESIGN.md §5
     std::chrono::milliseconds open_duration{30000};
+    /// trial calls admitted while half-open; this many successes close it (DESIGN.md §5 "Engine client")
     int half_open_trials = 3;
   };
   explicit CircuitBreaker(Options o);
   CircuitBreaker() : CircuitBreaker(Options{}) {}
   /// True if a call may proceed now (in half-open, reserves one trial slot).
   bool allow();
+  /// Reports a call that succeeded: resets the consecutive-failure count; in half-open,
+  /// frees the trial slot and closes the breaker once `half_open_trials` trials have succeeded.
   void record_success();
+  /// Reports a failed call: counts a consecutive failure; opens the breaker (restarting the
+  /// `open_duration` timer) when the count exceeds `failure_threshold` while closed, or at
+  /// once when half-open.
   void record_failure();
+  /// Current state; an open breaker whose `open_duration` has elapsed is reported (and
+  /// becomes) half-open. Thread-safe, never throws.
   State state() const;
   /// Time until an open breaker goes half-open (0 when not open); for Retry-After.
   std::chrono::milliseconds retry_after() const;
+  /// Lower-case name of `s` ("closed", "open", "half_open"), e.g. for logs and metrics labels.
   static const char* name(State s);
 
  private:

@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -71,7 +72,50 @@ bool is_disconnect(const error_code& ec) {
 
 bool is_websocket_upgrade(const bhttp::request<bhttp::string_body>& req) { return websocket::is_upgrade(req); }
 
+/// Metric label for a request method: the standard methods as-is, anything else "OTHER",
+/// so arbitrary client-chosen methods cannot create unbounded label sets.
+std::string method_label(const std::string& method) {
+  static constexpr std::string_view known[] = {"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"};
+  for (auto k : known) {
+    if (method == k) return method;
+  }
+  return "OTHER";
+}
+
 }  // namespace
+
+/// The server's io_context, shared with every WebSocket connection so that a connection handle
+/// kept by another thread never outlives the context its socket and timer belong to. After
+/// mark_stopped() nothing is posted to it any more and connections turn into no-ops.
+struct IoState {
+  /// io_context that lets the server destroy pending handlers and coroutine frames at stop
+  /// (execution_context::shutdown) while the context object itself stays alive for late holders.
+  struct Context : asio::io_context {
+    using asio::io_context::io_context;
+    using asio::execution_context::shutdown;
+  };
+
+  explicit IoState(int threads) : ioc(threads) {}
+
+  /// Posts `f` to `ex` unless the server is stopped; false when dropped.
+  template <class Executor, class F>
+  bool post(const Executor& ex, F&& f) {
+    std::shared_lock lk(mu);
+    if (stopped.load()) return false;
+    asio::post(ex, std::forward<F>(f));
+    return true;
+  }
+
+  /// From now on post() drops work; waits for posts in progress to finish.
+  void mark_stopped() {
+    std::unique_lock lk(mu);
+    stopped = true;
+  }
+
+  Context ioc;
+  std::shared_mutex mu;  // shared while posting, exclusive to stop
+  std::atomic<bool> stopped{false};
+};
 
 class WsConnImpl;
 
@@ -103,7 +147,9 @@ struct Server::Impl {
   std::uint16_t bound_port = 0;
   std::vector<std::thread> threads;
   // Declared last: destroyed first, so pending coroutine frames die while the members above still exist.
-  std::unique_ptr<asio::io_context> ioc;
+  // Shared with WebSocket connections (see IoState); shutdown() destroys its pending work explicitly.
+  std::shared_ptr<IoState> io;
+  asio::io_context* ioc = nullptr;  // &io->ioc while started
   std::unique_ptr<tcp::acceptor> acceptor;
 
   asio::awaitable<void> accept_loop();
@@ -118,8 +164,8 @@ struct Server::Impl {
 /// one writer coroutine, both on the connection's strand. Public methods are thread-safe.
 class WsConnImpl final : public WsConnection, public std::enable_shared_from_this<WsConnImpl> {
  public:
-  explicit WsConnImpl(websocket::stream<beast::tcp_stream> ws)
-      : ws_(std::move(ws)), wake_(ws_.get_executor()) {
+  WsConnImpl(std::shared_ptr<IoState> io, websocket::stream<beast::tcp_stream> ws)
+      : io_(std::move(io)), ws_(std::move(ws)), wake_(ws_.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
   }
   ~WsConnImpl() override { fire_close(); }
@@ -127,7 +173,8 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   bool send_text(std::string message) override {
     {
       std::lock_guard lk(mu_);
-      if (closing_ || done_) return false;
+      if (closing_ || done_ || io_->stopped) return false;
+      queued_bytes_ += message.size();
       queue_.push_back(std::move(message));
     }
     wake();
@@ -137,7 +184,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   void close(std::uint16_t code, std::string reason) override {
     {
       std::lock_guard lk(mu_);
-      if (closing_ || done_) return;
+      if (closing_ || done_ || io_->stopped) return;
       closing_ = true;
       close_code_ = code;
       close_reason_ = std::move(reason);
@@ -177,12 +224,27 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
 
   bool is_open() const override {
     std::lock_guard lk(mu_);
-    return !closing_ && !done_ && !peer_closed_;
+    return !closing_ && !done_ && !peer_closed_ && !io_->stopped;
   }
 
   std::size_t queued() const override {
     std::lock_guard lk(mu_);
     return queue_.size();
+  }
+
+  std::size_t queued_bytes() const override {
+    std::lock_guard lk(mu_);
+    return queued_bytes_;
+  }
+
+  /// Server stopped (I/O threads joined): the connection is finished; runs the close callback.
+  void server_stopped() {
+    {
+      std::lock_guard lk(mu_);
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    fire_close();
   }
 
   /// Marks that on_open has returned: later messages without a callback are dropped.
@@ -236,7 +298,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
 
  private:
   void wake() {
-    asio::post(ws_.get_executor(), [self = shared_from_this()] { self->wake_.cancel(); });
+    io_->post(ws_.get_executor(), [self = shared_from_this()] { self->wake_.cancel(); });
   }
 
   /// Writes queued frames in order; after a close request, flushes and sends the close frame.
@@ -252,6 +314,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
         if (!queue_.empty()) {
           next = std::move(queue_.front());
           queue_.pop_front();
+          queued_bytes_ -= next->size();
         } else if (closing_) {
           send_close = true;
           cr.code = close_code_;
@@ -272,6 +335,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     }
     std::lock_guard lk(mu_);
     queue_.clear();
+    queued_bytes_ = 0;
   }
 
   void fire_close() {
@@ -292,10 +356,12 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     }
   }
 
+  std::shared_ptr<IoState> io_;  // first member: the context outlives the socket and timer below
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer wake_;
   mutable std::mutex mu_;
   std::deque<std::string> queue_;
+  std::size_t queued_bytes_ = 0;  // payload bytes in queue_
   std::vector<std::string> pending_;
   std::function<void(const std::string&)> on_msg_;
   std::function<void()> on_close_;
@@ -318,7 +384,7 @@ void Server::Impl::record(const Request& req, const std::string& route, int stat
                                {"request_id", req.request_id},
                                {"route", route}});
     requests_total.inc({{"service", opts.service_name},
-                        {"method", req.method},
+                        {"method", method_label(req.method)},
                         {"route", route},
                         {"status", std::to_string(status)}});
     request_duration.observe(secs, {{"service", opts.service_name}, {"route", route}});
@@ -600,7 +666,7 @@ asio::awaitable<void> Server::Impl::run_websocket(beast::tcp_stream stream, bhtt
   const std::string route = router.match(request.method, request.path, true).pattern;
   record(request, route.empty() ? "unmatched" : route, 101, started_at);
 
-  auto conn = std::make_shared<WsConnImpl>(std::move(ws));
+  auto conn = std::make_shared<WsConnImpl>(io, std::move(ws));
   std::uint64_t id = 0;
   {
     std::lock_guard lk(ws_mu);
@@ -650,17 +716,38 @@ void Server::Impl::shutdown() {
   }
   const auto deadline = Clock::now() + std::chrono::seconds(3);
   while (ws_open.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  // 3. stop the I/O loop and the blocking pool, join everything.
+  // 3. stop the I/O loop and join its threads. From now on connections post nothing and
+  //    their methods are no-ops, so handlers still running or queued finish quickly.
+  io->mark_stopped();
   ioc->stop();
   for (auto& t : threads) {
     if (t.joinable()) t.join();
   }
   threads.clear();
-  pool->stop();
+  // 4. connections still registered are finished: run their close callbacks (unsubscribe etc.).
+  std::vector<std::shared_ptr<WsConnImpl>> left;
+  {
+    std::lock_guard wl(ws_mu);
+    for (auto& [id, w] : ws_conns) {
+      if (auto c = w.lock()) left.push_back(std::move(c));
+    }
+  }
+  for (auto& c : left) c->server_stopped();
+  left.clear();
+  // 5. let the blocking pool drain: queued on_open callbacks and handlers run to completion
+  //    (nothing is dropped with a connection inside it).
   pool->join();
-  // 4. destroy pending coroutine frames (open HTTP connections) while the pool and router still exist.
+  // 6. destroy pending handlers and coroutine frames (open HTTP connections) while the pool and
+  //    router still exist. The io_context object itself lives on while another thread still
+  //    holds a WebSocket connection (shared ownership), so that handle stays safe to use.
+  {
+    error_code ec;
+    if (acceptor) acceptor->close(ec);
+  }
   acceptor.reset();
-  ioc.reset();
+  io->ioc.shutdown();
+  ioc = nullptr;
+  io.reset();
 }
 
 Server::Server(ServerOptions options, Router router, Middleware middleware)
@@ -678,7 +765,8 @@ void Server::start() {
   auto& im = *impl_;
   std::lock_guard lk(im.stop_mu);
   if (im.started) throw std::logic_error("Server::start called twice");
-  im.ioc = std::make_unique<asio::io_context>(std::max(1, im.opts.io_threads));
+  im.io = std::make_shared<IoState>(std::max(1, im.opts.io_threads));
+  im.ioc = &im.io->ioc;
   im.pool = std::make_unique<asio::thread_pool>(static_cast<std::size_t>(std::max(1, im.opts.blocking_threads)));
   error_code ec;
   tcp::endpoint ep;

@@ -31,11 +31,19 @@ TraceContext child_of(const TraceContext& parent);
 /// kind: 1 internal, 2 server, 3 client, 4 producer, 5 consumer (OTLP SpanKind).
 class Span {
  public:
+  /// Starts a span now (wall clock). `ctx` holds this span's own trace/span ids (e.g. from
+  /// child_of()); `parent_span_id` is the 16-hex parent span id, nullopt for a root span.
   Span(std::string name, TraceContext ctx, std::optional<std::string> parent_span_id, int kind);
   ~Span();  ///< ends the span if not ended
+  /// Sets (or overwrites) one attribute. Booleans, integers, doubles and strings map to the
+  /// matching OTLP AnyValue; any other JSON value is exported as its serialized string.
   void set_attribute(const std::string& key, const nlohmann::json& value);
+  /// Marks the span failed: exported with status code 2 (ERROR) and `message`. Last call wins.
   void set_error(const std::string& message);
+  /// Records the end time and queues the span for export (only if an endpoint is configured
+  /// and the context is sampled). Idempotent: later calls do nothing. Never throws on export failure.
   void end();
+  /// This span's trace context, e.g. to_traceparent() for propagation (W3C Trace Context).
   const TraceContext& context() const { return ctx_; }
  private:
   std::string name_;

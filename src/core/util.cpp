@@ -1,5 +1,6 @@
 #include "core/util.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <iomanip>
@@ -16,6 +17,51 @@ void ensure_sodium() {
   if (rc < 0) throw std::runtime_error("libsodium failed to initialise");
 }
 }  // namespace
+
+namespace {
+/// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629 §4), 0 if ill-formed.
+std::size_t utf8_seq_len(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  if (c < 0x80) return 1;
+  std::size_t n = 0;
+  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3;
+    if (c == 0xE0) lo = 0xA0;   // no overlongs
+    if (c == 0xED) hi = 0x9F;   // no surrogates
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4;
+    if (c == 0xF0) lo = 0x90;   // no overlongs
+    if (c == 0xF4) hi = 0x8F;   // <= U+10FFFF
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+}  // namespace
+
+std::string utf8_truncate(std::string_view s, std::size_t max_bytes) {
+  static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  std::string out;
+  out.reserve(std::min(s.size(), max_bytes));
+  std::size_t i = 0;
+  while (i < s.size()) {
+    const std::size_t n = utf8_seq_len(s, i);
+    const std::string_view piece = n ? s.substr(i, n) : kReplacement;
+    if (out.size() + piece.size() > max_bytes) break;
+    out.append(piece);
+    i += n ? n : 1;
+  }
+  return out;
+}
 
 std::string random_hex(std::size_t n) {
   ensure_sodium();

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <string>
+#include <string_view>
 
 namespace core {
 
@@ -18,5 +19,12 @@ std::string to_rfc3339(std::chrono::system_clock::time_point tp);
 std::chrono::system_clock::time_point parse_rfc3339(const std::string& s);
 /// `n` random bytes as lower-case hex (libsodium randombytes).
 std::string random_hex(std::size_t n);
+/// Valid UTF-8 of at most `max_bytes` bytes made from `s`: the longest prefix that
+/// ends on a character boundary (a multi-byte character is never cut), with every
+/// byte that is not part of a well-formed UTF-8 sequence (stray continuation bytes,
+/// truncated or overlong sequences, surrogates, code points above U+10FFFF) replaced
+/// by U+FFFD. Use it wherever text is cut to a size before it is stored or dumped as
+/// JSON (nlohmann::json::dump throws on invalid UTF-8; PostgreSQL rejects it).
+std::string utf8_truncate(std::string_view s, std::size_t max_bytes);
 
 }  // namespace core

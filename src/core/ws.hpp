@@ -2,6 +2,7 @@
 // Server-side WebSocket connection handle, independent of Beast.
 
 #include <cstdint>
+#include <cstddef>
 #include <functional>
 #include <string>
 
@@ -10,6 +11,9 @@ namespace core::http {
 /// An open server-side WebSocket (RFC 6455). All methods are thread-safe.
 /// Outgoing messages are queued and written in order; the server sends pings
 /// every `ping_interval` and drops a peer that does not answer.
+/// A handle may be kept (e.g. by another thread) after the server stopped: from then on
+/// send_text() returns false, close() does nothing, is_open() is false and the close
+/// callback has run; the handle stays valid until its last owner releases it.
 class WsConnection {
  public:
   virtual ~WsConnection() = default;
@@ -26,6 +30,8 @@ class WsConnection {
   virtual bool is_open() const = 0;
   /// Number of frames queued but not yet written (back-pressure signal).
   virtual std::size_t queued() const = 0;
+  /// Total payload bytes of the frames counted by queued() (back-pressure signal for large frames).
+  virtual std::size_t queued_bytes() const = 0;
 };
 
 }  // namespace core::http

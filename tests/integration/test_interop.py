@@ -38,10 +38,6 @@ def file_entries(files):
     return {p: (f.get("content"), f.get("created_at"), f.get("modified_at")) for p, f in files.items()}
 
 
-@unittest.skipUnless(os.path.isfile(os.path.join(interop_dir(), "README.md")),
-                     f"recorded streams not found in {interop_dir()}")
-@unittest.skipUnless(os.access(os.path.join(BIN_DIR, "ide-orchestrator"), os.X_OK),
-                     f"{BIN_DIR}/ide-orchestrator not built")
 class RecordedStreamInterop(unittest.TestCase):
     def run_pair(self, events_file, state_file):
         events, state = load(events_file), load(state_file)

@@ -25,8 +25,9 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
 def interop_dir():
-    """Directory of the recorded streams: $INTEROP_DIR, else $PROJECT_SOURCE_DIR/../shared/interop."""
-    return os.environ.get("INTEROP_DIR") or os.path.normpath(os.path.join(PROJECT_SOURCE_DIR, "..", "shared", "interop"))
+    """Directory of the recorded streams: $INTEROP_DIR, else the copy kept in tests/fixtures/interop
+    (taken unchanged from ../shared/interop, the original Python engine's recordings)."""
+    return os.environ.get("INTEROP_DIR") or os.path.join(PROJECT_SOURCE_DIR, "tests", "fixtures", "interop")
 
 
 # ------------------------------------------------------------------ fake engine

@@ -124,9 +124,11 @@ void App::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
-  if (m.server) m.server->stop();
+  // Proxy and tracker first: their threads use the engine client, the store and the
+  // browser connections, which must outlive them; the server stops last.
   if (m.ws) m.ws->stop();
   if (m.tracker) m.tracker->stop();
+  if (m.server) m.server->stop();
 }
 
 std::vector<core::http::Router::RouteInfo> App::routes() const { return impl_->router.routes(); }

@@ -26,6 +26,8 @@ namespace orchestrator::api {
 struct JwtSettings {
   std::string hs256_secret;            ///< shared secret; never logged
   std::string rs256_public_key_pem;    ///< PEM public key for tokens from an external IdP
+  std::string external_issuer;         ///< `iss` required of external RS256 tokens; empty = ours
+  std::string external_audience;       ///< `aud` required of external RS256 tokens; empty = ours
   std::chrono::seconds ttl{std::chrono::hours(8)};  ///< lifetime of issued tokens
 };
 

@@ -40,6 +40,8 @@ auth::JwtConfig jwt_config(const JwtSettings& s) {
   auth::JwtConfig c;
   c.hs256_secret = s.hs256_secret;
   c.rs256_public_key_pem = s.rs256_public_key_pem;
+  c.external_issuer = s.external_issuer;
+  c.external_audience = s.external_audience;
   c.lifetime = s.ttl;
   return c;
 }
@@ -81,6 +83,12 @@ LoginResult DomainAdapter::login(const std::string& email, const std::string& pa
 
 json DomainAdapter::verify_token(const std::string& token) {
   const auth::Claims c = impl_->jwt.verify(token);
+  if (c.alg == "RS256") {
+    // External identity provider: its subject is not our user id; map by e-mail.
+    const domain::User u = impl_->users.find_or_create_external(c.email, c.iss, c.sub);
+    return {{"user_id", u.id}, {"email", u.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg},
+            {"external_subject", c.sub}};
+  }
   return {{"user_id", c.sub}, {"email", c.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg}};
 }
 
@@ -124,15 +132,8 @@ store::Page<store::VersionRecord> DomainAdapter::list_versions(const std::string
 
 VersionView DomainAdapter::publish_version(const std::string& user_id, const std::string& workflow_id,
                                            std::optional<long long> base_revision) {
-  if (base_revision) {
-    const auto d = impl_->drafts.get(user_id, workflow_id);
-    if (d.revision != *base_revision) {
-      throw domain::ConflictError("The draft is at revision " + std::to_string(d.revision) + ", not " +
-                                      std::to_string(*base_revision) + "; reload it and publish again.",
-                                  {}, {{"current_revision", d.revision}});
-    }
-  }
-  auto v = impl_->workflows.publish(user_id, workflow_id);
+  // The revision is compared inside publish's transaction (no check-then-act race).
+  auto v = impl_->workflows.publish(user_id, workflow_id, base_revision);
   return VersionView{v.info, v.files};
 }
 

@@ -3,7 +3,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
+#include <list>
+#include <unordered_map>
 #include <mutex>
 
 #include "core/log.hpp"
@@ -41,16 +42,28 @@ Response unauthorized(const std::string& detail, bool token_present) {
   return r;
 }
 
-/// Token-bucket limiter keyed by client IP.
+/// Token-bucket limiter keyed by client IP. Memory is bounded: beyond `max_keys`
+/// addresses the least recently used bucket is evicted (never all of them at once, so
+/// address churn cannot reset the limit of an active client).
 class RateLimiter {
  public:
-  RateLimiter(int capacity, std::chrono::seconds window) : capacity_(capacity), window_(window) {}
+  RateLimiter(int capacity, std::chrono::seconds window, std::size_t max_keys)
+      : capacity_(capacity), window_(window), max_keys_(std::max<std::size_t>(1, max_keys)) {}
   /// Takes one token for `key`; returns 0 if allowed, else seconds until one is available (>= 1).
   long long take(const std::string& key) {
     std::lock_guard lk(mu_);
     const auto now = std::chrono::steady_clock::now();
-    if (buckets_.size() > 10000) buckets_.clear();  // bound memory under address churn
-    auto [it, fresh] = buckets_.try_emplace(key, Bucket{static_cast<double>(capacity_), now});
+    auto [it, fresh] = buckets_.try_emplace(key, Bucket{static_cast<double>(capacity_), now, {}});
+    if (fresh) {
+      lru_.push_front(key);
+      it->second.lru = lru_.begin();
+      while (buckets_.size() > max_keys_) {
+        buckets_.erase(lru_.back());
+        lru_.pop_back();
+      }
+    } else {
+      lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recently used first
+    }
     Bucket& b = it->second;
     const double rate = capacity_ / std::max(1.0, static_cast<double>(window_.count()));  // tokens per second
     if (!fresh) {
@@ -69,11 +82,14 @@ class RateLimiter {
   struct Bucket {
     double tokens;
     std::chrono::steady_clock::time_point at;
+    std::list<std::string>::iterator lru;  ///< position in lru_
   };
   int capacity_;
   std::chrono::seconds window_;
+  std::size_t max_keys_;
   std::mutex mu_;
-  std::map<std::string, Bucket> buckets_;
+  std::unordered_map<std::string, Bucket> buckets_;
+  std::list<std::string> lru_;  ///< keys, most recently used first
 };
 
 void add_security_headers(const Request& req, Response& r) {
@@ -88,26 +104,59 @@ void add_security_headers(const Request& req, Response& r) {
 }  // namespace
 
 std::optional<ExtractedToken> extract_token(const Request& req) {
-  const auto q = req.target.find('?');
-  const std::string raw_query = q == std::string::npos ? std::string() : req.target.substr(q + 1);
   const std::string authz = req.headers.get("Authorization").value_or("");
-  const std::string proto = req.headers.get("Sec-WebSocket-Protocol").value_or("");
+  // Browsers cannot set headers on WebSocket upgrades, so only those may carry the token
+  // in Sec-WebSocket-Protocol or ?token= (RFC 6750 §2.3 discourages URI tokens elsewhere).
+  std::string raw_query, proto;
+  if (is_upgrade(req)) {
+    const auto q = req.target.find('?');
+    if (q != std::string::npos) raw_query = req.target.substr(q + 1);
+    proto = req.headers.get("Sec-WebSocket-Protocol").value_or("");
+  }
   auto found = auth::find_token(authz, proto, raw_query);
   if (!found) return std::nullopt;
   return ExtractedToken{found->token, found->echo_protocol};
 }
 
 bool origin_allowed(const std::string& origin, const std::vector<std::string>& allowed, const Request& req) {
-  if (std::find(allowed.begin(), allowed.end(), origin) != allowed.end()) return true;
+  if (!allowed.empty()) return std::find(allowed.begin(), allowed.end(), origin) != allowed.end();
   if (auto host = req.headers.get("Host")) {
     if (origin == "http://" + *host || origin == "https://" + *host) return true;
   }
   return false;
 }
 
+std::string client_address(const Request& req, const std::vector<std::string>& trusted_proxies) {
+  const auto trusted = [&](const std::string& a) {
+    return std::find(trusted_proxies.begin(), trusted_proxies.end(), a) != trusted_proxies.end();
+  };
+  if (!trusted(req.remote_addr)) return req.remote_addr;
+  const auto xff = req.headers.get("X-Forwarded-For");
+  if (!xff) return req.remote_addr;
+  std::vector<std::string> hops;
+  std::size_t start = 0;
+  while (start <= xff->size()) {
+    const auto comma = xff->find(',', start);
+    const auto end = comma == std::string::npos ? xff->size() : comma;
+    hops.push_back(trim(xff->substr(start, end - start)));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  // Right to left: each trusted proxy vouches for the hop before it; the first untrusted
+  // (or empty/garbled) entry is the client. Entries further left are client-controlled.
+  std::string client = req.remote_addr;
+  for (auto it = hops.rbegin(); it != hops.rend(); ++it) {
+    if (it->empty()) break;
+    client = *it;
+    if (!trusted(*it)) break;
+  }
+  return client;
+}
+
 core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify) {
   auto opts = std::make_shared<MiddlewareOptions>(std::move(options));
-  auto limiter = std::make_shared<RateLimiter>(opts->login_attempts_per_window, opts->login_window);
+  auto limiter = std::make_shared<RateLimiter>(opts->login_attempts_per_window, opts->login_window,
+                                               opts->login_rate_limit_max_clients);
   core::http::Middleware m;
 
   m.before = [opts, limiter, verify](Request& req) -> std::optional<Response> {
@@ -139,7 +188,7 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
                            opts->public_api_paths.end();
     if (is_public) {
       if (req.path == "/api/auth/login" && req.method == "POST") {
-        if (long long wait = limiter->take(req.remote_addr)) {
+        if (long long wait = limiter->take(client_address(req, opts->trusted_proxies))) {
           Response r = Response::problem(429, "Too Many Requests",
                                          "Too many sign-in attempts from your address; try again in " +
                                              std::to_string(wait) + " seconds.",

@@ -19,8 +19,10 @@ namespace orchestrator::api {
 /// parsing helpers below and caught by `guarded`.
 class ApiError : public std::runtime_error {
  public:
+  /// Wraps the complete response to send (status, headers, problem+json body); what() is the body.
   explicit ApiError(core::http::Response response)
       : std::runtime_error(response.body), response_(std::move(response)) {}
+  /// The response to send as is (to_response returns it unchanged).
   const core::http::Response& response() const { return response_; }
 
  private:
@@ -66,9 +68,13 @@ std::string caller_id(const core::http::Request& req);
 /// Pagination query `limit` (1..200, default 50) and `cursor` (opaque). Bad limit -> ApiError 400
 /// naming field "limit".
 struct PageQuery {
-  int limit = 50;
-  std::string cursor;
+  int limit = 50;      ///< page size, 1..200
+  std::string cursor;  ///< opaque next_cursor of the previous page; "" = first page
 };
+/// Reads `limit` and `cursor` from the query string (DESIGN.md §5 "Shapes": lists paginated).
+/// `limit` must be a whole decimal integer 1..200, else throws ApiError 400 (validation_problem,
+/// field "limit"). `cursor` is copied as is ("" when absent); it is decoded and validated later
+/// by the store (store::decode_cursor throws domain::InvalidError "cursor").
 PageQuery page_query(const core::http::Request& req);
 
 /// Maps any exception escaping a handler to a response:

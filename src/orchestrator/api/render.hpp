@@ -15,14 +15,22 @@ nlohmann::json render_user(const store::UserRecord& u);
 nlohmann::json render_draft(const DraftView& d);
 /// {id, name, description, owner_id, role, created_at, updated_at[, draft]}.
 nlohmann::json render_workflow(const store::WorkflowRecord& w);
+/// Same as above plus `draft`: render_draft(...) of the workflow's draft, or null when it has none.
 nlohmann::json render_workflow(const WorkflowView& w);
 /// {id, workflow_id, number, created_by, created_at[, files]}.
+/// Without `files` (for lists).
 nlohmann::json render_version(const store::VersionRecord& v);
+/// With `files` in the engine file shape (DESIGN.md §5 "Shapes"; {} when the view has none).
 nlohmann::json render_version(const VersionView& v);
 /// {path, change, lines_added, lines_removed}.
 nlohmann::json render_change(const domain::FileChange& c);
 /// Proposal without files (lists) or with generated_files + changes (details).
+/// List form: {id, workflow_id, draft_id|null, thread_id, status, user_prompt, context_file_path|null,
+/// context_selection|null, error|null, created_at, completed_at|null, resolved_at|null,
+/// created_by_user_id, resolved_by_user_id|null}.
 nlohmann::json render_proposal(const store::ProposalRecord& p);
+/// Detail form (R7 GET /api/proposals/{id}): the list form plus `generated_files` (engine file
+/// shape, null until the proposal completed) and `changes` ([render_change(...)], may be empty).
 nlohmann::json render_proposal(const ProposalView& p);
 
 /// {items: [render(x)...], next_cursor: string|null}.

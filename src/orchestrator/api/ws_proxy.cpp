@@ -2,6 +2,7 @@
 #include "orchestrator/api/ws_proxy.hpp"
 
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -29,8 +30,31 @@ core::metrics::Gauge& ws_gauge() {
 }
 
 std::string error_event(const std::string& error, json context) {
-  return json{{"event_type", "error"}, {"data", {{"error", error}, {"context", std::move(context)}}}}.dump();
+  // `error` may carry engine text (invalid UTF-8 must not throw here).
+  return json{{"event_type", "error"}, {"data", {{"error", error}, {"context", std::move(context)}}}}.dump(
+      -1, ' ', false, json::error_handler_t::replace);
 }
+
+/// Keeps the open-connection counter and gauge balanced whatever way forward() exits.
+class ActiveGuard {
+ public:
+  explicit ActiveGuard(std::atomic<int>& n) : n_(n) {
+    ++n_;
+    ws_gauge().inc();
+  }
+  ~ActiveGuard() {
+    ws_gauge().dec();
+    --n_;
+  }
+  ActiveGuard(const ActiveGuard&) = delete;
+  ActiveGuard& operator=(const ActiveGuard&) = delete;
+
+ private:
+  std::atomic<int>& n_;
+};
+
+/// Outcome of waiting for a stalled browser to drain its send queue.
+enum class Drain { ok, gone, stopping, timed_out };
 
 }  // namespace
 
@@ -42,9 +66,66 @@ WsProxy::WsProxy(engine_client::EngineClient& engine, ThreadAccessCheck can_acce
 WsProxy::~WsProxy() { stop(); }
 
 void WsProxy::stop() {
-  stopping_ = true;
+  std::vector<std::shared_ptr<WsConnection>> conns;
+  {
+    std::lock_guard lk(mu_);
+    stopping_ = true;
+    for (auto& [id, f] : forwarders_) conns.push_back(f.conn);
+  }
+  cv_.notify_all();  // wakes backoff and drain waits
+  for (auto& c : conns) {
+    if (c && c->is_open()) c->close(1001, "server shutting down");
+  }
+  // Join outside the lock: a finishing forwarder takes mu_ to mark itself finished.
+  std::map<std::uint64_t, Forwarder> all;
+  {
+    std::lock_guard lk(mu_);
+    all.swap(forwarders_);
+  }
+  for (auto& [id, f] : all) {
+    if (f.thread.joinable()) f.thread.join();
+  }
+}
+
+bool WsProxy::wait_unless_stopping(std::chrono::milliseconds d) {
   std::unique_lock lk(mu_);
-  cv_.wait_for(lk, std::chrono::seconds(5), [this] { return threads_.load() == 0; });
+  return !cv_.wait_for(lk, d, [this] { return stopping_.load(); });
+}
+
+void WsProxy::reap_finished() {
+  std::vector<std::thread> done;
+  {
+    std::lock_guard lk(mu_);
+    for (auto it = forwarders_.begin(); it != forwarders_.end();) {
+      if (it->second.finished) {
+        done.push_back(std::move(it->second.thread));
+        it = forwarders_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (auto& t : done) {
+    if (t.joinable()) t.join();
+  }
+}
+
+void WsProxy::run_forwarder(std::uint64_t id, std::shared_ptr<WsConnection> conn, std::string thread_id,
+                            long long after_seq, std::string traceparent) {
+  try {
+    forward(conn, thread_id, after_seq, std::move(traceparent));
+  } catch (const std::exception& e) {
+    core::log::error("ws_proxy_forwarder_failed", {{"thread_id", thread_id}, {"error", e.what()}});
+  } catch (...) {
+    core::log::error("ws_proxy_forwarder_failed", {{"thread_id", thread_id}, {"error", "unknown exception"}});
+  }
+  try {
+    if (conn->is_open()) conn->close(1011, "internal error");
+  } catch (...) {
+  }
+  std::lock_guard lk(mu_);
+  auto it = forwarders_.find(id);
+  if (it != forwarders_.end()) it->second.finished = true;
 }
 
 WsAccept WsProxy::accept(Request& req) {
@@ -78,16 +159,20 @@ WsAccept WsProxy::accept(Request& req) {
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
   const std::string traceparent = req.traceparent;
   a.on_open = [this, thread_id, after_seq, traceparent](std::shared_ptr<WsConnection> conn) {
-    ++threads_;
+    reap_finished();
+    std::lock_guard lk(mu_);
+    if (stopping_) {
+      conn->close(1001, "server shutting down");
+      return;
+    }
+    const std::uint64_t id = next_id_++;
+    Forwarder& f = forwarders_[id];
+    f.conn = conn;
     try {
-      std::thread([this, conn, thread_id, after_seq, traceparent] {
-        forward(conn, thread_id, after_seq, traceparent);
-        std::lock_guard lk(mu_);
-        --threads_;
-        cv_.notify_all();
-      }).detach();
+      // The new thread marks itself finished under mu_, which we hold until `f.thread` is set.
+      f.thread = std::thread(&WsProxy::run_forwarder, this, id, conn, thread_id, after_seq, traceparent);
     } catch (...) {
-      --threads_;
+      forwarders_.erase(id);
       conn->close(1011, "server busy");
     }
   };
@@ -96,20 +181,30 @@ WsAccept WsProxy::accept(Request& req) {
 
 void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id, long long after_seq,
                       std::string traceparent) {
-  ++active_;
-  ws_gauge().inc();
+  ActiveGuard active(active_);
   core::log::info("ws_proxy_open", {{"thread_id", thread_id}, {"after_seq", after_seq}});
   long long last_seq = after_seq;
   int failures = 0;
   std::string last_error;
   bool ended = false;
-  while (!ended && !stopping_ && conn->is_open()) {
+  bool too_slow = false;
+  // Back-pressure: stop reading upstream while the browser's queue is above the bound.
+  auto drain = [&]() {
+    if (conn->queued() <= options_.max_queued_frames) return Drain::ok;
+    const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+    while (conn->queued() > options_.max_queued_frames) {
+      if (!conn->is_open()) return Drain::gone;
+      if (std::chrono::steady_clock::now() >= deadline) return Drain::timed_out;
+      if (!wait_unless_stopping(std::chrono::milliseconds(20))) return Drain::stopping;
+    }
+    return Drain::ok;
+  };
+  while (!ended && !too_slow && !stopping_ && conn->is_open()) {
     if (failures > options_.max_reconnects) break;
     if (failures > 0) {
       auto d = options_.reconnect_base_delay * (1LL << std::min(failures - 1, 10));
       if (d > options_.reconnect_max_delay) d = options_.reconnect_max_delay;
-      std::this_thread::sleep_for(d);
-      if (stopping_ || !conn->is_open()) break;
+      if (!wait_unless_stopping(d) || !conn->is_open()) break;
     }
     std::unique_ptr<core::http::WsClient> up;
     try {
@@ -127,6 +222,12 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
     }
     try {
       while (!stopping_ && conn->is_open()) {
+        const Drain dr = drain();
+        if (dr == Drain::timed_out) {
+          too_slow = true;
+          break;
+        }
+        if (dr != Drain::ok) break;
         std::optional<std::string> msg;
         try {
           msg = up->read(options_.poll_interval);
@@ -160,6 +261,11 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
   }
   if (ended) {
     conn->close(1000, "end");
+  } else if (too_slow) {
+    core::log::warn("ws_proxy_client_too_slow",
+                    {{"thread_id", thread_id}, {"last_seq", last_seq}, {"queued", conn->queued()}});
+    // 1013 Try Again Later (RFC 6455 §7.4.1 registry): the browser resumes with after_seq.
+    conn->close(1013, "client too slow; reconnect with after_seq=" + std::to_string(last_seq));
   } else if (conn->is_open() && !stopping_) {
     conn->send_text(error_event("Lost the connection to the refinement engine and could not resume: " + last_error,
                                 {{"thread_id", thread_id}, {"after_seq", last_seq}}));
@@ -168,8 +274,6 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
     conn->close(1001, "server shutting down");
   }
   core::log::info("ws_proxy_closed", {{"thread_id", thread_id}, {"last_seq", last_seq}, {"ended", ended}});
-  ws_gauge().dec();
-  --active_;
 }
 
 }  // namespace orchestrator::api

@@ -182,13 +182,18 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   if (const auto nbf = num("nbf"); nbf && t + leeway < *nbf) throw UnauthenticatedError("token not yet valid");
   const auto iat = num("iat");
   if (iat && t + leeway < *iat) throw UnauthenticatedError("token issued in the future");
+  // External (RS256) tokens carry the identity provider's iss/aud; ours carry ours.
+  const std::string& want_iss =
+      rs && !config_.external_issuer.empty() ? config_.external_issuer : config_.issuer;
+  const std::string& want_aud =
+      rs && !config_.external_audience.empty() ? config_.external_audience : config_.audience;
   const auto iss = claims.find("iss");
-  if (iss == claims.end() || !iss->is_string() || *iss != config_.issuer) throw UnauthenticatedError("wrong token issuer");
+  if (iss == claims.end() || !iss->is_string() || *iss != want_iss) throw UnauthenticatedError("wrong token issuer");
   bool aud_ok = false;
   if (const auto aud = claims.find("aud"); aud != claims.end()) {
-    if (aud->is_string()) aud_ok = *aud == config_.audience;
+    if (aud->is_string()) aud_ok = *aud == want_aud;
     if (aud->is_array())
-      for (const auto& a : *aud) aud_ok = aud_ok || (a.is_string() && a == config_.audience);
+      for (const auto& a : *aud) aud_ok = aud_ok || (a.is_string() && a == want_aud);
   }
   if (!aud_ok) throw UnauthenticatedError("wrong token audience");
   const auto sub = claims.find("sub");
@@ -197,7 +202,7 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   Claims c;
   c.sub = sub->get<std::string>();
   if (const auto e = claims.find("email"); e != claims.end() && e->is_string()) c.email = e->get<std::string>();
-  c.iss = config_.issuer;
+  c.iss = want_iss;
   c.iat = iat.value_or(0);
   c.exp = *exp;
   c.alg = rs ? "RS256" : "HS256";

@@ -23,6 +23,11 @@ struct JwtConfig {
   std::string issuer = "ide-orchestrator";
   /// `aud` issued and required (RFC 7519 §4.1.3; a string or an array containing it).
   std::string audience = "agentic-ide";
+  /// `iss` required of external RS256 tokens; empty = `issuer` (our own HS256 tokens
+  /// always use `issuer`).
+  std::string external_issuer;
+  /// `aud` required of external RS256 tokens; empty = `audience`.
+  std::string external_audience;
   /// Lifetime of issued tokens (exp - iat). Default 8 h.
   std::chrono::seconds lifetime{8 * 3600};
   /// Clock skew allowed on exp/nbf/iat (RFC 7519 §4.1.4 "small leeway"); 0..30 s.
@@ -61,8 +66,9 @@ class JwtService {
                        std::chrono::system_clock::time_point now) const;
 
   /// Verifies signature, algorithm (only HS256, or RS256 when a public key is configured,
-  /// as named by the header AND confirmed by libjwt), exp/nbf/iat with leeway, iss, aud and
-  /// a non-empty sub. Throws domain::UnauthenticatedError with a generic reason
+  /// as named by the header AND confirmed by libjwt), exp/nbf/iat with leeway, iss, aud
+  /// (issuer/audience for HS256, external_issuer/external_audience for RS256) and a
+  /// non-empty sub. Throws domain::UnauthenticatedError with a generic reason
   /// ("token expired", "invalid token signature", ...) that never echoes the token.
   Claims verify(std::string_view token) const;
   /// Same with an explicit clock (tests).

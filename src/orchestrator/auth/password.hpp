@@ -10,10 +10,14 @@ namespace orchestrator::auth {
 /// Cost parameters. Defaults are libsodium's "interactive" limits (2 passes, 64 MiB);
 /// tests may use `minimal()` to stay fast.
 struct PasswordParams {
+  /// Argon2id passes (time cost t, RFC 9106 §3.1)
   unsigned long long opslimit;
   std::size_t memlimit;  ///< bytes
+  /// libsodium argon2id INTERACTIVE: 2 passes, 64 MiB; the default for user passwords.
   static PasswordParams interactive();
+  /// libsodium argon2id MODERATE: 3 passes, 256 MiB (slower, for higher-value secrets).
   static PasswordParams moderate();
+  /// libsodium argon2id MIN: 1 pass, 8 KiB.
   static PasswordParams minimal();  ///< libsodium minimums: for tests only
 };
 

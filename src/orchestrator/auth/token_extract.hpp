@@ -40,10 +40,13 @@ enum class TokenSource { authorization_header, websocket_protocol, query };
 /// `?token=`. Pass empty views for absent headers. `echo_protocol` is set when the token came
 /// from the subprotocol header.
 struct FoundToken {
-  std::string token;
-  TokenSource source;
-  std::optional<std::string> echo_protocol;
+  std::string token;                         ///< raw token (a JWT), never empty
+  TokenSource source;                        ///< where it was found
+  std::optional<std::string> echo_protocol;  ///< subprotocol to select in the 101 answer, if any
 };
+/// Returns the token from the first source that yields one (a present but unusable source,
+/// e.g. "Basic ..." or an empty token, falls through to the next); nullopt when none does.
+/// Never throws. Does not verify the token (see jwt.hpp). DESIGN.md §5 API (WebSocket).
 std::optional<FoundToken> find_token(std::string_view authorization, std::string_view websocket_protocol,
                                      std::string_view raw_query);
 

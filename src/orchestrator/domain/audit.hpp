@@ -27,6 +27,8 @@ void audit_append(soci::session& sql, const std::string& user_id, const std::str
 /// Reads and writes the audit log. Thread-safe.
 class AuditService {
  public:
+  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
+  /// per call. No database access here; never throws.
   explicit AuditService(core::db::Database& db);
   /// Appends in its own statement (outside any transaction).
   void append(const std::string& user_id, const std::string& workflow_id, const std::string& action,

@@ -26,6 +26,8 @@ struct Draft {
 /// Draft operations. Thread-safe.
 class DraftService {
  public:
+  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
+  /// per call. No database access here; never throws.
   explicit DraftService(core::db::Database& db);
 
   /// The workflow's draft. If it has none (never created or deleted), one is created at

@@ -28,6 +28,7 @@ class Error : public std::runtime_error {
  public:
   Error(ErrorKind kind, const std::string& message, nlohmann::json details = nlohmann::json::object())
       : std::runtime_error(message), kind_(kind), details_(std::move(details)) {}
+  /// The error category; decides http_status() and slug().
   ErrorKind kind() const noexcept { return kind_; }
   /// Extra machine-readable facts for the problem document (e.g. {"current_status": "rejected"}).
   const nlohmann::json& details() const noexcept { return details_; }
@@ -47,6 +48,7 @@ class InvalidError : public Error {
  public:
   InvalidError(std::string field, const std::string& message)
       : Error(ErrorKind::invalid, message, {{"field", field}}), field_(std::move(field)) {}
+  /// The offending JSON field (dotted path); also in details() as "field".
   const std::string& field() const noexcept { return field_; }
 
  private:
@@ -60,6 +62,8 @@ class NotFoundError : public Error {
       : Error(ErrorKind::not_found, resource + " " + id + " was not found",
               {{"resource", resource}, {"id", id}}),
         resource_(std::move(resource)) {}
+  /// Resource kind as given to the constructor ("workflow", "proposal", ...); details() also
+  /// carries it with the id as {"resource", "id"}.
   const std::string& resource() const noexcept { return resource_; }
 
  private:
@@ -73,6 +77,8 @@ class ConflictError : public Error {
   ConflictError(const std::string& message, std::vector<std::string> paths = {},
                 nlohmann::json details = nlohmann::json::object())
       : Error(ErrorKind::conflict, message, with_paths(std::move(details), paths)), paths_(std::move(paths)) {}
+  /// Conflicting absolute file paths (DESIGN.md §5 "Proposals": 409 naming the paths); empty
+  /// for non-merge conflicts. When non-empty, details() also carries them as "paths".
   const std::vector<std::string>& paths() const noexcept { return paths_; }
 
  private:

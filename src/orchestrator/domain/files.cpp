@@ -76,7 +76,9 @@ nlohmann::json files_to_json(const FileMap& files) {
   return j;
 }
 
-std::string content_to_text(const std::vector<std::string>& lines) { return nlohmann::json(lines).dump(); }
+std::string content_to_text(const std::vector<std::string>& lines) {
+  return nlohmann::json(lines).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 std::vector<std::string> content_from_text(const std::string& text) {
   const auto j = nlohmann::json::parse(text, nullptr, false);

@@ -233,7 +233,7 @@ Proposal ProposalService::decide(const std::string& actor, const std::string& pr
     illegal(cur ? *cur : seen, store::to_string(to), allowed);
   }
   nlohmann::json details{{"thread_id", seen.thread_id}};
-  if (!reason.empty()) details["reason"] = reason.substr(0, 2000);
+  if (!reason.empty()) details["reason"] = core::utf8_truncate(reason, 2000);
   audit_append(sql, actor, seen.workflow_id, action, "proposal", proposal_id, details);
   auto p = *store::proposals::find(sql, proposal_id);
   tx.commit();
@@ -259,7 +259,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
   store::proposals::Transition t;
   t.completed_at = core::now_rfc3339();
   t.generated_files = files;
-  if (error) t.error = error->substr(0, kMaxError);
+  if (error) t.error = core::utf8_truncate(*error, kMaxError);
   if (store::proposals::transition(sql, p->id, {ProposalStatus::processing}, to, t) != 1) {
     tx.commit();
     return {false, *store::proposals::find(sql, p->id)};

@@ -75,6 +75,8 @@ struct CleanupItem {
 /// Proposal operations. Thread-safe.
 class ProposalService {
  public:
+  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
+  /// per call. No database access here; never throws.
   explicit ProposalService(core::db::Database& db);
 
   /// Starts a proposal in `processing`: creates the workflow's draft if missing, snapshots

@@ -4,8 +4,10 @@
 #include <cctype>
 
 #include "core/util.hpp"
+#include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "orchestrator/store/tx.hpp"
 
 namespace orchestrator::domain {
 
@@ -25,13 +27,21 @@ std::string UserService::normalize_email(const std::string& email) {
   return e;
 }
 
+namespace {
+/// local@domain, <= 254 bytes, no spaces or control characters (already normalised).
+bool plausible_email(const std::string& email) {
+  const auto at = email.find('@');
+  return !email.empty() && email.size() <= 254 && at != std::string::npos && at != 0 && at + 1 != email.size() &&
+         email.find('@', at + 1) == std::string::npos &&
+         std::none_of(email.begin(), email.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; });
+}
+/// Stored as the password hash of external users: not an Argon2 string, so it never verifies.
+constexpr const char* kNoPassword = "!external-identity";
+}  // namespace
+
 User UserService::create(const std::string& email_in, const std::string& name, const std::string& password) {
   const std::string email = normalize_email(email_in);
-  const auto at = email.find('@');
-  if (email.empty() || email.size() > 254 || at == std::string::npos || at == 0 || at + 1 == email.size() ||
-      email.find('@', at + 1) != std::string::npos ||
-      std::any_of(email.begin(), email.end(), [](unsigned char c) { return c <= ' ' || c == 0x7f; }))
-    throw InvalidError("email", "e-mail must look like name@example.com");
+  if (!plausible_email(email)) throw InvalidError("email", "e-mail must look like name@example.com");
   if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
   if (password.size() < 8 || password.size() > 1024)
     throw InvalidError("password", "password must be 8 to 1024 characters");
@@ -50,6 +60,28 @@ User UserService::authenticate(const std::string& email, const std::string& pass
   const bool ok = auth::verify_password(password, r ? r->password_hash : dummy_hash_);
   if (!r || !ok) throw UnauthenticatedError("invalid e-mail or password");
   return to_user(*r);
+}
+
+User UserService::find_or_create_external(const std::string& email_in, const std::string& issuer,
+                                           const std::string& subject) {
+  const std::string email = normalize_email(email_in);
+  if (!plausible_email(email)) throw UnauthenticatedError("external token has no usable email claim");
+  soci::session sql(db_.pool());
+  if (auto r = store::users::find_by_email(sql, email)) return to_user(*r);
+  store::UserRecord r{core::uuid4(), email, email, kNoPassword, core::now_rfc3339()};
+  try {
+    store::Tx tx(sql, db_.dialect());
+    if (store::users::insert(sql, r)) {
+      audit_append(sql, r.id, "", "user.create_external", "user", r.id,
+                   {{"issuer", core::utf8_truncate(issuer, 500)}, {"subject", core::utf8_truncate(subject, 500)}});
+      tx.commit();
+      return to_user(r);
+    }
+  } catch (const soci::soci_error&) {
+    // Lost a race on the unique e-mail (the transaction rolled back); read the winner below.
+  }
+  if (auto found = store::users::find_by_email(sql, email)) return to_user(*found);
+  throw UnauthenticatedError("external token has no usable email claim");
 }
 
 std::optional<User> UserService::find(const std::string& id) {

@@ -18,6 +18,10 @@ struct User {
 /// User accounts. Thread-safe (each call borrows a pooled session).
 class UserService {
  public:
+  /// Keeps a reference to `db` (must outlive the service). `params` are the Argon2id costs for
+  /// new password hashes (auth/password.hpp). Computes one dummy hash with `params` up front
+  /// (for authenticate's timing equalisation), so construction costs one hash; throws
+  /// std::runtime_error if libsodium cannot initialise or runs out of memory.
   explicit UserService(core::db::Database& db, auth::PasswordParams params = auth::PasswordParams::interactive());
 
   /// Creates a user. `email` is trimmed and lower-cased; must look like local@domain
@@ -35,6 +39,12 @@ class UserService {
   /// The user with this e-mail (normalised as in create), or nullopt.
   std::optional<User> find_by_email(const std::string& email);
 
+  /// The local user for an external identity-provider token (RS256): looked up by the
+  /// token's `email` claim (normalised as in create); created on first sight with that
+  /// e-mail as name and no usable password (password login always fails for it), in one
+  /// transaction with an audit entry "user.create_external" {issuer, subject}.
+  /// Throws UnauthenticatedError when `email` is empty or not an e-mail address.
+  User find_or_create_external(const std::string& email, const std::string& issuer, const std::string& subject);
   /// Lower-cases and trims an e-mail address.
   static std::string normalize_email(const std::string& email);
 

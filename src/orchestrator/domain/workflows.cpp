@@ -91,15 +91,24 @@ Version WorkflowService::get_version(const std::string& actor, const std::string
   return {v, store::versions::load_files(sql, v.id)};
 }
 
-Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id) {
+Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id,
+                                 std::optional<long long> expected_revision) {
   soci::session sql(db_.pool());
   access::require_workflow_writer(sql, workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
-  const auto draft = store::drafts::find_by_workflow(sql, workflow_id);
+  auto draft = store::drafts::find_by_workflow(sql, workflow_id);
   if (!draft) throw PreconditionError("the workflow has no draft to publish");
   const std::string now = core::now_rfc3339();
-  // Lock the draft row (PostgreSQL) so concurrent publishes and edits serialise.
+  // Lock the draft row (PostgreSQL) so concurrent publishes and edits serialise, then
+  // re-read it: the revision checked below is the one this transaction publishes.
   sql << "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(draft->id);
+  draft = store::drafts::find_by_workflow(sql, workflow_id);
+  if (!draft) throw PreconditionError("the workflow has no draft to publish");
+  if (expected_revision && draft->revision != *expected_revision) {
+    throw ConflictError("The draft is at revision " + std::to_string(draft->revision) + ", not " +
+                            std::to_string(*expected_revision) + "; reload it and publish again.",
+                        {}, {{"current_revision", draft->revision}});
+  }
   const auto files = store::drafts::load_files(sql, draft->id);
   if (files.empty()) throw PreconditionError("the draft has no files; add files before publishing");
   VersionInfo v{core::uuid4(), workflow_id, store::versions::next_number(sql, workflow_id), actor, now};

@@ -82,7 +82,11 @@ class WorkflowService {
   /// Publishes the draft as version max+1 (files copied, immutable) in one transaction;
   /// the draft stays. Owner/editor only. Audits "workflow.publish".
   /// Throws PreconditionError if the workflow has no draft or the draft has no files.
-  Version publish(const std::string& actor, const std::string& workflow_id);
+  /// With `expected_revision` (the client's base_revision), the draft's revision is compared
+  /// inside the same transaction after the draft row is locked: a mismatch throws
+  /// ConflictError with details {"current_revision": N} and nothing is published.
+  Version publish(const std::string& actor, const std::string& workflow_id,
+                  std::optional<long long> expected_revision = std::nullopt);
 
   /// Minimal deploy: picks the latest version, checks that its /definition.json is a runnable
   /// engine definition (graph.nodes non-empty, graph.entryPoint names a node), audits

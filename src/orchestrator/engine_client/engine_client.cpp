@@ -8,6 +8,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/util.hpp"
 
 namespace orchestrator::engine_client {
 
@@ -116,7 +117,7 @@ std::pair<std::string, nlohmann::json> problem_of(const ClientResponse& r) {
   } catch (const std::exception&) {
     problem = nullptr;
   }
-  if (detail.empty()) detail = r.body.substr(0, 200);
+  if (detail.empty()) detail = core::utf8_truncate(r.body, 200);
   std::string what = "The refinement engine refused the request (HTTP " + std::to_string(r.status) + ")";
   if (!detail.empty()) what += ": " + detail;
   return {what, problem};

@@ -1,7 +1,7 @@
 #pragma once
 // Client for the Spec Engine API (DESIGN.md §4 API, §5 "Engine client"; R10):
 // timeouts on every call, up to 3 attempts with exponential backoff + jitter for
-// transient failures only (connect/timeout/5xx/429), and a circuit breaker that
+// transient failures only (resolve/connect/timeout/closed, 5xx, 429), and a circuit breaker that
 // opens after more than 5 consecutive failures and half-opens after 30 s.
 
 #include <chrono>
@@ -41,10 +41,15 @@ class EngineRejected : public std::runtime_error {
   nlohmann::json problem_;
 };
 
+/// Settings of EngineClient; defaults follow DESIGN.md §5 "Engine client" (3 attempts,
+/// breaker opens after more than 5 consecutive failures, half-opens after 30 s with 3 trials).
 struct EngineClientOptions {
   std::string base_url = "http://127.0.0.1:8000";   ///< engine root, no trailing slash
   std::chrono::milliseconds request_timeout{5000};   ///< per attempt
+  /// attempts per HTTP call (including the first) and full-jitter backoff: 200 ms base, 2 s cap.
+  /// Only connect/resolve/timeout/closed transport errors, 5xx and 429 are retried.
   core::RetryPolicy retry{3, std::chrono::milliseconds(200), std::chrono::milliseconds(2000)};
+  /// breaker shared by every call of this client (threshold 5, open 30 s, 3 half-open trials)
   core::CircuitBreaker::Options breaker{5, std::chrono::milliseconds(30000), 3};
 };
 
@@ -52,6 +57,8 @@ struct EngineClientOptions {
 /// metric ide_orchestrator_spec_engine_requests_total{endpoint,status}.
 class EngineClient {
  public:
+  /// Stores `options` (trailing '/' of base_url is stripped) and sets the breaker gauge to 0
+  /// (closed). Does not contact the engine; never throws on a bad URL (calls fail later).
   explicit EngineClient(EngineClientOptions options);
 
   /// POST /spec-engine/invoke with job {trace_id, job_id, agent_definition, input_payload}.
@@ -73,6 +80,7 @@ class EngineClient {
   /// Current breaker state ("closed" | "open" | "half_open"); also exported as gauge
   /// ide_orchestrator_circuit_breaker_state (0 closed, 1 half-open, 2 open).
   std::string breaker_state() const;
+  /// The options in effect (base_url without trailing '/').
   const EngineClientOptions& options() const { return options_; }
 
  private:

@@ -42,7 +42,9 @@ struct NullableParam {
   }
 };
 
-std::string files_blob(const FileMap& f) { return domain::files_to_json(f).dump(); }
+std::string files_blob(const FileMap& f) {
+  return domain::files_to_json(f).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 FileMap files_from_blob(const std::string& s) {
   return domain::files_from_json(nlohmann::json::parse(s), "stored_files", "1970-01-01T00:00:00Z");
 }
@@ -561,7 +563,8 @@ namespace audit {
 
 void insert(soci::session& sql, const AuditRecord& a) {
   NullableParam user(a.user_id), wf(a.workflow_id);
-  const std::string details = a.details.dump();
+  // Details can carry engine text: never throw on invalid UTF-8 (it becomes U+FFFD).
+  const std::string details = a.details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   sql << "INSERT INTO audit_log (id, at, user_id, workflow_id, action, subject_type, subject_id, details) "
          "VALUES (:id, :at, :u, :w, :a, :st, :si, :d)",
       soci::use(a.id), soci::use(a.at), soci::use(user.value, user.ind), soci::use(wf.value, wf.ind),

@@ -18,11 +18,15 @@ namespace orchestrator::store {
 namespace users {
 /// Inserts; returns false if the e-mail is taken (unique constraint checked first).
 bool insert(soci::session& sql, const UserRecord& u);
+/// The user with exactly this e-mail (case-sensitive match), or nullopt.
 std::optional<UserRecord> find_by_email(soci::session& sql, const std::string& email);
+/// The user with this id (UUID text), or nullopt.
 std::optional<UserRecord> find_by_id(soci::session& sql, const std::string& id);
 }  // namespace users
 
 namespace workflows {
+/// Inserts the workflows row (`role` is ignored; add members with upsert_member). Throws
+/// soci::soci_error on a duplicate id or an unknown owner_id (foreign key).
 void insert(soci::session& sql, const WorkflowRecord& w);
 /// Adds or updates a member's role ("owner" | "editor" | "viewer").
 void upsert_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id,
@@ -32,11 +36,14 @@ std::optional<WorkflowRecord> find_for_user(soci::session& sql, const std::strin
 /// Workflows `user_id` belongs to, newest first, keyset after `after`; fetches `limit` rows.
 std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after);
+/// Sets updated_at = `at` (RFC 3339 UTC); no-op if the workflow does not exist.
 void touch(soci::session& sql, const std::string& id, const std::string& at);
 }  // namespace workflows
 
 namespace drafts {
+/// The workflow's draft (at most one per workflow), or nullopt if it has none.
 std::optional<DraftRecord> find_by_workflow(soci::session& sql, const std::string& workflow_id);
+/// The draft with this id, or nullopt.
 std::optional<DraftRecord> find(soci::session& sql, const std::string& id);
 /// INSERT ... ON CONFLICT (workflow_id) DO NOTHING; true if this call created it.
 bool insert_if_missing(soci::session& sql, const DraftRecord& d);
@@ -44,10 +51,16 @@ bool insert_if_missing(soci::session& sql, const DraftRecord& d);
 /// On PostgreSQL this also locks the draft row until the transaction ends.
 bool bump_revision(soci::session& sql, const std::string& id, std::optional<long long> expected,
                    const std::string& at);
+/// All files of the draft, keyed by absolute path (engine file shape, DESIGN.md §5 "Shapes");
+/// empty if none. Throws std::runtime_error if stored content is corrupt.
 domain::FileMap load_files(soci::session& sql, const std::string& draft_id);
+/// Inserts the file or, if `path` exists, replaces its content and modified_at (created_at is
+/// kept). Does not validate the path or bump the revision (see bump_revision).
 void upsert_file(soci::session& sql, const std::string& draft_id, const std::string& path,
                  const domain::FileEntry& f);
+/// Deletes one file of the draft; no-op if absent. Does not bump the revision.
 void delete_file(soci::session& sql, const std::string& draft_id, const std::string& path);
+/// Deletes every file of the draft (the draft row stays). Does not bump the revision.
 void delete_all_files(soci::session& sql, const std::string& draft_id);
 /// Deletes the draft and its files; proposals keep their row (draft_id set to NULL).
 void remove(soci::session& sql, const std::string& id);
@@ -56,22 +69,36 @@ void remove(soci::session& sql, const std::string& id);
 namespace versions {
 /// max(number) + 1 for the workflow (1 for the first).
 long long next_number(soci::session& sql, const std::string& workflow_id);
+/// Inserts the versions row. Throws soci::soci_error if (workflow_id, number) is taken
+/// (unique constraint), e.g. when a concurrent publish won the number from next_number.
 void insert(soci::session& sql, const VersionRecord& v);
+/// Adds one file to a version. Throws soci::soci_error if `path` already exists in it.
 void insert_file(soci::session& sql, const std::string& version_id, const std::string& path,
                  const domain::FileEntry& f);
-/// Newest first (by number), keyset on (created_at, id).
+/// Newest first (created_at DESC, id DESC), keyset on (created_at, id).
 std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
                                 const std::optional<CursorKey>& after);
+/// The workflow's highest-numbered version, or nullopt if none was published.
 std::optional<VersionRecord> latest(soci::session& sql, const std::string& workflow_id);
+/// All files of the version, keyed by absolute path; empty if none. Throws std::runtime_error
+/// if stored content is corrupt.
 domain::FileMap load_files(soci::session& sql, const std::string& version_id);
 }  // namespace versions
 
 namespace proposals {
+/// Inserts the proposals row with engine_cleanup_pending = 0; lease, completed_at,
+/// resolved_at and resolved_by_user_id are not written (NULL). Throws soci::soci_error on a
+/// duplicate id or thread_id (unique, R4).
 void insert(soci::session& sql, const ProposalRecord& p);
+/// Adds or updates a proposal_access row; `access_type` is "owner" | "reviewer" | "viewer"
+/// (CHECK constraint; anything else throws soci::soci_error). `at` is RFC 3339 UTC.
 void grant_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id,
                   const std::string& access_type, const std::string& at);
+/// True if `user_id` has any proposal_access row for the proposal.
 bool has_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id);
+/// The proposal with this id, or nullopt. Throws std::runtime_error on a corrupt stored status.
 std::optional<ProposalRecord> find(soci::session& sql, const std::string& id);
+/// The proposal linked to this engine thread id (unique), or nullopt.
 std::optional<ProposalRecord> find_by_thread(soci::session& sql, const std::string& thread_id);
 /// Proposals of a workflow that `user_id` has access to, newest first.
 std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string& workflow_id,
@@ -86,24 +113,31 @@ struct Transition {
   std::optional<domain::FileMap> generated_files;
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1, lease cleared
 };
+/// See Transition above. `from` must be non-empty; `to` and `from` follow DESIGN.md §5
+/// "Proposals" (not checked here).
 long long transition(soci::session& sql, const std::string& id, const std::vector<ProposalStatus>& from,
                      ProposalStatus to, const Transition& t);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first.
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
+/// Sets engine_cleanup_pending = 0 once the engine thread was deleted (R4).
 void clear_cleanup(soci::session& sql, const std::string& id);
 /// (id, thread_id) of processing proposals created before `before`.
 std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
                                                                         const std::string& before);
+/// Every proposal in status processing, oldest first (for tracker resume on start-up).
 std::vector<ProposalRecord> list_processing(soci::session& sql);
 /// Lease columns: acquire if free, expired or already ours (and status processing).
 bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires);
 /// Extends a lease we hold; false if we no longer hold it (or the proposal left processing).
 bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires);
+/// Clears the lease if `owner` holds it; no-op otherwise.
 void release_lease(soci::session& sql, const std::string& id, const std::string& owner);
 }  // namespace proposals
 
 namespace audit {
+/// Appends one audit_log row (`details` stored as JSON text). Throws soci::soci_error on a
+/// duplicate id.
 void insert(soci::session& sql, const AuditRecord& a);
 /// Entries of a workflow, newest first.
 std::vector<AuditRecord> list(soci::session& sql, const std::string& workflow_id, int limit,

@@ -57,7 +57,7 @@ std::optional<std::string> error_text(const nlohmann::json& v) {
     for (const char* k : {"error", "message", "detail"}) {
       if (v.contains(k) && v[k].is_string() && !v[k].get<std::string>().empty()) return v[k].get<std::string>();
     }
-    if (!v.empty()) return v.dump();
+    if (!v.empty()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   return std::nullopt;
 }

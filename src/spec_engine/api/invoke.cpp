@@ -211,8 +211,12 @@ std::vector<FieldError> validate_job(const nlohmann::json& job, const std::strin
 }
 
 std::variant<ParsedInvoke, InvokeError> parse_invoke(const core::http::Request& request) {
-  const std::string mt = media_type(request.headers.get("Content-Type"));
-  const bool has_ce_headers = request.headers.get("ce-specversion").has_value();
+  return parse_job_message(request.headers, request.body);
+}
+
+std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Headers& headers, const std::string& body_text) {
+  const std::string mt = media_type(headers.get("Content-Type"));
+  const bool has_ce_headers = headers.get("ce-specversion").has_value();
   std::string mode;
   if (mt == "application/cloudevents+json") {
     mode = "cloudevent-structured";
@@ -232,7 +236,7 @@ std::variant<ParsedInvoke, InvokeError> parse_invoke(const core::http::Request& 
   }
 
   std::string parse_error;
-  auto body = parse_json(request.body, parse_error);
+  auto body = parse_json(body_text, parse_error);
   if (!body) return bad_request({{"body", "malformed JSON: " + parse_error}}, "The request body is not valid JSON.");
 
   ParsedInvoke out;
@@ -278,13 +282,13 @@ std::variant<ParsedInvoke, InvokeError> parse_invoke(const core::http::Request& 
   } else if (mode == "cloudevent-binary") {
     validate_context(
         [&](const std::string& name) -> std::optional<nlohmann::json> {
-          auto v = request.headers.get("ce-" + name);
+          auto v = headers.get("ce-" + name);
           if (!v) return std::nullopt;
           return nlohmann::json(*v);
         },
         errors, "ce-");
     out.cloudevent = nlohmann::json::object();
-    for (const auto& [name, value] : request.headers.fields()) {
+    for (const auto& [name, value] : headers.fields()) {
       if (name.size() > 3 && core::http::iequals(name.substr(0, 3), "ce-")) out.cloudevent[lower(name.substr(3))] = value;
     }
     out.cloudevent["datacontenttype"] = mt;

@@ -49,8 +49,17 @@ std::string media_type(const std::optional<std::string>& content_type);
 /// then runtime::validate_input_payload).
 std::vector<runtime::FieldError> validate_job(const nlohmann::json& job, const std::string& prefix);
 
+/// Parses and validates one job message given its header fields and body: the one
+/// code path behind POST /spec-engine/invoke and the NATS JetStream consumer
+/// (bus/nats_bus). The mode is chosen from `Content-Type` (application/cloudevents+json:
+/// structured, CloudEvents 1.0 JSON format §3) and the `ce-specversion` field (binary,
+/// CloudEvents 1.0 HTTP binding §3.1); anything else JSON is a plain job. Errors carry
+/// HTTP-style statuses (400 invalid, 415 unsupported media type). Never throws for bad input.
+std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Headers& headers, const std::string& body);
+
 /// Parses and validates the request (not the body size: the server enforces
-/// --max-body-bytes with 413). Never throws for bad input.
+/// --max-body-bytes with 413): parse_job_message(request.headers, request.body).
+/// Never throws for bad input.
 std::variant<ParsedInvoke, InvokeError> parse_invoke(const core::http::Request& request);
 
 }  // namespace spec_engine::api

@@ -3,6 +3,8 @@
 
 #include <atomic>
 #include <charconv>
+#include <chrono>
+#include <thread>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -105,6 +107,11 @@ Response handle_ready(const ApiContext& ctx) {
   checks["database"] = db_ok ? "ok" : "unreachable";
   if (!db_ok) reasons.push_back("database unreachable");
   checks["bus"] = "ok";  // in-process hub: available whenever the process is
+  if (ctx.nats_state) {
+    const std::string nats = ctx.nats_state();
+    checks["nats"] = nats;
+    if (nats != "connected") reasons.push_back("nats " + nats);
+  }
   if (!ctx.runs->accepting()) {
     checks["capacity"] = "shutting down";
     reasons.push_back("shutting down");
@@ -149,7 +156,8 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
     auto state = std::make_shared<StreamState>();
     std::weak_ptr<core::http::WsConnection> weak = conn;
     const std::size_t max_queue = ctx.max_ws_queue;
-    auto sink = [weak, state, max_queue](const store::EventRecord& ev) {
+    const std::size_t max_bytes = ctx.max_ws_queue_bytes;
+    auto sink = [weak, state, max_queue, max_bytes](const store::EventRecord& ev) {
       auto c = weak.lock();
       if (!c || state->ended) return;
       c->send_text(ev.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -157,7 +165,7 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
       if (ev.event_type == "end") {
         state->ended = true;
         c->close(1000, "end");
-      } else if (c->queued() > max_queue) {
+      } else if (c->queued() > max_queue || (c->queued() > 1 && c->queued_bytes() > max_bytes)) {
         state->ended = true;
         c->close(1013, "client too slow");
       }
@@ -167,10 +175,32 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
       if (auto c = weak.lock()) c->close(1000, "thread deleted");
     };
     store::Store* st = ctx.store;
-    auto loader = [st, id](std::int64_t after_seq_) { return st->events_after(id, after_seq_); };
+    auto loader = [st, id](std::int64_t after_seq_, std::size_t limit) {
+      return st->events_after(id, after_seq_, limit);
+    };
+    // Replay pacing: wait (bounded, interrupted by close or server stop) until the client has
+    // written most of what is queued, so a long history is never queued at once.
+    const std::size_t low_frames = std::max<std::size_t>(1, max_queue / 4);
+    const std::size_t low_bytes = std::max<std::size_t>(1, max_bytes / 4);
+    const auto stall = ctx.replay_stall_timeout;
+    auto pace = [weak, state, low_frames, low_bytes, stall]() -> bool {
+      const auto deadline = std::chrono::steady_clock::now() + stall;
+      for (;;) {
+        auto c = weak.lock();
+        if (!c || state->ended || !c->is_open()) return false;
+        if (c->queued() < low_frames && c->queued_bytes() < low_bytes) return true;
+        if (std::chrono::steady_clock::now() >= deadline) {
+          state->ended = true;
+          c->close(1013, "client too slow");
+          return false;
+        }
+        c.reset();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    };
     bus::EventHub* hub = ctx.hub;
     try {
-      state->sub_id = hub->subscribe(id, after_seq, loader, sink, on_drop);
+      state->sub_id = hub->subscribe_paged(id, after_seq, loader, sink, pace, ctx.replay_page_size, on_drop);
     } catch (const std::exception& e) {
       core::log::error("stream replay failed", {{"thread_id", id}, {"error", e.what()}});
       active_streams().dec();

@@ -7,6 +7,7 @@
 //   GET    /health, /ready, /metrics
 // Errors are RFC 9457 problem details with `errors: [{field, message}]`.
 
+#include <chrono>
 #include <functional>
 
 #include "core/router.hpp"
@@ -23,6 +24,17 @@ struct ApiContext {
   bus::RunManager* runs = nullptr;
   /// Frames queued on one WebSocket beyond which the slow client is dropped (close 1013).
   std::size_t max_ws_queue = 20000;
+  /// Bytes queued on one WebSocket beyond which the slow client is dropped (close 1013);
+  /// a single frame larger than this alone does not count as slow.
+  std::size_t max_ws_queue_bytes = 16u << 20;
+  /// Stored events read per page when replaying history to a subscriber; before each replayed
+  /// event the replay waits until the client's queue is below a quarter of the limits above.
+  std::size_t replay_page_size = 256;
+  /// How long a replay waits for a client that does not drain its queue before closing it (1013).
+  std::chrono::milliseconds replay_stall_timeout{30000};
+  /// When NATS is configured: its connection state (bus::NatsBus::state()); /ready reports it
+  /// under checks.nats and is not ready unless it is "connected". Empty: no NATS check.
+  std::function<std::string()> nats_state;
 };
 
 /// Registers every Spec Engine route on `router`.

@@ -20,8 +20,8 @@ void EventHub::Subscriber::deliver_locked(const EventRecord& ev) {
   sink(ev);
 }
 
-std::uint64_t EventHub::subscribe(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
-                                  std::function<void()> on_drop) {
+std::shared_ptr<EventHub::Subscriber> EventHub::add(const std::string& thread_id, std::int64_t after_seq,
+                                                    Loader load, Sink sink, std::function<void()> on_drop) {
   auto sub = std::make_shared<Subscriber>();
   sub->id = next_id_++;
   sub->thread_id = thread_id;
@@ -29,11 +29,15 @@ std::uint64_t EventHub::subscribe(const std::string& thread_id, std::int64_t aft
   sub->sink = std::move(sink);
   sub->on_drop = std::move(on_drop);
   sub->last = after_seq < 0 ? 0 : after_seq;
-  {
-    std::lock_guard lk(mu_);
-    subs_[sub->id] = sub;
-    by_thread_.emplace(thread_id, sub->id);
-  }
+  std::lock_guard lk(mu_);
+  subs_[sub->id] = sub;
+  by_thread_.emplace(thread_id, sub->id);
+  return sub;
+}
+
+std::uint64_t EventHub::subscribe(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
+                                  std::function<void()> on_drop) {
+  auto sub = add(thread_id, after_seq, std::move(load), std::move(sink), std::move(on_drop));
   std::vector<EventRecord> stored;
   try {
     if (sub->load) stored = sub->load(sub->last);
@@ -53,6 +57,66 @@ std::uint64_t EventHub::subscribe(const std::string& thread_id, std::int64_t aft
   for (const auto& ev : sub->buffer) sub->deliver_locked(ev);
   sub->buffer.clear();
   sub->live = true;
+  return sub->id;
+}
+
+std::uint64_t EventHub::subscribe_paged(const std::string& thread_id, std::int64_t after_seq, PageLoader load,
+                                        Sink sink, Pacer pace, std::size_t page_size, std::function<void()> on_drop) {
+  if (!load) return subscribe(thread_id, after_seq, nullptr, std::move(sink), std::move(on_drop));
+  page_size = std::max<std::size_t>(1, page_size);
+  // Gap reloads of a live subscriber and catch_up() read everything after `last` (normally little).
+  auto sub = add(thread_id, after_seq, [load](std::int64_t a) { return load(a, 0); }, std::move(sink),
+                 std::move(on_drop));
+  {
+    std::lock_guard lk(sub->mu);
+    sub->paged = true;
+  }
+  // Delivers `ev` unless already delivered; caller holds sub->mu.
+  auto deliver = [&sub](const EventRecord& ev) {
+    if (ev.seq <= sub->last) return;
+    sub->last = ev.seq;
+    sub->sink(ev);
+  };
+  // Abandons the replay: nothing more is delivered.
+  auto abandon = [&sub] {
+    std::lock_guard lk(sub->mu);
+    sub->closed = true;
+  };
+  try {
+    // Full pages, paced, without the lock: publishers are never blocked by a slow replay.
+    for (;;) {
+      std::int64_t from = 0;
+      {
+        std::lock_guard lk(sub->mu);
+        if (sub->closed) return sub->id;
+        from = sub->last;
+      }
+      const auto page = load(from, page_size);
+      for (const auto& ev : page) {
+        if (pace && !pace()) {
+          abandon();
+          return sub->id;
+        }
+        std::lock_guard lk(sub->mu);
+        if (sub->closed) return sub->id;
+        deliver(ev);
+      }
+      if (page.size() < page_size) break;  // reached the end of what was stored
+    }
+    // Hand-off: under the lock (publishes wait), read what was stored since, then turn live.
+    // Everything published before this point is stored, so it is in these pages.
+    std::lock_guard lk(sub->mu);
+    if (sub->closed) return sub->id;
+    for (;;) {
+      const auto rest = load(sub->last, page_size);
+      for (const auto& ev : rest) deliver(ev);
+      if (rest.size() < page_size) break;
+    }
+    sub->live = true;
+  } catch (...) {
+    unsubscribe(sub->id);
+    throw;
+  }
   return sub->id;
 }
 
@@ -109,7 +173,7 @@ void EventHub::publish(const EventRecord& event) {
     std::lock_guard lk(sub->mu);
     if (sub->closed) continue;
     if (!sub->live) {
-      sub->buffer.push_back(event);
+      if (!sub->paged) sub->buffer.push_back(event);  // a paged replay re-reads it from the store
     } else {
       try {
         sub->deliver_locked(event);

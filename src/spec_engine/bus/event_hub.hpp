@@ -7,6 +7,8 @@
 //   2. load the stored events after `after_seq` and deliver them,
 //   3. drain the buffer skipping seq <= the last delivered, then deliver directly.
 // This works because publishers store an event before publishing it.
+// subscribe_paged() replays in bounded pages instead, paced by the subscriber, and
+// buffers nothing while replaying: live events are re-read from the store.
 
 #include <atomic>
 #include <cstdint>
@@ -32,6 +34,12 @@ class EventHub {
   using Sink = std::function<void(const EventRecord&)>;
   /// Returns the stored events of the thread with seq > after_seq, in seq order.
   using Loader = std::function<std::vector<EventRecord>(std::int64_t after_seq)>;
+  /// Returns at most `limit` stored events of the thread with seq > after_seq, in seq order
+  /// (limit 0 = all of them).
+  using PageLoader = std::function<std::vector<EventRecord>(std::int64_t after_seq, std::size_t limit)>;
+  /// Called during a paged replay before each replayed event, with no hub lock held: may block
+  /// (bounded) until the subscriber is ready for more; returns false to abandon the replay.
+  using Pacer = std::function<bool()>;
 
   /// Subscribes to `thread_id` for every event with seq > `after_seq`: replays
   /// `load(after_seq)` then live events (see file comment). `on_drop` runs when
@@ -39,6 +47,15 @@ class EventHub {
   /// throws, the subscription is removed and the exception propagates.
   std::uint64_t subscribe(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
                           std::function<void()> on_drop = {});
+  /// Like subscribe(), but replays the stored events `page_size` at a time through
+  /// `load(after, page_size)`, calling `pace` before each replayed event, so a long history is
+  /// never held in memory or queued at once. Live events published during the replay are not
+  /// buffered: the final pages are read under the subscriber's lock, then it turns live, so the
+  /// hand-off has no gap and no duplicate. If `pace` returns false the subscription stays
+  /// registered but delivers nothing more (unsubscribe it). If `load` throws, the subscription
+  /// is removed and the exception propagates.
+  std::uint64_t subscribe_paged(const std::string& thread_id, std::int64_t after_seq, PageLoader load, Sink sink,
+                                Pacer pace, std::size_t page_size, std::function<void()> on_drop = {});
   /// Reloads stored events after the subscriber's last delivered seq and delivers
   /// the new ones (used when a thread turned terminal while replaying). No-op if unknown.
   void catch_up(std::uint64_t subscription_id);
@@ -63,6 +80,7 @@ class EventHub {
     std::function<void()> on_drop;
     std::mutex mu;                      ///< guards everything below and serialises the sink
     bool live = false;                  ///< false while replaying: publishes go to `buffer`
+    bool paged = false;                 ///< replaying via subscribe_paged: publishes are not buffered
     bool closed = false;                ///< unsubscribed: drop everything
     std::int64_t last = 0;              ///< last delivered seq
     std::vector<EventRecord> buffer;
@@ -70,6 +88,9 @@ class EventHub {
     void deliver_locked(const EventRecord& ev);
   };
   std::shared_ptr<Subscriber> find(std::uint64_t id) const;
+  /// Creates and registers a subscriber (not live yet).
+  std::shared_ptr<Subscriber> add(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
+                                  std::function<void()> on_drop);
 
   mutable std::mutex mu_;
   std::atomic<std::uint64_t> next_id_{1};

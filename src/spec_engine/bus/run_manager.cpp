@@ -339,6 +339,13 @@ void RunManager::finish_thread(const std::string& thread_id, std::int64_t& seq, 
   hub_.publish(end);
   events_emitted().inc({{"event_type", "end"}});
   runs_completed().inc({{"status", status}});
+  if (options_.on_run_end) {
+    try {
+      options_.on_run_end(thread_id, status, error);
+    } catch (const std::exception& e) {
+      core::log::warn("run-end hook failed", {{"thread_id", thread_id}, {"error", e.what()}});
+    }
+  }
 }
 
 }  // namespace spec_engine::bus

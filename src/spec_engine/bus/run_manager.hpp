@@ -49,6 +49,12 @@ struct RunManagerOptions {
   std::string recovery = "resume";
   int max_recoveries = 3;                    ///< a run interrupted more often than this is failed
   std::chrono::milliseconds cancel_wait{10000};  ///< DELETE waits this long for a running run to stop
+  /// Optional hook called once a run has ended, after its final state and `end` event are
+  /// stored and published (also for runs failed at start-up recovery); e.g. the NATS
+  /// completion CloudEvent (bus/nats_bus). Arguments: thread_id, final status
+  /// (completed|failed|cancelled), error ("" when none). Runs on the worker thread, so it
+  /// must be quick; exceptions are logged and ignored.
+  std::function<void(const std::string& thread_id, const std::string& status, const std::string& error)> on_run_end;
 };
 
 /// The function that executes a run (runtime::execute; replaceable in tests).

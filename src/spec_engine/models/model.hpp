@@ -59,7 +59,9 @@ struct ModelRequest {
   nlohmann::json tools = nlohmann::json::array();     ///< OpenAI function tool schemas
 };
 
-/// Receives each content delta as it streams in.
+/// Receives each content delta as it streams in. It may throw to abort the call (e.g. on
+/// cancellation): implementations let the exception propagate out of complete() unchanged,
+/// promptly, without retrying, and release the connection.
 using DeltaSink = std::function<void(std::string_view delta)>;
 
 /// A failure of a model call that ends the run (after retries, if any). The message

@@ -24,6 +24,7 @@ namespace spec_engine::models {
 /// body bytes in any split, then call finish().
 class ChatStreamParser {
  public:
+  /// `on_delta` receives each non-empty content delta as it is parsed (may be empty: no callback).
   explicit ChatStreamParser(DeltaSink on_delta) : on_delta_(std::move(on_delta)) {}
   /// Consumes body bytes. Throws ModelError if the stream carries {"error": ...}.
   void feed(std::string_view bytes);
@@ -57,14 +58,19 @@ class ChatStreamParser {
 struct OpenAiConfig {
   std::string base_url = "https://api.openai.com/v1";  ///< "/chat/completions" is appended
   std::string api_key;                                 ///< Bearer token; may be empty for local servers
+  /// model id sent as "model" in the request body (provider-specific, e.g. "gpt-4.1-mini")
   std::string model = "gpt-4.1-mini";
+  /// sent as "temperature" only when set (else the server's default)
   std::optional<double> temperature;
+  /// sent as "max_tokens" (completion tokens) only when set
   std::optional<int> max_tokens;
+  /// TLS settings for an https:// base_url
   core::http::TlsOptions tls;
   std::chrono::milliseconds request_timeout{120000};   ///< one attempt, end to end
   std::chrono::milliseconds idle_timeout{60000};       ///< gap between chunks
   int max_attempts = 3;                                ///< total attempts for transient failures
   std::chrono::milliseconds backoff_base{500};         ///< full-jitter exponential backoff base
+  /// cap of one backoff wait (core::RetryPolicy::max_delay)
   std::chrono::milliseconds backoff_max{8000};
   std::chrono::seconds max_retry_after{30};            ///< cap on an honoured Retry-After
 };
@@ -79,10 +85,20 @@ nlohmann::json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& requ
 /// with the provider's error message.
 class OpenAiModel : public ChatModel {
  public:
+  /// Stores `cfg`; no network access until complete(). Never throws.
   explicit OpenAiModel(OpenAiConfig cfg) : cfg_(std::move(cfg)) {}
+  /// One streaming POST {base_url}/chat/completions (trailing '/' of base_url ignored; Bearer
+  /// api_key when non-empty). Deltas go to `on_delta` as they arrive. A Retry-After in seconds
+  /// replaces the backoff wait, capped at max_retry_after. Once any output was streamed a
+  /// failure is not retried (no duplicate deltas). Throws ModelError: at once for non-transient
+  /// statuses, TLS/URL errors or an {"error"} in the stream; otherwise after max_attempts
+  /// ("... (gave up after N attempts)").
   ModelTurn complete(const ModelRequest& request, const DeltaSink& on_delta) override;
+  /// Always "openai" (DESIGN.md §4 "Model providers").
   std::string provider() const override { return "openai"; }
+  /// cfg.model, for logs and events.
   std::string model_name() const override { return cfg_.model; }
+  /// The configuration as given to the constructor.
   const OpenAiConfig& config() const { return cfg_; }
 
  private:

@@ -234,8 +234,16 @@ void Run::call_model(std::size_t depth) {
   auto t0 = std::chrono::steady_clock::now();
   try {
     turn = model->complete(mr, [&](std::string_view delta) {
+      // Cancellation (DELETE, or engine shutdown) aborts the model call mid-stream: the
+      // exception unwinds through the provider, which closes its connection. Nothing of this
+      // turn is checkpointed, so a resumed run repeats the call.
+      if (obs_.cancelled()) throw RunCancelled{};
       obs_.emit("on_llm_stream", {{"node", node_id}, {"delta", std::string(delta)}});
     });
+  } catch (const RunCancelled&) {
+    counters_.model_calls += 1;
+    observe_model_call(model->provider(), "cancelled", t0);
+    throw;
   } catch (const models::ModelError& e) {
     counters_.model_calls += 1;
     observe_model_call(model->provider(), "error", t0);
@@ -323,6 +331,7 @@ std::string Run::run_agent(std::size_t depth, bool resuming) {
     auto pending = unanswered_tool_calls(msgs);
     if (!pending.empty()) {
       for (const auto& call : pending) {
+        if (obs_.cancelled()) throw RunCancelled{};  // between tool calls (a sub-agent checks its own)
         bool resume_child = resuming && stack_.size() > depth + 1 &&
                             stack_[depth + 1].task_call_id == call.value("id", "");
         execute_tool(depth, call, resume_child);

@@ -29,32 +29,38 @@ namespace spec_engine::runtime {
 
 /// One agent on the stack.
 struct Frame {
-  std::string node;
-  nlohmann::json messages = nlohmann::json::array();
-  nlohmann::json todos = nlohmann::json::array();
+  std::string node;                                   ///< agent node id (graph.nodes[].id, DESIGN.md §4)
+  nlohmann::json messages = nlohmann::json::array();  ///< history, models/model.hpp shape, no system prompt
+  nlohmann::json todos = nlohmann::json::array();     ///< [{"content", "status"}] as set by write_todos
   std::string task_call_id;  ///< parent's task tool-call id; "" for the entry agent
 };
 
 /// Run-wide counters (limits and resume).
 struct RunCounters {
-  int steps = 0;
-  std::int64_t model_calls = 0;
-  std::int64_t prompt_tokens = 0;
-  std::int64_t completion_tokens = 0;
-  std::int64_t elapsed_ms = 0;
+  int steps = 0;                       ///< completed steps (model calls that returned a turn)
+  std::int64_t model_calls = 0;        ///< model calls made, failed ones included
+  std::int64_t prompt_tokens = 0;      ///< sum of ModelTurn::usage over successful calls
+  std::int64_t completion_tokens = 0;  ///< sum of ModelTurn::usage over successful calls
+  std::int64_t elapsed_ms = 0;         ///< wall time used so far, milliseconds
 };
 
-/// Builds the checkpoint JSON above.
+/// Builds the checkpoint JSON above. `files` (engine file map) and `scripted_cursors` are
+/// copied as given; tokens.total = prompt + completion. Pure (no I/O).
 nlohmann::json to_checkpoint(const std::vector<Frame>& stack, const nlohmann::json& files,
                              const RunCounters& counters, const nlohmann::json& scripted_cursors);
 
 /// Reads stack and counters from a checkpoint (files are loaded by the caller).
-/// Returns false with `why` set when the shape is wrong.
+/// Returns false with `why` set when the shape is wrong: not an object, version != 1, empty
+/// or missing stack, or a frame without string `node` / array `messages` (`stack` may then be
+/// partly filled). Missing todos -> [], task_call_id -> "", missing or non-integer counters -> 0.
+/// Throws nlohmann::json::type_error if `version` or a frame's `task_call_id` has the wrong type.
 bool from_checkpoint(const nlohmann::json& state, std::vector<Frame>& stack, RunCounters& counters,
                      std::string& why);
 
 /// Tool calls of the last assistant message in `messages` that have no tool result
 /// message after it, in call order (empty if the last assistant message has none).
+/// Elements are copied from the assistant message's tool_calls (history form {"id", "name",
+/// "arguments"}). Only trailing tool messages count; a non-array `messages` yields [].
 std::vector<nlohmann::json> unanswered_tool_calls(const nlohmann::json& messages);
 
 }  // namespace spec_engine::runtime

@@ -87,7 +87,8 @@ nlohmann::json EventRecord::to_json() const {
 }
 
 bool Store::create_thread(const ThreadRecord& rec) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   const std::string now = core::now_rfc3339();
   const std::string def = dump(rec.agent_definition);
   const std::string payload = dump(rec.input_payload.is_null() ? nlohmann::json::object() : rec.input_payload);
@@ -104,7 +105,8 @@ bool Store::create_thread(const ThreadRecord& rec) {
 }
 
 std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   ThreadRow row;
   auto p = sql.prepare << "SELECT " << kThreadColumns << " FROM threads WHERE thread_id = :tid";
   bind_row(p, row), soci::use(thread_id);
@@ -115,7 +117,8 @@ std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
 }
 
 bool Store::set_status(const std::string& thread_id, const std::string& status, const std::string& error) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   const std::string now = core::now_rfc3339();
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
   soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, error = :err, updated_at = :u "
@@ -126,7 +129,8 @@ bool Store::set_status(const std::string& thread_id, const std::string& status, 
 }
 
 int Store::bump_recoveries(const std::string& thread_id) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   soci::transaction tr(sql);
   sql << "UPDATE threads SET recoveries = recoveries + 1 WHERE thread_id = :tid", soci::use(thread_id);
   int n = 0;
@@ -138,7 +142,8 @@ int Store::bump_recoveries(const std::string& thread_id) {
 
 std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::string>& statuses) {
   std::vector<ThreadRecord> out;
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   for (const auto& s : statuses) {
     ThreadRow row;
     auto p = sql.prepare << "SELECT " << kThreadColumns << " FROM threads WHERE status = :st ORDER BY created_at";
@@ -153,7 +158,8 @@ std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::stri
 }
 
 void Store::append_event(const EventRecord& ev) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   const std::string data = dump(ev.data);
   const long long seq = ev.seq;
   soci::transaction tr(sql);
@@ -166,7 +172,8 @@ void Store::append_event(const EventRecord& ev) {
 
 void Store::finish(const std::string& thread_id, const std::string& status, const nlohmann::json& result,
                    const nlohmann::json& generated_files, const std::string& error, const EventRecord& end_event) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   const std::string res = dump(result);
   const std::string files = dump(generated_files);
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
@@ -186,7 +193,8 @@ void Store::finish(const std::string& thread_id, const std::string& status, cons
 std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::int64_t after_seq,
                                              std::size_t limit) {
   std::vector<EventRecord> out;
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   long long seq = 0;
   std::string type, data, ts;
   const long long after = after_seq;
@@ -210,7 +218,8 @@ std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::
 }
 
 void Store::save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   const std::string text = dump(state);
   const std::string now = core::now_rfc3339();
   const long long s = seq;
@@ -221,7 +230,8 @@ void Store::save_checkpoint(const std::string& thread_id, std::int64_t seq, cons
 }
 
 std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread_id) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   std::string text;
   soci::indicator ind = soci::i_null;
   sql << "SELECT state FROM checkpoints WHERE thread_id = :tid", soci::into(text, ind), soci::use(thread_id);
@@ -232,7 +242,8 @@ std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread
 }
 
 bool Store::delete_thread(const std::string& thread_id) {
-  soci::session sql(db_.pool());
+  core::db::Session lease(db_);
+  soci::session& sql = lease.sql();
   soci::transaction tr(sql);
   sql << "DELETE FROM events WHERE thread_id = :tid", soci::use(thread_id);
   sql << "DELETE FROM checkpoints WHERE thread_id = :tid", soci::use(thread_id);

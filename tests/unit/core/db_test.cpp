@@ -1,5 +1,6 @@
 #include "core/db.hpp"
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 
@@ -99,4 +100,45 @@ TEST(DbUrl, UnreachableDatabaseThrowsWithoutPassword) {
   } catch (const std::runtime_error& e) {
     EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
   }
+}
+
+// Regression: pooled PostgreSQL sessions were never re-opened, so after a server restart every
+// query on them kept failing. Terminating the pool's backends simulates the restart.
+TEST(DbReconnect, PooledSessionsReconnectAfterBackendsAreTerminated) {
+  const char* url = std::getenv("TEST_PG_URL");
+  if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
+  core::db::DbConfig cfg;
+  cfg.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
+  cfg.pool_size = 3;
+  core::db::Database db(cfg);
+  ASSERT_TRUE(db.ping());
+  {
+    core::db::Session a(db), b(db), c(db);  // touch every pooled connection
+    int one = 0;
+    for (auto* s : {&a, &b, &c}) s->sql() << "SELECT 1", soci::into(one);
+  }
+  cfg.pool_size = 1;
+  core::db::Database admin(cfg);
+  int killed = 0;
+  {
+    core::db::Session lease(admin);
+    lease.sql() << "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                   "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        soci::into(killed);
+  }
+  EXPECT_EQ(killed, 3);
+  EXPECT_TRUE(db.ping());
+  {
+    core::db::Session a(db), b(db), c(db);
+    for (auto* s : {&a, &b, &c}) {
+      int two = 0;
+      EXPECT_NO_THROW((s->sql() << "SELECT 2", soci::into(two)));
+      EXPECT_EQ(two, 2);
+    }
+    // Every session is leased: ping gives up after its lease timeout instead of hanging.
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_FALSE(db.ping(std::chrono::milliseconds(200)));
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  }
+  EXPECT_TRUE(db.ping());
 }

@@ -129,6 +129,25 @@ TEST_F(ServerTest, JsonHandlerWithParamsAndIds) {
             1.0);
 }
 
+// Regression: the method label used to be the raw request method, so a client could create
+// any number of metric series. Non-standard methods are counted as "OTHER".
+TEST_F(ServerTest, RequestMetricMethodLabelIsBounded) {
+  auto& counter = core::metrics::global().counter("http_requests_total", "");
+  const std::string odd = "XYZZY" + std::to_string(::getpid());
+  const core::metrics::Labels other{{"service", "test"}, {"method", "OTHER"}, {"route", "unmatched"}, {"status", "405"}};
+  const double before = counter.value(other);
+  EXPECT_EQ(call(odd, base(*server) + "/items/1").status, 405);
+  EXPECT_EQ(call("BREW", base(*server) + "/items/1").status, 405);
+  EXPECT_EQ(counter.value(other), before + 2.0);
+  EXPECT_EQ(counter.value({{"service", "test"}, {"method", odd}, {"route", "unmatched"}, {"status", "405"}}), 0.0);
+  EXPECT_EQ(core::metrics::global().render().find(odd), std::string::npos);
+  const double deletes_before =
+      counter.value({{"service", "test"}, {"method", "DELETE"}, {"route", "unmatched"}, {"status", "405"}});
+  EXPECT_EQ(call("DELETE", base(*server) + "/items/1").status, 405);
+  EXPECT_EQ(counter.value({{"service", "test"}, {"method", "DELETE"}, {"route", "unmatched"}, {"status", "405"}}),
+            deletes_before + 1.0);
+}
+
 TEST_F(ServerTest, NotFoundAndMethodNotAllowed) {
   auto r = call("GET", base(*server) + "/nope");
   EXPECT_EQ(r.status, 404);
@@ -336,4 +355,32 @@ TEST(HttpClient, ContentLengthBodyAndServerStopIsIdempotent) {
   EXPECT_EQ(nlohmann::json::parse(r.body)["cl"], "5");
   s.stop();
   s.stop();
+}
+
+// Host names are looked up on a helper thread bounded by the call's deadline; IP literals
+// (IPv4 and bracketed IPv6) are never looked up at all.
+TEST_F(ServerTest, NumericHostsSkipLookupAndNamesHonourTheDeadline) {
+  const std::string port = std::to_string(server->port());
+  EXPECT_EQ(call("GET", "http://127.0.0.1:" + port + "/items/1").status, 200);
+  EXPECT_EQ(call("GET", "http://localhost:" + port + "/items/2").status, 200);  // name: helper thread
+  ClientRequest r;
+  r.url = "http://[::1]:" + port + "/items/3";  // IPv6 literal: no lookup; nothing listens there
+  r.timeout = 2s;
+  try {
+    request(r);
+    ADD_FAILURE() << "nothing listens on ::1";
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::connect) << e.what();
+  }
+  // A lookup that cannot succeed ends by the deadline at the latest (resolve error or timeout).
+  r.url = "http://no-such-host.invalid/";
+  r.timeout = 300ms;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    request(r);
+    ADD_FAILURE();
+  } catch (const ClientError& e) {
+    EXPECT_TRUE(e.kind() == ClientErrorKind::resolve || e.kind() == ClientErrorKind::timeout) << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
 }

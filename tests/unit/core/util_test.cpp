@@ -3,6 +3,7 @@
 #include <set>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 TEST(Util, Uuid4IsVersion4AndUnique) {
   std::set<std::string> seen;
@@ -30,4 +31,34 @@ TEST(Util, Rfc3339RoundTripAndOffsets) {
 TEST(Util, RandomHexLength) {
   EXPECT_EQ(core::random_hex(16).size(), 32u);
   EXPECT_NE(core::random_hex(16), core::random_hex(16));
+}
+
+TEST(Util, Utf8TruncateNeverCutsACharacter) {
+  const std::string s = "ab\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80";  // "abé€😀": 1+1+2+3+4 bytes
+  EXPECT_EQ(core::utf8_truncate(s, 100), s);
+  EXPECT_EQ(core::utf8_truncate(s, 2), "ab");
+  EXPECT_EQ(core::utf8_truncate(s, 3), "ab");  // inside é
+  EXPECT_EQ(core::utf8_truncate(s, 4), "ab\xC3\xA9");
+  EXPECT_EQ(core::utf8_truncate(s, 6), "ab\xC3\xA9");  // inside €
+  EXPECT_EQ(core::utf8_truncate(s, 10), "ab\xC3\xA9\xE2\x82\xAC");  // inside 😀
+  EXPECT_EQ(core::utf8_truncate(s, 0), "");
+  EXPECT_EQ(core::utf8_truncate("", 5), "");
+}
+
+TEST(Util, Utf8TruncateReplacesInvalidBytes) {
+  const std::string fffd = "\xEF\xBF\xBD";
+  EXPECT_EQ(core::utf8_truncate("a\xFF" "b", 100), "a" + fffd + "b");
+  EXPECT_EQ(core::utf8_truncate("\x80", 100), fffd);                    // stray continuation
+  EXPECT_EQ(core::utf8_truncate("x\xE2\x82", 100), "x" + fffd + fffd);  // truncated sequence
+  EXPECT_EQ(core::utf8_truncate("\xC0\xAF", 100), fffd + fffd);         // overlong '/'
+  EXPECT_EQ(core::utf8_truncate("\xED\xA0\x80", 100), fffd + fffd + fffd);  // surrogate U+D800
+  EXPECT_EQ(core::utf8_truncate("\xF4\x90\x80\x80", 100).find('\xF4'), std::string::npos);  // > U+10FFFF
+  EXPECT_EQ(core::utf8_truncate("a\xFF", 3), "a");  // the replacement does not fit
+  // Every result is valid UTF-8: nlohmann::json accepts it strictly.
+  const std::string junk = "\xC3\xFF\xE2\x28\xA1\xF0\x28\x8C\xBC" + std::string(10, '\x80');
+  for (std::size_t n = 0; n < 40; ++n) {
+    const std::string t = core::utf8_truncate(junk, n);
+    EXPECT_LE(t.size(), n);
+    EXPECT_NO_THROW((void)nlohmann::json(t).dump()) << n;
+  }
 }

@@ -169,3 +169,98 @@ TEST_F(WsTest, StopClosesOpenSocketsWith1001) {
   EXPECT_EQ(server->websocket_count(), 0u);
   server->stop();  // idempotent
 }
+
+// Regression: stop() stopped the handler pool (dropping queued on_open callbacks, whose
+// connections were then destroyed after the io_context), and a connection kept by another
+// thread posted into the destroyed io_context. Now the pool drains while connections are
+// already closed, and a late handle is a safe no-op.
+TEST(WsShutdownTest, OnOpenRunningAtStopFinishesAndHeldConnectionsStaySafe) {
+  std::atomic<int> opened{0};
+  std::atomic<bool> stop_called{false};
+  std::atomic<bool> stop_returned{false};
+  std::atomic<int> refused_after_stop{0};
+  std::atomic<int> sends_after_stop{0};
+  std::mutex mu;
+  std::vector<std::thread> senders;
+  // Joins every helper thread however the test ends (a failed assertion must not terminate).
+  struct JoinAll {
+    std::mutex& mu;
+    std::vector<std::thread>& ts;
+    ~JoinAll() { join(); }
+    void join() {
+      std::vector<std::thread> mine;
+      {
+        std::lock_guard lk(mu);
+        mine = std::move(ts);
+      }
+      for (auto& t : mine) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } join_all{mu, senders};
+  std::unique_ptr<Server> server;
+  auto port = [&] { return std::to_string(server->port()); };
+  Router r;
+  r.add_ws("/feed", [&](Request&) {
+    WsAccept a;
+    a.on_open = [&](std::shared_ptr<WsConnection> c) {
+      ++opened;
+      // Still running when stop() begins: the pool must let it finish, not drop it.
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (!stop_called && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+      std::this_thread::sleep_for(100ms);
+      // Another thread keeps the handle and sends until well after stop() returned.
+      std::lock_guard lk(mu);
+      senders.emplace_back([&, c] {
+        const auto end = std::chrono::steady_clock::now() + 5s;
+        while (std::chrono::steady_clock::now() < end) {
+          const bool stopped = stop_returned.load();
+          const bool ok = c->send_text(std::string(256, 'x'));
+          (void)c->queued_bytes();
+          if (stopped) {
+            ++sends_after_stop;
+            if (!ok && !c->is_open()) ++refused_after_stop;
+            c->close(1000, "late");
+            if (sends_after_stop > 200) break;
+          }
+          std::this_thread::sleep_for(1ms);
+        }
+      });
+    };
+    return a;
+  });
+  ServerOptions o;
+  o.blocking_threads = 2;
+  o.io_threads = 1;
+  server = std::make_unique<Server>(o, std::move(r));
+  server->start();
+  std::unique_ptr<WsClient> a, b;
+  try {
+    a = WsClient::connect("ws://127.0.0.1:" + port() + "/feed", {}, 5s);
+    b = WsClient::connect("ws://127.0.0.1:" + port() + "/feed", {}, 5s);
+  } catch (const std::exception& e) {
+    FAIL() << "connect: " << e.what();
+  }
+  // Clients read in the background so they answer the close handshake.
+  auto drain = [](WsClient* c) {
+    try {
+      while (c->read(3s)) {
+      }
+    } catch (const std::exception&) {
+    }
+  };
+  std::thread ra(drain, a.get());
+  std::thread rb(drain, b.get());
+  stop_called = true;
+  const auto t0 = std::chrono::steady_clock::now();
+  server->stop();
+  stop_returned = true;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 6s);
+  EXPECT_EQ(opened.load(), 2);
+  ra.join();
+  rb.join();
+  server.reset();  // handles are still held by the sender threads
+  join_all.join();
+  EXPECT_GT(sends_after_stop.load(), 0);
+  EXPECT_EQ(refused_after_stop.load(), sends_after_stop.load());
+}

@@ -137,3 +137,105 @@ TEST(Middleware, LoginRateLimited) {
 }
 
 }  // namespace
+
+namespace {
+
+// RFC 6750 §2.3: URI query tokens only where a browser has no other way (WebSocket upgrades).
+TEST(Middleware, QueryAndSubprotocolTokensOnlyOnWebSocketUpgrades) {
+  auto m = mw();
+  auto plain = req("GET", "/api/workflows");
+  plain.target = "/api/workflows?token=good";
+  auto out = m.before(plain);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 401);
+  auto proto = req("GET", "/api/workflows");
+  proto.headers.set("Sec-WebSocket-Protocol", "bearer, good");
+  out = m.before(proto);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 401);
+  auto ws = req("GET", "/api/ws/refinements/x");
+  ws.target = "/api/ws/refinements/x?token=good&after_seq=0";
+  ws.headers.set("Upgrade", "websocket");
+  EXPECT_FALSE(m.before(ws));
+  EXPECT_EQ(ws.context["user_id"], "11111111-1111-4111-8111-111111111111");
+}
+
+TEST(Middleware, ConfiguredOriginsReplaceTheHostFallback) {
+  auto r = req("GET", "/api/ws/refinements/x");  // Host: 127.0.0.1:8080
+  EXPECT_FALSE(orchestrator::api::origin_allowed("http://127.0.0.1:8080", {"https://ide.example.com"}, r));
+  EXPECT_TRUE(orchestrator::api::origin_allowed("https://ide.example.com", {"https://ide.example.com"}, r));
+  EXPECT_TRUE(orchestrator::api::origin_allowed("http://127.0.0.1:8080", {}, r));
+  EXPECT_FALSE(orchestrator::api::origin_allowed("https://evil.example.net", {}, r));
+  auto m = mw();  // --cors-origins https://ide.example.com
+  r.headers.set("Upgrade", "websocket");
+  r.headers.set("Origin", "http://127.0.0.1:8080");
+  r.headers.set("Authorization", "Bearer good");
+  auto out = m.before(r);
+  ASSERT_TRUE(out);
+  EXPECT_EQ(out->status, 403);
+}
+
+/// Login attempts from `addr` (as TCP peer) until the first 429; returns how many passed.
+int logins_until_limited(core::http::Middleware& m, const std::string& addr, int max = 20) {
+  for (int i = 0; i < max; ++i) {
+    auto r = req("POST", "/api/auth/login");
+    r.remote_addr = addr;
+    if (auto out = m.before(r)) return out->status == 429 ? i : -1;
+  }
+  return max;
+}
+
+TEST(Middleware, LoginLimiterEvictsLeastRecentlyUsedOnly) {
+  MiddlewareOptions o;
+  o.login_attempts_per_window = 3;
+  o.login_window = std::chrono::seconds(3600);
+  o.login_rate_limit_max_clients = 4;
+  auto m = make_middleware(o, [](const std::string&) -> nlohmann::json { return {{"user_id", "u"}}; });
+  EXPECT_EQ(logins_until_limited(m, "10.0.0.1"), 3);  // the attacker is limited
+  // Churn through new addresses, the attacker keeps trying in between (stays recently used).
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(logins_until_limited(m, "10.1.0." + std::to_string(i), 1), 1);
+    auto r = req("POST", "/api/auth/login");
+    r.remote_addr = "10.0.0.1";
+    auto out = m.before(r);
+    ASSERT_TRUE(out) << "churn " << i << " reset the attacker's bucket";
+    EXPECT_EQ(out->status, 429);
+  }
+}
+
+TEST(Middleware, ClientAddressFromTrustedProxiesOnly) {
+  using orchestrator::api::client_address;
+  const std::vector<std::string> trusted = {"10.0.0.1", "10.0.0.2"};
+  auto r = req("POST", "/api/auth/login");
+  r.remote_addr = "203.0.113.9";
+  r.headers.set("X-Forwarded-For", "198.51.100.7");
+  EXPECT_EQ(client_address(r, trusted), "203.0.113.9");  // untrusted peer: header ignored
+  r.remote_addr = "10.0.0.1";
+  EXPECT_EQ(client_address(r, trusted), "198.51.100.7");
+  r.headers.set("X-Forwarded-For", "1.2.3.4, 198.51.100.7, 10.0.0.2");  // left-most is spoofable
+  EXPECT_EQ(client_address(r, trusted), "198.51.100.7");
+  r.headers.set("X-Forwarded-For", "10.0.0.2");
+  EXPECT_EQ(client_address(r, trusted), "10.0.0.2");
+  r.headers.set("X-Forwarded-For", "1.2.3.4, ");
+  EXPECT_EQ(client_address(r, trusted), "10.0.0.1");
+  EXPECT_EQ(client_address(r, {}), "10.0.0.1");
+
+  MiddlewareOptions o;
+  o.login_attempts_per_window = 2;
+  o.login_window = std::chrono::seconds(3600);
+  o.trusted_proxies = {"10.0.0.1"};
+  auto m = make_middleware(o, [](const std::string&) -> nlohmann::json { return {{"user_id", "u"}}; });
+  // Two clients behind the same proxy have separate buckets.
+  for (const char* client : {"198.51.100.1", "198.51.100.2"}) {
+    int passed = 0;
+    for (int i = 0; i < 4; ++i) {
+      auto lr = req("POST", "/api/auth/login");
+      lr.remote_addr = "10.0.0.1";
+      lr.headers.set("X-Forwarded-For", client);
+      if (!m.before(lr)) ++passed;
+    }
+    EXPECT_EQ(passed, 2) << client;
+  }
+}
+
+}  // namespace

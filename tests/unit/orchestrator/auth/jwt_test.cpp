@@ -12,6 +12,7 @@
 
 #include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "rsa_keys.hpp"
 
 using namespace orchestrator::auth;
 using orchestrator::domain::UnauthenticatedError;
@@ -53,13 +54,6 @@ nlohmann::json good_claims() {
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   return {{"sub", "user-1"}, {"email", "a@example.com"}, {"iss", "ide-orchestrator"}, {"aud", "agentic-ide"},
           {"iat", now}, {"exp", now + 600}};
-}
-
-std::string slurp(const std::filesystem::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace
@@ -172,15 +166,8 @@ TEST(Jwt, MalformedTokensRejected) {
 }
 
 TEST(Jwt, Rs256WithOpensslKeyPair) {
-  const auto dir = std::filesystem::temp_directory_path() / ("jwt-rs-" + core::random_hex(6));
-  std::filesystem::create_directories(dir);
-  const auto priv = dir / "private.pem", pub = dir / "public.pem";
-  const std::string cmd = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out " + priv.string() +
-                          " 2>/dev/null && openssl pkey -in " + priv.string() + " -pubout -out " + pub.string() +
-                          " 2>/dev/null";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << "openssl CLI failed";
-  const auto priv_pem = slurp(priv), pub_pem = slurp(pub);
-  std::filesystem::remove_all(dir);
+  const auto keys = orchestrator::testing::openssl_rsa_key_pair();
+  const auto &priv_pem = keys.private_pem, &pub_pem = keys.public_pem;
 
   auto c = config();
   c.rs256_public_key_pem = pub_pem;
@@ -201,6 +188,30 @@ TEST(Jwt, Rs256WithOpensslKeyPair) {
             "invalid token signature");
   // Without a configured public key RS256 is not accepted at all.
   EXPECT_EQ(reason(JwtService(config()), rs_token), "token algorithm not accepted");
+}
+
+// External identity providers have their own iss/aud; our HS256 tokens keep ours.
+TEST(Jwt, ExternalIssuerAndAudienceApplyToRs256Only) {
+  const auto keys = orchestrator::testing::openssl_rsa_key_pair();
+  auto c = config();
+  c.rs256_public_key_pem = keys.public_pem;
+  c.external_issuer = "https://idp.example.com/";
+  c.external_audience = "ide-api";
+  JwtService s(c);
+  auto ext = good_claims();
+  ext["iss"] = "https://idp.example.com/";
+  ext["aud"] = nlohmann::json::array({"other", "ide-api"});
+  const auto claims = s.verify(sign(JWT_ALG_RS256, keys.private_pem, ext));
+  EXPECT_EQ(claims.iss, "https://idp.example.com/");
+  EXPECT_EQ(claims.alg, "RS256");
+  // An RS256 token with our issuer/audience is not from the configured provider.
+  EXPECT_EQ(reason(s, sign(JWT_ALG_RS256, keys.private_pem, good_claims())), "wrong token issuer");
+  auto wrong_aud = ext;
+  wrong_aud["aud"] = "agentic-ide";
+  EXPECT_EQ(reason(s, sign(JWT_ALG_RS256, keys.private_pem, wrong_aud)), "wrong token audience");
+  // HS256 tokens must carry ours, never the provider's.
+  EXPECT_EQ(s.verify(s.issue("user-2", "b@example.com").token).iss, "ide-orchestrator");
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, ext)), "wrong token issuer");
 }
 
 TEST(Jwt, Base64Url) {

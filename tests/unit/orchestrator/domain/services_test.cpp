@@ -78,6 +78,29 @@ TYPED_TEST_SUITE(Services, orchestrator::testing::Backends, orchestrator::testin
 
 // ------------------------------------------------------------------ users
 
+// External RS256 identities map to local users by e-mail; new ones get no password.
+TYPED_TEST(Services, ExternalIdentityMapsByEmailAndCreatesOnFirstSight) {
+  const std::string email = "ext-" + core::random_hex(4) + "@Example.com";
+  const auto u = this->users->find_or_create_external(email, "https://idp.example.com/", "idp|42");
+  EXPECT_EQ(u.email, UserService::normalize_email(email));
+  EXPECT_EQ(this->users->find_or_create_external(" " + u.email + " ", "https://idp.example.com/", "idp|42").id, u.id);
+  for (const char* pw : {"", "!external-identity", "password-x"})
+    EXPECT_THROW(this->users->authenticate(email, pw), UnauthenticatedError) << pw;
+  {
+    soci::session sql(this->db().pool());
+    int n = 0;
+    sql << "SELECT COUNT(*) FROM audit_log WHERE action = 'user.create_external' AND subject_id = :s",
+        soci::use(u.id), soci::into(n);
+    EXPECT_EQ(n, 1);  // recorded once, not on every request
+  }
+  // An existing (password) user is found, not duplicated.
+  const auto carol = this->users->create("carol-" + core::random_hex(4) + "@example.com", "Carol", "s3cret-pass");
+  EXPECT_EQ(this->users->find_or_create_external(carol.email, "https://idp.example.com/", "idp|7").id, carol.id);
+  EXPECT_THROW(this->users->find_or_create_external("", "https://idp.example.com/", "idp|1"), UnauthenticatedError);
+  EXPECT_THROW(this->users->find_or_create_external("not-an-email", "https://idp.example.com/", "idp|1"),
+               UnauthenticatedError);
+}
+
 TYPED_TEST(Services, UsersCreateAndAuthenticate) {
   const std::string email = "Carol-" + core::random_hex(4) + "@Example.COM ";
   const auto u = this->users->create(email, "Carol", "s3cret-pass");
@@ -192,11 +215,21 @@ TYPED_TEST(Services, PublishVersionsAndDeploy) {
   EXPECT_EQ(v2.info.number, 2);
   EXPECT_TRUE(v2.files.count("/notes.md"));
   EXPECT_FALSE(this->workflows->get_version(this->alice, w.workflow.id, 1).files.count("/notes.md"));
+  // base_revision is compared inside publish's transaction: a stale one publishes nothing.
+  try {
+    this->workflows->publish(this->alice, w.workflow.id, 1);
+    ADD_FAILURE() << "publish with a stale expected revision must throw ConflictError";
+  } catch (const ConflictError& e) {
+    EXPECT_EQ(e.details()["current_revision"], 2);
+  }
+  EXPECT_EQ(this->workflows->list_versions(this->alice, w.workflow.id).items.size(), 2u);
+  EXPECT_EQ(this->workflows->publish(this->alice, w.workflow.id, 2).info.number, 3);
+  EXPECT_THROW(this->workflows->publish(this->bob, w.workflow.id, 2), NotFoundError);
   const auto list = this->workflows->list_versions(this->alice, w.workflow.id);
-  ASSERT_EQ(list.items.size(), 2u);
-  EXPECT_EQ(list.items[0].number, 2);
+  ASSERT_EQ(list.items.size(), 3u);
+  EXPECT_EQ(list.items[0].number, 3);
   const auto dep = this->workflows->deploy(this->alice, w.workflow.id);
-  EXPECT_EQ(dep.version.number, 2);
+  EXPECT_EQ(dep.version.number, 3);
   EXPECT_EQ(dep.definition["graph"]["entryPoint"], "ResearchAssistant");
   // Deleting the draft then reading it again recreates it from the latest version.
   this->drafts->remove(this->alice, w.draft.id);
@@ -307,6 +340,32 @@ TYPED_TEST(Services, ProposalLifecycleApprove) {
   for (const auto& a : this->audit->list(this->alice, w.workflow.id, PageRequest{200, ""}).items) actions.insert(a.action);
   for (const char* a : {"workflow.create", "proposal.create", "proposal.completed", "proposal.approve"})
     EXPECT_TRUE(actions.count(a)) << a;
+}
+
+// A long engine error cut at 4000 bytes must not split a multi-byte character, and
+// invalid UTF-8 from the engine must not make the store (or the audit JSON) refuse it:
+// otherwise finalise_failed rolls back on every attempt and the proposal stays processing.
+TYPED_TEST(Services, FinaliseFailedStoresLongAndInvalidUtf8Errors) {
+  const auto w = this->small_workflow(this->alice);
+  const std::string euro = "\xE2\x82\xAC";  // 3 bytes
+  std::string error(3999, 'x');                 // byte 4000 falls inside the first euro sign
+  for (int i = 0; i < 10; ++i) error += euro;
+  const auto p = this->start(this->alice, w.workflow.id);
+  const auto f = this->proposals->finalise_failed(p.thread_id, error);
+  EXPECT_TRUE(f.changed);
+  EXPECT_EQ(f.proposal.status, ProposalStatus::failed);
+  ASSERT_TRUE(f.proposal.error.has_value());
+  EXPECT_EQ(*f.proposal.error, std::string(3999, 'x'));
+
+  const auto q = this->start(this->alice, w.workflow.id);
+  const auto g = this->proposals->finalise_failed(q.thread_id, "bad \xFF\xFE bytes \xC3");
+  EXPECT_TRUE(g.changed);
+  EXPECT_EQ(g.proposal.status, ProposalStatus::failed);
+  EXPECT_EQ(g.proposal.error, "bad \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD");
+  bool audited = false;
+  for (const auto& a : this->audit->list(this->alice, w.workflow.id, PageRequest{200, ""}).items)
+    audited = audited || (a.action == "proposal.failed" && a.subject_id == q.id);
+  EXPECT_TRUE(audited);
 }
 
 TYPED_TEST(Services, ProposalFailedThenRejectedAndCancel) {
@@ -511,10 +570,10 @@ TYPED_TEST(Services, FailStaleAndLeases) {
 }
 
 TYPED_TEST(Services, RecordedEngineFilesRoundTripUnchanged) {
-  // ../shared/interop/thread_state.json: the original Python engine's final state.
-  const auto path = std::filesystem::path(PROJECT_SOURCE_DIR) / "../shared/interop/thread_state.json";
-  if (!std::filesystem::exists(path)) GTEST_SKIP() << "interop recordings not present";
+  // tests/fixtures/interop/thread_state.json: the original Python engine's final state.
+  const auto path = std::filesystem::path(PROJECT_SOURCE_DIR) / "tests/fixtures/interop/thread_state.json";
   std::ifstream in(path);
+  ASSERT_TRUE(in) << "missing " << path;
   const auto state = nlohmann::json::parse(in);
   const auto gen = files_from_json(state["generated_files"], "generated_files");
   const auto w = this->small_workflow(this->alice);

@@ -243,3 +243,37 @@ TEST(OpenAiServer, ConnectionRefusedFailsWithClearError) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
   }
 }
+
+// Regression: a DELETE during a long streamed answer waited for the whole answer. The run's
+// delta callback now throws on cancellation; the provider must let it through at once (no
+// retry) and drop the connection.
+TEST(OpenAiServer, CancelDuringSlowStreamReturnsPromptly) {
+  Answer slow{{kSseHead}};
+  for (int i = 0; i < 400; ++i) slow.pieces.push_back(sse({{"choices", {{{"index", 0}, {"delta", {{"content", "tok "}}}}}}}));
+  slow.pieces.push_back("data: [DONE]\n\n");  // ~2 s of streaming at 5 ms per piece
+  FakeServer server({slow, text_answer("never")});
+  json def = json::parse(R"({"graph": {"nodes": [{"id": "solo", "type": "AgentNode",
+      "data": {"name": "Solo", "system_prompt": "sys", "tools": [],
+               "llm_config": {"provider": "openai", "model": "test-model"}}}],
+      "edges": [], "entryPoint": "solo"}})");
+  runtime::ModelSettings ms;
+  ms.openai_base_url = server.base_url();
+  ms.openai_api_key = "sk-test";
+  ms.request_timeout = std::chrono::milliseconds(10000);
+  ms.idle_timeout = std::chrono::milliseconds(5000);
+  struct CancelAfterDeltas : Recorder {
+    std::atomic<int> deltas{0};
+    void emit(const std::string& t, const json& d) override {
+      if (t == "on_llm_stream") ++deltas;
+      Recorder::emit(t, d);
+    }
+    bool cancelled() override { return deltas >= 3; }
+  } rec;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = runtime::execute(runtime::RunRequest{"t", def, {{"messages", "go"}}, std::nullopt}, {}, ms, rec);
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.status, "cancelled") << r.error;
+  EXPECT_LT(took, std::chrono::milliseconds(1000));
+  EXPECT_EQ(rec.deltas.load(), 3);
+  EXPECT_EQ(server.requests().size(), 1u);  // no retry, no further model call
+}

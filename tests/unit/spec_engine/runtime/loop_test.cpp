@@ -344,3 +344,54 @@ TEST(Loop, ModelCallsAreTimedInMetrics) {
   // Seven scripted turns: seven model calls observed.
   EXPECT_EQ(h.count({{"provider", "scripted"}, {"outcome", "ok"}}) - before, 7u);
 }
+
+namespace {
+
+/// Cancels once `after_deltas` streamed deltas were seen (a DELETE arriving mid-stream).
+struct CancelMidStream : Recorder {
+  int after_deltas = 0;
+  int deltas = 0;
+  void emit(const std::string& type, const json& data) override {
+    if (type == "on_llm_stream") ++deltas;
+    Recorder::emit(type, data);
+  }
+  bool cancelled() override { return deltas >= after_deltas; }
+};
+
+}  // namespace
+
+// Regression: cancellation was only checked between model calls, so a long streaming answer
+// ran to its end (and tool calls ran) after a DELETE. Now the stream is aborted at once.
+TEST(Loop, CancelDuringStreamingStopsTheModelCall) {
+  std::string long_content;
+  for (int i = 0; i < 2000; ++i) long_content += "word" + std::to_string(i) + " ";
+  json script = {{"turns", json::array({json{{"node", "orchestrator"}, {"content", long_content},
+                                             {"tool_calls", json::array({json{{"id", "c1"}, {"name", "write_file"},
+                                                                              {"arguments", {{"file_path", "/x.md"},
+                                                                                             {"content", "x"}}}}})}},
+                                        json{{"node", "orchestrator"}, {"content", "never reached"}}})}};
+  CancelMidStream rec;
+  rec.after_deltas = 5;
+  auto r = run_with_script(two_agent_definition(), script, rec);
+  EXPECT_EQ(r.status, "cancelled") << r.error;
+  EXPECT_EQ(rec.deltas, 5);  // no delta after the flag flipped
+  EXPECT_TRUE(rec.of("on_tool_start").empty());
+  EXPECT_TRUE(rec.checkpoints.empty());  // nothing of the aborted turn is checkpointed
+  EXPECT_FALSE(r.files.contains("/x.md"));
+}
+
+// Cancellation between tool calls of one turn: the remaining tool calls do not run.
+TEST(Loop, CancelBetweenToolCalls) {
+  json script = json::parse(R"({"turns": [
+    {"node": "orchestrator", "content": "three files",
+     "tool_calls": [{"id": "a", "name": "write_file", "arguments": {"file_path": "/a.md", "content": "A"}},
+                    {"id": "b", "name": "write_file", "arguments": {"file_path": "/b.md", "content": "B"}},
+                    {"id": "c", "name": "write_file", "arguments": {"file_path": "/c.md", "content": "C"}}]},
+    {"node": "orchestrator", "content": "done"}]})");
+  struct CancelAfterFirstTool : Recorder {
+    bool cancelled() override { return !of("on_tool_end").empty(); }
+  } rec;
+  auto r = run_with_script(two_agent_definition(), script, rec);
+  EXPECT_EQ(r.status, "cancelled") << r.error;
+  EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
+}

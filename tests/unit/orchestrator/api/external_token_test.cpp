@@ -1,0 +1,83 @@
+// External identity-provider tokens (RS256) through the domain adapter: --jwt-issuer /
+// --jwt-audience apply to them, and their subject maps to a local user by e-mail.
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+
+#include <gtest/gtest.h>
+#include <jwt.h>
+#include <soci/soci.h>
+
+#include "../auth/rsa_keys.hpp"
+#include "core/util.hpp"
+#include "orchestrator/api/domain_adapter.hpp"
+
+namespace {
+
+using nlohmann::json;
+
+std::string sign_rs256(const std::string& private_pem, const json& claims) {
+  jwt_t* j = nullptr;
+  EXPECT_EQ(jwt_new(&j), 0);
+  EXPECT_EQ(jwt_add_grants_json(j, claims.dump().c_str()), 0);
+  EXPECT_EQ(jwt_set_alg(j, JWT_ALG_RS256, reinterpret_cast<const unsigned char*>(private_pem.data()),
+                        static_cast<int>(private_pem.size())),
+            0);
+  char* s = jwt_encode_str(j);
+  std::string out = s ? s : "";
+  std::free(s);
+  jwt_free(j);
+  return out;
+}
+
+TEST(ExternalToken, MapsSubjectToLocalUserByEmail) {
+  ::setenv("CONFIG_DIR", (std::string(PROJECT_SOURCE_DIR) + "/config").c_str(), 0);
+  const auto dir = std::filesystem::temp_directory_path() / ("ext-tok-" + core::random_hex(6));
+  std::filesystem::create_directories(dir);
+  core::db::DbConfig cfg;
+  cfg.sqlite_path = dir / "orch.db";
+  cfg.pool_size = 2;
+  core::db::Database db(cfg);
+  core::db::migrate(db, std::filesystem::path(PROJECT_SOURCE_DIR) / "migrations/orchestrator/sqlite");
+  const auto keys = orchestrator::testing::openssl_rsa_key_pair();
+  orchestrator::api::JwtSettings js;
+  js.hs256_secret = "0123456789abcdef0123456789abcdef-test-secret";
+  js.rs256_public_key_pem = keys.public_pem;
+  js.external_issuer = "https://idp.example.com/";
+  js.external_audience = "ide-api";
+  orchestrator::api::DomainAdapter dom(db, js);
+
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const json claims = {{"sub", "idp|12345"}, {"email", "Dana@Example.com"}, {"iss", "https://idp.example.com/"},
+                       {"aud", "ide-api"}, {"iat", now}, {"exp", now + 600}};
+  const json first = dom.verify_token(sign_rs256(keys.private_pem, claims));
+  const std::string uid = first.at("user_id");
+  EXPECT_TRUE(core::is_uuid(uid)) << uid;  // a local user id, not the provider's subject
+  EXPECT_EQ(first.at("email"), "dana@example.com");
+  EXPECT_EQ(dom.verify_token(sign_rs256(keys.private_pem, claims)).at("user_id"), uid);
+  EXPECT_THROW(dom.login("dana@example.com", "anything-at-all"), std::exception);  // no password login
+  {
+    soci::session sql(db.pool());
+    int n = 0;
+    sql << "SELECT COUNT(*) FROM audit_log WHERE action = 'user.create_external' AND subject_id = :s",
+        soci::use(uid), soci::into(n);
+    EXPECT_EQ(n, 1);
+  }
+  // Our own HS256 tokens keep our issuer and map to their subject directly.
+  const std::string erin = orchestrator::api::DomainAdapter::create_user(db, "erin@example.com", "Erin", "erin-pass-1");
+  const auto own = dom.login("erin@example.com", "erin-pass-1");
+  const json own_claims = dom.verify_token(own.token);
+  EXPECT_EQ(own_claims.at("user_id"), erin);
+  EXPECT_EQ(own_claims.at("iss"), "ide-orchestrator");
+  json no_email = claims;
+  no_email.erase("email");
+  EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, no_email)), std::exception);
+  json wrong_iss = claims;
+  wrong_iss["iss"] = "ide-orchestrator";
+  EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, wrong_iss)), std::exception);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
