@@ -5,6 +5,7 @@
 #include <fstream>
 #include <iostream>
 #include <sstream>
+#include <regex>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -76,7 +77,7 @@ int main(int argc, char** argv) {
   cli.fallthrough();  // `serve --log-level debug` as well as `--log-level debug serve`
   std::string log_level = "info";
   cli.add_option("--log-level", log_level, "trace|debug|info|warn|error")->envname("IDE_ORCHESTRATOR_LOG_LEVEL")
-      ->capture_default_str();
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
 
   // serve
   auto* serve = cli.add_subcommand("serve", "Run the HTTP/WebSocket API");
@@ -93,6 +94,13 @@ int main(int argc, char** argv) {
   serve->add_option("--port", port, "Port (0 = any free port)")->envname("IDE_ORCHESTRATOR_PORT")
       ->check(CLI::Range(0, 65535))->capture_default_str();
   serve->add_option("--engine-url", engine_url, "Spec Engine base URL")->envname("IDE_ORCHESTRATOR_ENGINE_URL")
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            // http(s)://host[:port][/path], no query or fragment (RFC 3986 §3).
+            static const std::regex re(R"(^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^?#\s]*)?$)");
+            return std::regex_match(v, re) ? std::string{} : "expected http://host[:port] or https://host[:port], got '" + v + "'";
+          },
+          "URL"))
       ->capture_default_str();
   serve->add_option("--jwt-secret-file", jwt_secret_file,
                     "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable")
@@ -115,14 +123,14 @@ int main(int argc, char** argv) {
                     "(login rate limit) is then the right-most entry that is not a trusted proxy")
       ->envname("IDE_ORCHESTRATOR_TRUSTED_PROXIES");
   serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
-      ->capture_default_str();
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))->capture_default_str();
   serve->add_option("--orphan-ttl", orphan_ttl_hours, "Hours after which a proposal still processing is failed")
-      ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->capture_default_str();
+      ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
                     "Seconds the engine circuit breaker stays open before trial calls")
-      ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->capture_default_str();
+      ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute")
-      ->envname("IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT")->capture_default_str();
+      ->envname("IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
   serve->add_option("--refinement-agent-file", refinement_agent_file,
                     "Agent definition sent with refinements (default config/refinement-agent.json)")
       ->envname("IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE");

@@ -134,6 +134,10 @@ class MainFlow(unittest.TestCase):
         self.assertEqual(got, [e["seq"] for e in full])
         self.assertEqual(len(got), len(set(got)))
         self.assertEqual((first + rest)[-1]["event_type"], "end")
+        # A browser that already saw `end` and reconnects past it gets a clean close, no error event.
+        after_end, code, _ = ws_collect(url + f"?after_seq={full[-1]['seq']}", headers=hdr)
+        self.assertEqual(after_end, [])
+        self.assertEqual(code, 1000)
 
     def test_token_in_query_and_subprotocol(self):
         wf = create_workflow(self.orch, self.token)

@@ -139,7 +139,8 @@ Response to_response(const std::exception& e, const Request& req) {
     Response r = Response::problem(
         503, "Refinement service unavailable",
         "The AI refinement engine is not reachable right now, so the refinement could not be started. "
-        "Nothing was changed; please try again in " + std::to_string(secs) + " seconds.",
+        "Your draft was not changed (the attempt is listed as a failed proposal); please try again in " +
+            std::to_string(secs) + (secs == 1 ? " second." : " seconds."),
         {{"type", problem_type("engine-unavailable")}, {"retry_after_seconds", secs}});
     r.headers.set("Retry-After", std::to_string(secs));
     core::log::warn("engine_unavailable", {{"error", u->what()}, {"request_id", req.request_id}});

@@ -235,7 +235,15 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
           if (e.kind() == core::http::ClientErrorKind::timeout) continue;
           throw;
         }
-        if (!msg) throw std::runtime_error("the engine closed the stream before the run ended");
+        if (!msg) {
+          // A normal close (1000) is the engine's "stream complete": it follows `end`, and it comes
+          // alone when the browser resumed with after_seq at or past `end` (DESIGN.md §4 stream).
+          if (up->close_code() == 1000) {
+            ended = true;
+            break;
+          }
+          throw std::runtime_error("the engine closed the stream before the run ended");
+        }
         json ev = json::parse(*msg, nullptr, false);
         long long seq = last_seq + 1;  // events without seq (older engines) count one by one
         std::string type;

@@ -9,6 +9,7 @@
 #include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "spec_engine/runtime/run.hpp"
 
 namespace orchestrator::domain {
 
@@ -122,29 +123,13 @@ Version WorkflowService::publish(const std::string& actor, const std::string& wo
 }
 
 void validate_definition(const nlohmann::json& def, const std::string& field) {
-  if (!def.is_object()) throw InvalidError(field, field + " must be a JSON object");
-  const auto g = def.find("graph");
-  if (g == def.end() || !g->is_object()) throw InvalidError(field, field + ": 'graph' object is missing");
-  const auto nodes = g->find("nodes");
-  if (nodes == g->end() || !nodes->is_array() || nodes->empty())
-    throw InvalidError(field, field + ": graph.nodes must be a non-empty array");
-  std::set<std::string> ids;
-  for (const auto& n : *nodes) {
-    if (!n.is_object() || !n.contains("id") || !n["id"].is_string())
-      throw InvalidError(field, field + ": every graph node needs a string 'id'");
-    ids.insert(n["id"].get<std::string>());
-  }
-  const auto entry = g->find("entryPoint");
-  if (entry == g->end() || !entry->is_string() || !ids.count(entry->get<std::string>()))
-    throw InvalidError(field, field + ": graph.entryPoint must name one of the nodes");
-  if (const auto edges = g->find("edges"); edges != g->end()) {
-    if (!edges->is_array()) throw InvalidError(field, field + ": graph.edges must be an array");
-    for (const auto& e : *edges)
-      if (!e.is_object() || !e.contains("source") || !e.contains("target") || !e["source"].is_string() ||
-          !e["target"].is_string() || !ids.count(e["source"].get<std::string>()) ||
-          !ids.count(e["target"].get<std::string>()))
-        throw InvalidError(field, field + ": every edge needs a source and target naming nodes");
-  }
+  // One rule set for both services: the engine's own validator (DESIGN.md §4 "Agent definition"),
+  // so a definition that deploys is one the engine runs.
+  const auto errors = spec_engine::runtime::validate_definition(def, field);
+  if (errors.empty()) return;
+  std::string message = errors.front().field + ": " + errors.front().message;
+  if (errors.size() > 1) message += " (and " + std::to_string(errors.size() - 1) + " more problem(s))";
+  throw InvalidError(errors.front().field, message);
 }
 
 Deployment WorkflowService::deploy(const std::string& actor, const std::string& workflow_id) {

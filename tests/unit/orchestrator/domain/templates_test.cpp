@@ -49,5 +49,16 @@ TEST(Templates, ValidateDefinitionNamesProblems) {
   EXPECT_THROW(validate_definition(json::object()), InvalidError);
   EXPECT_THROW(validate_definition({{"graph", {{"nodes", json::array()}}}}), InvalidError);
   EXPECT_THROW(validate_definition({{"graph", {{"nodes", {{{"id", "a"}}}}, {"entryPoint", "b"}}}}), InvalidError);
-  EXPECT_NO_THROW(validate_definition({{"graph", {{"nodes", {{{"id", "a"}}}}, {"entryPoint", "a"}}}}));
+  const json node = {{"id", "a"},
+                     {"type", "AgentNode"},
+                     {"data", {{"name", "A"}, {"system_prompt", "You help."}, {"tools", {"read_file"}}}}};
+  EXPECT_NO_THROW(validate_definition({{"graph", {{"nodes", {node}}, {"edges", json::array()}, {"entryPoint", "a"}}}}));
+  // The engine's rules apply: a duplicate node id (the engine answers 400) is refused here too.
+  try {
+    validate_definition({{"graph", {{"nodes", {node, node}}, {"edges", json::array()}, {"entryPoint", "a"}}}});
+    FAIL() << "duplicate node id accepted";
+  } catch (const InvalidError& e) {
+    EXPECT_NE(std::string(e.what()).find("duplicate"), std::string::npos) << e.what();
+    EXPECT_NE(e.field().find("/definition.json"), std::string::npos) << e.field();
+  }
 }
