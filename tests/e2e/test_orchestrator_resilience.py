@@ -10,7 +10,7 @@ import unittest
 import uuid
 
 from e2ekit import DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, wait_proposal, ws_url
-from testkit import free_port, pg_url_for, write_json, ws_collect
+from testkit import free_port, pg_url_for, wait_until, write_json, ws_collect
 
 
 def metric(orch, name):
@@ -157,6 +157,22 @@ class Resilience(unittest.TestCase):
         p = wait_proposal(orch2, token, started["proposal_id"], timeout=120)
         self.assertEqual(p["status"], "completed", p)
         self.assertIn("/THE_CAST/FactChecker.md", p["generated_files"])
+
+    def test_cancel_processing_refinement(self):
+        script, eng, orch, token, started = self.start_slow_refinement(1.0, "when it is cancelled")
+        pid, tid = started["proposal_id"], started["thread_id"]
+        r = curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=token)
+        self.assertEqual(r.status, 200, r.text)
+        self.assertEqual(r.json()["proposal"]["status"], "cancelled")
+        # the engine run is stopped and its thread removed
+        wait_until(lambda: eng.state(tid)[0] == 404, timeout=30, what="engine thread deleted")
+        # the tracker never turns a cancelled proposal into anything else
+        time.sleep(1.0)
+        p = curl(orch.url, "GET", f"/api/proposals/{pid}", token=token).json()
+        self.assertEqual(p["status"], "cancelled", p)
+        again = curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=token)
+        self.assertEqual(again.status, 409, again.text)
+        self.assertIn("problem+json", again.header("content-type"))
 
     def test_concurrent_approve_reject(self):
         eng = self.start_engine()

@@ -219,6 +219,12 @@ ProposalView DomainAdapter::reject(const std::string& user_id, const std::string
   return ProposalView{p, detail.changes};
 }
 
+ProposalView DomainAdapter::cancel(const std::string& user_id, const std::string& proposal_id) {
+  auto p = impl_->proposals.cancel(user_id, proposal_id);
+  const auto detail = impl_->proposals.get(user_id, proposal_id);
+  return ProposalView{p, detail.changes};
+}
+
 bool DomainAdapter::can_access_thread(const std::string& user_id, const std::string& thread_id) {
   try {
     impl_->proposals.get_by_thread(user_id, thread_id);

@@ -52,6 +52,7 @@ class DomainAdapter : public DomainPort {
   std::string proposal_diff(const std::string& user_id, const std::string& proposal_id) override;
   std::pair<ProposalView, DraftView> approve(const std::string& user_id, const std::string& proposal_id) override;
   ProposalView reject(const std::string& user_id, const std::string& proposal_id) override;
+  ProposalView cancel(const std::string& user_id, const std::string& proposal_id) override;
   bool can_access_thread(const std::string& user_id, const std::string& thread_id) override;
 
  private:

@@ -223,6 +223,18 @@ Response reject(RouteDeps& d, Request& req) {
   return Response::json(200, {{"proposal", render_proposal(d.domain.reject(caller_id(req), id))}});
 }
 
+Response cancel(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  const auto view = d.domain.cancel(caller_id(req), id);
+  // Stop the run now (DELETE cancels a running thread); the tracker's cleanup retries on failure.
+  try {
+    d.engine.delete_thread(view.proposal.thread_id, req.traceparent);
+  } catch (const std::exception& e) {
+    core::log::warn("cancel_engine_delete_deferred", {{"proposal_id", id}, {"error", e.what()}});
+  }
+  return Response::json(200, {{"proposal", render_proposal(view)}});
+}
+
 // ---------------------------------------------------------------- probes
 Response health(RouteDeps&, Request&) { return Response::json(200, {{"status", "ok"}}); }
 
@@ -296,6 +308,7 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
   add("GET", "/api/proposals/{id}/diff", proposal_diff);
   add("POST", "/api/proposals/{id}/approve", approve);
   add("POST", "/api/proposals/{id}/reject", reject);
+  add("POST", "/api/proposals/{id}/cancel", cancel);
   router.add_ws("/api/ws/refinements/{thread_id}", [d = &deps](Request& req) { return d->ws.accept(req); });
   add("GET", "/health", health);
   add("GET", "/ready", ready);
