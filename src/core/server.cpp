@@ -486,6 +486,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
         parse_target(parser.get(), request);
         co_await fail(413, "Payload Too Large",
                       "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.");
+      } else if (ec == bhttp::error::header_limit) {
+        // RFC 6585 §5: the header section is too large.
+        co_await fail(431, "Request Header Fields Too Large",
+                      "The request's header section exceeds the limit of 16384 bytes.");
       } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
                  ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
         co_await fail(400, "Bad Request", "The request could not be parsed as HTTP/1.1.");

@@ -191,6 +191,19 @@ TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
   EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 413");
 }
 
+TEST_F(ServerTest, OversizedHeaderSectionIs431) {
+  core::http::ClientRequest req;
+  req.url = base(*server) + "/echo";
+  req.method = "POST";
+  req.headers.set("X-Big", std::string(20000, 'h'));
+  const auto r = core::http::request(req);
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(r.headers.get("Content-Type"), "application/problem+json");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["status"], 431);
+  // The server keeps serving.
+  EXPECT_EQ(call("POST", base(*server) + "/echo", "ok").status, 200);
+}
+
 TEST_F(ServerTest, HandlerExceptionIs500Problem) {
   auto r = call("GET", base(*server) + "/boom");
   EXPECT_EQ(r.status, 500);
