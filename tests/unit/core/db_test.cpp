@@ -17,6 +17,9 @@ struct Target {
   bool postgres;
 };
 
+/// Names the parameter in test output ("sqlite"/"postgres") instead of a byte dump.
+[[maybe_unused]] void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
+
 class DbTest : public ::testing::TestWithParam<Target> {
  protected:
   void SetUp() override {
