@@ -66,6 +66,20 @@ struct RawListener {
   ~RawListener() { ::close(fd); }
 };
 
+/// A TCP socket connected to 127.0.0.1:`port`, or -1 when the connect fails.
+int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 void send_all(int fd, const std::string& s) {
   std::size_t off = 0;
   while (off < s.size()) {
@@ -170,12 +184,8 @@ TEST_F(ServerTest, BodyTooLargeIs413) {
 }
 
 TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(server->port());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const int fd = connect_loopback(server->port());
+  ASSERT_GE(fd, 0);
   std::string req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(512, 'z') + "\r\n";
   req += "0\r\n\r\n";
@@ -224,12 +234,8 @@ TEST_F(ServerTest, MiddlewareShortCircuit) {
 }
 
 TEST_F(ServerTest, KeepAliveServesSeveralRequestsOnOneConnection) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(server->port());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const int fd = connect_loopback(server->port());
+  ASSERT_GE(fd, 0);
   for (int i = 0; i < 3; ++i) {
     const std::string body = "ping" + std::to_string(i);
     send_all(fd, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" +

@@ -143,23 +143,41 @@ std::vector<json> numbered_run(int n) {
   return evs;
 }
 
-TEST(WsProxy, StalledBrowserIsClosedWith1013) {
+/// A 20-event run (plus `end`) on a fake engine, proxied to a browser connection that does
+/// not drain its queue until told to; the proxy allows 4 queued frames for `drain_timeout`.
+struct BackPressureRun {
+  explicit BackPressureRun(std::chrono::milliseconds drain_timeout)
+      : engine(options_for(fake)), proxy(engine, [](const std::string&, const std::string&) { return true; },
+                                         proxy_options(drain_timeout)) {
+    const std::string thread = core::uuid4();
+    fake.set(thread, {numbered_run(20), {}, false, false, std::nullopt});
+    conn->set_drains(false);
+    core::http::Request req;
+    req.path_params["thread_id"] = thread;
+    req.context["user_id"] = "u";
+    proxy.accept(req).on_open(conn);
+  }
+  static orchestrator::engine_client::EngineClientOptions options_for(tracker_test::FakeEngine& f) {
+    orchestrator::engine_client::EngineClientOptions eo;
+    eo.base_url = f.url();
+    return eo;
+  }
+  static WsProxyOptions proxy_options(std::chrono::milliseconds drain_timeout) {
+    WsProxyOptions o;
+    o.max_queued_frames = 4;
+    o.drain_timeout = drain_timeout;
+    return o;
+  }
   tracker_test::FakeEngine fake;
-  const std::string thread = core::uuid4();
-  fake.set(thread, {numbered_run(20), {}, false, false, std::nullopt});
-  orchestrator::engine_client::EngineClientOptions eo;
-  eo.base_url = fake.url();
-  orchestrator::engine_client::EngineClient engine(eo);
-  WsProxyOptions o;
-  o.max_queued_frames = 4;
-  o.drain_timeout = 300ms;
-  WsProxy proxy(engine, [](const std::string&, const std::string&) { return true; }, o);
-  auto conn = std::make_shared<FakeConn>();
-  conn->set_drains(false);
-  core::http::Request req;
-  req.path_params["thread_id"] = thread;
-  req.context["user_id"] = "u";
-  proxy.accept(req).on_open(conn);
+  orchestrator::engine_client::EngineClient engine;
+  WsProxy proxy;
+  std::shared_ptr<FakeConn> conn = std::make_shared<FakeConn>();
+};
+
+TEST(WsProxy, StalledBrowserIsClosedWith1013) {
+  BackPressureRun run(300ms);
+  auto& conn = run.conn;
+  auto& proxy = run.proxy;
   ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
   EXPECT_EQ(conn->code(), 1013);
   EXPECT_NE(conn->reason().find("after_seq=5"), std::string::npos) << conn->reason();
@@ -168,22 +186,9 @@ TEST(WsProxy, StalledBrowserIsClosedWith1013) {
 }
 
 TEST(WsProxy, DrainingBrowserGetsTheWholeRun) {
-  tracker_test::FakeEngine fake;
-  const std::string thread = core::uuid4();
-  fake.set(thread, {numbered_run(20), {}, false, false, std::nullopt});
-  orchestrator::engine_client::EngineClientOptions eo;
-  eo.base_url = fake.url();
-  orchestrator::engine_client::EngineClient engine(eo);
-  WsProxyOptions o;
-  o.max_queued_frames = 4;
-  o.drain_timeout = 5s;
-  WsProxy proxy(engine, [](const std::string&, const std::string&) { return true; }, o);
-  auto conn = std::make_shared<FakeConn>();
-  conn->set_drains(false);
-  core::http::Request req;
-  req.path_params["thread_id"] = thread;
-  req.context["user_id"] = "u";
-  proxy.accept(req).on_open(conn);
+  BackPressureRun run(5s);
+  auto& conn = run.conn;
+  auto& proxy = run.proxy;
   ASSERT_TRUE(eventually([&] { return conn->sent() == 5u; }));
   conn->set_drains(true);  // the browser catches up before the drain timeout
   ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
