@@ -5,14 +5,15 @@ BUILD    := build
 JOBS     ?= $(shell nproc)
 SHELL    := /bin/bash
 
-.PHONY: all deps configure build test test-unit demo bench clean help
+.PHONY: all deps configure build test test-unit demo up bench clean help
 
 all: build
 
 help:
 	@echo "make demo   - build, start both services on SQLite + scripted model, run a refinement end to end"
 	@echo "make test   - build and run every test (starts a throwaway PostgreSQL and nats-server)"
-	@echo "make build  - install Debian packages if missing, configure and build"
+	@echo "make up     - build, run both services with a seeded user; prints the web console URL (Ctrl-C stops)"
+	@echo "make build  - install Debian packages if missing, configure and build (the web console too, with npm)"
 	@echo "make bench  - build and run the benchmarks under bench/"
 
 deps:
@@ -31,6 +32,11 @@ test: build
 demo: configure
 	cmake --build --preset $(PRESET) -j $(JOBS) --target spec-engine ide-orchestrator
 	scripts/demo.sh
+
+# The two binaries and, when npm is available, the web console.
+up: configure
+	cmake --build --preset $(PRESET) -j $(JOBS) --target spec-engine ide-orchestrator $(if $(shell command -v npm),web_console)
+	scripts/up.sh
 
 bench: build
 	cmake --build --preset $(PRESET) -j $(JOBS) --target benchmarks

@@ -23,16 +23,9 @@ bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 step() { echo; bold "==> $*"; }
 info() { echo "    $*"; }
 die() { echo; printf '\033[31mDEMO FAILED: %s\033[0m\n' "$*" >&2; exit 1; }
+# shellcheck source=scripts/services.sh
+source "$ROOT/scripts/services.sh"
 
-stop_pid() {  # stop_pid PID NAME: SIGTERM, wait up to 10 s, then SIGKILL
-  local pid=$1 name=$2
-  [[ -z "$pid" ]] && return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then echo "    $name did not stop in 10 s; killing it"; kill -KILL "$pid" 2>/dev/null || true; fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   set +e
@@ -55,15 +48,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'exit 141' PIPE  # e.g. piped into head: still stop both services
 
-free_port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
-wait_health() {  # wait_health URL PID NAME
-  for _ in $(seq 1 150); do
-    if curl -fsS -o /dev/null "$1/health" 2>/dev/null; then return 0; fi
-    kill -0 "$2" 2>/dev/null || die "$3 exited during start-up (see its log above)"
-    sleep 0.1
-  done
-  die "$3 did not answer $1/health within 15 s"
-}
 # api METHOD PATH [JSON] -> body in $TMP/body, status in $STATUS
 api() {
   local args=(-sS -o "$TMP/body" -w '%{http_code}' -X "$1" "$ORCH/api$2" -H 'Accept: application/json')
@@ -89,16 +73,7 @@ $PY -c 'import websockets' 2>/dev/null || die "python3-websockets is not install
 step "Starting the services"
 EPORT=$(free_port); OPORT=$(free_port)
 ENGINE="http://127.0.0.1:$EPORT"; ORCH="http://127.0.0.1:$OPORT"
-ENGINE_CMD=("$BIN/spec-engine")
-if "$BIN/spec-engine" --help 2>&1 | grep -qE '^\s+serve\b'; then ENGINE_CMD+=(serve); fi
-ENGINE_CMD+=(--host 127.0.0.1 --port "$EPORT" --data-dir "$TMP/engine")
-if [[ -n "${OPENAI_API_KEY:-}" ]]; then
-  MODEL_NOTE="real model via ${OPENAI_BASE_URL:-https://api.openai.com/v1} (OPENAI_API_KEY is set)"
-else
-  SCRIPT="$ROOT/config/demo/refinement-script.json"
-  ENGINE_CMD+=(--model-override "scripted:$SCRIPT")
-  MODEL_NOTE="OFFLINE SCRIPTED MODEL (no OPENAI_API_KEY): the engine replays config/demo/refinement-script.json instead of calling an LLM"
-fi
+engine_command "$EPORT" "$TMP/engine"
 "${ENGINE_CMD[@]}" >"$TMP/engine.log" 2>&1 &
 ENGINE_PID=$!
 wait_health "$ENGINE" "$ENGINE_PID" spec-engine

@@ -19,6 +19,10 @@ PACKAGES=(
 # Only for tests and the demo (not for a runtime image).
 if [[ "${DEPS_PROFILE:-full}" == "full" ]]; then
   PACKAGES+=(postgresql nats-server python3 python3-websockets yamllint procps)
+  # The web console: built with node + npm (web/package-lock.json), tested in headless Chromium.
+  PACKAGES+=(chromium fonts-dejavu-core)
+  # Debian's nodejs + npm, unless a Node.js that bundles npm (e.g. NodeSource's) is installed.
+  if ! command -v npm >/dev/null 2>&1; then PACKAGES+=(nodejs npm); fi
 fi
 
 missing=()

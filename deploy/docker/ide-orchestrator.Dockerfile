@@ -20,6 +20,20 @@ COPY migrations migrations
 COPY config config
 RUN cmake --preset default && cmake --build --preset default --target ide-orchestrator
 
+# The web console (web/): Debian's node + npm, npm ci from the committed lockfile, type check
+# and Vite build. The runtime image only gets the built files.
+FROM debian:12 AS web
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm ca-certificates \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY web/index.html web/tsconfig.json web/vite.config.ts ./
+COPY web/src src
+RUN node node_modules/typescript/bin/tsc --noEmit \
+ && node node_modules/vite/bin/vite.js build --outDir /out/web --emptyOutDir
+
 FROM debian:12 AS runtime
 # Runtime libraries only (the -dev packages stay in the build stage); curl is
 # for HEALTHCHECK.
@@ -38,6 +52,7 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=build /src/build/bin/ide-orchestrator /usr/local/bin/ide-orchestrator
 COPY --from=build /src/migrations /usr/share/agentic-ide/migrations
 COPY --from=build /src/config /usr/share/agentic-ide/config
+COPY --from=web /out/web /usr/share/agentic-ide/web
 ENV IDE_ORCHESTRATOR_HOST=0.0.0.0 \
     IDE_ORCHESTRATOR_PORT=8080
 WORKDIR /var/lib/agentic-ide

@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
   std::size_t max_body = 1 << 20;
   double orphan_ttl_hours = 24, breaker_open_seconds = 30;
   int login_limit = 10;
-  std::string refinement_agent_file, openapi_file, trusted_proxies;
+  std::string refinement_agent_file, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
   serve->add_option("--port", port, "Port (0 = any free port)")->envname("IDE_ORCHESTRATOR_PORT")
@@ -136,6 +136,10 @@ int main(int argc, char** argv) {
       ->envname("IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE");
   serve->add_option("--openapi-file", openapi_file, "OpenAPI document to serve (default docs/openapi.json)")
       ->envname("IDE_ORCHESTRATOR_OPENAPI_FILE");
+  serve->add_option("--web-dir", web_dir,
+                    "Built web console served at / (default: <binary dir>/../web, where make build puts it, then "
+                    "/usr/share/agentic-ide/web; none found = / says the console was not built)")
+      ->envname("IDE_ORCHESTRATOR_WEB_DIR");
 
   // migrate
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");
@@ -186,6 +190,7 @@ int main(int argc, char** argv) {
     o.middleware.trusted_proxies = split_list(trusted_proxies);
     o.refinement_agent_file = refinement_agent_file;
     o.openapi_file = openapi_file;
+    o.web_dir = web_dir;
     if (!jwt_secret_file.empty()) {
       o.jwt.hs256_secret = trim_newlines(read_file(jwt_secret_file, "JWT secret"));
     } else if (const char* s = std::getenv("JWT_SECRET")) {

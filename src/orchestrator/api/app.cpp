@@ -9,6 +9,7 @@
 #include "core/log.hpp"
 #include "orchestrator/api/domain_adapter.hpp"
 #include "orchestrator/api/routes.hpp"
+#include "orchestrator/api/static_site.hpp"
 
 namespace orchestrator::api {
 
@@ -54,6 +55,24 @@ fs::path find_resource(const std::string& rel) {
   throw std::runtime_error("cannot find " + rel + " (looked in " + list + "); set IDE_ORCHESTRATOR_HOME to the source tree");
 }
 
+std::optional<fs::path> resolve_web_dir(const fs::path& configured) {
+  std::error_code ec;
+  if (!configured.empty()) {
+    if (!fs::is_regular_file(configured / "index.html", ec)) {
+      throw std::runtime_error("--web-dir " + configured.string() +
+                               " holds no index.html; build the console (make build) or fix the path");
+    }
+    return fs::weakly_canonical(configured, ec);
+  }
+  std::vector<fs::path> candidates;
+  if (auto e = exe_dir(); !e.empty()) candidates.push_back(e / ".." / "web");
+  candidates.push_back("/usr/share/agentic-ide/web");
+  for (const auto& c : candidates) {
+    if (fs::is_regular_file(c / "index.html", ec)) return fs::weakly_canonical(c, ec);
+  }
+  return std::nullopt;
+}
+
 int run_migrations(const core::db::DbConfig& db) {
   core::db::Database d(db);
   return core::db::migrate(d, core::db::migrations_dir("orchestrator", d.dialect()));
@@ -73,6 +92,7 @@ struct App::Impl {
   std::unique_ptr<DomainAdapter> domain;
   std::unique_ptr<WsProxy> ws;
   std::unique_ptr<RouteDeps> deps;
+  std::unique_ptr<StaticSite> console;
   core::http::Router router;
   std::unique_ptr<core::http::Server> server;
   bool stopped = false;
@@ -104,6 +124,13 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.engine, m.tracker.get(), *m.ws, std::move(agent),
                                                  std::move(openapi), [db] { return db->ping(); }});
   register_routes(m.router, *m.deps);
+  m.console = std::make_unique<StaticSite>(resolve_web_dir(m.options.web_dir));
+  m.console->register_routes(m.router);
+  if (m.console->available()) {
+    core::log::info("web_console_ready", {{"dir", m.console->root()->string()}});
+  } else {
+    core::log::warn("web_console_not_built", {{"detail", "GET / explains how to build it; the API is unaffected"}});
+  }
   core::log::info("refinement_agent_loaded", {{"file", agent_file.string()}});
 }
 

@@ -44,12 +44,20 @@ struct AppOptions {
   std::filesystem::path refinement_agent_file;
   /// OpenAPI document served at /api/openapi.json. Empty = search "docs/openapi.json".
   std::filesystem::path openapi_file;
+  /// Built web console served at `/` (holds index.html). Empty = the first of <exe>/../web
+  /// (where `make build` puts it) and /usr/share/agentic-ide/web that holds an index.html;
+  /// none: `/` says the console was not built. A given directory without index.html is an error.
+  std::filesystem::path web_dir;
 };
 
 /// Finds a file shipped with the sources or installed: tries `rel` under
 /// $IDE_ORCHESTRATOR_HOME, <exe>/../.., the working directory and /usr/share/agentic-ide.
 /// Throws std::runtime_error listing the places tried.
 std::filesystem::path find_resource(const std::string& rel);
+
+/// The web console directory App serves: `configured` when non-empty (std::runtime_error
+/// unless it holds index.html), else the default search of AppOptions::web_dir; nullopt when none is found.
+std::optional<std::filesystem::path> resolve_web_dir(const std::filesystem::path& configured);
 
 /// Opens the database described by `db` and applies pending migrations. Returns the count applied.
 int run_migrations(const core::db::DbConfig& db);

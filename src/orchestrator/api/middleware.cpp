@@ -96,7 +96,10 @@ void add_security_headers(const Request& req, Response& r) {
   r.headers.set("X-Content-Type-Options", "nosniff");
   r.headers.set("X-Frame-Options", "DENY");
   r.headers.set("Referrer-Policy", "no-referrer");
-  r.headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  // A handler may set its own policy (the web console's, static_site.hpp); API answers get none.
+  if (!r.headers.get("Content-Security-Policy")) {
+    r.headers.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  }
   r.headers.set("Cross-Origin-Resource-Policy", "same-site");
   if (starts_with(req.path, "/api/") && !r.headers.get("Cache-Control")) r.headers.set("Cache-Control", "no-store");
 }

@@ -82,7 +82,7 @@ std::vector<std::string> ci_build_commands() {
   return out;
 }
 
-/// The lines of a Dockerfile's first stage (from the first FROM to the next),
+/// The lines of stage `stage` of a Dockerfile (from its FROM to the next),
 /// with backslash continuations joined.
 std::vector<std::string> dockerfile_stage(const fs::path& file, int stage) {
   std::vector<std::string> joined;
@@ -103,6 +103,13 @@ std::vector<std::string> dockerfile_stage(const fs::path& file, int stage) {
     if (seen == stage) out.push_back(l);
   }
   return out;
+}
+
+/// Index of a Dockerfile's last stage (the runtime image; build stages come first).
+int last_stage(const fs::path& file) {
+  int n = 0;
+  for (const auto& line : read_lines(file)) n += line.rfind("FROM ", 0) == 0 ? 1 : 0;
+  return n - 1;
 }
 
 /// The two container images and the binary each builds.
@@ -213,7 +220,7 @@ TEST(deployDockerImages, BuildStageRunsTheCommandsCiRuns) {
 
 TEST(deployDockerImages, RuntimeStageIsMinimalAndNonRoot) {
   for (const auto& [file, binary] : kImages) {
-    const auto rt = dockerfile_stage(source_path(file), 1);
+    const auto rt = dockerfile_stage(source_path(file), last_stage(source_path(file)));
     ASSERT_FALSE(rt.empty()) << file;
     std::string all;
     for (const auto& l : rt) all += l + "\n";
@@ -224,6 +231,10 @@ TEST(deployDockerImages, RuntimeStageIsMinimalAndNonRoot) {
     EXPECT_NE(all.find("/usr/share/agentic-ide/migrations"), std::string::npos) << file;
     EXPECT_NE(all.find("/usr/share/agentic-ide/config"), std::string::npos) << file;
     EXPECT_NE(all.find("HEALTHCHECK"), std::string::npos) << file;
+    if (binary == "ide-orchestrator") {
+      EXPECT_NE(all.find("COPY --from=web /out/web /usr/share/agentic-ide/web"), std::string::npos)
+          << file << " must ship the built web console";
+    }
     EXPECT_NE(all.find("_HOST=0.0.0.0"), std::string::npos) << file;
     std::smatch m;
     ASSERT_TRUE(std::regex_search(all, m, std::regex("\nUSER (\\S+)"))) << file;

@@ -1,0 +1,611 @@
+// Browser test of the web console (issue 11): Debian's Chromium, headless, driven by
+// playwright-core (no browser download) against the real binaries on loopback ports and the
+// offline scripted model. Every step saves screenshots at 1280x800 and 390x844 under
+// $TEST_OUTPUT_DIR (build/test-output/console) and runs axe-core on the page: no serious or
+// critical violations allowed. Any Content-Security-Policy violation or page error fails it.
+//
+// Environment (set by tests/CMakeLists.txt): BIN_DIR, PROJECT_SOURCE_DIR, WEB_DIR (the built
+// console), WEB_PACKAGE_DIR (web/, for node_modules), TEST_OUTPUT_DIR, CHROMIUM (/usr/bin/chromium).
+//
+// Prints "ok N - step" per step and closes with "N passed, M failed".
+
+import { spawn, spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import fs from "node:fs";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const env = process.env;
+const SRC = env.PROJECT_SOURCE_DIR ?? path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const BIN = env.BIN_DIR ?? path.join(SRC, "build/bin");
+const WEB_DIR = env.WEB_DIR ?? path.join(SRC, "build/web");
+const WEB_PKG = env.WEB_PACKAGE_DIR ?? path.join(SRC, "web");
+const OUT = env.TEST_OUTPUT_DIR ?? path.join(SRC, "build/test-output/console");
+const CHROMIUM = env.CHROMIUM ?? "/usr/bin/chromium";
+const SCRIPT = path.join(SRC, "config/demo/refinement-script.json");
+
+const require = createRequire(path.join(WEB_PKG, "package.json"));
+const { chromium } = require("playwright-core");
+const AXE_SOURCE = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+const USERS = {
+  ada: { email: "ada@example.com", name: "Ada Lovelace", password: "correct horse battery staple" },
+  grace: { email: "grace@example.com", name: "Grace Hopper", password: "another long passphrase" },
+};
+const script = JSON.parse(fs.readFileSync(SCRIPT, "utf8"));
+const SCRIPT_TOOL_CALLS = script.turns.reduce((n, t) => n + (t.tool_calls?.length ?? 0), 0);
+const SCRIPT_TEXT_TURNS = script.turns.filter((t) => t.content).length;
+
+// ------------------------------------------------------------------ small helpers
+function fail(msg) {
+  throw new Error(msg);
+}
+function assert(cond, msg) {
+  if (!cond) fail(msg);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+    s.on("error", reject);
+  });
+}
+
+async function waitHealthy(url, proc, name, timeoutMs = 30000) {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (proc.exitCode !== null) fail(`${name} exited during start-up (code ${proc.exitCode}); see ${proc.logPath}`);
+    try {
+      const r = await fetch(`${url}/health`);
+      if (r.ok) return;
+    } catch {
+      /* not yet */
+    }
+    await sleep(100);
+  }
+  fail(`${name} did not answer ${url}/health within ${timeoutMs / 1000} s`);
+}
+
+const children = new Set();
+
+/** A child process with its output in a log file under the work dir. */
+function startProcess(name, cmd, args, extraEnv, workdir) {
+  const logPath = path.join(workdir, `${name}.log`);
+  const log = fs.openSync(logPath, "a");
+  const childEnv = { ...process.env, ...extraEnv };
+  delete childEnv.OPENAI_API_KEY;
+  const p = spawn(cmd, args, { env: childEnv, stdio: ["ignore", log, log] });
+  fs.closeSync(log);
+  p.logPath = logPath;
+  children.add(p);
+  p.once("exit", () => children.delete(p));
+  return p;
+}
+
+async function stopProcess(p, timeoutMs = 10000) {
+  if (!p || p.exitCode !== null || p.signalCode !== null) return;
+  const done = new Promise((r) => p.once("exit", r));
+  p.kill("SIGTERM");
+  const t = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  await done;
+  clearTimeout(t);
+}
+
+function tail(file, n = 25) {
+  try {
+    return fs.readFileSync(file, "utf8").trimEnd().split("\n").slice(-n).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+// ------------------------------------------------------------------ the services
+class Services {
+  async start() {
+    this.work = fs.mkdtempSync(path.join(os.tmpdir(), "console-test-"));
+    this.enginePort = await freePort();
+    this.orchPort = await freePort();
+    this.engineUrl = `http://127.0.0.1:${this.enginePort}`;
+    this.url = `http://127.0.0.1:${this.orchPort}`;
+    this.jwt = Array.from({ length: 64 }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
+    await this.startEngine();
+    this.orch = startProcess(
+      "orchestrator",
+      path.join(BIN, "ide-orchestrator"),
+      [
+        "serve", "--data-dir", path.join(this.work, "orch"), "--host", "127.0.0.1", "--port", String(this.orchPort),
+        "--engine-url", this.engineUrl, "--web-dir", WEB_DIR, "--engine-breaker-open-seconds", "2",
+      ],
+      { JWT_SECRET: this.jwt },
+      this.work,
+    );
+    await waitHealthy(this.url, this.orch, "ide-orchestrator");
+    for (const u of Object.values(USERS)) {
+      const r = spawnSync(
+        path.join(BIN, "ide-orchestrator"),
+        ["user", "add", "--data-dir", path.join(this.work, "orch"), "--email", u.email, "--name", u.name],
+        { input: `${u.password}\n`, env: { ...process.env, JWT_SECRET: this.jwt }, encoding: "utf8", timeout: 60000 },
+      );
+      assert(r.status === 0, `user add ${u.email} failed: ${r.stderr}`);
+    }
+  }
+
+  async startEngine() {
+    const exe = path.join(BIN, "spec-engine");
+    const help = spawnSync(exe, ["--help"], { encoding: "utf8" });
+    const args = /^\s+serve\b/m.test(`${help.stdout}${help.stderr}`) ? ["serve"] : [];
+    args.push("--host", "127.0.0.1", "--port", String(this.enginePort), "--data-dir", path.join(this.work, "engine"),
+      "--model-override", `scripted:${SCRIPT}`);
+    this.engine = startProcess("engine", exe, args, {}, this.work);
+    await waitHealthy(this.engineUrl, this.engine, "spec-engine");
+  }
+
+  async stopEngine() {
+    await stopProcess(this.engine);
+  }
+
+  async login(user) {
+    const r = await fetch(`${this.url}/api/auth/login`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: user.email, password: user.password }),
+    });
+    assert(r.ok, `API login of ${user.email}: HTTP ${r.status}`);
+    return (await r.json()).token;
+  }
+
+  async api(token, method, p, body) {
+    const r = await fetch(`${this.url}/api${p}`, {
+      method,
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await r.text();
+    assert(r.ok, `${method} ${p}: HTTP ${r.status} ${text}`);
+    return text ? JSON.parse(text) : null;
+  }
+
+  async stop() {
+    await stopProcess(this.orch);
+    await stopProcess(this.engine);
+  }
+
+  logs() {
+    return `---- spec-engine log\n${tail(this.engine?.logPath)}\n---- ide-orchestrator log\n${tail(this.orch?.logPath)}`;
+  }
+}
+
+// ------------------------------------------------------------------ the browser
+const LAUNCH_ARGS = [
+  "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync",
+];
+
+/** A fresh Chromium profile (its own --user-data-dir); headless adds --headless. */
+async function openBrowser(name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `console-chromium-${name}-`));
+  const context = await chromium.launchPersistentContext(dir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: LAUNCH_ARGS,
+    viewport: DESKTOP,
+    locale: "en-GB",
+    timezoneId: "UTC",
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const problems = [];
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    if (/Content[- ]Security[- ]Policy|Refused to/i.test(m.text())) problems.push(`CSP: ${m.text()}`);
+  });
+  // Report CSP violations from inside the page as well (init scripts run outside the policy).
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`Refused to load: Content Security Policy violation ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  page.setDefaultTimeout(20000);
+  return { context, page, problems, dir };
+}
+
+let shotNo = 0;
+/** Screenshots at both sizes, axe at both sizes, and no sideways scrolling on the phone. */
+async function checkpoint(page, name, { axe = true } = {}) {
+  shotNo += 1;
+  const base = `${String(shotNo).padStart(2, "0")}-${name}`;
+  const saved = [];
+  for (const [label, size] of [["1280x800", DESKTOP], ["390x844", PHONE]]) {
+    await page.setViewportSize(size);
+    await sleep(250); // layout and diff re-render after the media query flips
+    const file = path.join(OUT, `${base}-${label}.png`);
+    await page.screenshot({ path: file });
+    saved.push(path.basename(file));
+    if (axe) await axeCheck(page, `${name} at ${label}`);
+    if (size === PHONE) {
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert(overflow <= 1, `${name} at 390x844 scrolls sideways by ${overflow}px`);
+    }
+  }
+  await page.setViewportSize(DESKTOP);
+  await sleep(150);
+  console.log(`#   screenshots: ${saved.join(", ")}`);
+}
+
+async function axeCheck(page, where) {
+  const hasAxe = await page.evaluate(() => typeof window.axe !== "undefined");
+  if (!hasAxe) await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { resultTypes: ["violations"] }).then((r) =>
+      r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(" ")) })),
+    ),
+  );
+  const bad = result.filter((v) => v.impact === "serious" || v.impact === "critical");
+  for (const v of result.filter((x) => !bad.includes(x))) console.log(`#   axe (${v.impact}) ${v.id}: ${v.help} [${where}]`);
+  assert(!bad.length, `axe found serious/critical violations on ${where}: ${JSON.stringify(bad, null, 1)}`);
+}
+
+/** Records when stream text, a tool call and the end first appear on the page. */
+async function watchStream(page) {
+  await page.evaluate(() => {
+    const w = (window.__streamTimes = { text: 0, tool: 0, end: 0 });
+    const check = () => {
+      const now = performance.now();
+      if (!w.text && [...document.querySelectorAll('[data-testid="stream-text"] .entry-body')].some((e) => e.textContent.trim()))
+        w.text = now;
+      if (!w.tool && document.querySelector('[data-testid="stream-tool"]')) w.tool = now;
+      const st = document.querySelector('[data-testid="stream-status"]');
+      if (!w.end && st && /Finished|Ended/.test(st.textContent)) w.end = now;
+    };
+    new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+}
+
+async function signIn(page, user, { keyboard = false } = {}) {
+  if (keyboard) {
+    // Keyboard only: the e-mail field is the first stop, Enter submits.
+    await page.keyboard.press("Tab");
+    assert(await page.evaluate(() => document.activeElement?.getAttribute("name") === "email"), "Tab does not reach the e-mail field first");
+    await page.keyboard.type(user.email);
+    await page.keyboard.press("Tab");
+    await page.keyboard.type(user.password);
+    await page.keyboard.press("Enter");
+  } else {
+    await page.getByLabel("E-mail").fill(user.email);
+    await page.getByLabel("Password").fill(user.password);
+    await page.getByRole("button", { name: "Sign in" }).click();
+  }
+  await page.getByRole("heading", { name: "Workflows", exact: true }).waitFor();
+}
+
+async function createWorkflow(page, name, description) {
+  const form = page.getByTestId("create-workflow");
+  if (!(await form.isVisible())) await page.getByRole("button", { name: "New workflow" }).click();
+  await form.getByLabel("Name").fill(name);
+  await form.getByLabel(/Description/).fill(description);
+  await form.getByLabel("Start from").selectOption("multi-agent");
+  await form.getByRole("button", { name: "Create workflow" }).click();
+  await page.getByTestId("file-tree").waitFor();
+  return page.url().match(/#\/w\/([0-9a-f-]{36})/)[1];
+}
+
+async function refine(page, prompt) {
+  await page.getByLabel("What should change?").fill(prompt);
+  await page.getByRole("button", { name: "Refine", exact: true }).click();
+}
+
+async function waitStatus(page, text, timeout = 30000) {
+  await page.getByTestId("proposal-status").filter({ hasText: text }).waitFor({ timeout });
+}
+
+// ------------------------------------------------------------------ the steps
+const results = { passed: 0, failed: 0 };
+async function step(name, fn) {
+  try {
+    await fn();
+    results.passed += 1;
+    console.log(`ok ${results.passed + results.failed} - ${name}`);
+  } catch (e) {
+    results.failed += 1;
+    console.log(`not ok ${results.passed + results.failed} - ${name}\n# ${String(e.stack ?? e).split("\n").join("\n# ")}`);
+    throw e;
+  }
+}
+
+async function main() {
+  fs.rmSync(OUT, { recursive: true, force: true });
+  fs.mkdirSync(OUT, { recursive: true });
+  assert(fs.existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium (scripts/install-deps.sh does)`);
+  assert(fs.existsSync(path.join(WEB_DIR, "index.html")), `${WEB_DIR}/index.html not found: build the console (make build)`);
+  console.log(`# output: ${OUT}`);
+  const svc = new Services();
+  const browsers = [];
+  try {
+    await svc.start();
+    let ada, wfId, secondWf;
+
+    await step("the orchestrator serves the console with its content types, caching and CSP", async () => {
+      const r = await fetch(`${svc.url}/`);
+      assert(r.status === 200, `GET / answered ${r.status}`);
+      assert(r.headers.get("content-type") === "text/html; charset=utf-8", `GET / content-type ${r.headers.get("content-type")}`);
+      assert(r.headers.get("cache-control") === "no-cache", `GET / cache-control ${r.headers.get("cache-control")}`);
+      const csp = r.headers.get("content-security-policy") ?? "";
+      assert(/script-src 'self'/.test(csp) && /style-src 'self'/.test(csp) && !/unsafe/.test(csp), `CSP ${csp}`);
+      const html = await r.text();
+      const js = html.match(/src="(\/assets\/[^"]+\.js)"/)?.[1];
+      const css = html.match(/href="(\/assets\/[^"]+\.css)"/)?.[1];
+      assert(js && css, "index.html does not reference hashed /assets/*.js and *.css");
+      assert(!/<script>|<script type="module">[^<]|style=/.test(html), "index.html has inline script or style");
+      for (const [p, type] of [[js, "text/javascript; charset=utf-8"], [css, "text/css; charset=utf-8"]]) {
+        const a = await fetch(svc.url + p);
+        assert(a.status === 200 && a.headers.get("content-type") === type, `${p}: ${a.status} ${a.headers.get("content-type")}`);
+        assert(a.headers.get("cache-control") === "public, max-age=31536000, immutable", `${p} cache-control ${a.headers.get("cache-control")}`);
+        const again = await fetch(svc.url + p, { headers: { "If-None-Match": a.headers.get("etag") } });
+        assert(again.status === 304, `${p} with If-None-Match answered ${again.status}`);
+      }
+      const trav = await fetch(`${svc.url}/assets/..%2f..%2fetc%2fpasswd`);
+      assert(trav.status === 404, `path traversal answered ${trav.status}`);
+    });
+
+    const a = await openBrowser("ada");
+    browsers.push(a);
+    const page = a.page;
+
+    await step("sign-in page: a wrong password is explained; sign in with the keyboard only", async () => {
+      await page.goto(`${svc.url}/`);
+      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+      await checkpoint(page, "sign-in");
+      await page.getByLabel("E-mail").fill(USERS.ada.email);
+      await page.getByLabel("Password").fill("not the password");
+      await page.getByRole("button", { name: "Sign in" }).click();
+      await page.getByRole("alert").filter({ hasText: /password|credentials|invalid/i }).waitFor();
+      await checkpoint(page, "sign-in-wrong-password");
+      await page.reload();
+      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+      await signIn(page, USERS.ada, { keyboard: true });
+      assert((await page.getByTestId("user-name").textContent()) === USERS.ada.name, "the top bar does not name the user");
+      await page.getByText("No workflows yet").waitFor();
+      const token = await page.evaluate(() => JSON.parse(sessionStorage.getItem("agentic-ide.session")).token);
+      assert(token && !page.url().includes(token), "the token must stay out of the URL");
+      await checkpoint(page, "workflows-empty");
+    });
+
+    await step("create a workflow from the multi-agent template", async () => {
+      wfId = await createWorkflow(page, "Market Briefings", "Weekly competitor briefings for the sales team");
+      await page.getByRole("heading", { name: /Market Briefings/ }).waitFor();
+      const files = await page.getByTestId("file-tree").locator("a").allTextContents();
+      assert(files.length === 7 && files.includes("definition.json"), `file tree: ${files}`);
+      await page.locator(".markdown h1", { hasText: "Plan" }).waitFor(); // Markdown rendered
+      await checkpoint(page, "draft-markdown");
+      await page.getByTestId("file-tree").getByRole("link", { name: "definition.json" }).click();
+      const json = await page.getByTestId("file-view").textContent();
+      assert(json.includes('"graph": {') && json.includes('  "name": "BriefingWorkflow"'), "definition.json is not pretty-printed");
+      await checkpoint(page, "draft-json");
+    });
+
+    await step("edit a file; a save over someone else's newer save is explained (409)", async () => {
+      ada = await svc.login(USERS.ada);
+      await page.getByTestId("file-tree").getByRole("link", { name: "requirements.md" }).click();
+      await page.getByRole("button", { name: "Edit" }).click();
+      await page.getByLabel("Contents of /THE_SPEC/requirements.md").fill("# Requirements\n\nMine.\n");
+      const draft = await svc.api(ada, "GET", `/workflows/${wfId}/draft`);
+      await svc.api(ada, "PUT", `/workflows/${wfId}/draft/files`, {
+        base_revision: draft.revision,
+        files: { "/THE_SPEC/requirements.md": { content: ["# Requirements", "", "Theirs."] } },
+      });
+      await page.getByRole("button", { name: "Save" }).click();
+      const banner = page.getByTestId("draft-conflict");
+      await banner.waitFor();
+      assert(/revision 1.*revision 2/s.test(await banner.textContent()), "the conflict does not name the revisions");
+      await checkpoint(page, "draft-edit-conflict");
+      await page.getByRole("button", { name: "Discard mine, load theirs" }).click();
+      await page.getByTestId("file-view").filter({ hasText: "Theirs." }).waitFor();
+      await page.getByTestId("draft-revision").filter({ hasText: "revision 2" }).waitFor();
+    });
+
+    await step("refine on a file and a selection: streamed text and tool calls appear before the end", async () => {
+      await page.getByTestId("file-tree").getByRole("link", { name: "plan.md" }).click();
+      // Select the first paragraph of the rendered plan, as a user would with the mouse.
+      await page.evaluate(() => {
+        const el = document.querySelector('[data-testid="file-view"] ol li, [data-testid="file-view"] p');
+        const r = document.createRange();
+        r.selectNodeContents(el);
+        getSelection().removeAllRanges();
+        getSelection().addRange(r);
+        el.dispatchEvent(new MouseEvent("mouseup", { bubbles: true }));
+      });
+      await page.getByTestId("refine-selection").waitFor();
+      await watchStream(page);
+      await refine(page, "Add a fact-checking specialist: before the Writer drafts the report, a FactChecker verifies each finding.");
+      await page.getByTestId("stream-tool").first().waitFor();
+      await checkpoint(page, "refine-live", { axe: false });
+      await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
+      const t = await page.evaluate(() => window.__streamTimes);
+      assert(t.text > 0 && t.tool > 0 && t.end > 0, `stream timings ${JSON.stringify(t)}`);
+      assert(t.text < t.end && t.tool < t.end, `text/tool must appear before the end: ${JSON.stringify(t)}`);
+      const tools = await page.getByTestId("stream-tool").count();
+      const texts = await page.getByTestId("stream-text").count();
+      assert(tools === SCRIPT_TOOL_CALLS, `${tools} tool calls shown, the script makes ${SCRIPT_TOOL_CALLS}`);
+      assert(texts === SCRIPT_TEXT_TURNS, `${texts} text blocks shown, the script has ${SCRIPT_TEXT_TURNS}`);
+      const first = await page.getByTestId("stream-text").first().locator(".entry-body").textContent();
+      assert(first === script.turns[0].content, `first text block: ${first}`);
+      const todos = await page.getByTestId("todos").locator("li").count();
+      assert(todos === 4, `todo checklist has ${todos} items`);
+      await page.getByTestId("stream-tool").filter({ hasText: "/THE_CAST/FactChecker.md" }).first().waitFor();
+      await page.getByTestId("stream-text").filter({ hasText: "reviewer" }).first().waitFor();
+      await checkpoint(page, "refine-finished");
+    });
+
+    await step("see the change summary and the diff (side by side wide, unified narrow)", async () => {
+      await waitStatus(page, "Ready for review");
+      const diff = page.getByTestId("diff");
+      await diff.waitFor();
+      assert((await diff.getAttribute("data-format")) === "side-by-side", "the wide diff is not side by side");
+      assert((await diff.textContent()).includes("FactChecker"), "the diff does not show the new agent");
+      const summary = await page.getByTestId("change-summary").textContent();
+      assert(summary.includes("/THE_CAST/FactChecker.md") && summary.includes("added"), `summary: ${summary}`);
+      await checkpoint(page, "proposal-diff");
+      await page.setViewportSize(PHONE);
+      await page.locator('[data-testid="diff"][data-format="line-by-line"]').waitFor();
+      await page.setViewportSize(DESKTOP);
+    });
+
+    await step("approve, and see the draft updated", async () => {
+      await page.getByRole("button", { name: "Approve and apply" }).click();
+      await page.getByText(/Applied to the draft: it is now at revision \d+/).waitFor();
+      await waitStatus(page, "Approved");
+      await checkpoint(page, "proposal-approved");
+      await page.getByRole("link", { name: "Open the draft" }).click();
+      await page.getByTestId("file-tree").getByRole("link", { name: "FactChecker.md" }).click();
+      await page.locator(".markdown h1", { hasText: "FactChecker" }).waitFor();
+      await page.getByTestId("draft-revision").filter({ hasText: "revision 3" }).waitFor();
+      await checkpoint(page, "draft-updated");
+    });
+
+    await step("publish the draft as a version and deploy it", async () => {
+      await page.getByRole("link", { name: "Versions", exact: true }).click();
+      await page.getByText("Nothing published yet").waitFor();
+      await page.getByRole("button", { name: /Publish the draft as version 1/ }).click();
+      await page.getByText("Published version 1.").waitFor();
+      await page.getByTestId("version-list").getByText("v1").waitFor();
+      await page.getByRole("button", { name: "Deploy version 1" }).click();
+      const dep = page.getByTestId("deployment");
+      await dep.waitFor();
+      assert(/Version 1 deployment accepted/.test(await dep.textContent()), await dep.textContent());
+      assert(/4 agents/.test(await dep.textContent()), `deployment: ${await dep.textContent()}`);
+      await checkpoint(page, "versions-deployed");
+    });
+
+    await step("the live stream reconnects after a drop with after_seq and shows no duplicates", async () => {
+      secondWf = await createWorkflow(page, "Support Triage", "Sort incoming tickets");
+      const urls = [];
+      await page.routeWebSocket(/\/api\/ws\/refinements\//, (ws) => {
+        urls.push(ws.url());
+        const first = urls.length === 1;
+        const server = ws.connectToServer();
+        let n = 0;
+        server.onMessage((m) => {
+          if (!first || n < 40) ws.send(m);
+          n += 1;
+          if (first && n === 40) {
+            ws.close({ code: 4000, reason: "test: network drop" });
+            server.close();
+          }
+        });
+        ws.onMessage((m) => server.send(m));
+      });
+      await refine(page, "Add a fact-checking specialist.");
+      await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
+      await page.unrouteAll({ behavior: "ignoreErrors" });
+      assert(urls.length >= 2, `expected a reconnect, saw ${urls.length} connection(s)`);
+      assert(!/after_seq/.test(urls[0]) && /after_seq=40$/.test(urls[1]), `connections: ${urls.join(" , ")}`);
+      assert(urls.every((u) => !/token/.test(u)), "the WebSocket URL must not carry the token");
+      const tools = await page.getByTestId("stream-tool").count();
+      const texts = await page.getByTestId("stream-text").count();
+      assert(tools === SCRIPT_TOOL_CALLS && texts === SCRIPT_TEXT_TURNS, `after the reconnect: ${tools} tools, ${texts} texts`);
+      const first = await page.getByTestId("stream-text").first().locator(".entry-body").textContent();
+      assert(first === script.turns[0].content, `first text block after the reconnect: ${first}`);
+      await waitStatus(page, "Ready for review");
+      await checkpoint(page, "stream-reconnected");
+    });
+
+    await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {
+      await page.getByRole("link", { name: "Draft", exact: true }).click();
+      await page.getByTestId("refine-panel").waitFor();
+      await svc.stopEngine();
+      await refine(page, "Add a fact-checking specialist.");
+      const notice = page.getByTestId("engine-unavailable");
+      await notice.waitFor({ timeout: 30000 });
+      const text = await notice.textContent();
+      assert(/The refinement engine is unavailable; retry in \d+ s/.test(text), `notice: ${text}`);
+      await checkpoint(page, "engine-unavailable");
+      await svc.startEngine();
+      // The countdown retries by itself once the breaker lets calls through again.
+      await page.getByTestId("stream").waitFor({ timeout: 90000 });
+      await waitStatus(page, "Ready for review", 60000);
+      await checkpoint(page, "engine-retry-succeeded");
+    });
+
+    await step("proposals list", async () => {
+      await page.getByRole("link", { name: "Proposals", exact: true }).click();
+      const list = page.getByTestId("proposal-list");
+      await list.waitFor();
+      assert((await list.locator("li").count()) >= 2, "the proposals list misses entries");
+      await list.getByText("Failed").first().waitFor(); // the attempt while the engine was down
+      await checkpoint(page, "proposals");
+    });
+
+    await step("an expired or revoked session goes back to sign-in with a message", async () => {
+      await page.evaluate(() => {
+        const s = JSON.parse(sessionStorage.getItem("agentic-ide.session"));
+        s.token = `${s.token.slice(0, -6)}AAAAAA`;
+        sessionStorage.setItem("agentic-ide.session", JSON.stringify(s));
+      });
+      await page.goto(`${svc.url}/#/`);
+      await page.getByRole("heading", { name: "Sign in" }).waitFor();
+      await page.getByText(/session has expired/).waitFor();
+      await checkpoint(page, "session-expired");
+      await signIn(page, USERS.ada);
+      await page.getByTestId("workflow-list").getByText("Market Briefings").waitFor();
+      await checkpoint(page, "workflows");
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByText("You signed out.").waitFor();
+    });
+
+    await step("a second user sees none of the first user's workflows", async () => {
+      const g = await openBrowser("grace");
+      browsers.push(g);
+      await g.page.goto(`${svc.url}/`);
+      await signIn(g.page, USERS.grace);
+      await g.page.getByText("No workflows yet").waitFor();
+      assert(!(await g.page.getByText("Market Briefings").count()), "Grace sees Ada's workflow");
+      await checkpoint(g.page, "second-user-workflows");
+      await g.page.goto(`${svc.url}/#/w/${wfId}/draft`);
+      await g.page.getByText("This workflow could not be opened").waitFor();
+      await checkpoint(g.page, "second-user-no-access");
+      const token = await svc.login(USERS.grace);
+      const list = await svc.api(token, "GET", "/workflows");
+      assert(list.items.length === 0, "the API lists Ada's workflows to Grace");
+    });
+
+    await step("no Content-Security-Policy violation and no page error in the whole session", async () => {
+      const all = browsers.flatMap((b) => b.problems);
+      assert(all.length === 0, all.join("\n"));
+    });
+  } catch (e) {
+    console.log(svc.logs().replace(/^/gm, "# "));
+    throw e;
+  } finally {
+    for (const b of browsers) {
+      await b.context.close().catch(() => {});
+      fs.rmSync(b.dir, { recursive: true, force: true });
+    }
+    await svc.stop();
+    if (svc.work && !results.failed) fs.rmSync(svc.work, { recursive: true, force: true });
+    else if (svc.work) console.log(`# service logs kept in ${svc.work}`);
+  }
+}
+
+// Interrupted (Ctrl-C, ctest timeout): never leave the services running.
+const stopOnSignal = (sig) =>
+  process.on(sig, () => {
+    for (const p of children) p.kill("SIGKILL");
+    process.exit(130);
+  });
+stopOnSignal("SIGINT");
+stopOnSignal("SIGTERM");
+main()
+  .then(() => {
+    console.log(`${results.passed} passed, ${results.failed} failed`);
+  })
+  .catch(() => {
+    console.log(`${results.passed} passed, ${results.failed || 1} failed`);
+    process.exitCode = 1;
+  });
