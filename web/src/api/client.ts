@@ -172,11 +172,16 @@ export const api = {
   deploy: (workflowId: string) => json<Deployment>("POST", `/api/workflows/${enc(workflowId)}/deploy`, { body: {} }),
 };
 
-/** The message to show for any error thrown by an api call. */
+/** The message to show for any error thrown by an api call: a sentence, field errors named. */
 export function describeError(e: unknown): string {
+  let msg: string;
   if (e instanceof ApiError) {
-    const fields = e.problem.errors?.map((f) => `${f.field}: ${f.message}`) ?? [];
-    return fields.length && !e.problem.detail?.includes(fields[0]) ? `${e.message} (${fields.join("; ")})` : e.message;
+    const fields = e.problem.errors?.map((f) => `${f.field} ${f.message}`) ?? [];
+    const missing = fields.filter((f) => !e.message.includes(f));
+    msg = missing.length ? `${e.message} (${missing.join("; ")})` : e.message;
+  } else {
+    msg = e instanceof Error ? e.message : String(e);
   }
-  return e instanceof Error ? e.message : String(e);
+  msg = msg.charAt(0).toUpperCase() + msg.slice(1);
+  return /[.!?)]$/.test(msg) ? msg : `${msg}.`;
 }
