@@ -110,6 +110,28 @@ export function useAsync<T>(fn: () => Promise<T>, deps: unknown[]): Async<T> {
   return { ...state, reload, set };
 }
 
+/** A user action with its busy and error state: `run(...)` clears the error, sets busy, awaits
+ *  `fn`, and keeps the thrown error for an ErrorBanner. Resolves to fn's result, or undefined. */
+export function useAction<A extends unknown[], T>(fn: (...args: A) => Promise<T>) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>();
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  const run = useCallback(async (...args: A): Promise<T | undefined> => {
+    setBusy(true);
+    setError(undefined);
+    try {
+      return await fnRef.current(...args);
+    } catch (e) {
+      setError(e);
+      return undefined;
+    } finally {
+      setBusy(false);
+    }
+  }, []);
+  return { run, busy, error, setError };
+}
+
 /** Sets document.title to "<title> · Agentic IDE". */
 export function useTitle(title: string) {
   useEffect(() => {

@@ -3,26 +3,17 @@
 import { useState } from "preact/hooks";
 import { api } from "../api/client";
 import { signIn } from "../session";
-import { ErrorBanner, Notice, useTitle } from "../components/ui";
+import { ErrorBanner, Notice, useAction, useTitle } from "../components/ui";
 
 export function SignInPage({ reason }: { reason?: string }) {
   useTitle("Sign in");
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
-
-  async function submit(ev: Event) {
+  const login = useAction(async () => signIn(await api.login(email.trim(), password)));
+  const submit = (ev: Event) => {
     ev.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      signIn(await api.login(email.trim(), password));
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  }
+    login.run();
+  };
 
   return (
     <main id="main" class="signin">
@@ -34,7 +25,7 @@ export function SignInPage({ reason }: { reason?: string }) {
         <h1>Sign in</h1>
         <p class="muted">Design multi-agent workflows and refine them with AI.</p>
         {reason && <Notice kind="info">{reason}</Notice>}
-        <ErrorBanner error={error} />
+        <ErrorBanner error={login.error} />
         <form onSubmit={submit} class="form">
           <label class="field">
             <span>E-mail</span>
@@ -58,8 +49,8 @@ export function SignInPage({ reason }: { reason?: string }) {
               onInput={(e) => setPassword(e.currentTarget.value)}
             />
           </label>
-          <button type="submit" class="btn btn-primary btn-block" disabled={busy}>
-            {busy ? "Signing in…" : "Sign in"}
+          <button type="submit" class="btn btn-primary btn-block" disabled={login.busy}>
+            {login.busy ? "Signing in…" : "Sign in"}
           </button>
         </form>
       </div>

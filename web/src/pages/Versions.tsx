@@ -5,46 +5,32 @@ import { useState } from "preact/hooks";
 import { api } from "../api/client";
 import type { Deployment, Workflow } from "../api/types";
 import { getSession } from "../session";
-import { ErrorBanner, Loading, Notice, Time, useAsync } from "../components/ui";
+import { ErrorBanner, Loading, Notice, Time, useAction, useAsync } from "../components/ui";
 
 export function VersionsPage({ workflow }: { workflow: Workflow }) {
   const versions = useAsync(() => api.listVersions(workflow.id), [workflow.id]);
-  const [busy, setBusy] = useState<"publish" | "deploy" | null>(null);
-  const [error, setError] = useState<unknown>();
   const [notice, setNotice] = useState<string | null>(null);
   const [deployment, setDeployment] = useState<Deployment | null>(null);
   const canPublish = workflow.role !== "viewer";
   const me = getSession()?.user.id;
   const items = versions.data?.items ?? [];
   const latest = items.reduce((n, v) => Math.max(n, v.number), 0);
-
-  async function publish() {
-    setBusy("publish");
-    setError(undefined);
+  const [doing, setDoing] = useState<"publish" | "deploy" | null>(null);
+  const action = useAction(async (kind: "publish" | "deploy") => {
+    setDoing(kind);
     setNotice(null);
-    try {
+    if (kind === "publish") {
       const v = await api.publish(workflow.id);
       setNotice(`Published version ${v.number}.`);
       versions.reload();
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(null);
-    }
-  }
-
-  async function deploy() {
-    setBusy("deploy");
-    setError(undefined);
-    setNotice(null);
-    try {
+    } else {
       setDeployment(await api.deploy(workflow.id));
-    } catch (e) {
-      setError(e);
-    } finally {
-      setBusy(null);
     }
-  }
+  });
+  const busy = action.busy ? doing : null;
+  const error = action.error;
+  const publish = () => action.run("publish");
+  const deploy = () => action.run("deploy");
 
   const agents = deployment?.definition?.graph?.nodes?.length;
 

@@ -4,7 +4,7 @@ import { useState } from "preact/hooks";
 import { api } from "../api/client";
 import type { Page, Workflow } from "../api/types";
 import { href, navigate } from "../router";
-import { Empty, ErrorBanner, Loading, Time, useAsync, useTitle } from "../components/ui";
+import { Empty, ErrorBanner, Loading, Time, useAction, useAsync, useTitle } from "../components/ui";
 
 const templateWords: Record<string, string> = {
   "multi-agent": "Multi-agent: a coordinator delegating to specialists",
@@ -16,30 +16,23 @@ function CreateWorkflow({ onCancel }: { onCancel?: () => void }) {
   const [name, setName] = useState("");
   const [description, setDescription] = useState("");
   const [template, setTemplate] = useState("multi-agent");
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>();
-
-  async function submit(ev: Event) {
+  const create = useAction(async () => {
+    const wf = await api.createWorkflow({
+      name: name.trim(),
+      description: description.trim() || undefined,
+      template: template || undefined,
+    });
+    navigate({ page: "draft", workflowId: wf.id });
+  });
+  const submit = (ev: Event) => {
     ev.preventDefault();
-    setBusy(true);
-    setError(undefined);
-    try {
-      const wf = await api.createWorkflow({
-        name: name.trim(),
-        description: description.trim() || undefined,
-        template: template || undefined,
-      });
-      navigate({ page: "draft", workflowId: wf.id });
-    } catch (e) {
-      setError(e);
-      setBusy(false);
-    }
-  }
+    create.run();
+  };
 
   return (
     <form class="card form" onSubmit={submit} aria-labelledby="new-wf-title" data-testid="create-workflow">
       <h2 id="new-wf-title">New workflow</h2>
-      <ErrorBanner error={error} />
+      <ErrorBanner error={create.error} />
       <label class="field">
         <span>Name</span>
         <input required maxLength={200} value={name} onInput={(e) => setName(e.currentTarget.value)} name="name" />
@@ -64,8 +57,8 @@ function CreateWorkflow({ onCancel }: { onCancel?: () => void }) {
       </label>
       {templates.error !== undefined && <ErrorBanner error={templates.error} title="Templates could not be loaded" />}
       <div class="form-actions">
-        <button type="submit" class="btn btn-primary" disabled={busy}>
-          {busy ? "Creating…" : "Create workflow"}
+        <button type="submit" class="btn btn-primary" disabled={create.busy}>
+          {create.busy ? "Creating…" : "Create workflow"}
         </button>
         {onCancel && (
           <button type="button" class="btn" onClick={onCancel}>
