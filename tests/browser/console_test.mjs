@@ -218,13 +218,14 @@ async function openBrowser(name) {
 
 let shotNo = 0;
 /** Screenshots at both sizes, axe at both sizes, and no sideways scrolling on the phone. */
-async function checkpoint(page, name, { axe = true } = {}) {
+async function checkpoint(page, name, { axe = true, show } = {}) {
   shotNo += 1;
   const base = `${String(shotNo).padStart(2, "0")}-${name}`;
   const saved = [];
   for (const [label, size] of [["1280x800", DESKTOP], ["390x844", PHONE]]) {
     await page.setViewportSize(size);
     await sleep(250); // layout and diff re-render after the media query flips
+    if (show) await show.scrollIntoViewIfNeeded();
     const file = path.join(OUT, `${base}-${label}.png`);
     await page.screenshot({ path: file });
     saved.push(path.basename(file));
@@ -268,7 +269,49 @@ async function watchStream(page) {
   });
 }
 
-async function signIn(page, user, { keyboard = false } = {}) {
+/**
+ * Routes the refinement WebSocket through the test: the real server's events reach the page
+ * `delayMs` apart (a scripted run ends within tens of milliseconds, faster than anything can be
+ * seen; a slow network paces it like this), and with `dropAfter` the first connection is cut
+ * after that many events, as a network drop would. Returns the URLs the page connected to.
+ */
+async function routeStream(page, { delayMs = 0, dropAfter = 0 } = {}) {
+  const urls = [];
+  await page.routeWebSocket(/\/api\/ws\/refinements\//, (ws) => {
+    urls.push(ws.url());
+    const drop = dropAfter > 0 && urls.length === 1;
+    const server = ws.connectToServer();
+    let chain = Promise.resolve();
+    let sent = 0;
+    let closed = false;
+    server.onMessage((m) => {
+      chain = chain.then(async () => {
+        if (closed) return;
+        if (delayMs) await sleep(delayMs);
+        ws.send(m);
+        sent += 1;
+        if (drop && sent === dropAfter) {
+          closed = true;
+          ws.close({ code: 4000, reason: "test: network drop" });
+          server.close();
+        }
+      });
+    });
+    // The server closes after `end`: pass that on only after the paced events.
+    server.onClose((code, reason) => {
+      chain = chain.then(() => {
+        if (!closed) {
+          closed = true;
+          ws.close({ code, reason });
+        }
+      });
+    });
+    ws.onMessage((m) => server.send(m));
+  });
+  return urls;
+}
+
+async function signIn(page, user, { keyboard = false, landing } = {}) {
   if (keyboard) {
     // Keyboard only: the e-mail field is the first stop, Enter submits.
     await page.keyboard.press("Tab");
@@ -282,10 +325,13 @@ async function signIn(page, user, { keyboard = false } = {}) {
     await page.getByLabel("Password").fill(user.password);
     await page.getByRole("button", { name: "Sign in" }).click();
   }
-  await page.getByRole("heading", { name: "Workflows", exact: true }).waitFor();
+  await (landing ?? page.getByRole("heading", { name: "Workflows", exact: true })).waitFor();
 }
 
 async function createWorkflow(page, name, description) {
+  await page.getByRole("link", { name: "Agentic IDE" }).click(); // the top bar's home link
+  await page.getByRole("heading", { name: "Workflows", exact: true }).waitFor();
+  await page.getByTestId("workflow-list").or(page.getByTestId("create-workflow")).first().waitFor();
   const form = page.getByTestId("create-workflow");
   if (!(await form.isVisible())) await page.getByRole("button", { name: "New workflow" }).click();
   await form.getByLabel("Name").fill(name);
@@ -411,7 +457,11 @@ async function main() {
     });
 
     await step("refine on a file and a selection: streamed text and tool calls appear before the end", async () => {
+      const urls = await routeStream(page, { delayMs: 10 });
       await page.getByTestId("file-tree").getByRole("link", { name: "plan.md" }).click();
+      await page.reload(); // WebSocket routes apply to documents loaded after they are set
+      await page.getByRole("heading", { name: "/THE_SPEC/plan.md" }).waitFor();
+      await page.locator(".markdown h1", { hasText: "Plan" }).waitFor();
       // Select the first paragraph of the rendered plan, as a user would with the mouse.
       await page.evaluate(() => {
         const el = document.querySelector('[data-testid="file-view"] ol li, [data-testid="file-view"] p');
@@ -427,6 +477,8 @@ async function main() {
       await page.getByTestId("stream-tool").first().waitFor();
       await checkpoint(page, "refine-live", { axe: false });
       await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
+      await page.unrouteAll({ behavior: "ignoreErrors" });
+      assert(urls.length === 1 && !/token|after_seq/.test(urls[0]), `stream connections: ${urls.join(" , ")}`);
       const t = await page.evaluate(() => window.__streamTimes);
       assert(t.text > 0 && t.tool > 0 && t.end > 0, `stream timings ${JSON.stringify(t)}`);
       assert(t.text < t.end && t.tool < t.end, `text/tool must appear before the end: ${JSON.stringify(t)}`);
@@ -440,7 +492,7 @@ async function main() {
       assert(todos === 4, `todo checklist has ${todos} items`);
       await page.getByTestId("stream-tool").filter({ hasText: "/THE_CAST/FactChecker.md" }).first().waitFor();
       await page.getByTestId("stream-text").filter({ hasText: "reviewer" }).first().waitFor();
-      await checkpoint(page, "refine-finished");
+      await checkpoint(page, "refine-finished", { show: page.getByTestId("stream") });
     });
 
     await step("see the change summary and the diff (side by side wide, unified narrow)", async () => {
@@ -485,22 +537,9 @@ async function main() {
 
     await step("the live stream reconnects after a drop with after_seq and shows no duplicates", async () => {
       secondWf = await createWorkflow(page, "Support Triage", "Sort incoming tickets");
-      const urls = [];
-      await page.routeWebSocket(/\/api\/ws\/refinements\//, (ws) => {
-        urls.push(ws.url());
-        const first = urls.length === 1;
-        const server = ws.connectToServer();
-        let n = 0;
-        server.onMessage((m) => {
-          if (!first || n < 40) ws.send(m);
-          n += 1;
-          if (first && n === 40) {
-            ws.close({ code: 4000, reason: "test: network drop" });
-            server.close();
-          }
-        });
-        ws.onMessage((m) => server.send(m));
-      });
+      const urls = await routeStream(page, { delayMs: 5, dropAfter: 40 });
+      await page.reload();
+      await page.getByTestId("refine-panel").waitFor();
       await refine(page, "Add a fact-checking specialist.");
       await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
       await page.unrouteAll({ behavior: "ignoreErrors" });
@@ -513,7 +552,7 @@ async function main() {
       const first = await page.getByTestId("stream-text").first().locator(".entry-body").textContent();
       assert(first === script.turns[0].content, `first text block after the reconnect: ${first}`);
       await waitStatus(page, "Ready for review");
-      await checkpoint(page, "stream-reconnected");
+      await checkpoint(page, "stream-reconnected", { show: page.getByTestId("stream") });
     });
 
     await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {
@@ -548,11 +587,13 @@ async function main() {
         s.token = `${s.token.slice(0, -6)}AAAAAA`;
         sessionStorage.setItem("agentic-ide.session", JSON.stringify(s));
       });
-      await page.goto(`${svc.url}/#/`);
+      await page.reload(); // the tab's next start reads the revoked token
       await page.getByRole("heading", { name: "Sign in" }).waitFor();
       await page.getByText(/session has expired/).waitFor();
       await checkpoint(page, "session-expired");
-      await signIn(page, USERS.ada);
+      // Signing in again returns to the page the session ended on.
+      await signIn(page, USERS.ada, { landing: page.getByTestId("proposal-list") });
+      await page.getByRole("link", { name: "Agentic IDE" }).click();
       await page.getByTestId("workflow-list").getByText("Market Briefings").waitFor();
       await checkpoint(page, "workflows");
       await page.getByRole("button", { name: "Sign out" }).click();

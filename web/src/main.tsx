@@ -61,7 +61,7 @@ function Pages() {
     case "proposal":
       return (
         <WorkflowShell workflowId={route.workflowId} tab="proposals" title="Proposal">
-          {(wf) => <ProposalPage key={route.proposalId} workflow={wf} proposalId={route.proposalId} />}
+          {(wf) => <ProposalPage key={route.proposalId} workflow={wf} proposalId={route.proposalId} live={route.live} />}
         </WorkflowShell>
       );
     case "versions":

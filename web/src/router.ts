@@ -8,7 +8,8 @@ export type Route =
   | { page: "workflows" }
   | { page: "draft"; workflowId: string; file?: string }
   | { page: "proposals"; workflowId: string }
-  | { page: "proposal"; workflowId: string; proposalId: string }
+  /** `live`: opened right after starting the refinement, so its activity is shown as it streams. */
+  | { page: "proposal"; workflowId: string; proposalId: string; live?: boolean }
   | { page: "versions"; workflowId: string }
   | { page: "notfound"; path: string };
 
@@ -24,7 +25,8 @@ export function parse(hash: string): Route {
     const tab = parts[2] ?? "draft";
     if (tab === "draft" && parts.length <= 3) return { page: "draft", workflowId, file: params.get("file") ?? undefined };
     if (tab === "proposals" && parts.length === 3) return { page: "proposals", workflowId };
-    if (tab === "proposals" && parts.length === 4) return { page: "proposal", workflowId, proposalId: parts[3] };
+    if (tab === "proposals" && parts.length === 4)
+      return { page: "proposal", workflowId, proposalId: parts[3], live: params.get("live") === "1" };
     if (tab === "versions" && parts.length === 3) return { page: "versions", workflowId };
   }
   return { page: "notfound", path: pathPart };
@@ -43,7 +45,7 @@ export function href(r: Route): string {
     case "proposals":
       return `#/w/${e(r.workflowId)}/proposals`;
     case "proposal":
-      return `#/w/${e(r.workflowId)}/proposals/${e(r.proposalId)}`;
+      return `#/w/${e(r.workflowId)}/proposals/${e(r.proposalId)}${r.live ? "?live=1" : ""}`;
     case "versions":
       return `#/w/${e(r.workflowId)}/versions`;
     case "notfound":

@@ -4,7 +4,7 @@
 import "diff2html/bundles/css/diff2html.min.css";
 import DOMPurify from "dompurify";
 import { html, parse } from "diff2html";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 
 const WIDE = "(min-width: 1000px)";
 
@@ -40,8 +40,24 @@ export function DiffView({ diff }: { diff: string }) {
     // nothing reaches innerHTML unsanitised.
     return DOMPurify.sanitize(out, { FORBID_ATTR: ["style"] });
   }, [diff, wide]);
+  // diff2html's panes scroll sideways: make each a named, focusable region so keyboard users
+  // can scroll it (WCAG 2.1.1).
+  const ref = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    for (const file of ref.current?.querySelectorAll(".d2h-file-wrapper") ?? []) {
+      const name = file.querySelector(".d2h-file-name")?.textContent?.trim() ?? "file";
+      const panes = file.querySelectorAll<HTMLElement>(".d2h-file-side-diff, .d2h-file-diff");
+      panes.forEach((pane, i) => {
+        pane.tabIndex = 0;
+        pane.setAttribute("role", "region");
+        const side = panes.length === 2 ? (i === 0 ? ", before" : ", after") : "";
+        pane.setAttribute("aria-label", `Diff of ${name}${side}`);
+      });
+    }
+  }, [rendered]);
   return (
     <div
+      ref={ref}
       class={`diff ${wide ? "diff-wide" : "diff-narrow"}`}
       data-testid="diff"
       data-format={wide ? "side-by-side" : "line-by-line"}

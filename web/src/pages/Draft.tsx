@@ -184,7 +184,7 @@ function RefinePanel({ workflow, path, selection, onClearSelection }: { workflow
   const [prompt, setPrompt] = useState("");
   const [useFile, setUseFile] = useState(true);
   const onStarted = useCallback(
-    (r: RefinementStarted) => navigate({ page: "proposal", workflowId: workflow.id, proposalId: r.proposal_id }),
+    (r: RefinementStarted) => navigate({ page: "proposal", workflowId: workflow.id, proposalId: r.proposal_id, live: true }),
     [workflow.id],
   );
   const starter = useRefinementStarter(workflow.id, onStarted);
@@ -239,7 +239,7 @@ function RefinePanel({ workflow, path, selection, onClearSelection }: { workflow
           </div>
         )}
         {starter.notice}
-        <button type="submit" class="btn btn-primary" disabled={starter.pending || !prompt.trim()}>
+        <button type="submit" class="btn btn-primary" disabled={starter.pending || starter.waiting || !prompt.trim()}>
           {starter.pending ? "Starting…" : "Refine"}
         </button>
       </form>

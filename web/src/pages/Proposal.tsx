@@ -55,11 +55,12 @@ function ChangeSummary({ p }: { p: Proposal }) {
   );
 }
 
-export function ProposalPage({ workflow, proposalId }: { workflow: Workflow; proposalId: string }) {
+export function ProposalPage({ workflow, proposalId, live = false }: { workflow: Workflow; proposalId: string; live?: boolean }) {
   const proposal = useAsync(() => api.getProposal(proposalId), [proposalId]);
   const p = proposal.data;
   const processing = p?.status === "processing";
-  const [showActivity, setShowActivity] = useState(false);
+  // Opened right after starting it: show the activity even if the run already finished.
+  const [showActivity, setShowActivity] = useState(live);
   // A run watched live stays on screen after it ends.
   useEffect(() => {
     if (processing) setShowActivity(true);
@@ -112,7 +113,7 @@ export function ProposalPage({ workflow, proposalId }: { workflow: Workflow; pro
   }, [p?.id, p?.status]);
 
   const onStarted = useCallback(
-    (r: RefinementStarted) => navigate({ page: "proposal", workflowId: workflow.id, proposalId: r.proposal_id }),
+    (r: RefinementStarted) => navigate({ page: "proposal", workflowId: workflow.id, proposalId: r.proposal_id, live: true }),
     [workflow.id],
   );
   const again = useRefinementStarter(workflow.id, onStarted);

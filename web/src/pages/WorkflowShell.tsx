@@ -34,14 +34,17 @@ export function WorkflowShell({
         {wf.loading ? (
           <Loading label="Loading the workflow…" />
         ) : (
-          <ErrorBanner error={wf.error} title="This workflow could not be opened">
+          <>
+            <h1>This workflow could not be opened</h1>
+            <ErrorBanner error={wf.error}>
             <a class="btn" href={href({ page: "workflows" })}>
               Back to your workflows
             </a>
             <button type="button" class="btn" onClick={wf.reload}>
               Try again
             </button>
-          </ErrorBanner>
+            </ErrorBanner>
+          </>
         )}
       </main>
     );
