@@ -256,7 +256,7 @@ async function axeCheck(page, where) {
 /** Records when stream text, a tool call and the end first appear on the page. */
 async function watchStream(page) {
   await page.evaluate(() => {
-    const w = (window.__streamTimes = { text: 0, tool: 0, end: 0 });
+    const w = (window.__streamTimes = { text: 0, tool: 0, end: 0, subagent: "" });
     const check = () => {
       const now = performance.now();
       if (!w.text && [...document.querySelectorAll('[data-testid="stream-text"] .entry-body')].some((e) => e.textContent.trim()))
@@ -264,6 +264,8 @@ async function watchStream(page) {
       if (!w.tool && document.querySelector('[data-testid="stream-tool"]')) w.tool = now;
       const st = document.querySelector('[data-testid="stream-status"]');
       if (!w.end && st && /Finished|Ended/.test(st.textContent)) w.end = now;
+      const agent = document.querySelector('[data-testid="stream-agent"]');
+      if (!w.subagent && agent && /sub-agent of/.test(agent.textContent)) w.subagent = agent.textContent;
     };
     new MutationObserver(check).observe(document.body, { subtree: true, childList: true, characterData: true });
   });
@@ -482,6 +484,7 @@ async function main() {
       const t = await page.evaluate(() => window.__streamTimes);
       assert(t.text > 0 && t.tool > 0 && t.end > 0, `stream timings ${JSON.stringify(t)}`);
       assert(t.text < t.end && t.tool < t.end, `text/tool must appear before the end: ${JSON.stringify(t)}`);
+      assert(/reviewer.*sub-agent of orchestrator/.test(t.subagent), `the working sub-agent was never named: ${JSON.stringify(t)}`);
       const tools = await page.getByTestId("stream-tool").count();
       const texts = await page.getByTestId("stream-text").count();
       assert(tools === SCRIPT_TOOL_CALLS, `${tools} tool calls shown, the script makes ${SCRIPT_TOOL_CALLS}`);
@@ -553,6 +556,25 @@ async function main() {
       assert(first === script.turns[0].content, `first text block after the reconnect: ${first}`);
       await waitStatus(page, "Ready for review");
       await checkpoint(page, "stream-reconnected", { show: page.getByTestId("stream") });
+    });
+
+    await step("a conflicting approve (409) names the files; refine again on the current draft", async () => {
+      const draft = await svc.api(ada, "GET", `/workflows/${secondWf}/draft`);
+      await svc.api(ada, "PUT", `/workflows/${secondWf}/draft/files`, {
+        base_revision: draft.revision,
+        files: { "/THE_SPEC/plan.md": { content: ["# Plan", "", "Changed by a colleague meanwhile."] } },
+      });
+      const before = page.url();
+      await page.getByRole("button", { name: "Approve and apply" }).click();
+      const banner = page.getByTestId("approve-conflict");
+      await banner.waitFor();
+      assert((await banner.textContent()).includes("/THE_SPEC/plan.md"), `conflict banner: ${await banner.textContent()}`);
+      await checkpoint(page, "approve-conflict", { show: banner });
+      await page.getByRole("button", { name: "Refine again on the current draft" }).click();
+      await page.waitForURL((u) => u.href !== before && /live=1/.test(u.href));
+      await waitStatus(page, "Ready for review", 60000);
+      const diff = await page.getByTestId("diff").textContent();
+      assert(diff.includes("Changed by a colleague meanwhile."), "the new proposal is not based on the current draft");
     });
 
     await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {

@@ -46,9 +46,11 @@ export interface StreamView {
   /** Set by the `end` event. */
   ended?: string;
   events: number;
+  /** Sub-agent -> the agent that delegated to it (from `task` calls and state updates). */
+  parents: Record<string, string>;
 }
 
-export const emptyView: StreamView = { entries: [], todos: [], events: 0 };
+export const emptyView: StreamView = { entries: [], todos: [], events: 0, parents: {} };
 
 function str(v: unknown): string {
   return typeof v === "string" ? v : v === undefined || v === null ? "" : JSON.stringify(v);
@@ -97,7 +99,9 @@ export function reduce(v: StreamView, ev: StreamEvent): StreamView {
   const d = ev.data ?? {};
   const node = str(d.node);
   const next: StreamView = { ...v, events: v.events + 1 };
-  if (node) next.agent = { node, parent: str(d.parent) || (node === v.agent?.node ? v.agent?.parent : undefined) };
+  const parent = str(d.parent);
+  if (node && parent && v.parents[node] !== parent) next.parents = { ...v.parents, [node]: parent };
+  if (node) next.agent = { node, parent: parent || next.parents[node] };
 
   switch (ev.event_type) {
     case "on_llm_stream": {
@@ -124,6 +128,9 @@ export function reduce(v: StreamView, ev: StreamEvent): StreamView {
       };
       next.entries = [...v.entries, entry];
       if (tool === "write_todos" && Array.isArray(input.todos)) next.todos = input.todos as Todo[];
+      if (tool === "task" && typeof input.subagent_type === "string" && node) {
+        next.parents = { ...next.parents, [input.subagent_type]: node };
+      }
       return next;
     }
     case "on_tool_end": {
