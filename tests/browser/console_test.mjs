@@ -573,12 +573,16 @@ async function main() {
       await page.getByRole("button", { name: "Refine again on the current draft" }).click();
       await page.waitForURL((u) => u.href !== before && /live=1/.test(u.href));
       await waitStatus(page, "Ready for review", 60000);
-      const diff = await page.getByTestId("diff").textContent();
-      assert(diff.includes("Changed by a colleague meanwhile."), "the new proposal is not based on the current draft");
+      // Based on the current draft, this one applies cleanly and keeps the colleague's edit.
+      await page.getByRole("button", { name: "Approve and apply" }).click();
+      await waitStatus(page, "Approved");
+      const after = await svc.api(ada, "GET", `/workflows/${secondWf}/draft`);
+      assert(after.files["/THE_SPEC/plan.md"].content.includes("Changed by a colleague meanwhile."), "the colleague's edit was lost");
+      assert(after.files["/THE_CAST/FactChecker.md"], "the refined-again proposal was not applied");
     });
 
     await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {
-      await page.getByRole("link", { name: "Draft", exact: true }).click();
+      await createWorkflow(page, "Release Notes", "Summarise each release for customers");
       await page.getByTestId("refine-panel").waitFor();
       await svc.stopEngine();
       await refine(page, "Add a fact-checking specialist.");
@@ -586,7 +590,7 @@ async function main() {
       await notice.waitFor({ timeout: 30000 });
       const text = await notice.textContent();
       assert(/The refinement engine is unavailable; retry in \d+ s/.test(text), `notice: ${text}`);
-      await checkpoint(page, "engine-unavailable");
+      await checkpoint(page, "engine-unavailable", { show: notice });
       await svc.startEngine();
       // The countdown retries by itself once the breaker lets calls through again.
       await page.getByTestId("stream").waitFor({ timeout: 90000 });
