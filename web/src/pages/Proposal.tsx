@@ -261,7 +261,8 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
         </section>
       )}
 
-      {!processing && p.status !== "failed" && !showActivity && (
+      {/* Failed-to-start and cancelled runs have no stream left on the engine. */}
+      {["completed", "approved", "rejected"].includes(p.status) && !showActivity && (
         <button type="button" class="btn btn-link" onClick={() => setShowActivity(true)}>
           Show what the AI did
         </button>
