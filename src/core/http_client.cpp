@@ -1,18 +1,27 @@
-// Blocking HTTP(S)/WebSocket client. Each call owns a private io_context and runs
-// one coroutine on the caller's thread with a deadline on every network step.
+// HTTP(S)/WebSocket client on Beast coroutines. AsyncHttpClient is the implementation: each
+// connection lives on its own strand of the runtime's I/O context and every operation on it runs
+// there (stop requests post their cancel to the same strand), with a deadline per step. The
+// blocking API (request, request_streaming, WsClient) drives it from the calling thread through
+// a small process-wide runtime.
 #include "core/http_client.hpp"
 
+#include <array>
+#include <atomic>
 #include <condition_variable>
+#include <deque>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -20,6 +29,8 @@
 #include <boost/beast/websocket.hpp>
 #include <boost/beast/websocket/ssl.hpp>
 #include <boost/url/parse.hpp>
+
+#include "core/async_asio.hpp"
 
 namespace core::http {
 
@@ -31,6 +42,7 @@ namespace websocket = boost::beast::websocket;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using Clock = std::chrono::steady_clock;
+using async::Task;
 
 namespace {
 
@@ -79,14 +91,25 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
+/// True for "this process is out of descriptors/sockets" (EMFILE, ENFILE, ENOBUFS).
+bool is_local_exhaustion(const error_code& ec) {
+  return ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
+         ec == boost::system::errc::too_many_files_open || ec == asio::error::no_buffer_space;
+}
+
 /// Classifies a failed read/write: timeout, peer closed, or protocol error.
-ClientError io_error(const error_code& ec, const char* during) {
+ClientError io_error(const error_code& ec, const char* during, bool stop_requested = false) {
+  if (stop_requested) return ClientError(ClientErrorKind::cancelled, std::string("cancelled ") + during);
   if (ec == beast::error::timeout || ec == asio::error::timed_out) {
     return ClientError(ClientErrorKind::timeout, std::string("timed out ") + during);
   }
+  if (is_local_exhaustion(ec)) {
+    return ClientError(ClientErrorKind::local_resources, std::string("out of local resources ") + during + ": " +
+                                                             ec.message());
+  }
   if (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == asio::error::connection_reset ||
       ec == asio::error::broken_pipe || ec == ssl::error::stream_truncated || ec == bhttp::error::partial_message ||
-      ec == asio::error::operation_aborted) {
+      ec == asio::error::operation_aborted || ec == websocket::error::closed) {
     return ClientError(ClientErrorKind::closed, std::string("connection closed ") + during + ": " + ec.message());
   }
   if (ec.category() == asio::error::get_ssl_category()) {
@@ -95,9 +118,10 @@ ClientError io_error(const error_code& ec, const char* during) {
   return ClientError(ClientErrorKind::protocol, std::string("protocol error ") + during + ": " + ec.message());
 }
 
-/// Builds the TLS context: peer verification against the system store or `tls.ca_file`.
-std::unique_ptr<ssl::context> make_tls_context(const TlsOptions& tls, const std::string& host) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+/// Builds a TLS context: peer verification against the system store or `tls.ca_file`. The host
+/// name check (RFC 6125) is set per connection (see set_host_check).
+std::shared_ptr<ssl::context> make_tls_context(const TlsOptions& tls) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
   error_code ec;
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
@@ -110,79 +134,14 @@ std::unique_ptr<ssl::context> make_tls_context(const TlsOptions& tls, const std:
     }
     if (ec) throw ClientError(ClientErrorKind::tls, "cannot load CA certificates: " + ec.message());
     ctx->set_verify_mode(ssl::verify_peer);
-    ctx->set_verify_callback(ssl::host_name_verification(host));  // RFC 6125 host/IP check
   } else {
     ctx->set_verify_mode(ssl::verify_none);
   }
   return ctx;
 }
 
-/// Resolves a host name before `deadline`. getaddrinfo cannot be cancelled, so it runs on a
-/// detached helper thread; on timeout the caller gives up and the late result is discarded
-/// (the thread ends on its own when the lookup returns). Asio's async_resolve would instead
-/// keep the call (and the io_context's destructor) waiting for the lookup.
-tcp::resolver::results_type resolve_before(const std::string& host, const std::string& port,
-                                           Clock::time_point deadline) {
-  struct Lookup {
-    std::mutex mu;
-    std::condition_variable cv;
-    bool done = false;
-    error_code ec;
-    tcp::resolver::results_type results;
-  };
-  auto lookup = std::make_shared<Lookup>();
-  std::thread([lookup, host, port] {
-    asio::io_context local;
-    tcp::resolver resolver(local);
-    error_code ec;
-    auto res = resolver.resolve(host, port, ec);  // synchronous: getaddrinfo on this thread
-    std::lock_guard lk(lookup->mu);
-    lookup->ec = ec;
-    lookup->results = std::move(res);
-    lookup->done = true;
-    lookup->cv.notify_all();
-  }).detach();
-  std::unique_lock lk(lookup->mu);
-  if (!lookup->cv.wait_until(lk, deadline, [&] { return lookup->done; })) {
-    throw ClientError(ClientErrorKind::timeout, "timed out resolving " + host);
-  }
-  if (lookup->ec) throw ClientError(ClientErrorKind::resolve, "cannot resolve " + host + ": " + lookup->ec.message());
-  return lookup->results;
-}
-
-/// Resolves (unless an IP literal: no lookup at all) and connects the lowest layer before `deadline`.
-asio::awaitable<void> connect_tcp(beast::tcp_stream& stream, const Target& t, Clock::time_point deadline) {
-  error_code ec;
-  tcp::resolver::results_type endpoints;
-  if (is_ip_literal(t.host)) {
-    const auto port = static_cast<unsigned short>(std::stoul(t.port));
-    endpoints = tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(t.host), port), t.host,
-                                                    t.port);
-  } else {
-    // Blocks this call's private I/O thread, which serves nothing else meanwhile.
-    endpoints = resolve_before(t.host, t.port, deadline);
-  }
-  stream.expires_at(deadline);
-  co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec == beast::error::timeout) throw ClientError(ClientErrorKind::timeout, "timed out connecting to " + t.host);
-  if (ec) throw ClientError(ClientErrorKind::connect, "cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
-}
-
-/// TLS handshake with SNI (RFC 6066 §3; not for IP literals).
-template <class SslStream>
-asio::awaitable<void> tls_handshake(SslStream& s, const Target& t, Clock::time_point deadline) {
-  if (!is_ip_literal(t.host) && !SSL_set_tlsext_host_name(s.native_handle(), t.host.c_str())) {
-    throw ClientError(ClientErrorKind::tls, "cannot set TLS SNI host name");
-  }
-  beast::get_lowest_layer(s).expires_at(deadline);
-  error_code ec;
-  co_await s.async_handshake(ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec == beast::error::timeout) throw ClientError(ClientErrorKind::timeout, "timed out in TLS handshake");
-  if (ec) throw ClientError(ClientErrorKind::tls, "TLS handshake with " + t.host + " failed: " + ec.message());
-}
-
 /// Builds the outgoing request with Host, User-Agent and Content-Length.
-bhttp::request<bhttp::string_body> build_request(const ClientRequest& req, const Target& t) {
+bhttp::request<bhttp::string_body> build_request(const ClientRequest& req, const Target& t, bool keep_alive) {
   bhttp::request<bhttp::string_body> r;
   r.version(11);
   r.method_string(req.method);
@@ -200,6 +159,7 @@ bhttp::request<bhttp::string_body> build_request(const ClientRequest& req, const
   if (!req.body.empty() || req.method == "POST" || req.method == "PUT" || req.method == "PATCH") {
     r.content_length(req.body.size());
   }
+  r.keep_alive(keep_alive);
   return r;
 }
 
@@ -210,252 +170,348 @@ Headers to_headers(const Fields& fields) {
   return h;
 }
 
-/// Runs `aw` on `ioc` on this thread; a backstop deadline catches steps without their own timer.
-template <class T>
-T run_sync(asio::io_context& ioc, asio::awaitable<T> aw, Clock::time_point deadline) {
-  bool done = false;
-  std::exception_ptr err;
-  std::optional<T> value;
-  asio::co_spawn(ioc, std::move(aw), [&](std::exception_ptr e, T v) {
-    done = true;
-    err = e;
-    if (!e) value = std::move(v);
-    ioc.stop();
-  });
-  ioc.run_until(deadline + std::chrono::milliseconds(250));
-  if (!done) throw ClientError(ClientErrorKind::timeout, "request timed out");
-  if (err) std::rethrow_exception(err);
-  return std::move(*value);
+/// Pool key: one origin with one TLS configuration.
+std::string origin_key(const Target& t, const TlsOptions& tls) {
+  return std::string(t.tls ? "https://" : "http://") + t.host + ":" + t.port + (t.tls ? "|" + tls.ca_file : "") +
+         (t.tls && !tls.verify_peer ? "|noverify" : "");
 }
 
-/// Sends the request and hands the response to `body_step` over whichever stream type (plain or TLS).
-template <class Stream>
-asio::awaitable<ClientResponse> do_request(Stream& s, const ClientRequest& req, const Target& t,
-                                           Clock::time_point deadline) {
-  auto r = build_request(req, t);
+/// One client connection (plain or TLS) bound to its own strand.
+struct Conn {
+  explicit Conn(const async::Executor& strand_ex) : strand(strand_ex), plain(strand_ex) {}
+  async::Executor strand;
+  beast::tcp_stream plain;                                        // used when !tls
+  std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;   // used when tls
+  std::shared_ptr<ssl::context> ctx;                              // keeps the TLS context alive
+  beast::flat_buffer buffer;  // read buffer kept across keep-alive responses
+  std::string key;
+  Clock::time_point idle_since{};
+  bool reusable = false;
+
+  beast::tcp_stream& lowest() { return secure ? beast::get_lowest_layer(*secure) : plain; }
+  /// Cancels pending operations (call on the strand).
+  void cancel() {
+    error_code ec;
+    lowest().socket().cancel(ec);
+  }
+};
+
+/// Posts a cancel of `conn`'s pending operations to its strand when `stop` is requested.
+struct StopGuard {
+  StopGuard(std::stop_token stop, const std::shared_ptr<Conn>& conn)
+      : cb(std::move(stop), Cancel{std::weak_ptr<Conn>(conn)}) {}
+  struct Cancel {
+    std::weak_ptr<Conn> conn;
+    void operator()() const {
+      if (auto c = conn.lock()) asio::post(c->strand, [c] { c->cancel(); });
+    }
+  };
+  std::stop_callback<Cancel> cb;
+};
+
+/// Resolves `host:port` before `deadline` with Asio's resolver service; the deadline is raced by
+/// a timer, so a hung lookup only costs its own late completion (discarded), not the caller.
+Task<tcp::resolver::results_type> resolve(const async::Executor& ex, const Target& t, Clock::time_point deadline) {
+  if (is_ip_literal(t.host)) {
+    const auto port = static_cast<unsigned short>(std::stoul(t.port));
+    co_return tcp::resolver::results_type::create(tcp::endpoint(asio::ip::make_address(t.host), port), t.host, t.port);
+  }
+  struct Race {
+    explicit Race(const async::Executor& e) : resolver(e), timer(e), done(e) {}
+    tcp::resolver resolver;
+    asio::steady_timer timer;
+    async::Oneshot<std::pair<error_code, tcp::resolver::results_type>> done;
+  };
+  auto race = std::make_shared<Race>(ex);
+  race->timer.expires_at(deadline);
+  race->timer.async_wait([race](error_code ec) {
+    if (!ec) race->done.set_value({asio::error::timed_out, {}});
+  });
+  race->resolver.async_resolve(t.host, t.port, [race](error_code ec, tcp::resolver::results_type r) {
+    race->timer.cancel();
+    race->done.set_value({ec, std::move(r)});
+  });
+  auto [ec, results] = co_await race->done.get();
+  if (ec == asio::error::timed_out) {
+    race->resolver.cancel();
+    throw ClientError(ClientErrorKind::timeout, "timed out resolving " + t.host);
+  }
+  if (ec) throw ClientError(ClientErrorKind::resolve, "cannot resolve " + t.host + ": " + ec.message());
+  co_return results;
+}
+
+/// Connects `conn` (TCP, then TLS with SNI and host-name verification when t.tls). Runs on the strand.
+Task<void> open_conn(std::shared_ptr<Conn> conn, Target t, std::shared_ptr<ssl::context> ctx,
+                     Clock::time_point deadline, std::stop_token stop) {
+  StopGuard guard(stop, conn);
+  auto endpoints = co_await resolve(conn->strand, t, deadline);
   error_code ec;
+  auto& lowest = conn->plain;
+  lowest.expires_at(deadline);
+  co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
+  if (stop.stop_requested()) throw ClientError(ClientErrorKind::cancelled, "cancelled while connecting");
+  if (ec == beast::error::timeout) throw ClientError(ClientErrorKind::timeout, "timed out connecting to " + t.host);
+  if (is_local_exhaustion(ec)) {
+    throw ClientError(ClientErrorKind::local_resources, "cannot open a socket to " + t.host + ": " + ec.message());
+  }
+  if (ec) throw ClientError(ClientErrorKind::connect, "cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
+  if (!t.tls) co_return;
+  conn->ctx = ctx;
+  conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(std::move(conn->plain), *ctx);
+  auto& s = *conn->secure;
+  if (!is_ip_literal(t.host) && !SSL_set_tlsext_host_name(s.native_handle(), t.host.c_str())) {
+    throw ClientError(ClientErrorKind::tls, "cannot set TLS SNI host name");
+  }
+  if (ctx && SSL_CTX_get_verify_mode(ctx->native_handle()) != SSL_VERIFY_NONE) {
+    s.set_verify_callback(ssl::host_name_verification(t.host));  // RFC 6125 host/IP check
+  }
   beast::get_lowest_layer(s).expires_at(deadline);
+  co_await s.async_handshake(ssl::stream_base::client, asio::redirect_error(asio::use_awaitable, ec));
+  if (stop.stop_requested()) throw ClientError(ClientErrorKind::cancelled, "cancelled in the TLS handshake");
+  if (ec == beast::error::timeout) throw ClientError(ClientErrorKind::timeout, "timed out in TLS handshake");
+  if (ec) throw ClientError(ClientErrorKind::tls, "TLS handshake with " + t.host + " failed: " + ec.message());
+}
+
+/// Outcome of one exchange on a connection.
+struct Exchange {
+  ClientResponse response;
+  bool keep_alive = false;
+};
+
+/// Tracks whether any response byte arrived (a failure before that on a reused connection is
+/// the server having closed it while idle).
+struct Progress {
+  bool response_started = false;
+};
+
+/// Sends the request and reads the whole response on `s`. Runs on the connection's strand.
+template <class Stream>
+Task<Exchange> exchange_on(Stream& s, Conn& conn, const ClientRequest& req, const Target& t, Clock::time_point deadline,
+                           std::stop_token stop, Progress& progress) {
+  auto r = build_request(req, t, true);
+  error_code ec;
+  auto& lowest = conn.lowest();
+  lowest.expires_at(deadline);
   co_await bhttp::async_write(s, r, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) throw io_error(ec, "sending the request");
-  beast::flat_buffer buf;
+  if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::string_body> p;
   p.body_limit(kMaxResponseBody);
-  beast::get_lowest_layer(s).expires_at(deadline);
-  co_await bhttp::async_read(s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) throw io_error(ec, "reading the response");
-  ClientResponse out;
-  out.status = static_cast<int>(p.get().result_int());
-  out.headers = to_headers(p.get());
-  out.body = std::move(p.get().body());
+  lowest.expires_at(deadline);
+  co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) throw io_error(ec, "reading the response", stop.stop_requested());
+  progress.response_started = true;
+  if (!p.is_done()) {
+    co_await bhttp::async_read(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) throw io_error(ec, "reading the response", stop.stop_requested());
+  }
+  Exchange out;
+  out.response.status = static_cast<int>(p.get().result_int());
+  out.response.headers = to_headers(p.get());
+  out.keep_alive = p.get().keep_alive();
+  out.response.body = std::move(p.get().body());
   co_return out;
 }
 
 /// Streams the response body piece by piece (buffer_body + read_some); `idle` bounds each gap.
 template <class Stream>
-asio::awaitable<int> do_streaming(Stream& s, const ClientRequest& req, const Target& t, Clock::time_point deadline,
-                                  std::chrono::milliseconds idle,
-                                  const std::function<void(int, const Headers&)>& on_status,
-                                  const std::function<void(std::string_view)>& on_chunk) {
-  auto r = build_request(req, t);
+Task<Exchange> stream_on(Stream& s, Conn& conn, const ClientRequest& req, const Target& t, Clock::time_point deadline,
+                         std::chrono::milliseconds idle, std::stop_token stop, Progress& progress,
+                         const std::function<void(int, const Headers&)>& on_status,
+                         const std::function<void(std::string_view)>& on_chunk) {
+  auto r = build_request(req, t, true);
   error_code ec;
-  auto& lowest = beast::get_lowest_layer(s);
+  auto& lowest = conn.lowest();
   auto step_deadline = [&] { return std::min(deadline, Clock::now() + idle); };
   lowest.expires_at(deadline);
   co_await bhttp::async_write(s, r, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) throw io_error(ec, "sending the request");
-  beast::flat_buffer buf;
+  if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::buffer_body> p;
   p.body_limit(boost::none);
   lowest.expires_at(step_deadline());
-  co_await bhttp::async_read_header(s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) throw io_error(ec, "reading the response header");
-  const int status = static_cast<int>(p.get().result_int());
-  if (on_status) on_status(status, to_headers(p.get()));
+  co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec) throw io_error(ec, "reading the response header", stop.stop_requested());
+  progress.response_started = true;
+  Exchange out;
+  out.response.status = static_cast<int>(p.get().result_int());
+  out.response.headers = to_headers(p.get());
+  if (on_status) on_status(out.response.status, out.response.headers);
   std::array<char, 16 * 1024> piece{};
   while (!p.is_done()) {
     p.get().body().data = piece.data();
     p.get().body().size = piece.size();
     lowest.expires_at(step_deadline());
-    co_await bhttp::async_read_some(s, buf, p, asio::redirect_error(asio::use_awaitable, ec));
+    co_await bhttp::async_read_some(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
     if (ec == bhttp::error::need_buffer) ec = {};
-    if (ec) throw io_error(ec, "reading the response body");
+    if (ec) throw io_error(ec, "reading the response body", stop.stop_requested());
     const std::size_t n = piece.size() - p.get().body().size;
     if (n > 0 && on_chunk) on_chunk(std::string_view(piece.data(), n));
   }
-  co_return status;
-}
-
-/// Connects (and handshakes TLS if needed), then runs `body` with the ready stream.
-template <class T, class Body>
-T with_connection(const ClientRequest& req, Body&& body) {
-  const Target t = parse_url(req.url, "http", "https");
-  const auto deadline = Clock::now() + req.timeout;
-  asio::io_context ioc(1);
-  if (!t.tls) {
-    beast::tcp_stream stream(ioc);
-    auto co = [&]() -> asio::awaitable<T> {
-      co_await connect_tcp(stream, t, deadline);
-      T v = co_await body(stream, t, deadline);
-      error_code ec;
-      stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-      co_return v;
-    };
-    return run_sync<T>(ioc, co(), deadline);
-  }
-  auto ctx = make_tls_context(req.tls, t.host);
-  beast::ssl_stream<beast::tcp_stream> stream(ioc, *ctx);
-  auto co = [&]() -> asio::awaitable<T> {
-    co_await connect_tcp(beast::get_lowest_layer(stream), t, deadline);
-    co_await tls_handshake(stream, t, deadline);
-    T v = co_await body(stream, t, deadline);
-    // No TLS close_notify round trip: the response is complete, the socket is simply closed.
-    co_return v;
-  };
-  return run_sync<T>(ioc, co(), deadline);
+  out.keep_alive = p.get().keep_alive();
+  co_return out;
 }
 
 }  // namespace
 
-ClientResponse request(const ClientRequest& req) {
-  return with_connection<ClientResponse>(req, [&](auto& s, const Target& t, Clock::time_point deadline) {
-    return do_request(s, req, t, deadline);
-  });
+// ---- AsyncHttpClient ---------------------------------------------------------------------
+
+struct AsyncHttpClient::Impl {
+  Impl(async::Runtime& rt, AsyncClientOptions o) : runtime(rt), options(o) {}
+  async::Runtime& runtime;
+  AsyncClientOptions options;
+  mutable std::mutex mu;
+  std::map<std::string, std::deque<std::shared_ptr<Conn>>> idle;  // guarded by mu
+  std::map<std::string, std::shared_ptr<ssl::context>> tls_contexts;  // guarded by mu
+  std::atomic<std::size_t> opened{0};
+
+  std::shared_ptr<ssl::context> tls_context(const TlsOptions& tls) {
+    const std::string key = tls.ca_file + (tls.verify_peer ? "|verify" : "|noverify");
+    std::lock_guard lk(mu);
+    auto& ctx = tls_contexts[key];
+    if (!ctx) ctx = make_tls_context(tls);
+    return ctx;
+  }
+
+  /// An idle connection for `key` that is still young enough, or null.
+  std::shared_ptr<Conn> take_idle(const std::string& key) {
+    std::lock_guard lk(mu);
+    auto it = idle.find(key);
+    if (it == idle.end()) return nullptr;
+    auto& q = it->second;
+    while (!q.empty()) {
+      auto c = std::move(q.back());
+      q.pop_back();
+      if (Clock::now() - c->idle_since < options.idle_keepalive) return c;
+    }
+    return nullptr;
+  }
+
+  void put_idle(std::shared_ptr<Conn> c) {
+    if (options.max_idle_per_origin == 0) return;
+    c->idle_since = Clock::now();
+    std::lock_guard lk(mu);
+    auto& q = idle[c->key];
+    // Oldest first out when full.
+    while (q.size() >= options.max_idle_per_origin) q.pop_front();
+    q.push_back(std::move(c));
+  }
+
+  /// A connected Conn for the request (reused when possible); `reused` tells which.
+  Task<std::shared_ptr<Conn>> acquire(const Target& t, const TlsOptions& tls, Clock::time_point deadline,
+                                      std::stop_token stop, bool allow_reuse, bool& reused) {
+    const std::string key = origin_key(t, tls);
+    if (allow_reuse) {
+      if (auto c = take_idle(key)) {
+        reused = true;
+        co_return c;
+      }
+    }
+    reused = false;
+    auto ctx = t.tls ? tls_context(tls) : nullptr;
+    auto c = std::make_shared<Conn>(runtime.make_strand());
+    c->key = key;
+    ++opened;
+    co_await asio::co_spawn(c->strand, open_conn(c, t, ctx, deadline, stop), asio::use_awaitable);
+    co_return c;
+  }
+};
+
+AsyncHttpClient::AsyncHttpClient(async::Runtime& runtime, AsyncClientOptions options)
+    : runtime_(runtime), impl_(std::make_shared<Impl>(runtime, options)) {}
+
+AsyncHttpClient::~AsyncHttpClient() = default;
+
+std::size_t AsyncHttpClient::idle_connections() const {
+  std::lock_guard lk(impl_->mu);
+  std::size_t n = 0;
+  for (const auto& [k, q] : impl_->idle) n += q.size();
+  return n;
 }
 
-int request_streaming(const ClientRequest& req, const std::function<void(int status, const Headers&)>& on_status,
-                      const std::function<void(std::string_view chunk)>& on_chunk,
-                      std::chrono::milliseconds idle_timeout) {
-  return with_connection<int>(req, [&](auto& s, const Target& t, Clock::time_point deadline) {
-    return do_streaming(s, req, t, deadline, idle_timeout, on_status, on_chunk);
-  });
-}
+std::size_t AsyncHttpClient::connections_opened() const { return impl_->opened.load(); }
 
 namespace {
 
-/// WebSocket client over `NextLayer` (tcp_stream or ssl_stream<tcp_stream>). All I/O runs on
-/// the private io_context during calls; a read that times out stays pending, so the next
-/// read() picks up its result and the connection stays usable.
-template <class NextLayer>
-class WsClientImpl final : public WsClient {
- public:
-  WsClientImpl(std::unique_ptr<asio::io_context> ioc, std::unique_ptr<ssl::context> ctx)
-      : ioc_(std::move(ioc)), ctx_(std::move(ctx)), ws_(make_stream()) {}
+/// True when a failure on a reused connection means "the server closed it while idle".
+bool stale_connection_error(const ClientError& e) {
+  return e.kind() == ClientErrorKind::closed || e.kind() == ClientErrorKind::protocol;
+}
 
-  ~WsClientImpl() override {
-    // Pending handlers reference this object: destroy them before the members they touch.
-    ioc_->stop();
-  }
+}  // namespace
 
-  websocket::stream<NextLayer>& ws() { return ws_; }
-  asio::io_context& ioc() { return *ioc_; }
-
-  std::optional<std::string> read(std::chrono::milliseconds timeout) override {
-    if (closed_) return std::nullopt;
-    if (failed_) throw ClientError(ClientErrorKind::closed, "websocket connection is broken: " + fail_msg_);
-    if (!read_pending_ && !read_ready_) start_read();
-    run_until([this] { return read_ready_; }, Clock::now() + timeout);
-    if (!read_ready_) throw ClientError(ClientErrorKind::timeout, "no websocket message within the timeout");
-    read_ready_ = false;
-    const error_code ec = read_ec_;
-    if (ec == websocket::error::closed) {
-      closed_ = true;
-      close_code_ = ws_.reason().code;
-      return std::nullopt;
-    }
-    if (ec) {
-      failed_ = true;
-      fail_msg_ = ec.message();
-      throw io_error(ec, "reading a websocket message");
-    }
-    std::string msg = beast::buffers_to_string(read_buf_.data());
-    read_buf_.consume(read_buf_.size());
-    return msg;
-  }
-
-  void send(const std::string& text) override {
-    if (closed_ || failed_) throw ClientError(ClientErrorKind::closed, "websocket connection is closed");
-    bool done = false;
-    error_code wec;
-    auto data = std::make_shared<std::string>(text);
-    ws_.text(true);
-    ws_.async_write(asio::buffer(*data), [&done, &wec, data](error_code ec, std::size_t) {
-      done = true;
-      wec = ec;
-    });
-    run_until([&] { return done; }, Clock::now() + std::chrono::seconds(10));
-    if (!done) {
-      failed_ = true;
-      fail_msg_ = "write timed out";
-      throw ClientError(ClientErrorKind::timeout, "websocket send timed out");
-    }
-    if (wec) {
-      failed_ = true;
-      fail_msg_ = wec.message();
-      throw io_error(wec, "sending a websocket message");
-    }
-  }
-
-  void close() noexcept override {
-    if (closed_ || failed_) return;
+Task<ClientResponse> AsyncHttpClient::request(ClientRequest req, std::stop_token stop) {
+  const Target t = parse_url(req.url, "http", "https");
+  const auto deadline = Clock::now() + req.timeout;
+  auto impl = impl_;
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    auto conn = co_await impl->acquire(t, req.tls, deadline, stop, attempt == 0, reused);
+    Progress progress;
     try {
-      bool done = false;
-      ws_.async_close(websocket::close_code::normal, [&done](error_code) { done = true; });
-      // With a read pending, Beast lets that read consume the peer's close frame.
-      run_until([&] { return done; }, Clock::now() + std::chrono::seconds(2));
-      if (read_ready_ && read_ec_ == websocket::error::closed) close_code_ = ws_.reason().code;
-    } catch (...) {
-      // close never throws
-    }
-    closed_ = true;
-  }
-
-  int close_code() const override { return close_code_ ? close_code_ : static_cast<int>(ws_.reason().code); }
-
- private:
-  websocket::stream<NextLayer> make_stream() {
-    if constexpr (std::is_same_v<NextLayer, beast::tcp_stream>) {
-      return websocket::stream<NextLayer>(*ioc_);
-    } else {
-      return websocket::stream<NextLayer>(*ioc_, *ctx_);
+      auto run = [](std::shared_ptr<Conn> c, const ClientRequest& r, const Target& tt, Clock::time_point d,
+                    std::stop_token st, Progress& pr) -> Task<Exchange> {
+        StopGuard guard(st, c);
+        if (c->secure) co_return co_await exchange_on(*c->secure, *c, r, tt, d, st, pr);
+        co_return co_await exchange_on(c->plain, *c, r, tt, d, st, pr);
+      };
+      Exchange ex = co_await asio::co_spawn(conn->strand, run(conn, req, t, deadline, stop, progress),
+                                            asio::use_awaitable);
+      if (ex.keep_alive) impl->put_idle(std::move(conn));
+      co_return std::move(ex.response);
+    } catch (const ClientError& e) {
+      const bool retry = reused && !progress.response_started && stale_connection_error(e) && attempt == 0 &&
+                         (req.idempotent || req.method == "GET" || req.method == "HEAD" || req.method == "PUT" ||
+                          req.method == "DELETE" || req.method == "OPTIONS") &&
+                         !stop.stop_requested() && Clock::now() < deadline;
+      if (!retry) throw;
     }
   }
+}
 
-  void start_read() {
-    read_pending_ = true;
-    read_buf_.consume(read_buf_.size());
-    ws_.async_read(read_buf_, [this](error_code ec, std::size_t) {
-      read_ec_ = ec;
-      read_pending_ = false;
-      read_ready_ = true;
-    });
-  }
-
-  /// Runs handlers on this thread until `pred()` or `deadline`.
-  template <class Pred>
-  void run_until(Pred pred, Clock::time_point deadline) {
-    ioc_->restart();
-    while (!pred() && Clock::now() < deadline) {
-      if (ioc_->run_one_until(deadline) == 0 && ioc_->stopped()) break;
+Task<int> AsyncHttpClient::request_streaming(ClientRequest req, std::function<void(int, const Headers&)> on_status,
+                                             std::function<void(std::string_view)> on_chunk,
+                                             std::chrono::milliseconds idle_timeout, std::stop_token stop) {
+  const Target t = parse_url(req.url, "http", "https");
+  const auto deadline = Clock::now() + req.timeout;
+  auto impl = impl_;
+  for (int attempt = 0;; ++attempt) {
+    bool reused = false;
+    auto conn = co_await impl->acquire(t, req.tls, deadline, stop, attempt == 0, reused);
+    Progress progress;
+    try {
+      auto run = [](std::shared_ptr<Conn> c, const ClientRequest& r, const Target& tt, Clock::time_point d,
+                    std::chrono::milliseconds idle, std::stop_token st, Progress& pr,
+                    const std::function<void(int, const Headers&)>& os,
+                    const std::function<void(std::string_view)>& oc) -> Task<Exchange> {
+        StopGuard guard(st, c);
+        if (c->secure) co_return co_await stream_on(*c->secure, *c, r, tt, d, idle, st, pr, os, oc);
+        co_return co_await stream_on(c->plain, *c, r, tt, d, idle, st, pr, os, oc);
+      };
+      Exchange ex = co_await asio::co_spawn(
+          conn->strand, run(conn, req, t, deadline, idle_timeout, stop, progress, on_status, on_chunk),
+          asio::use_awaitable);
+      if (ex.keep_alive) impl->put_idle(std::move(conn));
+      co_return ex.response.status;
+    } catch (const ClientError& e) {
+      const bool retry = reused && !progress.response_started && stale_connection_error(e) && attempt == 0 &&
+                         req.idempotent && !stop.stop_requested() && Clock::now() < deadline;
+      if (!retry) throw;
     }
   }
+}
 
-  std::unique_ptr<asio::io_context> ioc_;
-  std::unique_ptr<ssl::context> ctx_;
-  websocket::stream<NextLayer> ws_;
-  beast::flat_buffer read_buf_;
-  bool read_pending_ = false;  // an async_read is in flight
-  bool read_ready_ = false;    // a read finished; its result (read_buf_/read_ec_) is not yet returned
-  error_code read_ec_;
-  bool closed_ = false;
-  bool failed_ = false;
-  std::string fail_msg_;
-  int close_code_ = 0;
-};
+ClientResponse AsyncHttpClient::request_blocking(const ClientRequest& req) {
+  return runtime_.run_sync(request(req));
+}
 
-/// Handshake refusal or success; fills `res` with the server's answer.
+// ---- AsyncWsClient -----------------------------------------------------------------------
+
+namespace {
+
+/// Performs the handshake on `ws`; throws WsHandshakeError for a refused upgrade.
 template <class NextLayer>
-asio::awaitable<int> ws_handshake(websocket::stream<NextLayer>& ws, const Target& t, const Headers& headers,
-                                  Clock::time_point deadline, websocket::response_type& res) {
+Task<void> ws_handshake(websocket::stream<NextLayer>& ws, const Target& t, const Headers& headers,
+                        Clock::time_point deadline, std::chrono::milliseconds idle) {
+  websocket::response_type res;
   ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& r) {
     r.set(bhttp::field::user_agent, kUserAgent);
     for (const auto& [k, v] : headers.fields()) r.set(k, v);
@@ -468,38 +524,252 @@ asio::awaitable<int> ws_handshake(websocket::stream<NextLayer>& ws, const Target
     throw WsHandshakeError(static_cast<int>(res.result_int()), res.body());
   }
   if (ec) throw io_error(ec, "in the websocket handshake");
-  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::client));
-  co_return 101;
+  websocket::stream_base::timeout to{};
+  to.handshake_timeout = std::chrono::seconds(10);
+  to.idle_timeout = idle;
+  to.keep_alive_pings = true;
+  ws.set_option(to);
 }
+
+/// WebSocket client over `NextLayer` (tcp_stream or ssl_stream<tcp_stream>); every operation
+/// runs on the connection's strand.
+template <class NextLayer>
+class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_this<AsyncWsImpl<NextLayer>> {
+ public:
+  AsyncWsImpl(async::Executor strand, websocket::stream<NextLayer> ws, std::shared_ptr<ssl::context> ctx)
+      : strand_(std::move(strand)), ctx_(std::move(ctx)), ws_(std::move(ws)) {}
+
+  Task<std::optional<std::string>> read(std::stop_token stop) override {
+    auto self = this->shared_from_this();
+    co_return co_await asio::co_spawn(strand_, self->do_read(stop), asio::use_awaitable);
+  }
+
+  Task<void> send(std::string text) override {
+    auto self = this->shared_from_this();
+    co_await asio::co_spawn(strand_, self->do_send(std::move(text)), asio::use_awaitable);
+  }
+
+  Task<void> close() override {
+    auto self = this->shared_from_this();
+    try {
+      co_await asio::co_spawn(strand_, self->do_close(), asio::use_awaitable);
+    } catch (...) {
+      // close never throws
+    }
+  }
+
+  int close_code() const override { return close_code_.load(); }
+
+  /// Performs the opening handshake on the strand (before the client is handed out).
+  Task<void> handshake(Target t, Headers headers, Clock::time_point deadline, std::chrono::milliseconds idle) {
+    auto self = this->shared_from_this();
+    auto run = [](std::shared_ptr<AsyncWsImpl> me, Target tt, Headers h, Clock::time_point d,
+                  std::chrono::milliseconds i) -> Task<void> { co_await ws_handshake(me->ws_, tt, h, d, i); };
+    co_await asio::co_spawn(strand_, run(self, std::move(t), std::move(headers), deadline, idle), asio::use_awaitable);
+  }
+
+ private:
+  Task<std::optional<std::string>> do_read(std::stop_token stop) {
+    auto self = this->shared_from_this();
+    if (closed_) co_return std::nullopt;
+    std::stop_callback cb(stop, [self] {
+      asio::post(self->strand_, [self] {
+        error_code ec;
+        beast::get_lowest_layer(self->ws_).socket().cancel(ec);
+      });
+    });
+    beast::flat_buffer buf;
+    error_code ec;
+    for (;;) {
+      buf.consume(buf.size());
+      co_await ws_.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+      if (ec == websocket::error::closed) {
+        closed_ = true;
+        close_code_ = static_cast<int>(ws_.reason().code);
+        co_return std::nullopt;
+      }
+      if (ec) throw io_error(ec, "reading a websocket message", stop.stop_requested());
+      if (!ws_.got_text()) continue;
+      co_return beast::buffers_to_string(buf.data());
+    }
+  }
+
+  Task<void> do_send(std::string text) {
+    auto self = this->shared_from_this();
+    error_code ec;
+    ws_.text(true);
+    co_await ws_.async_write(asio::buffer(text), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) throw io_error(ec, "sending a websocket message");
+  }
+
+  Task<void> do_close() {
+    auto self = this->shared_from_this();
+    if (closed_) co_return;
+    closed_ = true;
+    websocket::stream_base::timeout to{};
+    to.handshake_timeout = std::chrono::seconds(2);  // bounds the close handshake
+    to.idle_timeout = websocket::stream_base::none();
+    to.keep_alive_pings = false;
+    ws_.set_option(to);
+    error_code ec;
+    co_await ws_.async_close(websocket::close_code::normal, asio::redirect_error(asio::use_awaitable, ec));
+  }
+
+  async::Executor strand_;
+  std::shared_ptr<ssl::context> ctx_;
+  websocket::stream<NextLayer> ws_;
+  bool closed_ = false;
+  std::atomic<int> close_code_{0};
+};
 
 }  // namespace
 
-std::unique_ptr<WsClient> WsClient::connect(const std::string& url, const Headers& headers,
-                                            std::chrono::milliseconds timeout, const TlsOptions& tls) {
+Task<std::shared_ptr<AsyncWsClient>> AsyncHttpClient::connect_ws(std::string url, Headers headers,
+                                                                 std::chrono::milliseconds timeout, TlsOptions tls,
+                                                                 std::stop_token stop) {
   const Target t = parse_url(url, "ws", "wss");
   const auto deadline = Clock::now() + timeout;
-  auto ioc = std::make_unique<asio::io_context>(1);
-  websocket::response_type res;
-  if (!t.tls) {
-    auto client = std::make_unique<WsClientImpl<beast::tcp_stream>>(std::move(ioc), nullptr);
-    auto& ws = client->ws();
-    auto co = [&]() -> asio::awaitable<int> {
-      co_await connect_tcp(beast::get_lowest_layer(ws), t, deadline);
-      co_return co_await ws_handshake(ws, t, headers, deadline, res);
-    };
-    run_sync<int>(client->ioc(), co(), deadline);
-    return client;
+  auto impl = impl_;
+  auto ctx = t.tls ? impl->tls_context(tls) : nullptr;
+  auto conn = std::make_shared<Conn>(runtime_.make_strand());
+  ++impl->opened;
+  co_await asio::co_spawn(conn->strand, open_conn(conn, t, ctx, deadline, stop), asio::use_awaitable);
+  const auto idle = impl->options.ws_idle_timeout;
+  if (!conn->secure) {
+    auto ws = std::make_shared<AsyncWsImpl<beast::tcp_stream>>(
+        conn->strand, websocket::stream<beast::tcp_stream>(std::move(conn->plain)), nullptr);
+    co_await ws->handshake(t, std::move(headers), deadline, idle);
+    co_return ws;
   }
-  auto ctx = make_tls_context(tls, t.host);
-  auto client = std::make_unique<WsClientImpl<beast::ssl_stream<beast::tcp_stream>>>(std::move(ioc), std::move(ctx));
-  auto& ws = client->ws();
-  auto co = [&]() -> asio::awaitable<int> {
-    co_await connect_tcp(beast::get_lowest_layer(ws), t, deadline);
-    co_await tls_handshake(ws.next_layer(), t, deadline);
-    co_return co_await ws_handshake(ws, t, headers, deadline, res);
+  using Tls = beast::ssl_stream<beast::tcp_stream>;
+  auto ws = std::make_shared<AsyncWsImpl<Tls>>(conn->strand, websocket::stream<Tls>(std::move(*conn->secure)), ctx);
+  co_await ws->handshake(t, std::move(headers), deadline, idle);
+  co_return ws;
+}
+
+// ---- blocking facades --------------------------------------------------------------------
+
+namespace {
+
+/// The runtime and client behind the blocking functions: one I/O thread, started on first use
+/// and kept until the process exits (never destroyed, so no exit-time ordering issues). No
+/// connection reuse: each blocking call opens and closes its own connection, as callers expect.
+struct BlockingBackend {
+  BlockingBackend() : rt(async::RuntimeOptions{1, 1, "blocking-http-client"}), client(rt, no_reuse()) { rt.start(); }
+  static AsyncClientOptions no_reuse() {
+    AsyncClientOptions o;
+    o.max_idle_per_origin = 0;
+    return o;
+  }
+  async::Runtime rt;
+  AsyncHttpClient client;
+};
+
+BlockingBackend& backend() {
+  static auto* b = new BlockingBackend();
+  return *b;
+}
+
+/// Blocking WebSocket facade: a read that times out stays pending, so the next read() picks up
+/// its result and the connection stays usable.
+class BlockingWs final : public WsClient {
+ public:
+  explicit BlockingWs(std::shared_ptr<AsyncWsClient> ws) : ws_(std::move(ws)) {}
+  ~BlockingWs() override { stop_.request_stop(); }
+
+  std::optional<std::string> read(std::chrono::milliseconds timeout) override {
+    if (closed_) return std::nullopt;
+    if (failed_) throw ClientError(ClientErrorKind::closed, "websocket connection is broken: " + fail_msg_);
+    if (!pending_) {
+      pending_ = std::make_shared<Pending>();
+      auto read_one = [](std::shared_ptr<AsyncWsClient> ws, std::shared_ptr<Pending> p,
+                         std::stop_token st) -> Task<void> {
+        std::optional<std::string> msg;
+        std::exception_ptr err;
+        try {
+          msg = co_await ws->read(st);
+        } catch (...) {
+          err = std::current_exception();
+        }
+        std::lock_guard lk(p->mu);
+        p->msg = std::move(msg);
+        p->error = err;
+        p->done = true;
+        p->cv.notify_all();
+      };
+      backend().rt.spawn(read_one(ws_, pending_, stop_.get_token()));
+    }
+    auto p = pending_;
+    std::unique_lock lk(p->mu);
+    if (!p->cv.wait_for(lk, timeout, [&] { return p->done; })) {
+      throw ClientError(ClientErrorKind::timeout, "no websocket message within the timeout");
+    }
+    pending_.reset();
+    if (p->error) {
+      failed_ = true;
+      try {
+        std::rethrow_exception(p->error);
+      } catch (const std::exception& e) {
+        fail_msg_ = e.what();
+      }
+      std::rethrow_exception(p->error);
+    }
+    if (!p->msg) closed_ = true;
+    return std::move(p->msg);
+  }
+
+  void send(const std::string& text) override {
+    if (closed_ || failed_) throw ClientError(ClientErrorKind::closed, "websocket connection is closed");
+    try {
+      backend().rt.run_sync(ws_->send(text));
+    } catch (const std::exception& e) {
+      failed_ = true;
+      fail_msg_ = e.what();
+      throw;
+    }
+  }
+
+  void close() noexcept override {
+    if (closed_ || failed_) return;
+    try {
+      backend().rt.run_sync(ws_->close());
+    } catch (...) {
+    }
+    closed_ = true;
+  }
+
+  int close_code() const override { return ws_->close_code(); }
+
+ private:
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<std::string> msg;
+    std::exception_ptr error;
   };
-  run_sync<int>(client->ioc(), co(), deadline);
-  return client;
+  std::shared_ptr<AsyncWsClient> ws_;
+  std::shared_ptr<Pending> pending_;
+  std::stop_source stop_;
+  bool closed_ = false;
+  bool failed_ = false;
+  std::string fail_msg_;
+};
+
+}  // namespace
+
+ClientResponse request(const ClientRequest& req) { return backend().client.request_blocking(req); }
+
+int request_streaming(const ClientRequest& req, const std::function<void(int status, const Headers&)>& on_status,
+                      const std::function<void(std::string_view chunk)>& on_chunk,
+                      std::chrono::milliseconds idle_timeout) {
+  return backend().rt.run_sync(backend().client.request_streaming(req, on_status, on_chunk, idle_timeout));
+}
+
+std::unique_ptr<WsClient> WsClient::connect(const std::string& url, const Headers& headers,
+                                            std::chrono::milliseconds timeout, const TlsOptions& tls) {
+  auto ws = backend().rt.run_sync(backend().client.connect_ws(url, headers, timeout, tls));
+  return std::make_unique<BlockingWs>(std::move(ws));
 }
 
 }  // namespace core::http

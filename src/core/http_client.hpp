@@ -1,6 +1,9 @@
 #pragma once
-// Blocking HTTP(S) and WebSocket client. Each call runs its own short-lived I/O
-// loop with a deadline, so callers on worker threads need no Asio. Beast stays in the .cpp.
+// HTTP(S) and WebSocket client (RFC 9110/9112, RFC 6455). AsyncHttpClient is the one
+// implementation: coroutines on a core::async::Runtime, keep-alive connection reuse, a deadline
+// on every network step, cancellation by std::stop_token. The blocking functions below
+// (request, request_streaming, WsClient) are thin facades over it for code on worker threads
+// and for tests. Beast stays in the .cpp.
 
 #include <chrono>
 #include <functional>
@@ -10,12 +13,16 @@
 #include <string>
 #include <string_view>
 
+#include "core/async.hpp"
 #include "core/http_types.hpp"
 
 namespace core::http {
 
 /// Why a client call failed before an HTTP status was obtained.
-enum class ClientErrorKind { invalid_url, resolve, connect, tls, timeout, protocol, closed };
+/// `local_resources`: this process ran out of file descriptors (EMFILE/ENFILE) or sockets; not
+/// the peer's fault, so callers must not count it against the peer (circuit breakers).
+/// `cancelled`: the caller's stop token was triggered.
+enum class ClientErrorKind { invalid_url, resolve, connect, tls, timeout, protocol, closed, local_resources, cancelled };
 
 /// Thrown by the client for transport failures (not for HTTP error statuses).
 class ClientError : public std::runtime_error {
@@ -43,6 +50,11 @@ struct ClientRequest {
   std::string body;
   std::chrono::milliseconds timeout{10000};  ///< whole call: connect + send + full response
   TlsOptions tls;               ///< used only for https:// URLs
+  /// The request may be sent twice (RFC 9110 §9.2.2: GET/HEAD/PUT/DELETE/OPTIONS are; set it for
+  /// a POST the server deduplicates, e.g. by an idempotency key). When a reused keep-alive
+  /// connection turns out to be closed before any response byte arrived, such a request is
+  /// retried once on a fresh connection (RFC 9112 §9.3.1); others fail with kind `closed`.
+  bool idempotent = false;
 };
 
 /// The answer to request(): any status, including 4xx/5xx (those are not thrown).
@@ -95,6 +107,85 @@ class WsHandshakeError : public std::runtime_error {
  private:
   int status_;
   std::string body_;
+};
+
+
+/// Settings of an AsyncHttpClient.
+struct AsyncClientOptions {
+  /// Idle keep-alive connections kept per origin (scheme, host, port, TLS settings); 0 disables reuse.
+  std::size_t max_idle_per_origin = 32;
+  /// An idle connection unused for this long is closed instead of reused (servers drop idle
+  /// connections too; Beast's server default is 60 s here).
+  std::chrono::milliseconds idle_keepalive{30000};
+  /// WebSocket connections: no frame (data, ping or pong) for this long fails the connection;
+  /// the client pings the server after half of it (RFC 6455 §5.5.2).
+  std::chrono::milliseconds ws_idle_timeout{60000};
+};
+
+class AsyncWsClient;
+
+/// Asynchronous HTTP/1.1 client with keep-alive connection reuse (RFC 9112 §9.3). Every step
+/// (resolve, connect, TLS handshake, write, read) has a deadline; name resolution uses Asio's
+/// resolver service (no thread per call) and is raced against the deadline. Thread-safe; the
+/// Runtime must outlive the client and its connections.
+class AsyncHttpClient {
+ public:
+  explicit AsyncHttpClient(async::Runtime& runtime, AsyncClientOptions options = {});
+  ~AsyncHttpClient();
+  AsyncHttpClient(const AsyncHttpClient&) = delete;
+  AsyncHttpClient& operator=(const AsyncHttpClient&) = delete;
+
+  /// Performs one request. Throws ClientError on transport failure, timeout (kind timeout) or
+  /// when `stop` is requested (kind cancelled); HTTP error statuses are returned, not thrown.
+  async::Task<ClientResponse> request(ClientRequest req, std::stop_token stop = {});
+
+  /// Performs one request and delivers the body incrementally (SSE, chunked streams):
+  /// `on_status` once with status and headers, then `on_chunk` with each body piece as it
+  /// arrives (both on an I/O thread; keep them short). `on_chunk` may throw to abort the call
+  /// (the exception propagates unchanged and the connection is dropped). `req.timeout` bounds
+  /// the whole call, `idle_timeout` each gap between pieces. Returns the status.
+  async::Task<int> request_streaming(ClientRequest req, std::function<void(int status, const Headers&)> on_status,
+                                     std::function<void(std::string_view chunk)> on_chunk,
+                                     std::chrono::milliseconds idle_timeout, std::stop_token stop = {});
+
+  /// Opens a WebSocket (ws:// or wss://). Non-101 answers throw WsHandshakeError; transport
+  /// failures ClientError. `timeout` bounds connect + handshake.
+  async::Task<std::shared_ptr<AsyncWsClient>> connect_ws(std::string url, Headers headers,
+                                                         std::chrono::milliseconds timeout, TlsOptions tls = {},
+                                                         std::stop_token stop = {});
+
+  /// request() for callers on threads that are not this runtime's I/O threads (e.g. HTTP
+  /// handlers on the blocking pool): blocks until the answer.
+  ClientResponse request_blocking(const ClientRequest& req);
+
+  /// Idle keep-alive connections currently pooled (all origins).
+  std::size_t idle_connections() const;
+  /// Connections opened so far (for tests and metrics: reuse keeps it low).
+  std::size_t connections_opened() const;
+  async::Runtime& runtime() { return runtime_; }
+
+  struct Impl;
+
+ private:
+  async::Runtime& runtime_;
+  std::shared_ptr<Impl> impl_;
+};
+
+/// An asynchronous client WebSocket connection (RFC 6455). One read and one send may be in
+/// flight at the same time; calls of the same kind must not overlap.
+class AsyncWsClient {
+ public:
+  virtual ~AsyncWsClient() = default;
+  /// Next text message; nullopt when the peer closed the connection (see close_code()).
+  /// Throws ClientError when the connection broke or went silent for the idle timeout, or
+  /// kind cancelled when `stop` was requested (the connection is unusable afterwards).
+  virtual async::Task<std::optional<std::string>> read(std::stop_token stop = {}) = 0;
+  /// Sends one text frame. Throws ClientError.
+  virtual async::Task<void> send(std::string text) = 0;
+  /// Sends a close frame (1000) and waits briefly for the peer's; never throws.
+  virtual async::Task<void> close() = 0;
+  /// Close code received from the peer (0 if none yet).
+  virtual int close_code() const = 0;
 };
 
 }  // namespace core::http

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/async.hpp"
 #include "core/http_types.hpp"
 
 namespace core::http {
@@ -26,6 +27,11 @@ struct WsAccept {
   std::optional<std::string> subprotocol;
   /// Called on the blocking pool once the handshake completed; the connection is open.
   std::function<void(std::shared_ptr<WsConnection>)> on_open;
+  /// Alternative to on_open for code that waits (replay, relaying another stream): started as
+  /// a coroutine on the connection's I/O strand once the handshake completed; it must not
+  /// block (offload SQL to a blocking pool). Destroyed unfinished when the server stops.
+  /// When both are set, on_open runs first, then on_open_async.
+  std::function<async::Task<void>(std::shared_ptr<WsConnection>)> on_open_async;
 };
 
 /// Decides on an upgrade request; runs on the blocking pool.

@@ -165,7 +165,7 @@ struct Server::Impl {
 class WsConnImpl final : public WsConnection, public std::enable_shared_from_this<WsConnImpl> {
  public:
   WsConnImpl(std::shared_ptr<IoState> io, websocket::stream<beast::tcp_stream> ws)
-      : io_(std::move(io)), ws_(std::move(ws)), wake_(ws_.get_executor()) {
+      : io_(std::move(io)), ws_(std::move(ws)), wake_(ws_.get_executor()), writable_(ws_.get_executor()) {
     wake_.expires_at(Clock::time_point::max());
   }
   ~WsConnImpl() override { fire_close(); }
@@ -237,6 +237,29 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     return queued_bytes_;
   }
 
+  async::Task<bool> wait_writable(std::size_t max_frames, std::size_t max_bytes,
+                                  std::chrono::milliseconds timeout) override {
+    auto self = shared_from_this();
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+      {
+        std::lock_guard lk(mu_);
+        if (closing_ || done_ || peer_closed_ || io_->stopped) co_return false;
+        if (queue_.size() < max_frames && queued_bytes_ < max_bytes) co_return true;
+      }
+      const auto now = Clock::now();
+      if (now >= deadline) co_return false;
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+      co_await writable_.wait(left);
+    }
+  }
+
+  /// Keeps messages that arrive before on_message() for an asynchronous open (bounded).
+  void keep_pending_for_async_open() {
+    std::lock_guard lk(mu_);
+    async_open_ = true;
+  }
+
   /// Server stopped (I/O threads joined): the connection is finished; runs the close callback.
   void server_stopped() {
     {
@@ -273,7 +296,8 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       {
         std::lock_guard lk(mu_);
         if (!on_msg_) {
-          if (!open_returned_) pending_.push_back(std::move(msg));
+          // Kept for a callback still to come; an asynchronous open keeps at most 64.
+          if (!open_returned_ && (!async_open_ || pending_.size() < 64)) pending_.push_back(std::move(msg));
           continue;
         }
         cb = on_msg_;
@@ -290,8 +314,12 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       peer_closed_ = true;
     }
     wake_.cancel();
+    writable_.notify();
     fire_close();
   }
+
+  /// The connection's strand (coroutines of an asynchronous open run here).
+  async::Executor executor() { return ws_.get_executor(); }
 
   /// Server shutdown: close with 1001 "going away" (RFC 6455 §7.4.1).
   void going_away() { close(1001, "server shutting down"); }
@@ -325,6 +353,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       if (next) {
         ws_.text(true);
         co_await ws_.async_write(asio::buffer(*next), asio::redirect_error(asio::use_awaitable, ec));
+        writable_.notify();
         if (ec) break;
       } else if (send_close) {
         co_await ws_.async_close(cr, asio::redirect_error(asio::use_awaitable, ec));
@@ -333,9 +362,12 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
         co_await wake_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       }
     }
-    std::lock_guard lk(mu_);
-    queue_.clear();
-    queued_bytes_ = 0;
+    {
+      std::lock_guard lk(mu_);
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
+    writable_.notify();
   }
 
   void fire_close() {
@@ -359,6 +391,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   std::shared_ptr<IoState> io_;  // first member: the context outlives the socket and timer below
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer wake_;
+  async::Signal writable_;  // notified after each written frame and when the connection ends
   mutable std::mutex mu_;
   std::deque<std::string> queue_;
   std::size_t queued_bytes_ = 0;  // payload bytes in queue_
@@ -370,6 +403,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   bool peer_closed_ = false;  // read side ended
   bool close_fired_ = false;
   bool open_returned_ = false;
+  bool async_open_ = false;
   std::uint16_t close_code_ = 1000;
   std::string close_reason_;
 };
@@ -681,8 +715,31 @@ asio::awaitable<void> Server::Impl::run_websocket(beast::tcp_stream stream, bhtt
   ws_gauge.inc({{"service", opts.service_name}});
   if (stopping) conn->going_away();
 
+  // The asynchronous open runs on the connection's strand after the synchronous one (if any).
+  std::function<void()> start_async;
+  if (accept.on_open_async) {
+    conn->keep_pending_for_async_open();
+    start_async = [this, conn, cb = std::move(accept.on_open_async), rid]() {
+      auto task = cb(conn);
+      auto on_done = [conn, rid](std::exception_ptr e) {
+        if (!e) return;
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          log::error("websocket_on_open_failed", {{"error", ex.what()}, {"request_id", rid}});
+        } catch (...) {
+          log::error("websocket_on_open_failed", {{"error", "unknown exception"}, {"request_id", rid}});
+        }
+        conn->close(1011, "internal error");
+      };
+      io->post(conn->executor(), [conn, t = std::make_shared<async::Task<void>>(std::move(task)),
+                                  done = std::move(on_done)]() mutable {
+        asio::co_spawn(conn->executor(), std::move(*t), std::move(done));
+      });
+    };
+  }
   if (accept.on_open) {
-    asio::post(*pool, [conn, cb = std::move(accept.on_open), rid]() {
+    asio::post(*pool, [conn, cb = std::move(accept.on_open), rid, start_async]() {
       try {
         cb(conn);
       } catch (const std::exception& e) {
@@ -690,9 +747,11 @@ asio::awaitable<void> Server::Impl::run_websocket(beast::tcp_stream stream, bhtt
         conn->close(1011, "internal error");
       }
       conn->open_returned();
+      if (start_async) start_async();
     });
   } else {
-    conn->open_returned();
+    if (!start_async) conn->open_returned();
+    if (start_async) start_async();
   }
   co_await conn->run();
 

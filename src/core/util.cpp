@@ -1,5 +1,7 @@
 #include "core/util.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
@@ -144,6 +146,17 @@ std::chrono::system_clock::time_point parse_rfc3339(const std::string& s) {
     secs -= sign * (std::stoi(off.substr(1, 2)) * 3600 + std::stoi(off.substr(4, 2)) * 60);
   }
   return std::chrono::system_clock::time_point(std::chrono::microseconds(secs * 1'000'000 + micros));
+}
+
+std::size_t raise_fd_limit() noexcept {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  if (lim.rlim_cur < lim.rlim_max) {
+    rlimit want = lim;
+    want.rlim_cur = lim.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
+  }
+  return lim.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : static_cast<std::size_t>(lim.rlim_cur);
 }
 
 }  // namespace core

@@ -27,4 +27,10 @@ std::string random_hex(std::size_t n);
 /// JSON (nlohmann::json::dump throws on invalid UTF-8; PostgreSQL rejects it).
 std::string utf8_truncate(std::string_view s, std::size_t max_bytes);
 
+/// Raises this process's soft RLIMIT_NOFILE (open file descriptors) to its hard limit, so a
+/// service holding thousands of sockets is bounded by the administrator's limit rather than the
+/// usual default soft limit of 1024. Returns the soft limit in effect afterwards (0 if unknown).
+/// Never throws.
+std::size_t raise_fd_limit() noexcept;
+
 }  // namespace core

@@ -1,10 +1,13 @@
 #pragma once
 // Server-side WebSocket connection handle, independent of Beast.
 
+#include <chrono>
 #include <cstdint>
 #include <cstddef>
 #include <functional>
 #include <string>
+
+#include "core/async.hpp"
 
 namespace core::http {
 
@@ -32,6 +35,11 @@ class WsConnection {
   virtual std::size_t queued() const = 0;
   /// Total payload bytes of the frames counted by queued() (back-pressure signal for large frames).
   virtual std::size_t queued_bytes() const = 0;
+  /// Waits until fewer than `max_frames` frames and fewer than `max_bytes` bytes are queued
+  /// (true), or the connection closed or `timeout` passed (false). For coroutines that produce
+  /// faster than the peer reads (paced replay). One waiter at a time.
+  virtual async::Task<bool> wait_writable(std::size_t max_frames, std::size_t max_bytes,
+                                          std::chrono::milliseconds timeout) = 0;
 };
 
 }  // namespace core::http

@@ -51,6 +51,8 @@ const char* kind_label(ClientErrorKind k) {
     case ClientErrorKind::timeout: return "timeout";
     case ClientErrorKind::protocol: return "protocol_error";
     case ClientErrorKind::closed: return "closed";
+    case ClientErrorKind::local_resources: return "local_resources";
+    case ClientErrorKind::cancelled: return "cancelled";
   }
   return "error";
 }

@@ -261,6 +261,7 @@ ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on
       switch (e.kind()) {
         case K::connect:
         case K::resolve:
+        case K::local_resources:
           transient = true;
           break;
         case K::timeout:
@@ -270,6 +271,7 @@ ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on
           break;
         case K::tls:
         case K::invalid_url:
+        case K::cancelled:
           transient = false;
           break;
       }

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include <sys/resource.h>
+
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -61,4 +63,12 @@ TEST(Util, Utf8TruncateReplacesInvalidBytes) {
     EXPECT_LE(t.size(), n);
     EXPECT_NO_THROW((void)nlohmann::json(t).dump()) << n;
   }
+}
+
+TEST(Util, RaiseFdLimitReachesTheHardLimit) {
+  const std::size_t soft = core::raise_fd_limit();
+  rlimit lim{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &lim), 0);
+  EXPECT_EQ(lim.rlim_cur, lim.rlim_max);
+  EXPECT_EQ(soft, lim.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : lim.rlim_cur);
 }

@@ -71,6 +71,20 @@ class WsTest : public ::testing::Test {
       };
       return a;
     });
+    // Asynchronous open: sends `n` frames of 1 KiB, never more than 4 queued at once.
+    r.add_ws("/paced/{n}", [this](Request& req) {
+      WsAccept a;
+      const int n = std::stoi(req.path_params.at("n"));
+      a.on_open_async = [this, n](std::shared_ptr<WsConnection> c) -> core::async::Task<void> {
+        for (int i = 0; i < n; ++i) {
+          if (!co_await c->wait_writable(4, 1 << 20, 5s)) co_return;
+          max_queued = std::max<std::size_t>(max_queued.load(), c->queued() + 1);
+          c->send_text(std::to_string(i) + std::string(1024, '.'));
+        }
+        c->close(1000, "done");
+      };
+      return a;
+    });
     r.add_ws("/secure", [](Request& req) {
       WsAccept a;
       if (req.headers.get("Authorization") != "Bearer ok") {
@@ -88,7 +102,20 @@ class WsTest : public ::testing::Test {
   std::unique_ptr<Server> server;
   Inbox inbox;
   std::atomic<int> closed{0};
+  std::atomic<std::size_t> max_queued{0};
 };
+
+TEST_F(WsTest, AsyncOpenIsPacedByTheClient) {
+  auto c = WsClient::connect(url("/paced/300"), {}, 5s);
+  for (int i = 0; i < 300; ++i) {
+    auto m = c->read(5s);
+    ASSERT_TRUE(m.has_value()) << "message " << i;
+    EXPECT_EQ(m->substr(0, m->find('.')), std::to_string(i));
+  }
+  EXPECT_FALSE(c->read(5s).has_value());
+  EXPECT_EQ(c->close_code(), 1000);
+  EXPECT_LE(max_queued.load(), 4u);
+}
 
 TEST_F(WsTest, ServerSendsInOrderThenCloses) {
   auto c = WsClient::connect(url("/stream/50"), {}, 5s);

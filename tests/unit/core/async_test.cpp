@@ -1,0 +1,159 @@
+// core::async: blocking offload, spawn/run_sync, Signal wake-ups across threads, sleep with stop.
+#include "core/async.hpp"
+
+#include <atomic>
+#include <stdexcept>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+using namespace core::async;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct RuntimeTest : ::testing::Test {
+  Runtime rt{RuntimeOptions{2, 2, "test"}};
+  void SetUp() override { rt.start(); }
+  void TearDown() override { rt.stop(); }
+};
+
+}  // namespace
+
+TEST_F(RuntimeTest, BlockingReturnsValueAndRunsOffTheIoThread) {
+  auto task = [](Runtime& r) -> Task<std::pair<int, bool>> {
+    const auto io_thread = std::this_thread::get_id();
+    std::thread::id pool_thread;
+    int v = co_await r.blocking([&] {
+      pool_thread = std::this_thread::get_id();
+      return 41 + 1;
+    });
+    co_return std::make_pair(v, pool_thread != io_thread);
+  };
+  auto [v, off] = rt.run_sync(task(rt));
+  EXPECT_EQ(v, 42);
+  EXPECT_TRUE(off);
+}
+
+TEST_F(RuntimeTest, BlockingRethrowsInTheCoroutine) {
+  auto task = [](Runtime& r) -> Task<std::string> {
+    try {
+      co_await r.blocking([] { throw std::runtime_error("boom"); });
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "no exception";
+  };
+  EXPECT_EQ(rt.run_sync(task(rt)), "boom");
+}
+
+TEST_F(RuntimeTest, RunSyncRethrowsAndSpawnReportsException) {
+  auto failing = []() -> Task<int> {
+    throw std::logic_error("bad");
+    co_return 1;
+  };
+  EXPECT_THROW(rt.run_sync(failing()), std::logic_error);
+  std::atomic<bool> got{false};
+  auto failing_void = []() -> Task<void> {
+    throw std::logic_error("bad");
+    co_return;
+  };
+  rt.spawn(failing_void(), [&](std::exception_ptr e) { got = e != nullptr; });
+  for (int i = 0; i < 200 && !got; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(got);
+}
+
+TEST_F(RuntimeTest, SignalNotifiedBeforeWaitIsNotLost) {
+  auto task = [](Runtime& r) -> Task<bool> {
+    Signal s(r.make_strand());
+    s.notify();
+    co_return co_await s.wait(5s);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(rt.run_sync(task(rt)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+}
+
+TEST_F(RuntimeTest, SignalWaitTimesOutWithoutNotify) {
+  auto task = [](Runtime& r) -> Task<bool> {
+    Signal s(r.executor());
+    co_return co_await s.wait(30ms);
+  };
+  EXPECT_FALSE(rt.run_sync(task(rt)));
+}
+
+TEST_F(RuntimeTest, SignalWakesAcrossThreadsEveryTime) {
+  // A producer thread notifies N times; the waiter counts wake-ups until it saw all N items.
+  constexpr int kItems = 2000;
+  std::atomic<int> produced{0};
+  auto consumer = [](Runtime& r, std::atomic<int>& prod) -> Task<int> {
+    Signal s(r.executor());
+    std::thread producer([&] {
+      for (int i = 0; i < kItems; ++i) {
+        ++prod;
+        s.notify();
+      }
+    });
+    int seen = 0;
+    while (seen < kItems) {
+      co_await s.wait(2s);  // a lost wake-up would stall here for 2 s per loss
+      seen = prod.load();
+    }
+    producer.join();
+    co_return seen;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(rt.run_sync(consumer(rt, produced)), kItems);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1900ms);
+}
+
+TEST_F(RuntimeTest, SleepEndsEarlyOnStop) {
+  std::stop_source src;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(50ms);
+    src.request_stop();
+  });
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool completed = rt.run_sync(sleep_for(10s, src.get_token()));
+  stopper.join();
+  EXPECT_FALSE(completed);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s);
+  EXPECT_TRUE(rt.run_sync(sleep_for(1ms)));
+}
+
+TEST_F(RuntimeTest, OneshotDeliversValueFromAnotherThread) {
+  auto task = [](Runtime& r) -> Task<std::string> {
+    Oneshot<std::string> o(r.executor());
+    std::thread t([&] {
+      std::this_thread::sleep_for(10ms);
+      o.set_value("done");
+      o.set_value("ignored");
+    });
+    auto v = co_await o.get();
+    t.join();
+    co_return v;
+  };
+  EXPECT_EQ(rt.run_sync(task(rt)), "done");
+}
+
+TEST(RuntimeLifecycle, StopDestroysSuspendedCoroutines) {
+  // A coroutine suspended forever must be destroyed at stop (its locals' destructors run).
+  auto flag = std::make_shared<std::atomic<bool>>(false);
+  {
+    Runtime rt(RuntimeOptions{1, 1, "lifecycle"});
+    rt.start();
+    struct SetOnDestroy {
+      std::shared_ptr<std::atomic<bool>> f;
+      ~SetOnDestroy() { *f = true; }
+    };
+    auto forever = [](Runtime& r, std::shared_ptr<std::atomic<bool>> f) -> Task<void> {
+      SetOnDestroy guard{std::move(f)};
+      Signal s(r.executor());
+      co_await s.wait(std::stop_token{});
+    };
+    rt.spawn(forever(rt, flag));
+    std::this_thread::sleep_for(20ms);
+    rt.stop();
+  }
+  EXPECT_TRUE(flag->load());
+}
