@@ -54,6 +54,11 @@ class FakeConn : public core::http::WsConnection {
       for (const auto& m : sent_) n += m.size();
     return n;
   }
+  /// Not used by the thread-per-connection proxy; answers from the current queue state.
+  core::async::Task<bool> wait_writable(std::size_t max_frames, std::size_t max_bytes,
+                                        std::chrono::milliseconds) override {
+    co_return is_open() && queued() < max_frames && queued_bytes() < max_bytes;
+  }
   /// Frames sent so far.
   std::size_t sent() const {
     std::lock_guard lk(mu_);
