@@ -52,6 +52,7 @@ int main(int argc, char** argv) {
   int max_steps = 100;
   long max_run_seconds = 900;
   long long max_tokens = 2'000'000;
+  long tool_budget_ms = 10000;
   std::string recovery = "resume";
   long shutdown_grace_ms = 10000;
   int blocking_threads = 16;
@@ -112,6 +113,12 @@ int main(int argc, char** argv) {
       ->envname("SPEC_ENGINE_MAX_TOKENS")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--tool-budget-ms", tool_budget_ms,
+                 "Time budget of one built-in tool call; a call that runs out returns the tool error \"Error: "
+                 "<tool>: exceeded its time budget of N ms\" to the model")
+      ->envname("SPEC_ENGINE_TOOL_BUDGET_MS")
+      ->check(CLI::Range(1L, 3'600'000L))
+      ->capture_default_str();
   app.add_option("--recovery", recovery,
                  "Runs left in flight by a previous process: resume (from the last checkpoint) | fail")
       ->envname("SPEC_ENGINE_RECOVERY")
@@ -142,7 +149,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.footer(
       "Environment: OPENAI_API_KEY (never logged), OPENAI_BASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT (enables trace "
-      "export), MIGRATIONS_DIR.");
+      "export), MIGRATIONS_DIR. Tests only: SPEC_ENGINE_TEST_TOOL_DELAY_MS makes every built-in tool call wait "
+      "that long first (a simulated slow tool; never set it in production).");
   CLI11_PARSE(app, argc, argv);
 
   core::log::init("spec-engine", log_level);
@@ -175,6 +183,17 @@ int main(int argc, char** argv) {
     ro.limits.max_steps = max_steps;
     ro.limits.max_wall_time = std::chrono::seconds(max_run_seconds);
     ro.limits.max_tokens = max_tokens;
+    ro.limits.tool_budget = std::chrono::milliseconds(tool_budget_ms);
+    if (const std::string delay = env_or("SPEC_ENGINE_TEST_TOOL_DELAY_MS", ""); !delay.empty()) {
+      try {
+        ro.limits.test_tool_delay = std::chrono::milliseconds(std::stol(delay));
+      } catch (const std::exception&) {
+        std::cerr << "spec-engine: SPEC_ENGINE_TEST_TOOL_DELAY_MS must be a number of milliseconds\n";
+        return 2;
+      }
+      core::log::warn("SPEC_ENGINE_TEST_TOOL_DELAY_MS is set: every tool call is slowed down (testing only)",
+                      {{"delay_ms", ro.limits.test_tool_delay.count()}});
+    }
     if (!model_override.empty()) ro.models.provider_override = model_override;
     ro.models.openai_base_url = openai_base_url;
     ro.models.openai_api_key = env_or("OPENAI_API_KEY", "");

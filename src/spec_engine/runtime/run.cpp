@@ -10,6 +10,7 @@
 #include <chrono>
 #include <set>
 
+#include "core/budget.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "spec_engine/models/factory.hpp"
@@ -64,6 +65,9 @@ class Run {
   void step_completed(std::size_t depth, bool final_root);
   std::string summary(const json& messages, std::size_t from) const;
   std::int64_t elapsed_ms() const;
+  std::chrono::steady_clock::time_point run_deadline() const;
+  RunFailure wall_time_exceeded(const std::string& where) const;
+  std::string run_tool(std::size_t depth, const std::string& name, const json& args);
 
   const RunRequest& req_;
   const RunLimits& limits_;
@@ -121,6 +125,15 @@ json Run::tools_for(const std::string& id) const {
 std::int64_t Run::elapsed_ms() const {
   return elapsed_before_ms_ +
          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started_).count();
+}
+
+std::chrono::steady_clock::time_point Run::run_deadline() const {
+  return started_ + limits_.max_wall_time - std::chrono::milliseconds(elapsed_before_ms_);
+}
+
+RunFailure Run::wall_time_exceeded(const std::string& where) const {
+  return RunFailure{"wall time limit reached: the run took more than " + std::to_string(limits_.max_wall_time.count()) +
+                    " s (max_run_seconds)" + where};
 }
 
 void Run::init_fresh() {
@@ -212,8 +225,7 @@ void Run::call_model(std::size_t depth) {
                      " model calls (max_steps " + std::to_string(limits_.max_steps) + ")"};
   }
   if (elapsed_ms() > std::chrono::duration_cast<std::chrono::milliseconds>(limits_.max_wall_time).count()) {
-    throw RunFailure{"wall time limit reached: the run took more than " +
-                     std::to_string(limits_.max_wall_time.count()) + " s"};
+    throw wall_time_exceeded("");
   }
   std::string node_id = stack_[depth].node;
   const json& n = node(node_id);
@@ -306,8 +318,7 @@ void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
       if (output.empty()) output = "(the sub-agent finished without a final message)";
     }
   } else if (tools::is_builtin_tool(name)) {
-    tools::ToolState st{fs_, stack_[depth].todos};
-    output = tools::run_builtin_tool(name, call.value("arguments", json::object()), st).output;
+    output = run_tool(depth, name, call.value("arguments", json::object()));
   } else {
     std::string avail;
     for (const auto& t : tools::builtin_tool_names()) {
@@ -317,6 +328,28 @@ void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
   }
   stack_[depth].messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", name}, {"content", output}});
   obs_.emit("on_tool_end", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"output", output}});
+}
+
+// One built-in tool call under its budget: the tool budget, cut short by the run's
+// wall-time deadline, and cancelled with the run (DELETE, shutdown). A cancelled call
+// cancels the run; a call stopped by the run's deadline fails the run; a call that
+// used up its own budget returns the budget error to the model.
+std::string Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
+  core::Budget budget(limits_.tool_budget, [this] { return obs_.cancelled(); }, run_deadline());
+  tools::ToolState st{fs_, stack_[depth].todos, limits_.test_tool_delay};
+  tools::ToolResult r = tools::run_builtin_tool(name, args, st, budget);
+  switch (budget.stop()) {
+    case core::BudgetStop::none:
+      break;
+    case core::BudgetStop::cancelled:
+      throw RunCancelled{};
+    case core::BudgetStop::deadline:
+      if (std::chrono::steady_clock::now() >= run_deadline()) throw wall_time_exceeded(" while tool '" + name + "' ran");
+      core::log::warn("tool call exceeded its time budget", {{"thread_id", req_.thread_id}, {"node", stack_[depth].node},
+                                                              {"tool", name}, {"budget_ms", budget.limit_ms()}});
+      break;
+  }
+  return std::move(r.output);
 }
 
 std::string Run::run_agent(std::size_t depth, bool resuming) {

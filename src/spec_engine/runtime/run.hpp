@@ -43,9 +43,18 @@ std::vector<FieldError> validate_input_payload(const nlohmann::json& payload,
 /// Limits on one run (DESIGN.md §4 "Loop per agent").
 struct RunLimits {
   int max_steps = 100;                          ///< model calls across all agents of the run
-  std::chrono::seconds max_wall_time{900};      ///< wall-clock budget for the whole run
+  /// Wall-clock budget for the whole run (time before a restart included). Checked before
+  /// every model call and, through the tool budget, inside every built-in tool call.
+  std::chrono::seconds max_wall_time{900};
   std::int64_t max_tokens = 2'000'000;          ///< prompt+completion tokens reported by the model
   int max_delegation_depth = 4;                 ///< nested task calls
+  /// Time budget of one built-in tool call (all tools but `task`, whose sub-agent is bounded
+  /// by the run's own limits). A call that runs out ends with the tool error
+  /// "Error: <tool>: exceeded its time budget of N ms", which the model reads.
+  std::chrono::milliseconds tool_budget{10000};
+  /// Testing only: every built-in tool call first waits this long (see
+  /// tools::ToolState::simulated_latency). 0 in production.
+  std::chrono::milliseconds test_tool_delay{0};
 };
 
 /// Which model serves the run. `provider_override` (from --model-override) forces
@@ -70,7 +79,9 @@ class RunObserver {
   virtual void emit(const std::string& event_type, const nlohmann::json& data) = 0;
   /// The full resumable state after a step (see RunState::to_json). Must be durable on return.
   virtual void checkpoint(const nlohmann::json& state) = 0;
-  /// Polled between steps; true stops the run with status "cancelled".
+  /// Polled between steps, on every streamed model delta and inside tool calls (through
+  /// the tool's core::Budget); true stops the run with status "cancelled". Must be cheap
+  /// and thread-safe (tool calls may poll it from another thread).
   virtual bool cancelled() { return false; }
 };
 

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <thread>
+
+#include "spec_engine/tools/glob.hpp"
 
 namespace spec_engine::tools {
 
@@ -23,6 +27,32 @@ bool is_builtin_tool(const std::string& name) {
 namespace {
 
 ToolResult fail(std::string msg) { return ToolResult{std::move(msg), true, false}; }
+
+/// The result of a call whose budget stopped it.
+ToolResult stopped(const std::string& tool, const core::Budget& budget) {
+  if (budget.stop() == core::BudgetStop::cancelled) return fail("Error: " + tool + ": cancelled");
+  return fail("Error: " + tool + ": exceeded its time budget of " + std::to_string(budget.limit_ms()) + " ms");
+}
+
+/// Position of `needle` in `hay` at or after `from`, or npos. glibc's memmem is the
+/// Two-Way algorithm (Crochemore-Perrin) for needles over 256 bytes and a bounded
+/// shift-table scan below that, so the cost is linear in the haystack; the naive
+/// std::string::find is O(haystack * needle) on inputs like "aaa...a" / "aa...ab".
+std::size_t find_literal(std::string_view hay, std::string_view needle, std::size_t from = 0) {
+  if (from > hay.size() || needle.size() > hay.size() - from) return std::string_view::npos;
+  if (needle.empty()) return from;
+  const void* p = ::memmem(hay.data() + from, hay.size() - from, needle.data(), needle.size());
+  return p ? static_cast<std::size_t>(static_cast<const char*>(p) - hay.data()) : std::string_view::npos;
+}
+
+/// Validates a glob pattern argument; "" when fine, else the error for the model.
+std::string check_glob(const std::string& tool, const char* key, const std::string& pattern) {
+  if (pattern.empty() || pattern.size() > kMaxGlobPatternBytes) {
+    return "Error: " + tool + ": " + key + " must be 1.." + std::to_string(kMaxGlobPatternBytes) + " characters";
+  }
+  if (pattern.find('\0') != std::string::npos) return "Error: " + tool + ": " + key + " contains a NUL byte";
+  return "";
+}
 
 // Argument accessors: set `err` and return nullopt on a missing/wrong-typed field.
 struct Args {
@@ -82,11 +112,13 @@ std::optional<std::string> path_arg(Args& args, const char* key, bool required, 
   return p;
 }
 
-std::string numbered(const File& f, std::size_t offset, std::size_t limit) {
+// Lines [offset, offset + limit) in cat -n form; nullopt when the budget stopped it.
+std::optional<std::string> numbered(const File& f, std::size_t offset, std::size_t limit, core::Budget& budget) {
   std::string out;
   std::size_t end = std::min(f.lines.size(), offset + limit);
   char num[32];
   for (std::size_t i = offset; i < end; ++i) {
+    if (budget.exhausted(f.lines[i].size() + 8)) return std::nullopt;
     std::snprintf(num, sizeof num, "%6zu\t", i + 1);
     out += num;
     const auto& l = f.lines[i];
@@ -101,11 +133,12 @@ bool under(const std::string& path, const std::string& dir) {
   return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
 }
 
-ToolResult do_ls(Args& args, ToolState& st) {
+ToolResult do_ls(Args& args, ToolState& st, core::Budget& budget) {
   auto dir = path_arg(args, "path", false);
   if (!dir) return fail(args.err);
   std::vector<std::string> entries;
   for (const auto& [p, f] : st.files.files()) {
+    if (budget.exhausted(p.size())) return stopped(args.tool, budget);
     if (p == *dir) {  // ls of a file lists the file itself
       entries.push_back(p);
       continue;
@@ -125,7 +158,7 @@ ToolResult do_ls(Args& args, ToolState& st) {
   return {out, false, false};
 }
 
-ToolResult do_read(Args& args, ToolState& st) {
+ToolResult do_read(Args& args, ToolState& st, core::Budget& budget) {
   auto path = path_arg(args, "file_path", true);
   if (!path) return fail(args.err);
   auto offset = args.integer("offset", 0);
@@ -139,7 +172,9 @@ ToolResult do_read(Args& args, ToolState& st) {
     return fail("Error: Line offset " + std::to_string(*offset) + " exceeds file length (" +
                 std::to_string(f->lines.size()) + " lines)");
   }
-  return {numbered(*f, static_cast<std::size_t>(*offset), static_cast<std::size_t>(*limit)), false, false};
+  auto text = numbered(*f, static_cast<std::size_t>(*offset), static_cast<std::size_t>(*limit), budget);
+  if (!text) return stopped(args.tool, budget);
+  return {std::move(*text), false, false};
 }
 
 ToolResult do_write(Args& args, ToolState& st) {
@@ -154,13 +189,19 @@ ToolResult do_write(Args& args, ToolState& st) {
   return {(existed ? "Updated file " : "Created file ") + *path, false, true};
 }
 
-std::size_t count_occurrences(const std::string& hay, const std::string& needle) {
+// Non-overlapping occurrences of a non-empty `needle`; nullopt when the budget stopped it.
+std::optional<std::size_t> count_occurrences(std::string_view hay, std::string_view needle, core::Budget& budget) {
   std::size_t n = 0;
-  for (auto pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + needle.size())) ++n;
+  std::size_t from = 0;
+  for (auto pos = find_literal(hay, needle); pos != std::string_view::npos; pos = find_literal(hay, needle, from)) {
+    if (budget.exhausted(pos + needle.size() - from)) return std::nullopt;
+    from = pos + needle.size();
+    ++n;
+  }
   return n;
 }
 
-ToolResult do_edit(Args& args, ToolState& st) {
+ToolResult do_edit(Args& args, ToolState& st, core::Budget& budget) {
   auto path = path_arg(args, "file_path", true);
   if (!path) return fail(args.err);
   auto olds = args.str("old_string", true);
@@ -173,7 +214,9 @@ ToolResult do_edit(Args& args, ToolState& st) {
   if (!f) return fail("Error: File '" + *path + "' not found");
   if (olds->empty()) return fail("Error: edit_file: old_string must not be empty");
   std::string text = f->text();
-  std::size_t n = count_occurrences(text, *olds);
+  auto counted = count_occurrences(text, *olds, budget);
+  if (!counted) return stopped(args.tool, budget);
+  std::size_t n = *counted;
   if (n == 0) return fail("Error: String not found in file: '" + *olds + "'");
   if (n > 1 && !*all) {
     return fail("Error: String '" + *olds + "' appears " + std::to_string(n) +
@@ -182,7 +225,8 @@ ToolResult do_edit(Args& args, ToolState& st) {
   }
   std::string out;
   std::size_t start = 0;
-  for (auto pos = text.find(*olds); pos != std::string::npos; pos = text.find(*olds, start)) {
+  for (auto pos = find_literal(text, *olds); pos != std::string::npos; pos = find_literal(text, *olds, start)) {
+    if (budget.exhausted(pos + olds->size() - start + news->size())) return stopped(args.tool, budget);
     out.append(text, start, pos - start);
     out += *news;
     start = pos + olds->size();
@@ -194,17 +238,17 @@ ToolResult do_edit(Args& args, ToolState& st) {
           false, true};
 }
 
-ToolResult do_glob(Args& args, ToolState& st) {
+ToolResult do_glob(Args& args, ToolState& st, core::Budget& budget) {
   auto pattern = args.str("pattern", true);
   if (!pattern) return fail(args.err);
-  if (pattern->empty() || pattern->size() > 512) return fail("Error: glob: pattern must be 1..512 characters");
-  if (pattern->find('\0') != std::string::npos) return fail("Error: glob: pattern contains a NUL byte");
-  if (std::count(pattern->begin(), pattern->end(), '*') > kMaxGlobStars) {
-    return fail("Error: glob: at most " + std::to_string(kMaxGlobStars) + " '*' in a pattern");
-  }
+  if (auto e = check_glob(args.tool, "pattern", *pattern); !e.empty()) return fail(e);
+  const GlobPattern glob(*pattern);
   std::string out;
   for (const auto& [p, f] : st.files.files()) {
-    if (glob_match(*pattern, p)) {
+    std::size_t steps = 0;
+    const bool hit = glob.matches(p, &steps);
+    if (budget.exhausted(steps)) return stopped(args.tool, budget);
+    if (hit) {
       if (!out.empty()) out += '\n';
       out += p;
     }
@@ -213,7 +257,7 @@ ToolResult do_glob(Args& args, ToolState& st) {
   return {out, false, false};
 }
 
-ToolResult do_grep(Args& args, ToolState& st) {
+ToolResult do_grep(Args& args, ToolState& st, core::Budget& budget) {
   auto pattern = args.str("pattern", true);
   if (!pattern) return fail(args.err);
   if (pattern->empty()) return fail("Error: grep: pattern must not be empty");
@@ -221,16 +265,26 @@ ToolResult do_grep(Args& args, ToolState& st) {
   if (!dir) return fail(args.err);
   auto filter = args.str("glob", false);
   if (!filter && !args.err.empty()) return fail(args.err);
-  if (filter && std::count(filter->begin(), filter->end(), '*') > kMaxGlobStars) {
-    return fail("Error: grep: at most " + std::to_string(kMaxGlobStars) + " '*' in glob");
+  if (filter) {
+    if (auto e = check_glob(args.tool, "glob", *filter); !e.empty()) return fail(e);
   }
+  // A filter like "*.md" matches at any depth: the pattern itself or "**/" + pattern.
+  const std::optional<GlobPattern> anchored = filter ? std::optional<GlobPattern>(*filter) : std::nullopt;
+  const std::optional<GlobPattern> anywhere = filter ? std::optional<GlobPattern>("**/" + *filter) : std::nullopt;
   std::string out;
   std::size_t matches = 0;
   for (const auto& [p, f] : st.files.files()) {
+    if (budget.exhausted(p.size())) return stopped(args.tool, budget);
     if (!under(p, *dir)) continue;
-    if (filter && !glob_match(*filter, p) && !glob_match("**/" + *filter, p)) continue;
+    if (filter) {
+      std::size_t steps = 0;
+      const bool hit = anchored->matches(p, &steps) || anywhere->matches(p, &steps);
+      if (budget.exhausted(steps)) return stopped(args.tool, budget);
+      if (!hit) continue;
+    }
     for (std::size_t i = 0; i < f.lines.size(); ++i) {
-      if (f.lines[i].find(*pattern) == std::string::npos) continue;
+      if (budget.exhausted(f.lines[i].size() + 1)) return stopped(args.tool, budget);
+      if (find_literal(f.lines[i], *pattern) == std::string_view::npos) continue;
       if (matches == kMaxGrepMatches) {
         out += "\n... (stopped after " + std::to_string(kMaxGrepMatches) + " matches)";
         return {out, false, false};
@@ -269,17 +323,30 @@ ToolResult do_todos(Args& args, ToolState& st) {
 
 }  // namespace
 
-ToolResult run_builtin_tool(const std::string& name, const json& args, ToolState& state) {
+ToolResult run_builtin_tool(const std::string& name, const json& args, ToolState& state, core::Budget& budget) {
   if (!args.is_object()) return fail("Error: " + name + ": arguments must be a JSON object");
+  if (!is_builtin_tool(name) || name == "task") return fail("Error: unknown tool '" + name + "'");
+  if (state.simulated_latency.count() > 0) {
+    const auto until = std::chrono::steady_clock::now() + state.simulated_latency;
+    for (auto now = std::chrono::steady_clock::now(); now < until; now = std::chrono::steady_clock::now()) {
+      if (budget.check_now()) return stopped(name, budget);
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(5)));
+    }
+  }
+  if (budget.check_now()) return stopped(name, budget);
   Args a{name, args, {}};
-  if (name == "ls") return do_ls(a, state);
-  if (name == "read_file") return do_read(a, state);
+  if (name == "ls") return do_ls(a, state, budget);
+  if (name == "read_file") return do_read(a, state, budget);
   if (name == "write_file") return do_write(a, state);
-  if (name == "edit_file") return do_edit(a, state);
-  if (name == "glob") return do_glob(a, state);
-  if (name == "grep") return do_grep(a, state);
-  if (name == "write_todos") return do_todos(a, state);
-  return fail("Error: unknown tool '" + name + "'");
+  if (name == "edit_file") return do_edit(a, state, budget);
+  if (name == "glob") return do_glob(a, state, budget);
+  if (name == "grep") return do_grep(a, state, budget);
+  return do_todos(a, state);
+}
+
+ToolResult run_builtin_tool(const std::string& name, const json& args, ToolState& state) {
+  core::Budget unlimited;
+  return run_builtin_tool(name, args, state, unlimited);
 }
 
 std::string check_task_args(const json& args, const std::vector<std::string>& allowed) {

@@ -192,45 +192,4 @@ std::string FileSystem::put(const std::string& path, std::string_view content) {
   return "";
 }
 
-namespace {
-// Recursive matcher over pattern p[pi..] and string s[si..].
-bool match_from(std::string_view p, std::size_t pi, std::string_view s, std::size_t si) {
-  while (pi < p.size()) {
-    char c = p[pi];
-    if (c == '*') {
-      bool dbl = pi + 1 < p.size() && p[pi + 1] == '*';
-      if (dbl) {
-        std::size_t next = pi + 2;
-        // "/**/" may match a single "/": try skipping "**/" entirely.
-        if (next < p.size() && p[next] == '/' && match_from(p, next + 1, s, si)) return true;
-        for (std::size_t k = si; k <= s.size(); ++k) {
-          if (match_from(p, next, s, k)) return true;
-        }
-        return false;
-      }
-      for (std::size_t k = si; k <= s.size(); ++k) {
-        if (match_from(p, pi + 1, s, k)) return true;
-        if (k < s.size() && s[k] == '/') break;
-      }
-      return false;
-    }
-    if (si >= s.size()) return false;
-    if (c == '?') {
-      if (s[si] == '/') return false;
-    } else if (c != s[si]) {
-      return false;
-    }
-    ++pi;
-    ++si;
-  }
-  return si == s.size();
-}
-}  // namespace
-
-bool glob_match(std::string_view pattern, std::string_view path) {
-  std::string pat(pattern);
-  if (pat.empty() || pat.front() != '/') pat.insert(pat.begin(), '/');
-  return match_from(pat, 0, path, 0);
-}
-
 }  // namespace spec_engine::tools

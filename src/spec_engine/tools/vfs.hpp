@@ -77,9 +77,4 @@ class FileSystem {
   std::uint64_t version_ = 0;
 };
 
-/// Glob match of an absolute path against a pattern: `*` matches within one path
-/// segment, `**` across segments ("/**/" also matches "/"), `?` one non-'/' char.
-/// A pattern without a leading '/' is anchored at "/".
-bool glob_match(std::string_view pattern, std::string_view path);
-
 }  // namespace spec_engine::tools

@@ -395,3 +395,79 @@ TEST(Loop, CancelBetweenToolCalls) {
   EXPECT_EQ(r.status, "cancelled") << r.error;
   EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
 }
+
+namespace {
+
+// One tool call, then a final answer. The tool is made slow with the test hook.
+json slow_tool_script() {
+  return json::parse(R"({"turns": [
+    {"node": "orchestrator", "content": "listing",
+     "tool_calls": [{"id": "slow", "name": "ls", "arguments": {}}]},
+    {"node": "orchestrator", "content": "done"}]})");
+}
+
+}  // namespace
+
+// A tool call that outlives its budget ends with a budget error the model reads; the
+// run goes on.
+TEST(Loop, ToolBudgetErrorGoesToTheModel) {
+  Recorder rec;
+  RunLimits lim;
+  lim.tool_budget = std::chrono::milliseconds(30);
+  lim.test_tool_delay = std::chrono::hours(1);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  ASSERT_EQ(r.status, "completed") << r.error;
+  auto ends = rec.of("on_tool_end");
+  ASSERT_EQ(ends.size(), 1u);
+  EXPECT_EQ(ends[0]["output"], "Error: ls: exceeded its time budget of 30 ms");
+  EXPECT_EQ(r.result["output"], "done");
+}
+
+// Regression: a DELETE during a tool call waited for the tool to finish (forever for the
+// pathological glob). The budget polls the cancel flag inside the tool.
+TEST(Loop, CancelInsideAToolStopsTheRun) {
+  struct CancelWhenToolStarts : Recorder {
+    bool cancelled() override { return !of("on_tool_start").empty(); }
+  } rec;
+  RunLimits lim;
+  lim.tool_budget = std::chrono::hours(1);
+  lim.test_tool_delay = std::chrono::hours(1);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  EXPECT_EQ(r.status, "cancelled") << r.error;
+  EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
+  EXPECT_TRUE(rec.of("on_tool_end").empty());  // the tool never finished
+}
+
+// Regression: --max-run-seconds was only checked before model calls, so a run stuck in a
+// tool ran on. The run's deadline caps every tool budget and fails the run.
+TEST(Loop, RunDeadlineIsEnforcedInsideATool) {
+  Recorder rec;
+  RunLimits lim;
+  lim.max_wall_time = std::chrono::seconds(1);
+  lim.tool_budget = std::chrono::hours(1);
+  lim.test_tool_delay = std::chrono::hours(1);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("wall time limit reached"), std::string::npos) << r.error;
+  EXPECT_NE(r.error.find("while tool 'ls' ran"), std::string::npos) << r.error;
+  EXPECT_TRUE(rec.of("on_tool_end").empty());
+  ASSERT_EQ(rec.of("error").size(), 1u);
+  EXPECT_EQ(rec.of("error")[0]["error"], r.error);
+}
+
+// Time spent before a restart counts: a resumed run whose budget is nearly used up gets
+// only the rest of it inside its tools.
+TEST(Loop, ResumedRunDeadlineIncludesEarlierTime) {
+  Recorder rec;
+  RunLimits lim;
+  lim.max_wall_time = std::chrono::seconds(3);
+  lim.tool_budget = std::chrono::hours(1);
+  lim.test_tool_delay = std::chrono::hours(1);
+  json cp = json::parse(R"({"version": 1, "files": {}, "stack": [{"node": "orchestrator",
+       "messages": [{"role": "user", "content": "hi"},
+                    {"role": "assistant", "content": "", "tool_calls": [{"id": "slow", "name": "ls", "arguments": {}}]}]}],
+       "step": 1, "model_calls": 1, "elapsed_ms": 2900})");
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim, json::object(), cp);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_NE(r.error.find("while tool 'ls' ran"), std::string::npos) << r.error;
+}
