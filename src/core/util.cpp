@@ -20,9 +20,7 @@ void ensure_sodium() {
 }
 }  // namespace
 
-namespace {
-/// Length of the well-formed UTF-8 sequence starting at s[i] (RFC 3629 §4), 0 if ill-formed.
-std::size_t utf8_seq_len(std::string_view s, std::size_t i) {
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
   const unsigned char c = b(i);
   if (c < 0x80) return 1;
@@ -48,7 +46,6 @@ std::size_t utf8_seq_len(std::string_view s, std::size_t i) {
   }
   return n;
 }
-}  // namespace
 
 std::string utf8_truncate(std::string_view s, std::size_t max_bytes) {
   static constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
@@ -56,7 +53,7 @@ std::string utf8_truncate(std::string_view s, std::size_t max_bytes) {
   out.reserve(std::min(s.size(), max_bytes));
   std::size_t i = 0;
   while (i < s.size()) {
-    const std::size_t n = utf8_seq_len(s, i);
+    const std::size_t n = utf8_sequence_length(s, i);
     const std::string_view piece = n ? s.substr(i, n) : kReplacement;
     if (out.size() + piece.size() > max_bytes) break;
     out.append(piece);

@@ -19,6 +19,10 @@ std::string to_rfc3339(std::chrono::system_clock::time_point tp);
 std::chrono::system_clock::time_point parse_rfc3339(const std::string& s);
 /// `n` random bytes as lower-case hex (libsodium randombytes).
 std::string random_hex(std::size_t n);
+/// Length (1-4) of the well-formed UTF-8 sequence that starts at s[i], or 0 when the
+/// bytes there are not one (RFC 3629 §4: no overlong forms, no surrogates, nothing above
+/// U+10FFFF, no truncated sequence). `i` must be < s.size().
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
 /// Valid UTF-8 of at most `max_bytes` bytes made from `s`: the longest prefix that
 /// ends on a character boundary (a multi-byte character is never cut), with every
 /// byte that is not part of a well-formed UTF-8 sequence (stray continuation bytes,

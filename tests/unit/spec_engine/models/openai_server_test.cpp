@@ -277,3 +277,72 @@ TEST(OpenAiServer, CancelDuringSlowStreamReturnsPromptly) {
   EXPECT_EQ(rec.deltas.load(), 3);
   EXPECT_EQ(server.requests().size(), 1u);  // no retry, no further model call
 }
+
+// ---- Streams that end early or carry errors (issue 9 item 3) ----
+
+namespace {
+
+models::ModelRequest hi() {
+  models::ModelRequest r;
+  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  return r;
+}
+
+}  // namespace
+
+// The connection closes in the middle of a tool call's arguments (no finish_reason, no
+// [DONE]): the truncated call must never come back as a turn. Nothing reached the delta
+// sink, so the call is retried; the retry's whole answer is used.
+TEST(OpenAiServer, TruncatedToolCallIsRetriedNotReturned) {
+  Answer cut{{kSseHead, sse(tc(0, "call_1", "write_file", "{\"file_path\": \"/a.md\", \"conte"))}};
+  Answer whole{{kSseHead, sse(tc(0, "call_2", "ls", "{}")) +
+                              sse({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", "tool_calls"}}}}})}};
+  FakeServer server({cut, whole});
+  models::OpenAiModel m(config_for(server));
+  auto turn = m.complete(hi(), nullptr);
+  ASSERT_EQ(turn.tool_calls.size(), 1u);
+  EXPECT_EQ(turn.tool_calls[0].id, "call_2");  // complete without [DONE]: accepted
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+TEST(OpenAiServer, TruncatedEveryTimeGivesUpWithAClearError) {
+  Answer cut{{kSseHead, sse(tc(0, "call_1", "write_file", "{\"file_path\": \"/a.md\", \"conte"))}};
+  FakeServer server({cut});
+  auto cfg = config_for(server);
+  cfg.max_attempts = 2;
+  models::OpenAiModel m(cfg);
+  try {
+    m.complete(hi(), nullptr);
+    FAIL();
+  } catch (const models::ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("ended before the turn was complete"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(server.requests().size(), 2u);
+}
+
+// Content already went to the sink: a retry would repeat it, so the call fails at once.
+TEST(OpenAiServer, TruncatedAfterContentFailsWithoutRetry) {
+  Answer cut{{kSseHead, sse({{"choices", {{{"index", 0}, {"delta", {{"content", "Half an ans"}}}}}}})}};
+  FakeServer server({cut, text_answer("never")});
+  models::OpenAiModel m(config_for(server));
+  std::string deltas;
+  EXPECT_THROW(m.complete(hi(), [&](std::string_view d) { deltas += d; }), models::ModelError);
+  EXPECT_EQ(deltas, "Half an ans");
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+TEST(OpenAiServer, ErrorMidStreamNamesTheProviderMessage) {
+  Answer err{{kSseHead, sse({{"choices", {{{"index", 0}, {"delta", {{"content", "Hel"}}}}}}}),
+              "data: {\"error\": {\"message\": \"model overloaded, try later\", \"type\": \"server_error\"}}\n\n"}};
+  FakeServer server({err, text_answer("never")});
+  models::OpenAiModel m(config_for(server));
+  try {
+    m.complete(hi(), nullptr);
+    FAIL();
+  } catch (const models::ModelError& e) {
+    EXPECT_STREQ(e.what(),
+                 "openai: the model server sent an error in the stream: model overloaded, try later (type: server_error)");
+  }
+  EXPECT_EQ(server.requests().size(), 1u);
+}

@@ -172,3 +172,249 @@ TEST(Scripted, InvalidScriptsNameTheField) {
   }
   EXPECT_THROW(ScriptedModel(json::array(), "s"), ModelError);
 }
+
+// ---- Tool-call streams of other servers and SSE edge cases (issue 9 item 3) ----
+
+namespace {
+
+// Feeds `stream` cut into two pieces at every offset (and byte by byte), checking each
+// result with `check`. A parser that depends on how the bytes arrive fails here.
+template <class Check>
+void at_every_split(const std::string& stream, Check check) {
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    std::string deltas;
+    ChatStreamParser p([&](std::string_view d) { deltas += d; });
+    p.feed(std::string_view(stream).substr(0, cut));
+    p.feed(std::string_view(stream).substr(cut));
+    ModelTurn t = p.finish();
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    ASSERT_EQ(deltas, t.content);
+    check(p, t);
+  }
+  ChatStreamParser p(nullptr);
+  for (char c : stream) p.feed(std::string_view(&c, 1));
+  ModelTurn t = p.finish();
+  SCOPED_TRACE("byte by byte");
+  check(p, t);
+}
+
+std::string finish_chunk(const std::string& reason) {
+  return sse({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", reason}}}}});
+}
+
+}  // namespace
+
+// vLLM, SGLang and Dynamo send index 0 for every call; a new id starts a new call.
+TEST(StreamParser, IndexZeroWithANewIdStartsANewCall) {
+  std::string s = sse(tc_delta(0, "call_A", "write_file", "")) + sse(tc_delta(0, "", "", "{\"file_path\": \"/a.md\", ")) +
+                  sse(tc_delta(0, "", "", "\"content\": \"A\"}")) + sse(tc_delta(0, "call_B", "write_file", "{\"file_")) +
+                  sse(tc_delta(0, "", "", "path\": \"/b.md\", \"content\": \"B\"}")) +
+                  sse(tc_delta(0, "call_C", "ls", "{}")) + finish_chunk("tool_calls") + "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+    ASSERT_EQ(t.tool_calls.size(), 3u);
+    EXPECT_EQ(t.tool_calls[0].id, "call_A");
+    EXPECT_EQ(t.tool_calls[0].arguments, json({{"file_path", "/a.md"}, {"content", "A"}}));
+    EXPECT_EQ(t.tool_calls[1].id, "call_B");
+    EXPECT_EQ(t.tool_calls[1].arguments, json({{"file_path", "/b.md"}, {"content", "B"}}));
+    EXPECT_EQ(t.tool_calls[2].name, "ls");
+    for (const auto& c : t.tool_calls) EXPECT_FALSE(c.arguments_error) << *c.arguments_error;
+  });
+}
+
+// The id usually comes only with the first fragment; some servers repeat it (and the
+// name) on every fragment: both are one call.
+TEST(StreamParser, IdOnlyOnTheFirstFragmentOrOnEvery) {
+  std::string first_only = sse(tc_delta(0, "c1", "read_file", "{\"file_")) + sse(tc_delta(0, "", "", "path\": \"/x\"}")) +
+                           finish_chunk("tool_calls") + "data: [DONE]\n\n";
+  std::string repeated = sse(tc_delta(0, "c1", "read_file", "{\"file_")) +
+                         sse(tc_delta(0, "c1", "read_file", "path\": \"/x\"}")) + finish_chunk("tool_calls") +
+                         "data: [DONE]\n\n";
+  for (const auto& s : {first_only, repeated}) {
+    at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+      ASSERT_EQ(t.tool_calls.size(), 1u);
+      EXPECT_EQ(t.tool_calls[0].id, "c1");
+      EXPECT_EQ(t.tool_calls[0].name, "read_file");
+      EXPECT_EQ(t.tool_calls[0].arguments, json({{"file_path", "/x"}}));
+    });
+  }
+}
+
+TEST(StreamParser, FunctionNameSplitAcrossFragments) {
+  std::string s = sse(tc_delta(0, "c1", "wri", "")) + sse(tc_delta(0, "", "te_f", "{\"file_path\": ")) +
+                  sse(tc_delta(0, "", "ile", "\"/n.md\", \"content\": \"n\"}")) + finish_chunk("tool_calls") +
+                  "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+    ASSERT_EQ(t.tool_calls.size(), 1u);
+    EXPECT_EQ(t.tool_calls[0].name, "write_file");
+    EXPECT_EQ(t.tool_calls[0].arguments["file_path"], "/n.md");
+  });
+}
+
+// The arguments text cut inside escapes ("\" | "\"", "\u00" | "e9") and inside characters:
+// raw UTF-8 bytes cut in two (byte-slicing servers) and a surrogate pair cut in two
+// ("\ud83d" | "\ude00", UTF-16-slicing servers). The chunks are written by hand because
+// a JSON library cannot produce them.
+TEST(StreamParser, ArgumentsSplitMidCodePointAndMidEscape) {
+  auto frag = [](const std::string& id, const std::string& name, const std::string& raw_json_string_body) {
+    std::string tc = "{\"index\":0,";
+    if (!id.empty()) tc += "\"id\":\"" + id + "\",";
+    tc += "\"function\":{";
+    if (!name.empty()) tc += "\"name\":\"" + name + "\",";
+    tc += "\"arguments\":\"" + raw_json_string_body + "\"}}";
+    return "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[" + tc + "]}}]}\n\n";
+  };
+  // Arguments text: {"file_path": "/u.md", "content": "caf\u00e9 é \"q\" 😀"}
+  std::string s = frag("c1", "write_file", "{\\\"file_path\\\": \\\"/u.md\\\", \\\"content\\\": \\\"caf\\\\u00") +
+                  frag("", "", "e9 \xC3") +                  // "é" cut after its first byte
+                  frag("", "", "\xA9 \\\\") +                // mid-escape: the backslash of \"
+                  frag("", "", "\\\"q\\\\\\\" \\ud83d") +    // the high half of U+1F600
+                  frag("", "", "\\ude00\\\"}") + finish_chunk("tool_calls") + "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+    ASSERT_EQ(t.tool_calls.size(), 1u);
+    ASSERT_FALSE(t.tool_calls[0].arguments_error) << *t.tool_calls[0].arguments_error << " raw "
+                                                  << t.tool_calls[0].arguments_raw;
+    EXPECT_EQ(t.tool_calls[0].arguments["content"], "caf\xC3\xA9 \xC3\xA9 \"q\" \xF0\x9F\x98\x80");
+    EXPECT_EQ(t.tool_calls[0].arguments["file_path"], "/u.md");
+  });
+}
+
+// Content deltas cut inside a character are held back until the character is whole, so
+// every delta handed on is valid UTF-8; a character that never completes becomes U+FFFD.
+TEST(StreamParser, ContentSplitMidCodePointIsDeliveredWhole) {
+  auto content = [](const std::string& raw) {
+    return "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"" + raw + "\"}}]}\n\n";
+  };
+  std::string s = content("w\xE2\x82") + content("\xAC" "rld \\ud83d") + content("\\ude00!") + content("bad \xE2") +
+                  finish_chunk("stop") + "data: [DONE]\n\n";
+  std::vector<std::string> deltas;
+  ChatStreamParser p([&](std::string_view d) { deltas.emplace_back(d); });
+  p.feed(s);
+  auto t = p.finish();
+  EXPECT_EQ(t.content, "w\xE2\x82\xACrld \xF0\x9F\x98\x80!bad \xEF\xBF\xBD");
+  for (const auto& d : deltas) EXPECT_NO_THROW((void)json(d).dump()) << "delta is not valid UTF-8";
+  ASSERT_GE(deltas.size(), 3u);
+  EXPECT_EQ(deltas[0], "w");  // the cut euro sign waits for its last byte
+}
+
+TEST(StreamParser, EmptyArgumentsMeanAnEmptyObject) {
+  std::string s = sse(tc_delta(0, "a", "ls", "")) +
+                  sse({{"choices", {{{"index", 0}, {"delta", {{"tool_calls", {{{"index", 1}, {"id", "b"},
+                                                                                 {"function", {{"name", "ls"}}}}}}}}}}}}) +
+                  sse(tc_delta(2, "c", "ls", " \n ")) + finish_chunk("tool_calls") + "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+    ASSERT_EQ(t.tool_calls.size(), 3u);
+    for (const auto& c : t.tool_calls) {
+      EXPECT_FALSE(c.arguments_error);
+      EXPECT_EQ(c.arguments, json::object());
+    }
+  });
+}
+
+TEST(StreamParser, ToolCallsCountWithFinishReasonStop) {
+  std::string s = sse(tc_delta(0, "c1", "ls", "{\"path\": \"/\"}")) + finish_chunk("stop") + "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser& p, const ModelTurn& t) {
+    EXPECT_TRUE(p.complete());
+    EXPECT_EQ(t.finish_reason, "stop");
+    ASSERT_EQ(t.tool_calls.size(), 1u);
+    EXPECT_EQ(t.tool_calls[0].arguments["path"], "/");
+  });
+}
+
+TEST(StreamParser, UsageOnlyFinalChunkAndNullUsageBefore) {
+  std::string s = sse({{"choices", {{{"index", 0}, {"delta", {{"content", "hi"}}}}}}, {"usage", nullptr}}) +
+                  finish_chunk("stop") +
+                  sse({{"choices", json::array()}, {"usage", {{"prompt_tokens", 21}, {"completion_tokens", 2}}}}) +
+                  "data: [DONE]\n\n";
+  at_every_split(s, [](const ChatStreamParser&, const ModelTurn& t) {
+    EXPECT_EQ(t.content, "hi");
+    EXPECT_EQ(t.usage.prompt_tokens, 21);
+    EXPECT_EQ(t.usage.completion_tokens, 2);
+  });
+}
+
+// Without [DONE]: a finish_reason makes the turn whole; without one the turn is not
+// complete (the provider retries or fails; a truncated tool call never runs). A last
+// event cut off by the end of the stream is dropped, not an error.
+TEST(StreamParser, StreamClosedWithoutDone) {
+  std::string whole = sse(tc_delta(0, "c1", "ls", "{}")) + finish_chunk("tool_calls") +
+                      "data: {\"choices\":[],\"usage\":{\"prompt_to";  // usage chunk cut off
+  at_every_split(whole, [](const ChatStreamParser& p, const ModelTurn& t) {
+    EXPECT_FALSE(p.done());
+    EXPECT_TRUE(p.complete());
+    ASSERT_EQ(t.tool_calls.size(), 1u);
+    EXPECT_EQ(t.usage.prompt_tokens, 0);
+  });
+  std::string cut = sse(tc_delta(0, "c1", "write_file", "{\"file_path\": \"/a.md\", \"cont"));
+  ChatStreamParser p(nullptr);
+  p.feed(cut);
+  p.finish();
+  EXPECT_FALSE(p.complete());
+  EXPECT_TRUE(p.produced_output());
+  EXPECT_FALSE(p.streamed_content());
+  // A whole last chunk without the final empty line still counts.
+  ChatStreamParser q(nullptr);
+  q.feed(sse(tc_delta(0, "c1", "ls", "{}")) +
+         "data: " + json({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", "stop"}}}}}).dump());
+  q.finish();
+  EXPECT_TRUE(q.complete());
+}
+
+TEST(StreamParser, CommentsDataWithoutSpaceAndLineEndings) {
+  const std::string chunk1 = json({{"choices", {{{"index", 0}, {"delta", {{"content", "a"}}}}}}}).dump();
+  const std::string chunk2 = json({{"choices", {{{"index", 0}, {"delta", {{"content", "b"}}}}}}}).dump();
+  for (const std::string eol : {"\n", "\r\n", "\r"}) {
+    std::string s = ": keep-alive" + eol + eol + "data:" + chunk1 + eol + eol + ":" + eol + "data: " + chunk2 + eol +
+                    eol + "data:" + json({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", "stop"}}}}}).dump() +
+                    eol + eol + "data:[DONE]" + eol + eol;
+    at_every_split(s, [](const ChatStreamParser& p, const ModelTurn& t) {
+      EXPECT_TRUE(p.done());
+      EXPECT_EQ(t.content, "ab");
+      EXPECT_EQ(t.finish_reason, "stop");
+    });
+  }
+}
+
+// Servers that end each event with a single newline: every line is still one chunk.
+TEST(StreamParser, EventsSeparatedBySingleNewlines) {
+  std::string s = "data: " + json({{"choices", {{{"index", 0}, {"delta", {{"content", "x"}}}}}}}).dump() + "\n" +
+                  "data: " + json({{"choices", {{{"index", 0}, {"delta", {{"content", "y"}}}, {"finish_reason", "stop"}}}}}).dump() +
+                  "\ndata: [DONE]\n";
+  at_every_split(s, [](const ChatStreamParser& p, const ModelTurn& t) {
+    EXPECT_EQ(t.content, "xy");
+    EXPECT_TRUE(p.done());
+  });
+}
+
+TEST(StreamParser, ErrorObjectMidStreamNamesTheProvidersMessage) {
+  const std::string head = sse({{"choices", {{{"index", 0}, {"delta", {{"content", "partial"}}}}}}});
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"data: {\"error\": {\"message\": \"CUDA out of memory\", \"type\": \"InternalServerError\", \"code\": 500}}\n\n",
+       "CUDA out of memory (type: InternalServerError, code: 500)"},
+      {"data: {\"object\": \"error\", \"message\": \"context length exceeded\", \"type\": \"BadRequestError\"}\n\n",
+       "context length exceeded (type: BadRequestError)"},
+      {"event: error\ndata: {\"message\": \"overloaded\"}\n\n", "overloaded"},
+      {"event: error\ndata: upstream went away\n\n", "upstream went away"},
+  };
+  for (const auto& [tail, message] : cases) {
+    ChatStreamParser p(nullptr);
+    try {
+      p.feed(head + tail);
+      p.finish();
+      ADD_FAILURE() << "no error for " << tail;
+    } catch (const ModelError& e) {
+      EXPECT_EQ(std::string(e.what()), "openai: the model server sent an error in the stream: " + message);
+    }
+  }
+}
+
+TEST(StreamParser, MalformedChunkIsAClearError) {
+  ChatStreamParser p(nullptr);
+  try {
+    p.feed("data: {not json\n\n");
+    FAIL();
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed stream chunk: {not json"), std::string::npos) << e.what();
+  }
+  ChatStreamParser big(nullptr);
+  EXPECT_THROW(big.feed("data: \"" + std::string(17 * 1024 * 1024, 'x')), ModelError);
+}
