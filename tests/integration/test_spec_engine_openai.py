@@ -6,58 +6,18 @@ cancelling a running thread with DELETE."""
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 import unittest
 
 import testkit
-from testkit import Engine, http, ws_collect
-
-sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
-from fake_openai import FakeOpenAI  # noqa: E402
+from testkit import http
 
 WRITE_ARGS = {"file_path": "/notes/ünïcode.md",
               "content": "héllo wörld — \"quoted\" {\"json\": [1, 2]}\nsecond line\n"}
 
 
-def openai_engine(fake, *extra, ca_file=None, database_url=None):
-    args = ["--model-override", "openai:test-model", *extra]
-    if ca_file:
-        args += ["--ca-file", ca_file]
-    return Engine(args, database_url=database_url,
-                  env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test-not-secret"}).start()
-
-
-class OpenAiProviderTests(unittest.TestCase):
-    def setUp(self):
-        self.engines, self.fakes = [], []
-
-    def tearDown(self):
-        for e in self.engines:
-            e.cleanup()
-        for f in self.fakes:
-            f.stop()
-
-    def fake(self, replies, **kw):
-        f = FakeOpenAI(replies, **kw).start()
-        self.fakes.append(f)
-        return f
-
-    def engine(self, fake, *extra, **kw):
-        e = openai_engine(fake, *extra, **kw)
-        self.engines.append(e)
-        return e
-
-    def run_to_end(self, engine, definition=None, timeout=60):
-        job = testkit.new_job(definition or testkit.single_agent_definition())
-        st, _, body = engine.invoke(job)
-        self.assertEqual(st, 202, body)
-        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=timeout, until_close=True)
-        self.assertEqual(code, 1000)
-        state = engine.state(job["job_id"])[2]
-        return job, events, state
-
+class OpenAiProviderTests(testkit.FakeOpenAiCase):
     def test_tool_call_arguments_split_mid_json(self):
         fake = self.fake([{"content": "I will write the notes.",
                            "tool_calls": [{"id": "call_a", "name": "write_file", "arguments": WRITE_ARGS}]},

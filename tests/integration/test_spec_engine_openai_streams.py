@@ -14,10 +14,9 @@ import sys
 import unittest
 
 import testkit
-from testkit import Engine, ws_collect
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
-from fake_openai import FakeOpenAI, chunk, sse, tool_delta  # noqa: E402
+from fake_openai import chunk, sse, tool_delta  # noqa: E402
 
 TOOLS = ("ls", "read_file", "write_file", "edit_file", "glob", "grep")
 DONE = "data: [DONE]\n\n"
@@ -36,34 +35,29 @@ def pieces(text, n):
     return [text[i:i + n] for i in range(0, len(text), n)]
 
 
-class OpenAiStreamTests(unittest.TestCase):
+class OpenAiStreamTests(testkit.FakeOpenAiCase):
     """One engine and one fake server for the class; each test queues its own replies."""
 
     @classmethod
     def setUpClass(cls):
-        cls.fake = FakeOpenAI([]).start()
-        cls.engine = Engine(["--model-override", "openai:test-model", "--model-max-attempts", "3"],
-                            env={"OPENAI_BASE_URL": cls.fake.base_url, "OPENAI_API_KEY": "sk-test"}).start()
+        cls.shared = testkit.FakeOpenAiCase()  # owns the class-wide fake server and engine
+        cls.shared.setUp()
+        cls.shared_fake = cls.shared.fake([])
+        cls.shared_engine = cls.shared.engine(cls.shared_fake, "--model-max-attempts", "3")
 
     @classmethod
     def tearDownClass(cls):
-        cls.engine.cleanup()
-        cls.fake.stop()
+        cls.shared.tearDown()
 
     def run_replies(self, replies, engine=None, files=None):
         """Queues `replies` (then "done" answers), runs one job; returns (events, state, requests)."""
-        engine = engine or self.engine
-        with self.fake.lock:
-            self.fake.replies[:] = list(replies)
-            first_request = len(self.fake.requests)
-        job = testkit.new_job(testkit.single_agent_definition(TOOLS), files=files)
-        st, _, body = engine.invoke(job)
-        self.assertEqual(st, 202, body)
-        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=60,
-                                     until_close=True)
-        self.assertEqual(code, 1000)
-        state = engine.state(job["job_id"])[2]
-        return events, state, self.fake.requests[first_request:]
+        fake = self.shared_fake
+        with fake.lock:
+            fake.replies[:] = list(replies)
+            first_request = len(fake.requests)
+        _, events, state = self.run_to_end(engine or self.shared_engine, testkit.single_agent_definition(TOOLS),
+                                           files=files)
+        return events, state, fake.requests[first_request:]
 
     def tool_runs(self, events):
         starts = [e["data"] for e in events if e["event_type"] == "on_tool_start"]
@@ -71,7 +65,7 @@ class OpenAiStreamTests(unittest.TestCase):
         return starts, ends
 
     def assert_completed(self, state):
-        self.assertEqual(state["status"], "completed", (state, self.engine.log()[-3000:]))
+        self.assertEqual(state["status"], "completed", (state, self.shared_engine.log()[-3000:]))
 
     def test_index_zero_with_a_new_id_per_call(self):
         body = [sse(chunk({"role": "assistant", "content": ""}))]
@@ -148,9 +142,7 @@ class OpenAiStreamTests(unittest.TestCase):
     def test_usage_only_final_chunk_is_counted(self):
         # The usage arrives alone in a last chunk with "choices": []; with --max-tokens 25
         # its 30 tokens end the run, which shows they were read.
-        engine = Engine(["--model-override", "openai:test-model", "--max-tokens", "25"],
-                        env={"OPENAI_BASE_URL": self.fake.base_url}).start()
-        self.addCleanup(engine.cleanup)
+        engine = self.engine(self.shared_fake, "--max-tokens", "25")
         body = [sse(chunk({"content": "thinking"}, None, usage=None)), finish("stop"),
                 sse(chunk(None, None, choices=[], usage={"prompt_tokens": 20, "completion_tokens": 10})), DONE]
         _, state, _ = self.run_replies([{"raw": body}], engine=engine)

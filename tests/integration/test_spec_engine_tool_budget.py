@@ -9,16 +9,11 @@ the local fake OpenAI server:
 Slow tools come from the engine's test hook SPEC_ENGINE_TEST_TOOL_DELAY_MS (every tool
 call first waits that long, polling its budget like real work)."""
 import json
-import os
-import sys
 import time
 import unittest
 
 import testkit
-from testkit import Engine, http, ws_collect
-
-sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
-from fake_openai import FakeOpenAI  # noqa: E402
+from testkit import http, ws_collect
 
 TOOLS = ("ls", "read_file", "write_file", "edit_file", "glob", "grep")
 PATHOLOGICAL = "*a*a*a*a*a*a*a*a*a*a*a*b"
@@ -26,32 +21,13 @@ LONG_A = "/" + "a" * 200
 LONG_AB = "/" + "a" * 199 + "b"
 
 
-class ToolBudgetTests(unittest.TestCase):
-    def setUp(self):
-        self.engines, self.fakes = [], []
-
-    def tearDown(self):
-        for e in self.engines:
-            e.cleanup()
-        for f in self.fakes:
-            f.stop()
-
+class ToolBudgetTests(testkit.FakeOpenAiCase):
     def start(self, replies, *args, env=None):
-        fake = FakeOpenAI(replies).start()
-        self.fakes.append(fake)
-        engine = Engine(["--model-override", "openai:test-model", *args],
-                        env={"OPENAI_BASE_URL": fake.base_url, **(env or {})}).start()
-        self.engines.append(engine)
-        return fake, engine
+        fake = self.fake(replies)
+        return fake, self.engine(fake, *args, env=env)
 
     def run_job(self, engine, files=None):
-        job = testkit.new_job(testkit.single_agent_definition(TOOLS), files=files)
-        st, _, body = engine.invoke(job)
-        self.assertEqual(st, 202, body)
-        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=120,
-                                     until_close=True)
-        self.assertEqual(code, 1000)
-        return job, events, engine.state(job["job_id"])[2]
+        return self.run_to_end(engine, testkit.single_agent_definition(TOOLS), timeout=120, files=files)
 
     @staticmethod
     def outputs(events):

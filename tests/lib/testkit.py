@@ -7,6 +7,7 @@ python3-websockets 10.4). Used by every test module directly and by e2ekit.py
 - Engine: start/stop the real `spec-engine` binary on a loopback port with a temp data dir
 - http(): one request with urllib, returns (status, headers, body-as-JSON-or-bytes)
 - ws_collect() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
+- FakeOpenAiCase: a TestCase base running engines against local fake OpenAI servers
 - make_pg_database() / pg_url_for(): PostgreSQL databases on TEST_PG_URL
 - definitions and scripts for the scripted model
 """
@@ -19,7 +20,9 @@ import signal
 import socket
 import subprocess
 import tempfile
+import sys
 import time
+import unittest
 import urllib.error
 import urllib.request
 import uuid
@@ -334,3 +337,48 @@ def last_files(events):
 def file_text(f):
     c = f["content"]
     return "\n".join(c) if isinstance(c, list) else c
+
+
+# --- engine against a fake OpenAI-compatible server ------------------------------
+class FakeOpenAiCase(unittest.TestCase):
+    """Base for tests of the engine's `openai` provider against local fake servers
+    (tests/fixtures/spec_engine/fake_openai.py). fake() and engine() start them;
+    tearDown stops every one."""
+
+    def setUp(self):
+        self.engines, self.fakes = [], []
+
+    def tearDown(self):
+        for e in self.engines:
+            e.cleanup()
+        for f in self.fakes:
+            f.stop()
+
+    def fake(self, replies, **kw):
+        """A started FakeOpenAI serving `replies` (kw: split, certfile, keyfile)."""
+        sys.path.insert(0, os.path.join(FIXTURES, "spec_engine"))
+        from fake_openai import FakeOpenAI
+        f = FakeOpenAI(replies, **kw).start()
+        self.fakes.append(f)
+        return f
+
+    def engine(self, fake, *extra, ca_file=None, database_url=None, env=None):
+        """A started engine with every node on `openai:test-model` served by `fake`."""
+        args = ["--model-override", "openai:test-model", *extra]
+        if ca_file:
+            args += ["--ca-file", ca_file]
+        e = Engine(args, database_url=database_url,
+                   env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test-not-secret",
+                        **(env or {})}).start()
+        self.engines.append(e)
+        return e
+
+    def run_to_end(self, engine, definition=None, timeout=60, files=None):
+        """Invokes one job and follows its stream to the close; returns (job, events, state)."""
+        job = new_job(definition or single_agent_definition(), files=files)
+        st, _, body = engine.invoke(job)
+        self.assertEqual(st, 202, body)
+        events, code, _ = ws_collect(f"{engine.ws_base}/spec-engine/stream/{job['job_id']}", timeout=timeout,
+                                     until_close=True)
+        self.assertEqual(code, 1000)
+        return job, events, engine.state(job["job_id"])[2]

@@ -154,6 +154,30 @@ models::OpenAiConfig config_for(const FakeServer& s) {
   return c;
 }
 
+models::ModelRequest hi() {
+  models::ModelRequest r;
+  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
+  return r;
+}
+
+/// The error of a call that got `answer` on each of its `attempts` attempts (and checks
+/// that it made exactly that many requests).
+std::string error_after_attempts(const Answer& answer, int attempts) {
+  FakeServer server({answer});
+  auto cfg = config_for(server);
+  cfg.max_attempts = attempts;
+  models::OpenAiModel m(cfg);
+  std::string what;
+  try {
+    m.complete(hi(), nullptr);
+    ADD_FAILURE() << "the call did not fail";
+  } catch (const models::ModelError& e) {
+    what = e.what();
+  }
+  EXPECT_EQ(server.requests().size(), static_cast<std::size_t>(attempts));
+  return what;
+}
+
 }  // namespace
 
 TEST(OpenAiServer, RunWithSplitToolCallArguments) {
@@ -199,18 +223,9 @@ TEST(OpenAiServer, RetriesServerErrorThenSucceeds) {
 }
 
 TEST(OpenAiServer, GivesUpAfterMaxAttempts) {
-  FakeServer server({status_answer(503, "Service Unavailable")});
-  auto cfg = config_for(server);
-  cfg.max_attempts = 2;
-  models::OpenAiModel m(cfg);
-  try {
-    m.complete(models::ModelRequest{}, nullptr);
-    FAIL();
-  } catch (const models::ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("HTTP 503: server says 503"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(server.requests().size(), 2u);
+  const std::string e = error_after_attempts(status_answer(503, "Service Unavailable"), 2);
+  EXPECT_NE(e.find("HTTP 503: server says 503"), std::string::npos) << e;
+  EXPECT_NE(e.find("2 attempts"), std::string::npos) << e;
 }
 
 TEST(OpenAiServer, UnauthorizedFailsAtOnce) {
@@ -280,16 +295,6 @@ TEST(OpenAiServer, CancelDuringSlowStreamReturnsPromptly) {
 
 // ---- Streams that end early or carry errors (issue 9 item 3) ----
 
-namespace {
-
-models::ModelRequest hi() {
-  models::ModelRequest r;
-  r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  return r;
-}
-
-}  // namespace
-
 // The connection closes in the middle of a tool call's arguments (no finish_reason, no
 // [DONE]): the truncated call must never come back as a turn. Nothing reached the delta
 // sink, so the call is retried; the retry's whole answer is used.
@@ -307,18 +312,9 @@ TEST(OpenAiServer, TruncatedToolCallIsRetriedNotReturned) {
 
 TEST(OpenAiServer, TruncatedEveryTimeGivesUpWithAClearError) {
   Answer cut{{kSseHead, sse(tc(0, "call_1", "write_file", "{\"file_path\": \"/a.md\", \"conte"))}};
-  FakeServer server({cut});
-  auto cfg = config_for(server);
-  cfg.max_attempts = 2;
-  models::OpenAiModel m(cfg);
-  try {
-    m.complete(hi(), nullptr);
-    FAIL();
-  } catch (const models::ModelError& e) {
-    EXPECT_NE(std::string(e.what()).find("ended before the turn was complete"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("2 attempts"), std::string::npos) << e.what();
-  }
-  EXPECT_EQ(server.requests().size(), 2u);
+  const std::string e = error_after_attempts(cut, 2);
+  EXPECT_NE(e.find("ended before the turn was complete"), std::string::npos) << e;
+  EXPECT_NE(e.find("2 attempts"), std::string::npos) << e;
 }
 
 // Content already went to the sink: a retry would repeat it, so the call fails at once.

@@ -406,16 +406,22 @@ json slow_tool_script() {
     {"node": "orchestrator", "content": "done"}]})");
 }
 
+// Limits where every tool call takes an hour unless its budget or the run stops it.
+RunLimits slow_tools(std::chrono::milliseconds tool_budget, std::chrono::seconds max_wall_time = std::chrono::seconds(900)) {
+  RunLimits lim;
+  lim.max_wall_time = max_wall_time;
+  lim.tool_budget = tool_budget;
+  lim.test_tool_delay = std::chrono::hours(1);
+  return lim;
+}
+
 }  // namespace
 
 // A tool call that outlives its budget ends with a budget error the model reads; the
 // run goes on.
 TEST(Loop, ToolBudgetErrorGoesToTheModel) {
   Recorder rec;
-  RunLimits lim;
-  lim.tool_budget = std::chrono::milliseconds(30);
-  lim.test_tool_delay = std::chrono::hours(1);
-  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, slow_tools(std::chrono::milliseconds(30)));
   ASSERT_EQ(r.status, "completed") << r.error;
   auto ends = rec.of("on_tool_end");
   ASSERT_EQ(ends.size(), 1u);
@@ -429,10 +435,7 @@ TEST(Loop, CancelInsideAToolStopsTheRun) {
   struct CancelWhenToolStarts : Recorder {
     bool cancelled() override { return !of("on_tool_start").empty(); }
   } rec;
-  RunLimits lim;
-  lim.tool_budget = std::chrono::hours(1);
-  lim.test_tool_delay = std::chrono::hours(1);
-  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, slow_tools(std::chrono::hours(1)));
   EXPECT_EQ(r.status, "cancelled") << r.error;
   EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
   EXPECT_TRUE(rec.of("on_tool_end").empty());  // the tool never finished
@@ -442,11 +445,8 @@ TEST(Loop, CancelInsideAToolStopsTheRun) {
 // tool ran on. The run's deadline caps every tool budget and fails the run.
 TEST(Loop, RunDeadlineIsEnforcedInsideATool) {
   Recorder rec;
-  RunLimits lim;
-  lim.max_wall_time = std::chrono::seconds(1);
-  lim.tool_budget = std::chrono::hours(1);
-  lim.test_tool_delay = std::chrono::hours(1);
-  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec,
+                           slow_tools(std::chrono::hours(1), std::chrono::seconds(1)));
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("wall time limit reached"), std::string::npos) << r.error;
   EXPECT_NE(r.error.find("while tool 'ls' ran"), std::string::npos) << r.error;
@@ -459,15 +459,12 @@ TEST(Loop, RunDeadlineIsEnforcedInsideATool) {
 // only the rest of it inside its tools.
 TEST(Loop, ResumedRunDeadlineIncludesEarlierTime) {
   Recorder rec;
-  RunLimits lim;
-  lim.max_wall_time = std::chrono::seconds(3);
-  lim.tool_budget = std::chrono::hours(1);
-  lim.test_tool_delay = std::chrono::hours(1);
   json cp = json::parse(R"({"version": 1, "files": {}, "stack": [{"node": "orchestrator",
        "messages": [{"role": "user", "content": "hi"},
                     {"role": "assistant", "content": "", "tool_calls": [{"id": "slow", "name": "ls", "arguments": {}}]}]}],
        "step": 1, "model_calls": 1, "elapsed_ms": 2900})");
-  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, lim, json::object(), cp);
+  auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec,
+                           slow_tools(std::chrono::hours(1), std::chrono::seconds(3)), json::object(), cp);
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("while tool 'ls' ran"), std::string::npos) << r.error;
 }
