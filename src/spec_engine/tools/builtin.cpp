@@ -34,10 +34,11 @@ ToolResult stopped(const std::string& tool, const core::Budget& budget) {
   return fail("Error: " + tool + ": exceeded its time budget of " + std::to_string(budget.limit_ms()) + " ms");
 }
 
-/// Position of `needle` in `hay` at or after `from`, or npos. glibc's memmem is the
-/// Two-Way algorithm (Crochemore-Perrin) for needles over 256 bytes and a bounded
-/// shift-table scan below that, so the cost is linear in the haystack; the naive
-/// std::string::find is O(haystack * needle) on inputs like "aaa...a" / "aa...ab".
+/// Position of `needle` in `hay` at or after `from`, or npos. glibc's memmem runs the
+/// Two-Way algorithm (Crochemore-Perrin, linear time) for needles over 256 bytes and a
+/// shift-table scan for shorter ones, so one search costs O(haystack) for long needles
+/// and at most O(haystack x 256) otherwise; std::string::find is O(haystack x needle) on
+/// inputs like "aaa...a" / "aa...ab", which with 1 MiB of each is beyond any budget.
 std::size_t find_literal(std::string_view hay, std::string_view needle, std::size_t from = 0) {
   if (from > hay.size() || needle.size() > hay.size() - from) return std::string_view::npos;
   if (needle.empty()) return from;
