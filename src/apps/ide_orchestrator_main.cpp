@@ -124,7 +124,8 @@ int main(int argc, char** argv) {
       ->envname("IDE_ORCHESTRATOR_TRUSTED_PROXIES");
   serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))->capture_default_str();
-  serve->add_option("--orphan-ttl", orphan_ttl_hours, "Hours after which a proposal still processing is failed")
+  serve->add_option("--orphan-ttl", orphan_ttl_hours,
+                    "Hours after which a proposal still processing is failed, and a failed one's engine thread deleted")
       ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->check(CLI::PositiveNumber)->capture_default_str();
   serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
                     "Seconds the engine circuit breaker stays open before trial calls")

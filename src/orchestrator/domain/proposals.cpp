@@ -304,6 +304,17 @@ std::vector<std::string> ProposalService::fail_stale(std::chrono::seconds ttl) {
   return threads;
 }
 
+std::vector<std::string> ProposalService::schedule_failed_cleanup(std::chrono::seconds ttl, int limit) {
+  const std::string before = core::to_rfc3339(std::chrono::system_clock::now() - ttl);
+  soci::session sql(db_.pool());
+  std::vector<std::string> threads;
+  for (const auto& [id, thread] :
+       store::proposals::list_failed_not_cleaned_before(sql, before, std::max(1, std::min(limit, 1000)))) {
+    if (store::proposals::schedule_failed_cleanup(sql, id)) threads.push_back(thread);
+  }
+  return threads;
+}
+
 std::vector<CleanupItem> ProposalService::list_pending_cleanup(int limit) {
   soci::session sql(db_.pool());
   std::vector<CleanupItem> out;
@@ -314,7 +325,7 @@ std::vector<CleanupItem> ProposalService::list_pending_cleanup(int limit) {
 
 void ProposalService::mark_cleaned(const std::string& proposal_id) {
   soci::session sql(db_.pool());
-  store::proposals::clear_cleanup(sql, proposal_id);
+  store::proposals::clear_cleanup(sql, proposal_id, core::now_rfc3339());
 }
 
 std::vector<Proposal> ProposalService::list_processing() {

@@ -12,7 +12,9 @@
 // Every transition is a conditional UPDATE ... WHERE status IN (...) whose affected-row
 // count decides the winner, so racing approve/reject calls have exactly one winner on
 // SQLite and PostgreSQL. approve/reject/cancel/fail_stale set engine_cleanup_pending: the
-// tracker deletes the engine thread (list_pending_cleanup / mark_cleaned).
+// tracker deletes the engine thread (list_pending_cleanup / mark_cleaned). Proposals that stay
+// `failed` (nobody rejects them) are scheduled the same way once they are older than the
+// orphan TTL (schedule_failed_cleanup).
 //
 // Visibility: a proposal is visible to users in proposal_access (the creator gets
 // "owner"; the workflow owner gets "reviewer") who are still members of the workflow;
@@ -137,6 +139,11 @@ class ProposalService {
   /// Fails every processing proposal created more than `ttl` ago (DESIGN.md: 24 h), marks
   /// their engine threads for cleanup and returns the thread ids.
   std::vector<std::string> fail_stale(std::chrono::seconds ttl);
+
+  /// Schedules the engine-thread deletion of proposals that failed more than `ttl` ago and were
+  /// never rejected (so nothing else deletes their thread), at most `limit` per call, each only
+  /// once (engine_thread_deleted_at records the confirmed deletion). Returns their thread ids.
+  std::vector<std::string> schedule_failed_cleanup(std::chrono::seconds ttl, int limit = 100);
 
   /// Resolved proposals whose engine thread still has to be deleted, oldest first.
   std::vector<CleanupItem> list_pending_cleanup(int limit = 100);

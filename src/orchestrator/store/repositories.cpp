@@ -405,6 +405,21 @@ long long affected(soci::statement& st) {
   return st.get_affected_rows();
 }
 
+/// Rows of a query selecting (id, thread_id).
+std::vector<std::pair<std::string, std::string>> id_thread_pairs(soci::session& sql, const std::string& q,
+                                                                 std::vector<std::string> params) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string id, thread;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(thread));
+      },
+      [&] { out.emplace_back(id, thread); });
+  return out;
+}
+
 }  // namespace
 
 void insert(soci::session& sql, const ProposalRecord& p) {
@@ -491,40 +506,40 @@ long long transition(soci::session& sql, const std::string& id, const std::vecto
 }
 
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string id, thread;
-  std::vector<std::string> params;
-  run_query(
+  return id_thread_pairs(
       sql,
       "SELECT id, thread_id FROM proposals WHERE engine_cleanup_pending = 1 ORDER BY created_at, id LIMIT " +
           std::to_string(limit),
-      params,
-      [&](soci::statement& st) {
-        st.exchange(soci::into(id));
-        st.exchange(soci::into(thread));
-      },
-      [&] { out.emplace_back(id, thread); });
-  return out;
+      {});
 }
 
-void clear_cleanup(soci::session& sql, const std::string& id) {
-  sql << "UPDATE proposals SET engine_cleanup_pending = 0 WHERE id = :id", soci::use(id);
+void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at) {
+  sql << "UPDATE proposals SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
+      soci::use(id);
+}
+
+std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(soci::session& sql,
+                                                                                const std::string& before, int limit) {
+  return id_thread_pairs(sql,
+                         "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND engine_cleanup_pending = 0 AND "
+                         "engine_thread_deleted_at IS NULL AND completed_at < :b ORDER BY completed_at, id LIMIT " +
+                             std::to_string(limit),
+                         {before});
+}
+
+bool schedule_failed_cleanup(soci::session& sql, const std::string& id) {
+  soci::statement st = (sql.prepare << "UPDATE proposals SET engine_cleanup_pending = 1 WHERE id = :id AND "
+                                       "status = 'failed' AND engine_cleanup_pending = 0 AND "
+                                       "engine_thread_deleted_at IS NULL",
+                        soci::use(id));
+  return affected(st) == 1;
 }
 
 std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
                                                                         const std::string& before) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string id, thread;
-  std::vector<std::string> params{before};
-  run_query(
+  return id_thread_pairs(
       sql, "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND created_at < :b ORDER BY created_at",
-      params,
-      [&](soci::statement& st) {
-        st.exchange(soci::into(id));
-        st.exchange(soci::into(thread));
-      },
-      [&] { out.emplace_back(id, thread); });
-  return out;
+      {before});
 }
 
 std::vector<ProposalRecord> list_processing(soci::session& sql) {

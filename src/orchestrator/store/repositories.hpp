@@ -119,8 +119,16 @@ long long transition(soci::session& sql, const std::string& id, const std::vecto
                      ProposalStatus to, const Transition& t);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first.
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
-/// Sets engine_cleanup_pending = 0 once the engine thread was deleted (R4).
-void clear_cleanup(soci::session& sql, const std::string& id);
+/// Sets engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` once the engine thread
+/// was deleted (R4).
+void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at);
+/// (id, thread_id) of failed proposals that completed before `before` (RFC 3339), have no
+/// cleanup pending and whose engine thread was never deleted; oldest first, at most `limit`.
+std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(soci::session& sql,
+                                                                                const std::string& before, int limit);
+/// engine_cleanup_pending = 1 if the proposal is still `failed` with no deletion recorded;
+/// true if this call scheduled it.
+bool schedule_failed_cleanup(soci::session& sql, const std::string& id);
 /// (id, thread_id) of processing proposals created before `before`.
 std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
                                                                         const std::string& before);

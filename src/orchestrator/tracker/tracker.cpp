@@ -479,6 +479,13 @@ void Tracker::sweep_once() {
     core::log::warn("orphaned proposal failed", {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
+  // 1b. Proposals left failed (nobody rejected them) keep their engine thread for orphan_ttl,
+  //     then it is scheduled for deletion like a decided proposal's.
+  for (const auto& thread : proposals_.schedule_failed_cleanup(ttl, options_.cleanup_batch)) {
+    core::log::info("failed proposal's engine thread scheduled for deletion",
+                    {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
+  }
+
   // 2. Engine cleanup for resolved proposals, retried every sweep until the engine confirms.
   for (const auto& item : proposals_.list_pending_cleanup(options_.cleanup_batch)) {
     if (stopping_) return;

@@ -5,7 +5,8 @@
 // events, and on `end` finalises the proposal (completed with generated_files, or
 // failed with the engine's error). Broken streams resume with `after_seq` and fall
 // back to GET state. A sweeper fails orphans, deletes engine threads of resolved
-// proposals and resumes proposals whose tracker died (lease expired).
+// proposals (and of proposals left failed past the orphan TTL) and resumes proposals whose
+// tracker died (lease expired).
 //
 // Concurrency model: one std::thread per tracked proposal (blocking WebSocket reads
 // in short slices). That is ample for the commission's 10 concurrent sessions and a
@@ -39,7 +40,8 @@ struct TrackerOptions {
   /// Lease length; renewed every lease_ttl/3 while tracking. Another replica takes over
   /// a proposal whose lease expired (crash).
   std::chrono::milliseconds lease_ttl{30000};
-  /// `processing` proposals older than this are failed and their engine thread deleted (R10: 24 h).
+  /// `processing` proposals older than this are failed and their engine thread deleted (R10: 24 h);
+  /// proposals that stay `failed` this long after failing get their engine thread deleted too.
   std::chrono::milliseconds orphan_ttl{std::chrono::hours(24)};
   /// Period of the sweeper (orphans, engine-thread cleanup, resuming unleased proposals).
   std::chrono::milliseconds sweep_interval{std::chrono::seconds(60)};
@@ -93,9 +95,10 @@ class Tracker {
   /// (proposals stay `processing`; any replica, or this one after restart, resumes them). Idempotent.
   void stop();
 
-  /// Runs one sweep synchronously: fail orphans (older than orphan_ttl), delete engine
-  /// threads of proposals with engine_cleanup_pending until the engine confirms, resume
-  /// unleased `processing` proposals. Exposed for tests and admin tooling.
+  /// Runs one sweep synchronously: fail orphans (older than orphan_ttl), schedule the engine
+  /// threads of proposals failed more than orphan_ttl ago for deletion, delete engine threads of
+  /// proposals with engine_cleanup_pending until the engine confirms, resume unleased
+  /// `processing` proposals. Exposed for tests and admin tooling.
   void sweep_once();
 
   /// Marks the proposal completed with `generated_files` (engine file shape) if it is

@@ -569,6 +569,37 @@ TYPED_TEST(Services, FailStaleAndLeases) {
   for (const auto& q : this->proposals->list_processing()) EXPECT_NE(q.id, p.id);
 }
 
+// Proposals left failed (never rejected) get their engine thread deleted after the orphan TTL,
+// once; decided proposals are not touched (their deletion was scheduled when decided).
+TYPED_TEST(Services, FailedProposalsThreadsAreCleanedAfterTheTtlOnce) {
+  const auto w = this->small_workflow(this->alice);
+  const auto failed = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->finalise_failed(failed.thread_id, "model unreachable").changed);
+  EXPECT_FALSE(this->proposals->get(this->alice, failed.id).proposal.engine_cleanup_pending);
+  const auto rejected = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->finalise_failed(rejected.thread_id, "x").changed);
+  this->proposals->reject(this->alice, rejected.id);
+  const auto contains = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  EXPECT_FALSE(contains(this->proposals->schedule_failed_cleanup(24h, 1000), failed.thread_id));  // TTL not reached
+  std::this_thread::sleep_for(5ms);
+  const auto scheduled = this->proposals->schedule_failed_cleanup(0s, 1000);
+  EXPECT_TRUE(contains(scheduled, failed.thread_id));
+  EXPECT_FALSE(contains(scheduled, rejected.thread_id));
+  const auto after = this->proposals->get(this->alice, failed.id).proposal;
+  EXPECT_EQ(after.status, ProposalStatus::failed);  // still failed: a person may still reject it
+  EXPECT_TRUE(after.engine_cleanup_pending);
+  bool listed = false;
+  for (const auto& c : this->proposals->list_pending_cleanup(1000)) listed = listed || c.thread_id == failed.thread_id;
+  EXPECT_TRUE(listed);
+  EXPECT_FALSE(contains(this->proposals->schedule_failed_cleanup(0s, 1000), failed.thread_id));  // pending already
+  this->proposals->mark_cleaned(failed.id);
+  EXPECT_FALSE(contains(this->proposals->schedule_failed_cleanup(0s, 1000), failed.thread_id));  // deleted: never again
+  // Rejecting it later schedules the deletion again, which the engine answers with 404 (done).
+  EXPECT_EQ(this->proposals->reject(this->alice, failed.id).status, ProposalStatus::rejected);
+}
+
 TYPED_TEST(Services, RecordedEngineFilesRoundTripUnchanged) {
   // tests/fixtures/interop/thread_state.json: the original Python engine's final state.
   const auto path = std::filesystem::path(PROJECT_SOURCE_DIR) / "tests/fixtures/interop/thread_state.json";

@@ -420,6 +420,28 @@ TEST_F(TrackerTest, SweepFailsOrphansAndDeletesEngineThreadsUntilConfirmed) {
   EXPECT_TRUE(engine_.connects("th-old").empty()) << "an orphan is never tracked again";
 }
 
+TEST_F(TrackerTest, SweepDeletesTheThreadsOfProposalsLeftFailedPastTheTtlOnce) {
+  const auto fail = [&](const std::string& thread, const std::string& completed_at) {
+    const auto id = proposal(thread);
+    soci::session sql(db_->pool());
+    sql << "UPDATE proposals SET status = 'failed', error = 'engine run failed', completed_at = :c WHERE id = :i",
+        soci::use(completed_at), soci::use(id);
+    return id;
+  };
+  const auto old_id = fail("th-failed-old", core::to_rfc3339(std::chrono::system_clock::now() - 25h));
+  const auto new_id = fail("th-failed-new", core::now_rfc3339());
+  auto o = options();
+  o.orphan_ttl = 24h;
+  auto& t = tracker(o);
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-failed-old"});
+  EXPECT_FALSE(load(old_id).engine_cleanup_pending);
+  EXPECT_EQ(load(old_id).status, ProposalStatus::failed);
+  EXPECT_FALSE(load(new_id).engine_cleanup_pending) << "a recent failure keeps its thread for inspection";
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-failed-old"}) << "deleted once, not every sweep";
+}
+
 TEST_F(TrackerTest, SweepResumesUnleasedProcessingProposals) {
   engine_.set("th-u", {with_seq(completed_run())});
   const auto id = proposal("th-u");
