@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   int port = 8080;
   std::size_t max_body = 1 << 20;
   double orphan_ttl_hours = 24, breaker_open_seconds = 30;
-  int login_limit = 10;
+  int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   std::string refinement_agent_file, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       ->envname("IDE_ORCHESTRATOR_CORS_ORIGINS");
   serve->add_option("--trusted-proxies", trusted_proxies,
                     "Comma-separated reverse-proxy IPs whose X-Forwarded-For is believed: the client address "
-                    "(login rate limit) is then the right-most entry that is not a trusted proxy")
+                    "(per-IP rate limits) is then the right-most entry that is not a trusted proxy")
       ->envname("IDE_ORCHESTRATOR_TRUSTED_PROXIES");
   serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))->capture_default_str();
@@ -130,8 +130,23 @@ int main(int argc, char** argv) {
   serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
                     "Seconds the engine circuit breaker stays open before trial calls")
       ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
-  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute")
+  // Rate limits: token buckets per replica (README "Rate limits"); each refills evenly over a minute.
+  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute (per replica)")
       ->envname("IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
+  serve->add_option("--user-rate-limit", user_limit,
+                    "API requests per signed-in user per minute, every /api route and WebSocket upgrade (per replica)")
+      ->envname("IDE_ORCHESTRATOR_USER_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
+  serve->add_option("--refinement-rate-limit", refinement_limit,
+                    "Refinements a user may start per minute, on top of --user-rate-limit; each costs model tokens (per replica)")
+      ->envname("IDE_ORCHESTRATOR_REFINEMENT_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
+  serve->add_option("--ip-rate-limit", ip_limit,
+                    "Requests per client IP per minute that carry no accepted token (login, OpenAPI document, "
+                    "probes, metrics, rejected tokens; per replica)")
+      ->envname("IDE_ORCHESTRATOR_IP_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
+  serve->add_option("--max-concurrent-runs-per-user", max_runs_per_user,
+                    "Refinements one user may have processing at once, counted in the database across replicas "
+                    "(0 = no cap)")
+      ->envname("IDE_ORCHESTRATOR_MAX_CONCURRENT_RUNS_PER_USER")->check(CLI::Range(0, 100000))->capture_default_str();
   serve->add_option("--refinement-agent-file", refinement_agent_file,
                     "Agent definition sent with refinements (default config/refinement-agent.json)")
       ->envname("IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE");
@@ -187,7 +202,11 @@ int main(int argc, char** argv) {
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
     o.middleware.cors_origins = split_list(cors);
-    o.middleware.login_attempts_per_window = login_limit;
+    o.middleware.rate_limits.login.quota = login_limit;
+    o.middleware.rate_limits.user.quota = user_limit;
+    o.middleware.rate_limits.refinement.quota = refinement_limit;
+    o.middleware.rate_limits.ip.quota = ip_limit;
+    o.proposals.max_concurrent_runs_per_user = max_runs_per_user;
     o.middleware.trusted_proxies = split_list(trusted_proxies);
     o.refinement_agent_file = refinement_agent_file;
     o.openapi_file = openapi_file;

@@ -9,8 +9,9 @@ import time
 import unittest
 import uuid
 
-from e2ekit import DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, wait_proposal, ws_url
-from testkit import free_port, pg_url_for, wait_until, write_json, ws_collect
+from e2ekit import (DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, slow_script,
+                    wait_proposal, ws_url)
+from testkit import free_port, pg_url_for, wait_until, ws_collect
 
 
 def metric(orch, name):
@@ -19,22 +20,6 @@ def metric(orch, name):
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     return None
-
-
-def slow_script(path, turns=30, words=1500):
-    """A long scripted run so there is time to kill things mid-run: every turn streams
-    `words` deltas (each one an engine event that is stored and fanned out). `delay_ms` is
-    honoured by engines whose scripted model supports it and ignored otherwise."""
-    filler = " ".join(["checking"] * words)
-    t = [{"node": "orchestrator", "content": f"Step {i}: {filler}",
-          "tool_calls": [{"id": f"c{i}", "name": "write_todos",
-                          "arguments": {"todos": [{"content": f"step {i}", "status": "in_progress"}]}}],
-          "delay_ms": 150} for i in range(turns)]
-    t.append({"node": "orchestrator", "content": "Done.",
-              "tool_calls": [{"id": "w", "name": "write_file",
-                              "arguments": {"file_path": "/THE_CAST/FactChecker.md", "content": "# FactChecker\n"}}]})
-    t.append({"node": "orchestrator", "content": "All done."})
-    return write_json(path, {"turns": t})
 
 
 class Resilience(unittest.TestCase):

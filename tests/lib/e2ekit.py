@@ -19,9 +19,25 @@ import subprocess
 import tempfile
 import uuid
 
-from testkit import BIN_DIR, PROJECT_SOURCE_DIR, Engine, Proc, free_port, wait_http, wait_until
+from testkit import BIN_DIR, PROJECT_SOURCE_DIR, Engine, Proc, free_port, wait_http, wait_until, write_json
 
 DEMO_SCRIPT = os.path.join(PROJECT_SOURCE_DIR, "config", "demo", "refinement-script.json")
+
+
+def slow_script(path, turns=30, words=1500):
+    """A long scripted run so there is time to kill things mid-run: every turn streams
+    `words` deltas (each one an engine event that is stored and fanned out). `delay_ms` is
+    honoured by engines whose scripted model supports it and ignored otherwise."""
+    filler = " ".join(["checking"] * words)
+    t = [{"node": "orchestrator", "content": f"Step {i}: {filler}",
+          "tool_calls": [{"id": f"c{i}", "name": "write_todos",
+                          "arguments": {"todos": [{"content": f"step {i}", "status": "in_progress"}]}}],
+          "delay_ms": 150} for i in range(turns)]
+    t.append({"node": "orchestrator", "content": "Done.",
+              "tool_calls": [{"id": "w", "name": "write_file",
+                              "arguments": {"file_path": "/THE_CAST/FactChecker.md", "content": "# FactChecker\n"}}]})
+    t.append({"node": "orchestrator", "content": "All done."})
+    return write_json(path, {"turns": t})
 
 
 def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None):

@@ -115,7 +115,7 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   m.db = open_and_migrate(m.options.db);
   m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine);
   m.tracker = std::make_unique<tracker::Tracker>(*m.db, *m.engine, m.options.tracker);
-  m.domain = std::make_unique<DomainAdapter>(*m.db, m.options.jwt);
+  m.domain = std::make_unique<DomainAdapter>(*m.db, m.options.jwt, m.options.proposals);
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
       *m.engine, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },

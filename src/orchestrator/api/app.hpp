@@ -37,7 +37,8 @@ struct AppOptions {
   core::db::DbConfig db;                   ///< SQLite file or postgresql:// URL (database ide_orchestrator)
   engine_client::EngineClientOptions engine;
   tracker::TrackerOptions tracker;
-  MiddlewareOptions middleware;            ///< CORS origins, login rate limit
+  MiddlewareOptions middleware;            ///< CORS origins, rate limits (per user, per IP, login, refinements)
+  domain::ProposalLimits proposals;        ///< refinements in flight per user (counted in the database)
   WsProxyOptions ws;
   JwtSettings jwt;
   /// Refinement agent definition (JSON). Empty = search "config/refinement-agent.json".

@@ -49,14 +49,14 @@ auth::JwtConfig jwt_config(const JwtSettings& s) {
 }  // namespace
 
 struct DomainAdapter::Impl {
-  Impl(core::db::Database& d, const JwtSettings& jwt)
+  Impl(core::db::Database& d, const JwtSettings& jwt, domain::ProposalLimits limits)
       : db(d),
         jwt(jwt_config(jwt)),
         templates(domain::TemplateLibrary::load_default()),
         users(d),
         workflows(d, templates),
         drafts(d),
-        proposals(d) {}
+        proposals(d, limits) {}
   core::db::Database& db;
   auth::JwtService jwt;
   domain::TemplateLibrary templates;
@@ -66,7 +66,8 @@ struct DomainAdapter::Impl {
   domain::ProposalService proposals;
 };
 
-DomainAdapter::DomainAdapter(core::db::Database& db, const JwtSettings& jwt) : impl_(std::make_unique<Impl>(db, jwt)) {}
+DomainAdapter::DomainAdapter(core::db::Database& db, const JwtSettings& jwt, domain::ProposalLimits limits)
+    : impl_(std::make_unique<Impl>(db, jwt, limits)) {}
 DomainAdapter::~DomainAdapter() = default;
 
 std::string DomainAdapter::create_user(core::db::Database& db, const std::string& email, const std::string& name,
@@ -84,11 +85,14 @@ LoginResult DomainAdapter::login(const std::string& email, const std::string& pa
 json DomainAdapter::verify_token(const std::string& token) {
   const auth::Claims c = impl_->jwt.verify(token);
   if (c.alg == "RS256") {
-    // External identity provider: its subject is not our user id; map by e-mail.
-    const domain::User u = impl_->users.find_or_create_external(c.email, c.iss, c.sub);
+    // External identity provider: its subject is not our user id; (iss, sub) is linked to one.
+    const domain::User u = impl_->users.sign_in_external({c.iss, c.sub, c.email, c.email_verified});
     return {{"user_id", u.id}, {"email", u.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg},
             {"external_subject", c.sub}};
   }
+  // Our own token names the user; one whose account is gone is no longer valid (401 on every
+  // route, rather than 404s or foreign-key failures further down).
+  if (!impl_->users.find(c.sub)) throw domain::UnauthenticatedError("the account of this token no longer exists");
   return {{"user_id", c.sub}, {"email", c.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg}};
 }
 

@@ -8,14 +8,16 @@
 #include "core/db.hpp"
 #include "orchestrator/api/app.hpp"
 #include "orchestrator/api/domain_port.hpp"
+#include "orchestrator/domain/proposals.hpp"
 
 namespace orchestrator::api {
 
 /// Thread-safe (the domain services borrow pooled sessions per call).
 class DomainAdapter : public DomainPort {
  public:
-  /// Borrows `db` (migrated). `jwt` selects HS256 secret and/or RS256 public key.
-  DomainAdapter(core::db::Database& db, const JwtSettings& jwt);
+  /// Borrows `db` (migrated). `jwt` selects HS256 secret and/or RS256 public key; `limits`
+  /// caps refinements in flight per user.
+  DomainAdapter(core::db::Database& db, const JwtSettings& jwt, domain::ProposalLimits limits = {});
   ~DomainAdapter() override;
 
   /// Creates a user (Argon2id hash); returns its id. Throws domain::InvalidError / ConflictError.

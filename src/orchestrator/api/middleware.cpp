@@ -1,14 +1,12 @@
-// CORS, Origin checks, bearer authentication, login rate limit and security headers.
+// CORS, Origin checks, bearer authentication, rate limits and security headers.
 #include "orchestrator/api/middleware.hpp"
 
 #include <algorithm>
-#include <cmath>
-#include <list>
-#include <unordered_map>
-#include <mutex>
 
 #include "core/log.hpp"
+#include "core/metrics.hpp"
 #include "orchestrator/api/problem.hpp"
+#include "orchestrator/domain/error.hpp"
 #include "orchestrator/auth/token_extract.hpp"
 
 namespace orchestrator::api {
@@ -42,55 +40,64 @@ Response unauthorized(const std::string& detail, bool token_present) {
   return r;
 }
 
-/// Token-bucket limiter keyed by client IP. Memory is bounded: beyond `max_keys`
-/// addresses the least recently used bucket is evicted (never all of them at once, so
-/// address churn cannot reset the limit of an active client).
-class RateLimiter {
- public:
-  RateLimiter(int capacity, std::chrono::seconds window, std::size_t max_keys)
-      : capacity_(capacity), window_(window), max_keys_(std::max<std::size_t>(1, max_keys)) {}
-  /// Takes one token for `key`; returns 0 if allowed, else seconds until one is available (>= 1).
-  long long take(const std::string& key) {
-    std::lock_guard lk(mu_);
-    const auto now = std::chrono::steady_clock::now();
-    auto [it, fresh] = buckets_.try_emplace(key, Bucket{static_cast<double>(capacity_), now, {}});
-    if (fresh) {
-      lru_.push_front(key);
-      it->second.lru = lru_.begin();
-      while (buckets_.size() > max_keys_) {
-        buckets_.erase(lru_.back());
-        lru_.pop_back();
-      }
-    } else {
-      lru_.splice(lru_.begin(), lru_, it->second.lru);  // most recently used first
-    }
-    Bucket& b = it->second;
-    const double rate = capacity_ / std::max(1.0, static_cast<double>(window_.count()));  // tokens per second
-    if (!fresh) {
-      const double dt = std::chrono::duration<double>(now - b.at).count();
-      b.tokens = std::min<double>(capacity_, b.tokens + dt * rate);
-      b.at = now;
-    }
-    if (b.tokens >= 1.0) {
-      b.tokens -= 1.0;
-      return 0;
-    }
-    return std::max<long long>(1, static_cast<long long>(std::ceil((1.0 - b.tokens) / rate)));
-  }
+core::metrics::Counter& limited_counter() {
+  static auto& c = core::metrics::global().counter("ide_orchestrator_rate_limited_total",
+                                                   "Requests refused with 429, by rate-limit policy");
+  return c;
+}
 
- private:
-  struct Bucket {
-    double tokens;
-    std::chrono::steady_clock::time_point at;
-    std::list<std::string>::iterator lru;  ///< position in lru_
-  };
-  int capacity_;
-  std::chrono::seconds window_;
-  std::size_t max_keys_;
-  std::mutex mu_;
-  std::unordered_map<std::string, Bucket> buckets_;
-  std::list<std::string> lru_;  ///< keys, most recently used first
+/// The buckets of every policy in RateLimitOptions, and the refinement routes.
+struct Limiters {
+  explicit Limiters(const RateLimitOptions& o)
+      : user(o.user, o.max_keys), refinement(o.refinement, o.max_keys), ip(o.ip, o.max_keys),
+        login(o.login, o.max_keys) {
+    for (const auto& [method, pattern] : o.refinement_routes)
+      refinement_routes.add(method, pattern, [](Request&) { return Response{}; });
+  }
+  core::ratelimit::TokenBuckets user, refinement, ip, login;
+  core::http::Router refinement_routes;  ///< the same path matching as the real routes
 };
+
+/// RateLimit-Policy and RateLimit for the buckets the request was charged to (draft §3, §4),
+/// listed before any items the handler set (e.g. the concurrency cap of refinements).
+void add_rate_limit_headers(const Request& req, Response& r) {
+  const auto it = req.context.find("rate_limit");
+  if (it == req.context.end() || !it->is_object()) return;
+  const auto set = [&](const char* field, const json& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i.get<std::string>();
+    const auto existing = r.headers.get(field);
+    if (existing && existing->rfind(out, 0) == 0) return;  // already added (an early 429 comes here twice)
+    if (existing) out += ", " + *existing;
+    r.headers.set(field, out);
+  };
+  set("RateLimit-Policy", (*it)["policy"]);
+  set("RateLimit", (*it)["limit"]);
+}
+
+/// Charges `key` to `bucket` and records the RateLimit / RateLimit-Policy items in
+/// `req.context["rate_limit"]`; returns the 429 to send ("Too many <what> ..."), or nullopt
+/// when the bucket had a token.
+std::optional<Response> charge(Request& req, core::ratelimit::TokenBuckets& bucket, const std::string& key,
+                               const std::string& what) {
+  json& ctx = req.context["rate_limit"];
+  if (!ctx.is_object()) ctx = {{"policy", json::array()}, {"limit", json::array()}};
+  const auto& p = bucket.policy();
+  const auto d = bucket.take(key);
+  ctx["policy"].push_back(core::ratelimit::policy_item(p));
+  ctx["limit"].push_back(core::ratelimit::limit_item(p, d));
+  if (d.allowed) return std::nullopt;
+  limited_counter().inc({{"policy", p.name}});
+  const long long wait = d.retry_after.count();
+  Response r = Response::problem(
+      429, "Too Many Requests",
+      "Too many " + what + " (at most " + std::to_string(p.quota) + " per " + std::to_string(p.window.count()) +
+          " seconds); try again in " + std::to_string(wait) + (wait == 1 ? " second." : " seconds."),
+      {{"type", problem_type("rate-limited")}, {"violated-policies", json::array({p.name})}, {"retry_after_seconds", wait}});
+  r.headers.set("Retry-After", std::to_string(wait));
+  add_rate_limit_headers(req, r);  // also here: early answers to WebSocket upgrades skip `after`
+  return r;
+}
 
 void add_security_headers(const Request& req, Response& r) {
   r.headers.set("X-Content-Type-Options", "nosniff");
@@ -158,11 +165,10 @@ std::string client_address(const Request& req, const std::vector<std::string>& t
 
 core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify) {
   auto opts = std::make_shared<MiddlewareOptions>(std::move(options));
-  auto limiter = std::make_shared<RateLimiter>(opts->login_attempts_per_window, opts->login_window,
-                                               opts->login_rate_limit_max_clients);
+  auto limits = std::make_shared<Limiters>(opts->rate_limits);
   core::http::Middleware m;
 
-  m.before = [opts, limiter, verify](Request& req) -> std::optional<Response> {
+  m.before = [opts, limits, verify](Request& req) -> std::optional<Response> {
     const auto origin = req.headers.get("Origin");
     // CORS preflight (Fetch standard §3.2.2): answered before authentication (no token is sent).
     if (req.method == "OPTIONS" && origin && req.headers.get("Access-Control-Request-Method")) {
@@ -186,24 +192,21 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
                                "WebSocket connections from origin " + *origin + " are not allowed.",
                                {{"type", problem_type("origin-not-allowed")}});
     }
-    if (!starts_with(req.path, "/api/")) return std::nullopt;  // probes and metrics are public
+    // Without an accepted token, a request is charged to its client address.
+    const std::string addr = client_address(req, opts->trusted_proxies);
+    const auto by_address = [&] { return charge(req, limits->ip, addr, "requests from your address"); };
+    if (!starts_with(req.path, "/api/")) return by_address();  // probes and metrics are public
     const bool is_public = std::find(opts->public_api_paths.begin(), opts->public_api_paths.end(), req.path) !=
                            opts->public_api_paths.end();
     if (is_public) {
-      if (req.path == "/api/auth/login" && req.method == "POST") {
-        if (long long wait = limiter->take(client_address(req, opts->trusted_proxies))) {
-          Response r = Response::problem(429, "Too Many Requests",
-                                         "Too many sign-in attempts from your address; try again in " +
-                                             std::to_string(wait) + " seconds.",
-                                         {{"type", problem_type("rate-limited")}});
-          r.headers.set("Retry-After", std::to_string(wait));
-          return r;
-        }
-      }
+      if (auto limited = by_address()) return limited;
+      if (req.path == "/api/auth/login" && req.method == "POST")
+        return charge(req, limits->login, addr, "sign-in attempts from your address");
       return std::nullopt;
     }
     auto tok = extract_token(req);
     if (!tok || tok->token.empty()) {
+      if (auto limited = by_address()) return limited;
       return unauthorized("Sign in first: send the token from POST /api/auth/login as 'Authorization: Bearer <token>'.",
                           false);
     }
@@ -212,20 +215,31 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
       req.context["user_id"] = claims.at("user_id").get<std::string>();
       req.context["claims"] = claims;
       if (tok->echo_protocol) req.context["ws_subprotocol"] = *tok->echo_protocol;
+    } catch (const domain::IdentityLinkError& e) {
+      if (auto limited = by_address()) return limited;
+      return Response::problem(403, "Forbidden", std::string("Your sign-in was refused: ") + e.what() + ".",
+                               {{"type", problem_type(e.reason())}});
     } catch (const std::exception& e) {
+      if (auto limited = by_address()) return limited;
       std::string why = e.what();
       if (why.empty() || why.find("json") != std::string::npos) why = "the token is not valid";
       return unauthorized("Your sign-in token was rejected (" + why + "); sign in again.", true);
     }
+    const std::string user = req.context["user_id"].get<std::string>();
+    if (auto limited = charge(req, limits->user, user, "requests from your account")) return limited;
+    if (limits->refinement_routes.match(req.method, req.path, is_upgrade(req)).handler)
+      return charge(req, limits->refinement, user, "refinements started by your account");
     return std::nullopt;
   };
 
   m.after = [opts](const Request& req, Response& r) {
     add_security_headers(req, r);
+    add_rate_limit_headers(req, r);
     if (auto origin = req.headers.get("Origin"); origin && origin_allowed(*origin, opts->cors_origins, req) &&
                                                  !r.headers.get("Access-Control-Allow-Origin")) {
       r.headers.set("Access-Control-Allow-Origin", *origin);
-      r.headers.set("Access-Control-Expose-Headers", "Retry-After, X-Request-Id, WWW-Authenticate");
+      r.headers.set("Access-Control-Expose-Headers",
+                    "Retry-After, X-Request-Id, WWW-Authenticate, RateLimit, RateLimit-Policy");
       r.headers.add("Vary", "Origin");
     }
   };

@@ -1,26 +1,52 @@
 #pragma once
-// Request middleware of the orchestrator (DESIGN.md §5, R6): CORS restricted to
-// configured origins (Fetch standard CORS protocol), Origin check on WebSocket
-// upgrades, bearer-token authentication on every /api route except the public ones
-// (RFC 6750), a per-IP rate limit on login, and security headers on every response.
+// Request middleware of the orchestrator: CORS restricted to configured origins (Fetch
+// standard CORS protocol), Origin check on WebSocket upgrades, bearer-token authentication
+// on every /api route except the public ones (RFC 6750), rate limits (token buckets per
+// user, per client IP, for login and for refinements; 429 + Retry-After + the IETF
+// RateLimit / RateLimit-Policy fields of draft-ietf-httpapi-ratelimit-headers-11), and
+// security headers on every response.
 
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/rate_limit.hpp"
 #include "core/server.hpp"
 
 namespace orchestrator::api {
 
 /// Verifies a bearer token and returns the caller's claims as JSON with at least
 /// {"user_id": "<uuid>"}. Throws (any std::exception; domain::UnauthenticatedError
-/// preferred) when the token is invalid, expired or signed with a disallowed algorithm.
+/// preferred) when the token is invalid, expired, signed with a disallowed algorithm or names
+/// a user that no longer exists (-> 401); domain::IdentityLinkError when the token is valid
+/// but may not sign in as the account it names (-> 403 typed by its reason).
 using TokenVerifier = std::function<nlohmann::json(const std::string& token)>;
+
+/// Request limits, each a token bucket (core/rate_limit.hpp) kept in this process's memory:
+/// with several replicas behind a load balancer a client may get up to N times the quota.
+/// Policies are advertised in RateLimit-Policy / RateLimit on the responses they apply to.
+struct RateLimitOptions {
+  /// Every authenticated request (any /api route, WebSocket upgrades included), per user.
+  core::ratelimit::Policy user{"user", 600, std::chrono::seconds(60)};
+  /// In addition, requests to `refinement_routes` (each starts model work), per user.
+  core::ratelimit::Policy refinement{"refinement", 10, std::chrono::seconds(60)};
+  /// Every request without an accepted token (public /api routes, probes, /metrics, missing or
+  /// rejected tokens), per client IP (see client_address()).
+  core::ratelimit::Policy ip{"ip", 300, std::chrono::seconds(60)};
+  /// In addition, POST /api/auth/login, per client IP.
+  core::ratelimit::Policy login{"login", 10, std::chrono::seconds(60)};
+  /// Keys (users, addresses) tracked per policy; beyond this the least recently used bucket is
+  /// evicted, so memory stays bounded whatever the traffic.
+  std::size_t max_keys = 10000;
+  /// Routes charged to `refinement`: method and router pattern.
+  std::vector<std::pair<std::string, std::string>> refinement_routes = {{"POST", "/api/workflows/{id}/refinements"}};
+};
 
 struct MiddlewareOptions {
   /// Allowed browser origins (exact match of scheme://host[:port]). When non-empty only
@@ -28,11 +54,8 @@ struct MiddlewareOptions {
   std::vector<std::string> cors_origins;
   /// Paths under /api that need no token.
   std::vector<std::string> public_api_paths = {"/api/auth/login", "/api/openapi.json"};
-  /// Login attempts allowed per client IP per window (token bucket refilling evenly).
-  int login_attempts_per_window = 10;
-  std::chrono::seconds login_window{60};
-  /// Client addresses tracked by the login limiter; beyond this the least recently used is evicted.
-  std::size_t login_rate_limit_max_clients = 10000;
+  /// Token buckets per user, per client IP, for login and for refinements.
+  RateLimitOptions rate_limits;
   /// Peer IPs of reverse proxies whose X-Forwarded-For is believed (see client_address()).
   std::vector<std::string> trusted_proxies;
   /// Access-Control-Max-Age for preflight answers, seconds.
@@ -61,10 +84,18 @@ bool origin_allowed(const std::string& origin, const std::vector<std::string>& a
 /// `context["user_id"]`, `context["claims"]` and, for a token carried in
 /// Sec-WebSocket-Protocol, `context["ws_subprotocol"]` (the marker to echo). Early answers:
 /// - CORS preflight (OPTIONS + Origin + Access-Control-Request-Method): 204 with
-///   Allow-Origin/Methods/Headers/Max-Age for an allowed origin, 403 problem otherwise.
+///   Allow-Origin/Methods/Headers/Max-Age for an allowed origin, 403 problem otherwise
+///   (not rate limited: answered from memory, and the request that follows is).
 /// - WebSocket upgrade with a disallowed Origin: 403 problem.
-/// - /api route without a valid token: 401 problem + WWW-Authenticate: Bearer (RFC 6750 §3).
-/// - POST /api/auth/login over the per-IP limit: 429 problem + Retry-After.
+/// - Over a rate limit (RateLimitOptions): 429 problem (type rate-limited, extension member
+///   "violated-policies" as in draft-ietf-httpapi-ratelimit-headers-11 §5.1) + Retry-After.
+///   Requests without an accepted token are charged to the client IP's bucket (and login
+///   also to the login bucket) before the token is looked at; authenticated ones to the
+///   user's bucket (and refinement routes also to the refinement bucket).
+/// - /api route without a valid token: 401 problem + WWW-Authenticate: Bearer (RFC 6750 §3);
+///   a valid external token that may not sign in (IdentityLinkError): 403 problem.
+/// Every response to a request that was charged carries RateLimit-Policy and RateLimit
+/// (draft §3, §4) for the buckets it was charged to.
 core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify);
 
 /// The client's IP for per-address limits. The TCP peer, unless the peer is one of

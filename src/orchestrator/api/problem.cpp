@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "core/log.hpp"
+#include "core/rate_limit.hpp"
 #include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
@@ -130,8 +131,15 @@ Response to_response(const std::exception& e, const Request& req) {
                         : st == 401 ? "Unauthorized"
                         : st == 403 ? "Forbidden"
                                     : "Bad Request";
-    Response r = Response::problem(st, title, d->what(), extra);
+    if (auto* link = dynamic_cast<const domain::IdentityLinkError*>(d)) extra["type"] = problem_type(link->reason());
+    Response r = Response::problem(st, st == 429 ? "Too Many Requests" : title, d->what(), extra);
     if (st == 401) r.headers.set("WWW-Authenticate", "Bearer realm=\"ide-orchestrator\", error=\"invalid_token\"");
+    if (auto* lim = dynamic_cast<const domain::LimitExceededError*>(d)) {
+      // draft-ietf-httpapi-ratelimit-headers-11 §3.1.2 (concurrency quota) and §4 (none left).
+      r.headers.set("Retry-After", std::to_string(std::max<long long>(1, lim->retry_after())));
+      r.headers.set("RateLimit-Policy", core::ratelimit::concurrency_policy_item(lim->policy(), lim->limit()));
+      r.headers.set("RateLimit", "\"" + lim->policy() + "\";r=0");
+    }
     return r;
   }
   if (auto* u = dynamic_cast<const engine_client::EngineUnavailable*>(&e)) {

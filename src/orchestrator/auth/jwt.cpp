@@ -202,6 +202,8 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   Claims c;
   c.sub = sub->get<std::string>();
   if (const auto e = claims.find("email"); e != claims.end() && e->is_string()) c.email = e->get<std::string>();
+  if (const auto v = claims.find("email_verified"); v != claims.end())
+    c.email_verified = (v->is_boolean() && v->get<bool>()) || (v->is_string() && v->get<std::string>() == "true");
   c.iss = want_iss;
   c.iat = iat.value_or(0);
   c.exp = *exp;

@@ -38,6 +38,9 @@ struct JwtConfig {
 struct Claims {
   std::string sub;    ///< user id (RFC 7519 §4.1.2), non-empty
   std::string email;  ///< may be empty for external tokens
+  /// `email_verified` (OpenID Connect Core 1.0 §5.1): true only for the JSON value true or the
+  /// string "true" (some providers send a string); absent or anything else is false.
+  bool email_verified = false;
   std::string iss;
   std::int64_t iat = 0;  ///< seconds since the epoch
   std::int64_t exp = 0;  ///< seconds since the epoch

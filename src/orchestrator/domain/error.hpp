@@ -20,6 +20,7 @@ enum class ErrorKind {
   precondition,     ///< illegal state transition, e.g. approve a rejected proposal (409)
   unauthenticated,  ///< missing/invalid credentials or token (401)
   forbidden,        ///< caller can see the resource but its role may not change it (403)
+  limit_exceeded,   ///< a per-user quota is used up, e.g. concurrent refinements (429, RFC 6585 §4)
 };
 
 /// Base of all domain errors. `what()` is a sentence a person can act on and never
@@ -33,7 +34,7 @@ class Error : public std::runtime_error {
   /// Extra machine-readable facts for the problem document (e.g. {"current_status": "rejected"}).
   const nlohmann::json& details() const noexcept { return details_; }
   /// Suggested HTTP status: invalid 400, unauthenticated 401, forbidden 403, not_found 404,
-  /// conflict/precondition 409.
+  /// conflict/precondition 409, limit_exceeded 429.
   int http_status() const noexcept;
   /// Short slug for the problem "type" URI, e.g. "not-found", "conflict".
   const char* slug() const noexcept;
@@ -109,6 +110,48 @@ class ForbiddenError : public Error {
   explicit ForbiddenError(const std::string& message) : Error(ErrorKind::forbidden, message) {}
 };
 
+/// A valid external identity that may not sign in as the account it names (403): its e-mail
+/// matches an existing account but is not verified by the identity provider, or that account
+/// is already linked to another subject of the same provider. `reason()` is the problem-type
+/// slug: "email-not-verified" | "identity-conflict".
+class IdentityLinkError : public ForbiddenError {
+ public:
+  IdentityLinkError(std::string reason, const std::string& message)
+      : ForbiddenError(message), reason_(std::move(reason)) {}
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+/// A per-user concurrency quota is used up (429 Too Many Requests, RFC 6585 §4), e.g. too many
+/// refinements in flight. `policy()` names the quota and `limit()` is its size, advertised as a
+/// "concurrent-requests" quota policy (draft-ietf-httpapi-ratelimit-headers-11 §3.1.2);
+/// `retry_after()` is a hint in seconds for Retry-After. details() also carries
+/// {"limit", "violated-policies": [policy]} plus whatever the thrower adds.
+class LimitExceededError : public Error {
+ public:
+  LimitExceededError(const std::string& message, std::string policy, long long limit, long long retry_after_seconds,
+                     nlohmann::json details = nlohmann::json::object())
+      : Error(ErrorKind::limit_exceeded, message, with_policy(std::move(details), policy, limit)),
+        policy_(std::move(policy)),
+        limit_(limit),
+        retry_after_(retry_after_seconds) {}
+  const std::string& policy() const noexcept { return policy_; }
+  long long limit() const noexcept { return limit_; }
+  long long retry_after() const noexcept { return retry_after_; }
+
+ private:
+  static nlohmann::json with_policy(nlohmann::json d, const std::string& policy, long long limit) {
+    d["limit"] = limit;
+    d["violated-policies"] = nlohmann::json::array({policy});
+    return d;
+  }
+  std::string policy_;
+  long long limit_;
+  long long retry_after_;
+};
+
 inline int Error::http_status() const noexcept {
   switch (kind_) {
     case ErrorKind::invalid: return 400;
@@ -117,6 +160,7 @@ inline int Error::http_status() const noexcept {
     case ErrorKind::not_found: return 404;
     case ErrorKind::conflict:
     case ErrorKind::precondition: return 409;
+    case ErrorKind::limit_exceeded: return 429;
   }
   return 500;
 }
@@ -129,6 +173,7 @@ inline const char* Error::slug() const noexcept {
     case ErrorKind::not_found: return "not-found";
     case ErrorKind::conflict: return "conflict";
     case ErrorKind::precondition: return "invalid-state";
+    case ErrorKind::limit_exceeded: return "limit-exceeded";
   }
   return "internal";
 }

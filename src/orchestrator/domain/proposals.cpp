@@ -6,6 +6,7 @@
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/run_quota.hpp"
 #include "orchestrator/store/repositories.hpp"
 
 namespace orchestrator::domain {
@@ -49,7 +50,7 @@ std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& 
   return out;
 }
 
-ProposalService::ProposalService(core::db::Database& db) : db_(db) {}
+ProposalService::ProposalService(core::db::Database& db, ProposalLimits limits) : db_(db), limits_(limits) {}
 
 Proposal ProposalService::create(const std::string& actor, const std::string& workflow_id,
                                  const CreateProposalInput& in) {
@@ -64,6 +65,7 @@ Proposal ProposalService::create(const std::string& actor, const std::string& wo
   soci::session sql(db_.pool());
   const auto wf = access::require_workflow_writer(sql, workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
+  require_run_slot(sql, db_.dialect(), actor, RunKind::refinement, limits_.max_concurrent_runs_per_user);
   if (store::proposals::find_by_thread(sql, in.thread_id))
     throw ConflictError("thread " + in.thread_id + " already belongs to a proposal");
   const auto draft = DraftService::ensure(sql, workflow_id);

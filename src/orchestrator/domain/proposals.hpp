@@ -74,19 +74,28 @@ struct CleanupItem {
   std::string proposal_id, thread_id;
 };
 
+/// Limits applied by ProposalService.
+struct ProposalLimits {
+  /// Refinements (and, later, runs) one user may have in `processing` at once; <= 0 = no cap
+  /// (see run_quota.hpp).
+  int max_concurrent_runs_per_user = 0;
+};
+
 /// Proposal operations. Thread-safe.
 class ProposalService {
  public:
   /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
   /// per call. No database access here; never throws.
-  explicit ProposalService(core::db::Database& db);
+  explicit ProposalService(core::db::Database& db, ProposalLimits limits = {});
 
   /// Starts a proposal in `processing`: creates the workflow's draft if missing, snapshots
   /// its files as base_files (seed these into the engine run), grants proposal_access to the
   /// actor ("owner") and the workflow owner ("reviewer"), audits "proposal.create".
   /// Owner/editor only (ForbiddenError), NotFoundError for invisible workflows,
   /// InvalidError("user_prompt" | "context_file_path" | "context_selection" | "thread_id"),
-  /// ConflictError when thread_id is already used.
+  /// ConflictError when thread_id is already used, LimitExceededError when the actor already
+  /// has ProposalLimits::max_concurrent_runs_per_user refinements processing (checked in the
+  /// same transaction as the insert, see require_run_slot).
   Proposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
 
   /// The proposal with its change summary.
@@ -167,6 +176,7 @@ class ProposalService {
   FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,
                         const std::optional<std::string>& error);
   core::db::Database& db_;
+  ProposalLimits limits_;
 };
 
 /// The proposal's own changes per the rule in approve(): path -> new entry for every path of

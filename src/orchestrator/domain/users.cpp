@@ -62,26 +62,57 @@ User UserService::authenticate(const std::string& email, const std::string& pass
   return to_user(*r);
 }
 
-User UserService::find_or_create_external(const std::string& email_in, const std::string& issuer,
-                                           const std::string& subject) {
-  const std::string email = normalize_email(email_in);
-  if (!plausible_email(email)) throw UnauthenticatedError("external token has no usable email claim");
+User UserService::sign_in_external(const ExternalIdentity& identity) {
   soci::session sql(db_.pool());
-  if (auto r = store::users::find_by_email(sql, email)) return to_user(*r);
-  store::UserRecord r{core::uuid4(), email, email, kNoPassword, core::now_rfc3339()};
+  const auto linked_user = [&](const std::string& user_id) {
+    auto u = store::users::find_by_id(sql, user_id);
+    if (!u) throw UnauthenticatedError("the account of this identity no longer exists");
+    return to_user(*u);
+  };
+  if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
+
+  const std::string email = normalize_email(identity.email);
+  if (!plausible_email(email)) throw UnauthenticatedError("external token has no usable email claim");
+  const std::string now = core::now_rfc3339();
+  const nlohmann::json details = {{"issuer", core::utf8_truncate(identity.issuer, 500)},
+                                  {"subject", core::utf8_truncate(identity.subject, 500)}};
   try {
     store::Tx tx(sql, db_.dialect());
+    if (auto existing = store::users::find_by_email(sql, email)) {
+      store::users::lock(sql, db_.dialect(), existing->id);  // one link per issuer, even when racing
+      // Re-read under the lock: a concurrent first sign-in of this identity may have linked it.
+      if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
+      if (!identity.email_verified) {
+        throw IdentityLinkError(
+            "email-not-verified",
+            "an account with the e-mail address " + email +
+                " exists, but your identity provider has not verified that address (email_verified is not true), "
+                "so it cannot be linked to your sign-in; verify the address with your identity provider and sign in "
+                "again, or ask an administrator");
+      }
+      if (store::users::has_identity_from(sql, existing->id, identity.issuer)) {
+        throw IdentityLinkError("identity-conflict",
+                                "the account with the e-mail address " + email +
+                                    " is already linked to another identity of this provider; sign in with that "
+                                    "identity, or ask an administrator");
+      }
+      store::users::insert_identity(sql, {identity.issuer, identity.subject, existing->id, email, now});
+      audit_append(sql, existing->id, "", "user.link_external", "user", existing->id, details);
+      tx.commit();
+      return to_user(*existing);
+    }
+    store::UserRecord r{core::uuid4(), email, email, kNoPassword, now};
     if (store::users::insert(sql, r)) {
-      audit_append(sql, r.id, "", "user.create_external", "user", r.id,
-                   {{"issuer", core::utf8_truncate(issuer, 500)}, {"subject", core::utf8_truncate(subject, 500)}});
+      store::users::insert_identity(sql, {identity.issuer, identity.subject, r.id, email, now});
+      audit_append(sql, r.id, "", "user.create_external", "user", r.id, details);
       tx.commit();
       return to_user(r);
     }
   } catch (const soci::soci_error&) {
-    // Lost a race on the unique e-mail (the transaction rolled back); read the winner below.
+    // Lost a race (the same identity or e-mail linked concurrently); the transaction rolled back.
   }
-  if (auto found = store::users::find_by_email(sql, email)) return to_user(*found);
-  throw UnauthenticatedError("external token has no usable email claim");
+  if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
+  throw UnauthenticatedError("could not link the external identity; try again");
 }
 
 std::optional<User> UserService::find(const std::string& id) {

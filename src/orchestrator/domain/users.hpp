@@ -15,6 +15,14 @@ struct User {
   std::string id, email, name, created_at;
 };
 
+/// Claims of an external identity-provider token that decide which local user it is.
+struct ExternalIdentity {
+  std::string issuer;           ///< `iss` (RFC 7519 §4.1.1), as verified
+  std::string subject;          ///< `sub` (RFC 7519 §4.1.2), non-empty, unique per issuer
+  std::string email;            ///< `email` claim; "" when absent
+  bool email_verified = false;  ///< `email_verified` claim (OpenID Connect Core 1.0 §5.1); absent = false
+};
+
 /// User accounts. Thread-safe (each call borrows a pooled session).
 class UserService {
  public:
@@ -39,12 +47,23 @@ class UserService {
   /// The user with this e-mail (normalised as in create), or nullopt.
   std::optional<User> find_by_email(const std::string& email);
 
-  /// The local user for an external identity-provider token (RS256): looked up by the
-  /// token's `email` claim (normalised as in create); created on first sight with that
-  /// e-mail as name and no usable password (password login always fails for it), in one
-  /// transaction with an audit entry "user.create_external" {issuer, subject}.
-  /// Throws UnauthenticatedError when `email` is empty or not an e-mail address.
-  User find_or_create_external(const std::string& email, const std::string& issuer, const std::string& subject);
+  /// The local user for an external identity-provider token (RS256), by the rules of
+  /// README "External identity providers":
+  /// 1. (issuer, subject) already linked (user_identities): that user, whatever the e-mail
+  ///    claim says now (changes at the provider do not move the identity to another account).
+  /// 2. Otherwise the `email` claim (normalised as in create) decides:
+  ///    - no account has it: a new user (name = e-mail, no usable password, so password login
+  ///      always fails) linked to the identity; audit "user.create_external" {issuer, subject}.
+  ///    - an account has it and `email_verified` is true and the account has no other subject
+  ///      of this issuer: the identity is linked to it; audit "user.link_external".
+  ///    - an account has it but the e-mail is not verified: IdentityLinkError
+  ///      "email-not-verified" (403); nothing is linked.
+  ///    - the account is linked to another subject of this issuer: IdentityLinkError
+  ///      "identity-conflict" (403).
+  /// UnauthenticatedError when the identity is not linked and `email` is empty or not an
+  /// e-mail address, or when the linked user no longer exists. Concurrent first sign-ins of
+  /// one identity link it once (the loser reads the winner's link).
+  User sign_in_external(const ExternalIdentity& identity);
   /// Lower-cases and trims an e-mail address.
   static std::string normalize_email(const std::string& email);
 

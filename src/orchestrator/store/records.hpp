@@ -1,5 +1,5 @@
 #pragma once
-// Row shapes of the orchestrator database (migrations/orchestrator/*/0001_init.sql).
+// Row shapes of the orchestrator database (migrations/orchestrator/*/*.sql).
 // The domain services return these as their public types. Timestamps are RFC 3339
 // UTC strings with microseconds; ids are UUID v4 text.
 
@@ -15,6 +15,12 @@ namespace orchestrator::store {
 /// users row. `password_hash` is an Argon2id PHC string; never serialise it to clients.
 struct UserRecord {
   std::string id, email, name, password_hash, created_at;
+};
+
+/// user_identities row: an external identity provider's (issuer, subject) linked to a user;
+/// `email` is the token's e-mail claim when the link was made (informational).
+struct IdentityRecord {
+  std::string issuer, subject, user_id, email, created_at;
 };
 
 /// workflows row plus the caller's role ("owner" | "editor" | "viewer") when read for a user.

@@ -110,6 +110,32 @@ std::optional<UserRecord> find_by_email(soci::session& sql, const std::string& e
 }
 std::optional<UserRecord> find_by_id(soci::session& sql, const std::string& id) { return find_by(sql, "id", id); }
 
+void lock(soci::session& sql, core::db::Dialect dialect, const std::string& id) {
+  if (dialect != core::db::Dialect::postgres) return;
+  std::string got;
+  sql << "SELECT id FROM users WHERE id = :id FOR UPDATE", soci::use(id), soci::into(got);
+}
+
+std::optional<std::string> find_identity(soci::session& sql, const std::string& issuer, const std::string& subject) {
+  std::string user;
+  sql << "SELECT user_id FROM user_identities WHERE issuer = :i AND subject = :s", soci::use(issuer),
+      soci::use(subject), soci::into(user);
+  if (!sql.got_data()) return std::nullopt;
+  return user;
+}
+
+bool has_identity_from(soci::session& sql, const std::string& user_id, const std::string& issuer) {
+  long long n = 0;
+  sql << "SELECT COUNT(*) FROM user_identities WHERE user_id = :u AND issuer = :i", soci::use(user_id),
+      soci::use(issuer), soci::into(n);
+  return n > 0;
+}
+
+void insert_identity(soci::session& sql, const IdentityRecord& r) {
+  sql << "INSERT INTO user_identities (issuer, subject, user_id, email, created_at) VALUES (:i, :s, :u, :e, :c)",
+      soci::use(r.issuer), soci::use(r.subject), soci::use(r.user_id), soci::use(r.email), soci::use(r.created_at);
+}
+
 }  // namespace users
 
 // ---------------------------------------------------------------- workflows
@@ -474,6 +500,13 @@ long long count_open_for_draft(soci::session& sql, const std::string& draft_id) 
   long long n = 0;
   sql << "SELECT COUNT(*) FROM proposals WHERE draft_id = :d AND status IN ('processing', 'completed')",
       soci::use(draft_id), soci::into(n);
+  return n;
+}
+
+long long count_processing_by_user(soci::session& sql, const std::string& user_id) {
+  long long n = 0;
+  sql << "SELECT COUNT(*) FROM proposals WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
+      soci::into(n);
   return n;
 }
 

@@ -22,6 +22,17 @@ bool insert(soci::session& sql, const UserRecord& u);
 std::optional<UserRecord> find_by_email(soci::session& sql, const std::string& email);
 /// The user with this id (UUID text), or nullopt.
 std::optional<UserRecord> find_by_id(soci::session& sql, const std::string& id);
+/// Serialises writers acting for one user until the transaction ends: SELECT ... FOR UPDATE
+/// of the users row on PostgreSQL; a no-op on SQLite, whose store::Tx (BEGIN IMMEDIATE)
+/// already holds the database write lock. Call inside a store::Tx.
+void lock(soci::session& sql, core::db::Dialect dialect, const std::string& id);
+/// The user id linked to the external identity (issuer, subject), or nullopt.
+std::optional<std::string> find_identity(soci::session& sql, const std::string& issuer, const std::string& subject);
+/// True if `user_id` is linked to some subject of `issuer`.
+bool has_identity_from(soci::session& sql, const std::string& user_id, const std::string& issuer);
+/// Inserts the link; throws soci::soci_error when (issuer, subject) is already linked (primary
+/// key) or the user does not exist (foreign key).
+void insert_identity(soci::session& sql, const IdentityRecord& r);
 }  // namespace users
 
 namespace workflows {
@@ -106,6 +117,8 @@ std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string&
                                           const std::optional<CursorKey>& after);
 /// Count of processing/completed proposals on a draft.
 long long count_open_for_draft(soci::session& sql, const std::string& draft_id);
+/// Count of processing proposals created by `user_id`.
+long long count_processing_by_user(soci::session& sql, const std::string& user_id);
 /// Conditional state change: UPDATE ... WHERE id = :id AND status IN (from...). Sets the
 /// given optional columns too. Returns rows affected (0 = someone else moved it first).
 struct Transition {

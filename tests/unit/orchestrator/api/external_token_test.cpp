@@ -1,5 +1,6 @@
-// External identity-provider tokens (RS256) through the domain adapter: --jwt-issuer /
-// --jwt-audience apply to them, and their subject maps to a local user by e-mail.
+// Tokens through the domain adapter: external identity-provider tokens (RS256) obey
+// --jwt-issuer / --jwt-audience and are linked to a local user by (iss, sub), by a verified
+// e-mail for existing accounts; our own tokens stop working when their user is gone.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include "../auth/rsa_keys.hpp"
 #include "core/util.hpp"
 #include "orchestrator/api/domain_adapter.hpp"
+#include "orchestrator/auth/jwt.hpp"
+#include "orchestrator/domain/error.hpp"
 
 namespace {
 
@@ -72,10 +75,45 @@ TEST(ExternalToken, MapsSubjectToLocalUserByEmail) {
   EXPECT_EQ(own_claims.at("iss"), "ide-orchestrator");
   json no_email = claims;
   no_email.erase("email");
-  EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, no_email)), std::exception);
+  EXPECT_EQ(dom.verify_token(sign_rs256(keys.private_pem, no_email)).at("user_id"), uid);  // linked: no e-mail needed
+  no_email["sub"] = "idp|unknown";
+  EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, no_email)), orchestrator::domain::UnauthenticatedError);
   json wrong_iss = claims;
   wrong_iss["iss"] = "ide-orchestrator";
   EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, wrong_iss)), std::exception);
+
+  // Another subject with Erin's address: refused unless the provider verified it (403 reason).
+  json erin_claims = claims;
+  erin_claims["sub"] = "idp|erin";
+  erin_claims["email"] = "Erin@Example.com";
+  try {
+    dom.verify_token(sign_rs256(keys.private_pem, erin_claims));
+    ADD_FAILURE() << "an unverified e-mail signed in as Erin";
+  } catch (const orchestrator::domain::IdentityLinkError& e) {
+    EXPECT_EQ(e.reason(), "email-not-verified");
+  }
+  erin_claims["email_verified"] = "false";
+  EXPECT_THROW(dom.verify_token(sign_rs256(keys.private_pem, erin_claims)), orchestrator::domain::IdentityLinkError);
+  erin_claims["email_verified"] = true;
+  EXPECT_EQ(dom.verify_token(sign_rs256(keys.private_pem, erin_claims)).at("user_id"), erin);
+  erin_claims["email"] = "erin.new@example.com";  // changed at the provider: still Erin
+  erin_claims.erase("email_verified");
+  EXPECT_EQ(dom.verify_token(sign_rs256(keys.private_pem, erin_claims)).at("user_id"), erin);
+
+  // Our own token for an account that no longer exists is rejected (401), not served.
+  orchestrator::auth::JwtConfig jc;
+  jc.hs256_secret = js.hs256_secret;
+  const orchestrator::auth::JwtService ours(jc);
+  EXPECT_THROW(dom.verify_token(ours.issue(core::uuid4(), "ghost@example.com").token),
+               orchestrator::domain::UnauthenticatedError);
+  const std::string frank = orchestrator::api::DomainAdapter::create_user(db, "frank@example.com", "Frank", "frank-pass-1");
+  const auto frank_token = dom.login("frank@example.com", "frank-pass-1").token;
+  EXPECT_EQ(dom.verify_token(frank_token).at("user_id"), frank);
+  {
+    soci::session sql(db.pool());
+    sql << "DELETE FROM users WHERE id = :u", soci::use(frank);
+  }
+  EXPECT_THROW(dom.verify_token(frank_token), orchestrator::domain::UnauthenticatedError);
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }

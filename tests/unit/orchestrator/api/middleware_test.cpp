@@ -1,5 +1,5 @@
 // Middleware rules: CORS preflight, WebSocket Origin, bearer authentication (RFC 6750),
-// login rate limit, security headers.
+// rate limits (per user, per IP, login, refinements), security headers.
 #include "orchestrator/api/middleware.hpp"
 
 #include <gtest/gtest.h>
@@ -16,7 +16,7 @@ using orchestrator::api::MiddlewareOptions;
 core::http::Middleware mw(int login_limit = 10) {
   MiddlewareOptions o;
   o.cors_origins = {"https://ide.example.com"};
-  o.login_attempts_per_window = login_limit;
+  o.rate_limits.login.quota = login_limit;
   return make_middleware(o, [](const std::string& token) -> nlohmann::json {
     if (token != "good") throw orchestrator::domain::UnauthenticatedError("invalid token signature");
     return {{"user_id", "11111111-1111-4111-8111-111111111111"}};
@@ -187,9 +187,8 @@ int logins_until_limited(core::http::Middleware& m, const std::string& addr, int
 
 TEST(Middleware, LoginLimiterEvictsLeastRecentlyUsedOnly) {
   MiddlewareOptions o;
-  o.login_attempts_per_window = 3;
-  o.login_window = std::chrono::seconds(3600);
-  o.login_rate_limit_max_clients = 4;
+  o.rate_limits.login = {"login", 3, std::chrono::seconds(3600)};
+  o.rate_limits.max_keys = 4;
   auto m = make_middleware(o, [](const std::string&) -> nlohmann::json { return {{"user_id", "u"}}; });
   EXPECT_EQ(logins_until_limited(m, "10.0.0.1"), 3);  // the attacker is limited
   // Churn through new addresses, the attacker keeps trying in between (stays recently used).
@@ -221,8 +220,7 @@ TEST(Middleware, ClientAddressFromTrustedProxiesOnly) {
   EXPECT_EQ(client_address(r, {}), "10.0.0.1");
 
   MiddlewareOptions o;
-  o.login_attempts_per_window = 2;
-  o.login_window = std::chrono::seconds(3600);
+  o.rate_limits.login = {"login", 2, std::chrono::seconds(3600)};
   o.trusted_proxies = {"10.0.0.1"};
   auto m = make_middleware(o, [](const std::string&) -> nlohmann::json { return {{"user_id", "u"}}; });
   // Two clients behind the same proxy have separate buckets.
@@ -236,6 +234,127 @@ TEST(Middleware, ClientAddressFromTrustedProxiesOnly) {
     }
     EXPECT_EQ(passed, 2) << client;
   }
+}
+
+}  // namespace
+
+namespace {
+
+using orchestrator::api::RateLimitOptions;
+
+constexpr const char* kUser = "11111111-1111-4111-8111-111111111111";
+
+core::http::Middleware limited_mw(RateLimitOptions limits) {
+  MiddlewareOptions o;
+  o.rate_limits = std::move(limits);
+  return make_middleware(o, [](const std::string& token) -> nlohmann::json {
+    if (token == "idp-unverified")
+      throw orchestrator::domain::IdentityLinkError("email-not-verified", "the address is not verified");
+    if (token.rfind("good", 0) != 0) throw orchestrator::domain::UnauthenticatedError("invalid token signature");
+    return {{"user_id", token == "good" ? kUser : "22222222-2222-4222-8222-222222222222"}};
+  });
+}
+
+Request authed(std::string method, std::string path, const std::string& token = "good") {
+  auto r = req(std::move(method), std::move(path));
+  r.headers.set("Authorization", "Bearer " + token);
+  return r;
+}
+
+/// Runs `before` (and `after` when it passes, as the server does) and returns the response.
+Response run(core::http::Middleware& m, Request& r) {
+  Response out;
+  if (auto early = m.before(r)) out = *early;
+  m.after(r, out);
+  return out;
+}
+
+TEST(RateLimits, PerUserBucketOnEveryApiRouteWithHeaders) {
+  RateLimitOptions l;
+  l.user = {"user", 3, std::chrono::seconds(60)};
+  auto m = limited_mw(l);
+  for (int i = 2; i >= 0; --i) {
+    auto r = authed(i % 2 ? "GET" : "PUT", i % 2 ? "/api/workflows" : "/api/workflows/x/draft/files");
+    const Response out = run(m, r);
+    EXPECT_EQ(out.status, 200);
+    EXPECT_EQ(out.headers.get("RateLimit-Policy").value_or(""), "\"user\";q=3;w=60");
+    EXPECT_EQ(out.headers.get("RateLimit").value_or("").rfind("\"user\";r=" + std::to_string(i) + ";t=", 0), 0u)
+        << out.headers.get("RateLimit").value_or("");
+  }
+  auto r = authed("GET", "/api/proposals/p");
+  const Response out = run(m, r);
+  EXPECT_EQ(out.status, 429);
+  EXPECT_EQ(out.headers.get("Retry-After").value_or(""), "20");
+  EXPECT_EQ(out.headers.get("RateLimit").value_or(""), "\"user\";r=0;t=20");
+  const auto body = nlohmann::json::parse(out.body);
+  EXPECT_EQ(body["violated-policies"], nlohmann::json::array({"user"}));
+  EXPECT_EQ(body["type"], "https://agentic-ide.dev/problems/rate-limited");
+  // Another user has their own bucket; the WebSocket upgrade of the first user is limited too.
+  auto other = authed("GET", "/api/workflows", "good-2");
+  EXPECT_EQ(run(m, other).status, 200);
+  auto ws = authed("GET", "/api/ws/refinements/x");
+  ws.headers.set("Upgrade", "websocket");
+  auto early = m.before(ws);
+  ASSERT_TRUE(early);
+  EXPECT_EQ(early->status, 429);
+  EXPECT_TRUE(early->headers.get("RateLimit")) << "WebSocket rejections skip `after`: set on the 429 itself";
+}
+
+TEST(RateLimits, RefinementsHaveAStricterBucketOnTopOfTheUserBucket) {
+  RateLimitOptions l;
+  l.user = {"user", 100, std::chrono::seconds(60)};
+  l.refinement = {"refinement", 2, std::chrono::seconds(60)};
+  auto m = limited_mw(l);
+  for (int i = 0; i < 2; ++i) {
+    auto r = authed("POST", "/api/workflows/0b7f6a5e-0000-4000-8000-000000000001/refinements");
+    const Response out = run(m, r);
+    EXPECT_EQ(out.status, 200);
+    EXPECT_EQ(out.headers.get("RateLimit-Policy").value_or(""), "\"user\";q=100;w=60, \"refinement\";q=2;w=60");
+  }
+  auto r = authed("POST", "/api/workflows/0b7f6a5e-0000-4000-8000-000000000002/refinements");
+  const Response out = run(m, r);
+  EXPECT_EQ(out.status, 429);
+  EXPECT_EQ(out.headers.get("Retry-After").value_or(""), "30");
+  EXPECT_NE(out.body.find("refinements"), std::string::npos) << out.body;
+  // Other routes (and GET on the same path) are not charged to the refinement bucket.
+  auto list = authed("GET", "/api/workflows/0b7f6a5e-0000-4000-8000-000000000002/proposals");
+  EXPECT_EQ(run(m, list).status, 200);
+  auto get = authed("GET", "/api/workflows/0b7f6a5e-0000-4000-8000-000000000002/refinements");
+  EXPECT_EQ(run(m, get).status, 200);
+}
+
+TEST(RateLimits, UnauthenticatedRequestsArePerAddress) {
+  RateLimitOptions l;
+  l.ip = {"ip", 3, std::chrono::seconds(60)};
+  auto m = limited_mw(l);
+  // Probes, the public document, a missing token and a rejected token all count for the address.
+  auto health = req("GET", "/health");
+  EXPECT_EQ(run(m, health).status, 200);
+  auto doc = req("GET", "/api/openapi.json");
+  EXPECT_EQ(run(m, doc).status, 200);
+  auto none = req("GET", "/api/workflows");
+  EXPECT_EQ(run(m, none).status, 401);
+  auto bad = authed("GET", "/api/workflows", "forged");
+  const Response out = run(m, bad);
+  EXPECT_EQ(out.status, 429);
+  EXPECT_EQ(out.headers.get("RateLimit-Policy").value_or(""), "\"ip\";q=3;w=60");
+  // Signed-in users are not charged to their address, and another address is unaffected.
+  auto user = authed("GET", "/api/workflows");
+  EXPECT_EQ(run(m, user).status, 200);
+  auto elsewhere = req("GET", "/health");
+  elsewhere.remote_addr = "192.0.2.7";
+  EXPECT_EQ(run(m, elsewhere).status, 200);
+}
+
+TEST(RateLimits, IdentityLinkRefusalIs403NamingTheReason) {
+  auto m = limited_mw({});
+  auto r = authed("GET", "/api/workflows", "idp-unverified");
+  const Response out = run(m, r);
+  EXPECT_EQ(out.status, 403);
+  const auto body = nlohmann::json::parse(out.body);
+  EXPECT_EQ(body["type"], "https://agentic-ide.dev/problems/email-not-verified");
+  EXPECT_NE(body["detail"].get<std::string>().find("not verified"), std::string::npos);
+  EXPECT_FALSE(out.headers.get("WWW-Authenticate")) << "signing in again with the same token cannot help";
 }
 
 }  // namespace

@@ -78,12 +78,18 @@ TYPED_TEST_SUITE(Services, orchestrator::testing::Backends, orchestrator::testin
 
 // ------------------------------------------------------------------ users
 
-// External RS256 identities map to local users by e-mail; new ones get no password.
-TYPED_TEST(Services, ExternalIdentityMapsByEmailAndCreatesOnFirstSight) {
+// External RS256 identities: (issuer, subject) is linked to one local user; the e-mail claim
+// only matters the first time, and links to an existing account only when verified.
+TYPED_TEST(Services, ExternalIdentityCreatesOnFirstSightAndStaysLinked) {
+  const std::string iss = "https://idp.example.com/";
+  const std::string sub = "idp|" + core::random_hex(6);
   const std::string email = "ext-" + core::random_hex(4) + "@Example.com";
-  const auto u = this->users->find_or_create_external(email, "https://idp.example.com/", "idp|42");
+  const auto u = this->users->sign_in_external({iss, sub, email, false});  // unverified: still its own new account
   EXPECT_EQ(u.email, UserService::normalize_email(email));
-  EXPECT_EQ(this->users->find_or_create_external(" " + u.email + " ", "https://idp.example.com/", "idp|42").id, u.id);
+  EXPECT_EQ(this->users->sign_in_external({iss, sub, " " + u.email + " ", false}).id, u.id);
+  // The e-mail changes at the provider: the identity stays with its account.
+  EXPECT_EQ(this->users->sign_in_external({iss, sub, "renamed-" + core::random_hex(4) + "@example.com", true}).id, u.id);
+  EXPECT_EQ(this->users->sign_in_external({iss, sub, "", false}).id, u.id);  // no e-mail needed once linked
   for (const char* pw : {"", "!external-identity", "password-x"})
     EXPECT_THROW(this->users->authenticate(email, pw), UnauthenticatedError) << pw;
   {
@@ -93,12 +99,71 @@ TYPED_TEST(Services, ExternalIdentityMapsByEmailAndCreatesOnFirstSight) {
         soci::use(u.id), soci::into(n);
     EXPECT_EQ(n, 1);  // recorded once, not on every request
   }
-  // An existing (password) user is found, not duplicated.
+  EXPECT_THROW(this->users->sign_in_external({iss, "idp|new-1", "", true}), UnauthenticatedError);
+  EXPECT_THROW(this->users->sign_in_external({iss, "idp|new-2", "not-an-email", true}), UnauthenticatedError);
+}
+
+TYPED_TEST(Services, ExternalIdentityLinksToAnExistingAccountOnlyWithAVerifiedEmail) {
+  const std::string iss = "https://idp.example.com/";
   const auto carol = this->users->create("carol-" + core::random_hex(4) + "@example.com", "Carol", "s3cret-pass");
-  EXPECT_EQ(this->users->find_or_create_external(carol.email, "https://idp.example.com/", "idp|7").id, carol.id);
-  EXPECT_THROW(this->users->find_or_create_external("", "https://idp.example.com/", "idp|1"), UnauthenticatedError);
-  EXPECT_THROW(this->users->find_or_create_external("not-an-email", "https://idp.example.com/", "idp|1"),
-               UnauthenticatedError);
+  const std::string sub = "idp|" + core::random_hex(6);
+  try {
+    this->users->sign_in_external({iss, sub, carol.email, false});
+    FAIL() << "an unverified e-mail signed in as an existing account";
+  } catch (const IdentityLinkError& e) {
+    EXPECT_EQ(e.reason(), "email-not-verified");
+    EXPECT_EQ(e.http_status(), 403);
+    EXPECT_NE(std::string(e.what()).find(carol.email), std::string::npos) << e.what();
+  }
+  {
+    soci::session sql(this->db().pool());
+    int n = -1;
+    sql << "SELECT COUNT(*) FROM user_identities WHERE user_id = :u", soci::use(carol.id), soci::into(n);
+    EXPECT_EQ(n, 0) << "a refused sign-in must not link";
+  }
+  EXPECT_EQ(this->users->sign_in_external({iss, sub, carol.email, true}).id, carol.id);
+  EXPECT_EQ(this->users->sign_in_external({iss, sub, carol.email, false}).id, carol.id);  // linked now
+  EXPECT_EQ(this->users->authenticate(carol.email, "s3cret-pass").id, carol.id);     // password still works
+  // Another subject of the same provider claiming the address (e.g. reassigned at the provider).
+  try {
+    this->users->sign_in_external({iss, "idp|other-" + core::random_hex(4), carol.email, true});
+    FAIL() << "a second subject of one provider took over a linked account";
+  } catch (const IdentityLinkError& e) {
+    EXPECT_EQ(e.reason(), "identity-conflict");
+  }
+  // A second provider may link its verified identity too.
+  EXPECT_EQ(this->users->sign_in_external({"https://other-idp.example.org", "x1", carol.email, true}).id, carol.id);
+  {
+    soci::session sql(this->db().pool());
+    int n = 0;
+    sql << "SELECT COUNT(*) FROM audit_log WHERE action = 'user.link_external' AND subject_id = :s",
+        soci::use(carol.id), soci::into(n);
+    EXPECT_EQ(n, 2);
+  }
+}
+
+TYPED_TEST(Services, ConcurrentFirstSignInsOfOneIdentityLinkOnce) {
+  const std::string iss = "https://idp.example.com/";
+  const std::string sub = "idp|race-" + core::random_hex(6);
+  const std::string email = "race-" + core::random_hex(4) + "@example.com";
+  std::vector<std::thread> threads;
+  std::vector<std::string> ids(6);
+  std::atomic<int> failures{0};
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        ids[i] = this->users->sign_in_external({iss, sub, email, true}).id;
+      } catch (const std::exception&) {
+        ++failures;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (const auto& id : ids) EXPECT_EQ(id, ids[0]);
+  soci::session sql(this->db().pool());
+  int n = 0;
+  sql << "SELECT COUNT(*) FROM users WHERE email = :e", soci::use(email), soci::into(n);
+  EXPECT_EQ(n, 1);
 }
 
 TYPED_TEST(Services, UsersCreateAndAuthenticate) {
@@ -598,6 +663,72 @@ TYPED_TEST(Services, FailedProposalsThreadsAreCleanedAfterTheTtlOnce) {
   EXPECT_FALSE(contains(this->proposals->schedule_failed_cleanup(0s, 1000), failed.thread_id));  // deleted: never again
   // Rejecting it later schedules the deletion again, which the engine answers with 404 (done).
   EXPECT_EQ(this->proposals->reject(this->alice, failed.id).status, ProposalStatus::rejected);
+}
+
+// At most N refinements per user in `processing`, counted in the database.
+TYPED_TEST(Services, ConcurrentRunCapCountsProcessingProposalsPerUser) {
+  ProposalService capped(this->db(), ProposalLimits{2});
+  const auto w = this->small_workflow(this->alice);
+  const auto start = [&](const std::string& actor, const std::string& wf) {
+    CreateProposalInput in;
+    in.user_prompt = "refine";
+    in.thread_id = core::uuid4();
+    return capped.create(actor, wf, in);
+  };
+  const auto a = start(this->alice, w.workflow.id);
+  start(this->alice, w.workflow.id);
+  try {
+    start(this->alice, w.workflow.id);
+    FAIL() << "a third refinement started";
+  } catch (const LimitExceededError& e) {
+    EXPECT_EQ(e.http_status(), 429);
+    EXPECT_EQ(e.limit(), 2);
+    EXPECT_EQ(e.policy(), "concurrent-runs");
+    EXPECT_GE(e.retry_after(), 1);
+    EXPECT_EQ(e.details()["in_progress"], 2);
+    EXPECT_EQ(e.details()["kind"], "refinement");
+  }
+  const auto bw = this->small_workflow(this->bob);
+  start(this->bob, bw.workflow.id);  // per user
+  ASSERT_TRUE(capped.finalise(a.thread_id, {}).changed);
+  start(this->alice, w.workflow.id);  // a slot came free
+  EXPECT_THROW(start(this->alice, w.workflow.id), LimitExceededError);
+  // The refused attempts recorded nothing.
+  long long processing = 0;
+  for (const auto& p : capped.list(this->alice, w.workflow.id, PageRequest{200, ""}).items)
+    processing += p.status == ProposalStatus::processing ? 1 : 0;
+  EXPECT_EQ(processing, 2);
+  ProposalService uncapped(this->db());
+  CreateProposalInput in;
+  in.user_prompt = "refine";
+  in.thread_id = core::uuid4();
+  EXPECT_NO_THROW(uncapped.create(this->alice, w.workflow.id, in));  // no cap configured
+}
+
+TYPED_TEST(Services, ConcurrentRunCapHoldsUnderRacingStarts) {
+  ProposalService capped(this->db(), ProposalLimits{3});
+  const std::string carol = this->new_user("carol");
+  const auto w = this->small_workflow(carol);
+  std::atomic<int> started{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i)
+    threads.emplace_back([&] {
+      CreateProposalInput in;
+      in.user_prompt = "refine";
+      in.thread_id = core::uuid4();
+      try {
+        capped.create(carol, w.workflow.id, in);
+        ++started;
+      } catch (const LimitExceededError&) {
+        ++refused;
+      } catch (const std::exception&) {
+        ++other;
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(started.load(), 3);
+  EXPECT_EQ(refused.load(), 5);
+  EXPECT_EQ(other.load(), 0);
 }
 
 TYPED_TEST(Services, RecordedEngineFilesRoundTripUnchanged) {

@@ -1,5 +1,7 @@
 // Store layer: migrations, transactions and pagination cursors on SQLite and PostgreSQL.
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 #include "../domain/db_fixture.hpp"
@@ -90,4 +92,52 @@ TYPED_TEST(Store, ProposalRowRoundTripsNullsAndJson) {
   ASSERT_TRUE(r->generated_files);
   EXPECT_TRUE(r->generated_files->empty());
   EXPECT_EQ(r->status, ProposalStatus::completed);
+}
+
+// Upgrading a database made by 0001 only: external users keep the identity that created them
+// (from the audit log) and decided proposals count as cleaned; failed ones do not.
+TYPED_TEST(Store, UpgradeBackfillsIdentitiesAndCleanedThreads) {
+  namespace fs = std::filesystem;
+  std::string handle;
+  auto db = TypeParam::open(handle);
+  const fs::path only_first = fs::temp_directory_path() / ("orch-mig-" + core::random_hex(6));
+  fs::create_directories(only_first);
+  fs::copy_file(TypeParam::migrations() / "0001_init.sql", only_first / "0001_init.sql");
+  core::db::migrate(*db, only_first);
+  const std::string user = core::uuid4(), wf = core::uuid4(), audit = core::uuid4(), now = core::now_rfc3339();
+  {
+    soci::session sql(db->pool());
+    sql << "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (:i, 'ext@example.com', 'e', "
+           "'!external-identity', :c)",
+        soci::use(user), soci::use(now);
+    sql << "INSERT INTO audit_log (id, at, user_id, action, subject_type, subject_id, details) VALUES "
+           "(:i, :a, :u, 'user.create_external', 'user', :s, "
+           "'{\"issuer\": \"https://idp.example.com/\", \"subject\": \"idp|42\"}')",
+        soci::use(audit), soci::use(now), soci::use(user), soci::use(user);
+    sql << "INSERT INTO workflows (id, name, owner_id, created_at, updated_at) VALUES (:i, 'w', :o, :c, :u)",
+        soci::use(wf), soci::use(user), soci::use(now), soci::use(now);
+    for (const char* status : {"rejected", "failed"}) {
+      const std::string id = core::uuid4(), st = status;
+      sql << "INSERT INTO proposals (id, workflow_id, thread_id, status, user_prompt, base_files, created_at, "
+             "completed_at, created_by_user_id) VALUES (:i, :w, :t, :s, 'p', '{}', :c, :d, :u)",
+          soci::use(id), soci::use(wf), soci::use(id), soci::use(st), soci::use(now), soci::use(now), soci::use(user);
+    }
+  }
+  int later = -1;  // every migration after 0001
+  for (const auto& e : fs::directory_iterator(TypeParam::migrations())) later += e.path().extension() == ".sql";
+  EXPECT_EQ(core::db::migrate(*db, TypeParam::migrations()), later);
+  {
+    soci::session sql(db->pool());
+    EXPECT_EQ(users::find_identity(sql, "https://idp.example.com/", "idp|42"), user);
+    int cleaned_rejected = 0, cleaned_failed = 0;
+    sql << "SELECT COUNT(*) FROM proposals WHERE status = 'rejected' AND engine_thread_deleted_at IS NOT NULL",
+        soci::into(cleaned_rejected);
+    sql << "SELECT COUNT(*) FROM proposals WHERE status = 'failed' AND engine_thread_deleted_at IS NOT NULL",
+        soci::into(cleaned_failed);
+    EXPECT_EQ(cleaned_rejected, 1);
+    EXPECT_EQ(cleaned_failed, 0);
+  }
+  db.reset();
+  TypeParam::drop(handle);
+  fs::remove_all(only_first);
 }

@@ -1,0 +1,25 @@
+// Per-user cap on refinements/runs in flight, counted in the database.
+#include "orchestrator/domain/run_quota.hpp"
+
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/store/repositories.hpp"
+
+namespace orchestrator::domain {
+
+const char* to_string(RunKind kind) { return kind == RunKind::run ? "run" : "refinement"; }
+
+void require_run_slot(soci::session& sql, core::db::Dialect dialect, const std::string& user_id, RunKind kind,
+                      int limit) {
+  if (limit <= 0) return;
+  store::users::lock(sql, dialect, user_id);
+  const long long in_progress = store::proposals::count_processing_by_user(sql, user_id);
+  if (in_progress < limit) return;
+  const std::string what = kind == RunKind::run ? "run" : "refinement";
+  throw LimitExceededError(
+      "You already have " + std::to_string(in_progress) + " refinement" + (in_progress == 1 ? "" : "s") +
+          " or runs in progress, the most one user may have at once (" + std::to_string(limit) +
+          "); wait for one to finish or cancel one, then start the " + what + " again.",
+      kRunSlotPolicy, limit, kRunSlotRetryAfterSeconds, {{"kind", to_string(kind)}, {"in_progress", in_progress}});
+}
+
+}  // namespace orchestrator::domain
