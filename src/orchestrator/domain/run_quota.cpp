@@ -14,10 +14,11 @@ void require_run_slot(soci::session& sql, core::db::Dialect dialect, const std::
   store::users::lock(sql, dialect, user_id);
   const long long in_progress = store::proposals::count_processing_by_user(sql, user_id);
   if (in_progress < limit) return;
-  const std::string what = kind == RunKind::run ? "run" : "refinement";
+  const std::string what = to_string(kind);
   throw LimitExceededError(
-      "You already have " + std::to_string(in_progress) + " refinement" + (in_progress == 1 ? "" : "s") +
-          " or runs in progress, the most one user may have at once (" + std::to_string(limit) +
+      "You already have " + std::to_string(in_progress) +
+          (in_progress == 1 ? " refinement or run" : " refinements or runs") +
+          " in progress, the most one user may have at once (" + std::to_string(limit) +
           "); wait for one to finish or cancel one, then start the " + what + " again.",
       kRunSlotPolicy, limit, kRunSlotRetryAfterSeconds, {{"kind", to_string(kind)}, {"in_progress", in_progress}});
 }
