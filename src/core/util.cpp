@@ -62,6 +62,15 @@ std::string utf8_truncate(std::string_view s, std::size_t max_bytes) {
   return out;
 }
 
+bool is_valid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 std::string random_hex(std::size_t n) {
   ensure_sodium();
   std::string bytes(n, '\0');

@@ -30,6 +30,9 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i);
 /// by U+FFFD. Use it wherever text is cut to a size before it is stored or dumped as
 /// JSON (nlohmann::json::dump throws on invalid UTF-8; PostgreSQL rejects it).
 std::string utf8_truncate(std::string_view s, std::size_t max_bytes);
+/// True if `s` is well-formed UTF-8 (RFC 3629 §4: no overlong forms, surrogates or code
+/// points above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
 
 /// Raises this process's soft RLIMIT_NOFILE (open file descriptors) to its hard limit, so a
 /// service holding thousands of sockets is bounded by the administrator's limit rather than the

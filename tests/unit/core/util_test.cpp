@@ -72,3 +72,14 @@ TEST(Util, RaiseFdLimitReachesTheHardLimit) {
   EXPECT_EQ(lim.rlim_cur, lim.rlim_max);
   EXPECT_EQ(soft, lim.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : lim.rlim_cur);
 }
+
+TEST(Util, IsValidUtf8) {
+  EXPECT_TRUE(core::is_valid_utf8(""));
+  EXPECT_TRUE(core::is_valid_utf8("plain /path.md"));
+  EXPECT_TRUE(core::is_valid_utf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // é € 😀
+  EXPECT_FALSE(core::is_valid_utf8("\xff"));
+  EXPECT_FALSE(core::is_valid_utf8("\xC3"));              // truncated
+  EXPECT_FALSE(core::is_valid_utf8("\xC0\xAF"));          // overlong '/'
+  EXPECT_FALSE(core::is_valid_utf8("\xED\xA0\x80"));      // surrogate
+  EXPECT_FALSE(core::is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
+}
