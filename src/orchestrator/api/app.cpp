@@ -6,6 +6,7 @@
 #include <sstream>
 #include <unistd.h>
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "orchestrator/api/domain_adapter.hpp"
 #include "orchestrator/api/routes.hpp"
@@ -105,8 +106,11 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
                                                                         : m.options.refinement_agent_file;
   const fs::path openapi_file =
       m.options.openapi_file.empty() ? find_resource("docs/openapi.json") : m.options.openapi_file;
-  nlohmann::json agent = nlohmann::json::parse(slurp(agent_file, "refinement agent definition"), nullptr, false);
-  if (agent.is_discarded() || !agent.is_object() || !agent.contains("graph")) {
+  auto parsed = core::json::try_parse(slurp(agent_file, "refinement agent definition"));
+  if (auto* e = std::get_if<core::json::ParseError>(&parsed))
+    throw std::runtime_error("the refinement agent definition " + agent_file.string() + " is not valid JSON: " + e->message);
+  nlohmann::json agent = std::move(std::get<nlohmann::json>(parsed));
+  if (!agent.is_object() || !agent.contains("graph")) {
     throw std::runtime_error("the refinement agent definition " + agent_file.string() +
                              " is not a JSON object with a \"graph\"");
   }

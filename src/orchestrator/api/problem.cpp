@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/rate_limit.hpp"
 #include "core/util.hpp"
@@ -39,16 +40,16 @@ json parse_json_object(const Request& req) {
   if (req.body.empty()) {
     throw ApiError(validation_problem({{"(body)", "is required: send a JSON object"}}));
   }
-  try {
-    json j = json::parse(req.body);
-    if (!j.is_object()) throw ApiError(validation_problem({{"(body)", "must be a JSON object"}}));
-    return j;
-  } catch (const json::parse_error& e) {
-    throw ApiError(Response::problem(
-        400, "Malformed JSON",
-        "The request body is not valid JSON (error near byte " + std::to_string(e.byte) + ").",
-        {{"type", problem_type("malformed-json")}, {"errors", json::array({{{"field", "(body)"}, {"message", "is not valid JSON"}}})}}));
+  auto parsed = core::json::try_parse(req.body);
+  if (auto* e = std::get_if<core::json::ParseError>(&parsed)) {
+    const auto p = core::json::describe(*e, "(body)");
+    json extra = {{"type", problem_type(p.slug)}, {"errors", json::array({{{"field", p.field}, {"message", p.message}}})}};
+    if (e->limit) extra["limit"] = e->limit;
+    throw ApiError(Response::problem(p.status, p.title, p.detail, extra));
   }
+  json j = std::move(std::get<json>(parsed));
+  if (!j.is_object()) throw ApiError(validation_problem({{"(body)", "must be a JSON object"}}));
+  return j;
 }
 
 std::optional<std::string> opt_string(const json& body, const std::string& name, std::vector<FieldProblem>& errors) {
@@ -56,6 +57,10 @@ std::optional<std::string> opt_string(const json& body, const std::string& name,
   if (it == body.end() || it->is_null()) return std::nullopt;
   if (!it->is_string()) {
     errors.push_back({name, "must be a string"});
+    return std::nullopt;
+  }
+  if (it->get_ref<const std::string&>().find('\0') != std::string::npos) {
+    errors.push_back({name, "must not contain NUL characters"});
     return std::nullopt;
   }
   return it->get<std::string>();
@@ -74,6 +79,10 @@ std::string req_string(const json& body, const std::string& name, std::vector<Fi
   }
   if (max_len && it->get_ref<const std::string&>().size() > max_len) {
     errors.push_back({name, "must be at most " + std::to_string(max_len) + " bytes"});
+    return {};
+  }
+  if (it->get_ref<const std::string&>().find('\0') != std::string::npos) {
+    errors.push_back({name, "must not contain NUL characters"});
     return {};
   }
   return it->get<std::string>();

@@ -39,18 +39,23 @@ struct FieldProblem {
 core::http::Response validation_problem(const std::vector<FieldProblem>& errors,
                                         const std::string& detail = "The request has invalid fields.");
 
-/// Parses the body as a JSON object. Throws ApiError: 400 "Malformed JSON" naming the
-/// byte offset when it does not parse, 400 with field "(body)" when it is not an object,
-/// 415 when a Content-Type other than application/json (or +json) is given.
+/// Parses the body as a JSON object with the bounded parser (core/json_parse.hpp: depth
+/// at most 64). Throws ApiError: 400 "Malformed JSON" naming the byte offset when it does
+/// not parse, 400 "JSON nested too deeply" naming the limit (`limit` member), 400 "Number
+/// out of range" naming the field (e.g. `files["/a.md"].content[2]`) for numbers such as
+/// 1e999, 400 with field "(body)" when it is not an object, 415 when a Content-Type other
+/// than application/json (or +json) is given.
 nlohmann::json parse_json_object(const core::http::Request& req);
 
 /// Optional string member `name` of `body`: nullopt when absent or null; adds a
-/// FieldProblem when present with another type.
+/// FieldProblem when present with another type or holding a NUL character (text is stored
+/// in SQL, and PostgreSQL text cannot hold NUL).
 std::optional<std::string> opt_string(const nlohmann::json& body, const std::string& name,
                                       std::vector<FieldProblem>& errors);
 
 /// Required non-empty string member; adds a FieldProblem ("is required"/"must be a
-/// non-empty string") and returns "" when missing or bad. `max_len` in bytes (0 = unlimited).
+/// non-empty string"/"must not contain NUL characters") and returns "" when missing or bad.
+/// `max_len` in bytes (0 = unlimited).
 std::string req_string(const nlohmann::json& body, const std::string& name, std::vector<FieldProblem>& errors,
                        std::size_t max_len = 0);
 

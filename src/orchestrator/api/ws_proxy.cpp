@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/http_client.hpp"
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/util.hpp"
@@ -244,7 +245,7 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
           }
           throw std::runtime_error("the engine closed the stream before the run ended");
         }
-        json ev = json::parse(*msg, nullptr, false);
+        const json ev = core::json::parse_or_null(*msg).value_or(nullptr);
         long long seq = last_seq + 1;  // events without seq (older engines) count one by one
         std::string type;
         if (ev.is_object()) {

@@ -10,6 +10,7 @@
 #include <openssl/hmac.h>
 #include <sodium.h>
 
+#include "core/json_parse.hpp"
 #include "core/util.hpp"
 #include "orchestrator/auth/password.hpp"
 #include "orchestrator/domain/error.hpp"
@@ -126,7 +127,7 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   // 2. Header: decide the algorithm ourselves (RFC 8725 §3.1) before anything else.
   nlohmann::json header;
   try {
-    header = nlohmann::json::parse(base64url_decode(h64));
+    header = core::json::parse(base64url_decode(h64));
   } catch (...) {
     throw UnauthenticatedError("malformed token");
   }
@@ -166,7 +167,7 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   {
     std::unique_ptr<char, FreeDeleter> cj(jwt_get_grants_json(j.get(), nullptr));
     if (!cj) throw UnauthenticatedError("malformed token");
-    claims = nlohmann::json::parse(cj.get(), nullptr, false);
+    claims = core::json::parse_or_null(cj.get()).value_or(nullptr);
   }
   if (!claims.is_object()) throw UnauthenticatedError("malformed token");
   const std::int64_t t = to_epoch(now), leeway = config_.leeway.count();

@@ -9,6 +9,7 @@
 
 #include <soci/soci.h>
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/resilience.hpp"
@@ -380,7 +381,7 @@ void Tracker::run_worker(const std::string& proposal_id, const std::string& thre
         last_message = Clock::now();
         nlohmann::json ev;
         try {
-          ev = nlohmann::json::parse(*msg);
+          ev = core::json::parse(*msg);
         } catch (const std::exception&) {
           core::log::warn("ignoring unreadable engine event", {{"proposal_id", proposal_id}});
           ++last_seq;

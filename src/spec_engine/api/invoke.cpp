@@ -4,6 +4,7 @@
 #include <cctype>
 #include <stdexcept>
 
+#include "core/json_parse.hpp"
 #include "core/util.hpp"
 
 namespace spec_engine::api {
@@ -47,16 +48,6 @@ bool is_attribute_name(const std::string& s) {
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
   }
   return true;
-}
-
-/// Parses JSON; on failure returns nullopt and sets `error` to the parser message.
-std::optional<nlohmann::json> parse_json(const std::string& text, std::string& error) {
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    error = e.what();
-    return std::nullopt;
-  }
 }
 
 /// Validates the CloudEvents 1.0 context attributes (§3.1 required: id, source,
@@ -235,9 +226,17 @@ std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Head
                        (mt.empty() ? std::string("none") : mt) + "')");
   }
 
-  std::string parse_error;
-  auto body = parse_json(body_text, parse_error);
-  if (!body) return bad_request({{"body", "malformed JSON: " + parse_error}}, "The request body is not valid JSON.");
+  auto parsed = core::json::try_parse(body_text);
+  if (auto* e = std::get_if<core::json::ParseError>(&parsed)) {
+    const auto p = core::json::describe(*e, "body");
+    InvokeError err;
+    err.status = p.status;
+    err.title = p.title;
+    err.detail = p.detail;
+    err.errors = {{p.field, p.message}};
+    return err;
+  }
+  auto* body = &std::get<nlohmann::json>(parsed);
 
   ParsedInvoke out;
   out.mode = mode;

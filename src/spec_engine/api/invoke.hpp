@@ -53,8 +53,11 @@ std::vector<runtime::FieldError> validate_job(const nlohmann::json& job, const s
 /// code path behind POST /spec-engine/invoke and the NATS JetStream consumer
 /// (bus/nats_bus). The mode is chosen from `Content-Type` (application/cloudevents+json:
 /// structured, CloudEvents 1.0 JSON format §3) and the `ce-specversion` field (binary,
-/// CloudEvents 1.0 HTTP binding §3.1); anything else JSON is a plain job. Errors carry
-/// HTTP-style statuses (400 invalid, 415 unsupported media type). Never throws for bad input.
+/// CloudEvents 1.0 HTTP binding §3.1); anything else JSON is a plain job. The body is read
+/// with the bounded parser (core/json_parse.hpp: nesting depth at most 64; a number out of
+/// range such as 1e999 is a 400 naming its field). Errors carry HTTP-style statuses (400
+/// invalid, 413 over the parser's size limit, 415 unsupported media type). Never throws
+/// for bad input.
 std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Headers& headers, const std::string& body);
 
 /// Parses and validates the request (not the body size: the server enforces

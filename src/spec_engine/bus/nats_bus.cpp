@@ -7,6 +7,7 @@
 
 #include <nats/nats.h>
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/tracing.hpp"
@@ -84,7 +85,7 @@ nlohmann::json make_status_event(const std::string& thread_id, const std::string
 
 std::string sniff_media_type(const std::string& body) {
   try {
-    const auto j = nlohmann::json::parse(body);
+    const auto j = core::json::parse(body);
     if (j.is_object() && j.contains("specversion")) return "application/cloudevents+json";
   } catch (const std::exception&) {
   }
@@ -93,7 +94,7 @@ std::string sniff_media_type(const std::string& body) {
 
 std::string job_id_hint(const std::string& body) {
   try {
-    const auto j = nlohmann::json::parse(body);
+    const auto j = core::json::parse(body);
     if (!j.is_object()) return "invalid";
     const nlohmann::json* job = &j;
     if (j.contains("specversion") && j.contains("data") && j["data"].is_object()) job = &j["data"];

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/resilience.hpp"
 #include "core/util.hpp"
@@ -201,12 +202,12 @@ ModelTurn ChatStreamParser::finish() {
       c.arguments = json::object();
     } else {
       try {
-        c.arguments = json::parse(c.arguments_raw);
+        c.arguments = core::json::parse(c.arguments_raw);
         if (!c.arguments.is_object()) {
           c.arguments_error = "arguments must be a JSON object";
           c.arguments = json::object();
         }
-      } catch (const json::exception& e) {
+      } catch (const core::json::ParseException& e) {
         c.arguments = json::object();
         c.arguments_error = std::string("arguments are not valid JSON: ") + e.what();
       }
@@ -256,7 +257,7 @@ json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request) {
 namespace {
 
 std::string provider_message(int status, const std::string& body) {
-  json j = json::parse(body, nullptr, false);
+  json j = core::json::parse_or_null(body).value_or(json::value_t::discarded);
   std::string msg;
   if (!j.is_discarded() && j.is_object() && j.contains("error")) {
     const auto& e = j["error"];

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/json_parse.hpp"
+
 namespace spec_engine::models {
 
 using nlohmann::json;
@@ -45,8 +47,10 @@ std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path)
   if (!in) throw ModelError("scripted model: cannot read script file " + path);
   std::stringstream ss;
   ss << in.rdbuf();
-  json j = json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded()) throw ModelError("scripted model: script file " + path + " is not valid JSON");
+  auto parsed = core::json::try_parse(ss.str());
+  if (auto* e = std::get_if<core::json::ParseError>(&parsed))
+    throw ModelError("scripted model: script file " + path + " is not valid JSON: " + e->message);
+  json j = std::move(std::get<json>(parsed));
   return std::make_unique<ScriptedModel>(j, path);
 }
 
@@ -88,7 +92,7 @@ ModelTurn ScriptedModel::complete(const ModelRequest& request, const DeltaSink& 
       json args = c.contains("arguments") ? c["arguments"] : json::object();
       if (args.is_string()) {  // arguments given as JSON text, as the wire carries them
         call.arguments_raw = args.get<std::string>();
-        json parsed = json::parse(call.arguments_raw, nullptr, false);
+        json parsed = core::json::parse_or_null(call.arguments_raw).value_or(json::value_t::discarded);
         if (parsed.is_discarded()) {
           call.arguments = json::object();
           call.arguments_error = "arguments are not valid JSON";

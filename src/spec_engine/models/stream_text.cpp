@@ -2,6 +2,7 @@
 
 #include <limits>
 
+#include "core/json_parse.hpp"
 #include "core/util.hpp"
 
 namespace spec_engine::models {
@@ -123,13 +124,12 @@ std::size_t lead_length(unsigned char b) {
 
 std::optional<nlohmann::json> parse_stream_chunk(std::string_view text, bool& placeholders) {
   placeholders = false;
-  auto j = nlohmann::json::parse(text, nullptr, false);
-  if (!j.is_discarded()) return j;
+  if (auto j = core::json::parse_or_null(text)) return j;
   bool changed = false;
   const std::string fixed = with_placeholders(text, changed);
   if (!changed) return std::nullopt;
-  j = nlohmann::json::parse(fixed, nullptr, false);
-  if (j.is_discarded()) return std::nullopt;
+  auto j = core::json::parse_or_null(fixed);
+  if (!j) return std::nullopt;
   placeholders = true;
   return j;
 }

@@ -28,7 +28,8 @@ namespace spec_engine::models {
 /// Parses one JSON chunk. Strict RFC 8259 first; if that fails and the chunk's
 /// strings hold ill-formed UTF-8 bytes or unpaired surrogate escapes, parses it again
 /// with placeholders for them and sets `placeholders` (else leaves it false). nullopt
-/// when the text is not JSON either way.
+/// when the text is not JSON either way, or breaks the bounds of core/json_parse.hpp
+/// (nesting deeper than 64, numbers out of range).
 std::optional<nlohmann::json> parse_stream_chunk(std::string_view text, bool& placeholders);
 
 /// Joined text with placeholders turned back: a run of byte placeholders becomes those

@@ -5,6 +5,7 @@
 
 #include <soci/soci.h>
 
+#include "core/json_parse.hpp"
 #include "core/util.hpp"
 
 namespace spec_engine::store {
@@ -17,8 +18,7 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohma
 /// TEXT to JSON; a NULL column (indicator) or unparsable text gives null.
 nlohmann::json load(const std::string& text, soci::indicator ind) {
   if (ind != soci::i_ok || text.empty()) return nullptr;
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+  return core::json::parse_or_null(text).value_or(nullptr);
 }
 
 constexpr const char* kThreadColumns =

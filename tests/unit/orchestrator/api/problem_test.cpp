@@ -68,6 +68,48 @@ TEST(Problem, MalformedJsonAndWrongShape) {
   }
 }
 
+TEST(Problem, HostileBodiesAre400sNamingTheLimitOrTheField) {
+  Request req;
+  auto problem_of = [&](const std::string& text) {
+    req.body = text;
+    try {
+      api::parse_json_object(req);
+    } catch (const api::ApiError& e) {
+      return e.response();
+    }
+    ADD_FAILURE() << "accepted: " << text.substr(0, 80);
+    return core::http::Response{};
+  };
+  // Nested 150,000 deep: refused while parsing (it used to overflow the stack on copy).
+  auto r = problem_of(R"({"files": )" + std::string(150000, '[') + std::string(150000, ']') + "}");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["title"], "JSON nested too deeply");
+  EXPECT_EQ(body(r)["limit"], 64);
+  EXPECT_EQ(body(r)["type"], api::problem_type("json-too-deep"));
+  EXPECT_EQ(body(r)["errors"][0]["field"], "(body)");
+  EXPECT_NE(body(r)["detail"].get<std::string>().find("files[0][0][0]"), std::string::npos) << r.body;
+  // 1e999 anywhere: a 400 naming the field (it used to be a 500, out_of_range.406).
+  r = problem_of(R"({"files": {"/a.md": {"content": ["x", 1e999]}}, "base_revision": 1})");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["type"], api::problem_type("number-out-of-range"));
+  EXPECT_EQ(body(r)["errors"][0]["field"], R"(files["/a.md"].content[1])");
+  r = problem_of("1e999");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(body(r)["errors"][0]["field"], "(body)");
+}
+
+TEST(Problem, StringFieldsRefuseNul) {
+  std::vector<api::FieldProblem> errors;
+  const json b = {{"name", std::string("a\0b", 3)}, {"note", std::string("\0", 1)}, {"ok", "fine"}};
+  EXPECT_EQ(api::req_string(b, "name", errors), "");
+  EXPECT_FALSE(api::opt_string(b, "note", errors).has_value());
+  EXPECT_EQ(api::opt_string(b, "ok", errors).value(), "fine");
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].field, "name");
+  EXPECT_EQ(errors[1].field, "note");
+  EXPECT_NE(errors[0].message.find("NUL"), std::string::npos);
+}
+
 TEST(Problem, MalformedIdsLookUnknown) {
   Request req;
   req.path_params["id"] = "not-a-uuid";

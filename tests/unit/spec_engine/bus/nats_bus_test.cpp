@@ -85,6 +85,11 @@ TEST(NatsMessage, JobIdHint) {
   EXPECT_EQ(job_id_hint(nlohmann::json{{"job_id", 42}}.dump()), "invalid");
   EXPECT_EQ(job_id_hint("\xff\xfe garbage"), "invalid");
   EXPECT_EQ(job_id_hint(""), "invalid");
+  // Hostile input goes through the bounded parser: no crash, just "invalid".
+  const std::string deep = std::string(150000, '[') + std::string(150000, ']');
+  EXPECT_EQ(job_id_hint(R"({"job_id": "j", "x": )" + deep + "}"), "invalid");
+  EXPECT_EQ(sniff_media_type(R"({"specversion": "1.0", "x": )" + deep + "}"), "application/json");
+  EXPECT_EQ(job_id_hint(R"({"job_id": "j", "x": 1e999})"), "invalid");
 }
 
 TEST(NatsMessage, StatusSubjectKeepsOneToken) {
@@ -440,12 +445,23 @@ TEST(NatsEngine, JobsFromJetStreamRunOnceAndReportStatus) {
   EXPECT_EQ((*garbage)["data"]["status"], "failed");
   ASSERT_TRUE(wait_settled(c, stream, consumer));
 
+  // 5. A job nested 150,000 deep (300 KB, under the message limit): refused by the bounded
+  //    parser (docs/json-input.md), acked, failed status naming the limit, engine unharmed.
+  const std::string deep = std::string(150000, '[') + std::string(150000, ']');
+  js_publish(c.js, subject, R"({"job_id": "deep-1", "input_payload": {"extra": )" + deep + "}}", "application/json");
+  auto too_deep = next_status(c, "agent.status.invalid", 10s, seen);
+  ASSERT_TRUE(too_deep.has_value()) << "no failure event; log:\n" << read_file(dir / "engine.log");
+  EXPECT_EQ((*too_deep)["data"]["status"], "failed");
+  EXPECT_NE((*too_deep)["data"]["errors"].dump().find("limit of 64 levels"), std::string::npos) << too_deep->dump();
+  ASSERT_TRUE(wait_settled(c, stream, consumer));
+  EXPECT_EQ(http_get(port, "/health").status, 200) << "engine died";
+
   // Metrics by outcome.
   auto metrics = http_get(port, "/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metric(metrics.body, "spec_engine_nats_jobs_total{outcome=\"accepted\"}"), 1) << metrics.body;
   EXPECT_EQ(metric(metrics.body, "spec_engine_nats_jobs_total{outcome=\"duplicate\"}"), 1);
-  EXPECT_EQ(metric(metrics.body, "spec_engine_nats_jobs_total{outcome=\"invalid\"}"), 2);
+  EXPECT_EQ(metric(metrics.body, "spec_engine_nats_jobs_total{outcome=\"invalid\"}"), 3);
 
   // Clean shutdown on SIGTERM (drain), exit code 0.
   EXPECT_EQ(engine.stop(), 0) << read_file(dir / "engine.log");
