@@ -43,7 +43,9 @@ int main(int argc, char** argv) {
   std::string model_override;
   int max_concurrent = 4;
   std::size_t max_queue = 64;
-  std::size_t max_body = 1 << 20;
+  // Fits the largest job the orchestrator sends: a full file tree (core/files.hpp: 8 MiB of
+  // text) JSON-escaped, plus the agent definition.
+  std::size_t max_body = std::size_t{32} << 20;
   std::string log_level = "info";
   std::string ca_file;
   long model_timeout_ms = 120000;
@@ -97,7 +99,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-queue", max_queue, "Jobs waiting for a worker before invoke answers 429")
       ->envname("SPEC_ENGINE_MAX_QUEUE")
       ->capture_default_str();
-  app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413)")
+  app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413); the default fits a job carrying the largest file tree (8 MiB of text)")
       ->envname("SPEC_ENGINE_MAX_BODY_BYTES")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

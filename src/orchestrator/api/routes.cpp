@@ -25,14 +25,28 @@ store::PageRequest page_of(const Request& req) {
   return store::PageRequest{q.limit, q.cursor};
 }
 
-std::optional<long long> opt_int(const json& body, const std::string& name, std::vector<FieldProblem>& errors) {
+/// Largest draft revision a client may name: 2^53 - 1, the largest integer every JSON
+/// implementation holds exactly (RFC 8259 §6, RFC 7493 §2.2). Bounding it also keeps
+/// `revision + 1` from overflowing.
+constexpr long long kMaxRevision = (1LL << 53) - 1;
+
+/// Optional integer member `name` in [min, max]: nullopt when absent or null; adds a
+/// FieldProblem naming the range when it is not a whole number in it (2^63 and beyond
+/// are refused, never wrapped).
+std::optional<long long> opt_int(const json& body, const std::string& name, std::vector<FieldProblem>& errors,
+                                 long long min, long long max) {
   auto it = body.find(name);
   if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_number_integer()) {
-    errors.push_back({name, "must be an integer"});
-    return std::nullopt;
+  const std::string range = "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
+  if (it->is_number_unsigned()) {
+    const auto v = it->get<unsigned long long>();
+    if (v <= static_cast<unsigned long long>(max) && static_cast<long long>(v) >= min) return static_cast<long long>(v);
+  } else if (it->is_number_integer()) {
+    const auto v = it->get<long long>();
+    if (v >= min && v <= max) return v;
   }
-  return it->get<long long>();
+  errors.push_back({name, range});
+  return std::nullopt;
 }
 
 /// Body that may be empty (treated as {}).
@@ -106,7 +120,7 @@ Response publish_version(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
   const json body = optional_body(req);
   std::vector<FieldProblem> errors;
-  const auto base = opt_int(body, "base_revision", errors);
+  const auto base = opt_int(body, "base_revision", errors, 1, kMaxRevision);
   throw_if_invalid(errors);
   return Response::json(201, render_version(d.domain.publish_version(caller_id(req), id, base)));
 }
@@ -129,8 +143,9 @@ Response put_draft_files(RouteDeps& d, Request& req) {
   if (!body.contains("files") || !body["files"].is_object()) {
     errors.push_back({"files", "is required: an object mapping absolute paths to files (null deletes)"});
   }
-  const auto base = opt_int(body, "base_revision", errors);
-  if (!base && !body.contains("base_revision")) errors.push_back({"base_revision", "is required (the draft revision you edited)"});
+  const auto base = opt_int(body, "base_revision", errors, 1, kMaxRevision);
+  if (!base && (!body.contains("base_revision") || body["base_revision"].is_null()))
+    errors.push_back({"base_revision", "is required (the draft revision you edited)"});
   throw_if_invalid(errors);
   return Response::json(200, render_draft(d.domain.put_draft_files(caller_id(req), id, body["files"], *base)));
 }

@@ -2,9 +2,32 @@
 
 #include <algorithm>
 
+#include "core/files.hpp"
+
 namespace orchestrator::domain {
 
 namespace {
+
+/// A file's canonical lines (core/files.hpp) as GNU diff compares them: without the final
+/// "" that stands for a trailing newline, the empty file [""] as no lines, and a last line
+/// that has no newline ending in '\n' (which no canonical line holds), so "a" and "a\n"
+/// differ as in `diff -u` and unified_hunks marks it "\ No newline at end of file".
+std::vector<std::string> diff_keys(const std::vector<std::string>& content) {
+  std::vector<std::string> keys = content;
+  if (core::files::ends_with_newline(keys)) keys.pop_back();
+  else if (keys.size() == 1 && keys[0].empty()) keys.clear();
+  else if (!keys.empty()) keys.back() += '\n';
+  return keys;
+}
+
+/// One line of a hunk: prefix, text, then '\n' or, for a last line without newline (see
+/// diff_keys), GNU's marker line.
+void emit(std::string& out, char prefix, const std::string& line) {
+  out += prefix;
+  out += line;
+  if (!line.empty() && line.back() == '\n') out += "\\ No newline at end of file\n";
+  else out += '\n';
+}
 
 // Myers on a[a0,a1) x b[b0,b1); appends ops in order. Returns false if D > max_d.
 bool myers(const std::vector<std::string>& a, std::size_t a0, std::size_t a1, const std::vector<std::string>& b,
@@ -125,17 +148,17 @@ std::string unified_hunks(const std::vector<std::string>& a, const std::vector<s
           if (!have_a) a_start = op.a_index, have_a = true;
           if (!have_b) b_start = op.b_index, have_b = true;
           ++a_len, ++b_len;
-          body += " " + a[op.a_index] + "\n";
+          emit(body, ' ', a[op.a_index]);
           break;
         case DiffOp::del:
           if (!have_a) a_start = op.a_index, have_a = true;
           ++a_len;
-          body += "-" + a[op.a_index] + "\n";
+          emit(body, '-', a[op.a_index]);
           break;
         case DiffOp::ins:
           if (!have_b) b_start = op.b_index, have_b = true;
           ++b_len;
-          body += "+" + b[op.b_index] + "\n";
+          emit(body, '+', b[op.b_index]);
           break;
       }
     }
@@ -150,11 +173,10 @@ std::string unified_hunks(const std::vector<std::string>& a, const std::vector<s
 
 std::string unified_file_diff(const std::string& path, const FileEntry* old_file, const FileEntry* new_file,
                               int context) {
-  static const std::vector<std::string> empty;
-  const auto& a = old_file ? old_file->content : empty;
-  const auto& b = new_file ? new_file->content : empty;
-  if (old_file && new_file && a == b) return "";
   if (!old_file && !new_file) return "";
+  if (old_file && new_file && old_file->content == new_file->content) return "";
+  const auto a = old_file ? diff_keys(old_file->content) : std::vector<std::string>{};
+  const auto b = new_file ? diff_keys(new_file->content) : std::vector<std::string>{};
   const std::string rel = !path.empty() && path[0] == '/' ? path.substr(1) : path;
   std::string out = "--- " + (old_file ? "a/" + rel : std::string("/dev/null")) + "\n";
   out += "+++ " + (new_file ? "b/" + rel : std::string("/dev/null")) + "\n";
@@ -176,7 +198,7 @@ std::vector<FileChange> summarize_changes(const FileMap& before, const FileMap& 
   std::vector<FileChange> out;
   static const std::vector<std::string> empty;
   auto count = [](const std::vector<std::string>& a, const std::vector<std::string>& b, FileChange& c) {
-    for (const auto& op : diff_lines(a, b)) {
+    for (const auto& op : diff_lines(diff_keys(a), diff_keys(b))) {
       if (op.kind == DiffOp::ins) ++c.lines_added;
       if (op.kind == DiffOp::del) ++c.lines_removed;
     }

@@ -23,10 +23,14 @@ std::vector<DiffOp> diff_lines(const std::vector<std::string>& a, const std::vec
                                std::size_t max_d = 4000);
 
 /// Unified diff hunks (without the ---/+++ header) of a -> b, `context` lines around changes.
-/// Empty string when a == b.
+/// Empty string when a == b. Each element is one line without its '\n'; an element that
+/// ends with '\n' is a last line that has no newline and is followed by GNU's
+/// "\ No newline at end of file" (unified_file_diff uses this).
 std::string unified_hunks(const std::vector<std::string>& a, const std::vector<std::string>& b, int context = 3);
 
-/// Unified diff of one file. `old_file`/`new_file` null means absent (added/deleted):
+/// Unified diff of one file, comparing texts as GNU `diff -u` does under the shared line
+/// model (core/files.hpp: a final "" line is the text's trailing newline; a text without it
+/// gets "\ No newline at end of file"). `old_file`/`new_file` null means absent (added/deleted):
 /// header "--- a/<path>" / "+++ b/<path>" (leading '/' of the absolute path dropped),
 /// "/dev/null" for the absent side. Empty string when the content is the same.
 std::string unified_file_diff(const std::string& path, const FileEntry* old_file, const FileEntry* new_file,
@@ -42,7 +46,8 @@ struct FileChange {
 /// "added" | "modified" | "deleted" | "unchanged".
 const char* to_string(FileChange::Kind k);
 
-/// Per-file summary of `before` -> `after` over the union of paths, ordered by path.
+/// Per-file summary of `before` -> `after` over the union of paths, ordered by path; line
+/// counts as in unified_file_diff (a trailing newline is not a line of its own).
 /// A path only in `after` is added, only in `before` deleted.
 std::vector<FileChange> summarize_changes(const FileMap& before, const FileMap& after);
 

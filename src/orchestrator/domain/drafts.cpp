@@ -56,7 +56,7 @@ Draft DraftService::patch_files(const std::string& actor, const std::string& wor
 
 Draft DraftService::write(const std::string& actor, const std::string& workflow_id, const FileMap& upserts,
                           const std::vector<std::string>& deletes, bool replace, long long base_revision) {
-  if (upserts.size() > kMaxFiles) throw InvalidError("files", "too many files");
+  validate_totals(upserts, "files");
   soci::session sql(db_.pool());
   access::require_workflow_writer(sql, workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
@@ -73,6 +73,11 @@ Draft DraftService::write(const std::string& actor, const std::string& workflow_
   if (replace)
     for (const auto& [path, f] : current.files)
       if (!upserts.count(path)) removed.insert(path);
+  // The shared totals (core/files.hpp) hold for the draft as it will be, checked before any write.
+  FileMap result = current.files;
+  for (const auto& path : removed) result.erase(path);
+  for (const auto& [path, f] : upserts) result[path] = f;
+  validate_totals(result, "files");
   for (const auto& path : removed)
     if (current.files.count(path)) store::drafts::delete_file(sql, current.id, path);
   for (const auto& [path, f] : upserts) {

@@ -1,7 +1,9 @@
 #pragma once
 // The workflow file tree in the engine's file shape (DESIGN.md §4 "Events", §5
 // "Shapes"): a map from absolute path to {"content": [lines], "created_at",
-// "modified_at"}. Used by drafts, versions and proposals alike.
+// "modified_at"}. Used by drafts, versions and proposals alike. Lines and the rules for
+// paths, content and sizes are the shared file model of core/files.hpp (docs/files.md),
+// the same the engine applies, so a file one service accepts the other accepts too.
 
 #include <map>
 #include <string>
@@ -10,9 +12,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/files.hpp"
+
 namespace orchestrator::domain {
 
-/// One file: its lines (without trailing '\n') and RFC 3339 timestamps (kept as given).
+/// One file: its canonical lines (core/files.hpp line model: a text ending with '\n' has a
+/// final "" line) and RFC 3339 timestamps (kept as given).
 struct FileEntry {
   std::vector<std::string> content;
   std::string created_at;
@@ -24,19 +29,20 @@ struct FileEntry {
 /// Absolute path -> file, ordered by path.
 using FileMap = std::map<std::string, FileEntry>;
 
-/// Limits enforced by `files_from_json` / `validate_path`.
-inline constexpr std::size_t kMaxPathLength = 512;
-inline constexpr std::size_t kMaxFileBytes = 1 << 20;   ///< per file, sum of line bytes
-inline constexpr std::size_t kMaxFiles = 1000;          ///< per map
-
-/// Checks a workflow file path: starts with '/', at most kMaxPathLength bytes, no NUL,
-/// no control characters, no empty, "." or ".." segments, no trailing '/'.
+/// Checks a workflow file path against the shared rules (core::files::check_path).
 /// Throws InvalidError(field, ...) naming `field`.
 void validate_path(const std::string& path, const std::string& field);
 
+/// Checks a whole tree against the shared totals (core::files::check_totals: file count and
+/// text bytes). Throws InvalidError(field, "<what> would hold ...") naming `field`.
+void validate_totals(const FileMap& files, const std::string& field, const std::string& what = "the draft");
+
 /// Parses and validates a JSON file map. Accepts `content` as an array of strings
-/// (the engine shape) or as one string (split on '\n'). Missing timestamps are set to
-/// `now` (RFC 3339). Throws InvalidError naming the bad field, e.g. "files./a.md.content".
+/// (the engine shape) or as one string; either is brought to canonical lines
+/// (core::files: CRLF/CR become LF, a trailing newline is a final "" line). Checks every
+/// path, every file's content and the totals against the shared rules. Missing timestamps
+/// are set to `now` (RFC 3339). Throws InvalidError naming the bad field, e.g.
+/// "files./a.md.content".
 FileMap files_from_json(const nlohmann::json& j, const std::string& field = "files", const std::string& now = "");
 
 /// Serialises a file map to the engine shape.
@@ -44,7 +50,8 @@ nlohmann::json files_to_json(const FileMap& files);
 
 /// Lines <-> storage text: content is stored as the JSON array text of its lines (lossless).
 std::string content_to_text(const std::vector<std::string>& lines);
-/// Inverse of content_to_text. Throws std::runtime_error on corrupt storage.
+/// Inverse of content_to_text (read with core::json::parse, brought to canonical lines).
+/// Throws std::runtime_error on corrupt storage.
 std::vector<std::string> content_from_text(const std::string& text);
 
 }  // namespace orchestrator::domain

@@ -193,6 +193,18 @@ ApproveResult ProposalService::approve(const std::string& actor, const std::stri
                             list + ". Nothing was applied: reject the proposal or edit the draft and try again.",
                         conflicts);
   }
+  // The shared totals (core/files.hpp) hold for the draft as it will be; checked before any write.
+  FileMap result = current;
+  for (const auto& [path, change] : changes) {
+    if (change) result[path] = *change;
+    else result.erase(path);
+  }
+  try {
+    validate_totals(result, "files", "the draft");
+  } catch (const InvalidError& e) {
+    throw PreconditionError(std::string("applying this proposal is refused: ") + e.what() +
+                            ". Nothing was applied: remove files from the draft or reject the proposal.");
+  }
   for (const auto& [path, change] : changes) {
     const auto c = current.find(path);
     if (!change) {

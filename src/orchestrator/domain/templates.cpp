@@ -40,9 +40,12 @@ TemplateLibrary::TemplateLibrary(const fs::path& dir) {
       validate_path(path, "template");
       std::ifstream in(f.path(), std::ios::binary);
       if (!in) throw std::runtime_error("cannot read template file " + f.path().string());
+      std::ostringstream text;
+      text << in.rdbuf();
       FileEntry e;
-      std::string line;
-      while (std::getline(in, line)) e.content.push_back(line);
+      e.content = core::files::split_lines(text.str());  // the shared line model: a final '\n' is a final ""
+      if (auto why = core::files::check_content(e.content); !why.empty())
+        throw std::runtime_error("template file " + f.path().string() + ": " + why);
       e.created_at = e.modified_at = now;
       files.emplace(path, std::move(e));
     }

@@ -4,6 +4,8 @@
 
 #include <soci/soci.h>
 
+#include "core/files.hpp"
+#include "core/json_parse.hpp"
 #include "core/util.hpp"
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
@@ -18,6 +20,11 @@ WorkflowService::WorkflowService(core::db::Database& db, const TemplateLibrary& 
 
 WorkflowWithDraft WorkflowService::create(const std::string& actor, const CreateWorkflowInput& in) {
   if (in.name.empty() || in.name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
+  for (const char c : in.name)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      throw InvalidError("name", "name must not contain control characters (NUL, line breaks, tabs, ...)");
+  if (in.description.find('\0') != std::string::npos)
+    throw InvalidError("description", "description must not contain NUL characters");
   if (in.description.size() > 2000) throw InvalidError("description", "description must be at most 2000 characters");
   if (in.template_name && in.files)
     throw InvalidError("template", "give either a template or files, not both");
@@ -29,7 +36,7 @@ WorkflowWithDraft WorkflowService::create(const std::string& actor, const Create
   } else if (in.files) {
     files = *in.files;
   }
-  if (files.size() > kMaxFiles) throw InvalidError("files", "too many files");
+  validate_totals(files, "files");
   soci::session sql(db_.pool());
   if (!store::users::find_by_id(sql, actor)) throw NotFoundError("user", actor);
   store::WorkflowRecord w{core::uuid4(), in.name, in.description, actor, now, now, "owner"};
@@ -141,10 +148,10 @@ Deployment WorkflowService::deploy(const std::string& actor, const std::string& 
   const auto it = files.find("/definition.json");
   if (it == files.end())
     throw InvalidError("/definition.json", "version " + std::to_string(v->number) + " has no /definition.json");
-  std::string text;
-  for (const auto& l : it->second.content) text += l + "\n";
-  const auto def = nlohmann::json::parse(text, nullptr, false);
-  if (def.is_discarded()) throw InvalidError("/definition.json", "/definition.json is not valid JSON");
+  auto parsed = core::json::try_parse(core::files::join_lines(it->second.content));
+  if (auto* e = std::get_if<core::json::ParseError>(&parsed))
+    throw InvalidError("/definition.json", "/definition.json is not valid JSON: " + e->message);
+  const auto& def = std::get<nlohmann::json>(parsed);
   validate_definition(def);
   Deployment d{*v, def, core::now_rfc3339(), actor};
   audit_append(sql, actor, workflow_id, "workflow.deploy", "version", v->id, {{"number", v->number}});

@@ -23,8 +23,8 @@ using VersionInfo = store::VersionRecord;  ///< {id, workflow_id, number, create
 /// POST /api/workflows body. Exactly one source of files: `template_name`, `files`, or
 /// neither (empty draft).
 struct CreateWorkflowInput {
-  std::string name;         ///< 1..200 bytes
-  std::string description;  ///< 0..2000 bytes
+  std::string name;         ///< 1..200 bytes, no control characters (U+0000-U+001F, U+007F)
+  std::string description;  ///< 0..2000 bytes, no NUL
   std::optional<std::string> template_name;  ///< "single-agent" | "multi-agent" | other loaded templates
   std::optional<FileMap> files;              ///< initial draft files when no template
 };

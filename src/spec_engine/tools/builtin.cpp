@@ -214,6 +214,9 @@ ToolResult do_edit(Args& args, ToolState& st, core::Budget& budget) {
   const File* f = st.files.find(*path);
   if (!f) return fail("Error: File '" + *path + "' not found");
   if (olds->empty()) return fail("Error: edit_file: old_string must not be empty");
+  // Files hold LF line breaks only (core/files.hpp): match and replace in the same model.
+  *olds = core::files::normalize_newlines(*olds);
+  *news = core::files::normalize_newlines(*news);
   std::string text = f->text();
   auto counted = count_occurrences(text, *olds, budget);
   if (!counted) return stopped(args.tool, budget);

@@ -4,34 +4,9 @@
 
 namespace spec_engine::tools {
 
-std::string File::text() const {
-  std::string out;
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i) out += '\n';
-    out += lines[i];
-  }
-  return out;
-}
+std::string File::text() const { return core::files::join_lines(lines); }
 
-std::size_t File::bytes() const {
-  std::size_t n = lines.empty() ? 0 : lines.size() - 1;
-  for (const auto& l : lines) n += l.size();
-  return n;
-}
-
-std::vector<std::string> split_lines(std::string_view text) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  for (;;) {
-    auto pos = text.find('\n', start);
-    if (pos == std::string_view::npos) {
-      out.emplace_back(text.substr(start));
-      return out;
-    }
-    out.emplace_back(text.substr(start, pos - start));
-    start = pos + 1;
-  }
-}
+std::size_t File::bytes() const { return core::files::text_bytes(lines); }
 
 std::optional<std::string> normalize_path(std::string_view path, std::string& error,
                                           std::size_t max_bytes) {
@@ -39,29 +14,15 @@ std::optional<std::string> normalize_path(std::string_view path, std::string& er
     error = "Error: path must not be empty";
     return std::nullopt;
   }
-  if (path.size() > max_bytes) {
+  if (path.size() > max_bytes) {  // before any work on it
     error = "Error: path is longer than " + std::to_string(max_bytes) + " bytes";
     return std::nullopt;
-  }
-  for (unsigned char c : path) {
-    if (c == 0) {
-      error = "Error: path contains a NUL byte";
-      return std::nullopt;
-    }
-    if (c < 0x20 || c == 0x7f) {
-      error = "Error: path contains a control character";
-      return std::nullopt;
-    }
-    if (c == '\\') {
-      error = "Error: path contains a backslash; use '/' separated absolute paths like /docs/spec.md";
-      return std::nullopt;
-    }
   }
   if (path.front() == '~') {
     error = "Error: path must be absolute inside the virtual file system (no '~'): " + std::string(path);
     return std::nullopt;
   }
-  std::vector<std::string_view> segs;
+  std::string out;
   std::size_t i = 0;
   while (i <= path.size()) {
     auto j = path.find('/', i);
@@ -71,15 +32,19 @@ std::optional<std::string> normalize_path(std::string_view path, std::string& er
       error = "Error: path traversal ('..') is not allowed: " + std::string(path);
       return std::nullopt;
     }
-    if (!seg.empty() && seg != ".") segs.push_back(seg);
+    if (!seg.empty() && seg != ".") {
+      out += '/';
+      out += seg;
+    }
     i = j + 1;
   }
-  std::string out;
-  for (auto s : segs) {
-    out += '/';
-    out += s;
+  if (out.empty()) return std::string("/");
+  core::files::Limits rules;
+  rules.max_path_bytes = max_bytes;
+  if (auto why = core::files::check_path(out, rules); !why.empty()) {
+    error = "Error: " + why;
+    return std::nullopt;
   }
-  if (out.empty()) out = "/";
   return out;
 }
 
@@ -163,22 +128,19 @@ const File* FileSystem::find(const std::string& path) const {
 }
 
 std::string FileSystem::put(const std::string& path, std::string_view content) {
-  if (content.size() > limits_.max_file_bytes) {
-    return "Error: content of " + path + " is " + std::to_string(content.size()) +
-           " bytes; the limit is " + std::to_string(limits_.max_file_bytes) + " bytes per file";
+  if (auto why = core::files::check_path(path, limits_); !why.empty()) return "Error: cannot write " + path + ": " + why;
+  if (content.size() > 2 * limits_.max_file_bytes) {  // clearly too large: refuse before splitting it
+    return "Error: cannot write " + path + ": file is " + std::to_string(content.size()) + " bytes; the limit is " +
+           std::to_string(limits_.max_file_bytes) + " bytes per file";
   }
-  if (content.find('\0') != std::string_view::npos) {
-    return "Error: content of " + path + " contains a NUL byte";
-  }
+  auto lines = split_lines(content);
+  if (auto why = core::files::check_content(lines, limits_); !why.empty()) return "Error: cannot write " + path + ": " + why;
+  const std::size_t bytes = core::files::text_bytes(lines);
   auto it = files_.find(path);
-  std::size_t old = it == files_.end() ? 0 : it->second.bytes();
-  if (it == files_.end() && files_.size() >= limits_.max_files) {
-    return "Error: cannot create " + path + ": the file system already holds the maximum of " +
-           std::to_string(limits_.max_files) + " files";
-  }
-  if (total_bytes_ - old + content.size() > limits_.max_total_bytes) {
-    return "Error: cannot write " + path + ": total file size would exceed " +
-           std::to_string(limits_.max_total_bytes) + " bytes";
+  const std::size_t old = it == files_.end() ? 0 : it->second.bytes();
+  const std::size_t count = files_.size() + (it == files_.end() ? 1 : 0);
+  if (auto why = core::files::check_totals(count, total_bytes_ - old + bytes, limits_); !why.empty()) {
+    return "Error: cannot write " + path + ": the virtual file system would hold " + why;
   }
   auto now = core::now_rfc3339();
   if (it == files_.end()) {
@@ -186,8 +148,8 @@ std::string FileSystem::put(const std::string& path, std::string_view content) {
   } else {
     it->second.modified_at = now;
   }
-  it->second.lines = split_lines(content);
-  total_bytes_ = total_bytes_ - old + content.size();
+  it->second.lines = std::move(lines);
+  total_bytes_ = total_bytes_ - old + bytes;
   ++version_;
   return "";
 }

@@ -2,8 +2,11 @@
 // The run's virtual file system (DESIGN.md §4 "Built-in tools"): an in-memory map
 // of absolute path -> file, in the deepagents file shape
 //   {"/path": {"content": ["line", ...], "created_at": RFC3339, "modified_at": RFC3339}}.
-// Content is split on '\n' exactly like Python's str.split("\n"), so
-// "a\nb\n" <-> ["a", "b", ""] round-trips. Shared by every agent of a run.
+// Text <-> lines and the rules for paths, content and sizes are the shared file model
+// of core/files.hpp (docs/files.md): content is split on '\n' like Python's
+// str.split("\n") after CRLF/CR become LF, so "a\nb\n" <-> ["a", "b", ""] round-trips,
+// and a file the orchestrator stores is never refused here (or the other way round).
+// Shared by every agent of a run.
 
 #include <cstddef>
 #include <cstdint>
@@ -15,34 +18,35 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/files.hpp"
+
 namespace spec_engine::tools {
 
-/// Size limits of the virtual file system; violations are tool errors, not exceptions.
-struct VfsLimits {
-  std::size_t max_file_bytes = 1024 * 1024;        ///< content of one file (1 MiB)
-  std::size_t max_files = 500;                     ///< number of files
-  std::size_t max_total_bytes = 64 * 1024 * 1024;  ///< all contents together
-  std::size_t max_path_bytes = 1024;               ///< one path
-};
+/// Size limits of the virtual file system: the shared rules of core/files.hpp (violations
+/// are tool errors, not exceptions).
+using VfsLimits = core::files::Limits;
 
 /// One file: its lines and RFC 3339 timestamps.
 struct File {
   std::vector<std::string> lines;
   std::string created_at;
   std::string modified_at;
-  /// Content joined with '\n'.
+  /// Content joined with '\n' (core::files::join_lines).
   std::string text() const;
   /// Total bytes of text().
   std::size_t bytes() const;
 };
 
-/// Splits text on '\n' (Python str.split("\n") semantics; "" -> [""]).
-std::vector<std::string> split_lines(std::string_view text);
+/// Text -> lines of the shared line model (core/files.hpp: CRLF/CR become LF, then
+/// Python str.split("\n") semantics; "" -> [""]).
+using core::files::split_lines;
 
 /// Normalises a model-supplied path to an absolute path: prepends "/" when missing,
 /// collapses "//" and "." segments, drops a trailing "/". Returns nullopt and sets
-/// `error` (a message the model reads) for: empty, NUL or control characters,
-/// backslashes, any ".." segment, "~" prefixes, over-long paths.
+/// `error` (a message the model reads, "Error: ...") for: empty, any ".." segment, "~"
+/// prefixes, and any result that breaks the shared path rules (core::files::check_path:
+/// NUL or control characters, backslashes, ill-formed UTF-8, over-long paths). "/" is
+/// returned as is (a directory for ls/grep; put refuses it).
 std::optional<std::string> normalize_path(std::string_view path, std::string& error,
                                           std::size_t max_bytes = VfsLimits{}.max_path_bytes);
 
@@ -61,8 +65,10 @@ class FileSystem {
 
   /// File at an already-normalised path, or nullptr.
   const File* find(const std::string& path) const;
-  /// Creates or overwrites (keeping created_at) a file. Returns an error message
-  /// for the model on limit violations ("" on success).
+  /// Creates or overwrites (keeping created_at) a file with `content` split into lines
+  /// (core::files::split_lines). Returns an error message for the model ("Error: ...")
+  /// when the path, the content (NUL, size) or the totals break the shared rules
+  /// (core/files.hpp); "" on success.
   std::string put(const std::string& path, std::string_view content);
   /// All files, sorted by path.
   const std::map<std::string, File>& files() const { return files_; }

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/files.hpp"
 #include "core/util.hpp"
 #include "db_fixture.hpp"
 #include "orchestrator/domain/audit.hpp"
@@ -51,11 +52,12 @@ class Services : public orchestrator::testing::DbTest<Backend> {
     return users->create(name + "-" + core::random_hex(4) + "@Example.com", name, "password-" + name).id;
   }
 
-  /// A workflow with /a.md, /b.md, /c.md (3 lines each) owned by `owner`.
+  /// A workflow with /a.md (3 lines ending with a newline: a final "" under the line model of
+  /// core/files.hpp), /b.md, /c.md (no final newline) owned by `owner`.
   WorkflowWithDraft small_workflow(const std::string& owner) {
     CreateWorkflowInput in;
     in.name = "wf";
-    in.files = FileMap{{"/a.md", F({"a1", "a2", "a3"})}, {"/b.md", F({"b1", "b2", "b3"})}, {"/c.md", F({"c1"})}};
+    in.files = FileMap{{"/a.md", F({"a1", "a2", "a3", ""})}, {"/b.md", F({"b1", "b2", "b3"})}, {"/c.md", F({"c1"})}};
     return workflows->create(owner, in);
   }
 
@@ -331,6 +333,54 @@ TYPED_TEST(Services, DraftRevisionConflict) {
   EXPECT_TRUE(d3.files.count("/a.md"));
 }
 
+TYPED_TEST(Services, DraftEditsAndApprovalsKeepTheSharedTotals) {
+  // core/files.hpp totals hold for the draft as it will be, checked before anything is written.
+  const auto w = this->small_workflow(this->alice);  // 3 files
+  const auto p = this->start(this->alice, w.workflow.id);
+  const core::files::Limits limits;
+  FileMap many;
+  for (std::size_t i = 0; i + 3 < limits.max_files; ++i) many["/f" + std::to_string(i)] = F({"x"});
+  const auto full = this->drafts->patch_files(this->alice, w.workflow.id, many, {}, 1);
+  EXPECT_EQ(full.files.size(), limits.max_files);
+  try {
+    this->drafts->patch_files(this->alice, w.workflow.id, {{"/one-more.md", F({"x"})}}, {}, 2);
+    FAIL() << "one file over the limit was accepted";
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "files");
+    EXPECT_NE(std::string(e.what()).find("limit is 500 files"), std::string::npos) << e.what();
+  }
+  // Replacing a file or deleting one to make room is fine.
+  EXPECT_NO_THROW(this->drafts->patch_files(this->alice, w.workflow.id, {{"/one-more.md", F({"x"})}}, {"/f0"}, 2));
+  // A proposal adding a file would take the draft over the limit: refused, nothing applied.
+  FileMap gen = p.base_files;
+  gen["/added.md"] = F({"new"});
+  this->proposals->finalise(p.thread_id, gen);
+  EXPECT_THROW(this->proposals->approve(this->alice, p.id), PreconditionError);
+  const auto d = this->drafts->get(this->alice, w.workflow.id);
+  EXPECT_EQ(d.revision, 3);
+  EXPECT_FALSE(d.files.count("/added.md"));
+  EXPECT_EQ(this->proposals->get(this->alice, p.id).proposal.status, ProposalStatus::completed);
+}
+
+TYPED_TEST(Services, WorkflowNamesRefuseControlCharacters) {
+  CreateWorkflowInput in;
+  in.name = std::string("evil\0name", 9);
+  try {
+    this->workflows->create(this->alice, in);
+    FAIL();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "name");
+  }
+  in.name = "fine";
+  in.description = std::string("a\0b", 3);
+  try {
+    this->workflows->create(this->alice, in);
+    FAIL();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "description");
+  }
+}
+
 // ------------------------------------------------------------------ proposals
 
 TYPED_TEST(Services, ProposalLifecycleApprove) {
@@ -348,8 +398,8 @@ TYPED_TEST(Services, ProposalLifecycleApprove) {
   EXPECT_THROW(this->proposals->diff(this->alice, p.id), PreconditionError);
 
   FileMap gen = p.base_files;
-  gen["/a.md"] = F({"a1", "A2", "a3", "a4"});
-  gen["/d.md"] = F({"new"});
+  gen["/a.md"] = F({"a1", "A2", "a3", "a4", ""});
+  gen["/d.md"] = F({"new", ""});
   gen.erase("/c.md");
   const auto r1 = this->proposals->finalise(p.thread_id, gen);
   EXPECT_TRUE(r1.changed);
@@ -382,7 +432,7 @@ TYPED_TEST(Services, ProposalLifecycleApprove) {
   EXPECT_EQ(ar.proposal.resolved_by_user_id, this->alice);
   EXPECT_TRUE(ar.proposal.engine_cleanup_pending);
   EXPECT_EQ(ar.draft.revision, 2);
-  EXPECT_EQ(ar.draft.files.at("/a.md").content.size(), 4u);
+  EXPECT_EQ(ar.draft.files.at("/a.md").content.size(), 5u);
   EXPECT_TRUE(ar.draft.files.count("/d.md"));
   EXPECT_TRUE(ar.draft.files.count("/c.md"));
   EXPECT_EQ(ar.applied_paths, (std::vector<std::string>{"/a.md", "/d.md"}));

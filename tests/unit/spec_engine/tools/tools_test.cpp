@@ -5,18 +5,13 @@
 
 #include "spec_engine/tools/builtin.hpp"
 #include "spec_engine/tools/vfs.hpp"
+#include "tool_fixture.hpp"
 
 using namespace spec_engine::tools;
+using spec_engine::tools::test_support::Tools;
 using nlohmann::json;
 
 namespace {
-
-struct Tools : ::testing::Test {
-  FileSystem fs;
-  json todos = json::array();
-  ToolState st{fs, todos};
-  ToolResult run(const std::string& name, const json& args) { return run_builtin_tool(name, args, st); }
-};
 
 bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
@@ -71,7 +66,7 @@ TEST(Vfs, Limits) {
   EXPECT_EQ(fs.put("/a", "0123456789"), "");
   EXPECT_NE(fs.put("/b", "0123456789X").find("limit"), std::string::npos);
   EXPECT_EQ(fs.put("/b", "1"), "");
-  EXPECT_NE(fs.put("/c", "1").find("maximum of 2 files"), std::string::npos);
+  EXPECT_NE(fs.put("/c", "1").find("limit is 2 files"), std::string::npos);
   EXPECT_EQ(fs.put("/a", "overwrite"), "");  // existing file: count unchanged
 }
 
