@@ -59,11 +59,7 @@ class SpecEngineApiTests(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        rc = cls.engine.stop()
-        log = cls.engine.log()
-        cls.engine.cleanup()
-        if rc not in (0, None):
-            raise AssertionError(f"spec-engine exited with {rc} on SIGTERM:\n{log}")
+        cls.engine.shutdown_cleanly()
 
     # --- helpers -------------------------------------------------------------
     def assert_serving(self):

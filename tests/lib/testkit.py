@@ -217,6 +217,16 @@ class Engine:
         if self.own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
+    def shutdown_cleanly(self):
+        """Stops (SIGTERM), removes the data dir, and raises AssertionError with the log
+        unless the process exited 0: a test class's tearDownClass check that the engine
+        survived everything the tests sent it."""
+        rc = self.stop()
+        log = self.log()
+        self.cleanup()
+        if rc not in (0, None):
+            raise AssertionError(f"spec-engine exited with {rc} on SIGTERM:\n{log}")
+
     # --- API helpers -------------------------------------------------------
     def invoke(self, job, headers=None):
         return http("POST", self.base + "/spec-engine/invoke", job, headers=headers)
@@ -323,6 +333,16 @@ def new_job(definition, job_id=None, messages="Refine the spec.", files=None):
         payload["files"] = files
     return {"trace_id": "trace-" + uuid.uuid4().hex[:8], "job_id": job_id or str(uuid.uuid4()),
             "agent_definition": definition, "input_payload": payload}
+
+
+def nested_arrays(depth):
+    """JSON text of `depth` nested arrays ("[[[...]]]"): 150,000 of them are 300 KB."""
+    return "[" * depth + "]" * depth
+
+
+def nested_objects(depth):
+    """JSON text of `depth` nested objects ({"a":{"a":...{}...}})."""
+    return '{"a":' * depth + "{}" + "}" * depth
 
 
 def last_files(events):
