@@ -35,6 +35,12 @@ struct Limits {
   std::size_t max_bytes = kDefaultMaxBytes;  ///< longest text, in bytes
 };
 
+/// Bounds for JSON the services wrote themselves and read back: stored rows, engine events
+/// and engine responses read by the orchestrator. They may wrap a value that passed the
+/// input limit in a few envelopes (an on_tool_start event carries the model's arguments
+/// three levels down), so they get twice the depth; still far from any stack limit.
+inline constexpr Limits kInternalLimits{2 * kDefaultMaxDepth, kDefaultMaxBytes};
+
 /// Why a text was refused.
 enum class ErrorKind {
   syntax,               ///< not JSON (RFC 8259), including ill-formed UTF-8 in a string

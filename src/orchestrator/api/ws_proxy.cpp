@@ -245,7 +245,7 @@ void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id,
           }
           throw std::runtime_error("the engine closed the stream before the run ended");
         }
-        const json ev = core::json::parse_or_null(*msg).value_or(nullptr);
+        const json ev = core::json::parse_or_null(*msg, core::json::kInternalLimits).value_or(nullptr);
         long long seq = last_seq + 1;  // events without seq (older engines) count one by one
         std::string type;
         if (ev.is_object()) {

@@ -72,7 +72,7 @@ std::string content_to_text(const std::vector<std::string>& lines) {
 }
 
 std::vector<std::string> content_from_text(const std::string& text) {
-  const auto j = core::json::parse_or_null(text);
+  const auto j = core::json::parse_or_null(text, core::json::kInternalLimits);
   if (!j || !j->is_array()) throw std::runtime_error("stored file content is not a JSON array of lines");
   for (const auto& l : *j)
     if (!l.is_string()) throw std::runtime_error("stored file content is not a JSON array of lines");

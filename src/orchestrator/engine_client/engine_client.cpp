@@ -112,7 +112,7 @@ std::pair<std::string, nlohmann::json> problem_of(const ClientResponse& r) {
   nlohmann::json problem = nullptr;
   std::string detail;
   try {
-    problem = core::json::parse(r.body);
+    problem = core::json::parse(r.body, core::json::kInternalLimits);
     if (problem.is_object()) {
       if (problem.contains("detail") && problem["detail"].is_string()) detail = problem["detail"].get<std::string>();
       else if (problem.contains("title") && problem["title"].is_string()) detail = problem["title"].get<std::string>();
@@ -225,7 +225,7 @@ std::string EngineClient::invoke(const nlohmann::json& job, const std::string& t
     throw EngineRejected(r.status, what, problem);
   }
   try {
-    auto body = core::json::parse(r.body);
+    auto body = core::json::parse(r.body, core::json::kInternalLimits);
     if (body.is_object() && body.contains("thread_id") && body["thread_id"].is_string()) return body["thread_id"].get<std::string>();
   } catch (const std::exception&) {
   }
@@ -248,7 +248,7 @@ std::optional<nlohmann::json> EngineClient::get_state(const std::string& thread_
     throw EngineRejected(r.status, what, problem);
   }
   try {
-    return core::json::parse(r.body);
+    return core::json::parse(r.body, core::json::kInternalLimits);
   } catch (const std::exception& e) {
     throw EngineRejected(r.status, std::string("The refinement engine sent an unreadable state: ") + e.what());
   }

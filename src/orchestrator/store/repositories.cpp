@@ -48,7 +48,7 @@ std::string files_blob(const FileMap& f) {
   return domain::files_to_json(f).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 FileMap files_from_blob(const std::string& s) {
-  return domain::files_from_json(core::json::parse(s), "stored_files", "1970-01-01T00:00:00Z");
+  return domain::files_from_json(core::json::parse(s, core::json::kInternalLimits), "stored_files", "1970-01-01T00:00:00Z");
 }
 
 // " AND (<col_at> < :ka OR (<col_at> = :kb AND <col_id> < :kc))" when a cursor is given.
@@ -648,7 +648,7 @@ std::vector<AuditRecord> list(soci::session& sql, const std::string& workflow_id
         AuditRecord a;
         a.id = id, a.at = at, a.user_id = opt(user, i_user), a.workflow_id = opt(wf, i_wf);
         a.action = action, a.subject_type = st_, a.subject_id = si;
-        a.details = core::json::parse_or_null(details).value_or(nullptr);
+        a.details = core::json::parse_or_null(details, core::json::kInternalLimits).value_or(nullptr);
         out.push_back(std::move(a));
       });
   return out;

@@ -381,7 +381,7 @@ void Tracker::run_worker(const std::string& proposal_id, const std::string& thre
         last_message = Clock::now();
         nlohmann::json ev;
         try {
-          ev = core::json::parse(*msg);
+          ev = core::json::parse(*msg, core::json::kInternalLimits);
         } catch (const std::exception&) {
           core::log::warn("ignoring unreadable engine event", {{"proposal_id", proposal_id}});
           ++last_seq;

@@ -18,7 +18,7 @@ std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohma
 /// TEXT to JSON; a NULL column (indicator) or unparsable text gives null.
 nlohmann::json load(const std::string& text, soci::indicator ind) {
   if (ind != soci::i_ok || text.empty()) return nullptr;
-  return core::json::parse_or_null(text).value_or(nullptr);
+  return core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
 }
 
 constexpr const char* kThreadColumns =

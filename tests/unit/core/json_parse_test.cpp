@@ -108,6 +108,16 @@ TEST(JsonParse, DepthLimitIsExact) {
   EXPECT_TRUE(std::holds_alternative<json>(core::json::try_parse(wide, l)));
 }
 
+TEST(JsonParse, InternalLimitsLeaveRoomForEnvelopes) {
+  // An engine event wraps tool arguments that passed the input limit in three more levels.
+  const std::string args = nested('[', ']', 64);
+  const std::string event = R"({"event_type": "on_tool_start", "data": {"input": {"a": )" + args + "}}}";
+  EXPECT_EQ(error_of(event).kind, ErrorKind::too_deep);
+  EXPECT_TRUE(std::holds_alternative<json>(core::json::try_parse(event, core::json::kInternalLimits)));
+  EXPECT_TRUE(std::holds_alternative<json>(core::json::try_parse(nested('[', ']', 128), core::json::kInternalLimits)));
+  EXPECT_EQ(error_of(nested('[', ']', 129), core::json::kInternalLimits).kind, ErrorKind::too_deep);
+}
+
 TEST(JsonParse, DeepKeyInsideAnObjectNamesWhereItStarts) {
   const auto e = error_of(R"({"job_id": "x", "input_payload": {"extra": )" + nested('[', ']', 1000) + "}}");
   EXPECT_EQ(e.kind, ErrorKind::too_deep);
