@@ -111,7 +111,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"    draft revision {d['revision']}, {len(d['files'])} files:")
 for p, f in sorted(d["files"].items()):
-    print(f"      {p:<36} {len(f['content']):>4} lines")
+    c = f["content"]
+    print(f"      {p:<36} {len(c) - (len(c) > 1 and c[-1] == ''):>4} lines")
 PYEOF
 
 # ---------------------------------------------------------------- refinement
@@ -225,7 +226,8 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 print(f"    draft {d['id']} revision {d['revision']}, {len(d['files'])} files:")
 for p, f in sorted(d["files"].items()):
-    print(f"      {p:<36} {len(f['content']):>4} lines")
+    c = f["content"]
+    print(f"      {p:<36} {len(c) - (len(c) > 1 and c[-1] == ''):>4} lines")
 if "/THE_CAST/FactChecker.md" not in d["files"] and "--strict" in sys.argv:
     sys.exit("expected /THE_CAST/FactChecker.md in the draft")
 PYEOF
