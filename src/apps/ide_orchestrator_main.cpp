@@ -1,5 +1,5 @@
-// ide-orchestrator: authenticated gateway and state manager of the Agentic IDE
-// (DESIGN.md §5). Subcommands: serve, migrate, user add.
+// ide-orchestrator: authenticated gateway and state manager of the Agentic IDE.
+// Subcommands: serve, migrate, user add.
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -10,9 +10,11 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/async.hpp"
 #include "core/db.hpp"
 #include "core/log.hpp"
 #include "core/tracing.hpp"
+#include "core/util.hpp"
 #include "orchestrator/api/app.hpp"
 
 namespace {
@@ -72,7 +74,7 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App cli{"ide-orchestrator: workflows, drafts, versions and AI refinement proposals (DESIGN.md §5)"};
+  CLI::App cli{"ide-orchestrator: workflows, drafts, versions and AI refinement proposals"};
   cli.require_subcommand(1);
   cli.fallthrough();  // `serve --log-level debug` as well as `--log-level debug serve`
   std::string log_level = "info";
@@ -86,8 +88,9 @@ int main(int argc, char** argv) {
   std::string host = "127.0.0.1", engine_url = "http://127.0.0.1:8000", cors, jwt_secret_file, jwt_pubkey_file;
   int port = 8080;
   std::size_t max_body = 1 << 20;
-  double orphan_ttl_hours = 24, breaker_open_seconds = 30;
+  double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
+  int io_threads = 2, blocking_threads = 16;
   std::string refinement_agent_file, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
@@ -127,6 +130,22 @@ int main(int argc, char** argv) {
   serve->add_option("--orphan-ttl", orphan_ttl_hours,
                     "Hours after which a proposal still processing is failed, and a failed one's engine thread deleted")
       ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->check(CLI::PositiveNumber)->capture_default_str();
+  serve->add_option("--lease-ttl-seconds", lease_ttl_seconds,
+                    "Seconds a replica's lease on a proposal it tracks lasts (renewed every third of it); another "
+                    "replica takes over a dead replica's proposals once their lease expired")
+      ->envname("IDE_ORCHESTRATOR_LEASE_TTL_SECONDS")->check(CLI::Range(0.3, 86400.0))->capture_default_str();
+  serve->add_option("--sweep-period-seconds", sweep_period_seconds,
+                    "Seconds between sweeps: orphans failed, engine threads of resolved proposals deleted, proposals "
+                    "failed while the engine was unreachable re-checked, unleased proposals taken over")
+      ->envname("IDE_ORCHESTRATOR_SWEEP_PERIOD_SECONDS")->check(CLI::Range(0.05, 86400.0))->capture_default_str();
+  serve->add_option("--io-threads", io_threads,
+                    "I/O threads of the HTTP server, and as many again for the engine streams followed (each thread "
+                    "serves any number of connections)")
+      ->envname("IDE_ORCHESTRATOR_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
+  serve->add_option("--blocking-threads", blocking_threads,
+                    "Threads running HTTP handlers (SQL, engine calls); the proposal tracker's SQL runs on a quarter "
+                    "as many more (at least 2)")
+      ->envname("IDE_ORCHESTRATOR_BLOCKING_THREADS")->check(CLI::Range(1, 1024))->capture_default_str();
   serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
                     "Seconds the engine circuit breaker stays open before trial calls")
       ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
@@ -196,11 +215,15 @@ int main(int argc, char** argv) {
     o.server.port = static_cast<std::uint16_t>(port);
     o.server.max_body_bytes = max_body;
     o.server.service_name = "ide-orchestrator";
+    o.server.io_threads = io_threads;
+    o.server.blocking_threads = blocking_threads;
     o.db = db_config(serve_storage);
     o.engine.base_url = engine_url;
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
+    o.tracker.lease_ttl = std::chrono::milliseconds(static_cast<long long>(lease_ttl_seconds * 1000));
+    o.tracker.sweep_interval = std::chrono::milliseconds(static_cast<long long>(sweep_period_seconds * 1000));
     o.middleware.cors_origins = split_list(cors);
     o.middleware.rate_limits.login.quota = login_limit;
     o.middleware.rate_limits.user.quota = user_limit;
@@ -228,12 +251,23 @@ int main(int argc, char** argv) {
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
-    orchestrator::api::App app(std::move(o));
-    app.start();
-    core::log::info("ide_orchestrator_ready", {{"port", app.port()}, {"engine_url", engine_url}});
-    while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    core::log::info("ide_orchestrator_stopping", {{"signal", static_cast<int>(g_signal)}});
-    app.stop();
+    // Thousands of browser and engine sockets: the administrator's hard limit, not the soft 1024.
+    const std::size_t fd_limit = core::raise_fd_limit();
+    // The runtime of the engine client, the thread followers and the tracker: it outlives the App's
+    // services (App::stop() ends their coroutines first) and is stopped after them.
+    core::async::Runtime runtime({io_threads, std::max(2, blocking_threads / 4), "ide-orchestrator"});
+    runtime.start();
+    {
+      orchestrator::api::App app(std::move(o), runtime);
+      app.start();
+      core::log::info("ide_orchestrator_ready", {{"port", app.port()}, {"engine_url", engine_url},
+                                                 {"open_files_limit", static_cast<long long>(fd_limit)},
+                                                 {"io_threads", io_threads}, {"blocking_threads", blocking_threads}});
+      while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      core::log::info("ide_orchestrator_stopping", {{"signal", static_cast<int>(g_signal)}});
+      app.stop();
+      runtime.stop();
+    }
     core::tracing::shutdown();
     return 0;
   } catch (const std::exception& e) {

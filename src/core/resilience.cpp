@@ -61,6 +61,11 @@ void CircuitBreaker::record_failure() {
   }
 }
 
+void CircuitBreaker::record_ignored() {
+  std::lock_guard lk(mu_);
+  if (state_ == State::half_open && trials_in_flight_ > 0) --trials_in_flight_;
+}
+
 CircuitBreaker::State CircuitBreaker::state() const {
   std::lock_guard lk(mu_);
   const_cast<CircuitBreaker*>(this)->maybe_half_open_locked();

@@ -59,6 +59,9 @@ class CircuitBreaker {
   /// `open_duration` timer) when the count exceeds `failure_threshold` while closed, or at
   /// once when half-open.
   void record_failure();
+  /// Reports a call that never reached the peer (e.g. this process ran out of file descriptors):
+  /// counts neither way; in half-open, frees the trial slot allow() reserved.
+  void record_ignored();
   /// Current state; an open breaker whose `open_duration` has elapsed is reported (and
   /// becomes) half-open. Thread-safe, never throws.
   State state() const;

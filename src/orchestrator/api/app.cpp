@@ -89,6 +89,7 @@ struct App::Impl {
   AppOptions options;
   std::unique_ptr<core::db::Database> db;
   std::unique_ptr<engine_client::EngineClient> engine;
+  std::unique_ptr<follow::FollowHub> hub;
   std::unique_ptr<tracker::Tracker> tracker;
   std::unique_ptr<DomainAdapter> domain;
   std::unique_ptr<WsProxy> ws;
@@ -99,7 +100,7 @@ struct App::Impl {
   bool stopped = false;
 };
 
-App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
+App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.options = std::move(options);
   const fs::path agent_file = m.options.refinement_agent_file.empty() ? find_resource("config/refinement-agent.json")
@@ -117,12 +118,13 @@ App::App(AppOptions options) : impl_(std::make_unique<Impl>()) {
   std::string openapi = slurp(openapi_file, "OpenAPI document");
 
   m.db = open_and_migrate(m.options.db);
-  m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine);
-  m.tracker = std::make_unique<tracker::Tracker>(*m.db, *m.engine, m.options.tracker);
+  m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine, runtime);
+  m.hub = std::make_unique<follow::FollowHub>(*m.engine, m.options.follow);
+  m.tracker = std::make_unique<tracker::Tracker>(*m.db, *m.engine, *m.hub, m.options.tracker);
   m.domain = std::make_unique<DomainAdapter>(*m.db, m.options.jwt, m.options.proposals);
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
-      *m.engine, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },
+      *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },
       m.options.ws);
   core::db::Database* db = m.db.get();
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.engine, m.tracker.get(), *m.ws, std::move(agent),
@@ -155,11 +157,13 @@ void App::stop() {
   Impl& m = *impl_;
   if (m.stopped) return;
   m.stopped = true;
-  // Proxy and tracker first: their threads use the engine client, the store and the
-  // browser connections, which must outlive them; the server stops last.
-  if (m.ws) m.ws->stop();
-  if (m.tracker) m.tracker->stop();
+  // 1. The server: no new requests, browsers closed (1001), handlers finished, the proxy's
+  //    coroutines (subscribers of the followers) destroyed. 2. The tracker: its coroutines end
+  //    and release their leases (SQL on the runtime's blocking pool). 3. The followers. The
+  //    caller stops the runtime afterwards, then the members here are destroyed.
   if (m.server) m.server->stop();
+  if (m.tracker) m.tracker->stop();
+  if (m.hub) m.hub->stop();
 }
 
 std::vector<core::http::Router::RouteInfo> App::routes() const { return impl_->router.routes(); }

@@ -1,7 +1,8 @@
 #pragma once
-// Wiring of the ide-orchestrator process (DESIGN.md §5): database + migrations,
-// engine client, proposal tracker, domain services, routes, middleware and the
-// HTTP server. The binary's main only parses flags into AppOptions.
+// Wiring of the ide-orchestrator process: database + migrations, engine client, thread
+// followers, proposal tracker, domain services, routes, middleware and the HTTP server. The
+// binary's main parses flags into AppOptions and owns the core::async::Runtime that the engine
+// client, the followers and the tracker run on.
 
 #include <chrono>
 #include <cstdint>
@@ -11,12 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "core/async.hpp"
 #include "core/db.hpp"
 #include "core/router.hpp"
 #include "core/server.hpp"
 #include "orchestrator/api/middleware.hpp"
 #include "orchestrator/api/ws_proxy.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
+#include "orchestrator/follow/follower.hpp"
 #include "orchestrator/tracker/tracker.hpp"
 
 namespace orchestrator::api {
@@ -36,6 +39,7 @@ struct AppOptions {
   core::http::ServerOptions server;        ///< host, port, body limit, threads
   core::db::DbConfig db;                   ///< SQLite file or postgresql:// URL (database ide_orchestrator)
   engine_client::EngineClientOptions engine;
+  follow::FollowOptions follow;            ///< upstream engine streams shared per thread
   tracker::TrackerOptions tracker;
   MiddlewareOptions middleware;            ///< CORS origins, rate limits (per user, per IP, login, refinements)
   domain::ProposalLimits proposals;        ///< refinements in flight per user (counted in the database)
@@ -73,8 +77,9 @@ std::string add_user(const core::db::DbConfig& db, const std::string& email, con
 class App {
  public:
   /// Opens the database, migrates, loads the agent definition and the OpenAPI document.
-  /// Throws std::runtime_error with a message a person can act on.
-  explicit App(AppOptions options);
+  /// `runtime` (started by the caller, stopped only after stop()) runs the engine client, the
+  /// thread followers and the tracker. Throws std::runtime_error with a message a person can act on.
+  App(AppOptions options, core::async::Runtime& runtime);
   ~App();
   App(const App&) = delete;
   App& operator=(const App&) = delete;
@@ -83,7 +88,8 @@ class App {
   void start();
   /// The bound port (after start()).
   std::uint16_t port() const;
-  /// Stops the server, the WebSocket proxy and the tracker. Idempotent.
+  /// Stops, in order: the HTTP server (browsers get 1001; handlers finish), the tracker (leases
+  /// released), the thread followers. Idempotent. Stop the runtime afterwards.
   void stop();
   /// The routes this app registers (for tests): method ("WS" for WebSockets) and pattern.
   std::vector<core::http::Router::RouteInfo> routes() const;

@@ -192,8 +192,9 @@ store::ProposalRecord DomainAdapter::create_proposal(const std::string& user_id,
   return impl_->proposals.create(user_id, workflow_id, in);
 }
 
-void DomainAdapter::fail_proposal(const std::string& thread_id, const std::string& error) {
-  impl_->proposals.finalise_failed(thread_id, error);
+void DomainAdapter::fail_proposal(const std::string& thread_id, const std::string& error,
+                                  domain::FailureKind kind) {
+  impl_->proposals.finalise_failed(thread_id, error, kind);
 }
 
 ProposalView DomainAdapter::get_proposal(const std::string& user_id, const std::string& proposal_id) {

@@ -13,6 +13,7 @@
 
 #include "orchestrator/domain/diff.hpp"
 #include "orchestrator/domain/files.hpp"
+#include "orchestrator/domain/proposals.hpp"
 #include "orchestrator/store/records.hpp"
 #include "orchestrator/store/tx.hpp"
 
@@ -101,8 +102,9 @@ class DomainPort {
                                                 const std::string& user_prompt,
                                                 const std::optional<std::string>& context_file_path,
                                                 const std::optional<std::string>& context_selection) = 0;
-  /// Marks the proposal of `thread_id`, whose engine job could not be started, failed with `error`.
-  virtual void fail_proposal(const std::string& thread_id, const std::string& error) = 0;
+  /// Marks the proposal of `thread_id`, whose engine job could not be started, failed with `error`;
+  /// `kind` records why (engine_unreachable failures are re-checked and may come back completed).
+  virtual void fail_proposal(const std::string& thread_id, const std::string& error, domain::FailureKind kind) = 0;
   /// One proposal with generated files and its per-file change summary (base -> generated).
   virtual ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) = 0;
   /// Proposals of a workflow the user may see, newest first.

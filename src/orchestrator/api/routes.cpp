@@ -182,11 +182,15 @@ Response start_refinement(RouteDeps& d, Request& req) {
     d.engine.invoke(job, req.traceparent);
   } catch (const engine_client::EngineUnavailable&) {
     refinements_counter().inc({{"outcome", "engine_unavailable"}});
-    d.domain.fail_proposal(thread_id, "The refinement engine was unavailable; the refinement never started.");
+    // The engine may have accepted the job before the answer was lost: the sweeper re-checks
+    // unreachable failures and brings the proposal back if the run completed after all.
+    d.domain.fail_proposal(thread_id, "The refinement engine was unavailable when the refinement was started.",
+                           domain::FailureKind::engine_unreachable);
     throw;
   } catch (const engine_client::EngineRejected& e) {
     refinements_counter().inc({{"outcome", "engine_rejected"}});
-    d.domain.fail_proposal(thread_id, std::string("The refinement engine rejected the job: ") + e.what());
+    d.domain.fail_proposal(thread_id, std::string("The refinement engine rejected the job: ") + e.what(),
+                           domain::FailureKind::engine_rejected);
     throw;
   }
   refinements_counter().inc({{"outcome", "accepted"}});

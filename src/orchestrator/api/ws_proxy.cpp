@@ -1,13 +1,9 @@
-// WebSocket proxy from browsers to the engine's event stream.
+// WebSocket proxy from browsers to a thread's follower (ws_proxy.hpp).
 #include "orchestrator/api/ws_proxy.hpp"
 
-#include <thread>
-#include <vector>
-
+#include <boost/asio/this_coro.hpp>
 #include <nlohmann/json.hpp>
 
-#include "core/http_client.hpp"
-#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/util.hpp"
@@ -20,6 +16,7 @@ using core::http::Request;
 using core::http::Response;
 using core::http::WsAccept;
 using core::http::WsConnection;
+using follow::Item;
 using nlohmann::json;
 
 namespace {
@@ -36,7 +33,11 @@ std::string error_event(const std::string& error, json context) {
       -1, ' ', false, json::error_handler_t::replace);
 }
 
-/// Keeps the open-connection counter and gauge balanced whatever way forward() exits.
+std::string too_slow_reason(long long last_seq) {
+  return "client too slow; reconnect with after_seq=" + std::to_string(last_seq);
+}
+
+/// Keeps the open-connection counter and gauge balanced whatever way relay() exits.
 class ActiveGuard {
  public:
   explicit ActiveGuard(std::atomic<int>& n) : n_(n) {
@@ -54,79 +55,11 @@ class ActiveGuard {
   std::atomic<int>& n_;
 };
 
-/// Outcome of waiting for a stalled browser to drain its send queue.
-enum class Drain { ok, gone, stopping, timed_out };
-
 }  // namespace
 
-WsProxy::WsProxy(engine_client::EngineClient& engine, ThreadAccessCheck can_access, WsProxyOptions options)
-    : engine_(engine), can_access_(std::move(can_access)), options_(options) {
+WsProxy::WsProxy(follow::FollowHub& hub, ThreadAccessCheck can_access, WsProxyOptions options)
+    : hub_(hub), can_access_(std::move(can_access)), options_(options) {
   ws_gauge().set(0);
-}
-
-WsProxy::~WsProxy() { stop(); }
-
-void WsProxy::stop() {
-  std::vector<std::shared_ptr<WsConnection>> conns;
-  {
-    std::lock_guard lk(mu_);
-    stopping_ = true;
-    for (auto& [id, f] : forwarders_) conns.push_back(f.conn);
-  }
-  cv_.notify_all();  // wakes backoff and drain waits
-  for (auto& c : conns) {
-    if (c && c->is_open()) c->close(1001, "server shutting down");
-  }
-  // Join outside the lock: a finishing forwarder takes mu_ to mark itself finished.
-  std::map<std::uint64_t, Forwarder> all;
-  {
-    std::lock_guard lk(mu_);
-    all.swap(forwarders_);
-  }
-  for (auto& [id, f] : all) {
-    if (f.thread.joinable()) f.thread.join();
-  }
-}
-
-bool WsProxy::wait_unless_stopping(std::chrono::milliseconds d) {
-  std::unique_lock lk(mu_);
-  return !cv_.wait_for(lk, d, [this] { return stopping_.load(); });
-}
-
-void WsProxy::reap_finished() {
-  std::vector<std::thread> done;
-  {
-    std::lock_guard lk(mu_);
-    for (auto it = forwarders_.begin(); it != forwarders_.end();) {
-      if (it->second.finished) {
-        done.push_back(std::move(it->second.thread));
-        it = forwarders_.erase(it);
-      } else {
-        ++it;
-      }
-    }
-  }
-  for (auto& t : done) {
-    if (t.joinable()) t.join();
-  }
-}
-
-void WsProxy::run_forwarder(std::uint64_t id, std::shared_ptr<WsConnection> conn, std::string thread_id,
-                            long long after_seq, std::string traceparent) {
-  try {
-    forward(conn, thread_id, after_seq, std::move(traceparent));
-  } catch (const std::exception& e) {
-    core::log::error("ws_proxy_forwarder_failed", {{"thread_id", thread_id}, {"error", e.what()}});
-  } catch (...) {
-    core::log::error("ws_proxy_forwarder_failed", {{"thread_id", thread_id}, {"error", "unknown exception"}});
-  }
-  try {
-    if (conn->is_open()) conn->close(1011, "internal error");
-  } catch (...) {
-  }
-  std::lock_guard lk(mu_);
-  auto it = forwarders_.find(id);
-  if (it != forwarders_.end()) it->second.finished = true;
 }
 
 WsAccept WsProxy::accept(Request& req) {
@@ -158,131 +91,81 @@ WsAccept WsProxy::accept(Request& req) {
     }
   }
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
-  const std::string traceparent = req.traceparent;
-  a.on_open = [this, thread_id, after_seq, traceparent](std::shared_ptr<WsConnection> conn) {
-    reap_finished();
-    std::lock_guard lk(mu_);
-    if (stopping_) {
-      conn->close(1001, "server shutting down");
-      return;
-    }
-    const std::uint64_t id = next_id_++;
-    Forwarder& f = forwarders_[id];
-    f.conn = conn;
-    try {
-      // The new thread marks itself finished under mu_, which we hold until `f.thread` is set.
-      f.thread = std::thread(&WsProxy::run_forwarder, this, id, conn, thread_id, after_seq, traceparent);
-    } catch (...) {
-      forwarders_.erase(id);
-      conn->close(1011, "server busy");
-    }
+  a.on_open_async = [this, thread_id, after_seq](std::shared_ptr<WsConnection> conn) {
+    return relay(std::move(conn), thread_id, after_seq);
   };
   return a;
 }
 
-void WsProxy::forward(std::shared_ptr<WsConnection> conn, std::string thread_id, long long after_seq,
-                      std::string traceparent) {
+core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::string thread_id,
+                                       long long after_seq) {
   ActiveGuard active(active_);
   core::log::info("ws_proxy_open", {{"thread_id", thread_id}, {"after_seq", after_seq}});
-  long long last_seq = after_seq;
-  int failures = 0;
-  std::string last_error;
-  bool ended = false;
-  bool too_slow = false;
-  // Back-pressure: stop reading upstream while the browser's queue is above the bound.
-  auto drain = [&]() {
-    if (conn->queued() <= options_.max_queued_frames) return Drain::ok;
-    const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-    while (conn->queued() > options_.max_queued_frames) {
-      if (!conn->is_open()) return Drain::gone;
-      if (std::chrono::steady_clock::now() >= deadline) return Drain::timed_out;
-      if (!wait_unless_stopping(std::chrono::milliseconds(20))) return Drain::stopping;
-    }
-    return Drain::ok;
+  const auto ex = co_await boost::asio::this_coro::executor;
+  // The browser leaving ends the wait for the next event at once.
+  auto gone = std::make_shared<std::stop_source>();
+  auto on_close = [gone] { gone->request_stop(); };
+  conn->on_close(on_close);
+  auto last_sent = std::make_shared<std::atomic<long long>>(after_seq);
+  std::weak_ptr<WsConnection> weak = conn;
+  follow::SubscribeOptions so;
+  so.max_behind_frames = options_.max_behind_frames;
+  so.max_behind_bytes = options_.max_behind_bytes;
+  // 1013 Try Again Later (RFC 6455 §7.4.1): the browser resumes with after_seq.
+  so.on_too_slow = [weak, last_sent] {
+    if (auto c = weak.lock()) c->close(1013, too_slow_reason(last_sent->load()));
   };
-  while (!ended && !too_slow && !stopping_ && conn->is_open()) {
-    if (failures > options_.max_reconnects) break;
-    if (failures > 0) {
-      auto d = options_.reconnect_base_delay * (1LL << std::min(failures - 1, 10));
-      if (d > options_.reconnect_max_delay) d = options_.reconnect_max_delay;
-      if (!wait_unless_stopping(d) || !conn->is_open()) break;
-    }
-    std::unique_ptr<core::http::WsClient> up;
-    try {
-      up = engine_.open_stream(thread_id, last_seq, traceparent);
-    } catch (const engine_client::EngineRejected& e) {
-      last_error = e.status() == 404 ? "The engine no longer has this refinement's event stream; "
-                                       "read the proposal with GET /api/proposals/{id} for its outcome."
-                                     : std::string("The engine refused the stream: ") + e.what();
-      failures = options_.max_reconnects + 1;
-      break;
-    } catch (const std::exception& e) {
-      last_error = e.what();
-      ++failures;
-      continue;
-    }
-    try {
-      while (!stopping_ && conn->is_open()) {
-        const Drain dr = drain();
-        if (dr == Drain::timed_out) {
-          too_slow = true;
+  auto sub = hub_.subscribe(thread_id, after_seq, ex, std::move(so));
+  const auto stop = gone->get_token();
+  bool too_slow = false;
+  std::string ended = "closed";
+  for (bool over = false; !over;) {
+    Item item = co_await sub->next(stop);
+    switch (item.kind) {
+      case Item::Kind::event: {
+        if (!conn->send_text(item.event->text)) {
+          over = true;
           break;
         }
-        if (dr != Drain::ok) break;
-        std::optional<std::string> msg;
-        try {
-          msg = up->read(options_.poll_interval);
-        } catch (const core::http::ClientError& e) {
-          if (e.kind() == core::http::ClientErrorKind::timeout) continue;
-          throw;
+        last_sent->store(item.event->seq);
+        if (conn->queued() < options_.max_queued_frames && conn->queued_bytes() < options_.max_queued_bytes) break;
+        const bool drained =
+            co_await conn->wait_writable(options_.max_queued_frames, options_.max_queued_bytes, options_.drain_timeout);
+        if (!drained) {
+          too_slow = conn->is_open();
+          over = true;
         }
-        if (!msg) {
-          // A normal close (1000) is the engine's "stream complete": it follows `end`, and it comes
-          // alone when the browser resumed with after_seq at or past `end` (DESIGN.md §4 stream).
-          if (up->close_code() == 1000) {
-            ended = true;
-            break;
-          }
-          throw std::runtime_error("the engine closed the stream before the run ended");
-        }
-        const json ev = core::json::parse_or_null(*msg, core::json::kInternalLimits).value_or(nullptr);
-        long long seq = last_seq + 1;  // events without seq (older engines) count one by one
-        std::string type;
-        if (ev.is_object()) {
-          if (ev.contains("seq") && ev["seq"].is_number_integer()) seq = ev["seq"].get<long long>();
-          if (ev.contains("event_type") && ev["event_type"].is_string()) type = ev["event_type"].get<std::string>();
-        }
-        if (seq <= last_seq) continue;  // duplicate after a resume
-        if (!conn->send_text(*msg)) break;
-        last_seq = seq;
-        failures = 0;
-        if (type == "end") {
-          ended = true;
-          break;
-        }
+        break;
       }
-    } catch (const std::exception& e) {
-      last_error = e.what();
-      ++failures;
-      core::log::warn("ws_proxy_upstream_failed", {{"thread_id", thread_id}, {"after_seq", last_seq}, {"error", e.what()}});
+      case Item::Kind::ended:
+        conn->close(1000, "end");
+        ended = "end";
+        over = true;
+        break;
+      case Item::Kind::gone:
+        conn->send_text(error_event(item.reason + " Read the proposal with GET /api/proposals/{id} for its outcome.",
+                                    {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
+        conn->close(1011, "run unavailable");
+        ended = "gone";
+        over = true;
+        break;
+      case Item::Kind::too_slow:
+        too_slow = true;
+        over = true;
+        break;
+      case Item::Kind::stopped:
+        if (conn->is_open()) conn->close(1001, "server shutting down");
+        over = true;
+        break;
     }
-    if (up) up->close();
   }
-  if (ended) {
-    conn->close(1000, "end");
-  } else if (too_slow) {
+  if (too_slow) {
     core::log::warn("ws_proxy_client_too_slow",
-                    {{"thread_id", thread_id}, {"last_seq", last_seq}, {"queued", conn->queued()}});
-    // 1013 Try Again Later (RFC 6455 §7.4.1 registry): the browser resumes with after_seq.
-    conn->close(1013, "client too slow; reconnect with after_seq=" + std::to_string(last_seq));
-  } else if (conn->is_open() && !stopping_) {
-    conn->send_text(error_event("Lost the connection to the refinement engine and could not resume: " + last_error,
-                                {{"thread_id", thread_id}, {"after_seq", last_seq}}));
-    conn->close(1011, "upstream unavailable");
-  } else if (conn->is_open()) {
-    conn->close(1001, "server shutting down");
+                    {{"thread_id", thread_id}, {"last_seq", last_sent->load()}, {"queued", conn->queued()}});
+    conn->close(1013, too_slow_reason(last_sent->load()));
+    ended = "too_slow";
   }
-  core::log::info("ws_proxy_closed", {{"thread_id", thread_id}, {"last_seq", last_seq}, {"ended", ended}});
+  core::log::info("ws_proxy_closed", {{"thread_id", thread_id}, {"last_seq", last_sent->load()}, {"outcome", ended}});
 }
 
 }  // namespace orchestrator::api

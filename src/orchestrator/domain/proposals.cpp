@@ -36,7 +36,26 @@ bool same(const std::optional<FileEntry>& a, const FileEntry* b) {
   return b != nullptr && a->same_content(*b);
 }
 
+std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::vector<ProposalThread> out;
+  out.reserve(rows.size());
+  for (const auto& [id, thread] : rows) out.push_back({id, thread});
+  return out;
+}
+
 }  // namespace
+
+const char* to_string(FailureKind k) {
+  switch (k) {
+    case FailureKind::engine_failed: return "engine_failed";
+    case FailureKind::engine_gone: return "engine_gone";
+    case FailureKind::engine_unreachable: return "engine_unreachable";
+    case FailureKind::engine_rejected: return "engine_rejected";
+    case FailureKind::expired: return "expired";
+    case FailureKind::invalid_result: return "invalid_result";
+  }
+  return "engine_failed";
+}
 
 std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& base, const FileMap& generated) {
   // Upserts only: the engine's tools cannot delete files, so a path missing from
@@ -264,7 +283,8 @@ Proposal ProposalService::cancel(const std::string& actor, const std::string& pr
 }
 
 FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalStatus to,
-                                       const std::optional<FileMap>& files, const std::optional<std::string>& error) {
+                                       const std::optional<FileMap>& files, const std::optional<std::string>& error,
+                                       std::optional<FailureKind> kind) {
   soci::session sql(db_.pool());
   const auto p = store::proposals::find_by_thread(sql, thread_id);
   if (!p) throw NotFoundError("thread", thread_id);
@@ -274,6 +294,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
   t.completed_at = core::now_rfc3339();
   t.generated_files = files;
   if (error) t.error = core::utf8_truncate(*error, kMaxError);
+  if (kind) t.failure_kind = to_string(*kind);
   if (store::proposals::transition(sql, p->id, {ProposalStatus::processing}, to, t) != 1) {
     tx.commit();
     return {false, *store::proposals::find(sql, p->id)};
@@ -281,6 +302,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
   nlohmann::json details{{"thread_id", thread_id}};
   if (files) details["files"] = files->size();
   if (error) details["error"] = t.error.value_or("");
+  if (kind) details["failure_kind"] = to_string(*kind);
   audit_append(sql, "", p->workflow_id, to == ProposalStatus::completed ? "proposal.completed" : "proposal.failed",
                "proposal", p->id, details);
   auto out = *store::proposals::find(sql, p->id);
@@ -289,11 +311,49 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
 }
 
 FinaliseResult ProposalService::finalise(const std::string& thread_id, const FileMap& generated_files) {
-  return finish(thread_id, ProposalStatus::completed, generated_files, std::nullopt);
+  return finish(thread_id, ProposalStatus::completed, generated_files, std::nullopt, std::nullopt);
 }
 
-FinaliseResult ProposalService::finalise_failed(const std::string& thread_id, const std::string& error) {
-  return finish(thread_id, ProposalStatus::failed, std::nullopt, error.empty() ? "engine run failed" : error);
+FinaliseResult ProposalService::finalise_failed(const std::string& thread_id, const std::string& error,
+                                                FailureKind kind) {
+  return finish(thread_id, ProposalStatus::failed, std::nullopt, error.empty() ? "engine run failed" : error, kind);
+}
+
+FinaliseResult ProposalService::restore_completed(const std::string& thread_id, const FileMap& generated_files) {
+  soci::session sql(db_.pool());
+  const auto p = store::proposals::find_by_thread(sql, thread_id);
+  if (!p) throw NotFoundError("thread", thread_id);
+  if (p->status != ProposalStatus::failed || p->failure_kind != to_string(FailureKind::engine_unreachable))
+    return {false, *p};
+  store::Tx tx(sql, db_.dialect());
+  store::proposals::Transition t;
+  t.completed_at = core::now_rfc3339();
+  t.generated_files = generated_files;
+  t.clear_error = true;
+  // Conditional on `failed`: a rejection (or another replica's restore) since we read it wins.
+  if (store::proposals::transition(sql, p->id, {ProposalStatus::failed}, ProposalStatus::completed, t) != 1) {
+    tx.commit();
+    return {false, *store::proposals::find(sql, p->id)};
+  }
+  audit_append(sql, "", p->workflow_id, "proposal.restored", "proposal", p->id,
+               {{"thread_id", thread_id},
+                {"files", generated_files.size()},
+                {"previous_error", p->error.value_or("")},
+                {"reason", "the engine reported the run completed after the orchestrator had failed it as unreachable"}});
+  auto out = *store::proposals::find(sql, p->id);
+  tx.commit();
+  return {true, out};
+}
+
+std::vector<ProposalThread> ProposalService::list_unreachable_failures(int limit) {
+  soci::session sql(db_.pool());
+  return threads_of(store::proposals::list_failed_of_kind(sql, to_string(FailureKind::engine_unreachable),
+                                                          std::max(1, std::min(limit, 1000))));
+}
+
+void ProposalService::settle_unreachable_failure(const std::string& proposal_id, FailureKind kind) {
+  soci::session sql(db_.pool());
+  store::proposals::change_failure_kind(sql, proposal_id, to_string(FailureKind::engine_unreachable), to_string(kind));
 }
 
 std::vector<std::string> ProposalService::fail_stale(std::chrono::seconds ttl) {
@@ -306,6 +366,7 @@ std::vector<std::string> ProposalService::fail_stale(std::chrono::seconds ttl) {
     t.completed_at = core::now_rfc3339();
     t.error = "the refinement produced no result within " + std::to_string(ttl.count() / 3600) + " h (" +
               std::to_string(ttl.count()) + " s) and was abandoned";
+    t.failure_kind = to_string(FailureKind::expired);
     t.mark_cleanup = true;
     if (store::proposals::transition(sql, id, {ProposalStatus::processing}, ProposalStatus::failed, t) == 1) {
       const auto p = store::proposals::find(sql, id);
@@ -361,6 +422,17 @@ bool ProposalService::renew_lease(const std::string& proposal_id, const std::str
 void ProposalService::release_lease(const std::string& proposal_id, const std::string& owner) {
   soci::session sql(db_.pool());
   store::proposals::release_lease(sql, proposal_id, owner);
+}
+
+std::vector<std::string> ProposalService::renew_leases(const std::string& owner, std::chrono::milliseconds ttl) {
+  soci::session sql(db_.pool());
+  return store::proposals::renew_leases(sql, owner,
+                                        core::to_rfc3339(std::chrono::system_clock::now() + ttl));
+}
+
+std::vector<ProposalThread> ProposalService::list_claimable(const std::string& owner, int limit) {
+  soci::session sql(db_.pool());
+  return threads_of(store::proposals::list_claimable(sql, owner, core::now_rfc3339(), std::max(1, limit)));
 }
 
 }  // namespace orchestrator::domain

@@ -69,10 +69,24 @@ struct FinaliseResult {
   Proposal proposal;
 };
 
-/// An engine thread waiting for deletion.
+/// A proposal and its engine thread (e.g. one waiting for deletion, or one to track).
 struct CleanupItem {
   std::string proposal_id, thread_id;
 };
+using ProposalThread = CleanupItem;
+
+/// Why a proposal failed (stored in proposals.failure_kind). Only `engine_unreachable` is not
+/// final: the engine may have finished the run after all (ProposalService::restore_completed).
+enum class FailureKind {
+  engine_failed,       ///< the engine reported the run failed or cancelled
+  engine_gone,         ///< the engine no longer knows the thread (404)
+  engine_unreachable,  ///< the engine could not be reached (the run may still have completed)
+  engine_rejected,     ///< the engine refused the job
+  expired,             ///< still processing after the orphan TTL
+  invalid_result,      ///< the engine's files could not be stored
+};
+/// Stored name, e.g. "engine_unreachable".
+const char* to_string(FailureKind k);
 
 /// Limits applied by ProposalService.
 struct ProposalLimits {
@@ -142,8 +156,22 @@ class ProposalService {
   /// other transition) are no-ops returning changed=false. NotFoundError("thread") if unknown.
   FinaliseResult finalise(const std::string& thread_id, const FileMap& generated_files);
 
-  /// processing -> failed with `error` (truncated to 4000 bytes); idempotent like finalise().
-  FinaliseResult finalise_failed(const std::string& thread_id, const std::string& error);
+  /// processing -> failed with `error` (truncated to 4000 bytes) and `kind`; idempotent like finalise().
+  FinaliseResult finalise_failed(const std::string& thread_id, const std::string& error,
+                                 FailureKind kind = FailureKind::engine_failed);
+
+  /// failed (kind engine_unreachable) -> completed with `generated_files`: the engine finished the
+  /// run after all. Clears the error, audits "proposal.restored" with the error it replaces.
+  /// changed=false when the proposal is not such a failure (idempotent). NotFoundError("thread").
+  FinaliseResult restore_completed(const std::string& thread_id, const FileMap& generated_files);
+
+  /// Failed proposals of kind engine_unreachable whose engine thread still exists (not scheduled
+  /// for deletion), oldest first: the ones restore_completed() may bring back.
+  std::vector<ProposalThread> list_unreachable_failures(int limit = 100);
+
+  /// Re-labels an engine_unreachable failure once the engine gave its final word (`kind`, e.g.
+  /// engine_failed or engine_gone), so it is no longer re-checked. No-op for other proposals.
+  void settle_unreachable_failure(const std::string& proposal_id, FailureKind kind);
 
   /// Fails every processing proposal created more than `ttl` ago (DESIGN.md: 24 h), marks
   /// their engine threads for cleanup and returns the thread ids.
@@ -169,12 +197,18 @@ class ProposalService {
   bool renew_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
   /// Releases `owner`'s lease (no-op if not held).
   void release_lease(const std::string& proposal_id, const std::string& owner);
+  /// Extends every lease `owner` holds to now + `ttl` in one statement; returns the ids of the
+  /// processing proposals it still holds (a proposal missing from the list was lost or left
+  /// processing: stop tracking it).
+  std::vector<std::string> renew_leases(const std::string& owner, std::chrono::milliseconds ttl);
+  /// Processing proposals `owner` may track now (lease free, expired, or its own), oldest first.
+  std::vector<ProposalThread> list_claimable(const std::string& owner, int limit = 1000);
 
  private:
   Proposal decide(const std::string& actor, const std::string& proposal_id, const std::vector<ProposalStatus>& from,
                   ProposalStatus to, const char* action, const std::string& reason);
   FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,
-                        const std::optional<std::string>& error);
+                        const std::optional<std::string>& error, std::optional<FailureKind> kind);
   core::db::Database& db_;
   ProposalLimits limits_;
 };

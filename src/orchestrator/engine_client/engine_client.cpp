@@ -1,6 +1,5 @@
-// Engine client (DESIGN.md §5 "Engine client"; R10): per-attempt timeouts, retries
-// with exponential backoff + full jitter for transient failures only, and a circuit
-// breaker consulted before every attempt.
+// Engine client: see engine_client.hpp for the contract (retries, breaker in front of invoke only,
+// local EMFILE/ENFILE never counted against the engine).
 #include "orchestrator/engine_client/engine_client.hpp"
 
 #include <algorithm>
@@ -15,6 +14,7 @@ namespace orchestrator::engine_client {
 
 namespace {
 
+using core::async::Task;
 using core::http::ClientError;
 using core::http::ClientErrorKind;
 using core::http::ClientRequest;
@@ -30,7 +30,7 @@ core::metrics::Counter& requests_counter() {
 core::metrics::Gauge& breaker_gauge() {
   static auto& g = core::metrics::global().gauge(
       "ide_orchestrator_circuit_breaker_state",
-      "State of the circuit breaker to the Spec Engine: 0 closed, 1 half-open, 2 open.");
+      "State of the circuit breaker in front of new refinements (engine invoke): 0 closed, 1 half-open, 2 open.");
   return g;
 }
 
@@ -58,29 +58,18 @@ const char* kind_label(ClientErrorKind k) {
   return "error";
 }
 
+/// Failures worth another attempt: the engine may answer next time, or we may have a free
+/// descriptor next time.
 bool transient_kind(ClientErrorKind k) {
   return k == ClientErrorKind::connect || k == ClientErrorKind::resolve || k == ClientErrorKind::timeout ||
-         k == ClientErrorKind::closed;
+         k == ClientErrorKind::closed || k == ClientErrorKind::local_resources;
 }
 
-/// An HTTP answer that should be retried (5xx, 429); carries the response.
-class TransientStatus : public std::runtime_error {
- public:
-  explicit TransientStatus(ClientResponse r)
-      : std::runtime_error("engine answered HTTP " + std::to_string(r.status)), response(std::move(r)) {}
-  ClientResponse response;
-};
-
-/// The breaker refused the attempt.
-class BreakerOpen : public std::runtime_error {
- public:
-  BreakerOpen() : std::runtime_error("circuit breaker open") {}
-};
-
-bool is_transient(const std::exception& e) {
-  if (dynamic_cast<const TransientStatus*>(&e)) return true;
-  if (const auto* ce = dynamic_cast<const ClientError*>(&e)) return transient_kind(ce->kind());
-  return false;
+/// Failures that say something about the engine's health (fed to the breaker). Local resources,
+/// cancellation and our own configuration (URL, TLS settings) do not.
+bool engine_fault(ClientErrorKind k) {
+  return k == ClientErrorKind::connect || k == ClientErrorKind::resolve || k == ClientErrorKind::timeout ||
+         k == ClientErrorKind::closed;
 }
 
 std::chrono::seconds at_least_one_second(std::chrono::milliseconds ms) {
@@ -92,6 +81,15 @@ std::string unavailable_sentence(std::chrono::seconds retry_after) {
   const auto n = retry_after.count();
   return "The refinement engine is unavailable; try again in " + std::to_string(n) +
          (n == 1 ? " second." : " seconds.");
+}
+
+/// EMFILE/ENFILE: answered 503 with a short Retry-After; the engine is not blamed.
+EngineUnavailable out_of_descriptors(const char* endpoint, const ClientError& e) {
+  core::log::error("orchestrator_out_of_file_descriptors",
+                   {{"endpoint", endpoint}, {"error", e.what()},
+                    {"detail", "raise the open-files limit (ulimit -n / LimitNOFILE) or lower the load"}});
+  return EngineUnavailable("The orchestrator has no free connections right now; try again in 2 seconds.",
+                           std::chrono::seconds{2});
 }
 
 /// Retry-After header of a 429/503 answer in seconds, if it is a plain number.
@@ -108,22 +106,22 @@ std::optional<std::chrono::seconds> retry_after_header(const ClientResponse& r) 
 }
 
 /// Human-readable problem detail from an engine error body (problem details or plain text).
-std::pair<std::string, nlohmann::json> problem_of(const ClientResponse& r) {
-  nlohmann::json problem = nullptr;
+std::pair<std::string, nlohmann::json> problem_of(int status, const std::string& body) {
+  nlohmann::json problem = core::json::parse_or_null(body, core::json::kInternalLimits).value_or(nullptr);
   std::string detail;
-  try {
-    problem = core::json::parse(r.body, core::json::kInternalLimits);
-    if (problem.is_object()) {
-      if (problem.contains("detail") && problem["detail"].is_string()) detail = problem["detail"].get<std::string>();
-      else if (problem.contains("title") && problem["title"].is_string()) detail = problem["title"].get<std::string>();
-    }
-  } catch (const std::exception&) {
-    problem = nullptr;
+  if (problem.is_object()) {
+    if (problem.contains("detail") && problem["detail"].is_string()) detail = problem["detail"].get<std::string>();
+    else if (problem.contains("title") && problem["title"].is_string()) detail = problem["title"].get<std::string>();
   }
-  if (detail.empty()) detail = core::utf8_truncate(r.body, 200);
-  std::string what = "The refinement engine refused the request (HTTP " + std::to_string(r.status) + ")";
+  if (detail.empty()) detail = core::utf8_truncate(body, 200);
+  std::string what = "The refinement engine refused the request (HTTP " + std::to_string(status) + ")";
   if (!detail.empty()) what += ": " + detail;
   return {what, problem};
+}
+
+[[noreturn]] void throw_rejected(const ClientResponse& r) {
+  auto [what, problem] = problem_of(r.status, r.body);
+  throw EngineRejected(r.status, what, problem);
 }
 
 std::string ws_base(const std::string& base) {
@@ -132,24 +130,6 @@ std::string ws_base(const std::string& base) {
   return base;
 }
 
-}  // namespace
-
-EngineClient::EngineClient(EngineClientOptions options)
-    : options_(std::move(options)), breaker_(options_.breaker) {
-  while (!options_.base_url.empty() && options_.base_url.back() == '/') options_.base_url.pop_back();
-  breaker_gauge().set(0);
-}
-
-namespace {
-
-/// Shared attempt loop: `send` performs one HTTP call; `accept` decides if a final
-/// (non-transient) status is OK. Records breaker outcome and metrics per attempt.
-struct CallContext {
-  const char* endpoint;
-  core::CircuitBreaker& breaker;
-  const EngineClientOptions& options;
-};
-
 void publish_breaker(const core::CircuitBreaker& b) { breaker_gauge().set(gauge_value(b.state())); }
 
 EngineUnavailable unavailable_from_breaker(const core::CircuitBreaker& b) {
@@ -157,159 +137,213 @@ EngineUnavailable unavailable_from_breaker(const core::CircuitBreaker& b) {
   return EngineUnavailable(unavailable_sentence(ra), ra);
 }
 
-/// Runs `req` with retries/breaker. Returns the final response for any status that
-/// is not transient (2xx, 3xx, 4xx other than 429). Throws EngineUnavailable.
-ClientResponse call(CallContext ctx, const ClientRequest& req) {
-  try {
-    return core::retry(ctx.options.retry, is_transient, [&]() -> ClientResponse {
-      if (!ctx.breaker.allow()) {
-        requests_counter().inc({{"endpoint", ctx.endpoint}, {"status", "circuit_open"}});
-        publish_breaker(ctx.breaker);
-        throw BreakerOpen();
-      }
-      ClientResponse r;
-      try {
-        r = core::http::request(req);
-      } catch (const ClientError& e) {
-        requests_counter().inc({{"endpoint", ctx.endpoint}, {"status", kind_label(e.kind())}});
-        if (transient_kind(e.kind())) ctx.breaker.record_failure();
-        else ctx.breaker.record_success();  // our own mistake (bad URL/TLS config), not engine health
-        publish_breaker(ctx.breaker);
-        core::log::warn("spec engine request failed",
-                        {{"endpoint", ctx.endpoint}, {"error", e.what()}, {"breaker", core::CircuitBreaker::name(ctx.breaker.state())}});
-        throw;
-      }
-      requests_counter().inc({{"endpoint", ctx.endpoint}, {"status", std::to_string(r.status)}});
-      if (r.status >= 500 || r.status == 429) {
-        ctx.breaker.record_failure();
-        publish_breaker(ctx.breaker);
-        core::log::warn("spec engine answered with a transient error",
-                        {{"endpoint", ctx.endpoint}, {"status", r.status}});
-        throw TransientStatus(std::move(r));
-      }
-      ctx.breaker.record_success();
-      publish_breaker(ctx.breaker);
-      return r;
-    });
-  } catch (const BreakerOpen&) {
-    throw unavailable_from_breaker(ctx.breaker);
-  } catch (const TransientStatus& e) {
-    std::chrono::seconds ra = at_least_one_second(ctx.breaker.retry_after());
-    if (auto h = retry_after_header(e.response)) ra = std::max(ra, *h);
-    throw EngineUnavailable(unavailable_sentence(ra), ra);
-  } catch (const ClientError& e) {
+EngineUnavailable cancelled() {
+  return EngineUnavailable("The call to the refinement engine was cancelled.", std::chrono::seconds{1});
+}
+
+}  // namespace
+
+EngineClient::EngineClient(EngineClientOptions options, core::async::Runtime& runtime)
+    : options_(std::move(options)), runtime_(runtime), breaker_(options_.breaker) {
+  while (!options_.base_url.empty() && options_.base_url.back() == '/') options_.base_url.pop_back();
+  http_ = std::make_unique<core::http::AsyncHttpClient>(runtime_);
+  breaker_gauge().set(0);
+}
+
+EngineClient::~EngineClient() = default;
+
+/// One attempt's outcome as seen by the retry loop.
+struct EngineClient::Call {
+  const char* endpoint;
+  bool guarded;  ///< behind the breaker (invoke only)
+  EngineClient& self;
+
+  /// Breaker admission for guarded calls; throws EngineUnavailable when open.
+  void admit() {
+    if (!guarded) return;
+    if (self.breaker_.allow()) return;
+    requests_counter().inc({{"endpoint", endpoint}, {"status", "circuit_open"}});
+    publish_breaker(self.breaker_);
+    throw unavailable_from_breaker(self.breaker_);
+  }
+  /// Records an answer; true when it is transient (5xx, 429) and worth another attempt.
+  bool transient(const ClientResponse& r) {
+    requests_counter().inc({{"endpoint", endpoint}, {"status", std::to_string(r.status)}});
+    const bool bad = r.status >= 500 || r.status == 429;
+    if (guarded) {
+      if (bad) self.breaker_.record_failure();
+      else self.breaker_.record_success();
+      publish_breaker(self.breaker_);
+    }
+    if (bad) core::log::warn("spec engine answered with a transient error", {{"endpoint", endpoint}, {"status", r.status}});
+    return bad;
+  }
+  /// Records a transport failure; throws at once unless it is worth another attempt.
+  void failed(const ClientError& e) {
+    requests_counter().inc({{"endpoint", endpoint}, {"status", kind_label(e.kind())}});
+    if (guarded) {
+      if (engine_fault(e.kind())) self.breaker_.record_failure();
+      else self.breaker_.record_ignored();
+      publish_breaker(self.breaker_);
+    }
+    if (e.kind() == ClientErrorKind::cancelled) throw cancelled();
+    if (e.kind() == ClientErrorKind::local_resources) {
+      core::log::warn("spec engine request found no free descriptor", {{"endpoint", endpoint}, {"error", e.what()}});
+      return;
+    }
+    core::log::warn("spec engine request failed", {{"endpoint", endpoint},
+                                                   {"error", e.what()},
+                                                   {"breaker", core::CircuitBreaker::name(self.breaker_.state())}});
     if (e.kind() == ClientErrorKind::invalid_url) {
       throw EngineUnavailable("The refinement engine URL is misconfigured (" + std::string(e.what()) +
                                   "); ask an administrator to fix --engine-url.",
                               std::chrono::seconds{60});
     }
-    const auto ra = std::max(at_least_one_second(ctx.breaker.retry_after()), std::chrono::seconds{5});
-    throw EngineUnavailable(unavailable_sentence(ra), ra);
+    if (!transient_kind(e.kind())) throw give_up_after(e);
   }
+  /// The exception for a failed transport after the last attempt.
+  EngineUnavailable give_up_after(const ClientError& e) {
+    if (e.kind() == ClientErrorKind::local_resources) return out_of_descriptors(endpoint, e);
+    const auto ra = std::max(at_least_one_second(self.breaker_.retry_after()), std::chrono::seconds{5});
+    return EngineUnavailable(unavailable_sentence(ra), ra);
+  }
+  /// The exception for a transient status after the last attempt.
+  EngineUnavailable give_up_after(const ClientResponse& r) {
+    std::chrono::seconds ra = at_least_one_second(self.breaker_.retry_after());
+    if (auto h = retry_after_header(r)) ra = std::max(ra, *h);
+    return EngineUnavailable(unavailable_sentence(ra), ra);
+  }
+};
+
+Task<ClientResponse> EngineClient::call(const char* endpoint, bool guarded, ClientRequest req, std::stop_token stop) {
+  Call c{endpoint, guarded, *this};
+  const int attempts = std::max(1, options_.retry.max_attempts);
+  for (int attempt = 0;; ++attempt) {
+    c.admit();
+    std::optional<ClientResponse> answer;
+    std::optional<ClientError> error;
+    try {
+      answer = co_await http_->request(req, stop);
+    } catch (const ClientError& e) {
+      error = e;
+    }
+    if (answer && !c.transient(*answer)) co_return std::move(*answer);
+    if (error) c.failed(*error);
+    if (attempt + 1 >= attempts) {
+      if (error) throw c.give_up_after(*error);
+      throw c.give_up_after(*answer);
+    }
+    const auto delay = options_.retry.delay_for(attempt);
+    if (!co_await core::async::sleep_for(delay, stop)) throw cancelled();
+  }
+}
+
+namespace {
+
+ClientRequest engine_request(const EngineClientOptions& o, const char* method, std::string url,
+                             const std::string& traceparent) {
+  ClientRequest req;
+  req.method = method;
+  req.url = std::move(url);
+  req.timeout = o.request_timeout;
+  if (!traceparent.empty()) req.headers.set("traceparent", traceparent);
+  return req;
+}
+
+/// Interprets a state answer: the document, nullopt on 404; EngineRejected otherwise.
+std::optional<nlohmann::json> state_of(const ClientResponse& r) {
+  if (r.status == 404) return std::nullopt;
+  if (r.status < 200 || r.status >= 300) throw_rejected(r);
+  auto doc = core::json::parse_or_null(r.body, core::json::kInternalLimits).value_or(nullptr);
+  if (!doc.is_object()) {
+    throw EngineRejected(r.status, "The refinement engine sent an unreadable state document.");
+  }
+  return doc;
+}
+
+bool deleted(const ClientResponse& r) {
+  if (r.status == 404 || (r.status >= 200 && r.status < 300)) return true;
+  throw_rejected(r);
 }
 
 }  // namespace
 
 std::string EngineClient::invoke(const nlohmann::json& job, const std::string& traceparent) {
-  ClientRequest req;
-  req.method = "POST";
-  req.url = options_.base_url + "/spec-engine/invoke";
-  req.timeout = options_.request_timeout;
-  req.body = job.dump();
+  ClientRequest req = engine_request(options_, "POST", options_.base_url + "/spec-engine/invoke", traceparent);
+  req.body = job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "application/json");
-  if (!traceparent.empty()) req.headers.set("traceparent", traceparent);
-  auto r = call({"invoke", breaker_, options_}, req);
-  if (r.status < 200 || r.status >= 300) {
-    auto [what, problem] = problem_of(r);
-    throw EngineRejected(r.status, what, problem);
+  req.idempotent = true;  // the engine deduplicates by job_id (a repeated invoke answers the existing thread)
+  const ClientResponse r = runtime_.run_sync(call("invoke", true, std::move(req), {}));
+  if (r.status < 200 || r.status >= 300) throw_rejected(r);
+  const auto body = core::json::parse_or_null(r.body, core::json::kInternalLimits).value_or(nullptr);
+  if (body.is_object() && body.contains("thread_id") && body["thread_id"].is_string()) {
+    return body["thread_id"].get<std::string>();
   }
-  try {
-    auto body = core::json::parse(r.body, core::json::kInternalLimits);
-    if (body.is_object() && body.contains("thread_id") && body["thread_id"].is_string()) return body["thread_id"].get<std::string>();
-  } catch (const std::exception&) {
-  }
-  // The engine accepted but did not name the thread: job_id is the thread id (§4).
+  // The engine accepted but did not name the thread: job_id is the thread id.
   if (job.contains("job_id") && job["job_id"].is_string()) return job["job_id"].get<std::string>();
   throw EngineRejected(r.status, "The refinement engine accepted the job but returned no thread id.");
 }
 
 std::optional<nlohmann::json> EngineClient::get_state(const std::string& thread_id, const std::string& traceparent) {
-  ClientRequest req;
-  req.method = "GET";
-  req.url = options_.base_url + "/spec-engine/state/" + thread_id;
-  req.timeout = options_.request_timeout;
+  ClientRequest req = engine_request(options_, "GET", options_.base_url + "/spec-engine/state/" + thread_id, traceparent);
   req.headers.set("Accept", "application/json");
-  if (!traceparent.empty()) req.headers.set("traceparent", traceparent);
-  auto r = call({"state", breaker_, options_}, req);
-  if (r.status == 404) return std::nullopt;
-  if (r.status < 200 || r.status >= 300) {
-    auto [what, problem] = problem_of(r);
-    throw EngineRejected(r.status, what, problem);
-  }
-  try {
-    return core::json::parse(r.body, core::json::kInternalLimits);
-  } catch (const std::exception& e) {
-    throw EngineRejected(r.status, std::string("The refinement engine sent an unreadable state: ") + e.what());
-  }
+  return state_of(runtime_.run_sync(call("state", false, std::move(req), {})));
+}
+
+Task<std::optional<nlohmann::json>> EngineClient::get_state_async(std::string thread_id, std::stop_token stop) {
+  ClientRequest req = engine_request(options_, "GET", options_.base_url + "/spec-engine/state/" + thread_id, "");
+  req.headers.set("Accept", "application/json");
+  const ClientResponse r = co_await call("state", false, std::move(req), stop);
+  co_return state_of(r);
 }
 
 bool EngineClient::delete_thread(const std::string& thread_id, const std::string& traceparent) {
-  ClientRequest req;
-  req.method = "DELETE";
-  req.url = options_.base_url + "/spec-engine/threads/" + thread_id;
-  req.timeout = options_.request_timeout;
-  if (!traceparent.empty()) req.headers.set("traceparent", traceparent);
-  auto r = call({"delete", breaker_, options_}, req);
-  if (r.status == 404 || (r.status >= 200 && r.status < 300)) return true;
-  auto [what, problem] = problem_of(r);
-  throw EngineRejected(r.status, what, problem);
+  ClientRequest req =
+      engine_request(options_, "DELETE", options_.base_url + "/spec-engine/threads/" + thread_id, traceparent);
+  return deleted(runtime_.run_sync(call("delete", false, std::move(req), {})));
 }
 
-std::unique_ptr<core::http::WsClient> EngineClient::open_stream(const std::string& thread_id, long long after_seq,
-                                                                const std::string& traceparent) {
-  if (!breaker_.allow()) {
-    requests_counter().inc({{"endpoint", "stream"}, {"status", "circuit_open"}});
-    publish_breaker(breaker_);
-    throw unavailable_from_breaker(breaker_);
-  }
+Task<bool> EngineClient::delete_thread_async(std::string thread_id, std::stop_token stop) {
+  ClientRequest req = engine_request(options_, "DELETE", options_.base_url + "/spec-engine/threads/" + thread_id, "");
+  const ClientResponse r = co_await call("delete", false, std::move(req), stop);
+  co_return deleted(r);
+}
+
+Task<std::shared_ptr<core::http::AsyncWsClient>> EngineClient::open_stream(std::string thread_id, long long after_seq,
+                                                                         std::stop_token stop) {
   std::string url = ws_base(options_.base_url) + "/spec-engine/stream/" + thread_id;
   if (after_seq > 0) url += "?after_seq=" + std::to_string(after_seq);
   core::http::Headers headers;
-  if (!traceparent.empty()) headers.set("traceparent", traceparent);
+  const auto timeout = options_.request_timeout;
+  core::http::TlsOptions tls;  // a named local: no non-trivial temporaries inside co_await (GCC 12)
+  std::optional<core::http::WsHandshakeError> refused;
+  std::optional<ClientError> error;
   try {
-    auto ws = core::http::WsClient::connect(url, headers, options_.request_timeout);
+    auto ws = co_await http_->connect_ws(std::move(url), std::move(headers), timeout, std::move(tls), stop);
     requests_counter().inc({{"endpoint", "stream"}, {"status", "101"}});
-    breaker_.record_success();
-    publish_breaker(breaker_);
-    return ws;
+    co_return ws;
   } catch (const core::http::WsHandshakeError& e) {
-    requests_counter().inc({{"endpoint", "stream"}, {"status", std::to_string(e.status())}});
-    if (e.status() >= 500 || e.status() == 429) {
-      breaker_.record_failure();
-      publish_breaker(breaker_);
-      const auto ra = std::max(at_least_one_second(breaker_.retry_after()), std::chrono::seconds{5});
-      throw EngineUnavailable(unavailable_sentence(ra), ra);
-    }
-    breaker_.record_success();
-    publish_breaker(breaker_);
-    if (e.status() == 404) {
+    refused = e;
+  } catch (const ClientError& e) {
+    error = e;
+  }
+  if (refused) {
+    requests_counter().inc({{"endpoint", "stream"}, {"status", std::to_string(refused->status())}});
+    if (refused->status() == 404) {
       throw EngineRejected(404, "The refinement engine does not know thread " + thread_id + ".");
     }
-    ClientResponse r;
-    r.status = e.status();
-    r.body = e.body();
-    auto [what, problem] = problem_of(r);
-    throw EngineRejected(e.status(), what, problem);
-  } catch (const ClientError& e) {
-    requests_counter().inc({{"endpoint", "stream"}, {"status", kind_label(e.kind())}});
-    if (transient_kind(e.kind())) breaker_.record_failure();
-    else breaker_.record_success();
-    publish_breaker(breaker_);
-    core::log::warn("spec engine stream connect failed", {{"thread_id", thread_id}, {"error", e.what()}});
-    const auto ra = std::max(at_least_one_second(breaker_.retry_after()), std::chrono::seconds{5});
-    throw EngineUnavailable(unavailable_sentence(ra), ra);
+    if (refused->status() >= 500 || refused->status() == 429) {
+      throw EngineUnavailable(unavailable_sentence(std::chrono::seconds{5}), std::chrono::seconds{5});
+    }
+    auto [what, problem] = problem_of(refused->status(), refused->body());
+    throw EngineRejected(refused->status(), what, problem);
   }
+  requests_counter().inc({{"endpoint", "stream"}, {"status", kind_label(error->kind())}});
+  if (error->kind() == ClientErrorKind::cancelled) throw cancelled();
+  if (error->kind() == ClientErrorKind::local_resources) throw out_of_descriptors("stream", *error);
+  core::log::debug("spec engine stream connect failed", {{"thread_id", thread_id}, {"error", error->what()}});
+  throw EngineUnavailable(unavailable_sentence(std::chrono::seconds{5}), std::chrono::seconds{5});
 }
 
 std::string EngineClient::breaker_state() const {

@@ -1,24 +1,35 @@
 #pragma once
-// Client for the Spec Engine API (DESIGN.md §4 API, §5 "Engine client"; R10):
-// timeouts on every call, up to 3 attempts with exponential backoff + jitter for
-// transient failures only (resolve/connect/timeout/closed, 5xx, 429), and a circuit breaker that
-// opens after more than 5 consecutive failures and half-opens after 30 s.
+// Client for the Spec Engine API (docs/event-path-and-replicas.md "IDE Orchestrator"):
+// one core::http::AsyncHttpClient on the orchestrator's core::async::Runtime, so calls reuse
+// keep-alive connections and never hold a thread per call. Timeouts on every call; up to 3
+// attempts with exponential backoff + full jitter for transient failures only (resolve/connect/
+// timeout/closed/local resources, 5xx, 429).
+//
+// The circuit breaker (opens after more than 5 consecutive failures, half-opens after 30 s)
+// protects NEW refinements only: invoke() consults it and feeds it. Following a thread (stream,
+// state, delete) never consults it and never feeds it, so an open breaker cannot stop a tracker
+// from finding out how a run ended, and a tracker retrying through an outage cannot keep the
+// breaker open. Running out of local file descriptors (EMFILE/ENFILE, ClientErrorKind::
+// local_resources) is this process's problem, not the engine's: it is logged, answered as
+// EngineUnavailable (503) and never counted by the breaker.
 
 #include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "core/async.hpp"
 #include "core/http_client.hpp"
 #include "core/resilience.hpp"
 
 namespace orchestrator::engine_client {
 
-/// The engine cannot be reached or the breaker is open. The API maps it to
-/// 503 problem details with Retry-After (seconds, >= 1).
+/// The engine cannot be reached, the breaker is open, or this process is out of sockets. The API
+/// maps it to 503 problem details with Retry-After (seconds, >= 1).
 class EngineUnavailable : public std::runtime_error {
  public:
   EngineUnavailable(const std::string& what, std::chrono::seconds retry_after)
@@ -28,7 +39,7 @@ class EngineUnavailable : public std::runtime_error {
   std::chrono::seconds retry_after_;
 };
 
-/// The engine answered with a non-transient error (4xx other than 404/429).
+/// The engine answered with a non-transient error (4xx other than 429; 404 for a stream).
 /// `problem` is the engine's problem-details body when it sent one.
 class EngineRejected : public std::runtime_error {
  public:
@@ -41,50 +52,72 @@ class EngineRejected : public std::runtime_error {
   nlohmann::json problem_;
 };
 
-/// Settings of EngineClient; defaults follow DESIGN.md §5 "Engine client" (3 attempts,
-/// breaker opens after more than 5 consecutive failures, half-opens after 30 s with 3 trials).
+/// Settings of EngineClient: 3 attempts, breaker opens after more than 5 consecutive failures and
+/// half-opens after 30 s with 3 trials.
 struct EngineClientOptions {
   std::string base_url = "http://127.0.0.1:8000";   ///< engine root, no trailing slash
-  std::chrono::milliseconds request_timeout{5000};   ///< per attempt
+  std::chrono::milliseconds request_timeout{5000};   ///< per attempt; also bounds a stream's connect + upgrade
   /// attempts per HTTP call (including the first) and full-jitter backoff: 200 ms base, 2 s cap.
-  /// Only connect/resolve/timeout/closed transport errors, 5xx and 429 are retried.
   core::RetryPolicy retry{3, std::chrono::milliseconds(200), std::chrono::milliseconds(2000)};
-  /// breaker shared by every call of this client (threshold 5, open 30 s, 3 half-open trials)
+  /// breaker in front of invoke() (threshold 5, open 30 s, 3 half-open trials)
   core::CircuitBreaker::Options breaker{5, std::chrono::milliseconds(30000), 3};
 };
 
-/// Thread-safe client. Every call records the outcome in the breaker and in
-/// metric ide_orchestrator_spec_engine_requests_total{endpoint,status}.
+/// Thread-safe client. Every call is counted in ide_orchestrator_spec_engine_requests_total
+/// {endpoint,status}. The synchronous methods are for HTTP handlers on the server's blocking pool
+/// (never call them on `runtime`'s I/O threads); followers and trackers use the *_async ones.
 class EngineClient {
  public:
-  /// Stores `options` (trailing '/' of base_url is stripped) and sets the breaker gauge to 0
-  /// (closed). Does not contact the engine; never throws on a bad URL (calls fail later).
-  explicit EngineClient(EngineClientOptions options);
+  /// Stores `options` (trailing '/' of base_url stripped) and creates the keep-alive client on
+  /// `runtime`, which must outlive this object. Does not contact the engine; never throws on a
+  /// bad URL (calls fail later with EngineUnavailable naming --engine-url).
+  EngineClient(EngineClientOptions options, core::async::Runtime& runtime);
+  ~EngineClient();
+  EngineClient(const EngineClient&) = delete;
+  EngineClient& operator=(const EngineClient&) = delete;
 
-  /// POST /spec-engine/invoke with job {trace_id, job_id, agent_definition, input_payload}.
-  /// Returns the thread id. `traceparent` (W3C) is forwarded when non-empty.
-  /// Throws EngineUnavailable or EngineRejected.
+  /// POST /spec-engine/invoke with job {trace_id, job_id, agent_definition, input_payload}, behind
+  /// the breaker. Returns the thread id. `traceparent` (W3C) is forwarded when non-empty. The
+  /// engine deduplicates by job_id, so a lost answer is retried safely.
+  /// Throws EngineUnavailable or EngineRejected. Blocks the calling thread.
   std::string invoke(const nlohmann::json& job, const std::string& traceparent = {});
 
-  /// GET /spec-engine/state/{thread_id}; nullopt on 404. Throws EngineUnavailable.
+  /// GET /spec-engine/state/{thread_id}; nullopt on 404. Throws EngineUnavailable or
+  /// EngineRejected (other 4xx, unreadable body). Blocks the calling thread.
   std::optional<nlohmann::json> get_state(const std::string& thread_id, const std::string& traceparent = {});
+  /// get_state() as a coroutine; also throws EngineUnavailable when `stop` is requested.
+  core::async::Task<std::optional<nlohmann::json>> get_state_async(std::string thread_id, std::stop_token stop = {});
 
-  /// DELETE /spec-engine/threads/{thread_id}; true if deleted or already gone. Throws EngineUnavailable.
+  /// DELETE /spec-engine/threads/{thread_id}; true if deleted or already gone (404).
+  /// Throws EngineUnavailable or EngineRejected. Blocks the calling thread.
   bool delete_thread(const std::string& thread_id, const std::string& traceparent = {});
+  /// delete_thread() as a coroutine.
+  core::async::Task<bool> delete_thread_async(std::string thread_id, std::stop_token stop = {});
 
-  /// Opens WebSocket /spec-engine/stream/{thread_id}?after_seq=N (no retries here:
-  /// callers resume with after_seq). Throws EngineUnavailable, or EngineRejected(404) for an unknown thread.
-  std::unique_ptr<core::http::WsClient> open_stream(const std::string& thread_id, long long after_seq,
-                                                    const std::string& traceparent = {});
+  /// Opens WebSocket /spec-engine/stream/{thread_id}?after_seq=N (one attempt: callers resume
+  /// with after_seq). Throws EngineRejected(404) for an unknown thread, EngineRejected for other
+  /// refusals, EngineUnavailable when the engine cannot be reached (or `stop` was requested).
+  core::async::Task<std::shared_ptr<core::http::AsyncWsClient>> open_stream(std::string thread_id, long long after_seq,
+                                                                          std::stop_token stop = {});
 
   /// Current breaker state ("closed" | "open" | "half_open"); also exported as gauge
   /// ide_orchestrator_circuit_breaker_state (0 closed, 1 half-open, 2 open).
   std::string breaker_state() const;
   /// The options in effect (base_url without trailing '/').
   const EngineClientOptions& options() const { return options_; }
+  /// The keep-alive HTTP client (connection counts for tests and metrics).
+  core::http::AsyncHttpClient& http() { return *http_; }
+  /// The runtime the client runs on.
+  core::async::Runtime& runtime() { return runtime_; }
 
  private:
+  struct Call;
+  core::async::Task<core::http::ClientResponse> call(const char* endpoint, bool guarded, core::http::ClientRequest req,
+                                                     std::stop_token stop);
+
   EngineClientOptions options_;
+  core::async::Runtime& runtime_;
+  std::unique_ptr<core::http::AsyncHttpClient> http_;
   mutable core::CircuitBreaker breaker_;
 };
 

@@ -364,13 +364,15 @@ namespace {
 const char* kColumns =
     "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
     "p.context_selection, p.generated_files, p.base_files, p.error, p.created_at, p.completed_at, p.resolved_at, "
-    "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending";
+    "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
+    "p.failure_kind";
 
 std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
   std::vector<ProposalRecord> out;
   std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by,
-      rby, lease, lease_exp;
-  soci::indicator i_draft, i_cfp, i_csel, i_gen, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp;
+      rby, lease, lease_exp, fkind;
+  soci::indicator i_draft, i_cfp, i_csel, i_gen, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp,
+      i_fkind;
   int cleanup = 0;
   run_query(
       sql, q, params,
@@ -394,6 +396,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         st.exchange(soci::into(lease, i_lease));
         st.exchange(soci::into(lease_exp, i_lease_exp));
         st.exchange(soci::into(cleanup));
+        st.exchange(soci::into(fkind, i_fkind));
       },
       [&] {
         ProposalRecord p;
@@ -416,6 +419,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         p.lease_owner = opt(lease, i_lease);
         p.lease_expires_at = opt(lease_exp, i_lease_exp);
         p.engine_cleanup_pending = cleanup != 0;
+        p.failure_kind = opt(fkind, i_fkind);
         out.push_back(std::move(p));
       });
   return out;
@@ -526,6 +530,8 @@ long long transition(soci::session& sql, const std::string& id, const std::vecto
   set("resolved_at", t.resolved_at);
   set("resolved_by_user_id", t.resolved_by_user_id);
   set("error", t.error);
+  set("failure_kind", t.failure_kind);
+  if (t.clear_error) q += ", error = NULL, failure_kind = NULL";
   if (t.generated_files) set("generated_files", files_blob(*t.generated_files));
   if (t.mark_cleanup) q += ", engine_cleanup_pending = 1, lease_owner = NULL, lease_expires_at = NULL";
   q += " WHERE id = :id AND status IN (";
@@ -604,6 +610,62 @@ bool renew_lease(soci::session& sql, const std::string& id, const std::string& o
 void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
   sql << "UPDATE proposals SET lease_owner = NULL, lease_expires_at = NULL WHERE id = :id AND lease_owner = :o",
       soci::use(id), soci::use(owner);
+}
+
+std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires) {
+  std::vector<std::string> out;
+  std::string id;
+  std::vector<std::string> params{expires, owner};
+  run_query(
+      sql,
+      "UPDATE proposals SET lease_expires_at = :e WHERE lease_owner = :o AND status = 'processing' RETURNING id",
+      params, [&](soci::statement& st) { st.exchange(soci::into(id)); }, [&] { out.push_back(id); });
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+                                                                const std::string& now, int limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string id, thread;
+  std::vector<std::string> params{owner, now};
+  run_query(
+      sql,
+      "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND (lease_owner IS NULL OR "
+      "lease_owner = :o OR lease_expires_at IS NULL OR lease_expires_at < :n) ORDER BY created_at, id LIMIT " +
+          std::to_string(limit),
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(thread));
+      },
+      [&] { out.emplace_back(id, thread); });
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::session& sql, const std::string& kind,
+                                                                     int limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::string id, thread;
+  std::vector<std::string> params{kind};
+  run_query(
+      sql,
+      "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND failure_kind = :k AND "
+      "engine_cleanup_pending = 0 ORDER BY created_at, id LIMIT " +
+          std::to_string(limit),
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(thread));
+      },
+      [&] { out.emplace_back(id, thread); });
+  return out;
+}
+
+bool change_failure_kind(soci::session& sql, const std::string& id, const std::string& from, const std::string& to) {
+  soci::statement st = (sql.prepare << "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' "
+                                       "AND failure_kind = :f",
+                        soci::use(to), soci::use(id), soci::use(from));
+  return affected(st) == 1;
 }
 
 }  // namespace proposals

@@ -123,8 +123,10 @@ long long count_processing_by_user(soci::session& sql, const std::string& user_i
 /// given optional columns too. Returns rows affected (0 = someone else moved it first).
 struct Transition {
   std::optional<std::string> completed_at, resolved_at, resolved_by_user_id, error;
+  std::optional<std::string> failure_kind;  ///< failure_kind column (see ProposalRecord)
   std::optional<domain::FileMap> generated_files;
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1, lease cleared
+  bool clear_error = false;   ///< error = NULL and failure_kind = NULL (a failure taken back)
 };
 /// See Transition above. `from` must be non-empty; `to` and `from` follow DESIGN.md §5
 /// "Proposals" (not checked here).
@@ -154,6 +156,19 @@ bool acquire_lease(soci::session& sql, const std::string& id, const std::string&
 bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires);
 /// Clears the lease if `owner` holds it; no-op otherwise.
 void release_lease(soci::session& sql, const std::string& id, const std::string& owner);
+/// Extends every lease `owner` holds on a processing proposal to `expires`, in ONE statement
+/// (UPDATE ... RETURNING id, SQLite >= 3.35 and PostgreSQL); returns the ids still held.
+std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires);
+/// (id, thread_id) of processing proposals `owner` may track: lease free, expired before `now`,
+/// or already `owner`'s; oldest first, at most `limit`.
+std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+                                                                const std::string& now, int limit);
+/// (id, thread_id) of failed proposals with failure_kind = `kind` whose engine thread is neither
+/// scheduled for deletion nor deleted; oldest first, at most `limit`.
+std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::session& sql, const std::string& kind,
+                                                                     int limit);
+/// failure_kind `from` -> `to` on a failed proposal; true if this call changed it.
+bool change_failure_kind(soci::session& sql, const std::string& id, const std::string& from, const std::string& to);
 }  // namespace proposals
 
 namespace audit {

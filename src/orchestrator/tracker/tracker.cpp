@@ -1,30 +1,36 @@
-// Proposal tracker: see tracker.hpp for the contract (DESIGN.md §5 "Hybrid event processing").
+// Proposal tracker: see tracker.hpp for the contract.
+//
+// Coroutine rule for GCC 12: every lambda handed to rt_.blocking() is a named local capturing
+// only references, pointers or `this` (a lambda expression with non-trivial captures inside a
+// co_await expression has its captures destroyed twice).
 #include "orchestrator/tracker/tracker.hpp"
 
 #include <unistd.h>
 
 #include <algorithm>
-#include <optional>
+#include <set>
 #include <vector>
 
-#include <soci/soci.h>
-
-#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
-#include "core/resilience.hpp"
 #include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/store/repositories.hpp"
 
+// GCC 12 reports -Wmismatched-new-delete for large coroutines whose frames Asio allocates with
+// its recycling allocator (a false positive: the frame's own operator new/delete pair is used).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace orchestrator::tracker {
 
 namespace {
 
+using core::async::Task;
+using domain::FailureKind;
 using engine_client::EngineRejected;
 using engine_client::EngineUnavailable;
-using store::ProposalStatus;
+using follow::Item;
 using Clock = std::chrono::steady_clock;
 
 core::metrics::Histogram& duration_histogram() {
@@ -38,7 +44,7 @@ core::metrics::Histogram& duration_histogram() {
 core::metrics::Counter& proposals_counter() {
   static auto& c = core::metrics::global().counter(
       "ide_orchestrator_proposals_total",
-      "Proposals leaving the processing state, by outcome (completed, failed, expired).");
+      "Proposals leaving the processing state, by outcome (completed, failed, expired, restored).");
   return c;
 }
 
@@ -51,18 +57,6 @@ std::string default_instance_id() {
 
 bool is_terminal(const std::string& s) { return s == "completed" || s == "failed" || s == "cancelled"; }
 
-/// Best-effort string of an engine error value (string, or object with "error"/"message").
-std::optional<std::string> error_text(const nlohmann::json& v) {
-  if (v.is_string() && !v.get<std::string>().empty()) return v.get<std::string>();
-  if (v.is_object()) {
-    for (const char* k : {"error", "message", "detail"}) {
-      if (v.contains(k) && v[k].is_string() && !v[k].get<std::string>().empty()) return v[k].get<std::string>();
-    }
-    if (!v.empty()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  }
-  return std::nullopt;
-}
-
 /// Sentence for a failed/cancelled engine run.
 std::string failure_sentence(const std::string& status, const std::optional<std::string>& engine_error) {
   std::string s = status == "cancelled" ? "The refinement run was cancelled on the engine"
@@ -71,20 +65,39 @@ std::string failure_sentence(const std::string& status, const std::optional<std:
   return s + " (the engine gave no reason).";
 }
 
+void observe_finalised(const store::ProposalRecord& p, const char* status) {
+  try {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::system_clock::now() - core::parse_rfc3339(p.created_at)).count();
+    duration_histogram().observe(std::max(0.0, secs), {{"status", status}});
+  } catch (const std::exception&) {
+  }
+  proposals_counter().inc({{"outcome", status}});
+}
+
+/// The `generated_files` object of a state document, if any.
+std::optional<nlohmann::json> state_files(const nlohmann::json& state) {
+  auto it = state.find("generated_files");
+  if (it != state.end() && it->is_object()) return *it;
+  return std::nullopt;
+}
+
 }  // namespace
 
-/// Book-keeping of one worker thread.
-struct Tracker::Worker {
-  std::thread thread;
-  std::atomic<bool> done{false};
+/// One tracked proposal.
+struct Tracker::Job {
+  std::string proposal_id, thread_id;
+  std::stop_source stop;           ///< lease lost, proposal resolved elsewhere, or shutdown
+  bool leased = false;             ///< guarded by Tracker::mu_
+  Clock::time_point leased_at{};   ///< guarded by Tracker::mu_
 };
 
-Tracker::Tracker(core::db::Database& db, engine_client::EngineClient& engine, TrackerOptions options)
-    : db_(db), proposals_(db), engine_(engine), options_(std::move(options)) {
+Tracker::Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
+                 TrackerOptions options)
+    : db_(db), proposals_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)) {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
   if (options_.lease_ttl < std::chrono::milliseconds(300)) options_.lease_ttl = std::chrono::milliseconds(300);
-  if (options_.poll_interval <= std::chrono::milliseconds(0)) options_.poll_interval = std::chrono::milliseconds(250);
-  if (options_.reconnect_attempts < 1) options_.reconnect_attempts = 1;
+  if (options_.sweep_interval < std::chrono::milliseconds(10)) options_.sweep_interval = std::chrono::milliseconds(10);
   duration_histogram();
   proposals_counter();
 }
@@ -95,426 +108,402 @@ std::chrono::seconds Tracker::lease_seconds() const {
   return std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(options_.lease_ttl));
 }
 
+void Tracker::spawn(Task<void> task) {
+  {
+    std::lock_guard lk(mu_);
+    ++running_;
+  }
+  rt_.spawn(std::move(task), [this](std::exception_ptr e) {
+    if (e) {
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        core::log::error("proposal_tracker_task_failed", {{"error", ex.what()}});
+      } catch (...) {
+      }
+    }
+    std::lock_guard lk(mu_);
+    --running_;
+    cv_.notify_all();
+  });
+}
+
 void Tracker::start() {
   {
     std::lock_guard lk(mu_);
     if (started_ || stopping_) return;
     started_ = true;
   }
-  std::vector<std::pair<std::string, std::string>> resume;
-  {
-    const std::string now = core::now_rfc3339();
-    for (const auto& p : proposals_.list_processing()) {
-      const bool free = !p.lease_owner || *p.lease_owner == options_.instance_id || !p.lease_expires_at ||
-                        *p.lease_expires_at < now;
-      if (free) resume.emplace_back(p.id, p.thread_id);
-    }
-  }
-  core::log::info("proposal tracker started",
-                  {{"instance_id", options_.instance_id}, {"resuming", static_cast<int>(resume.size())}});
-  for (const auto& [id, thread] : resume) track(id, thread);
-  std::lock_guard lk(mu_);
-  sweeper_ = std::thread([this] { sweeper_loop(); });
+  core::log::info("proposal tracker started", {{"instance_id", options_.instance_id},
+                                               {"lease_ttl_ms", static_cast<long long>(options_.lease_ttl.count())},
+                                               {"sweep_interval_ms",
+                                                static_cast<long long>(options_.sweep_interval.count())}});
+  spawn(lease_keeper());
+  spawn(sweeper());
 }
 
 void Tracker::track(const std::string& proposal_id, const std::string& thread_id) {
-  std::lock_guard lk(mu_);
-  if (stopping_) return;
-  reap_finished_locked();
-  if (workers_.count(proposal_id)) return;
-  auto w = std::make_shared<Worker>();
-  workers_[proposal_id] = w;
-  w->thread = std::thread([this, w, proposal_id, thread_id] {
-    try {
-      run_worker(proposal_id, thread_id);
-    } catch (const std::exception& e) {
-      core::log::error("proposal tracker worker failed; the sweeper will resume it",
-                       {{"proposal_id", proposal_id}, {"thread_id", thread_id}, {"error", e.what()}});
-      try {
-        proposals_.release_lease(proposal_id, options_.instance_id);
-      } catch (...) {
-      }
-    }
-    w->done = true;
-    cv_.notify_all();
-  });
+  std::shared_ptr<Job> job;
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ || jobs_.count(proposal_id)) return;
+    job = std::make_shared<Job>();
+    job->proposal_id = proposal_id;
+    job->thread_id = thread_id;
+    jobs_[proposal_id] = job;
+  }
+  spawn(follow_proposal(job));
 }
 
 void Tracker::stop() {
-  std::thread sweeper;
-  std::map<std::string, std::shared_ptr<Worker>> workers;
   {
     std::lock_guard lk(mu_);
     stopping_ = true;
-    sweeper = std::move(sweeper_);
-    workers = std::move(workers_);
-    workers_.clear();
+    for (auto& [id, job] : jobs_) job->stop.request_stop();
   }
-  cv_.notify_all();
-  if (sweeper.joinable()) sweeper.join();
-  for (auto& [id, w] : workers) {
-    if (w->thread.joinable()) w->thread.join();
+  stop_.request_stop();
+  std::unique_lock lk(mu_);
+  if (!cv_.wait_for(lk, options_.stop_timeout, [this] { return running_ == 0; })) {
+    core::log::warn("proposal tracker tasks still running at shutdown", {{"running", running_}});
   }
 }
 
-void Tracker::reap_finished_locked() {
-  for (auto it = workers_.begin(); it != workers_.end();) {
-    if (it->second->done) {
-      if (it->second->thread.joinable()) it->second->thread.join();
-      it = workers_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-}
+void Tracker::sweep_once() { rt_.run_sync(sweep()); }
 
 std::size_t Tracker::active() const {
   std::lock_guard lk(mu_);
-  std::size_t n = 0;
-  for (const auto& [id, w] : workers_) n += w->done ? 0 : 1;
-  return n;
+  return jobs_.size();
 }
 
 bool Tracker::wait_idle(std::chrono::milliseconds timeout) const {
   std::unique_lock lk(mu_);
-  return cv_.wait_for(lk, timeout, [this] {
-    for (const auto& [id, w] : workers_) {
-      if (!w->done) return false;
-    }
-    return true;
-  });
-}
-
-bool Tracker::sleep_for(std::chrono::milliseconds d) {
-  std::unique_lock lk(mu_);
-  return !cv_.wait_for(lk, d, [this] { return stopping_.load(); });
+  return cv_.wait_for(lk, timeout, [this] { return jobs_.empty(); });
 }
 
 // ------------------------------------------------------------------ finalisation
 
-namespace {
-void observe_finalised(const store::ProposalRecord& p, const char* status) {
-  try {
-    const double secs =
-        std::chrono::duration<double>(std::chrono::system_clock::now() - core::parse_rfc3339(p.created_at)).count();
-    duration_histogram().observe(std::max(0.0, secs), {{"status", status}});
-  } catch (const std::exception&) {
-  }
-  proposals_counter().inc({{"outcome", status}});
-}
-}  // namespace
-
-std::optional<std::string> Tracker::thread_of(const std::string& proposal_id) {
-  soci::session sql(db_.pool());
-  auto p = store::proposals::find(sql, proposal_id);
-  if (!p) return std::nullopt;
-  return p->thread_id;
-}
-
-FinaliseResult Tracker::finalise(const std::string& proposal_id, const nlohmann::json& generated_files) {
+FinaliseResult Tracker::complete_thread(const std::string& proposal_id, const std::string& thread_id,
+                                        const nlohmann::json& generated_files) {
   domain::FileMap files;
   try {
     files = domain::files_from_json(generated_files.is_null() ? nlohmann::json::object() : generated_files,
                                     "generated_files", core::now_rfc3339());
   } catch (const domain::Error& e) {
-    return finalise_failed(proposal_id, std::string("The refinement engine produced files the orchestrator cannot "
-                                                    "store: ") + e.what());
+    return fail_thread(proposal_id, thread_id,
+                       std::string("The refinement engine produced files the orchestrator cannot store: ") + e.what(),
+                       FailureKind::invalid_result);
   }
-  const auto thread = thread_of(proposal_id);
-  if (!thread) return FinaliseResult::missing;
-  const auto r = proposals_.finalise(*thread, files);
+  const auto r = proposals_.finalise(thread_id, files);
   if (!r.changed) return FinaliseResult::already_final;
   observe_finalised(r.proposal, "completed");
-  core::log::info("proposal completed", {{"proposal_id", proposal_id}, {"thread_id", *thread},
+  core::log::info("proposal completed", {{"proposal_id", proposal_id}, {"thread_id", thread_id},
                                          {"files", static_cast<int>(files.size())}});
   return FinaliseResult::applied;
 }
 
-FinaliseResult Tracker::finalise_failed(const std::string& proposal_id, const std::string& error) {
-  const auto thread = thread_of(proposal_id);
-  if (!thread) return FinaliseResult::missing;
-  const auto r = proposals_.finalise_failed(*thread, error);
+FinaliseResult Tracker::fail_thread(const std::string& proposal_id, const std::string& thread_id,
+                                    const std::string& error, FailureKind kind) {
+  const auto r = proposals_.finalise_failed(thread_id, error, kind);
   if (!r.changed) return FinaliseResult::already_final;
   observe_finalised(r.proposal, "failed");
-  core::log::warn("proposal failed", {{"proposal_id", proposal_id}, {"thread_id", *thread}, {"error", error}});
+  core::log::warn("proposal failed", {{"proposal_id", proposal_id}, {"thread_id", thread_id}, {"error", error},
+                                      {"failure_kind", domain::to_string(kind)}});
   return FinaliseResult::applied;
 }
 
-// ------------------------------------------------------------------ worker
+FinaliseResult Tracker::finalise(const std::string& proposal_id, const nlohmann::json& generated_files) {
+  core::db::Session sql(db_);
+  const auto p = store::proposals::find(sql.sql(), proposal_id);
+  if (!p) return FinaliseResult::missing;
+  return complete_thread(proposal_id, p->thread_id, generated_files);
+}
 
-void Tracker::run_worker(const std::string& proposal_id, const std::string& thread_id) {
+FinaliseResult Tracker::finalise_failed(const std::string& proposal_id, const std::string& error, FailureKind kind) {
+  core::db::Session sql(db_);
+  const auto p = store::proposals::find(sql.sql(), proposal_id);
+  if (!p) return FinaliseResult::missing;
+  return fail_thread(proposal_id, p->thread_id, error, kind);
+}
+
+// ------------------------------------------------------------------ one proposal
+
+Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
   const std::string& owner = options_.instance_id;
-  {
-    if (!proposals_.try_acquire_lease(proposal_id, owner, lease_seconds())) {
-      core::log::debug("proposal not tracked here: lease held elsewhere or no longer processing",
-                       {{"proposal_id", proposal_id}});
-      return;
+  const std::string& id = job->proposal_id;
+  const std::string& thread = job->thread_id;
+  const auto stop = job->stop.get_token();
+  struct Forget {  // leaves the registry however the coroutine ends
+    Tracker& t;
+    std::shared_ptr<Job> job;
+    ~Forget() {
+      std::lock_guard lk(t.mu_);
+      auto it = t.jobs_.find(job->proposal_id);
+      if (it != t.jobs_.end() && it->second == job) t.jobs_.erase(it);
+      t.cv_.notify_all();
     }
+  } forget{*this, job};
+
+  bool leased = false;
+  const auto ttl = lease_seconds();
+  auto acquire = [this, &id, &owner, ttl] { return proposals_.try_acquire_lease(id, owner, ttl); };
+  try {
+    leased = co_await rt_.blocking(acquire);
+  } catch (const std::exception& e) {
+    core::log::warn("could not take a proposal lease; the sweeper will retry", {{"proposal_id", id}, {"error", e.what()}});
   }
-  core::log::info("tracking proposal", {{"proposal_id", proposal_id}, {"thread_id", thread_id}, {"owner", owner}});
+  if (!leased) {
+    core::log::debug("proposal not tracked here: lease held elsewhere or no longer processing", {{"proposal_id", id}});
+    co_return;
+  }
+  {
+    std::lock_guard lk(mu_);
+    job->leased = true;
+    job->leased_at = Clock::now();
+  }
+  core::log::info("tracking proposal", {{"proposal_id", id}, {"thread_id", thread}, {"owner", owner}});
 
-  long long last_seq = 0;                        // last seq seen (engine's, or our own count)
-  std::optional<nlohmann::json> last_files;      // data.files of the last on_state_update carrying them
-  std::optional<std::string> last_error;         // data.error of the last `error` event
-  int failures = 0;                              // consecutive reconnect failures
-  bool finished = false;
-  bool lease_lost = false;
-  auto next_renew = Clock::now() + options_.lease_ttl / 3;
-
-  auto renew = [&]() -> bool {
-    if (Clock::now() < next_renew) return true;
-    next_renew = Clock::now() + options_.lease_ttl / 3;
-    if (!proposals_.renew_lease(proposal_id, owner, lease_seconds())) {
-      lease_lost = true;
-      return false;
-    }
-    return true;
-  };
-
-  // Finalises from an engine state document; returns true when the state was terminal.
-  auto finish_from_state = [&](const nlohmann::json& state) -> bool {
-    const std::string status = state.value("status", std::string());
-    if (!is_terminal(status)) return false;
-    if (status == "completed") {
-      nlohmann::json files = nlohmann::json::object();
-      if (state.contains("generated_files") && state["generated_files"].is_object()) files = state["generated_files"];
-      else if (last_files) files = *last_files;
-      finalise(proposal_id, files);
-    } else {
-      std::optional<std::string> err;
-      if (state.contains("error")) err = error_text(state["error"]);
-      if (!err) err = last_error;
-      finalise_failed(proposal_id, failure_sentence(status, err));
-    }
-    return true;
-  };
-
-  // GET state fallback: true if the proposal was finalised (terminal state or unknown thread).
-  // Throws EngineUnavailable when the engine cannot be reached.
-  auto check_state = [&]() -> bool {
-    auto state = engine_.get_state(thread_id);
-    if (!state) {
-      finalise_failed(proposal_id, "The refinement engine no longer knows run " + thread_id +
-                                       " (it was deleted or lost), so no result can be collected.");
-      return true;
-    }
-    return finish_from_state(*state);
-  };
-
-  // Handles `end`: decides completed/failed from data.status (state when absent).
-  auto on_end = [&](const nlohmann::json& data) {
-    std::string status = data.is_object() ? data.value("status", std::string()) : std::string();
-    std::optional<nlohmann::json> state;
-    if (status.empty() || (status == "completed" && !last_files) || (status != "completed" && !data.contains("error"))) {
-      try {
-        state = engine_.get_state(thread_id);
-      } catch (const std::exception& e) {
-        core::log::warn("engine state unavailable at end of stream",
-                        {{"proposal_id", proposal_id}, {"error", e.what()}});
-      }
-    }
-    if (status.empty()) {
-      // Streams from the original engine end with `{}`: the state (when known) decides;
-      // else an `error` event before `end` means failure, otherwise success.
-      const std::string s = state ? state->value("status", std::string()) : std::string();
-      status = is_terminal(s) ? s : (last_error ? "failed" : "completed");
-    }
-    if (status == "completed") {
-      nlohmann::json files = nlohmann::json::object();
-      if (last_files) files = *last_files;
-      else if (state && state->contains("generated_files") && (*state)["generated_files"].is_object())
-        files = (*state)["generated_files"];
-      finalise(proposal_id, files);
-    } else {
-      std::optional<std::string> err;
-      if (data.is_object() && data.contains("error")) err = error_text(data["error"]);
-      // The run's final error (end, then state) beats earlier, possibly recovered, error events.
-      if (!err && state && state->contains("error")) err = error_text((*state)["error"]);
-      if (!err) err = last_error;
-      finalise_failed(proposal_id, failure_sentence(status, err));
-    }
-  };
-
-  while (!finished && !stopping_ && !lease_lost) {
-    if (!renew()) break;
-    std::unique_ptr<core::http::WsClient> ws;
-    try {
-      ws = engine_.open_stream(thread_id, last_seq);
-    } catch (const EngineRejected& e) {
-      core::log::warn("engine refused the stream; checking state",
-                      {{"proposal_id", proposal_id}, {"status", e.status()}, {"error", e.what()}});
-    } catch (const EngineUnavailable& e) {
-      core::log::warn("engine stream unavailable", {{"proposal_id", proposal_id}, {"error", e.what()}});
-    }
-
-    if (ws) {
-      auto last_message = Clock::now();
-      bool broken = false;
-      while (!stopping_ && !finished) {
-        if (!renew()) break;
-        std::optional<std::string> msg;
-        try {
-          msg = ws->read(options_.poll_interval);
-        } catch (const core::http::ClientError& e) {
-          if (e.kind() == core::http::ClientErrorKind::timeout) {
-            if (Clock::now() - last_message < options_.read_timeout) continue;
-            // Silent for read_timeout: the run may have ended without us hearing `end`.
-            last_message = Clock::now();
-            try {
-              if (check_state()) finished = true;
-            } catch (const std::exception& se) {
-              core::log::warn("engine state unavailable while stream is idle",
-                              {{"proposal_id", proposal_id}, {"error", se.what()}});
-              broken = true;
-              break;
-            }
-            continue;
-          }
-          core::log::warn("engine stream broke", {{"proposal_id", proposal_id}, {"error", e.what()}});
-          broken = true;
-          break;
-        }
-        if (!msg) {  // normal close without `end`
-          broken = true;
-          break;
-        }
-        last_message = Clock::now();
-        nlohmann::json ev;
-        try {
-          ev = core::json::parse(*msg, core::json::kInternalLimits);
-        } catch (const std::exception&) {
-          core::log::warn("ignoring unreadable engine event", {{"proposal_id", proposal_id}});
-          ++last_seq;
-          continue;
-        }
-        if (!ev.is_object()) { ++last_seq; continue; }
-        if (ev.contains("seq") && ev["seq"].is_number_integer()) {
-          const long long s = ev["seq"].get<long long>();
-          if (s <= last_seq) continue;  // replayed duplicate
-          last_seq = s;
-        } else {
-          ++last_seq;  // engines without seq (recorded Python streams): position in the stream
-        }
-        failures = 0;
+  std::shared_ptr<const nlohmann::json> last_files;  // data.files of the last on_state_update carrying them
+  std::optional<std::string> last_error;             // the last `error` event's text
+  // What to do once the stream is over; decided below, applied with SQL on the blocking pool.
+  std::optional<nlohmann::json> complete_with;
+  std::optional<std::pair<std::string, FailureKind>> fail_with;
+  auto sub = hub_.subscribe(thread, 0, rt_.executor());
+  for (bool over = false; !over;) {
+    Item item = co_await sub->next(stop);
+    switch (item.kind) {
+      case Item::Kind::event: {
+        const follow::Event& ev = *item.event;
         if (options_.on_event) {
           try {
-            options_.on_event(proposal_id, ev);
+            options_.on_event(id, ev);
           } catch (...) {
           }
         }
-        const std::string type = ev.value("event_type", std::string());
-        const nlohmann::json data = ev.contains("data") ? ev["data"] : nlohmann::json::object();
-        if (type == "on_state_update") {
-          if (data.is_object() && data.contains("files") && data["files"].is_object()) last_files = data["files"];
-        } else if (type == "error") {
-          last_error = data.is_object() && data.contains("error") ? error_text(data["error"]) : error_text(data);
-          core::log::warn("engine reported an error during the run",
-                          {{"proposal_id", proposal_id}, {"error", last_error.value_or("")}});
-        } else if (type == "end") {
-          on_end(data);
-          finished = true;
+        if (ev.files) last_files = ev.files;
+        if (ev.type == "error") {
+          last_error = ev.error;
+          core::log::warn("engine reported an error during the run", {{"proposal_id", id}, {"error", ev.error.value_or("")}});
         }
-      }
-      ws->close();
-      if (finished || stopping_ || lease_lost) break;
-      if (!broken) continue;
-    }
-
-    // Stream could not be opened or broke: fall back to GET state, then reconnect with backoff.
-    try {
-      if (check_state()) {
-        finished = true;
+        if (!ev.is_end()) break;
+        over = true;
+        // `end`: data.status decides; the state fills in what the stream lacked (no status, as the
+        // Python engine sends; no files; no reason).
+        std::string status = ev.end_status;
+        std::optional<nlohmann::json> state;
+        if (status.empty() || (status == "completed" && !last_files) || (status != "completed" && !ev.error)) {
+          try {
+            state = co_await engine_.get_state_async(thread, stop);
+          } catch (const std::exception& e) {
+            core::log::warn("engine state unavailable at the end of a run", {{"proposal_id", id}, {"error", e.what()}});
+          }
+        }
+        if (status.empty()) {
+          const std::string s = state ? state->value("status", std::string()) : std::string();
+          status = is_terminal(s) ? s : (last_error ? "failed" : "completed");
+        }
+        if (status == "completed") {
+          complete_with = last_files ? *last_files : state ? state_files(*state).value_or(nlohmann::json::object())
+                                                           : nlohmann::json::object();
+        } else {
+          // The run's final error (end, then state) beats earlier, possibly recovered, error events.
+          std::optional<std::string> err = ev.error;
+          if (!err && state && state->contains("error")) err = follow::error_text((*state)["error"]);
+          if (!err) err = last_error;
+          fail_with.emplace(failure_sentence(status, err), FailureKind::engine_failed);
+        }
         break;
       }
-      // The engine answers and the run is still going: reconnect promptly.
-      failures = std::min(failures, 1);
-    } catch (const EngineUnavailable& e) {
-      ++failures;
-      core::log::warn("engine unreachable while tracking", {{"proposal_id", proposal_id},
-                                                            {"attempt", failures}, {"error", e.what()}});
-    } catch (const EngineRejected& e) {
-      ++failures;
-      core::log::warn("engine rejected the state request", {{"proposal_id", proposal_id}, {"error", e.what()}});
+      case Item::Kind::ended: {  // terminal state without an `end` event
+        over = true;
+        const nlohmann::json& state = *item.state;
+        const std::string status = state.value("status", std::string());
+        if (status == "completed") {
+          complete_with = state_files(state).value_or(last_files ? *last_files : nlohmann::json::object());
+        } else {
+          std::optional<std::string> err;
+          if (state.contains("error")) err = follow::error_text(state["error"]);
+          if (!err) err = last_error;
+          fail_with.emplace(failure_sentence(status, err), FailureKind::engine_failed);
+        }
+        break;
+      }
+      case Item::Kind::gone:
+        over = true;
+        fail_with.emplace(item.reason + " No result can be collected.", FailureKind::engine_gone);
+        break;
+      case Item::Kind::too_slow:  // not with unbounded options; resubscribe where we were
+        sub = hub_.subscribe(thread, sub->last_seq(), rt_.executor());
+        break;
+      case Item::Kind::stopped:
+        over = true;
+        break;
     }
-    if (failures >= options_.reconnect_attempts) {
-      finalise_failed(proposal_id,
-                      "The refinement engine stopped responding while the run was in progress (" +
-                          std::to_string(failures) + " reconnection attempts failed); start the refinement again.");
-      finished = true;
-      break;
-    }
-    core::RetryPolicy backoff{options_.reconnect_attempts, options_.reconnect_base_delay, options_.reconnect_max_delay};
-    // Floor of base_delay/2 so an engine that keeps closing streams early is not hammered.
-    const auto delay = std::max(backoff.delay_for(std::max(0, failures - 1)), options_.reconnect_base_delay / 2);
-    if (!sleep_for(delay)) break;
   }
+  sub.reset();
 
-  if (lease_lost) {
-    core::log::info("stopped tracking: lease lost or proposal no longer processing", {{"proposal_id", proposal_id}});
+  if (complete_with || fail_with) {
+    auto apply = [this, &id, &thread, &complete_with, &fail_with] {
+      if (complete_with) complete_thread(id, thread, *complete_with);
+      else fail_thread(id, thread, fail_with->first, fail_with->second);
+    };
+    try {
+      co_await rt_.blocking(apply);
+    } catch (const std::exception& e) {
+      core::log::error("could not finalise a proposal; the sweeper will follow it again",
+                       {{"proposal_id", id}, {"error", e.what()}});
+    }
+  } else if (!stop.stop_requested()) {
+    core::log::info("stopped tracking a proposal", {{"proposal_id", id}});
   }
+  auto release = [this, &id, &owner] { proposals_.release_lease(id, owner); };
   try {
-    proposals_.release_lease(proposal_id, owner);
+    co_await rt_.blocking(release);
   } catch (const std::exception& e) {
-    core::log::warn("could not release proposal lease", {{"proposal_id", proposal_id}, {"error", e.what()}});
+    core::log::warn("could not release a proposal lease", {{"proposal_id", id}, {"error", e.what()}});
+  }
+}
+
+// ------------------------------------------------------------------ lease keeper
+
+Task<void> Tracker::lease_keeper() {
+  const auto period = std::max(options_.lease_ttl / 3, std::chrono::milliseconds(100));
+  const auto stop = stop_.get_token();
+  while (co_await core::async::sleep_for(period, stop)) {
+    const auto started = Clock::now();
+    std::vector<std::string> held;
+    bool renewed = false;
+    auto renew = [this, &held] { held = proposals_.renew_leases(options_.instance_id, options_.lease_ttl); };
+    try {
+      co_await rt_.blocking(renew);
+      renewed = true;
+    } catch (const std::exception& e) {
+      core::log::warn("proposal lease renewal failed", {{"error", e.what()}});
+    }
+    if (!renewed) continue;
+    const std::set<std::string> still(held.begin(), held.end());
+    std::lock_guard lk(mu_);
+    for (auto& [id, job] : jobs_) {
+      // Leases taken after the renewal started may not be in its answer yet.
+      if (!job->leased || job->leased_at >= started || still.count(id)) continue;
+      core::log::info("proposal lease lost or proposal resolved elsewhere; no longer tracking it",
+                      {{"proposal_id", id}});
+      job->stop.request_stop();
+    }
   }
 }
 
 // ------------------------------------------------------------------ sweeper
 
-void Tracker::sweeper_loop() {
-  while (!stopping_) {
+Task<void> Tracker::sweeper() {
+  const auto stop = stop_.get_token();
+  do {
     try {
-      sweep_once();
+      co_await sweep();
     } catch (const std::exception& e) {
       core::log::error("proposal sweep failed", {{"error", e.what()}});
     }
-    if (!sleep_for(options_.sweep_interval)) break;
-  }
+  } while (co_await core::async::sleep_for(options_.sweep_interval, stop));
 }
 
-void Tracker::sweep_once() {
-  // 1. Orphans: processing longer than orphan_ttl -> failed, engine thread scheduled for deletion.
+Task<void> Tracker::sweep() {
+  const auto stop = stop_.get_token();
   const auto ttl = std::chrono::ceil<std::chrono::seconds>(options_.orphan_ttl);
-  for (const auto& thread : proposals_.fail_stale(ttl)) {
+  const int batch = options_.cleanup_batch;
+
+  // 1. Orphans: processing longer than orphan_ttl -> failed, engine thread scheduled for deletion.
+  std::vector<std::string> expired;
+  auto fail_stale = [this, &expired, ttl] { expired = proposals_.fail_stale(ttl); };
+  co_await rt_.blocking(fail_stale);
+  for (const auto& thread : expired) {
     proposals_counter().inc({{"outcome", "expired"}});
     core::log::warn("orphaned proposal failed", {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
   // 1b. Proposals left failed (nobody rejected them) keep their engine thread for orphan_ttl,
   //     then it is scheduled for deletion like a decided proposal's.
-  for (const auto& thread : proposals_.schedule_failed_cleanup(ttl, options_.cleanup_batch)) {
+  std::vector<std::string> scheduled;
+  auto schedule = [this, &scheduled, ttl, batch] { scheduled = proposals_.schedule_failed_cleanup(ttl, batch); };
+  co_await rt_.blocking(schedule);
+  for (const auto& thread : scheduled) {
     core::log::info("failed proposal's engine thread scheduled for deletion",
                     {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
   // 2. Engine cleanup for resolved proposals, retried every sweep until the engine confirms.
-  for (const auto& item : proposals_.list_pending_cleanup(options_.cleanup_batch)) {
-    if (stopping_) return;
+  std::vector<domain::CleanupItem> cleanup;
+  auto list_cleanup = [this, &cleanup, batch] { cleanup = proposals_.list_pending_cleanup(batch); };
+  co_await rt_.blocking(list_cleanup);
+  for (const auto& item : cleanup) {
+    if (stop.stop_requested()) co_return;
+    bool gone = false;
+    bool engine_down = false;
     try {
-      if (engine_.delete_thread(item.thread_id)) {
-        proposals_.mark_cleaned(item.proposal_id);
-        core::log::info("engine thread deleted", {{"proposal_id", item.proposal_id}, {"thread_id", item.thread_id}});
-      }
+      gone = co_await engine_.delete_thread_async(item.thread_id, stop);
     } catch (const EngineUnavailable& e) {
       core::log::warn("engine thread cleanup postponed", {{"proposal_id", item.proposal_id}, {"error", e.what()}});
-      break;  // engine down: try again next sweep
+      engine_down = true;
     } catch (const EngineRejected& e) {
       core::log::warn("engine refused thread deletion; will retry",
                       {{"proposal_id", item.proposal_id}, {"error", e.what()}});
     }
+    if (engine_down) break;  // try again next sweep
+    if (!gone) continue;
+    const std::string& pid = item.proposal_id;
+    auto mark = [this, &pid] { proposals_.mark_cleaned(pid); };
+    co_await rt_.blocking(mark);
+    core::log::info("engine thread deleted", {{"proposal_id", item.proposal_id}, {"thread_id", item.thread_id}});
   }
 
-  // 3. Resume processing proposals nobody tracks (lease free or expired, e.g. a crashed replica).
-  std::vector<std::pair<std::string, std::string>> resume;
-  {
-    const std::string now = core::now_rfc3339();
-    for (const auto& p : proposals_.list_processing()) {
-      const bool free = !p.lease_owner || *p.lease_owner == options_.instance_id || !p.lease_expires_at ||
-                        *p.lease_expires_at < now;
-      if (free) resume.emplace_back(p.id, p.thread_id);  // track() is a no-op if a local worker runs
+  // 3. Proposals failed only because the engine was unreachable: ask the engine again. A run that
+  //    completed after all brings its proposal back to `completed` (audit "proposal.restored").
+  std::vector<domain::ProposalThread> unsure;
+  auto list_unsure = [this, &unsure, batch] { unsure = proposals_.list_unreachable_failures(batch); };
+  co_await rt_.blocking(list_unsure);
+  for (const auto& item : unsure) {
+    if (stop.stop_requested()) co_return;
+    std::optional<nlohmann::json> state;
+    bool reached = false;
+    try {
+      state = co_await engine_.get_state_async(item.thread_id, stop);
+      reached = true;
+    } catch (const std::exception& e) {
+      core::log::debug("engine still unreachable for a failed proposal", {{"proposal_id", item.proposal_id},
+                                                                          {"error", e.what()}});
+    }
+    if (!reached) break;
+    const std::string status = state ? state->value("status", std::string()) : std::string();
+    if (state && !is_terminal(status)) continue;  // still running: ask again next sweep
+    const std::string& pid = item.proposal_id;
+    const std::string& tid = item.thread_id;
+    bool restored = false;
+    auto settle = [this, &pid, &tid, &state, &status, &restored] {
+      if (!state) return proposals_.settle_unreachable_failure(pid, FailureKind::engine_gone);
+      if (status != "completed") return proposals_.settle_unreachable_failure(pid, FailureKind::engine_failed);
+      domain::FileMap files;
+      try {
+        files = domain::files_from_json(state_files(*state).value_or(nlohmann::json::object()), "generated_files",
+                                        core::now_rfc3339());
+      } catch (const domain::Error&) {
+        return proposals_.settle_unreachable_failure(pid, FailureKind::invalid_result);
+      }
+      const auto r = proposals_.restore_completed(tid, files);
+      restored = r.changed;
+      if (restored) observe_finalised(r.proposal, "completed");
+    };
+    co_await rt_.blocking(settle);
+    if (restored) {
+      proposals_counter().inc({{"outcome", "restored"}});
+      core::log::warn("proposal failed while the engine was unreachable completed after all; restored",
+                      {{"proposal_id", pid}, {"thread_id", tid}});
     }
   }
-  for (const auto& [id, thread] : resume) track(id, thread);
+
+  // 4. Track processing proposals nobody tracks (lease free or expired, e.g. a dead replica's;
+  //    or this instance's, left over from a finished coroutine). track() skips local ones.
+  std::vector<domain::ProposalThread> claimable;
+  auto list_claimable = [this, &claimable] { claimable = proposals_.list_claimable(options_.instance_id); };
+  co_await rt_.blocking(list_claimable);
+  for (const auto& item : claimable) track(item.proposal_id, item.thread_id);
 }
 
 }  // namespace orchestrator::tracker

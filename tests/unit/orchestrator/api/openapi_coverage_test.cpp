@@ -48,7 +48,9 @@ std::set<Route> registered() {
   o.openapi_file = std::string(PROJECT_SOURCE_DIR) + "/docs/openapi.json";
   std::set<Route> out;
   {
-    orchestrator::api::App app(o);
+    core::async::Runtime rt;
+    rt.start();
+    orchestrator::api::App app(o, rt);
     for (const auto& r : app.routes()) out.insert({r.method == "WS" ? "GET" : r.method, r.pattern});
   }
   std::filesystem::remove_all(dir);

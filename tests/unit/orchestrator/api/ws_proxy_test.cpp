@@ -1,6 +1,8 @@
-// WebSocket proxy lifecycle and back-pressure (DESIGN.md §5 "WebSocket proxy"): stop()
-// interrupts reconnect backoff and joins forwarders; a browser that does not drain
-// its queue is closed with 1013 instead of the process buffering the run.
+// WebSocket proxy as a subscriber of the thread followers (docs/event-path-and-replicas.md
+// "Following a thread"): authorisation and after_seq checked before the upgrade; events forwarded
+// unchanged from after_seq; one upstream for many browsers; 1000 after `end`; 1013 for a browser
+// that stalls or falls behind (with the after_seq to resume from); 1011 plus an `error` event when
+// the engine forgot the run; 1001 at shutdown; the relay ends when the browser leaves.
 #include "orchestrator/api/ws_proxy.hpp"
 
 #include <chrono>
@@ -17,11 +19,13 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using orchestrator::api::WsProxy;
 using orchestrator::api::WsProxyOptions;
+using tracker_test::FakeEngine;
+using tracker_test::ThreadScript;
 
 namespace {
 
-/// Browser side of a proxied connection, recorded in memory. queued() is the number of
-/// frames sent minus `drained` (the test decides how fast the "browser" reads).
+/// Browser side of a proxied connection, recorded in memory. queued() is the number of frames
+/// sent and not yet "written": all of them while the browser stalls, none while it drains.
 class FakeConn : public core::http::WsConnection {
  public:
   bool send_text(std::string message) override {
@@ -31,14 +35,27 @@ class FakeConn : public core::http::WsConnection {
     return true;
   }
   void close(std::uint16_t code, std::string reason) override {
-    std::lock_guard lk(mu_);
-    if (!open_) return;
-    open_ = false;
-    code_ = code;
-    reason_ = std::move(reason);
+    std::function<void()> cb;
+    {
+      std::lock_guard lk(mu_);
+      if (!open_) return;
+      open_ = false;
+      code_ = code;
+      reason_ = std::move(reason);
+      cb = std::move(on_close_);
+    }
+    if (cb) cb();
   }
   void on_message(std::function<void(const std::string&)>) override {}
-  void on_close(std::function<void()>) override {}
+  void on_close(std::function<void()> cb) override {
+    std::unique_lock lk(mu_);
+    if (open_) {
+      on_close_ = std::move(cb);
+      return;
+    }
+    lk.unlock();
+    if (cb) cb();
+  }
   bool is_open() const override {
     std::lock_guard lk(mu_);
     return open_;
@@ -54,17 +71,36 @@ class FakeConn : public core::http::WsConnection {
       for (const auto& m : sent_) n += m.size();
     return n;
   }
-  /// Not used by the thread-per-connection proxy; answers from the current queue state.
+  /// Waits (in 5 ms steps: test code) until the queue is below the bounds, closed, or timed out.
   core::async::Task<bool> wait_writable(std::size_t max_frames, std::size_t max_bytes,
-                                        std::chrono::milliseconds) override {
-    co_return is_open() && queued() < max_frames && queued_bytes() < max_bytes;
+                                        std::chrono::milliseconds timeout) override {
+    const auto end = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (!is_open()) co_return false;
+      if (queued() < max_frames && queued_bytes() < max_bytes) co_return true;
+      if (std::chrono::steady_clock::now() >= end) co_return false;
+      co_await core::async::sleep_for(5ms);
+    }
   }
-  /// Frames sent so far.
-  std::size_t sent() const {
+  /// The browser goes away (its side closed the connection).
+  void leave() {
+    std::function<void()> cb;
+    {
+      std::lock_guard lk(mu_);
+      open_ = false;
+      cb = std::move(on_close_);
+    }
+    if (cb) cb();
+  }
+  std::vector<std::string> sent() const {
     std::lock_guard lk(mu_);
-    return sent_.size();
+    return sent_;
   }
-  /// Close code, 0 while open.
+  std::vector<long long> seqs() const {
+    std::vector<long long> out;
+    for (const auto& m : sent()) out.push_back(json::parse(m).value("seq", -1LL));
+    return out;
+  }
   int code() const {
     std::lock_guard lk(mu_);
     return code_;
@@ -73,7 +109,6 @@ class FakeConn : public core::http::WsConnection {
     std::lock_guard lk(mu_);
     return reason_;
   }
-  /// When false, nothing the proxy sends is ever written (a stalled browser).
   void set_drains(bool d) {
     std::lock_guard lk(mu_);
     drains_ = d;
@@ -86,120 +121,205 @@ class FakeConn : public core::http::WsConnection {
   int code_ = 0;
   std::string reason_;
   std::vector<std::string> sent_;
+  std::function<void()> on_close_;
 };
-
-/// Opens a proxied connection for `thread_id` as user "u" (access always granted).
-std::shared_ptr<FakeConn> open_conn(WsProxy& proxy, const std::string& thread_id) {
-  core::http::Request req;
-  req.path_params["thread_id"] = thread_id;
-  req.context["user_id"] = "u";
-  auto a = proxy.accept(req);
-  EXPECT_FALSE(a.reject.has_value());
-  auto conn = std::make_shared<FakeConn>();
-  a.on_open(conn);
-  return conn;
-}
 
 template <class Pred>
 bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (p()) return true;
-    std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(5ms);
   }
   return p();
 }
 
-TEST(WsProxy, StopInterruptsReconnectBackoffAndJoins) {
-  orchestrator::engine_client::EngineClientOptions eo;
-  eo.base_url = "http://127.0.0.1:1";  // nothing listens: every stream open fails fast
-  eo.request_timeout = 500ms;
-  orchestrator::engine_client::EngineClient engine(eo);
-  WsProxyOptions o;
-  o.reconnect_base_delay = 20s;
-  o.reconnect_max_delay = 20s;
-  WsProxy proxy(engine, [](const std::string&, const std::string&) { return true; }, o);
-  auto conn = open_conn(proxy, core::uuid4());
-  ASSERT_TRUE(eventually([&] { return proxy.active() == 1; }));
-  std::this_thread::sleep_for(300ms);  // first open failed, now in the 20 s backoff
-  const auto t0 = std::chrono::steady_clock::now();
-  proxy.stop();
-  const auto took = std::chrono::steady_clock::now() - t0;
-  EXPECT_LT(took, 2s);
-  EXPECT_EQ(proxy.active(), 0);  // joined: the forwarder has finished
-  EXPECT_EQ(conn->code(), 1001);
-}
+json numbered(long long seq) { return {{"event_type", "on_state_update"}, {"data", json::object()}, {"seq", seq}}; }
+json end_event(long long seq) { return {{"event_type", "end"}, {"data", {{"status", "completed"}}}, {"seq", seq}}; }
 
-TEST(WsProxy, ConnectionsAfterStopAreClosed) {
-  orchestrator::engine_client::EngineClientOptions eo;
-  eo.base_url = "http://127.0.0.1:1";
-  orchestrator::engine_client::EngineClient engine(eo);
-  WsProxy proxy(engine, [](const std::string&, const std::string&) { return true; });
-  proxy.stop();
-  auto conn = open_conn(proxy, core::uuid4());
-  EXPECT_EQ(conn->code(), 1001);
-  EXPECT_EQ(proxy.active(), 0);
-}
-
-std::vector<json> numbered_run(int n) {
-  std::vector<json> evs;
-  for (int i = 1; i <= n; ++i) evs.push_back({{"event_type", "on_state_update"}, {"data", json::object()}, {"seq", i}});
-  evs.push_back({{"event_type", "end"}, {"data", {{"status", "completed"}}}, {"seq", n + 1}});
-  return evs;
-}
-
-/// A 20-event run (plus `end`) on a fake engine, proxied to a browser connection that does
-/// not drain its queue until told to; the proxy allows 4 queued frames for `drain_timeout`.
-struct BackPressureRun {
-  explicit BackPressureRun(std::chrono::milliseconds drain_timeout)
-      : engine(options_for(fake)), proxy(engine, [](const std::string&, const std::string&) { return true; },
-                                         proxy_options(drain_timeout)) {
-    const std::string thread = core::uuid4();
-    fake.set(thread, {numbered_run(20), {}, false, false, std::nullopt});
-    conn->set_drains(false);
+class WsProxyTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rt_.start();
+    orchestrator::engine_client::EngineClientOptions eo;
+    eo.base_url = engine_.url();
+    eo.retry = core::RetryPolicy{1, 1ms, 1ms};
+    client_ = std::make_unique<orchestrator::engine_client::EngineClient>(eo, rt_);
+    orchestrator::follow::FollowOptions fo;
+    fo.reconnect_base_delay = 10ms;
+    fo.reconnect_max_delay = 50ms;
+    hub_ = std::make_unique<orchestrator::follow::FollowHub>(*client_, fo);
+  }
+  void TearDown() override {
+    proxy_.reset();
+    hub_.reset();
+    client_.reset();
+    rt_.stop();
+  }
+  WsProxy& proxy(WsProxyOptions o = {}) {
+    proxy_ = std::make_unique<WsProxy>(
+        *hub_, [this](const std::string& thread, const std::string& user) { return user == "u" && thread != denied_; },
+        o);
+    return *proxy_;
+  }
+  core::http::WsAccept accept(const std::string& thread, std::optional<std::string> after_seq = std::nullopt,
+                              const std::string& user = "u") {
     core::http::Request req;
     req.path_params["thread_id"] = thread;
-    req.context["user_id"] = "u";
-    proxy.accept(req).on_open(conn);
+    req.context["user_id"] = user;
+    if (after_seq) req.query.emplace("after_seq", *after_seq);
+    return proxy_->accept(req);
   }
-  static orchestrator::engine_client::EngineClientOptions options_for(tracker_test::FakeEngine& f) {
-    orchestrator::engine_client::EngineClientOptions eo;
-    eo.base_url = f.url();
-    return eo;
+  /// Opens a proxied connection (as the server would: on_open_async as a coroutine).
+  std::shared_ptr<FakeConn> open(const std::string& thread, std::optional<std::string> after_seq = std::nullopt,
+                                 bool drains = true) {
+    auto a = accept(thread, after_seq);
+    EXPECT_FALSE(a.reject.has_value()) << (a.reject ? a.reject->body : "");
+    auto conn = std::make_shared<FakeConn>();
+    conn->set_drains(drains);
+    if (a.on_open_async) rt_.spawn(a.on_open_async(conn));
+    return conn;
   }
-  static WsProxyOptions proxy_options(std::chrono::milliseconds drain_timeout) {
-    WsProxyOptions o;
-    o.max_queued_frames = 4;
-    o.drain_timeout = drain_timeout;
-    return o;
+  std::string live_thread(int events = 0) {
+    const std::string id = core::uuid4();
+    ThreadScript s;
+    s.live = true;
+    s.state = json{{"thread_id", id}, {"status", "running"}};
+    for (int i = 1; i <= events; ++i) s.events.push_back(numbered(i));
+    engine_.set(id, s);
+    return id;
   }
-  tracker_test::FakeEngine fake;
-  orchestrator::engine_client::EngineClient engine;
-  WsProxy proxy;
-  std::shared_ptr<FakeConn> conn = std::make_shared<FakeConn>();
+
+  FakeEngine engine_;
+  core::async::Runtime rt_{core::async::RuntimeOptions{2, 2, "ws-proxy-test"}};
+  std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
+  std::unique_ptr<orchestrator::follow::FollowHub> hub_;
+  std::unique_ptr<WsProxy> proxy_;
+  std::string denied_ = "none";
 };
 
-TEST(WsProxy, StalledBrowserIsClosedWith1013) {
-  BackPressureRun run(300ms);
-  auto& conn = run.conn;
-  auto& proxy = run.proxy;
-  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
-  EXPECT_EQ(conn->code(), 1013);
-  EXPECT_NE(conn->reason().find("after_seq=5"), std::string::npos) << conn->reason();
-  EXPECT_EQ(conn->sent(), 5u);  // stopped reading upstream once the queue exceeded the bound
-  proxy.stop();
+}  // namespace
+
+TEST_F(WsProxyTest, RejectsBeforeTheUpgrade) {
+  proxy();
+  const std::string thread = core::uuid4();
+  denied_ = thread;
+  auto no_access = accept(thread);
+  ASSERT_TRUE(no_access.reject.has_value());
+  EXPECT_EQ(no_access.reject->status, 404);
+  auto not_uuid = accept("not-a-thread");
+  ASSERT_TRUE(not_uuid.reject.has_value());
+  EXPECT_EQ(not_uuid.reject->status, 404);
+  for (const char* bad : {"-1", "x", "", "3.5"}) {
+    auto a = accept(live_thread(), std::string(bad));
+    ASSERT_TRUE(a.reject.has_value()) << bad;
+    EXPECT_EQ(a.reject->status, 400) << bad;
+    EXPECT_NE(a.reject->body.find("after_seq"), std::string::npos) << a.reject->body;
+  }
+  EXPECT_TRUE(engine_.connects(thread).empty()) << "nothing reaches the engine for a refused upgrade";
 }
 
-TEST(WsProxy, DrainingBrowserGetsTheWholeRun) {
-  BackPressureRun run(5s);
-  auto& conn = run.conn;
-  auto& proxy = run.proxy;
-  ASSERT_TRUE(eventually([&] { return conn->sent() == 5u; }));
+TEST_F(WsProxyTest, ForwardsEventsUnchangedAndClosesWith1000AfterEnd) {
+  auto& p = proxy();
+  const auto thread = live_thread(3);
+  auto conn = open(thread);
+  engine_.append(thread, numbered(4));
+  engine_.append(thread, end_event(5));
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1000);
+  ASSERT_EQ(conn->sent().size(), 5u);
+  EXPECT_EQ(conn->sent()[3], numbered(4).dump()) << "the engine's text, unchanged";
+  EXPECT_EQ(conn->seqs(), (std::vector<long long>{1, 2, 3, 4, 5}));
+  EXPECT_TRUE(eventually([&] { return p.active() == 0; }));
+}
+
+TEST_F(WsProxyTest, ResumesAfterSeqAndManyBrowsersShareOneUpstream) {
+  proxy();
+  const auto thread = live_thread(6);
+  std::vector<std::shared_ptr<FakeConn>> conns;
+  for (int i = 0; i < 20; ++i) conns.push_back(open(thread, i % 2 ? std::optional<std::string>("4") : std::nullopt));
+  engine_.append(thread, end_event(7));
+  for (std::size_t i = 0; i < conns.size(); ++i) {
+    ASSERT_TRUE(eventually([&] { return !conns[i]->is_open(); })) << i;
+    EXPECT_EQ(conns[i]->code(), 1000);
+    EXPECT_EQ(conns[i]->seqs(), i % 2 ? (std::vector<long long>{5, 6, 7}) : (std::vector<long long>{1, 2, 3, 4, 5, 6, 7}))
+        << i;
+  }
+  EXPECT_EQ(engine_.connects(thread).size(), 1u) << "20 browsers, one upstream stream";
+}
+
+TEST_F(WsProxyTest, StalledBrowserIsClosedWith1013AndTheSeqToResumeFrom) {
+  WsProxyOptions o;
+  o.max_queued_frames = 4;
+  o.drain_timeout = 300ms;
+  proxy(o);
+  const auto thread = live_thread(20);
+  auto conn = open(thread, std::nullopt, /*drains=*/false);
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1013);
+  EXPECT_NE(conn->reason().find("after_seq=4"), std::string::npos) << conn->reason();
+  EXPECT_EQ(conn->sent().size(), 4u) << "stopped taking events once the connection's queue was full";
+}
+
+TEST_F(WsProxyTest, BrowserFallingBehindLiveEventsIsClosedWith1013) {
+  WsProxyOptions o;
+  o.max_queued_frames = 2;
+  o.max_behind_frames = 5;
+  o.drain_timeout = 60s;  // the drain wait is not what ends it
+  auto& p = proxy(o);
+  const auto thread = live_thread();
+  auto conn = open(thread, std::nullopt, /*drains=*/false);
+  ASSERT_TRUE(eventually([&] { return p.active() == 1; }));
+  for (long long s = 1; s <= 10; ++s) engine_.append(thread, numbered(s));
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1013);
+  EXPECT_NE(conn->reason().find("after_seq=2"), std::string::npos) << conn->reason();
+  EXPECT_TRUE(eventually([&] { return p.active() == 0; })) << "the relay ended with the connection";
+}
+
+TEST_F(WsProxyTest, DrainingBrowserGetsTheWholeRun) {
+  WsProxyOptions o;
+  o.max_queued_frames = 4;
+  o.drain_timeout = 5s;
+  proxy(o);
+  const auto thread = live_thread(20);
+  engine_.append(thread, end_event(21));
+  auto conn = open(thread, std::nullopt, /*drains=*/false);
+  ASSERT_TRUE(eventually([&] { return conn->sent().size() == 4u; }));
   conn->set_drains(true);  // the browser catches up before the drain timeout
   ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
   EXPECT_EQ(conn->code(), 1000);
-  EXPECT_EQ(conn->sent(), 21u);
-  proxy.stop();
+  EXPECT_EQ(conn->sent().size(), 21u);
 }
 
-}  // namespace
+TEST_F(WsProxyTest, RunTheEngineForgotGetsAnErrorEventAnd1011) {
+  proxy();
+  auto conn = open(core::uuid4());
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1011);
+  ASSERT_EQ(conn->sent().size(), 1u);
+  const auto e = json::parse(conn->sent()[0]);
+  EXPECT_EQ(e.at("event_type"), "error");
+  EXPECT_NE(e.at("data").at("error").get<std::string>().find("no longer knows"), std::string::npos) << e.dump();
+}
+
+TEST_F(WsProxyTest, BrowserLeavingEndsTheRelayAndTheUpstream) {
+  auto& p = proxy();
+  const auto thread = live_thread(1);
+  auto conn = open(thread);
+  ASSERT_TRUE(eventually([&] { return conn->sent().size() == 1u && engine_.open_streams(thread) == 1; }));
+  conn->leave();
+  EXPECT_TRUE(eventually([&] { return p.active() == 0; }));
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams(thread) == 0; })) << "no subscriber left: upstream closed";
+}
+
+TEST_F(WsProxyTest, ShutdownClosesBrowsersWith1001) {
+  auto& p = proxy();
+  const auto thread = live_thread(1);
+  auto conn = open(thread);
+  ASSERT_TRUE(eventually([&] { return conn->sent().size() == 1u; }));
+  hub_->stop();
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1001);
+  EXPECT_TRUE(eventually([&] { return p.active() == 0; }));
+}

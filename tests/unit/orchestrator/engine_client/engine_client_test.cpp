@@ -1,12 +1,16 @@
 // EngineClient against a real local HTTP server (core::http::Server as a controllable
-// fake engine): transient-only retries, 4xx not retried, connection refused, circuit
-// breaker open -> fail fast -> half-open -> closed (DESIGN.md §5 "Engine client").
+// fake engine): transient-only retries, 4xx not retried, connection refused, keep-alive reuse,
+// circuit breaker in front of invoke only (open -> fail fast -> half-open -> closed), and a local
+// EMFILE that is answered 503 without counting against the engine.
 #include "orchestrator/engine_client/engine_client.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <atomic>
 #include <chrono>
@@ -139,12 +143,19 @@ double counter(const std::string& endpoint, const std::string& status) {
 
 nlohmann::json job() { return {{"job_id", "t-1"}, {"trace_id", "x"}, {"agent_definition", nlohmann::json::object()}}; }
 
+/// The runtime the client runs on (the orchestrator main owns one).
+struct Rt {
+  Rt() { rt.start(); }
+  core::async::Runtime rt{core::async::RuntimeOptions{2, 2, "engine-client-test"}};
+};
+
 }  // namespace
 
 TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
   FakeEngine engine;
   engine.script({503, 500, 202});
-  EngineClient client(fast_options(engine.url()));
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
   const double before = counter("invoke", "503");
   EXPECT_EQ(client.invoke(job(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), "t-1");
   EXPECT_EQ(engine.hits(), 3);
@@ -156,7 +167,8 @@ TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
 TEST(EngineClient, TooManyRequestsIsRetried) {
   FakeEngine engine;
   engine.script({429, 202});
-  EngineClient client(fast_options(engine.url()));
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
   EXPECT_EQ(client.invoke(job()), "t-1");
   EXPECT_EQ(engine.hits(), 2);
 }
@@ -164,7 +176,8 @@ TEST(EngineClient, TooManyRequestsIsRetried) {
 TEST(EngineClient, PersistentTooManyRequestsHonoursRetryAfter) {
   FakeEngine engine;
   engine.script({429});
-  EngineClient client(fast_options(engine.url()));
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
   try {
     client.invoke(job());
     FAIL() << "expected EngineUnavailable";
@@ -178,7 +191,8 @@ TEST(EngineClient, PersistentTooManyRequestsHonoursRetryAfter) {
 TEST(EngineClient, BadRequestIsNotRetried) {
   FakeEngine engine;
   engine.script({400});
-  EngineClient client(fast_options(engine.url()));
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
   try {
     client.invoke(job());
     FAIL() << "expected EngineRejected";
@@ -192,7 +206,8 @@ TEST(EngineClient, BadRequestIsNotRetried) {
 }
 
 TEST(EngineClient, ConnectionRefusedIsEngineUnavailable) {
-  EngineClient client(fast_options("http://127.0.0.1:" + std::to_string(closed_port())));
+  Rt r;
+  EngineClient client(fast_options("http://127.0.0.1:" + std::to_string(closed_port())), r.rt);
   try {
     client.invoke(job());
     FAIL() << "expected EngineUnavailable";
@@ -201,13 +216,14 @@ TEST(EngineClient, ConnectionRefusedIsEngineUnavailable) {
     EXPECT_EQ(std::string(e.what()).rfind("The refinement engine is unavailable; try again in ", 0), 0u) << e.what();
   }
   EXPECT_THROW(client.get_state("t"), EngineUnavailable);
-  EXPECT_THROW(client.open_stream("t", 0), EngineUnavailable);
+  EXPECT_THROW(r.rt.run_sync(client.open_stream("t", 0)), EngineUnavailable);
 }
 
 TEST(EngineClient, StateNotFoundIsNulloptAndDeleteOfMissingIsTrue) {
   FakeEngine engine;
   engine.script({404});
-  EngineClient client(fast_options(engine.url()));
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
   EXPECT_FALSE(client.get_state("nope").has_value());
   EXPECT_TRUE(client.delete_thread("nope"));
   EXPECT_EQ(engine.hits(), 2);
@@ -220,15 +236,16 @@ TEST(EngineClient, StateNotFoundIsNulloptAndDeleteOfMissingIsTrue) {
 
 TEST(EngineClient, OpenStreamPassesAfterSeqAndMaps404) {
   FakeEngine engine;
-  EngineClient client(fast_options(engine.url()));
-  auto ws = client.open_stream("t-1", 42);
-  auto msg = ws->read(2000ms);
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
+  auto ws = r.rt.run_sync(client.open_stream("t-1", 42));
+  auto msg = r.rt.run_sync(ws->read());
   ASSERT_TRUE(msg.has_value());
   EXPECT_EQ(nlohmann::json::parse(*msg).at("event_type"), "end");
   EXPECT_EQ(engine.last_after_seq(), "42");
-  ws->close();
+  r.rt.run_sync(ws->close());
   try {
-    client.open_stream("unknown", 0);
+    r.rt.run_sync(client.open_stream("unknown", 0));
     FAIL() << "expected EngineRejected";
   } catch (const EngineRejected& e) {
     EXPECT_EQ(e.status(), 404);
@@ -238,7 +255,8 @@ TEST(EngineClient, OpenStreamPassesAfterSeqAndMaps404) {
 TEST(EngineClient, BreakerOpensAfterSixFailuresFailsFastThenHalfOpensAndCloses) {
   FakeEngine engine;
   engine.script({503});
-  EngineClient client(fast_options(engine.url(), /*attempts=*/1));
+  Rt r;
+  EngineClient client(fast_options(engine.url(), /*attempts=*/1), r.rt);
   for (int i = 0; i < 6; ++i) {
     EXPECT_THROW(client.invoke(job()), EngineUnavailable) << i;
     if (i < 5) {
@@ -259,9 +277,17 @@ TEST(EngineClient, BreakerOpensAfterSixFailuresFailsFastThenHalfOpensAndCloses) 
     EXPECT_STREQ(e.what(), "The refinement engine is unavailable; try again in 1 second.");
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
-  EXPECT_THROW(client.get_state("t-1"), EngineUnavailable);
-  EXPECT_THROW(client.open_stream("t-1", 0), EngineUnavailable);
   EXPECT_EQ(engine.hits(), 6);
+
+  // The breaker guards new refinements only: following a thread still reaches the engine while
+  // it is open, and those calls neither close it nor keep it open.
+  EXPECT_THROW(client.get_state("t-1"), EngineUnavailable);  // the engine's own 503
+  EXPECT_EQ(engine.hits(), 7);
+  auto ws = r.rt.run_sync(client.open_stream("t-1", 0));
+  EXPECT_TRUE(r.rt.run_sync(ws->read()).has_value());
+  engine.script({200});
+  EXPECT_TRUE(client.get_state("t-1").has_value());
+  EXPECT_EQ(client.breaker_state(), "open");
 
   // After the (shortened) open duration: half-open; 3 successful trials close it.
   std::this_thread::sleep_for(450ms);
@@ -270,13 +296,73 @@ TEST(EngineClient, BreakerOpensAfterSixFailuresFailsFastThenHalfOpensAndCloses) 
   for (int i = 0; i < 3; ++i) EXPECT_EQ(client.invoke(job()), "t-1") << i;
   EXPECT_EQ(client.breaker_state(), "closed");
   EXPECT_EQ(core::metrics::global().gauge("ide_orchestrator_circuit_breaker_state", "").value(), 0.0);
-  EXPECT_EQ(engine.hits(), 9);
+  EXPECT_EQ(engine.hits(), 11);
+}
+
+TEST(EngineClient, FollowingFailuresNeverOpenTheBreaker) {
+  FakeEngine engine;
+  engine.script({503});
+  Rt r;
+  EngineClient client(fast_options(engine.url(), 1), r.rt);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_THROW(client.get_state("t-1"), EngineUnavailable);
+    EXPECT_THROW(r.rt.run_sync(client.delete_thread_async("t-1")), EngineUnavailable);
+  }
+  EXPECT_EQ(engine.hits(), 40);
+  EXPECT_EQ(client.breaker_state(), "closed");
+  engine.script({202});
+  EXPECT_EQ(client.invoke(job()), "t-1");
+}
+
+TEST(EngineClient, ReusesKeepAliveConnections) {
+  FakeEngine engine;
+  engine.script({200});
+  Rt r;
+  EngineClient client(fast_options(engine.url()), r.rt);
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.get_state("t-" + std::to_string(i)).has_value());
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(r.rt.run_sync(client.get_state_async("t-a")).has_value());
+  EXPECT_EQ(engine.hits(), 30);
+  EXPECT_EQ(client.http().connections_opened(), 1u) << "sequential calls share one keep-alive connection";
+}
+
+TEST(EngineClient, OutOfFileDescriptorsIsAnsweredUnavailableAndNeverOpensTheBreaker) {
+  FakeEngine engine;
+  engine.script({202});
+  Rt r;
+  EngineClient client(fast_options(engine.url(), 1), r.rt);
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  std::size_t open_now = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++open_now;
+  // No descriptor left for a new socket: every connect fails with EMFILE.
+  rlimit tight = old;
+  tight.rlim_cur = open_now;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<std::string> messages;
+  for (int i = 0; i < 8; ++i) {
+    try {
+      client.invoke(job());
+      messages.push_back("succeeded");
+    } catch (const EngineUnavailable& e) {
+      messages.push_back(e.what());
+    } catch (const std::exception& e) {
+      messages.push_back(std::string("other: ") + e.what());
+    }
+  }
+  const std::string state = client.breaker_state();
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
+  for (const auto& m : messages) EXPECT_NE(m.find("no free connections"), std::string::npos) << m;
+  EXPECT_EQ(state, "closed") << "a local EMFILE is not an engine failure";
+  EXPECT_EQ(engine.hits(), 0);
+  EXPECT_GE(counter("invoke", "local_resources"), 8.0);
+  EXPECT_EQ(client.invoke(job()), "t-1");
 }
 
 TEST(EngineClient, FailedTrialInHalfOpenReopens) {
   FakeEngine engine;
   engine.script({503});
-  EngineClient client(fast_options(engine.url(), 1));
+  Rt r;
+  EngineClient client(fast_options(engine.url(), 1), r.rt);
   for (int i = 0; i < 6; ++i) EXPECT_THROW(client.invoke(job()), EngineUnavailable);
   std::this_thread::sleep_for(450ms);
   EXPECT_EQ(client.breaker_state(), "half_open");

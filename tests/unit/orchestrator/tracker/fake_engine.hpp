@@ -1,19 +1,26 @@
 #pragma once
-// A scripted Spec Engine on core::http::Server for tracker tests: per thread, a list
-// of events served on WebSocket /spec-engine/stream/{id}[?after_seq=N] (by position,
-// so streams with and without `seq` both resume), an optional connection drop after
-// K events on the first connection(s), a state document (404 when absent) and a
-// DELETE endpoint that can fail a given number of times.
+// A scripted Spec Engine on core::http::Server for follower, tracker and proxy tests: per thread,
+// a list of events served on WebSocket /spec-engine/stream/{id}[?after_seq=N] (by position, so
+// streams with and without `seq` both resume), a state document (404 when absent) and a DELETE
+// endpoint that can fail a given number of times. For fault injection:
+//   - drop_after: connection i sends this many events, then closes without `end` (code 1011);
+//   - live threads: the connection stays open and sends events as append() adds them (closing
+//     1000 after `end`); drop() breaks the open connections of a thread;
+//   - set_unavailable(true): every endpoint answers 503 (an engine that is down).
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include <boost/asio/this_coro.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/async.hpp"
 #include "core/server.hpp"
 #include "core/ws.hpp"
 
@@ -26,18 +33,21 @@ struct ThreadScript {
   bool ignore_after_seq = false;              ///< replay from the start on every connection
   bool stream_404 = false;                    ///< refuse the stream upgrade with 404
   std::optional<nlohmann::json> state;        ///< GET state answer; nullopt -> 404
+  bool live = false;                          ///< keep connections open and send events as they are appended
 };
 
 class FakeEngine {
  public:
   FakeEngine() {
     core::http::Router r;
-    r.add("POST", "/spec-engine/invoke", [](core::http::Request&) {
+    r.add("POST", "/spec-engine/invoke", [this](core::http::Request&) {
+      if (unavailable_) return core::http::Response::problem(503, "Unavailable", "down");
       return core::http::Response::json(202, {{"thread_id", "t"}, {"status", "started"}});
     });
     r.add("GET", "/spec-engine/state/{id}", [this](core::http::Request& req) {
       std::lock_guard lk(mu_);
       ++state_calls_;
+      if (unavailable_) return core::http::Response::problem(503, "Unavailable", "down");
       auto it = threads_.find(req.path_params.at("id"));
       if (it == threads_.end() || !it->second.state) {
         return core::http::Response::problem(404, "Not Found", "unknown thread");
@@ -59,6 +69,10 @@ class FakeEngine {
       const std::string id = req.path_params.at("id");
       const long long after = std::stoll(req.query_param("after_seq").value_or("0"));
       std::lock_guard lk(mu_);
+      if (unavailable_) {
+        a.reject = core::http::Response::problem(503, "Unavailable", "down");
+        return a;
+      }
       connects_[id].push_back(after);
       auto it = threads_.find(id);
       if (it == threads_.end() || it->second.stream_404) {
@@ -66,6 +80,12 @@ class FakeEngine {
         return a;
       }
       const std::size_t conn_no = connects_[id].size() - 1;
+      if (it->second.live) {
+        a.on_open_async = [this, id, after](std::shared_ptr<core::http::WsConnection> c) {
+          return serve_live(std::move(c), id, after);
+        };
+        return a;
+      }
       ThreadScript s = it->second;
       a.on_open = [s, conn_no, after](std::shared_ptr<core::http::WsConnection> c) {
         std::size_t start = s.ignore_after_seq ? 0 : static_cast<std::size_t>(std::max(0LL, after));
@@ -89,11 +109,45 @@ class FakeEngine {
     std::lock_guard lk(mu_);
     threads_[thread_id] = std::move(s);
   }
+  /// Adds an event to a (live) thread and wakes its open connections.
+  void append(const std::string& thread_id, nlohmann::json ev) {
+    std::lock_guard lk(mu_);
+    threads_[thread_id].events.push_back(std::move(ev));
+    wake_locked(thread_id);
+  }
+  /// Sets the state document of a thread (nullopt -> 404).
+  void set_state(const std::string& thread_id, std::optional<nlohmann::json> state) {
+    std::lock_guard lk(mu_);
+    threads_[thread_id].state = std::move(state);
+  }
+  /// Breaks every open live connection of the thread (close 1011, no `end`).
+  void drop(const std::string& thread_id) {
+    std::lock_guard lk(mu_);
+    ++drops_[thread_id];
+    wake_locked(thread_id);
+  }
+  /// Every endpoint answers 503 while true; open live connections are broken.
+  void set_unavailable(bool down) {
+    std::lock_guard lk(mu_);
+    unavailable_ = down;
+    if (down) {
+      for (auto& [id, conns] : live_) {
+        ++drops_[id];
+        wake_locked(id);
+      }
+    }
+  }
   /// after_seq of every stream connection to `thread_id`, in order.
   std::vector<long long> connects(const std::string& thread_id) const {
     std::lock_guard lk(mu_);
     auto it = connects_.find(thread_id);
     return it == connects_.end() ? std::vector<long long>{} : it->second;
+  }
+  /// Stream connections of `thread_id` open now (live threads only).
+  std::size_t open_streams(const std::string& thread_id) const {
+    std::lock_guard lk(mu_);
+    auto it = live_.find(thread_id);
+    return it == live_.end() ? 0 : it->second.size();
   }
   std::vector<std::string> deleted() const {
     std::lock_guard lk(mu_);
@@ -109,13 +163,67 @@ class FakeEngine {
   }
 
  private:
+  struct LiveConn {
+    std::shared_ptr<core::async::Signal> wake;
+  };
+
+  void wake_locked(const std::string& thread_id) {
+    auto it = live_.find(thread_id);
+    if (it == live_.end()) return;
+    for (auto& [n, c] : it->second) c.wake->notify();
+  }
+
+  /// Serves a live thread on one connection: the events after `after`, then each appended one.
+  core::async::Task<void> serve_live(std::shared_ptr<core::http::WsConnection> c, std::string id, long long after) {
+    auto ex = co_await boost::asio::this_coro::executor;
+    auto wake = std::make_shared<core::async::Signal>(ex);
+    std::uint64_t me = 0;
+    int drops_at_open = 0;
+    {
+      std::lock_guard lk(mu_);
+      me = next_conn_++;
+      live_[id][me] = LiveConn{wake};
+      drops_at_open = drops_[id];
+    }
+    std::size_t pos = static_cast<std::size_t>(std::max(0LL, after));
+    int code = 0;
+    while (code == 0) {
+      std::vector<std::string> batch;
+      bool ended = false;
+      {
+        std::lock_guard lk(mu_);
+        if (drops_[id] != drops_at_open) {
+          code = 1011;
+        } else {
+          const auto& evs = threads_[id].events;
+          for (; pos < evs.size(); ++pos) {
+            batch.push_back(evs[pos].dump());
+            if (evs[pos].value("event_type", std::string()) == "end") ended = true;
+          }
+        }
+      }
+      for (auto& m : batch) c->send_text(std::move(m));
+      if (ended) code = 1000;
+      if (!c->is_open()) break;
+      if (code == 0) co_await wake->wait(std::chrono::milliseconds(100));
+    }
+    if (code != 0) c->close(static_cast<std::uint16_t>(code), code == 1000 ? "end" : "dropped");
+    std::lock_guard lk(mu_);
+    live_[id].erase(me);
+    if (live_[id].empty()) live_.erase(id);
+  }
+
   std::unique_ptr<core::http::Server> server_;
   mutable std::mutex mu_;
   std::map<std::string, ThreadScript> threads_;
   std::map<std::string, std::vector<long long>> connects_;
+  std::map<std::string, std::map<std::uint64_t, LiveConn>> live_;
+  std::map<std::string, int> drops_;
+  std::uint64_t next_conn_ = 0;
   std::vector<std::string> deleted_;
   int delete_failures_ = 0;
   int state_calls_ = 0;
+  std::atomic<bool> unavailable_{false};
 };
 
 }  // namespace tracker_test

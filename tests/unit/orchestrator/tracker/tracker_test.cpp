@@ -1,9 +1,12 @@
-// Tracker against a scripted fake engine (core::http::Server, HTTP + WebSocket) and the
-// real orchestrator store on SQLite (DESIGN.md §5 "Hybrid event processing", "Proposals").
+// Tracker against a scripted fake engine (core::http::Server, HTTP + WebSocket) and the real
+// orchestrator store on SQLite (docs/event-path-and-replicas.md "Proposals through outages"):
+// finalisation from the stream or the state, leases across replicas, outages that never fail
+// live work, the breaker that never stops a tracker, and the sweeper.
 #include "orchestrator/tracker/tracker.hpp"
 
 #include <chrono>
 #include <filesystem>
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -38,6 +41,16 @@ json ev(const std::string& type, json data, std::optional<long long> seq = std::
 }
 
 /// Numbers events 1..n with `seq` (as our engine does).
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return p();
+}
+
 std::vector<json> with_seq(std::vector<json> evs) {
   for (std::size_t i = 0; i < evs.size(); ++i) evs[i]["seq"] = static_cast<long long>(i + 1);
   return evs;
@@ -80,39 +93,47 @@ class TrackerTest : public ::testing::Test {
     w.created_at = w.updated_at = core::now_rfc3339();
     orchestrator::store::workflows::insert(sql, w);
 
-    orchestrator::engine_client::EngineClientOptions eo;
-    eo.base_url = engine_.url();
-    eo.request_timeout = 2000ms;
-    eo.retry = core::RetryPolicy{2, 1ms, 5ms};
-    eo.breaker = core::CircuitBreaker::Options{100, 200ms, 3};
-    client_ = std::make_unique<orchestrator::engine_client::EngineClient>(eo);
+    rt_.start();
+    client_ = std::make_unique<orchestrator::engine_client::EngineClient>(client_options(engine_.url()), rt_);
+    hub_ = std::make_unique<orchestrator::follow::FollowHub>(*client_, follow_options());
   }
   void TearDown() override {
     tracker_.reset();
+    hub_.reset();
     client_.reset();
+    rt_.stop();
     db_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
 
+  static orchestrator::engine_client::EngineClientOptions client_options(const std::string& url) {
+    orchestrator::engine_client::EngineClientOptions eo;
+    eo.base_url = url;
+    eo.request_timeout = 2000ms;
+    eo.retry = core::RetryPolicy{2, 1ms, 5ms};
+    eo.breaker = core::CircuitBreaker::Options{2, 1h, 3};
+    return eo;
+  }
+  static orchestrator::follow::FollowOptions follow_options() {
+    orchestrator::follow::FollowOptions f;
+    f.reconnect_base_delay = 10ms;
+    f.reconnect_max_delay = 50ms;
+    return f;
+  }
   TrackerOptions options() {
     TrackerOptions o;
     o.instance_id = "test-replica";
     o.lease_ttl = 3000ms;
     o.sweep_interval = 1h;
-    o.reconnect_base_delay = 10ms;
-    o.reconnect_max_delay = 50ms;
-    o.reconnect_attempts = 3;
-    o.read_timeout = 2000ms;
-    o.poll_interval = 50ms;
-    o.on_event = [this](const std::string&, const json& e) {
+    o.on_event = [this](const std::string&, const orchestrator::follow::Event& e) {
       std::lock_guard lk(events_mu_);
-      seen_.push_back(e);
+      seen_.push_back(json::parse(e.text));
     };
     return o;
   }
   Tracker& tracker(TrackerOptions o) {
-    tracker_ = std::make_unique<Tracker>(*db_, *client_, std::move(o));
+    tracker_ = std::make_unique<Tracker>(*db_, *client_, *hub_, std::move(o));
     return *tracker_;
   }
   Tracker& tracker() { return tracker(options()); }
@@ -152,7 +173,9 @@ class TrackerTest : public ::testing::Test {
   FakeEngine engine_;
   std::filesystem::path dir_;
   std::unique_ptr<core::db::Database> db_;
+  core::async::Runtime rt_{core::async::RuntimeOptions{2, 4, "tracker-test"}};
   std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
+  std::unique_ptr<orchestrator::follow::FollowHub> hub_;
   std::unique_ptr<Tracker> tracker_;
   std::string user_id_, workflow_id_;
   std::mutex events_mu_;
@@ -292,7 +315,8 @@ TEST_F(TrackerTest, BrokenStreamWithTerminalStateFinalisesFromState) {
   auto p = wait_final(id);
   ASSERT_EQ(p.status, ProposalStatus::completed);
   EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
-  EXPECT_EQ(engine_.connects("th-t").size(), 1u);
+  // One more connection asks for events missed before the state's verdict is taken.
+  EXPECT_EQ(engine_.connects("th-t"), (std::vector<long long>{0, 2}));
 }
 
 TEST_F(TrackerTest, UnknownEngineThreadFailsTheProposal) {
@@ -302,23 +326,119 @@ TEST_F(TrackerTest, UnknownEngineThreadFailsTheProposal) {
   ASSERT_EQ(p.status, ProposalStatus::failed);
   ASSERT_TRUE(p.error.has_value());
   EXPECT_NE(p.error->find("no longer knows run th-unknown"), std::string::npos) << *p.error;
+  EXPECT_EQ(p.failure_kind.value_or(""), "engine_gone");
 }
 
-TEST_F(TrackerTest, EngineDownFailsAfterBoundedAttempts) {
-  // Points at a port with nothing listening: stream and state both unavailable.
-  orchestrator::engine_client::EngineClientOptions eo;
-  eo.base_url = "http://127.0.0.1:1";
-  eo.request_timeout = 500ms;
-  eo.retry = core::RetryPolicy{1, 1ms, 1ms};
-  eo.breaker = core::CircuitBreaker::Options{1000, 200ms, 3};
-  orchestrator::engine_client::EngineClient down(eo);
-  const auto id = proposal("th-down");
-  Tracker t(*db_, down, options());
-  t.track(id, "th-down");
+TEST_F(TrackerTest, EngineOutageNeverFailsTheProposal) {
+  ThreadScript s;
+  s.live = true;
+  s.events = with_seq({ev("on_state_update", {{"files", kFilesA}})});
+  s.state = json{{"thread_id", "th-out"}, {"status", "running"}};
+  engine_.set("th-out", s);
+  const auto id = proposal("th-out");
+  tracker().track(id, "th-out");
+  ASSERT_TRUE(eventually([&] { return seen().size() == 1; }));
+  engine_.set_unavailable(true);
+  // Down for a while: many reconnects and state checks fail, the proposal stays processing.
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 10; }, 10s));
+  EXPECT_EQ(load(id).status, ProposalStatus::processing);
+  EXPECT_EQ(load(id).lease_owner.value_or(""), "test-replica");
+  // Back: the run had gone on meanwhile; the tracker resumes after seq 1 and completes.
+  engine_.append("th-out", ev("on_state_update", {{"files", kFilesB}}, 2));
+  engine_.append("th-out", ev("end", {{"status", "completed"}}, 3));
+  engine_.set_unavailable(false);
   auto p = wait_final(id);
-  ASSERT_EQ(p.status, ProposalStatus::failed);
-  EXPECT_NE(p.error->find("stopped responding"), std::string::npos) << *p.error;
-  t.stop();
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_EQ(engine_.connects("th-out").back(), 1);
+  EXPECT_EQ(seen().size(), 3u);
+}
+
+TEST_F(TrackerTest, OpenBreakerDoesNotStopATracker) {
+  // New refinements fail until the breaker opens (threshold 2 here, open for an hour).
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  engine_.set("th-b", s);
+  engine_.set_unavailable(true);
+  for (int i = 0; i < 3; ++i) EXPECT_THROW(client_->invoke(json{{"job_id", "x"}}), orchestrator::engine_client::EngineUnavailable);
+  ASSERT_EQ(client_->breaker_state(), "open");
+  engine_.set_unavailable(false);
+  const auto id = proposal("th-b");
+  tracker().track(id, "th-b");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_EQ(client_->breaker_state(), "open") << "the tracker neither consulted nor closed it";
+}
+
+TEST_F(TrackerTest, LeasesAreRenewedAndALostLeaseStopsTracking) {
+  ThreadScript s;
+  s.live = true;
+  s.events = with_seq({ev("on_state_update", {{"messages", "m"}})});
+  s.state = json{{"thread_id", "th-lease"}, {"status", "running"}};
+  engine_.set("th-lease", s);
+  const auto id = proposal("th-lease");
+  auto o = options();
+  o.lease_ttl = 600ms;  // renewed every 200 ms
+  auto& t = tracker(o);
+  t.start();
+  t.track(id, "th-lease");
+  ASSERT_TRUE(eventually([&] { return load(id).lease_owner.value_or("") == "test-replica"; }));
+  const auto first = load(id).lease_expires_at.value_or("");
+  ASSERT_TRUE(eventually([&] { return load(id).lease_expires_at.value_or("") > first; }, 3s)) << "renewed";
+  {
+    // Another replica took the proposal over (e.g. after a pause longer than the TTL).
+    soci::session sql(db_->pool());
+    sql << "UPDATE proposals SET lease_owner = 'other', lease_expires_at = :e WHERE id = :id",
+        soci::use(core::to_rfc3339(std::chrono::system_clock::now() + 1h)), soci::use(id);
+  }
+  ASSERT_TRUE(t.wait_idle(3s)) << "tracking stopped once the lease was lost";
+  auto p = load(id);
+  EXPECT_EQ(p.status, ProposalStatus::processing);
+  EXPECT_EQ(p.lease_owner.value_or(""), "other") << "the new owner's lease is untouched";
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams("th-lease") == 0; })) << "upstream closed";
+}
+
+TEST_F(TrackerTest, UnreachableFailureIsRestoredWhenTheEngineCompletedTheRun) {
+  const auto done = proposal("th-ok");
+  const auto failed = proposal("th-bad");
+  const auto forgotten = proposal("th-lost");
+  const auto running = proposal("th-run");
+  auto& t = tracker();
+  for (const auto& [pid, thread] : std::vector<std::pair<std::string, std::string>>{
+           {done, "th-ok"}, {failed, "th-bad"}, {forgotten, "th-lost"}, {running, "th-run"}}) {
+    ASSERT_EQ(t.finalise_failed(pid, "The refinement engine was unavailable when the refinement was started.",
+                                orchestrator::domain::FailureKind::engine_unreachable),
+              FinaliseResult::applied);
+  }
+  engine_.set("th-ok", {{}, {}, false, false, json{{"status", "completed"}, {"generated_files", kFilesB}}});
+  engine_.set("th-bad", {{}, {}, false, false, json{{"status", "failed"}, {"error", "boom"}}});
+  engine_.set("th-run", {{}, {}, false, false, json{{"status", "running"}}});
+  const double before = proposals_total("restored");
+  t.sweep_once();
+  auto p = load(done);
+  ASSERT_EQ(p.status, ProposalStatus::completed);
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
+  EXPECT_FALSE(p.error.has_value());
+  EXPECT_FALSE(p.failure_kind.has_value());
+  EXPECT_EQ(proposals_total("restored"), before + 1);
+  {
+    soci::session sql(db_->pool());
+    auto audit = orchestrator::store::audit::list(sql, workflow_id_, 50, std::nullopt);
+    const auto it = std::find_if(audit.begin(), audit.end(), [&](const auto& a) {
+      return a.action == "proposal.restored" && a.subject_id == done;
+    });
+    ASSERT_NE(it, audit.end());
+    EXPECT_NE(it->details.value("previous_error", "").find("unavailable"), std::string::npos) << it->details.dump();
+  }
+  EXPECT_EQ(load(failed).status, ProposalStatus::failed);
+  EXPECT_EQ(load(failed).failure_kind.value_or(""), "engine_failed") << "settled: not asked again";
+  EXPECT_EQ(load(forgotten).failure_kind.value_or(""), "engine_gone");
+  EXPECT_EQ(load(running).failure_kind.value_or(""), "engine_unreachable") << "asked again next sweep";
+  // Idempotent: a second sweep changes nothing that was settled.
+  t.sweep_once();
+  EXPECT_EQ(load(done).status, ProposalStatus::completed);
+  EXPECT_EQ(proposals_total("restored"), before + 1);
 }
 
 TEST_F(TrackerTest, FinaliseIsIdempotent) {
@@ -345,7 +465,8 @@ TEST_F(TrackerTest, TwoTrackersOnOneProposalFinaliseOnce) {
   auto& a = tracker();
   auto o2 = options();
   o2.instance_id = "other-replica";
-  Tracker b(*db_, *client_, o2);
+  orchestrator::follow::FollowHub hub_b(*client_, follow_options());  // another replica's followers
+  Tracker b(*db_, *client_, hub_b, o2);
   a.track(id, "th-2");
   b.track(id, "th-2");
   ASSERT_EQ(wait_final(id).status, ProposalStatus::completed);
@@ -387,9 +508,7 @@ TEST_F(TrackerTest, StopReleasesLeasesAndLeavesProposalProcessing) {
   // The stream sends one event and closes; state says running: the tracker keeps reconnecting.
   engine_.set("th-l", s);
   const auto id = proposal("th-l");
-  auto o = options();
-  o.reconnect_attempts = 1000;
-  auto& t = tracker(o);
+  auto& t = tracker();
   t.track(id, "th-l");
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(load(id).lease_owner.value_or(""), "test-replica");

@@ -1,0 +1,47 @@
+// Engine event parsing (follow/event.hpp).
+#include "orchestrator/follow/event.hpp"
+#include "core/json_parse.hpp"
+
+namespace orchestrator::follow {
+
+std::optional<std::string> error_text(const nlohmann::json& v) {
+  if (v.is_string() && !v.get_ref<const std::string&>().empty()) return v.get<std::string>();
+  if (v.is_object()) {
+    for (const char* k : {"error", "message", "detail"}) {
+      auto it = v.find(k);
+      if (it != v.end() && it->is_string() && !it->get_ref<const std::string&>().empty()) return it->get<std::string>();
+    }
+    if (!v.empty()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  }
+  return std::nullopt;
+}
+
+EventPtr parse_event(std::string text, long long position) {
+  auto ev = std::make_shared<Event>();
+  ev->seq = position;
+  const nlohmann::json doc = core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
+  ev->text = std::move(text);
+  if (!doc.is_object()) return ev;
+  if (auto s = doc.find("seq"); s != doc.end() && s->is_number_integer()) ev->seq = s->get<long long>();
+  if (auto t = doc.find("event_type"); t != doc.end() && t->is_string()) ev->type = t->get<std::string>();
+  auto d = doc.find("data");
+  if (d == doc.end() || !d->is_object()) {
+    if (ev->type == "error" && d != doc.end()) ev->error = error_text(*d);
+    return ev;
+  }
+  nlohmann::json& data = *d;
+  if (ev->type == "on_state_update") {
+    if (auto f = data.find("files"); f != data.end() && f->is_object()) {
+      ev->files = std::make_shared<const nlohmann::json>(std::move(*f));
+    }
+  } else if (ev->type == "end") {
+    if (auto s = data.find("status"); s != data.end() && s->is_string()) ev->end_status = s->get<std::string>();
+    if (auto e = data.find("error"); e != data.end()) ev->error = error_text(*e);
+  } else if (ev->type == "error") {
+    auto e = data.find("error");
+    ev->error = e != data.end() ? error_text(*e) : error_text(data);
+  }
+  return ev;
+}
+
+}  // namespace orchestrator::follow

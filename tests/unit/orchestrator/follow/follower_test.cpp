@@ -1,0 +1,351 @@
+// Thread followers against a controllable fake engine (core::http::Server, HTTP + WebSocket):
+// one upstream per thread for any number of subscribers, late joiners and after_seq resumes
+// served from memory or from a catch-up stream, slow subscribers dropped, reconnect with
+// after_seq after a loss and through an outage, terminal state when `end` is missed, a thread
+// the engine forgot, and the follower's lifetime (docs/event-path-and-replicas.md).
+#include "orchestrator/follow/follower.hpp"
+
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "../tracker/fake_engine.hpp"
+#include "core/util.hpp"
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using orchestrator::follow::FollowHub;
+using orchestrator::follow::FollowOptions;
+using orchestrator::follow::Item;
+using orchestrator::follow::SubscribeOptions;
+using orchestrator::follow::Subscription;
+using tracker_test::FakeEngine;
+using tracker_test::ThreadScript;
+
+namespace {
+
+json ev(const std::string& type, json data, std::optional<long long> seq = std::nullopt) {
+  json e = {{"event_type", type}, {"data", std::move(data)}};
+  if (seq) e["seq"] = *seq;
+  return e;
+}
+
+json update(long long seq) { return ev("on_state_update", {{"messages", "step " + std::to_string(seq)}}, seq); }
+
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return p();
+}
+
+class FollowTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    rt_.start();
+    orchestrator::engine_client::EngineClientOptions eo;
+    eo.base_url = engine_.url();
+    eo.request_timeout = 2000ms;
+    eo.retry = core::RetryPolicy{1, 1ms, 1ms};
+    client_ = std::make_unique<orchestrator::engine_client::EngineClient>(eo, rt_);
+  }
+  void TearDown() override {
+    hub_.reset();
+    client_.reset();
+    rt_.stop();
+  }
+  FollowHub& hub(FollowOptions o = fast()) {
+    hub_ = std::make_unique<FollowHub>(*client_, o);
+    return *hub_;
+  }
+  static FollowOptions fast() {
+    FollowOptions o;
+    o.reconnect_base_delay = 20ms;
+    o.reconnect_max_delay = 100ms;
+    o.quiet_period = 60s;
+    return o;
+  }
+  std::shared_ptr<Subscription> subscribe(const std::string& thread, long long after = 0, SubscribeOptions so = {}) {
+    return hub_->subscribe(thread, after, rt_.executor(), std::move(so));
+  }
+  /// The next item, or nullopt when none came within `limit`.
+  std::optional<Item> take(const std::shared_ptr<Subscription>& sub, std::chrono::milliseconds limit = 5000ms) {
+    auto stop = std::make_shared<std::stop_source>();
+    auto done = std::make_shared<std::promise<Item>>();
+    auto fut = done->get_future();
+    auto body = [](std::shared_ptr<Subscription> s, std::shared_ptr<std::stop_source> st,
+                   std::shared_ptr<std::promise<Item>> d) -> core::async::Task<void> {
+      d->set_value(co_await s->next(st->get_token()));
+    };
+    rt_.spawn(body(sub, stop, done));
+    if (fut.wait_for(limit) == std::future_status::ready) {
+      Item it = fut.get();
+      if (it.kind == Item::Kind::stopped && it.reason == "cancelled") return std::nullopt;
+      return it;
+    }
+    stop->request_stop();
+    fut.wait();
+    return std::nullopt;
+  }
+  /// Seqs of the next `n` events (fails the test on anything else).
+  std::vector<long long> take_seqs(const std::shared_ptr<Subscription>& sub, int n) {
+    std::vector<long long> out;
+    for (int i = 0; i < n; ++i) {
+      auto it = take(sub);
+      if (!it || it->kind != Item::Kind::event) {
+        ADD_FAILURE() << "expected event " << i << " of " << n;
+        break;
+      }
+      out.push_back(it->event->seq);
+    }
+    return out;
+  }
+  static std::vector<long long> range(long long from, long long to) {
+    std::vector<long long> v;
+    for (long long i = from; i <= to; ++i) v.push_back(i);
+    return v;
+  }
+  std::string live_thread(int events = 0) {
+    const std::string id = core::uuid4();
+    ThreadScript s;
+    s.live = true;
+    s.state = json{{"thread_id", id}, {"status", "running"}};
+    for (int i = 1; i <= events; ++i) s.events.push_back(update(i));
+    engine_.set(id, s);
+    return id;
+  }
+
+  FakeEngine engine_;
+  core::async::Runtime rt_{core::async::RuntimeOptions{2, 2, "follow-test"}};
+  std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
+  std::unique_ptr<FollowHub> hub_;
+};
+
+}  // namespace
+
+TEST_F(FollowTest, ManySubscribersShareOneUpstreamAndSeeEveryEventOnceInOrder) {
+  auto& h = hub();
+  const auto thread = live_thread(3);
+  std::vector<std::shared_ptr<Subscription>> subs;
+  for (int i = 0; i < 40; ++i) subs.push_back(subscribe(thread));
+  for (long long s = 4; s <= 10; ++s) engine_.append(thread, update(s));
+  engine_.append(thread, ev("end", {{"status", "completed"}}, 11));
+  for (auto& sub : subs) {
+    EXPECT_EQ(take_seqs(sub, 11), range(1, 11));
+    auto fin = take(sub);
+    ASSERT_TRUE(fin);
+    EXPECT_EQ(fin->kind, Item::Kind::ended);
+  }
+  EXPECT_EQ(engine_.connects(thread).size(), 1u) << "one upstream for 40 subscribers";
+  EXPECT_EQ(h.stats().upstreams_opened, 1u);
+  EXPECT_EQ(h.stats().catch_ups_opened, 0u);
+  EXPECT_TRUE(eventually([&] { return h.stats().followers == 0; })) << "a follower ends after `end`";
+}
+
+TEST_F(FollowTest, LateJoinerAndResumeAreServedFromMemory) {
+  auto& h = hub();
+  const auto thread = live_thread();
+  auto first = subscribe(thread);
+  for (long long s = 1; s <= 12; ++s) engine_.append(thread, update(s));
+  EXPECT_EQ(take_seqs(first, 12), range(1, 12));
+  auto late = subscribe(thread, 0);
+  auto resumed = subscribe(thread, 7);
+  EXPECT_EQ(take_seqs(late, 12), range(1, 12));
+  EXPECT_EQ(take_seqs(resumed, 5), range(8, 12));
+  engine_.append(thread, update(13));
+  for (auto* s : {&first, &late, &resumed}) EXPECT_EQ(take_seqs(*s, 1), std::vector<long long>{13});
+  EXPECT_EQ(engine_.connects(thread), std::vector<long long>{0});
+  EXPECT_EQ(h.stats().catch_ups_opened, 0u);
+  EXPECT_EQ(h.stats().subscribers, 3u);
+}
+
+TEST_F(FollowTest, OlderEventsThanKeptComeFromAPrivateCatchUpStream) {
+  auto o = fast();
+  o.buffer_bytes = 600;  // a few events only
+  auto& h = hub(o);
+  const auto thread = live_thread();
+  auto first = subscribe(thread);
+  for (long long s = 1; s <= 30; ++s) {
+    engine_.append(thread, update(s));
+    EXPECT_EQ(take_seqs(first, 1), std::vector<long long>{s});
+  }
+  auto late = subscribe(thread, 0);
+  EXPECT_EQ(take_seqs(late, 30), range(1, 30)) << "catch-up, then memory, without gap or duplicate";
+  engine_.append(thread, update(31));
+  EXPECT_EQ(take_seqs(late, 1), std::vector<long long>{31});
+  EXPECT_EQ(h.stats().catch_ups_opened, 1u);
+  EXPECT_EQ(h.stats().upstreams_opened, 1u);
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; })) << "the catch-up stream was closed";
+}
+
+TEST_F(FollowTest, SubscriberThatFallsBehindIsDroppedOthersAreNot) {
+  hub();
+  const auto thread = live_thread();
+  std::atomic<int> dropped{0};
+  SubscribeOptions so;
+  so.max_behind_frames = 3;
+  so.on_too_slow = [&] { ++dropped; };
+  auto slow = subscribe(thread, 0, so);
+  auto fast_sub = subscribe(thread, 0);
+  for (long long s = 1; s <= 6; ++s) engine_.append(thread, update(s));
+  EXPECT_EQ(take_seqs(fast_sub, 6), range(1, 6));
+  ASSERT_TRUE(eventually([&] { return dropped.load() == 1; }));
+  // A dropped subscriber is told at once (it resumes with after_seq).
+  auto it = take(slow);
+  ASSERT_TRUE(it);
+  EXPECT_EQ(it->kind, Item::Kind::too_slow);
+  EXPECT_EQ(slow->last_seq(), 0);
+  // Resuming where it was gets everything, from memory.
+  auto again = subscribe(thread, slow->last_seq());
+  EXPECT_EQ(take_seqs(again, 6), range(1, 6));
+}
+
+TEST_F(FollowTest, SubscriberThatKeepsUpIsNeverDropped) {
+  hub();
+  const auto thread = live_thread();
+  SubscribeOptions so;
+  so.max_behind_frames = 2;
+  auto sub = subscribe(thread, 0, so);
+  for (long long s = 1; s <= 50; ++s) {
+    engine_.append(thread, update(s));
+    EXPECT_EQ(take_seqs(sub, 1), std::vector<long long>{s});
+  }
+}
+
+TEST_F(FollowTest, LostUpstreamReconnectsWithAfterSeqWithoutGapOrDuplicate) {
+  hub();
+  const auto thread = live_thread();
+  auto sub = subscribe(thread);
+  for (long long s = 1; s <= 5; ++s) engine_.append(thread, update(s));
+  EXPECT_EQ(take_seqs(sub, 5), range(1, 5));
+  engine_.drop(thread);
+  ASSERT_TRUE(eventually([&] { return engine_.connects(thread).size() == 2; }));
+  for (long long s = 6; s <= 8; ++s) engine_.append(thread, update(s));
+  EXPECT_EQ(take_seqs(sub, 3), range(6, 8));
+  EXPECT_EQ(engine_.connects(thread), (std::vector<long long>{0, 5}));
+}
+
+TEST_F(FollowTest, EngineOutageIsRiddenOutWithoutLimit) {
+  auto& h = hub();
+  const auto thread = live_thread();
+  auto sub = subscribe(thread);
+  engine_.append(thread, update(1));
+  EXPECT_EQ(take_seqs(sub, 1), std::vector<long long>{1});
+  engine_.set_unavailable(true);
+  // Many failed reconnects (backoff capped at 100 ms here), and the subscriber is still waiting.
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 8; }, 10s));
+  EXPECT_FALSE(take(sub, 200ms).has_value()) << "nothing ends while the engine is away";
+  engine_.append(thread, update(2));
+  engine_.append(thread, ev("end", {{"status", "completed"}}, 3));
+  engine_.set_unavailable(false);
+  EXPECT_EQ(take_seqs(sub, 2), range(2, 3));
+  auto fin = take(sub);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::ended);
+  EXPECT_EQ(engine_.connects(thread).back(), 1);
+  EXPECT_EQ(h.stats().followers, 0u);
+}
+
+TEST_F(FollowTest, ClosedStreamWithTerminalStateEndsFromTheState) {
+  hub();
+  const std::string thread = core::uuid4();
+  ThreadScript s;
+  s.events = {update(1), update(2)};  // closes normally without `end`
+  s.state = json{{"thread_id", thread}, {"status", "completed"}, {"generated_files", json::object()}};
+  engine_.set(thread, s);
+  auto sub = subscribe(thread);
+  EXPECT_EQ(take_seqs(sub, 2), range(1, 2));
+  auto fin = take(sub);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::ended);
+  ASSERT_TRUE(fin->state);
+  EXPECT_EQ(fin->state->at("status"), "completed");
+  EXPECT_EQ(engine_.connects(thread), (std::vector<long long>{0, 2})) << "one more connection for missed events";
+}
+
+TEST_F(FollowTest, SilentStreamIsCheckedAfterTheQuietPeriod) {
+  auto o = fast();
+  o.quiet_period = 150ms;
+  hub(o);
+  const auto thread = live_thread(2);
+  auto sub = subscribe(thread);
+  EXPECT_EQ(take_seqs(sub, 2), range(1, 2));
+  // The engine finished the run but this stream never delivers `end` (a replica that went silent).
+  engine_.set_state(thread, json{{"thread_id", thread}, {"status", "failed"}, {"error", "model unreachable"}});
+  auto fin = take(sub, 5s);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::ended);
+  ASSERT_TRUE(fin->state);
+  EXPECT_EQ(fin->state->at("error"), "model unreachable");
+  EXPECT_GE(engine_.connects(thread).size(), 2u) << "it reconnected with after_seq before giving up on `end`";
+  EXPECT_EQ(engine_.connects(thread).back(), 2);
+}
+
+TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
+  hub();
+  const std::string thread = core::uuid4();
+  auto sub = subscribe(thread);
+  auto fin = take(sub);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::gone);
+  EXPECT_NE(fin->reason.find("no longer knows run " + thread), std::string::npos) << fin->reason;
+}
+
+TEST_F(FollowTest, EventsWithoutSeqAreNumberedByPosition) {
+  hub();
+  const std::string thread = core::uuid4();
+  ThreadScript s;
+  s.events = {ev("on_state_update", {{"files", {{"/a.md", {{"content", {"x"}}}}}}}), ev("on_llm_stream", {}),
+              ev("end", json::object())};
+  s.drop_after = {1};
+  s.state = json{{"thread_id", thread}, {"status", "running"}};
+  engine_.set(thread, s);
+  auto sub = subscribe(thread);
+  auto a = take(sub);
+  ASSERT_TRUE(a && a->kind == Item::Kind::event);
+  EXPECT_EQ(a->event->seq, 1);
+  ASSERT_TRUE(a->event->files);
+  EXPECT_TRUE(a->event->files->contains("/a.md"));
+  EXPECT_EQ(take_seqs(sub, 2), range(2, 3));
+  EXPECT_EQ(engine_.connects(thread), (std::vector<long long>{0, 1}));
+}
+
+TEST_F(FollowTest, LastSubscriberLeavingStopsTheUpstream) {
+  auto& h = hub();
+  const auto thread = live_thread(1);
+  auto a = subscribe(thread);
+  auto b = subscribe(thread);
+  EXPECT_EQ(take_seqs(a, 1), std::vector<long long>{1});
+  ASSERT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; }));
+  a.reset();
+  EXPECT_EQ(h.stats().followers, 1u);
+  b.reset();
+  EXPECT_EQ(h.stats().followers, 0u);
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams(thread) == 0; })) << "upstream closed";
+  // A new subscriber starts a new follower.
+  auto c = subscribe(thread);
+  EXPECT_EQ(take_seqs(c, 1), std::vector<long long>{1});
+  EXPECT_EQ(engine_.connects(thread).size(), 2u);
+}
+
+TEST_F(FollowTest, StopEndsEverySubscription) {
+  auto& h = hub();
+  const auto thread = live_thread();
+  auto sub = subscribe(thread);
+  ASSERT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; }));
+  h.stop();
+  auto fin = take(sub);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::stopped);
+  auto after = subscribe(thread);
+  auto fin2 = take(after);
+  ASSERT_TRUE(fin2);
+  EXPECT_EQ(fin2->kind, Item::Kind::stopped);
+}
