@@ -14,6 +14,10 @@
 #include <mutex>
 #include <thread>
 
+#include <sys/socket.h>
+#include <unistd.h>
+#include <cerrno>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -95,6 +99,18 @@ bool is_ip_literal(const std::string& host) {
 bool is_local_exhaustion(const error_code& ec) {
   return ec == asio::error::no_descriptors || ec == boost::system::errc::too_many_files_open_in_system ||
          ec == boost::system::errc::too_many_files_open || ec == asio::error::no_buffer_space;
+}
+
+/// True when this process cannot open another socket right now (EMFILE/ENFILE): Beast's range
+/// connect reports a failed socket open as "operation aborted", so a failed connect is checked
+/// with a probe before it is blamed on the peer.
+bool out_of_descriptors() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    ::close(fd);
+    return false;
+  }
+  return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
 }
 
 /// Classifies a failed read/write: timeout, peer closed, or protocol error.
@@ -251,7 +267,7 @@ Task<void> open_conn(std::shared_ptr<Conn> conn, Target t, std::shared_ptr<ssl::
   co_await lowest.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
   if (stop.stop_requested()) throw ClientError(ClientErrorKind::cancelled, "cancelled while connecting");
   if (ec == beast::error::timeout) throw ClientError(ClientErrorKind::timeout, "timed out connecting to " + t.host);
-  if (is_local_exhaustion(ec)) {
+  if (is_local_exhaustion(ec) || (ec && out_of_descriptors())) {
     throw ClientError(ClientErrorKind::local_resources, "cannot open a socket to " + t.host + ": " + ec.message());
   }
   if (ec) throw ClientError(ClientErrorKind::connect, "cannot connect to " + t.host + ":" + t.port + ": " + ec.message());
