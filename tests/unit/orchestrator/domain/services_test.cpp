@@ -779,6 +779,60 @@ TYPED_TEST(Services, ConcurrentRunCapHoldsUnderRacingStarts) {
   EXPECT_EQ(started.load(), 3);
   EXPECT_EQ(refused.load(), 5);
   EXPECT_EQ(other.load(), 0);
+
+TYPED_TEST(Services, LeasesRenewInOneStatementAndClaimableListsFreeAndExpired) {
+  const auto w = this->small_workflow(this->alice);
+  const auto mine = this->start(this->alice, w.workflow.id);
+  const auto theirs = this->start(this->alice, w.workflow.id);
+  const auto dead = this->start(this->alice, w.workflow.id);
+  const auto free = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->try_acquire_lease(mine.id, "replica-a", 30s));
+  ASSERT_TRUE(this->proposals->try_acquire_lease(theirs.id, "replica-b", 30s));
+  ASSERT_TRUE(this->proposals->try_acquire_lease(dead.id, "replica-c", -1s));  // expired: a dead replica
+  const auto held = this->proposals->renew_leases("replica-a", 60s);
+  EXPECT_EQ(held, std::vector<std::string>{mine.id});
+  EXPECT_TRUE(this->proposals->renew_leases("nobody", 60s).empty());
+  std::set<std::string> claimable;
+  for (const auto& c : this->proposals->list_claimable("replica-a")) claimable.insert(c.proposal_id);
+  EXPECT_EQ(claimable, (std::set<std::string>{mine.id, dead.id, free.id}));
+  // A resolved proposal is no longer renewed: its tracker learns it from the renewal's answer.
+  this->proposals->cancel(this->alice, mine.id);
+  EXPECT_TRUE(this->proposals->renew_leases("replica-a", 60s).empty());
+}
+
+TYPED_TEST(Services, UnreachableFailureCanBeRestoredOnceOthersCannot) {
+  const auto w = this->small_workflow(this->alice);
+  const auto unsure = this->start(this->alice, w.workflow.id);
+  const auto final_fail = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->finalise_failed(unsure.thread_id, "engine unreachable", FailureKind::engine_unreachable)
+                  .changed);
+  ASSERT_TRUE(this->proposals->finalise_failed(final_fail.thread_id, "model error").changed);
+  EXPECT_EQ(this->proposals->get(this->alice, final_fail.id).proposal.failure_kind.value_or(""), "engine_failed");
+  const auto listed = this->proposals->list_unreachable_failures();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].proposal_id, unsure.id);
+
+  const FileMap files{{"/THE_CAST/Searcher.md", FileEntry{{"# Searcher"}, "", ""}}};
+  EXPECT_FALSE(this->proposals->restore_completed(final_fail.thread_id, files).changed);
+  const auto r = this->proposals->restore_completed(unsure.thread_id, files);
+  ASSERT_TRUE(r.changed);
+  EXPECT_EQ(r.proposal.status, ProposalStatus::completed);
+  EXPECT_FALSE(r.proposal.error);
+  EXPECT_FALSE(r.proposal.failure_kind);
+  ASSERT_TRUE(r.proposal.generated_files);
+  EXPECT_EQ(r.proposal.generated_files->count("/THE_CAST/Searcher.md"), 1u);
+  EXPECT_FALSE(this->proposals->restore_completed(unsure.thread_id, files).changed) << "once";
+  EXPECT_TRUE(this->proposals->list_unreachable_failures().empty());
+  // The restored proposal is an ordinary completed one: it can be approved.
+  EXPECT_EQ(this->proposals->approve(this->alice, unsure.id).proposal.status, ProposalStatus::approved);
+  // Settling an unreachable failure stops the re-checks without changing its status.
+  const auto other = this->start(this->alice, w.workflow.id);
+  ASSERT_TRUE(this->proposals->finalise_failed(other.thread_id, "unreachable", FailureKind::engine_unreachable).changed);
+  this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone);
+  const auto settled = this->proposals->get(this->alice, other.id).proposal;
+  EXPECT_EQ(settled.status, ProposalStatus::failed);
+  EXPECT_EQ(settled.failure_kind.value_or(""), "engine_gone");
+  EXPECT_TRUE(this->proposals->list_unreachable_failures().empty());
 }
 
 TYPED_TEST(Services, RecordedEngineFilesRoundTripUnchanged) {
