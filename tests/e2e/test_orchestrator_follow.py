@@ -16,7 +16,6 @@ enough to connect browsers, stop the engine, or kill an orchestrator mid-run.
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sys
 import tempfile
@@ -25,7 +24,7 @@ import unittest
 import uuid
 
 import testkit
-from e2ekit import Orchestrator, create_workflow, curl, refine, wait_proposal, ws_url
+from e2ekit import Orchestrator, create_workflow, curl, refine, stop_and_clean, wait_proposal, ws_url
 from testkit import Engine, pg_url_for, wait_until
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
@@ -102,19 +101,9 @@ class FollowCase(unittest.TestCase):
         self.fake = None
 
     def tearDown(self):
-        for p in reversed(self.procs):
-            try:
-                p.stop()
-            except Exception:
-                pass
+        stop_and_clean(self.procs, self.dir, tail_chars=4000)
         if self.fake:
             self.fake.stop()
-        if os.environ.get("E2E_SHOW_LOGS"):
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    print("----", name)
-                    print(open(os.path.join(self.dir, name), errors="replace").read()[-4000:])
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def model(self, replies):
         self.fake = FakeOpenAI(replies).start()

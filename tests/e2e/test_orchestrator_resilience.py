@@ -1,7 +1,6 @@
 """Resilience: engine down (503 + Retry-After, breaker opens and closes again), engine
 killed mid-stream, orchestrator restarted mid-refinement, racing approve/reject."""
 import os
-import shutil
 import signal
 import tempfile
 import threading
@@ -10,7 +9,7 @@ import unittest
 import uuid
 
 from e2ekit import (DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, slow_script,
-                    wait_proposal, ws_url)
+                    stop_and_clean, wait_proposal, ws_url)
 from testkit import free_port, pg_url_for, wait_until, ws_collect
 
 
@@ -30,17 +29,7 @@ class Resilience(unittest.TestCase):
         self.procs = []
 
     def tearDown(self):
-        for p in reversed(self.procs):
-            try:
-                p.stop()
-            except Exception:
-                pass
-        if os.environ.get("E2E_SHOW_LOGS"):  # set to see both services' logs after each test
-            for name in sorted(os.listdir(self.dir)):
-                if name.endswith(".log"):
-                    print("----", name)
-                    print(open(os.path.join(self.dir, name), errors="replace").read()[-3000:])
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_and_clean(self.procs, self.dir)
 
     def start_engine(self, script=DEMO_SCRIPT, port=None):
         e = scripted_engine(self.dir, script=script, port=port).start()

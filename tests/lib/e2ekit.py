@@ -46,6 +46,23 @@ def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_u
                   database_url=database_url, port=port, log_dir=workdir, env={"OPENAI_API_KEY": None})
 
 
+def stop_and_clean(procs, workdir, tail_chars=3000):
+    """Stops `procs` (last started first), prints the tail of every log in `workdir` when
+    E2E_SHOW_LOGS is set (to see the services' logs after a test), then removes `workdir`."""
+    for p in reversed(procs):
+        try:
+            p.stop()
+        except Exception:
+            pass
+    if os.environ.get("E2E_SHOW_LOGS"):
+        for root, _, files in os.walk(workdir):
+            for name in sorted(files):
+                if name.endswith(".log"):
+                    print("----", os.path.join(root, name))
+                    print(open(os.path.join(root, name), errors="replace").read()[-tail_chars:])
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
 class Orchestrator:
     """ide-orchestrator on a free port; SQLite under workdir unless `database_url`."""
 

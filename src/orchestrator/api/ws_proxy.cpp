@@ -106,6 +106,7 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
   auto gone = std::make_shared<std::stop_source>();
   auto on_close = [gone] { gone->request_stop(); };
   conn->on_close(on_close);
+  conn->on_message([](const std::string&) {});  // browsers have nothing to say; pings are frames
   auto last_sent = std::make_shared<std::atomic<long long>>(after_seq);
   std::weak_ptr<WsConnection> weak = conn;
   follow::SubscribeOptions so;

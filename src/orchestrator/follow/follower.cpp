@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -78,34 +77,11 @@ struct FollowHub::Impl {
   std::map<std::string, std::shared_ptr<Follower>> followers;
   bool stopping = false;
 
-  std::mutex run_mu;
-  std::condition_variable run_cv;
-  int running = 0;  // follower coroutines alive (guarded by run_mu)
+  core::async::TaskGroup tasks{rt, "thread-followers"};  ///< every follower coroutine
 
   std::atomic<std::size_t> subscribers{0};
   std::atomic<std::uint64_t> upstreams{0};
   std::atomic<std::uint64_t> catch_ups{0};
-
-  /// Starts `task` on the runtime and counts it until it ended.
-  void spawn(Task<void> task) {
-    {
-      std::lock_guard lk(run_mu);
-      ++running;
-    }
-    rt.spawn(std::move(task), [this](std::exception_ptr e) {
-      if (e) {
-        try {
-          std::rethrow_exception(e);
-        } catch (const std::exception& ex) {
-          core::log::error("thread_follower_failed", {{"error", ex.what()}});
-        } catch (...) {
-        }
-      }
-      std::lock_guard lk(run_mu);
-      --running;
-      run_cv.notify_all();
-    });
-  }
 };
 
 // ---------------------------------------------------------------- follower
@@ -543,8 +519,8 @@ std::shared_ptr<Subscription> FollowHub::subscribe(const std::string& thread_id,
   ++impl_->subscribers;
   subscribers_gauge().inc();
   if (start) {
-    impl_->spawn(Follower::run(f));
-    impl_->spawn(Follower::watch(f));
+    impl_->tasks.spawn(Follower::run(f));
+    impl_->tasks.spawn(Follower::watch(f));
   }
   return std::make_shared<Subscription>(std::move(st));
 }
@@ -557,9 +533,9 @@ void FollowHub::stop() {
     for (auto& [id, f] : impl_->followers) all.push_back(f);
   }
   for (auto& f : all) f->stop.request_stop();
-  std::unique_lock lk(impl_->run_mu);
-  if (!impl_->run_cv.wait_for(lk, impl_->options.stop_timeout, [&] { return impl_->running == 0; })) {
-    core::log::warn("thread followers still running at shutdown", {{"running", impl_->running}});
+  if (!impl_->tasks.wait(impl_->options.stop_timeout)) {
+    core::log::warn("thread followers still running at shutdown",
+                    {{"running", static_cast<long long>(impl_->tasks.running())}});
   }
 }
 

@@ -625,40 +625,19 @@ std::vector<std::string> renew_leases(soci::session& sql, const std::string& own
 
 std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
                                                                 const std::string& now, int limit) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string id, thread;
-  std::vector<std::string> params{owner, now};
-  run_query(
-      sql,
-      "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND (lease_owner IS NULL OR "
-      "lease_owner = :o OR lease_expires_at IS NULL OR lease_expires_at < :n) ORDER BY created_at, id LIMIT " +
-          std::to_string(limit),
-      params,
-      [&](soci::statement& st) {
-        st.exchange(soci::into(id));
-        st.exchange(soci::into(thread));
-      },
-      [&] { out.emplace_back(id, thread); });
-  return out;
+  return id_thread_pairs(sql,
+                         "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND (lease_owner IS NULL OR "
+                         "lease_owner = :o OR lease_expires_at IS NULL OR lease_expires_at < :n) ORDER BY created_at, "
+                         "id LIMIT " + std::to_string(limit),
+                         {owner, now});
 }
 
 std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::session& sql, const std::string& kind,
                                                                      int limit) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string id, thread;
-  std::vector<std::string> params{kind};
-  run_query(
-      sql,
-      "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND failure_kind = :k AND "
-      "engine_cleanup_pending = 0 ORDER BY created_at, id LIMIT " +
-          std::to_string(limit),
-      params,
-      [&](soci::statement& st) {
-        st.exchange(soci::into(id));
-        st.exchange(soci::into(thread));
-      },
-      [&] { out.emplace_back(id, thread); });
-  return out;
+  return id_thread_pairs(sql,
+                         "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND failure_kind = :k AND "
+                         "engine_cleanup_pending = 0 ORDER BY created_at, id LIMIT " + std::to_string(limit),
+                         {kind});
 }
 
 bool change_failure_kind(soci::session& sql, const std::string& id, const std::string& from, const std::string& to) {

@@ -94,7 +94,8 @@ struct Tracker::Job {
 
 Tracker::Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
                  TrackerOptions options)
-    : db_(db), proposals_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)) {
+    : db_(db), proposals_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)),
+      tasks_(rt_, "proposal-tracker") {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
   if (options_.lease_ttl < std::chrono::milliseconds(300)) options_.lease_ttl = std::chrono::milliseconds(300);
   if (options_.sweep_interval < std::chrono::milliseconds(10)) options_.sweep_interval = std::chrono::milliseconds(10);
@@ -108,26 +109,6 @@ std::chrono::seconds Tracker::lease_seconds() const {
   return std::max(std::chrono::seconds{1}, std::chrono::ceil<std::chrono::seconds>(options_.lease_ttl));
 }
 
-void Tracker::spawn(Task<void> task) {
-  {
-    std::lock_guard lk(mu_);
-    ++running_;
-  }
-  rt_.spawn(std::move(task), [this](std::exception_ptr e) {
-    if (e) {
-      try {
-        std::rethrow_exception(e);
-      } catch (const std::exception& ex) {
-        core::log::error("proposal_tracker_task_failed", {{"error", ex.what()}});
-      } catch (...) {
-      }
-    }
-    std::lock_guard lk(mu_);
-    --running_;
-    cv_.notify_all();
-  });
-}
-
 void Tracker::start() {
   {
     std::lock_guard lk(mu_);
@@ -138,8 +119,8 @@ void Tracker::start() {
                                                {"lease_ttl_ms", static_cast<long long>(options_.lease_ttl.count())},
                                                {"sweep_interval_ms",
                                                 static_cast<long long>(options_.sweep_interval.count())}});
-  spawn(lease_keeper());
-  spawn(sweeper());
+  tasks_.spawn(lease_keeper());
+  tasks_.spawn(sweeper());
 }
 
 void Tracker::track(const std::string& proposal_id, const std::string& thread_id) {
@@ -152,7 +133,7 @@ void Tracker::track(const std::string& proposal_id, const std::string& thread_id
     job->thread_id = thread_id;
     jobs_[proposal_id] = job;
   }
-  spawn(follow_proposal(job));
+  tasks_.spawn(follow_proposal(job));
 }
 
 void Tracker::stop() {
@@ -162,9 +143,9 @@ void Tracker::stop() {
     for (auto& [id, job] : jobs_) job->stop.request_stop();
   }
   stop_.request_stop();
-  std::unique_lock lk(mu_);
-  if (!cv_.wait_for(lk, options_.stop_timeout, [this] { return running_ == 0; })) {
-    core::log::warn("proposal tracker tasks still running at shutdown", {{"running", running_}});
+  if (!tasks_.wait(options_.stop_timeout)) {
+    core::log::warn("proposal tracker tasks still running at shutdown",
+                    {{"running", static_cast<long long>(tasks_.running())}});
   }
 }
 

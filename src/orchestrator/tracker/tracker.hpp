@@ -125,8 +125,6 @@ class Tracker {
   core::async::Task<void> lease_keeper();
   core::async::Task<void> sweeper();
   core::async::Task<void> sweep();
-  /// Spawns `task` on the runtime, counted until it ended (stop() waits for the count).
-  void spawn(core::async::Task<void> task);
   FinaliseResult complete_thread(const std::string& proposal_id, const std::string& thread_id,
                                  const nlohmann::json& generated_files);
   FinaliseResult fail_thread(const std::string& proposal_id, const std::string& thread_id, const std::string& error,
@@ -144,9 +142,9 @@ class Tracker {
   mutable std::condition_variable cv_;
   bool started_ = false;
   bool stopping_ = false;
-  int running_ = 0;                                      ///< spawned coroutines alive
   std::stop_source stop_;                                ///< sweeper and lease keeper
   std::map<std::string, std::shared_ptr<Job>> jobs_;     ///< tracked proposals by id
+  core::async::TaskGroup tasks_;                         ///< every coroutine (stop() waits for them)
 };
 
 }  // namespace orchestrator::tracker

@@ -1,4 +1,4 @@
-// core::async: blocking offload, spawn/run_sync, Signal wake-ups across threads, sleep with stop.
+// core::async: blocking offload, spawn/run_sync, task groups, Signal wake-ups across threads, sleep with stop.
 #include "core/async.hpp"
 
 #include <atomic>
@@ -61,6 +61,23 @@ TEST_F(RuntimeTest, RunSyncRethrowsAndSpawnReportsException) {
   rt.spawn(failing_void(), [&](std::exception_ptr e) { got = e != nullptr; });
   for (int i = 0; i < 200 && !got; ++i) std::this_thread::sleep_for(5ms);
   EXPECT_TRUE(got);
+}
+
+TEST_F(RuntimeTest, TaskGroupCountsTasksUntilTheyEndEvenWhenTheyThrow) {
+  TaskGroup group(rt, "test-group");
+  std::stop_source stop;
+  auto sleeper = [](std::stop_token st) -> Task<void> { co_await sleep_for(10s, st); };
+  auto thrower = []() -> Task<void> {
+    co_await sleep_for(1ms);
+    throw std::runtime_error("boom");
+  };
+  for (int i = 0; i < 3; ++i) group.spawn(sleeper(stop.get_token()));
+  group.spawn(thrower());
+  EXPECT_FALSE(group.wait(50ms)) << "the sleepers are still running";
+  EXPECT_EQ(group.running(), 3u) << "the task that threw was counted out";
+  stop.request_stop();
+  EXPECT_TRUE(group.wait(2s));
+  EXPECT_EQ(group.running(), 0u);
 }
 
 TEST_F(RuntimeTest, SignalNotifiedBeforeWaitIsNotLost) {

@@ -66,3 +66,23 @@ TEST(CircuitBreaker, FailureInHalfOpenReopens) {
   b.record_success();  // a success while open does not close it
   EXPECT_EQ(b.state(), CircuitBreaker::State::open);
 }
+
+TEST(CircuitBreaker, IgnoredCallFreesItsTrialSlotAndCountsNeitherWay) {
+  CircuitBreaker b({1, std::chrono::milliseconds(20), 1});
+  b.record_failure();
+  b.record_failure();
+  EXPECT_EQ(b.state(), CircuitBreaker::State::open);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ASSERT_TRUE(b.allow());   // the one trial slot
+  EXPECT_FALSE(b.allow());
+  b.record_ignored();       // e.g. no file descriptor for the call: the engine was never asked
+  EXPECT_EQ(b.state(), CircuitBreaker::State::half_open);
+  ASSERT_TRUE(b.allow());   // the slot is free again
+  b.record_success();
+  EXPECT_EQ(b.state(), CircuitBreaker::State::closed);
+  ASSERT_TRUE(b.allow());
+  b.record_failure();
+  b.record_ignored();       // does not reset the consecutive-failure count
+  b.record_failure();
+  EXPECT_EQ(b.state(), CircuitBreaker::State::open);
+}

@@ -19,6 +19,7 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using orchestrator::api::WsProxy;
 using orchestrator::api::WsProxyOptions;
+using tracker_test::eventually;
 using tracker_test::FakeEngine;
 using tracker_test::ThreadScript;
 
@@ -123,16 +124,6 @@ class FakeConn : public core::http::WsConnection {
   std::vector<std::string> sent_;
   std::function<void()> on_close_;
 };
-
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (p()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return p();
-}
 
 json numbered(long long seq) { return {{"event_type", "on_state_update"}, {"data", json::object()}, {"seq", seq}}; }
 json end_event(long long seq) { return {{"event_type", "end"}, {"data", {{"status", "completed"}}}, {"seq", seq}}; }

@@ -23,28 +23,14 @@ using orchestrator::follow::FollowOptions;
 using orchestrator::follow::Item;
 using orchestrator::follow::SubscribeOptions;
 using orchestrator::follow::Subscription;
+using tracker_test::ev;
+using tracker_test::eventually;
 using tracker_test::FakeEngine;
 using tracker_test::ThreadScript;
 
 namespace {
 
-json ev(const std::string& type, json data, std::optional<long long> seq = std::nullopt) {
-  json e = {{"event_type", type}, {"data", std::move(data)}};
-  if (seq) e["seq"] = *seq;
-  return e;
-}
-
 json update(long long seq) { return ev("on_state_update", {{"messages", "step " + std::to_string(seq)}}, seq); }
-
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (p()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return p();
-}
 
 class FollowTest : public ::testing::Test {
  protected:

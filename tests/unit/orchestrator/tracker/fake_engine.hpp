@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/asio/this_coro.hpp>
@@ -25,6 +27,24 @@
 #include "core/ws.hpp"
 
 namespace tracker_test {
+
+/// An engine event {event_type, data, seq?}.
+inline nlohmann::json ev(const std::string& type, nlohmann::json data, std::optional<long long> seq = std::nullopt) {
+  nlohmann::json e = {{"event_type", type}, {"data", std::move(data)}};
+  if (seq) e["seq"] = *seq;
+  return e;
+}
+
+/// Polls `p` every 5 ms until it holds or `limit` passes; returns its last value.
+template <class Pred>
+bool eventually(Pred p, std::chrono::milliseconds limit = std::chrono::milliseconds(5000)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (p()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return p();
+}
 
 /// Script of one engine thread.
 struct ThreadScript {

@@ -24,6 +24,8 @@ using orchestrator::store::ProposalStatus;
 using orchestrator::tracker::FinaliseResult;
 using orchestrator::tracker::Tracker;
 using orchestrator::tracker::TrackerOptions;
+using tracker_test::ev;
+using tracker_test::eventually;
 using tracker_test::FakeEngine;
 using tracker_test::ThreadScript;
 
@@ -34,23 +36,7 @@ json file(std::vector<std::string> lines) {
           {"modified_at", "2025-12-18T11:00:00.000000+00:00"}};
 }
 
-json ev(const std::string& type, json data, std::optional<long long> seq = std::nullopt) {
-  json e = {{"event_type", type}, {"data", std::move(data)}};
-  if (seq) e["seq"] = *seq;
-  return e;
-}
-
 /// Numbers events 1..n with `seq` (as our engine does).
-template <class Pred>
-bool eventually(Pred p, std::chrono::milliseconds limit = 5000ms) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (p()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return p();
-}
-
 std::vector<json> with_seq(std::vector<json> evs) {
   for (std::size_t i = 0; i < evs.size(); ++i) evs[i]["seq"] = static_cast<long long>(i + 1);
   return evs;
