@@ -175,7 +175,9 @@ class SharedUpstream(FollowCase):
         runs, per_run = 30, 10
         self.model([{"delay": 12, "content": "Done."} for _ in range(runs)])
         eng = self.engine(extra=["--max-concurrent-runs", "64"])
-        orch = self.orchestrator(eng.base)
+        # One user starts all 30 refinements: lift the per-user caps for this load.
+        orch = self.orchestrator(eng.base, ["--max-concurrent-runs-per-user", "0", "--refinement-rate-limit", "1000",
+                                            "--user-rate-limit", "100000"])
         token = self.user(orch)
         idle_threads = threads_of(orch.proc.p.pid)
         started = []

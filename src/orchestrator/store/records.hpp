@@ -69,7 +69,7 @@ struct ProposalRecord {
   std::optional<std::string> resolved_by_user_id;
   std::optional<std::string> lease_owner, lease_expires_at;
   bool engine_cleanup_pending = false;
-  /// Why a failed proposal failed (migration 0003): "engine_failed", "engine_gone",
+  /// Why a failed proposal failed (migration 0004): "engine_failed", "engine_gone",
   /// "engine_unreachable", "engine_rejected", "expired", "invalid_result"; nullopt otherwise.
   std::optional<std::string> failure_kind;
 };

@@ -636,7 +636,8 @@ std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::sessi
                                                                      int limit) {
   return id_thread_pairs(sql,
                          "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND failure_kind = :k AND "
-                         "engine_cleanup_pending = 0 ORDER BY created_at, id LIMIT " + std::to_string(limit),
+                         "engine_cleanup_pending = 0 AND engine_thread_deleted_at IS NULL ORDER BY created_at, id LIMIT " +
+                             std::to_string(limit),
                          {kind});
 }
 
