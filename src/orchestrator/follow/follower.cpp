@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/log.hpp"
+#include "core/task_group.hpp"
 #include "core/metrics.hpp"
 #include "core/resilience.hpp"
 

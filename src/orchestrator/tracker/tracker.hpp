@@ -35,6 +35,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/async.hpp"
+#include "core/task_group.hpp"
 #include "core/db.hpp"
 #include "orchestrator/domain/proposals.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"

@@ -1,5 +1,6 @@
 // core::async: blocking offload, spawn/run_sync, task groups, Signal wake-ups across threads, sleep with stop.
 #include "core/async.hpp"
+#include "core/task_group.hpp"
 
 #include <atomic>
 #include <stdexcept>
