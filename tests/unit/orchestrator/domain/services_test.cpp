@@ -779,6 +779,7 @@ TYPED_TEST(Services, ConcurrentRunCapHoldsUnderRacingStarts) {
   EXPECT_EQ(started.load(), 3);
   EXPECT_EQ(refused.load(), 5);
   EXPECT_EQ(other.load(), 0);
+}
 
 TYPED_TEST(Services, LeasesRenewInOneStatementAndClaimableListsFreeAndExpired) {
   const auto w = this->small_workflow(this->alice);
