@@ -9,7 +9,7 @@ import unittest
 import uuid
 
 from e2ekit import (DEMO_SCRIPT, Orchestrator, create_workflow, curl, refine, scripted_engine, slow_script,
-                    stop_and_clean, wait_proposal, ws_url)
+                    stop_and_clean, wait_proposal, ws_follow, ws_url)
 from testkit import free_port, pg_url_for, wait_until, ws_collect
 
 
@@ -104,8 +104,8 @@ class Resilience(unittest.TestCase):
         script, eng, orch, token, started = self.start_slow_refinement(1.0, "when the engine dies")
         # a browser watching through the proxy while the engine dies
         seen = {}
-        watcher = threading.Thread(target=lambda: seen.update(events=ws_collect(
-            ws_url(orch, started["thread_id"]), headers={"Authorization": "Bearer " + token}, timeout=120)[0]))
+        watcher = threading.Thread(target=lambda: seen.update(zip(("events", "close", "resumes"), ws_follow(
+            orch, started["thread_id"], token, timeout=120))))
         watcher.start()
         time.sleep(0.5)
         eng.kill9()
@@ -122,7 +122,7 @@ class Resilience(unittest.TestCase):
         # the proxy resumed with after_seq (every event once, in order) or reported an error event
         seqs = [e["seq"] for e in events if "seq" in e]
         self.assertEqual(seqs, sorted(set(seqs)), "duplicate or out-of-order events after the resume")
-        self.assertIn(events[-1]["event_type"], ("end", "error"), events[-1])
+        self.assertIn(events[-1]["event_type"], ("end", "error"), (events[-1], seen.get("close"), seen.get("resumes")))
 
     def test_orchestrator_restart_mid_refinement(self):
         _, eng, orch, token, started = self.start_slow_refinement(0.5, "at the restart")

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import uuid
 
-from testkit import BIN_DIR, PROJECT_SOURCE_DIR, Engine, Proc, free_port, wait_http, wait_until, write_json
+from testkit import BIN_DIR, PROJECT_SOURCE_DIR, Engine, Proc, free_port, wait_http, wait_until, write_json, ws_collect
 
 DEMO_SCRIPT = os.path.join(PROJECT_SOURCE_DIR, "config", "demo", "refinement-script.json")
 
@@ -220,6 +220,22 @@ def refine(orch, token, workflow_id, prompt="Add a web-search specialist agent."
 
 def ws_url(orch, thread_id, query=""):
     return f"ws://127.0.0.1:{orch.port}/api/ws/refinements/{thread_id}{query}"
+
+
+def ws_follow(orch, thread_id, token, timeout=120, max_resumes=20):
+    """Follows a thread through the proxy the way the console does: on close 1013 (this client
+    fell too far behind) it reconnects with after_seq = the last seq it received. Returns
+    (events, close_code, resumes)."""
+    events, resumes, close = [], 0, None
+    while True:
+        last = max((e["seq"] for e in events if "seq" in e), default=0)
+        query = f"?after_seq={last}" if last else ""
+        got, close, _ = ws_collect(ws_url(orch, thread_id, query), headers={"Authorization": "Bearer " + token},
+                                   timeout=timeout)
+        events.extend(got)
+        if close != 1013 or resumes >= max_resumes or (events and events[-1].get("event_type") == "end"):
+            return events, close, resumes
+        resumes += 1
 
 
 class Stack:

@@ -19,7 +19,7 @@ std::optional<std::string> error_text(const nlohmann::json& v) {
 EventPtr parse_event(std::string text, long long position) {
   auto ev = std::make_shared<Event>();
   ev->seq = position;
-  const nlohmann::json doc = core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
+  nlohmann::json doc = core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
   ev->text = std::move(text);
   if (!doc.is_object()) return ev;
   if (auto s = doc.find("seq"); s != doc.end() && s->is_number_integer()) ev->seq = s->get<long long>();
