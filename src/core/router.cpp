@@ -63,6 +63,15 @@ void Router::add_ws(std::string pattern, WsHandler handler) {
   routes_.push_back(std::move(r));
 }
 
+void Router::add_stream(std::string method, std::string pattern, StreamHandler handler) {
+  Route r;
+  r.method = std::move(method);
+  r.segments = split_path(pattern);
+  r.pattern = std::move(pattern);
+  r.stream_handler = std::move(handler);
+  routes_.push_back(std::move(r));
+}
+
 RouteMatch Router::match(const std::string& method, const std::string& path, bool is_upgrade) const {
   RouteMatch m;
   const auto segs = split_path(path);
@@ -98,6 +107,8 @@ RouteMatch Router::match(const std::string& method, const std::string& path, boo
   if (best) {
     if (best->method == "WS") {
       m.ws_handler = &best->ws_handler;
+    } else if (best->stream_handler) {
+      m.stream_handler = &best->stream_handler;
     } else {
       m.handler = &best->handler;
     }

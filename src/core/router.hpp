@@ -10,6 +10,7 @@
 
 #include "core/async.hpp"
 #include "core/http_types.hpp"
+#include "core/response_stream.hpp"
 
 namespace core::http {
 
@@ -37,10 +38,20 @@ struct WsAccept {
 /// Decides on an upgrade request; runs on the blocking pool.
 using WsHandler = std::function<WsAccept(Request&)>;
 
+/// A streaming HTTP handler: a coroutine on the connection's I/O strand that writes the response
+/// incrementally through `out` (see ResponseStream). It must not block (offload SQL with
+/// core::async::Runtime::blocking); the middleware's `before` hook has run (on the blocking pool)
+/// and may have answered instead. Both references stay valid until the coroutine finishes. An
+/// exception before anything was sent becomes a 500 problem; after start() it aborts the
+/// connection, so the client sees a truncated body rather than a complete one. Returning without
+/// finish() finishes the body; returning without start() or respond() answers 500.
+using StreamHandler = std::function<async::Task<void>(Request& request, ResponseStream& out)>;
+
 /// Result of matching a method and path.
 struct RouteMatch {
   const Handler* handler = nullptr;      ///< set when a plain route matched
   const WsHandler* ws_handler = nullptr; ///< set when a WebSocket route matched
+  const StreamHandler* stream_handler = nullptr;  ///< set when a streaming route matched
   std::map<std::string, std::string> params;
   std::string pattern;                   ///< the matched route's pattern (metrics label), empty if none
   bool path_exists = false;              ///< the path matched some route but not this method (-> 405)
@@ -54,6 +65,8 @@ class Router {
   void add(std::string method, std::string pattern, Handler handler);
   /// Registers a WebSocket endpoint (GET + Upgrade) at `pattern`.
   void add_ws(std::string pattern, WsHandler handler);
+  /// Registers a streaming handler for `method` and `pattern` (listed by routes() like add()).
+  void add_stream(std::string method, std::string pattern, StreamHandler handler);
   /// Finds the route for method+path. WebSocket routes match only when `is_upgrade`.
   RouteMatch match(const std::string& method, const std::string& path, bool is_upgrade) const;
 
@@ -71,6 +84,7 @@ class Router {
     std::vector<std::string> segments;
     Handler handler;
     WsHandler ws_handler;
+    StreamHandler stream_handler;
   };
   std::vector<Route> routes_;
 };

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <sys/socket.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -28,6 +30,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/response_stream.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
 #include "core/ws.hpp"
@@ -119,6 +122,12 @@ struct IoState {
 
 class WsConnImpl;
 
+/// What run_stream reports back to the session loop.
+struct StreamOutcome {
+  bool reusable = false;  ///< the connection may serve the next request
+  int status = 0;         ///< the status sent (0 = none)
+};
+
 struct Server::Impl {
   Impl(ServerOptions o, Router r, Middleware m)
       : opts(std::move(o)),
@@ -141,6 +150,10 @@ struct Server::Impl {
   std::map<std::uint64_t, std::weak_ptr<WsConnImpl>> ws_conns;
   std::uint64_t next_ws_id = 0;
   std::atomic<std::size_t> ws_open{0};
+  std::mutex streams_mu;
+  std::map<std::uint64_t, std::stop_source> streams;  // streamed responses in progress (stopped at shutdown)
+  std::uint64_t next_stream_id = 0;
+  std::atomic<std::size_t> streams_open{0};
   std::atomic<bool> started{false};
   std::atomic<bool> stopping{false};
   std::mutex stop_mu;
@@ -156,6 +169,9 @@ struct Server::Impl {
   asio::awaitable<void> session(tcp::socket socket);
   asio::awaitable<void> run_websocket(beast::tcp_stream stream, bhttp::request<bhttp::string_body> req,
                                       Request request, WsAccept accept, Clock::time_point started_at);
+  asio::awaitable<StreamOutcome> run_stream(beast::tcp_stream& stream, unsigned version, bool keep_alive,
+                                            Request& request, const RouteMatch& match, const std::string& route,
+                                            Clock::time_point started_at);
   void record(const Request& req, const std::string& route, int status, Clock::time_point started_at);
   void shutdown();
 };
@@ -481,6 +497,277 @@ bool parse_target(const bhttp::request<bhttp::string_body>& req, Request& out) {
 
 }  // namespace
 
+/// ResponseStream over one server connection (see core/response_stream.hpp). Lives in run_stream's
+/// frame for one request; every method runs on the connection's strand. A read-readiness wait on
+/// the socket (not a read: nothing is consumed) notices a client that closed or reset the
+/// connection while the handler waits between writes.
+class StreamImpl final : public ResponseStream {
+ public:
+  StreamImpl(beast::tcp_stream& stream, const Request& request, unsigned version, bool keep_alive,
+             std::chrono::milliseconds write_timeout, asio::thread_pool& pool, const Middleware& middleware)
+      : stream_(stream),
+        request_(request),
+        version_(version),
+        chunked_(version >= 11),
+        keep_alive_(keep_alive && version >= 11),
+        write_timeout_(write_timeout),
+        pool_(pool),
+        middleware_(middleware),
+        watch_(std::make_shared<Watch>()) {
+    watch_->stop = stop_;
+  }
+  ~StreamImpl() override { unwatch(); }
+  StreamImpl(const StreamImpl&) = delete;
+  StreamImpl& operator=(const StreamImpl&) = delete;
+
+  async::Task<bool> start(int status, const Headers& headers) override {
+    if (started_) throw std::logic_error("ResponseStream::start: the response was already started");
+    started_ = true;
+    status_ = status;
+    Response head;
+    head.status = status;
+    head.headers = headers;
+    co_await run_after_hook(head);
+    head.headers.erase("Content-Length");
+    head.headers.erase("Transfer-Encoding");
+    bhttp::response<bhttp::empty_body> res;
+    res.version(version_);
+    res.result(static_cast<unsigned>(head.status));
+    for (const auto& [k, v] : head.headers.fields()) res.insert(k, v);
+    if (!request_.request_id.empty()) res.set("X-Request-Id", request_.request_id);
+    if (chunked_) res.chunked(true);
+    res.keep_alive(keep_alive_);
+    bhttp::response_serializer<bhttp::empty_body> sr{res};
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+    co_return done_writing(ec);
+  }
+
+  async::Task<bool> write(std::string_view data) override {
+    if (!started_) throw std::logic_error("ResponseStream::write before start()");
+    if (finished_ || client_gone()) co_return false;
+    if (data.empty()) co_return true;
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    if (chunked_) {
+      // RFC 9112 §7.1: chunk-size CRLF chunk-data CRLF, gathered into one write.
+      const auto chunk = bhttp::make_chunk(asio::const_buffer(data.data(), data.size()));
+      co_await asio::async_write(stream_, chunk, asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await asio::async_write(stream_, asio::const_buffer(data.data(), data.size()),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return done_writing(ec);
+  }
+
+  async::Task<bool> finish() override {
+    if (!started_) throw std::logic_error("ResponseStream::finish before start()");
+    if (finished_) co_return !client_gone();
+    finished_ = true;
+    if (client_gone()) co_return false;
+    if (!chunked_) co_return true;  // HTTP/1.0: the end of the connection ends the body
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    const auto last = bhttp::make_chunk_last();  // RFC 9112 §7.1: last-chunk, empty trailer section
+    co_await asio::async_write(stream_, last, asio::redirect_error(asio::use_awaitable, ec));
+    co_return done_writing(ec);
+  }
+
+  async::Task<bool> respond(const Response& response) override {
+    if (started_) throw std::logic_error("ResponseStream::respond: the response was already started");
+    started_ = true;
+    finished_ = true;
+    Response r = response;
+    co_await run_after_hook(r);
+    status_ = r.status;
+    auto res = to_beast(r, request_.request_id, version_, keep_alive_);
+    error_code ec;
+    stream_.expires_after(write_timeout_);
+    co_await bhttp::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
+    co_return done_writing(ec);
+  }
+
+  std::stop_token stop_token() const override { return stop_.get_token(); }
+  bool client_gone() const override { return watch_->gone; }
+  bool started() const override { return started_; }
+
+  /// The stop source behind stop_token() (the server triggers it at shutdown).
+  std::stop_source& stop_source() { return stop_; }
+  /// The status sent (0 before start()/respond()).
+  int status() const { return status_; }
+  /// The whole response was sent and the connection may carry the next request.
+  bool reusable() const { return finished_ && !client_gone() && keep_alive_; }
+  /// The handler failed after start(): the body stays unfinished and the connection is closed.
+  void abort() { finished_ = true; keep_alive_ = false; }
+
+  /// Starts watching the socket for the client going away (while the handler runs).
+  void watch() {
+    watch_->socket = &stream_.socket();
+    arm(watch_);
+  }
+
+  /// Stops watching; a wait still pending completes later with operation_aborted and touches
+  /// nothing but the shared state. Call before the connection reads its next request.
+  void unwatch() {
+    if (!watch_->socket) return;
+    watch_->socket = nullptr;
+    if (watch_->pending) {
+      error_code ec;
+      stream_.socket().cancel(ec);  // only the readiness wait is outstanding here
+    }
+  }
+
+ private:
+  /// State shared with the pending readiness wait (it may complete after this object is gone).
+  struct Watch {
+    tcp::socket* socket = nullptr;  // null once unwatch() ran
+    std::stop_source stop;
+    bool pending = false;
+    bool gone = false;
+  };
+
+  /// Arms one readiness wait. Readable + a peek of 0 bytes = the client closed (EOF); an error =
+  /// reset; readable data = a pipelined next request (left in place; watching ends there).
+  static void arm(const std::shared_ptr<Watch>& w) {
+    w->pending = true;
+    w->socket->async_wait(tcp::socket::wait_read, [w](error_code ec) {
+      w->pending = false;
+      if (!w->socket || ec == asio::error::operation_aborted) return;
+      if (ec) {
+        mark_gone(*w);
+        return;
+      }
+      char byte = 0;
+      const ssize_t n = ::recv(w->socket->native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        mark_gone(*w);
+      } else if (n < 0) {
+        arm(w);  // spurious readiness
+      }
+    });
+  }
+
+  static void mark_gone(Watch& w) {
+    w.gone = true;
+    w.stop.request_stop();
+  }
+
+  /// After a write: clears the deadline (an expired deadline with nothing pending would fail the
+  /// next read of this keep-alive connection) and records a failure as the client being gone.
+  bool done_writing(const error_code& ec) {
+    stream_.expires_never();
+    if (ec) {
+      if (!is_disconnect(ec)) log::debug("stream_write_failed", {{"error", ec.message()}});
+      mark_gone(*watch_);
+      keep_alive_ = false;
+      return false;
+    }
+    return true;
+  }
+
+  /// The middleware's `after` hook, on the blocking pool (where the hooks always run).
+  async::Task<void> run_after_hook(Response& r) {
+    if (!middleware_.after) co_return;
+    try {
+      auto job = [this, &r] { middleware_.after(request_, r); };
+      co_await run_blocking(pool_, job);
+    } catch (const std::exception& e) {
+      log::error("http_middleware_failed", {{"error", e.what()}, {"request_id", request_.request_id}});
+    }
+  }
+
+  beast::tcp_stream& stream_;
+  const Request& request_;
+  unsigned version_;
+  bool chunked_;
+  bool keep_alive_;
+  std::chrono::milliseconds write_timeout_;
+  asio::thread_pool& pool_;
+  const Middleware& middleware_;
+  std::stop_source stop_;
+  std::shared_ptr<Watch> watch_;
+  bool started_ = false;
+  bool finished_ = false;
+  int status_ = 0;
+};
+
+asio::awaitable<StreamOutcome> Server::Impl::run_stream(beast::tcp_stream& stream, unsigned version, bool keep_alive,
+                                                        Request& request, const RouteMatch& match,
+                                                        const std::string& route, Clock::time_point started_at) {
+  // The `before` hook may answer instead (auth, CORS preflight); it runs on the blocking pool.
+  std::optional<Response> early;
+  bool before_failed = false;
+  try {
+    early = co_await run_blocking(*pool, [this, &request, &match]() -> std::optional<Response> {
+      if (middleware.before) {
+        if (auto e = middleware.before(request)) return e;
+      }
+      request.path_params = match.params;
+      return std::nullopt;
+    });
+  } catch (const std::exception& e) {
+    log::error("http_middleware_failed", {{"error", e.what()}, {"request_id", request.request_id}});
+    before_failed = true;
+  }
+
+  StreamImpl out(stream, request, version, keep_alive, opts.stream_write_timeout, *pool, middleware);
+  // Registered so that shutdown() can stop the handler; unregistered however the frame ends.
+  struct Registration {
+    Impl& im;
+    std::uint64_t id;
+    ~Registration() {
+      std::lock_guard lk(im.streams_mu);
+      im.streams.erase(id);
+      --im.streams_open;
+    }
+  };
+  std::uint64_t id = 0;
+  {
+    std::lock_guard lk(streams_mu);
+    id = next_stream_id++;
+    streams.emplace(id, out.stop_source());
+    ++streams_open;
+  }
+  Registration registration{*this, id};
+  if (stopping) out.stop_source().request_stop();
+
+  const Response internal_error =
+      Response::problem(500, "Internal Server Error", "The server failed to handle the request.");
+  if (before_failed) {
+    co_await out.respond(internal_error);
+  } else if (early) {
+    co_await out.respond(*early);
+  } else {
+    out.watch();
+    std::string failure;
+    try {
+      co_await (*match.stream_handler)(request, out);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    } catch (...) {
+      failure = "unknown exception";
+    }
+    out.unwatch();
+    if (!failure.empty()) {
+      log::error("http_handler_failed", {{"error", failure}, {"request_id", request.request_id}});
+      if (out.started()) {
+        out.abort();  // the client must not mistake a cut-off body for a complete one
+      } else {
+        co_await out.respond(internal_error);
+      }
+    } else if (!out.started()) {
+      log::error("http_handler_failed",
+                 {{"error", "streaming handler returned without a response"}, {"request_id", request.request_id}});
+      co_await out.respond(internal_error);
+    } else {
+      co_await out.finish();
+    }
+  }
+  record(request, route, out.status(), started_at);
+  co_return StreamOutcome{out.reusable(), out.status()};
+}
+
 asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
@@ -609,6 +896,17 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
       span.set_attribute("http.response.status_code", status);
       span.end();
       break;
+    }
+
+    if (match.stream_handler) {
+      const bool keep_alive = req.keep_alive() && !stopping;
+      const StreamOutcome outcome =
+          co_await run_stream(stream, req.version(), keep_alive, request, match, route, started_at);
+      span.set_attribute("http.response.status_code", outcome.status);
+      if (outcome.status >= 500) span.set_error("HTTP " + std::to_string(outcome.status));
+      span.end();
+      if (!outcome.reusable || stopping) break;
+      continue;
     }
 
     Response response;
@@ -777,8 +1075,14 @@ void Server::Impl::shutdown() {
       if (auto c = w.lock()) c->going_away();
     }
   }
+  {
+    std::lock_guard sl(streams_mu);
+    for (auto& [id, src] : streams) src.request_stop();  // streaming handlers end their bodies
+  }
   const auto deadline = Clock::now() + std::chrono::seconds(3);
-  while (ws_open.load() > 0 && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  while (ws_open.load() + streams_open.load() > 0 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   // 3. stop the I/O loop and join its threads. From now on connections post nothing and
   //    their methods are no-ops, so handlers still running or queued finish quickly.
   io->mark_stopped();
@@ -883,5 +1187,7 @@ std::uint16_t Server::port() const { return impl_->bound_port; }
 void Server::stop() { impl_->shutdown(); }
 
 std::size_t Server::websocket_count() const { return impl_->ws_open.load(); }
+
+std::size_t Server::stream_count() const { return impl_->streams_open.load(); }
 
 }  // namespace core::http

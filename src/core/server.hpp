@@ -21,6 +21,9 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};  ///< header+body read deadline per request
   std::chrono::seconds idle_timeout{60};  ///< keep-alive idle deadline
   std::chrono::seconds ws_ping_interval{20};  ///< WebSocket ping cadence; peer dropped after 2 missed pongs
+  /// Deadline of one write of a streamed response (Router::add_stream): a client that stops
+  /// reading fails the write and the handler's stop token is triggered.
+  std::chrono::milliseconds stream_write_timeout{30000};
   std::string service_name = "service";   ///< used in logs and metrics
 };
 
@@ -34,7 +37,8 @@ struct Middleware {
 /// The server. Construct, then start(); stop() closes listeners and open connections.
 /// Unknown path -> 404, wrong method -> 405 (with Allow), body too large -> 413,
 /// malformed HTTP -> 400; all as problem details. Each request is logged as one
-/// JSON line and counted in http_requests_total / http_request_duration_seconds.
+/// JSON line and counted in http_requests_total / http_request_duration_seconds
+/// (a streamed response when it ends, its duration the whole stream).
 class Server {
  public:
   Server(ServerOptions options, Router router, Middleware middleware = {});
@@ -46,10 +50,13 @@ class Server {
   void start();
   /// The bound port (useful when options.port was 0). Valid after start().
   std::uint16_t port() const;
-  /// Stops accepting, closes connections (WebSockets get close 1001), joins threads. Idempotent.
+  /// Stops accepting, closes connections (WebSockets get close 1001; streaming handlers see their
+  /// stop token triggered and get up to 3 s to finish), joins threads. Idempotent.
   void stop();
   /// Number of open WebSocket connections.
   std::size_t websocket_count() const;
+  /// Number of streamed responses in progress (Router::add_stream handlers running).
+  std::size_t stream_count() const;
 
  private:
   struct Impl;

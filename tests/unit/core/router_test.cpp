@@ -97,3 +97,23 @@ TEST(HttpTypes, HeadersCaseInsensitive) {
   EXPECT_EQ(req.query_param("a"), "1");
   EXPECT_FALSE(req.query_param("b"));
 }
+
+TEST(Router, StreamRoutesMatchByMethodAndAreListed) {
+  Router r;
+  r.add_stream("POST", "/v1/chat/completions",
+               [](Request&, ResponseStream&) -> core::async::Task<void> { co_return; });
+  r.add("GET", "/v1/chat/completions", ok(1));
+  auto m = r.match("POST", "/v1/chat/completions", false);
+  EXPECT_NE(m.stream_handler, nullptr);
+  EXPECT_EQ(m.handler, nullptr);
+  EXPECT_EQ(m.pattern, "/v1/chat/completions");
+  m = r.match("GET", "/v1/chat/completions", false);
+  EXPECT_EQ(m.stream_handler, nullptr);
+  EXPECT_NE(m.handler, nullptr);
+  m = r.match("DELETE", "/v1/chat/completions", false);
+  EXPECT_TRUE(m.path_exists);
+  EXPECT_EQ(m.allowed_methods.size(), 2u);
+  const auto routes = r.routes();
+  ASSERT_EQ(routes.size(), 2u);
+  EXPECT_EQ(routes[0].method, "POST");
+}
