@@ -696,20 +696,18 @@ asio::awaitable<StreamOutcome> Server::Impl::run_stream(beast::tcp_stream& strea
                                                         Request& request, const RouteMatch& match,
                                                         const std::string& route, Clock::time_point started_at) {
   // The `before` hook may answer instead (auth, CORS preflight); it runs on the blocking pool.
+  // Without a hook the handler starts at once (no pool hop).
   std::optional<Response> early;
   bool before_failed = false;
-  try {
-    early = co_await run_blocking(*pool, [this, &request, &match]() -> std::optional<Response> {
-      if (middleware.before) {
-        if (auto e = middleware.before(request)) return e;
-      }
-      request.path_params = match.params;
-      return std::nullopt;
-    });
-  } catch (const std::exception& e) {
-    log::error("http_middleware_failed", {{"error", e.what()}, {"request_id", request.request_id}});
-    before_failed = true;
+  if (middleware.before) {
+    try {
+      early = co_await run_blocking(*pool, [this, &request]() { return middleware.before(request); });
+    } catch (const std::exception& e) {
+      log::error("http_middleware_failed", {{"error", e.what()}, {"request_id", request.request_id}});
+      before_failed = true;
+    }
   }
+  request.path_params = match.params;
 
   StreamImpl out(stream, request, version, keep_alive, opts.stream_write_timeout, *pool, middleware);
   // Registered so that shutdown() can stop the handler; unregistered however the frame ends.
