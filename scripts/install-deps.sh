@@ -19,6 +19,8 @@ PACKAGES=(
 # Only for tests and the demo (not for a runtime image).
 if [[ "${DEPS_PROFILE:-full}" == "full" ]]; then
   PACKAGES+=(postgresql nats-server python3 python3-websockets yamllint procps)
+  # The relay anchor of bench/refinement_load (make bench).
+  PACKAGES+=(nginx)
   # The web console: built with node + npm (web/package-lock.json), tested in headless Chromium.
   PACKAGES+=(chromium fonts-dejavu-core)
   # Debian's nodejs + npm, unless a Node.js that bundles npm (e.g. NodeSource's) is installed.
