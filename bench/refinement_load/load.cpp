@@ -284,8 +284,9 @@ struct Shared {
   AnchorRelay* anchor = nullptr;
 };
 
-/// Updates `r` with one received frame.
-void on_frame(StreamResult& r, long& next_seq, const std::string& text, std::chrono::system_clock::time_point now) {
+}  // namespace
+
+void count_frame(StreamResult& r, long& next_seq, const std::string& text, std::chrono::system_clock::time_point now) {
   EventFields f;
   if (!scan_event(text, f) || f.seq.empty()) {
     ++r.without_seq;
@@ -322,6 +323,8 @@ void on_frame(StreamResult& r, long& next_seq, const std::string& text, std::chr
   }
 }
 
+namespace {
+
 /// Follows one stream at `url` (…/{thread_id}) until `end`, reconnecting with after_seq like a
 /// browser does when the connection drops before it.
 Task<void> follow(Shared& sh, std::string url, Headers headers, StreamResult& r) {
@@ -354,7 +357,7 @@ Task<void> follow(Shared& sh, std::string url, Headers headers, StreamResult& r)
         for (;;) {
           auto msg = co_await ws->read(sh.stop);
           if (!msg) break;
-          on_frame(r, next_seq, *msg, std::chrono::system_clock::now());
+          count_frame(r, next_seq, *msg, std::chrono::system_clock::now());
         }
         last_error = "closed with code " + std::to_string(ws->close_code());
       } catch (const ClientError& e) {

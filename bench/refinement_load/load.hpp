@@ -130,4 +130,10 @@ struct EventFields {
 };
 bool scan_event(std::string_view text, EventFields& out);
 
+/// Accounts one received frame of a stream in `r`: events by `seq` (a gap adds to `lost`, a seq
+/// not above the last one to `duplicated`), the lag from the event's `ts` to `received`, and the
+/// `end` event with its data.status. `next_seq` is the seq expected next (1 for a new stream).
+void count_frame(StreamResult& r, long& next_seq, const std::string& text,
+                 std::chrono::system_clock::time_point received);
+
 }  // namespace refinement_load

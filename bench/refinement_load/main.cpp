@@ -74,6 +74,7 @@ struct Row {
   long model_requests = 0;
   json model_per_conversation = json::object();
   std::vector<std::string> examples;  // a few failure descriptions
+  std::string load_after;              // 1-minute load average when the load ended
   bool ok() const { return failure.empty() && sessions_ok == n; }
 };
 
@@ -111,6 +112,14 @@ std::optional<long> flag_max(const std::string& help, const std::string& flag) {
 }
 
 std::string random_secret() { return core::random_hex(32); }
+
+/// The 1-minute load average (other work on the machine skews every number here).
+std::string loadavg() {
+  std::ifstream f("/proc/loadavg");
+  std::string one;
+  f >> one;
+  return one.empty() ? "n/a" : one;
+}
 
 /// Waits until GET url answers 200; false when `child` died or `limit` passed.
 bool wait_healthy(core::http::AsyncHttpClient& client, const std::string& url, Child& child,
@@ -199,6 +208,22 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
     engine_db = with_database(s.database_url, db_prefix + "_engine");
     orch_db = with_database(s.database_url, db_prefix + "_orch");
   }
+  // Drops this row's PostgreSQL databases however the row ends (after the services, which are
+  // declared later and so stopped first).
+  struct DropDatabases {
+    const Settings& s;
+    std::string prefix;
+    bool pg;
+    ~DropDatabases() {
+      if (!pg) return;
+      try {
+        drop_database(s.database_url, prefix + "_engine");
+        drop_database(s.database_url, prefix + "_orch");
+      } catch (const std::exception&) {
+        // best effort: the cluster is a throwaway one
+      }
+    }
+  } drop{s, db_prefix, pg};
   auto note = [&](const std::string& what) { std::cout << "  [" << storage << " N=" << n << "] " << what << std::endl; };
   auto fail = [&](const std::string& why, const Child* c) {
     row.failure = why;
@@ -326,11 +351,12 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   peaks.start();
   const double timeout = s.timeout > 0 ? s.timeout : 300.0 + row.pacing * 4 + n * 0.05;
   note("starting " + std::to_string(n) + " refinements at once (model pacing " + std::to_string(row.pacing).substr(0, 5) +
-       " s per run)");
+       " s per run); load average " + loadavg());
   const auto t0 = Clock::now();
   auto results = run_sessions(rt, client, lo, accounts, workflows, anchor.get(),
                               t0 + std::chrono::milliseconds(static_cast<long>(timeout * 1000)));
   row.wall = std::chrono::duration<double>(Clock::now() - t0).count();
+  row.load_after = loadavg();
   peaks.stop();
   const double anchor_cpu = anchor ? sample(anchor->pid()).cpu_seconds : 0.0;
   const ProcSample e1 = sample(engine.pid()), o1 = sample(orch.pid()), m1 = sample(model.pid());
@@ -406,10 +432,6 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   orch.stop();
   engine.stop();
   model.stop();
-  if (pg) {
-    drop_database(s.database_url, db_prefix + "_engine");
-    drop_database(s.database_url, db_prefix + "_orch");
-  }
   return row;
 }
 
@@ -431,13 +453,14 @@ void print_row(const Row& r, bool anchored) {
   std::cout << "\n== " << r.storage << ", N=" << r.n << (r.ok() ? "" : "  ** FAILED **") << "\n";
   if (!r.failure.empty()) {
     std::cout << "  " << r.failure << "\n";
-    if (r.n == 0) return;
+    if (r.events == 0 && r.sessions_ok == 0) return;  // nothing was measured
   }
   std::cout << "  sessions correct          " << r.sessions_ok << "/" << r.n << " (proposals completed "
             << r.proposals_completed << ")\n"
             << "  wall                      " << fixed(r.wall, 1) << " s against " << fixed(r.pacing, 1)
             << " s of model pacing (" << fixed(r.wall / r.pacing, 2) << "x); per session p50 "
-            << fixed(r.session_p50, 1) << " s, p95 " << fixed(r.session_p95, 1) << " s\n"
+            << fixed(r.session_p50, 1) << " s, p95 " << fixed(r.session_p95, 1) << " s; load average after "
+            << r.load_after << "\n"
             << "  lag (ts -> browser)       p50 " << fixed(r.lag_p50, 1) << " ms, p95 " << fixed(r.lag_p95, 1)
             << " ms, p99 " << fixed(r.lag_p99, 1) << " ms, max " << fixed(r.lag_max, 1) << " ms\n";
   if (anchored) {

@@ -28,39 +28,113 @@ std::string fnv1a_hex(std::string_view text) {
 
 namespace {
 
-/// The text of a message's `content`: a string, or the `text` of its parts (array form).
-std::string content_text(const json& m) {
-  auto it = m.find("content");
-  if (it == m.end() || it->is_null()) return {};
-  if (it->is_string()) return it->get<std::string>();
-  if (it->is_array()) {
-    std::string out;
-    for (const auto& part : *it) {
-      if (part.is_object() && part.contains("text") && part["text"].is_string()) out += part["text"].get<std::string>();
+/// SAX handler for read_request: follows top-level `messages` and `stream` and, inside each
+/// message, `role` and `content` (a string, or parts whose `text` members are concatenated).
+class RequestSax : public nlohmann::json_sax<json> {
+ public:
+  bool null() override { return scalar("null"); }
+  bool boolean(bool v) override {
+    if (depth_ == 1 && key_ == "stream") {
+      out.stream = v;
+      return true;
     }
-    return out;
+    return scalar("boolean");
   }
-  return it->dump();
-}
+  bool number_integer(number_integer_t) override { return scalar("number"); }
+  bool number_unsigned(number_unsigned_t) override { return scalar("number"); }
+  bool number_float(number_float_t, const string_t&) override { return scalar("number"); }
+  bool binary(binary_t&) override { return scalar("binary"); }
+  bool string(string_t& v) override {
+    if (in_message() && depth_ == messages_depth_ + 1) {
+      if (msg_key_ == "role") role_ = v;
+      if (msg_key_ == "content") content_ = v;
+    } else if (in_message() && parts_ && depth_ == messages_depth_ + 3 && part_key_ == "text") {
+      content_ += v;
+    }
+    return scalar("string");
+  }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 1) top_object_ = true;
+    if (messages_depth_ > 0 && depth_ == messages_depth_ + 1) {
+      role_.clear();
+      content_.clear();
+    }
+    return true;
+  }
+  bool end_object() override {
+    if (messages_depth_ > 0 && depth_ == messages_depth_ + 1) {
+      if (role_ == "assistant") ++out.position.turn;
+      if (role_ == "user" && !have_user) {
+        out.position.conversation = fnv1a_hex(content_);
+        have_user = true;
+      }
+    }
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && key_ == "messages") {
+      messages_depth_ = depth_;
+      messages_seen_ = true;
+    } else if (depth_ == 1 && !top_object_) {
+      return true;  // not an object: reported after the parse
+    } else if (in_message() && depth_ == messages_depth_ + 2 && msg_key_ == "content") {
+      parts_ = true;
+    }
+    return true;
+  }
+  bool end_array() override {
+    if (depth_ == messages_depth_) messages_depth_ = -1;
+    if (in_message() && depth_ == messages_depth_ + 2) parts_ = false;
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) key_ = k;
+    if (in_message() && depth_ == messages_depth_ + 1) msg_key_ = k;
+    if (in_message() && parts_ && depth_ == messages_depth_ + 3) part_key_ = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+  /// Checks what the whole body held.
+  void finish() const {
+    if (!top_object_) throw InvalidRequest("body", "the body must be a JSON object (a Chat Completions request)");
+    if (bad_stream_) throw InvalidRequest("stream", "stream must be a boolean");
+    if (!messages_seen_) throw InvalidRequest("messages", "messages must be an array of messages");
+    if (!have_user) throw InvalidRequest("messages", "messages must contain a user message");
+  }
+
+  ChatRequest out;
+  bool have_user = false;
+
+ private:
+  bool in_message() const { return messages_depth_ > 0 && depth_ > messages_depth_; }
+  /// A scalar value: `stream` must be a boolean (null allowed); a top-level `messages` scalar is
+  /// not an array.
+  bool scalar(const char* type) {
+    if (depth_ == 1 && key_ == "stream" && std::string_view(type) != "null") bad_stream_ = true;
+    return true;
+  }
+
+  int depth_ = 0;
+  int messages_depth_ = -1;  // depth of the messages array while inside it
+  bool top_object_ = false;
+  bool messages_seen_ = false;
+  bool bad_stream_ = false;
+  bool parts_ = false;
+  std::string key_, msg_key_, part_key_, role_, content_;
+};
 
 }  // namespace
 
-Position position_of(const json& body) {
-  auto it = body.find("messages");
-  if (it == body.end() || !it->is_array()) throw std::invalid_argument("messages must be an array of messages");
-  Position p;
-  bool have_user = false;
-  for (const auto& m : *it) {
-    if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) continue;
-    const auto& role = m["role"].get_ref<const std::string&>();
-    if (role == "assistant") ++p.turn;
-    if (role == "user" && !have_user) {
-      p.conversation = fnv1a_hex(content_text(m));
-      have_user = true;
-    }
-  }
-  if (!have_user) throw std::invalid_argument("messages must contain a user message");
-  return p;
+ChatRequest read_request(std::string_view body) {
+  RequestSax sax;
+  if (!json::sax_parse(body, &sax)) throw InvalidRequest("body", "the body is not valid JSON");
+  sax.finish();
+  return sax.out;
 }
 
 void Stats::record(const Position& p) {
@@ -160,33 +234,21 @@ struct OpenStream {
 
 core::async::Task<void> chat_completions(const Script& script, Stats& stats, Request& req, ResponseStream& out) {
   const auto t0 = Clock::now();
-  const json body = json::parse(req.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    const Response bad = bad_request("body", "the body must be a JSON object (a Chat Completions request)");
-    co_await out.respond(bad);
-    co_return;
-  }
-  Position p;
-  std::string invalid;  // no co_await inside a handler: the answer is sent below
+  ChatRequest parsed;
+  std::string bad_field, bad_message;  // no co_await inside a handler: the answer is sent below
   try {
-    p = position_of(body);
-  } catch (const std::invalid_argument& e) {
-    invalid = e.what();
+    parsed = read_request(req.body);
+  } catch (const InvalidRequest& e) {
+    bad_field = e.field();
+    bad_message = e.what();
   }
-  if (!invalid.empty()) {
-    const Response bad = bad_request("messages", invalid);
+  if (!bad_field.empty()) {
+    const Response bad = bad_request(bad_field, bad_message);
     co_await out.respond(bad);
     co_return;
   }
-  bool stream = false;
-  if (auto it = body.find("stream"); it != body.end() && !it->is_null()) {
-    if (!it->is_boolean()) {
-      const Response bad = bad_request("stream", "stream must be a boolean");
-      co_await out.respond(bad);
-      co_return;
-    }
-    stream = it->get<bool>();
-  }
+  const Position& p = parsed.position;
+  const bool stream = parsed.stream;
   stats.record(p);
   const Answer a = answer_for(script, p, req.body.size());
   const std::string id = "chatcmpl-" + p.conversation + "-" + std::to_string(p.turn);

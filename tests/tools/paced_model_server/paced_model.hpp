@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -52,9 +53,29 @@ struct Position {
   int turn = 0;              ///< assistant messages in the history (0 = first request)
 };
 
-/// Reads the position from a Chat Completions request body. Throws std::invalid_argument naming
-/// the field when `messages` is missing, not an array, or holds no user message.
-Position position_of(const nlohmann::json& body);
+/// What the server needs from a Chat Completions request.
+struct ChatRequest {
+  Position position;
+  bool stream = false;  ///< `stream`; absent or null = false
+};
+
+/// A request the server cannot answer; `field` names the offending member ("body", "messages",
+/// "stream").
+class InvalidRequest : public std::invalid_argument {
+ public:
+  InvalidRequest(std::string field, const std::string& message)
+      : std::invalid_argument(message), field_(std::move(field)) {}
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+};
+
+/// Reads a Chat Completions request body with a SAX pass (no document is built: the server reads
+/// tens of thousands of long histories). Throws InvalidRequest when the body is not a JSON
+/// object, `messages` is missing or not an array or holds no user message, or `stream` is not a
+/// boolean.
+ChatRequest read_request(std::string_view body);
 
 /// FNV-1a 64-bit hash of `text` as 16 lower-case hex digits.
 std::string fnv1a_hex(std::string_view text);

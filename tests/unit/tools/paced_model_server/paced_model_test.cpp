@@ -136,22 +136,59 @@ class PacedModelTest : public ::testing::Test {
 
 }  // namespace
 
-TEST(PacedModelPosition, TurnIsTheNumberOfAssistantMessages) {
-  const auto p0 = paced_model::position_of({{"messages", messages_after(0, "hello")}});
-  const auto p2 = paced_model::position_of({{"messages", messages_after(2, "hello")}});
+/// read_request on a body with `messages` (and `extra` members).
+paced_model::ChatRequest read(const json& messages, const json& extra = json::object()) {
+  json body = {{"model", "m"}, {"messages", messages}};
+  body.update(extra);
+  return paced_model::read_request(body.dump());
+}
+
+TEST(PacedModelRequest, TurnIsTheNumberOfAssistantMessages) {
+  const auto p0 = read(messages_after(0, "hello")).position;
+  const auto p2 = read(messages_after(2, "hello")).position;
   EXPECT_EQ(p0.turn, 0);
   EXPECT_EQ(p2.turn, 2);
   EXPECT_EQ(p0.conversation, p2.conversation);  // the same first user message: one conversation
-  EXPECT_NE(p0.conversation, paced_model::position_of({{"messages", messages_after(0, "other")}}).conversation);
-  EXPECT_EQ(p0.conversation.size(), 16u);
-  // Content given as parts counts by its text.
-  const json parts = json::array({{{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "hello"}}})}}});
-  EXPECT_EQ(paced_model::position_of({{"messages", parts}}).conversation, p0.conversation);
-  EXPECT_THROW(paced_model::position_of(json::object()), std::invalid_argument);
-  EXPECT_THROW(paced_model::position_of({{"messages", json::array({{{"role", "system"}, {"content", "x"}}})}}),
-               std::invalid_argument);
+  EXPECT_NE(p0.conversation, read(messages_after(0, "other")).position.conversation);
+  EXPECT_EQ(p0.conversation, paced_model::fnv1a_hex("hello"));
+  // Content given as parts counts by its text; tool calls and nested members are skipped.
+  const json parts = json::array({{{"role", "user"}, {"content", json::array({{{"type", "text"}, {"text", "hel"}},
+                                                                              {{"type", "text"}, {"text", "lo"}}})}},
+                                  {{"role", "assistant"},
+                                   {"content", nullptr},
+                                   {"tool_calls", json::array({{{"id", "c"}, {"content", "not a message"},
+                                                                {"function", {{"role", "user"}}}}})}}});
+  const auto pp = read(parts).position;
+  EXPECT_EQ(pp.conversation, p0.conversation);
+  EXPECT_EQ(pp.turn, 1);
+  // A later user message does not change the conversation.
+  json two_users = messages_after(1, "hello");
+  two_users.push_back({{"role", "user"}, {"content", "and more"}});
+  EXPECT_EQ(read(two_users).position.conversation, p0.conversation);
   EXPECT_EQ(paced_model::fnv1a_hex(""), "cbf29ce484222325");  // FNV-1a 64 offset basis
   EXPECT_EQ(paced_model::fnv1a_hex("a"), "af63dc4c8601ec8c");  // published test vector
+}
+
+TEST(PacedModelRequest, StreamFlagAndBadBodiesNameTheField) {
+  EXPECT_FALSE(read(messages_after(0, "x")).stream);
+  EXPECT_TRUE(read(messages_after(0, "x"), {{"stream", true}}).stream);
+  EXPECT_FALSE(read(messages_after(0, "x"), {{"stream", nullptr}}).stream);
+  auto field_of = [](const std::string& body) {
+    try {
+      paced_model::read_request(body);
+    } catch (const paced_model::InvalidRequest& e) {
+      return e.field();
+    }
+    return std::string("accepted");
+  };
+  EXPECT_EQ(field_of("not json"), "body");
+  EXPECT_EQ(field_of("[1,2]"), "body");
+  EXPECT_EQ(field_of(R"({"messages": {"role": "user"}})"), "messages");
+  EXPECT_EQ(field_of(R"({"model": "m"})"), "messages");
+  EXPECT_EQ(field_of(R"({"messages": [{"role": "system", "content": "x"}]})"), "messages");
+  EXPECT_EQ(field_of(R"({"messages": [{"role": "user", "content": "x"}], "stream": "yes"})"), "stream");
+  EXPECT_EQ(field_of(R"({"messages": [{"role": "user", "content": "x"}], "stream": true})"), "accepted");
+  EXPECT_EQ(field_of(R"({"messages": [{"role": "user", "content": "x"}])"), "body");  // truncated
 }
 
 TEST_F(PacedModelTest, ConversationFollowsTheScript) {
