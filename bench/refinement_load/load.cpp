@@ -148,8 +148,10 @@ bool transient(const ClientError& e) {
 }
 
 /// Performs `req`, waiting out 429 and 503 (Retry-After) and transient transport failures within
-/// `opts.retry_budget`; counts the waits. Throws ClientError when the budget is spent on a
-/// transport failure (the last 429/503 answer is returned as it is).
+/// `opts.retry_budget`; counts the waits. A POST is sent again after a transport failure only
+/// when it cannot have reached the server (connect, local resources): a refinement started twice
+/// would be two runs. Throws ClientError when it gives up on a transport failure (the last
+/// 429/503 answer is returned as it is).
 Task<ClientResponse> call(AsyncHttpClient& client, ClientRequest req, const LoadOptions& opts, std::stop_token stop,
                           int& waits) {
   const auto give_up = Clock::now() + opts.retry_budget;
@@ -160,7 +162,9 @@ Task<ClientResponse> call(AsyncHttpClient& client, ClientRequest req, const Load
       if ((res.status != 429 && res.status != 503) || Clock::now() >= give_up) co_return res;
       wait = retry_after(res.headers);
     } catch (const ClientError& e) {
-      if (!transient(e) || stop.stop_requested() || Clock::now() >= give_up) throw;
+      const bool unsent = e.kind() == ClientErrorKind::connect || e.kind() == ClientErrorKind::local_resources;
+      const bool again = req.method == "GET" ? transient(e) : unsent;
+      if (!again || stop.stop_requested() || Clock::now() >= give_up) throw;
       wait = 500ms;
     }
     ++waits;
@@ -384,7 +388,17 @@ Task<void> await_proposal(Shared& sh, const std::string& token, const std::strin
   auto delay = 50ms;
   const ClientRequest req = api_request(sh.opts, "GET", "/api/proposals/" + proposal_id, token);
   for (;;) {
-    const ClientResponse res = co_await call(sh.client, req, sh.opts, sh.stop, r.waits);
+    ClientResponse res;
+    std::string failure;
+    try {
+      res = co_await call(sh.client, req, sh.opts, sh.stop, r.waits);
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      r.error = "GET proposal: " + failure;
+      co_return;
+    }
     if (res.status != 200) {
       r.error = "GET proposal: " + brief(res);
       co_return;

@@ -73,7 +73,7 @@ struct Row {
   long waits = 0;
   long model_requests = 0;
   json model_per_conversation = json::object();
-  std::vector<std::string> examples;  // a few failure descriptions
+  std::map<std::string, int> failures;  // failure reason -> sessions
   std::string load_after;              // 1-minute load average when the load ended
   bool ok() const { return failure.empty() && sessions_ok == n; }
 };
@@ -394,7 +394,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
     lags.insert(lags.end(), r.browser.lag_ms.begin(), r.browser.lag_ms.end());
     anchor_lags.insert(anchor_lags.end(), r.anchor.lag_ms.begin(), r.anchor.lag_ms.end());
     if (good) walls.push_back(static_cast<float>(r.wall_seconds));
-    if (!good && row.examples.size() < 5) {
+    if (!good) {
       std::string why = r.error;
       if (why.empty()) why = r.browser.error.empty() ? "" : "browser stream: " + r.browser.error;
       if (why.empty()) why = r.anchor.error.empty() ? "" : "anchor stream: " + r.anchor.error;
@@ -403,7 +403,9 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
               " dup=" + std::to_string(r.browser.duplicated) + " proposal=" + r.proposal_status +
               " files_ok=" + std::to_string(r.files_ok);
       }
-      row.examples.push_back(why);
+      // Grouped by reason: ids and numbers vary per session, the reason does not.
+      why = std::regex_replace(why.substr(0, 160), std::regex("[0-9a-f]{8}-[0-9a-f-]{27}|[0-9]+"), "#");
+      ++row.failures[why];
     }
   }
   row.lag_p50 = pct(lags, 50);
@@ -422,7 +424,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
     row.model_requests = stats.value("requests", 0L);
     row.model_per_conversation = stats.value("requests_per_conversation", json::object());
   } catch (const std::exception& e) {
-    row.examples.push_back(std::string("model /stats: ") + e.what());
+    ++row.failures[std::string("model /stats: ") + e.what()];
   }
   for (Child* c : {&engine, &orch}) {
     if (!c->alive()) row.failure = "a service exited during the load:\n" + c->log_tail();
@@ -495,7 +497,12 @@ void print_row(const Row& r, bool anchored) {
   std::cout << "\n"
             << "  model requests            " << r.model_requests << " (conversations by requests: "
             << r.model_per_conversation.dump() << ")\n";
-  for (const auto& e : r.examples) std::cout << "  failure example: " << e << "\n";
+  std::vector<std::pair<int, std::string>> reasons;
+  for (const auto& [why, count] : r.failures) reasons.emplace_back(count, why);
+  std::sort(reasons.rbegin(), reasons.rend());
+  for (std::size_t i = 0; i < reasons.size() && i < 6; ++i) {
+    std::cout << "  failed sessions: " << reasons[i].first << " x " << reasons[i].second << "\n";
+  }
   // The issue's targets, stated for the 2-core machine (N = 1,000 at 2 chunks/s; RSS at 10,000).
   auto mark = [](bool met) { return met ? "met" : "MISSED"; };
   const double orch_ms = per_event_ms(r.cpu_orch, r.events);
@@ -687,9 +694,16 @@ int main(int argc, char** argv) {
             << " (inherited by the services); ephemeral ports " << port_lo << "-" << port_hi << " ("
             << port_hi - port_lo + 1 << " per destination)\n"
             << "  services log at --log-level " << s.service_log_level << "; work dir " << work.string() << "\n";
-  if (port_hi - port_lo + 1 < 3 * max_n) {
-    std::cout << "  warning: the orchestrator may open up to 2 engine connections per session; " << 3 * max_n
-              << " loopback connections to one port need a wider net.ipv4.ip_local_port_range\n";
+  // Loopback connections to one destination need one ephemeral port each: the orchestrator may
+  // hold 2 per session to the engine today (tracker and proxy); nginx binds 127.0.0.2 for its own.
+  if (port_hi - port_lo + 1 < 2 * max_n + 1000) {
+    std::cout << "  warning: up to " << 2 * max_n << " connections from the orchestrator to the engine need a wider "
+              << "net.ipv4.ip_local_port_range\n";
+  }
+  if (fds < static_cast<std::size_t>(2 * max_n + 1000)) {
+    std::cout << "  warning: RLIMIT_NOFILE " << fds << " (the hard limit; raising it needs CAP_SYS_RESOURCE) is below the "
+              << 2 * max_n + 1000 << " descriptors a service needs for N=" << max_n
+              << " (a browser or model socket plus an upstream socket per session)\n";
   }
 
   core::async::Runtime rt(core::async::RuntimeOptions{s.io_threads, 2, "refinement-load"});
