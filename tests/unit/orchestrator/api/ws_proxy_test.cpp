@@ -225,10 +225,12 @@ TEST_F(WsProxyTest, ForwardsEventsUnchangedAndClosesWith1000AfterEnd) {
 }
 
 TEST_F(WsProxyTest, ResumesAfterSeqAndManyBrowsersShareOneUpstream) {
-  proxy();
+  auto& p = proxy();
   const auto thread = live_thread(6);
   std::vector<std::shared_ptr<FakeConn>> conns;
   for (int i = 0; i < 20; ++i) conns.push_back(open(thread, i % 2 ? std::optional<std::string>("4") : std::nullopt));
+  // Every relay subscribes before the run ends (a browser arriving after `end` gets a fresh replay).
+  ASSERT_TRUE(eventually([&] { return p.active() == 20; }));
   engine_.append(thread, end_event(7));
   for (std::size_t i = 0; i < conns.size(); ++i) {
     ASSERT_TRUE(eventually([&] { return !conns[i]->is_open(); })) << i;
