@@ -1,5 +1,5 @@
 // ide-orchestrator: authenticated gateway and state manager of the Agentic IDE.
-// Subcommands: serve, migrate, user add.
+// Subcommands: serve, migrate, user add|list|disable|enable|set-password.
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
@@ -8,7 +8,11 @@
 #include <regex>
 #include <string>
 
+#include <termios.h>
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "core/async.hpp"
 #include "core/db.hpp"
@@ -66,6 +70,49 @@ std::vector<std::string> split_list(const std::string& s) {
     if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
   }
   return out;
+}
+
+/// A password from `file` (its first line) or, without a file, one line of stdin; never from
+/// argv, where other users of the machine could read it. On a terminal the typed characters are
+/// not echoed. Trailing CR/LF are dropped.
+std::string read_password(const std::string& file) {
+  std::string line;
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read the password file " + file);
+    std::getline(in, line);
+    return trim_newlines(line);
+  }
+  const bool tty = isatty(STDIN_FILENO) == 1;
+  termios saved{};
+  if (tty && tcgetattr(STDIN_FILENO, &saved) == 0) {
+    termios quiet = saved;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    std::cerr << "Password: " << std::flush;
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    std::getline(std::cin, line);
+    tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+    std::cerr << "\n";
+  } else {
+    std::getline(std::cin, line);
+  }
+  return trim_newlines(line);
+}
+
+/// `user list` output: a tab-separated table with a header, or a JSON array with --json.
+void print_users(const std::vector<orchestrator::domain::User>& users, bool as_json) {
+  if (as_json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& u : users)
+      out.push_back({{"id", u.id}, {"email", u.email}, {"name", u.name}, {"created_at", u.created_at},
+                     {"disabled_at", u.disabled_at ? nlohmann::json(*u.disabled_at) : nlohmann::json(nullptr)}});
+    std::cout << out.dump(2) << "\n";
+    return;
+  }
+  std::cout << "ID\tEMAIL\tNAME\tCREATED\tSTATUS\n";
+  for (const auto& u : users)
+    std::cout << u.id << "\t" << u.email << "\t" << u.name << "\t" << u.created_at << "\t"
+              << (u.disabled_at ? "disabled since " + *u.disabled_at : std::string("active")) << "\n";
 }
 
 volatile std::sig_atomic_t g_signal = 0;
@@ -190,6 +237,31 @@ int main(int argc, char** argv) {
   std::string email, name;
   user_add->add_option("--email", email, "E-mail address (login name)")->required();
   user_add->add_option("--name", name, "Display name")->required();
+  auto* user_list = user->add_subcommand("list", "List every user (id, e-mail, name, created, active or disabled)");
+  StorageFlags list_storage;
+  add_storage_flags(user_list, list_storage);
+  bool list_json = false;
+  user_list->add_flag("--json", list_json, "Print a JSON array instead of a tab-separated table");
+  const char* user_ref_help = "The user: an id (UUID) or an e-mail address";
+  auto* user_disable = user->add_subcommand(
+      "disable", "Disable a user: they can no longer sign in and every token of theirs answers 401 (idempotent)");
+  auto* user_enable = user->add_subcommand("enable", "Enable a disabled user again (idempotent)");
+  StorageFlags disable_storage, enable_storage;
+  add_storage_flags(user_disable, disable_storage);
+  add_storage_flags(user_enable, enable_storage);
+  std::string disable_ref, enable_ref;
+  user_disable->add_option("user", disable_ref, user_ref_help)->required();
+  user_enable->add_option("user", enable_ref, user_ref_help)->required();
+  auto* user_password = user->add_subcommand(
+      "set-password",
+      "Set a user's password, read from stdin (one line) or --password-file, never from the command line; "
+      "sessions started before the change end (their tokens answer 401)");
+  StorageFlags password_storage;
+  add_storage_flags(user_password, password_storage);
+  std::string password_ref, password_file;
+  user_password->add_option("user", password_ref, user_ref_help)->required();
+  user_password->add_option("--password-file", password_file, "Read the password from the first line of this file")
+      ->check(CLI::ExistingFile);
 
   CLI11_PARSE(cli, argc, argv);
   core::log::init("ide-orchestrator", log_level);
@@ -201,11 +273,25 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*user_add) {
-      std::string password;
-      std::getline(std::cin, password);
-      password = trim_newlines(password);
-      const std::string id = orchestrator::api::add_user(db_config(user_storage), email, name, password);
+      const std::string id = orchestrator::api::add_user(db_config(user_storage), email, name, read_password(""));
       std::cout << id << "\n";
+      return 0;
+    }
+    if (*user_list) {
+      print_users(orchestrator::api::list_users(db_config(list_storage)), list_json);
+      return 0;
+    }
+    if (*user_disable || *user_enable) {
+      const bool disable = user_disable->parsed();
+      const auto u = orchestrator::api::set_user_disabled(db_config(disable ? disable_storage : enable_storage),
+                                                          disable ? disable_ref : enable_ref, disable);
+      std::cout << u.id << "\t" << u.email << "\t" << (u.disabled_at ? "disabled" : "active") << "\n";
+      return 0;
+    }
+    if (*user_password) {
+      const auto u = orchestrator::api::set_user_password(db_config(password_storage), password_ref,
+                                                          read_password(password_file));
+      std::cout << u.id << "\t" << u.email << "\tpassword set\n";
       return 0;
     }
 

@@ -85,6 +85,29 @@ std::string add_user(const core::db::DbConfig& db, const std::string& email, con
   return DomainAdapter::create_user(*d, email, name, password);
 }
 
+std::vector<domain::User> list_users(const core::db::DbConfig& db) {
+  auto d = open_and_migrate(db);
+  domain::UserService users(*d);
+  std::vector<domain::User> out;
+  store::PageRequest page{store::kMaxPageLimit, ""};
+  while (true) {
+    auto p = users.list(page);
+    out.insert(out.end(), p.items.begin(), p.items.end());
+    if (!p.next_cursor) return out;
+    page.cursor = *p.next_cursor;
+  }
+}
+
+domain::User set_user_disabled(const core::db::DbConfig& db, const std::string& user, bool disabled) {
+  auto d = open_and_migrate(db);
+  return domain::UserService(*d).set_disabled(user, disabled);
+}
+
+domain::User set_user_password(const core::db::DbConfig& db, const std::string& user, const std::string& password) {
+  auto d = open_and_migrate(db);
+  return domain::UserService(*d).set_password(user, password);
+}
+
 struct App::Impl {
   AppOptions options;
   std::unique_ptr<core::db::Database> db;

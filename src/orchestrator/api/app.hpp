@@ -18,6 +18,7 @@
 #include "core/server.hpp"
 #include "orchestrator/api/middleware.hpp"
 #include "orchestrator/api/ws_proxy.hpp"
+#include "orchestrator/domain/users.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
 #include "orchestrator/follow/follower.hpp"
 #include "orchestrator/tracker/tracker.hpp"
@@ -71,6 +72,18 @@ int run_migrations(const core::db::DbConfig& db);
 /// short password) or domain::ConflictError (e-mail taken). Returns the new user's id.
 std::string add_user(const core::db::DbConfig& db, const std::string& email, const std::string& name,
                      const std::string& password);
+
+/// Every user, oldest first (`ide-orchestrator user list`).
+std::vector<domain::User> list_users(const core::db::DbConfig& db);
+
+/// Disables (`disabled` true) or enables the user named by id or e-mail (`ide-orchestrator user
+/// disable|enable`); returns the user after the change. Throws domain::NotFoundError /
+/// InvalidError("user").
+domain::User set_user_disabled(const core::db::DbConfig& db, const std::string& user, bool disabled);
+
+/// Sets the password of the user named by id or e-mail and ends their sessions
+/// (`ide-orchestrator user set-password`). Throws domain::NotFoundError / InvalidError.
+domain::User set_user_password(const core::db::DbConfig& db, const std::string& user, const std::string& password);
 
 
 /// The running service.

@@ -33,6 +33,7 @@ store::UserRecord record(const domain::User& u) {
   r.email = u.email;
   r.name = u.name;
   r.created_at = u.created_at;
+  r.disabled_at = u.disabled_at;
   return r;
 }
 
@@ -90,9 +91,10 @@ json DomainAdapter::verify_token(const std::string& token) {
     return {{"user_id", u.id}, {"email", u.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg},
             {"external_subject", c.sub}};
   }
-  // Our own token names the user; one whose account is gone is no longer valid (401 on every
-  // route, rather than 404s or foreign-key failures further down).
-  if (!impl_->users.find(c.sub)) throw domain::UnauthenticatedError("the account of this token no longer exists");
+  // Our own token names the user; one whose account is gone or disabled, or whose password
+  // changed after the token was issued, is no longer valid (401 on every route, rather than
+  // 404s or foreign-key failures further down).
+  impl_->users.require_token_user(c.sub, c.iat);
   return {{"user_id", c.sub}, {"email", c.email}, {"iss", c.iss}, {"exp", c.exp}, {"alg", c.alg}};
 }
 
@@ -128,6 +130,56 @@ WorkflowView DomainAdapter::get_workflow(const std::string& user_id, const std::
   return v;
 }
 
+store::WorkflowRecord DomainAdapter::update_workflow(const std::string& user_id, const std::string& workflow_id,
+                                                     const std::optional<std::string>& name,
+                                                     const std::optional<std::string>& description) {
+  return impl_->workflows.update(user_id, workflow_id, {name, description});
+}
+
+std::vector<std::string> DomainAdapter::delete_workflow(const std::string& user_id, const std::string& workflow_id) {
+  return impl_->workflows.remove(user_id, workflow_id).cancelled_threads;
+}
+
+store::Page<store::MemberRecord> DomainAdapter::list_members(const std::string& user_id,
+                                                             const std::string& workflow_id,
+                                                             const store::PageRequest& page) {
+  return impl_->workflows.list_members(user_id, workflow_id, page);
+}
+
+MemberView DomainAdapter::set_member(const std::string& user_id, const std::string& workflow_id,
+                                     const std::string& member, const std::string& role) {
+  const auto c = impl_->workflows.set_member(user_id, workflow_id, member, role);
+  return MemberView{c.member, c.added};
+}
+
+void DomainAdapter::remove_member(const std::string& user_id, const std::string& workflow_id,
+                                  const std::string& member) {
+  impl_->workflows.remove_member(user_id, workflow_id, member);
+}
+
+ProfileView DomainAdapter::me(const std::string& user_id) {
+  const auto p = impl_->users.profile(user_id);
+  return ProfileView{record(p.user), p.identities};
+}
+
+VersionView DomainAdapter::get_version(const std::string& user_id, const std::string& workflow_id, long long number) {
+  auto v = impl_->workflows.get_version(user_id, workflow_id, number);
+  return VersionView{v.info, v.files};
+}
+
+store::Page<store::ProposalRecord> DomainAdapter::list_my_proposals(const std::string& user_id,
+                                                                    const std::vector<store::ProposalStatus>& statuses,
+                                                                    const store::PageRequest& page) {
+  return impl_->proposals.list_visible(user_id, statuses, page);
+}
+
+std::pair<store::ProposalRecord, store::ProposalRecord> DomainAdapter::retry_proposal(const std::string& user_id,
+                                                                                    const std::string& proposal_id,
+                                                                                    const std::string& thread_id) {
+  auto r = impl_->proposals.retry(user_id, proposal_id, thread_id);
+  return {r.proposal, r.previous};
+}
+
 store::Page<store::VersionRecord> DomainAdapter::list_versions(const std::string& user_id,
                                                                const std::string& workflow_id,
                                                                const store::PageRequest& page) {
@@ -138,7 +190,7 @@ VersionView DomainAdapter::publish_version(const std::string& user_id, const std
                                            std::optional<long long> base_revision) {
   // The revision is compared inside publish's transaction (no check-then-act race).
   auto v = impl_->workflows.publish(user_id, workflow_id, base_revision);
-  return VersionView{v.info, v.files};
+  return VersionView{v.info, v.files, v.created};
 }
 
 json DomainAdapter::deploy(const std::string& user_id, const std::string& workflow_id) {

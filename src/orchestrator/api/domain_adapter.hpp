@@ -32,6 +32,23 @@ class DomainAdapter : public DomainPort {
                                const std::optional<nlohmann::json>& files) override;
   store::Page<store::WorkflowRecord> list_workflows(const std::string& user_id, const store::PageRequest& page) override;
   WorkflowView get_workflow(const std::string& user_id, const std::string& workflow_id) override;
+  store::WorkflowRecord update_workflow(const std::string& user_id, const std::string& workflow_id,
+                                        const std::optional<std::string>& name,
+                                        const std::optional<std::string>& description) override;
+  std::vector<std::string> delete_workflow(const std::string& user_id, const std::string& workflow_id) override;
+  store::Page<store::MemberRecord> list_members(const std::string& user_id, const std::string& workflow_id,
+                                                const store::PageRequest& page) override;
+  MemberView set_member(const std::string& user_id, const std::string& workflow_id, const std::string& member,
+                        const std::string& role) override;
+  void remove_member(const std::string& user_id, const std::string& workflow_id, const std::string& member) override;
+  ProfileView me(const std::string& user_id) override;
+  VersionView get_version(const std::string& user_id, const std::string& workflow_id, long long number) override;
+  store::Page<store::ProposalRecord> list_my_proposals(const std::string& user_id,
+                                                       const std::vector<store::ProposalStatus>& statuses,
+                                                       const store::PageRequest& page) override;
+  std::pair<store::ProposalRecord, store::ProposalRecord> retry_proposal(const std::string& user_id,
+                                                                       const std::string& proposal_id,
+                                                                       const std::string& thread_id) override;
   store::Page<store::VersionRecord> list_versions(const std::string& user_id, const std::string& workflow_id,
                                                   const store::PageRequest& page) override;
   VersionView publish_version(const std::string& user_id, const std::string& workflow_id,

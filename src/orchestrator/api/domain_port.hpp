@@ -41,6 +41,19 @@ struct ProposalView {
 struct VersionView {
   store::VersionRecord version;
   domain::FileMap files;
+  bool created = true;  ///< publish: false when the unchanged draft returned the latest version
+};
+
+/// GET /api/me: the signed-in user and the external identities linked to the account.
+struct ProfileView {
+  store::UserRecord user;
+  std::vector<store::IdentityRecord> identities;
+};
+
+/// PUT /api/workflows/{id}/members/{user}: the member after the change.
+struct MemberView {
+  store::MemberRecord member;
+  bool added = false;  ///< the user was not a member before (201)
 };
 
 /// Result of a successful login.
@@ -74,10 +87,32 @@ class DomainPort {
   /// One workflow with its draft.
   virtual WorkflowView get_workflow(const std::string& user_id, const std::string& workflow_id) = 0;
 
+  /// Changes name and/or description (at least one given; same limits as create). Owner/editor.
+  virtual store::WorkflowRecord update_workflow(const std::string& user_id, const std::string& workflow_id,
+                                                const std::optional<std::string>& name,
+                                                const std::optional<std::string>& description) = 0;
+  /// Soft-deletes the workflow (owner only); returns the engine threads of proposals that were
+  /// processing (cancelled now; every thread of the workflow is scheduled for deletion).
+  virtual std::vector<std::string> delete_workflow(const std::string& user_id, const std::string& workflow_id) = 0;
+  /// Members of the workflow (any member may list), most recently added first.
+  virtual store::Page<store::MemberRecord> list_members(const std::string& user_id, const std::string& workflow_id,
+                                                        const store::PageRequest& page) = 0;
+  /// Adds or changes a member (`member` = user id or e-mail; role editor|viewer; owner only).
+  virtual MemberView set_member(const std::string& user_id, const std::string& workflow_id,
+                                const std::string& member, const std::string& role) = 0;
+  /// Removes a member (owner: anyone but themself; others: only themselves).
+  virtual void remove_member(const std::string& user_id, const std::string& workflow_id,
+                             const std::string& member) = 0;
+  /// The caller's account and linked identities.
+  virtual ProfileView me(const std::string& user_id) = 0;
+
   /// Published versions of a workflow, newest first.
   virtual store::Page<store::VersionRecord> list_versions(const std::string& user_id, const std::string& workflow_id,
                                                           const store::PageRequest& page) = 0;
-  /// Publishes the draft as the next version (conflict if base_revision given and stale).
+  /// One version with its files (NotFound "version").
+  virtual VersionView get_version(const std::string& user_id, const std::string& workflow_id, long long number) = 0;
+  /// Publishes the draft as the next version (conflict if base_revision given and stale); an
+  /// unchanged draft returns the latest version with `created` false.
   virtual VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
                                       std::optional<long long> base_revision) = 0;
   /// Deploys the latest version (checks its /definition.json); returns
@@ -110,6 +145,15 @@ class DomainPort {
   /// Proposals of a workflow the user may see, newest first.
   virtual store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,
                                                             const store::PageRequest& page) = 0;
+  /// Proposals the user may see across workflows, newest first, only `statuses` when non-empty.
+  virtual store::Page<store::ProposalRecord> list_my_proposals(const std::string& user_id,
+                                                               const std::vector<store::ProposalStatus>& statuses,
+                                                               const store::PageRequest& page) = 0;
+  /// Records a new `processing` proposal for `thread_id` re-running `proposal_id` (same prompt
+  /// and context) on the current draft; returns {new proposal, the re-run one after the call}.
+  virtual std::pair<store::ProposalRecord, store::ProposalRecord> retry_proposal(const std::string& user_id,
+                                                                               const std::string& proposal_id,
+                                                                               const std::string& thread_id) = 0;
   /// GNU unified diff of the current draft -> generated files (only paths the proposal
   /// changes); empty when nothing to show. PreconditionError while there are no generated files.
   virtual std::string proposal_diff(const std::string& user_id, const std::string& proposal_id) = 0;

@@ -45,7 +45,8 @@ struct RateLimitOptions {
   /// evicted, so memory stays bounded whatever the traffic.
   std::size_t max_keys = 10000;
   /// Routes charged to `refinement`: method and router pattern.
-  std::vector<std::pair<std::string, std::string>> refinement_routes = {{"POST", "/api/workflows/{id}/refinements"}};
+  std::vector<std::pair<std::string, std::string>> refinement_routes = {{"POST", "/api/workflows/{id}/refinements"},
+                                                                        {"POST", "/api/proposals/{id}/retry"}};
 };
 
 struct MiddlewareOptions {

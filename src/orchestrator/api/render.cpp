@@ -11,6 +11,20 @@ json opt(const std::optional<std::string>& s) { return s ? json(*s) : json(nullp
 
 json render_user(const store::UserRecord& u) { return {{"id", u.id}, {"email", u.email}, {"name", u.name}}; }
 
+json render_profile(const ProfileView& p) {
+  json ids = json::array();
+  for (const auto& i : p.identities)
+    ids.push_back({{"issuer", i.issuer}, {"subject", i.subject}, {"email", i.email}, {"linked_at", i.created_at}});
+  json j = render_user(p.user);
+  j["created_at"] = p.user.created_at;
+  j["identities"] = ids;
+  return j;
+}
+
+json render_member(const store::MemberRecord& m) {
+  return {{"user_id", m.user_id}, {"email", m.email}, {"name", m.name}, {"role", m.role}, {"added_at", m.added_at}};
+}
+
 json render_draft(const DraftView& d) {
   return {{"id", d.draft.id},           {"workflow_id", d.draft.workflow_id},
           {"revision", d.draft.revision}, {"files", domain::files_to_json(d.files)},

@@ -11,6 +11,10 @@ namespace orchestrator::api {
 
 /// {id, email, name} (never the password hash).
 nlohmann::json render_user(const store::UserRecord& u);
+/// GET /api/me: {id, email, name, created_at, identities: [{issuer, subject, email, linked_at}]}.
+nlohmann::json render_profile(const ProfileView& p);
+/// {user_id, email, name, role, added_at}.
+nlohmann::json render_member(const store::MemberRecord& m);
 /// {id, workflow_id, revision, files, created_at, updated_at}.
 nlohmann::json render_draft(const DraftView& d);
 /// {id, name, description, owner_id, role, created_at, updated_at[, draft]}.

@@ -110,6 +110,77 @@ Response get_workflow(RouteDeps& d, Request& req) {
   return Response::json(200, render_workflow(d.domain.get_workflow(caller_id(req), id)));
 }
 
+Response update_workflow(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  std::optional<std::string> name;
+  if (body.contains("name") && !body["name"].is_null()) name = req_string(body, "name", errors, 200);
+  const auto description = opt_string(body, "description", errors);
+  if (!body.contains("name") && !body.contains("description"))
+    errors.push_back({"(body)", "must hold name and/or description"});
+  throw_if_invalid(errors);
+  return Response::json(200, render_workflow(d.domain.update_workflow(caller_id(req), id, name, description)));
+}
+
+Response delete_workflow(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  // Refinements still running are cancelled by the domain; stop their engine runs now (the
+  // sweeper deletes every thread of the workflow in any case, retrying until the engine confirms).
+  for (const auto& thread : d.domain.delete_workflow(caller_id(req), id)) {
+    try {
+      d.engine.delete_thread(thread, req.traceparent);
+    } catch (const std::exception& e) {
+      core::log::warn("delete_workflow_engine_delete_deferred", {{"workflow_id", id}, {"thread_id", thread},
+                                                                 {"error", e.what()}});
+    }
+  }
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+/// The {user} path segment: a user id or an e-mail address (the router percent-decodes it).
+std::string member_param(const Request& req) {
+  const auto it = req.path_params.find("user");
+  return it == req.path_params.end() ? std::string() : core::utf8_truncate(it->second, 320);
+}
+
+Response list_members(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_page(d.domain.list_members(caller_id(req), id, page_of(req)),
+                                         [](const store::MemberRecord& m) { return render_member(m); }));
+}
+
+Response put_member(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  const std::string role = req_string(body, "role", errors, 16);
+  throw_if_invalid(errors);
+  const MemberView m = d.domain.set_member(caller_id(req), id, member_param(req), role);
+  return Response::json(m.added ? 201 : 200, render_member(m.member));
+}
+
+Response delete_member(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  d.domain.remove_member(caller_id(req), id, member_param(req));
+  Response r;
+  r.status = 204;
+  return r;
+}
+
+Response me(RouteDeps& d, Request& req) { return Response::json(200, render_profile(d.domain.me(caller_id(req)))); }
+
+Response get_version(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const std::string n = req.path_params.count("number") ? req.path_params.at("number") : "";
+  // A malformed number is answered like an unknown one (as uuid_param does for ids).
+  const bool digits = !n.empty() && n.size() <= 18 && n.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits || std::stoll(n) < 1) throw domain::NotFoundError("version", core::utf8_truncate(n, 40));
+  return Response::json(200, render_version(d.domain.get_version(caller_id(req), id, std::stoll(n))));
+}
+
 Response list_versions(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
   return Response::json(200, render_page(d.domain.list_versions(caller_id(req), id, page_of(req)),
@@ -122,7 +193,13 @@ Response publish_version(RouteDeps& d, Request& req) {
   std::vector<FieldProblem> errors;
   const auto base = opt_int(body, "base_revision", errors, 1, kMaxRevision);
   throw_if_invalid(errors);
-  return Response::json(201, render_version(d.domain.publish_version(caller_id(req), id, base)));
+  // An unchanged draft creates no version: 200 with the latest one (201 when created).
+  const VersionView v = d.domain.publish_version(caller_id(req), id, base);
+  json out = render_version(v);
+  out["created"] = v.created;
+  Response r = Response::json(v.created ? 201 : 200, out);
+  r.headers.set("Location", "/api/workflows/" + id + "/versions/" + std::to_string(v.version.number));
+  return r;
 }
 
 Response deploy(RouteDeps& d, Request& req) {
@@ -159,6 +236,9 @@ Response delete_draft(RouteDeps& d, Request& req) {
 }
 
 // ---------------------------------------------------------------- refinements
+Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalRecord& p,
+                           const json& extra = json::object());
+
 Response start_refinement(RouteDeps& d, Request& req) {
   const std::string user = caller_id(req);
   const std::string workflow_id = uuid_param(req, "id", "workflow");
@@ -174,10 +254,19 @@ Response start_refinement(RouteDeps& d, Request& req) {
   // Record first (creates the draft if missing and snapshots its files), so the tracker or a
   // restarted process can always find the thread; then invoke the engine with those files.
   const std::string thread_id = core::uuid4();
-  const store::ProposalRecord p = d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel);
+  return invoke_refinement(d, req, d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel));
+}
+
+/// Starts the engine run of a proposal just recorded in `processing` (refinement or retry) and
+/// answers 202 {proposal_id, thread_id, status, websocket_url, created_at}. When the engine
+/// cannot take the job the proposal is failed with the reason and the error propagates (503/502).
+/// Members of `extra` (an object) are added to the body.
+Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalRecord& p, const json& extra) {
+  const std::string& thread_id = p.thread_id;
   auto tc = core::tracing::parse_traceparent(req.traceparent);
   const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
-  const json job = build_refinement_job(trace_id, thread_id, d.refinement_agent, prompt, ctx_path, ctx_sel, p.base_files);
+  const json job = build_refinement_job(trace_id, thread_id, d.refinement_agent, p.user_prompt, p.context_file_path,
+                                        p.context_selection, p.base_files);
   try {
     d.engine.invoke(job, req.traceparent);
   } catch (const engine_client::EngineUnavailable&) {
@@ -195,13 +284,15 @@ Response start_refinement(RouteDeps& d, Request& req) {
   }
   refinements_counter().inc({{"outcome", "accepted"}});
   if (d.tracker) d.tracker->track(p.id, thread_id);
-  core::log::info("refinement_started", {{"proposal_id", p.id}, {"thread_id", thread_id}, {"workflow_id", workflow_id},
+  core::log::info("refinement_started", {{"proposal_id", p.id}, {"thread_id", thread_id}, {"workflow_id", p.workflow_id},
                                          {"request_id", req.request_id}});
-  Response r = Response::json(202, {{"proposal_id", p.id},
-                                    {"thread_id", thread_id},
-                                    {"status", "processing"},
-                                    {"websocket_url", websocket_url(req, thread_id)},
-                                    {"created_at", p.created_at}});
+  json body = {{"proposal_id", p.id},
+               {"thread_id", thread_id},
+               {"status", "processing"},
+               {"websocket_url", websocket_url(req, thread_id)},
+               {"created_at", p.created_at}};
+  if (extra.is_object()) body.update(extra);
+  Response r = Response::json(202, body);
   r.headers.set("Location", "/api/proposals/" + p.id);
   return r;
 }
@@ -211,6 +302,32 @@ Response list_proposals(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
   return Response::json(200, render_page(d.domain.list_proposals(caller_id(req), id, page_of(req)),
                                          [](const store::ProposalRecord& p) { return render_proposal(p); }));
+}
+
+Response list_my_proposals(RouteDeps& d, Request& req) {
+  std::vector<store::ProposalStatus> statuses;
+  if (const auto q = req.query_param("status")) {
+    std::size_t start = 0;
+    while (start <= q->size()) {
+      const auto comma = std::min(q->find(',', start), q->size());
+      const std::string name = q->substr(start, comma - start);
+      try {
+        statuses.push_back(store::parse_status(name));
+      } catch (const std::runtime_error&) {
+        throw_if_invalid({{"status", "must be a comma-separated list of processing, completed, failed, cancelled, "
+                                     "approved, rejected"}});
+      }
+      start = comma + 1;
+    }
+  }
+  return Response::json(200, render_page(d.domain.list_my_proposals(caller_id(req), statuses, page_of(req)),
+                                         [](const store::ProposalRecord& p) { return render_proposal(p); }));
+}
+
+Response retry_proposal(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "proposal");
+  const auto [fresh, previous] = d.domain.retry_proposal(caller_id(req), id, core::uuid4());
+  return invoke_refinement(d, req, fresh, {{"retry_of", render_proposal(previous)}});
 }
 
 Response get_proposal(RouteDeps& d, Request& req) {
@@ -311,23 +428,32 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
     r.headers.set("Cache-Control", "public, max-age=300");
     return r;
   });
+  add("GET", "/api/me", me);
   add("GET", "/api/templates", list_templates);
   add("POST", "/api/workflows", create_workflow);
   add("GET", "/api/workflows", list_workflows);
   add("GET", "/api/workflows/{id}", get_workflow);
+  add("PATCH", "/api/workflows/{id}", update_workflow);
+  add("DELETE", "/api/workflows/{id}", delete_workflow);
+  add("GET", "/api/workflows/{id}/members", list_members);
+  add("PUT", "/api/workflows/{id}/members/{user}", put_member);
+  add("DELETE", "/api/workflows/{id}/members/{user}", delete_member);
   add("GET", "/api/workflows/{id}/versions", list_versions);
   add("POST", "/api/workflows/{id}/versions", publish_version);
+  add("GET", "/api/workflows/{id}/versions/{number}", get_version);
   add("POST", "/api/workflows/{id}/deploy", deploy);
   add("GET", "/api/workflows/{id}/draft", get_draft);
   add("PUT", "/api/workflows/{id}/draft/files", put_draft_files);
   add("DELETE", "/api/drafts/{id}", delete_draft);
   add("POST", "/api/workflows/{id}/refinements", start_refinement);
   add("GET", "/api/workflows/{id}/proposals", list_proposals);
+  add("GET", "/api/proposals", list_my_proposals);
   add("GET", "/api/proposals/{id}", get_proposal);
   add("GET", "/api/proposals/{id}/diff", proposal_diff);
   add("POST", "/api/proposals/{id}/approve", approve);
   add("POST", "/api/proposals/{id}/reject", reject);
   add("POST", "/api/proposals/{id}/cancel", cancel);
+  add("POST", "/api/proposals/{id}/retry", retry_proposal);
   router.add_ws("/api/ws/refinements/{thread_id}", [d = &deps](Request& req) { return d->ws.accept(req); });
   add("GET", "/health", health);
   add("GET", "/ready", ready);

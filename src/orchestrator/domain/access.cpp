@@ -19,6 +19,15 @@ store::WorkflowRecord require_workflow_writer(soci::session& sql, const std::str
   return w;
 }
 
+store::WorkflowRecord require_workflow_owner(soci::session& sql, const std::string& workflow_id,
+                                             const std::string& user_id, const std::string& what) {
+  auto w = require_workflow(sql, workflow_id, user_id);
+  if (w.role != "owner")
+    throw ForbiddenError("your role on workflow " + workflow_id + " is '" + w.role +
+                         "'; only the owner of a workflow can " + what);
+  return w;
+}
+
 store::ProposalRecord require_proposal(soci::session& sql, const std::string& proposal_id, const std::string& user_id) {
   auto p = store::proposals::find(sql, proposal_id);
   if (!p || !store::proposals::has_access(sql, proposal_id, user_id) ||

@@ -2,7 +2,8 @@
 // Authorization rules shared by the services (DESIGN.md §5, R6): a workflow is visible
 // to its members (the owner is a member with role "owner"); a proposal is visible to
 // users listed in proposal_access. Anything invisible is NotFoundError, never 403.
-// Writes need role owner|editor (ForbiddenError for viewers, who can already see it).
+// Writes need role owner|editor (ForbiddenError for viewers, who can already see it);
+// membership changes, renames and deletion of the workflow itself are the owner's.
 
 #include <string>
 
@@ -17,6 +18,10 @@ store::WorkflowRecord require_workflow(soci::session& sql, const std::string& wo
 /// As require_workflow, plus ForbiddenError unless the role is owner or editor.
 store::WorkflowRecord require_workflow_writer(soci::session& sql, const std::string& workflow_id,
                                               const std::string& user_id);
+/// As require_workflow, plus ForbiddenError unless the role is owner; `what` completes the
+/// sentence "only the owner of a workflow can ..." (e.g. "delete it").
+store::WorkflowRecord require_workflow_owner(soci::session& sql, const std::string& workflow_id,
+                                             const std::string& user_id, const std::string& what);
 /// The proposal if `user_id` is in its proposal_access and still a member of its workflow;
 /// NotFoundError("proposal", id) otherwise.
 store::ProposalRecord require_proposal(soci::session& sql, const std::string& proposal_id, const std::string& user_id);

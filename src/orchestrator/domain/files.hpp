@@ -5,6 +5,7 @@
 // paths, content and sizes are the shared file model of core/files.hpp (docs/files.md),
 // the same the engine applies, so a file one service accepts the other accepts too.
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <string_view>
@@ -28,6 +29,13 @@ struct FileEntry {
 
 /// Absolute path -> file, ordered by path.
 using FileMap = std::map<std::string, FileEntry>;
+
+/// True if both maps hold the same paths with the same contents (timestamps ignored).
+inline bool same_contents(const FileMap& a, const FileMap& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+           return x.first == y.first && x.second.same_content(y.second);
+         });
+}
 
 /// Checks a workflow file path against the shared rules (core::files::check_path).
 /// Throws InvalidError(field, ...) naming `field`.

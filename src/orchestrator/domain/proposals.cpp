@@ -1,5 +1,7 @@
 #include "orchestrator/domain/proposals.hpp"
 
+#include <algorithm>
+
 #include <soci/soci.h>
 
 #include "core/util.hpp"
@@ -18,11 +20,16 @@ constexpr std::size_t kMaxError = 4000;
 
 std::string later(std::chrono::seconds d) { return core::to_rfc3339(std::chrono::system_clock::now() + d); }
 
-bool valid_thread_id(const std::string& t) {
-  if (t.empty() || t.size() > 128) return false;
-  for (unsigned char c : t)
-    if (!std::isalnum(c) && c != '-' && c != '_') return false;
-  return true;
+void check_thread_id(const std::string& t) {
+  const bool ok = !t.empty() && t.size() <= 128 &&
+                  std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
+  if (!ok) throw InvalidError("thread_id", "thread_id must be 1 to 128 characters of letters, digits, '-' or '_'");
+}
+
+[[noreturn]] void already_retried(const std::string& proposal_id, const std::string& retry_id) {
+  throw ConflictError("proposal " + proposal_id + " was already re-run as proposal " + retry_id +
+                          "; follow that one (or retry it if it failed)",
+                      {}, {{"retry_proposal_id", retry_id}});
 }
 
 [[noreturn]] void illegal(const Proposal& p, const std::string& op, const std::string& allowed) {
@@ -79,18 +86,24 @@ Proposal ProposalService::create(const std::string& actor, const std::string& wo
   if (in.context_file_path) validate_path(*in.context_file_path, "context_file_path");
   if (in.context_selection && in.context_selection->size() > kMaxPrompt)
     throw InvalidError("context_selection", "context_selection is longer than 20000 bytes");
-  if (!valid_thread_id(in.thread_id))
-    throw InvalidError("thread_id", "thread_id must be 1 to 128 characters of letters, digits, '-' or '_'");
+  check_thread_id(in.thread_id);
   soci::session sql(db_.pool());
   const auto wf = access::require_workflow_writer(sql, workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
+  auto p = insert(sql, actor, wf, in);
+  tx.commit();
+  return p;
+}
+
+Proposal ProposalService::insert(soci::session& sql, const std::string& actor, const store::WorkflowRecord& wf,
+                                 const CreateProposalInput& in) {
   require_run_slot(sql, db_.dialect(), actor, RunKind::refinement, limits_.max_concurrent_runs_per_user);
   if (store::proposals::find_by_thread(sql, in.thread_id))
     throw ConflictError("thread " + in.thread_id + " already belongs to a proposal");
-  const auto draft = DraftService::ensure(sql, workflow_id);
+  const auto draft = DraftService::ensure(sql, wf.id);
   Proposal p;
   p.id = core::uuid4();
-  p.workflow_id = workflow_id;
+  p.workflow_id = wf.id;
   p.draft_id = draft.id;
   p.thread_id = in.thread_id;
   p.status = ProposalStatus::processing;
@@ -103,10 +116,49 @@ Proposal ProposalService::create(const std::string& actor, const std::string& wo
   store::proposals::insert(sql, p);
   store::proposals::grant_access(sql, p.id, actor, "owner", p.created_at);
   if (wf.owner_id != actor) store::proposals::grant_access(sql, p.id, wf.owner_id, "reviewer", p.created_at);
-  audit_append(sql, actor, workflow_id, "proposal.create", "proposal", p.id,
+  audit_append(sql, actor, wf.id, "proposal.create", "proposal", p.id,
                {{"thread_id", p.thread_id}, {"draft_revision", draft.revision}});
-  tx.commit();
   return p;
+}
+
+RetryResult ProposalService::retry(const std::string& actor, const std::string& proposal_id,
+                                   const std::string& thread_id) {
+  check_thread_id(thread_id);
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  const auto old = access::require_proposal(sql, proposal_id, actor);
+  const auto wf = access::require_workflow_writer(sql, old.workflow_id, actor);
+  if (const auto done = store::proposals::find_retry(sql, proposal_id)) already_retried(proposal_id, *done);
+  const std::string now = core::now_rfc3339();
+  if (old.status == ProposalStatus::completed) {
+    // Superseded: re-running on the current draft replaces the result waiting for review.
+    store::proposals::Transition t;
+    t.resolved_at = now;
+    t.resolved_by_user_id = actor;
+    t.mark_cleanup = true;
+    if (store::proposals::transition(sql, proposal_id, {ProposalStatus::completed}, ProposalStatus::rejected, t) != 1)
+      illegal(*store::proposals::find(sql, proposal_id), "retried", "failed, cancelled, rejected or completed");
+  } else if (old.status != ProposalStatus::failed && old.status != ProposalStatus::cancelled &&
+             old.status != ProposalStatus::rejected) {
+    illegal(old, "retried", "failed, cancelled, rejected or completed");
+  }
+  CreateProposalInput in;
+  in.user_prompt = old.user_prompt;
+  in.context_file_path = old.context_file_path;
+  in.context_selection = old.context_selection;
+  in.thread_id = thread_id;
+  const auto p = insert(sql, actor, wf, in);
+  if (!store::proposals::insert_retry(sql, proposal_id, p.id, now))
+    already_retried(proposal_id, store::proposals::find_retry(sql, proposal_id).value_or(""));
+  if (old.status == ProposalStatus::completed)
+    audit_append(sql, actor, old.workflow_id, "proposal.reject", "proposal", proposal_id,
+                 {{"thread_id", old.thread_id}, {"reason", "superseded by a retry on the current draft"},
+                  {"retry", p.id}});
+  audit_append(sql, actor, old.workflow_id, "proposal.retry", "proposal", p.id,
+               {{"retry_of", proposal_id}, {"thread_id", p.thread_id}});
+  RetryResult out{p, *store::proposals::find(sql, proposal_id)};
+  tx.commit();
+  return out;
 }
 
 ProposalDetail ProposalService::get(const std::string& actor, const std::string& proposal_id) {
@@ -159,6 +211,16 @@ store::Page<Proposal> ProposalService::list(const std::string& actor, const std:
       [](const Proposal& p) { return store::CursorKey{p.created_at, p.id}; });
 }
 
+store::Page<Proposal> ProposalService::list_visible(const std::string& actor,
+                                                    const std::vector<ProposalStatus>& statuses,
+                                                    const store::PageRequest& page) {
+  soci::session sql(db_.pool());
+  return store::fetch_page(
+      page,
+      [&](int n, const auto& after) { return store::proposals::list_visible(sql, actor, statuses, n, after); },
+      [](const Proposal& p) { return store::CursorKey{p.created_at, p.id}; });
+}
+
 void ProposalService::grant_access(const std::string& actor, const std::string& proposal_id,
                                    const std::string& user_id, const std::string& access_type) {
   if (access_type != "reviewer" && access_type != "viewer")
@@ -208,9 +270,11 @@ ApproveResult ProposalService::approve(const std::string& actor, const std::stri
   if (!conflicts.empty()) {
     std::string list;
     for (const auto& c : conflicts) list += (list.empty() ? "" : ", ") + c;
+    const std::string retry = "/api/proposals/" + p.id + "/retry";
     throw ConflictError("the draft changed since this proposal started; these files were changed in both places: " +
-                            list + ". Nothing was applied: reject the proposal or edit the draft and try again.",
-                        conflicts);
+                            list + ". Nothing was applied: re-run the refinement on the current draft with the same "
+                            "prompt (POST " + retry + "), reject the proposal, or edit the draft and try again.",
+                        conflicts, {{"retry", {{"method", "POST"}, {"href", retry}}}});
   }
   // The shared totals (core/files.hpp) hold for the draft as it will be; checked before any write.
   FileMap result = current;

@@ -62,6 +62,13 @@ struct ApproveResult {
   std::vector<std::string> applied_paths;  ///< paths written or deleted in the draft
 };
 
+/// Result of retry(): the new proposal (processing, on the current draft) and the one it re-runs
+/// as it is after the call (a completed one is rejected as superseded).
+struct RetryResult {
+  Proposal proposal;
+  Proposal previous;
+};
+
 /// Result of finalise()/finalise_failed(): `changed` is false for the idempotent no-op
 /// (the proposal had already left `processing`).
 struct FinaliseResult {
@@ -129,6 +136,23 @@ class ProposalService {
   store::Page<Proposal> list(const std::string& actor, const std::string& workflow_id,
                              const store::PageRequest& page = {});
 
+  /// Proposals the actor may see across all workflows (the same rule as list(): proposal_access
+  /// while still a member; deleted workflows excluded), newest first, only those in `statuses`
+  /// when non-empty. InvalidError("limit" | "cursor").
+  store::Page<Proposal> list_visible(const std::string& actor, const std::vector<ProposalStatus>& statuses,
+                                     const store::PageRequest& page = {});
+
+  /// Re-runs a refinement with the same prompt and context on the workflow's CURRENT draft: a
+  /// new `processing` proposal (created as by create(), with `thread_id` chosen by the caller)
+  /// for a proposal that is failed, cancelled, rejected, or completed (e.g. after its approve
+  /// conflicted; it is rejected in the same transaction as superseded by the new one).
+  /// Each proposal is re-run at most once: ConflictError {"retry_proposal_id"} when it already
+  /// was (racing retries start one refinement); PreconditionError {"current_status"} while it is
+  /// processing or once approved. Needs proposal access (NotFoundError) and owner/editor
+  /// (ForbiddenError). Audits "proposal.retry" {retry_of} on the new proposal (and
+  /// "proposal.reject" {reason, retry} on a superseded one). LimitExceededError as create().
+  RetryResult retry(const std::string& actor, const std::string& proposal_id, const std::string& thread_id);
+
   /// Grants another workflow member access ("reviewer" | "viewer"). The actor needs access;
   /// the grantee must be a member (else NotFoundError("user")).
   void grant_access(const std::string& actor, const std::string& proposal_id, const std::string& user_id,
@@ -141,7 +165,9 @@ class ProposalService {
   /// base_files: the proposal changed a path if generated_files holds it with content other
   /// than base_files (added or modified; paths missing from generated_files are left alone);
   /// the draft changed it if the current draft differs from base_files there. Both changed (to different results) -> ConflictError naming the paths, and
-  /// nothing is applied (the proposal stays completed). Audits "proposal.approve".
+  /// nothing is applied (the proposal stays completed); its details also carry
+  /// {"retry": {"method": "POST", "href": "/api/proposals/<id>/retry"}}, the way forward (retry()).
+  /// Audits "proposal.approve".
   ApproveResult approve(const std::string& actor, const std::string& proposal_id);
 
   /// completed | failed -> rejected. `reason` (optional, <= 2000 bytes) goes to the audit log.
@@ -205,6 +231,9 @@ class ProposalService {
   std::vector<ProposalThread> list_claimable(const std::string& owner, int limit = 1000);
 
  private:
+  /// create() inside the caller's transaction (input already validated).
+  Proposal insert(soci::session& sql, const std::string& actor, const store::WorkflowRecord& wf,
+                  const CreateProposalInput& in);
   Proposal decide(const std::string& actor, const std::string& proposal_id, const std::vector<ProposalStatus>& from,
                   ProposalStatus to, const char* action, const std::string& reason);
   FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,

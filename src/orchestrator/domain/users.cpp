@@ -12,7 +12,14 @@
 namespace orchestrator::domain {
 
 namespace {
-User to_user(const store::UserRecord& r) { return {r.id, r.email, r.name, r.created_at}; }
+User to_user(const store::UserRecord& r) { return {r.id, r.email, r.name, r.created_at, r.disabled_at}; }
+
+constexpr const char* kDisabled = "this account is disabled; ask an administrator to enable it";
+
+void check_password_length(const std::string& password) {
+  if (password.size() < 8 || password.size() > 1024)
+    throw InvalidError("password", "password must be 8 to 1024 characters");
+}
 }  // namespace
 
 UserService::UserService(core::db::Database& db, auth::PasswordParams params)
@@ -43,8 +50,7 @@ User UserService::create(const std::string& email_in, const std::string& name, c
   const std::string email = normalize_email(email_in);
   if (!plausible_email(email)) throw InvalidError("email", "e-mail must look like name@example.com");
   if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
-  if (password.size() < 8 || password.size() > 1024)
-    throw InvalidError("password", "password must be 8 to 1024 characters");
+  check_password_length(password);
   store::UserRecord r{core::uuid4(), email, name, auth::hash_password(password, params_), core::now_rfc3339()};
   soci::session sql(db_.pool());
   if (!store::users::insert(sql, r)) throw ConflictError("a user with e-mail " + email + " already exists");
@@ -59,6 +65,8 @@ User UserService::authenticate(const std::string& email, const std::string& pass
   }
   const bool ok = auth::verify_password(password, r ? r->password_hash : dummy_hash_);
   if (!r || !ok) throw UnauthenticatedError("invalid e-mail or password");
+  // Said only to someone who knows the password, so it reveals nothing to a guesser.
+  if (r->disabled_at) throw UnauthenticatedError(kDisabled);
   return to_user(*r);
 }
 
@@ -67,6 +75,7 @@ User UserService::sign_in_external(const ExternalIdentity& identity) {
   const auto linked_user = [&](const std::string& user_id) {
     auto u = store::users::find_by_id(sql, user_id);
     if (!u) throw UnauthenticatedError("the account of this identity no longer exists");
+    if (u->disabled_at) throw UnauthenticatedError(kDisabled);
     return to_user(*u);
   };
   if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
@@ -79,6 +88,7 @@ User UserService::sign_in_external(const ExternalIdentity& identity) {
   try {
     store::Tx tx(sql, db_.dialect());
     if (auto existing = store::users::find_by_email(sql, email)) {
+      if (existing->disabled_at) throw UnauthenticatedError(kDisabled);
       store::users::lock(sql, db_.dialect(), existing->id);  // one link per issuer, even when racing
       // Re-read under the lock: a concurrent first sign-in of this identity may have linked it.
       if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
@@ -120,6 +130,77 @@ std::optional<User> UserService::find(const std::string& id) {
   auto r = store::users::find_by_id(sql, id);
   if (!r) return std::nullopt;
   return to_user(*r);
+}
+
+User UserService::require_token_user(const std::string& id, long long issued_at) {
+  soci::session sql(db_.pool());
+  const auto r = store::users::find_by_id(sql, id);
+  if (!r) throw UnauthenticatedError("the account of this token no longer exists");
+  if (r->disabled_at) throw UnauthenticatedError(kDisabled);
+  // tokens_not_before has microseconds, `iat` whole seconds: a token issued within the second
+  // the password changed stays valid (comparing with the floor), so signing in right after a
+  // change never yields a token that is refused.
+  if (r->tokens_not_before) {
+    const auto nb = core::parse_rfc3339(*r->tokens_not_before);
+    if (issued_at < std::chrono::duration_cast<std::chrono::seconds>(nb.time_since_epoch()).count())
+      throw UnauthenticatedError("this token was issued before the account's password changed; sign in again");
+  }
+  return to_user(*r);
+}
+
+Profile UserService::profile(const std::string& actor) {
+  soci::session sql(db_.pool());
+  const auto r = store::users::find_by_id(sql, actor);
+  if (!r) throw NotFoundError("user", actor);
+  return {to_user(*r), store::users::list_identities(sql, actor)};
+}
+
+store::Page<User> UserService::list(const store::PageRequest& page) {
+  soci::session sql(db_.pool());
+  auto records = store::fetch_page(
+      page, [&](int n, const auto& after) { return store::users::list(sql, n, after); },
+      [](const store::UserRecord& u) { return store::CursorKey{u.created_at, u.id}; });
+  store::Page<User> out;
+  out.next_cursor = records.next_cursor;
+  for (const auto& r : records.items) out.items.push_back(to_user(r));
+  return out;
+}
+
+User UserService::set_disabled(const std::string& ref, bool disabled) {
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  auto r = require_user(sql, ref);
+  if (r.disabled_at.has_value() == disabled) return to_user(r);
+  r.disabled_at = disabled ? std::optional<std::string>(core::now_rfc3339()) : std::nullopt;
+  store::users::set_disabled(sql, r.id, r.disabled_at);
+  audit_append(sql, "", "", disabled ? "user.disable" : "user.enable", "user", r.id, {{"email", r.email}});
+  tx.commit();
+  return to_user(r);
+}
+
+User UserService::set_password(const std::string& ref, const std::string& password) {
+  check_password_length(password);
+  const std::string hash = auth::hash_password(password, params_);
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  const auto r = require_user(sql, ref);
+  store::users::set_password(sql, r.id, hash, core::now_rfc3339());
+  audit_append(sql, "", "", "user.set_password", "user", r.id, {{"email", r.email}});
+  tx.commit();
+  return to_user(r);
+}
+
+store::UserRecord require_user(soci::session& sql, const std::string& ref) {
+  std::optional<store::UserRecord> r;
+  if (ref.find('@') != std::string::npos) {
+    r = store::users::find_by_email(sql, UserService::normalize_email(ref));
+  } else if (core::is_uuid(ref)) {
+    r = store::users::find_by_id(sql, ref);
+  } else {
+    throw InvalidError("user", "name the user by id (a UUID) or by e-mail address");
+  }
+  if (!r) throw NotFoundError("user", core::utf8_truncate(ref, 320));
+  return *r;
 }
 
 std::optional<User> UserService::find_by_email(const std::string& email) {

@@ -5,14 +5,29 @@
 #include <optional>
 #include <string>
 
+#include <vector>
+
 #include "core/db.hpp"
 #include "orchestrator/auth/password.hpp"
+#include "orchestrator/store/records.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace soci {
+class session;
+}
 
 namespace orchestrator::domain {
 
 /// A user as shown to clients (no password hash).
 struct User {
   std::string id, email, name, created_at;
+  std::optional<std::string> disabled_at;  ///< set while the account is disabled
+};
+
+/// GET /api/me: the signed-in user and the external identities linked to the account.
+struct Profile {
+  User user;
+  std::vector<store::IdentityRecord> identities;  ///< {issuer, subject, user_id, email, created_at}
 };
 
 /// Claims of an external identity-provider token that decide which local user it is.
@@ -44,6 +59,25 @@ class UserService {
 
   /// The user with this id, or nullopt.
   std::optional<User> find(const std::string& id);
+  /// The account a token of ours names, if it may still be used: UnauthenticatedError when the
+  /// user no longer exists, is disabled, or the token was issued (`issued_at`, seconds since
+  /// the epoch, the `iat` claim) before the account's tokens_not_before second (its password
+  /// was set after the token was issued).
+  User require_token_user(const std::string& id, long long issued_at);
+  /// The actor's profile (NotFoundError("user") if the account is gone).
+  Profile profile(const std::string& actor);
+
+  // ---- administration (`ide-orchestrator user ...`; no actor: the operator at the console)
+
+  /// Every user, oldest first. InvalidError("limit" | "cursor").
+  store::Page<User> list(const store::PageRequest& page = {});
+  /// Disables (`disabled` true) or re-enables the user `ref` (id or e-mail, see require_user):
+  /// a disabled user cannot sign in and every token of theirs answers 401. Idempotent; audits
+  /// "user.disable" / "user.enable" when the state changed. Returns the user after the change.
+  User set_disabled(const std::string& ref, bool disabled);
+  /// Sets a new password (8..1024 bytes, InvalidError("password")) for the user `ref` and ends
+  /// every session: tokens issued before now answer 401. Audits "user.set_password".
+  User set_password(const std::string& ref, const std::string& password);
   /// The user with this e-mail (normalised as in create), or nullopt.
   std::optional<User> find_by_email(const std::string& email);
 
@@ -72,5 +106,10 @@ class UserService {
   auth::PasswordParams params_;
   std::string dummy_hash_;
 };
+
+/// The user a reference names: a user id (UUID) or an e-mail address (anything with '@',
+/// normalised as in UserService::create). InvalidError("user") when it is neither,
+/// NotFoundError("user", ref) when no such user exists.
+store::UserRecord require_user(soci::session& sql, const std::string& ref);
 
 }  // namespace orchestrator::domain

@@ -10,6 +10,7 @@
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/users.hpp"
 #include "orchestrator/store/repositories.hpp"
 #include "spec_engine/runtime/run.hpp"
 
@@ -18,14 +19,28 @@ namespace orchestrator::domain {
 WorkflowService::WorkflowService(core::db::Database& db, const TemplateLibrary& templates)
     : db_(db), templates_(templates) {}
 
-WorkflowWithDraft WorkflowService::create(const std::string& actor, const CreateWorkflowInput& in) {
-  if (in.name.empty() || in.name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
-  for (const char c : in.name)
+namespace {
+constexpr std::size_t kMaxName = 200;
+constexpr std::size_t kMaxDescription = 2000;
+
+void validate_description(const std::string& description) {
+  if (description.find('\0') != std::string::npos)
+    throw InvalidError("description", "description must not contain NUL characters");
+  if (description.size() > kMaxDescription)
+    throw InvalidError("description", "description must be at most 2000 characters");
+}
+}  // namespace
+
+void validate_workflow_name(const std::string& name) {
+  if (name.empty() || name.size() > kMaxName) throw InvalidError("name", "name must be 1 to 200 characters");
+  for (const char c : name)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       throw InvalidError("name", "name must not contain control characters (NUL, line breaks, tabs, ...)");
-  if (in.description.find('\0') != std::string::npos)
-    throw InvalidError("description", "description must not contain NUL characters");
-  if (in.description.size() > 2000) throw InvalidError("description", "description must be at most 2000 characters");
+}
+
+WorkflowWithDraft WorkflowService::create(const std::string& actor, const CreateWorkflowInput& in) {
+  validate_workflow_name(in.name);
+  validate_description(in.description);
   if (in.template_name && in.files)
     throw InvalidError("template", "give either a template or files, not both");
   const std::string now = core::now_rfc3339();
@@ -65,17 +80,108 @@ Workflow WorkflowService::get(const std::string& actor, const std::string& workf
   return access::require_workflow(sql, workflow_id, actor);
 }
 
-void WorkflowService::set_member(const std::string& actor, const std::string& workflow_id, const std::string& user_id,
-                                 const std::string& role) {
+Workflow WorkflowService::update(const std::string& actor, const std::string& workflow_id,
+                                 const UpdateWorkflowInput& in) {
+  if (!in.name && !in.description) throw InvalidError("(body)", "give name and/or description to change");
+  if (in.name) validate_workflow_name(*in.name);
+  if (in.description) validate_description(*in.description);
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  auto w = access::require_workflow_writer(sql, workflow_id, actor);
+  nlohmann::json changes = nlohmann::json::object();
+  if (in.name && *in.name != w.name) changes["name"] = {{"from", w.name}, {"to", *in.name}};
+  if (in.description && *in.description != w.description)
+    changes["description"] = {{"from", w.description}, {"to", *in.description}};
+  if (changes.empty()) return w;
+  w.name = in.name.value_or(w.name);
+  w.description = in.description.value_or(w.description);
+  w.updated_at = core::now_rfc3339();
+  if (!store::workflows::update(sql, workflow_id, w.name, w.description, w.updated_at))
+    throw NotFoundError("workflow", workflow_id);
+  audit_append(sql, actor, workflow_id, "workflow.update", "workflow", workflow_id, {{"changes", changes}});
+  tx.commit();
+  return w;
+}
+
+DeletedWorkflow WorkflowService::remove(const std::string& actor, const std::string& workflow_id) {
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  const auto w = access::require_workflow_owner(sql, workflow_id, actor, "delete it");
+  const std::string now = core::now_rfc3339();
+  if (!store::workflows::soft_delete(sql, workflow_id, actor, now)) throw NotFoundError("workflow", workflow_id);
+  DeletedWorkflow out;
+  store::proposals::Transition t;
+  t.resolved_at = now;
+  t.resolved_by_user_id = actor;
+  t.mark_cleanup = true;
+  for (const auto& [id, thread] :
+       store::proposals::list_for_workflow_in(sql, workflow_id, store::ProposalStatus::processing)) {
+    if (store::proposals::transition(sql, id, {store::ProposalStatus::processing}, store::ProposalStatus::cancelled,
+                                     t) != 1)
+      continue;
+    audit_append(sql, actor, workflow_id, "proposal.cancel", "proposal", id,
+                 {{"thread_id", thread}, {"reason", "workflow deleted"}});
+    out.cancelled_threads.push_back(thread);
+  }
+  out.threads_scheduled = static_cast<long long>(out.cancelled_threads.size()) +
+                          store::proposals::schedule_workflow_cleanup(sql, workflow_id);
+  audit_append(sql, actor, workflow_id, "workflow.delete", "workflow", workflow_id,
+               {{"name", w.name}, {"cancelled", out.cancelled_threads.size()},
+                {"threads_scheduled", out.threads_scheduled}});
+  tx.commit();
+  return out;
+}
+
+store::Page<Member> WorkflowService::list_members(const std::string& actor, const std::string& workflow_id,
+                                                  const store::PageRequest& page) {
+  soci::session sql(db_.pool());
+  access::require_workflow(sql, workflow_id, actor);
+  return store::fetch_page(
+      page, [&](int n, const auto& after) { return store::workflows::list_members(sql, workflow_id, n, after); },
+      [](const Member& m) { return store::CursorKey{m.added_at, m.user_id}; });
+}
+
+MemberChange WorkflowService::set_member(const std::string& actor, const std::string& workflow_id,
+                                         const std::string& user, const std::string& role) {
   if (role != "editor" && role != "viewer") throw InvalidError("role", "role must be 'editor' or 'viewer'");
   soci::session sql(db_.pool());
-  const auto w = access::require_workflow(sql, workflow_id, actor);
-  if (w.role != "owner") throw ForbiddenError("only the owner of a workflow can change its members");
-  if (user_id == w.owner_id) throw InvalidError("user_id", "the owner's role cannot be changed");
-  if (!store::users::find_by_id(sql, user_id)) throw NotFoundError("user", user_id);
   store::Tx tx(sql, db_.dialect());
-  store::workflows::upsert_member(sql, workflow_id, user_id, role, core::now_rfc3339());
-  audit_append(sql, actor, workflow_id, "workflow.member", "user", user_id, {{"role", role}});
+  const auto w = access::require_workflow_owner(sql, workflow_id, actor, "change its members");
+  const auto target = require_user(sql, user);
+  if (target.id == w.owner_id)
+    throw PreconditionError("the owner's role cannot be changed: a workflow always keeps its owner",
+                            {{"owner_id", w.owner_id}});
+  const auto before = store::workflows::find_member(sql, workflow_id, target.id);
+  MemberChange out;
+  out.added = !before;
+  out.changed = !before || before->role != role;
+  if (out.changed) {
+    store::workflows::upsert_member(sql, workflow_id, target.id, role, core::now_rfc3339());
+    audit_append(sql, actor, workflow_id, "workflow.member", "user", target.id,
+                 {{"role", role}, {"previous_role", before ? nlohmann::json(before->role) : nlohmann::json(nullptr)}});
+  }
+  out.member = *store::workflows::find_member(sql, workflow_id, target.id);
+  tx.commit();
+  return out;
+}
+
+void WorkflowService::remove_member(const std::string& actor, const std::string& workflow_id,
+                                    const std::string& user) {
+  soci::session sql(db_.pool());
+  store::Tx tx(sql, db_.dialect());
+  const auto w = access::require_workflow(sql, workflow_id, actor);
+  const auto target = require_user(sql, user);
+  if (target.id != actor && w.role != "owner")
+    throw ForbiddenError("your role on workflow " + workflow_id + " is '" + w.role +
+                         "'; only the owner can remove other members (you may remove yourself)");
+  if (target.id == w.owner_id)
+    throw PreconditionError("the owner cannot be removed: a workflow always keeps its owner (delete the workflow "
+                            "instead)",
+                            {{"owner_id", w.owner_id}});
+  const auto before = store::workflows::find_member(sql, workflow_id, target.id);
+  if (!before || !store::workflows::remove_member(sql, workflow_id, target.id))
+    throw NotFoundError("member", user);
+  audit_append(sql, actor, workflow_id, "workflow.member_remove", "user", target.id, {{"role", before->role}});
   tx.commit();
 }
 
@@ -91,12 +197,9 @@ store::Page<VersionInfo> WorkflowService::list_versions(const std::string& actor
 Version WorkflowService::get_version(const std::string& actor, const std::string& workflow_id, long long number) {
   soci::session sql(db_.pool());
   access::require_workflow(sql, workflow_id, actor);
-  VersionInfo v;
-  sql << "SELECT id, workflow_id, number, created_by, created_at FROM versions WHERE workflow_id = :w AND number = :n",
-      soci::use(workflow_id), soci::use(number), soci::into(v.id), soci::into(v.workflow_id), soci::into(v.number),
-      soci::into(v.created_by), soci::into(v.created_at);
-  if (!sql.got_data()) throw NotFoundError("version", std::to_string(number));
-  return {v, store::versions::load_files(sql, v.id)};
+  const auto v = store::versions::find_by_number(sql, workflow_id, number);
+  if (!v) throw NotFoundError("version", std::to_string(number));
+  return {*v, store::versions::load_files(sql, v->id)};
 }
 
 Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id,
@@ -119,6 +222,10 @@ Version WorkflowService::publish(const std::string& actor, const std::string& wo
   }
   const auto files = store::drafts::load_files(sql, draft->id);
   if (files.empty()) throw PreconditionError("the draft has no files; add files before publishing");
+  if (const auto latest = store::versions::latest(sql, workflow_id)) {
+    auto latest_files = store::versions::load_files(sql, latest->id);
+    if (same_contents(files, latest_files)) return {*latest, std::move(latest_files), false};
+  }
   VersionInfo v{core::uuid4(), workflow_id, store::versions::next_number(sql, workflow_id), actor, now};
   store::versions::insert(sql, v);
   for (const auto& [path, f] : files) store::versions::insert_file(sql, v.id, path, f);

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,30 @@ struct WorkflowWithDraft {
 struct Version {
   VersionInfo info;
   FileMap files;
+  /// publish() only: false when the draft's files equalled the latest version's, which is
+  /// returned instead of a new identical version.
+  bool created = true;
+};
+
+using Member = store::MemberRecord;  ///< {workflow_id, user_id, email, name, role, added_at}
+
+/// Result of set_member(): the member after the change and whether the membership is new.
+struct MemberChange {
+  Member member;
+  bool added = false;    ///< the user was not a member before
+  bool changed = false;  ///< something was written (new member or another role); false = idempotent no-op
+};
+
+/// PATCH /api/workflows/{id} body: the fields to change (at least one).
+struct UpdateWorkflowInput {
+  std::optional<std::string> name;         ///< 1..200 bytes, as in create
+  std::optional<std::string> description;  ///< 0..2000 bytes, as in create
+};
+
+/// Result of remove(): the engine threads the deletion concerns.
+struct DeletedWorkflow {
+  std::vector<std::string> cancelled_threads;  ///< threads of proposals that were processing (now cancelled)
+  long long threads_scheduled = 0;             ///< engine threads scheduled for deletion (cancelled ones included)
 };
 
 /// What deploy() returns: the version that is (or would be) running and its engine
@@ -66,11 +91,38 @@ class WorkflowService {
   /// One workflow; NotFoundError if invisible.
   Workflow get(const std::string& actor, const std::string& workflow_id);
 
-  /// Adds/changes a member (role "editor" | "viewer"; owner only). NotFoundError for an
-  /// invisible workflow or unknown user, ForbiddenError if the actor is not the owner,
-  /// InvalidError("role").
-  void set_member(const std::string& actor, const std::string& workflow_id, const std::string& user_id,
-                  const std::string& role);
+  /// Changes name and/or description (same rules as create: InvalidError("name" |
+  /// "description"); InvalidError("(body)") when neither is given). Owner/editor only
+  /// (ForbiddenError for viewers). Audits "workflow.update" {changes: {field: {from, to}}} when
+  /// something changed; an update to the current values changes nothing and is not audited.
+  Workflow update(const std::string& actor, const std::string& workflow_id, const UpdateWorkflowInput& in);
+
+  /// Soft-deletes the workflow (owner only, ForbiddenError otherwise): sets deleted_at, so it
+  /// disappears from lists and every route answers 404 for it and its proposals and versions.
+  /// In the same transaction its processing proposals are cancelled and every engine thread of
+  /// its proposals not yet deleted is scheduled for deletion (engine_cleanup_pending: the
+  /// tracker's sweeper deletes them, retrying until the engine confirms). Audits
+  /// "workflow.delete" {name, cancelled, threads_scheduled}. NotFoundError once deleted.
+  DeletedWorkflow remove(const std::string& actor, const std::string& workflow_id);
+
+  /// Members with e-mail, name and role, most recently added first. Any member may list
+  /// (NotFoundError for others).
+  store::Page<Member> list_members(const std::string& actor, const std::string& workflow_id,
+                                   const store::PageRequest& page = {});
+
+  /// Adds `user` (a user id, or an e-mail address: anything with '@') as a member with `role`
+  /// ("editor" | "viewer", InvalidError("role") otherwise), or changes the role of a member.
+  /// Owner only: ForbiddenError for other members, NotFoundError for an invisible workflow or
+  /// an unknown user. PreconditionError when `user` is the owner (a workflow always keeps its
+  /// owner). Audits "workflow.member" {role, previous_role|null} when something changed.
+  MemberChange set_member(const std::string& actor, const std::string& workflow_id, const std::string& user,
+                          const std::string& role);
+
+  /// Removes `user` (id or e-mail) from the members. The owner may remove anyone but themself
+  /// (PreconditionError: a workflow always keeps its owner); any other member may remove only
+  /// themself (leave the workflow), ForbiddenError otherwise. NotFoundError("member") when
+  /// the user is not a member. Audits "workflow.member_remove" {role}.
+  void remove_member(const std::string& actor, const std::string& workflow_id, const std::string& user);
 
   /// Versions, newest first.
   store::Page<VersionInfo> list_versions(const std::string& actor, const std::string& workflow_id,
@@ -81,6 +133,8 @@ class WorkflowService {
 
   /// Publishes the draft as version max+1 (files copied, immutable) in one transaction;
   /// the draft stays. Owner/editor only. Audits "workflow.publish".
+  /// A draft whose files (paths and contents) equal the latest version's creates nothing: that
+  /// version is returned with `created` = false (so a repeated publish is idempotent).
   /// Throws PreconditionError if the workflow has no draft or the draft has no files.
   /// With `expected_revision` (the client's base_revision), the draft's revision is compared
   /// inside the same transaction after the draft row is locked: a mismatch throws
@@ -99,6 +153,10 @@ class WorkflowService {
   core::db::Database& db_;
   const TemplateLibrary& templates_;
 };
+
+/// Checks a workflow name as create() and update() take it (1..200 bytes, no control
+/// characters); InvalidError("name").
+void validate_workflow_name(const std::string& name);
 
 /// Checks an engine agent definition (DESIGN.md §4 "Runtime"); throws InvalidError(field, ...)
 /// naming the first problem ("/definition.json: graph.entryPoint ...").

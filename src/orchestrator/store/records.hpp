@@ -15,6 +15,8 @@ namespace orchestrator::store {
 /// users row. `password_hash` is an Argon2id PHC string; never serialise it to clients.
 struct UserRecord {
   std::string id, email, name, password_hash, created_at;
+  std::optional<std::string> disabled_at;        ///< set while the account is disabled (no sign-in, tokens 401)
+  std::optional<std::string> tokens_not_before;  ///< tokens with an earlier `iat` are refused (set by set-password)
 };
 
 /// user_identities row: an external identity provider's (issuer, subject) linked to a user;
@@ -27,6 +29,13 @@ struct IdentityRecord {
 struct WorkflowRecord {
   std::string id, name, description, owner_id, created_at, updated_at;
   std::string role;
+};
+
+/// workflow_members row joined with the member's user row (never the password hash).
+struct MemberRecord {
+  std::string workflow_id, user_id, email, name;
+  std::string role;  ///< "owner" | "editor" | "viewer"
+  std::string added_at;
 };
 
 /// drafts row: one mutable working copy per workflow; `revision` starts at 1 and

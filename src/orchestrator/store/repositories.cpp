@@ -97,13 +97,37 @@ bool insert(soci::session& sql, const UserRecord& u) {
 }
 
 namespace {
+const char* kUserColumns = "id, email, name, password_hash, created_at, disabled_at, tokens_not_before";
+
+std::vector<UserRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
+  std::vector<UserRecord> out;
+  UserRecord r;
+  std::string disabled, not_before;
+  soci::indicator i_disabled = soci::i_null, i_not_before = soci::i_null;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(r.id));
+        st.exchange(soci::into(r.email));
+        st.exchange(soci::into(r.name));
+        st.exchange(soci::into(r.password_hash));
+        st.exchange(soci::into(r.created_at));
+        st.exchange(soci::into(disabled, i_disabled));
+        st.exchange(soci::into(not_before, i_not_before));
+      },
+      [&] {
+        r.disabled_at = opt(disabled, i_disabled);
+        r.tokens_not_before = opt(not_before, i_not_before);
+        out.push_back(r);
+      });
+  return out;
+}
+
 std::optional<UserRecord> find_by(soci::session& sql, const std::string& col, const std::string& v) {
-  UserRecord u;
-  sql << "SELECT id, email, name, password_hash, created_at FROM users WHERE " + col + " = :v", soci::use(v),
-      soci::into(u.id), soci::into(u.email), soci::into(u.name), soci::into(u.password_hash),
-      soci::into(u.created_at);
-  if (!sql.got_data()) return std::nullopt;
-  return u;
+  std::vector<std::string> params{v};
+  auto rows = query(sql, std::string("SELECT ") + kUserColumns + " FROM users WHERE " + col + " = :v", params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 }  // namespace
 
@@ -136,6 +160,53 @@ bool has_identity_from(soci::session& sql, const std::string& user_id, const std
 void insert_identity(soci::session& sql, const IdentityRecord& r) {
   sql << "INSERT INTO user_identities (issuer, subject, user_id, email, created_at) VALUES (:i, :s, :u, :e, :c)",
       soci::use(r.issuer), soci::use(r.subject), soci::use(r.user_id), soci::use(r.email), soci::use(r.created_at);
+}
+
+std::vector<IdentityRecord> list_identities(soci::session& sql, const std::string& user_id) {
+  std::vector<IdentityRecord> out;
+  IdentityRecord r;
+  std::vector<std::string> params{user_id};
+  run_query(
+      sql,
+      "SELECT issuer, subject, user_id, email, created_at FROM user_identities WHERE user_id = :u "
+      "ORDER BY created_at, issuer, subject",
+      params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(r.issuer));
+        st.exchange(soci::into(r.subject));
+        st.exchange(soci::into(r.user_id));
+        st.exchange(soci::into(r.email));
+        st.exchange(soci::into(r.created_at));
+      },
+      [&] { out.push_back(r); });
+  return out;
+}
+
+std::vector<UserRecord> list(soci::session& sql, int limit, const std::optional<CursorKey>& after) {
+  std::vector<std::string> params;
+  push_keyset(params, after);
+  std::string where;
+  if (after) where = " WHERE (created_at > :ka OR (created_at = :kb AND id > :kc))";
+  return query(sql,
+               std::string("SELECT ") + kUserColumns + " FROM users" + where + " ORDER BY created_at, id LIMIT " +
+                   std::to_string(limit),
+               params);
+}
+
+bool set_disabled(soci::session& sql, const std::string& id, const std::optional<std::string>& at) {
+  NullableParam a(at);
+  soci::statement st = (sql.prepare << "UPDATE users SET disabled_at = :a WHERE id = :id",
+                        soci::use(a.value, a.ind), soci::use(id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+bool set_password(soci::session& sql, const std::string& id, const std::string& password_hash,
+                  const std::string& not_before) {
+  soci::statement st = (sql.prepare << "UPDATE users SET password_hash = :h, tokens_not_before = :n WHERE id = :id",
+                        soci::use(password_hash), soci::use(not_before), soci::use(id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
 }
 
 }  // namespace users
@@ -183,7 +254,7 @@ std::vector<WorkflowRecord> query(soci::session& sql, const std::string& q, std:
 
 std::optional<WorkflowRecord> find_for_user(soci::session& sql, const std::string& id, const std::string& user_id) {
   std::vector<std::string> params{user_id, id};
-  auto rows = query(sql, std::string(kSelect) + "WHERE w.id = :id", params);
+  auto rows = query(sql, std::string(kSelect) + "WHERE w.id = :id AND w.deleted_at IS NULL", params);
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
@@ -193,13 +264,77 @@ std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string&
   std::vector<std::string> params{user_id};
   push_keyset(params, after);
   return query(sql,
-               std::string(kSelect) + "WHERE 1 = 1" + keyset(after, "w.created_at", "w.id") +
+               std::string(kSelect) + "WHERE w.deleted_at IS NULL" + keyset(after, "w.created_at", "w.id") +
                    " ORDER BY w.created_at DESC, w.id DESC LIMIT " + std::to_string(limit),
                params);
 }
 
 void touch(soci::session& sql, const std::string& id, const std::string& at) {
   sql << "UPDATE workflows SET updated_at = :a WHERE id = :id", soci::use(at), soci::use(id);
+}
+
+namespace {
+std::vector<MemberRecord> members(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
+  std::vector<MemberRecord> out;
+  MemberRecord r;
+  run_query(
+      sql, q, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(r.workflow_id));
+        st.exchange(soci::into(r.user_id));
+        st.exchange(soci::into(r.email));
+        st.exchange(soci::into(r.name));
+        st.exchange(soci::into(r.role));
+        st.exchange(soci::into(r.added_at));
+      },
+      [&] { out.push_back(r); });
+  return out;
+}
+const char* kMemberSelect =
+    "SELECT m.workflow_id, m.user_id, u.email, u.name, m.role, m.added_at "
+    "FROM workflow_members m JOIN users u ON u.id = m.user_id WHERE m.workflow_id = :w";
+}  // namespace
+
+std::vector<MemberRecord> list_members(soci::session& sql, const std::string& workflow_id, int limit,
+                                       const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{workflow_id};
+  push_keyset(params, after);
+  return members(sql,
+                 std::string(kMemberSelect) + keyset(after, "m.added_at", "m.user_id") +
+                     " ORDER BY m.added_at DESC, m.user_id DESC LIMIT " + std::to_string(limit),
+                 params);
+}
+
+std::optional<MemberRecord> find_member(soci::session& sql, const std::string& workflow_id,
+                                        const std::string& user_id) {
+  std::vector<std::string> params{workflow_id, user_id};
+  auto rows = members(sql, std::string(kMemberSelect) + " AND m.user_id = :u", params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+bool remove_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id) {
+  soci::statement st = (sql.prepare << "DELETE FROM workflow_members WHERE workflow_id = :w AND user_id = :u",
+                        soci::use(workflow_id), soci::use(user_id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+bool update(soci::session& sql, const std::string& id, const std::string& name, const std::string& description,
+            const std::string& at) {
+  soci::statement st = (sql.prepare << "UPDATE workflows SET name = :n, description = :d, updated_at = :a "
+                                       "WHERE id = :id AND deleted_at IS NULL",
+                        soci::use(name), soci::use(description), soci::use(at), soci::use(id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
+}
+
+bool soft_delete(soci::session& sql, const std::string& id, const std::string& by, const std::string& at) {
+  soci::statement st = (sql.prepare << "UPDATE workflows SET deleted_at = :a, deleted_by = :b, updated_at = :a2 "
+                                       "WHERE id = :id AND deleted_at IS NULL",
+                        soci::use(at), soci::use(by), soci::use(at), soci::use(id));
+  st.execute(true);
+  return st.get_affected_rows() == 1;
 }
 
 }  // namespace workflows
@@ -341,6 +476,14 @@ std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_
                std::string(kSelect) + keyset(after, "created_at", "id") +
                    " ORDER BY created_at DESC, id DESC LIMIT " + std::to_string(limit),
                params);
+}
+
+std::optional<VersionRecord> find_by_number(soci::session& sql, const std::string& workflow_id, long long number) {
+  std::vector<std::string> params{workflow_id, std::to_string(number)};
+  // The number is bound as text and compared as an integer on both dialects.
+  auto rows = query(sql, std::string(kSelect) + " AND number = CAST(:n AS BIGINT)", params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 std::optional<VersionRecord> latest(soci::session& sql, const std::string& workflow_id) {
@@ -500,6 +643,57 @@ std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string&
                    keyset(after, "p.created_at", "p.id") + " ORDER BY p.created_at DESC, p.id DESC LIMIT " +
                    std::to_string(limit),
                params);
+}
+
+std::vector<ProposalRecord> list_visible(soci::session& sql, const std::string& user_id,
+                                         const std::vector<ProposalStatus>& statuses, int limit,
+                                         const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{user_id, user_id};
+  push_keyset(params, after);
+  // Status names come from the enum (never from input), so they are inlined safely.
+  std::string in;
+  for (std::size_t i = 0; i < statuses.size(); ++i) in += std::string(i ? ", '" : "'") + to_string(statuses[i]) + "'";
+  return query(sql,
+               std::string("SELECT ") + kColumns +
+                   " FROM proposals p JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
+                   "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
+                   "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE 1 = 1" +
+                   (in.empty() ? std::string() : " AND p.status IN (" + in + ")") +
+                   keyset(after, "p.created_at", "p.id") + " ORDER BY p.created_at DESC, p.id DESC LIMIT " +
+                   std::to_string(limit),
+               params);
+}
+
+std::vector<std::pair<std::string, std::string>> list_for_workflow_in(soci::session& sql,
+                                                                      const std::string& workflow_id,
+                                                                      ProposalStatus status) {
+  return id_thread_pairs(sql,
+                         "SELECT id, thread_id FROM proposals WHERE workflow_id = :w AND status = :s "
+                         "ORDER BY created_at, id",
+                         {workflow_id, to_string(status)});
+}
+
+long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id) {
+  soci::statement st = (sql.prepare << "UPDATE proposals SET engine_cleanup_pending = 1 WHERE workflow_id = :w AND "
+                                       "status <> 'processing' AND engine_cleanup_pending = 0 AND "
+                                       "engine_thread_deleted_at IS NULL",
+                        soci::use(workflow_id));
+  return affected(st);
+}
+
+bool insert_retry(soci::session& sql, const std::string& proposal_id, const std::string& retry_id,
+                  const std::string& at) {
+  soci::statement st = (sql.prepare << "INSERT INTO proposal_retries (proposal_id, retry_id, created_at) "
+                                       "VALUES (:p, :r, :a) ON CONFLICT (proposal_id) DO NOTHING",
+                        soci::use(proposal_id), soci::use(retry_id), soci::use(at));
+  return affected(st) == 1;
+}
+
+std::optional<std::string> find_retry(soci::session& sql, const std::string& proposal_id) {
+  std::string id;
+  sql << "SELECT retry_id FROM proposal_retries WHERE proposal_id = :p", soci::use(proposal_id), soci::into(id);
+  if (!sql.got_data()) return std::nullopt;
+  return id;
 }
 
 long long count_open_for_draft(soci::session& sql, const std::string& draft_id) {

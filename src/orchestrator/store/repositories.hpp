@@ -33,6 +33,16 @@ bool has_identity_from(soci::session& sql, const std::string& user_id, const std
 /// Inserts the link; throws soci::soci_error when (issuer, subject) is already linked (primary
 /// key) or the user does not exist (foreign key).
 void insert_identity(soci::session& sql, const IdentityRecord& r);
+/// External identities linked to `user_id`, oldest first.
+std::vector<IdentityRecord> list_identities(soci::session& sql, const std::string& user_id);
+/// Every user, oldest first (created_at, id), keyset after `after`; fetches `limit` rows.
+std::vector<UserRecord> list(soci::session& sql, int limit, const std::optional<CursorKey>& after);
+/// disabled_at = `at` (disable) or NULL (enable, `at` = nullopt). False if the user does not exist.
+bool set_disabled(soci::session& sql, const std::string& id, const std::optional<std::string>& at);
+/// Replaces the password hash and sets tokens_not_before = `not_before` (RFC 3339). False if the
+/// user does not exist.
+bool set_password(soci::session& sql, const std::string& id, const std::string& password_hash,
+                  const std::string& not_before);
 }  // namespace users
 
 namespace workflows {
@@ -45,8 +55,23 @@ void upsert_member(soci::session& sql, const std::string& workflow_id, const std
 /// The workflow as seen by `user_id` (role filled), or nullopt if absent or not a member.
 std::optional<WorkflowRecord> find_for_user(soci::session& sql, const std::string& id, const std::string& user_id);
 /// Workflows `user_id` belongs to, newest first, keyset after `after`; fetches `limit` rows.
+/// find_for_user and list_for_user never return soft-deleted workflows (deleted_at set).
 std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after);
+/// Members of a workflow with their e-mail and name, most recently added first (added_at DESC,
+/// user_id DESC), keyset on (added_at, user_id).
+std::vector<MemberRecord> list_members(soci::session& sql, const std::string& workflow_id, int limit,
+                                       const std::optional<CursorKey>& after);
+/// The member row of `user_id` in the workflow, or nullopt.
+std::optional<MemberRecord> find_member(soci::session& sql, const std::string& workflow_id,
+                                        const std::string& user_id);
+/// Deletes the member row; true if there was one.
+bool remove_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id);
+/// Sets name, description and updated_at = `at` of a workflow that is not deleted; true if it changed a row.
+bool update(soci::session& sql, const std::string& id, const std::string& name, const std::string& description,
+            const std::string& at);
+/// Soft delete: deleted_at = `at`, deleted_by = `by` unless already deleted; true if this call deleted it.
+bool soft_delete(soci::session& sql, const std::string& id, const std::string& by, const std::string& at);
 /// Sets updated_at = `at` (RFC 3339 UTC); no-op if the workflow does not exist.
 void touch(soci::session& sql, const std::string& id, const std::string& at);
 }  // namespace workflows
@@ -89,6 +114,8 @@ void insert_file(soci::session& sql, const std::string& version_id, const std::s
 /// Newest first (created_at DESC, id DESC), keyset on (created_at, id).
 std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
                                 const std::optional<CursorKey>& after);
+/// The version `number` of the workflow, or nullopt.
+std::optional<VersionRecord> find_by_number(soci::session& sql, const std::string& workflow_id, long long number);
 /// The workflow's highest-numbered version, or nullopt if none was published.
 std::optional<VersionRecord> latest(soci::session& sql, const std::string& workflow_id);
 /// All files of the version, keyed by absolute path; empty if none. Throws std::runtime_error
@@ -115,6 +142,24 @@ std::optional<ProposalRecord> find_by_thread(soci::session& sql, const std::stri
 std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string& workflow_id,
                                           const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after);
+/// Proposals `user_id` has access to (proposal_access) in workflows that are not deleted and
+/// of which the user is still a member, newest first; `statuses` empty = any status.
+std::vector<ProposalRecord> list_visible(soci::session& sql, const std::string& user_id,
+                                         const std::vector<ProposalStatus>& statuses, int limit,
+                                         const std::optional<CursorKey>& after);
+/// (id, thread_id) of the workflow's proposals in `status`, oldest first.
+std::vector<std::pair<std::string, std::string>> list_for_workflow_in(soci::session& sql,
+                                                                      const std::string& workflow_id,
+                                                                      ProposalStatus status);
+/// engine_cleanup_pending = 1 for every proposal of the workflow that is not processing and whose
+/// engine thread is neither deleted nor already scheduled; returns how many were scheduled.
+long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id);
+/// Records that `retry_id` re-runs `proposal_id` (proposal_retries). Returns false, writing
+/// nothing, when the proposal was already retried (primary key).
+bool insert_retry(soci::session& sql, const std::string& proposal_id, const std::string& retry_id,
+                  const std::string& at);
+/// The id of the proposal that re-runs `proposal_id`, or nullopt.
+std::optional<std::string> find_retry(soci::session& sql, const std::string& proposal_id);
 /// Count of processing/completed proposals on a draft.
 long long count_open_for_draft(soci::session& sql, const std::string& draft_id);
 /// Count of processing proposals created by `user_id`.
