@@ -105,9 +105,14 @@ class Orchestrator:
         """The last `n` lines of the current process's log."""
         return self.proc.tail(n) if self.proc else ""
 
+    def cli(self, subcommand, *args, stdin=None):
+        """Runs an admin subcommand (e.g. "user list") on this instance's storage with `args`
+        after the storage flags; returns the CompletedProcess (text mode)."""
+        return subprocess.run([self.exe, *subcommand.split(), *self.storage(), *args], input=stdin,
+                              capture_output=True, text=True, env=self.env(), timeout=60)
+
     def add_user(self, email, password="s3cret-passw0rd!", name="Test User"):
-        r = subprocess.run([self.exe, "user", "add", *self.storage(), "--email", email, "--name", name],
-                           input=password + "\n", capture_output=True, text=True, env=self.env(), timeout=60)
+        r = self.cli("user add", "--email", email, "--name", name, stdin=password + "\n")
         if r.returncode != 0:
             raise RuntimeError(f"user add failed ({r.returncode}): {r.stderr}")
         return r.stdout.strip()
