@@ -49,6 +49,13 @@ std::optional<long long> opt_int(const json& body, const std::string& name, std:
   return std::nullopt;
 }
 
+/// 204 No Content.
+Response no_content() {
+  Response r;
+  r.status = 204;
+  return r;
+}
+
 /// Body that may be empty (treated as {}).
 json optional_body(const Request& req) { return req.body.empty() ? json::object() : parse_json_object(req); }
 
@@ -135,9 +142,7 @@ Response delete_workflow(RouteDeps& d, Request& req) {
                                                                  {"error", e.what()}});
     }
   }
-  Response r;
-  r.status = 204;
-  return r;
+  return no_content();
 }
 
 /// The {user} path segment: a user id or an e-mail address (the router percent-decodes it).
@@ -165,9 +170,7 @@ Response put_member(RouteDeps& d, Request& req) {
 Response delete_member(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
   d.domain.remove_member(caller_id(req), id, member_param(req));
-  Response r;
-  r.status = 204;
-  return r;
+  return no_content();
 }
 
 Response me(RouteDeps& d, Request& req) { return Response::json(200, render_profile(d.domain.me(caller_id(req)))); }
@@ -230,9 +233,7 @@ Response put_draft_files(RouteDeps& d, Request& req) {
 Response delete_draft(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "draft");
   d.domain.delete_draft(caller_id(req), id);
-  Response r;
-  r.status = 204;
-  return r;
+  return no_content();
 }
 
 // ---------------------------------------------------------------- refinements

@@ -132,10 +132,7 @@ RetryResult ProposalService::retry(const std::string& actor, const std::string& 
   const std::string now = core::now_rfc3339();
   if (old.status == ProposalStatus::completed) {
     // Superseded: re-running on the current draft replaces the result waiting for review.
-    store::proposals::Transition t;
-    t.resolved_at = now;
-    t.resolved_by_user_id = actor;
-    t.mark_cleanup = true;
+    const auto t = store::proposals::Transition::resolution(actor, now);
     if (store::proposals::transition(sql, proposal_id, {ProposalStatus::completed}, ProposalStatus::rejected, t) != 1)
       illegal(*store::proposals::find(sql, proposal_id), "retried", "failed, cancelled, rejected or completed");
   } else if (old.status != ProposalStatus::failed && old.status != ProposalStatus::cancelled &&
@@ -241,10 +238,7 @@ ApproveResult ProposalService::approve(const std::string& actor, const std::stri
   access::require_workflow_writer(sql, seen.workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
   const std::string now = core::now_rfc3339();
-  store::proposals::Transition t;
-  t.resolved_at = now;
-  t.resolved_by_user_id = actor;
-  t.mark_cleanup = true;
+  const auto t = store::proposals::Transition::resolution(actor, now);
   // 1. Claim: exactly one racing decision sees one affected row.
   if (store::proposals::transition(sql, proposal_id, {ProposalStatus::completed}, ProposalStatus::approved, t) != 1) {
     const auto cur = store::proposals::find(sql, proposal_id);
@@ -319,10 +313,7 @@ Proposal ProposalService::decide(const std::string& actor, const std::string& pr
   const auto seen = access::require_proposal(sql, proposal_id, actor);
   access::require_workflow_writer(sql, seen.workflow_id, actor);
   store::Tx tx(sql, db_.dialect());
-  store::proposals::Transition t;
-  t.resolved_at = core::now_rfc3339();
-  t.resolved_by_user_id = actor;
-  t.mark_cleanup = true;
+  const auto t = store::proposals::Transition::resolution(actor, core::now_rfc3339());
   if (store::proposals::transition(sql, proposal_id, from, to, t) != 1) {
     const auto cur = store::proposals::find(sql, proposal_id);
     std::string allowed;

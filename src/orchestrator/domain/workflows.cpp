@@ -110,10 +110,7 @@ DeletedWorkflow WorkflowService::remove(const std::string& actor, const std::str
   const std::string now = core::now_rfc3339();
   if (!store::workflows::soft_delete(sql, workflow_id, actor, now)) throw NotFoundError("workflow", workflow_id);
   DeletedWorkflow out;
-  store::proposals::Transition t;
-  t.resolved_at = now;
-  t.resolved_by_user_id = actor;
-  t.mark_cleanup = true;
+  const auto t = store::proposals::Transition::resolution(actor, now);
   for (const auto& [id, thread] :
        store::proposals::list_for_workflow_in(sql, workflow_id, store::ProposalStatus::processing)) {
     if (store::proposals::transition(sql, id, {store::ProposalStatus::processing}, store::ProposalStatus::cancelled,

@@ -172,6 +172,15 @@ struct Transition {
   std::optional<domain::FileMap> generated_files;
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1, lease cleared
   bool clear_error = false;   ///< error = NULL and failure_kind = NULL (a failure taken back)
+  /// A decision by `user_id` at `at` (approve, reject, cancel): resolved_at/by set and the
+  /// engine thread scheduled for deletion.
+  static Transition resolution(const std::string& user_id, const std::string& at) {
+    Transition t;
+    t.resolved_at = at;
+    t.resolved_by_user_id = user_id;
+    t.mark_cleanup = true;
+    return t;
+  }
 };
 /// See Transition above. `from` must be non-empty; `to` and `from` follow DESIGN.md §5
 /// "Proposals" (not checked here).
