@@ -732,8 +732,12 @@ TYPED_TEST(Services, LeasesRenewInOneStatementAndClaimableListsFreeAndExpired) {
   const auto held = this->proposals->renew_leases("replica-a", 60s);
   EXPECT_EQ(held, std::vector<std::string>{mine.id});
   EXPECT_TRUE(this->proposals->renew_leases("nobody", 60s).empty());
+  // Earlier tests of the suite share the database and leave processing proposals of their own:
+  // only this test's four are compared.
+  const std::set<std::string> ours{mine.id, theirs.id, dead.id, free.id};
   std::set<std::string> claimable;
-  for (const auto& c : this->proposals->list_claimable("replica-a")) claimable.insert(c.proposal_id);
+  for (const auto& c : this->proposals->list_claimable("replica-a"))
+    if (ours.count(c.proposal_id)) claimable.insert(c.proposal_id);
   EXPECT_EQ(claimable, (std::set<std::string>{mine.id, dead.id, free.id}));
   // A resolved proposal is no longer renewed: its tracker learns it from the renewal's answer.
   this->proposals->cancel(this->alice, mine.id);
