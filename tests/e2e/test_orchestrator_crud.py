@@ -3,13 +3,13 @@ engine threads deleted), one version with its files, publishing an unchanged dra
 proposals across workflows, and re-running a refinement (after a failure, and as the way out
 of a conflicting approve)."""
 import os
-import shutil
 import sqlite3
 import tempfile
 import unittest
 import uuid
 
-from e2ekit import (Orchestrator, Stack, create_workflow, curl, refine, scripted_engine, slow_script, wait_proposal)
+from e2ekit import (Orchestrator, Stack, create_workflow, curl, refine, scripted_engine, slow_script, stop_and_clean,
+                    wait_proposal)
 from testkit import wait_until
 
 
@@ -240,9 +240,7 @@ class DeleteWorkflow(unittest.TestCase):
             self.assertEqual(status, "cancelled")
             self.assertTrue(deleted_at, "a soft delete keeps the row")
         finally:
-            orch.stop()
-            engine.stop()
-            shutil.rmtree(d, ignore_errors=True)
+            stop_and_clean([engine, orch], d)
 
 
 if __name__ == "__main__":
