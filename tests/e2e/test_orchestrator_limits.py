@@ -260,9 +260,10 @@ class DeletedUser(unittest.TestCase):
     def operations(self, ids):
         with open(os.path.join(PROJECT_SOURCE_DIR, "docs", "openapi.json")) as f:
             doc = json.load(f)
+        ids = {"user": "someone@example.com", "number": "1", **ids}
         for path, item in doc["paths"].items():
             for method, op in item.items():
-                if method not in ("get", "post", "put", "delete") or op.get("security") == []:
+                if method not in ("get", "post", "put", "patch", "delete") or op.get("security") == []:
                     continue
                 if path in ("/health", "/ready", "/metrics"):
                     continue
@@ -272,7 +273,7 @@ class DeletedUser(unittest.TestCase):
         seen = 0
         for method, path in self.operations(ids):
             r = curl(self.orch.url, method, path, {"name": "x", "user_prompt": "x", "files": {}, "base_revision": 1}
-                     if method in ("POST", "PUT") else None, token=token)
+                     if method in ("POST", "PUT", "PATCH") else None, token=token)
             self.assertEqual(r.status, 401, f"{method} {path}: {r.text}")
             self.assertIn("no longer exists", r.json()["detail"])
             seen += 1

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
+#include <thread>
 
 #include "core/util.hpp"
 #include "orchestrator/domain/audit.hpp"
@@ -67,6 +69,15 @@ User UserService::authenticate(const std::string& email, const std::string& pass
   if (!r || !ok) throw UnauthenticatedError("invalid e-mail or password");
   // Said only to someone who knows the password, so it reveals nothing to a guesser.
   if (r->disabled_at) throw UnauthenticatedError(kDisabled);
+  // Tokens carry `iat` in whole seconds and those issued in or before the second of the last
+  // password change are refused (require_token_user). Within that second, wait for the next
+  // one, so the token about to be issued is never mistaken for an older one (at most 1 s,
+  // only right after a change).
+  if (r->tokens_not_before) {
+    const auto next = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before)) +
+                      std::chrono::seconds(1);
+    std::this_thread::sleep_until(next);
+  }
   return to_user(*r);
 }
 
@@ -137,12 +148,12 @@ User UserService::require_token_user(const std::string& id, long long issued_at)
   const auto r = store::users::find_by_id(sql, id);
   if (!r) throw UnauthenticatedError("the account of this token no longer exists");
   if (r->disabled_at) throw UnauthenticatedError(kDisabled);
-  // tokens_not_before has microseconds, `iat` whole seconds: a token issued within the second
-  // the password changed stays valid (comparing with the floor), so signing in right after a
-  // change never yields a token that is refused.
+  // tokens_not_before has microseconds, `iat` whole seconds: every token issued in or before
+  // the second of the change is refused (authenticate() waits for the next second before a
+  // token is issued, so no new token falls into it).
   if (r->tokens_not_before) {
-    const auto nb = core::parse_rfc3339(*r->tokens_not_before);
-    if (issued_at < std::chrono::duration_cast<std::chrono::seconds>(nb.time_since_epoch()).count())
+    const auto nb = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before));
+    if (issued_at <= nb.time_since_epoch().count())
       throw UnauthenticatedError("this token was issued before the account's password changed; sign in again");
   }
   return to_user(*r);

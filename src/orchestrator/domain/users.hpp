@@ -54,15 +54,19 @@ class UserService {
 
   /// Checks credentials. Unknown e-mail and wrong password both throw
   /// UnauthenticatedError("invalid e-mail or password") after comparable work (a dummy
-  /// hash is verified for unknown e-mails, so timing does not reveal which).
+  /// hash is verified for unknown e-mails, so timing does not reveal which); the right password
+  /// of a disabled account throws UnauthenticatedError saying so. Within the second of the
+  /// account's last password change it returns only when that second is over (see
+  /// require_token_user).
   User authenticate(const std::string& email, const std::string& password);
 
   /// The user with this id, or nullopt.
   std::optional<User> find(const std::string& id);
   /// The account a token of ours names, if it may still be used: UnauthenticatedError when the
   /// user no longer exists, is disabled, or the token was issued (`issued_at`, seconds since
-  /// the epoch, the `iat` claim) before the account's tokens_not_before second (its password
-  /// was set after the token was issued).
+  /// the epoch, the `iat` claim) in or before the second of the account's tokens_not_before
+  /// (its password was set after the token was issued; authenticate() waits out that second
+  /// before a new token is issued).
   User require_token_user(const std::string& id, long long issued_at);
   /// The actor's profile (NotFoundError("user") if the account is gone).
   Profile profile(const std::string& actor);

@@ -188,14 +188,21 @@ TYPED_TEST(Sharing, SetPasswordEndsOlderSessions) {
                       5;
   EXPECT_EQ(this->users->require_token_user(dave.id, before).id, dave.id);
   EXPECT_THROW(this->users->set_password(dave.id, "short"), InvalidError);
+  const auto seconds_now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  const auto changed = seconds_now();  // at most the second the change records
   this->users->set_password(dave.email, "second-password");
   EXPECT_THROW(this->users->authenticate(dave.email, "first-password"), UnauthenticatedError);
+  // Signing in waits out the second of the change, so its token is never mistaken for an old one.
   EXPECT_EQ(this->users->authenticate(dave.email, "second-password").id, dave.id);
+  const auto issued = seconds_now();
+  EXPECT_GT(issued, changed);
   EXPECT_THROW(this->users->require_token_user(dave.id, before), UnauthenticatedError);
-  // A token issued now (after the change, same second included) is accepted.
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch());
-  EXPECT_EQ(this->users->require_token_user(dave.id, now.count()).id, dave.id);
-  EXPECT_THROW(this->users->require_token_user(core::uuid4(), now.count()), UnauthenticatedError);
+  EXPECT_THROW(this->users->require_token_user(dave.id, changed), UnauthenticatedError);  // same second as the change
+  EXPECT_EQ(this->users->require_token_user(dave.id, issued).id, dave.id);
+  EXPECT_THROW(this->users->require_token_user(core::uuid4(), issued), UnauthenticatedError);
 }
 
 TYPED_TEST(Sharing, ProfileListsLinkedIdentities) {
