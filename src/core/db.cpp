@@ -120,7 +120,8 @@ void create_postgres_database(const std::string& url, const std::string& dbname)
   }
 }
 
-Database::Database(const DbConfig& config) : size_(std::max<std::size_t>(1, config.pool_size)) {
+Database::Database(const DbConfig& config)
+    : size_(std::max<std::size_t>(1, config.pool_size)), lease_timeout_(std::max(config.lease_timeout, std::chrono::milliseconds(0))) {
   pool_ = std::make_unique<soci::connection_pool>(size_);
   try {
     if (!config.url.empty()) {
@@ -175,18 +176,26 @@ void ensure_connected(soci::session& sql) {
 }
 
 Session::Session(Database& db) : pool_(db.pool()) {
-  pos_ = pool_.lease();
+  if (db.lease_timeout().count() > 0) {
+    lease_within(db.lease_timeout());
+  } else {
+    pos_ = pool_.lease();
+  }
   sql_ = &pool_.at(pos_);
   check();
 }
 
 Session::Session(Database& db, std::chrono::milliseconds timeout) : pool_(db.pool()) {
-  const auto ms = std::clamp<std::chrono::milliseconds::rep>(timeout.count(), 0, std::numeric_limits<int>::max());
-  if (!pool_.try_lease(pos_, static_cast<int>(ms))) {
-    throw std::runtime_error("no database session free within " + std::to_string(ms) + " ms");
-  }
+  lease_within(timeout);
   sql_ = &pool_.at(pos_);
   check();
+}
+
+void Session::lease_within(std::chrono::milliseconds timeout) {
+  const auto ms = std::clamp<std::chrono::milliseconds::rep>(timeout.count(), 0, std::numeric_limits<int>::max());
+  if (!pool_.try_lease(pos_, static_cast<int>(ms))) {
+    throw PoolTimeout("no database session free within " + std::to_string(ms) + " ms");
+  }
 }
 
 Session::~Session() { pool_.give_back(pos_); }

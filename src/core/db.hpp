@@ -10,7 +10,16 @@
 
 #include <soci/soci.h>
 
+#include "core/unavailable.hpp"
+
 namespace core::db {
+
+/// No pooled session became free within the bounded wait (Session, DbConfig::lease_timeout).
+/// Nothing was done on the database; the caller may retry. HTTP handlers answer 503.
+class PoolTimeout : public Unavailable {
+ public:
+  using Unavailable::Unavailable;
+};
 
 enum class Dialect { sqlite, postgres };
 
@@ -22,6 +31,9 @@ struct DbConfig {
   std::filesystem::path sqlite_path;
   /// Pool size (SQLite: sessions share one file in WAL mode with busy_timeout).
   std::size_t pool_size = 8;
+  /// Longest wait of Session(db) for a free pooled session before it throws PoolTimeout;
+  /// 0 = wait as long as it takes.
+  std::chrono::milliseconds lease_timeout{0};
   /// Database used when a postgresql:// URL names none (e.g. "deepagents_runtime").
   std::string default_database;
   /// PostgreSQL only: create the database if it does not exist (needs CREATEDB on the server).
@@ -41,6 +53,8 @@ class Database {
   /// The underlying SOCI pool; use `soci::session sql(db.pool());` to borrow a session.
   soci::connection_pool& pool() { return *pool_; }
   std::size_t pool_size() const { return size_; }
+  /// DbConfig::lease_timeout (0 = unbounded).
+  std::chrono::milliseconds lease_timeout() const { return lease_timeout_; }
   /// Runs "SELECT 1" on a pooled session (reconnecting it if broken, see Session); false (and
   /// no throw) when the database is unreachable or no session frees up within `lease_timeout`,
   /// so a readiness probe never hangs on an exhausted pool.
@@ -51,6 +65,7 @@ class Database {
  private:
   Dialect dialect_;
   std::size_t size_;
+  std::chrono::milliseconds lease_timeout_{0};
   std::string description_;
   std::unique_ptr<soci::connection_pool> pool_;
 };
@@ -69,9 +84,10 @@ void ensure_connected(soci::session& sql);
 ///     soci::session& sql = lease.sql();
 class Session {
  public:
-  /// Leases a session, waiting as long as it takes for one to be free.
+  /// Leases a session, waiting at most the database's lease_timeout() (as long as it takes when
+  /// that is 0); throws PoolTimeout when none frees up in time.
   explicit Session(Database& db);
-  /// Leases a session, waiting at most `timeout`; throws std::runtime_error when none frees up.
+  /// Leases a session, waiting at most `timeout`; throws PoolTimeout when none frees up.
   Session(Database& db, std::chrono::milliseconds timeout);
   ~Session();
   Session(const Session&) = delete;
@@ -86,6 +102,8 @@ class Session {
 
  private:
   void check();
+  /// Leases into pos_ within `timeout` or throws PoolTimeout.
+  void lease_within(std::chrono::milliseconds timeout);
   soci::connection_pool& pool_;
   std::size_t pos_ = 0;
   soci::session* sql_ = nullptr;

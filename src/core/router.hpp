@@ -17,7 +17,8 @@ namespace core::http {
 class WsConnection;
 
 /// A plain HTTP handler. Runs on the server's blocking pool, so it may do SQL
-/// or call other services synchronously. Exceptions escape as 500 problem details.
+/// or call other services synchronously. Exceptions escape as 500 problem details, except
+/// core::Unavailable (e.g. core::db::PoolTimeout): 503 with Retry-After.
 using Handler = std::function<Response(Request&)>;
 
 /// What a WebSocket route answers to an upgrade request.

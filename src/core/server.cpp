@@ -32,6 +32,7 @@
 #include "core/metrics.hpp"
 #include "core/response_stream.hpp"
 #include "core/tracing.hpp"
+#include "core/unavailable.hpp"
 #include "core/util.hpp"
 #include "core/ws.hpp"
 
@@ -83,6 +84,17 @@ std::string method_label(const std::string& method) {
     if (method == k) return method;
   }
   return "OTHER";
+}
+
+/// 503 problem details with Retry-After for a handler that ran out of a local resource
+/// (core/unavailable.hpp), e.g. no database session free within the pool's bounded wait.
+Response unavailable(const core::Unavailable& e, const Request& request) {
+  const auto secs = std::to_string(std::max<long long>(1, e.retry_after().count()));
+  log::warn("http_handler_unavailable", {{"error", e.what()}, {"request_id", request.request_id}});
+  auto r = Response::problem(503, "Service Unavailable",
+                             "The server is temporarily out of capacity; retry after " + secs + " s.");
+  r.headers.set("Retry-After", secs);
+  return r;
 }
 
 }  // namespace
@@ -875,6 +887,9 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
           if (a.reject && middleware.after) middleware.after(request, *a.reject);
           return a;
         });
+      } catch (const core::Unavailable& e) {
+        accept = WsAccept{};
+        accept.reject = unavailable(e, request);
       } catch (const std::exception& e) {
         log::error("websocket_handler_failed", {{"error", e.what()}, {"request_id", request.request_id}});
         accept = WsAccept{};
@@ -923,6 +938,8 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
             request.path_params = match.params;
             try {
               r = (*match.handler)(request);
+            } catch (const core::Unavailable& e) {
+              r = unavailable(e, request);
             } catch (const std::exception& e) {
               log::error("http_handler_failed", {{"error", e.what()}, {"request_id", request.request_id}});
               r = Response::problem(500, "Internal Server Error", "The server failed to handle the request.");

@@ -85,6 +85,28 @@ TEST_P(DbTest, FailedMigrationRollsBackAndNamesFile) {
 INSTANTIATE_TEST_SUITE_P(Dialects, DbTest, ::testing::Values(Target{"sqlite", false}, Target{"postgres", true}),
                          [](const auto& info) { return info.param.name; });
 
+// DbConfig::lease_timeout bounds Session(db): with every session leased, the next one throws
+// PoolTimeout (a core::Unavailable: HTTP 503) after the wait instead of hanging.
+TEST_P(DbTest, LeaseTimeoutBoundsTheWaitForASession) {
+  cfg_.pool_size = 1;
+  cfg_.lease_timeout = std::chrono::milliseconds(50);
+  core::db::Database db(cfg_);
+  {
+    core::db::Session held(db);
+    EXPECT_THROW(core::db::Session second(db), core::db::PoolTimeout);
+    try {
+      core::db::Session second(db, std::chrono::milliseconds(10));
+      FAIL() << "leased a session from an exhausted pool";
+    } catch (const core::Unavailable& e) {
+      EXPECT_NE(std::string(e.what()).find("10 ms"), std::string::npos) << e.what();
+    }
+  }
+  core::db::Session again(db);  // given back: leased at once
+  int one = 0;
+  again.sql() << "SELECT 1", soci::into(one);
+  EXPECT_EQ(one, 1);
+}
+
 TEST(DbUrl, RedactsPasswordsAndSwapsDatabase) {
   EXPECT_EQ(core::db::redact("postgresql://u:secret@h:5432/db"), "postgresql://u:***@h:5432/db");
   EXPECT_EQ(core::db::with_database("postgresql://u@h:1/x?sslmode=require", "y"), "postgresql://u@h:1/y?sslmode=require");

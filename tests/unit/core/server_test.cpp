@@ -3,6 +3,7 @@
 #include "core/http_client.hpp"
 #include "core/metrics.hpp"
 #include "core/server.hpp"
+#include "core/unavailable.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -43,6 +44,7 @@ Router test_router() {
   });
   r.add("POST", "/echo", [](Request& req) { return Response::text(200, req.body); });
   r.add("GET", "/boom", [](Request&) -> Response { throw std::runtime_error("kaput"); });
+  r.add("GET", "/busy", [](Request&) -> Response { throw core::Unavailable("pool exhausted", 3s); });
   r.add("GET", "/private", [](Request&) { return Response::json(200, {{"secret", true}}); });
   return r;
 }
@@ -221,6 +223,17 @@ TEST_F(ServerTest, HandlerExceptionIs500Problem) {
   EXPECT_EQ(j["type"], "about:blank");
   EXPECT_EQ(j["status"], 500);
   EXPECT_EQ(j["detail"].get<std::string>().find("kaput"), std::string::npos);  // no internals leaked
+}
+
+// A handler out of a local resource (e.g. no database session within the bounded wait) is a
+// 503 with Retry-After (RFC 9110 §15.6.4), not a 500.
+TEST_F(ServerTest, UnavailableIs503WithRetryAfter) {
+  auto r = call("GET", base(*server) + "/busy");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "3");
+  auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["status"], 503);
+  EXPECT_NE(j["detail"].get<std::string>().find("retry after 3 s"), std::string::npos);
 }
 
 TEST_F(ServerTest, MiddlewareShortCircuit) {
