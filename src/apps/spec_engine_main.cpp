@@ -1,4 +1,4 @@
-// spec-engine: the agent runtime service (DESIGN.md §4). Flags have matching
+// spec-engine: the agent runtime service (docs/spec-engine-service.md). Flags have matching
 // environment variables (flag wins); see --help.
 #include <algorithm>
 #include <csignal>
@@ -11,11 +11,14 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/async.hpp"
 #include "core/db.hpp"
+#include "core/http_client.hpp"
 #include "core/log.hpp"
 #include "core/router.hpp"
 #include "core/server.hpp"
 #include "core/tracing.hpp"
+#include "core/util.hpp"
 #include "spec_engine/api/routes.hpp"
 #include "spec_engine/bus/event_hub.hpp"
 #include "spec_engine/bus/nats_bus.hpp"
@@ -35,13 +38,13 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 int main(int argc, char** argv) {
   CLI::App app{"spec-engine: runs agent definitions against an LLM, checkpoints every step and streams events "
-               "(DESIGN.md §4)."};
+               "(docs/spec-engine-service.md)."};
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string data_dir = "./var/spec-engine";
   std::string database_url;
   std::string model_override;
-  int max_concurrent = 4;
+  int max_concurrent = 256;
   std::size_t max_queue = 64;
   // Fits the largest job the orchestrator sends: a full file tree (core/files.hpp: 8 MiB of
   // text) JSON-escaped, plus the agent definition.
@@ -57,7 +60,11 @@ int main(int argc, char** argv) {
   long tool_budget_ms = 10000;
   std::string recovery = "resume";
   long shutdown_grace_ms = 10000;
-  int blocking_threads = 16;
+  int io_threads = 2;
+  int blocking_threads = 8;
+  int http_threads = 16;
+  std::size_t db_pool_size = 16;
+  long db_wait_ms = 5000;
   std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
   spec_engine::bus::NatsOptions nats_opts;  // defaults match deploy/claims/spec-engine.yaml
 
@@ -92,11 +99,12 @@ int main(int argc, char** argv) {
       ->envname("SPEC_ENGINE_MODEL_MAX_ATTEMPTS")
       ->check(CLI::Range(1, 20))
       ->capture_default_str();
-  app.add_option("--max-concurrent-runs", max_concurrent, "Runs executing at once")
+  app.add_option("--max-concurrent-runs", max_concurrent,
+                 "Runs in memory at once (coroutines: a run waiting for the model holds no thread)")
       ->envname("SPEC_ENGINE_MAX_CONCURRENT_RUNS")
-      ->check(CLI::Range(1, 1024))
+      ->check(CLI::Range(1, 100000))
       ->capture_default_str();
-  app.add_option("--max-queue", max_queue, "Jobs waiting for a worker before invoke answers 429")
+  app.add_option("--max-queue", max_queue, "Jobs waiting for a run slot before invoke answers 429")
       ->envname("SPEC_ENGINE_MAX_QUEUE")
       ->capture_default_str();
   app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413); the default fits a job carrying the largest file tree (8 MiB of text)")
@@ -130,9 +138,29 @@ int main(int argc, char** argv) {
                  "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)")
       ->envname("SPEC_ENGINE_SHUTDOWN_GRACE_MS")
       ->capture_default_str();
-  app.add_option("--blocking-threads", blocking_threads, "Threads running HTTP handlers and streams")
+  app.add_option("--io-threads", io_threads,
+                 "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server")
+      ->envname("SPEC_ENGINE_IO_THREADS")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--blocking-threads", blocking_threads, "Bounded pool running tool calls and the runs' SQL")
       ->envname("SPEC_ENGINE_BLOCKING_THREADS")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  app.add_option("--http-threads", http_threads, "Threads running HTTP handlers and event-stream replays")
+      ->envname("SPEC_ENGINE_HTTP_THREADS")
       ->check(CLI::Range(2, 1024))
+      ->capture_default_str();
+  app.add_option("--db-pool-size", db_pool_size,
+                 "Database connections (sized by SQL work, not by runs; PostgreSQL's max_connections is shared)")
+      ->envname("SPEC_ENGINE_DB_POOL_SIZE")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}))
+      ->capture_default_str();
+  app.add_option("--db-wait-ms", db_wait_ms,
+                 "Longest wait for a free database connection: an HTTP request then gets 503 + Retry-After; a "
+                 "run's own writes retry")
+      ->envname("SPEC_ENGINE_DB_WAIT_MS")
+      ->check(CLI::Range(1L, 600'000L))
       ->capture_default_str();
   app.add_option("--nats-url", nats_opts.url,
                  "NATS server URL(s); when set, jobs are also consumed from JetStream and run status events are "
@@ -166,17 +194,27 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
+  // Thousands of concurrent model streams and WebSockets need as many descriptors.
+  const std::size_t fd_limit = core::raise_fd_limit();
+
   try {
     core::db::DbConfig dbc;
     dbc.url = database_url;
     dbc.sqlite_path = std::filesystem::path(data_dir) / "spec_engine.db";
-    dbc.pool_size = static_cast<std::size_t>(std::max(8, max_concurrent + 8));
+    dbc.pool_size = db_pool_size;
+    dbc.lease_timeout = std::chrono::milliseconds(db_wait_ms);
     core::db::Database db(dbc);
     const int applied = core::db::migrate(db, core::db::migrations_dir("spec_engine", db.dialect()));
     core::log::info("database ready", {{"database", db.describe()}, {"migrations_applied", applied}});
 
     spec_engine::store::Store store(db);
     spec_engine::bus::EventHub hub;
+
+    // Runs are coroutines on this runtime: its I/O threads wait for model streams and timers,
+    // its bounded blocking pool runs tool calls and the runs' SQL. Stopped last (below).
+    core::async::Runtime rt(core::async::RuntimeOptions{io_threads, blocking_threads, "runs"});
+    rt.start();
+    core::http::AsyncHttpClient http(rt);
 
     spec_engine::bus::RunManagerOptions ro;
     ro.max_concurrent_runs = max_concurrent;
@@ -206,7 +244,7 @@ int main(int argc, char** argv) {
     if (ro.models.provider_override) {
       // Fail at start-up, not on the first run: unknown provider, missing or malformed script.
       try {
-        spec_engine::models::ModelRegistry probe(ro.models);
+        spec_engine::models::ModelRegistry probe(ro.models, &http);
         probe.for_node("startup-check", nullptr);
       } catch (const std::exception& e) {
         std::cerr << "spec-engine: --model-override " << model_override << ": " << e.what() << "\n";
@@ -228,7 +266,7 @@ int main(int argc, char** argv) {
                                          const std::string& error) { bus->publish_status(thread_id, status, error); };
     }
 
-    spec_engine::bus::RunManager runs(store, hub, ro);
+    spec_engine::bus::RunManager runs(store, hub, ro, rt, http);
     const int recovered = runs.recover();
     if (recovered > 0) core::log::info("recovered runs from a previous process", {{"count", recovered}});
     runs.start();
@@ -243,7 +281,8 @@ int main(int argc, char** argv) {
     so.host = host;
     so.port = static_cast<std::uint16_t>(port);
     so.max_body_bytes = max_body;
-    so.blocking_threads = blocking_threads;
+    so.io_threads = io_threads;
+    so.blocking_threads = http_threads;
     so.service_name = "spec-engine";
     core::http::Server server(so, std::move(router));
     server.start();
@@ -252,6 +291,11 @@ int main(int argc, char** argv) {
                                   {"database", db.describe()},
                                   {"max_concurrent_runs", max_concurrent},
                                   {"max_queue", max_queue},
+                                  {"io_threads", io_threads},
+                                  {"blocking_threads", blocking_threads},
+                                  {"http_threads", http_threads},
+                                  {"db_pool_size", db_pool_size},
+                                  {"fd_limit", fd_limit},
                                   {"model_override", model_override},
                                   {"nats_url", nats_opts.url},
                                   {"nats_stream", nats ? nats_opts.stream : std::string()},
@@ -264,10 +308,10 @@ int main(int argc, char** argv) {
     // Stop taking jobs from NATS first (nothing fetched stays un-acked); the connection stays
     // open so runs ending in the grace period still publish their status.
     if (nats) nats->stop();
-    // Runs get the grace period, then are interrupted between steps (they stay
-    // resumable). A run stuck inside one model call cannot be interrupted before
-    // that call's timeout: after a further 5 s we exit anyway; everything is
-    // durable and the next start resumes it (DESIGN.md §4 "Durability").
+    // Runs get the grace period, then are interrupted through their stop tokens (model
+    // calls, backoffs and tools end at once; they stay resumable from their last checkpoint).
+    // Should that still take more than a further 5 s (e.g. a hung database write) we exit
+    // anyway: everything checkpointed is durable and the next start resumes it.
     auto stopped = std::async(std::launch::async,
                               [&] { runs.shutdown(std::chrono::milliseconds(shutdown_grace_ms)); });
     if (stopped.wait_for(std::chrono::milliseconds(shutdown_grace_ms) + std::chrono::seconds(5)) !=
@@ -279,6 +323,7 @@ int main(int argc, char** argv) {
     }
     if (nats) nats->close(std::chrono::milliseconds(5000));  // drain: flushes the last status events
     server.stop();
+    rt.stop();  // no run is left; closes idle model connections' I/O
     core::tracing::shutdown();
     core::log::info("stopped");
   } catch (const std::exception& e) {

@@ -1,4 +1,4 @@
-// Run manager: worker pool, bounded queue, idempotent submit, cancel, recovery.
+// Run manager: runs as coroutines, bounded queue, idempotent submit, cancel, recovery.
 #include "spec_engine/bus/run_manager.hpp"
 
 #include <algorithm>
@@ -7,6 +7,14 @@
 #include "core/metrics.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
+#include "spec_engine/bus/run_observer.hpp"
+
+// GCC reports a false -Wmismatched-new-delete on some coroutines over Asio's awaitable once
+// their frame allocation is inlined: the frame is allocated and freed by awaitable_frame_base's
+// own operator new/delete pair (GCC bug 109224).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
 
 namespace spec_engine::bus {
 
@@ -32,7 +40,7 @@ core::metrics::Counter& events_emitted() {
                                          "Events stored and published by runs, by event_type");
 }
 core::metrics::Gauge& queue_depth() {
-  return core::metrics::global().gauge("spec_engine_queue_depth", "Jobs waiting for a worker");
+  return core::metrics::global().gauge("spec_engine_queue_depth", "Jobs waiting for a run slot");
 }
 core::metrics::Gauge& runs_in_flight() {
   return core::metrics::global().gauge("spec_engine_runs_in_flight", "Runs executing now");
@@ -46,44 +54,9 @@ nlohmann::json files_of_checkpoint(const std::optional<nlohmann::json>& cp) {
 
 }  // namespace
 
-/// Observer of one run: seq assignment, storage, fan-out, checkpoints, cancel flag.
-class RunManager::Observer : public runtime::RunObserver {
- public:
-  Observer(RunManager& m, std::string thread_id, std::int64_t last_seq, std::shared_ptr<Active> active)
-      : m_(m), thread_id_(std::move(thread_id)), seq_(last_seq), active_(std::move(active)) {}
-
-  void emit(const std::string& event_type, const nlohmann::json& data) override {
-    if (active_->deleted) return;
-    store::EventRecord ev;
-    ev.thread_id = thread_id_;
-    ev.seq = seq_ + 1;
-    ev.event_type = event_type;
-    ev.data = data;
-    ev.ts = core::now_rfc3339();
-    m_.store_.append_event(ev);
-    seq_ = ev.seq;
-    m_.hub_.publish(ev);
-    events_emitted().inc({{"event_type", event_type}});
-  }
-
-  void checkpoint(const nlohmann::json& state) override {
-    if (active_->deleted) return;
-    m_.store_.save_checkpoint(thread_id_, seq_, state);
-  }
-
-  bool cancelled() override { return active_->cancel || active_->interrupt; }
-
-  std::int64_t& seq() { return seq_; }
-
- private:
-  RunManager& m_;
-  std::string thread_id_;
-  std::int64_t seq_;
-  std::shared_ptr<Active> active_;
-};
-
-RunManager::RunManager(store::Store& store, EventHub& hub, RunManagerOptions options, ExecuteFn execute)
-    : store_(store), hub_(hub), options_(std::move(options)), execute_(std::move(execute)) {
+RunManager::RunManager(store::Store& store, EventHub& hub, RunManagerOptions options, core::async::Runtime& rt,
+                       core::http::AsyncHttpClient& http, ExecuteFn execute)
+    : store_(store), hub_(hub), options_(std::move(options)), rt_(rt), http_(http), execute_(std::move(execute)) {
   if (options_.max_concurrent_runs < 1) options_.max_concurrent_runs = 1;
   // Register every family up front so /metrics shows them before the first run.
   runs_started();
@@ -127,14 +100,18 @@ int RunManager::recover() {
       core::log::info("run re-queued at recovery", fields);
     }
   }
-  cv_.notify_all();
   return handled;
 }
 
 void RunManager::start() {
-  std::lock_guard lk(mu_);
-  if (!workers_.empty() || stopping_) return;
-  for (int i = 0; i < options_.max_concurrent_runs; ++i) workers_.emplace_back([this] { worker_loop(); });
+  std::vector<Launch> runs;
+  {
+    std::lock_guard lk(mu_);
+    if (started_ || stopping_) return;
+    started_ = true;
+    take_runnable_locked(runs);
+  }
+  launch(std::move(runs));
 }
 
 SubmitResult RunManager::submit(const Job& job) {
@@ -157,12 +134,14 @@ SubmitResult RunManager::submit(const Job& job) {
     // Created concurrently by another engine sharing the database.
     return {SubmitOutcome::existing, store_.get_thread(job.job_id)};
   }
+  std::vector<Launch> runs;
   {
     std::lock_guard lk(mu_);
     queue_.push_back({rec.thread_id, false});
+    take_runnable_locked(runs);
     queue_depth().set(static_cast<double>(queue_.size()));
   }
-  cv_.notify_one();
+  launch(std::move(runs));
   return {SubmitOutcome::started, store_.get_thread(job.job_id)};
 }
 
@@ -176,8 +155,9 @@ bool RunManager::remove(const std::string& thread_id) {
     if (auto it = active_.find(thread_id); it != active_.end()) active = it->second;
     if (active) {
       active->cancel = true;
+      active->stop.request_stop();
       if (!done_cv_.wait_for(lk, options_.cancel_wait, [&] { return active->done; })) {
-        active->deleted = true;  // still running: its later writes are dropped and cleaned up
+        *active->deleted = true;  // still running: its later writes are dropped and cleaned up
         core::log::warn("run did not stop in time for delete", {{"thread_id", thread_id}});
       }
     }
@@ -190,19 +170,16 @@ bool RunManager::remove(const std::string& thread_id) {
 
 void RunManager::shutdown(std::chrono::milliseconds grace) {
   accepting_ = false;
-  std::vector<std::thread> workers;
-  {
-    std::unique_lock lk(mu_);
-    stopping_ = true;  // workers take no new items; queued threads stay `queued` in the store
-    cv_.notify_all();
-    done_cv_.wait_for(lk, grace, [&] { return active_.empty(); });
-    for (auto& [id, a] : active_) a->interrupt = true;
-    workers.swap(workers_);
+  std::unique_lock lk(mu_);
+  stopping_ = true;  // no new runs start; queued threads stay `queued` in the store
+  done_cv_.wait_for(lk, grace, [&] { return active_.empty(); });
+  for (auto& [id, a] : active_) {
+    a->interrupt = true;
+    a->stop.request_stop();
   }
-  cv_.notify_all();
-  for (auto& t : workers) {
-    if (t.joinable()) t.join();
-  }
+  // Every wait of a run ends on its stop token (model call, backoff, tool budget), so this
+  // takes about one store write per run.
+  done_cv_.wait(lk, [&] { return active_.empty(); });
 }
 
 std::size_t RunManager::queued() const {
@@ -220,91 +197,138 @@ bool RunManager::queue_full() const {
   return queue_.size() >= options_.max_queue;
 }
 
-void RunManager::worker_loop() {
-  for (;;) {
-    Item item;
-    std::shared_ptr<Active> active;
-    {
-      std::unique_lock lk(mu_);
-      cv_.wait(lk, [&] { return stopping_ || !queue_.empty(); });
-      if (stopping_) return;
-      item = queue_.front();
-      queue_.pop_front();
-      queue_depth().set(static_cast<double>(queue_.size()));
-      active = std::make_shared<Active>();
-      active_[item.thread_id] = active;
-      runs_in_flight().set(static_cast<double>(active_.size()));
-    }
-    try {
-      run_one(item, active);
-    } catch (const std::exception& e) {
-      core::log::error("run crashed", {{"thread_id", item.thread_id}, {"error", e.what()}});
+void RunManager::take_runnable_locked(std::vector<Launch>& out) {
+  while (started_ && !stopping_ && !queue_.empty() &&
+         active_.size() < static_cast<std::size_t>(options_.max_concurrent_runs)) {
+    Item item = std::move(queue_.front());
+    queue_.pop_front();
+    auto active = std::make_shared<Active>();
+    active_[item.thread_id] = active;
+    out.emplace_back(std::move(item), std::move(active));
+  }
+  queue_depth().set(static_cast<double>(queue_.size()));
+  runs_in_flight().set(static_cast<double>(active_.size()));
+}
+
+void RunManager::launch(std::vector<Launch> runs) {
+  for (auto& [item, active] : runs) rt_.spawn(run_one(std::move(item), std::move(active)));
+}
+
+core::async::Task<void> RunManager::run_one(Item item, std::shared_ptr<Active> active) {
+  std::optional<std::string> crash;
+  try {
+    auto run = execute_run(item, active);
+    co_await std::move(run);
+  } catch (const std::exception& e) {
+    crash = e.what();
+  }
+  if (crash) {
+    core::log::error("run crashed", {{"thread_id", item.thread_id}, {"error", *crash}});
+    auto mark_failed = [this, &item, &crash] {
       try {
-        store_.set_status(item.thread_id, store::kFailed, std::string("internal error: ") + e.what());
+        store_.set_status(item.thread_id, store::kFailed, "internal error: " + *crash);
       } catch (const std::exception&) {
         // The database is gone; recovery at the next start fixes the status.
       }
-    }
-    if (active->deleted) {
+    };
+    auto mark_failed_task = rt_.blocking(std::move(mark_failed));
+    co_await std::move(mark_failed_task);
+  }
+  if (active->deleted->load()) {
+    auto purge = [this, &item] {
       try {
         store_.delete_thread(item.thread_id);  // writes that raced with DELETE
       } catch (const std::exception&) {
       }
-    }
-    {
-      std::lock_guard lk(mu_);
-      active->done = true;
-      active_.erase(item.thread_id);
-      runs_in_flight().set(static_cast<double>(active_.size()));
-    }
-    done_cv_.notify_all();
+    };
+    auto purge_task = rt_.blocking(std::move(purge));
+    co_await std::move(purge_task);
   }
+  run_ended(item.thread_id, active);
 }
 
-void RunManager::run_one(const Item& item, const std::shared_ptr<Active>& active) {
-  auto rec = store_.get_thread(item.thread_id);
-  if (!rec || store::is_terminal(rec->status)) return;
-  std::optional<nlohmann::json> resume;
-  if (item.recovered) resume = store_.latest_checkpoint(item.thread_id);
-  store_.set_status(item.thread_id, store::kRunning);
+void RunManager::run_ended(const std::string& thread_id, const std::shared_ptr<Active>& active) {
+  std::vector<Launch> next;
+  {
+    std::lock_guard lk(mu_);
+    active->done = true;
+    active_.erase(thread_id);
+    take_runnable_locked(next);
+    // Notified under the lock: once it is released, shutdown() may return and the manager go.
+    done_cv_.notify_all();
+  }
+  // Only when not stopping: the new runs hold slots, so the manager outlives this.
+  launch(std::move(next));
+}
 
-  Observer observer(*this, item.thread_id, rec->last_seq, active);
+core::async::Task<void> RunManager::execute_run(const Item& item, const std::shared_ptr<Active>& active) {
+  struct Loaded {
+    store::ThreadRecord rec;
+    std::optional<nlohmann::json> resume;
+  };
+  auto load = [this, &item]() -> std::optional<Loaded> {
+    return retry_while_pool_busy(
+        [&]() -> std::optional<Loaded> {
+          auto rec = store_.get_thread(item.thread_id);
+          if (!rec || store::is_terminal(rec->status)) return std::nullopt;
+          Loaded out{std::move(*rec), std::nullopt};
+          if (item.recovered) out.resume = store_.latest_checkpoint(item.thread_id);
+          store_.set_status(item.thread_id, store::kRunning);
+          return out;
+        },
+        item.thread_id, "start");
+  };
+  auto load_task = rt_.blocking(std::move(load));
+  std::optional<Loaded> loaded = co_await std::move(load_task);
+  if (!loaded) co_return;
+  const store::ThreadRecord& rec = loaded->rec;
+
+  StoreRunObserver observer(store_, hub_, rt_, item.thread_id, rec.last_seq, active->deleted);
+  runtime::RunEnv env{rt_, http_, active->stop.get_token()};
   runtime::RunRequest request;
   request.thread_id = item.thread_id;
-  request.definition = rec->agent_definition;
-  request.input_payload = rec->input_payload;
-  request.resume_from = resume;
+  request.definition = rec.agent_definition;
+  request.input_payload = rec.input_payload;
+  request.resume_from = loaded->resume;
 
-  const nlohmann::json log_fields = {{"thread_id", item.thread_id}, {"trace_id", rec->trace_id},
-                                     {"traceparent", rec->traceparent}, {"resumed", resume.has_value()},
+  const nlohmann::json log_fields = {{"thread_id", item.thread_id}, {"trace_id", rec.trace_id},
+                                     {"traceparent", rec.traceparent}, {"resumed", request.resume_from.has_value()},
                                      {"recovered", item.recovered}};
-  auto parent = core::tracing::parse_traceparent(rec->traceparent);
+  auto parent = core::tracing::parse_traceparent(rec.traceparent);
   core::tracing::Span span("spec_engine.run", parent ? core::tracing::child_of(*parent) : core::tracing::new_root(),
                            parent ? std::optional<std::string>(parent->span_id) : std::nullopt, 1);
   span.set_attribute("thread_id", item.thread_id);
-  span.set_attribute("job.trace_id", rec->trace_id);
+  span.set_attribute("job.trace_id", rec.trace_id);
   runs_started().inc();
   core::log::info("run started", log_fields);
   const auto t0 = std::chrono::steady_clock::now();
 
   runtime::RunResult res;
+  std::optional<std::string> internal;
   try {
-    res = execute_(request, options_.limits, options_.models, observer);
+    auto run = execute_(request, options_.limits, options_.models, observer, env);
+    res = co_await std::move(run);
   } catch (const std::exception& e) {
+    internal = e.what();
+  }
+  if (internal) {
     res = {};
     res.status = store::kFailed;
-    res.error = std::string("internal error in the runtime: ") + e.what();
-    try {
-      observer.emit("error", {{"error", res.error}, {"context", "runtime"}});
-    } catch (const std::exception&) {
-    }
+    res.error = "internal error in the runtime: " + *internal;
+    observer.emit("error", {{"error", res.error}, {"context", "runtime"}});
   }
-  if (active->deleted) return;
+  auto stored = observer.flush();  // throws when a write failed: run_one marks the run failed
+  co_await std::move(stored);
+  if (active->deleted->load()) co_return;
   if (active->interrupt && !active->cancel && res.status == store::kCancelled) {
     // Engine shutdown: keep the run resumable from its last checkpoint.
-    store_.set_status(item.thread_id, store::kQueued);
+    auto requeue = [this, &item] {
+      retry_while_pool_busy([&] { store_.set_status(item.thread_id, store::kQueued); }, item.thread_id, "requeue");
+    };
+    auto requeue_task = rt_.blocking(std::move(requeue));
+    co_await std::move(requeue_task);
     core::log::info("run interrupted by shutdown; will resume at next start", log_fields);
-    return;
+    co_return;
   }
   if (res.status != store::kCompleted && res.status != store::kFailed && res.status != store::kCancelled) {
     res.error = "runtime returned unknown status '" + res.status + "'";
@@ -312,8 +336,14 @@ void RunManager::run_one(const Item& item, const std::shared_ptr<Active>& active
   }
   if (res.status == store::kFailed && res.error.empty()) res.error = "run failed";
   if (res.status == store::kCancelled && res.error.empty()) res.error = "cancelled by request";
-  nlohmann::json files = res.files.is_null() ? nlohmann::json::object() : res.files;
-  finish_thread(item.thread_id, observer.seq(), res.status, res.result, files, res.error);
+  const nlohmann::json files = res.files.is_null() ? nlohmann::json::object() : res.files;
+  std::int64_t seq = observer.last_seq();
+  auto finish = [this, &item, &seq, &res, &files] {
+    retry_while_pool_busy([&] { finish_thread(item.thread_id, seq, res.status, res.result, files, res.error); },
+                          item.thread_id, "finish");
+  };
+  auto finish_task = rt_.blocking(std::move(finish));
+  co_await std::move(finish_task);
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run_duration().observe(secs);

@@ -69,7 +69,8 @@ ChatModel& ModelRegistry::for_node(const std::string& node_id, const json& llm_c
     oc.request_timeout = settings_.request_timeout;
     oc.idle_timeout = settings_.idle_timeout;
     oc.max_attempts = settings_.max_attempts;
-    made = std::make_unique<OpenAiModel>(std::move(oc));
+    if (!http_) throw ModelError("node '" + node_id + "': the openai provider needs an HTTP client (internal error)");
+    made = std::make_unique<OpenAiModel>(std::move(oc), *http_);
   } else {
     throw ModelError("node '" + node_id + "': unsupported model provider '" + provider +
                      "' (supported: openai, scripted; or run with --model-override)");

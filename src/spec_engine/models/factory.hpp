@@ -22,10 +22,13 @@
 
 namespace spec_engine::models {
 
-/// Per-run model cache. Not thread-safe (one run = one thread).
+/// Per-run model cache. Not thread-safe (used by one run at a time).
 class ModelRegistry {
  public:
-  explicit ModelRegistry(runtime::ModelSettings settings) : settings_(std::move(settings)) {}
+  /// `http` serves the `openai` provider's calls and must outlive the models; null is allowed
+  /// only where no openai model is ever created (e.g. validating a scripted override).
+  ModelRegistry(runtime::ModelSettings settings, core::http::AsyncHttpClient* http)
+      : settings_(std::move(settings)), http_(http) {}
   /// The model for `node_id` with that node's `llm_config` (may be null). Throws ModelError.
   ChatModel& for_node(const std::string& node_id, const nlohmann::json& llm_config);
   /// Cursors of the scripted models created so far: {"override": n, "node:<id>": n}.
@@ -37,6 +40,7 @@ class ModelRegistry {
 
  private:
   runtime::ModelSettings settings_;
+  core::http::AsyncHttpClient* http_;
   std::map<std::string, std::unique_ptr<ChatModel>> models_;
   std::map<std::string, ScriptedModel*> scripted_;
   nlohmann::json pending_cursors_ = nlohmann::json::object();

@@ -2,7 +2,8 @@
 // The model interface of the runtime (DESIGN.md §4 "Model providers"): one
 // streaming chat call — system prompt + message history + tool schemas in,
 // content deltas (callback) and a final assistant turn with tool calls and token
-// usage out.
+// usage out. A call is a coroutine (core::async::Task): waiting for the model never
+// holds an OS thread, and a std::stop_token ends it at any point.
 //
 // Message history shape (also stored in checkpoints), provider-neutral:
 //   {"role": "user", "content": "..."}
@@ -13,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stop_token>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -21,6 +23,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "core/async.hpp"
 
 namespace spec_engine::models {
 
@@ -71,12 +75,23 @@ class ModelError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// A chat model. Implementations are used from one run thread at a time.
+/// The call was stopped through its std::stop_token (the run was cancelled, or hit its
+/// wall-time limit). Not a failure of the model: the caller knows why it stopped.
+class ModelCancelled : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// A chat model. Implementations are used by one run at a time (one call in flight).
 class ChatModel {
  public:
   virtual ~ChatModel() = default;
-  /// Performs one call. Throws ModelError on failure.
-  virtual ModelTurn complete(const ModelRequest& request, const DeltaSink& on_delta) = 0;
+  /// Performs one call. `request` and `on_delta` must stay valid until the task completes;
+  /// `on_delta` may run on any thread, never concurrently with itself. Throws ModelError on
+  /// failure, ModelCancelled once `stop` is requested (promptly, also before the first byte),
+  /// and whatever `on_delta` throws, unchanged.
+  virtual core::async::Task<ModelTurn> complete(const ModelRequest& request, const DeltaSink& on_delta,
+                                                std::stop_token stop) = 0;
   /// Provider label for events/logs: "scripted" or "openai".
   virtual std::string provider() const = 0;
   /// Model name for logs (e.g. "gpt-4.1-mini", or the script path).

@@ -1,7 +1,6 @@
 #include "spec_engine/models/openai.hpp"
 
 #include <algorithm>
-#include <thread>
 
 #include "core/json_parse.hpp"
 #include "core/log.hpp"
@@ -275,9 +274,43 @@ struct Failure {
   std::optional<std::chrono::seconds> retry_after;
 };
 
+/// Whether a transport failure of one attempt may be retried (before any content delta).
+bool transient_failure(const core::http::ClientError& e, bool got_bytes, int status) {
+  using K = core::http::ClientErrorKind;
+  switch (e.kind()) {
+    case K::connect:
+    case K::resolve:
+    case K::local_resources:
+      return true;
+    case K::timeout:
+    case K::closed:
+    case K::protocol:
+      return !got_bytes || (status >= 500 || status == 429);
+    case K::tls:
+    case K::invalid_url:
+    case K::cancelled:
+      return false;
+  }
+  return false;
+}
+
+/// The Retry-After delay in seconds (RFC 9110 §10.2.3), if the header holds one.
+std::optional<std::chrono::seconds> retry_after_of(const core::http::Headers& h) {
+  auto ra = h.get("Retry-After");
+  if (!ra) return std::nullopt;
+  try {
+    long secs = std::stol(*ra);
+    if (secs >= 0) return std::chrono::seconds(secs);
+  } catch (const std::exception&) {
+    // HTTP-date form is not honoured; the backoff applies instead.
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
-ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on_delta) {
+core::async::Task<ModelTurn> OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on_delta,
+                                                   std::stop_token stop) {
   core::http::ClientRequest req;
   req.method = "POST";
   std::string base = cfg_.base_url;
@@ -289,6 +322,10 @@ ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on
   req.body = build_chat_body(cfg_, request).dump();
   req.timeout = cfg_.request_timeout;
   req.tls = cfg_.tls;
+  // A chat completion changes nothing on the server, so sending it again when a reused
+  // keep-alive connection turns out closed before any response byte is safe (RFC 9112 §9.3.1).
+  req.idempotent = true;
+  const std::string stopped = "openai: the call to " + req.url + " was stopped";
 
   core::RetryPolicy policy{std::max(1, cfg_.max_attempts), cfg_.backoff_base, cfg_.backoff_max};
   Failure last;
@@ -300,59 +337,43 @@ ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on
       }
       core::log::warn("model call retry", {{"provider", "openai"}, {"model", cfg_.model}, {"attempt", attempt + 1},
                                            {"reason", last.message}, {"wait_ms", wait.count()}});
-      std::this_thread::sleep_for(wait);
+      // Named, not written inside the co_await: GCC 12 miscompiles a by-value argument of
+      // non-trivial type (the stop_token) there.
+      auto backoff = core::async::sleep_for(wait, stop);
+      if (!co_await std::move(backoff)) throw ModelCancelled(stopped);
     }
+    if (stop.stop_requested()) throw ModelCancelled(stopped);
     ChatStreamParser parser(on_delta);
     int status = 0;
     std::string error_body;
     std::optional<std::chrono::seconds> retry_after;
     bool got_bytes = false;
-    try {
-      core::http::request_streaming(
-          req,
-          [&](int s, const core::http::Headers& h) {
-            status = s;
-            if (auto ra = h.get("Retry-After")) {
-              try {
-                long secs = std::stol(*ra);
-                if (secs >= 0) retry_after = std::chrono::seconds(secs);
-              } catch (const std::exception&) {
-                // HTTP-date form is not honoured; the backoff applies instead.
-              }
-            }
-          },
-          [&](std::string_view chunk) {
-            got_bytes = true;
-            if (status >= 200 && status < 300) {
-              parser.feed(chunk);
-            } else if (error_body.size() < 65536) {
-              error_body.append(chunk.substr(0, 65536 - error_body.size()));
-            }
-          },
-          cfg_.idle_timeout);
-    } catch (const core::http::ClientError& e) {
-      using K = core::http::ClientErrorKind;
-      bool before_output = !parser.streamed_content();
-      bool transient = false;
-      switch (e.kind()) {
-        case K::connect:
-        case K::resolve:
-        case K::local_resources:
-          transient = true;
-          break;
-        case K::timeout:
-        case K::closed:
-        case K::protocol:
-          transient = !got_bytes || (status >= 500 || status == 429);
-          break;
-        case K::tls:
-        case K::invalid_url:
-        case K::cancelled:
-          transient = false;
-          break;
+    std::function<void(int, const core::http::Headers&)> on_status = [&](int s, const core::http::Headers& h) {
+      status = s;
+      retry_after = retry_after_of(h);
+    };
+    std::function<void(std::string_view)> on_chunk = [&](std::string_view chunk) {
+      got_bytes = true;
+      if (status >= 200 && status < 300) {
+        parser.feed(chunk);
+      } else if (error_body.size() < 65536) {
+        error_body.append(chunk.substr(0, 65536 - error_body.size()));
       }
-      if (!before_output) transient = false;  // deltas were already streamed: do not duplicate
-      last = Failure{transient, "openai: request to " + req.url + " failed: " + e.what(), std::nullopt};
+    };
+    std::optional<core::http::ClientError> transport;
+    try {
+      auto call = http_.request_streaming(req, std::move(on_status), std::move(on_chunk), cfg_.idle_timeout, stop);
+      co_await std::move(call);
+    } catch (const core::http::ClientError& e) {
+      transport = e;
+    }
+    if (transport) {
+      if (transport->kind() == core::http::ClientErrorKind::cancelled || stop.stop_requested()) {
+        throw ModelCancelled(stopped);
+      }
+      // Deltas were already streamed: a retry would repeat them.
+      const bool transient = !parser.streamed_content() && transient_failure(*transport, got_bytes, status);
+      last = Failure{transient, "openai: request to " + req.url + " failed: " + transport->what(), std::nullopt};
       if (!transient) throw ModelError(last.message);
       continue;
     }
@@ -374,7 +395,7 @@ ModelTurn OpenAiModel::complete(const ModelRequest& request, const DeltaSink& on
       if (!last.transient) throw ModelError(last.message);
       continue;
     }
-    return turn;
+    co_return turn;
   }
   throw ModelError(last.message + " (gave up after " + std::to_string(policy.max_attempts) + " attempts)");
 }

@@ -122,22 +122,27 @@ struct OpenAiConfig {
 /// first, history converted to the Chat Completions message shape.
 nlohmann::json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request);
 
-/// Chat Completions client. Retries HTTP 429/5xx, connect/resolve errors, and streams
-/// that broke off before the turn was whole while no content delta had been delivered
-/// yet, up to max_attempts with backoff (Retry-After seconds honoured, capped). Other
-/// statuses (400/401/404...) throw ModelError at once with the provider's error message.
+/// Chat Completions client over core::http::AsyncHttpClient (keep-alive connection reuse; no
+/// OS thread is held while waiting for the model). Retries HTTP 429/5xx, connect/resolve
+/// errors, and streams that broke off before the turn was whole while no content delta had
+/// been delivered yet, up to max_attempts with backoff (Retry-After seconds honoured, capped),
+/// sleeping with core::async::sleep_for. Other statuses (400/401/404...) throw ModelError at
+/// once with the provider's error message.
 class OpenAiModel : public ChatModel {
  public:
-  /// Stores `cfg`; no network access until complete(). Never throws.
-  explicit OpenAiModel(OpenAiConfig cfg) : cfg_(std::move(cfg)) {}
+  /// Stores `cfg`; no network access until complete(). `http` must outlive the model. Never throws.
+  OpenAiModel(OpenAiConfig cfg, core::http::AsyncHttpClient& http) : cfg_(std::move(cfg)), http_(http) {}
   /// One streaming POST {base_url}/chat/completions (trailing '/' of base_url ignored; Bearer
-  /// api_key when non-empty). Deltas go to `on_delta` as they arrive. A Retry-After in seconds
-  /// replaces the backoff wait, capped at max_retry_after. Once a content delta was delivered
-  /// a failure is not retried (no duplicate deltas). Throws ModelError: at once for
-  /// non-transient statuses, TLS/URL errors, an error in the stream, or a stream that ended
-  /// before the turn was whole after content was delivered; otherwise after max_attempts
-  /// ("... (gave up after N attempts)").
-  ModelTurn complete(const ModelRequest& request, const DeltaSink& on_delta) override;
+  /// api_key when non-empty). Deltas go to `on_delta` as they arrive (on an I/O thread). A
+  /// Retry-After in seconds replaces the backoff wait, capped at max_retry_after. Once a content
+  /// delta was delivered a failure is not retried (no duplicate deltas). `stop` ends the call
+  /// promptly at any point (connecting, waiting for the first byte, streaming, backing off) with
+  /// ModelCancelled; the connection is dropped. Throws ModelError: at once for non-transient
+  /// statuses, TLS/URL errors, an error in the stream, or a stream that ended before the turn was
+  /// whole after content was delivered; otherwise after max_attempts ("... (gave up after N
+  /// attempts)").
+  core::async::Task<ModelTurn> complete(const ModelRequest& request, const DeltaSink& on_delta,
+                                        std::stop_token stop) override;
   /// Always "openai" (DESIGN.md §4 "Model providers").
   std::string provider() const override { return "openai"; }
   /// cfg.model, for logs and events.
@@ -147,6 +152,7 @@ class OpenAiModel : public ChatModel {
 
  private:
   OpenAiConfig cfg_;
+  core::http::AsyncHttpClient& http_;
 };
 
 }  // namespace spec_engine::models

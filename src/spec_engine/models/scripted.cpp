@@ -67,7 +67,8 @@ std::vector<std::string> split_stream_pieces(const std::string& text) {
   return out;
 }
 
-ModelTurn ScriptedModel::complete(const ModelRequest& request, const DeltaSink& on_delta) {
+core::async::Task<ModelTurn> ScriptedModel::complete(const ModelRequest& request, const DeltaSink& on_delta,
+                                                     std::stop_token /*stop*/) {
   if (cursor_ >= turns_.size()) {
     throw ModelError("scripted model: script exhausted after " + std::to_string(turns_.size()) +
                      " turns; agent " + request.node + " asked for turn " + std::to_string(cursor_ + 1));
@@ -108,7 +109,9 @@ ModelTurn ScriptedModel::complete(const ModelRequest& request, const DeltaSink& 
       ++k;
     }
   }
-  for (const auto& piece : split_stream_pieces(turn.content)) on_delta(piece);
+  for (const auto& piece : split_stream_pieces(turn.content)) {
+    if (on_delta) on_delta(piece);
+  }
   turn.usage.completion_tokens = static_cast<std::int64_t>((bytes + 3) / 4);
   if (t.contains("usage") && t["usage"].is_object()) {
     const auto& u = t["usage"];
@@ -118,7 +121,7 @@ ModelTurn ScriptedModel::complete(const ModelRequest& request, const DeltaSink& 
     }
   }
   turn.finish_reason = turn.tool_calls.empty() ? "stop" : "tool_calls";
-  return turn;
+  co_return turn;
 }
 
 }  // namespace spec_engine::models

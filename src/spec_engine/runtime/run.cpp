@@ -6,8 +6,17 @@
 // its system prompt, the description as the user message) on the shared files;
 // its final text is the tool result. The agent stack lives in the checkpoint, so a
 // run resumes exactly where it was, also inside a sub-agent (see checkpoint_state).
+//
+// The run is a coroutine. One internal std::stop_source carries both reasons to stop: the
+// host's (RunEnv::stop: DELETE, shutdown, lease lost) and the wall-time limit (a timer
+// coroutine started with the run). It is checked between steps and tool calls, on every
+// streamed delta, passed to the model call (which ends at once, also before its first
+// byte) and polled by every tool call's core::Budget on the blocking pool. Which of the
+// two fired decides the outcome: "cancelled", or "failed" with the wall-time message.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <memory>
 #include <set>
 
 #include "core/budget.hpp"
@@ -36,8 +45,34 @@ void observe_model_call(const std::string& provider, const char* outcome, std::c
 struct RunFailure {
   std::string message;
 };
-/// The observer asked to stop.
+/// The host asked to stop (RunEnv::stop): ends the run with status "cancelled".
 struct RunCancelled {};
+/// Thrown by the delta sink once the run's stop was requested; becomes RunCancelled or
+/// the wall-time RunFailure (Run::throw_stop).
+struct RunStopped {};
+/// RunObserver::checkpoint threw: execute() rethrows `error` unchanged.
+struct ObserverFailure {
+  std::exception_ptr error;
+};
+
+/// std::stop_callback body: forwards a stop request to another stop source.
+struct ForwardStop {
+  std::stop_source target;
+  void operator()() const noexcept { target.request_stop(); }
+};
+
+/// The wall-time timer: after `d`, marks the limit reached and stops the run, unless `done`
+/// (the run ended) is requested first.
+core::async::Task<void> wall_time_timer(std::chrono::milliseconds d, std::stop_source run_stop,
+                                        std::shared_ptr<std::atomic<bool>> expired, std::stop_token done) {
+  // GCC 12 miscompiles a by-value argument of non-trivial type (here the stop_token) written
+  // inside a co_await expression: the task is made first, then awaited.
+  auto sleep = core::async::sleep_for(d, done);
+  if (co_await std::move(sleep)) {
+    expired->store(true);
+    run_stop.request_stop();
+  }
+}
 
 std::string clip(const std::string& s, std::size_t n) {
   if (s.size() <= n) return s;
@@ -48,10 +83,10 @@ std::string clip(const std::string& s, std::size_t n) {
 
 class Run {
  public:
-  Run(const RunRequest& req, const RunLimits& limits, const ModelSettings& settings, RunObserver& obs)
-      : req_(req), limits_(limits), obs_(obs), models_(settings) {}
+  Run(const RunRequest& req, const RunLimits& limits, const ModelSettings& settings, RunObserver& obs, RunEnv& env)
+      : req_(req), limits_(limits), obs_(obs), env_(env), models_(settings, &env.http) {}
 
-  RunResult go();
+  core::async::Task<RunResult> go();
 
  private:
   const json& node(const std::string& id) const;
@@ -59,20 +94,32 @@ class Run {
   json tools_for(const std::string& id) const;
   void init_fresh();
   void init_resume(const json& state);
-  std::string run_agent(std::size_t depth, bool resuming);
-  void call_model(std::size_t depth);
-  void execute_tool(std::size_t depth, const json& call, bool resume_child);
-  void step_completed(std::size_t depth, bool final_root);
+  core::async::Task<std::string> run_agent(std::size_t depth, bool resuming);
+  core::async::Task<void> call_model(std::size_t depth);
+  core::async::Task<void> execute_tool(std::size_t depth, const json& call, bool resume_child);
+  core::async::Task<void> step_completed(std::size_t depth, bool final_root);
   std::string summary(const json& messages, std::size_t from) const;
   std::int64_t elapsed_ms() const;
   std::chrono::steady_clock::time_point run_deadline() const;
   RunFailure wall_time_exceeded(const std::string& where) const;
-  std::string run_tool(std::size_t depth, const std::string& name, const json& args);
+  core::async::Task<std::string> run_tool(std::size_t depth, const std::string& name, const json& args);
+  void start_wall_time_timer();
+  /// Throws why the run must stop (its stop was requested): RunCancelled when the host asked,
+  /// else the wall-time RunFailure with `where` appended to the message.
+  [[noreturn]] void throw_stop(const std::string& where) const;
+  /// throw_stop("") when the run's stop was requested.
+  void check_stop() const {
+    if (stop_.stop_requested()) throw_stop("");
+  }
 
   const RunRequest& req_;
   const RunLimits& limits_;
   RunObserver& obs_;
+  RunEnv& env_;
   models::ModelRegistry models_;
+  std::stop_source stop_;  ///< requested by the host's stop token or the wall-time timer
+  std::shared_ptr<std::atomic<bool>> wall_time_expired_ = std::make_shared<std::atomic<bool>>(false);
+  std::stop_source timer_done_;  ///< ends the wall-time timer when the run ends
   tools::FileSystem fs_;
   std::vector<Frame> stack_;
   RunCounters counters_;
@@ -136,6 +183,17 @@ RunFailure Run::wall_time_exceeded(const std::string& where) const {
                     " s (max_run_seconds)" + where};
 }
 
+void Run::throw_stop(const std::string& where) const {
+  if (env_.stop.stop_requested() || !wall_time_expired_->load()) throw RunCancelled{};
+  throw wall_time_exceeded(where);
+}
+
+void Run::start_wall_time_timer() {
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(run_deadline() - std::chrono::steady_clock::now());
+  env_.rt.spawn(wall_time_timer(std::max(left, std::chrono::milliseconds(0)), stop_, wall_time_expired_,
+                                timer_done_.get_token()));
+}
+
 void Run::init_fresh() {
   const json& p = req_.input_payload;
   json msgs = json::array();
@@ -197,10 +255,17 @@ std::string Run::summary(const json& messages, std::size_t from) const {
   return clip(out, 1000);
 }
 
-void Run::step_completed(std::size_t depth, bool final_root) {
+core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) {
   counters_.elapsed_ms = elapsed_ms();
   json state = to_checkpoint(stack_, fs_.to_json(), counters_, models_.scripted_cursors());
-  obs_.checkpoint(state);
+  std::exception_ptr observer_error;
+  try {
+    auto durable = obs_.checkpoint(state);
+    co_await std::move(durable);
+  } catch (...) {
+    observer_error = std::current_exception();
+  }
+  if (observer_error) throw ObserverFailure{observer_error};
   const Frame& f = stack_[depth];
   json data = {{"node", f.node},
                {"step", counters_.steps},
@@ -218,8 +283,8 @@ void Run::step_completed(std::size_t depth, bool final_root) {
   summary_from_ = stack_[depth].messages.size();
 }
 
-void Run::call_model(std::size_t depth) {
-  if (obs_.cancelled()) throw RunCancelled{};
+core::async::Task<void> Run::call_model(std::size_t depth) {
+  check_stop();
   if (counters_.steps >= limits_.max_steps) {
     throw RunFailure{"step limit reached: the run made " + std::to_string(counters_.steps) +
                      " model calls (max_steps " + std::to_string(limits_.max_steps) + ")"};
@@ -242,24 +307,37 @@ void Run::call_model(std::size_t depth) {
   mr.messages = stack_[depth].messages;
   mr.tools = tools_for(node_id);
   summary_from_ = stack_[depth].messages.size();
+  // Runs on the model stream's I/O thread. A stop (DELETE, shutdown, wall time) aborts the
+  // call mid-stream: the exception unwinds through the provider, which drops its connection.
+  // Nothing of this turn is checkpointed, so a resumed run repeats the call.
+  const models::DeltaSink sink = [this, &node_id](std::string_view delta) {
+    if (stop_.stop_requested()) throw RunStopped{};
+    obs_.emit("on_llm_stream", {{"node", node_id}, {"delta", std::string(delta)}});
+  };
   models::ModelTurn turn;
+  bool stopped = false;
+  std::optional<std::string> failure;
   auto t0 = std::chrono::steady_clock::now();
   try {
-    turn = model->complete(mr, [&](std::string_view delta) {
-      // Cancellation (DELETE, or engine shutdown) aborts the model call mid-stream: the
-      // exception unwinds through the provider, which closes its connection. Nothing of this
-      // turn is checkpointed, so a resumed run repeats the call.
-      if (obs_.cancelled()) throw RunCancelled{};
-      obs_.emit("on_llm_stream", {{"node", node_id}, {"delta", std::string(delta)}});
-    });
-  } catch (const RunCancelled&) {
+    auto call = model->complete(mr, sink, stop_.get_token());
+    turn = co_await std::move(call);
+  } catch (const RunStopped&) {
+    stopped = true;
+  } catch (const models::ModelCancelled&) {
+    stopped = true;
+  } catch (const models::ModelError& e) {
+    if (stop_.stop_requested()) stopped = true;  // e.g. a timeout racing the stop: the stop decides
+    else failure = e.what();
+  }
+  if (stopped) {
     counters_.model_calls += 1;
     observe_model_call(model->provider(), "cancelled", t0);
-    throw;
-  } catch (const models::ModelError& e) {
+    throw_stop(" while waiting for the model");
+  }
+  if (failure) {
     counters_.model_calls += 1;
     observe_model_call(model->provider(), "error", t0);
-    throw RunFailure{e.what()};
+    throw RunFailure{*failure};
   }
   observe_model_call(model->provider(), "ok", t0);
   counters_.model_calls += 1;
@@ -283,7 +361,7 @@ void Run::call_model(std::size_t depth) {
   }
 }
 
-void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
+core::async::Task<void> Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
   std::string node_id = stack_[depth].node;
   std::string name = call.value("name", "");
   std::string id = call.value("id", "");
@@ -312,13 +390,16 @@ void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
         json msgs = json::array({json{{"role", "user"}, {"content", args["description"]}}});
         stack_.push_back(Frame{target, msgs, json::array(), id});
       }
-      output = run_agent(depth + 1, resume_child);
+      auto sub_agent = run_agent(depth + 1, resume_child);
+      output = co_await std::move(sub_agent);
       stack_.pop_back();
       summary_from_ = stack_[depth].messages.size();
       if (output.empty()) output = "(the sub-agent finished without a final message)";
     }
   } else if (tools::is_builtin_tool(name)) {
-    output = run_tool(depth, name, call.value("arguments", json::object()));
+    const json args = call.value("arguments", json::object());
+    auto tool = run_tool(depth, name, args);
+    output = co_await std::move(tool);
   } else {
     std::string avail;
     for (const auto& t : tools::builtin_tool_names()) {
@@ -330,66 +411,76 @@ void Run::execute_tool(std::size_t depth, const json& call, bool resume_child) {
   obs_.emit("on_tool_end", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"output", output}});
 }
 
-// One built-in tool call under its budget: the tool budget, cut short by the run's
-// wall-time deadline, and cancelled with the run (DELETE, shutdown). A cancelled call
-// cancels the run; a call stopped by the run's deadline fails the run; a call that
-// used up its own budget returns the budget error to the model.
-std::string Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
-  core::Budget budget(limits_.tool_budget, [this] { return obs_.cancelled(); }, run_deadline());
+// One built-in tool call on the runtime's blocking pool, under its budget: the tool budget,
+// cut short by the run's wall-time deadline, and cancelled when the run's stop is requested
+// (DELETE, shutdown, wall-time timer). A stopped call stops the run (cancelled, or failed by
+// the wall time); a call that used up its own budget returns the budget error to the model.
+core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
+  const std::stop_token stop = stop_.get_token();
+  core::Budget budget(limits_.tool_budget, [stop] { return stop.stop_requested(); }, run_deadline());
   tools::ToolState st{fs_, stack_[depth].todos, limits_.test_tool_delay};
-  tools::ToolResult r = tools::run_builtin_tool(name, args, st, budget);
+  auto call = [&name, &args, &st, &budget] { return tools::run_builtin_tool(name, args, st, budget); };
+  auto call_task = env_.rt.blocking(std::move(call));
+  tools::ToolResult r = co_await std::move(call_task);
   switch (budget.stop()) {
     case core::BudgetStop::none:
       break;
     case core::BudgetStop::cancelled:
-      throw RunCancelled{};
+      throw_stop(" while tool '" + name + "' ran");
     case core::BudgetStop::deadline:
       if (std::chrono::steady_clock::now() >= run_deadline()) throw wall_time_exceeded(" while tool '" + name + "' ran");
       core::log::warn("tool call exceeded its time budget", {{"thread_id", req_.thread_id}, {"node", stack_[depth].node},
                                                               {"tool", name}, {"budget_ms", budget.limit_ms()}});
       break;
   }
-  return std::move(r.output);
+  co_return std::move(r.output);
 }
 
-std::string Run::run_agent(std::size_t depth, bool resuming) {
+core::async::Task<std::string> Run::run_agent(std::size_t depth, bool resuming) {
   for (;;) {
     const json& msgs = stack_[depth].messages;
     if (!msgs.empty() && msgs.back().value("role", "") == "assistant") {
       const json& last = msgs.back();
       if (!last.contains("tool_calls") || last["tool_calls"].empty()) {
-        return last.contains("content") && last["content"].is_string() ? last["content"].get<std::string>() : "";
+        co_return last.contains("content") && last["content"].is_string() ? last["content"].get<std::string>() : "";
       }
     }
     auto pending = unanswered_tool_calls(msgs);
     if (!pending.empty()) {
       for (const auto& call : pending) {
-        if (obs_.cancelled()) throw RunCancelled{};  // between tool calls (a sub-agent checks its own)
+        check_stop();  // between tool calls (a sub-agent checks its own)
         bool resume_child = resuming && stack_.size() > depth + 1 &&
                             stack_[depth + 1].task_call_id == call.value("id", "");
-        execute_tool(depth, call, resume_child);
+        auto tool = execute_tool(depth, call, resume_child);
+        co_await std::move(tool);
         resuming = false;
       }
-      step_completed(depth, false);
+      auto step = step_completed(depth, false);
+      co_await std::move(step);
       continue;
     }
     resuming = false;
-    call_model(depth);
-    const json& last = stack_[depth].messages.back();
-    if (!last.contains("tool_calls") || last["tool_calls"].empty()) {
-      step_completed(depth, depth == 0);
-      return last["content"].get<std::string>();
+    auto model_call = call_model(depth);
+    co_await std::move(model_call);
+    if (const json& last = stack_[depth].messages.back(); !last.contains("tool_calls") || last["tool_calls"].empty()) {
+      auto step = step_completed(depth, depth == 0);
+      co_await std::move(step);
+      co_return stack_[depth].messages.back()["content"].get<std::string>();
     }
   }
 }
 
-RunResult Run::go() {
+core::async::Task<RunResult> Run::go() {
   RunResult r;
   std::string node_for_error;
+  std::exception_ptr observer_error;
+  // The host's stop request and the wall-time timer both stop the run through stop_.
+  std::stop_callback<ForwardStop> on_host_stop(env_.stop, ForwardStop{stop_});
   try {
     bool resumed = req_.resume_from.has_value() && !req_.resume_from->is_null();
     if (resumed) init_resume(*req_.resume_from);
     else init_fresh();
+    start_wall_time_timer();  // after init_resume: time before a restart counts
     node_for_error = stack_.back().node;
     // Resolve the entry node's model now: a bad provider fails before any step, and
     // the label goes into every on_state_update (the scripted model is always labelled).
@@ -415,7 +506,8 @@ RunResult Run::go() {
       obs_.emit("on_state_update", data);
       summary_from_ = f.messages.size();
     }
-    std::string final_text = run_agent(0, resumed);
+    auto root = run_agent(0, resumed);
+    std::string final_text = co_await std::move(root);
     r.status = "completed";
     r.result = {{"messages", json::array({final_text})}, {"output", final_text}};
   } catch (const RunFailure& f) {
@@ -428,22 +520,27 @@ RunResult Run::go() {
   } catch (const RunCancelled&) {
     r.status = "cancelled";
     r.error = "cancelled";
+  } catch (const ObserverFailure& f) {
+    observer_error = f.error;
   } catch (const std::exception& e) {
     r.status = "failed";
     r.error = std::string("internal error: ") + e.what();
     obs_.emit("error", {{"error", r.error}, {"context", {{"thread_id", req_.thread_id}, {"step", counters_.steps}}}});
     core::log::error("run failed with an internal error", {{"thread_id", req_.thread_id}, {"error", e.what()}});
   }
+  timer_done_.request_stop();
+  if (observer_error) std::rethrow_exception(observer_error);
   r.files = fs_.to_json();
-  return r;
+  co_return r;
 }
 
 }  // namespace
 
-RunResult execute(const RunRequest& request, const RunLimits& limits, const ModelSettings& models,
-                  RunObserver& observer) {
-  Run run(request, limits, models, observer);
-  return run.go();
+core::async::Task<RunResult> execute(const RunRequest& request, const RunLimits& limits, const ModelSettings& models,
+                                     RunObserver& observer, RunEnv& env) {
+  Run run(request, limits, models, observer, env);
+  auto body = run.go();
+  co_return co_await std::move(body);
 }
 
 }  // namespace spec_engine::runtime

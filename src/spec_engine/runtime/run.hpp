@@ -1,18 +1,22 @@
 #pragma once
 // The contract between the agent runtime (runtime/, tools/, models/) and the
-// engine service (store/, api/). DESIGN.md §4 "Runtime" and "Events".
-// The runtime is synchronous: a run executes on one worker thread and reports
-// through RunObserver; it never touches the database or sockets itself.
+// engine service (store/, bus/, api/); docs/event-path-and-replicas.md "A run".
+// A run is a coroutine (core::async::Task) on its host's core::async::Runtime: model
+// calls stream over the async HTTP client without holding an OS thread, tool calls run
+// on the runtime's bounded blocking pool, and the run reports through RunObserver; it
+// never touches the database itself.
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stop_token>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "core/async.hpp"
 #include "core/http_client.hpp"
 
 namespace spec_engine::runtime {
@@ -43,8 +47,9 @@ std::vector<FieldError> validate_input_payload(const nlohmann::json& payload,
 /// Limits on one run (DESIGN.md §4 "Loop per agent").
 struct RunLimits {
   int max_steps = 100;                          ///< model calls across all agents of the run
-  /// Wall-clock budget for the whole run (time before a restart included). Checked before
-  /// every model call and, through the tool budget, inside every built-in tool call.
+  /// Wall-clock budget for the whole run (time before a restart included). Enforced at any
+  /// point by a timer: before a model call, during one (also while waiting for its first
+  /// byte), and, through the tool budget, inside every built-in tool call.
   std::chrono::seconds max_wall_time{900};
   std::int64_t max_tokens = 2'000'000;          ///< prompt+completion tokens reported by the model
   int max_delegation_depth = 4;                 ///< nested task calls
@@ -69,20 +74,29 @@ struct ModelSettings {
   int max_attempts = 3;                         ///< transient provider errors (429/5xx/connect) retried with backoff
 };
 
+/// What a run needs from its host, besides the observer.
+struct RunEnv {
+  core::async::Runtime& rt;           ///< blocking pool for tool calls; timers
+  core::http::AsyncHttpClient& http;  ///< model calls (keep-alive pool)
+  /// Any reason to stop: DELETE, shutdown, lease lost. Once requested the run ends with
+  /// status "cancelled" (promptly: also inside a model call or a tool); the host knows why.
+  std::stop_token stop;
+};
+
 /// Receives everything a run produces. Implemented by the engine service, which
-/// stores and fans out events and persists checkpoints. Called on the run's thread.
+/// stores and fans out events and persists checkpoints.
 class RunObserver {
  public:
   virtual ~RunObserver() = default;
-  /// One event: `event_type` is on_state_update | on_llm_stream | on_tool_start |
-  /// on_tool_end | error. (`end` is emitted by the service after run() returns.)
+  /// One event (on_state_update | on_llm_stream | on_tool_start | on_tool_end | error; `end` is
+  /// emitted by the service after the run). Non-blocking, thread-safe (called from the run's
+  /// coroutine and from I/O threads while a model streams); the host stores and publishes it
+  /// later (it may coalesce on_llm_stream deltas).
   virtual void emit(const std::string& event_type, const nlohmann::json& data) = 0;
-  /// The full resumable state after a step (see RunState::to_json). Must be durable on return.
-  virtual void checkpoint(const nlohmann::json& state) = 0;
-  /// Polled between steps, on every streamed model delta and inside tool calls (through
-  /// the tool's core::Budget); true stops the run with status "cancelled". Must be cheap
-  /// and thread-safe (tool calls may poll it from another thread).
-  virtual bool cancelled() { return false; }
+  /// The full resumable state after a step (state.hpp to_checkpoint); completes once durable.
+  /// Throws to end the run (e.g. the host lost the thread's lease); the runtime lets that
+  /// exception propagate out of execute().
+  virtual core::async::Task<void> checkpoint(const nlohmann::json& state) = 0;
 };
 
 /// Outcome of a run.
@@ -102,10 +116,13 @@ struct RunRequest {
   std::optional<nlohmann::json> resume_from;
 };
 
-/// Executes a run to the end. Never throws for run-level failures (model
-/// unreachable, script exhausted, limits hit): those return status "failed" with
-/// `error` and an `error` event. Throws only on programming errors.
-RunResult execute(const RunRequest& request, const RunLimits& limits,
-                  const ModelSettings& models, RunObserver& observer);
+/// Executes a run to the end, as a coroutine on `env.rt` (every argument must outlive the
+/// task). Never throws for run-level failures (model unreachable, script exhausted, limits
+/// hit, the wall-time limit reached at any point): those return status "failed" with `error`
+/// and an `error` event. `env.stop` ends the run with status "cancelled" (nothing of an
+/// unfinished step is checkpointed, so a resumed run repeats it). Throws what
+/// RunObserver::checkpoint throws, and on programming errors.
+core::async::Task<RunResult> execute(const RunRequest& request, const RunLimits& limits, const ModelSettings& models,
+                                     RunObserver& observer, RunEnv& env);
 
 }  // namespace spec_engine::runtime

@@ -1,5 +1,6 @@
 // RunManager with a fake runtime: events/seq/end, idempotency, queue bound,
-// cancellation by delete, recovery after a restart, shutdown interruption.
+// cancellation by delete, recovery after a restart, shutdown interruption; runs are
+// coroutines on a core::async::Runtime (many more runs than threads).
 #include "spec_engine/bus/run_manager.hpp"
 
 #include <gtest/gtest.h>
@@ -8,6 +9,7 @@
 #include <thread>
 
 #include "../test_db.hpp"
+#include "../test_host.hpp"
 
 namespace {
 
@@ -18,9 +20,11 @@ using spec_engine::bus::RunManagerOptions;
 using spec_engine::bus::SubmitOutcome;
 using spec_engine::runtime::RunLimits;
 using spec_engine::runtime::ModelSettings;
+using spec_engine::runtime::RunEnv;
 using spec_engine::runtime::RunObserver;
 using spec_engine::runtime::RunRequest;
 using spec_engine::runtime::RunResult;
+using Task = core::async::Task<RunResult>;
 
 Job job(const std::string& id) {
   Job j;
@@ -51,25 +55,32 @@ class RunManagerTest : public ::testing::TestWithParam<std::string> {
     }
     return s;
   }
+  /// A run manager on this test's runtime (declared after it, so it is shut down first).
+  std::unique_ptr<RunManager> manager(RunManagerOptions o, spec_engine::bus::ExecuteFn exec) {
+    return std::make_unique<RunManager>(*store_, hub_, std::move(o), host_.rt, host_.http, std::move(exec));
+  }
   std::unique_ptr<spec_engine::testing::TestDb> tdb_;
   std::unique_ptr<spec_engine::store::Store> store_;
   spec_engine::bus::EventHub hub_;
+  spec_engine::testing::Host host_{2, 2};
 };
 
 TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
   std::atomic<int> calls{0};
-  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv&) -> Task {
     ++calls;
     EXPECT_FALSE(req.resume_from);
     EXPECT_EQ(req.input_payload["messages"], "go");
     obs.emit("on_llm_stream", {{"delta", "hi"}});
-    obs.checkpoint({{"step", 1}});
+    const nlohmann::json state = {{"step", 1}};
+    auto stored = obs.checkpoint(state);
+    co_await std::move(stored);
     obs.emit("on_state_update", {{"files", {{"/a.md", {{"content", {"x"}}}}}}});
     RunResult r;
     r.status = "completed";
     r.result = {{"messages", {"done"}}};
     r.files = {{"/a.md", {{"content", {"x"}}}}};
-    return r;
+    co_return r;
   };
   std::vector<std::string> live;
   std::mutex mu;
@@ -78,7 +89,8 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
                    std::lock_guard lk(mu);
                    live.push_back(e.event_type);
                  });
-  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto& rm = *rm_ptr;
   rm.start();
   auto res = rm.submit(job("j1"));
   EXPECT_EQ(res.outcome, SubmitOutcome::started);
@@ -105,16 +117,20 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
 
 TEST_P(RunManagerTest, QueueBoundAndCancelByRemove) {
   std::atomic<bool> release{false};
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs) {
-    while (!release && !obs.cancelled()) std::this_thread::sleep_for(5ms);
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    while (!release && !env.stop.stop_requested()) {
+      auto pause = core::async::sleep_for(5ms, env.stop);  // named: GCC 12 (see run.cpp)
+      co_await std::move(pause);
+    }
     RunResult r;
-    r.status = obs.cancelled() ? "cancelled" : "completed";
-    return r;
+    r.status = env.stop.stop_requested() ? "cancelled" : "completed";
+    co_return r;
   };
   RunManagerOptions o;
   o.max_concurrent_runs = 1;
   o.max_queue = 1;
-  RunManager rm(*store_, hub_, o, exec);
+  auto rm_ptr = manager(o, exec);
+  auto& rm = *rm_ptr;
   rm.start();
   EXPECT_EQ(rm.submit(job("a")).outcome, SubmitOutcome::started);
   EXPECT_EQ(wait_status("a", "running"), "running");
@@ -133,10 +149,12 @@ TEST_P(RunManagerTest, QueueBoundAndCancelByRemove) {
 }
 
 TEST_P(RunManagerTest, RuntimeExceptionFailsTheRunWithReason) {
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&) -> RunResult {
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv&) -> Task {
     throw std::logic_error("kaboom");
+    co_return RunResult{};
   };
-  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto& rm = *rm_ptr;
   rm.start();
   rm.submit(job("x"));
   EXPECT_EQ(wait_status("x"), "failed");
@@ -165,7 +183,7 @@ TEST_P(RunManagerTest, RecoveryResumesFromCheckpoint) {
   ASSERT_TRUE(store_->create_thread(rec));
   std::mutex mu;
   std::map<std::string, std::optional<nlohmann::json>> seen;
-  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs) {
+  auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv&) -> Task {
     {
       std::lock_guard lk(mu);
       seen[req.thread_id] = req.resume_from;
@@ -173,9 +191,10 @@ TEST_P(RunManagerTest, RecoveryResumesFromCheckpoint) {
     obs.emit("on_state_update", {});
     RunResult r;
     r.status = "completed";
-    return r;
+    co_return r;
   };
-  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto& rm = *rm_ptr;
   EXPECT_EQ(rm.recover(), 2);
   rm.start();
   EXPECT_EQ(wait_status("r"), "completed");
@@ -201,10 +220,11 @@ TEST_P(RunManagerTest, RecoveryFailModeAndGiveUp) {
   RunManagerOptions o;
   o.recovery = "fail";
   int calls = 0;
-  RunManager rm(*store_, hub_, o, [&](auto&, auto&, auto&, auto&) {
+  auto rm_ptr = manager(o, [&](auto&, auto&, auto&, auto&, auto&) -> Task {
     ++calls;
-    return RunResult{"completed", {}, {}, {}};
+    co_return RunResult{"completed", {}, {}, {}};
   });
+  auto& rm = *rm_ptr;
   EXPECT_EQ(rm.recover(), 1);
   auto t = store_->get_thread("r");
   EXPECT_EQ(t->status, "failed");
@@ -218,18 +238,123 @@ TEST_P(RunManagerTest, RecoveryFailModeAndGiveUp) {
 }
 
 TEST_P(RunManagerTest, ShutdownInterruptsAndLeavesRunResumable) {
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs) {
-    obs.checkpoint({{"step", 1}});
-    while (!obs.cancelled()) std::this_thread::sleep_for(5ms);
-    return RunResult{"cancelled", {}, {}, {}};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv& env) -> Task {
+    const nlohmann::json state = {{"step", 1}};
+    auto stored = obs.checkpoint(state);
+    co_await std::move(stored);
+    // Waits without a thread until the stop token fires (like a model call).
+    core::async::Signal never(env.rt.executor());
+    auto stopped = never.wait(env.stop);
+    co_await std::move(stopped);
+    co_return RunResult{"cancelled", {}, {}, {}};
   };
-  RunManager rm(*store_, hub_, RunManagerOptions{}, exec);
+  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto& rm = *rm_ptr;
   rm.start();
   rm.submit(job("s"));
   EXPECT_EQ(wait_status("s", "running"), "running");
   rm.shutdown(50ms);
   EXPECT_EQ(store_->get_thread("s")->status, "queued");
   EXPECT_EQ(rm.submit(job("z")).outcome, SubmitOutcome::shutting_down);
+}
+
+// Runs are coroutines: 200 runs wait at once (like runs waiting for a model) on a runtime with
+// one I/O thread and one blocking thread, then all complete with their events stored.
+TEST_P(RunManagerTest, ManyRunsWaitAtOnceWithoutAThreadEach) {
+  spec_engine::testing::Host small(1, 1);
+  std::atomic<bool> release{false};
+  std::atomic<int> waiting{0};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv& env) -> Task {
+    obs.emit("on_state_update", {{"step", 0}});
+    ++waiting;
+    while (!release && !env.stop.stop_requested()) {
+      auto pause = core::async::sleep_for(20ms, env.stop);
+      co_await std::move(pause);
+    }
+    obs.emit("on_llm_stream", {{"delta", "done"}});
+    co_return RunResult{"completed", {}, {}, {}};
+  };
+  constexpr int kRuns = 200;
+  RunManagerOptions o;
+  o.max_concurrent_runs = kRuns;
+  o.max_queue = kRuns;
+  RunManager rm(*store_, hub_, o, small.rt, small.http, exec);
+  rm.start();
+  for (int i = 0; i < kRuns; ++i) ASSERT_EQ(rm.submit(job("m" + std::to_string(i))).outcome, SubmitOutcome::started);
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (waiting < kRuns && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(waiting.load(), kRuns);
+  EXPECT_EQ(rm.running(), static_cast<std::size_t>(kRuns));
+  release = true;
+  for (int i = 0; i < kRuns; ++i) {
+    const std::string id = "m" + std::to_string(i);
+    ASSERT_EQ(wait_status(id, "", 60s), "completed") << id;
+    auto events = store_->events_after(id, 0);
+    ASSERT_EQ(events.size(), 3u) << id;
+    EXPECT_EQ(events[0].event_type, "on_state_update");
+    EXPECT_EQ(events[1].event_type, "on_llm_stream");
+    EXPECT_EQ(events[2].event_type, "end");
+  }
+  rm.shutdown(1s);
+}
+
+// --max-concurrent-runs bounds the runs in memory; the rest wait in the queue and run later.
+TEST_P(RunManagerTest, ConcurrencyLimitQueuesTheRest) {
+  std::atomic<int> now{0};
+  std::atomic<int> peak{0};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    const int n = ++now;
+    for (int p = peak.load(); n > p && !peak.compare_exchange_weak(p, n);) {
+    }
+    auto pause = core::async::sleep_for(30ms, env.stop);
+    co_await std::move(pause);
+    --now;
+    co_return RunResult{"completed", {}, {}, {}};
+  };
+  RunManagerOptions o;
+  o.max_concurrent_runs = 3;
+  o.max_queue = 20;
+  auto rm_ptr = manager(o, exec);
+  auto& rm = *rm_ptr;
+  rm.start();
+  for (int i = 0; i < 12; ++i) ASSERT_EQ(rm.submit(job("c" + std::to_string(i))).outcome, SubmitOutcome::started);
+  EXPECT_LE(rm.running(), 3u);
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(wait_status("c" + std::to_string(i)), "completed");
+  EXPECT_EQ(peak.load(), 3);
+  rm.shutdown(1s);
+}
+
+// A run's writes wait while every database session is taken (the pool's bounded wait throws
+// PoolTimeout, which the run retries) instead of failing the run.
+TEST_P(RunManagerTest, RunWritesWaitForABusyPool) {
+  if (GetParam() != "sqlite") GTEST_SKIP() << "one dialect is enough for the pool logic";
+  core::db::DbConfig c;
+  c.sqlite_path = tdb_->temp_dir / "spec_engine.db";
+  c.pool_size = 1;
+  c.lease_timeout = 20ms;
+  core::db::Database tight(c);
+  spec_engine::store::Store store(tight);
+  auto holder = std::make_unique<core::db::Session>(tight);  // the only session is taken
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv&) -> Task {
+    obs.emit("on_state_update", {});
+    co_return RunResult{"completed", {}, {}, {}};
+  };
+  spec_engine::bus::RunManager rm(store, hub_, RunManagerOptions{}, host_.rt, host_.http, exec);
+  rm.start();
+  {
+    // Submitting needs a session too: the caller (an HTTP handler) gets PoolTimeout -> 503.
+    EXPECT_THROW(rm.submit(job("p")), core::db::PoolTimeout);
+    holder.reset();
+    EXPECT_EQ(rm.submit(job("p")).outcome, SubmitOutcome::started);
+    holder = std::make_unique<core::db::Session>(tight);  // taken again while the run writes
+  }
+  std::this_thread::sleep_for(100ms);  // the run's writes meet the busy pool and retry
+  holder.reset();
+  EXPECT_EQ(wait_status("p"), "completed");
+  rm.shutdown(1s);
+  auto events = store_->events_after("p", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].event_type, "end");
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, RunManagerTest, ::testing::ValuesIn(spec_engine::testing::dialects()),

@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/time.h>
+
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -14,14 +17,18 @@
 #include "spec_engine/models/openai.hpp"
 #include "spec_engine/runtime/run.hpp"
 
+#include "../test_host.hpp"
+
 using namespace spec_engine;
 using nlohmann::json;
 
 namespace {
 
-/// One canned answer: raw bytes written in pieces with a pause between them.
+/// One canned answer: raw bytes written in pieces with a pause between them. With `hold`,
+/// the connection then stays open, silent, until the server is destroyed (a stalled model).
 struct Answer {
   std::vector<std::string> pieces;
+  bool hold = false;
 };
 
 /// Serves canned answers in order, one per connection; records each request.
@@ -48,6 +55,9 @@ class FakeServer {
     ::close(fd_);
     thread_.join();
   }
+  /// True once the client closed the connection of the request being answered (seen by a
+  /// `hold` answer).
+  bool client_closed() const { return client_closed_; }
   std::string base_url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1"; }
   std::vector<std::string> requests() {
     std::lock_guard<std::mutex> l(mu_);
@@ -85,6 +95,16 @@ class FakeServer {
         ::send(c, p.data(), p.size(), MSG_NOSIGNAL);
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
+      while (a.hold && !stop_) {
+        // Silent until the client gives up: recv returns 0 (or fails) once it closed.
+        timeval tv{0, 20000};
+        ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        auto n = ::recv(c, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+          client_closed_ = true;
+          break;
+        }
+      }
       ::shutdown(c, SHUT_WR);
       ::close(c);
     }
@@ -94,6 +114,7 @@ class FakeServer {
   int fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> client_closed_{false};
   std::thread thread_;
   std::mutex mu_;
   std::vector<std::string> requests_;
@@ -137,11 +158,30 @@ Answer status_answer(int status, const std::string& reason, const std::string& e
                  extra_headers + "Content-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body}};
 }
 
+/// Records a run's events; `stop` is the host's stop (RunEnv::stop).
 struct Recorder : runtime::RunObserver {
+  std::mutex mu;
   std::vector<std::pair<std::string, json>> events;
-  void emit(const std::string& t, const json& d) override { events.emplace_back(t, d); }
-  void checkpoint(const json&) override {}
+  std::stop_source stop;
+  void emit(const std::string& t, const json& d) override {
+    std::lock_guard lk(mu);
+    events.emplace_back(t, d);
+  }
+  core::async::Task<void> checkpoint(const json&) override { co_return; }
 };
+
+/// Runs execute() to the end on `host`, with `rec.stop` as the host's stop.
+runtime::RunResult execute_on(spec_engine::testing::Host& host, const runtime::RunRequest& req,
+                              const runtime::RunLimits& limits, const runtime::ModelSettings& ms, Recorder& rec) {
+  runtime::RunEnv env{host.rt, host.http, rec.stop.get_token()};
+  return host.rt.run_sync(runtime::execute(req, limits, ms, rec, env));
+}
+
+/// One complete() call of `m` on `host` (no delta sink unless given), blocking until it ends.
+models::ModelTurn complete_on(spec_engine::testing::Host& host, models::OpenAiModel& m, const models::ModelRequest& r,
+                              const models::DeltaSink& sink = nullptr, std::stop_token stop = {}) {
+  return host.rt.run_sync(m.complete(r, sink, stop));
+}
 
 models::OpenAiConfig config_for(const FakeServer& s) {
   models::OpenAiConfig c;
@@ -166,10 +206,11 @@ std::string error_after_attempts(const Answer& answer, int attempts) {
   FakeServer server({answer});
   auto cfg = config_for(server);
   cfg.max_attempts = attempts;
-  models::OpenAiModel m(cfg);
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(cfg, host.http);
   std::string what;
   try {
-    m.complete(hi(), nullptr);
+    complete_on(host, m, hi());
     ADD_FAILURE() << "the call did not fail";
   } catch (const models::ModelError& e) {
     what = e.what();
@@ -192,7 +233,8 @@ TEST(OpenAiServer, RunWithSplitToolCallArguments) {
   ms.request_timeout = std::chrono::milliseconds(5000);
   ms.idle_timeout = std::chrono::milliseconds(2000);
   Recorder rec;
-  auto r = runtime::execute(runtime::RunRequest{"t", def, {{"messages", "write"}}, std::nullopt}, {}, ms, rec);
+  spec_engine::testing::Host host;
+  auto r = execute_on(host, runtime::RunRequest{"t", def, {{"messages", "write"}}, std::nullopt}, {}, ms, rec);
   ASSERT_EQ(r.status, "completed") << r.error;
   EXPECT_EQ(r.files["/out.md"]["content"], json({"h\xC3\xA9llo"}));
   EXPECT_EQ(r.result["output"], "Wrote it.");
@@ -214,10 +256,11 @@ TEST(OpenAiServer, RunWithSplitToolCallArguments) {
 TEST(OpenAiServer, RetriesServerErrorThenSucceeds) {
   FakeServer server({status_answer(500, "Internal Server Error"), status_answer(429, "Too Many Requests", "Retry-After: 0\r\n"),
                      text_answer("ok")});
-  models::OpenAiModel m(config_for(server));
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(config_for(server), host.http);
   models::ModelRequest r;
   r.messages = json::array({{{"role", "user"}, {"content", "hi"}}});
-  auto turn = m.complete(r, nullptr);
+  auto turn = complete_on(host, m, r);
   EXPECT_EQ(turn.content, "ok");
   EXPECT_EQ(server.requests().size(), 3u);
 }
@@ -230,9 +273,10 @@ TEST(OpenAiServer, GivesUpAfterMaxAttempts) {
 
 TEST(OpenAiServer, UnauthorizedFailsAtOnce) {
   FakeServer server({status_answer(401, "Unauthorized"), text_answer("never")});
-  models::OpenAiModel m(config_for(server));
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(config_for(server), host.http);
   try {
-    m.complete(models::ModelRequest{}, nullptr);
+    complete_on(host, m, models::ModelRequest{});
     FAIL();
   } catch (const models::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("HTTP 401: server says 401"), std::string::npos) << e.what();
@@ -250,9 +294,10 @@ TEST(OpenAiServer, ConnectionRefusedFailsWithClearError) {
   c.base_url = "http://127.0.0.1:" + std::to_string(port) + "/v1";
   c.backoff_base = std::chrono::milliseconds(1);
   c.request_timeout = std::chrono::milliseconds(2000);
-  models::OpenAiModel m(c);
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(c, host.http);
   try {
-    m.complete(models::ModelRequest{}, nullptr);
+    complete_on(host, m, models::ModelRequest{});
     FAIL();
   } catch (const models::ModelError& e) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1"), std::string::npos) << e.what();
@@ -281,11 +326,12 @@ TEST(OpenAiServer, CancelDuringSlowStreamReturnsPromptly) {
     void emit(const std::string& t, const json& d) override {
       if (t == "on_llm_stream") ++deltas;
       Recorder::emit(t, d);
+      if (deltas >= 3) stop.request_stop();
     }
-    bool cancelled() override { return deltas >= 3; }
   } rec;
+  spec_engine::testing::Host host;
   const auto t0 = std::chrono::steady_clock::now();
-  auto r = runtime::execute(runtime::RunRequest{"t", def, {{"messages", "go"}}, std::nullopt}, {}, ms, rec);
+  auto r = execute_on(host, runtime::RunRequest{"t", def, {{"messages", "go"}}, std::nullopt}, {}, ms, rec);
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_EQ(r.status, "cancelled") << r.error;
   EXPECT_LT(took, std::chrono::milliseconds(1000));
@@ -303,8 +349,9 @@ TEST(OpenAiServer, TruncatedToolCallIsRetriedNotReturned) {
   Answer whole{{kSseHead, sse(tc(0, "call_2", "ls", "{}")) +
                               sse({{"choices", {{{"index", 0}, {"delta", json::object()}, {"finish_reason", "tool_calls"}}}}})}};
   FakeServer server({cut, whole});
-  models::OpenAiModel m(config_for(server));
-  auto turn = m.complete(hi(), nullptr);
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(config_for(server), host.http);
+  auto turn = complete_on(host, m, hi());
   ASSERT_EQ(turn.tool_calls.size(), 1u);
   EXPECT_EQ(turn.tool_calls[0].id, "call_2");  // complete without [DONE]: accepted
   EXPECT_EQ(server.requests().size(), 2u);
@@ -321,9 +368,11 @@ TEST(OpenAiServer, TruncatedEveryTimeGivesUpWithAClearError) {
 TEST(OpenAiServer, TruncatedAfterContentFailsWithoutRetry) {
   Answer cut{{kSseHead, sse({{"choices", {{{"index", 0}, {"delta", {{"content", "Half an ans"}}}}}}})}};
   FakeServer server({cut, text_answer("never")});
-  models::OpenAiModel m(config_for(server));
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(config_for(server), host.http);
   std::string deltas;
-  EXPECT_THROW(m.complete(hi(), [&](std::string_view d) { deltas += d; }), models::ModelError);
+  const models::DeltaSink sink = [&](std::string_view d) { deltas += d; };
+  EXPECT_THROW(complete_on(host, m, hi(), sink), models::ModelError);
   EXPECT_EQ(deltas, "Half an ans");
   EXPECT_EQ(server.requests().size(), 1u);
 }
@@ -332,13 +381,126 @@ TEST(OpenAiServer, ErrorMidStreamNamesTheProviderMessage) {
   Answer err{{kSseHead, sse({{"choices", {{{"index", 0}, {"delta", {{"content", "Hel"}}}}}}}),
               "data: {\"error\": {\"message\": \"model overloaded, try later\", \"type\": \"server_error\"}}\n\n"}};
   FakeServer server({err, text_answer("never")});
-  models::OpenAiModel m(config_for(server));
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(config_for(server), host.http);
   try {
-    m.complete(hi(), nullptr);
+    complete_on(host, m, hi());
     FAIL();
   } catch (const models::ModelError& e) {
     EXPECT_STREQ(e.what(),
                  "openai: the model server sent an error in the stream: model overloaded, try later (type: server_error)");
   }
   EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// ---- Stopping a call: a stop ends it at once, also before the first byte ----
+
+namespace {
+
+using namespace std::chrono_literals;
+
+json solo_openai_definition() {
+  return json::parse(R"({"graph": {"nodes": [{"id": "solo", "type": "AgentNode",
+      "data": {"name": "Solo", "system_prompt": "sys", "tools": [],
+               "llm_config": {"provider": "openai", "model": "test-model"}}}],
+      "edges": [], "entryPoint": "solo"}})");
+}
+
+/// Timeouts far longer than any test waits: only a stop can end the call early.
+runtime::ModelSettings patient_settings(const FakeServer& s) {
+  runtime::ModelSettings ms;
+  ms.openai_base_url = s.base_url();
+  ms.openai_api_key = "sk-test";
+  ms.request_timeout = 60s;
+  ms.idle_timeout = 60s;
+  return ms;
+}
+
+/// Requests `stop` shortly after the server received its first request.
+std::thread stop_after_first_request(FakeServer& s, std::stop_source& stop) {
+  return std::thread([&s, &stop] {
+    for (int i = 0; i < 1000 && s.requests().empty(); ++i) std::this_thread::sleep_for(10ms);
+    std::this_thread::sleep_for(100ms);
+    stop.request_stop();
+  });
+}
+
+bool eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 500; ++i) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return pred();
+}
+
+}  // namespace
+
+// A DELETE while the model has not sent a byte yet: the call ends with ModelCancelled at once
+// (not after the 60 s timeouts), the connection is dropped and the call is not retried.
+TEST(OpenAiServer, StopBeforeTheFirstByteEndsTheCall) {
+  FakeServer server({Answer{{}, true}, text_answer("never")});
+  auto cfg = config_for(server);
+  cfg.request_timeout = 60s;
+  cfg.idle_timeout = 60s;
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(cfg, host.http);
+  std::stop_source stop;
+  auto stopper = stop_after_first_request(server, stop);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(complete_on(host, m, hi(), nullptr, stop.get_token()), models::ModelCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
+  stopper.join();
+  EXPECT_TRUE(eventually([&] { return server.client_closed(); }));
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// A stop while waiting out a Retry-After ends the call without another attempt.
+TEST(OpenAiServer, StopDuringBackoffEndsTheCall) {
+  FakeServer server({status_answer(503, "Service Unavailable", "Retry-After: 30\r\n"), text_answer("never")});
+  auto cfg = config_for(server);
+  cfg.max_retry_after = 60s;
+  spec_engine::testing::Host host;
+  models::OpenAiModel m(cfg, host.http);
+  std::stop_source stop;
+  auto stopper = stop_after_first_request(server, stop);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_THROW(complete_on(host, m, hi(), nullptr, stop.get_token()), models::ModelCancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
+  stopper.join();
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// The host's stop (DELETE, shutdown) reaches a run whose model call waits for its first byte:
+// the run ends "cancelled", with no error event.
+TEST(OpenAiServer, HostStopEndsARunWaitingForTheModel) {
+  FakeServer server({Answer{{}, true}});
+  spec_engine::testing::Host host;
+  Recorder rec;
+  auto stopper = stop_after_first_request(server, rec.stop);
+  auto r = execute_on(host, runtime::RunRequest{"t", solo_openai_definition(), {{"messages", "go"}}, std::nullopt}, {},
+                      patient_settings(server), rec);
+  stopper.join();
+  EXPECT_EQ(r.status, "cancelled") << r.error;
+  for (const auto& [t, d] : rec.events) EXPECT_NE(t, "error") << d.dump();
+  EXPECT_TRUE(eventually([&] { return server.client_closed(); }));
+}
+
+// --max-run-seconds is enforced while the model is silent: the run fails with the wall-time
+// message after about 1 s, not after the model's 60 s timeouts.
+TEST(OpenAiServer, WallTimeLimitEndsARunWaitingForTheModel) {
+  FakeServer server({Answer{{}, true}});
+  spec_engine::testing::Host host;
+  Recorder rec;
+  runtime::RunLimits lim;
+  lim.max_wall_time = 1s;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = execute_on(host, runtime::RunRequest{"t", solo_openai_definition(), {{"messages", "go"}}, std::nullopt}, lim,
+                      patient_settings(server), rec);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
+  EXPECT_EQ(r.status, "failed");
+  EXPECT_EQ(r.error, "wall time limit reached: the run took more than 1 s (max_run_seconds) while waiting for the model");
+  ASSERT_FALSE(rec.events.empty());
+  EXPECT_EQ(rec.events.back().first, "error");
+  EXPECT_EQ(rec.events.back().second["error"], r.error);
+  EXPECT_TRUE(eventually([&] { return server.client_closed(); }));
 }

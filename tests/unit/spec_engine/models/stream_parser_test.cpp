@@ -4,6 +4,8 @@
 #include "spec_engine/models/openai.hpp"
 #include "spec_engine/models/scripted.hpp"
 
+#include "../test_host.hpp"
+
 using namespace spec_engine::models;
 using nlohmann::json;
 
@@ -148,15 +150,18 @@ TEST(Scripted, PiecesAndCursor) {
   ModelRequest r;
   r.node = "x";
   std::vector<std::string> d;
-  auto t1 = m.complete(r, [&](std::string_view s) { d.emplace_back(s); });
+  spec_engine::testing::Host host;
+  const DeltaSink collect = [&](std::string_view s) { d.emplace_back(s); };
+  const DeltaSink ignore = [](std::string_view) {};
+  auto t1 = host.rt.run_sync(m.complete(r, collect, {}));
   EXPECT_EQ(d, (std::vector<std::string>{"a ", "b"}));
-  auto t2 = m.complete(r, [](std::string_view) {});
+  auto t2 = host.rt.run_sync(m.complete(r, ignore, {}));
   ASSERT_EQ(t2.tool_calls.size(), 1u);
   EXPECT_EQ(t2.tool_calls[0].arguments["path"], "/");
   EXPECT_EQ(t2.tool_calls[0].id, "call_2_0");
   EXPECT_EQ(m.cursor(), 2u);
   try {
-    m.complete(r, [](std::string_view) {});
+    host.rt.run_sync(m.complete(r, ignore, {}));
     FAIL();
   } catch (const ModelError& e) {
     EXPECT_STREQ(e.what(), "scripted model: script exhausted after 2 turns; agent x asked for turn 3");

@@ -1,26 +1,43 @@
-// The agent loop with the scripted model (run.hpp execute; DESIGN.md §4 "Loop per agent").
+// The agent loop with the scripted model (run.hpp execute; docs/event-path-and-replicas.md "A run").
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <unistd.h>
 
 #include "core/metrics.hpp"
 #include "spec_engine/runtime/run.hpp"
+#include "../test_host.hpp"
 
 using namespace spec_engine::runtime;
 using nlohmann::json;
+using spec_engine::testing::Host;
 
 namespace {
 
+/// Records a run's events and checkpoints. The host's stop (RunEnv::stop) is `stop`; a test
+/// requests it from `stop_when`, evaluated after every event and checkpoint (like a DELETE
+/// arriving at that moment).
 struct Recorder : RunObserver {
   std::vector<std::pair<std::string, json>> events;
   std::vector<json> checkpoints;
   int cancel_after_checkpoints = -1;
-  void emit(const std::string& type, const json& data) override { events.emplace_back(type, data); }
-  void checkpoint(const json& state) override { checkpoints.push_back(state); }
-  bool cancelled() override {
-    return cancel_after_checkpoints >= 0 && static_cast<int>(checkpoints.size()) >= cancel_after_checkpoints;
+  std::function<bool(const Recorder&)> stop_when;
+  std::stop_source stop;
+  void emit(const std::string& type, const json& data) override {
+    events.emplace_back(type, data);
+    maybe_stop();
+  }
+  core::async::Task<void> checkpoint(const json& state) override {
+    checkpoints.push_back(state);
+    maybe_stop();
+    co_return;
+  }
+  void maybe_stop() {
+    const bool by_count =
+        cancel_after_checkpoints >= 0 && static_cast<int>(checkpoints.size()) >= cancel_after_checkpoints;
+    if (by_count || (stop_when && stop_when(*this))) stop.request_stop();
   }
   std::vector<std::string> types() const {
     std::vector<std::string> t;
@@ -73,6 +90,13 @@ std::string write_temp(const json& j) {
   return path;
 }
 
+/// Runs execute() to the end on a fresh runtime, with `rec`'s stop source as the host's stop.
+RunResult run(const RunRequest& req, const RunLimits& limits, const ModelSettings& ms, Recorder& rec) {
+  Host host;
+  RunEnv env{host.rt, host.http, rec.stop.get_token()};
+  return host.rt.run_sync(execute(req, limits, ms, rec, env));
+}
+
 RunResult run_with_script(const json& definition, const json& script, Recorder& rec, RunLimits limits = {},
                           json input = json{{"messages", "Write a hello spec"}},
                           std::optional<json> resume = std::nullopt) {
@@ -80,7 +104,7 @@ RunResult run_with_script(const json& definition, const json& script, Recorder& 
   ModelSettings ms;
   ms.provider_override = "scripted:" + path;
   RunRequest req{"t1", definition, input, resume};
-  auto r = execute(req, limits, ms, rec);
+  auto r = run(req, limits, ms, rec);
   std::remove(path.c_str());
   return r;
 }
@@ -99,7 +123,7 @@ TEST(Loop, SingleAgentInlineScriptWritesFiles) {
   Recorder rec;
   RunRequest req{"t1", def, {{"messages", {{{"role", "user"}, {"content", "go"}}}},
                              {"files", {{"/seed.md", {{"content", "seeded"}}}}}}, std::nullopt};
-  auto r = execute(req, RunLimits{}, ModelSettings{}, rec);
+  auto r = run(req, RunLimits{}, ModelSettings{}, rec);
   ASSERT_EQ(r.status, "completed") << r.error;
   EXPECT_EQ(r.result["messages"], json({"All done."}));
   EXPECT_EQ(r.files["/a.md"]["content"], json({"A"}));
@@ -317,13 +341,13 @@ TEST(Loop, MissingScriptFileAndUnknownProviderFail) {
   Recorder rec;
   ModelSettings ms;
   ms.provider_override = "scripted:/nonexistent/script.json";
-  auto r = execute(RunRequest{"t", two_agent_definition(), json::object(), std::nullopt}, {}, ms, rec);
+  auto r = run(RunRequest{"t", two_agent_definition(), json::object(), std::nullopt}, {}, ms, rec);
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("/nonexistent/script.json"), std::string::npos);
   json def = two_agent_definition();
   def["graph"]["nodes"][0]["data"]["llm_config"] = {{"provider", "anthropic"}};
   Recorder rec2;
-  r = execute(RunRequest{"t", def, json::object(), std::nullopt}, {}, ModelSettings{}, rec2);
+  r = run(RunRequest{"t", def, json::object(), std::nullopt}, {}, ModelSettings{}, rec2);
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("anthropic"), std::string::npos);
 }
@@ -354,8 +378,8 @@ struct CancelMidStream : Recorder {
   void emit(const std::string& type, const json& data) override {
     if (type == "on_llm_stream") ++deltas;
     Recorder::emit(type, data);
+    if (deltas >= after_deltas) stop.request_stop();
   }
-  bool cancelled() override { return deltas >= after_deltas; }
 };
 
 }  // namespace
@@ -388,9 +412,8 @@ TEST(Loop, CancelBetweenToolCalls) {
                     {"id": "b", "name": "write_file", "arguments": {"file_path": "/b.md", "content": "B"}},
                     {"id": "c", "name": "write_file", "arguments": {"file_path": "/c.md", "content": "C"}}]},
     {"node": "orchestrator", "content": "done"}]})");
-  struct CancelAfterFirstTool : Recorder {
-    bool cancelled() override { return !of("on_tool_end").empty(); }
-  } rec;
+  Recorder rec;
+  rec.stop_when = [](const Recorder& r) { return !r.of("on_tool_end").empty(); };
   auto r = run_with_script(two_agent_definition(), script, rec);
   EXPECT_EQ(r.status, "cancelled") << r.error;
   EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
@@ -432,9 +455,8 @@ TEST(Loop, ToolBudgetErrorGoesToTheModel) {
 // Regression: a DELETE during a tool call waited for the tool to finish (forever for the
 // pathological glob). The budget polls the cancel flag inside the tool.
 TEST(Loop, CancelInsideAToolStopsTheRun) {
-  struct CancelWhenToolStarts : Recorder {
-    bool cancelled() override { return !of("on_tool_start").empty(); }
-  } rec;
+  Recorder rec;
+  rec.stop_when = [](const Recorder& r) { return !r.of("on_tool_start").empty(); };
   auto r = run_with_script(two_agent_definition(), slow_tool_script(), rec, slow_tools(std::chrono::hours(1)));
   EXPECT_EQ(r.status, "cancelled") << r.error;
   EXPECT_EQ(rec.of("on_tool_start").size(), 1u);
