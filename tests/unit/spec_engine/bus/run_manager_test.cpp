@@ -35,6 +35,22 @@ Job job(const std::string& id) {
   return j;
 }
 
+/// Options with `runs` run slots and `queue` queue places.
+RunManagerOptions slots(int runs, std::size_t queue) {
+  RunManagerOptions o;
+  o.max_concurrent_runs = runs;
+  o.max_queue = queue;
+  return o;
+}
+
+/// Waits without a thread (like a run waiting for its model) until `release` or the run's stop.
+core::async::Task<void> wait_for_release(const std::atomic<bool>& release, const RunEnv& env) {
+  while (!release && !env.stop.stop_requested()) {
+    auto pause = core::async::sleep_for(10ms, env.stop);  // named: GCC 12 (see run.cpp)
+    co_await std::move(pause);
+  }
+}
+
 class RunManagerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -118,18 +134,13 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
 TEST_P(RunManagerTest, QueueBoundAndCancelByRemove) {
   std::atomic<bool> release{false};
   auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
-    while (!release && !env.stop.stop_requested()) {
-      auto pause = core::async::sleep_for(5ms, env.stop);  // named: GCC 12 (see run.cpp)
-      co_await std::move(pause);
-    }
+    auto wait = wait_for_release(release, env);
+    co_await std::move(wait);
     RunResult r;
     r.status = env.stop.stop_requested() ? "cancelled" : "completed";
     co_return r;
   };
-  RunManagerOptions o;
-  o.max_concurrent_runs = 1;
-  o.max_queue = 1;
-  auto rm_ptr = manager(o, exec);
+  auto rm_ptr = manager(slots(1, 1), exec);
   auto& rm = *rm_ptr;
   rm.start();
   EXPECT_EQ(rm.submit(job("a")).outcome, SubmitOutcome::started);
@@ -267,18 +278,13 @@ TEST_P(RunManagerTest, ManyRunsWaitAtOnceWithoutAThreadEach) {
   auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv& env) -> Task {
     obs.emit("on_state_update", {{"step", 0}});
     ++waiting;
-    while (!release && !env.stop.stop_requested()) {
-      auto pause = core::async::sleep_for(20ms, env.stop);
-      co_await std::move(pause);
-    }
+    auto wait = wait_for_release(release, env);
+    co_await std::move(wait);
     obs.emit("on_llm_stream", {{"delta", "done"}});
     co_return RunResult{"completed", {}, {}, {}};
   };
   constexpr int kRuns = 200;
-  RunManagerOptions o;
-  o.max_concurrent_runs = kRuns;
-  o.max_queue = kRuns;
-  RunManager rm(*store_, hub_, o, small.rt, small.http, exec);
+  RunManager rm(*store_, hub_, slots(kRuns, kRuns), small.rt, small.http, exec);
   rm.start();
   for (int i = 0; i < kRuns; ++i) ASSERT_EQ(rm.submit(job("m" + std::to_string(i))).outcome, SubmitOutcome::started);
   const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -311,10 +317,7 @@ TEST_P(RunManagerTest, ConcurrencyLimitQueuesTheRest) {
     --now;
     co_return RunResult{"completed", {}, {}, {}};
   };
-  RunManagerOptions o;
-  o.max_concurrent_runs = 3;
-  o.max_queue = 20;
-  auto rm_ptr = manager(o, exec);
+  auto rm_ptr = manager(slots(3, 20), exec);
   auto& rm = *rm_ptr;
   rm.start();
   for (int i = 0; i < 12; ++i) ASSERT_EQ(rm.submit(job("c" + std::to_string(i))).outcome, SubmitOutcome::started);

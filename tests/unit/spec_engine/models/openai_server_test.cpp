@@ -435,30 +435,9 @@ bool eventually(const std::function<bool()>& pred) {
 
 }  // namespace
 
-// A DELETE while the model has not sent a byte yet: the call ends with ModelCancelled at once
-// (not after the 60 s timeouts), the connection is dropped and the call is not retried.
-TEST(OpenAiServer, StopBeforeTheFirstByteEndsTheCall) {
-  FakeServer server({Answer{{}, true}, text_answer("never")});
-  auto cfg = config_for(server);
-  cfg.request_timeout = 60s;
-  cfg.idle_timeout = 60s;
-  spec_engine::testing::Host host;
-  models::OpenAiModel m(cfg, host.http);
-  std::stop_source stop;
-  auto stopper = stop_after_first_request(server, stop);
-  const auto t0 = std::chrono::steady_clock::now();
-  EXPECT_THROW(complete_on(host, m, hi(), nullptr, stop.get_token()), models::ModelCancelled);
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
-  stopper.join();
-  EXPECT_TRUE(eventually([&] { return server.client_closed(); }));
-  EXPECT_EQ(server.requests().size(), 1u);
-}
-
-// A stop while waiting out a Retry-After ends the call without another attempt.
-TEST(OpenAiServer, StopDuringBackoffEndsTheCall) {
-  FakeServer server({status_answer(503, "Service Unavailable", "Retry-After: 30\r\n"), text_answer("never")});
-  auto cfg = config_for(server);
-  cfg.max_retry_after = 60s;
+/// One call with `cfg` against `server`, stopped shortly after its first request arrived:
+/// it must end with ModelCancelled, long before any of the call's own timeouts.
+void expect_stopped_call(FakeServer& server, const models::OpenAiConfig& cfg) {
   spec_engine::testing::Host host;
   models::OpenAiModel m(cfg, host.http);
   std::stop_source stop;
@@ -467,7 +446,26 @@ TEST(OpenAiServer, StopDuringBackoffEndsTheCall) {
   EXPECT_THROW(complete_on(host, m, hi(), nullptr, stop.get_token()), models::ModelCancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 20s);
   stopper.join();
-  EXPECT_EQ(server.requests().size(), 1u);
+  EXPECT_EQ(server.requests().size(), 1u);  // not retried
+}
+
+// A DELETE while the model has not sent a byte yet: the call ends with ModelCancelled at once
+// (not after the 60 s timeouts), the connection is dropped and the call is not retried.
+TEST(OpenAiServer, StopBeforeTheFirstByteEndsTheCall) {
+  FakeServer server({Answer{{}, true}, text_answer("never")});
+  auto cfg = config_for(server);
+  cfg.request_timeout = 60s;
+  cfg.idle_timeout = 60s;
+  expect_stopped_call(server, cfg);
+  EXPECT_TRUE(eventually([&] { return server.client_closed(); }));
+}
+
+// A stop while waiting out a Retry-After ends the call without another attempt.
+TEST(OpenAiServer, StopDuringBackoffEndsTheCall) {
+  FakeServer server({status_answer(503, "Service Unavailable", "Retry-After: 30\r\n"), text_answer("never")});
+  auto cfg = config_for(server);
+  cfg.max_retry_after = 60s;
+  expect_stopped_call(server, cfg);
 }
 
 // The host's stop (DELETE, shutdown) reaches a run whose model call waits for its first byte:
