@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include "core/budget.hpp"
@@ -417,12 +418,17 @@ core::async::Task<void> Run::execute_tool(std::size_t depth, const json& call, b
 // the wall time); a call that used up its own budget returns the budget error to the model.
 core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
   const std::stop_token stop = stop_.get_token();
-  core::Budget budget(limits_.tool_budget, [stop] { return stop.stop_requested(); }, run_deadline());
+  const auto deadline = run_deadline();
   tools::ToolState st{fs_, stack_[depth].todos, limits_.test_tool_delay};
-  auto call = [&name, &args, &st, &budget] { return tools::run_builtin_tool(name, args, st, budget); };
+  // The budget starts when a pool thread takes the call: waiting for one does not use it up.
+  std::optional<core::Budget> budget;
+  auto call = [this, &name, &args, &st, &budget, &stop, deadline] {
+    budget.emplace(limits_.tool_budget, [stop] { return stop.stop_requested(); }, deadline);
+    return tools::run_builtin_tool(name, args, st, *budget);
+  };
   auto call_task = env_.rt.blocking(std::move(call));
   tools::ToolResult r = co_await std::move(call_task);
-  switch (budget.stop()) {
+  switch (budget->stop()) {
     case core::BudgetStop::none:
       break;
     case core::BudgetStop::cancelled:
@@ -430,7 +436,7 @@ core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::strin
     case core::BudgetStop::deadline:
       if (std::chrono::steady_clock::now() >= run_deadline()) throw wall_time_exceeded(" while tool '" + name + "' ran");
       core::log::warn("tool call exceeded its time budget", {{"thread_id", req_.thread_id}, {"node", stack_[depth].node},
-                                                              {"tool", name}, {"budget_ms", budget.limit_ms()}});
+                                                              {"tool", name}, {"budget_ms", budget->limit_ms()}});
       break;
   }
   co_return std::move(r.output);
