@@ -1,7 +1,9 @@
 // spec-engine: the agent runtime service (docs/spec-engine-service.md). Flags have matching
 // environment variables (flag wins); see --help.
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <future>
@@ -10,6 +12,9 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "core/async.hpp"
 #include "core/db.hpp"
@@ -21,7 +26,11 @@
 #include "core/util.hpp"
 #include "spec_engine/api/routes.hpp"
 #include "spec_engine/bus/event_hub.hpp"
+#include "spec_engine/bus/event_log.hpp"
+#include "spec_engine/bus/lease_keeper.hpp"
 #include "spec_engine/bus/nats_bus.hpp"
+#include "spec_engine/bus/nats_link.hpp"
+#include "spec_engine/bus/pg_link.hpp"
 #include "spec_engine/bus/run_manager.hpp"
 #include "spec_engine/models/factory.hpp"
 #include "spec_engine/store/store.hpp"
@@ -33,6 +42,49 @@ std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : fallback;
 }
+
+/// This host's name ("engine" when unknown).
+std::string host_name() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "engine";
+  return buf;
+}
+
+/// Holds an exclusive lock on `<data_dir>/spec_engine.lock` for the life of the process, so a
+/// second engine on the same SQLite database refuses to start (SQLite serialises one process's
+/// writers, but leases need a shared clock and LISTEN/NOTIFY; replicas need PostgreSQL). The
+/// kernel drops the lock when the process dies, also on kill -9. Throws with a clear message.
+class DataDirLock {
+ public:
+  explicit DataDirLock(const std::filesystem::path& dir) {
+    std::filesystem::create_directories(dir);
+    path_ = dir / "spec_engine.lock";
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("cannot open " + path_.string() + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      std::string holder(64, '\0');
+      const auto n = ::pread(fd_, holder.data(), holder.size(), 0);
+      holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
+      ::close(fd_);
+      throw std::runtime_error("another spec-engine (pid " + (holder.empty() ? std::string("?") : holder) +
+                               ") is using the SQLite database in " + dir.string() +
+                               "; only one engine may use an SQLite data directory. Run replicas on PostgreSQL "
+                               "(--database-url), or give this engine its own --data-dir");
+    }
+    const std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
+  }
+  ~DataDirLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DataDirLock(const DataDirLock&) = delete;
+  DataDirLock& operator=(const DataDirLock&) = delete;
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
 
 }  // namespace
 
@@ -65,6 +117,12 @@ int main(int argc, char** argv) {
   int http_threads = 16;
   std::size_t db_pool_size = 16;
   long db_wait_ms = 5000;
+  long lease_ttl_ms = 15000;
+  long lease_renew_ms = 5000;
+  int max_recoveries = 3;
+  long delta_flush_ms = 50;
+  std::size_t delta_flush_bytes = 1024;
+  std::string replica_id = host_name() + "-" + core::random_hex(4);
   std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
   spec_engine::bus::NatsOptions nats_opts;  // defaults match deploy/claims/spec-engine.yaml
 
@@ -130,9 +188,40 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1L, 3'600'000L))
       ->capture_default_str();
   app.add_option("--recovery", recovery,
-                 "Runs left in flight by a previous process: resume (from the last checkpoint) | fail")
+                 "Runs whose engine died or lost its lease, when another replica (or the next start) claims "
+                 "them: resume (from the last checkpoint) | fail")
       ->envname("SPEC_ENGINE_RECOVERY")
       ->check(CLI::IsMember({"resume", "fail"}))
+      ->capture_default_str();
+  app.add_option("--max-recoveries", max_recoveries,
+                 "A run claimed after its owner went away more often than this is failed with a reason")
+      ->envname("SPEC_ENGINE_MAX_RECOVERIES")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
+  app.add_option("--lease-ttl-ms", lease_ttl_ms,
+                 "Lease of a queued/running thread on its replica (database clock); a replica that dies loses its "
+                 "threads to another replica this long after its last renewal")
+      ->envname("SPEC_ENGINE_LEASE_TTL_MS")
+      ->check(CLI::Range(1000L, 3'600'000L))
+      ->capture_default_str();
+  app.add_option("--lease-renew-ms", lease_renew_ms,
+                 "How often a replica renews its leases and claims expired threads (must be below --lease-ttl-ms; "
+                 "a third of it is a good value)")
+      ->envname("SPEC_ENGINE_LEASE_RENEW_MS")
+      ->check(CLI::Range(100L, 3'600'000L))
+      ->capture_default_str();
+  app.add_option("--replica-id", replica_id,
+                 "Owner id of this replica in the threads table (default: <hostname>-<random>); unique per running "
+                 "process")
+      ->envname("SPEC_ENGINE_REPLICA_ID");
+  app.add_option("--delta-flush-ms", delta_flush_ms,
+                 "on_llm_stream deltas of a run are merged into one event for at most this long")
+      ->envname("SPEC_ENGINE_DELTA_FLUSH_MS")
+      ->check(CLI::Range(0L, 10'000L))
+      ->capture_default_str();
+  app.add_option("--delta-flush-bytes", delta_flush_bytes, "... or until the merged text reaches this size")
+      ->envname("SPEC_ENGINE_DELTA_FLUSH_BYTES")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->capture_default_str();
   app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
                  "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)")
@@ -143,7 +232,7 @@ int main(int argc, char** argv) {
       ->envname("SPEC_ENGINE_IO_THREADS")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
-  app.add_option("--blocking-threads", blocking_threads, "Bounded pool running tool calls and the runs' SQL")
+  app.add_option("--blocking-threads", blocking_threads, "Bounded pool running tool calls, the runs' SQL and the streams' replay pages")
       ->envname("SPEC_ENGINE_BLOCKING_THREADS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
@@ -182,6 +271,17 @@ int main(int argc, char** argv) {
       "export), MIGRATIONS_DIR. Tests only: SPEC_ENGINE_TEST_TOOL_DELAY_MS makes every built-in tool call wait "
       "that long first (a simulated slow tool; never set it in production).");
   CLI11_PARSE(app, argc, argv);
+  if (lease_renew_ms >= lease_ttl_ms) {
+    std::cerr << "spec-engine: --lease-renew-ms (" << lease_renew_ms << ") must be below --lease-ttl-ms ("
+              << lease_ttl_ms << ")\n";
+    return 2;
+  }
+  if (replica_id.empty() || replica_id.size() > 100 ||
+      replica_id.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+          std::string::npos) {
+    std::cerr << "spec-engine: --replica-id must be 1-100 characters of [A-Za-z0-9._-]\n";
+    return 2;
+  }
 
   core::log::init("spec-engine", log_level);
   const std::string otlp = env_or("OTEL_EXPORTER_OTLP_ENDPOINT", "");
@@ -198,20 +298,36 @@ int main(int argc, char** argv) {
   const std::size_t fd_limit = core::raise_fd_limit();
 
   try {
+    // SQLite: one engine per data directory (replicas need PostgreSQL); checked before opening it.
+    std::unique_ptr<DataDirLock> dir_lock;
+    if (database_url.empty()) dir_lock = std::make_unique<DataDirLock>(std::filesystem::path(data_dir));
+
     core::db::DbConfig dbc;
     dbc.url = database_url;
     dbc.sqlite_path = std::filesystem::path(data_dir) / "spec_engine.db";
     dbc.pool_size = db_pool_size;
     dbc.lease_timeout = std::chrono::milliseconds(db_wait_ms);
+    dbc.default_database = "deepagents_runtime";
     core::db::Database db(dbc);
     const int applied = core::db::migrate(db, core::db::migrations_dir("spec_engine", db.dialect()));
     core::log::info("database ready", {{"database", db.describe()}, {"migrations_applied", applied}});
-
-    spec_engine::store::Store store(db);
+    const bool pg = db.dialect() == core::db::Dialect::postgres;
+    // The event writer and the lease keeper each have a connection of their own, so a busy pool
+    // never delays a group commit or a lease renewal.
+    core::db::DbConfig one = dbc;
+    one.pool_size = 1;
+    one.create_if_missing = false;
+    core::db::Database writer_db(one);
+    core::db::Database keeper_db(one);
+    const auto pool_wait = std::chrono::milliseconds(db_wait_ms);
+    spec_engine::store::Store store(db, pool_wait);
+    spec_engine::store::Store writer_store(writer_db, std::chrono::milliseconds(30000));
+    spec_engine::store::Store keeper_store(keeper_db, pool_wait);
     spec_engine::bus::EventHub hub;
 
     // Runs are coroutines on this runtime: its I/O threads wait for model streams and timers,
-    // its bounded blocking pool runs tool calls and the runs' SQL. Stopped last (below).
+    // its bounded blocking pool runs tool calls, the runs' SQL and the streams' replay pages.
+    // Stopped last (below).
     core::async::Runtime rt(core::async::RuntimeOptions{io_threads, blocking_threads, "runs"});
     rt.start();
     core::http::AsyncHttpClient http(rt);
@@ -220,6 +336,9 @@ int main(int argc, char** argv) {
     ro.max_concurrent_runs = max_concurrent;
     ro.max_queue = max_queue;
     ro.recovery = recovery;
+    ro.max_recoveries = max_recoveries;
+    ro.replica_id = replica_id;
+    ro.lease_ttl = std::chrono::milliseconds(lease_ttl_ms);
     ro.limits.max_steps = max_steps;
     ro.limits.max_wall_time = std::chrono::seconds(max_run_seconds);
     ro.limits.max_tokens = max_tokens;
@@ -256,7 +375,7 @@ int main(int argc, char** argv) {
                       {{"model_override", model_override}});
     }
 
-    // NATS (optional): connect first so runs ending during recovery already publish status.
+    // NATS (optional): connect first so runs ending early already publish status.
     std::unique_ptr<spec_engine::bus::NatsBus> nats;
     if (!nats_opts.url.empty()) {
       nats_opts.max_message_bytes = max_body;
@@ -266,16 +385,68 @@ int main(int argc, char** argv) {
                                          const std::string& error) { bus->publish_status(thread_id, status, error); };
     }
 
-    spec_engine::bus::RunManager runs(store, hub, ro, rt, http);
-    const int recovered = runs.recover();
-    if (recovered > 0) core::log::info("recovered runs from a previous process", {{"count", recovered}});
+    // How events and deletes reach the other replicas: NATS when configured, else PostgreSQL
+    // LISTEN/NOTIFY; SQLite runs one process and needs neither.
+    spec_engine::bus::RunManager* runs_ptr = nullptr;
+    auto on_remote_delete = [&runs_ptr](const std::string& thread_id) {
+      if (runs_ptr) runs_ptr->on_remote_delete(thread_id);
+    };
+    std::unique_ptr<spec_engine::bus::ReplicaLink> link;
+    if (nats) {
+      link = std::make_unique<spec_engine::bus::NatsLink>(*nats, hub, on_remote_delete);
+    } else if (pg) {
+      spec_engine::bus::PgLinkOptions lo;
+      lo.url = core::db::with_database(database_url, core::db::database_of(database_url).empty()
+                                                         ? std::string("deepagents_runtime")
+                                                         : core::db::database_of(database_url));
+      lo.replica_id = replica_id;
+      link = std::make_unique<spec_engine::bus::PgLink>(lo, store, hub, on_remote_delete);
+    }
+    if (link) {
+      auto* l = link.get();
+      hub.set_watch_hooks([l](const std::string& id) { l->watch(id); }, [l](const std::string& id) { l->unwatch(id); });
+      ro.broadcast_delete = [l](const std::string& id) { l->send_delete(id); };
+    }
+
+    spec_engine::bus::EventLogOptions lo;
+    lo.delta_flush = std::chrono::milliseconds(delta_flush_ms);
+    lo.delta_flush_bytes = delta_flush_bytes;
+    if (pg && !nats) lo.notify_origin = replica_id;
+    auto publish = [&hub, l = link.get()](const std::vector<spec_engine::store::EventRecord>& events) {
+      hub.publish(events);
+      if (l) l->published(events);
+    };
+    spec_engine::bus::EventLog event_log(writer_store, publish, lo);
+    event_log.start();
+
+    spec_engine::bus::RunManager runs(store, event_log, hub, ro, rt, http);
+    runs_ptr = &runs;
+    if (!pg) {
+      // The data-directory lock proves no other engine lives: threads a previous process left
+      // queued/running are claimable now, not only after their leases expire.
+      const int n = store.expire_foreign_leases(replica_id);
+      if (n > 0) core::log::info("threads of a previous process are claimable", {{"count", n}});
+    }
     runs.start();
+    if (link) link->start();
+
+    spec_engine::bus::LeaseHooks hooks;
+    hooks.local = [&runs] { return runs.owned_local(); };
+    hooks.lost = [&runs](const std::string& id, std::int64_t epoch, const std::string& why) { runs.lose(id, epoch, why); };
+    hooks.capacity = [&runs] { return runs.free_slots(); };
+    hooks.claimed = [&runs](const spec_engine::store::Claim& c) { runs.adopt(c); };
+    spec_engine::bus::LeaseKeeper keeper(
+        keeper_store, {replica_id, std::chrono::milliseconds(lease_ttl_ms), std::chrono::milliseconds(lease_renew_ms)},
+        hooks);
+    keeper.start();  // its first round claims what is claimable at once
 
     if (nats) nats->start(runs);
 
     core::http::Router router;
-    spec_engine::api::ApiContext api_ctx{&store, &hub, &runs};
+    spec_engine::api::ApiContext api_ctx{&store, &hub, &runs, &rt};
     if (nats) api_ctx.nats_state = [bus = nats.get()] { return bus->state(); };
+    if (link) api_ctx.link_health = [l = link.get()] { return l->health(); };
+    api_ctx.lease_health = [&keeper] { return keeper.health(); };
     spec_engine::api::register_routes(router, api_ctx);
     core::http::ServerOptions so;
     so.host = host;
@@ -289,6 +460,10 @@ int main(int argc, char** argv) {
     core::log::info("listening", {{"host", host},
                                   {"port", server.port()},
                                   {"database", db.describe()},
+                                  {"replica_id", replica_id},
+                                  {"replica_link", link ? link->name() : std::string("in-process")},
+                                  {"lease_ttl_ms", lease_ttl_ms},
+                                  {"lease_renew_ms", lease_renew_ms},
                                   {"max_concurrent_runs", max_concurrent},
                                   {"max_queue", max_queue},
                                   {"io_threads", io_threads},
@@ -316,11 +491,18 @@ int main(int argc, char** argv) {
                               [&] { runs.shutdown(std::chrono::milliseconds(shutdown_grace_ms)); });
     if (stopped.wait_for(std::chrono::milliseconds(shutdown_grace_ms) + std::chrono::seconds(5)) !=
         std::future_status::ready) {
-      core::log::warn("runs still busy after the grace period; exiting, they resume at next start");
+      core::log::warn("runs still busy after the grace period; exiting, another replica resumes them");
+      event_log.stop(std::chrono::milliseconds(1000));
+      keeper.stop(/*release=*/true);  // a stuck run's later writes are fenced by the claimer's epoch
       if (nats) nats->close(std::chrono::milliseconds(1000));
       core::tracing::shutdown();
       std::_Exit(0);
     }
+    // Store what the runs left (interrupted runs are `queued`), then release the leases so
+    // another replica claims those threads at its next round instead of after the TTL.
+    event_log.stop(std::chrono::milliseconds(5000));
+    keeper.stop(/*release=*/true);
+    if (link) link->stop();
     if (nats) nats->close(std::chrono::milliseconds(5000));  // drain: flushes the last status events
     server.stop();
     rt.stop();  // no run is left; closes idle model connections' I/O

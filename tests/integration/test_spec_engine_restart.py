@@ -83,7 +83,7 @@ class RestartTests(unittest.TestCase):
     def test_recovery_fail_mode_marks_failed_with_reason(self):
         thread_id = self.kill_mid_run()
         engine = self.restart("--recovery", "fail")
-        state = engine.state(thread_id)[2]  # handled before the server started listening
+        state = engine.wait_terminal(thread_id, timeout=30)  # claimed at the keeper's first round
         self.assertEqual(state["status"], "failed")
         self.assertIn("restart", state["error"])
         self.assertIn("/a.md", state["generated_files"])  # files of the last checkpoint

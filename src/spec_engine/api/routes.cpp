@@ -1,10 +1,11 @@
 // Spec Engine HTTP and WebSocket handlers on the core router.
 #include "spec_engine/api/routes.hpp"
 
-#include <atomic>
+#include <algorithm>
 #include <charconv>
 #include <chrono>
-#include <thread>
+
+#include <boost/asio/this_coro.hpp>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
@@ -106,7 +107,15 @@ Response handle_ready(const ApiContext& ctx) {
   const bool db_ok = ctx.store->ping();
   checks["database"] = db_ok ? "ok" : "unreachable";
   if (!db_ok) reasons.push_back("database unreachable");
-  checks["bus"] = "ok";  // in-process hub: available whenever the process is
+  // The replica link (LISTEN connection or NATS); the in-process hub alone is always up.
+  const std::string bus = ctx.link_health ? ctx.link_health() : std::string("ok");
+  checks["bus"] = bus;
+  if (bus != "ok") reasons.push_back("bus: " + bus);
+  if (ctx.lease_health) {
+    const std::string leases = ctx.lease_health();
+    checks["leases"] = leases;
+    if (leases != "ok") reasons.push_back("leases: " + leases);
+  }
   if (ctx.nats_state) {
     const std::string nats = ctx.nats_state();
     checks["nats"] = nats;
@@ -129,11 +138,134 @@ Response handle_ready(const ApiContext& ctx) {
   return Response::json(reasons.empty() ? 200 : 503, body);
 }
 
-/// Per-connection stream state shared between the sink and the close callback.
-struct StreamState {
-  std::atomic<bool> ended{false};
-  std::atomic<std::uint64_t> sub_id{0};
+/// Sends one frame once the client's queue is below the low-water marks. False when the
+/// connection closed, or the client stalled for replay_stall_timeout (then closed with 1013).
+core::async::Task<bool> send_paced(const ApiContext& ctx, core::http::WsConnection& conn, const bus::Frame& f) {
+  const std::size_t low_frames = std::max<std::size_t>(1, ctx.max_ws_queue / 4);
+  const std::size_t low_bytes = std::max<std::size_t>(1, ctx.max_ws_queue_bytes / 4);
+  if (conn.queued() >= low_frames || conn.queued_bytes() >= low_bytes) {
+    const bool writable = co_await conn.wait_writable(low_frames, low_bytes, ctx.replay_stall_timeout);
+    if (!writable) {
+      if (conn.is_open()) conn.close(1013, "client too slow");
+      co_return false;
+    }
+  }
+  if (!conn.send_text(*f.text)) co_return false;
+  events_sent().inc({{"event_type", f.event_type}});
+  co_return true;
+}
+
+/// Unsubscribes and counts the stream closed when the coroutine ends (also when destroyed
+/// unfinished at server stop).
+struct StreamGuard {
+  bus::EventHub* hub;
+  std::shared_ptr<bus::Subscription> sub;
+  ~StreamGuard() {
+    hub->unsubscribe(sub);
+    active_streams().dec();
+  }
 };
+
+/// The stream of one thread to one client (docs/event-path-and-replicas.md "Live events from
+/// any replica"): subscribe first, then read the table page by page after `after_seq` (on the
+/// blocking pool, paced by the client's queue), then deliver what the hub brings. Only seq =
+/// last + 1 is sent; a gap, a wake-up beyond `last`, a mailbox overflow or a silent period sends
+/// the stream back to the table; older seqs are dropped. Closes 1000 after `end`.
+core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t after_seq, std::string request_id,
+                                   std::shared_ptr<core::http::WsConnection> conn) {
+  const auto ex = co_await boost::asio::this_coro::executor;
+  active_streams().inc();
+  StreamGuard guard{ctx.hub, ctx.hub->subscribe(id, ex)};
+  auto sub = guard.sub;
+  conn->on_message([](const std::string&) {});  // clients have nothing to say; pings are WebSocket frames
+  std::weak_ptr<bus::Subscription> weak_sub = sub;
+  conn->on_close([weak_sub] {
+    if (auto s = weak_sub.lock()) s->signal().notify();  // wake the loop so it ends
+  });
+  core::log::info("stream opened", {{"thread_id", id}, {"after_seq", after_seq}, {"request_id", request_id}});
+
+  store::Store* st = ctx.store;
+  const std::size_t page_size = std::max<std::size_t>(1, ctx.replay_page_size);
+  std::int64_t last = after_seq;
+  bool read_table = true;  // the replay: everything stored after after_seq
+  bool check_thread = true;  // after the replay, and after a silent period
+  for (;;) {
+    if (!conn->is_open()) co_return;
+    if (read_table) {
+      const std::int64_t from = last;
+      auto load = [st, &id, from, page_size] { return st->events_after(id, from, page_size); };
+      std::vector<store::EventRecord> page;
+      try {
+        page = co_await ctx.rt->blocking(std::move(load));
+      } catch (const std::exception& e) {
+        core::log::warn("stream read failed", {{"thread_id", id}, {"error", e.what()}});
+        conn->close(1011, "event store unavailable");
+        co_return;
+      }
+      for (const auto& ev : page) {
+        if (ev.seq != last + 1) break;  // never skip: a hole would be a bug upstream
+        const auto f = bus::Frame::of(ev);
+        if (!co_await send_paced(ctx, *conn, f)) co_return;
+        last = ev.seq;
+        if (ev.event_type == "end") {
+          conn->close(1000, "end");
+          co_return;
+        }
+      }
+      if (page.size() == page_size) continue;  // more stored: next page
+      read_table = false;
+    }
+    if (check_thread) {
+      // Nothing (more) stored: is the thread gone, or over with its `end` at or before `last`?
+      check_thread = false;
+      auto load = [st, &id] { return st->get_thread(id); };
+      std::optional<store::ThreadRecord> rec;
+      bool read_ok = true;
+      try {
+        rec = co_await ctx.rt->blocking(std::move(load));
+      } catch (const std::exception& e) {
+        read_ok = false;  // retried at the next silent period
+        core::log::warn("stream status check failed", {{"thread_id", id}, {"error", e.what()}});
+      }
+      if (read_ok && !rec) {
+        conn->close(1000, "thread deleted");
+        co_return;
+      }
+      if (rec && rec->last_seq > last) {
+        read_table = true;
+        continue;
+      }
+      if (rec && store::is_terminal(rec->status)) {
+        conn->close(1000, "end");
+        co_return;
+      }
+    }
+    auto news = sub->take();
+    if (news.deleted) {
+      conn->close(1000, "thread deleted");
+      co_return;
+    }
+    bool got = news.overflow || news.stored_up_to > 0 || !news.events.empty();
+    if (news.overflow || news.stored_up_to > last) read_table = true;
+    for (const auto& f : news.events) {
+      if (read_table) break;
+      if (f.seq <= last) continue;      // already delivered
+      if (f.seq != last + 1) {          // a gap: the missing ones are in the table
+        read_table = true;
+        break;
+      }
+      if (!co_await send_paced(ctx, *conn, f)) co_return;
+      last = f.seq;
+      if (f.event_type == "end") {
+        conn->close(1000, "end");
+        co_return;
+      }
+    }
+    if (got) continue;
+    const bool woken = co_await sub->signal().wait(ctx.stream_silence);
+    if (!woken) check_thread = true;  // silence: news may have been lost (or the thread deleted)
+  }
+}
 
 core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
   core::http::WsAccept accept;
@@ -151,87 +283,8 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
   }
   const std::int64_t after_seq = *after;
   const std::string request_id = req.request_id;
-  accept.on_open = [ctx, id, after_seq, request_id](std::shared_ptr<core::http::WsConnection> conn) {
-    active_streams().inc();
-    auto state = std::make_shared<StreamState>();
-    std::weak_ptr<core::http::WsConnection> weak = conn;
-    const std::size_t max_queue = ctx.max_ws_queue;
-    const std::size_t max_bytes = ctx.max_ws_queue_bytes;
-    auto sink = [weak, state, max_queue, max_bytes](const store::EventRecord& ev) {
-      auto c = weak.lock();
-      if (!c || state->ended) return;
-      c->send_text(ev.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
-      events_sent().inc({{"event_type", ev.event_type}});
-      if (ev.event_type == "end") {
-        state->ended = true;
-        c->close(1000, "end");
-      } else if (c->queued() > max_queue || (c->queued() > 1 && c->queued_bytes() > max_bytes)) {
-        state->ended = true;
-        c->close(1013, "client too slow");
-      }
-    };
-    auto on_drop = [weak, state] {
-      state->ended = true;
-      if (auto c = weak.lock()) c->close(1000, "thread deleted");
-    };
-    store::Store* st = ctx.store;
-    auto loader = [st, id](std::int64_t after_seq_, std::size_t limit) {
-      return st->events_after(id, after_seq_, limit);
-    };
-    // Replay pacing: wait (bounded, interrupted by close or server stop) until the client has
-    // written most of what is queued, so a long history is never queued at once.
-    const std::size_t low_frames = std::max<std::size_t>(1, max_queue / 4);
-    const std::size_t low_bytes = std::max<std::size_t>(1, max_bytes / 4);
-    const auto stall = ctx.replay_stall_timeout;
-    auto pace = [weak, state, low_frames, low_bytes, stall]() -> bool {
-      const auto deadline = std::chrono::steady_clock::now() + stall;
-      for (;;) {
-        auto c = weak.lock();
-        if (!c || state->ended || !c->is_open()) return false;
-        if (c->queued() < low_frames && c->queued_bytes() < low_bytes) return true;
-        if (std::chrono::steady_clock::now() >= deadline) {
-          state->ended = true;
-          c->close(1013, "client too slow");
-          return false;
-        }
-        c.reset();
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    };
-    bus::EventHub* hub = ctx.hub;
-    try {
-      state->sub_id = hub->subscribe_paged(id, after_seq, loader, sink, pace, ctx.replay_page_size, on_drop);
-    } catch (const std::exception& e) {
-      core::log::error("stream replay failed", {{"thread_id", id}, {"error", e.what()}});
-      active_streams().dec();
-      conn->close(1011, "replay failed");
-      return;
-    }
-    conn->on_message([](const std::string&) {});  // clients have nothing to say; pings are WebSocket frames
-    conn->on_close([hub, state] {
-      hub->unsubscribe(state->sub_id);
-      active_streams().dec();
-    });
-    core::log::info("stream opened", {{"thread_id", id}, {"after_seq", after_seq}, {"request_id", request_id}});
-    if (state->ended) return;
-    // The run may have ended while we replayed: its `end` is then stored (and was
-    // either delivered live or is fetched now). If `end` lies at or before after_seq,
-    // nothing more will come: close normally.
-    try {
-      auto rec = st->get_thread(id);
-      if (!rec) {
-        state->ended = true;
-        conn->close(1000, "thread deleted");
-      } else if (store::is_terminal(rec->status)) {
-        hub->catch_up(state->sub_id);
-        if (!state->ended) {
-          state->ended = true;
-          conn->close(1000, "end");
-        }
-      }
-    } catch (const std::exception& e) {
-      core::log::error("stream status check failed", {{"thread_id", id}, {"error", e.what()}});
-    }
+  accept.on_open_async = [ctx, id, after_seq, request_id](std::shared_ptr<core::http::WsConnection> conn) {
+    return run_stream(ctx, id, after_seq, request_id, std::move(conn));
   };
   return accept;
 }
@@ -247,13 +300,41 @@ std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& va
   return n;
 }
 
+/// Runs a handler; a database that cannot serve in time (store::Unavailable) answers 503 with
+/// Retry-After instead of 500.
+Response unavailable(const ApiContext& ctx, const Request& req, const store::Unavailable& e) {
+  core::log::warn("database unavailable", {{"path", req.path}, {"error", e.what()}, {"request_id", req.request_id}});
+  auto r = Response::problem(503, "Database unavailable", "The engine's database did not answer in time; retry shortly.");
+  r.headers.set("Retry-After", std::to_string(ctx.db_retry_after_s));
+  return r;
+}
+
+template <class F>
+Response guarded(const ApiContext& ctx, Request& req, F&& handler) {
+  try {
+    return handler(ctx, req);
+  } catch (const store::Unavailable& e) {
+    return unavailable(ctx, req, e);
+  }
+}
+
 void register_routes(core::http::Router& router, ApiContext ctx) {
   active_streams();
   events_sent();
-  router.add("POST", "/spec-engine/invoke", [ctx](Request& req) { return handle_invoke(ctx, req); });
-  router.add("GET", "/spec-engine/state/{thread_id}", [ctx](Request& req) { return handle_state(ctx, req); });
-  router.add("DELETE", "/spec-engine/threads/{thread_id}", [ctx](Request& req) { return handle_delete(ctx, req); });
-  router.add_ws("/spec-engine/stream/{thread_id}", [ctx](Request& req) { return handle_stream(ctx, req); });
+  router.add("POST", "/spec-engine/invoke", [ctx](Request& req) { return guarded(ctx, req, handle_invoke); });
+  router.add("GET", "/spec-engine/state/{thread_id}",
+             [ctx](Request& req) { return guarded(ctx, req, handle_state); });
+  router.add("DELETE", "/spec-engine/threads/{thread_id}",
+             [ctx](Request& req) { return guarded(ctx, req, handle_delete); });
+  router.add_ws("/spec-engine/stream/{thread_id}", [ctx](Request& req) {
+    try {
+      return handle_stream(ctx, req);
+    } catch (const store::Unavailable& e) {
+      core::http::WsAccept refused;
+      refused.reject = unavailable(ctx, req, e);
+      return refused;
+    }
+  });
   router.add("GET", "/health", [](Request&) { return Response::json(200, {{"status", "ok"}}); });
   router.add("GET", "/ready", [ctx](Request&) { return handle_ready(ctx); });
   router.add("GET", "/metrics", [](Request&) {

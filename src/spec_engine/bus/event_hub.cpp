@@ -1,214 +1,157 @@
-// In-process event fan-out with gap-free replay for late subscribers.
+// In-process fan-out: bounded mailboxes plus a wake-up signal per subscription.
 #include "spec_engine/bus/event_hub.hpp"
 
 #include <algorithm>
 
 namespace spec_engine::bus {
 
-void EventHub::Subscriber::deliver_locked(const EventRecord& ev) {
-  if (closed || ev.seq <= last) return;
-  if (ev.seq > last + 1 && load) {
-    // A gap: fetch what is missing from the store (stored before published).
-    for (const auto& missing : load(last)) {
-      if (missing.seq >= ev.seq) break;
-      if (missing.seq <= last) continue;
-      last = missing.seq;
-      sink(missing);
-    }
-  }
-  last = ev.seq;
-  sink(ev);
+Frame Frame::of(const EventRecord& ev) {
+  return {ev.seq, ev.event_type,
+          std::make_shared<const std::string>(
+              ev.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))};
 }
 
-std::shared_ptr<EventHub::Subscriber> EventHub::add(const std::string& thread_id, std::int64_t after_seq,
-                                                    Loader load, Sink sink, std::function<void()> on_drop) {
-  auto sub = std::make_shared<Subscriber>();
-  sub->id = next_id_++;
-  sub->thread_id = thread_id;
-  sub->load = std::move(load);
-  sub->sink = std::move(sink);
-  sub->on_drop = std::move(on_drop);
-  sub->last = after_seq < 0 ? 0 : after_seq;
+Subscription::News Subscription::take() {
   std::lock_guard lk(mu_);
-  subs_[sub->id] = sub;
-  by_thread_.emplace(thread_id, sub->id);
+  News out = std::move(news_);
+  news_ = News{};
+  bytes_ = 0;
+  return out;
+}
+
+void EventHub::set_watch_hooks(std::function<void(const std::string&)> on_watch,
+                               std::function<void(const std::string&)> on_unwatch) {
+  std::lock_guard lk(hooks_mu_);
+  on_watch_ = std::move(on_watch);
+  on_unwatch_ = std::move(on_unwatch);
+}
+
+std::shared_ptr<Subscription> EventHub::subscribe(const std::string& thread_id, const core::async::Executor& ex) {
+  auto sub = std::make_shared<Subscription>(thread_id, ex);
+  std::lock_guard hk(hooks_mu_);
+  bool first = false;
+  {
+    std::lock_guard lk(mu_);
+    first = subs_.count(thread_id) == 0;
+    subs_.emplace(thread_id, sub);
+  }
+  if (first && on_watch_) on_watch_(thread_id);
   return sub;
 }
 
-std::uint64_t EventHub::subscribe(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
-                                  std::function<void()> on_drop) {
-  auto sub = add(thread_id, after_seq, std::move(load), std::move(sink), std::move(on_drop));
-  std::vector<EventRecord> stored;
-  try {
-    if (sub->load) stored = sub->load(sub->last);
-  } catch (...) {
-    unsubscribe(sub->id);
-    throw;
-  }
-  std::lock_guard lk(sub->mu);
-  for (const auto& ev : stored) {
-    if (sub->closed) break;
-    if (ev.seq <= sub->last) continue;
-    sub->last = ev.seq;
-    sub->sink(ev);
-  }
-  std::sort(sub->buffer.begin(), sub->buffer.end(),
-            [](const EventRecord& a, const EventRecord& b) { return a.seq < b.seq; });
-  for (const auto& ev : sub->buffer) sub->deliver_locked(ev);
-  sub->buffer.clear();
-  sub->live = true;
-  return sub->id;
-}
-
-std::uint64_t EventHub::subscribe_paged(const std::string& thread_id, std::int64_t after_seq, PageLoader load,
-                                        Sink sink, Pacer pace, std::size_t page_size, std::function<void()> on_drop) {
-  if (!load) return subscribe(thread_id, after_seq, nullptr, std::move(sink), std::move(on_drop));
-  page_size = std::max<std::size_t>(1, page_size);
-  // Gap reloads of a live subscriber and catch_up() read everything after `last` (normally little).
-  auto sub = add(thread_id, after_seq, [load](std::int64_t a) { return load(a, 0); }, std::move(sink),
-                 std::move(on_drop));
-  {
-    std::lock_guard lk(sub->mu);
-    sub->paged = true;
-  }
-  // Delivers `ev` unless already delivered; caller holds sub->mu.
-  auto deliver = [&sub](const EventRecord& ev) {
-    if (ev.seq <= sub->last) return;
-    sub->last = ev.seq;
-    sub->sink(ev);
-  };
-  // Abandons the replay: nothing more is delivered.
-  auto abandon = [&sub] {
-    std::lock_guard lk(sub->mu);
-    sub->closed = true;
-  };
-  try {
-    // Full pages, paced, without the lock: publishers are never blocked by a slow replay.
-    for (;;) {
-      std::int64_t from = 0;
-      {
-        std::lock_guard lk(sub->mu);
-        if (sub->closed) return sub->id;
-        from = sub->last;
-      }
-      const auto page = load(from, page_size);
-      for (const auto& ev : page) {
-        if (pace && !pace()) {
-          abandon();
-          return sub->id;
-        }
-        std::lock_guard lk(sub->mu);
-        if (sub->closed) return sub->id;
-        deliver(ev);
-      }
-      if (page.size() < page_size) break;  // reached the end of what was stored
-    }
-    // Hand-off: under the lock (publishes wait), read what was stored since, then turn live.
-    // Everything published before this point is stored, so it is in these pages.
-    std::lock_guard lk(sub->mu);
-    if (sub->closed) return sub->id;
-    for (;;) {
-      const auto rest = load(sub->last, page_size);
-      for (const auto& ev : rest) deliver(ev);
-      if (rest.size() < page_size) break;
-    }
-    sub->live = true;
-  } catch (...) {
-    unsubscribe(sub->id);
-    throw;
-  }
-  return sub->id;
-}
-
-std::shared_ptr<EventHub::Subscriber> EventHub::find(std::uint64_t id) const {
-  std::lock_guard lk(mu_);
-  auto it = subs_.find(id);
-  return it == subs_.end() ? nullptr : it->second;
-}
-
-void EventHub::catch_up(std::uint64_t subscription_id) {
-  auto sub = find(subscription_id);
-  if (!sub || !sub->load) return;
-  std::lock_guard lk(sub->mu);
-  if (sub->closed) return;
-  for (const auto& ev : sub->load(sub->last)) sub->deliver_locked(ev);
-}
-
-std::int64_t EventHub::last_delivered(std::uint64_t subscription_id) const {
-  auto sub = find(subscription_id);
-  if (!sub) return 0;
-  std::lock_guard lk(sub->mu);
-  return sub->last;
-}
-
-void EventHub::unsubscribe(std::uint64_t subscription_id) {
-  std::shared_ptr<Subscriber> sub;
+void EventHub::unsubscribe(const std::shared_ptr<Subscription>& sub) {
+  if (!sub) return;
+  std::lock_guard hk(hooks_mu_);
+  bool last = false;
+  bool found = false;
   {
     std::lock_guard lk(mu_);
-    auto it = subs_.find(subscription_id);
-    if (it == subs_.end()) return;
-    sub = it->second;
-    subs_.erase(it);
-    auto range = by_thread_.equal_range(sub->thread_id);
+    auto range = subs_.equal_range(sub->thread_id());
     for (auto i = range.first; i != range.second; ++i) {
-      if (i->second == subscription_id) {
-        by_thread_.erase(i);
+      if (i->second == sub) {
+        subs_.erase(i);
+        found = true;
         break;
       }
     }
+    last = found && subs_.count(sub->thread_id()) == 0;
   }
-  std::lock_guard lk(sub->mu);  // waits for an in-flight delivery; none after this
-  sub->closed = true;
-  sub->buffer.clear();
+  if (last && on_unwatch_) on_unwatch_(sub->thread_id());
 }
 
-void EventHub::publish(const EventRecord& event) {
-  std::vector<std::shared_ptr<Subscriber>> targets;
-  {
-    std::lock_guard lk(mu_);
-    auto range = by_thread_.equal_range(event.thread_id);
-    for (auto i = range.first; i != range.second; ++i) targets.push_back(subs_.at(i->second));
+std::vector<std::shared_ptr<Subscription>> EventHub::of(const std::string& thread_id) const {
+  std::vector<std::shared_ptr<Subscription>> out;
+  std::lock_guard lk(mu_);
+  auto range = subs_.equal_range(thread_id);
+  for (auto i = range.first; i != range.second; ++i) out.push_back(i->second);
+  return out;
+}
+
+void EventHub::publish(const EventRecord& event) { publish(std::vector<EventRecord>{event}); }
+
+void EventHub::publish(const std::vector<EventRecord>& events) {
+  // Per run of one thread: serialise once (only when someone listens), deliver to each subscriber.
+  std::size_t i = 0;
+  while (i < events.size()) {
+    std::size_t j = i;
+    while (j < events.size() && events[j].thread_id == events[i].thread_id) ++j;
+    const auto subs = of(events[i].thread_id);
+    if (!subs.empty()) {
+      std::vector<Frame> frames;
+      frames.reserve(j - i);
+      for (std::size_t k = i; k < j; ++k) frames.push_back(Frame::of(events[k]));
+      deliver(subs, frames);
+    }
+    i = j;
   }
-  for (auto& sub : targets) {
-    std::lock_guard lk(sub->mu);
-    if (sub->closed) continue;
-    if (!sub->live) {
-      if (!sub->paged) sub->buffer.push_back(event);  // a paged replay re-reads it from the store
-    } else {
-      try {
-        sub->deliver_locked(event);
-      } catch (...) {
-        // A failing gap reload must not break the publisher; the subscriber keeps its position.
+}
+
+void EventHub::publish_frames(const std::string& thread_id, const std::vector<Frame>& frames) {
+  const auto subs = of(thread_id);
+  if (!subs.empty()) deliver(subs, frames);
+}
+
+void EventHub::deliver(const std::vector<std::shared_ptr<Subscription>>& subs, const std::vector<Frame>& frames) {
+  for (const auto& sub : subs) {
+    {
+      std::lock_guard lk(sub->mu_);
+      for (const auto& f : frames) {
+        if (sub->news_.overflow) break;
+        const std::size_t size = f.text ? f.text->size() : 0;
+        if (sub->news_.events.size() >= options_.max_pending_events ||
+            sub->bytes_ + size > options_.max_pending_bytes) {
+          // The stream is behind: drop the mailbox, it reads the table instead.
+          sub->news_.events.clear();
+          sub->bytes_ = 0;
+          sub->news_.overflow = true;
+          break;
+        }
+        sub->news_.events.push_back(f);
+        sub->bytes_ += size;
       }
     }
+    sub->signal().notify();
+  }
+}
+
+void EventHub::wake(const std::string& thread_id, std::int64_t seq) {
+  for (const auto& sub : of(thread_id)) {
+    {
+      std::lock_guard lk(sub->mu_);
+      sub->news_.stored_up_to = std::max(sub->news_.stored_up_to, seq);
+    }
+    sub->signal().notify();
+  }
+}
+
+void EventHub::wake_all() {
+  std::vector<std::shared_ptr<Subscription>> all;
+  {
+    std::lock_guard lk(mu_);
+    for (const auto& [id, sub] : subs_) all.push_back(sub);
+  }
+  for (const auto& sub : all) {
+    {
+      std::lock_guard lk(sub->mu_);
+      sub->news_.overflow = true;  // "read the table"
+    }
+    sub->signal().notify();
   }
 }
 
 void EventHub::drop_thread(const std::string& thread_id) {
-  std::vector<std::shared_ptr<Subscriber>> targets;
-  {
-    std::lock_guard lk(mu_);
-    auto range = by_thread_.equal_range(thread_id);
-    for (auto i = range.first; i != range.second; ++i) {
-      targets.push_back(subs_.at(i->second));
-      subs_.erase(i->second);
-    }
-    by_thread_.erase(thread_id);
-  }
-  for (auto& sub : targets) {
-    std::function<void()> drop;
+  for (const auto& sub : of(thread_id)) {
     {
-      std::lock_guard lk(sub->mu);
-      sub->closed = true;
-      drop = sub->on_drop;
+      std::lock_guard lk(sub->mu_);
+      sub->news_.deleted = true;
     }
-    if (drop) drop();
+    sub->signal().notify();
   }
 }
 
 std::size_t EventHub::subscriber_count(const std::string& thread_id) const {
   std::lock_guard lk(mu_);
-  return thread_id.empty() ? subs_.size() : by_thread_.count(thread_id);
+  return thread_id.empty() ? subs_.size() : subs_.count(thread_id);
 }
 
 }  // namespace spec_engine::bus

@@ -1,14 +1,14 @@
 #pragma once
-// In-process fan-out of thread events to live subscribers (DESIGN.md §4 "stream";
-// §6: the embedded default of the event bus). A subscriber that connects late
-// gets the stored events after its `after_seq` first and then the live ones, in
-// seq order, with no gap and no duplicate:
-//   1. register as a live subscriber whose deliveries are buffered,
-//   2. load the stored events after `after_seq` and deliver them,
-//   3. drain the buffer skipping seq <= the last delivered, then deliver directly.
-// This works because publishers store an event before publishing it.
-// subscribe_paged() replays in bounded pages instead, paced by the subscriber, and
-// buffers nothing while replaying: live events are re-read from the store.
+// In-process fan-out of thread events to live stream subscribers (docs/event-path-and-replicas.md
+// "Live events from any replica"). The events table is the truth; the hub only carries news:
+//  - full events, after they were stored (this process's event log, or another replica's events
+//    received over NATS);
+//  - wake-ups "events up to seq N are stored" (PostgreSQL NOTIFY from another replica);
+//  - "the thread was deleted".
+// Each subscription has a bounded mailbox and a core::async::Signal; the stream coroutine takes
+// what arrived, delivers only seq = last + 1, and reads the table for anything missing (a gap,
+// a wake-up beyond what it has, or a mailbox that overflowed because its client is slow). So
+// nothing is lost or delivered twice, and a slow client costs no unbounded memory.
 
 #include <atomic>
 #include <cstdint>
@@ -19,83 +19,92 @@
 #include <string>
 #include <vector>
 
+#include "core/async.hpp"
 #include "spec_engine/store/store.hpp"
 
 namespace spec_engine::bus {
 
 using store::EventRecord;
 
-/// Thread-safe hub: subscribers per thread id. Sinks run on the publisher's
-/// thread (or the subscriber's, during replay) under a per-subscriber lock, so
-/// they must be quick and must not call back into the hub.
+/// One event as sent on the wire (EventRecord::to_json() serialised once, shared by every
+/// subscriber).
+struct Frame {
+  std::int64_t seq = 0;
+  std::string event_type;
+  std::shared_ptr<const std::string> text;
+  /// The frame of a stored event.
+  static Frame of(const EventRecord& ev);
+};
+
+/// Bounds of one subscription's mailbox.
+struct HubOptions {
+  std::size_t max_pending_events = 1024;       ///< events waiting for the stream; more -> overflow
+  std::size_t max_pending_bytes = 4u << 20;    ///< their data size (approximate); more -> overflow
+};
+
+/// One stream's subscription to one thread. Thread-safe.
+class Subscription {
+ public:
+  /// What arrived since the last take().
+  struct News {
+    std::vector<Frame> events;        ///< full events in arrival order (may repeat or skip seqs)
+    std::int64_t stored_up_to = 0;    ///< highest seq known to be stored (0 = no wake-up)
+    bool overflow = false;            ///< events were discarded: read the table
+    bool deleted = false;             ///< the thread was deleted
+  };
+  Subscription(std::string thread_id, const core::async::Executor& ex) : thread_id_(std::move(thread_id)), signal_(ex) {}
+  /// Moves out what arrived.
+  News take();
+  /// Notified on every arrival; the stream waits on it (one waiter).
+  core::async::Signal& signal() { return signal_; }
+  const std::string& thread_id() const { return thread_id_; }
+
+ private:
+  friend class EventHub;
+  std::string thread_id_;
+  core::async::Signal signal_;
+  std::mutex mu_;
+  News news_;
+  std::size_t bytes_ = 0;
+};
+
+/// Thread-safe registry of subscriptions per thread id.
 class EventHub {
  public:
-  /// Receives one event; called in strictly increasing seq order.
-  using Sink = std::function<void(const EventRecord&)>;
-  /// Returns the stored events of the thread with seq > after_seq, in seq order.
-  using Loader = std::function<std::vector<EventRecord>(std::int64_t after_seq)>;
-  /// Returns at most `limit` stored events of the thread with seq > after_seq, in seq order
-  /// (limit 0 = all of them).
-  using PageLoader = std::function<std::vector<EventRecord>(std::int64_t after_seq, std::size_t limit)>;
-  /// Called during a paged replay before each replayed event, with no hub lock held: may block
-  /// (bounded) until the subscriber is ready for more; returns false to abandon the replay.
-  using Pacer = std::function<bool()>;
+  /// `on_watch(thread_id)` runs when a thread gets its first local subscriber and `on_unwatch`
+  /// when its last one leaves (a transport that subscribes per thread, e.g. NATS). They run
+  /// outside the hub's lock, in order per thread.
+  explicit EventHub(HubOptions options = {}) : options_(options) {}
 
-  /// Subscribes to `thread_id` for every event with seq > `after_seq`: replays
-  /// `load(after_seq)` then live events (see file comment). `on_drop` runs when
-  /// the thread is dropped (deleted). Returns the subscription id. If `load`
-  /// throws, the subscription is removed and the exception propagates.
-  std::uint64_t subscribe(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
-                          std::function<void()> on_drop = {});
-  /// Like subscribe(), but replays the stored events `page_size` at a time through
-  /// `load(after, page_size)`, calling `pace` before each replayed event, so a long history is
-  /// never held in memory or queued at once. Live events published during the replay are not
-  /// buffered: the final pages are read under the subscriber's lock, then it turns live, so the
-  /// hand-off has no gap and no duplicate. If `pace` returns false the subscription stays
-  /// registered but delivers nothing more (unsubscribe it). If `load` throws, the subscription
-  /// is removed and the exception propagates.
-  std::uint64_t subscribe_paged(const std::string& thread_id, std::int64_t after_seq, PageLoader load, Sink sink,
-                                Pacer pace, std::size_t page_size, std::function<void()> on_drop = {});
-  /// Reloads stored events after the subscriber's last delivered seq and delivers
-  /// the new ones (used when a thread turned terminal while replaying). No-op if unknown.
-  void catch_up(std::uint64_t subscription_id);
-  /// Seq of the last event delivered to the subscription (0 if none / unknown).
-  std::int64_t last_delivered(std::uint64_t subscription_id) const;
-  /// Removes a subscription; its sink is not called after this returns. Idempotent.
-  void unsubscribe(std::uint64_t subscription_id);
-  /// Delivers a stored event to the thread's subscribers. A subscriber that sees
-  /// a gap (seq > last+1) first reloads the missing events through its loader.
+  void set_watch_hooks(std::function<void(const std::string&)> on_watch,
+                       std::function<void(const std::string&)> on_unwatch);
+
+  /// Subscribes to `thread_id`; the subscription's Signal lives on `ex` (the stream's executor).
+  std::shared_ptr<Subscription> subscribe(const std::string& thread_id, const core::async::Executor& ex);
+  /// Removes a subscription. Idempotent.
+  void unsubscribe(const std::shared_ptr<Subscription>& sub);
+  /// Hands stored events to their threads' subscribers.
+  void publish(const std::vector<EventRecord>& events);
   void publish(const EventRecord& event);
-  /// Calls every subscriber's on_drop for `thread_id` and removes them.
+  /// Hands already serialised frames of one thread to its subscribers (events from NATS).
+  void publish_frames(const std::string& thread_id, const std::vector<Frame>& frames);
+  /// Events of `thread_id` up to `seq` are stored (another replica wrote them).
+  void wake(const std::string& thread_id, std::int64_t seq);
+  /// Every subscriber re-reads the table (a transport reconnected and may have missed news).
+  void wake_all();
+  /// The thread was deleted: its subscribers close.
   void drop_thread(const std::string& thread_id);
-  /// Number of subscriptions on `thread_id` (all threads when empty).
+  /// Subscriptions on `thread_id` (all threads when empty).
   std::size_t subscriber_count(const std::string& thread_id = {}) const;
 
  private:
-  struct Subscriber {
-    std::uint64_t id = 0;
-    std::string thread_id;
-    Loader load;
-    Sink sink;
-    std::function<void()> on_drop;
-    std::mutex mu;                      ///< guards everything below and serialises the sink
-    bool live = false;                  ///< false while replaying: publishes go to `buffer`
-    bool paged = false;                 ///< replaying via subscribe_paged: publishes are not buffered
-    bool closed = false;                ///< unsubscribed: drop everything
-    std::int64_t last = 0;              ///< last delivered seq
-    std::vector<EventRecord> buffer;
-    /// Delivers `ev` if new; reloads a gap first. Caller holds `mu`.
-    void deliver_locked(const EventRecord& ev);
-  };
-  std::shared_ptr<Subscriber> find(std::uint64_t id) const;
-  /// Creates and registers a subscriber (not live yet).
-  std::shared_ptr<Subscriber> add(const std::string& thread_id, std::int64_t after_seq, Loader load, Sink sink,
-                                  std::function<void()> on_drop);
-
+  std::vector<std::shared_ptr<Subscription>> of(const std::string& thread_id) const;
+  void deliver(const std::vector<std::shared_ptr<Subscription>>& subs, const std::vector<Frame>& frames);
+  HubOptions options_;
   mutable std::mutex mu_;
-  std::atomic<std::uint64_t> next_id_{1};
-  std::map<std::uint64_t, std::shared_ptr<Subscriber>> subs_;
-  std::multimap<std::string, std::uint64_t> by_thread_;
+  std::multimap<std::string, std::shared_ptr<Subscription>> subs_;
+  std::mutex hooks_mu_;  ///< serialises watch/unwatch calls
+  std::function<void(const std::string&)> on_watch_, on_unwatch_;
 };
 
 }  // namespace spec_engine::bus

@@ -117,6 +117,29 @@ struct NatsBus::Impl {
   std::condition_variable closed_cv;
   bool closed = false;
   std::atomic<bool> closing{false};  ///< set by close(): the disconnect that follows is expected
+  /// Plain subscriptions (subscribe()): id -> cnats handle. Guarded by subs_mu.
+  std::mutex subs_mu;
+  std::map<std::uint64_t, natsSubscription*> subs;
+  std::uint64_t next_sub = 1;
+
+  /// The handler of one plain subscription; freed by cnats' completion callback.
+  struct Handler {
+    MessageHandler fn;
+  };
+  static void on_message(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* h = static_cast<Handler*>(closure);
+    const char* subject = natsMsg_GetSubject(msg);
+    const char* data = natsMsg_GetData(msg);
+    const int len = natsMsg_GetDataLength(msg);
+    try {
+      h->fn(subject != nullptr ? subject : "",
+            data != nullptr && len > 0 ? std::string(data, static_cast<std::size_t>(len)) : std::string());
+    } catch (const std::exception& e) {
+      core::log::warn("nats message handler failed", {{"error", e.what()}});
+    }
+    natsMsg_Destroy(msg);
+  }
+  static void on_complete(void* closure) { delete static_cast<Handler*>(closure); }
 
   static void on_disconnected(natsConnection*, void* closure) {
     if (!static_cast<Impl*>(closure)->closing) core::log::warn("nats disconnected; reconnecting");
@@ -156,6 +179,7 @@ void NatsBus::connect() {
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK) s = natsOptions_SetURL(opts, options_.url.c_str());
   if (s == NATS_OK) s = natsOptions_SetName(opts, "spec-engine");
+  if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);  // replicas never handle their own events
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, options_.reconnect_wait.count());
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &Impl::on_disconnected, impl_.get());
@@ -277,6 +301,14 @@ void NatsBus::close(std::chrono::milliseconds timeout) {
     natsSubscription_Destroy(impl_->sub);
     impl_->sub = nullptr;
   }
+  {
+    std::lock_guard sl(impl_->subs_mu);
+    for (auto& [id, sub] : impl_->subs) {
+      natsSubscription_Unsubscribe(sub);
+      natsSubscription_Destroy(sub);
+    }
+    impl_->subs.clear();
+  }
   if (natsConnection_DrainTimeout(impl_->nc, timeout.count() > 0 ? timeout.count() : 1) == NATS_OK) {
     std::unique_lock cl(impl_->closed_mu);
     impl_->closed_cv.wait_for(cl, timeout + std::chrono::milliseconds(500), [&] { return impl_->closed; });
@@ -339,6 +371,49 @@ void NatsBus::publish_status(const std::string& thread_id, const std::string& st
   } catch (const std::exception& e) {
     core::log::warn("nats status publish failed", {{"thread_id", thread_id}, {"error", e.what()}});
   }
+}
+
+bool NatsBus::publish(const std::string& subject, const std::string& data) noexcept {
+  std::shared_lock lk(impl_->mu);
+  if (impl_->nc == nullptr) return false;
+  const natsStatus s =
+      natsConnection_Publish(impl_->nc, subject.c_str(), data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) {
+    core::log::warn("nats publish failed", {{"subject", subject}, {"error", nats_error_text(s)}});
+    return false;
+  }
+  return true;
+}
+
+std::uint64_t NatsBus::subscribe(const std::string& subject, MessageHandler handler) {
+  std::shared_lock lk(impl_->mu);
+  if (impl_->nc == nullptr) return 0;
+  auto* h = new Impl::Handler{std::move(handler)};
+  natsSubscription* sub = nullptr;
+  natsStatus s = natsConnection_Subscribe(&sub, impl_->nc, subject.c_str(), &Impl::on_message, h);
+  if (s != NATS_OK) {
+    delete h;
+    core::log::warn("nats subscribe failed", {{"subject", subject}, {"error", nats_error_text(s)}});
+    return 0;
+  }
+  natsSubscription_SetOnCompleteCB(sub, &Impl::on_complete, h);
+  std::lock_guard sl(impl_->subs_mu);
+  const std::uint64_t id = impl_->next_sub++;
+  impl_->subs[id] = sub;
+  return id;
+}
+
+void NatsBus::unsubscribe(std::uint64_t id) {
+  natsSubscription* sub = nullptr;
+  {
+    std::lock_guard sl(impl_->subs_mu);
+    auto it = impl_->subs.find(id);
+    if (it == impl_->subs.end()) return;
+    sub = it->second;
+    impl_->subs.erase(it);
+  }
+  natsSubscription_Unsubscribe(sub);  // the completion callback frees the handler
+  natsSubscription_Destroy(sub);
 }
 
 namespace {

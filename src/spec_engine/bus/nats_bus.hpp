@@ -13,6 +13,9 @@
 // Reconnects are left to cnats (reconnect wait, unlimited attempts).
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -103,6 +106,18 @@ class NatsBus {
   /// Failures are logged; never throws.
   void publish_status(const std::string& thread_id, const std::string& status, const std::string& error,
                       const nlohmann::json& extra = nullptr) noexcept;
+
+  /// Publishes `data` on `subject` (core NATS, no headers), e.g. stored events for the other
+  /// replicas. Buffered by cnats while reconnecting. Never throws; false (logged) on failure.
+  bool publish(const std::string& subject, const std::string& data) noexcept;
+  /// Receives one message: subject and payload. Runs on a cnats delivery thread: keep it short.
+  using MessageHandler = std::function<void(const std::string& subject, const std::string& data)>;
+  /// Subscribes to `subject` (wildcards allowed) on the connection; returns an id for
+  /// unsubscribe() (0 when it failed; logged). This connection never receives its own
+  /// messages (no echo), so a replica never handles what it published itself.
+  std::uint64_t subscribe(const std::string& subject, MessageHandler handler);
+  /// Ends a subscription; its handler is not called after the cnats completion. Idempotent.
+  void unsubscribe(std::uint64_t id);
 
   /// Connection state: "connected" | "connecting" | "reconnecting" | "disconnected" |
   /// "draining" | "closed" | "not_connected" (before connect()).

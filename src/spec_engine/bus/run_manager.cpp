@@ -1,13 +1,13 @@
-// Run manager: runs as coroutines, bounded queue, idempotent submit, cancel, recovery.
+// Run manager: runs as coroutines, bounded queue, idempotent submit, cancel, leases.
 #include "spec_engine/bus/run_manager.hpp"
 
 #include <algorithm>
 
+#include "core/db.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
-#include "spec_engine/bus/run_observer.hpp"
 
 // GCC reports a false -Wmismatched-new-delete on some coroutines over Asio's awaitable once
 // their frame allocation is inlined: the frame is allocated and freed by awaitable_frame_base's
@@ -52,11 +52,79 @@ nlohmann::json files_of_checkpoint(const std::optional<nlohmann::json>& cp) {
   return nlohmann::json::object();
 }
 
+/// How often a run's read of the shared pool is retried when no database session frees up
+/// within the pool's bounded wait: the run waits for the database instead of failing. An HTTP
+/// request in the same situation is answered 503 instead (core/server). (The runs' writes go
+/// through the EventLog, which has its own connection and retries by itself.)
+constexpr int kPoolBusyAttempts = 12;
+
+/// Calls `fn` (a store call on a blocking thread), retrying it up to kPoolBusyAttempts times
+/// while it throws core::db::PoolTimeout (nothing was done then: no session was leased).
+/// Other exceptions, and the last PoolTimeout, propagate. `what` names the call in the log.
+template <class F>
+auto retry_while_pool_busy(F&& fn, const std::string& thread_id, const char* what) -> decltype(fn()) {
+  for (int attempt = 1;; ++attempt) {
+    try {
+      return fn();
+    } catch (const core::db::PoolTimeout& e) {
+      if (attempt >= kPoolBusyAttempts) throw;
+      core::log::warn("database pool busy; retrying a run's read",
+                      {{"thread_id", thread_id}, {"what", what}, {"attempt", attempt}, {"error", e.what()}});
+    }
+  }
+}
+
+/// What a run (or a claimed thread given up) reads before it starts.
+struct Loaded {
+  store::ThreadRecord rec;
+  std::optional<nlohmann::json> checkpoint;
+};
+
+/// Awaits the durability of the write `begin(done)` starts (bus::await_durable; the task is
+/// made first, then awaited: GCC 12, see run.cpp).
+core::async::Task<void> durable(std::function<void(Completion)> begin) {
+  auto wait = await_durable(std::move(begin));
+  co_await std::move(wait);
+}
+
 }  // namespace
 
-RunManager::RunManager(store::Store& store, EventHub& hub, RunManagerOptions options, core::async::Runtime& rt,
-                       core::http::AsyncHttpClient& http, ExecuteFn execute)
-    : store_(store), hub_(hub), options_(std::move(options)), rt_(rt), http_(http), execute_(std::move(execute)) {
+/// Observer of one run: hands events and checkpoints to the event log; a checkpoint completes
+/// once durable (a coroutine waits without holding a thread).
+class RunManager::Observer : public runtime::RunObserver {
+ public:
+  Observer(std::shared_ptr<EventLog::Run> log, std::shared_ptr<Active> active)
+      : log_(std::move(log)), active_(std::move(active)) {}
+
+  void emit(const std::string& event_type, const nlohmann::json& data) override {
+    if (active_->lost) return;
+    log_->emit(event_type, data);
+    events_emitted().inc({{"event_type", event_type}});
+  }
+
+  /// Throws Fenced (ending the run) when the thread is gone or taken over.
+  core::async::Task<void> checkpoint(const nlohmann::json& state) override {
+    if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
+    auto log = log_;
+    auto begin = [log, &state](Completion done) { log->checkpoint(state, std::move(done)); };
+    auto stored = durable(std::move(begin));
+    co_await std::move(stored);
+  }
+
+ private:
+  std::shared_ptr<EventLog::Run> log_;
+  std::shared_ptr<Active> active_;
+};
+
+RunManager::RunManager(store::Store& store, EventLog& log, EventHub& hub, RunManagerOptions options,
+                       core::async::Runtime& rt, core::http::AsyncHttpClient& http, ExecuteFn execute)
+    : store_(store),
+      log_(log),
+      hub_(hub),
+      options_(std::move(options)),
+      rt_(rt),
+      http_(http),
+      execute_(std::move(execute)) {
   if (options_.max_concurrent_runs < 1) options_.max_concurrent_runs = 1;
   // Register every family up front so /metrics shows them before the first run.
   runs_started();
@@ -72,35 +140,117 @@ RunManager::RunManager(store::Store& store, EventHub& hub, RunManagerOptions opt
 
 RunManager::~RunManager() { shutdown(std::chrono::milliseconds(0)); }
 
-int RunManager::recover() {
-  int handled = 0;
-  for (const auto& rec : store_.threads_with_status({store::kRunning, store::kQueued})) {
-    ++handled;
-    const int n = store_.bump_recoveries(rec.thread_id);
-    const bool give_up = options_.recovery == "fail" || n > options_.max_recoveries;
-    nlohmann::json fields = {{"thread_id", rec.thread_id}, {"trace_id", rec.trace_id},
-                             {"previous_status", rec.status}, {"recoveries", n}};
-    if (give_up) {
-      const std::string reason =
-          options_.recovery == "fail"
-              ? "run interrupted by an engine restart while " + rec.status + "; recovery is disabled (--recovery=fail)"
-              : "run interrupted by engine restarts " + std::to_string(n) + " times; giving up";
-      std::int64_t seq = rec.last_seq;
-      store::EventRecord err{rec.thread_id, ++seq, "error", {{"error", reason}, {"context", "recovery"}},
-                             core::now_rfc3339()};
-      store_.append_event(err);
-      finish_thread(rec.thread_id, seq, store::kFailed, nullptr,
-                    files_of_checkpoint(store_.latest_checkpoint(rec.thread_id)), reason);
-      core::log::warn("run failed at recovery", fields);
-    } else {
-      store_.set_status(rec.thread_id, store::kQueued);
+void RunManager::adopt(const store::Claim& claim) {
+  const bool give_up = options_.recovery == "fail" || claim.recoveries > options_.max_recoveries;
+  nlohmann::json fields = {{"thread_id", claim.thread_id}, {"previous_status", claim.previous_status},
+                           {"previous_owner", claim.previous_owner}, {"recoveries", claim.recoveries},
+                           {"epoch", claim.epoch}};
+  if (!give_up) {
+    std::vector<Launch> runs;
+    {
       std::lock_guard lk(mu_);
-      queue_.push_back({rec.thread_id, true});
-      queue_depth().set(static_cast<double>(queue_.size()));
-      core::log::info("run re-queued at recovery", fields);
+      if (stopping_) return;  // not started here: the lease is released and another replica claims it
+      queue_.push_back({claim.thread_id, claim.epoch, true});
+      take_runnable_locked(runs);
+    }
+    core::log::info("run re-queued after takeover", fields);
+    launch(std::move(runs));
+    return;
+  }
+  std::string reason =
+      options_.recovery == "fail"
+          ? "run interrupted by an engine restart or a lost lease while " + claim.previous_status +
+                "; recovery is disabled (--recovery=fail)"
+          : "run interrupted by engine restarts or lost leases " + std::to_string(claim.recoveries) +
+                " times; giving up";
+  auto active = std::make_shared<Active>();
+  active->epoch = claim.epoch;
+  active->finishing = true;
+  {
+    std::lock_guard lk(mu_);
+    if (stopping_ || active_.count(claim.thread_id)) return;
+    active_[claim.thread_id] = active;
+    runs_in_flight().set(static_cast<double>(active_.size()));
+  }
+  rt_.spawn(fail_claimed(claim, std::move(reason), std::move(active)));
+}
+
+core::async::Task<void> RunManager::fail_claimed(store::Claim claim, std::string reason,
+                                                 std::shared_ptr<Active> active) {
+  nlohmann::json fields = {{"thread_id", claim.thread_id}, {"previous_status", claim.previous_status},
+                           {"previous_owner", claim.previous_owner}, {"recoveries", claim.recoveries},
+                           {"epoch", claim.epoch}};
+  std::optional<std::string> failed;
+  try {
+    auto load = [this, &claim]() -> std::optional<Loaded> {
+      return retry_while_pool_busy(
+          [&]() -> std::optional<Loaded> {
+            auto rec = store_.get_thread(claim.thread_id);
+            if (!rec) return std::nullopt;
+            return Loaded{std::move(*rec), store_.latest_checkpoint(claim.thread_id)};
+          },
+          claim.thread_id, "fail claimed");
+    };
+    auto load_task = rt_.blocking(std::move(load));
+    std::optional<Loaded> loaded = co_await std::move(load_task);
+    if (loaded) {
+      auto log = log_.open(claim.thread_id, claim.epoch, loaded->rec.last_seq);
+      log->emit("error", {{"error", reason}, {"context", "recovery"}});
+      events_emitted().inc({{"event_type", "error"}});
+      auto finish = finish_thread(*log, store::kFailed, nullptr, files_of_checkpoint(loaded->checkpoint), reason);
+      co_await std::move(finish);
+      core::log::warn("run failed at recovery", fields);
+    }
+  } catch (const std::exception& e) {
+    failed = e.what();
+  }
+  if (failed) {
+    fields["error"] = *failed;
+    core::log::warn("failing a claimed run did not complete; its lease expires and it is claimed again", fields);
+  }
+  run_ended(claim.thread_id, active);
+}
+
+std::map<std::string, std::int64_t> RunManager::owned_local() const {
+  std::map<std::string, std::int64_t> out;
+  std::lock_guard lk(mu_);
+  for (const auto& i : queue_) out[i.thread_id] = i.epoch;
+  for (const auto& [id, a] : active_) out[id] = a->epoch;
+  return out;
+}
+
+void RunManager::lose(const std::string& thread_id, std::int64_t epoch, const std::string& reason) {
+  std::lock_guard lk(mu_);
+  const auto before = queue_.size();
+  std::erase_if(queue_, [&](const Item& i) { return i.thread_id == thread_id && i.epoch == epoch; });
+  if (queue_.size() != before) queue_depth().set(static_cast<double>(queue_.size()));
+  if (auto it = active_.find(thread_id); it != active_.end() && it->second->epoch == epoch &&
+                                         !it->second->finishing) {
+    it->second->lose();
+    core::log::warn("run stopped: " + reason, {{"thread_id", thread_id}, {"epoch", epoch}});
+  }
+}
+
+std::size_t RunManager::free_slots() const {
+  std::lock_guard lk(mu_);
+  if (stopping_ || !accepting_) return 0;
+  const std::size_t busy = active_.size() + queue_.size();
+  const auto slots = static_cast<std::size_t>(options_.max_concurrent_runs);
+  return busy >= slots ? 0 : slots - busy;
+}
+
+void RunManager::on_remote_delete(const std::string& thread_id) {
+  {
+    std::lock_guard lk(mu_);
+    std::erase_if(queue_, [&](const Item& i) { return i.thread_id == thread_id; });
+    queue_depth().set(static_cast<double>(queue_.size()));
+    if (auto it = active_.find(thread_id); it != active_.end()) {
+      it->second->deleted = true;
+      it->second->lose();
+      core::log::info("run stopped: thread deleted on another replica", {{"thread_id", thread_id}});
     }
   }
-  return handled;
+  hub_.drop_thread(thread_id);
 }
 
 void RunManager::start() {
@@ -130,23 +280,24 @@ SubmitResult RunManager::submit(const Job& job) {
   rec.status = store::kQueued;
   rec.agent_definition = job.agent_definition;
   rec.input_payload = job.input_payload.is_null() ? nlohmann::json::object() : job.input_payload;
-  if (!store_.create_thread(rec)) {
+  rec.owner = options_.replica_id;
+  if (!store_.create_thread(rec, options_.lease_ttl)) {
     // Created concurrently by another engine sharing the database.
     return {SubmitOutcome::existing, store_.get_thread(job.job_id)};
   }
   std::vector<Launch> runs;
   {
     std::lock_guard lk(mu_);
-    queue_.push_back({rec.thread_id, false});
+    queue_.push_back({rec.thread_id, 1, false});
     take_runnable_locked(runs);
-    queue_depth().set(static_cast<double>(queue_.size()));
   }
   launch(std::move(runs));
   return {SubmitOutcome::started, store_.get_thread(job.job_id)};
 }
 
 bool RunManager::remove(const std::string& thread_id) {
-  if (!store_.get_thread(thread_id)) return false;
+  // Rows first: from here on every fenced write of the owner (wherever it runs) is dropped.
+  if (!store_.delete_thread(thread_id)) return false;
   std::shared_ptr<Active> active;
   {
     std::unique_lock lk(mu_);
@@ -155,16 +306,23 @@ bool RunManager::remove(const std::string& thread_id) {
     if (auto it = active_.find(thread_id); it != active_.end()) active = it->second;
     if (active) {
       active->cancel = true;
-      active->stop.request_stop();
+      active->deleted = true;
+      active->lose();
       if (!done_cv_.wait_for(lk, options_.cancel_wait, [&] { return active->done; })) {
-        *active->deleted = true;  // still running: its later writes are dropped and cleaned up
-        core::log::warn("run did not stop in time for delete", {{"thread_id", thread_id}});
+        core::log::warn("run did not stop in time for delete; its writes are fenced", {{"thread_id", thread_id}});
       }
     }
   }
-  store_.delete_thread(thread_id);
+  if (!active && options_.broadcast_delete) {
+    try {
+      options_.broadcast_delete(thread_id);  // the owner is another replica: stop it now
+    } catch (const std::exception& e) {
+      core::log::warn("delete not announced to other replicas; the owner stops at its next write",
+                      {{"thread_id", thread_id}, {"error", e.what()}});
+    }
+  }
   hub_.drop_thread(thread_id);
-  core::log::info("thread deleted", {{"thread_id", thread_id}});
+  core::log::info("thread deleted", {{"thread_id", thread_id}, {"ran_here", active != nullptr}});
   return true;
 }
 
@@ -178,7 +336,7 @@ void RunManager::shutdown(std::chrono::milliseconds grace) {
     a->stop.request_stop();
   }
   // Every wait of a run ends on its stop token (model call, backoff, tool budget), so this
-  // takes about one store write per run.
+  // takes about one event-log commit per run.
   done_cv_.wait(lk, [&] { return active_.empty(); });
 }
 
@@ -203,6 +361,7 @@ void RunManager::take_runnable_locked(std::vector<Launch>& out) {
     Item item = std::move(queue_.front());
     queue_.pop_front();
     auto active = std::make_shared<Active>();
+    active->epoch = item.epoch;
     active_[item.thread_id] = active;
     out.emplace_back(std::move(item), std::move(active));
   }
@@ -216,33 +375,37 @@ void RunManager::launch(std::vector<Launch> runs) {
 
 core::async::Task<void> RunManager::run_one(Item item, std::shared_ptr<Active> active) {
   std::optional<std::string> crash;
+  bool fenced = false;
   try {
     auto run = execute_run(item, active);
     co_await std::move(run);
+  } catch (const Fenced&) {
+    fenced = true;
   } catch (const std::exception& e) {
     crash = e.what();
   }
-  if (crash) {
-    core::log::error("run crashed", {{"thread_id", item.thread_id}, {"error", *crash}});
-    auto mark_failed = [this, &item, &crash] {
+  if (fenced) {
+    if (active->deleted) {
+      core::log::info("run ended", {{"thread_id", item.thread_id}, {"epoch", item.epoch}, {"status", "cancelled"},
+                                    {"error", "thread deleted"}});
+    } else {
+      core::log::info("run ended here: thread owned by another replica or gone",
+                      {{"thread_id", item.thread_id}, {"epoch", item.epoch}});
+    }
+  } else if (crash) {
+    // The database failed (the event log retries, so this is rare): leave the thread to its
+    // lease; when the lease expires a replica (maybe this one) claims and resumes it.
+    core::log::error("run crashed; it is given up here and resumed from its checkpoint by a claim",
+                     {{"thread_id", item.thread_id}, {"error", *crash}});
+    auto disown = [this, &item] {
       try {
-        store_.set_status(item.thread_id, store::kFailed, "internal error: " + *crash);
+        store_.disown(item.thread_id, item.epoch);
       } catch (const std::exception&) {
-        // The database is gone; recovery at the next start fixes the status.
+        // The database is gone: renewals fail too, so the lease expires by itself.
       }
     };
-    auto mark_failed_task = rt_.blocking(std::move(mark_failed));
-    co_await std::move(mark_failed_task);
-  }
-  if (active->deleted->load()) {
-    auto purge = [this, &item] {
-      try {
-        store_.delete_thread(item.thread_id);  // writes that raced with DELETE
-      } catch (const std::exception&) {
-      }
-    };
-    auto purge_task = rt_.blocking(std::move(purge));
-    co_await std::move(purge_task);
+    auto disown_task = rt_.blocking(std::move(disown));
+    co_await std::move(disown_task);
   }
   run_ended(item.thread_id, active);
 }
@@ -252,7 +415,7 @@ void RunManager::run_ended(const std::string& thread_id, const std::shared_ptr<A
   {
     std::lock_guard lk(mu_);
     active->done = true;
-    active_.erase(thread_id);
+    if (auto it = active_.find(thread_id); it != active_.end() && it->second == active) active_.erase(it);
     take_runnable_locked(next);
     // Notified under the lock: once it is released, shutdown() may return and the manager go.
     done_cv_.notify_all();
@@ -262,18 +425,13 @@ void RunManager::run_ended(const std::string& thread_id, const std::shared_ptr<A
 }
 
 core::async::Task<void> RunManager::execute_run(const Item& item, const std::shared_ptr<Active>& active) {
-  struct Loaded {
-    store::ThreadRecord rec;
-    std::optional<nlohmann::json> resume;
-  };
   auto load = [this, &item]() -> std::optional<Loaded> {
     return retry_while_pool_busy(
         [&]() -> std::optional<Loaded> {
           auto rec = store_.get_thread(item.thread_id);
-          if (!rec || store::is_terminal(rec->status)) return std::nullopt;
+          if (!rec || store::is_terminal(rec->status) || rec->epoch != item.epoch) return std::nullopt;
           Loaded out{std::move(*rec), std::nullopt};
-          if (item.recovered) out.resume = store_.latest_checkpoint(item.thread_id);
-          store_.set_status(item.thread_id, store::kRunning);
+          if (item.recovered) out.checkpoint = store_.latest_checkpoint(item.thread_id);
           return out;
         },
         item.thread_id, "start");
@@ -283,17 +441,23 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   if (!loaded) co_return;
   const store::ThreadRecord& rec = loaded->rec;
 
-  StoreRunObserver observer(store_, hub_, rt_, item.thread_id, rec.last_seq, active->deleted);
+  auto on_fenced = [active] { active->lose(); };
+  auto log = log_.open(item.thread_id, item.epoch, rec.last_seq, std::move(on_fenced));
+  auto begin_running = [log](Completion done) { log->set_status(store::kRunning, std::move(done)); };
+  auto running = durable(std::move(begin_running));
+  co_await std::move(running);
+
+  Observer observer(log, active);
   runtime::RunEnv env{rt_, http_, active->stop.get_token()};
   runtime::RunRequest request;
   request.thread_id = item.thread_id;
   request.definition = rec.agent_definition;
   request.input_payload = rec.input_payload;
-  request.resume_from = loaded->resume;
+  request.resume_from = loaded->checkpoint;
 
   const nlohmann::json log_fields = {{"thread_id", item.thread_id}, {"trace_id", rec.trace_id},
                                      {"traceparent", rec.traceparent}, {"resumed", request.resume_from.has_value()},
-                                     {"recovered", item.recovered}};
+                                     {"recovered", item.recovered}, {"epoch", item.epoch}};
   auto parent = core::tracing::parse_traceparent(rec.traceparent);
   core::tracing::Span span("spec_engine.run", parent ? core::tracing::child_of(*parent) : core::tracing::new_root(),
                            parent ? std::optional<std::string>(parent->span_id) : std::nullopt, 1);
@@ -308,26 +472,26 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   try {
     auto run = execute_(request, options_.limits, options_.models, observer, env);
     res = co_await std::move(run);
+  } catch (const Fenced&) {
+    throw;
   } catch (const std::exception& e) {
     internal = e.what();
   }
   if (internal) {
+    if (active->lost) throw Fenced(*internal);
     res = {};
     res.status = store::kFailed;
     res.error = "internal error in the runtime: " + *internal;
     observer.emit("error", {{"error", res.error}, {"context", "runtime"}});
   }
-  auto stored = observer.flush();  // throws when a write failed: run_one marks the run failed
-  co_await std::move(stored);
-  if (active->deleted->load()) co_return;
+  if (active->lost) throw Fenced("thread " + item.thread_id + " is no longer owned here");
   if (active->interrupt && !active->cancel && res.status == store::kCancelled) {
-    // Engine shutdown: keep the run resumable from its last checkpoint.
-    auto requeue = [this, &item] {
-      retry_while_pool_busy([&] { store_.set_status(item.thread_id, store::kQueued); }, item.thread_id, "requeue");
-    };
-    auto requeue_task = rt_.blocking(std::move(requeue));
-    co_await std::move(requeue_task);
-    core::log::info("run interrupted by shutdown; will resume at next start", log_fields);
+    // Engine shutdown: keep the run resumable from its last checkpoint; the lease is released
+    // afterwards, so another replica (or the next start) claims and resumes it.
+    auto begin_requeue = [log](Completion done) { log->set_status(store::kQueued, std::move(done)); };
+    auto requeued = durable(std::move(begin_requeue));
+    co_await std::move(requeued);
+    core::log::info("run interrupted by shutdown; it resumes from its checkpoint", log_fields);
     co_return;
   }
   if (res.status != store::kCompleted && res.status != store::kFailed && res.status != store::kCancelled) {
@@ -337,13 +501,9 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   if (res.status == store::kFailed && res.error.empty()) res.error = "run failed";
   if (res.status == store::kCancelled && res.error.empty()) res.error = "cancelled by request";
   const nlohmann::json files = res.files.is_null() ? nlohmann::json::object() : res.files;
-  std::int64_t seq = observer.last_seq();
-  auto finish = [this, &item, &seq, &res, &files] {
-    retry_while_pool_busy([&] { finish_thread(item.thread_id, seq, res.status, res.result, files, res.error); },
-                          item.thread_id, "finish");
-  };
-  auto finish_task = rt_.blocking(std::move(finish));
-  co_await std::move(finish_task);
+  active->finishing = true;
+  auto finish = finish_thread(*log, res.status, res.result, files, res.error);
+  co_await std::move(finish);
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run_duration().observe(secs);
@@ -355,26 +515,26 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   core::log::info("run ended", done);
 }
 
-void RunManager::finish_thread(const std::string& thread_id, std::int64_t& seq, const std::string& status,
-                               const nlohmann::json& result, const nlohmann::json& files, const std::string& error) {
-  store::EventRecord end;
-  end.thread_id = thread_id;
-  end.seq = seq + 1;
-  end.event_type = "end";
-  end.data = {{"status", status}};
-  if (!error.empty()) end.data["error"] = error;
-  end.ts = core::now_rfc3339();
-  store_.finish(thread_id, status, result, files, error, end);
-  seq = end.seq;
-  hub_.publish(end);
+core::async::Task<void> RunManager::finish_thread(EventLog::Run& log, const std::string& status,
+                                                  const nlohmann::json& result, const nlohmann::json& files,
+                                                  const std::string& error) {
+  auto begin = [&log, &status, &result, &files, &error](Completion done) {
+    log.finish(status, result, files, error, std::move(done));
+  };
+  auto stored = durable(std::move(begin));
+  co_await std::move(stored);
   events_emitted().inc({{"event_type", "end"}});
   runs_completed().inc({{"status", status}});
   if (options_.on_run_end) {
-    try {
-      options_.on_run_end(thread_id, status, error);
-    } catch (const std::exception& e) {
-      core::log::warn("run-end hook failed", {{"thread_id", thread_id}, {"error", e.what()}});
-    }
+    auto hook = [this, &log, &status, &error] {
+      try {
+        options_.on_run_end(log.thread_id(), status, error);
+      } catch (const std::exception& e) {
+        core::log::warn("run-end hook failed", {{"thread_id", log.thread_id()}, {"error", e.what()}});
+      }
+    };
+    auto hook_task = rt_.blocking(std::move(hook));
+    co_await std::move(hook_task);
   }
 }
 

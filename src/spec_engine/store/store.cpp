@@ -2,6 +2,9 @@
 #include "spec_engine/store/store.hpp"
 
 #include <algorithm>
+#include <limits>
+#include <memory>
+#include <type_traits>
 
 #include <soci/soci.h>
 
@@ -21,9 +24,20 @@ nlohmann::json load(const std::string& text, soci::indicator ind) {
   return core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
 }
 
+/// The thread row; last_seq is the highest stored event (the row is not updated per event).
 constexpr const char* kThreadColumns =
     "thread_id, job_id, trace_id, traceparent, status, agent_definition, input_payload, result, "
-    "generated_files, error, last_seq, recoveries, created_at, updated_at";
+    "generated_files, error, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.thread_id = threads.thread_id), 0), "
+    "recoveries, created_at, updated_at, owner, epoch, lease_expires_at";
+
+/// Epoch milliseconds of the database's clock, as an SQL expression.
+std::string now_ms(core::db::Dialect d) {
+  return d == core::db::Dialect::postgres ? "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
+                                          : "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+}
+
+/// Statuses that an owner is running or will run.
+constexpr const char* kActive = "status IN ('queued', 'running')";
 
 /// Output buffers for one `threads` row fetched with kThreadColumns.
 struct ThreadRow {
@@ -31,7 +45,8 @@ struct ThreadRow {
   soci::indicator result_ind = soci::i_null, files_ind = soci::i_null, error_ind = soci::i_null;
   long long last_seq = 0;
   int recoveries = 0;
-  std::string created_at, updated_at;
+  std::string created_at, updated_at, owner;
+  long long epoch = 0, lease = 0;
 
   ThreadRecord to_record() const {
     ThreadRecord r;
@@ -49,6 +64,9 @@ struct ThreadRow {
     r.recoveries = recoveries;
     r.created_at = created_at;
     r.updated_at = updated_at;
+    r.owner = owner;
+    r.epoch = epoch;
+    r.lease_expires_at = lease;
     return r;
   }
 };
@@ -59,11 +77,103 @@ soci::details::prepare_temp_type& bind_row(soci::details::prepare_temp_type& p, 
       soci::into(row.status), soci::into(row.definition), soci::into(row.payload),
       soci::into(row.result, row.result_ind), soci::into(row.files, row.files_ind),
       soci::into(row.error, row.error_ind), soci::into(row.last_seq), soci::into(row.recoveries),
-      soci::into(row.created_at), soci::into(row.updated_at);
+      soci::into(row.created_at), soci::into(row.updated_at), soci::into(row.owner), soci::into(row.epoch),
+      soci::into(row.lease);
   return p;
 }
 
+/// A pooled session, waited for at most `wait`; Unavailable when none frees up in time or the
+/// connection cannot be re-established.
+class Conn {
+ public:
+  Conn(core::db::Database& db, std::chrono::milliseconds wait) : lease_(open(db, wait)) {}
+  soci::session& sql() { return lease_->sql(); }
+
+ private:
+  static std::unique_ptr<core::db::Session> open(core::db::Database& db, std::chrono::milliseconds wait) {
+    try {
+      return std::make_unique<core::db::Session>(db, wait);
+    } catch (const soci::soci_error& e) {
+      throw Unavailable(std::string("database unreachable: ") + e.what());
+    } catch (const std::runtime_error& e) {
+      throw Unavailable(std::string("database busy: ") + e.what());
+    }
+  }
+  std::unique_ptr<core::db::Session> lease_;
+};
+
+/// A write transaction that serialises writers: `BEGIN IMMEDIATE` on SQLite (takes the write
+/// lock up front, so a read-then-write never fails on a stale snapshot), `BEGIN` on PostgreSQL
+/// (rows are locked explicitly). Rolled back unless committed.
+class WriteTxn {
+ public:
+  WriteTxn(soci::session& sql, core::db::Dialect d) : sql_(sql) {
+    sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
+  }
+  ~WriteTxn() {
+    if (!done_) {
+      try {
+        sql_ << "ROLLBACK";
+      } catch (...) {
+      }
+    }
+  }
+  void commit() {
+    sql_ << "COMMIT";
+    done_ = true;
+  }
+
+ private:
+  soci::session& sql_;
+  bool done_ = false;
+};
+
+/// Inserts one event row.
+void insert_event(soci::session& sql, const EventRecord& ev) {
+  const std::string data = dump(ev.data);
+  const long long seq = ev.seq;
+  sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
+      soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts);
+}
+
+/// Sets the outcome columns of a thread.
+void update_outcome(soci::session& sql, const std::string& thread_id, const std::string& status,
+                    const nlohmann::json& result, const nlohmann::json& files, const std::string& error) {
+  const std::string res = dump(result);
+  const std::string f = dump(files);
+  const std::string now = core::now_rfc3339();
+  soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
+  sql << "UPDATE threads SET status = :st, result = :res, generated_files = :files, error = :err, "
+         "updated_at = :u WHERE thread_id = :tid",
+      soci::use(status), soci::use(res), soci::use(f), soci::use(error, err_ind), soci::use(now),
+      soci::use(thread_id);
+}
+
+/// Upserts the thread's only checkpoint.
+void upsert_checkpoint(soci::session& sql, const std::string& thread_id, std::int64_t seq,
+                       const nlohmann::json& state) {
+  const std::string text = dump(state);
+  const std::string now = core::now_rfc3339();
+  const long long s = seq;
+  sql << "INSERT INTO checkpoints (thread_id, seq, state, created_at) VALUES (:tid, :seq, :state, :c) "
+         "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
+         "created_at = excluded.created_at",
+      soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now);
+}
+
 }  // namespace
+
+const std::string& Write::thread_id() const {
+  return std::visit(
+      [](const auto& w) -> const std::string& {
+        if constexpr (std::is_same_v<std::decay_t<decltype(w)>, EventWrite>) {
+          return w.event.thread_id;
+        } else {
+          return w.thread_id;
+        }
+      },
+      op);
+}
 
 bool is_terminal(const std::string& status) {
   return status == kCompleted || status == kFailed || status == kCancelled;
@@ -86,27 +196,37 @@ nlohmann::json EventRecord::to_json() const {
   return {{"event_type", event_type}, {"data", data}, {"seq", seq}, {"thread_id", thread_id}, {"ts", ts}};
 }
 
-bool Store::create_thread(const ThreadRecord& rec) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl) {
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   const std::string def = dump(rec.agent_definition);
   const std::string payload = dump(rec.input_payload.is_null() ? nlohmann::json::object() : rec.input_payload);
   const long long last_seq = rec.last_seq;
-  soci::statement st = (sql.prepare << "INSERT INTO threads (thread_id, job_id, trace_id, traceparent, status, "
-                                       "agent_definition, input_payload, last_seq, recoveries, created_at, updated_at) "
-                                       "VALUES (:tid, :jid, :trace, :tp, :st, :def, :payload, :seq, 0, :c, :u) "
-                                       "ON CONFLICT (thread_id) DO NOTHING",
-                        soci::use(rec.thread_id), soci::use(rec.job_id), soci::use(rec.trace_id),
-                        soci::use(rec.traceparent), soci::use(rec.status), soci::use(def), soci::use(payload),
-                        soci::use(last_seq), soci::use(now), soci::use(now));
+  const long long epoch = rec.owner.empty() ? 0 : 1;
+  const long long ttl = rec.owner.empty() ? 0 : lease_ttl.count();
+  const std::string lease_expr = rec.owner.empty() ? std::string("0") : now_ms(db_.dialect()) + " + :ttl";
+  std::string text =
+      "INSERT INTO threads (thread_id, job_id, trace_id, traceparent, status, agent_definition, input_payload, "
+      "last_seq, recoveries, created_at, updated_at, owner, epoch, lease_expires_at) "
+      "VALUES (:tid, :jid, :trace, :tp, :st, :def, :payload, :seq, 0, :c, :u, :owner, :epoch, " +
+      lease_expr + ") ON CONFLICT (thread_id) DO NOTHING";
+  soci::statement st = rec.owner.empty()
+                           ? (sql.prepare << text, soci::use(rec.thread_id), soci::use(rec.job_id),
+                              soci::use(rec.trace_id), soci::use(rec.traceparent), soci::use(rec.status),
+                              soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
+                              soci::use(now), soci::use(rec.owner), soci::use(epoch))
+                           : (sql.prepare << text, soci::use(rec.thread_id), soci::use(rec.job_id),
+                              soci::use(rec.trace_id), soci::use(rec.traceparent), soci::use(rec.status),
+                              soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
+                              soci::use(now), soci::use(rec.owner), soci::use(epoch), soci::use(ttl));
   st.execute(true);
   return st.get_affected_rows() > 0;
 }
 
 std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   ThreadRow row;
   auto p = sql.prepare << "SELECT " << kThreadColumns << " FROM threads WHERE thread_id = :tid";
   bind_row(p, row), soci::use(thread_id);
@@ -117,8 +237,8 @@ std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
 }
 
 bool Store::set_status(const std::string& thread_id, const std::string& status, const std::string& error) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
   soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, error = :err, updated_at = :u "
@@ -128,22 +248,22 @@ bool Store::set_status(const std::string& thread_id, const std::string& status, 
   return st.get_affected_rows() > 0;
 }
 
-int Store::bump_recoveries(const std::string& thread_id) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
-  soci::transaction tr(sql);
-  sql << "UPDATE threads SET recoveries = recoveries + 1 WHERE thread_id = :tid", soci::use(thread_id);
-  int n = 0;
-  soci::indicator ind = soci::i_null;
-  sql << "SELECT recoveries FROM threads WHERE thread_id = :tid", soci::into(n, ind), soci::use(thread_id);
-  tr.commit();
-  return ind == soci::i_ok ? n : 0;
+bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, const std::string& status) {
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  const std::string now = core::now_rfc3339();
+  const long long e = epoch;
+  soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, updated_at = :u "
+                                       "WHERE thread_id = :tid AND epoch = :e AND " << kActive,
+                        soci::use(status), soci::use(now), soci::use(thread_id), soci::use(e));
+  st.execute(true);
+  return st.get_affected_rows() > 0;
 }
 
 std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::string>& statuses) {
   std::vector<ThreadRecord> out;
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   for (const auto& s : statuses) {
     ThreadRow row;
     auto p = sql.prepare << "SELECT " << kThreadColumns << " FROM threads WHERE status = :st ORDER BY created_at";
@@ -158,51 +278,34 @@ std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::stri
 }
 
 void Store::append_event(const EventRecord& ev) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
-  const std::string data = dump(ev.data);
-  const long long seq = ev.seq;
-  soci::transaction tr(sql);
-  sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
-      soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts);
-  sql << "UPDATE threads SET last_seq = :seq, updated_at = :u WHERE thread_id = :tid", soci::use(seq),
-      soci::use(ev.ts), soci::use(ev.thread_id);
-  tr.commit();
+  Conn conn(db_, pool_wait_);
+  insert_event(conn.sql(), ev);
 }
 
 void Store::finish(const std::string& thread_id, const std::string& status, const nlohmann::json& result,
                    const nlohmann::json& generated_files, const std::string& error, const EventRecord& end_event) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
-  const std::string res = dump(result);
-  const std::string files = dump(generated_files);
-  soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
-  const std::string data = dump(end_event.data);
-  const long long seq = end_event.seq;
-  soci::transaction tr(sql);
-  sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
-      soci::use(end_event.thread_id), soci::use(seq), soci::use(end_event.event_type), soci::use(data),
-      soci::use(end_event.ts);
-  sql << "UPDATE threads SET status = :st, result = :res, generated_files = :files, error = :err, "
-         "last_seq = :seq, updated_at = :u WHERE thread_id = :tid",
-      soci::use(status), soci::use(res), soci::use(files), soci::use(error, err_ind), soci::use(seq),
-      soci::use(end_event.ts), soci::use(thread_id);
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  WriteTxn tr(sql, db_.dialect());
+  insert_event(sql, end_event);
+  update_outcome(sql, thread_id, status, result, generated_files, error);
   tr.commit();
 }
 
 std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::int64_t after_seq,
                                              std::size_t limit) {
   std::vector<EventRecord> out;
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   long long seq = 0;
   std::string type, data, ts;
   const long long after = after_seq;
-  const long long lim = limit == 0 ? -1 : static_cast<long long>(limit);
+  // LIMIT -1 is "no limit" for SQLite; PostgreSQL takes LIMIT ALL. Bound as a number either way.
+  const long long lim = limit == 0 ? std::numeric_limits<long long>::max() : static_cast<long long>(limit);
   soci::statement st = (sql.prepare << "SELECT seq, event_type, data, ts FROM events "
-                                       "WHERE thread_id = :tid AND seq > :after ORDER BY seq",
+                                       "WHERE thread_id = :tid AND seq > :after ORDER BY seq LIMIT :lim",
                         soci::into(seq), soci::into(type), soci::into(data), soci::into(ts), soci::use(thread_id),
-                        soci::use(after));
+                        soci::use(after), soci::use(lim));
   st.execute();
   while (st.fetch()) {
     EventRecord ev;
@@ -212,26 +315,177 @@ std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::
     ev.data = load(data, soci::i_ok);
     ev.ts = ts;
     out.push_back(std::move(ev));
-    if (lim > 0 && static_cast<long long>(out.size()) >= lim) break;
   }
   return out;
 }
 
+BatchResult Store::write_batch(const std::vector<Write>& writes, const std::string& notify_origin) {
+  BatchResult out;
+  if (writes.empty()) return out;
+  const bool pg = db_.dialect() == core::db::Dialect::postgres;
+  // The epoch each thread's writes must still hold (the first write's; a writer never mixes).
+  std::map<std::string, std::int64_t> expected;
+  for (const auto& w : writes) expected.emplace(w.thread_id(), w.epoch);
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  WriteTxn tr(sql, db_.dialect());
+  // Fence: lock the batch's thread rows (in key order, so two writers never deadlock) and
+  // compare epochs. A claim (UPDATE ... epoch + 1) waits for this transaction, and this one
+  // sees a claim that committed before it.
+  std::map<std::string, bool> allowed;
+  {
+    std::string tid;
+    long long epoch = 0;
+    soci::indicator ind = soci::i_null;
+    soci::statement st = (sql.prepare << std::string("SELECT epoch FROM threads WHERE thread_id = :tid") +
+                                             (pg ? " FOR SHARE" : ""),
+                          soci::into(epoch, ind), soci::use(tid));
+    for (const auto& [id, want] : expected) {
+      tid = id;
+      epoch = 0;
+      ind = soci::i_null;
+      st.execute(true);
+      const bool ok = st.got_data() && ind == soci::i_ok && epoch == want;
+      allowed[id] = ok;
+      if (!ok) out.fenced.push_back(id);
+    }
+  }
+  for (const auto& w : writes) {
+    if (!allowed[w.thread_id()]) continue;
+    std::visit(
+        [&](const auto& op) {
+          using T = std::decay_t<decltype(op)>;
+          if constexpr (std::is_same_v<T, EventWrite>) {
+            insert_event(sql, op.event);
+            auto& last = out.last_seq[op.event.thread_id];
+            last = std::max<std::int64_t>(last, op.event.seq);
+          } else if constexpr (std::is_same_v<T, CheckpointWrite>) {
+            upsert_checkpoint(sql, op.thread_id, op.seq, op.state);
+          } else if constexpr (std::is_same_v<T, StatusWrite>) {
+            const std::string now = core::now_rfc3339();
+            sql << "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid", soci::use(op.status),
+                soci::use(now), soci::use(op.thread_id);
+          } else {
+            update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error);
+          }
+        },
+        w.op);
+  }
+  if (!notify_origin.empty() && pg) {
+    for (const auto& [id, seq] : out.last_seq) {
+      const std::string payload = id + ":" + std::to_string(seq) + ":" + notify_origin;
+      sql << "SELECT pg_notify('spec_events', :p)", soci::use(payload);
+    }
+  }
+  tr.commit();
+  return out;
+}
+
+std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner, std::chrono::milliseconds ttl) {
+  std::map<std::string, std::int64_t> owned;
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  const long long t = ttl.count();
+  sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " +
+             kActive,
+      soci::use(t), soci::use(owner);
+  std::string id;
+  long long epoch = 0;
+  soci::statement st = (sql.prepare << "SELECT thread_id, epoch FROM threads WHERE owner = :o AND " << kActive,
+                        soci::into(id), soci::into(epoch), soci::use(owner));
+  st.execute();
+  while (st.fetch()) owned[id] = epoch;
+  return owned;
+}
+
+std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::milliseconds ttl, std::size_t limit) {
+  std::vector<Claim> won;
+  if (limit == 0) return won;
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  struct Candidate {
+    std::string id, status, owner;
+    long long epoch;
+  };
+  std::vector<Candidate> candidates;
+  {
+    std::string id, status, prev;
+    long long epoch = 0;
+    const long long lim = static_cast<long long>(limit);
+    soci::statement st = (sql.prepare << "SELECT thread_id, status, owner, epoch FROM threads WHERE " << kActive
+                                      << " AND lease_expires_at < " << now_ms(db_.dialect())
+                                      << " ORDER BY created_at LIMIT :lim",
+                          soci::into(id), soci::into(status), soci::into(prev), soci::into(epoch), soci::use(lim));
+    st.execute();
+    while (st.fetch()) candidates.push_back({id, status, prev, epoch});
+  }
+  const long long t = ttl.count();
+  for (const auto& c : candidates) {
+    // Conditional: only while nobody claimed or renewed it since we looked (same epoch, lease
+    // still expired, still active), so exactly one claimer wins and a live owner never loses.
+    soci::statement up =
+        (sql.prepare << "UPDATE threads SET owner = :me, epoch = epoch + 1, recoveries = recoveries + 1, "
+                        "lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE thread_id = :tid AND epoch = :e "
+                        "AND lease_expires_at < " + now_ms(db_.dialect()) + " AND " + kActive,
+         soci::use(owner), soci::use(t), soci::use(c.id), soci::use(c.epoch));
+    up.execute(true);
+    if (up.get_affected_rows() != 1) continue;
+    int recoveries = 0;
+    sql << "SELECT recoveries FROM threads WHERE thread_id = :tid", soci::into(recoveries), soci::use(c.id);
+    won.push_back({c.id, c.epoch + 1, recoveries, c.status, c.owner});
+  }
+  return won;
+}
+
+int Store::release_leases(const std::string& owner) {
+  Conn conn(db_, pool_wait_);
+  soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner = :o AND "
+                                           << kActive,
+                        soci::use(owner));
+  st.execute(true);
+  return static_cast<int>(st.get_affected_rows());
+}
+
+bool Store::disown(const std::string& thread_id, std::int64_t epoch) {
+  Conn conn(db_, pool_wait_);
+  const long long e = epoch;
+  soci::statement st = (conn.sql().prepare << "UPDATE threads SET owner = '', lease_expires_at = 0 "
+                                              "WHERE thread_id = :tid AND epoch = :e",
+                        soci::use(thread_id), soci::use(e));
+  st.execute(true);
+  return st.get_affected_rows() > 0;
+}
+
+int Store::expire_foreign_leases(const std::string& owner) {
+  Conn conn(db_, pool_wait_);
+  soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner <> :o AND "
+                                              "lease_expires_at <> 0 AND " << kActive,
+                        soci::use(owner));
+  st.execute(true);
+  return static_cast<int>(st.get_affected_rows());
+}
+
+void Store::notify(const std::string& channel, const std::string& payload) {
+  if (db_.dialect() != core::db::Dialect::postgres) return;
+  Conn conn(db_, pool_wait_);
+  conn.sql() << "SELECT pg_notify(:c, :p)", soci::use(channel), soci::use(payload);
+}
+
+std::int64_t Store::db_now_ms() {
+  Conn conn(db_, pool_wait_);
+  long long now = 0;
+  conn.sql() << "SELECT " + now_ms(db_.dialect()), soci::into(now);
+  return now;
+}
+
 void Store::save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
-  const std::string text = dump(state);
-  const std::string now = core::now_rfc3339();
-  const long long s = seq;
-  sql << "INSERT INTO checkpoints (thread_id, seq, state, created_at) VALUES (:tid, :seq, :state, :c) "
-         "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
-         "created_at = excluded.created_at",
-      soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now);
+  Conn conn(db_, pool_wait_);
+  upsert_checkpoint(conn.sql(), thread_id, seq, state);
 }
 
 std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread_id) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
   std::string text;
   soci::indicator ind = soci::i_null;
   sql << "SELECT state FROM checkpoints WHERE thread_id = :tid", soci::into(text, ind), soci::use(thread_id);
@@ -242,14 +496,16 @@ std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread
 }
 
 bool Store::delete_thread(const std::string& thread_id) {
-  core::db::Session lease(db_);
-  soci::session& sql = lease.sql();
-  soci::transaction tr(sql);
-  sql << "DELETE FROM events WHERE thread_id = :tid", soci::use(thread_id);
-  sql << "DELETE FROM checkpoints WHERE thread_id = :tid", soci::use(thread_id);
+  Conn conn(db_, pool_wait_);
+  soci::session& sql = conn.sql();
+  WriteTxn tr(sql, db_.dialect());
+  // The thread row first: on PostgreSQL this waits for a batch holding it FOR SHARE, so a
+  // writer either committed before the delete or is fenced out after it.
   soci::statement st = (sql.prepare << "DELETE FROM threads WHERE thread_id = :tid", soci::use(thread_id));
   st.execute(true);
   const bool existed = st.get_affected_rows() > 0;
+  sql << "DELETE FROM events WHERE thread_id = :tid", soci::use(thread_id);
+  sql << "DELETE FROM checkpoints WHERE thread_id = :tid", soci::use(thread_id);
   tr.commit();
   return existed;
 }

@@ -1,13 +1,19 @@
 #pragma once
 // Persistence of the Spec Engine (DESIGN.md §4 "Durability"): threads (one per
-// job), their events (seq 1.. per thread) and the latest checkpoint of each run.
-// One SQL code path for SQLite and PostgreSQL over core::db (schema:
-// migrations/spec_engine/<dialect>/0001_init.sql). JSON columns are TEXT;
-// timestamps are RFC 3339 UTC strings.
+// job), their events (seq 1.. per thread) and the latest checkpoint of each run, plus
+// thread ownership for replicas (owner, lease, epoch; docs/event-path-and-replicas.md
+// "Ownership: leases and epochs"). One SQL code path for SQLite and PostgreSQL over
+// core::db (schema: migrations/spec_engine/<dialect>/). JSON columns are TEXT;
+// timestamps are RFC 3339 UTC strings; lease times are epoch milliseconds of the
+// database's clock, so replicas' clocks need not agree.
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -38,8 +44,11 @@ struct ThreadRecord {
   nlohmann::json result;          ///< null until the run ended
   nlohmann::json generated_files; ///< null until the run ended; file map (deepagents shape)
   std::string error;              ///< "" unless failed/cancelled with a reason
-  std::int64_t last_seq = 0;      ///< highest stored event seq
-  int recoveries = 0;             ///< times the run was picked up again after an engine restart
+  std::int64_t last_seq = 0;      ///< highest stored event seq (read from the events)
+  int recoveries = 0;             ///< times the run was claimed again after its owner went away
+  std::string owner;              ///< replica owning the thread ("" = none yet)
+  std::int64_t epoch = 0;         ///< bumped by every claim; fences the owner's writes
+  std::int64_t lease_expires_at = 0;  ///< database clock, epoch ms (0 = released)
   std::string created_at;
   std::string updated_at;
 
@@ -59,35 +68,127 @@ struct EventRecord {
   nlohmann::json to_json() const;
 };
 
+/// A thread a replica has just claimed (Store::claim_expired).
+struct Claim {
+  std::string thread_id;
+  std::int64_t epoch = 0;       ///< the new epoch: the claimer's writes carry it
+  int recoveries = 0;           ///< after the claim (1 = first takeover)
+  std::string previous_status;  ///< queued | running
+  std::string previous_owner;   ///< "" when nobody owned it
+};
+
+/// One write of a run, applied by Store::write_batch only while the thread's epoch is still
+/// the writer's (fencing).
+struct EventWrite {
+  EventRecord event;
+};
+/// Replaces the thread's checkpoint with `state`, taken after event `seq`.
+struct CheckpointWrite {
+  std::string thread_id;
+  std::int64_t seq = 0;
+  nlohmann::json state;
+};
+/// Sets the thread's status (queued | running), e.g. when a run starts or is interrupted.
+struct StatusWrite {
+  std::string thread_id;
+  std::string status;
+};
+/// Ends the run: status, result, generated_files, error ("" = NULL). Its `end` event is an
+/// EventWrite before it in the same batch.
+struct OutcomeWrite {
+  std::string thread_id;
+  std::string status;
+  nlohmann::json result;
+  nlohmann::json generated_files;
+  std::string error;
+};
+/// One fenced write: the operation and the epoch the writer holds for its thread.
+struct Write {
+  std::int64_t epoch = 0;
+  std::variant<EventWrite, CheckpointWrite, StatusWrite, OutcomeWrite> op;
+  const std::string& thread_id() const;
+};
+
+/// What write_batch did: threads whose writes were dropped because the thread is gone or its
+/// epoch is no longer the writer's (the writer lost its lease), and the highest stored seq per
+/// thread with events.
+struct BatchResult {
+  std::vector<std::string> fenced;
+  std::map<std::string, std::int64_t> last_seq;
+};
+
+/// The database could not serve the request in time (no pooled session within the pool wait,
+/// or the connection could not be re-established): answer 503 + Retry-After.
+class Unavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Thread-safe store over a core::db::Database pool. Every method borrows a
 /// session per call; multi-row changes run in one transaction. Methods throw
 /// soci::soci_error / std::runtime_error on database failures.
 class Store {
  public:
-  explicit Store(core::db::Database& db) : db_(db) {}
+  /// `pool_wait`: longest wait for a pooled session before Unavailable is thrown.
+  explicit Store(core::db::Database& db, std::chrono::milliseconds pool_wait = std::chrono::milliseconds(5000))
+      : db_(db), pool_wait_(pool_wait) {}
 
-  /// Inserts a new thread (status from `rec.status`, timestamps set to now).
+  /// Inserts a new thread (status from `rec.status`, timestamps set to now). When `rec.owner`
+  /// is set the thread is inserted owned: epoch 1, lease until the database's now + `lease_ttl`.
   /// Returns false (and changes nothing) if `rec.thread_id` already exists.
-  bool create_thread(const ThreadRecord& rec);
+  bool create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl = std::chrono::milliseconds(0));
   /// The thread, or nullopt when unknown.
   std::optional<ThreadRecord> get_thread(const std::string& thread_id);
   /// Sets status (and error, "" = NULL) and touches updated_at. False when unknown.
   bool set_status(const std::string& thread_id, const std::string& status, const std::string& error = {});
-  /// Increments `recoveries` and returns the new value (0 when unknown).
-  int bump_recoveries(const std::string& thread_id);
   /// Threads whose status is one of `statuses`, oldest first.
   std::vector<ThreadRecord> threads_with_status(const std::vector<std::string>& statuses);
 
-  /// Stores one event with the caller-assigned `ev.seq` and sets threads.last_seq
-  /// to it, in one transaction. Throws on a duplicate (thread_id, seq).
+  /// Stores one event with the caller-assigned `ev.seq` (unfenced; tests and tools).
+  /// Throws on a duplicate (thread_id, seq).
   void append_event(const EventRecord& ev);
-  /// Ends a run in one transaction: sets status/result/generated_files/error and
-  /// stores the final `end` event `end_event` (last_seq follows it).
+  /// Ends a run in one transaction (unfenced; tests and tools): sets status/result/
+  /// generated_files/error and stores the final `end` event `end_event`.
   void finish(const std::string& thread_id, const std::string& status, const nlohmann::json& result,
               const nlohmann::json& generated_files, const std::string& error, const EventRecord& end_event);
-  /// Events with seq > after_seq in seq order, at most `limit` (0 = no limit).
+  /// Events with seq > after_seq in seq order, at most `limit` (0 = no limit; SQL LIMIT).
   std::vector<EventRecord> events_after(const std::string& thread_id, std::int64_t after_seq,
                                         std::size_t limit = 0);
+
+  /// Applies `writes` in one transaction, in order, fenced per thread: the rows of the batch's
+  /// threads are locked first (PostgreSQL `SELECT ... FOR SHARE`; SQLite `BEGIN IMMEDIATE`
+  /// serialises writers) and the writes of a thread that is gone or whose epoch differs from
+  /// the write's are dropped (listed in BatchResult::fenced). With a `notify_origin` (PostgreSQL
+  /// only) the transaction also sends `NOTIFY spec_events, '<thread_id>:<last_seq>:<origin>'`
+  /// per thread with new events, delivered to listeners only if it commits. The thread row is
+  /// not touched by events. Throws on database errors (nothing written).
+  BatchResult write_batch(const std::vector<Write>& writes, const std::string& notify_origin = {});
+
+  // ---- ownership (docs/event-path-and-replicas.md "Ownership: leases and epochs") ----
+  /// Extends the lease of every queued/running thread owned by `owner` to now + `ttl` in one
+  /// statement, then returns those threads with their epochs.
+  std::map<std::string, std::int64_t> renew_leases(const std::string& owner, std::chrono::milliseconds ttl);
+  /// Claims up to `limit` queued/running threads whose lease expired, oldest first: per thread
+  /// one conditional UPDATE (same epoch, lease still expired) setting owner, epoch + 1,
+  /// recoveries + 1 and a lease of `ttl`. A live owner's thread is never taken. Returns the
+  /// threads this call won.
+  std::vector<Claim> claim_expired(const std::string& owner, std::chrono::milliseconds ttl, std::size_t limit);
+  /// Releases `owner`'s leases on queued/running threads (expiry 0) so another replica can
+  /// claim them at once (shutdown). Returns how many.
+  int release_leases(const std::string& owner);
+  /// Gives up one thread held with `epoch` (owner '' and lease expired), so that any replica
+  /// claims it again; false when fenced. For a run that crashed on this replica.
+  bool disown(const std::string& thread_id, std::int64_t epoch);
+  /// Expires every lease not held by `owner` (SQLite at start-up: the data directory's file
+  /// lock proves no other engine lives, so their threads are claimable now). Returns how many.
+  int expire_foreign_leases(const std::string& owner);
+  /// Sets `status` (queued | running) only while `epoch` is still the thread's; false when
+  /// fenced or unknown.
+  bool set_status_fenced(const std::string& thread_id, std::int64_t epoch, const std::string& status);
+  /// PostgreSQL: `NOTIFY channel, payload` (pg_notify) on a pooled session; SQLite: nothing.
+  void notify(const std::string& channel, const std::string& payload);
+  /// Epoch-ms "now" of the database's clock.
+  std::int64_t db_now_ms();
 
   /// Replaces the thread's checkpoint with `state` taken after event `seq`. Durable on return.
   void save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state);
@@ -97,12 +198,14 @@ class Store {
   /// Deletes the thread with its events and checkpoint (one transaction). False when unknown.
   bool delete_thread(const std::string& thread_id);
 
-  /// Database reachability (SELECT 1).
-  bool ping() noexcept { return db_.ping(); }
+  /// Database reachability (SELECT 1), waiting at most the pool wait for a session.
+  bool ping() noexcept { return db_.ping(pool_wait_); }
   core::db::Database& database() { return db_; }
+  std::chrono::milliseconds pool_wait() const { return pool_wait_; }
 
  private:
   core::db::Database& db_;
+  std::chrono::milliseconds pool_wait_;
 };
 
 }  // namespace spec_engine::store

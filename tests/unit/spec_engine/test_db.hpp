@@ -21,6 +21,7 @@ struct TestDb {
   std::unique_ptr<core::db::Database> db;
   std::filesystem::path temp_dir;  ///< SQLite only
   std::string name;                ///< "sqlite" | "postgres"
+  std::string url;                 ///< PostgreSQL only: the database's URL
   ~TestDb() {
     db.reset();
     if (!temp_dir.empty()) {
@@ -71,6 +72,7 @@ inline std::unique_ptr<TestDb> make_postgres() {
   core::db::DbConfig c;
   c.url = base.substr(0, slash + 1) + dbname;
   c.pool_size = 8;
+  t->url = c.url;
   t->db = std::make_unique<core::db::Database>(c);
   core::db::migrate(*t->db, migrations_for(core::db::Dialect::postgres));
   return t;

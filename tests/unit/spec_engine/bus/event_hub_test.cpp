@@ -1,223 +1,107 @@
-// EventHub: late subscribers get stored then live events, in order, no gap, no duplicate.
+// EventHub: bounded mailboxes, wake-ups, deletes, watch hooks.
 #include "spec_engine/bus/event_hub.hpp"
 
 #include <gtest/gtest.h>
 
-#include <atomic>
-#include <mutex>
 #include <thread>
 
 namespace {
 
+using namespace std::chrono_literals;
 using spec_engine::bus::EventHub;
+using spec_engine::bus::Frame;
 using spec_engine::store::EventRecord;
 
-/// A fake store: events appended under a lock; the loader reads it.
-struct FakeLog {
-  std::mutex mu;
-  std::vector<EventRecord> events;
-  void append(const EventRecord& e) {
-    std::lock_guard lk(mu);
-    events.push_back(e);
-  }
-  std::vector<EventRecord> after(std::int64_t seq) {
-    std::lock_guard lk(mu);
-    std::vector<EventRecord> out;
-    for (const auto& e : events) {
-      if (e.seq > seq) out.push_back(e);
-    }
-    return out;
-  }
+EventRecord ev(const std::string& id, std::int64_t seq, const std::string& type = "e") {
+  return {id, seq, type, {{"n", seq}}, "2026-01-01T00:00:00Z"};
+}
+
+class EventHubTest : public ::testing::Test {
+ protected:
+  core::async::Runtime rt_{{1, 1, "hub-test"}};
 };
 
-EventRecord ev(std::int64_t seq, const std::string& type = "on_llm_stream") { return {"t", seq, type, {}, "ts"}; }
-
-TEST(EventHub, ReplayThenLive) {
+TEST_F(EventHubTest, DeliversStoredEventsOfItsThreadOnlyAsWireFrames) {
   EventHub hub;
-  FakeLog log;
-  for (int i = 1; i <= 3; ++i) log.append(ev(i));
-  std::vector<std::int64_t> got;
-  auto id = hub.subscribe("t", 0, [&](std::int64_t a) { return log.after(a); },
-                          [&](const EventRecord& e) { got.push_back(e.seq); });
-  for (int i = 4; i <= 6; ++i) {
-    log.append(ev(i));
-    hub.publish(ev(i));
-  }
-  EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2, 3, 4, 5, 6}));
-  EXPECT_EQ(hub.last_delivered(id), 6);
-  hub.unsubscribe(id);
-  hub.publish(ev(7));
-  EXPECT_EQ(got.size(), 6u);
-  EXPECT_EQ(hub.subscriber_count(), 0u);
+  auto a = hub.subscribe("a", rt_.executor());
+  auto b = hub.subscribe("b", rt_.executor());
+  hub.publish(std::vector<EventRecord>{ev("a", 1), ev("b", 1), ev("a", 2)});
+  auto news = a->take();
+  ASSERT_EQ(news.events.size(), 2u);
+  EXPECT_EQ(news.events[0].seq, 1);
+  EXPECT_EQ(news.events[1].seq, 2);
+  auto j = nlohmann::json::parse(*news.events[1].text);
+  EXPECT_EQ(j["thread_id"], "a");
+  EXPECT_EQ(j["seq"], 2);
+  EXPECT_EQ(j["data"]["n"], 2);
+  EXPECT_EQ(b->take().events.size(), 1u);
+  EXPECT_TRUE(a->take().events.empty());  // taken
+  hub.unsubscribe(a);
+  hub.publish(ev("a", 3));
+  EXPECT_TRUE(a->take().events.empty());
+  EXPECT_EQ(hub.subscriber_count("a"), 0u);
+  EXPECT_EQ(hub.subscriber_count(), 1u);
 }
 
-TEST(EventHub, AfterSeqSkipsOlder) {
-  EventHub hub;
-  FakeLog log;
-  for (int i = 1; i <= 5; ++i) log.append(ev(i));
-  std::vector<std::int64_t> got;
-  hub.subscribe("t", 3, [&](std::int64_t a) { return log.after(a); },
-                [&](const EventRecord& e) { got.push_back(e.seq); });
-  EXPECT_EQ(got, (std::vector<std::int64_t>{4, 5}));
+TEST_F(EventHubTest, ASlowSubscriberOverflowsInsteadOfGrowing) {
+  EventHub hub({/*max_pending_events=*/10, /*max_pending_bytes=*/1 << 20});
+  auto s = hub.subscribe("t", rt_.executor());
+  for (int i = 1; i <= 25; ++i) hub.publish(ev("t", i));
+  auto news = s->take();
+  EXPECT_TRUE(news.overflow);
+  EXPECT_TRUE(news.events.empty());  // dropped: the stream reads the table instead
+  hub.publish(ev("t", 26));
+  news = s->take();
+  EXPECT_FALSE(news.overflow);
+  ASSERT_EQ(news.events.size(), 1u);
 }
 
-TEST(EventHub, EventsPublishedDuringReplayAreBufferedAndDeduplicated) {
+TEST_F(EventHubTest, WakeUpsDeletesAndReconnectsAreNews) {
   EventHub hub;
-  FakeLog log;
-  for (int i = 1; i <= 3; ++i) log.append(ev(i));
-  std::vector<std::int64_t> got;
-  // The loader runs while the publisher stores and publishes 3 (again), 4 and 5.
-  auto loader = [&](std::int64_t a) {
-    auto stored = log.after(a);  // sees 1..3
-    hub.publish(ev(3));           // stored before, published late: duplicate
-    log.append(ev(4));
-    hub.publish(ev(4));
-    log.append(ev(5));
-    hub.publish(ev(5));
-    return stored;
-  };
-  hub.subscribe("t", 0, loader, [&](const EventRecord& e) { got.push_back(e.seq); });
-  EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
-}
-
-TEST(EventHub, GapIsFilledFromTheStore) {
-  EventHub hub;
-  FakeLog log;
-  std::vector<std::int64_t> got;
-  hub.subscribe("t", 0, [&](std::int64_t a) { return log.after(a); },
-                [&](const EventRecord& e) { got.push_back(e.seq); });
-  log.append(ev(1));
-  log.append(ev(2));
-  log.append(ev(3));
-  hub.publish(ev(3));  // 1 and 2 were stored but their publishes were lost
-  EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2, 3}));
-}
-
-TEST(EventHub, OtherThreadsAreNotDelivered) {
-  EventHub hub;
-  int n = 0;
-  hub.subscribe("a", 0, nullptr, [&](const EventRecord&) { ++n; });
-  hub.publish({"b", 1, "x", {}, ""});
-  EXPECT_EQ(n, 0);
-  EXPECT_EQ(hub.subscriber_count("a"), 1u);
-}
-
-TEST(EventHub, DropThreadCallsOnDrop) {
-  EventHub hub;
-  int dropped = 0, got = 0;
-  hub.subscribe("t", 0, nullptr, [&](const EventRecord&) { ++got; }, [&] { ++dropped; });
+  auto s = hub.subscribe("t", rt_.executor());
+  hub.wake("t", 5);
+  hub.wake("t", 3);
+  hub.wake("other", 9);
+  auto news = s->take();
+  EXPECT_EQ(news.stored_up_to, 5);
+  hub.wake_all();
+  EXPECT_TRUE(s->take().overflow);
   hub.drop_thread("t");
-  hub.publish(ev(1));
-  EXPECT_EQ(dropped, 1);
-  EXPECT_EQ(got, 0);
-  EXPECT_EQ(hub.subscriber_count("t"), 0u);
+  EXPECT_TRUE(s->take().deleted);
 }
 
-TEST(EventHub, CatchUpDeliversWhatWasStoredLater) {
+TEST_F(EventHubTest, SignalWakesTheWaitingStream) {
+  rt_.start();
   EventHub hub;
-  FakeLog log;
-  std::vector<std::int64_t> got;
-  auto id = hub.subscribe("t", 0, [&](std::int64_t a) { return log.after(a); },
-                          [&](const EventRecord& e) { got.push_back(e.seq); });
-  log.append(ev(1));
-  log.append(ev(2, "end"));
-  hub.catch_up(id);
-  hub.publish(ev(2, "end"));  // duplicate of the caught-up one
-  EXPECT_EQ(got, (std::vector<std::int64_t>{1, 2}));
-}
-
-TEST(EventHub, ManyLateSubscribersUnderConcurrentPublishing) {
-  EventHub hub;
-  FakeLog log;
-  constexpr int kEvents = 2000;
-  std::atomic<bool> go{false};
+  auto s = hub.subscribe("t", rt_.executor());
   std::thread publisher([&] {
-    while (!go) std::this_thread::yield();
-    for (int i = 1; i <= kEvents; ++i) {
-      log.append(ev(i));
-      hub.publish(ev(i));
-    }
+    std::this_thread::sleep_for(30ms);
+    hub.publish(ev("t", 1));
   });
-  std::vector<std::vector<std::int64_t>> got(8);
-  std::vector<std::thread> subs;
-  go = true;
-  for (int s = 0; s < 8; ++s) {
-    subs.emplace_back([&, s] {
-      std::this_thread::sleep_for(std::chrono::microseconds(150 * s));
-      hub.subscribe("t", 0, [&](std::int64_t a) { return log.after(a); },
-                    [&, s](const EventRecord& e) { got[s].push_back(e.seq); });
-    });
-  }
-  publisher.join();
-  for (auto& t : subs) t.join();
-  for (int s = 0; s < 8; ++s) {
-    ASSERT_EQ(got[s].size(), static_cast<std::size_t>(kEvents)) << "subscriber " << s;
-    for (int i = 0; i < kEvents; ++i) ASSERT_EQ(got[s][i], i + 1);
-  }
-}
-
-}  // namespace
-
-namespace {
-
-/// Events of FakeLog after `seq`, at most `limit` (0 = all), as Store::events_after pages them.
-std::vector<EventRecord> page_of(FakeLog& log, std::int64_t seq, std::size_t limit) {
-  auto all = log.after(seq);
-  if (limit > 0 && all.size() > limit) all.resize(limit);
-  return all;
-}
-
-}  // namespace
-
-// Paged replay: a long history arrives completely and in order, one page at a time, paced by
-// the subscriber, while the run keeps publishing; the hand-off to live has no gap or duplicate.
-TEST(EventHub, PagedReplayOfLongHistoryWithConcurrentPublishes) {
-  EventHub hub;
-  FakeLog log;
-  constexpr int kStored = 3000;
-  constexpr int kTotal = 4000;
-  for (int i = 1; i <= kStored; ++i) log.append(ev(i));
-  std::vector<std::int64_t> got;
-  std::atomic<int> paced{0};
-  std::atomic<std::size_t> biggest_page{0};
-  std::thread publisher([&] {
-    for (int i = kStored + 1; i <= kTotal; ++i) {
-      log.append(ev(i));  // stored before published, as the run does
-      hub.publish(ev(i));
-      if (i % 50 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
-  });
-  auto loader = [&](std::int64_t a, std::size_t limit) {
-    auto p = page_of(log, a, limit);
-    if (limit != 0) biggest_page = std::max(biggest_page.load(), p.size());
-    return p;
+  auto wait = [](std::shared_ptr<spec_engine::bus::Subscription> sub) -> core::async::Task<bool> {
+    co_return co_await sub->signal().wait(std::chrono::milliseconds(5000));
   };
-  hub.subscribe_paged("t", 0, loader, [&](const EventRecord& e) { got.push_back(e.seq); },
-                      [&] {
-                        ++paced;
-                        return true;
-                      },
-                      64);
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_TRUE(rt_.run_sync(wait(s)));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
   publisher.join();
-  ASSERT_EQ(got.size(), static_cast<std::size_t>(kTotal));
-  for (int i = 0; i < kTotal; ++i) ASSERT_EQ(got[static_cast<std::size_t>(i)], i + 1) << "position " << i;
-  EXPECT_LE(biggest_page.load(), 64u);
-  EXPECT_GE(paced.load(), kStored);
+  EXPECT_EQ(s->take().events.size(), 1u);
+  rt_.stop();
 }
 
-TEST(EventHub, PagedReplayStopsWhenPacerGivesUp) {
+TEST_F(EventHubTest, WatchHooksRunForTheFirstAndLastSubscriberOfAThread) {
   EventHub hub;
-  FakeLog log;
-  for (int i = 1; i <= 100; ++i) log.append(ev(i));
-  std::vector<std::int64_t> got;
-  int calls = 0;
-  auto id = hub.subscribe_paged(
-      "t", 0, [&](std::int64_t a, std::size_t limit) { return page_of(log, a, limit); },
-      [&](const EventRecord& e) { got.push_back(e.seq); }, [&] { return ++calls <= 10; }, 8);
-  EXPECT_EQ(got.size(), 10u);
-  log.append(ev(101));
-  hub.publish(ev(101));
-  EXPECT_EQ(got.size(), 10u);  // abandoned: nothing more
-  hub.unsubscribe(id);
-  EXPECT_EQ(hub.subscriber_count("t"), 0u);
+  std::vector<std::string> calls;
+  hub.set_watch_hooks([&](const std::string& id) { calls.push_back("watch " + id); },
+                      [&](const std::string& id) { calls.push_back("unwatch " + id); });
+  auto a1 = hub.subscribe("a", rt_.executor());
+  auto a2 = hub.subscribe("a", rt_.executor());
+  auto b = hub.subscribe("b", rt_.executor());
+  hub.unsubscribe(a1);
+  hub.unsubscribe(a1);  // idempotent
+  hub.unsubscribe(a2);
+  hub.unsubscribe(b);
+  EXPECT_EQ(calls, (std::vector<std::string>{"watch a", "watch b", "unwatch a", "unwatch b"}));
 }
+
+}  // namespace

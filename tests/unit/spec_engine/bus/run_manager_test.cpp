@@ -1,11 +1,13 @@
-// RunManager with a fake runtime: events/seq/end, idempotency, queue bound,
-// cancellation by delete, recovery after a restart, shutdown interruption; runs are
-// coroutines on a core::async::Runtime (many more runs than threads).
+// RunManager with a fake runtime over the real EventLog and store: events/seq/end, idempotency,
+// queue bound, cancellation by delete, takeover of claimed threads, lost leases, shutdown; runs
+// are coroutines on a core::async::Runtime (many more runs than threads).
 #include "spec_engine/bus/run_manager.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "../test_db.hpp"
@@ -14,6 +16,7 @@
 namespace {
 
 using namespace std::chrono_literals;
+using spec_engine::bus::EventLog;
 using spec_engine::bus::Job;
 using spec_engine::bus::RunManager;
 using spec_engine::bus::RunManagerOptions;
@@ -35,20 +38,19 @@ Job job(const std::string& id) {
   return j;
 }
 
-/// Options with `runs` run slots and `queue` queue places.
-RunManagerOptions slots(int runs, std::size_t queue) {
-  RunManagerOptions o;
-  o.max_concurrent_runs = runs;
-  o.max_queue = queue;
-  return o;
-}
-
 /// Waits without a thread (like a run waiting for its model) until `release` or the run's stop.
 core::async::Task<void> wait_for_release(const std::atomic<bool>& release, const RunEnv& env) {
   while (!release && !env.stop.stop_requested()) {
     auto pause = core::async::sleep_for(10ms, env.stop);  // named: GCC 12 (see run.cpp)
     co_await std::move(pause);
   }
+}
+
+/// Waits without a thread until the run's stop token fires (like a model call that never ends).
+core::async::Task<void> wait_for_stop(const RunEnv& env) {
+  core::async::Signal never(env.rt.executor());
+  auto stopped = never.wait(env.stop);
+  co_await std::move(stopped);
 }
 
 class RunManagerTest : public ::testing::TestWithParam<std::string> {
@@ -58,6 +60,42 @@ class RunManagerTest : public ::testing::TestWithParam<std::string> {
     tdb_ = spec_engine::testing::make_db(GetParam());
     ASSERT_TRUE(tdb_);
     store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+    log_ = std::make_unique<EventLog>(*store_, [this](const auto& evs) { hub_.publish(evs); });
+    log_->start();
+  }
+  void TearDown() override {
+    if (log_) log_->stop(1s);
+  }
+  /// Options of a replica named `me`.
+  static RunManagerOptions opts(const std::string& me = "me") {
+    RunManagerOptions o;
+    o.replica_id = me;
+    return o;
+  }
+  /// A thread left by a dead replica: owned by "dead", lease expired, with `status`.
+  void leave_dead(const std::string& id, const std::string& status) {
+    spec_engine::store::ThreadRecord rec;
+    rec.thread_id = rec.job_id = id;
+    rec.agent_definition = {{"x", 1}};
+    rec.owner = "dead";
+    ASSERT_TRUE(store_->create_thread(rec, 0ms));
+    ASSERT_TRUE(store_->set_status(id, status));
+  }
+  /// Claims every expired thread as `me`.
+  std::vector<spec_engine::store::Claim> claim(const std::string& me = "me") {
+    std::this_thread::sleep_for(5ms);
+    return store_->claim_expired(me, 60s, 100);
+  }
+  /// Options with `runs` run slots and `queue` queue places.
+  static RunManagerOptions slots(int runs, std::size_t queue) {
+    RunManagerOptions o = opts();
+    o.max_concurrent_runs = runs;
+    o.max_queue = queue;
+    return o;
+  }
+  /// A run manager on this test's runtime (declared after it, so it is shut down first).
+  std::unique_ptr<RunManager> manager(RunManagerOptions o, spec_engine::bus::ExecuteFn exec) {
+    return std::make_unique<RunManager>(*store_, *log_, hub_, std::move(o), host_.rt, host_.http, std::move(exec));
   }
   /// Waits until the thread reaches a terminal status (or `want`); returns it.
   std::string wait_status(const std::string& id, const std::string& want = "", std::chrono::milliseconds t = 10s) {
@@ -71,13 +109,10 @@ class RunManagerTest : public ::testing::TestWithParam<std::string> {
     }
     return s;
   }
-  /// A run manager on this test's runtime (declared after it, so it is shut down first).
-  std::unique_ptr<RunManager> manager(RunManagerOptions o, spec_engine::bus::ExecuteFn exec) {
-    return std::make_unique<RunManager>(*store_, hub_, std::move(o), host_.rt, host_.http, std::move(exec));
-  }
   std::unique_ptr<spec_engine::testing::TestDb> tdb_;
   std::unique_ptr<spec_engine::store::Store> store_;
   spec_engine::bus::EventHub hub_;
+  std::unique_ptr<EventLog> log_;
   spec_engine::testing::Host host_{2, 2};
 };
 
@@ -98,14 +133,8 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
     r.files = {{"/a.md", {{"content", {"x"}}}}};
     co_return r;
   };
-  std::vector<std::string> live;
-  std::mutex mu;
-  hub_.subscribe("j1", 0, [&](std::int64_t a) { return store_->events_after("j1", a); },
-                 [&](const spec_engine::store::EventRecord& e) {
-                   std::lock_guard lk(mu);
-                   live.push_back(e.event_type);
-                 });
-  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto sub = hub_.subscribe("j1", host_.rt.executor());
+  auto rm_ptr = manager(opts(), exec);
   auto& rm = *rm_ptr;
   rm.start();
   auto res = rm.submit(job("j1"));
@@ -127,7 +156,11 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
   EXPECT_EQ(t->generated_files["/a.md"]["content"][0], "x");
   EXPECT_EQ(t->result["messages"][0], "done");
   EXPECT_TRUE(store_->latest_checkpoint("j1"));
-  std::lock_guard lk(mu);
+  EXPECT_EQ(t->owner, "me");
+  EXPECT_EQ(t->epoch, 1);
+  // Published after commit, in order, to the local hub.
+  std::vector<std::string> live;
+  for (const auto& f : sub->take().events) live.push_back(f.event_type);
   EXPECT_EQ(live, (std::vector<std::string>{"on_llm_stream", "on_state_update", "end"}));
 }
 
@@ -164,7 +197,7 @@ TEST_P(RunManagerTest, RuntimeExceptionFailsTheRunWithReason) {
     throw std::logic_error("kaboom");
     co_return RunResult{};
   };
-  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto rm_ptr = manager(opts(), exec);
   auto& rm = *rm_ptr;
   rm.start();
   rm.submit(job("x"));
@@ -180,18 +213,13 @@ TEST_P(RunManagerTest, RuntimeExceptionFailsTheRunWithReason) {
   EXPECT_NE(events[1].data["error"].get<std::string>().find("kaboom"), std::string::npos);
 }
 
-TEST_P(RunManagerTest, RecoveryResumesFromCheckpoint) {
-  // A previous process left "r" running with a checkpoint and two events, "q" queued.
-  spec_engine::store::ThreadRecord rec;
-  rec.thread_id = rec.job_id = "r";
-  rec.agent_definition = {{"x", 1}};
-  ASSERT_TRUE(store_->create_thread(rec));
-  store_->set_status("r", "running");
+TEST_P(RunManagerTest, ClaimedThreadsResumeFromTheirCheckpoint) {
+  // A dead replica left "r" running with a checkpoint and two events, "q" queued.
+  leave_dead("r", "running");
   store_->append_event({"r", 1, "on_state_update", {}, "ts"});
   store_->append_event({"r", 2, "on_llm_stream", {}, "ts"});
   store_->save_checkpoint("r", 2, {{"step", 7}});
-  rec.thread_id = rec.job_id = "q";
-  ASSERT_TRUE(store_->create_thread(rec));
+  leave_dead("q", "queued");
   std::mutex mu;
   std::map<std::string, std::optional<nlohmann::json>> seen;
   auto exec = [&](const RunRequest& req, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv&) -> Task {
@@ -204,48 +232,153 @@ TEST_P(RunManagerTest, RecoveryResumesFromCheckpoint) {
     r.status = "completed";
     co_return r;
   };
-  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto rm_ptr = manager(opts(), exec);
   auto& rm = *rm_ptr;
-  EXPECT_EQ(rm.recover(), 2);
   rm.start();
+  EXPECT_EQ(rm.free_slots(), 4u);
+  auto claims = claim();
+  ASSERT_EQ(claims.size(), 2u);
+  for (const auto& c : claims) rm.adopt(c);
   EXPECT_EQ(wait_status("r"), "completed");
   EXPECT_EQ(wait_status("q"), "completed");
   rm.shutdown(1s);
   std::lock_guard lk(mu);
   ASSERT_TRUE(seen["r"]);
   EXPECT_EQ((*seen["r"])["step"], 7);
-  EXPECT_FALSE(seen["q"]);
+  EXPECT_FALSE(seen["q"]);  // never checkpointed: starts from the beginning
   auto events = store_->events_after("r", 0);
   ASSERT_EQ(events.size(), 4u);  // seq continues after the stored ones
   EXPECT_EQ(events[2].seq, 3);
   EXPECT_EQ(events[3].event_type, "end");
+  EXPECT_EQ(store_->get_thread("r")->epoch, 2);
 }
 
 TEST_P(RunManagerTest, RecoveryFailModeAndGiveUp) {
-  spec_engine::store::ThreadRecord rec;
-  rec.thread_id = rec.job_id = "r";
-  rec.agent_definition = {{"x", 1}};
-  ASSERT_TRUE(store_->create_thread(rec));
-  store_->set_status("r", "running");
+  leave_dead("r", "running");
   store_->save_checkpoint("r", 0, {{"files", {{"/f", {{"content", {"1"}}}}}}});
-  RunManagerOptions o;
+  RunManagerOptions o = opts();
   o.recovery = "fail";
-  int calls = 0;
-  auto rm_ptr = manager(o, [&](auto&, auto&, auto&, auto&, auto&) -> Task {
+  std::atomic<int> calls{0};
+  auto never_called = [&](auto&, auto&, auto&, auto&, auto&) -> Task {
     ++calls;
     co_return RunResult{"completed", {}, {}, {}};
-  });
+  };
+  auto rm_ptr = manager(o, never_called);
   auto& rm = *rm_ptr;
-  EXPECT_EQ(rm.recover(), 1);
+  auto claims = claim();
+  ASSERT_EQ(claims.size(), 1u);
+  rm.adopt(claims[0]);  // never blocks: the failing is stored by a coroutine
+  EXPECT_EQ(wait_status("r"), "failed");
   auto t = store_->get_thread("r");
   EXPECT_EQ(t->status, "failed");
   EXPECT_NE(t->error.find("restart"), std::string::npos);
   EXPECT_EQ(t->generated_files["/f"]["content"][0], "1");
   auto events = store_->events_after("r", 0);
   ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].event_type, "error");
   EXPECT_EQ(events[1].event_type, "end");
   EXPECT_EQ(events[1].data["status"], "failed");
   EXPECT_EQ(calls, 0);
+
+  // Resume mode gives up after max_recoveries claims.
+  leave_dead("g", "running");
+  RunManagerOptions r = opts();
+  r.max_recoveries = 0;
+  auto rm2 = manager(r, never_called);
+  claims = claim();
+  ASSERT_EQ(claims.size(), 1u);
+  rm2->adopt(claims[0]);
+  EXPECT_EQ(wait_status("g"), "failed");
+  EXPECT_NE(store_->get_thread("g")->error.find("giving up"), std::string::npos);
+  EXPECT_EQ(calls, 0);
+}
+
+TEST_P(RunManagerTest, ARunThatLostItsThreadStopsAndWritesNothingMore) {
+  std::atomic<int> steps{0};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver& obs, RunEnv& env) -> Task {
+    while (!env.stop.stop_requested()) {
+      obs.emit("on_state_update", {{"step", steps.load()}});
+      const nlohmann::json state = {{"step", ++steps}};
+      auto stored = obs.checkpoint(state);  // throws Fenced once the thread is taken over
+      co_await std::move(stored);
+      auto pause = core::async::sleep_for(2ms, env.stop);
+      co_await std::move(pause);
+    }
+    co_return RunResult{"cancelled", {}, {}, {}};
+  };
+  RunManagerOptions o = opts("a");
+  o.lease_ttl = 1ms;  // expires at once: another replica may claim it
+  auto rm_ptr = manager(o, exec);
+  auto& rm = *rm_ptr;
+  rm.start();
+  rm.submit(job("t"));
+  EXPECT_EQ(wait_status("t", "running"), "running");
+  while (steps < 3) std::this_thread::sleep_for(1ms);
+  auto claims = claim("b");
+  ASSERT_EQ(claims.size(), 1u);
+  EXPECT_EQ(claims[0].epoch, 2);
+  // The next checkpoint of "a" is fenced: its run stops by itself (without the keeper).
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(rm.running(), 0u);
+  const auto stored = store_->events_after("t", 0).size();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(store_->events_after("t", 0).size(), stored);
+  auto t = store_->get_thread("t");
+  EXPECT_EQ(t->owner, "b");
+  EXPECT_EQ(t->status, "running");  // b's to finish: "a" wrote no end, no outcome
+  for (const auto& e : store_->events_after("t", 0)) EXPECT_NE(e.event_type, "end");
+  rm.shutdown(1s);
+}
+
+TEST_P(RunManagerTest, LoseStopsALocalRunAtOnce) {
+  std::atomic<bool> started{false};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    started = true;
+    auto stopped = wait_for_stop(env);
+    co_await std::move(stopped);
+    co_return RunResult{"cancelled", {}, {}, {}};
+  };
+  auto rm_ptr = manager(opts(), exec);
+  auto& rm = *rm_ptr;
+  rm.start();
+  rm.submit(job("t"));
+  while (!started) std::this_thread::sleep_for(1ms);
+  EXPECT_EQ(rm.owned_local(), (std::map<std::string, std::int64_t>{{"t", 1}}));
+  rm.lose("t", 7, "wrong epoch: ignored");
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(rm.running(), 1u);
+  rm.lose("t", 1, "claimed by another replica");
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(rm.running(), 0u);
+  EXPECT_EQ(store_->get_thread("t")->status, "running");  // nothing written: the new owner finishes it
+  rm.shutdown(1s);
+}
+
+TEST_P(RunManagerTest, RemoteDeleteStopsTheRunAndClosesStreams) {
+  std::atomic<bool> started{false};
+  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    started = true;
+    auto stopped = wait_for_stop(env);
+    co_await std::move(stopped);
+    co_return RunResult{"cancelled", {}, {}, {}};
+  };
+  auto rm_ptr = manager(opts(), exec);
+  auto& rm = *rm_ptr;
+  rm.start();
+  rm.submit(job("t"));
+  while (!started) std::this_thread::sleep_for(1ms);
+  auto sub = hub_.subscribe("t", host_.rt.executor());
+  ASSERT_TRUE(store_->delete_thread("t"));  // another replica deleted the rows...
+  rm.on_remote_delete("t");                 // ...and told us
+  EXPECT_TRUE(sub->take().deleted);
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(rm.running(), 0u);
+  EXPECT_FALSE(store_->get_thread("t"));
+  EXPECT_TRUE(store_->events_after("t", 0).empty());
+  rm.shutdown(1s);
 }
 
 TEST_P(RunManagerTest, ShutdownInterruptsAndLeavesRunResumable) {
@@ -253,19 +386,19 @@ TEST_P(RunManagerTest, ShutdownInterruptsAndLeavesRunResumable) {
     const nlohmann::json state = {{"step", 1}};
     auto stored = obs.checkpoint(state);
     co_await std::move(stored);
-    // Waits without a thread until the stop token fires (like a model call).
-    core::async::Signal never(env.rt.executor());
-    auto stopped = never.wait(env.stop);
+    auto stopped = wait_for_stop(env);  // like a model call: ends on the stop token
     co_await std::move(stopped);
     co_return RunResult{"cancelled", {}, {}, {}};
   };
-  auto rm_ptr = manager(RunManagerOptions{}, exec);
+  auto rm_ptr = manager(opts(), exec);
   auto& rm = *rm_ptr;
   rm.start();
   rm.submit(job("s"));
   EXPECT_EQ(wait_status("s", "running"), "running");
   rm.shutdown(50ms);
+  log_->stop(1s);
   EXPECT_EQ(store_->get_thread("s")->status, "queued");
+  EXPECT_TRUE(store_->latest_checkpoint("s"));
   EXPECT_EQ(rm.submit(job("z")).outcome, SubmitOutcome::shutting_down);
 }
 
@@ -284,7 +417,7 @@ TEST_P(RunManagerTest, ManyRunsWaitAtOnceWithoutAThreadEach) {
     co_return RunResult{"completed", {}, {}, {}};
   };
   constexpr int kRuns = 200;
-  RunManager rm(*store_, hub_, slots(kRuns, kRuns), small.rt, small.http, exec);
+  RunManager rm(*store_, *log_, hub_, slots(kRuns, kRuns), small.rt, small.http, exec);
   rm.start();
   for (int i = 0; i < kRuns; ++i) ASSERT_EQ(rm.submit(job("m" + std::to_string(i))).outcome, SubmitOutcome::started);
   const auto deadline = std::chrono::steady_clock::now() + 60s;
@@ -327,9 +460,10 @@ TEST_P(RunManagerTest, ConcurrencyLimitQueuesTheRest) {
   rm.shutdown(1s);
 }
 
-// A run's writes wait while every database session is taken (the pool's bounded wait throws
-// PoolTimeout, which the run retries) instead of failing the run.
-TEST_P(RunManagerTest, RunWritesWaitForABusyPool) {
+// A run's reads wait while every session of the shared pool is taken (the pool's bounded wait
+// throws PoolTimeout, which the run retries) instead of failing the run. (Its writes go through
+// the event log, which has a connection of its own.)
+TEST_P(RunManagerTest, RunReadsWaitForABusyPool) {
   if (GetParam() != "sqlite") GTEST_SKIP() << "one dialect is enough for the pool logic";
   core::db::DbConfig c;
   c.sqlite_path = tdb_->temp_dir / "spec_engine.db";
@@ -342,16 +476,16 @@ TEST_P(RunManagerTest, RunWritesWaitForABusyPool) {
     obs.emit("on_state_update", {});
     co_return RunResult{"completed", {}, {}, {}};
   };
-  spec_engine::bus::RunManager rm(store, hub_, RunManagerOptions{}, host_.rt, host_.http, exec);
+  spec_engine::bus::RunManager rm(store, *log_, hub_, opts(), host_.rt, host_.http, exec);
   rm.start();
   {
     // Submitting needs a session too: the caller (an HTTP handler) gets PoolTimeout -> 503.
     EXPECT_THROW(rm.submit(job("p")), core::db::PoolTimeout);
     holder.reset();
     EXPECT_EQ(rm.submit(job("p")).outcome, SubmitOutcome::started);
-    holder = std::make_unique<core::db::Session>(tight);  // taken again while the run writes
+    holder = std::make_unique<core::db::Session>(tight);  // taken again before the run starts
   }
-  std::this_thread::sleep_for(100ms);  // the run's writes meet the busy pool and retry
+  std::this_thread::sleep_for(100ms);  // the run's start meets the busy pool and retries
   holder.reset();
   EXPECT_EQ(wait_status("p"), "completed");
   rm.shutdown(1s);

@@ -1,0 +1,227 @@
+// EventLog over a real store (SQLite, and PostgreSQL with TEST_PG_URL): delta coalescing,
+// numbering, group commit, checkpoint durability, fencing, publish after commit.
+#include "spec_engine/bus/event_log.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+#include <regex>
+#include <thread>
+
+#include "core/metrics.hpp"
+#include "../test_db.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using spec_engine::bus::Completion;
+using spec_engine::bus::EventLog;
+using spec_engine::bus::EventLogOptions;
+using spec_engine::bus::Fenced;
+using spec_engine::store::EventRecord;
+
+/// Sum of spec_engine_event_batches_total{outcome="ok"} in the global registry.
+double ok_batches() {
+  static const std::regex re(R"(spec_engine_event_batches_total\{outcome="ok"\} ([0-9.e+]+))");
+  std::smatch m;
+  const std::string text = core::metrics::global().render();
+  return std::regex_search(text, m, re) ? std::stod(m[1]) : 0.0;
+}
+
+class EventLogTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
+    tdb_ = spec_engine::testing::make_db(GetParam());
+    ASSERT_TRUE(tdb_);
+    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+  }
+  void create(const std::string& id, const std::string& owner = "me") {
+    spec_engine::store::ThreadRecord r;
+    r.thread_id = r.job_id = id;
+    r.agent_definition = nlohmann::json::object();
+    r.owner = owner;
+    ASSERT_TRUE(store_->create_thread(r, 60s));
+  }
+  std::unique_ptr<EventLog> make(EventLogOptions o = {}) {
+    return std::make_unique<EventLog>(*store_, [this](const std::vector<EventRecord>& evs) {
+      // Published only after commit: every event is in the table already.
+      for (const auto& e : evs) {
+        const auto stored = store_->events_after(e.thread_id, e.seq - 1, 1);
+        EXPECT_TRUE(!stored.empty() && stored[0].seq == e.seq) << "published before stored: " << e.seq;
+      }
+      std::lock_guard lk(mu_);
+      for (const auto& e : evs) published_.push_back(e);
+    }, o);
+  }
+  static nlohmann::json delta(const std::string& node, const std::string& text) {
+    return {{"node", node}, {"delta", text}};
+  }
+  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
+  std::unique_ptr<spec_engine::store::Store> store_;
+  std::mutex mu_;
+  std::vector<EventRecord> published_;
+};
+
+TEST_P(EventLogTest, DeltasAreMergedAndFlushedBeforeAnyOtherEventLosingNothing) {
+  create("t");
+  EventLogOptions o;
+  o.delta_flush = 10s;  // only "another event" flushes here
+  auto log = make(o);
+  log->start();
+  auto run = log->open("t", 1, 0);
+  std::string all;
+  for (int i = 0; i < 20; ++i) {
+    const std::string piece = "w" + std::to_string(i) + " ";
+    all += piece;
+    run->emit("on_llm_stream", delta("main", piece));
+  }
+  run->emit("on_llm_stream", delta("sub", "other node"));  // another node: its own event
+  run->emit("on_tool_start", {{"tool", "ls"}});
+  run->emit("on_llm_stream", delta("main", "tail"));
+  spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
+  auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 4u);
+  EXPECT_EQ(events[0].event_type, "on_llm_stream");
+  EXPECT_EQ(events[0].data["delta"], all);
+  EXPECT_EQ(events[0].data["node"], "main");
+  EXPECT_EQ(events[1].data["delta"], "other node");
+  EXPECT_EQ(events[2].event_type, "on_tool_start");
+  EXPECT_EQ(events[3].data["delta"], "tail");  // flushed by the checkpoint, which covers it
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].seq, static_cast<std::int64_t>(i + 1));
+  log->stop(1s);
+  std::lock_guard lk(mu_);
+  ASSERT_EQ(published_.size(), 4u);
+  EXPECT_EQ(published_[3].seq, 4);
+}
+
+TEST_P(EventLogTest, DeltasFlushAfterTheTimeLimitAndAtTheSizeLimit) {
+  create("t");
+  EventLogOptions o;
+  o.delta_flush = 40ms;
+  o.delta_flush_bytes = 100;
+  auto log = make(o);
+  log->start();
+  auto run = log->open("t", 1, 0);
+  run->emit("on_llm_stream", delta("n", "alone"));
+  const auto t0 = std::chrono::steady_clock::now();
+  while (store_->events_after("t", 0).empty() && std::chrono::steady_clock::now() - t0 < 5s)
+    std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->events_after("t", 0).size(), 1u);  // flushed by time, no other event needed
+  for (int i = 0; i < 30; ++i) run->emit("on_llm_stream", delta("n", std::string(10, 'x')));  // 300 bytes
+  log->stop(1s);
+  auto events = store_->events_after("t", 0);
+  std::string text;
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    EXPECT_LE(events[i].data["delta"].get<std::string>().size(), 100u);
+    text += events[i].data["delta"].get<std::string>();
+  }
+  EXPECT_EQ(text, std::string(300, 'x'));
+  EXPECT_GE(events.size(), 4u);  // 100-byte pieces
+}
+
+TEST_P(EventLogTest, ManyRunsShareFewTransactions) {
+  constexpr int kRuns = 20, kEvents = 10;
+  for (int r = 0; r < kRuns; ++r) create("r" + std::to_string(r));
+  auto log = make();
+  std::vector<std::shared_ptr<EventLog::Run>> runs;
+  for (int r = 0; r < kRuns; ++r) runs.push_back(log->open("r" + std::to_string(r), 1, 0));
+  for (int i = 0; i < kEvents; ++i)
+    for (auto& run : runs) run->emit("on_state_update", {{"i", i}});
+  const double before = ok_batches();
+  log->start();  // everything queued so far goes in one group commit
+  log->stop(5s);
+  EXPECT_LE(ok_batches() - before, 2.0);
+  for (int r = 0; r < kRuns; ++r) {
+    auto events = store_->events_after("r" + std::to_string(r), 0);
+    ASSERT_EQ(events.size(), static_cast<std::size_t>(kEvents));
+    for (int i = 0; i < kEvents; ++i) EXPECT_EQ(events[i].data["i"], i);
+  }
+}
+
+TEST_P(EventLogTest, FinishStoresEndAndOutcomeTogether) {
+  create("t");
+  auto log = make();
+  log->start();
+  auto run = log->open("t", 1, 5);  // seq continues after 5
+  run->emit("on_llm_stream", delta("n", "bye"));
+  std::int64_t end_seq = 0;
+  spec_engine::bus::wait_durable([&](Completion d) {
+    end_seq = run->finish("failed", nullptr, {{"/f", "x"}}, "boom", std::move(d));
+  });
+  EXPECT_EQ(end_seq, 7);
+  auto t = store_->get_thread("t");
+  EXPECT_EQ(t->status, "failed");
+  EXPECT_EQ(t->error, "boom");
+  EXPECT_EQ(t->last_seq, 7);
+  auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[1].event_type, "end");
+  EXPECT_EQ(events[1].data, (nlohmann::json{{"status", "failed"}, {"error", "boom"}}));
+  log->stop(1s);
+}
+
+TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
+  create("t", "a");
+  auto log = make();
+  log->start();
+  std::atomic<int> fenced_hook{0};
+  auto run = log->open("t", 1, 0, [&] { ++fenced_hook; });
+  run->emit("on_state_update", {{"step", 1}});
+  spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
+  // Another replica takes the thread over (its lease expired).
+  ASSERT_EQ(store_->release_leases("a"), 1);
+  auto won = store_->claim_expired("b", 60s, 1);
+  ASSERT_EQ(won.size(), 1u);
+  run->emit("on_state_update", {{"step", 2}});
+  EXPECT_THROW(
+      spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 2}}, std::move(d)); }),
+      Fenced);
+  EXPECT_TRUE(run->fenced());
+  EXPECT_EQ(fenced_hook, 1);
+  run->emit("on_state_update", {{"step", 3}});  // dropped
+  EXPECT_THROW(spec_engine::bus::wait_durable([&](Completion d) { run->finish("completed", {}, {}, "", std::move(d)); }),
+               Fenced);
+  log->stop(1s);
+  auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ((*store_->latest_checkpoint("t"))["step"], 1);
+  EXPECT_EQ(store_->get_thread("t")->status, "queued");
+}
+
+TEST_P(EventLogTest, DeletedThreadFencesItsRun) {
+  create("t");
+  auto log = make();
+  log->start();
+  std::promise<void> hook;
+  auto run = log->open("t", 1, 0, [&] { hook.set_value(); });
+  ASSERT_TRUE(store_->delete_thread("t"));
+  run->emit("on_state_update", {});
+  EXPECT_EQ(hook.get_future().wait_for(5s), std::future_status::ready);
+  EXPECT_TRUE(store_->events_after("t", 0).empty());
+  log->stop(1s);
+}
+
+TEST_P(EventLogTest, StopFlushesPendingDeltas) {
+  create("t");
+  EventLogOptions o;
+  o.delta_flush = 60s;
+  auto log = make(o);
+  log->start();
+  auto run = log->open("t", 1, 0);
+  run->emit("on_llm_stream", delta("n", "pending"));
+  log->stop(1s);
+  auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data["delta"], "pending");
+  // After stop nothing is accepted, and completions say so.
+  EXPECT_THROW(spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({}, std::move(d)); }),
+               std::runtime_error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, EventLogTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace

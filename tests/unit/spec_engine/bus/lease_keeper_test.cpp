@@ -1,0 +1,139 @@
+// LeaseKeeper against a real store: renewals keep a live replica's threads, lost threads stop
+// their local run, expired ones are claimed within capacity, stop releases.
+#include "spec_engine/bus/lease_keeper.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <mutex>
+#include <thread>
+
+#include "../test_db.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using spec_engine::bus::LeaseHooks;
+using spec_engine::bus::LeaseKeeper;
+
+class LeaseKeeperTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
+    tdb_ = spec_engine::testing::make_db(GetParam());
+    ASSERT_TRUE(tdb_);
+    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+  }
+  void create(const std::string& id, const std::string& owner, std::chrono::milliseconds ttl) {
+    spec_engine::store::ThreadRecord r;
+    r.thread_id = r.job_id = id;
+    r.agent_definition = nlohmann::json::object();
+    r.owner = owner;
+    ASSERT_TRUE(store_->create_thread(r, ttl));
+  }
+  /// Hooks of a fake run manager holding `local` with room for `room` more.
+  LeaseHooks hooks() {
+    LeaseHooks h;
+    h.local = [this] {
+      std::lock_guard lk(mu_);
+      return local_;
+    };
+    h.lost = [this](const std::string& id, std::int64_t epoch, const std::string&) {
+      std::lock_guard lk(mu_);
+      lost_.push_back(id + "@" + std::to_string(epoch));
+      local_.erase(id);
+    };
+    h.capacity = [this] {
+      std::lock_guard lk(mu_);
+      return room_;
+    };
+    h.claimed = [this](const spec_engine::store::Claim& c) {
+      std::lock_guard lk(mu_);
+      claimed_.push_back(c.thread_id);
+      local_[c.thread_id] = c.epoch;
+      if (room_ > 0) --room_;
+    };
+    return h;
+  }
+  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
+  std::unique_ptr<spec_engine::store::Store> store_;
+  std::mutex mu_;
+  std::map<std::string, std::int64_t> local_;
+  std::vector<std::string> lost_, claimed_;
+  std::size_t room_ = 0;
+};
+
+TEST_P(LeaseKeeperTest, RenewalsKeepALiveReplicasThreadsFromBeingClaimed) {
+  create("t", "a", 300ms);
+  local_["t"] = 1;
+  LeaseKeeper a(*store_, {"a", 300ms, 50ms}, hooks());
+  a.start();
+  // Another replica tries to claim for well over a TTL: never wins.
+  const auto until = std::chrono::steady_clock::now() + 1s;
+  while (std::chrono::steady_clock::now() < until) {
+    EXPECT_TRUE(store_->claim_expired("b", 300ms, 10).empty());
+    std::this_thread::sleep_for(20ms);
+  }
+  a.stop(false);
+  EXPECT_TRUE(lost_.empty());
+  EXPECT_EQ(a.health(), "ok");
+}
+
+TEST_P(LeaseKeeperTest, ARunWhoseThreadWasClaimedOrDeletedIsStopped) {
+  create("taken", "a", 0ms);
+  create("gone", "a", 60s);
+  create("kept", "a", 60s);
+  local_ = {{"taken", 1}, {"gone", 1}, {"kept", 1}};
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+  ASSERT_TRUE(store_->delete_thread("gone"));
+  LeaseKeeper a(*store_, {"a", 60s, 1s}, hooks());
+  EXPECT_TRUE(a.tick());
+  std::sort(lost_.begin(), lost_.end());
+  EXPECT_EQ(lost_, (std::vector<std::string>{"gone@1", "taken@1"}));
+  EXPECT_EQ(local_.count("kept"), 1u);
+}
+
+TEST_P(LeaseKeeperTest, ClaimsExpiredThreadsWithinCapacityOnly) {
+  for (int i = 0; i < 3; ++i) create("d" + std::to_string(i), "dead", 0ms);
+  create("live", "other", 60s);
+  std::this_thread::sleep_for(5ms);
+  LeaseKeeper b(*store_, {"b", 60s, 1s}, hooks());
+  room_ = 0;
+  EXPECT_TRUE(b.tick());
+  EXPECT_TRUE(claimed_.empty());
+  room_ = 2;
+  EXPECT_TRUE(b.tick());
+  EXPECT_EQ(claimed_.size(), 2u);
+  room_ = 5;
+  EXPECT_TRUE(b.tick());
+  EXPECT_EQ(claimed_.size(), 3u);  // the live one is never taken
+  EXPECT_EQ(store_->get_thread("live")->owner, "other");
+  for (const auto& id : claimed_) EXPECT_EQ(store_->get_thread(id)->owner, "b");
+}
+
+TEST_P(LeaseKeeperTest, StopWithReleaseHandsThreadsOverAtOnce) {
+  create("q", "a", 60s);
+  local_["q"] = 1;
+  {
+    LeaseKeeper a(*store_, {"a", 60s, 1s}, hooks());
+    a.start();
+    a.stop(/*release=*/true);
+  }
+  EXPECT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+}
+
+TEST_P(LeaseKeeperTest, OwnedThreadsRunNowhereHereAreGivenUpAfterTwoRounds) {
+  create("stray", "a", 60s);  // owned by "a" in the database, but "a" does not run it
+  LeaseKeeper a(*store_, {"a", 60s, 1s}, hooks());
+  EXPECT_TRUE(a.tick());
+  EXPECT_EQ(store_->get_thread("stray")->owner, "a");
+  EXPECT_TRUE(a.tick());
+  EXPECT_EQ(store_->get_thread("stray")->owner, "");
+  EXPECT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, LeaseKeeperTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace

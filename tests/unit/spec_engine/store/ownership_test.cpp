@@ -1,0 +1,233 @@
+// Thread ownership (leases, epochs, claims) and fenced group writes, on SQLite and, with
+// TEST_PG_URL, on PostgreSQL.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include <libpq-fe.h>
+
+#include "spec_engine/store/store.hpp"
+#include "../test_db.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using spec_engine::store::CheckpointWrite;
+using spec_engine::store::EventRecord;
+using spec_engine::store::EventWrite;
+using spec_engine::store::OutcomeWrite;
+using spec_engine::store::Store;
+using spec_engine::store::ThreadRecord;
+using spec_engine::store::Write;
+
+class OwnershipTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
+    tdb_ = spec_engine::testing::make_db(GetParam());
+    ASSERT_TRUE(tdb_);
+    store_ = std::make_unique<Store>(*tdb_->db);
+  }
+  /// Creates `id` owned by `owner` with a lease of `ttl` (0 = already expiring).
+  void create(const std::string& id, const std::string& owner, std::chrono::milliseconds ttl = 60s) {
+    ThreadRecord r;
+    r.thread_id = r.job_id = id;
+    r.agent_definition = nlohmann::json::object();
+    r.input_payload = nlohmann::json::object();
+    r.owner = owner;
+    ASSERT_TRUE(store_->create_thread(r, ttl));
+  }
+  static Write ev(const std::string& id, std::int64_t epoch, std::int64_t seq, const std::string& type = "e") {
+    return Write{epoch, EventWrite{EventRecord{id, seq, type, {{"n", seq}}, "2026-01-01T00:00:00Z"}}};
+  }
+  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(OwnershipTest, InvokeInsertsTheThreadOwnedAtEpochOne) {
+  const auto before = store_->db_now_ms();
+  create("t", "replica-a", 30s);
+  auto t = store_->get_thread("t");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->owner, "replica-a");
+  EXPECT_EQ(t->epoch, 1);
+  EXPECT_GE(t->lease_expires_at, before + 29000);
+  EXPECT_LE(t->lease_expires_at, store_->db_now_ms() + 30000);
+  EXPECT_EQ(t->recoveries, 0);
+}
+
+TEST_P(OwnershipTest, RenewExtendsOwnLeasesOnlyAndReportsEpochs) {
+  create("a1", "a", 1s);
+  create("a2", "a", 1s);
+  create("b1", "b", 1s);
+  ASSERT_TRUE(store_->set_status("a2", "completed"));  // finished threads are not renewed
+  const auto before_b = store_->get_thread("b1")->lease_expires_at;
+  auto owned = store_->renew_leases("a", 60s);
+  EXPECT_EQ(owned, (std::map<std::string, std::int64_t>{{"a1", 1}}));
+  EXPECT_GE(store_->get_thread("a1")->lease_expires_at, store_->db_now_ms() + 50000);
+  EXPECT_EQ(store_->get_thread("b1")->lease_expires_at, before_b);
+}
+
+TEST_P(OwnershipTest, ALiveOwnersThreadIsNeverClaimed) {
+  create("live", "a", 60s);
+  EXPECT_TRUE(store_->claim_expired("b", 60s, 10).empty());
+  auto t = store_->get_thread("live");
+  EXPECT_EQ(t->owner, "a");
+  EXPECT_EQ(t->epoch, 1);
+}
+
+TEST_P(OwnershipTest, ExpiredThreadIsClaimedWithANewEpochAndCountsARecovery) {
+  create("dead", "a", 0ms);
+  ASSERT_TRUE(store_->set_status("dead", "running"));
+  std::this_thread::sleep_for(5ms);
+  auto won = store_->claim_expired("b", 60s, 10);
+  ASSERT_EQ(won.size(), 1u);
+  EXPECT_EQ(won[0].thread_id, "dead");
+  EXPECT_EQ(won[0].epoch, 2);
+  EXPECT_EQ(won[0].recoveries, 1);
+  EXPECT_EQ(won[0].previous_owner, "a");
+  EXPECT_EQ(won[0].previous_status, "running");
+  auto t = store_->get_thread("dead");
+  EXPECT_EQ(t->owner, "b");
+  EXPECT_EQ(t->epoch, 2);
+  EXPECT_TRUE(store_->claim_expired("c", 60s, 10).empty());  // b's lease is live now
+  // The old owner's renewal no longer covers it.
+  EXPECT_TRUE(store_->renew_leases("a", 60s).empty());
+}
+
+TEST_P(OwnershipTest, ClaimsRespectTheLimitAndTakeOldestFirst) {
+  for (int i = 0; i < 4; ++i) {
+    create("t" + std::to_string(i), "gone", 0ms);
+    std::this_thread::sleep_for(2ms);  // distinct created_at
+  }
+  std::this_thread::sleep_for(5ms);
+  auto won = store_->claim_expired("b", 60s, 2);
+  ASSERT_EQ(won.size(), 2u);
+  EXPECT_EQ(won[0].thread_id, "t0");
+  EXPECT_EQ(won[1].thread_id, "t1");
+  EXPECT_TRUE(store_->claim_expired("b", 60s, 0).empty());
+}
+
+TEST_P(OwnershipTest, ConcurrentClaimersWinEachThreadExactlyOnce) {
+  constexpr int kThreads = 20;
+  for (int i = 0; i < kThreads; ++i) create("t" + std::to_string(i), "gone", 0ms);
+  std::this_thread::sleep_for(5ms);
+  std::vector<std::vector<spec_engine::store::Claim>> won(3);
+  std::vector<std::thread> claimers;
+  for (int c = 0; c < 3; ++c) {
+    claimers.emplace_back([&, c] {
+      Store mine(*tdb_->db);
+      won[c] = mine.claim_expired("r" + std::to_string(c), 60s, kThreads);
+    });
+  }
+  for (auto& t : claimers) t.join();
+  std::multiset<std::string> all;
+  for (int c = 0; c < 3; ++c) {
+    for (const auto& w : won[c]) {
+      all.insert(w.thread_id);
+      EXPECT_EQ(store_->get_thread(w.thread_id)->owner, "r" + std::to_string(c));
+      EXPECT_EQ(w.epoch, 2);
+    }
+  }
+  EXPECT_EQ(all.size(), static_cast<std::size_t>(kThreads));
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), static_cast<std::size_t>(kThreads));
+}
+
+TEST_P(OwnershipTest, ReleasedLeasesAreClaimableAtOnce) {
+  create("q", "a", 60s);
+  EXPECT_EQ(store_->release_leases("a"), 1);
+  auto won = store_->claim_expired("b", 60s, 10);
+  ASSERT_EQ(won.size(), 1u);
+  EXPECT_EQ(won[0].previous_status, "queued");
+}
+
+TEST_P(OwnershipTest, ExpireForeignLeasesAndDisown) {
+  create("x", "old-process", 60s);
+  create("y", "me", 60s);
+  EXPECT_EQ(store_->expire_foreign_leases("me"), 1);
+  EXPECT_EQ(store_->get_thread("x")->lease_expires_at, 0);
+  EXPECT_GT(store_->get_thread("y")->lease_expires_at, 0);
+  EXPECT_FALSE(store_->disown("y", 7));  // wrong epoch: fenced
+  EXPECT_TRUE(store_->disown("y", 1));
+  EXPECT_EQ(store_->get_thread("y")->owner, "");
+  EXPECT_EQ(store_->claim_expired("other", 60s, 10).size(), 2u);
+}
+
+TEST_P(OwnershipTest, BatchWritesEventsCheckpointAndOutcomeInOneTransaction) {
+  create("a", "me");
+  create("b", "me");
+  std::vector<Write> w = {ev("a", 1, 1), ev("b", 1, 1), ev("a", 1, 2),
+                          Write{1, CheckpointWrite{"a", 2, {{"step", 1}}}},
+                          ev("b", 1, 2, "end"),
+                          Write{1, OutcomeWrite{"b", "completed", {{"messages", {"ok"}}}, {{"/f", "x"}}, ""}}};
+  auto res = store_->write_batch(w);
+  EXPECT_TRUE(res.fenced.empty());
+  EXPECT_EQ(res.last_seq, (std::map<std::string, std::int64_t>{{"a", 2}, {"b", 2}}));
+  EXPECT_EQ(store_->get_thread("a")->last_seq, 2);  // read from the events: the row is not updated
+  EXPECT_EQ((*store_->latest_checkpoint("a"))["step"], 1);
+  auto b = store_->get_thread("b");
+  EXPECT_EQ(b->status, "completed");
+  EXPECT_EQ(b->result["messages"][0], "ok");
+  EXPECT_EQ(store_->events_after("b", 0).back().event_type, "end");
+}
+
+TEST_P(OwnershipTest, WritesOfALostEpochOrADeletedThreadAreFencedOut) {
+  create("taken", "a", 0ms);
+  create("kept", "a", 60s);
+  create("gone", "a", 60s);
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);  // "taken" now epoch 2, owner b
+  ASSERT_TRUE(store_->delete_thread("gone"));
+  auto res = store_->write_batch({ev("taken", 1, 1), ev("kept", 1, 1), ev("gone", 1, 1),
+                                  Write{1, CheckpointWrite{"taken", 1, {{"x", 1}}}}});
+  EXPECT_EQ(std::set<std::string>(res.fenced.begin(), res.fenced.end()), (std::set<std::string>{"taken", "gone"}));
+  EXPECT_TRUE(store_->events_after("taken", 0).empty());
+  EXPECT_FALSE(store_->latest_checkpoint("taken"));
+  EXPECT_TRUE(store_->events_after("gone", 0).empty());
+  EXPECT_EQ(store_->events_after("kept", 0).size(), 1u);
+  // The new owner writes with its epoch.
+  EXPECT_TRUE(store_->write_batch({ev("taken", 2, 1)}).fenced.empty());
+  EXPECT_FALSE(store_->set_status_fenced("taken", 1, "running"));
+  EXPECT_TRUE(store_->set_status_fenced("taken", 2, "running"));
+}
+
+TEST_P(OwnershipTest, ReplayPagesUseLimit) {
+  create("t", "me");
+  std::vector<Write> w;
+  for (int i = 1; i <= 10; ++i) w.push_back(ev("t", 1, i));
+  store_->write_batch(w);
+  auto page = store_->events_after("t", 3, 4);
+  ASSERT_EQ(page.size(), 4u);
+  EXPECT_EQ(page.front().seq, 4);
+  EXPECT_EQ(page.back().seq, 7);
+  EXPECT_EQ(store_->events_after("t", 0).size(), 10u);
+}
+
+TEST_P(OwnershipTest, PostgresNotifiesListenersOnlyWhenTheBatchCommits) {
+  if (GetParam() != "postgres") GTEST_SKIP() << "LISTEN/NOTIFY is PostgreSQL's";
+  create("t", "me");
+  PGconn* c = PQconnectdb(tdb_->url.c_str());
+  ASSERT_EQ(PQstatus(c), CONNECTION_OK) << PQerrorMessage(c);
+  PQclear(PQexec(c, "LISTEN spec_events"));
+  store_->write_batch({ev("t", 1, 1), ev("t", 1, 2)}, "replica-x");
+  store_->write_batch({ev("t", 7, 3)}, "replica-x");  // fenced: nothing stored, nothing notified
+  std::vector<std::string> got;
+  const auto deadline = std::chrono::steady_clock::now() + 2s;
+  while (std::chrono::steady_clock::now() < deadline && got.size() < 2) {
+    PQconsumeInput(c);
+    while (PGnotify* n = PQnotifies(c)) {
+      got.emplace_back(n->extra);
+      PQfreemem(n);
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  PQfinish(c);
+  EXPECT_EQ(got, (std::vector<std::string>{"t:2:replica-x"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Dialects, OwnershipTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
