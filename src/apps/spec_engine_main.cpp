@@ -259,6 +259,10 @@ int main(int argc, char** argv) {
                                                     "when missing)")
       ->envname("SPEC_ENGINE_NATS_STREAM")
       ->capture_default_str();
+  app.add_option("--nats-subjects", nats_opts.subjects,
+                 "Subjects of the job stream when this engine creates it (an existing stream is used as it is)")
+      ->envname("SPEC_ENGINE_NATS_SUBJECTS")
+      ->capture_default_str();
   app.add_option("--nats-consumer", nats_opts.consumer, "Durable pull consumer on --nats-stream (created when missing)")
       ->envname("SPEC_ENGINE_NATS_CONSUMER")
       ->capture_default_str();

@@ -1,5 +1,7 @@
-// Stream endpoint: a late subscriber to a thread with a long history receives every stored
-// event, in order, replayed page by page, then the live ones, then close 1000 after `end`.
+// Stream endpoint (an on_open_async coroutine): a late subscriber to a thread with a long
+// history receives every stored event, in order, replayed page by page, then the live ones, then
+// close 1000 after `end`; news from other replicas (wake-ups without events, gaps, duplicates,
+// deletes) never loses or repeats an event.
 #include <atomic>
 #include <thread>
 
@@ -17,49 +19,86 @@ namespace {
 using namespace std::chrono_literals;
 using spec_engine::store::EventRecord;
 
-TEST(StreamReplay, LateSubscriberGetsLongHistoryCompleteAndInOrder) {
-  auto tdb = spec_engine::testing::make_sqlite();
-  spec_engine::store::Store store(*tdb->db);
-  spec_engine::bus::EventHub hub;
-  spec_engine::store::ThreadRecord rec;
-  rec.thread_id = rec.job_id = "long-thread";
-  rec.status = spec_engine::store::kRunning;
-  rec.agent_definition = nlohmann::json::object();
-  rec.input_payload = nlohmann::json::object();
-  ASSERT_TRUE(store.create_thread(rec));
+class StreamTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    tdb_ = spec_engine::testing::make_sqlite();
+    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+    rt_.start();
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    rt_.stop();
+  }
+  void create(const std::string& id) {
+    spec_engine::store::ThreadRecord rec;
+    rec.thread_id = rec.job_id = id;
+    rec.status = spec_engine::store::kRunning;
+    rec.agent_definition = nlohmann::json::object();
+    rec.input_payload = nlohmann::json::object();
+    ASSERT_TRUE(store_->create_thread(rec));
+  }
+  void serve(spec_engine::api::ApiContext ctx) {
+    ctx.store = store_.get();
+    ctx.hub = &hub_;
+    ctx.rt = &rt_;
+    core::http::Router router;
+    spec_engine::api::register_routes(router, ctx);
+    core::http::ServerOptions opts;
+    opts.blocking_threads = 4;
+    server_ = std::make_unique<core::http::Server>(opts, std::move(router));
+    server_->start();
+  }
+  std::unique_ptr<core::http::WsClient> connect(const std::string& id, std::int64_t after = 0) {
+    return core::http::WsClient::connect("ws://127.0.0.1:" + std::to_string(server_->port()) +
+                                             "/spec-engine/stream/" + id + "?after_seq=" + std::to_string(after),
+                                         {}, 5s);
+  }
+  /// Reads until the server closes; checks seq = expected, expected+1, ...; returns the next expected.
+  int read_all(core::http::WsClient& ws, int expected) {
+    for (;;) {
+      auto m = ws.read(10s);
+      if (!m) break;
+      auto j = nlohmann::json::parse(*m);
+      EXPECT_EQ(j["seq"].get<int>(), expected) << "gap or duplicate";
+      if (j["seq"].get<int>() != expected) return expected;
+      ++expected;
+    }
+    return expected;
+  }
+  static EventRecord make(const std::string& id, int seq, const std::string& type = "on_llm_stream",
+                          const std::string& filler = "") {
+    return EventRecord{id, seq, type, {{"chunk", filler}, {"n", seq}}, "2024-01-01T00:00:00Z"};
+  }
+  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
+  std::unique_ptr<spec_engine::store::Store> store_;
+  spec_engine::bus::EventHub hub_;
+  core::async::Runtime rt_{{1, 4, "stream-test"}};
+  std::unique_ptr<core::http::Server> server_;
+};
+
+TEST_F(StreamTest, LateSubscriberGetsLongHistoryCompleteAndInOrder) {
+  create("long-thread");
   const std::string filler(2000, 'd');  // ~2 KB per event: several MB of history in total
   constexpr int kStored = 2500;
   constexpr int kTotal = 2700;
-  auto make = [&](int seq, const std::string& type) {
-    return EventRecord{"long-thread", seq, type, {{"chunk", filler}, {"n", seq}}, "2024-01-01T00:00:00Z"};
-  };
-  for (int i = 1; i <= kStored; ++i) store.append_event(make(i, "on_llm_stream"));
-
-  core::http::Router router;
+  for (int i = 1; i <= kStored; ++i) store_->append_event(make("long-thread", i, "on_llm_stream", filler));
   spec_engine::api::ApiContext ctx;
-  ctx.store = &store;
-  ctx.hub = &hub;
   ctx.replay_page_size = 50;
   ctx.max_ws_queue = 400;  // low-water mark 100 frames: the replay must wait for the client
-  spec_engine::api::register_routes(router, ctx);
-  core::http::ServerOptions opts;
-  opts.blocking_threads = 4;
-  core::http::Server server(opts, std::move(router));
-  server.start();
-
-  auto ws = core::http::WsClient::connect(
-      "ws://127.0.0.1:" + std::to_string(server.port()) + "/spec-engine/stream/long-thread", {}, 5s);
-  // The run goes on while the subscriber replays: store, then publish, as the run manager does.
+  serve(ctx);
+  auto ws = connect("long-thread");
+  // The run goes on while the subscriber replays: store, then publish, as the event log does.
   std::thread run([&] {
     for (int i = kStored + 1; i <= kTotal; ++i) {
-      const auto e = make(i, i == kTotal ? "end" : "on_llm_stream");
+      const auto e = make("long-thread", i, i == kTotal ? "end" : "on_llm_stream", filler);
       if (i == kTotal) {
-        store.finish("long-thread", spec_engine::store::kCompleted, nlohmann::json::object(),
-                     nlohmann::json::object(), "", e);
+        store_->finish("long-thread", spec_engine::store::kCompleted, nlohmann::json::object(),
+                       nlohmann::json::object(), "", e);
       } else {
-        store.append_event(e);
+        store_->append_event(e);
       }
-      hub.publish(e);
+      hub_.publish(e);
       std::this_thread::sleep_for(1ms);
     }
   });
@@ -76,7 +115,63 @@ TEST(StreamReplay, LateSubscriberGetsLongHistoryCompleteAndInOrder) {
   run.join();
   EXPECT_EQ(expected, kTotal + 1);
   EXPECT_EQ(ws->close_code(), 1000);
-  server.stop();
+}
+
+TEST_F(StreamTest, WakeUpsGapsAndDuplicatesFromOtherReplicasAreDeliveredExactlyOnce) {
+  create("t");
+  serve({});
+  auto ws = connect("t");
+  std::thread other([&] {
+    for (int i = 1; i <= 60; ++i) {
+      const auto e = make("t", i, i == 60 ? "end" : "on_state_update");
+      if (i == 60) {
+        store_->finish("t", spec_engine::store::kCompleted, {}, {}, "", e);
+      } else {
+        store_->append_event(e);
+      }
+      // Another replica stored it; this one hears of it in a mix of ways.
+      if (i % 3 == 0) hub_.wake("t", i);                    // PostgreSQL NOTIFY: read the table
+      if (i % 3 == 1) hub_.publish(e);                      // NATS: the event itself
+      if (i % 5 == 0) hub_.publish(e);                      // ...sometimes twice
+      if (i % 7 == 0) hub_.publish(make("t", i - 3));       // ...or late
+      // i % 3 == 2 and not published: a gap the next news reveals
+      std::this_thread::sleep_for(2ms);
+    }
+  });
+  EXPECT_EQ(read_all(*ws, 1), 61);
+  other.join();
+  EXPECT_EQ(ws->close_code(), 1000);
+}
+
+TEST_F(StreamTest, SilenceSendsTheStreamBackToTheTable) {
+  create("t");
+  spec_engine::api::ApiContext ctx;
+  ctx.stream_silence = 100ms;
+  serve(ctx);
+  auto ws = connect("t");
+  // Stored by another replica whose news never arrives (a lost NATS message).
+  store_->append_event(make("t", 1));
+  store_->finish("t", spec_engine::store::kCompleted, {}, {}, "", make("t", 2, "end"));
+  EXPECT_EQ(read_all(*ws, 1), 3);
+  EXPECT_EQ(ws->close_code(), 1000);
+}
+
+TEST_F(StreamTest, EndAtOrBeforeAfterSeqClosesAtOnceAndDeletesClose) {
+  create("done");
+  store_->append_event(make("done", 1));
+  store_->finish("done", spec_engine::store::kCompleted, {}, {}, "", make("done", 2, "end"));
+  create("del");
+  serve({});
+  auto ws = connect("done", 2);
+  EXPECT_FALSE(ws->read(5s));
+  EXPECT_EQ(ws->close_code(), 1000);
+
+  auto ws2 = connect("del");
+  std::this_thread::sleep_for(100ms);  // subscribed
+  ASSERT_TRUE(store_->delete_thread("del"));
+  hub_.drop_thread("del");
+  EXPECT_FALSE(ws2->read(5s));
+  EXPECT_EQ(ws2->close_code(), 1000);
 }
 
 }  // namespace
