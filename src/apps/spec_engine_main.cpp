@@ -236,7 +236,7 @@ int main(int argc, char** argv) {
       ->envname("SPEC_ENGINE_BLOCKING_THREADS")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
-  app.add_option("--http-threads", http_threads, "Threads running HTTP handlers and event-stream replays")
+  app.add_option("--http-threads", http_threads, "Threads running HTTP handlers")
       ->envname("SPEC_ENGINE_HTTP_THREADS")
       ->check(CLI::Range(2, 1024))
       ->capture_default_str();

@@ -27,8 +27,10 @@ from testkit import Engine, http, wait_until, ws_collect
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
 from fake_openai import FakeOpenAI  # noqa: E402
 
-TTL_MS = 3000
-RENEW_MS = 1000
+# Short leases keep the suite fast; set these to measure other values (e.g. the defaults,
+# 15000 and 5000): the tests' time limits follow them.
+TTL_MS = int(os.environ.get("REPLICA_TEST_LEASE_TTL_MS", "3000"))
+RENEW_MS = int(os.environ.get("REPLICA_TEST_LEASE_RENEW_MS", "1000"))
 TURNS = 4
 PACE = 0.05  # seconds between 5-character content pieces
 
