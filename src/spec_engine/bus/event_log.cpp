@@ -10,6 +10,8 @@
 #include <set>
 #include <thread>
 
+#include <boost/asio/this_coro.hpp>
+
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/util.hpp"
@@ -400,6 +402,20 @@ void wait_durable(const std::function<void(Completion)>& start) {
     }
   });
   future.get();
+}
+
+core::async::Task<void> await_durable(std::function<void(Completion)> start) {
+  const auto ex = co_await boost::asio::this_coro::executor;
+  auto done = std::make_shared<core::async::Oneshot<bool>>(ex);
+  Completion complete = [done](std::exception_ptr e) {
+    if (e) {
+      done->set_exception(e);
+    } else {
+      done->set_value(true);
+    }
+  };
+  start(std::move(complete));
+  co_await done->get();
 }
 
 }  // namespace spec_engine::bus

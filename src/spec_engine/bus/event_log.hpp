@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/async.hpp"
 #include "spec_engine/store/store.hpp"
 
 namespace spec_engine::bus {
@@ -111,7 +112,13 @@ class EventLog {
 };
 
 /// Blocks the calling thread until `start(done)` completed its write; rethrows its error.
-/// For synchronous callers (worker threads); coroutines await a core::async::Oneshot instead.
+/// For synchronous callers (worker threads); coroutines use await_durable().
 void wait_durable(const std::function<void(Completion)>& start);
+
+/// Awaits the completion of the write `start(done)` began, without holding a thread (a
+/// core::async::Oneshot on the caller's executor); rethrows its error (Fenced ends the run):
+///     auto begin = [&](bus::Completion d) { log->checkpoint(state, std::move(d)); };
+///     co_await bus::await_durable(std::move(begin));
+core::async::Task<void> await_durable(std::function<void(Completion)> start);
 
 }  // namespace spec_engine::bus

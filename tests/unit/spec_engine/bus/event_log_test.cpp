@@ -221,6 +221,37 @@ TEST_P(EventLogTest, StopFlushesPendingDeltas) {
                std::runtime_error);
 }
 
+TEST_P(EventLogTest, CoroutinesAwaitDurabilityWithoutBlocking) {
+  create("t");
+  auto log = make();
+  log->start();
+  core::async::Runtime rt({1, 1, "await-test"});
+  rt.start();
+  auto run = log->open("t", 1, 0);
+  auto body = [](std::shared_ptr<EventLog::Run> r) -> core::async::Task<int> {
+    r->emit("on_state_update", {{"step", 1}});
+    auto begin = [r](Completion d) { r->checkpoint({{"step", 1}}, std::move(d)); };
+    co_await spec_engine::bus::await_durable(std::move(begin));
+    co_return 1;
+  };
+  EXPECT_EQ(rt.run_sync(body(run)), 1);
+  EXPECT_EQ((*store_->latest_checkpoint("t"))["step"], 1);
+  // A fenced write is rethrown in the coroutine.
+  ASSERT_TRUE(store_->delete_thread("t"));
+  auto fenced = [](std::shared_ptr<EventLog::Run> r) -> core::async::Task<int> {
+    auto begin = [r](Completion d) { r->checkpoint({}, std::move(d)); };
+    try {
+      co_await spec_engine::bus::await_durable(std::move(begin));
+    } catch (const Fenced&) {
+      co_return 2;
+    }
+    co_return 0;
+  };
+  EXPECT_EQ(rt.run_sync(fenced(run)), 2);
+  rt.stop();
+  log->stop(1s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, EventLogTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
                          [](const auto& info) { return info.param; });
 
