@@ -321,12 +321,12 @@ int main(int argc, char** argv) {
     core::db::DbConfig one = dbc;
     one.pool_size = 1;
     one.create_if_missing = false;
-    core::db::Database writer_db(one);
     core::db::Database keeper_db(one);
-    const auto pool_wait = std::chrono::milliseconds(db_wait_ms);
-    spec_engine::store::Store store(db, pool_wait);
-    spec_engine::store::Store writer_store(writer_db, std::chrono::milliseconds(30000));
-    spec_engine::store::Store keeper_store(keeper_db, pool_wait);
+    one.lease_timeout = std::chrono::milliseconds(30000);  // only the writer uses it: never busy for long
+    core::db::Database writer_db(one);
+    spec_engine::store::Store store(db);
+    spec_engine::store::Store writer_store(writer_db);
+    spec_engine::store::Store keeper_store(keeper_db);
     spec_engine::bus::EventHub hub;
 
     // Runs are coroutines on this runtime: its I/O threads wait for model streams and timers,

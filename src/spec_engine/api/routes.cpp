@@ -300,41 +300,15 @@ std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& va
   return n;
 }
 
-/// Runs a handler; a database that cannot serve in time (store::Unavailable) answers 503 with
-/// Retry-After instead of 500.
-Response unavailable(const ApiContext& ctx, const Request& req, const store::Unavailable& e) {
-  core::log::warn("database unavailable", {{"path", req.path}, {"error", e.what()}, {"request_id", req.request_id}});
-  auto r = Response::problem(503, "Database unavailable", "The engine's database did not answer in time; retry shortly.");
-  r.headers.set("Retry-After", std::to_string(ctx.db_retry_after_s));
-  return r;
-}
-
-template <class F>
-Response guarded(const ApiContext& ctx, Request& req, F&& handler) {
-  try {
-    return handler(ctx, req);
-  } catch (const store::Unavailable& e) {
-    return unavailable(ctx, req, e);
-  }
-}
-
 void register_routes(core::http::Router& router, ApiContext ctx) {
   active_streams();
   events_sent();
-  router.add("POST", "/spec-engine/invoke", [ctx](Request& req) { return guarded(ctx, req, handle_invoke); });
-  router.add("GET", "/spec-engine/state/{thread_id}",
-             [ctx](Request& req) { return guarded(ctx, req, handle_state); });
-  router.add("DELETE", "/spec-engine/threads/{thread_id}",
-             [ctx](Request& req) { return guarded(ctx, req, handle_delete); });
-  router.add_ws("/spec-engine/stream/{thread_id}", [ctx](Request& req) {
-    try {
-      return handle_stream(ctx, req);
-    } catch (const store::Unavailable& e) {
-      core::http::WsAccept refused;
-      refused.reject = unavailable(ctx, req, e);
-      return refused;
-    }
-  });
+  // A database that cannot serve in time (core::Unavailable) is answered 503 + Retry-After by
+  // the server, for every handler and WebSocket upgrade.
+  router.add("POST", "/spec-engine/invoke", [ctx](Request& req) { return handle_invoke(ctx, req); });
+  router.add("GET", "/spec-engine/state/{thread_id}", [ctx](Request& req) { return handle_state(ctx, req); });
+  router.add("DELETE", "/spec-engine/threads/{thread_id}", [ctx](Request& req) { return handle_delete(ctx, req); });
+  router.add_ws("/spec-engine/stream/{thread_id}", [ctx](Request& req) { return handle_stream(ctx, req); });
   router.add("GET", "/health", [](Request&) { return Response::json(200, {{"status", "ok"}}); });
   router.add("GET", "/ready", [ctx](Request&) { return handle_ready(ctx); });
   router.add("GET", "/metrics", [](Request&) {

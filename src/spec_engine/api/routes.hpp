@@ -45,8 +45,6 @@ struct ApiContext {
   std::function<std::string()> link_health;
   /// The lease keeper's health ("ok" or what is wrong) for checks.leases; empty: none.
   std::function<std::string()> lease_health;
-  /// Retry-After (seconds) of 503 answers when the database is unavailable.
-  int db_retry_after_s = 2;
 };
 
 /// Registers every Spec Engine route on `router`.

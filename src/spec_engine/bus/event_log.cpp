@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
-#include <future>
 #include <map>
 #include <mutex>
 #include <set>
@@ -390,19 +389,6 @@ bool EventLog::Run::fenced() const {
 }
 
 const std::string& EventLog::Run::thread_id() const { return s_->thread_id; }
-
-void wait_durable(const std::function<void(Completion)>& start) {
-  auto promise = std::make_shared<std::promise<void>>();
-  auto future = promise->get_future();
-  start([promise](std::exception_ptr e) {
-    if (e) {
-      promise->set_exception(e);
-    } else {
-      promise->set_value();
-    }
-  });
-  future.get();
-}
 
 core::async::Task<void> await_durable(std::function<void(Completion)> start) {
   const auto ex = co_await boost::asio::this_coro::executor;

@@ -111,14 +111,14 @@ class EventLog {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Blocks the calling thread until `start(done)` completed its write; rethrows its error.
-/// For synchronous callers (worker threads); coroutines use await_durable().
-void wait_durable(const std::function<void(Completion)>& start);
-
-/// Awaits the completion of the write `start(done)` began, without holding a thread (a
-/// core::async::Oneshot on the caller's executor); rethrows its error (Fenced ends the run):
-///     auto begin = [&](bus::Completion d) { log->checkpoint(state, std::move(d)); };
-///     co_await bus::await_durable(std::move(begin));
+/// The one way to wait for a write to be durable: awaits the completion of the write
+/// `start(done)` begins, without holding a thread (a core::async::Oneshot on the caller's
+/// executor); rethrows its error (Fenced ends the run). Make the task a named local first
+/// (GCC 12, docs/event-path-and-replicas.md):
+///     auto begin = [log, &state](bus::Completion d) { log->checkpoint(state, std::move(d)); };
+///     auto stored = bus::await_durable(std::move(begin));
+///     co_await std::move(stored);
+/// Code outside a coroutine uses core::async::Runtime::run_sync on that task.
 core::async::Task<void> await_durable(std::function<void(Completion)> start);
 
 }  // namespace spec_engine::bus

@@ -80,13 +80,6 @@ struct Loaded {
   std::optional<nlohmann::json> checkpoint;
 };
 
-/// Awaits the durability of the write `begin(done)` starts (bus::await_durable; the task is
-/// made first, then awaited: GCC 12, see run.cpp).
-core::async::Task<void> durable(std::function<void(Completion)> begin) {
-  auto wait = await_durable(std::move(begin));
-  co_await std::move(wait);
-}
-
 }  // namespace
 
 /// Observer of one run: hands events and checkpoints to the event log; a checkpoint completes
@@ -107,7 +100,7 @@ class RunManager::Observer : public runtime::RunObserver {
     if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
     auto log = log_;
     auto begin = [log, &state](Completion done) { log->checkpoint(state, std::move(done)); };
-    auto stored = durable(std::move(begin));
+    auto stored = await_durable(std::move(begin));
     co_await std::move(stored);
   }
 
@@ -444,7 +437,7 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   auto on_fenced = [active] { active->lose(); };
   auto log = log_.open(item.thread_id, item.epoch, rec.last_seq, std::move(on_fenced));
   auto begin_running = [log](Completion done) { log->set_status(store::kRunning, std::move(done)); };
-  auto running = durable(std::move(begin_running));
+  auto running = await_durable(std::move(begin_running));
   co_await std::move(running);
 
   Observer observer(log, active);
@@ -489,7 +482,7 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
     // Engine shutdown: keep the run resumable from its last checkpoint; the lease is released
     // afterwards, so another replica (or the next start) claims and resumes it.
     auto begin_requeue = [log](Completion done) { log->set_status(store::kQueued, std::move(done)); };
-    auto requeued = durable(std::move(begin_requeue));
+    auto requeued = await_durable(std::move(begin_requeue));
     co_await std::move(requeued);
     core::log::info("run interrupted by shutdown; it resumes from its checkpoint", log_fields);
     co_return;
@@ -515,13 +508,12 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   core::log::info("run ended", done);
 }
 
-core::async::Task<void> RunManager::finish_thread(EventLog::Run& log, const std::string& status,
-                                                  const nlohmann::json& result, const nlohmann::json& files,
-                                                  const std::string& error) {
+core::async::Task<void> RunManager::finish_thread(EventLog::Run& log, std::string status, nlohmann::json result,
+                                                  nlohmann::json files, std::string error) {
   auto begin = [&log, &status, &result, &files, &error](Completion done) {
-    log.finish(status, result, files, error, std::move(done));
+    log.finish(status, std::move(result), std::move(files), error, std::move(done));
   };
-  auto stored = durable(std::move(begin));
+  auto stored = await_durable(std::move(begin));
   co_await std::move(stored);
   events_emitted().inc({{"event_type", "end"}});
   runs_completed().inc({{"status", status}});

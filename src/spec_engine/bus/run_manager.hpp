@@ -177,8 +177,9 @@ class RunManager {
   void run_ended(const std::string& thread_id, const std::shared_ptr<Active>& active);
   /// Stores the final state + `end` event through `log` (durable on completion), counts
   /// metrics, calls on_run_end. Throws Fenced when the thread was deleted or taken over.
-  core::async::Task<void> finish_thread(EventLog::Run& log, const std::string& status, const nlohmann::json& result,
-                                        const nlohmann::json& files, const std::string& error);
+  /// Arguments by value: the task may run after the caller's temporaries are gone.
+  core::async::Task<void> finish_thread(EventLog::Run& log, std::string status, nlohmann::json result,
+                                        nlohmann::json files, std::string error);
 
   store::Store& store_;
   EventLog& log_;

@@ -9,6 +9,7 @@
 #include <soci/soci.h>
 
 #include "core/json_parse.hpp"
+#include "core/unavailable.hpp"
 #include "core/util.hpp"
 
 namespace spec_engine::store {
@@ -82,21 +83,20 @@ soci::details::prepare_temp_type& bind_row(soci::details::prepare_temp_type& p, 
   return p;
 }
 
-/// A pooled session, waited for at most `wait`; Unavailable when none frees up in time or the
-/// connection cannot be re-established.
+/// A pooled session, waited for at most the database's lease_timeout() (core::db::PoolTimeout
+/// when none frees up in time); core::Unavailable when the connection cannot be re-established.
+/// Both are answered 503 + Retry-After by the HTTP server.
 class Conn {
  public:
-  Conn(core::db::Database& db, std::chrono::milliseconds wait) : lease_(open(db, wait)) {}
+  explicit Conn(core::db::Database& db) : lease_(open(db)) {}
   soci::session& sql() { return lease_->sql(); }
 
  private:
-  static std::unique_ptr<core::db::Session> open(core::db::Database& db, std::chrono::milliseconds wait) {
+  static std::unique_ptr<core::db::Session> open(core::db::Database& db) {
     try {
-      return std::make_unique<core::db::Session>(db, wait);
+      return std::make_unique<core::db::Session>(db);
     } catch (const soci::soci_error& e) {
-      throw Unavailable(std::string("database unreachable: ") + e.what());
-    } catch (const std::runtime_error& e) {
-      throw Unavailable(std::string("database busy: ") + e.what());
+      throw core::Unavailable(std::string("database unreachable: ") + e.what(), std::chrono::seconds(2));
     }
   }
   std::unique_ptr<core::db::Session> lease_;
@@ -197,7 +197,7 @@ nlohmann::json EventRecord::to_json() const {
 }
 
 bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   const std::string def = dump(rec.agent_definition);
@@ -225,7 +225,7 @@ bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lea
 }
 
 std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   ThreadRow row;
   auto p = sql.prepare << "SELECT " << kThreadColumns << " FROM threads WHERE thread_id = :tid";
@@ -237,7 +237,7 @@ std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
 }
 
 bool Store::set_status(const std::string& thread_id, const std::string& status, const std::string& error) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
@@ -249,7 +249,7 @@ bool Store::set_status(const std::string& thread_id, const std::string& status, 
 }
 
 bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, const std::string& status) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   const long long e = epoch;
@@ -262,7 +262,7 @@ bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, 
 
 std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::string>& statuses) {
   std::vector<ThreadRecord> out;
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   for (const auto& s : statuses) {
     ThreadRow row;
@@ -278,13 +278,13 @@ std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::stri
 }
 
 void Store::append_event(const EventRecord& ev) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   insert_event(conn.sql(), ev);
 }
 
 void Store::finish(const std::string& thread_id, const std::string& status, const nlohmann::json& result,
                    const nlohmann::json& generated_files, const std::string& error, const EventRecord& end_event) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
   insert_event(sql, end_event);
@@ -295,7 +295,7 @@ void Store::finish(const std::string& thread_id, const std::string& status, cons
 std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::int64_t after_seq,
                                              std::size_t limit) {
   std::vector<EventRecord> out;
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   long long seq = 0;
   std::string type, data, ts;
@@ -326,7 +326,7 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
   // The epoch each thread's writes must still hold (the first write's; a writer never mixes).
   std::map<std::string, std::int64_t> expected;
   for (const auto& w : writes) expected.emplace(w.thread_id(), w.epoch);
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
   // Fence: lock the batch's thread rows (in key order, so two writers never deadlock) and
@@ -383,7 +383,7 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
 
 std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner, std::chrono::milliseconds ttl) {
   std::map<std::string, std::int64_t> owned;
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   const long long t = ttl.count();
   sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " +
@@ -401,7 +401,7 @@ std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner
 std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::milliseconds ttl, std::size_t limit) {
   std::vector<Claim> won;
   if (limit == 0) return won;
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   struct Candidate {
     std::string id, status, owner;
@@ -438,7 +438,7 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
 }
 
 int Store::release_leases(const std::string& owner) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner = :o AND "
                                            << kActive,
                         soci::use(owner));
@@ -447,7 +447,7 @@ int Store::release_leases(const std::string& owner) {
 }
 
 bool Store::disown(const std::string& thread_id, std::int64_t epoch) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   const long long e = epoch;
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET owner = '', lease_expires_at = 0 "
                                               "WHERE thread_id = :tid AND epoch = :e",
@@ -457,7 +457,7 @@ bool Store::disown(const std::string& thread_id, std::int64_t epoch) {
 }
 
 int Store::expire_foreign_leases(const std::string& owner) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner <> :o AND "
                                               "lease_expires_at <> 0 AND " << kActive,
                         soci::use(owner));
@@ -467,24 +467,24 @@ int Store::expire_foreign_leases(const std::string& owner) {
 
 void Store::notify(const std::string& channel, const std::string& payload) {
   if (db_.dialect() != core::db::Dialect::postgres) return;
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   conn.sql() << "SELECT pg_notify(:c, :p)", soci::use(channel), soci::use(payload);
 }
 
 std::int64_t Store::db_now_ms() {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   long long now = 0;
   conn.sql() << "SELECT " + now_ms(db_.dialect()), soci::into(now);
   return now;
 }
 
 void Store::save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   upsert_checkpoint(conn.sql(), thread_id, seq, state);
 }
 
 std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread_id) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   std::string text;
   soci::indicator ind = soci::i_null;
@@ -496,7 +496,7 @@ std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread
 }
 
 bool Store::delete_thread(const std::string& thread_id) {
-  Conn conn(db_, pool_wait_);
+  Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
   // The thread row first: on PostgreSQL this waits for a batch holding it FOR SHARE, so a

@@ -117,21 +117,14 @@ struct BatchResult {
   std::map<std::string, std::int64_t> last_seq;
 };
 
-/// The database could not serve the request in time (no pooled session within the pool wait,
-/// or the connection could not be re-established): answer 503 + Retry-After.
-class Unavailable : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 /// Thread-safe store over a core::db::Database pool. Every method borrows a
-/// session per call; multi-row changes run in one transaction. Methods throw
-/// soci::soci_error / std::runtime_error on database failures.
+/// session per call, waiting at most the database's lease_timeout() for one; multi-row
+/// changes run in one transaction. Methods throw core::Unavailable (HTTP 503 + Retry-After)
+/// when no session frees up in time (core::db::PoolTimeout) or the connection cannot be
+/// re-established, and soci::soci_error / std::runtime_error on other database failures.
 class Store {
  public:
-  /// `pool_wait`: longest wait for a pooled session before Unavailable is thrown.
-  explicit Store(core::db::Database& db, std::chrono::milliseconds pool_wait = std::chrono::milliseconds(5000))
-      : db_(db), pool_wait_(pool_wait) {}
+  explicit Store(core::db::Database& db) : db_(db) {}
 
   /// Inserts a new thread (status from `rec.status`, timestamps set to now). When `rec.owner`
   /// is set the thread is inserted owned: epoch 1, lease until the database's now + `lease_ttl`.
@@ -198,14 +191,15 @@ class Store {
   /// Deletes the thread with its events and checkpoint (one transaction). False when unknown.
   bool delete_thread(const std::string& thread_id);
 
-  /// Database reachability (SELECT 1), waiting at most the pool wait for a session.
-  bool ping() noexcept { return db_.ping(pool_wait_); }
+  /// Database reachability (SELECT 1), waiting at most the database's lease_timeout() (2 s
+  /// when that is unbounded) for a session.
+  bool ping() noexcept {
+    return db_.ping(db_.lease_timeout().count() > 0 ? db_.lease_timeout() : std::chrono::milliseconds(2000));
+  }
   core::db::Database& database() { return db_; }
-  std::chrono::milliseconds pool_wait() const { return pool_wait_; }
 
  private:
   core::db::Database& db_;
-  std::chrono::milliseconds pool_wait_;
 };
 
 }  // namespace spec_engine::store

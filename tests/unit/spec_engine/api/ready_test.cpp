@@ -9,6 +9,7 @@
 #include "core/server.hpp"
 #include "spec_engine/api/routes.hpp"
 #include "../test_db.hpp"
+#include "../test_host.hpp"
 
 namespace {
 
@@ -19,14 +20,15 @@ TEST(Ready, ReportsEachDependencyAndAnswers503WhenTheDatabasePoolStaysBusy) {
   core::db::DbConfig one;
   one.sqlite_path = tdb->temp_dir / "spec_engine.db";
   one.pool_size = 1;
+  one.lease_timeout = 200ms;  // --db-wait-ms
   core::db::Database small(one);
-  spec_engine::store::Store store(small, 200ms);
+  spec_engine::store::Store store(small);
   spec_engine::bus::EventHub hub;
   spec_engine::bus::EventLog log(store, nullptr);
-  spec_engine::bus::RunManager runs(store, log, hub, {});
-  core::async::Runtime rt({1, 1, "ready-test"});
+  spec_engine::testing::Host host(1, 1);
+  spec_engine::bus::RunManager runs(store, log, hub, {}, host.rt, host.http);
   std::atomic<bool> link_ok{true};
-  spec_engine::api::ApiContext ctx{&store, &hub, &runs, &rt};
+  spec_engine::api::ApiContext ctx{&store, &hub, &runs, &host.rt};
   ctx.link_health = [&] { return link_ok ? std::string("ok") : std::string("LISTEN connection down"); };
   ctx.lease_health = [] { return std::string("ok"); };
   core::http::Router router;
@@ -55,7 +57,7 @@ TEST(Ready, ReportsEachDependencyAndAnswers503WhenTheDatabasePoolStaysBusy) {
     const auto t0 = std::chrono::steady_clock::now();
     r = core::http::request({"GET", base + "/spec-engine/state/x", {}, "", 5s});
     EXPECT_EQ(r.status, 503) << r.body;
-    EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "2");
+    EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "1");  // core::db::PoolTimeout's advice
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
     r = core::http::request({"GET", base + "/ready", {}, "", 5s});
     EXPECT_EQ(r.status, 503);

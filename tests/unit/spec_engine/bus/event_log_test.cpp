@@ -37,6 +37,13 @@ class EventLogTest : public ::testing::TestWithParam<std::string> {
     tdb_ = spec_engine::testing::make_db(GetParam());
     ASSERT_TRUE(tdb_);
     store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+    rt_.start();
+  }
+  /// Waits for the write `begin(done)` starts to be durable (bus::await_durable, the one way to
+  /// wait for durability) from this test's thread; rethrows its error.
+  void durable(std::function<void(Completion)> begin) {
+    auto wait = spec_engine::bus::await_durable(std::move(begin));
+    rt_.run_sync(std::move(wait));
   }
   void create(const std::string& id, const std::string& owner = "me") {
     spec_engine::store::ThreadRecord r;
@@ -61,6 +68,7 @@ class EventLogTest : public ::testing::TestWithParam<std::string> {
   }
   std::unique_ptr<spec_engine::testing::TestDb> tdb_;
   std::unique_ptr<spec_engine::store::Store> store_;
+  core::async::Runtime rt_{core::async::RuntimeOptions{1, 1, "event-log-test"}};
   std::mutex mu_;
   std::vector<EventRecord> published_;
 };
@@ -81,7 +89,7 @@ TEST_P(EventLogTest, DeltasAreMergedAndFlushedBeforeAnyOtherEventLosingNothing) 
   run->emit("on_llm_stream", delta("sub", "other node"));  // another node: its own event
   run->emit("on_tool_start", {{"tool", "ls"}});
   run->emit("on_llm_stream", delta("main", "tail"));
-  spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
+  durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
   auto events = store_->events_after("t", 0);
   ASSERT_EQ(events.size(), 4u);
   EXPECT_EQ(events[0].event_type, "on_llm_stream");
@@ -148,7 +156,7 @@ TEST_P(EventLogTest, FinishStoresEndAndOutcomeTogether) {
   auto run = log->open("t", 1, 5);  // seq continues after 5
   run->emit("on_llm_stream", delta("n", "bye"));
   std::int64_t end_seq = 0;
-  spec_engine::bus::wait_durable([&](Completion d) {
+  durable([&](Completion d) {
     end_seq = run->finish("failed", nullptr, {{"/f", "x"}}, "boom", std::move(d));
   });
   EXPECT_EQ(end_seq, 7);
@@ -170,19 +178,19 @@ TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
   std::atomic<int> fenced_hook{0};
   auto run = log->open("t", 1, 0, [&] { ++fenced_hook; });
   run->emit("on_state_update", {{"step", 1}});
-  spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
+  durable([&](Completion d) { run->checkpoint({{"step", 1}}, std::move(d)); });
   // Another replica takes the thread over (its lease expired).
   ASSERT_EQ(store_->release_leases("a"), 1);
   auto won = store_->claim_expired("b", 60s, 1);
   ASSERT_EQ(won.size(), 1u);
   run->emit("on_state_update", {{"step", 2}});
   EXPECT_THROW(
-      spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({{"step", 2}}, std::move(d)); }),
+      durable([&](Completion d) { run->checkpoint({{"step", 2}}, std::move(d)); }),
       Fenced);
   EXPECT_TRUE(run->fenced());
   EXPECT_EQ(fenced_hook, 1);
   run->emit("on_state_update", {{"step", 3}});  // dropped
-  EXPECT_THROW(spec_engine::bus::wait_durable([&](Completion d) { run->finish("completed", {}, {}, "", std::move(d)); }),
+  EXPECT_THROW(durable([&](Completion d) { run->finish("completed", {}, {}, "", std::move(d)); }),
                Fenced);
   log->stop(1s);
   auto events = store_->events_after("t", 0);
@@ -217,7 +225,7 @@ TEST_P(EventLogTest, StopFlushesPendingDeltas) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].data["delta"], "pending");
   // After stop nothing is accepted, and completions say so.
-  EXPECT_THROW(spec_engine::bus::wait_durable([&](Completion d) { run->checkpoint({}, std::move(d)); }),
+  EXPECT_THROW(durable([&](Completion d) { run->checkpoint({}, std::move(d)); }),
                std::runtime_error);
 }
 
@@ -225,13 +233,13 @@ TEST_P(EventLogTest, CoroutinesAwaitDurabilityWithoutBlocking) {
   create("t");
   auto log = make();
   log->start();
-  core::async::Runtime rt({1, 1, "await-test"});
-  rt.start();
+  auto& rt = rt_;
   auto run = log->open("t", 1, 0);
   auto body = [](std::shared_ptr<EventLog::Run> r) -> core::async::Task<int> {
     r->emit("on_state_update", {{"step", 1}});
     auto begin = [r](Completion d) { r->checkpoint({{"step", 1}}, std::move(d)); };
-    co_await spec_engine::bus::await_durable(std::move(begin));
+    auto wait = spec_engine::bus::await_durable(std::move(begin));  // named: GCC 12
+    co_await std::move(wait);
     co_return 1;
   };
   EXPECT_EQ(rt.run_sync(body(run)), 1);
@@ -240,15 +248,15 @@ TEST_P(EventLogTest, CoroutinesAwaitDurabilityWithoutBlocking) {
   ASSERT_TRUE(store_->delete_thread("t"));
   auto fenced = [](std::shared_ptr<EventLog::Run> r) -> core::async::Task<int> {
     auto begin = [r](Completion d) { r->checkpoint({}, std::move(d)); };
+    auto wait = spec_engine::bus::await_durable(std::move(begin));  // named: GCC 12
     try {
-      co_await spec_engine::bus::await_durable(std::move(begin));
+      co_await std::move(wait);
     } catch (const Fenced&) {
       co_return 2;
     }
     co_return 0;
   };
   EXPECT_EQ(rt.run_sync(fenced(run)), 2);
-  rt.stop();
   log->stop(1s);
 }
 

@@ -232,7 +232,7 @@ TEST_P(RunManagerTest, ClaimedThreadsResumeFromTheirCheckpoint) {
     r.status = "completed";
     co_return r;
   };
-  auto rm_ptr = manager(opts(), exec);
+  auto rm_ptr = manager(slots(4, 64), exec);
   auto& rm = *rm_ptr;
   rm.start();
   EXPECT_EQ(rm.free_slots(), 4u);
