@@ -97,6 +97,29 @@ class RunManagerTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<RunManager> manager(RunManagerOptions o, spec_engine::bus::ExecuteFn exec) {
     return std::make_unique<RunManager>(*store_, *log_, hub_, std::move(o), host_.rt, host_.http, std::move(exec));
   }
+  /// A started run manager whose run of thread `id` (submitted, and started on return) waits
+  /// without a thread until its stop token fires, then ends "cancelled".
+  std::unique_ptr<RunManager> manager_with_a_run_until_stopped(const std::string& id) {
+    auto started = std::make_shared<std::atomic<bool>>(false);
+    auto exec = [started](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&,
+                          RunEnv& env) -> Task {
+      *started = true;
+      auto stopped = wait_for_stop(env);
+      co_await std::move(stopped);
+      co_return RunResult{"cancelled", {}, {}, {}};
+    };
+    auto rm = manager(opts(), exec);
+    rm->start();
+    rm->submit(job(id));
+    while (!*started) std::this_thread::sleep_for(1ms);
+    return rm;
+  }
+  /// Waits (at most 5 s) until `rm` has no run in flight; returns how many are left.
+  static std::size_t wait_no_runs(const RunManager& rm) {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+    return rm.running();
+  }
   /// Waits until the thread reaches a terminal status (or `want`); returns it.
   std::string wait_status(const std::string& id, const std::string& want = "", std::chrono::milliseconds t = 10s) {
     const auto deadline = std::chrono::steady_clock::now() + t;
@@ -318,9 +341,7 @@ TEST_P(RunManagerTest, ARunThatLostItsThreadStopsAndWritesNothingMore) {
   ASSERT_EQ(claims.size(), 1u);
   EXPECT_EQ(claims[0].epoch, 2);
   // The next checkpoint of "a" is fenced: its run stops by itself (without the keeper).
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(rm.running(), 0u);
+  EXPECT_EQ(wait_no_runs(rm), 0u);
   const auto stored = store_->events_after("t", 0).size();
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(store_->events_after("t", 0).size(), stored);
@@ -332,50 +353,26 @@ TEST_P(RunManagerTest, ARunThatLostItsThreadStopsAndWritesNothingMore) {
 }
 
 TEST_P(RunManagerTest, LoseStopsALocalRunAtOnce) {
-  std::atomic<bool> started{false};
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
-    started = true;
-    auto stopped = wait_for_stop(env);
-    co_await std::move(stopped);
-    co_return RunResult{"cancelled", {}, {}, {}};
-  };
-  auto rm_ptr = manager(opts(), exec);
+  auto rm_ptr = manager_with_a_run_until_stopped("t");
   auto& rm = *rm_ptr;
-  rm.start();
-  rm.submit(job("t"));
-  while (!started) std::this_thread::sleep_for(1ms);
   EXPECT_EQ(rm.owned_local(), (std::map<std::string, std::int64_t>{{"t", 1}}));
   rm.lose("t", 7, "wrong epoch: ignored");
   std::this_thread::sleep_for(20ms);
   EXPECT_EQ(rm.running(), 1u);
   rm.lose("t", 1, "claimed by another replica");
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(rm.running(), 0u);
+  EXPECT_EQ(wait_no_runs(rm), 0u);
   EXPECT_EQ(store_->get_thread("t")->status, "running");  // nothing written: the new owner finishes it
   rm.shutdown(1s);
 }
 
 TEST_P(RunManagerTest, RemoteDeleteStopsTheRunAndClosesStreams) {
-  std::atomic<bool> started{false};
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
-    started = true;
-    auto stopped = wait_for_stop(env);
-    co_await std::move(stopped);
-    co_return RunResult{"cancelled", {}, {}, {}};
-  };
-  auto rm_ptr = manager(opts(), exec);
+  auto rm_ptr = manager_with_a_run_until_stopped("t");
   auto& rm = *rm_ptr;
-  rm.start();
-  rm.submit(job("t"));
-  while (!started) std::this_thread::sleep_for(1ms);
   auto sub = hub_.subscribe("t", host_.rt.executor());
   ASSERT_TRUE(store_->delete_thread("t"));  // another replica deleted the rows...
   rm.on_remote_delete("t");                 // ...and told us
   EXPECT_TRUE(sub->take().deleted);
-  const auto deadline = std::chrono::steady_clock::now() + 5s;
-  while (rm.running() > 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(rm.running(), 0u);
+  EXPECT_EQ(wait_no_runs(rm), 0u);
   EXPECT_FALSE(store_->get_thread("t"));
   EXPECT_TRUE(store_->events_after("t", 0).empty());
   rm.shutdown(1s);
