@@ -128,7 +128,7 @@ class AsyncRunTests(testkit.FakeOpenAiCase):
         self.assertEqual(code, 0, engine.log()[-3000:])
         log = engine.log()
         self.assertNotIn("runs still busy after the grace period", log)
-        self.assertEqual(log.count("run interrupted by shutdown; will resume at next start"), 3)
+        self.assertEqual(log.count("run interrupted by shutdown; it resumes from its checkpoint"), 3)
         # The same data directory, a model that answers now: every run resumes and completes.
         again = Engine(["--model-override", "openai:test-model"], data_dir=engine.data_dir,
                        env={"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-test-not-secret"}).start()

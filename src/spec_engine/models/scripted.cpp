@@ -1,9 +1,11 @@
 #include "spec_engine/models/scripted.hpp"
 
 #include <cctype>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 
+#include "core/async.hpp"
 #include "core/json_parse.hpp"
 
 namespace spec_engine::models {
@@ -27,6 +29,10 @@ ScriptedModel::ScriptedModel(const json& script, std::string label) : label_(std
     if (t.contains("node") && !t["node"].is_string() && !t["node"].is_null()) bad(label_, f + ".node", "must be a string");
     if (t.contains("content") && !t["content"].is_string() && !t["content"].is_null()) {
       bad(label_, f + ".content", "must be a string");
+    }
+    if (t.contains("delay_ms") && !(t["delay_ms"].is_number_integer() && t["delay_ms"].get<long long>() >= 0 &&
+                                     t["delay_ms"].get<long long>() <= 60000)) {
+      bad(label_, f + ".delay_ms", "must be an integer from 0 to 60000 (milliseconds)");
     }
     if (t.contains("tool_calls") && !t["tool_calls"].is_null()) {
       const auto& calls = t["tool_calls"];
@@ -68,7 +74,7 @@ std::vector<std::string> split_stream_pieces(const std::string& text) {
 }
 
 core::async::Task<ModelTurn> ScriptedModel::complete(const ModelRequest& request, const DeltaSink& on_delta,
-                                                     std::stop_token /*stop*/) {
+                                                     std::stop_token stop) {
   if (cursor_ >= turns_.size()) {
     throw ModelError("scripted model: script exhausted after " + std::to_string(turns_.size()) +
                      " turns; agent " + request.node + " asked for turn " + std::to_string(cursor_ + 1));
@@ -80,6 +86,12 @@ core::async::Task<ModelTurn> ScriptedModel::complete(const ModelRequest& request
                      t["node"].get<std::string>() + "' but agent '" + request.node + "' called the model");
   }
   ++cursor_;
+  // `delay_ms`: the turn takes this long before it streams, like a model thinking (on a timer:
+  // no thread waits); a stop ends the wait at once and the run stops at its next check.
+  if (t.contains("delay_ms")) {
+    const auto wait = std::chrono::milliseconds(t["delay_ms"].get<long long>());
+    co_await core::async::sleep_for(wait, stop);
+  }
   ModelTurn turn;
   if (t.contains("content") && t["content"].is_string()) turn.content = t["content"].get<std::string>();
   std::size_t bytes = turn.content.size();

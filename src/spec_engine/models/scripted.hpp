@@ -6,7 +6,8 @@
 //               "tool_calls": [{"id": "c1",        // optional id (default "call_<turn>_<k>")
 //                               "name": "write_file",
 //                               "arguments": {...}}],  // object, or a JSON text string
-//               "usage": {"prompt_tokens": 0, "completion_tokens": 0}}  // optional
+//               "usage": {"prompt_tokens": 0, "completion_tokens": 0},  // optional
+//               "delay_ms": 150}                   // optional, 0..60000: wait before the turn
 //             , ...]}
 // Turns are consumed in the order the run calls the model, sub-agents included. A
 // turn without tool_calls ends that agent's loop. Running out of turns, or a `node`
