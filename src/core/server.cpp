@@ -26,10 +26,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/url/parse.hpp>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/query.hpp"
 #include "core/response_stream.hpp"
 #include "core/tracing.hpp"
 #include "core/unavailable.hpp"
@@ -498,13 +498,7 @@ bhttp::response<bhttp::string_body> to_beast(const Response& r, const std::strin
 /// Fills method/target/path/query of `out` from the request line. False if the target is malformed.
 bool parse_target(const bhttp::request<bhttp::string_body>& req, Request& out) {
   out.method = std::string(req.method_string());
-  out.target = std::string(req.target());
-  auto parsed = boost::urls::parse_origin_form(req.target());
-  if (!parsed) return false;
-  out.path = parsed->path();
-  if (out.path.empty()) out.path = "/";
-  for (auto p : parsed->params()) out.query.emplace(std::string(p.key), std::string(p.value));
-  return true;
+  return parse_request_target(req.target(), out);
 }
 
 }  // namespace

@@ -214,18 +214,8 @@ DraftView DomainAdapter::ensure_draft(const std::string& user_id, const std::str
 
 DraftView DomainAdapter::put_draft_files(const std::string& user_id, const std::string& workflow_id,
                                          const json& files, long long base_revision) {
-  json upserts = json::object();
-  std::vector<std::string> deletes;
-  for (const auto& [path, f] : files.items()) {
-    if (f.is_null()) {
-      domain::validate_path(path, "files." + path);
-      deletes.push_back(path);
-    } else {
-      upserts[path] = f;
-    }
-  }
-  return view(impl_->drafts.patch_files(user_id, workflow_id, domain::files_from_json(upserts, "files", core::now_rfc3339()),
-                                        deletes, base_revision));
+  auto patch = domain::draft_patch_from_json(files, "files", core::now_rfc3339());
+  return view(impl_->drafts.patch_files(user_id, workflow_id, patch.upserts, patch.deletes, base_revision));
 }
 
 void DomainAdapter::delete_draft(const std::string& user_id, const std::string& draft_id) {

@@ -5,6 +5,7 @@
 #include "core/metrics.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
+#include "orchestrator/api/commands.hpp"
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/api/render.hpp"
 #include "orchestrator/domain/error.hpp"
@@ -18,35 +19,9 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kMaxPromptBytes = 20000;
-
 store::PageRequest page_of(const Request& req) {
   const PageQuery q = page_query(req);
   return store::PageRequest{q.limit, q.cursor};
-}
-
-/// Largest draft revision a client may name: 2^53 - 1, the largest integer every JSON
-/// implementation holds exactly (RFC 8259 §6, RFC 7493 §2.2). Bounding it also keeps
-/// `revision + 1` from overflowing.
-constexpr long long kMaxRevision = (1LL << 53) - 1;
-
-/// Optional integer member `name` in [min, max]: nullopt when absent or null; adds a
-/// FieldProblem naming the range when it is not a whole number in it (2^63 and beyond
-/// are refused, never wrapped).
-std::optional<long long> opt_int(const json& body, const std::string& name, std::vector<FieldProblem>& errors,
-                                 long long min, long long max) {
-  auto it = body.find(name);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  const std::string range = "must be an integer from " + std::to_string(min) + " to " + std::to_string(max);
-  if (it->is_number_unsigned()) {
-    const auto v = it->get<unsigned long long>();
-    if (v <= static_cast<unsigned long long>(max) && static_cast<long long>(v) >= min) return static_cast<long long>(v);
-  } else if (it->is_number_integer()) {
-    const auto v = it->get<long long>();
-    if (v >= min && v <= max) return v;
-  }
-  errors.push_back({name, range});
-  return std::nullopt;
 }
 
 /// 204 No Content.
@@ -55,9 +30,6 @@ Response no_content() {
   r.status = 204;
   return r;
 }
-
-/// Body that may be empty (treated as {}).
-json optional_body(const Request& req) { return req.body.empty() ? json::object() : parse_json_object(req); }
 
 /// ws:// or wss:// URL of the stream for `thread_id`, from the Host the client used.
 std::string websocket_url(const Request& req, const std::string& thread_id) {
@@ -78,12 +50,8 @@ core::metrics::Counter& refinements_counter() {
 
 // ---------------------------------------------------------------- auth
 Response login(RouteDeps& d, Request& req) {
-  const json body = parse_json_object(req);
-  std::vector<FieldProblem> errors;
-  const std::string email = req_string(body, "email", errors, 320);
-  const std::string password = req_string(body, "password", errors, 1024);
-  throw_if_invalid(errors);
-  const LoginResult r = d.domain.login(email, password);
+  const LoginCommand c = parse_login(req);
+  const LoginResult r = d.domain.login(c.email, c.password);
   return Response::json(200, {{"token", r.token}, {"expires_at", r.expires_at}, {"user", render_user(r.user)}});
 }
 
@@ -92,19 +60,9 @@ Response list_templates(RouteDeps& d, Request&) { return Response::json(200, {{"
 
 Response create_workflow(RouteDeps& d, Request& req) {
   const std::string user = caller_id(req);
-  const json body = parse_json_object(req);
-  std::vector<FieldProblem> errors;
-  const std::string name = req_string(body, "name", errors, 200);
-  const std::string description = opt_string(body, "description", errors).value_or("");
-  const auto tmpl = opt_string(body, "template", errors);
-  std::optional<json> files;
-  if (body.contains("files") && !body["files"].is_null()) {
-    if (!body["files"].is_object()) errors.push_back({"files", "must be an object mapping absolute paths to files"});
-    else files = body["files"];
-  }
-  if (tmpl && files) errors.push_back({"files", "cannot be combined with template; give one of them"});
-  throw_if_invalid(errors);
-  return Response::json(201, render_workflow(d.domain.create_workflow(user, name, description, tmpl, files)));
+  const CreateWorkflowCommand c = parse_create_workflow(req);
+  return Response::json(
+      201, render_workflow(d.domain.create_workflow(user, c.name, c.description, c.template_name, c.files)));
 }
 
 Response list_workflows(RouteDeps& d, Request& req) {
@@ -192,12 +150,9 @@ Response list_versions(RouteDeps& d, Request& req) {
 
 Response publish_version(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
-  const json body = optional_body(req);
-  std::vector<FieldProblem> errors;
-  const auto base = opt_int(body, "base_revision", errors, 1, kMaxRevision);
-  throw_if_invalid(errors);
+  const PublishVersionCommand c = parse_publish_version(req);
   // An unchanged draft creates no version: 200 with the latest one (201 when created).
-  const VersionView v = d.domain.publish_version(caller_id(req), id, base);
+  const VersionView v = d.domain.publish_version(caller_id(req), id, c.base_revision);
   json out = render_version(v);
   out["created"] = v.created;
   Response r = Response::json(v.created ? 201 : 200, out);
@@ -218,16 +173,8 @@ Response get_draft(RouteDeps& d, Request& req) {
 
 Response put_draft_files(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
-  const json body = parse_json_object(req);
-  std::vector<FieldProblem> errors;
-  if (!body.contains("files") || !body["files"].is_object()) {
-    errors.push_back({"files", "is required: an object mapping absolute paths to files (null deletes)"});
-  }
-  const auto base = opt_int(body, "base_revision", errors, 1, kMaxRevision);
-  if (!base && (!body.contains("base_revision") || body["base_revision"].is_null()))
-    errors.push_back({"base_revision", "is required (the draft revision you edited)"});
-  throw_if_invalid(errors);
-  return Response::json(200, render_draft(d.domain.put_draft_files(caller_id(req), id, body["files"], *base)));
+  const PutDraftFilesCommand c = parse_put_draft_files(req);
+  return Response::json(200, render_draft(d.domain.put_draft_files(caller_id(req), id, c.files, c.base_revision)));
 }
 
 Response delete_draft(RouteDeps& d, Request& req) {
@@ -243,14 +190,10 @@ Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalReco
 Response start_refinement(RouteDeps& d, Request& req) {
   const std::string user = caller_id(req);
   const std::string workflow_id = uuid_param(req, "id", "workflow");
-  const json body = parse_json_object(req);
-  std::vector<FieldProblem> errors;
-  const std::string prompt = req_string(body, "user_prompt", errors, kMaxPromptBytes);
-  const auto ctx_path = opt_string(body, "context_file_path", errors);
-  const auto ctx_sel = opt_string(body, "context_selection", errors);
-  if (ctx_sel && ctx_sel->size() > kMaxPromptBytes) errors.push_back({"context_selection", "must be at most 20000 bytes"});
-  throw_if_invalid(errors);
-  if (ctx_path) domain::validate_path(*ctx_path, "context_file_path");
+  const StartRefinementCommand c = parse_start_refinement(req);
+  const std::string& prompt = c.user_prompt;
+  const auto& ctx_path = c.context_file_path;
+  const auto& ctx_sel = c.context_selection;
 
   // Record first (creates the draft if missing and snapshots its files), so the tracker or a
   // restarted process can always find the thread; then invoke the engine with those files.

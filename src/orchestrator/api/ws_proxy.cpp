@@ -6,6 +6,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/query.hpp"
 #include "core/util.hpp"
 #include "core/ws.hpp"
 #include "orchestrator/api/problem.hpp"
@@ -77,19 +78,12 @@ WsAccept WsProxy::accept(Request& req) {
                                  {{"type", problem_type("not-found")}, {"resource", "thread"}, {"id", thread_id}});
     return a;
   }
-  long long after_seq = 0;
-  if (auto s = req.query_param("after_seq")) {
-    std::size_t pos = 0;
-    try {
-      after_seq = std::stoll(*s, &pos);
-    } catch (const std::exception&) {
-      pos = 0;
-    }
-    if (s->empty() || pos != s->size() || after_seq < 0) {
-      a.reject = validation_problem({{"after_seq", "must be a non-negative integer (the last seq you received)"}});
-      return a;
-    }
+  const auto parsed_after = core::http::parse_after_seq(req.query_param("after_seq"));
+  if (!parsed_after) {
+    a.reject = validation_problem({{"after_seq", "must be a non-negative integer (the last seq you received)"}});
+    return a;
   }
+  const long long after_seq = *parsed_after;
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
   a.on_open_async = [this, thread_id, after_seq](std::shared_ptr<WsConnection> conn) {
     return relay(std::move(conn), thread_id, after_seq);

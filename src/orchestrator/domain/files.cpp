@@ -60,6 +60,21 @@ FileMap files_from_json(const nlohmann::json& j, const std::string& field, const
   return out;
 }
 
+DraftPatch draft_patch_from_json(const nlohmann::json& j, const std::string& field, const std::string& now) {
+  DraftPatch patch;
+  nlohmann::json upserts = nlohmann::json::object();
+  for (const auto& [path, f] : j.items()) {
+    if (f.is_null()) {
+      validate_path(path, field + "." + path);
+      patch.deletes.push_back(path);
+    } else {
+      upserts[path] = f;
+    }
+  }
+  patch.upserts = files_from_json(upserts, field, now);
+  return patch;
+}
+
 nlohmann::json files_to_json(const FileMap& files) {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [path, f] : files)

@@ -53,6 +53,19 @@ void validate_totals(const FileMap& files, const std::string& field, const std::
 /// "files./a.md.content".
 FileMap files_from_json(const nlohmann::json& j, const std::string& field = "files", const std::string& now = "");
 
+/// A draft edit (the `files` member of PUT /api/workflows/{id}/draft/files): files to
+/// create or replace, and paths to delete.
+struct DraftPatch {
+  FileMap upserts;                   ///< path -> new file (files_from_json rules)
+  std::vector<std::string> deletes;  ///< paths given as null, in the order given
+};
+
+/// Parses a draft edit: each member of `j` maps a path to a file or to null (delete that
+/// path; the path is checked all the same). Files follow files_from_json(upserts, field, now).
+/// Throws InvalidError naming the bad field, e.g. "files./a\\b" or "files./a.md.content".
+DraftPatch draft_patch_from_json(const nlohmann::json& j, const std::string& field = "files",
+                                 const std::string& now = "");
+
 /// Serialises a file map to the engine shape.
 nlohmann::json files_to_json(const FileMap& files);
 

@@ -38,11 +38,6 @@ void check_thread_id(const std::string& t) {
                           {{"current_status", store::to_string(p.status)}});
 }
 
-bool same(const std::optional<FileEntry>& a, const FileEntry* b) {
-  if (!a) return b == nullptr;
-  return b != nullptr && a->same_content(*b);
-}
-
 std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows) {
   std::vector<ProposalThread> out;
   out.reserve(rows.size());
@@ -62,18 +57,6 @@ const char* to_string(FailureKind k) {
     case FailureKind::invalid_result: return "invalid_result";
   }
   return "engine_failed";
-}
-
-std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& base, const FileMap& generated) {
-  // Upserts only: the engine's tools cannot delete files, so a path missing from
-  // generated_files means the run did not carry it (e.g. an engine that was not seeded),
-  // never a deletion. Treating absence as deletion would wipe drafts on approve.
-  std::map<std::string, std::optional<FileEntry>> out;
-  for (const auto& [path, f] : generated) {
-    const auto b = base.find(path);
-    if (b == base.end() || !b->second.same_content(f)) out[path] = f;
-  }
-  return out;
 }
 
 ProposalService::ProposalService(core::db::Database& db, ProposalLimits limits) : db_(db), limits_(limits) {}
@@ -250,17 +233,10 @@ ApproveResult ProposalService::approve(const std::string& actor, const std::stri
   if (!draft_rec) throw PreconditionError("the proposal's draft was deleted; start a new refinement");
   store::drafts::bump_revision(sql, draft_rec->id, std::nullopt, now);
   const FileMap current = store::drafts::load_files(sql, draft_rec->id);
-  const auto changes = proposal_changes(p.base_files, p.generated_files.value_or(FileMap{}));
-  std::vector<std::string> conflicts, applied;
-  for (const auto& [path, change] : changes) {
-    const auto b = p.base_files.find(path);
-    const auto c = current.find(path);
-    const FileEntry* base_f = b == p.base_files.end() ? nullptr : &b->second;
-    const FileEntry* cur_f = c == current.end() ? nullptr : &c->second;
-    const bool draft_changed = base_f ? !same(*base_f, cur_f) : cur_f != nullptr;
-    if (!draft_changed) continue;
-    if (!same(change, cur_f)) conflicts.push_back(path);  // both changed, differently
-  }
+  const MergeResult merge = merge_proposal(p.base_files, p.generated_files.value_or(FileMap{}), current);
+  const FileChanges& changes = merge.changes;
+  const std::vector<std::string>& conflicts = merge.conflicts;
+  std::vector<std::string> applied;
   if (!conflicts.empty()) {
     std::string list;
     for (const auto& c : conflicts) list += (list.empty() ? "" : ", ") + c;
@@ -271,11 +247,7 @@ ApproveResult ProposalService::approve(const std::string& actor, const std::stri
                         conflicts, {{"retry", {{"method", "POST"}, {"href", retry}}}});
   }
   // The shared totals (core/files.hpp) hold for the draft as it will be; checked before any write.
-  FileMap result = current;
-  for (const auto& [path, change] : changes) {
-    if (change) result[path] = *change;
-    else result.erase(path);
-  }
+  const FileMap& result = merge.merged;
   try {
     validate_totals(result, "files", "the draft");
   } catch (const InvalidError& e) {

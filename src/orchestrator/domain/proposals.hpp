@@ -29,6 +29,7 @@
 #include "orchestrator/domain/diff.hpp"
 #include "orchestrator/domain/drafts.hpp"
 #include "orchestrator/domain/files.hpp"
+#include "orchestrator/domain/merge.hpp"
 #include "orchestrator/store/records.hpp"
 #include "orchestrator/store/tx.hpp"
 
@@ -241,11 +242,5 @@ class ProposalService {
   core::db::Database& db_;
   ProposalLimits limits_;
 };
-
-/// The proposal's own changes per the rule in approve(): path -> new entry for every path of
-/// `generated` that is new or differs from `base`. Upserts only (the engine's tools cannot
-/// delete, so absence is "not carried", never "deleted"); the optional is always engaged and
-/// is kept for a future explicit-deletion marker.
-std::map<std::string, std::optional<FileEntry>> proposal_changes(const FileMap& base, const FileMap& generated);
 
 }  // namespace orchestrator::domain

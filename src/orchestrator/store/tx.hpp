@@ -1,5 +1,6 @@
 #pragma once
-// Transactions and keyset pagination shared by the orchestrator repositories.
+// Transactions and keyset pagination shared by the orchestrator repositories (the page
+// request and cursor codec without SQL: cursor.hpp).
 
 #include <optional>
 #include <string>
@@ -8,6 +9,7 @@
 #include <soci/soci.h>
 
 #include "core/db.hpp"
+#include "orchestrator/store/cursor.hpp"
 
 namespace orchestrator::store {
 
@@ -28,35 +30,6 @@ class Tx {
   soci::session& sql_;
   bool done_ = false;
 };
-
-/// Pagination request: `limit` 1..200 (default 50; out of range -> InvalidError field
-/// "limit"), `cursor` opaque, empty for the first page (bad cursor -> InvalidError "cursor").
-struct PageRequest {
-  int limit = 50;
-  std::string cursor;
-};
-inline constexpr int kDefaultPageLimit = 50;
-inline constexpr int kMaxPageLimit = 200;
-
-/// One page: items newest first; `next_cursor` set when more items follow.
-template <class T>
-struct Page {
-  std::vector<T> items;
-  std::optional<std::string> next_cursor;
-};
-
-/// Position of a row in (created_at DESC, id DESC) order.
-struct CursorKey {
-  std::string created_at;
-  std::string id;
-};
-
-/// Opaque cursor: base64url (no padding) of "created_at|id".
-std::string encode_cursor(const CursorKey& key);
-/// Decodes a cursor; throws domain::InvalidError("cursor", ...) when malformed.
-CursorKey decode_cursor(const std::string& cursor);
-/// Validates `req.limit`; throws domain::InvalidError("limit", ...). Returns the limit.
-int checked_limit(const PageRequest& req);
 
 /// Trims `rows` (fetched with limit+1) to the limit and sets next_cursor from the last kept
 /// row; `key` extracts the CursorKey of a row.

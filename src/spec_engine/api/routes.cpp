@@ -2,6 +2,7 @@
 #include "spec_engine/api/routes.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <chrono>
 
@@ -9,6 +10,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/query.hpp"
 #include "core/ws.hpp"
 #include "spec_engine/api/invoke.hpp"
 
@@ -270,7 +272,7 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
 core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
   core::http::WsAccept accept;
   const auto id = thread_param(req);
-  const auto after = parse_after_seq(req.query_param("after_seq"));
+  const auto after = core::http::parse_after_seq(req.query_param("after_seq"));
   if (!after) {
     accept.reject = Response::problem(
         400, "Invalid request", "after_seq must be a non-negative integer.",
@@ -290,15 +292,6 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
 }
 
 }  // namespace
-
-std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& value) {
-  if (!value) return 0;
-  if (value->empty() || value->size() > 18) return std::nullopt;
-  std::int64_t n = 0;
-  auto [p, ec] = std::from_chars(value->data(), value->data() + value->size(), n);
-  if (ec != std::errc() || p != value->data() + value->size() || n < 0) return std::nullopt;
-  return n;
-}
 
 void register_routes(core::http::Router& router, ApiContext ctx) {
   active_streams();

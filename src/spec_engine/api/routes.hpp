@@ -50,7 +50,4 @@ struct ApiContext {
 /// Registers every Spec Engine route on `router`.
 void register_routes(core::http::Router& router, ApiContext ctx);
 
-/// Parses the `after_seq` query value: a decimal integer >= 0 (absent = 0); nullopt when invalid.
-std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& value);
-
 }  // namespace spec_engine::api

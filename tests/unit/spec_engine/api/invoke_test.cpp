@@ -169,14 +169,4 @@ TEST(Invoke, ProblemResponseShape) {
   EXPECT_EQ(body["errors"][0]["field"], "job_id");
 }
 
-TEST(Invoke, AfterSeq) {
-  using spec_engine::api::parse_after_seq;
-  EXPECT_EQ(parse_after_seq(std::nullopt), 0);
-  EXPECT_EQ(parse_after_seq(std::string("17")), 17);
-  EXPECT_FALSE(parse_after_seq(std::string("-1")));
-  EXPECT_FALSE(parse_after_seq(std::string("x")));
-  EXPECT_FALSE(parse_after_seq(std::string("")));
-  EXPECT_FALSE(parse_after_seq(std::string("99999999999999999999")));
-}
-
 }  // namespace
