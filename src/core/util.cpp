@@ -151,6 +151,11 @@ std::chrono::system_clock::time_point parse_rfc3339(const std::string& s) {
     const int sign = off[0] == '-' ? -1 : 1;
     secs -= sign * (std::stoi(off.substr(1, 2)) * 3600 + std::stoi(off.substr(4, 2)) * 60);
   }
+  // system_clock counts nanoseconds in 64 bits (about 1677-09-21 to 2262-04-11): a time outside
+  // it cannot be represented, and converting it would overflow.
+  constexpr std::int64_t kMaxSecs =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count() - 1;
+  if (secs < -kMaxSecs || secs > kMaxSecs) throw std::invalid_argument("RFC 3339 timestamp out of range: " + s);
   return std::chrono::system_clock::time_point(std::chrono::microseconds(secs * 1'000'000 + micros));
 }
 

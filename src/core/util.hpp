@@ -15,7 +15,8 @@ bool is_uuid(const std::string& s);
 std::string now_rfc3339();
 /// Formats a time point as RFC 3339 UTC with microseconds.
 std::string to_rfc3339(std::chrono::system_clock::time_point tp);
-/// Parses RFC 3339 ("...Z" or "+hh:mm" offsets, optional fraction). Throws std::invalid_argument.
+/// Parses RFC 3339 ("...Z" or "+hh:mm" offsets, optional fraction). Throws std::invalid_argument
+/// for other text and for times system_clock cannot hold (before 1677-09-22 or after 2262-04-11).
 std::chrono::system_clock::time_point parse_rfc3339(const std::string& s);
 /// `n` random bytes as lower-case hex (libsodium randombytes).
 std::string random_hex(std::size_t n);

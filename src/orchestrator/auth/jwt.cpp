@@ -22,6 +22,11 @@ using domain::UnauthenticatedError;
 namespace {
 
 constexpr std::size_t kMaxTokenBytes = 8192;
+/// Largest magnitude of a NumericDate (RFC 7519 §2) accepted in exp/nbf/iat: 2^53 seconds,
+/// the largest integer a double holds exactly and some 285 million years away. Beyond it a
+/// claim is malformed: converting a larger double to int64 is undefined behaviour, and
+/// adding the leeway to a value near INT64_MAX would overflow.
+constexpr double kMaxNumericDate = 9007199254740992.0;
 
 struct JwtDeleter {
   void operator()(jwt_t* j) const { jwt_free(j); }
@@ -175,7 +180,9 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
     const auto it = claims.find(k);
     if (it == claims.end()) return std::nullopt;
     if (!it->is_number()) throw UnauthenticatedError("malformed token");
-    return static_cast<std::int64_t>(it->get<double>());
+    const double v = it->get<double>();
+    if (!(v >= -kMaxNumericDate && v <= kMaxNumericDate)) throw UnauthenticatedError("malformed token");
+    return static_cast<std::int64_t>(v);
   };
   const auto exp = num("exp");
   if (!exp) throw UnauthenticatedError("token has no expiry");

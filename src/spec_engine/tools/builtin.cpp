@@ -1,6 +1,7 @@
 #include "spec_engine/tools/builtin.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -79,8 +80,9 @@ struct Args {
     long long n = 0;
     if (v.is_number_integer()) {
       n = v.get<long long>();
-    } else if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<long long>(v.get<double>()))) {
-      n = static_cast<long long>(v.get<double>());
+    } else if (const double d = v.is_number_float() ? v.get<double>() : 0.5;
+               d == std::floor(d) && d > -9.2e18 && d < 9.2e18) {  // integral and within long long
+      n = static_cast<long long>(d);
     } else {
       err = "Error: " + tool + ": argument '" + key + "' must be a non-negative integer";
       return std::nullopt;
@@ -322,7 +324,9 @@ ToolResult do_todos(Args& args, ToolState& st) {
     out.push_back({{"content", t["content"]}, {"status", s}});
   }
   st.todos = out;
-  return {"Updated todo list to " + out.dump(), false, false};
+  // Replacement characters for ill-formed UTF-8: a strict dump would throw on it, and nothing
+  // here may throw for model input.
+  return {"Updated todo list to " + out.dump(-1, ' ', false, json::error_handler_t::replace), false, false};
 }
 
 }  // namespace

@@ -30,6 +30,17 @@ TEST(Util, Rfc3339RoundTripAndOffsets) {
   EXPECT_THROW(core::parse_rfc3339("2026-13-29T11:32:28Z"), std::invalid_argument);
 }
 
+// Found by fuzz/fuzz_invoke (a CloudEvent `time`): years outside system_clock's range
+// (nanoseconds in 64 bits) overflowed when converted (undefined behaviour).
+TEST(Util, Rfc3339OutsideTheClockRangeIsRefused) {
+  for (const char* t : {"0001-01-01T00:00:00Z", "1677-01-01T00:00:00Z", "2263-01-01T00:00:00Z",
+                        "9999-12-31T23:59:59.999999Z", "1000-01-01T00:00:00+23:59"}) {
+    EXPECT_THROW(core::parse_rfc3339(t), std::invalid_argument) << t;
+  }
+  EXPECT_EQ(core::to_rfc3339(core::parse_rfc3339("1700-01-01T00:00:00Z")), "1700-01-01T00:00:00.000000Z");
+  EXPECT_EQ(core::to_rfc3339(core::parse_rfc3339("2262-01-01T00:00:00Z")), "2262-01-01T00:00:00.000000Z");
+}
+
 TEST(Util, RandomHexLength) {
   EXPECT_EQ(core::random_hex(16).size(), 32u);
   EXPECT_NE(core::random_hex(16), core::random_hex(16));

@@ -158,6 +158,26 @@ TEST(Jwt, MissingSubOrExpRejected) {
   EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "token has no expiry");
 }
 
+// Found by fuzz/fuzz_jwt: exp 1e300 was converted to int64 (undefined behaviour; on x86 it
+// became INT64_MIN and read as "token expired"), and an exp near INT64_MAX overflowed when
+// the leeway was added. Dates beyond 2^53 s are malformed, whichever claim holds them.
+TEST(Jwt, OutOfRangeNumericDatesAreMalformed) {
+  JwtService s(config());
+  for (const char* claim : {"exp", "nbf", "iat"}) {
+    for (const nlohmann::json& v : {nlohmann::json(1e300), nlohmann::json(-1e300),
+                                    nlohmann::json(9223372036854775807LL),
+                                    nlohmann::json(9007199254740993.0 * 2)}) {
+      auto claims = good_claims();
+      claims[claim] = v;
+      EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "malformed token") << claim << " = " << v.dump();
+    }
+  }
+  // 2^53 itself is a date (far away): a token expiring then is accepted.
+  auto claims = good_claims();
+  claims["exp"] = 9007199254740992LL;
+  EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "accepted");
+}
+
 TEST(Jwt, MalformedTokensRejected) {
   JwtService s(config());
   for (const std::string t : {"", "abc", "a.b", "a.b.c.d", "!!.??.##", "e30.e30.e30"})

@@ -177,6 +177,27 @@ TEST_F(Tools, Todos) {
   EXPECT_TRUE(run("write_todos", json::object()).error);
 }
 
+// Found by fuzz/fuzz_tools: a todo whose text is not valid UTF-8 made write_todos throw
+// nlohmann's type_error 316 from its reply (tools must never throw for model input).
+TEST_F(Tools, TodosWithIllFormedUtf8DoNotThrow) {
+  ToolResult r;
+  ASSERT_NO_THROW(r = run("write_todos", {{"todos", {{{"content", std::string("caf\xC3")}, {"status", "pending"}}}}}));
+  EXPECT_FALSE(r.error) << r.output;
+  EXPECT_NE(r.output.find("caf\xEF\xBF\xBD"), std::string::npos) << r.output;  // U+FFFD in the reply
+}
+
+// Seen while writing fuzz/fuzz_tools: an integral float beyond long long (offset 1e300) was
+// converted to long long, which is undefined behaviour; it is refused like any other bad integer.
+TEST_F(Tools, HugeFloatIntegersAreRefused) {
+  ASSERT_TRUE(fs.put("/n.md", "a\nb\n").empty());
+  for (const double v : {1e300, -1e300, 9.3e18, 1.5}) {
+    const auto r = run("read_file", {{"file_path", "/n.md"}, {"offset", v}});
+    EXPECT_TRUE(r.error) << v;
+    EXPECT_EQ(r.output, "Error: read_file: argument 'offset' must be a non-negative integer") << v;
+  }
+  EXPECT_FALSE(run("read_file", {{"file_path", "/n.md"}, {"offset", 1.0}}).error);
+}
+
 TEST(TaskArgs, Checks) {
   EXPECT_EQ(check_task_args({{"description", "do it"}, {"subagent_type", "writer"}}, {"writer"}), "");
   EXPECT_NE(check_task_args({{"subagent_type", "writer"}}, {"writer"}).find("description"), std::string::npos);
