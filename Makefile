@@ -5,7 +5,7 @@ BUILD    := build
 JOBS     ?= $(shell nproc)
 SHELL    := /bin/bash
 
-.PHONY: all deps configure build test test-unit demo up bench clean help
+.PHONY: all deps configure build test test-unit demo up bench fuzz clean help
 
 all: build
 
@@ -15,6 +15,7 @@ help:
 	@echo "make up     - build, run both services with a seeded user; prints the web console URL (Ctrl-C stops)"
 	@echo "make build  - install Debian packages if missing, configure and build (the web console too, with npm)"
 	@echo "make bench  - build and run the benchmarks under bench/"
+	@echo "make fuzz   - build the libFuzzer harnesses (fuzz/) and fuzz each for FUZZ_SECONDS (default 60)"
 
 deps:
 	@scripts/install-deps.sh
@@ -41,6 +42,14 @@ up: configure
 bench: build
 	cmake --build --preset $(PRESET) -j $(JOBS) --target benchmarks
 	scripts/bench.sh
+
+# libFuzzer harnesses (docs/fuzzing.md): FUZZ_SECONDS per harness, one at a time;
+# FUZZ_TARGETS="fuzz_json fuzz_jwt" limits the run to some of them.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: configure
+	cmake --build --preset $(PRESET) -j $(JOBS) --target fuzz_harnesses
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD_DIR=$(CURDIR)/$(BUILD)/fuzz scripts/fuzz.sh run $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(BUILD)

@@ -21,6 +21,8 @@ if [[ "${DEPS_PROFILE:-full}" == "full" ]]; then
   PACKAGES+=(postgresql nats-server python3 python3-websockets yamllint procps)
   # The relay anchor of bench/refinement_load (make bench).
   PACKAGES+=(nginx)
+  # The libFuzzer harnesses (fuzz/): Debian's clang with its libFuzzer/sanitizer runtimes.
+  PACKAGES+=(clang-14 libclang-rt-14-dev)
   # The web console: built with node + npm (web/package-lock.json), tested in headless Chromium.
   PACKAGES+=(chromium fonts-dejavu-core)
   # Debian's nodejs + npm, unless a Node.js that bundles npm (e.g. NodeSource's) is installed.
