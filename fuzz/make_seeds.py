@@ -105,6 +105,9 @@ def invoke_seeds():
                        "ce-type: t\nce-time: 2026-01-01T00:00:00.5+01:00\x00" + body)
     put("fuzz_invoke", "Content-Type: application/json\x00" + js({"job_id": "../x", "agent_definition": {}}))
     put("fuzz_invoke", "Content-Type: text/plain\x00{}")
+    # Regression: a CloudEvent time outside system_clock's range (util.cpp parse_rfc3339).
+    put("fuzz_invoke", "Content-Type: application/json\nce-specversion: 1.0\nce-id: e3\nce-source: /x\n"
+                       "ce-type: t\nce-time: 0001-01-01T00:00:00Z\x00" + body)
 
 
 def jwt_seeds():

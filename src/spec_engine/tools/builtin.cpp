@@ -168,6 +168,7 @@ ToolResult do_read(Args& args, ToolState& st, core::Budget& budget) {
   if (!offset) return fail(args.err);
   auto limit = args.integer("limit", kDefaultReadLimit);
   if (!limit) return fail(args.err);
+  if (*limit == 0) return fail("Error: read_file: argument 'limit' must be at least 1 (lines to read)");
   const File* f = st.files.find(*path);
   if (!f) return fail("Error: File '" + *path + "' not found");
   if (f->bytes() == 0) return {"System reminder: File exists but has empty contents", false, false};
@@ -394,7 +395,7 @@ json tool_schema(const std::string& name, const std::vector<std::string>& subage
               "Read a file. Returns numbered lines (cat -n format). Use offset/limit for long files.",
               {{"file_path", str("Absolute path of the file, e.g. /docs/spec.md")},
                {"offset", {{"type", "integer"}, {"minimum", 0}, {"description", "0-based first line (default 0)"}}},
-               {"limit", {{"type", "integer"}, {"minimum", 0}, {"description", "Max lines (default 2000)"}}}},
+               {"limit", {{"type", "integer"}, {"minimum", 1}, {"description", "Max lines (default 2000)"}}}},
               {"file_path"});
   }
   if (name == "write_file") {

@@ -198,6 +198,16 @@ TEST_F(Tools, HugeFloatIntegersAreRefused) {
   EXPECT_FALSE(run("read_file", {{"file_path", "/n.md"}, {"offset", 1.0}}).error);
 }
 
+// Found by fuzz/fuzz_tools: read_file with limit 0 answered an empty tool message, which
+// tells the model nothing; it is an error that says what to send instead.
+TEST_F(Tools, ReadFileLimitZeroIsAnError) {
+  ASSERT_TRUE(fs.put("/z.md", "a\nb\n").empty());
+  const auto r = run("read_file", {{"file_path", "/z.md"}, {"limit", 0}});
+  EXPECT_TRUE(r.error);
+  EXPECT_EQ(r.output, "Error: read_file: argument 'limit' must be at least 1 (lines to read)");
+  EXPECT_EQ(run("read_file", {{"file_path", "/z.md"}, {"limit", 1}}).output, "     1\ta");
+}
+
 TEST(TaskArgs, Checks) {
   EXPECT_EQ(check_task_args({{"description", "do it"}, {"subagent_type", "writer"}}, {"writer"}), "");
   EXPECT_NE(check_task_args({{"subagent_type", "writer"}}, {"writer"}).find("description"), std::string::npos);
