@@ -1,8 +1,9 @@
 // Entry point of the web console: session gate, top bar, and one module per page.
 //
-// Pages: pages/SignIn, pages/Workflows, and per workflow (pages/WorkflowShell) the Draft,
-// Proposals/Proposal and Versions tabs. Runs, members and workflow settings plug in as
-// further routes (router.ts), tabs (WorkflowShell.tsx) and calls (api/client.ts).
+// Pages: pages/SignIn, pages/Workflows, the caller's proposals across workflows, and per
+// workflow (pages/WorkflowShell) the Draft, Proposals/Proposal, Versions/Version, Runs/Run and
+// Settings (rename, members, delete) tabs. A page is a route (router.ts), a tab
+// (WorkflowShell.tsx), its calls (api/client.ts) and a module in pages/.
 
 import "./styles/app.css";
 import { render } from "preact";
@@ -13,10 +14,34 @@ import { SignInPage } from "./pages/SignIn";
 import { WorkflowsPage } from "./pages/Workflows";
 import { WorkflowShell } from "./pages/WorkflowShell";
 import { DraftPage } from "./pages/Draft";
-import { ProposalPage, ProposalsPage } from "./pages/Proposal";
-import { VersionsPage } from "./pages/Versions";
+import { MyProposalsPage, ProposalPage, ProposalsPage } from "./pages/Proposal";
+import { VersionPage, VersionsPage } from "./pages/Versions";
+import { RunPage, RunsPage } from "./pages/Runs";
+import { SettingsPage } from "./pages/Settings";
+import { api } from "./api/client";
+import type { Profile } from "./api/types";
+
+/** The signed-in account from GET /api/me (fresh name and e-mail); the sign-in answer's copy
+ *  until it arrives, or on a server without /api/me. */
+function useProfile(session: Session): Pick<Profile, "name" | "email"> {
+  const [me, setMe] = useState<Profile | null>(null);
+  useEffect(() => {
+    let live = true;
+    api.me().then(
+      (p) => live && setMe(p),
+      () => {
+        /* older server, or offline: the session's user is shown */
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [session.token]);
+  return me ?? session.user;
+}
 
 function TopBar({ session }: { session: Session }) {
+  const me = useProfile(session);
   return (
     <header class="topbar">
       <a class="skip" href="#main">
@@ -29,8 +54,17 @@ function TopBar({ session }: { session: Session }) {
         <span>Agentic IDE</span>
       </a>
       <div class="topbar-user">
-        <span class="user-name" title={session.user.email} data-testid="user-name">
-          {session.user.name}
+        <a class="topbar-link" href={href({ page: "myproposals" })}>
+          Your proposals
+        </a>
+        <span class="user-who" title={`Signed in as ${me.name} <${me.email}>`}>
+          <span class="sr-only">Signed in as </span>
+          <span class="user-name" data-testid="user-name">
+            {me.name}
+          </span>
+          <span class="user-email" data-testid="user-email">
+            {me.email}
+          </span>
         </span>
         <button type="button" class="btn btn-small btn-ghost" onClick={signOut}>
           Sign out
@@ -70,6 +104,32 @@ function Pages() {
           {(wf) => <VersionsPage workflow={wf} />}
         </WorkflowShell>
       );
+    case "version":
+      return (
+        <WorkflowShell workflowId={route.workflowId} tab="versions" title={`Version ${route.number}`}>
+          {(wf) => <VersionPage key={route.number} workflow={wf} number={route.number} file={route.file} />}
+        </WorkflowShell>
+      );
+    case "runs":
+      return (
+        <WorkflowShell workflowId={route.workflowId} tab="runs" title="Runs">
+          {(wf) => <RunsPage workflow={wf} />}
+        </WorkflowShell>
+      );
+    case "run":
+      return (
+        <WorkflowShell workflowId={route.workflowId} tab="runs" title="Run">
+          {(wf) => <RunPage key={route.runId} workflow={wf} runId={route.runId} file={route.file} />}
+        </WorkflowShell>
+      );
+    case "settings":
+      return (
+        <WorkflowShell workflowId={route.workflowId} tab="settings" title="Settings">
+          {(wf, reload) => <SettingsPage workflow={wf} onChanged={reload} />}
+        </WorkflowShell>
+      );
+    case "myproposals":
+      return <MyProposalsPage />;
     case "notfound":
       return (
         <main id="main" class="page">

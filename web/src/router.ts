@@ -11,6 +11,12 @@ export type Route =
   /** `live`: opened right after starting the refinement, so its activity is shown as it streams. */
   | { page: "proposal"; workflowId: string; proposalId: string; live?: boolean }
   | { page: "versions"; workflowId: string }
+  | { page: "version"; workflowId: string; number: number; file?: string }
+  | { page: "runs"; workflowId: string }
+  | { page: "run"; workflowId: string; runId: string; file?: string }
+  | { page: "settings"; workflowId: string }
+  /** The caller's proposals across workflows. */
+  | { page: "myproposals" }
   | { page: "notfound"; path: string };
 
 /** Parses location.hash ("#/w/<id>/proposals/<pid>"). */
@@ -20,6 +26,7 @@ export function parse(hash: string): Route {
   const params = new URLSearchParams(query);
   if (parts.length === 0) return { page: "workflows" };
   if (parts[0] === "signin" && parts.length === 1) return { page: "signin" };
+  if (parts[0] === "proposals" && parts.length === 1) return { page: "myproposals" };
   if (parts[0] === "w" && parts[1]) {
     const workflowId = parts[1];
     const tab = parts[2] ?? "draft";
@@ -28,6 +35,11 @@ export function parse(hash: string): Route {
     if (tab === "proposals" && parts.length === 4)
       return { page: "proposal", workflowId, proposalId: parts[3], live: params.get("live") === "1" };
     if (tab === "versions" && parts.length === 3) return { page: "versions", workflowId };
+    if (tab === "versions" && parts.length === 4 && /^[1-9][0-9]{0,8}$/.test(parts[3]))
+      return { page: "version", workflowId, number: Number(parts[3]), file: params.get("file") ?? undefined };
+    if (tab === "runs" && parts.length === 3) return { page: "runs", workflowId };
+    if (tab === "runs" && parts.length === 4) return { page: "run", workflowId, runId: parts[3], file: params.get("file") ?? undefined };
+    if (tab === "settings" && parts.length === 3) return { page: "settings", workflowId };
   }
   return { page: "notfound", path: pathPart };
 }
@@ -48,6 +60,16 @@ export function href(r: Route): string {
       return `#/w/${e(r.workflowId)}/proposals/${e(r.proposalId)}${r.live ? "?live=1" : ""}`;
     case "versions":
       return `#/w/${e(r.workflowId)}/versions`;
+    case "version":
+      return `#/w/${e(r.workflowId)}/versions/${r.number}${r.file ? `?file=${e(r.file)}` : ""}`;
+    case "runs":
+      return `#/w/${e(r.workflowId)}/runs`;
+    case "run":
+      return `#/w/${e(r.workflowId)}/runs/${e(r.runId)}${r.file ? `?file=${e(r.file)}` : ""}`;
+    case "settings":
+      return `#/w/${e(r.workflowId)}/settings`;
+    case "myproposals":
+      return "#/proposals";
     case "notfound":
       return `#${r.path}`;
   }

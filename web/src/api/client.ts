@@ -3,8 +3,9 @@
 // goes in the Authorization header. A 401 ends the session (back to sign-in with a message);
 // every other failure becomes an ApiError carrying the RFC 9457 problem details.
 //
-// Endpoints of later pages (runs, members, rename/delete, /api/me, one version with files,
-// retry) belong here too, next to their siblings, when the server offers them.
+// Routes a server may not offer yet (runs, members, rename/delete, /api/me, one version,
+// proposals across workflows, retry) fail with `ApiError.routeMissing`; pages show
+// `unavailableWords` for them instead of a generic error.
 
 import { expire, getSession } from "../session";
 import type {
@@ -12,11 +13,18 @@ import type {
   Draft,
   FileMap,
   LoginResponse,
+  Member,
   Page,
   Problem,
+  Profile,
   Proposal,
   RefinementRequest,
   RefinementStarted,
+  RetryStarted,
+  Role,
+  Run,
+  RunStarted,
+  RunTarget,
   Template,
   Version,
   Workflow,
@@ -41,6 +49,17 @@ export class ApiError extends Error {
   get conflict(): boolean {
     return this.status === 409;
   }
+  /** The server has no such route at all (an older server): 404 from the router itself (problem
+   *  type about:blank, unlike a missing resource's `.../not-found`), or 405 on a known path. */
+  get routeMissing(): boolean {
+    const type = this.problem.type ?? "about:blank";
+    return (this.status === 404 && type === "about:blank") || this.status === 405;
+  }
+}
+
+/** The words for a feature whose route this server does not offer. */
+export function unavailableWords(feature: string): string {
+  return `${feature} is not available on this server yet: it does not offer the API for it. Ask your operator to upgrade ide-orchestrator.`;
 }
 
 /** Words a person can act on, for statuses whose problem details say nothing better. */
@@ -138,6 +157,22 @@ export const api = {
   createWorkflow: (body: { name: string; description?: string; template?: string; files?: FileMap }) =>
     json<Workflow>("POST", "/api/workflows", { body }),
   getWorkflow: (id: string) => json<Workflow>("GET", `/api/workflows/${enc(id)}`),
+  /** Renames a workflow or changes its description (owner, editor). */
+  updateWorkflow: (id: string, body: { name?: string; description?: string }) =>
+    json<Workflow>("PATCH", `/api/workflows/${enc(id)}`, { body }),
+  /** Deletes a workflow (owner only; 204). */
+  deleteWorkflow: (id: string) => call("DELETE", `/api/workflows/${enc(id)}`).then(() => undefined),
+
+  // ------------------------------------------------------------------ the caller and members
+  me: () => json<Profile>("GET", "/api/me"),
+  listMembers: (workflowId: string, cursor?: string | null) =>
+    json<Page<Member>>("GET", `/api/workflows/${enc(workflowId)}/members${pageQuery(cursor, 100)}`),
+  /** Adds a member (201) or changes their role (200); `user` is a user id or an e-mail (owner only). */
+  putMember: (workflowId: string, user: string, role: Exclude<Role, "owner">) =>
+    json<Member>("PUT", `/api/workflows/${enc(workflowId)}/members/${enc(user)}`, { body: { role } }),
+  /** Removes a member (owner), or the caller leaves (any member). */
+  removeMember: (workflowId: string, user: string) =>
+    call("DELETE", `/api/workflows/${enc(workflowId)}/members/${enc(user)}`).then(() => undefined),
 
   // ------------------------------------------------------------------ drafts
   getDraft: (workflowId: string) => json<Draft>("GET", `/api/workflows/${enc(workflowId)}/draft`),
@@ -151,6 +186,11 @@ export const api = {
     json<RefinementStarted>("POST", `/api/workflows/${enc(workflowId)}/refinements`, { body }),
   listProposals: (workflowId: string, cursor?: string | null) =>
     json<Page<Proposal>>("GET", `/api/workflows/${enc(workflowId)}/proposals${pageQuery(cursor)}`),
+  /** The caller's proposals in every workflow they are a member of, newest first. */
+  myProposals: (cursor?: string | null) => json<Page<Proposal>>("GET", `/api/proposals${pageQuery(cursor)}`),
+  /** Re-runs a refinement with the same prompt on the current draft (failed, cancelled, rejected,
+   *  or completed after a conflicting approve); 503 engine-unavailable like a new refinement. */
+  retry: (id: string) => json<RetryStarted>("POST", `/api/proposals/${enc(id)}/retry`, { body: {} }),
   getProposal: (id: string) => json<Proposal>("GET", `/api/proposals/${enc(id)}`),
   /** Unified diff (text/x-diff) of the proposal against the current draft. */
   proposalDiff: (id: string) =>
@@ -168,8 +208,25 @@ export const api = {
     json<Version>("POST", `/api/workflows/${enc(workflowId)}/versions`, {
       body: baseRevision === undefined ? {} : { base_revision: baseRevision },
     }),
-  /** Deploys the latest published version (409 when there is none). */
-  deploy: (workflowId: string) => json<Deployment>("POST", `/api/workflows/${enc(workflowId)}/deploy`, { body: {} }),
+  /** One version with its files. */
+  getVersion: (workflowId: string, number: number) =>
+    json<Version>("GET", `/api/workflows/${enc(workflowId)}/versions/${number}`),
+  /** Deploys version `number` (default: the latest; 409 when there is none). */
+  deploy: (workflowId: string, number?: number) =>
+    json<Deployment>("POST", `/api/workflows/${enc(workflowId)}/deploy`, { body: number ? { version: number } : {} }),
+
+  // ------------------------------------------------------------------ runs
+  /** Runs a version, the draft, or (no target) the deployed version with `input` as the user's
+   *  message; 202 with the run and its thread. 409 when nothing is deployed; 503 engine down. */
+  startRun: (workflowId: string, input: string, target?: RunTarget) =>
+    json<RunStarted>("POST", `/api/workflows/${enc(workflowId)}/runs`, {
+      body: target === undefined ? { input } : { input, version: target },
+    }),
+  listRuns: (workflowId: string, cursor?: string | null) =>
+    json<Page<Run>>("GET", `/api/workflows/${enc(workflowId)}/runs${pageQuery(cursor)}`),
+  getRun: (workflowId: string, runId: string) => json<Run>("GET", `/api/workflows/${enc(workflowId)}/runs/${enc(runId)}`),
+  cancelRun: (workflowId: string, runId: string) =>
+    json<Run>("POST", `/api/workflows/${enc(workflowId)}/runs/${enc(runId)}/cancel`, { body: {} }),
 };
 
 /** The message to show for any error thrown by an api call: a sentence, field errors named. */

@@ -1,5 +1,5 @@
-// Follows the live event stream of a refinement through the orchestrator's WebSocket proxy
-// (GET /api/ws/refinements/{thread_id}). Authenticates with the sub-protocol pair
+// Follows the live event stream of a refinement or a run through the orchestrator's WebSocket
+// proxy (GET /api/ws/refinements/{thread_id}, GET /api/ws/runs/{thread_id}). Authenticates with the sub-protocol pair
 // "bearer, <token>" (the server echoes "bearer"), never with the URL. Every event carries a
 // gapless `seq`; after a drop the stream reconnects with ?after_seq=<last seen> and drops
 // anything it has already delivered, so the caller sees each event exactly once, in order.
@@ -20,7 +20,12 @@ export interface StreamHandlers {
   onState(s: StreamState): void;
 }
 
+/** Which proxy route a thread streams on. */
+export type StreamKind = "refinements" | "runs";
+
 export interface StreamOptions {
+  /** "refinements" (default) or "runs". */
+  kind?: StreamKind;
   /** Reconnect attempts in a row without a new event before giving up. */
   maxAttempts?: number;
   /** First backoff delay; doubles per attempt up to maxDelayMs. */
@@ -29,14 +34,15 @@ export interface StreamOptions {
 }
 
 /** URL of a thread's stream on this origin, resuming after `afterSeq` when > 0. */
-export function streamUrl(threadId: string, afterSeq: number): string {
+export function streamUrl(threadId: string, afterSeq: number, kind: StreamKind = "refinements"): string {
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const q = afterSeq > 0 ? `?after_seq=${afterSeq}` : "";
-  return `${scheme}//${location.host}/api/ws/refinements/${encodeURIComponent(threadId)}${q}`;
+  return `${scheme}//${location.host}/api/ws/${kind}/${encodeURIComponent(threadId)}${q}`;
 }
 
-/** One followed stream. Call close() when the page no longer needs it. */
-export class RefinementStream {
+/** One followed stream (a refinement's, or a run's with `kind: "runs"`). Call close() when the
+ *  page no longer needs it. */
+export class ThreadStream {
   private ws: WebSocket | null = null;
   private lastSeq = 0;
   private attempt = 0;
@@ -50,7 +56,7 @@ export class RefinementStream {
     private readonly handlers: StreamHandlers,
     opts: StreamOptions = {},
   ) {
-    this.opts = { maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 5000, ...opts };
+    this.opts = { kind: "refinements", maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 5000, ...opts };
     this.connect();
   }
 
@@ -74,7 +80,7 @@ export class RefinementStream {
     }
     this.handlers.onState({ kind: "connecting", attempt: this.attempt });
     let gotEvent = false;
-    const ws = new WebSocket(streamUrl(this.threadId, this.lastSeq), ["bearer", token]);
+    const ws = new WebSocket(streamUrl(this.threadId, this.lastSeq, this.opts.kind), ["bearer", token]);
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws === ws) this.handlers.onState({ kind: "open" });

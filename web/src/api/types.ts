@@ -61,6 +61,8 @@ export interface Version {
   created_by: string;
   created_at: string;
   files?: FileMap;
+  /** Publish only: false when the draft equalled the latest version, which came back instead. */
+  created?: boolean;
 }
 
 export interface Deployment {
@@ -70,6 +72,7 @@ export interface Deployment {
   definition: { name?: string; version?: string; graph?: { nodes?: unknown[] } } & Record<string, unknown>;
   deployed_at: string;
   deployed_by: string;
+  /** "deployed": runs without a version now execute this one ("accepted" on older servers). */
   status: string;
 }
 
@@ -133,6 +136,8 @@ export interface Problem {
   paths?: string[];
   /** 503 engine-unavailable: seconds until a retry may succeed (also in Retry-After). */
   retry_after_seconds?: number;
+  /** 409 on retry: the proposal was already re-run as this one. */
+  retry_proposal_id?: string;
   /** 409 on draft edits. */
   base_revision?: number;
   current_revision?: number;
@@ -147,3 +152,58 @@ export interface StreamEvent {
   ts?: string;
   data: Record<string, unknown>;
 }
+
+/** The signed-in account (GET /api/me). */
+export interface Profile extends User {
+  created_at: string;
+  /** External identities (OpenID Connect issuer and subject) linked to the account. */
+  identities: { issuer: string; subject: string; email?: string; linked_at?: string }[];
+}
+
+/** A member of a workflow (GET /api/workflows/{id}/members). */
+export interface Member {
+  user_id: string;
+  email: string;
+  name: string;
+  role: Role;
+  added_at: string;
+}
+
+/** POST /api/proposals/{id}/retry: the new refinement, and the proposal that was re-run. */
+export interface RetryStarted extends RefinementStarted {
+  retry_of: Proposal;
+}
+
+export type RunStatus = "processing" | "completed" | "failed" | "cancelled";
+
+/** One run of a workflow version (or of the draft) on the Spec Engine. */
+export interface Run {
+  id: string;
+  workflow_id: string;
+  /** The version number that ran; null for a run of the draft. */
+  version: number | null;
+  /** The draft revision a draft run executed. */
+  draft_revision?: number | null;
+  /** Engine thread; its live events are at /api/ws/runs/{thread_id}. */
+  thread_id: string;
+  status: RunStatus;
+  /** The user's message to the entry agent. */
+  input: string;
+  /** The entry agent's final message (completed runs). */
+  output: string | null;
+  error: string | null;
+  created_by_user_id: string;
+  created_at: string;
+  completed_at: string | null;
+  /** Detail form only: files the run added or changed; null until completed. */
+  files?: FileMap | null;
+}
+
+/** POST /api/workflows/{id}/runs answers 202 with the run and where to follow it. */
+export interface RunStarted extends Run {
+  run_id: string;
+  websocket_url: string;
+}
+
+/** Which version a run executes: a number, the current draft, or (omitted) the deployed one. */
+export type RunTarget = number | "draft";

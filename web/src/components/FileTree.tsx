@@ -43,10 +43,21 @@ function FolderView({ folder, selected, hrefFor }: { folder: Folder; selected?: 
   );
 }
 
-export function FileTree({ files, selected, hrefFor }: { files: FileMap; selected?: string; hrefFor: (p: string) => string }) {
+export function FileTree({
+  files,
+  selected,
+  hrefFor,
+  label = "Files of the draft",
+}: {
+  files: FileMap;
+  selected?: string;
+  hrefFor: (p: string) => string;
+  /** The navigation landmark's accessible name (unique per page). */
+  label?: string;
+}) {
   const root = build(Object.keys(files));
   return (
-    <nav class="tree" aria-label="Files of the draft" data-testid="file-tree">
+    <nav class="tree" aria-label={label} data-testid="file-tree">
       <FolderView folder={root} selected={selected} hrefFor={hrefFor} />
     </nav>
   );

@@ -8,12 +8,15 @@ export function RetryNotice({
   onRetry,
   onCancel,
   what = "The refinement engine is unavailable",
+  note = "Your draft was not changed. The console retries by itself when the countdown ends.",
 }: {
   /** Seconds from Retry-After. */
   seconds: number;
   onRetry: () => void;
   onCancel: () => void;
   what?: string;
+  /** What the failure left unchanged, and what happens next. */
+  note?: string;
 }) {
   const [left, setLeft] = useState(seconds);
   useEffect(() => {
@@ -38,7 +41,7 @@ export function RetryNotice({
           {what}; retry in {left} s
         </strong>
       </p>
-      <p class="small">Your draft was not changed. The console retries by itself when the countdown ends.</p>
+      <p class="small">{note}</p>
       <div class="banner-actions">
         <button type="button" class="btn btn-primary" onClick={onRetry}>
           Retry now

@@ -79,7 +79,16 @@ function EntryView({ e }: { e: Entry }) {
   );
 }
 
-export function StreamView({ view, state }: { view: View; state?: StreamState }) {
+export function StreamView({
+  view,
+  state,
+  label = "Refinement activity",
+}: {
+  view: View;
+  state?: StreamState;
+  /** Accessible name of the activity timeline. */
+  label?: string;
+}) {
   const listRef = useRef<HTMLOListElement>(null);
   const stick = useRef(true);
   useEffect(() => {
@@ -115,7 +124,7 @@ export function StreamView({ view, state }: { view: View; state?: StreamState })
           class="timeline"
           ref={listRef}
           tabIndex={0}
-          aria-label="Refinement activity"
+          aria-label={label}
           onScroll={(ev) => {
             const el = ev.currentTarget;
             stick.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;

@@ -51,8 +51,16 @@ const statusWords: Record<string, string> = {
   rejected: "Rejected",
 };
 
-export function StatusBadge({ status }: { status: string }) {
-  return <span class={`badge badge-${status}`}>{statusWords[status] ?? status}</span>;
+/** A run's statuses in words (a completed run has nothing to review, unlike a proposal). */
+export const runStatusWords: Record<string, string> = {
+  processing: "Running",
+  completed: "Completed",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+
+export function StatusBadge({ status, words = statusWords }: { status: string; words?: Record<string, string> }) {
+  return <span class={`badge badge-${status}`}>{words[status] ?? status}</span>;
 }
 
 const rtf = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });

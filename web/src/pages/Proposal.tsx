@@ -3,31 +3,14 @@
 // offers the way forward: refine again on the current draft with the same prompt.
 
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api } from "../api/client";
-import { RefinementStream, type StreamState } from "../api/stream";
+import { ApiError, api, unavailableWords } from "../api/client";
 import type { Proposal, RefinementStarted, Workflow } from "../api/types";
 import { DiffView } from "../components/DiffView";
 import { StreamView } from "../components/StreamView";
-import { ErrorBanner, Loading, Notice, StatusBadge, Time, useAsync } from "../components/ui";
-import { useRefinementStarter } from "../components/useRefinement";
-import { emptyView, reduce, type StreamView as View } from "../stream/model";
+import { ErrorBanner, Loading, Notice, StatusBadge, Time, useAsync, useTitle } from "../components/ui";
+import { useEngineStarter } from "../components/useRefinement";
+import { useLiveStream } from "../components/useLiveStream";
 import { href, navigate } from "../router";
-
-/** Follows the thread's stream while `active`; returns the reduced view and connection state. */
-function useLiveStream(threadId: string, active: boolean) {
-  const [view, setView] = useState<View>(emptyView);
-  const [state, setState] = useState<StreamState>();
-  useEffect(() => {
-    if (!active) return;
-    setView(emptyView);
-    const s = new RefinementStream(threadId, {
-      onEvent: (ev) => setView((v) => reduce(v, ev)),
-      onState: setState,
-    });
-    return () => s.close();
-  }, [threadId, active]);
-  return { view, state };
-}
 
 function ChangeSummary({ p }: { p: Proposal }) {
   const changed = (p.changes ?? []).filter((c) => c.change !== "unchanged");
@@ -116,14 +99,28 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
     (r: RefinementStarted) => navigate({ page: "proposal", workflowId: workflow.id, proposalId: r.proposal_id, live: true }),
     [workflow.id],
   );
-  const again = useRefinementStarter(workflow.id, onStarted);
-  const refineAgain = () =>
-    p &&
-    again.start({
-      user_prompt: p.user_prompt,
-      context_file_path: p.context_file_path ?? undefined,
-      context_selection: p.context_selection ?? undefined,
-    });
+  // Re-run with the same prompt on the current draft: POST /retry (which links the two and
+  // rejects a conflicting completed proposal as superseded); a server without it gets a new
+  // refinement with the same prompt and context.
+  const againCall = useCallback(
+    async (pr: Proposal): Promise<RefinementStarted> => {
+      try {
+        return await api.retry(pr.id);
+      } catch (e) {
+        if (!(e instanceof ApiError && e.routeMissing)) throw e;
+        return api.startRefinement(workflow.id, {
+          user_prompt: pr.user_prompt,
+          context_file_path: pr.context_file_path ?? undefined,
+          context_selection: pr.context_selection ?? undefined,
+        });
+      }
+    },
+    [workflow.id],
+  );
+  const again = useEngineStarter(againCall, onStarted, { failTitle: "The refinement could not be started again" });
+  const refineAgain = () => p && again.start(p);
+  const rerunId =
+    again.error instanceof ApiError && again.error.status === 409 ? again.error.problem.retry_proposal_id : undefined;
 
   async function act(kind: "approve" | "reject" | "cancel") {
     if (!p) return;
@@ -186,6 +183,13 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
             )}
           </div>
         )}
+        {canAct && (p.status === "cancelled" || p.status === "rejected") && !action.done && (
+          <div class="form-actions">
+            <button type="button" class="btn" onClick={refineAgain} disabled={again.pending}>
+              Refine again with the same prompt
+            </button>
+          </div>
+        )}
         {action.done && <Notice kind="success">{action.done}</Notice>}
         {action.done && p.status === "approved" && (
           <p>
@@ -217,6 +221,13 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
           <ErrorBanner error={action.error} title="That did not work" />
         )}
         {again.notice}
+        {rerunId && (
+          <p>
+            <a class="btn" href={href({ page: "proposal", workflowId: workflow.id, proposalId: rerunId })}>
+              Open the re-run
+            </a>
+          </p>
+        )}
         {canAct && processing && (
           <div class="form-actions">
             <button type="button" class="btn btn-danger" onClick={() => act("cancel")} disabled={!!action.busy}>
@@ -300,5 +311,61 @@ export function ProposalsPage({ workflow }: { workflow: Workflow }) {
         </li>
       ))}
     </ul>
+  );
+}
+
+/** The caller's proposals in every workflow (GET /api/proposals), each linked to its workflow. */
+export function MyProposalsPage() {
+  useTitle("Your proposals");
+  const list = useAsync(() => api.myProposals(), []);
+  // Names for the workflow ids (the first page of the caller's workflows is enough to name most).
+  const names = useAsync(
+    () => api.listWorkflows().then((p) => Object.fromEntries(p.items.map((w) => [w.id, w.name])) as Record<string, string>),
+    [],
+  );
+  const missing = list.error instanceof ApiError && list.error.routeMissing;
+  return (
+    <main id="main" class="page">
+      <div class="page-head">
+        <div>
+          <h1>Your proposals</h1>
+          <p class="muted">Refinements you started, and the ones started in workflows you own, newest first.</p>
+        </div>
+      </div>
+      {missing ? (
+        <div class="banner banner-info" role="status">
+          <p>{unavailableWords("The list of your proposals across workflows")}</p>
+        </div>
+      ) : !list.data ? (
+        list.loading ? (
+          <Loading label="Loading proposals…" />
+        ) : (
+          <ErrorBanner error={list.error} title="Your proposals could not be loaded" />
+        )
+      ) : !list.data.items.length ? (
+        <div class="card">
+          <p class="empty-title">No proposals yet</p>
+          <p class="muted">
+            Open a <a href={href({ page: "workflows" })}>workflow</a> and describe a change in its Refine panel.
+          </p>
+        </div>
+      ) : (
+        <ul class="proposal-list card" data-testid="my-proposal-list" aria-label="Your proposals">
+          {list.data.items.map((p) => (
+            <li key={p.id}>
+              <a href={href({ page: "proposal", workflowId: p.workflow_id, proposalId: p.id })} class="proposal-link">
+                <span class="proposal-prompt">
+                  <span class="muted small">{names.data?.[p.workflow_id] ?? "A workflow"} · </span>
+                  {p.user_prompt}
+                </span>
+                <span class="proposal-meta">
+                  <StatusBadge status={p.status} /> <Time at={p.created_at} />
+                </span>
+              </a>
+            </li>
+          ))}
+        </ul>
+      )}
+    </main>
   );
 }

@@ -1,5 +1,5 @@
-// The frame of every workflow page: its name, the caller's role and the tabs. Tabs for runs,
-// members and settings (rename, delete) join this list when the API offers them.
+// The frame of every workflow page: its name, the caller's role and the tabs (draft, proposals,
+// versions, runs, and settings with members, rename and delete).
 
 import type { ComponentChildren } from "preact";
 import { api } from "../api/client";
@@ -7,12 +7,14 @@ import type { Workflow } from "../api/types";
 import { href, type Route } from "../router";
 import { ErrorBanner, Loading, useAsync, useTitle } from "../components/ui";
 
-export type WorkflowTab = "draft" | "proposals" | "versions";
+export type WorkflowTab = "draft" | "proposals" | "versions" | "runs" | "settings";
 
 const tabs: { id: WorkflowTab; label: string; route: (id: string) => Route }[] = [
   { id: "draft", label: "Draft", route: (workflowId) => ({ page: "draft", workflowId }) },
   { id: "proposals", label: "Proposals", route: (workflowId) => ({ page: "proposals", workflowId }) },
   { id: "versions", label: "Versions", route: (workflowId) => ({ page: "versions", workflowId }) },
+  { id: "runs", label: "Runs", route: (workflowId) => ({ page: "runs", workflowId }) },
+  { id: "settings", label: "Settings", route: (workflowId) => ({ page: "settings", workflowId }) },
 ];
 
 export function WorkflowShell({
@@ -24,7 +26,7 @@ export function WorkflowShell({
   workflowId: string;
   tab: WorkflowTab;
   title?: string;
-  children: (wf: Workflow) => ComponentChildren;
+  children: (wf: Workflow, reload: () => void) => ComponentChildren;
 }) {
   const wf = useAsync(() => api.getWorkflow(workflowId), [workflowId]);
   useTitle([title, wf.data?.name].filter(Boolean).join(" · "));
@@ -69,7 +71,7 @@ export function WorkflowShell({
           ))}
         </nav>
       </div>
-      {children(w)}
+      {children(w, wf.reload)}
     </main>
   );
 }
