@@ -1,10 +1,17 @@
 // Browser test of the web console (issue 11): Debian's Chromium, headless, driven by
-// playwright-core (no browser download) against the real binaries on loopback ports and the
-// offline scripted model. Every step saves screenshots at 1280x800 and 390x844 under
+// playwright-core (no browser download) against the real binaries on loopback ports. The engine
+// first talks to paced-model-server (an OpenAI-compatible server that streams a fixed script at a
+// fixed pace, so the page sees text and tool calls arrive before the end through the real
+// WebSocket proxy), and after the engine-down step it restarts on the offline scripted model
+// (config/demo/refinement-script.json: todos, a sub-agent, a new FactChecker agent). Every step saves screenshots at 1280x800 and 390x844 under
 // $TEST_OUTPUT_DIR (build/test-output/console) and runs axe-core on the page: no serious or
 // critical violations allowed. Any Content-Security-Policy violation or page error fails it.
 //
-// Environment (set by tests/CMakeLists.txt): BIN_DIR, PROJECT_SOURCE_DIR, WEB_DIR (the built
+// Steps that need routes the server does not offer (runs, members, rename/delete, /api/proposals)
+// are skipped with a printed reason when GET /api/openapi.json does not list them.
+//
+// Environment (set by tests/CMakeLists.txt): BIN_DIR (ide-orchestrator, spec-engine,
+// paced-model-server), PROJECT_SOURCE_DIR, WEB_DIR (the built
 // console), WEB_PACKAGE_DIR (web/, for node_modules), TEST_OUTPUT_DIR, CHROMIUM (/usr/bin/chromium).
 //
 // Prints "ok N - step" per step and closes with "N passed, M failed".
@@ -38,6 +45,9 @@ const USERS = {
 const script = JSON.parse(fs.readFileSync(SCRIPT, "utf8"));
 const SCRIPT_TOOL_CALLS = script.turns.reduce((n, t) => n + (t.tool_calls?.length ?? 0), 0);
 const SCRIPT_TEXT_TURNS = script.turns.filter((t) => t.content).length;
+// The paced model's script: PACED.turns turns of PACED.chunks text chunks at PACED.rate chunks/s,
+// each ending in a write_file of /THE_SPEC/paced-<n>.md, then a final "Done" answer.
+const PACED = { turns: 2, chunks: 6, rate: 8 };
 
 // ------------------------------------------------------------------ small helpers
 function fail(msg) {
@@ -116,7 +126,17 @@ class Services {
     this.engineUrl = `http://127.0.0.1:${this.enginePort}`;
     this.url = `http://127.0.0.1:${this.orchPort}`;
     this.jwt = Array.from({ length: 64 }, () => "0123456789abcdef"[Math.floor(Math.random() * 16)]).join("");
-    await this.startEngine();
+    this.pacedPort = await freePort();
+    this.paced = startProcess(
+      "paced-model",
+      path.join(BIN, "paced-model-server"),
+      ["--host", "127.0.0.1", "--port", String(this.pacedPort), "--turns", String(PACED.turns), "--chunks",
+        String(PACED.chunks), "--rate", String(PACED.rate)],
+      {},
+      this.work,
+    );
+    await waitHealthy(`http://127.0.0.1:${this.pacedPort}`, this.paced, "paced-model-server");
+    await this.startEngine("paced");
     this.orch = startProcess(
       "orchestrator",
       path.join(BIN, "ide-orchestrator"),
@@ -138,14 +158,26 @@ class Services {
     }
   }
 
-  async startEngine() {
+  /** `model`: "paced" (every agent on paced-model-server) or "scripted" (the refinement script). */
+  async startEngine(model) {
     const exe = path.join(BIN, "spec-engine");
     const help = spawnSync(exe, ["--help"], { encoding: "utf8" });
     const args = /^\s+serve\b/m.test(`${help.stdout}${help.stderr}`) ? ["serve"] : [];
-    args.push("--host", "127.0.0.1", "--port", String(this.enginePort), "--data-dir", path.join(this.work, "engine"),
-      "--model-override", `scripted:${SCRIPT}`);
-    this.engine = startProcess("engine", exe, args, {}, this.work);
+    args.push("--host", "127.0.0.1", "--port", String(this.enginePort), "--data-dir", path.join(this.work, "engine"));
+    const extra = {};
+    if (model === "paced") {
+      args.push("--model-override", "openai:paced", "--openai-base-url", `http://127.0.0.1:${this.pacedPort}/v1`);
+    } else {
+      args.push("--model-override", `scripted:${SCRIPT}`);
+    }
+    this.engine = startProcess("engine", exe, args, extra, this.work);
     await waitHealthy(this.engineUrl, this.engine, "spec-engine");
+  }
+
+  /** True when the orchestrator's OpenAPI document lists `method path`. */
+  async hasRoute(method, p) {
+    if (!this.openapi) this.openapi = await (await fetch(`${this.url}/api/openapi.json`)).json();
+    return Boolean(this.openapi.paths?.[p]?.[method.toLowerCase()]);
   }
 
   async stopEngine() {
@@ -176,6 +208,7 @@ class Services {
   async stop() {
     await stopProcess(this.orch);
     await stopProcess(this.engine);
+    await stopProcess(this.paced);
   }
 
   logs() {
@@ -272,45 +305,55 @@ async function watchStream(page) {
 }
 
 /**
- * Routes the refinement WebSocket through the test: the real server's events reach the page
- * `delayMs` apart (a scripted run ends within tens of milliseconds, faster than anything can be
- * seen; a slow network paces it like this), and with `dropAfter` the first connection is cut
- * after that many events, as a network drop would. Returns the URLs the page connected to.
+ * Routes the refinement WebSocket through the test to cut the first connection after
+ * `dropAfter` events, as a network drop would (the events themselves pass unchanged, at the
+ * server's pace). Returns the URLs the page connected to.
  */
-async function routeStream(page, { delayMs = 0, dropAfter = 0 } = {}) {
+async function routeStreamDrop(page, dropAfter) {
   const urls = [];
   await page.routeWebSocket(/\/api\/ws\/refinements\//, (ws) => {
     urls.push(ws.url());
-    const drop = dropAfter > 0 && urls.length === 1;
+    const drop = urls.length === 1;
     const server = ws.connectToServer();
-    let chain = Promise.resolve();
     let sent = 0;
     let closed = false;
     server.onMessage((m) => {
-      chain = chain.then(async () => {
-        if (closed) return;
-        if (delayMs) await sleep(delayMs);
-        ws.send(m);
-        sent += 1;
-        if (drop && sent === dropAfter) {
-          closed = true;
-          ws.close({ code: 4000, reason: "test: network drop" });
-          server.close();
-        }
-      });
+      if (closed) return;
+      ws.send(m);
+      sent += 1;
+      if (drop && sent === dropAfter) {
+        closed = true;
+        ws.close({ code: 4000, reason: "test: network drop" });
+        server.close();
+      }
     });
-    // The server closes after `end`: pass that on only after the paced events.
     server.onClose((code, reason) => {
-      chain = chain.then(() => {
-        if (!closed) {
-          closed = true;
-          ws.close({ code, reason });
-        }
-      });
+      if (!closed) {
+        closed = true;
+        ws.close({ code, reason });
+      }
     });
     ws.onMessage((m) => server.send(m));
   });
   return urls;
+}
+
+/** Records the URL of every WebSocket the page opens (the real connection, not routed). */
+function recordSockets(page) {
+  const urls = [];
+  page.on("websocket", (ws) => urls.push(ws.url()));
+  return urls;
+}
+
+/** Prints why a step is skipped on a server that lacks its routes; true when it should run. */
+async function needs(svc, routes) {
+  for (const [m, p] of routes) {
+    if (!(await svc.hasRoute(m, p))) {
+      console.log(`# skipped: the server does not offer ${m} ${p} (GET /api/openapi.json)`);
+      return false;
+    }
+  }
+  return true;
 }
 
 async function signIn(page, user, { keyboard = false, landing } = {}) {
@@ -458,10 +501,126 @@ async function main() {
       await page.getByTestId("draft-revision").filter({ hasText: "revision 2" }).waitFor();
     });
 
-    await step("refine on a file and a selection: streamed text and tool calls appear before the end", async () => {
-      const urls = await routeStream(page, { delayMs: 10 });
+    await step("refine: streamed text and a tool call appear before the end, through the real proxy (paced model)", async () => {
+      const sockets = recordSockets(page);
       await page.getByTestId("file-tree").getByRole("link", { name: "plan.md" }).click();
-      await page.reload(); // WebSocket routes apply to documents loaded after they are set
+      await page.getByRole("heading", { name: "/THE_SPEC/plan.md" }).waitFor();
+      await watchStream(page);
+      await refine(page, "Write the briefing plan down in more detail.");
+      await page.getByTestId("stream-text").first().waitFor();
+      await checkpoint(page, "refine-live", { axe: false });
+      await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
+      const t = await page.evaluate(() => window.__streamTimes);
+      assert(t.text > 0 && t.tool > 0 && t.end > 0, `stream timings ${JSON.stringify(t)}`);
+      assert(t.text < t.end && t.tool < t.end, `text and a tool call must appear before the end: ${JSON.stringify(t)}`);
+      const streams = sockets.filter((u) => /\/api\/ws\/refinements\//.test(u));
+      assert(streams.length === 1 && !/token|after_seq/.test(streams[0]), `stream connections: ${streams.join(" , ")}`);
+      const tools = await page.getByTestId("stream-tool").count();
+      assert(tools === PACED.turns, `${tools} tool calls shown, the paced model makes ${PACED.turns}`);
+      await page.getByTestId("stream-tool").filter({ hasText: "/THE_SPEC/paced-1.md" }).first().waitFor();
+      const first = await page.getByTestId("stream-text").first().locator(".entry-body").textContent();
+      assert(first.split(/\s+/).filter(Boolean).length >= PACED.chunks, `first text block: ${first}`);
+      await checkpoint(page, "refine-finished", { show: page.getByTestId("stream") });
+    });
+
+    await step("see the change summary and the diff (side by side wide, unified narrow)", async () => {
+      await waitStatus(page, "Ready for review");
+      const diff = page.getByTestId("diff");
+      await diff.waitFor();
+      assert((await diff.getAttribute("data-format")) === "side-by-side", "the wide diff is not side by side");
+      assert((await diff.textContent()).includes("Paced turn 1"), "the diff does not show the new file's text");
+      const summary = await page.getByTestId("change-summary").textContent();
+      assert(summary.includes("/THE_SPEC/paced-1.md") && summary.includes("added"), `summary: ${summary}`);
+      await checkpoint(page, "proposal-diff");
+      await page.setViewportSize(PHONE);
+      await page.locator('[data-testid="diff"][data-format="line-by-line"]').waitFor();
+      await page.setViewportSize(DESKTOP);
+    });
+
+    await step("approve, and see the draft updated", async () => {
+      await page.getByRole("button", { name: "Approve and apply" }).click();
+      await page.getByText(/Applied to the draft: it is now at revision \d+/).waitFor();
+      await waitStatus(page, "Approved");
+      await checkpoint(page, "proposal-approved");
+      await page.getByRole("link", { name: "Open the draft" }).click();
+      await page.getByTestId("file-tree").getByRole("link", { name: "paced-1.md" }).click();
+      await page.locator(".markdown h1", { hasText: "Paced turn 1" }).waitFor();
+      await page.getByTestId("draft-revision").filter({ hasText: "revision 3" }).waitFor();
+      await checkpoint(page, "draft-updated");
+    });
+
+    await step("publish the draft as a version, deploy it, and view it", async () => {
+      await page.getByRole("link", { name: "Versions", exact: true }).click();
+      await page.getByText("Nothing published yet").waitFor();
+      await page.getByRole("button", { name: /Publish the draft as version 1/ }).click();
+      await page.getByText("Published version 1.").waitFor();
+      await page.getByTestId("version-list").getByText("v1").waitFor();
+      await page.getByRole("button", { name: "Deploy version 1" }).click();
+      const dep = page.getByTestId("deployment");
+      await dep.waitFor();
+      assert(/Version 1 (deployment accepted|deployed)/.test(await dep.textContent()), await dep.textContent());
+      assert(/with \d+ agents/.test(await dep.textContent()), `deployment: ${await dep.textContent()}`);
+      await checkpoint(page, "versions-deployed");
+      if (await needs(svc, [["GET", "/api/workflows/{id}/versions/{number}"]])) {
+        await page.getByRole("link", { name: "View version 1" }).click();
+        await page.getByTestId("version-view").getByRole("link", { name: "paced-1.md" }).click();
+        await page.locator(".markdown h1", { hasText: "Paced turn 1" }).waitFor();
+        await checkpoint(page, "version-view");
+      }
+    });
+
+    await step("run the draft with a message and see its output", async () => {
+      await page.getByRole("link", { name: "Runs", exact: true }).click();
+      if (!(await needs(svc, [["POST", "/api/workflows/{id}/runs"], ["GET", "/api/workflows/{id}/runs/{run_id}"]]))) {
+        await page.getByTestId("runs-unavailable").waitFor();
+        await checkpoint(page, "runs-unavailable");
+        return;
+      }
+      const form = page.getByTestId("start-run");
+      await form.waitFor();
+      await checkpoint(page, "runs-empty");
+      const sockets = recordSockets(page);
+      await form.getByLabel("What runs").selectOption("draft");
+      await form.getByLabel("Message").fill("Prepare this week's briefing on our three main competitors.");
+      await watchStream(page);
+      await form.getByRole("button", { name: "Start the run" }).click();
+      await page.getByTestId("stream-text").first().waitFor();
+      await checkpoint(page, "run-live", { axe: false });
+      const output = page.getByTestId("run-output");
+      await output.waitFor({ timeout: 60000 });
+      await page.getByTestId("run-status").filter({ hasText: "Completed" }).waitFor();
+      assert(/Done/.test(await output.textContent()), `run output: ${await output.textContent()}`);
+      await output.getByRole("link", { name: "paced-1.md" }).waitFor();
+      const t = await page.evaluate(() => window.__streamTimes);
+      assert(t.text > 0 && t.tool > 0 && t.text < t.end && t.tool < t.end, `run stream timings ${JSON.stringify(t)}`);
+      assert(sockets.some((u) => /\/api\/ws\/runs\//.test(u) && !/token/.test(u)), `run stream: ${sockets.join(" , ")}`);
+      await checkpoint(page, "run-output", { show: output });
+      await page.getByRole("link", { name: "All runs" }).click();
+      await page.getByTestId("run-list").getByText("Completed").waitFor();
+      await checkpoint(page, "runs-list");
+    });
+
+    await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {
+      await createWorkflow(page, "Release Notes", "Summarise each release for customers");
+      await page.getByTestId("refine-panel").waitFor();
+      await svc.stopEngine();
+      await refine(page, "Add a fact-checking specialist.");
+      const notice = page.getByTestId("engine-unavailable");
+      await notice.waitFor({ timeout: 30000 });
+      const text = await notice.textContent();
+      assert(/The refinement engine is unavailable; retry in \d+ s/.test(text), `notice: ${text}`);
+      await checkpoint(page, "engine-unavailable", { show: notice });
+      // It comes back on the scripted model, whose script the next steps check in detail.
+      await svc.startEngine("scripted");
+      // The countdown retries by itself once the breaker lets calls through again.
+      await page.getByTestId("stream").waitFor({ timeout: 90000 });
+      await waitStatus(page, "Ready for review", 60000);
+      await checkpoint(page, "engine-retry-succeeded");
+    });
+
+    await step("refine on a file and a selection: todos, the working sub-agent, each tool call (scripted model)", async () => {
+      await page.getByRole("link", { name: "Draft", exact: true }).click();
+      await page.getByTestId("file-tree").getByRole("link", { name: "plan.md" }).click();
       await page.getByRole("heading", { name: "/THE_SPEC/plan.md" }).waitFor();
       await page.locator(".markdown h1", { hasText: "Plan" }).waitFor();
       // Select the first paragraph of the rendered plan, as a user would with the mouse.
@@ -476,15 +635,7 @@ async function main() {
       await page.getByTestId("refine-selection").waitFor();
       await watchStream(page);
       await refine(page, "Add a fact-checking specialist: before the Writer drafts the report, a FactChecker verifies each finding.");
-      await page.getByTestId("stream-tool").first().waitFor();
-      await checkpoint(page, "refine-live", { axe: false });
       await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
-      await page.unrouteAll({ behavior: "ignoreErrors" });
-      assert(urls.length === 1 && !/token|after_seq/.test(urls[0]), `stream connections: ${urls.join(" , ")}`);
-      const t = await page.evaluate(() => window.__streamTimes);
-      assert(t.text > 0 && t.tool > 0 && t.end > 0, `stream timings ${JSON.stringify(t)}`);
-      assert(t.text < t.end && t.tool < t.end, `text/tool must appear before the end: ${JSON.stringify(t)}`);
-      assert(/reviewer.*sub-agent of orchestrator/.test(t.subagent), `the working sub-agent was never named: ${JSON.stringify(t)}`);
       const tools = await page.getByTestId("stream-tool").count();
       const texts = await page.getByTestId("stream-text").count();
       assert(tools === SCRIPT_TOOL_CALLS, `${tools} tool calls shown, the script makes ${SCRIPT_TOOL_CALLS}`);
@@ -493,55 +644,28 @@ async function main() {
       assert(first === script.turns[0].content, `first text block: ${first}`);
       const todos = await page.getByTestId("todos").locator("li").count();
       assert(todos === 4, `todo checklist has ${todos} items`);
+      const t = await page.evaluate(() => window.__streamTimes);
+      assert(/reviewer.*sub-agent of orchestrator/.test(t.subagent), `the working sub-agent was never named: ${JSON.stringify(t)}`);
       await page.getByTestId("stream-tool").filter({ hasText: "/THE_CAST/FactChecker.md" }).first().waitFor();
       await page.getByTestId("stream-text").filter({ hasText: "reviewer" }).first().waitFor();
-      await checkpoint(page, "refine-finished", { show: page.getByTestId("stream") });
-    });
-
-    await step("see the change summary and the diff (side by side wide, unified narrow)", async () => {
+      await page.getByText("Focused on /THE_SPEC/plan.md (a selection in it)").waitFor();
       await waitStatus(page, "Ready for review");
-      const diff = page.getByTestId("diff");
-      await diff.waitFor();
-      assert((await diff.getAttribute("data-format")) === "side-by-side", "the wide diff is not side by side");
-      assert((await diff.textContent()).includes("FactChecker"), "the diff does not show the new agent");
-      const summary = await page.getByTestId("change-summary").textContent();
-      assert(summary.includes("/THE_CAST/FactChecker.md") && summary.includes("added"), `summary: ${summary}`);
-      await checkpoint(page, "proposal-diff");
-      await page.setViewportSize(PHONE);
-      await page.locator('[data-testid="diff"][data-format="line-by-line"]').waitFor();
-      await page.setViewportSize(DESKTOP);
+      await checkpoint(page, "refine-scripted", { show: page.getByTestId("stream") });
     });
 
-    await step("approve, and see the draft updated", async () => {
-      await page.getByRole("button", { name: "Approve and apply" }).click();
-      await page.getByText(/Applied to the draft: it is now at revision \d+/).waitFor();
-      await waitStatus(page, "Approved");
-      await checkpoint(page, "proposal-approved");
-      await page.getByRole("link", { name: "Open the draft" }).click();
-      await page.getByTestId("file-tree").getByRole("link", { name: "FactChecker.md" }).click();
-      await page.locator(".markdown h1", { hasText: "FactChecker" }).waitFor();
-      await page.getByTestId("draft-revision").filter({ hasText: "revision 3" }).waitFor();
-      await checkpoint(page, "draft-updated");
-    });
-
-    await step("publish the draft as a version and deploy it", async () => {
-      await page.getByRole("link", { name: "Versions", exact: true }).click();
-      await page.getByText("Nothing published yet").waitFor();
-      await page.getByRole("button", { name: /Publish the draft as version 1/ }).click();
-      await page.getByText("Published version 1.").waitFor();
-      await page.getByTestId("version-list").getByText("v1").waitFor();
-      await page.getByRole("button", { name: "Deploy version 1" }).click();
-      const dep = page.getByTestId("deployment");
-      await dep.waitFor();
-      assert(/Version 1 deployment accepted/.test(await dep.textContent()), await dep.textContent());
-      assert(/4 agents/.test(await dep.textContent()), `deployment: ${await dep.textContent()}`);
-      await checkpoint(page, "versions-deployed");
+    await step("proposals list", async () => {
+      await page.getByRole("link", { name: "Proposals", exact: true }).click();
+      const list = page.getByTestId("proposal-list");
+      await list.waitFor();
+      assert((await list.locator("li").count()) >= 3, "the proposals list misses entries");
+      await list.getByText("Failed").first().waitFor(); // the attempt while the engine was down
+      await checkpoint(page, "proposals");
     });
 
     await step("the live stream reconnects after a drop with after_seq and shows no duplicates", async () => {
       secondWf = await createWorkflow(page, "Support Triage", "Sort incoming tickets");
-      const urls = await routeStream(page, { delayMs: 5, dropAfter: 40 });
-      await page.reload();
+      const urls = await routeStreamDrop(page, 40);
+      await page.reload(); // WebSocket routes apply to documents loaded after they are set
       await page.getByTestId("refine-panel").waitFor();
       await refine(page, "Add a fact-checking specialist.");
       await page.getByTestId("stream-status").filter({ hasText: "Finished" }).waitFor({ timeout: 60000 });
@@ -579,35 +703,26 @@ async function main() {
       const after = await svc.api(ada, "GET", `/workflows/${secondWf}/draft`);
       assert(after.files["/THE_SPEC/plan.md"].content.includes("Changed by a colleague meanwhile."), "the colleague's edit was lost");
       assert(after.files["/THE_CAST/FactChecker.md"], "the refined-again proposal was not applied");
+      if (await svc.hasRoute("POST", "/api/proposals/{id}/retry")) {
+        // POST /retry rejected the conflicting proposal as superseded.
+        const old = await svc.api(ada, "GET", `/proposals/${before.match(/proposals\/([0-9a-f-]{36})/)[1]}`);
+        assert(old.status === "rejected", `the superseded proposal is ${old.status}`);
+      }
     });
 
-    await step("engine down: 'the refinement engine is unavailable; retry in N s', then a successful retry", async () => {
-      await createWorkflow(page, "Release Notes", "Summarise each release for customers");
-      await page.getByTestId("refine-panel").waitFor();
-      await svc.stopEngine();
-      await refine(page, "Add a fact-checking specialist.");
-      const notice = page.getByTestId("engine-unavailable");
-      await notice.waitFor({ timeout: 30000 });
-      const text = await notice.textContent();
-      assert(/The refinement engine is unavailable; retry in \d+ s/.test(text), `notice: ${text}`);
-      await checkpoint(page, "engine-unavailable", { show: notice });
-      await svc.startEngine();
-      // The countdown retries by itself once the breaker lets calls through again.
-      await page.getByTestId("stream").waitFor({ timeout: 90000 });
-      await waitStatus(page, "Ready for review", 60000);
-      await checkpoint(page, "engine-retry-succeeded");
-    });
-
-    await step("proposals list", async () => {
-      await page.getByRole("link", { name: "Proposals", exact: true }).click();
-      const list = page.getByTestId("proposal-list");
+    await step("your proposals across workflows", async () => {
+      await page.getByRole("link", { name: "Your proposals" }).click();
+      await page.getByRole("heading", { name: "Your proposals" }).waitFor();
+      if (!(await needs(svc, [["GET", "/api/proposals"]]))) return;
+      const list = page.getByTestId("my-proposal-list");
       await list.waitFor();
-      assert((await list.locator("li").count()) >= 2, "the proposals list misses entries");
-      await list.getByText("Failed").first().waitFor(); // the attempt while the engine was down
-      await checkpoint(page, "proposals");
+      for (const name of ["Market Briefings", "Release Notes", "Support Triage"]) await list.getByText(name).first().waitFor();
+      await checkpoint(page, "your-proposals");
     });
 
     await step("an expired or revoked session goes back to sign-in with a message", async () => {
+      await page.getByRole("link", { name: "Agentic IDE" }).click();
+      await page.getByTestId("workflow-list").waitFor();
       await page.evaluate(() => {
         const s = JSON.parse(sessionStorage.getItem("agentic-ide.session"));
         s.token = `${s.token.slice(0, -6)}AAAAAA`;
@@ -618,17 +733,16 @@ async function main() {
       await page.getByText(/session has expired/).waitFor();
       await checkpoint(page, "session-expired");
       // Signing in again returns to the page the session ended on.
-      await signIn(page, USERS.ada, { landing: page.getByTestId("proposal-list") });
-      await page.getByRole("link", { name: "Agentic IDE" }).click();
+      await signIn(page, USERS.ada, { landing: page.getByTestId("workflow-list") });
       await page.getByTestId("workflow-list").getByText("Market Briefings").waitFor();
       await checkpoint(page, "workflows");
-      await page.getByRole("button", { name: "Sign out" }).click();
-      await page.getByText("You signed out.").waitFor();
     });
 
+    let grace;
     await step("a second user sees none of the first user's workflows", async () => {
-      const g = await openBrowser("grace");
-      browsers.push(g);
+      grace = await openBrowser("grace");
+      browsers.push(grace);
+      const g = grace;
       await g.page.goto(`${svc.url}/`);
       await signIn(g.page, USERS.grace);
       await g.page.getByText("No workflows yet").waitFor();
@@ -640,6 +754,55 @@ async function main() {
       const token = await svc.login(USERS.grace);
       const list = await svc.api(token, "GET", "/workflows");
       assert(list.items.length === 0, "the API lists Ada's workflows to Grace");
+    });
+
+    await step("settings: rename, share with a viewer (read-only in the console), remove, delete", async () => {
+      await page.goto(`${svc.url}/#/w/${secondWf}/settings`);
+      const rename = page.getByTestId("rename-workflow");
+      await rename.waitFor();
+      if (!(await needs(svc, [["PATCH", "/api/workflows/{id}"], ["GET", "/api/workflows/{id}/members"],
+        ["PUT", "/api/workflows/{id}/members/{user}"], ["DELETE", "/api/workflows/{id}"]]))) {
+        await page.getByTestId("members-unavailable").waitFor();
+        await checkpoint(page, "settings-unavailable");
+        return;
+      }
+      await rename.getByLabel("Name").fill("Support Triage (EU)");
+      await rename.getByRole("button", { name: "Save" }).click();
+      await page.getByRole("heading", { name: /Support Triage \(EU\)/ }).waitFor();
+      const add = page.getByTestId("add-member");
+      await add.getByLabel("Their e-mail").fill(USERS.grace.email);
+      await add.getByLabel("Role").selectOption("viewer");
+      await add.getByRole("button", { name: "Add member" }).click();
+      await page.getByText(`${USERS.grace.name} (${USERS.grace.email}) is now a viewer.`).waitFor();
+      await page.getByTestId("member-list").getByText(USERS.grace.email).waitFor();
+      await checkpoint(page, "settings-members");
+
+      // Grace, a viewer: she sees it, reads it, and cannot change it.
+      const g = grace.page;
+      await g.goto(`${svc.url}/#/`);
+      await g.reload();
+      await g.getByTestId("workflow-list").getByText("Support Triage (EU)").click();
+      await g.getByTestId("file-tree").waitFor();
+      await g.getByText("You can view this workflow; only its owner and editors can change or refine it.").waitFor();
+      assert(!(await g.getByRole("button", { name: "Edit" }).count()), "a viewer is offered Edit");
+      assert(!(await g.getByLabel("What should change?").count()), "a viewer is offered Refine");
+      await checkpoint(g, "viewer-draft");
+      await g.getByRole("link", { name: "Settings", exact: true }).click();
+      await g.getByTestId("member-list").waitFor();
+      assert(!(await g.getByTestId("add-member").count()), "a viewer is offered sharing");
+      assert(!(await g.getByRole("button", { name: /Delete workflow/ }).count()), "a viewer is offered delete");
+
+      // Ada removes her again, then deletes the workflow.
+      await page.getByRole("button", { name: `Remove ${USERS.grace.name}` }).click();
+      await page.getByTestId("member-list").getByText(USERS.grace.email).waitFor({ state: "detached" });
+      await page.getByRole("button", { name: "Delete workflow…" }).click();
+      await checkpoint(page, "settings-delete-confirm");
+      await page.getByRole("button", { name: "Yes, delete it" }).click();
+      await page.getByRole("heading", { name: "Workflows", exact: true }).waitFor();
+      await page.getByTestId("workflow-list").getByText("Market Briefings").waitFor();
+      assert(!(await page.getByText("Support Triage (EU)").count()), "the deleted workflow is still listed");
+      await page.getByRole("button", { name: "Sign out" }).click();
+      await page.getByText("You signed out.").waitFor();
     });
 
     await step("no Content-Security-Policy violation and no page error in the whole session", async () => {
