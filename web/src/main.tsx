@@ -51,7 +51,7 @@ function TopBar({ session }: { session: Session }) {
         <span class="brand-mark" aria-hidden="true">
           A
         </span>
-        <span>Agentic IDE</span>
+        <span class="brand-name">Agentic IDE</span>
       </a>
       <div class="topbar-user">
         <a class="topbar-link" href={href({ page: "myproposals" })}>
