@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages the build, tests and demo need (DESIGN.md §3).
+# Installs the Debian 12 packages the build, tests and demo need (docs/architecture.md#stack).
 # Skips what is already installed; needs root (or sudo) only when something is missing.
 # Used by `make deps`, by .ci/run through `make test`, and by deploy/docker/*.Dockerfile.
 set -euo pipefail

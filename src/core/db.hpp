@@ -1,6 +1,6 @@
 #pragma once
 // Database access over SOCI for SQLite (embedded default) and PostgreSQL
-// (production), one code path (DESIGN.md §3). Pooled sessions + a versioned
+// (production), one code path (docs/architecture.md#stack). Pooled sessions + a versioned
 // migration runner.
 
 #include <chrono>

@@ -1,6 +1,6 @@
 #pragma once
 // Retry with exponential backoff + full jitter, and a circuit breaker
-// (DESIGN.md §5 "Engine client"; R10).
+// (docs/orchestrator-api.md#engine-client).
 
 #include <chrono>
 #include <functional>
@@ -43,9 +43,9 @@ class CircuitBreaker {
   enum class State { closed, open, half_open };
   struct Options {
     int failure_threshold = 5;                 ///< opens when consecutive failures exceed this
-    /// how long the breaker stays open before admitting trial calls (half-open); 30 s per DESIGN.md §5
+    /// how long the breaker stays open before admitting trial calls (half-open); 30 s per docs/orchestrator-api.md#engine-client
     std::chrono::milliseconds open_duration{30000};
-    /// trial calls admitted while half-open; this many successes close it (DESIGN.md §5 "Engine client")
+    /// trial calls admitted while half-open; this many successes close it (docs/orchestrator-api.md#engine-client)
     int half_open_trials = 3;
   };
   explicit CircuitBreaker(Options o);

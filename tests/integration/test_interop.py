@@ -1,6 +1,6 @@
 """Interop with streams recorded from the original Python engine (issue 3 "Must show" 5).
 
-For each pair in ../shared/interop (README there): a fake engine serves the recorded
+For each pair in tests/fixtures/interop (README there): a fake engine serves the recorded
 stream exactly as recorded (HTTP invoke + state, WebSocket events without `seq`) to the
 REAL `ide-orchestrator serve`. Checks:
   1. the proposal completes server-side with no browser connected, and its

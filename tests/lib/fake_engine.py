@@ -8,7 +8,7 @@ close; DELETE /spec-engine/threads/{id} -> 204. The WebSocket server side is a f
 lines of RFC 6455 (handshake + unmasked text frames + close) so one port serves
 HTTP and WebSocket like the real engine.
 
-Environment: INTEROP_DIR or PROJECT_SOURCE_DIR (the recordings live in ../shared/interop).
+Environment: INTEROP_DIR or PROJECT_SOURCE_DIR (the recordings live in tests/fixtures/interop).
 """
 import base64
 import hashlib
@@ -26,7 +26,7 @@ WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 def interop_dir():
     """Directory of the recorded streams: $INTEROP_DIR, else the copy kept in tests/fixtures/interop
-    (taken unchanged from ../shared/interop, the original Python engine's recordings)."""
+    (taken unchanged from the original Python engine's recordings)."""
     return os.environ.get("INTEROP_DIR") or os.path.join(PROJECT_SOURCE_DIR, "tests", "fixtures", "interop")
 
 

@@ -1,4 +1,4 @@
--- Spec Engine schema (DESIGN.md §4 "Durability"). JSON is stored as TEXT,
+-- Spec Engine schema (docs/engine-api.md#durability). JSON is stored as TEXT,
 -- timestamps as RFC 3339 UTC TEXT, so SQLite and PostgreSQL share one code path.
 CREATE TABLE threads (
   thread_id        TEXT PRIMARY KEY,

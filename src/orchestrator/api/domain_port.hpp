@@ -162,7 +162,7 @@ class DomainPort {
   virtual std::pair<ProposalView, DraftView> approve(const std::string& user_id, const std::string& proposal_id) = 0;
   /// completed | failed -> rejected (PreconditionError otherwise; loses races like approve).
   virtual ProposalView reject(const std::string& user_id, const std::string& proposal_id) = 0;
-  /// processing -> cancelled (DESIGN.md §5 "Proposals"); PreconditionError once it left processing,
+  /// processing -> cancelled (docs/orchestrator-api.md#proposals); PreconditionError once it left processing,
   /// NotFoundError when the caller may not see it. The engine thread is scheduled for deletion.
   virtual ProposalView cancel(const std::string& user_id, const std::string& proposal_id) = 0;
   /// True if the user is in proposal_access for the proposal of `thread_id`.

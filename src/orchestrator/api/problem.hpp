@@ -63,7 +63,7 @@ std::string req_string(const nlohmann::json& body, const std::string& name, std:
 void throw_if_invalid(const std::vector<FieldProblem>& errors);
 
 /// Path parameter `name` that must be a UUID; a malformed id is answered like an unknown
-/// one (404 "<resource> <id> was not found"), so ids cannot be probed (DESIGN.md §5 Errors).
+/// one (404 "<resource> <id> was not found"), so ids cannot be probed (docs/orchestrator-api.md#errors).
 std::string uuid_param(const core::http::Request& req, const std::string& name, const std::string& resource);
 
 /// The authenticated caller's user id (set by the auth middleware in
@@ -76,7 +76,7 @@ struct PageQuery {
   int limit = 50;      ///< page size, 1..200
   std::string cursor;  ///< opaque next_cursor of the previous page; "" = first page
 };
-/// Reads `limit` and `cursor` from the query string (DESIGN.md §5 "Shapes": lists paginated).
+/// Reads `limit` and `cursor` from the query string (docs/orchestrator-api.md#pagination).
 /// `limit` must be a whole decimal integer 1..200, else throws ApiError 400 (validation_problem,
 /// field "limit"). `cursor` is copied as is ("" when absent); it is decoded and validated later
 /// by the store (store::decode_cursor throws domain::InvalidError "cursor").

@@ -1,5 +1,5 @@
 #pragma once
-// JSON renderings of domain objects for API responses (DESIGN.md §5 "Shapes":
+// JSON renderings of domain objects for API responses (docs/orchestrator-api.md#shapes:
 // files in the engine shape, RFC 3339 UTC timestamps, UUID ids, pages as
 // {items, next_cursor}).
 
@@ -24,7 +24,7 @@ nlohmann::json render_workflow(const WorkflowView& w);
 /// {id, workflow_id, number, created_by, created_at[, files]}.
 /// Without `files` (for lists).
 nlohmann::json render_version(const store::VersionRecord& v);
-/// With `files` in the engine file shape (DESIGN.md §5 "Shapes"; {} when the view has none).
+/// With `files` in the engine file shape (docs/orchestrator-api.md#shapes; {} when the view has none).
 nlohmann::json render_version(const VersionView& v);
 /// {path, change, lines_added, lines_removed}.
 nlohmann::json render_change(const domain::FileChange& c);
@@ -33,7 +33,7 @@ nlohmann::json render_change(const domain::FileChange& c);
 /// context_selection|null, error|null, created_at, completed_at|null, resolved_at|null,
 /// created_by_user_id, resolved_by_user_id|null}.
 nlohmann::json render_proposal(const store::ProposalRecord& p);
-/// Detail form (R7 GET /api/proposals/{id}): the list form plus `generated_files` (engine file
+/// Detail form (GET /api/proposals/{id}): the list form plus `generated_files` (engine file
 /// shape, null until the proposal completed) and `changes` ([render_change(...)], may be empty).
 nlohmann::json render_proposal(const ProposalView& p);
 

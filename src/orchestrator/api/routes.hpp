@@ -1,5 +1,5 @@
 #pragma once
-// The public API of ide-orchestrator (DESIGN.md §5; documented in docs/openapi.json).
+// The public API of ide-orchestrator (docs/orchestrator-api.md; documented in docs/openapi.json).
 // Each handler parses the request, calls the domain, and renders the result.
 
 #include <functional>
@@ -32,7 +32,7 @@ struct RouteDeps {
 /// Registers every route: /api/... (see docs/openapi.json), /health, /ready, /metrics.
 void register_routes(core::http::Router& router, RouteDeps& deps);
 
-/// Builds the engine job of a refinement (DESIGN.md §4 invoke body): {trace_id, job_id
+/// Builds the engine job of a refinement (docs/engine-api.md#invoke): {trace_id, job_id
 /// (= thread id), agent_definition, input_payload {messages: [{role: "user", content}],
 /// files}}. The user message carries the prompt plus, when given, the context file path
 /// and selection.

@@ -46,7 +46,7 @@ struct FoundToken {
 };
 /// Returns the token from the first source that yields one (a present but unusable source,
 /// e.g. "Basic ..." or an empty token, falls through to the next); nullopt when none does.
-/// Never throws. Does not verify the token (see jwt.hpp). DESIGN.md §5 API (WebSocket).
+/// Never throws. Does not verify the token (see jwt.hpp). docs/orchestrator-api.md#websocket-proxy.
 std::optional<FoundToken> find_token(std::string_view authorization, std::string_view websocket_protocol,
                                      std::string_view raw_query);
 

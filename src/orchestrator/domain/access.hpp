@@ -1,5 +1,5 @@
 #pragma once
-// Authorization rules shared by the services (DESIGN.md §5, R6): a workflow is visible
+// Authorization rules shared by the services (docs/orchestrator-api.md#authorization): a workflow is visible
 // to its members (the owner is a member with role "owner"); a proposal is visible to
 // users listed in proposal_access. Anything invisible is NotFoundError, never 403.
 // Writes need role owner|editor (ForbiddenError for viewers, who can already see it);

@@ -1,5 +1,5 @@
 #pragma once
-// Audit log: who decided what, when (DESIGN.md §5 "Every decision goes to an audit log").
+// Audit log: who decided what, when (docs/orchestrator-api.md#audit-log).
 // Actions written by the services: workflow.create, workflow.publish, workflow.deploy,
 // workflow.member, draft.update, draft.delete, proposal.create, proposal.completed,
 // proposal.failed, proposal.approve, proposal.reject, proposal.cancel, proposal.expired.

@@ -1,6 +1,6 @@
 #pragma once
 // Drafts: the one mutable working copy of a workflow's files, with a revision counter for
-// optimistic concurrency (DESIGN.md §5: GET /api/workflows/{id}/draft,
+// optimistic concurrency (docs/orchestrator-api.md#workflows-drafts-and-versions: GET /api/workflows/{id}/draft,
 // PUT /api/workflows/{id}/draft/files {files, base_revision}, DELETE /api/drafts/{id}).
 
 #include <string>

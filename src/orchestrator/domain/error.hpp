@@ -2,7 +2,7 @@
 // Typed errors of the orchestrator domain layer. Every service method documents
 // which of these it throws; the API layer maps them to RFC 9457 problem details
 // with `http_status()` (a resource the caller may not see is not_found -> 404,
-// never 403: DESIGN.md §5 "Errors").
+// never 403: docs/orchestrator-api.md#errors).
 
 #include <stdexcept>
 #include <string>
@@ -78,7 +78,7 @@ class ConflictError : public Error {
   ConflictError(const std::string& message, std::vector<std::string> paths = {},
                 nlohmann::json details = nlohmann::json::object())
       : Error(ErrorKind::conflict, message, with_paths(std::move(details), paths)), paths_(std::move(paths)) {}
-  /// Conflicting absolute file paths (DESIGN.md §5 "Proposals": 409 naming the paths); empty
+  /// Conflicting absolute file paths (docs/orchestrator-api.md#proposals: 409 naming the paths); empty
   /// for non-merge conflicts. When non-empty, details() also carries them as "paths".
   const std::vector<std::string>& paths() const noexcept { return paths_; }
 

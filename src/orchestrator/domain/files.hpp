@@ -1,6 +1,6 @@
 #pragma once
-// The workflow file tree in the engine's file shape (DESIGN.md §4 "Events", §5
-// "Shapes"): a map from absolute path to {"content": [lines], "created_at",
+// The workflow file tree in the engine's file shape (docs/engine-api.md#events,
+// docs/orchestrator-api.md#shapes): a map from absolute path to {"content": [lines], "created_at",
 // "modified_at"}. Used by drafts, versions and proposals alike. Lines and the rules for
 // paths, content and sizes are the shared file model of core/files.hpp (docs/files.md),
 // the same the engine applies, so a file one service accepts the other accepts too.

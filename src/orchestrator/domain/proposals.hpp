@@ -1,6 +1,6 @@
 #pragma once
-// Proposals: the result of one refinement run, reviewed by a person (DESIGN.md §5
-// "Proposals", "Hybrid event processing"; R3, R4, R7, R10).
+// Proposals: the result of one refinement run, reviewed by a person (see
+// docs/orchestrator-api.md#proposals, #hybrid-event-processing).
 //
 // State machine (anything else -> PreconditionError {"current_status"}):
 //   processing -> completed   finalise()          (tracker; idempotent)
@@ -200,7 +200,7 @@ class ProposalService {
   /// engine_failed or engine_gone), so it is no longer re-checked. No-op for other proposals.
   void settle_unreachable_failure(const std::string& proposal_id, FailureKind kind);
 
-  /// Fails every processing proposal created more than `ttl` ago (DESIGN.md: 24 h), marks
+  /// Fails every processing proposal created more than `ttl` ago (docs/orchestrator-api.md#proposals: 24 h), marks
   /// their engine threads for cleanup and returns the thread ids.
   std::vector<std::string> fail_stale(std::chrono::seconds ttl);
 
@@ -217,7 +217,7 @@ class ProposalService {
   /// All processing proposals (tracker start-up: resume one tracker per proposal).
   std::vector<Proposal> list_processing();
 
-  /// Tracker lease (one tracker per proposal across replicas, DESIGN.md §6): takes the lease
+  /// Tracker lease (one tracker per proposal across replicas, docs/orchestrator-api.md#hybrid-event-processing): takes the lease
   /// if it is free, expired, or already `owner`'s, and the proposal is processing.
   bool try_acquire_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
   /// Extends `owner`'s lease; false if it was lost (stop tracking) or the proposal left processing.

@@ -234,7 +234,7 @@ Version WorkflowService::publish(const std::string& actor, const std::string& wo
 }
 
 void validate_definition(const nlohmann::json& def, const std::string& field) {
-  // One rule set for both services: the engine's own validator (DESIGN.md §4 "Agent definition"),
+  // One rule set for both services: the engine's own validator (docs/engine-api.md#agent-definition),
   // so a definition that deploys is one the engine runs.
   const auto errors = spec_engine::runtime::validate_definition(def, field);
   if (errors.empty()) return;

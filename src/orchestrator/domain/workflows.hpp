@@ -1,5 +1,5 @@
 #pragma once
-// Workflows, their members, immutable versions and deployment (DESIGN.md §5 API:
+// Workflows, their members, immutable versions and deployment (docs/orchestrator-api.md#workflows-drafts-and-versions:
 // /api/workflows, /versions, /deploy). Every method takes the acting user's id and
 // enforces visibility (domain/access.hpp): invisible -> NotFoundError.
 
@@ -158,7 +158,7 @@ class WorkflowService {
 /// characters); InvalidError("name").
 void validate_workflow_name(const std::string& name);
 
-/// Checks an engine agent definition (DESIGN.md §4 "Runtime"); throws InvalidError(field, ...)
+/// Checks an engine agent definition (docs/engine-api.md#agent-definition); throws InvalidError(field, ...)
 /// naming the first problem ("/definition.json: graph.entryPoint ...").
 void validate_definition(const nlohmann::json& def, const std::string& field = "/definition.json");
 

@@ -53,7 +53,7 @@ struct VersionRecord {
   std::string created_by, created_at;
 };
 
-/// Proposal lifecycle (DESIGN.md §5 "Proposals"):
+/// Proposal lifecycle (docs/orchestrator-api.md#proposals):
 /// processing -> completed | failed | cancelled; completed -> approved | rejected; failed -> rejected.
 enum class ProposalStatus { processing, completed, failed, cancelled, approved, rejected };
 /// Lower-case name as stored and shown ("processing", ...).

@@ -87,7 +87,7 @@ bool insert_if_missing(soci::session& sql, const DraftRecord& d);
 /// On PostgreSQL this also locks the draft row until the transaction ends.
 bool bump_revision(soci::session& sql, const std::string& id, std::optional<long long> expected,
                    const std::string& at);
-/// All files of the draft, keyed by absolute path (engine file shape, DESIGN.md §5 "Shapes");
+/// All files of the draft, keyed by absolute path (engine file shape, docs/orchestrator-api.md#shapes);
 /// empty if none. Throws std::runtime_error if stored content is corrupt.
 domain::FileMap load_files(soci::session& sql, const std::string& draft_id);
 /// Inserts the file or, if `path` exists, replaces its content and modified_at (created_at is
@@ -126,7 +126,7 @@ domain::FileMap load_files(soci::session& sql, const std::string& version_id);
 namespace proposals {
 /// Inserts the proposals row with engine_cleanup_pending = 0; lease, completed_at,
 /// resolved_at and resolved_by_user_id are not written (NULL). Throws soci::soci_error on a
-/// duplicate id or thread_id (unique, R4).
+/// duplicate id or thread_id (unique).
 void insert(soci::session& sql, const ProposalRecord& p);
 /// Adds or updates a proposal_access row; `access_type` is "owner" | "reviewer" | "viewer"
 /// (CHECK constraint; anything else throws soci::soci_error). `at` is RFC 3339 UTC.
@@ -182,14 +182,14 @@ struct Transition {
     return t;
   }
 };
-/// See Transition above. `from` must be non-empty; `to` and `from` follow DESIGN.md §5
-/// "Proposals" (not checked here).
+/// See Transition above. `from` must be non-empty; `to` and `from` follow
+/// docs/orchestrator-api.md#proposals (not checked here).
 long long transition(soci::session& sql, const std::string& id, const std::vector<ProposalStatus>& from,
                      ProposalStatus to, const Transition& t);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first.
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
 /// Sets engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` once the engine thread
-/// was deleted (R4).
+/// was deleted (docs/orchestrator-api.md#proposals).
 void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at);
 /// (id, thread_id) of failed proposals that completed before `before` (RFC 3339), have no
 /// cleanup pending and whose engine thread was never deleted; oldest first, at most `limit`.

@@ -1,5 +1,5 @@
 #pragma once
-// Parsing and validation of POST /spec-engine/invoke (DESIGN.md §4 "API"):
+// Parsing and validation of POST /spec-engine/invoke (docs/engine-api.md):
 // plain JSON (application/json), a structured CloudEvent (application/cloudevents+json,
 // CloudEvents 1.0 JSON format §3, job in `data`) or a binary CloudEvent
 // (CloudEvents 1.0 HTTP binding §3.1: ce-* headers, body = job).

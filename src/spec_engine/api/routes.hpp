@@ -1,5 +1,5 @@
 #pragma once
-// HTTP/WebSocket endpoints of the Spec Engine (DESIGN.md §4 "API"):
+// HTTP/WebSocket endpoints of the Spec Engine (docs/engine-api.md):
 //   POST   /spec-engine/invoke                   202 {"thread_id","status":"started"}
 //   GET    /spec-engine/state/{thread_id}        200 state | 404
 //   WS     /spec-engine/stream/{thread_id}[?after_seq=N]  replay + live, close 1000 after `end`

@@ -1,5 +1,5 @@
 #pragma once
-// NATS JetStream job intake and status publishing (DESIGN.md §4; deploy/claims/spec-engine.yaml):
+// NATS JetStream job intake and status publishing (docs/engine-api.md#nats-jetstream; deploy/claims/spec-engine.yaml):
 //  - ensures the stream (default AGENT_EXECUTE, subjects agent.execute.*) and the durable
 //    pull consumer (default spec-engine, explicit ack) exist, then fetches on its own thread;
 //  - each message is a job: a structured CloudEvent 1.0 (application/cloudevents+json, job in

@@ -35,7 +35,7 @@
 
 namespace spec_engine::bus {
 
-/// A validated job (DESIGN.md §4 invoke body) plus request context.
+/// A validated job (docs/engine-api.md#invoke) plus request context.
 struct Job {
   std::string job_id;               ///< becomes the thread id
   std::string trace_id;             ///< job.trace_id ("" when absent)

@@ -1,5 +1,5 @@
 #pragma once
-// Chooses and holds the model of each node of one run (DESIGN.md §4 "Model providers").
+// Chooses and holds the model of each node of one run (docs/engine-api.md#model-providers).
 // Selection, first match wins:
 //   1. ModelSettings::provider_override "scripted:/path/script.json" -> one scripted model for
 //      every node (one shared cursor); "openai" / "openai:MODEL" -> openai for every node

@@ -1,5 +1,5 @@
 #pragma once
-// The model interface of the runtime (DESIGN.md §4 "Model providers"): one
+// The model interface of the runtime (docs/engine-api.md#model-providers): one
 // streaming chat call — system prompt + message history + tool schemas in,
 // content deltas (callback) and a final assistant turn with tool calls and token
 // usage out. A call is a coroutine (core::async::Task): waiting for the model never

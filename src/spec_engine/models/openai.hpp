@@ -64,7 +64,7 @@ class OpenAiModel : public ChatModel {
   /// attempts)").
   core::async::Task<ModelTurn> complete(const ModelRequest& request, const DeltaSink& on_delta,
                                         std::stop_token stop) override;
-  /// Always "openai" (DESIGN.md §4 "Model providers").
+  /// Always "openai" (docs/engine-api.md#model-providers).
   std::string provider() const override { return "openai"; }
   /// cfg.model, for logs and events.
   std::string model_name() const override { return cfg_.model; }

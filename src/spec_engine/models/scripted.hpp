@@ -1,5 +1,5 @@
 #pragma once
-// The `scripted` model provider (DESIGN.md §4 "Model providers"): replays a JSON
+// The `scripted` model provider (docs/engine-api.md#model-providers): replays a JSON
 // script of assistant turns. THE FORMAT IS A CONTRACT (tests, demo, outside checks):
 //   {"turns": [{"node": "orchestrator",            // optional; must match the calling agent
 //               "content": "text",                 // optional; streamed as word-ish deltas

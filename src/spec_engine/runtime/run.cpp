@@ -1,4 +1,4 @@
-// The agent loop (DESIGN.md §4 "Loop per agent"): run.hpp's execute().
+// The agent loop (docs/engine-api.md#runs-and-limits): run.hpp's execute().
 //
 // One step = one model call of one agent plus the execution of the tool calls it
 // asked for; after each step the state is checkpointed, then on_state_update is

@@ -28,7 +28,7 @@ struct FieldError {
   std::string message;
 };
 
-/// Checks an agent definition (DESIGN.md §4 "Agent definition"): graph.nodes[]
+/// Checks an agent definition (docs/engine-api.md#agent-definition): graph.nodes[]
 /// non-empty, unique ids, type AgentNode, data.name/system_prompt, tools each a
 /// built-in name, a delegation-target id or "task" (only with an outgoing edge),
 /// edges referencing existing nodes, entryPoint an existing node. Returns every
@@ -36,7 +36,7 @@ struct FieldError {
 std::vector<FieldError> validate_definition(const nlohmann::json& definition,
                                             const std::string& prefix = "agent_definition");
 
-/// Checks an invoke's input_payload (DESIGN.md §4 "Initial state"): `messages` a string or
+/// Checks an invoke's input_payload (docs/engine-api.md#input-payload): `messages` a string or
 /// a list of {role: user|assistant|system, content: string} (strings allowed as items);
 /// `files` a map absolute path -> {"content": [lines] | string, created_at?, modified_at?}
 /// (or a bare string) within the virtual file system limits (1 MiB per file, 500 files,
@@ -44,7 +44,7 @@ std::vector<FieldError> validate_definition(const nlohmann::json& definition,
 std::vector<FieldError> validate_input_payload(const nlohmann::json& payload,
                                                const std::string& prefix = "input_payload");
 
-/// Limits on one run (DESIGN.md §4 "Loop per agent").
+/// Limits on one run (docs/engine-api.md#runs-and-limits).
 struct RunLimits {
   int max_steps = 100;                          ///< model calls across all agents of the run
   /// Wall-clock budget for the whole run (time before a restart included). Enforced at any

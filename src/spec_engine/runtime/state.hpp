@@ -29,7 +29,7 @@ namespace spec_engine::runtime {
 
 /// One agent on the stack.
 struct Frame {
-  std::string node;                                   ///< agent node id (graph.nodes[].id, DESIGN.md §4)
+  std::string node;                                   ///< agent node id (graph.nodes[].id, docs/engine-api.md#agent-definition)
   nlohmann::json messages = nlohmann::json::array();  ///< history, models/model.hpp shape, no system prompt
   nlohmann::json todos = nlohmann::json::array();     ///< [{"content", "status"}] as set by write_todos
   std::string task_call_id;  ///< parent's task tool-call id; "" for the entry agent

@@ -1,4 +1,4 @@
-// validate_definition / validate_input_payload (run.hpp; DESIGN.md §4 "Agent definition").
+// validate_definition / validate_input_payload (run.hpp; docs/engine-api.md#agent-definition).
 #include <map>
 #include <set>
 

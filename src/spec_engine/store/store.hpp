@@ -1,5 +1,5 @@
 #pragma once
-// Persistence of the Spec Engine (DESIGN.md §4 "Durability"): threads (one per
+// Persistence of the Spec Engine (docs/engine-api.md#durability): threads (one per
 // job), their events (seq 1.. per thread) and the latest checkpoint of each run, plus
 // thread ownership for replicas (owner, lease, epoch; docs/event-path-and-replicas.md
 // "Ownership: leases and epochs"). One SQL code path for SQLite and PostgreSQL over
@@ -22,7 +22,7 @@
 
 namespace spec_engine::store {
 
-/// Status of a thread (DESIGN.md §4 API "state"). Terminal: completed, failed, cancelled.
+/// Status of a thread (docs/engine-api.md#state). Terminal: completed, failed, cancelled.
 inline constexpr const char* kQueued = "queued";
 inline constexpr const char* kRunning = "running";
 inline constexpr const char* kCompleted = "completed";
@@ -57,7 +57,7 @@ struct ThreadRecord {
   nlohmann::json to_state_json() const;
 };
 
-/// One stored event. Wire shape (DESIGN.md §4 "Events"):
+/// One stored event. Wire shape (docs/engine-api.md#events):
 /// {"event_type", "data", "seq", "thread_id", "ts"}.
 struct EventRecord {
   std::string thread_id;

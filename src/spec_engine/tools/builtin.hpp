@@ -1,5 +1,5 @@
 #pragma once
-// The deepagents built-in tools (DESIGN.md §4 "Built-in tools") over the run's
+// The deepagents built-in tools (docs/engine-api.md#built-in-tools) over the run's
 // virtual file system, with the deepagents argument names:
 //   ls {path?}, read_file {file_path, offset?, limit?}, write_file {file_path, content},
 //   edit_file {file_path, old_string, new_string, replace_all?}, glob {pattern},

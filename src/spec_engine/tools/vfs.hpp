@@ -1,5 +1,5 @@
 #pragma once
-// The run's virtual file system (DESIGN.md §4 "Built-in tools"): an in-memory map
+// The run's virtual file system (docs/engine-api.md#built-in-tools): an in-memory map
 // of absolute path -> file, in the deepagents file shape
 //   {"/path": {"content": ["line", ...], "created_at": RFC3339, "modified_at": RFC3339}}.
 // Text <-> lines and the rules for paths, content and sizes are the shared file model

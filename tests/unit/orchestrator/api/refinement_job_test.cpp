@@ -1,4 +1,4 @@
-// The engine job of a refinement (DESIGN.md §4 invoke body, §5 Refinements).
+// The engine job of a refinement (docs/engine-api.md#invoke, docs/orchestrator-api.md#refinements).
 #include <fstream>
 #include <set>
 #include <sstream>

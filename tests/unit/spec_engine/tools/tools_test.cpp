@@ -1,4 +1,4 @@
-// Built-in tools over the virtual file system (DESIGN.md §4 "Built-in tools").
+// Built-in tools over the virtual file system (docs/engine-api.md#built-in-tools).
 #include <gtest/gtest.h>
 
 #include <atomic>
