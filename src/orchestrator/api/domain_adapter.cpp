@@ -225,12 +225,15 @@ void DomainAdapter::delete_draft(const std::string& user_id, const std::string& 
 store::ProposalRecord DomainAdapter::create_proposal(const std::string& user_id, const std::string& workflow_id,
                                                      const std::string& thread_id, const std::string& user_prompt,
                                                      const std::optional<std::string>& context_file_path,
-                                                     const std::optional<std::string>& context_selection) {
+                                                     const std::optional<std::string>& context_selection,
+                                                     const std::string& lease_owner, std::chrono::seconds lease_ttl) {
   domain::CreateProposalInput in;
   in.user_prompt = user_prompt;
   in.context_file_path = context_file_path;
   in.context_selection = context_selection;
   in.thread_id = thread_id;
+  in.lease_owner = lease_owner;
+  in.lease_ttl = lease_ttl;
   return impl_->proposals.create(user_id, workflow_id, in);
 }
 

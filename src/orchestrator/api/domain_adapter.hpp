@@ -63,7 +63,8 @@ class DomainAdapter : public DomainPort {
                                         const std::string& thread_id,
                                         const std::string& user_prompt,
                                         const std::optional<std::string>& context_file_path,
-                                        const std::optional<std::string>& context_selection) override;
+                                        const std::optional<std::string>& context_selection,
+                                        const std::string& lease_owner, std::chrono::seconds lease_ttl) override;
   void fail_proposal(const std::string& thread_id, const std::string& error, domain::FailureKind kind) override;
   ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) override;
   store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,

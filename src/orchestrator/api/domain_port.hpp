@@ -5,6 +5,7 @@
 // Every method that takes `user_id` enforces visibility: a resource the user may not
 // see throws domain::NotFoundError (-> 404). Errors are domain::Error subclasses.
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -131,12 +132,16 @@ class DomainPort {
 
   /// Records a new `processing` proposal for `thread_id`, creating the draft if missing and
   /// snapshotting its files as `base_files` (seed these into the engine run); grants the user
-  /// access (owner). Returns the proposal.
+  /// access (owner). A non-empty `lease_owner` (this replica's tracker) holds the proposal's
+  /// tracker lease for `lease_ttl` from the start, so no other replica takes it over while the
+  /// engine is being invoked. Returns the proposal.
   virtual store::ProposalRecord create_proposal(const std::string& user_id, const std::string& workflow_id,
                                                 const std::string& thread_id,
                                                 const std::string& user_prompt,
                                                 const std::optional<std::string>& context_file_path,
-                                                const std::optional<std::string>& context_selection) = 0;
+                                                const std::optional<std::string>& context_selection,
+                                                const std::string& lease_owner,
+                                                std::chrono::seconds lease_ttl) = 0;
   /// Marks the proposal of `thread_id`, whose engine job could not be started, failed with `error`;
   /// `kind` records why (engine_unreachable failures are re-checked and may come back completed).
   virtual void fail_proposal(const std::string& thread_id, const std::string& error, domain::FailureKind kind) = 0;

@@ -196,9 +196,13 @@ Response start_refinement(RouteDeps& d, Request& req) {
   const auto& ctx_sel = c.context_selection;
 
   // Record first (creates the draft if missing and snapshots its files), so the tracker or a
-  // restarted process can always find the thread; then invoke the engine with those files.
+  // restarted process can always find the thread; then invoke the engine with those files. The
+  // record carries this replica's tracker lease: other replicas leave it alone during the invoke.
   const std::string thread_id = core::uuid4();
-  return invoke_refinement(d, req, d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel));
+  return invoke_refinement(d, req,
+                           d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel,
+                                                    d.tracker ? d.tracker->instance_id() : std::string(),
+                                                    d.tracker ? d.tracker->lease_seconds() : std::chrono::seconds{0}));
 }
 
 /// Starts the engine run of a proposal just recorded in `processing` (refinement or retry) and

@@ -96,6 +96,10 @@ Proposal ProposalService::insert(soci::session& sql, const std::string& actor, c
   p.base_files = draft.files;
   p.created_at = core::now_rfc3339();
   p.created_by_user_id = actor;
+  if (!in.lease_owner.empty()) {
+    p.lease_owner = in.lease_owner;
+    p.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
+  }
   store::proposals::insert(sql, p);
   store::proposals::grant_access(sql, p.id, actor, "owner", p.created_at);
   if (wf.owner_id != actor) store::proposals::grant_access(sql, p.id, wf.owner_id, "reviewer", p.created_at);

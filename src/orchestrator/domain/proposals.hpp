@@ -44,6 +44,12 @@ struct CreateProposalInput {
   std::optional<std::string> context_file_path;  ///< an absolute workflow path
   std::optional<std::string> context_selection;  ///< <= 20000 bytes
   std::string thread_id;  ///< engine thread/job id chosen by the caller (1..128 of [A-Za-z0-9_-])
+  /// Tracker lease written with the row: the replica that records the proposal and invokes the
+  /// engine holds it (lease_owner, expiring lease_ttl from now), so another replica's sweeper
+  /// cannot take over a proposal whose invoke is still in flight (the engine would not know the
+  /// thread yet, and the proposal would be failed as gone). "" = no lease (no tracker).
+  std::string lease_owner;
+  std::chrono::seconds lease_ttl{0};  ///< with lease_owner; at least 1 s
 };
 
 /// GET /api/proposals/{id}: the proposal plus a per-file change summary of what the run

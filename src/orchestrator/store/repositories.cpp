@@ -600,15 +600,18 @@ std::vector<std::pair<std::string, std::string>> id_thread_pairs(soci::session& 
 void insert(soci::session& sql, const ProposalRecord& p) {
   NullableParam draft(p.draft_id), cfp(p.context_file_path), csel(p.context_selection), err(p.error);
   NullableParam gen(p.generated_files ? std::optional<std::string>(files_blob(*p.generated_files)) : std::nullopt);
+  NullableParam lease_owner(p.lease_owner), lease_expires(p.lease_expires_at);
   const std::string base = files_blob(p.base_files);
   const std::string status = to_string(p.status);
   sql << "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
          "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
-         "engine_cleanup_pending) VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0)",
+         "engine_cleanup_pending, lease_owner, lease_expires_at) "
+         "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le)",
       soci::use(p.id), soci::use(p.workflow_id), soci::use(draft.value, draft.ind), soci::use(p.thread_id),
       soci::use(status), soci::use(p.user_prompt), soci::use(cfp.value, cfp.ind), soci::use(csel.value, csel.ind),
       soci::use(gen.value, gen.ind), soci::use(base), soci::use(err.value, err.ind), soci::use(p.created_at),
-      soci::use(p.created_by_user_id);
+      soci::use(p.created_by_user_id), soci::use(lease_owner.value, lease_owner.ind),
+      soci::use(lease_expires.value, lease_expires.ind);
 }
 
 void grant_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id,

@@ -124,9 +124,9 @@ domain::FileMap load_files(soci::session& sql, const std::string& version_id);
 }  // namespace versions
 
 namespace proposals {
-/// Inserts the proposals row with engine_cleanup_pending = 0; lease, completed_at,
-/// resolved_at and resolved_by_user_id are not written (NULL). Throws soci::soci_error on a
-/// duplicate id or thread_id (unique).
+/// Inserts the proposals row with engine_cleanup_pending = 0 and the lease columns of `p`
+/// (NULL when unset); completed_at, resolved_at and resolved_by_user_id are not written
+/// (NULL). Throws soci::soci_error on a duplicate id or thread_id (unique).
 void insert(soci::session& sql, const ProposalRecord& p);
 /// Adds or updates a proposal_access row; `access_type` is "owner" | "reviewer" | "viewer"
 /// (CHECK constraint; anything else throws soci::soci_error). `at` is RFC 3339 UTC.

@@ -118,6 +118,9 @@ class Tracker {
   bool wait_idle(std::chrono::milliseconds timeout) const;
   /// This replica's lease owner id.
   const std::string& instance_id() const { return options_.instance_id; }
+  /// Length of the leases this tracker takes and renews: lease_ttl rounded up to whole seconds
+  /// (at least 1 s).
+  std::chrono::seconds lease_seconds() const;
 
   struct Job;
 
@@ -130,7 +133,6 @@ class Tracker {
                                  const nlohmann::json& generated_files);
   FinaliseResult fail_thread(const std::string& proposal_id, const std::string& thread_id, const std::string& error,
                              domain::FailureKind kind);
-  std::chrono::seconds lease_seconds() const;
 
   core::db::Database& db_;
   domain::ProposalService proposals_;  ///< the domain layer: finalise, leases, stale, cleanup

@@ -744,6 +744,38 @@ TYPED_TEST(Services, LeasesRenewInOneStatementAndClaimableListsFreeAndExpired) {
   EXPECT_TRUE(this->proposals->renew_leases("replica-a", 60s).empty());
 }
 
+// The replica that records a proposal holds its tracker lease from the start: while it invokes
+// the engine, another replica's sweeper must not take the proposal over (the engine does not
+// know the thread yet, and the proposal would be failed as gone).
+TYPED_TEST(Services, AProposalRecordedWithALeaseIsLeftToItsReplica) {
+  const auto w = this->small_workflow(this->alice);
+  CreateProposalInput in;
+  in.user_prompt = "add a web-search specialist";
+  in.thread_id = core::uuid4();
+  in.lease_owner = "replica-a";
+  in.lease_ttl = 30s;
+  const auto p = this->proposals->create(this->alice, w.workflow.id, in);
+  const auto unleased = this->start(this->alice, w.workflow.id);
+  EXPECT_EQ(this->proposals->get(this->alice, p.id).proposal.lease_owner, std::optional<std::string>("replica-a"));
+  std::set<std::string> for_b, for_a;
+  for (const auto& c : this->proposals->list_claimable("replica-b")) for_b.insert(c.proposal_id);
+  for (const auto& c : this->proposals->list_claimable("replica-a")) for_a.insert(c.proposal_id);
+  EXPECT_FALSE(for_b.count(p.id));
+  EXPECT_TRUE(for_b.count(unleased.id));
+  EXPECT_TRUE(for_a.count(p.id));
+  EXPECT_TRUE(for_a.count(unleased.id));
+  EXPECT_FALSE(this->proposals->try_acquire_lease(p.id, "replica-b", 30s));
+  EXPECT_TRUE(this->proposals->try_acquire_lease(p.id, "replica-a", 30s));  // its own tracker takes it
+  EXPECT_EQ(this->proposals->renew_leases("replica-a", 60s), std::vector<std::string>{p.id});
+  // Once the recording replica is gone its lease expires, and another takes over.
+  in.thread_id = core::uuid4();
+  in.lease_ttl = 0s;  // rounded up to 1 s
+  const auto short_lived = this->proposals->create(this->alice, w.workflow.id, in);
+  EXPECT_FALSE(this->proposals->try_acquire_lease(short_lived.id, "replica-b", 30s));
+  std::this_thread::sleep_for(2100ms);
+  EXPECT_TRUE(this->proposals->try_acquire_lease(short_lived.id, "replica-b", 30s));
+}
+
 TYPED_TEST(Services, UnreachableFailureCanBeRestoredOnceOthersCannot) {
   const auto w = this->small_workflow(this->alice);
   const auto unsure = this->start(this->alice, w.workflow.id);
