@@ -12,7 +12,6 @@ model requests per conversation (= per thread). Each test proves one mechanism:
 - DELETE on a non-owner stops the run on the owner;
 - a second process on the same SQLite data directory refuses to start.
 """
-import asyncio
 import json
 import os
 import subprocess
@@ -22,10 +21,10 @@ import unittest
 import uuid
 
 import testkit
-from testkit import Engine, http, wait_until, ws_collect
+from testkit import Engine, collect_many, http, wait_until, ws_collect
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
-from fake_openai import FakeOpenAI  # noqa: E402
+from fake_openai import FakeOpenAI, file_script  # noqa: E402
 
 # Short leases keep the suite fast; set these to measure other values (e.g. the defaults,
 # 15000 and 5000): the tests' time limits follow them.
@@ -36,35 +35,8 @@ PACE = 0.05  # seconds between 5-character content pieces
 
 
 def script(turns=TURNS, text_len=60):
-    """`turns` model turns; each but the last writes one file. ~text_len/5 paced pieces each."""
-    out = []
-    for i in range(turns - 1):
-        out.append({"content": f"step {i} " + "x" * text_len,
-                    "tool_calls": [{"id": f"c{i}", "name": "write_file",
-                                    "arguments": {"file_path": f"/step{i}.md", "content": f"step {i}\n"}}]})
-    out.append({"content": "all done " + "y" * text_len})
-    return out
-
-
-async def _collect_many(urls, timeout):
-    import websockets
-
-    async def one(url):
-        events = []
-        async with websockets.connect(url, open_timeout=10, close_timeout=5, max_size=None) as ws:
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout)
-                except websockets.ConnectionClosed:
-                    break
-                events.append(json.loads(raw))
-            return events, ws.close_code
-    return await asyncio.gather(*(one(u) for u in urls))
-
-
-def collect_many(urls, timeout=60):
-    """Follows several streams at once to their close; [(events, close_code)]."""
-    return asyncio.run(_collect_many(urls, timeout))
+    """`turns` model turns; each but the last writes one file (fake_openai.file_script)."""
+    return file_script(turns, text_len)
 
 
 class ReplicaCase(unittest.TestCase):

@@ -6,12 +6,14 @@ python3-websockets 10.4). Used by every test module directly and by e2ekit.py
 - Proc: a child process with its log file
 - Engine: start/stop the real `spec-engine` binary on a loopback port with a temp data dir
 - http(): one request with urllib, returns (status, headers, body-as-JSON-or-bytes)
-- ws_collect() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
+- ws_collect() / collect_many() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
 - FakeOpenAiCase: a TestCase base running engines against local fake OpenAI servers
 - make_pg_database() / pg_url_for(): PostgreSQL databases on TEST_PG_URL
+- PgCluster: a PostgreSQL server of one test's own (to restart it)
 - definitions and scripts for the scripted model
 """
 import asyncio
+import glob
 from http.client import HTTPException
 import json
 import os
@@ -160,6 +162,69 @@ def make_pg_database(prefix="se_it"):
     return pg_url_for(name)
 
 
+class PgCluster:
+    """A PostgreSQL cluster of one test's own (initdb + pg_ctl in a temp dir, a free loopback
+    port, trust auth; as the `postgres` user when run as root, like scripts/with-test-services.sh),
+    for tests that restart or stop the server: the shared TEST_PG_URL server is used by tests
+    running in parallel. url(dbname) names a database on it; restart() is `pg_ctl restart`."""
+
+    def __init__(self):
+        bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+        if not bins:
+            raise unittest.SkipTest("PostgreSQL server binaries not found")
+        self.bin = bins[-1]
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="pg-cluster-")
+        os.chmod(self.dir, 0o755)
+        self.data = os.path.join(self.dir, "data")
+        self.log_path = os.path.join(self.dir, "server.log")
+        self.runas = []
+        if os.getuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+            self.runas = ["runuser", "-u", "postgres", "--"]
+
+    def _run(self, *args, timeout=60):
+        r = subprocess.run(self.runas + list(args), capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(args[:2])} failed ({r.returncode}): {r.stdout}{r.stderr}\n"
+                               f"{self.log()[-2000:]}")
+        return r.stdout
+
+    def log(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def start(self):
+        if not os.path.exists(self.data):
+            self._run(os.path.join(self.bin, "initdb"), "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8",
+                      "--no-locale")
+        self._run(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", self.log_path, "-w", "-t", "30", "-o",
+                  f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300",
+                  "start")
+        return self
+
+    def restart(self, mode="immediate"):
+        """`pg_ctl restart -m MODE`: every connection is cut; the server is back when this returns."""
+        self._run(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-l", self.log_path, "-w", "-t", "30", "-m", mode,
+                  "restart")
+
+    def stop(self):
+        if os.path.exists(os.path.join(self.data, "postmaster.pid")):
+            self._run(os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w", "stop")
+
+    def cleanup(self):
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, dbname="postgres"):
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+
+
 class Engine:
     """The spec-engine binary on a free loopback port with its own data dir.
     `env` entries override the environment (None removes a variable); the log goes to
@@ -283,6 +348,30 @@ def ws_collect(url, headers=None, subprotocols=None, origin=None, stop_after=Non
     With until_close=True it reads every message until the server closes instead, and raises on an
     abnormal close. Raises when nothing arrives within `timeout`."""
     return asyncio.run(_ws_collect(url, headers, subprotocols, origin, stop_after, timeout, until_close))
+
+
+async def _collect_many(streams, timeout):
+    import websockets
+
+    async def one(stream):
+        url, headers = (stream, None) if isinstance(stream, str) else stream
+        events = []
+        async with websockets.connect(url, extra_headers=headers or {}, open_timeout=10, close_timeout=5,
+                                      max_size=None) as ws:
+            while True:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), timeout)
+                except websockets.ConnectionClosed:
+                    break
+                events.append(json.loads(raw))
+            return events, ws.close_code
+    return await asyncio.gather(*(one(s) for s in streams))
+
+
+def collect_many(streams, timeout=60):
+    """Follows several streams at once to their close; [(events, close_code)] in order.
+    Each of `streams` is a URL or (URL, headers). Raises when one is silent for `timeout` s."""
+    return asyncio.run(_collect_many(streams, timeout))
 
 
 def ws_status(url, headers=None, origin=None):
