@@ -73,21 +73,12 @@ def threads_of(pid):
 
 
 async def browse(url, token, after_seq=None, stop_after=None, connected=None, timeout=120):
-    """One browser: reads events until the server closes (or `stop_after` events); returns
-    (events, close code). `connected` (an asyncio.Event) is set once the upgrade succeeded."""
-    import websockets  # Debian python3-websockets
+    """One browser through the orchestrator (testkit.browse with the bearer token): reads events
+    until the server closes (or `stop_after` events); returns (events, close code). `connected`
+    (an asyncio.Event) is set once the upgrade succeeded."""
     q = "" if after_seq is None else f"?after_seq={after_seq}"
-    events = []
-    async with websockets.connect(url + q, extra_headers={"Authorization": "Bearer " + token}, open_timeout=30,
-                                  close_timeout=5, max_size=None) as ws:
-        if connected is not None:
-            connected.set()
-        try:
-            while stop_after is None or len(events) < stop_after:
-                events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
-        except websockets.ConnectionClosed:
-            pass
-        return events, ws.close_code
+    return await testkit.browse((url + q, {"Authorization": "Bearer " + token}), stop_after=stop_after,
+                                timeout=timeout, on_open=connected)
 
 
 def seqs(events):

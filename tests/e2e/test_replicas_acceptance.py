@@ -27,8 +27,8 @@ import time
 import unittest
 import uuid
 
-from replicakit import file_script, ENGINE_TTL_MS, ORCH_TTL_S, ReplicaStack, browse, check_stream
-from testkit import collect_many, file_text, wait_until
+from replicakit import file_script, ENGINE_TTL_MS, ORCH_TTL_S, ReplicaStack, check_stream
+from testkit import browse, collect_many, file_text, wait_until
 
 
 @unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set (run under scripts/with-test-services.sh)")
@@ -189,15 +189,22 @@ class ReplicasAcceptance(unittest.TestCase):
                                                           after_seq=events[-1]["seq"]), timeout=30))
                      for r, (events, _) in zip(watched, first)]
             await asyncio.sleep(0.5)
+            held = {r["proposal_id"]: s.proposal_lease(r["proposal_id"]) for r in started[:4]}
             victim.stop(signal.SIGKILL)
             killed_at = time.monotonic()
+            # The time to takeover: until the other replica holds the lease of every proposal the
+            # victim tracked (or it ended).
+            takeover = asyncio.create_task(asyncio.to_thread(
+                wait_until, lambda: all(s.proposal_lease(p) not in ("", held[p]) or
+                                        s.proposal(other, p)["status"] != "processing" for p in held)
+                and time.monotonic(), ORCH_TTL_S + 30, 0.05, "the other replica to take the leases over"))
             cut = await asyncio.gather(*open_)
             rest = await asyncio.gather(*(
                 browse(s.browser(other, r["thread_id"], after_seq=(a + b)[-1]["seq"]), timeout=60)
                 for r, (a, _), (b, _) in zip(watched, first, cut)))
-            return killed_at, first, cut, rest
+            return killed_at, await takeover, first, cut, rest
 
-        killed_at, first, cut, rest = asyncio.run(scenario())
+        killed_at, taken_over, first, cut, rest = asyncio.run(scenario())
         for r in started:
             p = s.proposal(other, r["proposal_id"])
             self.assertIn(p["status"], ("processing", "completed"), p)
@@ -207,8 +214,9 @@ class ReplicasAcceptance(unittest.TestCase):
             p = s.wait_proposal(other, r["proposal_id"], timeout=max(0.5, left))
             self.assertEqual(p["status"], "completed", p)
         took = time.monotonic() - killed_at
-        print(f"\n[takeover] orchestrator kill -9: the other replica finalised all {len(started)} proposals "
-              f"after {took:.1f} s (lease TTL {ORCH_TTL_S} s, sweep 1 s)", file=sys.stderr)
+        print(f"\n[takeover] orchestrator kill -9: the other replica took over the victim's proposals after "
+              f"{taken_over - killed_at:.1f} s and finalised all {len(started)} after {took:.1f} s "
+              f"(lease TTL {ORCH_TTL_S} s, sweep 1 s)", file=sys.stderr)
         self.assertLess(took, budget)
         for r, (a, _), (b, cut_code), (c, code) in zip(watched, first, cut, rest):
             self.assertNotEqual(cut_code, 1000, "the killed orchestrator cannot have closed normally")

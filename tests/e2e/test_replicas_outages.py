@@ -21,8 +21,8 @@ import unittest
 import uuid
 
 from e2ekit import curl
-from replicakit import file_script, ReplicaStack, browse, check_stream
-from testkit import PgCluster, http, wait_until
+from replicakit import file_script, ReplicaStack, check_stream
+from testkit import PgCluster, browse, http, wait_until
 
 OUTAGE_S = float(os.environ.get("ACCEPT_ENGINE_OUTAGE_S", "45"))
 # The orchestrator's side of a database restart (every access through a unit of work that

@@ -23,7 +23,9 @@ from e2ekit import Orchestrator, create_workflow, curl, refine, ws_url
 from testkit import Engine, wait_until
 
 sys.path.insert(0, os.path.join(testkit.FIXTURES, "spec_engine"))
-from fake_openai import FakeOpenAI, file_script  # noqa: E402,F401 (file_script: for the tests)
+from fake_openai import FakeOpenAI, file_script  # noqa: E402
+
+__all__ = ["ENGINE_TTL_MS", "ENGINE_RENEW_MS", "ORCH_TTL_S", "ReplicaStack", "check_stream", "file_script"]
 
 ENGINE_TTL_MS = int(os.environ.get("ACCEPT_LEASE_TTL_MS", "3000"))
 ENGINE_RENEW_MS = int(os.environ.get("ACCEPT_LEASE_RENEW_MS", "1000"))
@@ -187,6 +189,13 @@ class ReplicaStack:
                              capture_output=True, text=True, timeout=30).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
+    def proposal_lease(self, proposal_id):
+        """lease_owner of a proposal in the orchestrator database ("" when none)."""
+        out = subprocess.run(["psql", self.orch_db, "-tAc",
+                              f"SELECT coalesce(lease_owner, '') FROM proposals WHERE id = '{proposal_id}'"],
+                             check=True, capture_output=True, text=True, timeout=30).stdout
+        return out.strip()
+
     def owner(self, thread_id):
         """(owner, epoch, status) of the thread's row; owner "" when none."""
         rows = self.sql(f"SELECT coalesce(owner, ''), epoch, status FROM threads WHERE thread_id = '{thread_id}'")
@@ -220,23 +229,3 @@ def check_stream(test, events, close_code, state, what):
     test.assertEqual(events[-1]["seq"], state["last_seq"], what)
     test.assertEqual(testkit.last_files(events), state["generated_files"], f"{what}: files")
 
-
-async def browse(stream, stop_after=None, timeout=60, on_open=None):
-    """One browser on `stream` ((URL, headers) from ReplicaStack.browser): reads events until the
-    server closes the connection, normally or not, or `stop_after` events arrived. Returns
-    (events, close_code); close_code is 1006 when the connection was cut (the replica died).
-    `on_open` (an asyncio.Event) is set once connected. Raises when nothing arrives for `timeout` s."""
-    import asyncio
-    import websockets  # Debian python3-websockets
-    url, headers = stream
-    events = []
-    async with websockets.connect(url, extra_headers=headers, open_timeout=15, close_timeout=5,
-                                  max_size=None) as ws:
-        if on_open is not None:
-            on_open.set()
-        try:
-            while stop_after is None or len(events) < stop_after:
-                events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
-        except websockets.ConnectionClosed:
-            pass
-        return events, ws.close_code

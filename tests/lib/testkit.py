@@ -6,7 +6,7 @@ python3-websockets 10.4). Used by every test module directly and by e2ekit.py
 - Proc: a child process with its log file
 - Engine: start/stop the real `spec-engine` binary on a loopback port with a temp data dir
 - http(): one request with urllib, returns (status, headers, body-as-JSON-or-bytes)
-- ws_collect() / collect_many() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
+- ws_collect() / collect_many() / browse() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
 - FakeOpenAiCase: a TestCase base running engines against local fake OpenAI servers
 - make_pg_database() / pg_url_for(): PostgreSQL databases on TEST_PG_URL
 - PgCluster: a PostgreSQL server of one test's own (to restart it)
@@ -350,28 +350,32 @@ def ws_collect(url, headers=None, subprotocols=None, origin=None, stop_after=Non
     return asyncio.run(_ws_collect(url, headers, subprotocols, origin, stop_after, timeout, until_close))
 
 
-async def _collect_many(streams, timeout):
-    import websockets
-
-    async def one(stream):
-        url, headers = (stream, None) if isinstance(stream, str) else stream
-        events = []
-        async with websockets.connect(url, extra_headers=headers or {}, open_timeout=10, close_timeout=5,
-                                      max_size=None) as ws:
-            while True:
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), timeout)
-                except websockets.ConnectionClosed:
-                    break
-                events.append(json.loads(raw))
-            return events, ws.close_code
-    return await asyncio.gather(*(one(s) for s in streams))
+async def browse(stream, stop_after=None, timeout=60, on_open=None):
+    """One browser on `stream` (a URL or (URL, headers)): reads events until the
+    server closes the connection, normally or not, or `stop_after` events arrived. Returns
+    (events, close_code); close_code is 1006 when the connection was cut (the replica died).
+    `on_open` (an asyncio.Event) is set once connected. Raises when nothing arrives for `timeout` s."""
+    import websockets  # Debian python3-websockets
+    url, headers = (stream, {}) if isinstance(stream, str) else stream
+    events = []
+    async with websockets.connect(url, extra_headers=headers, open_timeout=30, close_timeout=5,
+                                  max_size=None) as ws:
+        if on_open is not None:
+            on_open.set()
+        try:
+            while stop_after is None or len(events) < stop_after:
+                events.append(json.loads(await asyncio.wait_for(ws.recv(), timeout)))
+        except websockets.ConnectionClosed:
+            pass
+        return events, ws.close_code
 
 
 def collect_many(streams, timeout=60):
     """Follows several streams at once to their close; [(events, close_code)] in order.
     Each of `streams` is a URL or (URL, headers). Raises when one is silent for `timeout` s."""
-    return asyncio.run(_collect_many(streams, timeout))
+    async def all_of():
+        return await asyncio.gather(*(browse(stream, timeout=timeout) for stream in streams))
+    return asyncio.run(all_of())
 
 
 def ws_status(url, headers=None, origin=None):

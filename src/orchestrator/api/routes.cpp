@@ -199,6 +199,7 @@ Response start_refinement(RouteDeps& d, Request& req) {
   // restarted process can always find the thread; then invoke the engine with those files. The
   // record carries this replica's tracker lease: other replicas leave it alone during the invoke.
   const std::string thread_id = core::uuid4();
+  const auto starting = d.tracker ? d.tracker->starting(thread_id) : tracker::Tracker::Starting();
   return invoke_refinement(d, req,
                            d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel,
                                                     d.tracker ? d.tracker->instance_id() : std::string(),
@@ -274,7 +275,9 @@ Response list_my_proposals(RouteDeps& d, Request& req) {
 
 Response retry_proposal(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
-  const auto [fresh, previous] = d.domain.retry_proposal(caller_id(req), id, core::uuid4());
+  const std::string thread_id = core::uuid4();
+  const auto starting = d.tracker ? d.tracker->starting(thread_id) : tracker::Tracker::Starting();
+  const auto [fresh, previous] = d.domain.retry_proposal(caller_id(req), id, thread_id);
   return invoke_refinement(d, req, fresh, {{"retry_of", render_proposal(previous)}});
 }
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "core/log.hpp"
@@ -121,6 +122,22 @@ void Tracker::start() {
                                                 static_cast<long long>(options_.sweep_interval.count())}});
   tasks_.spawn(lease_keeper());
   tasks_.spawn(sweeper());
+}
+
+Tracker::Starting::Starting(Tracker* tracker, std::string thread_id)
+    : tracker_(tracker), thread_id_(std::move(thread_id)) {
+  std::lock_guard lk(tracker_->mu_);
+  tracker_->starting_.insert(thread_id_);
+}
+
+Tracker::Starting::Starting(Starting&& other) noexcept
+    : tracker_(std::exchange(other.tracker_, nullptr)), thread_id_(std::move(other.thread_id_)) {}
+
+Tracker::Starting::~Starting() {
+  if (!tracker_) return;
+  std::lock_guard lk(tracker_->mu_);
+  const auto it = tracker_->starting_.find(thread_id_);
+  if (it != tracker_->starting_.end()) tracker_->starting_.erase(it);
 }
 
 void Tracker::track(const std::string& proposal_id, const std::string& thread_id) {
@@ -480,11 +497,19 @@ Task<void> Tracker::sweep() {
   }
 
   // 4. Track processing proposals nobody tracks (lease free or expired, e.g. a dead replica's;
-  //    or this instance's, left over from a finished coroutine). track() skips local ones.
+  //    or this instance's, left over from a finished coroutine). track() skips local ones;
+  //    proposals this replica is still starting (engine invoke in flight) are left alone.
   std::vector<domain::ProposalThread> claimable;
   auto list_claimable = [this, &claimable] { claimable = proposals_.list_claimable(options_.instance_id); };
   co_await rt_.blocking(list_claimable);
-  for (const auto& item : claimable) track(item.proposal_id, item.thread_id);
+  for (const auto& item : claimable) {
+    bool being_started = false;
+    {
+      std::lock_guard lk(mu_);
+      being_started = starting_.count(item.thread_id) > 0;
+    }
+    if (!being_started) track(item.proposal_id, item.thread_id);
+  }
 }
 
 }  // namespace orchestrator::tracker

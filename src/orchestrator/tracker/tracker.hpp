@@ -29,6 +29,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
 
@@ -89,6 +90,24 @@ class Tracker {
   /// processing proposal that is unleased, expired, or this instance's). Idempotent.
   void start();
 
+  /// Marks `thread_id` as being started here for as long as the returned guard lives: its
+  /// proposal is recorded and the engine invoke is in flight. The sweeper leaves such a
+  /// proposal alone (the engine may not know the thread yet: following it now would fail the
+  /// proposal as gone); the handler calls track() once the engine accepted the job.
+  class Starting {
+   public:
+    Starting() = default;
+    Starting(Tracker* tracker, std::string thread_id);
+    Starting(Starting&& other) noexcept;
+    Starting& operator=(Starting&&) = delete;
+    ~Starting();
+
+   private:
+    Tracker* tracker_ = nullptr;
+    std::string thread_id_;
+  };
+  [[nodiscard]] Starting starting(const std::string& thread_id) { return Starting(this, thread_id); }
+
   /// Follows a new proposal now (called by the refinement handler right after the engine
   /// accepted the job). No-op if this process already tracks it; if another replica holds the
   /// lease it is left to that replica. Never blocks on the network, never throws for engine problems.
@@ -147,6 +166,7 @@ class Tracker {
   bool stopping_ = false;
   std::stop_source stop_;                                ///< sweeper and lease keeper
   std::map<std::string, std::shared_ptr<Job>> jobs_;     ///< tracked proposals by id
+  std::multiset<std::string> starting_;                  ///< thread ids being started (Starting)
   core::async::TaskGroup tasks_;                         ///< every coroutine (stop() waits for them)
 };
 

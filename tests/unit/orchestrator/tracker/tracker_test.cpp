@@ -554,3 +554,26 @@ TEST_F(TrackerTest, SweepResumesUnleasedProcessingProposals) {
   t.sweep_once();
   EXPECT_EQ(wait_final(id).status, ProposalStatus::completed);
 }
+
+// While the refinement handler invokes the engine, the engine may not know the thread yet: a
+// sweep must not follow it then (it would fail the proposal as gone), even with the lease ours.
+TEST_F(TrackerTest, SweepLeavesAProposalBeingStartedAlone) {
+  const auto id = proposal("th-starting");  // the engine does not know th-starting yet
+  auto& t = tracker();
+  {
+    const auto starting = t.starting("th-starting");
+    t.sweep_once();
+    EXPECT_EQ(t.active(), 0u);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(load(id).status, ProposalStatus::processing);
+    engine_.set("th-starting", {with_seq(completed_run())});  // the invoke was accepted
+    t.track(id, "th-starting");
+  }
+  EXPECT_EQ(wait_final(id).status, ProposalStatus::completed);
+  // The guard is gone: sweeps take such proposals again (a replica that died mid-invoke).
+  const auto other = proposal("th-orphan");
+  engine_.set("th-orphan", {with_seq(completed_run())});
+  { const auto moved = [&] { auto s = t.starting("th-orphan"); return s; }(); }
+  t.sweep_once();
+  EXPECT_EQ(wait_final(other).status, ProposalStatus::completed);
+}
