@@ -26,6 +26,10 @@ Runtime::Runtime(RuntimeOptions options)
       impl_(std::make_unique<Impl>(std::max(1, options_.io_threads), std::max(1, options_.blocking_threads))) {
   options_.io_threads = std::max(1, options_.io_threads);
   options_.blocking_threads = std::max(1, options_.blocking_threads);
+  // Asio creates the reactor (epoll, eventfd, timerfd) on the first socket or timer. Creating it
+  // here means a process that later runs out of descriptors (EMFILE) gets an error for the one
+  // socket it could not open, instead of a reactor that cannot be created at all.
+  { asio::steady_timer create_reactor(impl_->ioc); }
 }
 
 Runtime::~Runtime() { stop(); }

@@ -5,11 +5,13 @@
 #include "orchestrator/engine_client/engine_client.hpp"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 
 #include <atomic>
@@ -334,10 +336,16 @@ TEST(EngineClient, OutOfFileDescriptorsIsAnsweredUnavailableAndNeverOpensTheBrea
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
   std::size_t open_now = 0;
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++open_now;
-  // No descriptor left for a new socket: every connect fails with EMFILE.
+  // No descriptor left for a new socket: every connect fails with EMFILE. The limit alone may
+  // leave holes below it (descriptors closed by other threads), so they are filled too.
   rlimit tight = old;
   tight.rlim_cur = open_now;
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+  std::vector<int> fillers;
+  for (int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC); fd >= 0; fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC)) {
+    fillers.push_back(fd);
+  }
+  ASSERT_EQ(errno, EMFILE);
   std::vector<std::string> messages;
   for (int i = 0; i < 8; ++i) {
     try {
@@ -350,6 +358,7 @@ TEST(EngineClient, OutOfFileDescriptorsIsAnsweredUnavailableAndNeverOpensTheBrea
     }
   }
   const std::string state = client.breaker_state();
+  for (const int fd : fillers) ::close(fd);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &old), 0);
   for (const auto& m : messages) EXPECT_NE(m.find("no free connections"), std::string::npos) << m;
   EXPECT_EQ(state, "closed") << "a local EMFILE is not an engine failure";
