@@ -442,6 +442,7 @@ Task<Item> Subscription::next(std::stop_token stop) {
   for (;;) {
     if (stop.stop_requested()) co_return final_item(Item::Kind::stopped, "cancelled");
     bool behind_window = false;
+    std::optional<Item> ready;  // from memory: the next event, or the final word
     {
       std::lock_guard lk(f.mu);
       if (st->too_slow) co_return final_item(Item::Kind::too_slow);
@@ -453,16 +454,16 @@ Task<Item> Subscription::next(std::stop_token stop) {
         auto it = std::upper_bound(f.log.begin(), f.log.end(), cursor,
                                    [](long long c, const EventPtr& e) { return c < e->seq; });
         if (it != f.log.end()) {
-          Item item;
-          item.event = *it;
-          st->cursor = item.event->seq;
-          if (item.event->seq > st->live_floor && st->behind_frames > 0) {
+          ready.emplace();
+          ready->event = *it;
+          st->cursor = ready->event->seq;
+          if (ready->event->seq > st->live_floor && st->behind_frames > 0) {
             --st->behind_frames;
-            st->behind_bytes -= std::min(st->behind_bytes, weight(*item.event));
+            st->behind_bytes -= std::min(st->behind_bytes, weight(*ready->event));
           }
-          co_return item;
+        } else if (f.finish) {
+          ready = *f.finish;
         }
-        if (f.finish) co_return *f.finish;
       }
     }
     if (behind_window) {
@@ -470,10 +471,13 @@ Task<Item> Subscription::next(std::stop_token stop) {
       if (got) co_return std::move(*got);
       continue;
     }
+    // Back in the kept window: the catch-up stream is done. Closed now, not only when the
+    // subscriber next waits (on a busy thread it may never wait, holding an engine stream).
     if (st->catch_up) {
       auto done = std::move(st->catch_up);
       co_await done->close();
     }
+    if (ready) co_return std::move(*ready);
     co_await st->signal.wait(stop);
   }
 }

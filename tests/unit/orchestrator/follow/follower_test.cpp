@@ -171,6 +171,26 @@ TEST_F(FollowTest, OlderEventsThanKeptComeFromAPrivateCatchUpStream) {
   EXPECT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; })) << "the catch-up stream was closed";
 }
 
+TEST_F(FollowTest, CatchUpStreamIsClosedOnReachingMemoryWhileEventsKeepComing) {
+  // The late subscriber never finds memory empty (an event is always waiting), so it never
+  // waits: the catch-up stream must still be let go once it is no longer needed.
+  auto o = fast();
+  o.buffer_bytes = 600;
+  auto& h = hub(o);
+  const auto thread = live_thread();
+  auto first = subscribe(thread);
+  for (long long s = 1; s <= 30; ++s) {
+    engine_.append(thread, update(s));
+    EXPECT_EQ(take_seqs(first, 1), std::vector<long long>{s});
+  }
+  auto late = subscribe(thread, 0);
+  engine_.append(thread, update(31));
+  EXPECT_EQ(take_seqs(first, 1), std::vector<long long>{31});  // 31 is in memory before `late` reads
+  EXPECT_EQ(take_seqs(late, 31), range(1, 31));
+  EXPECT_EQ(h.stats().catch_ups_opened, 1u);
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; })) << "the catch-up stream was closed";
+}
+
 TEST_F(FollowTest, SubscriberThatFallsBehindIsDroppedOthersAreNot) {
   hub();
   const auto thread = live_thread();
