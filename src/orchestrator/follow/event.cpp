@@ -4,6 +4,10 @@
 
 namespace orchestrator::follow {
 
+bool is_terminal_status(const std::string& status) {
+  return status == "completed" || status == "failed" || status == "cancelled";
+}
+
 std::optional<std::string> error_text(const nlohmann::json& v) {
   if (v.is_string() && !v.get_ref<const std::string&>().empty()) return v.get<std::string>();
   if (v.is_object()) {

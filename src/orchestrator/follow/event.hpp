@@ -34,6 +34,10 @@ using EventPtr = std::shared_ptr<const Event>;
 /// an unreadable message becomes an event of type "" at `position`.
 EventPtr parse_event(std::string text, long long position);
 
+/// True for the engine's final run statuses: "completed", "failed", "cancelled" (GET state's
+/// `status`, an `end` event's `data.status`); false for "running", "" and anything else.
+bool is_terminal_status(const std::string& status);
+
 /// A sentence from an engine error value: a non-empty string as is; an object's "error",
 /// "message" or "detail" string; otherwise the compact JSON. nullopt for null/empty values.
 std::optional<std::string> error_text(const nlohmann::json& v);

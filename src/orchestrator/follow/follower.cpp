@@ -45,8 +45,6 @@ core::metrics::Counter& slow_counter() {
   return c;
 }
 
-bool terminal_status(const std::string& s) { return s == "completed" || s == "failed" || s == "cancelled"; }
-
 /// Bytes an event holds in memory (text, plus its parsed files).
 std::size_t weight(const Event& e) { return e.text.size() * (e.files ? 2 : 1) + 64; }
 
@@ -281,7 +279,7 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
         self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
         break;
       }
-      if (state && terminal_status(state->value("status", std::string()))) {
+      if (state && is_terminal_status(state->value("status", std::string()))) {
         if (terminal_seen && !progressed) {
           self->finish_with(final_item(Item::Kind::ended, {}, std::make_shared<const nlohmann::json>(std::move(*state))));
           break;
@@ -317,7 +315,7 @@ Task<void> Follower::watch(std::shared_ptr<Follower> self) {
       self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
       break;
     }
-    if (!terminal_status(state->value("status", std::string()))) continue;
+    if (!is_terminal_status(state->value("status", std::string()))) continue;
     if (self->watch_resynced) {
       // Reconnecting did not bring the missing events: the engine's state is the last word.
       core::log::warn("followed thread finished on the engine without an end event; finishing from its state",

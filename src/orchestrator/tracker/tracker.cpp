@@ -56,13 +56,18 @@ std::string default_instance_id() {
   return h + "-" + std::to_string(::getpid()) + "-" + core::random_hex(4);
 }
 
-bool is_terminal(const std::string& s) { return s == "completed" || s == "failed" || s == "cancelled"; }
-
-/// Sentence for a failed/cancelled engine run.
-std::string failure_sentence(const std::string& status, const std::optional<std::string>& engine_error) {
+/// Sentence for a failed/cancelled engine run. Its reason is the run's final error: `end`'s
+/// (`end_error`), else the state's `error` (`state` may be null), else the last `error` event's
+/// (earlier, possibly recovered, errors come last).
+std::string failure_sentence(const std::string& status, std::optional<std::string> end_error,
+                             const nlohmann::json* state, const std::optional<std::string>& last_error) {
+  if (!end_error && state) {
+    if (auto it = state->find("error"); it != state->end()) end_error = follow::error_text(*it);
+  }
+  if (!end_error) end_error = last_error;
   std::string s = status == "cancelled" ? "The refinement run was cancelled on the engine"
                                         : "The refinement run failed on the engine";
-  if (engine_error) return s + ": " + *engine_error;
+  if (end_error) return s + ": " + *end_error;
   return s + " (the engine gave no reason).";
 }
 
@@ -297,17 +302,14 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
         }
         if (status.empty()) {
           const std::string s = state ? state->value("status", std::string()) : std::string();
-          status = is_terminal(s) ? s : (last_error ? "failed" : "completed");
+          status = follow::is_terminal_status(s) ? s : (last_error ? "failed" : "completed");
         }
         if (status == "completed") {
           complete_with = last_files ? *last_files : state ? state_files(*state).value_or(nlohmann::json::object())
                                                            : nlohmann::json::object();
         } else {
-          // The run's final error (end, then state) beats earlier, possibly recovered, error events.
-          std::optional<std::string> err = ev.error;
-          if (!err && state && state->contains("error")) err = follow::error_text((*state)["error"]);
-          if (!err) err = last_error;
-          fail_with.emplace(failure_sentence(status, err), FailureKind::engine_failed);
+          fail_with.emplace(failure_sentence(status, ev.error, state ? &*state : nullptr, last_error),
+                            FailureKind::engine_failed);
         }
         break;
       }
@@ -318,10 +320,7 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
         if (status == "completed") {
           complete_with = state_files(state).value_or(last_files ? *last_files : nlohmann::json::object());
         } else {
-          std::optional<std::string> err;
-          if (state.contains("error")) err = follow::error_text(state["error"]);
-          if (!err) err = last_error;
-          fail_with.emplace(failure_sentence(status, err), FailureKind::engine_failed);
+          fail_with.emplace(failure_sentence(status, std::nullopt, &state, last_error), FailureKind::engine_failed);
         }
         break;
       }
@@ -470,7 +469,7 @@ Task<void> Tracker::sweep() {
     }
     if (!reached) break;
     const std::string status = state ? state->value("status", std::string()) : std::string();
-    if (state && !is_terminal(status)) continue;  // still running: ask again next sweep
+    if (state && !follow::is_terminal_status(status)) continue;  // still running: ask again next sweep
     const std::string& pid = item.proposal_id;
     const std::string& tid = item.thread_id;
     bool restored = false;

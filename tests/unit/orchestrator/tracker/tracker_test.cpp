@@ -305,6 +305,35 @@ TEST_F(TrackerTest, BrokenStreamWithTerminalStateFinalisesFromState) {
   EXPECT_EQ(engine_.connects("th-t"), (std::vector<long long>{0, 2}));
 }
 
+TEST_F(TrackerTest, FailedStateWithoutEndFailsWithTheStatesErrorBeforeAnEarlierErrorEvent) {
+  // The stream breaks before `end` (twice); GET state says failed: its error is the reason.
+  ThreadScript s;
+  s.events = with_seq({ev("on_state_update", {{"files", kFilesA}}), ev("error", {{"error", "tool failed; retrying"}})});
+  s.drop_after = {2, 0};
+  s.state = json{{"thread_id", "th-fs"}, {"status", "failed"}, {"error", {{"message", "quota exhausted"}}}};
+  engine_.set("th-fs", s);
+  const auto id = proposal("th-fs");
+  tracker().track(id, "th-fs");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  EXPECT_EQ(p.error.value_or(""), "The refinement run failed on the engine: quota exhausted");
+  EXPECT_EQ(p.failure_kind.value_or(""), "engine_failed");
+  EXPECT_FALSE(p.generated_files.has_value());
+}
+
+TEST_F(TrackerTest, CancelledStateWithoutEndOrErrorFallsBackToTheLastErrorEvent) {
+  ThreadScript s;
+  s.events = with_seq({ev("error", {{"error", "first"}}), ev("error", {{"error", "model call failed"}})});
+  s.drop_after = {2, 0};
+  s.state = json{{"thread_id", "th-cs"}, {"status", "cancelled"}};
+  engine_.set("th-cs", s);
+  const auto id = proposal("th-cs");
+  tracker().track(id, "th-cs");
+  auto p = wait_final(id);
+  ASSERT_EQ(p.status, ProposalStatus::failed);
+  EXPECT_EQ(p.error.value_or(""), "The refinement run was cancelled on the engine: model call failed");
+}
+
 TEST_F(TrackerTest, UnknownEngineThreadFailsTheProposal) {
   const auto id = proposal("th-unknown");
   tracker().track(id, "th-unknown");
