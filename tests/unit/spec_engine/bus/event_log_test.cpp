@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "core/metrics.hpp"
-#include "../test_db.hpp"
+#include "../store_fixture.hpp"
 
 namespace {
 
@@ -30,13 +30,11 @@ double ok_batches() {
   return std::regex_search(text, m, re) ? std::stod(m[1]) : 0.0;
 }
 
-class EventLogTest : public ::testing::TestWithParam<std::string> {
+class EventLogTest : public spec_engine::testing::StoreFixture {
  protected:
   void SetUp() override {
-    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
-    tdb_ = spec_engine::testing::make_db(GetParam());
-    ASSERT_TRUE(tdb_);
-    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+    StoreFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     rt_.start();
   }
   /// Waits for the write `begin(done)` starts to be durable (bus::await_durable, the one way to
@@ -44,13 +42,6 @@ class EventLogTest : public ::testing::TestWithParam<std::string> {
   void durable(std::function<void(Completion)> begin) {
     auto wait = spec_engine::bus::await_durable(std::move(begin));
     rt_.run_sync(std::move(wait));
-  }
-  void create(const std::string& id, const std::string& owner = "me") {
-    spec_engine::store::ThreadRecord r;
-    r.thread_id = r.job_id = id;
-    r.agent_definition = nlohmann::json::object();
-    r.owner = owner;
-    ASSERT_TRUE(store_->create_thread(r, 60s));
   }
   std::unique_ptr<EventLog> make(EventLogOptions o = {}) {
     return std::make_unique<EventLog>(*store_, [this](const std::vector<EventRecord>& evs) {
@@ -66,8 +57,6 @@ class EventLogTest : public ::testing::TestWithParam<std::string> {
   static nlohmann::json delta(const std::string& node, const std::string& text) {
     return {{"node", node}, {"delta", text}};
   }
-  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
-  std::unique_ptr<spec_engine::store::Store> store_;
   core::async::Runtime rt_{core::async::RuntimeOptions{1, 1, "event-log-test"}};
   std::mutex mu_;
   std::vector<EventRecord> published_;

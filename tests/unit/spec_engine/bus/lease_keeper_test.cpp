@@ -8,7 +8,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../test_db.hpp"
+#include "../store_fixture.hpp"
 
 namespace {
 
@@ -16,21 +16,8 @@ using namespace std::chrono_literals;
 using spec_engine::bus::LeaseHooks;
 using spec_engine::bus::LeaseKeeper;
 
-class LeaseKeeperTest : public ::testing::TestWithParam<std::string> {
+class LeaseKeeperTest : public spec_engine::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
-    tdb_ = spec_engine::testing::make_db(GetParam());
-    ASSERT_TRUE(tdb_);
-    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
-  }
-  void create(const std::string& id, const std::string& owner, std::chrono::milliseconds ttl) {
-    spec_engine::store::ThreadRecord r;
-    r.thread_id = r.job_id = id;
-    r.agent_definition = nlohmann::json::object();
-    r.owner = owner;
-    ASSERT_TRUE(store_->create_thread(r, ttl));
-  }
   /// Hooks of a fake run manager holding `local` with room for `room` more.
   LeaseHooks hooks() {
     LeaseHooks h;
@@ -55,8 +42,6 @@ class LeaseKeeperTest : public ::testing::TestWithParam<std::string> {
     };
     return h;
   }
-  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
-  std::unique_ptr<spec_engine::store::Store> store_;
   std::mutex mu_;
   std::map<std::string, std::int64_t> local_;
   std::vector<std::string> lost_, claimed_;

@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "../test_db.hpp"
+#include "../store_fixture.hpp"
 #include "../test_host.hpp"
 
 namespace {
@@ -53,13 +53,11 @@ core::async::Task<void> wait_for_stop(const RunEnv& env) {
   co_await std::move(stopped);
 }
 
-class RunManagerTest : public ::testing::TestWithParam<std::string> {
+class RunManagerTest : public spec_engine::testing::StoreFixture {
  protected:
   void SetUp() override {
-    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
-    tdb_ = spec_engine::testing::make_db(GetParam());
-    ASSERT_TRUE(tdb_);
-    store_ = std::make_unique<spec_engine::store::Store>(*tdb_->db);
+    StoreFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     log_ = std::make_unique<EventLog>(*store_, [this](const auto& evs) { hub_.publish(evs); });
     log_->start();
   }
@@ -132,8 +130,6 @@ class RunManagerTest : public ::testing::TestWithParam<std::string> {
     }
     return s;
   }
-  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
-  std::unique_ptr<spec_engine::store::Store> store_;
   spec_engine::bus::EventHub hub_;
   std::unique_ptr<EventLog> log_;
   spec_engine::testing::Host host_{2, 2};

@@ -9,7 +9,7 @@
 #include <libpq-fe.h>
 
 #include "spec_engine/store/store.hpp"
-#include "../test_db.hpp"
+#include "../store_fixture.hpp"
 
 namespace {
 
@@ -19,31 +19,13 @@ using spec_engine::store::EventRecord;
 using spec_engine::store::EventWrite;
 using spec_engine::store::OutcomeWrite;
 using spec_engine::store::Store;
-using spec_engine::store::ThreadRecord;
 using spec_engine::store::Write;
 
-class OwnershipTest : public ::testing::TestWithParam<std::string> {
+class OwnershipTest : public spec_engine::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
-    tdb_ = spec_engine::testing::make_db(GetParam());
-    ASSERT_TRUE(tdb_);
-    store_ = std::make_unique<Store>(*tdb_->db);
-  }
-  /// Creates `id` owned by `owner` with a lease of `ttl` (0 = already expiring).
-  void create(const std::string& id, const std::string& owner, std::chrono::milliseconds ttl = 60s) {
-    ThreadRecord r;
-    r.thread_id = r.job_id = id;
-    r.agent_definition = nlohmann::json::object();
-    r.input_payload = nlohmann::json::object();
-    r.owner = owner;
-    ASSERT_TRUE(store_->create_thread(r, ttl));
-  }
   static Write ev(const std::string& id, std::int64_t epoch, std::int64_t seq, const std::string& type = "e") {
     return Write{epoch, EventWrite{EventRecord{id, seq, type, {{"n", seq}}, "2026-01-01T00:00:00Z"}}};
   }
-  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_P(OwnershipTest, InvokeInsertsTheThreadOwnedAtEpochOne) {

@@ -5,7 +5,7 @@
 
 #include <thread>
 
-#include "../test_db.hpp"
+#include "../store_fixture.hpp"
 
 namespace {
 
@@ -13,14 +13,8 @@ using spec_engine::store::EventRecord;
 using spec_engine::store::Store;
 using spec_engine::store::ThreadRecord;
 
-class StoreTest : public ::testing::TestWithParam<std::string> {
+class StoreTest : public spec_engine::testing::StoreFixture {
  protected:
-  void SetUp() override {
-    if (GetParam() == "postgres" && !spec_engine::testing::pg_configured()) GTEST_SKIP() << "TEST_PG_URL not set";
-    tdb_ = spec_engine::testing::make_db(GetParam());
-    ASSERT_TRUE(tdb_);
-    store_ = std::make_unique<Store>(*tdb_->db);
-  }
   ThreadRecord thread(const std::string& id) {
     ThreadRecord r;
     r.thread_id = id;
@@ -34,8 +28,6 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   EventRecord event(const std::string& id, std::int64_t seq, const std::string& type) {
     return {id, seq, type, {{"n", seq}, {"text", "x\"y'z"}}, "2026-01-01T00:00:00.000000Z"};
   }
-  std::unique_ptr<spec_engine::testing::TestDb> tdb_;
-  std::unique_ptr<Store> store_;
 };
 
 TEST_P(StoreTest, CreateIsIdempotentOnThreadId) {
