@@ -5,22 +5,21 @@
 #include "core/http_client.hpp"
 #include "core/server.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "loopback.hpp"
+
 using namespace core::http;
 using core::async::Runtime;
 using core::async::RuntimeOptions;
 using core::async::Task;
 using namespace std::chrono_literals;
+using core_test::connect_loopback;
+using core_test::send_all;
 
 namespace {
 
@@ -131,24 +130,11 @@ Router stream_router(Observed& obs) {
   return r;
 }
 
-int connect_loopback(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 /// Sends `raw` and reads until the server closes the connection.
 std::string raw_exchange(std::uint16_t port, const std::string& raw) {
   const int fd = connect_loopback(port);
   if (fd < 0) return {};
-  ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+  send_all(fd, raw);
   std::string got;
   char buf[4096];
   for (;;) {

@@ -5,19 +5,19 @@
 #include "core/server.hpp"
 #include "core/unavailable.hpp"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "loopback.hpp"
+
 using namespace core::http;
 using namespace std::chrono_literals;
+using core_test::connect_loopback;
+using core_test::RawListener;
+using core_test::send_all;
 
 namespace {
 
@@ -47,48 +47,6 @@ Router test_router() {
   r.add("GET", "/busy", [](Request&) -> Response { throw core::Unavailable("pool exhausted", 3s); });
   r.add("GET", "/private", [](Request&) { return Response::json(200, {{"secret", true}}); });
   return r;
-}
-
-/// A listening TCP socket on 127.0.0.1 with an ephemeral port; never accepts unless asked.
-struct RawListener {
-  int fd = -1;
-  int port = 0;
-  RawListener() {
-    fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    EXPECT_EQ(::listen(fd, 8), 0);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~RawListener() { ::close(fd); }
-};
-
-/// A TCP socket connected to 127.0.0.1:`port`, or -1 when the connect fails.
-int connect_loopback(std::uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-void send_all(int fd, const std::string& s) {
-  std::size_t off = 0;
-  while (off < s.size()) {
-    auto n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<std::size_t>(n);
-  }
 }
 
 /// Reads until the end of the request headers (enough for GET requests).
