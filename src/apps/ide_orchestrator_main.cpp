@@ -14,6 +14,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "apps/cli_options.hpp"
 #include "core/async.hpp"
 #include "core/db.hpp"
 #include "core/log.hpp"
@@ -30,13 +31,11 @@ struct StorageFlags {
 };
 
 void add_storage_flags(CLI::App* cmd, StorageFlags& s) {
-  cmd->add_option("--data-dir", s.data_dir, "Directory for the embedded SQLite database (orchestrator.db)")
-      ->envname("IDE_ORCHESTRATOR_DATA_DIR")
-      ->capture_default_str();
-  cmd->add_option("--database-url", s.database_url,
-                  "PostgreSQL URL (postgresql://user:pass@host:port[/db]); default database ide_orchestrator. "
-                  "Empty = SQLite under --data-dir")
-      ->envname("IDE_ORCHESTRATOR_DATABASE_URL");
+  apps::env_option(*cmd, "--data-dir", "IDE_ORCHESTRATOR_DATA_DIR", s.data_dir,
+                   "Directory for the embedded SQLite database (orchestrator.db)");
+  apps::env_option(*cmd, "--database-url", "IDE_ORCHESTRATOR_DATABASE_URL", s.database_url,
+                   "PostgreSQL URL (postgresql://user:pass@host:port[/db]); default database ide_orchestrator. Empty = "
+                   "SQLite under --data-dir");
 }
 
 core::db::DbConfig db_config(const StorageFlags& s) {
@@ -125,8 +124,8 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
   cli.fallthrough();  // `serve --log-level debug` as well as `--log-level debug serve`
   std::string log_level = "info";
-  cli.add_option("--log-level", log_level, "trace|debug|info|warn|error")->envname("IDE_ORCHESTRATOR_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))->capture_default_str();
+  apps::env_option(cli, "--log-level", "IDE_ORCHESTRATOR_LOG_LEVEL", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
 
   // serve
   auto* serve = cli.add_subcommand("serve", "Run the HTTP/WebSocket API");
@@ -140,88 +139,84 @@ int main(int argc, char** argv) {
   int io_threads = 2, blocking_threads = 16;
   std::string refinement_agent_file, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
-  serve->add_option("--host", host, "Address to listen on")->envname("IDE_ORCHESTRATOR_HOST")->capture_default_str();
-  serve->add_option("--port", port, "Port (0 = any free port)")->envname("IDE_ORCHESTRATOR_PORT")
-      ->check(CLI::Range(0, 65535))->capture_default_str();
-  serve->add_option("--engine-url", engine_url, "Spec Engine base URL")->envname("IDE_ORCHESTRATOR_ENGINE_URL")
+  apps::env_option(*serve, "--host", "IDE_ORCHESTRATOR_HOST", host, "Address to listen on");
+  apps::env_option(*serve, "--port", "IDE_ORCHESTRATOR_PORT", port, "Port (0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  apps::env_option(*serve, "--engine-url", "IDE_ORCHESTRATOR_ENGINE_URL", engine_url, "Spec Engine base URL")
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             // http(s)://host[:port][/path], no query or fragment (RFC 3986 §3).
             static const std::regex re(R"(^https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^?#\s]*)?$)");
             return std::regex_match(v, re) ? std::string{} : "expected http://host[:port] or https://host[:port], got '" + v + "'";
           },
-          "URL"))
-      ->capture_default_str();
-  serve->add_option("--jwt-secret-file", jwt_secret_file,
-                    "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable")
-      ->envname("IDE_ORCHESTRATOR_JWT_SECRET_FILE");
-  serve->add_option("--jwt-public-key-file", jwt_pubkey_file,
-                    "PEM public key: also accept RS256 tokens from an external identity provider")
-      ->envname("IDE_ORCHESTRATOR_JWT_PUBLIC_KEY_FILE");
-  serve->add_option("--jwt-issuer", jwt_issuer,
-                    "`iss` required of external RS256 tokens (our own HS256 tokens keep ide-orchestrator)")
-      ->envname("IDE_ORCHESTRATOR_JWT_ISSUER")->capture_default_str();
-  serve->add_option("--jwt-audience", jwt_audience,
-                    "`aud` required of external RS256 tokens (our own HS256 tokens keep agentic-ide)")
-      ->envname("IDE_ORCHESTRATOR_JWT_AUDIENCE")->capture_default_str();
-  serve->add_option("--cors-origins", cors,
-                    "Comma-separated browser origins allowed (CORS and WebSocket Origin). When set, only these; "
-                    "when empty, only same-origin requests (Origin == http(s)://<Host>)")
-      ->envname("IDE_ORCHESTRATOR_CORS_ORIGINS");
-  serve->add_option("--trusted-proxies", trusted_proxies,
-                    "Comma-separated reverse-proxy IPs whose X-Forwarded-For is believed: the client address "
-                    "(per-IP rate limits) is then the right-most entry that is not a trusted proxy")
-      ->envname("IDE_ORCHESTRATOR_TRUSTED_PROXIES");
-  serve->add_option("--max-body-bytes", max_body, "Largest accepted request body")->envname("IDE_ORCHESTRATOR_MAX_BODY_BYTES")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))->capture_default_str();
-  serve->add_option("--orphan-ttl", orphan_ttl_hours,
-                    "Hours after which a proposal still processing is failed, and a failed one's engine thread deleted")
-      ->envname("IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS")->check(CLI::PositiveNumber)->capture_default_str();
-  serve->add_option("--lease-ttl-seconds", lease_ttl_seconds,
-                    "Seconds a replica's lease on a proposal it tracks lasts (renewed every third of it); another "
-                    "replica takes over a dead replica's proposals once their lease expired")
-      ->envname("IDE_ORCHESTRATOR_LEASE_TTL_SECONDS")->check(CLI::Range(0.3, 86400.0))->capture_default_str();
-  serve->add_option("--sweep-period-seconds", sweep_period_seconds,
-                    "Seconds between sweeps: orphans failed, engine threads of resolved proposals deleted, proposals "
-                    "failed while the engine was unreachable re-checked, unleased proposals taken over")
-      ->envname("IDE_ORCHESTRATOR_SWEEP_PERIOD_SECONDS")->check(CLI::Range(0.05, 86400.0))->capture_default_str();
-  serve->add_option("--io-threads", io_threads,
-                    "I/O threads of the HTTP server, and as many again for the engine streams followed (each thread "
-                    "serves any number of connections)")
-      ->envname("IDE_ORCHESTRATOR_IO_THREADS")->check(CLI::Range(1, 64))->capture_default_str();
-  serve->add_option("--blocking-threads", blocking_threads,
-                    "Threads running HTTP handlers (SQL, engine calls); the proposal tracker's SQL runs on a quarter "
-                    "as many more (at least 2)")
-      ->envname("IDE_ORCHESTRATOR_BLOCKING_THREADS")->check(CLI::Range(1, 1024))->capture_default_str();
-  serve->add_option("--engine-breaker-open-seconds", breaker_open_seconds,
-                    "Seconds the engine circuit breaker stays open before trial calls")
-      ->envname("IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS")->check(CLI::PositiveNumber)->capture_default_str();
+          "URL"));
+  apps::env_option(*serve, "--jwt-secret-file", "IDE_ORCHESTRATOR_JWT_SECRET_FILE", jwt_secret_file,
+                   "File with the HS256 secret (>= 32 bytes); default: the JWT_SECRET environment variable");
+  apps::env_option(*serve, "--jwt-public-key-file", "IDE_ORCHESTRATOR_JWT_PUBLIC_KEY_FILE", jwt_pubkey_file,
+                   "PEM public key: also accept RS256 tokens from an external identity provider");
+  apps::env_option(*serve, "--jwt-issuer", "IDE_ORCHESTRATOR_JWT_ISSUER", jwt_issuer,
+                   "`iss` required of external RS256 tokens (our own HS256 tokens keep ide-orchestrator)");
+  apps::env_option(*serve, "--jwt-audience", "IDE_ORCHESTRATOR_JWT_AUDIENCE", jwt_audience,
+                   "`aud` required of external RS256 tokens (our own HS256 tokens keep agentic-ide)");
+  apps::env_option(*serve, "--cors-origins", "IDE_ORCHESTRATOR_CORS_ORIGINS", cors,
+                   "Comma-separated browser origins allowed (CORS and WebSocket Origin). When set, only these; when "
+                   "empty, only same-origin requests (Origin == http(s)://<Host>)");
+  apps::env_option(*serve, "--trusted-proxies", "IDE_ORCHESTRATOR_TRUSTED_PROXIES", trusted_proxies,
+                   "Comma-separated reverse-proxy IPs whose X-Forwarded-For is believed: the client address (per-IP "
+                   "rate limits) is then the right-most entry that is not a trusted proxy");
+  apps::env_option(*serve, "--max-body-bytes", "IDE_ORCHESTRATOR_MAX_BODY_BYTES", max_body,
+                   "Largest accepted request body")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  apps::env_option(*serve, "--orphan-ttl", "IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS", orphan_ttl_hours,
+                   "Hours after which a proposal still processing is failed, and a failed one's engine thread deleted")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(*serve, "--lease-ttl-seconds", "IDE_ORCHESTRATOR_LEASE_TTL_SECONDS", lease_ttl_seconds,
+                   "Seconds a replica's lease on a proposal it tracks lasts (renewed every third of it); another "
+                   "replica takes over a dead replica's proposals once their lease expired")
+      ->check(CLI::Range(0.3, 86400.0));
+  apps::env_option(*serve, "--sweep-period-seconds", "IDE_ORCHESTRATOR_SWEEP_PERIOD_SECONDS", sweep_period_seconds,
+                   "Seconds between sweeps: orphans failed, engine threads of resolved proposals deleted, proposals "
+                   "failed while the engine was unreachable re-checked, unleased proposals taken over")
+      ->check(CLI::Range(0.05, 86400.0));
+  apps::env_option(*serve, "--io-threads", "IDE_ORCHESTRATOR_IO_THREADS", io_threads,
+                   "I/O threads of the HTTP server, and as many again for the engine streams followed (each thread "
+                   "serves any number of connections)")
+      ->check(CLI::Range(1, 64));
+  apps::env_option(*serve, "--blocking-threads", "IDE_ORCHESTRATOR_BLOCKING_THREADS", blocking_threads,
+                   "Threads running HTTP handlers (SQL, engine calls); the proposal tracker's SQL runs on a quarter as "
+                   "many more (at least 2)")
+      ->check(CLI::Range(1, 1024));
+  apps::env_option(*serve, "--engine-breaker-open-seconds", "IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS",
+                   breaker_open_seconds,
+                   "Seconds the engine circuit breaker stays open before trial calls")
+      ->check(CLI::PositiveNumber);
   // Rate limits: token buckets per replica (README "Rate limits"); each refills evenly over a minute.
-  serve->add_option("--login-rate-limit", login_limit, "Login attempts per client IP per minute (per replica)")
-      ->envname("IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
-  serve->add_option("--user-rate-limit", user_limit,
-                    "API requests per signed-in user per minute, every /api route and WebSocket upgrade (per replica)")
-      ->envname("IDE_ORCHESTRATOR_USER_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
-  serve->add_option("--refinement-rate-limit", refinement_limit,
-                    "Refinements a user may start per minute, on top of --user-rate-limit; each costs model tokens (per replica)")
-      ->envname("IDE_ORCHESTRATOR_REFINEMENT_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
-  serve->add_option("--ip-rate-limit", ip_limit,
-                    "Requests per client IP per minute that carry no accepted token (login, OpenAPI document, "
-                    "probes, metrics, rejected tokens; per replica)")
-      ->envname("IDE_ORCHESTRATOR_IP_RATE_LIMIT")->check(CLI::Range(1, 1000000))->capture_default_str();
-  serve->add_option("--max-concurrent-runs-per-user", max_runs_per_user,
-                    "Refinements one user may have processing at once, counted in the database across replicas "
-                    "(0 = no cap)")
-      ->envname("IDE_ORCHESTRATOR_MAX_CONCURRENT_RUNS_PER_USER")->check(CLI::Range(0, 100000))->capture_default_str();
-  serve->add_option("--refinement-agent-file", refinement_agent_file,
-                    "Agent definition sent with refinements (default config/refinement-agent.json)")
-      ->envname("IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE");
-  serve->add_option("--openapi-file", openapi_file, "OpenAPI document to serve (default docs/openapi.json)")
-      ->envname("IDE_ORCHESTRATOR_OPENAPI_FILE");
-  serve->add_option("--web-dir", web_dir,
-                    "Built web console served at / (default: <binary dir>/../web, where make build puts it, then "
-                    "/usr/share/agentic-ide/web; none found = / says the console was not built)")
-      ->envname("IDE_ORCHESTRATOR_WEB_DIR");
+  apps::env_option(*serve, "--login-rate-limit", "IDE_ORCHESTRATOR_LOGIN_RATE_LIMIT", login_limit,
+                   "Login attempts per client IP per minute (per replica)")
+      ->check(CLI::Range(1, 1000000));
+  apps::env_option(*serve, "--user-rate-limit", "IDE_ORCHESTRATOR_USER_RATE_LIMIT", user_limit,
+                   "API requests per signed-in user per minute, every /api route and WebSocket upgrade (per replica)")
+      ->check(CLI::Range(1, 1000000));
+  apps::env_option(*serve, "--refinement-rate-limit", "IDE_ORCHESTRATOR_REFINEMENT_RATE_LIMIT", refinement_limit,
+                   "Refinements a user may start per minute, on top of --user-rate-limit; each costs model "
+                   "tokens (per replica)")
+      ->check(CLI::Range(1, 1000000));
+  apps::env_option(*serve, "--ip-rate-limit", "IDE_ORCHESTRATOR_IP_RATE_LIMIT", ip_limit,
+                   "Requests per client IP per minute that carry no accepted token (login, OpenAPI document, probes, "
+                   "metrics, rejected tokens; per replica)")
+      ->check(CLI::Range(1, 1000000));
+  apps::env_option(*serve, "--max-concurrent-runs-per-user", "IDE_ORCHESTRATOR_MAX_CONCURRENT_RUNS_PER_USER",
+                   max_runs_per_user,
+                   "Refinements one user may have processing at once, counted in the database across replicas "
+                   "(0 = no cap)")
+      ->check(CLI::Range(0, 100000));
+  apps::env_option(*serve, "--refinement-agent-file", "IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE", refinement_agent_file,
+                   "Agent definition sent with refinements (default config/refinement-agent.json)");
+  apps::env_option(*serve, "--openapi-file", "IDE_ORCHESTRATOR_OPENAPI_FILE", openapi_file,
+                   "OpenAPI document to serve (default docs/openapi.json)");
+  apps::env_option(*serve, "--web-dir", "IDE_ORCHESTRATOR_WEB_DIR", web_dir,
+                   "Built web console served at / (default: <binary dir>/../web, where make build puts it, then "
+                   "/usr/share/agentic-ide/web; none found = / says the console was not built)");
 
   // migrate
   auto* migrate = cli.add_subcommand("migrate", "Apply pending database migrations and exit");

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "apps/cli_options.hpp"
 #include "core/async.hpp"
 #include "core/db.hpp"
 #include "core/http_client.hpp"
@@ -126,150 +127,102 @@ int main(int argc, char** argv) {
   std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
   spec_engine::bus::NatsOptions nats_opts;  // defaults match deploy/claims/spec-engine.yaml
 
-  app.add_option("--host", host, "Listen address")->envname("SPEC_ENGINE_HOST")->capture_default_str();
-  app.add_option("--port", port, "Listen port (0 = any free port)")
-      ->envname("SPEC_ENGINE_PORT")
-      ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
-  app.add_option("--data-dir", data_dir, "Directory for the SQLite database (spec_engine.db)")
-      ->envname("SPEC_ENGINE_DATA_DIR")
-      ->capture_default_str();
-  app.add_option("--database-url", database_url,
-                 "postgresql://user[:pass]@host:port/deepagents_runtime selects PostgreSQL (default: SQLite in "
-                 "--data-dir)")
-      ->envname("SPEC_ENGINE_DATABASE_URL");
-  app.add_option("--model-override", model_override,
-                 "Force every node onto one model: scripted:/path/script.json | openai[:MODEL]")
-      ->envname("SPEC_ENGINE_MODEL_OVERRIDE");
+  apps::env_option(app, "--host", "SPEC_ENGINE_HOST", host, "Listen address");
+  apps::env_option(app, "--port", "SPEC_ENGINE_PORT", port, "Listen port (0 = any free port)")
+      ->check(CLI::Range(0, 65535));
+  apps::env_option(app, "--data-dir", "SPEC_ENGINE_DATA_DIR", data_dir,
+                   "Directory for the SQLite database (spec_engine.db)");
+  apps::env_option(app, "--database-url", "SPEC_ENGINE_DATABASE_URL", database_url,
+                   "postgresql://user[:pass]@host:port/deepagents_runtime selects PostgreSQL (default: SQLite in "
+                   "--data-dir)");
+  apps::env_option(app, "--model-override", "SPEC_ENGINE_MODEL_OVERRIDE", model_override,
+                   "Force every node onto one model: scripted:/path/script.json | openai[:MODEL]");
   app.add_option("--openai-base-url", openai_base_url, "OpenAI-compatible base URL (env OPENAI_BASE_URL)")
       ->capture_default_str();
-  app.add_option("--ca-file", ca_file, "PEM CA bundle for HTTPS model endpoints (default: system store)")
-      ->envname("SPEC_ENGINE_CA_FILE");
-  app.add_option("--model-timeout-ms", model_timeout_ms, "Deadline of one model call, end to end")
-      ->envname("SPEC_ENGINE_MODEL_TIMEOUT_MS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--model-idle-timeout-ms", model_idle_timeout_ms, "Longest gap between streamed model chunks")
-      ->envname("SPEC_ENGINE_MODEL_IDLE_TIMEOUT_MS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--model-max-attempts", model_max_attempts, "Attempts per model call (429/5xx/connect retried)")
-      ->envname("SPEC_ENGINE_MODEL_MAX_ATTEMPTS")
-      ->check(CLI::Range(1, 20))
-      ->capture_default_str();
-  app.add_option("--max-concurrent-runs", max_concurrent,
-                 "Runs in memory at once (coroutines: a run waiting for the model holds no thread)")
-      ->envname("SPEC_ENGINE_MAX_CONCURRENT_RUNS")
-      ->check(CLI::Range(1, 100000))
-      ->capture_default_str();
-  app.add_option("--max-queue", max_queue, "Jobs waiting for a run slot before invoke answers 429")
-      ->envname("SPEC_ENGINE_MAX_QUEUE")
-      ->capture_default_str();
-  app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413); the default fits a job carrying the largest file tree (8 MiB of text)")
-      ->envname("SPEC_ENGINE_MAX_BODY_BYTES")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-steps", max_steps, "Model calls per run (all agents)")
-      ->envname("SPEC_ENGINE_MAX_STEPS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-run-seconds", max_run_seconds, "Wall-clock budget per run")
-      ->envname("SPEC_ENGINE_MAX_RUN_SECONDS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--max-tokens", max_tokens, "Prompt+completion tokens per run")
-      ->envname("SPEC_ENGINE_MAX_TOKENS")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--tool-budget-ms", tool_budget_ms,
-                 "Time budget of one built-in tool call; a call that runs out returns the tool error \"Error: "
-                 "<tool>: exceeded its time budget of N ms\" to the model")
-      ->envname("SPEC_ENGINE_TOOL_BUDGET_MS")
-      ->check(CLI::Range(1L, 3'600'000L))
-      ->capture_default_str();
-  app.add_option("--recovery", recovery,
-                 "Runs whose engine died or lost its lease, when another replica (or the next start) claims "
-                 "them: resume (from the last checkpoint) | fail")
-      ->envname("SPEC_ENGINE_RECOVERY")
-      ->check(CLI::IsMember({"resume", "fail"}))
-      ->capture_default_str();
-  app.add_option("--max-recoveries", max_recoveries,
-                 "A run claimed after its owner went away more often than this is failed with a reason")
-      ->envname("SPEC_ENGINE_MAX_RECOVERIES")
-      ->check(CLI::Range(0, 1000))
-      ->capture_default_str();
-  app.add_option("--lease-ttl-ms", lease_ttl_ms,
-                 "Lease of a queued/running thread on its replica (database clock); a replica that dies loses its "
-                 "threads to another replica this long after its last renewal")
-      ->envname("SPEC_ENGINE_LEASE_TTL_MS")
-      ->check(CLI::Range(1000L, 3'600'000L))
-      ->capture_default_str();
-  app.add_option("--lease-renew-ms", lease_renew_ms,
-                 "How often a replica renews its leases and claims expired threads (must be below --lease-ttl-ms; "
-                 "a third of it is a good value)")
-      ->envname("SPEC_ENGINE_LEASE_RENEW_MS")
-      ->check(CLI::Range(100L, 3'600'000L))
-      ->capture_default_str();
+  apps::env_option(app, "--ca-file", "SPEC_ENGINE_CA_FILE", ca_file,
+                   "PEM CA bundle for HTTPS model endpoints (default: system store)");
+  apps::env_option(app, "--model-timeout-ms", "SPEC_ENGINE_MODEL_TIMEOUT_MS", model_timeout_ms,
+                   "Deadline of one model call, end to end")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--model-idle-timeout-ms", "SPEC_ENGINE_MODEL_IDLE_TIMEOUT_MS", model_idle_timeout_ms,
+                   "Longest gap between streamed model chunks")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--model-max-attempts", "SPEC_ENGINE_MODEL_MAX_ATTEMPTS", model_max_attempts,
+                   "Attempts per model call (429/5xx/connect retried)")
+      ->check(CLI::Range(1, 20));
+  apps::env_option(app, "--max-concurrent-runs", "SPEC_ENGINE_MAX_CONCURRENT_RUNS", max_concurrent,
+                   "Runs in memory at once (coroutines: a run waiting for the model holds no thread)")
+      ->check(CLI::Range(1, 100000));
+  apps::env_option(app, "--max-queue", "SPEC_ENGINE_MAX_QUEUE", max_queue,
+                   "Jobs waiting for a run slot before invoke answers 429");
+  apps::env_option(app, "--max-body-bytes", "SPEC_ENGINE_MAX_BODY_BYTES", max_body,
+                   "Largest request body (bigger: 413); the default fits a job carrying the largest file tree (8 MiB "
+                   "of text)")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--max-steps", "SPEC_ENGINE_MAX_STEPS", max_steps, "Model calls per run (all agents)")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--max-run-seconds", "SPEC_ENGINE_MAX_RUN_SECONDS", max_run_seconds,
+                   "Wall-clock budget per run")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--max-tokens", "SPEC_ENGINE_MAX_TOKENS", max_tokens, "Prompt+completion tokens per run")
+      ->check(CLI::PositiveNumber);
+  apps::env_option(app, "--tool-budget-ms", "SPEC_ENGINE_TOOL_BUDGET_MS", tool_budget_ms,
+                   "Time budget of one built-in tool call; a call that runs out returns the tool error \"Error: "
+                   "<tool>: exceeded its time budget of N ms\" to the model")
+      ->check(CLI::Range(1L, 3'600'000L));
+  apps::env_option(app, "--recovery", "SPEC_ENGINE_RECOVERY", recovery,
+                   "Runs whose engine died or lost its lease, when another replica (or the next start) claims them: "
+                   "resume (from the last checkpoint) | fail")
+      ->check(CLI::IsMember({"resume", "fail"}));
+  apps::env_option(app, "--max-recoveries", "SPEC_ENGINE_MAX_RECOVERIES", max_recoveries,
+                   "A run claimed after its owner went away more often than this is failed with a reason")
+      ->check(CLI::Range(0, 1000));
+  apps::env_option(app, "--lease-ttl-ms", "SPEC_ENGINE_LEASE_TTL_MS", lease_ttl_ms,
+                   "Lease of a queued/running thread on its replica (database clock); a replica that dies loses its "
+                   "threads to another replica this long after its last renewal")
+      ->check(CLI::Range(1000L, 3'600'000L));
+  apps::env_option(app, "--lease-renew-ms", "SPEC_ENGINE_LEASE_RENEW_MS", lease_renew_ms,
+                   "How often a replica renews its leases and claims expired threads (must be below --lease-ttl-ms; a "
+                   "third of it is a good value)")
+      ->check(CLI::Range(100L, 3'600'000L));
   app.add_option("--replica-id", replica_id,
                  "Owner id of this replica in the threads table (default: <hostname>-<random>); unique per running "
                  "process")
       ->envname("SPEC_ENGINE_REPLICA_ID");
-  app.add_option("--delta-flush-ms", delta_flush_ms,
-                 "on_llm_stream deltas of a run are merged into one event for at most this long")
-      ->envname("SPEC_ENGINE_DELTA_FLUSH_MS")
-      ->check(CLI::Range(0L, 10'000L))
-      ->capture_default_str();
-  app.add_option("--delta-flush-bytes", delta_flush_bytes, "... or until the merged text reaches this size")
-      ->envname("SPEC_ENGINE_DELTA_FLUSH_BYTES")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
-      ->capture_default_str();
-  app.add_option("--shutdown-grace-ms", shutdown_grace_ms,
-                 "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)")
-      ->envname("SPEC_ENGINE_SHUTDOWN_GRACE_MS")
-      ->capture_default_str();
-  app.add_option("--io-threads", io_threads,
-                 "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server")
-      ->envname("SPEC_ENGINE_IO_THREADS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--blocking-threads", blocking_threads, "Bounded pool running tool calls, the runs' SQL and the streams' replay pages")
-      ->envname("SPEC_ENGINE_BLOCKING_THREADS")
-      ->check(CLI::Range(1, 1024))
-      ->capture_default_str();
-  app.add_option("--http-threads", http_threads, "Threads running HTTP handlers")
-      ->envname("SPEC_ENGINE_HTTP_THREADS")
-      ->check(CLI::Range(2, 1024))
-      ->capture_default_str();
-  app.add_option("--db-pool-size", db_pool_size,
-                 "Database connections (sized by SQL work, not by runs; PostgreSQL's max_connections is shared)")
-      ->envname("SPEC_ENGINE_DB_POOL_SIZE")
-      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}))
-      ->capture_default_str();
-  app.add_option("--db-wait-ms", db_wait_ms,
-                 "Longest wait for a free database connection: an HTTP request then gets 503 + Retry-After; a "
-                 "run's own writes retry")
-      ->envname("SPEC_ENGINE_DB_WAIT_MS")
-      ->check(CLI::Range(1L, 600'000L))
-      ->capture_default_str();
-  app.add_option("--nats-url", nats_opts.url,
-                 "NATS server URL(s); when set, jobs are also consumed from JetStream and run status events are "
-                 "published to agent.status.<thread_id>")
-      ->envname("NATS_URL");
-  app.add_option("--nats-stream", nats_opts.stream, "JetStream stream of jobs (created with subjects agent.execute.* "
-                                                    "when missing)")
-      ->envname("SPEC_ENGINE_NATS_STREAM")
-      ->capture_default_str();
-  app.add_option("--nats-subjects", nats_opts.subjects,
-                 "Subjects of the job stream when this engine creates it (an existing stream is used as it is)")
-      ->envname("SPEC_ENGINE_NATS_SUBJECTS")
-      ->capture_default_str();
-  app.add_option("--nats-consumer", nats_opts.consumer, "Durable pull consumer on --nats-stream (created when missing)")
-      ->envname("SPEC_ENGINE_NATS_CONSUMER")
-      ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
-      ->envname("SPEC_ENGINE_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
+  apps::env_option(app, "--delta-flush-ms", "SPEC_ENGINE_DELTA_FLUSH_MS", delta_flush_ms,
+                   "on_llm_stream deltas of a run are merged into one event for at most this long")
+      ->check(CLI::Range(0L, 10'000L));
+  apps::env_option(app, "--delta-flush-bytes", "SPEC_ENGINE_DELTA_FLUSH_BYTES", delta_flush_bytes,
+                   "... or until the merged text reaches this size")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  apps::env_option(app, "--shutdown-grace-ms", "SPEC_ENGINE_SHUTDOWN_GRACE_MS", shutdown_grace_ms,
+                   "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)");
+  apps::env_option(app, "--io-threads", "SPEC_ENGINE_IO_THREADS", io_threads,
+                   "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server")
+      ->check(CLI::Range(1, 64));
+  apps::env_option(app, "--blocking-threads", "SPEC_ENGINE_BLOCKING_THREADS", blocking_threads,
+                   "Bounded pool running tool calls, the runs' SQL and the streams' replay pages")
+      ->check(CLI::Range(1, 1024));
+  apps::env_option(app, "--http-threads", "SPEC_ENGINE_HTTP_THREADS", http_threads, "Threads running HTTP handlers")
+      ->check(CLI::Range(2, 1024));
+  apps::env_option(app, "--db-pool-size", "SPEC_ENGINE_DB_POOL_SIZE", db_pool_size,
+                   "Database connections (sized by SQL work, not by runs; PostgreSQL's max_connections is shared)")
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
+  apps::env_option(app, "--db-wait-ms", "SPEC_ENGINE_DB_WAIT_MS", db_wait_ms,
+                   "Longest wait for a free database connection: an HTTP request then gets 503 + Retry-After; a run's "
+                   "own writes retry")
+      ->check(CLI::Range(1L, 600'000L));
+  apps::env_option(app, "--nats-url", "NATS_URL", nats_opts.url,
+                   "NATS server URL(s); when set, jobs are also consumed from JetStream and run status events are "
+                   "published to agent.status.<thread_id>");
+  apps::env_option(app, "--nats-stream", "SPEC_ENGINE_NATS_STREAM", nats_opts.stream,
+                   "JetStream stream of jobs (created with subjects agent.execute.* when missing)");
+  apps::env_option(app, "--nats-subjects", "SPEC_ENGINE_NATS_SUBJECTS", nats_opts.subjects,
+                   "Subjects of the job stream when this engine creates it (an existing stream is used as it is)");
+  apps::env_option(app, "--nats-consumer", "SPEC_ENGINE_NATS_CONSUMER", nats_opts.consumer,
+                   "Durable pull consumer on --nats-stream (created when missing)");
+  apps::env_option(app, "--log-level", "SPEC_ENGINE_LOG_LEVEL", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.footer(
       "Environment: OPENAI_API_KEY (never logged), OPENAI_BASE_URL, OTEL_EXPORTER_OTLP_ENDPOINT (enables trace "
       "export), MIGRATIONS_DIR. Tests only: SPEC_ENGINE_TEST_TOOL_DELAY_MS makes every built-in tool call wait "

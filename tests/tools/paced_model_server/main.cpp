@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "apps/cli_options.hpp"
 #include "core/log.hpp"
 #include "core/server.hpp"
 #include "core/util.hpp"
@@ -24,38 +25,26 @@ int main(int argc, char** argv) {
   std::size_t max_body = 16u << 20;
   std::string log_level = "warn";
   paced_model::Script script;
-  app.add_option("--host", host, "Listen address")->envname("PACED_MODEL_HOST")->capture_default_str();
-  app.add_option("--port", port, "Listen port (0 = any free port, printed on stdout)")
-      ->envname("PACED_MODEL_PORT")
-      ->check(CLI::Range(0, 65535))
-      ->capture_default_str();
-  app.add_option("--turns", script.turns, "Tool-call turns per conversation before the final answer")
-      ->envname("PACED_MODEL_TURNS")
-      ->check(CLI::Range(0, 1000))
-      ->capture_default_str();
-  app.add_option("--chunks", script.chunks, "Text chunks per tool-call turn")
-      ->envname("PACED_MODEL_CHUNKS")
-      ->check(CLI::Range(1, 10000))
-      ->capture_default_str();
-  app.add_option("--rate", script.rate, "Text chunks per second per stream")
-      ->envname("PACED_MODEL_RATE")
-      ->check(CLI::Range(0.001, 100000.0))
-      ->capture_default_str();
-  app.add_option("--model", script.model, "Model id reported in responses and /v1/models")
-      ->envname("PACED_MODEL_MODEL")
-      ->capture_default_str();
-  app.add_option("--io-threads", io_threads, "Threads running the event loop (streams never hold a thread)")
-      ->envname("PACED_MODEL_IO_THREADS")
-      ->check(CLI::Range(1, 64))
-      ->capture_default_str();
-  app.add_option("--max-body-bytes", max_body, "Largest request body (bigger: 413)")
-      ->envname("PACED_MODEL_MAX_BODY_BYTES")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30))
-      ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error (info logs every request)")
-      ->envname("PACED_MODEL_LOG_LEVEL")
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
-      ->capture_default_str();
+  apps::env_option(app, "--host", "PACED_MODEL_HOST", host, "Listen address");
+  apps::env_option(app, "--port", "PACED_MODEL_PORT", port, "Listen port (0 = any free port, printed on stdout)")
+      ->check(CLI::Range(0, 65535));
+  apps::env_option(app, "--turns", "PACED_MODEL_TURNS", script.turns,
+                   "Tool-call turns per conversation before the final answer")
+      ->check(CLI::Range(0, 1000));
+  apps::env_option(app, "--chunks", "PACED_MODEL_CHUNKS", script.chunks, "Text chunks per tool-call turn")
+      ->check(CLI::Range(1, 10000));
+  apps::env_option(app, "--rate", "PACED_MODEL_RATE", script.rate, "Text chunks per second per stream")
+      ->check(CLI::Range(0.001, 100000.0));
+  apps::env_option(app, "--model", "PACED_MODEL_MODEL", script.model, "Model id reported in responses and /v1/models");
+  apps::env_option(app, "--io-threads", "PACED_MODEL_IO_THREADS", io_threads,
+                   "Threads running the event loop (streams never hold a thread)")
+      ->check(CLI::Range(1, 64));
+  apps::env_option(app, "--max-body-bytes", "PACED_MODEL_MAX_BODY_BYTES", max_body,
+                   "Largest request body (bigger: 413)")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+  apps::env_option(app, "--log-level", "PACED_MODEL_LOG_LEVEL", log_level,
+                   "trace|debug|info|warn|error (info logs every request)")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   CLI11_PARSE(app, argc, argv);
   core::log::init("paced-model-server", log_level);
   core::raise_fd_limit();
