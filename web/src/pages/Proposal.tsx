@@ -282,6 +282,24 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
   );
 }
 
+/** One proposal in a list, linked to its page: the prompt (after the workflow's name, when
+ * given, for lists across workflows), its status and when it started. */
+function ProposalRow({ p, workflowName }: { p: Proposal; workflowName?: string }) {
+  return (
+    <li>
+      <a href={href({ page: "proposal", workflowId: p.workflow_id, proposalId: p.id })} class="proposal-link">
+        <span class="proposal-prompt">
+          {workflowName !== undefined && <span class="muted small">{workflowName} · </span>}
+          {p.user_prompt}
+        </span>
+        <span class="proposal-meta">
+          <StatusBadge status={p.status} /> <Time at={p.created_at} />
+        </span>
+      </a>
+    </li>
+  );
+}
+
 export function ProposalsPage({ workflow }: { workflow: Workflow }) {
   const list = useAsync(() => api.listProposals(workflow.id), [workflow.id]);
   if (!list.data) {
@@ -301,14 +319,7 @@ export function ProposalsPage({ workflow }: { workflow: Workflow }) {
   return (
     <ul class="proposal-list card" data-testid="proposal-list" aria-label="Proposals">
       {list.data.items.map((p) => (
-        <li key={p.id}>
-          <a href={href({ page: "proposal", workflowId: workflow.id, proposalId: p.id })} class="proposal-link">
-            <span class="proposal-prompt">{p.user_prompt}</span>
-            <span class="proposal-meta">
-              <StatusBadge status={p.status} /> <Time at={p.created_at} />
-            </span>
-          </a>
-        </li>
+        <ProposalRow key={p.id} p={p} />
       ))}
     </ul>
   );
@@ -352,17 +363,7 @@ export function MyProposalsPage() {
       ) : (
         <ul class="proposal-list card" data-testid="my-proposal-list" aria-label="Your proposals">
           {list.data.items.map((p) => (
-            <li key={p.id}>
-              <a href={href({ page: "proposal", workflowId: p.workflow_id, proposalId: p.id })} class="proposal-link">
-                <span class="proposal-prompt">
-                  <span class="muted small">{names.data?.[p.workflow_id] ?? "A workflow"} · </span>
-                  {p.user_prompt}
-                </span>
-                <span class="proposal-meta">
-                  <StatusBadge status={p.status} /> <Time at={p.created_at} />
-                </span>
-              </a>
-            </li>
+            <ProposalRow key={p.id} p={p} workflowName={names.data?.[p.workflow_id] ?? "A workflow"} />
           ))}
         </ul>
       )}
