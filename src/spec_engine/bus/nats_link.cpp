@@ -1,6 +1,7 @@
 // NATS link between engine replicas: stored events and control messages.
 #include "spec_engine/bus/nats_link.hpp"
 
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 
 namespace spec_engine::bus {
@@ -15,7 +16,7 @@ void NatsLink::start() {
   std::lock_guard lk(mu_);
   if (control_sub_ != 0) return;
   auto on_control = [this](const std::string& subject, const std::string& data) {
-    auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+    const auto j = core::json::parse_or_null(data).value_or(nullptr);
     if (!j.is_object() || j.value("action", "") != "delete" || !j.contains("thread_id") ||
         !j["thread_id"].is_string()) {
       core::log::warn("nats control message ignored", {{"subject", subject}});
@@ -43,7 +44,9 @@ void NatsLink::published(const std::vector<store::EventRecord>& events) {
 
 void NatsLink::watch(const std::string& thread_id) {
   auto on_event = [this, thread_id](const std::string&, const std::string& data) {
-    auto j = nlohmann::json::parse(data, nullptr, /*allow_exceptions=*/false);
+    // The bounded parser (core/json_parse.hpp): a message nested deeper than the services
+    // accept is ignored, never handed to the streams as a frame.
+    const auto j = core::json::parse_or_null(data, core::json::kInternalLimits).value_or(nullptr);
     if (!j.is_object() || !j.contains("seq") || !j["seq"].is_number_integer() || !j.contains("event_type") ||
         !j["event_type"].is_string()) {
       return;  // not an event: ignore (the stream reads the table on silence anyway)

@@ -134,6 +134,20 @@ TEST(NatsLink, EventsReachWatchingReplicasAndDeletesReachAllOthers) {
   EXPECT_EQ(frames[0].seq, 1);
   EXPECT_EQ(frames[1].event_type, "end");
   EXPECT_EQ(nlohmann::json::parse(*frames[0].text)["data"]["k"], "v");
+
+  // A message nested deeper than the bounded parser allows (core/json_parse.hpp) is not handed
+  // to the streams; the next event on the subject still is (NATS keeps one publisher's order).
+  const std::string subject = spec_engine::bus::status_subject(lo.events_prefix, "t.1");
+  const std::string deep = std::string(200, '[') + std::string(200, ']');
+  ASSERT_TRUE(nats_a.publish(subject, R"({"seq": 3, "event_type": "e", "data": )" + deep + "}"));
+  ASSERT_TRUE(nats_a.publish(subject, R"({"seq": 4, "event_type": "e", "data": {}})"));
+  frames.clear();
+  ASSERT_TRUE(eventually([&] {
+    for (auto& f : sub->take().events) frames.push_back(f);
+    return !frames.empty();
+  }));
+  ASSERT_EQ(frames.size(), 1u);
+  EXPECT_EQ(frames[0].seq, 4);
   hub_b.unsubscribe(sub);  // unwatch: nothing more arrives
   auto sub2 = hub_b.subscribe("other", rt.executor());
   std::this_thread::sleep_for(200ms);
