@@ -220,8 +220,8 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
     if (check_thread) {
       // Nothing (more) stored: is the thread gone, or over with its `end` at or before `last`?
       check_thread = false;
-      auto load = [st, &id] { return st->get_thread(id); };
-      std::optional<store::ThreadRecord> rec;
+      auto load = [st, &id] { return st->thread_progress(id); };
+      std::optional<store::ThreadProgress> rec;
       bool read_ok = true;
       try {
         rec = co_await ctx.rt->blocking(std::move(load));
@@ -279,7 +279,7 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
         {{"errors", nlohmann::json::array({{{"field", "after_seq"}, {"message", "must be an integer >= 0"}}})}});
     return accept;
   }
-  if (!ctx.store->get_thread(id)) {
+  if (!ctx.store->thread_progress(id)) {
     accept.reject = not_found(id);
     return accept;
   }

@@ -25,11 +25,16 @@ nlohmann::json load(const std::string& text, soci::indicator ind) {
   return core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
 }
 
-/// The thread row; last_seq is the highest stored event (the row is not updated per event).
-constexpr const char* kThreadColumns =
+/// A thread's last_seq: the highest stored event (the row is not updated per event).
+const std::string kLastSeq = "COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.thread_id = threads.thread_id), 0)";
+
+/// The thread row.
+const std::string kThreadColumns =
     "thread_id, job_id, trace_id, traceparent, status, agent_definition, input_payload, result, "
-    "generated_files, error, COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.thread_id = threads.thread_id), 0), "
-    "recoveries, created_at, updated_at, owner, epoch, lease_expires_at";
+    "generated_files, error, " + kLastSeq + ", recoveries, created_at, updated_at, owner, epoch, lease_expires_at";
+
+/// What a stream follows of a thread (Store::thread_progress).
+const std::string kProgressColumns = "status, " + kLastSeq;
 
 /// Epoch milliseconds of the database's clock, as an SQL expression.
 std::string now_ms(core::db::Dialect d) {
@@ -234,6 +239,18 @@ std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
   st.execute();
   if (!st.fetch()) return std::nullopt;
   return row.to_record();
+}
+
+std::optional<ThreadProgress> Store::thread_progress(const std::string& thread_id) {
+  Conn conn(db_);
+  ThreadProgress out;
+  long long last_seq = 0;
+  soci::indicator ind = soci::i_null;
+  conn.sql() << "SELECT " << kProgressColumns << " FROM threads WHERE thread_id = :tid", soci::into(out.status, ind),
+      soci::into(last_seq), soci::use(thread_id);
+  if (!conn.sql().got_data() || ind != soci::i_ok) return std::nullopt;
+  out.last_seq = last_seq;
+  return out;
 }
 
 bool Store::set_status(const std::string& thread_id, const std::string& status, const std::string& error) {

@@ -68,6 +68,12 @@ struct EventRecord {
   nlohmann::json to_json() const;
 };
 
+/// What a live stream follows of a thread (Store::thread_progress).
+struct ThreadProgress {
+  std::string status;          ///< queued | running | completed | failed | cancelled
+  std::int64_t last_seq = 0;   ///< highest stored event seq (0 = none)
+};
+
 /// A thread a replica has just claimed (Store::claim_expired).
 struct Claim {
   std::string thread_id;
@@ -132,6 +138,9 @@ class Store {
   bool create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl = std::chrono::milliseconds(0));
   /// The thread, or nullopt when unknown.
   std::optional<ThreadRecord> get_thread(const std::string& thread_id);
+  /// The thread's status and highest stored event seq, or nullopt when unknown. Reads none of
+  /// the JSON columns (definition, input, result, files), so a stream may poll it cheaply.
+  std::optional<ThreadProgress> thread_progress(const std::string& thread_id);
   /// Sets status (and error, "" = NULL) and touches updated_at. False when unknown.
   bool set_status(const std::string& thread_id, const std::string& status, const std::string& error = {});
   /// Threads whose status is one of `statuses`, oldest first.

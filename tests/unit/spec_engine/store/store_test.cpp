@@ -47,6 +47,24 @@ TEST_P(StoreTest, CreateIsIdempotentOnThreadId) {
   EXPECT_FALSE(store_->get_thread("nope"));
 }
 
+TEST_P(StoreTest, ThreadProgressIsStatusAndLastStoredSeq) {
+  EXPECT_FALSE(store_->thread_progress("t"));
+  ASSERT_TRUE(store_->create_thread(thread("t")));
+  auto p = store_->thread_progress("t");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, "queued");
+  EXPECT_EQ(p->last_seq, 0);
+  store_->append_event(event("t", 1, "on_state_update"));
+  store_->finish("t", "completed", {{"output", "x"}}, nlohmann::json::object(), "", event("t", 2, "end"));
+  p = store_->thread_progress("t");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->status, "completed");
+  EXPECT_EQ(p->last_seq, 2);
+  EXPECT_EQ(p->last_seq, store_->get_thread("t")->last_seq);
+  ASSERT_TRUE(store_->delete_thread("t"));
+  EXPECT_FALSE(store_->thread_progress("t"));
+}
+
 TEST_P(StoreTest, EventsRoundTripInOrderAndTrackLastSeq) {
   ASSERT_TRUE(store_->create_thread(thread("t")));
   for (int i = 1; i <= 5; ++i) store_->append_event(event("t", i, i % 2 ? "on_llm_stream" : "on_state_update"));
