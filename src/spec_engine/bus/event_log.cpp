@@ -185,13 +185,16 @@ bool EventLog::Impl::next_batch(std::unique_lock<std::mutex>& lk, std::vector<It
 }
 
 bool EventLog::Impl::write(std::vector<Item>& batch) {
+  // The writes are moved out for the transaction (a checkpoint may carry megabytes of files)
+  // and moved back when it fails, so the retry sends the same writes without a copy.
   std::vector<store::Write> writes;
   writes.reserve(batch.size());
-  for (const auto& it : batch) writes.push_back(it.write);
+  for (auto& it : batch) writes.push_back(std::move(it.write));
   store::BatchResult res;
   try {
     res = store.write_batch(writes, opts.notify_origin);
   } catch (const std::exception& e) {
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].write = std::move(writes[i]);
     batches_total().inc({{"outcome", "error"}});
     core::log::warn("event batch not stored; retrying", {{"writes", writes.size()}, {"error", e.what()}});
     return false;
@@ -213,9 +216,9 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
     }
   }
   std::vector<store::EventRecord> stored;
-  for (auto& it : batch) {
-    if (fenced.count(it.run->thread_id)) continue;
-    if (const auto* ev = std::get_if<store::EventWrite>(&it.write.op)) stored.push_back(ev->event);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    if (fenced.count(batch[i].run->thread_id)) continue;
+    if (auto* ev = std::get_if<store::EventWrite>(&writes[i].op)) stored.push_back(std::move(ev->event));
   }
   if (!stored.empty() && publish) {
     try {
@@ -304,7 +307,7 @@ void EventLog::stop(std::chrono::milliseconds timeout) {
       impl_->stop_deadline = Clock::now() + timeout;
     }
     if (!impl_->started) {
-      impl_->started = true;  // never started: run the flush on this thread
+      impl_->started = true;  // never started: a writer thread flushes what is queued
       impl_->writer = std::thread([this] { impl_->run_writer(); });
     }
   }

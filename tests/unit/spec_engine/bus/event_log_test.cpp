@@ -10,6 +10,8 @@
 #include <regex>
 #include <thread>
 
+#include <soci/soci.h>
+
 #include "core/metrics.hpp"
 #include "../store_fixture.hpp"
 
@@ -22,13 +24,16 @@ using spec_engine::bus::EventLogOptions;
 using spec_engine::bus::Fenced;
 using spec_engine::store::EventRecord;
 
-/// Sum of spec_engine_event_batches_total{outcome="ok"} in the global registry.
-double ok_batches() {
-  static const std::regex re(R"(spec_engine_event_batches_total\{outcome="ok"\} ([0-9.e+]+))");
+/// spec_engine_event_batches_total{outcome=`outcome`} in the global registry.
+double batches(const std::string& outcome) {
+  const std::regex re("spec_engine_event_batches_total\\{outcome=\"" + outcome + "\"\\} ([0-9.e+]+)");
   std::smatch m;
   const std::string text = core::metrics::global().render();
   return std::regex_search(text, m, re) ? std::stod(m[1]) : 0.0;
 }
+
+/// Sum of spec_engine_event_batches_total{outcome="ok"} in the global registry.
+double ok_batches() { return batches("ok"); }
 
 class EventLogTest : public spec_engine::testing::StoreFixture {
  protected:
@@ -158,6 +163,51 @@ TEST_P(EventLogTest, FinishStoresEndAndOutcomeTogether) {
   EXPECT_EQ(events[1].event_type, "end");
   EXPECT_EQ(events[1].data, (nlohmann::json{{"status", "failed"}, {"error", "boom"}}));
   log->stop(1s);
+}
+
+TEST_P(EventLogTest, AFailingBatchIsRetriedUntilStoredLosingAndReorderingNothing) {
+  create("t");
+  EventLogOptions o;
+  o.max_backoff = 100ms;
+  auto log = make(o);
+  log->start();
+  auto run = log->open("t", 1, 0);
+  // The database refuses every batch for a while: the events table is gone.
+  soci::session admin(tdb_->db->pool());
+  admin << "ALTER TABLE events RENAME TO events_away";
+  const double errors_before = batches("error");
+  run->emit("on_state_update", {{"step", 1}});
+  run->emit("on_tool_start", {{"tool", "ls"}});
+  const nlohmann::json state = {{"files", {{"/big.md", std::string(100000, 'x')}}}};
+  std::promise<std::exception_ptr> stored;
+  run->checkpoint(state, [&](std::exception_ptr e) { stored.set_value(e); });
+  auto done = stored.get_future();
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (batches("error") < errors_before + 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  EXPECT_GE(batches("error"), errors_before + 2);  // tried more than once
+  EXPECT_EQ(done.wait_for(0ms), std::future_status::timeout);
+  EXPECT_FALSE(store_->latest_checkpoint("t"));  // nothing half-written, nothing published
+  {
+    std::lock_guard lk(mu_);
+    EXPECT_TRUE(published_.empty());
+  }
+  run->emit("on_tool_end", {{"tool", "ls"}});  // queued behind the failing batch
+  admin << "ALTER TABLE events_away RENAME TO events";
+  ASSERT_EQ(done.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(done.get(), nullptr);
+  log->stop(5s);
+  const auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[0].event_type, "on_state_update");
+  EXPECT_EQ(events[1].event_type, "on_tool_start");
+  EXPECT_EQ(events[2].event_type, "on_tool_end");
+  for (std::size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].seq, static_cast<std::int64_t>(i + 1));
+  EXPECT_EQ(*store_->latest_checkpoint("t"), state);  // the retried write is the whole write
+  std::lock_guard lk(mu_);
+  ASSERT_EQ(published_.size(), 3u);
+  EXPECT_EQ(published_[2].event_type, "on_tool_end");
 }
 
 TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
