@@ -71,11 +71,12 @@ class Subscription {
 /// Thread-safe registry of subscriptions per thread id.
 class EventHub {
  public:
-  /// `on_watch(thread_id)` runs when a thread gets its first local subscriber and `on_unwatch`
-  /// when its last one leaves (a transport that subscribes per thread, e.g. NATS). They run
-  /// outside the hub's lock, in order per thread.
   explicit EventHub(HubOptions options = {}) : options_(options) {}
 
+  /// `on_watch(thread_id)` runs when a thread gets its first local subscriber and `on_unwatch`
+  /// when its last one leaves (a transport that subscribes per thread, e.g. NATS). They run on
+  /// the subscribing/unsubscribing thread outside the registry's lock, serialised (in order
+  /// per thread), so they must be quick.
   void set_watch_hooks(std::function<void(const std::string&)> on_watch,
                        std::function<void(const std::string&)> on_unwatch);
 

@@ -32,10 +32,10 @@ class ScriptedModel : public ChatModel {
   /// Reads and validates a script file. Throws ModelError (unreadable / invalid).
   static std::unique_ptr<ScriptedModel> from_file(const std::string& path);
 
-  /// Replays the next turn at once (no I/O, never suspends): its content goes to `on_delta`
-  /// in word-ish pieces. `stop` is not consulted: a stop request reaches the run through
-  /// `on_delta`, which may throw. Throws ModelError when the script is exhausted or the turn
-  /// is scripted for another node.
+  /// Replays the next turn (no I/O): after the turn's `delay_ms` (a timer that `stop` ends at
+  /// once; none without it) its content goes to `on_delta` in word-ish pieces. A stop request
+  /// otherwise reaches the run through `on_delta`, which may throw. Throws ModelError when the
+  /// script is exhausted or the turn is scripted for another node.
   core::async::Task<ModelTurn> complete(const ModelRequest& request, const DeltaSink& on_delta,
                                         std::stop_token stop) override;
   std::string provider() const override { return "scripted"; }
