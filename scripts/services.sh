@@ -30,17 +30,28 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# engine_command PORT DATA_DIR: sets ENGINE_CMD (array) and MODEL_NOTE. With OPENAI_API_KEY
-# the engine uses the real model (OPENAI_BASE_URL optional); otherwise the offline scripted
-# model replays config/demo/refinement-script.json.
+# engine_command PORT DATA_DIR: sets ENGINE_CMD (array), ORCH_MODEL_FLAGS (array, for
+# `ide-orchestrator serve`), SCRIPTED ("1" or "") and MODEL_NOTE. With OPENAI_API_KEY or
+# OPENAI_BASE_URL the engine calls that OpenAI-compatible server, and OPENAI_MODEL (optional)
+# names the model: the orchestrator's --refinement-model, plus the engine's --model-override
+# openai:MODEL so runs of workflows whose definitions name another model use it too.
+# Otherwise the offline scripted model replays config/demo/demo-script.json (the refinement,
+# then runs of the two templates).
 engine_command() {
   ENGINE_CMD=("$BIN/spec-engine")
+  ORCH_MODEL_FLAGS=()
+  SCRIPTED=""
   if "$BIN/spec-engine" --help 2>&1 | grep -qE '^\s+serve\b'; then ENGINE_CMD+=(serve); fi
   ENGINE_CMD+=(--host 127.0.0.1 --port "$1" --data-dir "$2")
-  if [[ -n "${OPENAI_API_KEY:-}" ]]; then
-    MODEL_NOTE="real model via ${OPENAI_BASE_URL:-https://api.openai.com/v1} (OPENAI_API_KEY is set)"
+  if [[ -n "${OPENAI_API_KEY:-}" || -n "${OPENAI_BASE_URL:-}" ]]; then
+    MODEL_NOTE="real model ${OPENAI_MODEL:-(as each agent definition names it)} via ${OPENAI_BASE_URL:-https://api.openai.com/v1}"
+    if [[ -n "${OPENAI_MODEL:-}" ]]; then
+      ENGINE_CMD+=(--model-override "openai:$OPENAI_MODEL")
+      ORCH_MODEL_FLAGS=(--refinement-model "$OPENAI_MODEL")
+    fi
   else
-    ENGINE_CMD+=(--model-override "scripted:$ROOT/config/demo/refinement-script.json")
-    MODEL_NOTE="OFFLINE SCRIPTED MODEL (no OPENAI_API_KEY): the engine replays config/demo/refinement-script.json instead of calling an LLM"
+    SCRIPTED=1
+    ENGINE_CMD+=(--model-override "scripted:$ROOT/config/demo/demo-script.json")
+    MODEL_NOTE="OFFLINE SCRIPTED MODEL (no OPENAI_API_KEY or OPENAI_BASE_URL): the engine replays config/demo/demo-script.json instead of calling an LLM"
   fi
 }

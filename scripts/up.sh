@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: runs spec-engine and ide-orchestrator on the embedded defaults (SQLite under
-# var/up/, the offline scripted model unless OPENAI_API_KEY is set, as `make demo` does),
+# var/up/, the offline scripted model unless OPENAI_API_KEY or OPENAI_BASE_URL is set, with
+# OPENAI_MODEL as `make demo` uses them),
 # seeds a user, prints the web console's URL and the credentials, and keeps running until
 # Ctrl-C; then stops both services. Builds nothing (the Makefile's `up` target builds first).
 #
@@ -58,7 +59,7 @@ export JWT_SECRET
 JWT_SECRET=$($PY -c 'import secrets;print(secrets.token_hex(32))')
 STORAGE=(--data-dir "$DATA/orchestrator")
 "$BIN/ide-orchestrator" serve "${STORAGE[@]}" --host 127.0.0.1 --port "$OPORT" --engine-url "$ENGINE" \
-  >>"$DATA/orchestrator.log" 2>&1 &
+  "${ORCH_MODEL_FLAGS[@]}" >>"$DATA/orchestrator.log" 2>&1 &
 ORCH_PID=$!
 wait_health "$ORCH" "$ORCH_PID" ide-orchestrator
 

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16;
-  std::string refinement_agent_file, openapi_file, trusted_proxies, web_dir;
+  std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   apps::env_option(*serve, "--host", "IDE_ORCHESTRATOR_HOST", host, "Address to listen on");
   apps::env_option(*serve, "--port", "IDE_ORCHESTRATOR_PORT", port, "Port (0 = any free port)")
@@ -207,11 +207,14 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000000));
   apps::env_option(*serve, "--max-concurrent-runs-per-user", "IDE_ORCHESTRATOR_MAX_CONCURRENT_RUNS_PER_USER",
                    max_runs_per_user,
-                   "Refinements one user may have processing at once, counted in the database across replicas "
-                   "(0 = no cap)")
+                   "Refinements and workflow runs one user may have processing at once, counted in the database "
+                   "across replicas (0 = no cap)")
       ->check(CLI::Range(0, 100000));
   apps::env_option(*serve, "--refinement-agent-file", "IDE_ORCHESTRATOR_REFINEMENT_AGENT_FILE", refinement_agent_file,
                    "Agent definition sent with refinements (default config/refinement-agent.json)");
+  apps::env_option(*serve, "--refinement-model", "IDE_ORCHESTRATOR_REFINEMENT_MODEL", refinement_model,
+                   "Model name for every agent of the refinement (replaces llm_config.model of the refinement agent "
+                   "file, e.g. llama3.1 on Ollama); the engine's --model-override still wins (default: the file's)");
   apps::env_option(*serve, "--openapi-file", "IDE_ORCHESTRATOR_OPENAPI_FILE", openapi_file,
                    "OpenAPI document to serve (default docs/openapi.json)");
   apps::env_option(*serve, "--web-dir", "IDE_ORCHESTRATOR_WEB_DIR", web_dir,
@@ -313,6 +316,7 @@ int main(int argc, char** argv) {
     o.proposals.max_concurrent_runs_per_user = max_runs_per_user;
     o.middleware.trusted_proxies = split_list(trusted_proxies);
     o.refinement_agent_file = refinement_agent_file;
+    o.refinement_model = refinement_model;
     o.openapi_file = openapi_file;
     o.web_dir = web_dir;
     if (!jwt_secret_file.empty()) {

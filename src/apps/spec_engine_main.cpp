@@ -321,7 +321,7 @@ int main(int argc, char** argv) {
       // Fail at start-up, not on the first run: unknown provider, missing or malformed script.
       try {
         spec_engine::models::ModelRegistry probe(ro.models, &http);
-        probe.for_node("startup-check", nullptr);
+        probe.for_node("", nullptr);  // "" = check every script of a script set
       } catch (const std::exception& e) {
         std::cerr << "spec-engine: --model-override " << model_override << ": " << e.what() << "\n";
         return 2;

@@ -108,6 +108,22 @@ domain::User set_user_password(const core::db::DbConfig& db, const std::string& 
   return domain::UserService(*d).set_password(user, password);
 }
 
+int override_agent_model(nlohmann::json& agent, const std::string& model) {
+  int n = 0;
+  auto graph = agent.find("graph");
+  if (graph == agent.end() || !graph->is_object() || !graph->contains("nodes") || !(*graph)["nodes"].is_array()) return 0;
+  for (auto& node : (*graph)["nodes"]) {
+    if (!node.is_object()) continue;
+    auto& data = node["data"];
+    if (!data.is_object()) data = nlohmann::json::object();
+    auto& cfg = data["llm_config"];
+    if (!cfg.is_object()) cfg = nlohmann::json::object();
+    cfg["model"] = model;
+    ++n;
+  }
+  return n;
+}
+
 struct App::Impl {
   AppOptions options;
   std::unique_ptr<core::db::Database> db;
@@ -139,6 +155,10 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
                              " is not a JSON object with a \"graph\"");
   }
   std::string openapi = slurp(openapi_file, "OpenAPI document");
+  if (!m.options.refinement_model.empty()) {
+    const int nodes = override_agent_model(agent, m.options.refinement_model);
+    core::log::info("refinement_model_override", {{"model", m.options.refinement_model}, {"nodes", nodes}});
+  }
 
   m.db = open_and_migrate(m.options.db);
   m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine, runtime);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "core/async.hpp"
 #include "core/db.hpp"
 #include "core/router.hpp"
@@ -48,6 +50,9 @@ struct AppOptions {
   JwtSettings jwt;
   /// Refinement agent definition (JSON). Empty = search "config/refinement-agent.json".
   std::filesystem::path refinement_agent_file;
+  /// Model name given to every node of the refinement agent (its llm_config.model), replacing
+  /// the file's; empty = keep the file's. The engine's --model-override still wins over both.
+  std::string refinement_model;
   /// OpenAPI document served at /api/openapi.json. Empty = search "docs/openapi.json".
   std::filesystem::path openapi_file;
   /// Built web console served at `/` (holds index.html). Empty = the first of <exe>/../web
@@ -85,6 +90,10 @@ domain::User set_user_disabled(const core::db::DbConfig& db, const std::string& 
 /// (`ide-orchestrator user set-password`). Throws domain::NotFoundError / InvalidError.
 domain::User set_user_password(const core::db::DbConfig& db, const std::string& user, const std::string& password);
 
+
+/// Sets llm_config.model = `model` on every node of `agent` (an engine agent definition with
+/// graph.nodes), creating llm_config when a node has none. Returns the number of nodes changed.
+int override_agent_model(nlohmann::json& agent, const std::string& model);
 
 /// The running service.
 class App {

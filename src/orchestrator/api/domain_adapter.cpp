@@ -6,6 +6,7 @@
 #include "orchestrator/domain/drafts.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/runs.hpp"
 #include "orchestrator/domain/templates.hpp"
 #include "orchestrator/domain/users.hpp"
 #include "orchestrator/domain/workflows.hpp"
@@ -57,7 +58,8 @@ struct DomainAdapter::Impl {
         users(d),
         workflows(d, templates),
         drafts(d),
-        proposals(d, limits) {}
+        proposals(d, limits),
+        runs(d, limits) {}
   core::db::Database& db;
   auth::JwtService jwt;
   domain::TemplateLibrary templates;
@@ -65,6 +67,7 @@ struct DomainAdapter::Impl {
   domain::WorkflowService workflows;
   domain::DraftService drafts;
   domain::ProposalService proposals;
+  domain::RunService runs;
 };
 
 DomainAdapter::DomainAdapter(core::db::Database& db, const JwtSettings& jwt, domain::ProposalLimits limits)
@@ -193,15 +196,16 @@ VersionView DomainAdapter::publish_version(const std::string& user_id, const std
   return VersionView{v.info, v.files, v.created};
 }
 
-json DomainAdapter::deploy(const std::string& user_id, const std::string& workflow_id) {
-  auto d = impl_->workflows.deploy(user_id, workflow_id);
+json DomainAdapter::deploy(const std::string& user_id, const std::string& workflow_id,
+                          std::optional<long long> number) {
+  auto d = impl_->workflows.deploy(user_id, workflow_id, number);
   return {{"workflow_id", workflow_id},
           {"version", {{"id", d.version.id}, {"number", d.version.number}, {"created_at", d.version.created_at},
                        {"created_by", d.version.created_by}}},
           {"definition", d.definition},
           {"deployed_at", d.deployed_at},
           {"deployed_by", d.deployed_by},
-          {"status", "accepted"}};
+          {"status", "deployed"}};
 }
 
 DraftView DomainAdapter::get_draft(const std::string& user_id, const std::string& workflow_id) {
@@ -280,8 +284,32 @@ bool DomainAdapter::can_access_thread(const std::string& user_id, const std::str
     impl_->proposals.get_by_thread(user_id, thread_id);
     return true;
   } catch (const domain::NotFoundError&) {
-    return false;
+    return impl_->runs.can_watch(user_id, thread_id);
   }
+}
+
+domain::StartedRun DomainAdapter::start_run(const std::string& user_id, const std::string& workflow_id,
+                                            const domain::StartRunInput& in) {
+  return impl_->runs.start(user_id, workflow_id, in);
+}
+
+void DomainAdapter::fail_run(const std::string& thread_id, const std::string& error) {
+  impl_->runs.fail(thread_id, error);
+}
+
+store::RunRecord DomainAdapter::get_run(const std::string& user_id, const std::string& workflow_id,
+                                        const std::string& run_id) {
+  return impl_->runs.get(user_id, workflow_id, run_id);
+}
+
+store::Page<store::RunRecord> DomainAdapter::list_runs(const std::string& user_id, const std::string& workflow_id,
+                                                       const store::PageRequest& page) {
+  return impl_->runs.list(user_id, workflow_id, page);
+}
+
+store::RunRecord DomainAdapter::cancel_run(const std::string& user_id, const std::string& workflow_id,
+                                           const std::string& run_id) {
+  return impl_->runs.cancel(user_id, workflow_id, run_id);
 }
 
 }  // namespace orchestrator::api

@@ -53,7 +53,8 @@ class DomainAdapter : public DomainPort {
                                                   const store::PageRequest& page) override;
   VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
                               std::optional<long long> base_revision) override;
-  nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id) override;
+  nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id,
+                        std::optional<long long> number) override;
   DraftView get_draft(const std::string& user_id, const std::string& workflow_id) override;
   DraftView ensure_draft(const std::string& user_id, const std::string& workflow_id) override;
   DraftView put_draft_files(const std::string& user_id, const std::string& workflow_id, const nlohmann::json& files,
@@ -74,6 +75,15 @@ class DomainAdapter : public DomainPort {
   ProposalView reject(const std::string& user_id, const std::string& proposal_id) override;
   ProposalView cancel(const std::string& user_id, const std::string& proposal_id) override;
   bool can_access_thread(const std::string& user_id, const std::string& thread_id) override;
+  domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
+                               const domain::StartRunInput& in) override;
+  void fail_run(const std::string& thread_id, const std::string& error) override;
+  store::RunRecord get_run(const std::string& user_id, const std::string& workflow_id,
+                           const std::string& run_id) override;
+  store::Page<store::RunRecord> list_runs(const std::string& user_id, const std::string& workflow_id,
+                                          const store::PageRequest& page) override;
+  store::RunRecord cancel_run(const std::string& user_id, const std::string& workflow_id,
+                              const std::string& run_id) override;
 
  private:
   struct Impl;

@@ -15,6 +15,7 @@
 #include "orchestrator/domain/diff.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/runs.hpp"
 #include "orchestrator/store/records.hpp"
 #include "orchestrator/store/tx.hpp"
 
@@ -116,9 +117,11 @@ class DomainPort {
   /// unchanged draft returns the latest version with `created` false.
   virtual VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
                                       std::optional<long long> base_revision) = 0;
-  /// Deploys the latest version (checks its /definition.json); returns
-  /// {workflow_id, version, definition, deployed_at, deployed_by, status}.
-  virtual nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id) = 0;
+  /// Deploys version `number` (default: the latest; checks its /definition.json) and records it as
+  /// the version runs execute; returns {workflow_id, version, definition, deployed_at,
+  /// deployed_by, status: "deployed"}.
+  virtual nlohmann::json deploy(const std::string& user_id, const std::string& workflow_id,
+                                std::optional<long long> number) = 0;
 
   /// The workflow's draft (NotFound "draft" when it has none).
   virtual DraftView get_draft(const std::string& user_id, const std::string& workflow_id) = 0;
@@ -170,8 +173,25 @@ class DomainPort {
   /// processing -> cancelled (docs/orchestrator-api.md#proposals); PreconditionError once it left processing,
   /// NotFoundError when the caller may not see it. The engine thread is scheduled for deletion.
   virtual ProposalView cancel(const std::string& user_id, const std::string& proposal_id) = 0;
-  /// True if the user is in proposal_access for the proposal of `thread_id`.
+  /// True if the user may watch `thread_id`: in proposal_access for the proposal of the thread,
+  /// or a member of the workflow of the run on the thread.
   virtual bool can_access_thread(const std::string& user_id, const std::string& thread_id) = 0;
+
+  /// Records a new `processing` run (domain/runs.hpp: RunService::start) and returns it with the
+  /// definition and files to send to the engine.
+  virtual domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
+                                       const domain::StartRunInput& in) = 0;
+  /// Marks the run of `thread_id`, whose engine job could not be started, failed with `error`.
+  virtual void fail_run(const std::string& thread_id, const std::string& error) = 0;
+  /// One run of the workflow (any member).
+  virtual store::RunRecord get_run(const std::string& user_id, const std::string& workflow_id,
+                                   const std::string& run_id) = 0;
+  /// Runs of the workflow, newest first (any member).
+  virtual store::Page<store::RunRecord> list_runs(const std::string& user_id, const std::string& workflow_id,
+                                                  const store::PageRequest& page) = 0;
+  /// processing -> cancelled (owner/editor); the caller deletes the engine thread.
+  virtual store::RunRecord cancel_run(const std::string& user_id, const std::string& workflow_id,
+                                      const std::string& run_id) = 0;
 };
 
 }  // namespace orchestrator::api

@@ -84,4 +84,21 @@ json render_proposal(const ProposalView& v) {
   return j;
 }
 
+json render_run(const store::RunRecord& r, bool with_files) {
+  json j = {{"id", r.id},
+            {"workflow_id", r.workflow_id},
+            {"version", r.version_number ? json(*r.version_number) : json(nullptr)},
+            {"draft_revision", r.draft_revision ? json(*r.draft_revision) : json(nullptr)},
+            {"thread_id", r.thread_id},
+            {"status", store::to_string(r.status)},
+            {"input", r.input},
+            {"output", opt(r.output)},
+            {"error", opt(r.error)},
+            {"created_by_user_id", r.created_by_user_id},
+            {"created_at", r.created_at},
+            {"completed_at", opt(r.completed_at)}};
+  if (with_files) j["files"] = r.files ? domain::files_to_json(*r.files) : json(nullptr);
+  return j;
+}
+
 }  // namespace orchestrator::api

@@ -37,6 +37,11 @@ nlohmann::json render_proposal(const store::ProposalRecord& p);
 /// shape, null until the proposal completed) and `changes` ([render_change(...)], may be empty).
 nlohmann::json render_proposal(const ProposalView& p);
 
+/// Run without files (lists): {id, workflow_id, version (number|null: null = the draft),
+/// draft_revision|null, thread_id, status, input, output|null, error|null, created_by_user_id,
+/// created_at, completed_at|null}. Detail form adds `files` (engine file shape; null until completed).
+nlohmann::json render_run(const store::RunRecord& r, bool with_files = false);
+
 /// {items: [render(x)...], next_cursor: string|null}.
 template <class T, class F>
 nlohmann::json render_page(const store::Page<T>& page, F render) {

@@ -31,9 +31,13 @@ Response no_content() {
   return r;
 }
 
-/// ws:// or wss:// URL of the stream for `thread_id`, from the Host the client used.
-std::string websocket_url(const Request& req, const std::string& thread_id) {
-  const std::string path = "/api/ws/refinements/" + thread_id;
+/// Body that may be empty (treated as {}).
+json optional_body(const Request& req) { return req.body.empty() ? json::object() : parse_json_object(req); }
+
+/// ws:// or wss:// URL of the stream for `thread_id` under `/api/ws/<kind>/`, from the Host the
+/// client used.
+std::string websocket_url(const Request& req, const std::string& kind, const std::string& thread_id) {
+  const std::string path = "/api/ws/" + kind + "/" + thread_id;
   auto host = req.headers.get("X-Forwarded-Host");
   if (!host) host = req.headers.get("Host");
   if (!host) return path;
@@ -162,7 +166,11 @@ Response publish_version(RouteDeps& d, Request& req) {
 
 Response deploy(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
-  return Response::json(202, d.domain.deploy(caller_id(req), id));
+  const json body = optional_body(req);
+  std::vector<FieldProblem> errors;
+  const auto number = opt_int(body, "version", errors, 1, kMaxRevision);
+  throw_if_invalid(errors);
+  return Response::json(200, d.domain.deploy(caller_id(req), id, number));
 }
 
 // ---------------------------------------------------------------- drafts
@@ -238,7 +246,7 @@ Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalReco
   json body = {{"proposal_id", p.id},
                {"thread_id", thread_id},
                {"status", "processing"},
-               {"websocket_url", websocket_url(req, thread_id)},
+               {"websocket_url", websocket_url(req, "refinements", thread_id)},
                {"created_at", p.created_at}};
   if (extra.is_object()) body.update(extra);
   Response r = Response::json(202, body);
@@ -322,6 +330,93 @@ Response cancel(RouteDeps& d, Request& req) {
   return Response::json(200, {{"proposal", render_proposal(view)}});
 }
 
+// ---------------------------------------------------------------- runs
+core::metrics::Counter& runs_counter() {
+  static auto& c = core::metrics::global().counter("ide_orchestrator_runs_started_total",
+                                                   "Workflow runs by outcome (accepted | engine_unavailable | engine_rejected)");
+  return c;
+}
+
+/// `version` of a run request: absent/null = the deployed version, an integer >= 1, or "draft".
+domain::RunTarget run_target(const json& body, std::vector<FieldProblem>& errors) {
+  domain::RunTarget t;
+  auto it = body.find("version");
+  if (it == body.end() || it->is_null()) return t;
+  if (it->is_string() && it->get<std::string>() == "draft") {
+    t.kind = domain::RunTarget::Kind::draft;
+  } else if (it->is_number_integer() && it->get<long long>() >= 1) {
+    t.kind = domain::RunTarget::Kind::version;
+    t.number = it->get<long long>();
+  } else {
+    errors.push_back({"version", "must be a version number (>= 1) or \"draft\"; omit it to run the deployed version"});
+  }
+  return t;
+}
+
+Response start_run(RouteDeps& d, Request& req) {
+  const std::string user = caller_id(req);
+  const std::string workflow_id = uuid_param(req, "id", "workflow");
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  domain::StartRunInput in;
+  in.input = req_string(body, "input", errors, kMaxPromptBytes);
+  in.target = run_target(body, errors);
+  throw_if_invalid(errors);
+  in.thread_id = core::uuid4();
+  // Record first (like refinements), so the tracker or a restarted process can always find it.
+  const domain::StartedRun started = d.domain.start_run(user, workflow_id, in);
+  const store::RunRecord& run = started.run;
+  auto tc = core::tracing::parse_traceparent(req.traceparent);
+  const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
+  const json job = build_job(trace_id, run.thread_id, started.definition, in.input, started.files);
+  try {
+    d.engine.invoke(job, req.traceparent);
+  } catch (const engine_client::EngineUnavailable&) {
+    runs_counter().inc({{"outcome", "engine_unavailable"}});
+    d.domain.fail_run(run.thread_id, "The engine was unavailable; the run never started.");
+    throw;
+  } catch (const engine_client::EngineRejected& e) {
+    runs_counter().inc({{"outcome", "engine_rejected"}});
+    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what());
+    throw;
+  }
+  runs_counter().inc({{"outcome", "accepted"}});
+  if (d.tracker) d.tracker->track_run(run.id, run.thread_id);
+  core::log::info("run_started", {{"run_id", run.id}, {"thread_id", run.thread_id}, {"workflow_id", workflow_id},
+                                  {"request_id", req.request_id}});
+  json out = render_run(run);
+  out["run_id"] = run.id;
+  out["websocket_url"] = websocket_url(req, "runs", run.thread_id);
+  Response r = Response::json(202, out);
+  r.headers.set("Location", "/api/workflows/" + workflow_id + "/runs/" + run.id);
+  return r;
+}
+
+Response list_runs(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  return Response::json(200, render_page(d.domain.list_runs(caller_id(req), id, page_of(req)),
+                                         [](const store::RunRecord& r) { return render_run(r); }));
+}
+
+Response get_run(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const std::string run_id = uuid_param(req, "run_id", "run");
+  return Response::json(200, render_run(d.domain.get_run(caller_id(req), id, run_id), true));
+}
+
+Response cancel_run(RouteDeps& d, Request& req) {
+  const std::string id = uuid_param(req, "id", "workflow");
+  const std::string run_id = uuid_param(req, "run_id", "run");
+  const store::RunRecord run = d.domain.cancel_run(caller_id(req), id, run_id);
+  // Stop the run now (DELETE cancels a running thread); the tracker's cleanup retries on failure.
+  try {
+    d.engine.delete_thread(run.thread_id, req.traceparent);
+  } catch (const std::exception& e) {
+    core::log::warn("cancel_engine_delete_deferred", {{"run_id", run_id}, {"error", e.what()}});
+  }
+  return Response::json(200, render_run(run, true));
+}
+
 // ---------------------------------------------------------------- probes
 Response health(RouteDeps&, Request&) { return Response::json(200, {{"status", "ok"}}); }
 
@@ -360,6 +455,11 @@ json build_refinement_job(const std::string& trace_id, const std::string& thread
   if (context_file_path) content += "\n\nContext file: " + *context_file_path;
   if (context_selection) content += "\n\nSelected text" + std::string(context_file_path ? " in that file" : "") +
                                     ":\n```\n" + *context_selection + "\n```";
+  return build_job(trace_id, thread_id, agent_definition, content, files);
+}
+
+json build_job(const std::string& trace_id, const std::string& thread_id, const json& agent_definition,
+               const std::string& content, const domain::FileMap& files) {
   return {{"trace_id", trace_id},
           {"job_id", thread_id},
           {"agent_definition", agent_definition},
@@ -405,7 +505,14 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
   add("POST", "/api/proposals/{id}/reject", reject);
   add("POST", "/api/proposals/{id}/cancel", cancel);
   add("POST", "/api/proposals/{id}/retry", retry_proposal);
+  add("POST", "/api/workflows/{id}/runs", start_run);
+  add("GET", "/api/workflows/{id}/runs", list_runs);
+  add("GET", "/api/workflows/{id}/runs/{run_id}", get_run);
+  add("POST", "/api/workflows/{id}/runs/{run_id}/cancel", cancel_run);
+  // One proxy for every engine thread; the path names what the thread is (authorised the same way).
   router.add_ws("/api/ws/refinements/{thread_id}", [d = &deps](Request& req) { return d->ws.accept(req); });
+  router.add_ws("/api/ws/runs/{thread_id}",
+                [d = &deps](Request& req) { return d->ws.accept(req, WsProxy::Subject::run); });
   add("GET", "/health", health);
   add("GET", "/ready", ready);
   add("GET", "/metrics", metrics);

@@ -24,13 +24,19 @@ struct RouteDeps {
   engine_client::EngineClient& engine;
   tracker::Tracker* tracker = nullptr;     ///< null: proposals are not followed (tests)
   WsProxy& ws;
-  nlohmann::json refinement_agent;         ///< agent_definition sent with every refinement
+  nlohmann::json refinement_agent;         ///< agent_definition sent with every refinement (model override applied)
   std::string openapi_json;                ///< served at /api/openapi.json
   std::function<bool()> db_ping;           ///< readiness: database reachable
 };
 
 /// Registers every route: /api/... (see docs/openapi.json), /health, /ready, /metrics.
 void register_routes(core::http::Router& router, RouteDeps& deps);
+
+/// Builds an engine job (docs/engine-api.md#invoke): {trace_id, job_id (= thread id),
+/// agent_definition, input_payload {messages: [{role: "user", content}], files}}.
+nlohmann::json build_job(const std::string& trace_id, const std::string& thread_id,
+                         const nlohmann::json& agent_definition, const std::string& content,
+                         const domain::FileMap& files);
 
 /// Builds the engine job of a refinement (docs/engine-api.md#invoke): {trace_id, job_id
 /// (= thread id), agent_definition, input_payload {messages: [{role: "user", content}],

@@ -63,7 +63,7 @@ WsProxy::WsProxy(follow::FollowHub& hub, ThreadAccessCheck can_access, WsProxyOp
   ws_gauge().set(0);
 }
 
-WsAccept WsProxy::accept(Request& req) {
+WsAccept WsProxy::accept(Request& req, Subject subject) {
   WsAccept a;
   const std::string thread_id = req.path_params.count("thread_id") ? req.path_params.at("thread_id") : "";
   std::string user_id;
@@ -74,7 +74,8 @@ WsAccept WsProxy::accept(Request& req) {
     return a;
   }
   if (!core::is_uuid(thread_id) || !can_access_(thread_id, user_id)) {
-    a.reject = Response::problem(404, "Not Found", "Refinement thread " + thread_id + " was not found.",
+    const char* what = subject == Subject::run ? "Run thread " : "Refinement thread ";
+    a.reject = Response::problem(404, "Not Found", what + thread_id + " was not found.",
                                  {{"type", problem_type("not-found")}, {"resource", "thread"}, {"id", thread_id}});
     return a;
   }

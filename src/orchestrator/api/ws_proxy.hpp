@@ -1,7 +1,8 @@
 #pragma once
-// Secure WebSocket proxy GET /api/ws/refinements/{thread_id}[?after_seq=N]
-// (docs/event-path-and-replicas.md "Following a thread"): authenticated by the middleware and
-// authorised through proposal_access before the upgrade; once open, the connection is a
+// Secure WebSocket proxy GET /api/ws/refinements/{thread_id}[?after_seq=N] and
+// GET /api/ws/runs/{thread_id}[?after_seq=N] (docs/event-path-and-replicas.md "Following a
+// thread"): authenticated by the middleware and authorised before the upgrade (proposal_access
+// for a refinement's thread, workflow membership for a run's); once open, the connection is a
 // subscriber of the thread's follower (one upstream engine stream per thread for the tracker
 // and every browser). Forwards the engine's events unchanged and in order from after_seq,
 // closes 1000 after `end`, 1013 when the browser falls too far behind (it resumes with
@@ -33,8 +34,9 @@ struct WsProxyOptions {
   std::chrono::milliseconds drain_timeout{30000};
 };
 
-/// True if `user_id` may watch `thread_id` (a row in proposal_access for the thread's
-/// proposal). Unknown threads are false. May throw on database errors (-> 500).
+/// True if `user_id` may watch `thread_id` (a row in proposal_access for the thread's proposal,
+/// or membership of the workflow of the thread's run). Unknown threads are false. May throw on
+/// database errors (-> 500).
 using ThreadAccessCheck = std::function<bool(const std::string& thread_id, const std::string& user_id)>;
 
 /// The proxy. Holds no threads; open connections end when the server stops (1001) or the hub
@@ -46,10 +48,14 @@ class WsProxy {
   WsProxy(const WsProxy&) = delete;
   WsProxy& operator=(const WsProxy&) = delete;
 
-  /// The route handler (register with Router::add_ws). Rejections before the upgrade:
-  /// 404 problem when the thread is unknown or not the caller's, 400 naming `after_seq`
+  /// What a proxied stream belongs to; names the thread in the 404 ("Refinement thread …",
+  /// "Run thread …").
+  enum class Subject { refinement, run };
+
+  /// The route handler (register with Router::add_ws, one per Subject). Rejections before the
+  /// upgrade: 404 problem when the thread is unknown or not the caller's, 400 naming `after_seq`
   /// when it is not a non-negative integer.
-  core::http::WsAccept accept(core::http::Request& req);
+  core::http::WsAccept accept(core::http::Request& req, Subject subject = Subject::refinement);
 
   /// Number of open proxied connections.
   int active() const { return active_.load(); }

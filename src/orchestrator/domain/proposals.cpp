@@ -20,12 +20,6 @@ constexpr std::size_t kMaxError = 4000;
 
 std::string later(std::chrono::seconds d) { return core::to_rfc3339(std::chrono::system_clock::now() + d); }
 
-void check_thread_id(const std::string& t) {
-  const bool ok = !t.empty() && t.size() <= 128 &&
-                  std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
-  if (!ok) throw InvalidError("thread_id", "thread_id must be 1 to 128 characters of letters, digits, '-' or '_'");
-}
-
 [[noreturn]] void already_retried(const std::string& proposal_id, const std::string& retry_id) {
   throw ConflictError("proposal " + proposal_id + " was already re-run as proposal " + retry_id +
                           "; follow that one (or retry it if it failed)",
@@ -38,14 +32,14 @@ void check_thread_id(const std::string& t) {
                           {{"current_status", store::to_string(p.status)}});
 }
 
+}  // namespace
+
 std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows) {
   std::vector<ProposalThread> out;
   out.reserve(rows.size());
   for (const auto& [id, thread] : rows) out.push_back({id, thread});
   return out;
 }
-
-}  // namespace
 
 const char* to_string(FailureKind k) {
   switch (k) {
@@ -57,6 +51,12 @@ const char* to_string(FailureKind k) {
     case FailureKind::invalid_result: return "invalid_result";
   }
   return "engine_failed";
+}
+
+void check_thread_id(const std::string& t) {
+  const bool ok = !t.empty() && t.size() <= 128 &&
+                  std::all_of(t.begin(), t.end(), [](unsigned char c) { return std::isalnum(c) || c == '-' || c == '_'; });
+  if (!ok) throw InvalidError("thread_id", "thread_id must be 1 to 128 characters of letters, digits, '-' or '_'");
 }
 
 ProposalService::ProposalService(core::db::Database& db, ProposalLimits limits) : db_(db), limits_(limits) {}

@@ -23,6 +23,7 @@
 #include <chrono>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/db.hpp"
@@ -88,6 +89,8 @@ struct CleanupItem {
   std::string proposal_id, thread_id;
 };
 using ProposalThread = CleanupItem;
+/// (id, thread_id) rows of the store as items (a run's id goes in `proposal_id` for runs).
+std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows);
 
 /// Why a proposal failed (stored in proposals.failure_kind). Only `engine_unreachable` is not
 /// final: the engine may have finished the run after all (ProposalService::restore_completed).
@@ -104,7 +107,7 @@ const char* to_string(FailureKind k);
 
 /// Limits applied by ProposalService.
 struct ProposalLimits {
-  /// Refinements (and, later, runs) one user may have in `processing` at once; <= 0 = no cap
+  /// Refinements and workflow runs one user may have in `processing` at once; <= 0 = no cap
   /// (see run_quota.hpp).
   int max_concurrent_runs_per_user = 0;
 };
@@ -248,5 +251,9 @@ class ProposalService {
   core::db::Database& db_;
   ProposalLimits limits_;
 };
+
+/// Checks an engine thread id chosen by the caller (proposals and runs): 1 to 128 of
+/// [A-Za-z0-9_-]; InvalidError("thread_id") otherwise.
+void check_thread_id(const std::string& thread_id);
 
 }  // namespace orchestrator::domain

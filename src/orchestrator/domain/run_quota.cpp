@@ -3,6 +3,7 @@
 
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "orchestrator/store/runs.hpp"
 
 namespace orchestrator::domain {
 
@@ -12,7 +13,8 @@ void require_run_slot(soci::session& sql, core::db::Dialect dialect, const std::
                       int limit) {
   if (limit <= 0) return;
   store::users::lock(sql, dialect, user_id);
-  const long long in_progress = store::proposals::count_processing_by_user(sql, user_id);
+  const long long in_progress =
+      store::proposals::count_processing_by_user(sql, user_id) + store::runs::count_processing_by_user(sql, user_id);
   if (in_progress < limit) return;
   const std::string what = to_string(kind);
   throw LimitExceededError(

@@ -1,5 +1,5 @@
 #pragma once
-// Per-user cap on model work in flight. Every refinement (and, later, every workflow run)
+// Per-user cap on model work in flight. Every refinement and every workflow run
 // runs an agent on the Spec Engine and spends model tokens until it ends, so a user may
 // have at most N of them in flight at once, counted in the database (not per replica).
 // The cap is shared by all kinds: a user with N refinements processing cannot start a run.
@@ -15,7 +15,7 @@ namespace orchestrator::domain {
 /// What a user is about to start on the engine.
 enum class RunKind {
   refinement,  ///< POST /api/workflows/{id}/refinements (a proposal in `processing`)
-  run,         ///< a workflow run (reserved for the runs feature; counted the same way)
+  run,         ///< POST /api/workflows/{id}/runs (a run in `processing`, domain/runs.hpp)
 };
 
 /// "refinement" | "run".
@@ -29,7 +29,7 @@ inline constexpr long long kRunSlotRetryAfterSeconds = 30;
 inline constexpr const char* kRunSlotPolicy = "concurrent-runs";
 
 /// Admits one more `kind` for `user_id` or throws LimitExceededError (429): in flight = the
-/// user's proposals in `processing` (workflow runs will add theirs). `limit` <= 0 = no cap.
+/// user's proposals and runs in `processing`. `limit` <= 0 = no cap.
 /// Must run inside the store::Tx that records the new work, after which the count includes
 /// it: the users row is locked first (store::users::lock), so concurrent starts by one user
 /// on any replica are serialised and the cap is exact on SQLite and PostgreSQL.

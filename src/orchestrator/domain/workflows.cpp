@@ -12,6 +12,7 @@
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/domain/users.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "orchestrator/store/runs.hpp"
 #include "spec_engine/runtime/run.hpp"
 
 namespace orchestrator::domain {
@@ -191,12 +192,17 @@ store::Page<VersionInfo> WorkflowService::list_versions(const std::string& actor
       [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
 }
 
+VersionInfo version_by_number(soci::session& sql, const std::string& workflow_id, long long number) {
+  auto v = store::versions::find_by_number(sql, workflow_id, number);
+  if (!v) throw NotFoundError("version", std::to_string(number));
+  return *v;
+}
+
 Version WorkflowService::get_version(const std::string& actor, const std::string& workflow_id, long long number) {
   soci::session sql(db_.pool());
   access::require_workflow(sql, workflow_id, actor);
-  const auto v = store::versions::find_by_number(sql, workflow_id, number);
-  if (!v) throw NotFoundError("version", std::to_string(number));
-  return {*v, store::versions::load_files(sql, v->id)};
+  const VersionInfo v = version_by_number(sql, workflow_id, number);
+  return {v, store::versions::load_files(sql, v.id)};
 }
 
 Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id,
@@ -243,22 +249,34 @@ void validate_definition(const nlohmann::json& def, const std::string& field) {
   throw InvalidError(errors.front().field, message);
 }
 
-Deployment WorkflowService::deploy(const std::string& actor, const std::string& workflow_id) {
-  soci::session sql(db_.pool());
-  access::require_workflow_writer(sql, workflow_id, actor);
-  const auto v = store::versions::latest(sql, workflow_id);
-  if (!v) throw PreconditionError("the workflow has no published version; publish the draft first");
-  const auto files = store::versions::load_files(sql, v->id);
+nlohmann::json runnable_definition(const FileMap& files, const std::string& what) {
   const auto it = files.find("/definition.json");
-  if (it == files.end())
-    throw InvalidError("/definition.json", "version " + std::to_string(v->number) + " has no /definition.json");
+  if (it == files.end()) throw InvalidError("/definition.json", what + " has no /definition.json");
   auto parsed = core::json::try_parse(core::files::join_lines(it->second.content));
   if (auto* e = std::get_if<core::json::ParseError>(&parsed))
-    throw InvalidError("/definition.json", "/definition.json is not valid JSON: " + e->message);
+    throw InvalidError("/definition.json", "/definition.json of " + what + " is not valid JSON: " + e->message);
   const auto& def = std::get<nlohmann::json>(parsed);
   validate_definition(def);
+  return def;
+}
+
+Deployment WorkflowService::deploy(const std::string& actor, const std::string& workflow_id,
+                                   std::optional<long long> number) {
+  soci::session sql(db_.pool());
+  access::require_workflow_writer(sql, workflow_id, actor);
+  std::optional<VersionInfo> v;
+  if (number) {
+    v = version_by_number(sql, workflow_id, *number);
+  } else {
+    v = store::versions::latest(sql, workflow_id);
+    if (!v) throw PreconditionError("the workflow has no published version; publish the draft first");
+  }
+  const auto def = runnable_definition(store::versions::load_files(sql, v->id), "version " + std::to_string(v->number));
   Deployment d{*v, def, core::now_rfc3339(), actor};
+  store::Tx tx(sql, db_.dialect());
+  store::deployments::upsert(sql, workflow_id, v->id, actor, d.deployed_at);
   audit_append(sql, actor, workflow_id, "workflow.deploy", "version", v->id, {{"number", v->number}});
+  tx.commit();
   return d;
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <soci/soci.h>
 
 #include "core/db.hpp"
 #include "orchestrator/domain/drafts.hpp"
@@ -142,12 +143,14 @@ class WorkflowService {
   Version publish(const std::string& actor, const std::string& workflow_id,
                   std::optional<long long> expected_revision = std::nullopt);
 
-  /// Minimal deploy: picks the latest version, checks that its /definition.json is a runnable
-  /// engine definition (graph.nodes non-empty, graph.entryPoint names a node), audits
-  /// "workflow.deploy" {version, number} and returns it. No infrastructure is touched here
-  /// (the API/deploy layer acts on the returned definition). Owner/editor only.
-  /// PreconditionError without versions; InvalidError("/definition.json") if not runnable.
-  Deployment deploy(const std::string& actor, const std::string& workflow_id);
+  /// Deploys version `number` (default: the latest): checks that its /definition.json is a
+  /// runnable engine definition (graph.nodes non-empty, graph.entryPoint names a node) and records
+  /// it as the workflow's deployed version, the one runs execute when they name none
+  /// (domain/runs.hpp). Redeploying replaces the record. Audits "workflow.deploy" {number}.
+  /// Owner/editor only. PreconditionError without versions; NotFoundError("version") for an
+  /// unknown number; InvalidError("/definition.json") if not runnable.
+  Deployment deploy(const std::string& actor, const std::string& workflow_id,
+                    std::optional<long long> number = std::nullopt);
 
  private:
   core::db::Database& db_;
@@ -161,5 +164,14 @@ void validate_workflow_name(const std::string& name);
 /// Checks an engine agent definition (docs/engine-api.md#agent-definition); throws InvalidError(field, ...)
 /// naming the first problem ("/definition.json: graph.entryPoint ...").
 void validate_definition(const nlohmann::json& def, const std::string& field = "/definition.json");
+
+/// The parsed, validated /definition.json of `files` (a version's or the draft's). `what` names
+/// them in errors ("version 3", "the draft"). InvalidError("/definition.json") when it is
+/// missing, not JSON, or not runnable (validate_definition).
+nlohmann::json runnable_definition(const FileMap& files, const std::string& what);
+
+/// Version `number` of the workflow (no access check: the caller did it on `sql`);
+/// NotFoundError("version", number) if absent.
+VersionInfo version_by_number(soci::session& sql, const std::string& workflow_id, long long number);
 
 }  // namespace orchestrator::domain

@@ -1,5 +1,7 @@
 #include "orchestrator/store/repositories.hpp"
 
+#include "orchestrator/store/sql_helpers.hpp"
+
 #include <stdexcept>
 
 #include "core/json_parse.hpp"
@@ -28,58 +30,13 @@ ProposalStatus parse_status(const std::string& s) {
   throw std::runtime_error("unknown proposal status in database: " + s);
 }
 
-namespace {
-
-std::optional<std::string> opt(const std::string& v, soci::indicator ind) {
-  if (ind == soci::i_null) return std::nullopt;
-  return v;
-}
-
-// Binds an optional string as a nullable parameter; keeps value + indicator alive.
-struct NullableParam {
-  std::string value;
-  soci::indicator ind = soci::i_null;
-  explicit NullableParam(const std::optional<std::string>& v) {
-    if (v) value = *v, ind = soci::i_ok;
-  }
-};
-
-std::string files_blob(const FileMap& f) {
-  return domain::files_to_json(f).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-FileMap files_from_blob(const std::string& s) {
-  return domain::files_from_json(core::json::parse(s, core::json::kInternalLimits), "stored_files", "1970-01-01T00:00:00Z");
-}
-
-// " AND (<col_at> < :ka OR (<col_at> = :kb AND <col_id> < :kc))" when a cursor is given.
-std::string keyset(const std::optional<CursorKey>& after, const std::string& col_at, const std::string& col_id) {
-  if (!after) return "";
-  return " AND (" + col_at + " < :ka OR (" + col_at + " = :kb AND " + col_id + " < :kc))";
-}
-
-// Runs a query whose into-columns are bound by `bind_into(statement&)`, with positional
-// string parameters; calls `on_row()` after each fetch.
-template <class BindInto, class OnRow>
-void run_query(soci::session& sql, const std::string& q, std::vector<std::string>& params, BindInto bind_into,
-               OnRow on_row) {
-  soci::statement st(sql);
-  bind_into(st);
-  for (auto& p : params) st.exchange(soci::use(p));
-  st.alloc();
-  st.prepare(q);
-  st.define_and_bind();
-  st.execute(false);
-  while (st.fetch()) on_row();
-}
-
-void push_keyset(std::vector<std::string>& params, const std::optional<CursorKey>& after) {
-  if (!after) return;
-  params.push_back(after->created_at);
-  params.push_back(after->created_at);
-  params.push_back(after->id);
-}
-
-}  // namespace
+using sqlh::files_blob;
+using sqlh::files_from_blob;
+using sqlh::keyset;
+using sqlh::NullableParam;
+using sqlh::opt;
+using sqlh::push_keyset;
+using sqlh::run_query;
 
 // ---------------------------------------------------------------- users
 namespace users {
@@ -575,25 +532,8 @@ std::optional<ProposalRecord> one(soci::session& sql, const std::string& where, 
   return rows.front();
 }
 
-long long affected(soci::statement& st) {
-  st.execute(true);
-  return st.get_affected_rows();
-}
-
-/// Rows of a query selecting (id, thread_id).
-std::vector<std::pair<std::string, std::string>> id_thread_pairs(soci::session& sql, const std::string& q,
-                                                                 std::vector<std::string> params) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::string id, thread;
-  run_query(
-      sql, q, params,
-      [&](soci::statement& st) {
-        st.exchange(soci::into(id));
-        st.exchange(soci::into(thread));
-      },
-      [&] { out.emplace_back(id, thread); });
-  return out;
-}
+using sqlh::affected;
+using sqlh::id_thread_pairs;
 
 }  // namespace
 
@@ -790,43 +730,24 @@ std::vector<ProposalRecord> list_processing(soci::session& sql) {
 
 bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires) {
-  soci::statement st =
-      (sql.prepare << "UPDATE proposals SET lease_owner = :o, lease_expires_at = :e WHERE id = :id AND "
-                      "status = 'processing' AND (lease_owner IS NULL OR lease_owner = :o2 OR lease_expires_at < :n)",
-       soci::use(owner), soci::use(expires), soci::use(id), soci::use(owner), soci::use(now));
-  return affected(st) == 1;
+  return sqlh::acquire_lease(sql, "proposals", id, owner, now, expires);
 }
 
 bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires) {
-  soci::statement st = (sql.prepare << "UPDATE proposals SET lease_expires_at = :e WHERE id = :id AND "
-                                       "status = 'processing' AND lease_owner = :o",
-                        soci::use(expires), soci::use(id), soci::use(owner));
-  return affected(st) == 1;
+  return sqlh::renew_lease(sql, "proposals", id, owner, expires);
 }
 
 void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
-  sql << "UPDATE proposals SET lease_owner = NULL, lease_expires_at = NULL WHERE id = :id AND lease_owner = :o",
-      soci::use(id), soci::use(owner);
+  sqlh::release_lease(sql, "proposals", id, owner);
 }
 
 std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires) {
-  std::vector<std::string> out;
-  std::string id;
-  std::vector<std::string> params{expires, owner};
-  run_query(
-      sql,
-      "UPDATE proposals SET lease_expires_at = :e WHERE lease_owner = :o AND status = 'processing' RETURNING id",
-      params, [&](soci::statement& st) { st.exchange(soci::into(id)); }, [&] { out.push_back(id); });
-  return out;
+  return sqlh::renew_leases(sql, "proposals", owner, expires);
 }
 
 std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
                                                                 const std::string& now, int limit) {
-  return id_thread_pairs(sql,
-                         "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND (lease_owner IS NULL OR "
-                         "lease_owner = :o OR lease_expires_at IS NULL OR lease_expires_at < :n) ORDER BY created_at, "
-                         "id LIMIT " + std::to_string(limit),
-                         {owner, now});
+  return sqlh::list_claimable(sql, "proposals", owner, now, limit);
 }
 
 std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::session& sql, const std::string& kind,

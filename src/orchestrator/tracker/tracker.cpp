@@ -1,4 +1,4 @@
-// Proposal tracker: see tracker.hpp for the contract.
+// Proposal and run tracker: see tracker.hpp for the contract.
 //
 // Coroutine rule for GCC 12: every lambda handed to rt_.blocking() is a named local capturing
 // only references, pointers or `this` (a lambda expression with non-trivial captures inside a
@@ -56,20 +56,29 @@ std::string default_instance_id() {
   return h + "-" + std::to_string(::getpid()) + "-" + core::random_hex(4);
 }
 
-/// Sentence for a failed/cancelled engine run. Its reason is the run's final error: `end`'s
-/// (`end_error`), else the state's `error` (`state` may be null), else the last `error` event's
-/// (earlier, possibly recovered, errors come last).
-std::string failure_sentence(const std::string& status, std::optional<std::string> end_error,
+core::metrics::Counter& runs_counter() {
+  static auto& c = core::metrics::global().counter(
+      "ide_orchestrator_runs_total", "Workflow runs leaving the processing state, by outcome (completed, failed, expired).");
+  return c;
+}
+
+/// Sentence for a failed/cancelled engine run of a job of `kind`. Its reason is the run's final
+/// error: `end`'s (`end_error`), else the state's `error` (`state` may be null), else the last
+/// `error` event's (earlier, possibly recovered, errors come last).
+std::string failure_sentence(JobKind kind, const std::string& status, std::optional<std::string> end_error,
                              const nlohmann::json* state, const std::optional<std::string>& last_error) {
   if (!end_error && state) {
     if (auto it = state->find("error"); it != state->end()) end_error = follow::error_text(*it);
   }
   if (!end_error) end_error = last_error;
-  std::string s = status == "cancelled" ? "The refinement run was cancelled on the engine"
-                                        : "The refinement run failed on the engine";
+  std::string s = kind == JobKind::run ? "The run" : "The refinement run";
+  s += status == "cancelled" ? " was cancelled on the engine" : " failed on the engine";
   if (end_error) return s + ": " + *end_error;
   return s + " (the engine gave no reason).";
 }
+
+/// Log field naming a job's id.
+const char* id_field(JobKind kind) { return kind == JobKind::run ? "run_id" : "proposal_id"; }
 
 void observe_finalised(const store::ProposalRecord& p, const char* status) {
   try {
@@ -88,11 +97,31 @@ std::optional<nlohmann::json> state_files(const nlohmann::json& state) {
   return std::nullopt;
 }
 
+/// True if the state document carries the run's `result` object.
+bool has_result(const nlohmann::json& state) {
+  auto it = state.find("result");
+  return it != state.end() && it->is_object();
+}
+
+/// The final assistant message of an engine state document: result.output, else the last of
+/// result.messages (as text); "" when the state has neither.
+std::string final_output(const nlohmann::json& state) {
+  if (!has_result(state)) return "";
+  const auto& result = state["result"];
+  if (result.contains("output") && result["output"].is_string()) return result["output"].get<std::string>();
+  if (result.contains("messages") && result["messages"].is_array() && !result["messages"].empty()) {
+    const auto& last = result["messages"].back();
+    return last.is_string() ? last.get<std::string>() : last.dump();
+  }
+  return "";
+}
+
 }  // namespace
 
-/// One tracked proposal.
+/// One tracked proposal or run.
 struct Tracker::Job {
-  std::string proposal_id, thread_id;
+  JobKind kind = JobKind::proposal;
+  std::string id, thread_id;  ///< the proposal's or run's id, and its engine thread
   std::stop_source stop;           ///< lease lost, proposal resolved elsewhere, or shutdown
   bool leased = false;             ///< guarded by Tracker::mu_
   Clock::time_point leased_at{};   ///< guarded by Tracker::mu_
@@ -100,13 +129,14 @@ struct Tracker::Job {
 
 Tracker::Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
                  TrackerOptions options)
-    : db_(db), proposals_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)),
+    : db_(db), proposals_(db), runs_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)),
       tasks_(rt_, "proposal-tracker") {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
   if (options_.lease_ttl < std::chrono::milliseconds(300)) options_.lease_ttl = std::chrono::milliseconds(300);
   if (options_.sweep_interval < std::chrono::milliseconds(10)) options_.sweep_interval = std::chrono::milliseconds(10);
   duration_histogram();
   proposals_counter();
+  runs_counter();
 }
 
 Tracker::~Tracker() { stop(); }
@@ -146,16 +176,26 @@ Tracker::Starting::~Starting() {
 }
 
 void Tracker::track(const std::string& proposal_id, const std::string& thread_id) {
+  add_job(JobKind::proposal, proposal_id, thread_id);
+}
+
+void Tracker::track_run(const std::string& run_id, const std::string& thread_id) {
+  add_job(JobKind::run, run_id, thread_id);
+}
+
+void Tracker::add_job(JobKind kind, const std::string& id, const std::string& thread_id) {
   std::shared_ptr<Job> job;
   {
     std::lock_guard lk(mu_);
-    if (stopping_ || jobs_.count(proposal_id)) return;
+    JobKey key{kind, id};
+    if (stopping_ || jobs_.count(key)) return;
     job = std::make_shared<Job>();
-    job->proposal_id = proposal_id;
+    job->kind = kind;
+    job->id = id;
     job->thread_id = thread_id;
-    jobs_[proposal_id] = job;
+    jobs_[key] = job;
   }
-  tasks_.spawn(follow_proposal(job));
+  tasks_.spawn(follow_job(job));
 }
 
 void Tracker::stop() {
@@ -228,19 +268,46 @@ FinaliseResult Tracker::finalise_failed(const std::string& proposal_id, const st
   return fail_thread(proposal_id, p->thread_id, error, kind);
 }
 
-// ------------------------------------------------------------------ one proposal
+FinaliseResult Tracker::complete_run(const std::string& run_id, const std::string& thread_id,
+                                     const std::string& output, const nlohmann::json& files) {
+  domain::FileMap map;
+  try {
+    map = domain::files_from_json(files.is_null() ? nlohmann::json::object() : files, "files", core::now_rfc3339());
+  } catch (const domain::Error& e) {
+    return fail_run(run_id, thread_id, std::string("The engine produced files the orchestrator cannot store: ") + e.what());
+  }
+  const auto r = runs_.complete(thread_id, output, map);
+  if (!r.changed) return FinaliseResult::already_final;
+  runs_counter().inc({{"outcome", "completed"}});
+  core::log::info("run completed", {{"run_id", run_id}, {"thread_id", thread_id},
+                                    {"files", static_cast<int>(r.run.files ? r.run.files->size() : 0)}});
+  return FinaliseResult::applied;
+}
 
-Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
+FinaliseResult Tracker::fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error) {
+  const auto r = runs_.fail(thread_id, error);
+  if (!r.changed) return FinaliseResult::already_final;
+  runs_counter().inc({{"outcome", "failed"}});
+  core::log::warn("run failed", {{"run_id", run_id}, {"thread_id", thread_id}, {"error", error}});
+  return FinaliseResult::applied;
+}
+
+// ------------------------------------------------------------------ one proposal or run
+
+Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   const std::string& owner = options_.instance_id;
-  const std::string& id = job->proposal_id;
+  const JobKind kind = job->kind;
+  const bool is_run = kind == JobKind::run;
+  const std::string& id = job->id;
   const std::string& thread = job->thread_id;
+  const char* id_key = id_field(kind);
   const auto stop = job->stop.get_token();
   struct Forget {  // leaves the registry however the coroutine ends
     Tracker& t;
     std::shared_ptr<Job> job;
     ~Forget() {
       std::lock_guard lk(t.mu_);
-      auto it = t.jobs_.find(job->proposal_id);
+      auto it = t.jobs_.find(JobKey{job->kind, job->id});
       if (it != t.jobs_.end() && it->second == job) t.jobs_.erase(it);
       t.cv_.notify_all();
     }
@@ -248,14 +315,16 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
 
   bool leased = false;
   const auto ttl = lease_seconds();
-  auto acquire = [this, &id, &owner, ttl] { return proposals_.try_acquire_lease(id, owner, ttl); };
+  auto acquire = [this, is_run, &id, &owner, ttl] {
+    return is_run ? runs_.try_acquire_lease(id, owner, ttl) : proposals_.try_acquire_lease(id, owner, ttl);
+  };
   try {
     leased = co_await rt_.blocking(acquire);
   } catch (const std::exception& e) {
-    core::log::warn("could not take a proposal lease; the sweeper will retry", {{"proposal_id", id}, {"error", e.what()}});
+    core::log::warn("could not take a tracker lease; the sweeper will retry", {{id_key, id}, {"error", e.what()}});
   }
   if (!leased) {
-    core::log::debug("proposal not tracked here: lease held elsewhere or no longer processing", {{"proposal_id", id}});
+    core::log::debug("not tracked here: lease held elsewhere or no longer processing", {{id_key, id}});
     co_return;
   }
   {
@@ -263,12 +332,13 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
     job->leased = true;
     job->leased_at = Clock::now();
   }
-  core::log::info("tracking proposal", {{"proposal_id", id}, {"thread_id", thread}, {"owner", owner}});
+  core::log::info(is_run ? "tracking run" : "tracking proposal", {{id_key, id}, {"thread_id", thread}, {"owner", owner}});
 
   std::shared_ptr<const nlohmann::json> last_files;  // data.files of the last on_state_update carrying them
   std::optional<std::string> last_error;             // the last `error` event's text
   // What to do once the stream is over; decided below, applied with SQL on the blocking pool.
   std::optional<nlohmann::json> complete_with;
+  std::string output;  // a completed run's final assistant message (the state's result.output)
   std::optional<std::pair<std::string, FailureKind>> fail_with;
   auto sub = hub_.subscribe(thread, 0, rt_.executor());
   for (bool over = false; !over;) {
@@ -285,19 +355,20 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
         if (ev.files) last_files = ev.files;
         if (ev.type == "error") {
           last_error = ev.error;
-          core::log::warn("engine reported an error during the run", {{"proposal_id", id}, {"error", ev.error.value_or("")}});
+          core::log::warn("engine reported an error during the run", {{id_key, id}, {"error", ev.error.value_or("")}});
         }
         if (!ev.is_end()) break;
         over = true;
         // `end`: data.status decides; the state fills in what the stream lacked (no status, as the
-        // Python engine sends; no files; no reason).
+        // Python engine sends; no files; no reason; a run's final message, which only the state has).
         std::string status = ev.end_status;
         std::optional<nlohmann::json> state;
-        if (status.empty() || (status == "completed" && !last_files) || (status != "completed" && !ev.error)) {
+        if (status.empty() || (status == "completed" && (!last_files || is_run)) ||
+            (status != "completed" && !ev.error)) {
           try {
             state = co_await engine_.get_state_async(thread, stop);
           } catch (const std::exception& e) {
-            core::log::warn("engine state unavailable at the end of a run", {{"proposal_id", id}, {"error", e.what()}});
+            core::log::warn("engine state unavailable at the end of a run", {{id_key, id}, {"error", e.what()}});
           }
         }
         if (status.empty()) {
@@ -307,8 +378,11 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
         if (status == "completed") {
           complete_with = last_files ? *last_files : state ? state_files(*state).value_or(nlohmann::json::object())
                                                            : nlohmann::json::object();
+          if (is_run && state) output = final_output(*state);
+          if (is_run && !(state && has_result(*state)))
+            core::log::warn("engine state has no result: the run's output is not known", {{id_key, id}});
         } else {
-          fail_with.emplace(failure_sentence(status, ev.error, state ? &*state : nullptr, last_error),
+          fail_with.emplace(failure_sentence(kind, status, ev.error, state ? &*state : nullptr, last_error),
                             FailureKind::engine_failed);
         }
         break;
@@ -319,8 +393,9 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
         const std::string status = state.value("status", std::string());
         if (status == "completed") {
           complete_with = state_files(state).value_or(last_files ? *last_files : nlohmann::json::object());
+          output = final_output(state);
         } else {
-          fail_with.emplace(failure_sentence(status, std::nullopt, &state, last_error), FailureKind::engine_failed);
+          fail_with.emplace(failure_sentence(kind, status, std::nullopt, &state, last_error), FailureKind::engine_failed);
         }
         break;
       }
@@ -339,24 +414,29 @@ Task<void> Tracker::follow_proposal(std::shared_ptr<Job> job) {
   sub.reset();
 
   if (complete_with || fail_with) {
-    auto apply = [this, &id, &thread, &complete_with, &fail_with] {
-      if (complete_with) complete_thread(id, thread, *complete_with);
+    auto apply = [this, is_run, &id, &thread, &complete_with, &output, &fail_with] {
+      if (is_run && complete_with) complete_run(id, thread, output, *complete_with);
+      else if (is_run) fail_run(id, thread, fail_with->first);
+      else if (complete_with) complete_thread(id, thread, *complete_with);
       else fail_thread(id, thread, fail_with->first, fail_with->second);
     };
     try {
       co_await rt_.blocking(apply);
     } catch (const std::exception& e) {
-      core::log::error("could not finalise a proposal; the sweeper will follow it again",
-                       {{"proposal_id", id}, {"error", e.what()}});
+      core::log::error("could not finalise a tracked job; the sweeper will follow it again",
+                       {{id_key, id}, {"error", e.what()}});
     }
   } else if (!stop.stop_requested()) {
-    core::log::info("stopped tracking a proposal", {{"proposal_id", id}});
+    core::log::info(is_run ? "stopped tracking a run" : "stopped tracking a proposal", {{id_key, id}});
   }
-  auto release = [this, &id, &owner] { proposals_.release_lease(id, owner); };
+  auto release = [this, is_run, &id, &owner] {
+    if (is_run) runs_.release_lease(id, owner);
+    else proposals_.release_lease(id, owner);
+  };
   try {
     co_await rt_.blocking(release);
   } catch (const std::exception& e) {
-    core::log::warn("could not release a proposal lease", {{"proposal_id", id}, {"error", e.what()}});
+    core::log::warn("could not release a tracker lease", {{id_key, id}, {"error", e.what()}});
   }
 }
 
@@ -367,23 +447,34 @@ Task<void> Tracker::lease_keeper() {
   const auto stop = stop_.get_token();
   while (co_await core::async::sleep_for(period, stop)) {
     const auto started = Clock::now();
-    std::vector<std::string> held;
-    bool renewed = false;
-    auto renew = [this, &held] { held = proposals_.renew_leases(options_.instance_id, options_.lease_ttl); };
+    // One statement per table: the proposals and the runs this replica still holds.
+    std::vector<std::string> held_proposals, held_runs;
+    bool renewed_proposals = false, renewed_runs = false;
+    auto renew_proposals = [this, &held_proposals] {
+      held_proposals = proposals_.renew_leases(options_.instance_id, options_.lease_ttl);
+    };
+    auto renew_runs = [this, &held_runs] { held_runs = runs_.renew_leases(options_.instance_id, options_.lease_ttl); };
     try {
-      co_await rt_.blocking(renew);
-      renewed = true;
+      co_await rt_.blocking(renew_proposals);
+      renewed_proposals = true;
     } catch (const std::exception& e) {
       core::log::warn("proposal lease renewal failed", {{"error", e.what()}});
     }
-    if (!renewed) continue;
-    const std::set<std::string> still(held.begin(), held.end());
+    try {
+      co_await rt_.blocking(renew_runs);
+      renewed_runs = true;
+    } catch (const std::exception& e) {
+      core::log::warn("run lease renewal failed", {{"error", e.what()}});
+    }
+    std::set<JobKey> still;
+    for (auto& id : held_proposals) still.emplace(JobKind::proposal, std::move(id));
+    for (auto& id : held_runs) still.emplace(JobKind::run, std::move(id));
     std::lock_guard lk(mu_);
-    for (auto& [id, job] : jobs_) {
+    for (auto& [key, job] : jobs_) {
+      const bool renewed = key.first == JobKind::run ? renewed_runs : renewed_proposals;
       // Leases taken after the renewal started may not be in its answer yet.
-      if (!job->leased || job->leased_at >= started || still.count(id)) continue;
-      core::log::info("proposal lease lost or proposal resolved elsewhere; no longer tracking it",
-                      {{"proposal_id", id}});
+      if (!renewed || !job->leased || job->leased_at >= started || still.count(key)) continue;
+      core::log::info("lease lost or job resolved elsewhere; no longer tracking it", {{id_field(key.first), key.second}});
       job->stop.request_stop();
     }
   }
@@ -416,6 +507,15 @@ Task<void> Tracker::sweep() {
     core::log::warn("orphaned proposal failed", {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
+  // 1a. Runs still processing after orphan_ttl fail the same way.
+  std::vector<std::string> expired_runs;
+  auto fail_stale_runs = [this, &expired_runs, ttl] { expired_runs = runs_.fail_stale(ttl); };
+  co_await rt_.blocking(fail_stale_runs);
+  for (const auto& thread : expired_runs) {
+    runs_counter().inc({{"outcome", "expired"}});
+    core::log::warn("orphaned run failed", {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
+  }
+
   // 1b. Proposals left failed (nobody rejected them) keep their engine thread for orphan_ttl,
   //     then it is scheduled for deletion like a decided proposal's.
   std::vector<std::string> scheduled;
@@ -426,29 +526,37 @@ Task<void> Tracker::sweep() {
                     {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
-  // 2. Engine cleanup for resolved proposals, retried every sweep until the engine confirms.
-  std::vector<domain::CleanupItem> cleanup;
-  auto list_cleanup = [this, &cleanup, batch] { cleanup = proposals_.list_pending_cleanup(batch); };
+  // 2. Engine cleanup for resolved proposals and cancelled or expired runs, retried every sweep
+  //    until the engine confirms.
+  std::vector<std::pair<JobKind, domain::CleanupItem>> cleanup;
+  auto list_cleanup = [this, &cleanup, batch] {
+    for (auto& item : proposals_.list_pending_cleanup(batch)) cleanup.emplace_back(JobKind::proposal, std::move(item));
+    for (auto& item : runs_.list_pending_cleanup(batch)) cleanup.emplace_back(JobKind::run, std::move(item));
+  };
   co_await rt_.blocking(list_cleanup);
-  for (const auto& item : cleanup) {
+  for (const auto& [kind, item] : cleanup) {
     if (stop.stop_requested()) co_return;
     bool gone = false;
     bool engine_down = false;
     try {
       gone = co_await engine_.delete_thread_async(item.thread_id, stop);
     } catch (const EngineUnavailable& e) {
-      core::log::warn("engine thread cleanup postponed", {{"proposal_id", item.proposal_id}, {"error", e.what()}});
+      core::log::warn("engine thread cleanup postponed", {{id_field(kind), item.proposal_id}, {"error", e.what()}});
       engine_down = true;
     } catch (const EngineRejected& e) {
       core::log::warn("engine refused thread deletion; will retry",
-                      {{"proposal_id", item.proposal_id}, {"error", e.what()}});
+                      {{id_field(kind), item.proposal_id}, {"error", e.what()}});
     }
     if (engine_down) break;  // try again next sweep
     if (!gone) continue;
-    const std::string& pid = item.proposal_id;
-    auto mark = [this, &pid] { proposals_.mark_cleaned(pid); };
+    const std::string& cleaned = item.proposal_id;  // the proposal's or the run's id
+    const bool is_run = kind == JobKind::run;
+    auto mark = [this, is_run, &cleaned] {
+      if (is_run) runs_.mark_cleaned(cleaned);
+      else proposals_.mark_cleaned(cleaned);
+    };
     co_await rt_.blocking(mark);
-    core::log::info("engine thread deleted", {{"proposal_id", item.proposal_id}, {"thread_id", item.thread_id}});
+    core::log::info("engine thread deleted", {{id_field(kind), item.proposal_id}, {"thread_id", item.thread_id}});
   }
 
   // 3. Proposals failed only because the engine was unreachable: ask the engine again. A run that
@@ -495,20 +603,23 @@ Task<void> Tracker::sweep() {
     }
   }
 
-  // 4. Track processing proposals nobody tracks (lease free or expired, e.g. a dead replica's;
-  //    or this instance's, left over from a finished coroutine). track() skips local ones;
-  //    proposals this replica is still starting (engine invoke in flight) are left alone.
-  std::vector<domain::ProposalThread> claimable;
-  auto list_claimable = [this, &claimable] { claimable = proposals_.list_claimable(options_.instance_id); };
+  // 4. Track processing proposals and runs nobody tracks (lease free or expired, e.g. a dead
+  //    replica's; or this instance's, left over from a finished coroutine). add_job() skips
+  //    local ones; jobs this replica is still starting (engine invoke in flight) are left alone.
+  std::vector<domain::ProposalThread> claimable, claimable_runs;
+  auto list_claimable = [this, &claimable, &claimable_runs] {
+    claimable = proposals_.list_claimable(options_.instance_id);
+    claimable_runs = runs_.list_claimable(options_.instance_id);
+  };
   co_await rt_.blocking(list_claimable);
-  for (const auto& item : claimable) {
-    bool being_started = false;
-    {
-      std::lock_guard lk(mu_);
-      being_started = starting_.count(item.thread_id) > 0;
-    }
-    if (!being_started) track(item.proposal_id, item.thread_id);
-  }
+  auto being_started = [this](const std::string& thread_id) {
+    std::lock_guard lk(mu_);
+    return starting_.count(thread_id) > 0;
+  };
+  for (const auto& item : claimable)
+    if (!being_started(item.thread_id)) track(item.proposal_id, item.thread_id);
+  for (const auto& item : claimable_runs)
+    if (!being_started(item.thread_id)) track_run(item.proposal_id, item.thread_id);
 }
 
 }  // namespace orchestrator::tracker

@@ -1,25 +1,30 @@
 #pragma once
-// Server-side proposal tracker (docs/event-path-and-replicas.md "Proposals through outages").
-// Follows the engine thread of every `processing` proposal whether or not a browser is
-// connected, as a subscriber of the thread's follower (follow/follower.hpp), keeps the LAST
-// `data.files` of `on_state_update` events, and on `end` finalises the proposal: completed with
-// those files (the engine state's generated_files when the stream carried none), or failed with
-// the engine's reason. A terminal state whose `end` was missed finalises from the state; a
-// thread the engine no longer knows (404) fails with that reason.
+// Server-side proposal and run tracker (docs/event-path-and-replicas.md "Proposals through
+// outages"). Follows the engine thread of every `processing` proposal, and of every
+// `processing` workflow run (domain/runs.hpp), whether or not a browser is connected, as a
+// subscriber of the thread's follower (follow/follower.hpp), keeps the LAST `data.files` of
+// `on_state_update` events, and on `end` finalises the job: completed with those files (the
+// engine state's generated_files when the stream carried none), or failed with the engine's
+// reason. A terminal state whose `end` was missed finalises from the state; a thread the engine
+// no longer knows (404) fails with that reason. Proposals and runs are one kind of job each and
+// differ only in their persistence: a proposal goes through domain::ProposalService, a run
+// through domain::RunService, which also records the run's final assistant message (the engine
+// state's result.output, fetched when the stream did not bring the state).
 //
 // Outages never fail live work: while the engine cannot be reached the follower keeps
 // reconnecting (capped backoff), and the proposal stays `processing` until the engine answers or
 // the orphan TTL passes. The engine client's circuit breaker is not consulted here.
 //
-// Replicas: a proposal is tracked by the replica holding its lease (proposals.lease_owner /
-// lease_expires_at). One lease keeper renews every lease this replica holds in one statement per
-// lease_ttl/3 and stops tracking proposals whose lease was lost. A sweeper, every sweep_interval:
-// fails orphans (processing longer than orphan_ttl), deletes engine threads of resolved proposals
-// (and of proposals left failed past orphan_ttl),
-// re-checks proposals failed only because the engine was unreachable (completed runs are brought
-// back to `completed`, audit-logged), and tracks processing proposals whose lease is free or
-// expired (a dead replica's). Everything runs as coroutines on the engine client's runtime; SQL
-// runs on its blocking pool. No thread per proposal.
+// Replicas: a proposal or run is tracked by the replica holding its lease (lease_owner /
+// lease_expires_at of its row). One lease keeper renews every lease this replica holds in one
+// statement per table per lease_ttl/3 and stops tracking jobs whose lease was lost. A sweeper,
+// every sweep_interval: fails orphans (proposals and runs processing longer than orphan_ttl),
+// deletes engine threads of resolved proposals (and of proposals left failed past orphan_ttl)
+// and of cancelled or expired runs, re-checks proposals failed only because the engine was
+// unreachable (completed runs are brought back to `completed`, audit-logged), and tracks
+// processing proposals and runs whose lease is free or expired (a dead replica's). Everything
+// runs as coroutines on the engine client's runtime; SQL runs on its blocking pool. No thread
+// per job.
 
 #include <chrono>
 #include <condition_variable>
@@ -32,6 +37,7 @@
 #include <set>
 #include <stop_token>
 #include <string>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -39,6 +45,7 @@
 #include "core/task_group.hpp"
 #include "core/db.hpp"
 #include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/runs.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
 #include "orchestrator/follow/follower.hpp"
 
@@ -60,16 +67,23 @@ struct TrackerOptions {
   int cleanup_batch = 50;
   /// stop() waits this long for tracking coroutines to release their leases.
   std::chrono::milliseconds stop_timeout{std::chrono::seconds(10)};
-  /// Observer called for every engine event processed for a proposal (in order, each once). For
-  /// tests and metrics; runs on an I/O thread, must not block.
-  std::function<void(const std::string& proposal_id, const follow::Event& event)> on_event;
+  /// Observer called for every engine event processed for a proposal or run (in order, each
+  /// once; `id` is the proposal's or the run's id). For tests and metrics; runs on an I/O thread,
+  /// must not block.
+  std::function<void(const std::string& id, const follow::Event& event)> on_event;
 };
 
-/// What happened when a proposal was finalised (returned by the finalise helpers).
+/// What happened when a proposal or run was finalised (returned by the finalise helpers).
 enum class FinaliseResult {
-  applied,        ///< this call moved the proposal out of `processing`
-  already_final,  ///< the proposal had already left `processing` (idempotent no-op)
+  applied,        ///< this call moved the job out of `processing`
+  already_final,  ///< the job had already left `processing` (idempotent no-op)
   missing,        ///< no such proposal
+};
+
+/// What a tracked engine thread belongs to: where its outcome and its lease are stored.
+enum class JobKind {
+  proposal,  ///< a refinement (proposals table, domain::ProposalService)
+  run,       ///< a workflow run (runs table, domain::RunService)
 };
 
 /// The tracker. Thread-safe; construct once per process, start(), and stop() before destroying
@@ -77,8 +91,8 @@ enum class FinaliseResult {
 class Tracker {
  public:
   /// Borrows `db` (orchestrator database, migrated), `engine` (its runtime runs the tracker) and
-  /// `hub`; all must outlive the tracker. Proposal state changes go through
-  /// domain::ProposalService on `db` (audit included).
+  /// `hub`; all must outlive the tracker. State changes go through domain::ProposalService and
+  /// domain::RunService on `db` (audit included).
   Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
           TrackerOptions options = {});
   /// Calls stop().
@@ -113,8 +127,15 @@ class Tracker {
   /// lease it is left to that replica. Never blocks on the network, never throws for engine problems.
   void track(const std::string& proposal_id, const std::string& thread_id);
 
+  /// Follows a new workflow run now (called by the run handler right after the engine accepted
+  /// the job), exactly as track() follows a proposal: the run is finalised (completed with the
+  /// engine state's result.output and the files it added or changed, or failed) whether or not
+  /// anyone watches.
+  void track_run(const std::string& run_id, const std::string& thread_id);
+
   /// Stops the sweeper, the lease keeper and every tracking coroutine, which release their
-  /// leases (proposals stay `processing`; any replica, or this one after restart, resumes them).
+  /// leases (proposals and runs stay `processing`; any replica, or this one after restart,
+  /// resumes them).
   /// Waits up to stop_timeout. Idempotent.
   void stop();
 
@@ -131,9 +152,9 @@ class Tracker {
   FinaliseResult finalise_failed(const std::string& proposal_id, const std::string& error,
                                  domain::FailureKind kind = domain::FailureKind::engine_failed);
 
-  /// Number of proposals this process is tracking now.
+  /// Number of proposals and runs this process is tracking now.
   std::size_t active() const;
-  /// Blocks until no proposal is tracked or `timeout` passes; true if idle.
+  /// Blocks until no proposal or run is tracked or `timeout` passes; true if idle.
   bool wait_idle(std::chrono::milliseconds timeout) const;
   /// This replica's lease owner id.
   const std::string& instance_id() const { return options_.instance_id; }
@@ -144,7 +165,10 @@ class Tracker {
   struct Job;
 
  private:
-  core::async::Task<void> follow_proposal(std::shared_ptr<Job> job);
+  /// Registry key of a job: its kind and id.
+  using JobKey = std::pair<JobKind, std::string>;
+  void add_job(JobKind kind, const std::string& id, const std::string& thread_id);
+  core::async::Task<void> follow_job(std::shared_ptr<Job> job);
   core::async::Task<void> lease_keeper();
   core::async::Task<void> sweeper();
   core::async::Task<void> sweep();
@@ -152,9 +176,16 @@ class Tracker {
                                  const nlohmann::json& generated_files);
   FinaliseResult fail_thread(const std::string& proposal_id, const std::string& thread_id, const std::string& error,
                              domain::FailureKind kind);
+  /// Completes the run on `thread_id` with `output` (its final assistant message) and `files`
+  /// (engine file shape; fails the run when they cannot be stored). Blocks (SQL).
+  FinaliseResult complete_run(const std::string& run_id, const std::string& thread_id, const std::string& output,
+                              const nlohmann::json& files);
+  /// Fails the run on `thread_id` with `error`. Blocks (SQL).
+  FinaliseResult fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error);
 
   core::db::Database& db_;
   domain::ProposalService proposals_;  ///< the domain layer: finalise, leases, stale, cleanup
+  domain::RunService runs_;            ///< the same for workflow runs
   engine_client::EngineClient& engine_;
   follow::FollowHub& hub_;
   core::async::Runtime& rt_;
@@ -165,7 +196,7 @@ class Tracker {
   bool started_ = false;
   bool stopping_ = false;
   std::stop_source stop_;                                ///< sweeper and lease keeper
-  std::map<std::string, std::shared_ptr<Job>> jobs_;     ///< tracked proposals by id
+  std::map<JobKey, std::shared_ptr<Job>> jobs_;          ///< tracked proposals and runs
   std::multiset<std::string> starting_;                  ///< thread ids being started (Starting)
   core::async::TaskGroup tasks_;                         ///< every coroutine (stop() waits for them)
 };

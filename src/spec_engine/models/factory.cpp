@@ -46,7 +46,9 @@ ChatModel& ModelRegistry::for_node(const std::string& node_id, const json& llm_c
   if (provider == "scripted") {
     std::unique_ptr<ScriptedModel> s;
     if (!script_path.empty()) {
-      s = ScriptedModel::from_file(script_path);
+      // The override's model is created for the entry node first (Run::go resolves it before any
+      // step), which selects the script of a multi-script file.
+      s = ScriptedModel::from_file(script_path, node_id);
     } else if (cfg.contains("script")) {
       s = std::make_unique<ScriptedModel>(cfg["script"], "inline script of node " + node_id);
     } else {

@@ -2,7 +2,8 @@
 // Chooses and holds the model of each node of one run (docs/engine-api.md#model-providers).
 // Selection, first match wins:
 //   1. ModelSettings::provider_override "scripted:/path/script.json" -> one scripted model for
-//      every node (one shared cursor); "openai" / "openai:MODEL" -> openai for every node
+//      every node (one shared cursor; a file of {"scripts": {...}} picks the entry node's script,
+//      see scripted.hpp); "openai" / "openai:MODEL" -> openai for every node
 //      (MODEL replaces llm_config.model).
 //   2. node llm_config.provider == "scripted" with llm_config.script {...} -> an inline script
 //      for that node (its own cursor).

@@ -48,7 +48,8 @@ ScriptedModel::ScriptedModel(const json& script, std::string label) : label_(std
   }
 }
 
-std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path) {
+namespace {
+json read_script_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ModelError("scripted model: cannot read script file " + path);
   std::stringstream ss;
@@ -56,8 +57,41 @@ std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path)
   auto parsed = core::json::try_parse(ss.str());
   if (auto* e = std::get_if<core::json::ParseError>(&parsed))
     throw ModelError("scripted model: script file " + path + " is not valid JSON: " + e->message);
-  json j = std::move(std::get<json>(parsed));
-  return std::make_unique<ScriptedModel>(j, path);
+  return std::move(std::get<json>(parsed));
+}
+}  // namespace
+
+std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path, const std::string& entry_node) {
+  const json j = read_script_file(path);
+  if (!j.is_object() || !j.contains("scripts")) return std::make_unique<ScriptedModel>(j, path);
+  // A set of scripts, one per entry agent: {"scripts": {"<entry node id>": {"turns": [...]} | "file.json"}}.
+  const json& scripts = j["scripts"];
+  if (!scripts.is_object()) throw ModelError("scripted model: invalid script " + path + ": scripts must be an object");
+  if (entry_node.empty()) {  // start-up check: every script of the set must load
+    if (scripts.empty()) throw ModelError("scripted model: invalid script " + path + ": scripts is empty");
+    std::unique_ptr<ScriptedModel> first;
+    for (const auto& [k, v] : scripts.items()) {
+      auto m = from_file(path, k);
+      if (!first) first = std::move(m);
+    }
+    return first;
+  }
+  if (!scripts.contains(entry_node)) {
+    std::string known;
+    for (const auto& [k, v] : scripts.items()) known += (known.empty() ? "" : ", ") + k;
+    throw ModelError("scripted model: " + path + " has no script for entry agent '" + entry_node +
+                     "' (it has scripts for: " + known + ")");
+  }
+  const json& chosen = scripts[entry_node];
+  if (chosen.is_string()) {
+    const std::string rel = chosen.get<std::string>();
+    const auto slash = path.find_last_of('/');
+    const std::string file = !rel.empty() && rel[0] == '/' ? rel
+                             : slash == std::string::npos ? rel
+                                                          : path.substr(0, slash + 1) + rel;
+    return std::make_unique<ScriptedModel>(read_script_file(file), file);  // one level: no nested sets
+  }
+  return std::make_unique<ScriptedModel>(chosen, path + " (scripts." + entry_node + ")");
 }
 
 std::vector<std::string> split_stream_pieces(const std::string& text) {

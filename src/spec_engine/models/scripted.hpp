@@ -13,6 +13,11 @@
 // turn without tool_calls ends that agent's loop. Running out of turns, or a `node`
 // mismatch, throws ModelError. Usage defaults to completion_tokens = ceil(bytes/4)
 // of content + arguments, prompt_tokens = 0.
+// A script FILE may instead hold one script per entry agent, so one engine can replay
+// different agent definitions (a refinement, then a run of the refined workflow):
+//   {"scripts": {"orchestrator": {"turns": [...]}, "Coordinator": "briefing-run.json"}}
+// The run uses the script keyed by its definition's entryPoint; a string value is a script
+// file, relative to this one. No key for the entry point throws ModelError listing the keys.
 
 #include <cstddef>
 #include <string>
@@ -29,8 +34,10 @@ class ScriptedModel : public ChatModel {
  public:
   /// Validates and takes a script object. Throws ModelError naming the bad field.
   ScriptedModel(const nlohmann::json& script, std::string label);
-  /// Reads and validates a script file. Throws ModelError (unreadable / invalid).
-  static std::unique_ptr<ScriptedModel> from_file(const std::string& path);
+  /// Reads and validates a script file; for a file of {"scripts": {...}} the one of `entry_node`
+  /// (the run's entry point; empty = check that every script of the set loads and return the
+  /// first, for start-up checks). Throws ModelError (unreadable / invalid / no script for the entry).
+  static std::unique_ptr<ScriptedModel> from_file(const std::string& path, const std::string& entry_node = "");
 
   /// Replays the next turn (no I/O): after the turn's `delay_ms` (a timer that `stop` ends at
   /// once; none without it) its content goes to `on_delta` in word-ish pieces. A stop request

@@ -72,7 +72,7 @@ export interface Deployment {
   definition: { name?: string; version?: string; graph?: { nodes?: unknown[] } } & Record<string, unknown>;
   deployed_at: string;
   deployed_by: string;
-  /** "deployed": runs without a version now execute this one ("accepted" on older servers). */
+  /** "deployed": runs without a version now execute this one. */
   status: string;
 }
 

@@ -65,7 +65,7 @@ export function VersionsPage({ workflow }: { workflow: Workflow }) {
         {deployment && (
           <div class="banner banner-success" role="status" data-testid="deployment">
             <strong class="banner-title">
-              Version {deployment.version.number} {deployment.status === "accepted" ? "deployment accepted" : deployment.status}
+              Version {deployment.version.number} {deployment.status}
             </strong>
             <p>
               {deployment.definition?.name ?? "The definition"}

@@ -1,0 +1,120 @@
+#pragma once
+// Workflow runs (README "Runs"): a run executes one version's /definition.json (the deployed
+// version unless the caller names one, or the draft) on the Spec Engine, with the user's
+// message and that version's files. The engine thread's stream is followed by the tracker
+// (tracker/tracker.hpp), which finalises the run whether or not anyone watches.
+//
+// State machine (final states never change):
+//   processing -> completed   complete()   (tracker; idempotent; output + files recorded)
+//   processing -> failed      fail()       (tracker, engine refused the job; idempotent), fail_stale()
+//   processing -> cancelled   cancel()     (the engine thread is deleted, which stops the run)
+// Transitions are conditional UPDATEs (WHERE status = 'processing'), so exactly one wins.
+//
+// Authorization is the workflow's (domain/access.hpp): every member (viewers too) may list and
+// read runs and watch their streams; starting and cancelling need owner or editor; running the
+// draft is an editor's way to test before publishing. Starting counts against the per-user cap
+// shared with refinements (run_quota.hpp).
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/db.hpp"
+#include "orchestrator/domain/files.hpp"
+#include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/store/runs.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace orchestrator::domain {
+
+using Run = store::RunRecord;
+using store::RunStatus;
+
+/// Which version a run executes.
+struct RunTarget {
+  enum class Kind { deployed, version, draft };
+  Kind kind = Kind::deployed;
+  long long number = 0;  ///< Kind::version
+};
+
+/// POST /api/workflows/{id}/runs input.
+struct StartRunInput {
+  std::string input;      ///< the user's message, 1..20000 bytes, not only whitespace
+  RunTarget target;
+  std::string thread_id;  ///< engine thread/job id chosen by the caller (1..128 of [A-Za-z0-9_-])
+};
+
+/// A recorded run and what to send to the engine for it.
+struct StartedRun {
+  Run run;
+  nlohmann::json definition;  ///< the parsed /definition.json (the job's agent_definition)
+  FileMap files;              ///< the version's (or draft's) files, seeded into the run
+};
+
+/// Result of complete()/fail(): `changed` false for the idempotent no-op.
+struct RunFinish {
+  bool changed = false;
+  Run run;
+};
+
+/// Run operations. Thread-safe.
+class RunService {
+ public:
+  /// Keeps a reference to `db`; `limits.max_concurrent_runs_per_user` is the shared cap.
+  explicit RunService(core::db::Database& db, ProposalLimits limits = {});
+
+  /// Resolves the target's files and /definition.json and records the run in `processing`
+  /// (audits "run.start"). Owner/editor only (ForbiddenError), NotFoundError for an invisible
+  /// workflow or unknown version; PreconditionError when the target is the deployment and
+  /// nothing is deployed, or the draft and there is none; InvalidError("input" | "thread_id" |
+  /// "/definition.json"); LimitExceededError when the actor is at the per-user cap.
+  StartedRun start(const std::string& actor, const std::string& workflow_id, const StartRunInput& in);
+
+  /// One run of the workflow (NotFoundError("run") if absent or invisible).
+  Run get(const std::string& actor, const std::string& workflow_id, const std::string& run_id);
+  /// Runs of the workflow, newest first.
+  store::Page<Run> list(const std::string& actor, const std::string& workflow_id, const store::PageRequest& page = {});
+  /// processing -> cancelled (owner/editor); PreconditionError {"current_status"} once final.
+  /// The engine thread is scheduled for deletion (the caller deletes it right away too).
+  Run cancel(const std::string& actor, const std::string& workflow_id, const std::string& run_id);
+  /// True if `actor` is a member of the workflow of the run on `thread_id`.
+  bool can_watch(const std::string& actor, const std::string& thread_id);
+
+  // ---- system operations (tracker; no actor)
+
+  /// processing -> completed with the final assistant message and the run's files at its end, of
+  /// which the files it added or changed (relative to base_files) are kept. Idempotent.
+  /// NotFoundError("thread") if no run has that thread.
+  RunFinish complete(const std::string& thread_id, const std::string& output, const FileMap& files);
+  /// processing -> failed with `error` (a sentence, truncated to 4000 bytes). Idempotent.
+  RunFinish fail(const std::string& thread_id, const std::string& error);
+  /// Fails runs still processing after `ttl` (their engine thread is deleted); returns the threads.
+  std::vector<std::string> fail_stale(std::chrono::seconds ttl);
+  /// Runs whose engine thread must be deleted (cancelled or expired), oldest first; each item's
+  /// `proposal_id` holds the run's id.
+  std::vector<CleanupItem> list_pending_cleanup(int limit = 100);
+  /// The engine confirmed the deletion.
+  void mark_cleaned(const std::string& run_id);
+  /// Every processing run.
+  std::vector<Run> list_processing();
+  /// Leases, as ProposalService's: one tracker per run across replicas.
+  bool try_acquire_lease(const std::string& run_id, const std::string& owner, std::chrono::seconds ttl);
+  bool renew_lease(const std::string& run_id, const std::string& owner, std::chrono::seconds ttl);
+  void release_lease(const std::string& run_id, const std::string& owner);
+  /// Extends every lease `owner` holds to now + `ttl` in one statement; returns the ids of the
+  /// processing runs it still holds (a run missing from the list was lost or left processing).
+  std::vector<std::string> renew_leases(const std::string& owner, std::chrono::milliseconds ttl);
+  /// Processing runs `owner` may track now (lease free, expired, or its own), oldest first; each
+  /// item's `proposal_id` holds the run's id.
+  std::vector<CleanupItem> list_claimable(const std::string& owner, int limit = 1000);
+
+ private:
+  RunFinish finish(const std::string& thread_id, RunStatus to, const store::runs::Finish& f, const char* action);
+  core::db::Database& db_;
+  ProposalLimits limits_;
+};
+
+}  // namespace orchestrator::domain

@@ -1,0 +1,239 @@
+// SQL of deployments and workflow runs (see runs.hpp).
+#include "orchestrator/store/runs.hpp"
+
+#include <stdexcept>
+
+#include "orchestrator/store/sql_helpers.hpp"
+
+namespace orchestrator::store {
+
+const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::processing: return "processing";
+    case RunStatus::completed: return "completed";
+    case RunStatus::failed: return "failed";
+    case RunStatus::cancelled: return "cancelled";
+  }
+  return "processing";
+}
+
+namespace {
+RunStatus parse_run_status(const std::string& s) {
+  for (auto st : {RunStatus::processing, RunStatus::completed, RunStatus::failed, RunStatus::cancelled})
+    if (s == to_string(st)) return st;
+  throw std::runtime_error("unknown run status in database: " + s);
+}
+}  // namespace
+
+// ---------------------------------------------------------------- deployments
+namespace deployments {
+
+void upsert(soci::session& sql, const std::string& workflow_id, const std::string& version_id, const std::string& by,
+            const std::string& at) {
+  sql << "INSERT INTO deployments (workflow_id, version_id, deployed_by, deployed_at) VALUES (:w, :v, :b, :a) "
+         "ON CONFLICT (workflow_id) DO UPDATE SET version_id = excluded.version_id, "
+         "deployed_by = excluded.deployed_by, deployed_at = excluded.deployed_at",
+      soci::use(workflow_id), soci::use(version_id), soci::use(by), soci::use(at);
+}
+
+std::optional<DeploymentRecord> find(soci::session& sql, const std::string& workflow_id) {
+  DeploymentRecord d;
+  sql << "SELECT d.workflow_id, d.version_id, d.deployed_by, d.deployed_at, v.number FROM deployments d "
+         "JOIN versions v ON v.id = d.version_id WHERE d.workflow_id = :w",
+      soci::use(workflow_id), soci::into(d.workflow_id), soci::into(d.version_id), soci::into(d.deployed_by),
+      soci::into(d.deployed_at), soci::into(d.version_number);
+  if (!sql.got_data()) return std::nullopt;
+  return d;
+}
+
+}  // namespace deployments
+
+// ---------------------------------------------------------------- runs
+namespace runs {
+
+namespace {
+
+using sqlh::opt;
+
+const char* kColumns =
+    "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
+    "r.output, r.base_files, r.files, r.error, r.created_by_user_id, r.created_at, r.completed_at, r.lease_owner, "
+    "r.lease_expires_at, r.engine_cleanup_pending";
+
+std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params) {
+  std::vector<RunRecord> out;
+  std::string id, wf, vid, thread, status, input, output, base, files, err, by, created, completed, lease, lease_exp;
+  long long vnum = 0, drev = 0;
+  int cleanup = 0;
+  soci::indicator i_vid, i_vnum, i_drev, i_out, i_files, i_err, i_completed, i_lease, i_lease_exp;
+  sqlh::run_query(
+      sql, std::string("SELECT ") + kColumns + " FROM runs r " + where_order, params,
+      [&](soci::statement& st) {
+        st.exchange(soci::into(id));
+        st.exchange(soci::into(wf));
+        st.exchange(soci::into(vid, i_vid));
+        st.exchange(soci::into(vnum, i_vnum));
+        st.exchange(soci::into(drev, i_drev));
+        st.exchange(soci::into(thread));
+        st.exchange(soci::into(status));
+        st.exchange(soci::into(input));
+        st.exchange(soci::into(output, i_out));
+        st.exchange(soci::into(base));
+        st.exchange(soci::into(files, i_files));
+        st.exchange(soci::into(err, i_err));
+        st.exchange(soci::into(by));
+        st.exchange(soci::into(created));
+        st.exchange(soci::into(completed, i_completed));
+        st.exchange(soci::into(lease, i_lease));
+        st.exchange(soci::into(lease_exp, i_lease_exp));
+        st.exchange(soci::into(cleanup));
+      },
+      [&] {
+        RunRecord r;
+        r.id = id;
+        r.workflow_id = wf;
+        r.version_id = opt(vid, i_vid);
+        if (i_vnum != soci::i_null) r.version_number = vnum;
+        if (i_drev != soci::i_null) r.draft_revision = drev;
+        r.thread_id = thread;
+        r.status = parse_run_status(status);
+        r.input = input;
+        r.output = opt(output, i_out);
+        r.base_files = sqlh::files_from_blob(base);
+        if (i_files != soci::i_null) r.files = sqlh::files_from_blob(files);
+        r.error = opt(err, i_err);
+        r.created_by_user_id = by;
+        r.created_at = created;
+        r.completed_at = opt(completed, i_completed);
+        r.lease_owner = opt(lease, i_lease);
+        r.lease_expires_at = opt(lease_exp, i_lease_exp);
+        r.engine_cleanup_pending = cleanup != 0;
+        out.push_back(std::move(r));
+      });
+  return out;
+}
+
+std::optional<RunRecord> one(soci::session& sql, const std::string& where, const std::string& v) {
+  std::vector<std::string> params{v};
+  auto rows = query(sql, "WHERE " + where, params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
+}
+
+/// Binds an optional integer as a nullable parameter.
+struct NullableInt {
+  long long value = 0;
+  soci::indicator ind = soci::i_null;
+  explicit NullableInt(const std::optional<long long>& v) {
+    if (v) value = *v, ind = soci::i_ok;
+  }
+};
+
+}  // namespace
+
+void insert(soci::session& sql, const RunRecord& r) {
+  sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), completed(r.completed_at);
+  sqlh::NullableParam files(r.files ? std::optional<std::string>(sqlh::files_blob(*r.files)) : std::nullopt);
+  NullableInt vnum(r.version_number), drev(r.draft_revision);
+  const std::string status = to_string(r.status);
+  const std::string base = sqlh::files_blob(r.base_files);
+  sql << "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
+         "output, base_files, files, error, created_by_user_id, created_at, completed_at, engine_cleanup_pending) "
+         "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :by, :c, :done, 0)",
+      soci::use(r.id), soci::use(r.workflow_id), soci::use(vid.value, vid.ind), soci::use(vnum.value, vnum.ind),
+      soci::use(drev.value, drev.ind), soci::use(r.thread_id), soci::use(status), soci::use(r.input),
+      soci::use(out.value, out.ind), soci::use(base), soci::use(files.value, files.ind), soci::use(err.value, err.ind),
+      soci::use(r.created_by_user_id), soci::use(r.created_at), soci::use(completed.value, completed.ind);
+}
+
+std::optional<RunRecord> find(soci::session& sql, const std::string& id) { return one(sql, "r.id = :v", id); }
+
+std::optional<RunRecord> find_by_thread(soci::session& sql, const std::string& thread_id) {
+  return one(sql, "r.thread_id = :v", thread_id);
+}
+
+std::vector<RunRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+                            const std::optional<CursorKey>& after) {
+  std::vector<std::string> params{workflow_id};
+  sqlh::push_keyset(params, after);
+  return query(sql,
+               "WHERE r.workflow_id = :w" + sqlh::keyset(after, "r.created_at", "r.id") +
+                   " ORDER BY r.created_at DESC, r.id DESC LIMIT " + std::to_string(limit),
+               params);
+}
+
+long long count_processing_by_user(soci::session& sql, const std::string& user_id) {
+  long long n = 0;
+  sql << "SELECT COUNT(*) FROM runs WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
+      soci::into(n);
+  return n;
+}
+
+long long finish(soci::session& sql, const std::string& id, RunStatus to, const Finish& f) {
+  // The status name comes from the enum (never from input), so it is inlined safely.
+  std::string q = std::string("UPDATE runs SET status = '") + to_string(to) +
+                  "', completed_at = :c, lease_owner = NULL, lease_expires_at = NULL";
+  std::vector<std::string> params{f.completed_at};
+  auto set = [&](const char* col, const std::optional<std::string>& v) {
+    if (!v) return;
+    q += std::string(", ") + col + " = :" + col;
+    params.push_back(*v);
+  };
+  set("output", f.output);
+  set("error", f.error);
+  if (f.files) set("files", sqlh::files_blob(*f.files));
+  if (f.mark_cleanup) q += ", engine_cleanup_pending = 1";
+  q += " WHERE id = :id AND status = 'processing'";
+  params.push_back(id);
+  return sqlh::execute(sql, q, params);
+}
+
+std::vector<RunRecord> list_processing(soci::session& sql) {
+  std::vector<std::string> params;
+  return query(sql, "WHERE r.status = 'processing' ORDER BY r.created_at, r.id", params);
+}
+
+std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
+                                                                        const std::string& before) {
+  return sqlh::id_thread_pairs(
+      sql, "SELECT id, thread_id FROM runs WHERE status = 'processing' AND created_at < :b ORDER BY created_at",
+      {before});
+}
+
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
+  return sqlh::id_thread_pairs(
+      sql,
+      "SELECT id, thread_id FROM runs WHERE engine_cleanup_pending = 1 ORDER BY created_at, id LIMIT " +
+          std::to_string(limit),
+      {});
+}
+
+void clear_cleanup(soci::session& sql, const std::string& id) {
+  sql << "UPDATE runs SET engine_cleanup_pending = 0 WHERE id = :id", soci::use(id);
+}
+
+bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+                   const std::string& expires) {
+  return sqlh::acquire_lease(sql, "runs", id, owner, now, expires);
+}
+
+bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires) {
+  return sqlh::renew_lease(sql, "runs", id, owner, expires);
+}
+
+void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
+  sqlh::release_lease(sql, "runs", id, owner);
+}
+
+std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires) {
+  return sqlh::renew_leases(sql, "runs", owner, expires);
+}
+
+std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+                                                                const std::string& now, int limit) {
+  return sqlh::list_claimable(sql, "runs", owner, now, limit);
+}
+
+}  // namespace runs
+
+}  // namespace orchestrator::store

@@ -1,0 +1,99 @@
+#pragma once
+// Rows and SQL of deployments and workflow runs (migrations/orchestrator/*/0006_runs.sql).
+// Like repositories.hpp: thin functions over a borrowed SOCI session, no authorization, no
+// state-machine checks (domain/runs.hpp does those); throw soci::soci_error on database failures.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <soci/soci.h>
+
+#include "orchestrator/domain/files.hpp"
+#include "orchestrator/store/tx.hpp"
+
+namespace orchestrator::store {
+
+/// deployments row: the version a workflow runs when a run names none.
+struct DeploymentRecord {
+  std::string workflow_id, version_id, deployed_by, deployed_at;
+  long long version_number = 0;  ///< joined from versions
+};
+
+/// Run lifecycle: processing -> completed | failed | cancelled (all final).
+enum class RunStatus { processing, completed, failed, cancelled };
+/// Lower-case name as stored and shown.
+const char* to_string(RunStatus s);
+
+/// runs row.
+struct RunRecord {
+  std::string id, workflow_id;
+  std::optional<std::string> version_id;  ///< null for a run of the draft (or a deleted version)
+  std::optional<long long> version_number;  ///< null for a run of the draft
+  std::optional<long long> draft_revision;  ///< the draft revision a draft run executed
+  std::string thread_id;                    ///< engine thread (= engine job_id), unique
+  RunStatus status = RunStatus::processing;
+  std::string input;                        ///< the user's message
+  std::optional<std::string> output;        ///< the final assistant message (completed runs)
+  domain::FileMap base_files;               ///< the files the run started with (version or draft)
+  std::optional<domain::FileMap> files;     ///< files the run added or changed (completed runs)
+  std::optional<std::string> error;         ///< why it failed or was cancelled
+  std::string created_by_user_id, created_at;
+  std::optional<std::string> completed_at;
+  std::optional<std::string> lease_owner, lease_expires_at;
+  bool engine_cleanup_pending = false;
+};
+
+namespace deployments {
+/// Records `version_id` as the workflow's deployed version (insert or replace).
+void upsert(soci::session& sql, const std::string& workflow_id, const std::string& version_id,
+            const std::string& by, const std::string& at);
+/// The workflow's deployment, or nullopt when nothing was deployed.
+std::optional<DeploymentRecord> find(soci::session& sql, const std::string& workflow_id);
+}  // namespace deployments
+
+namespace runs {
+/// Inserts the row (status, output, files, error, completed_at and lease as given).
+void insert(soci::session& sql, const RunRecord& r);
+/// The run with this id, or nullopt.
+std::optional<RunRecord> find(soci::session& sql, const std::string& id);
+/// The run of this engine thread, or nullopt.
+std::optional<RunRecord> find_by_thread(soci::session& sql, const std::string& thread_id);
+/// Runs of a workflow, newest first (created_at DESC, id DESC), keyset after `after`.
+std::vector<RunRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+                            const std::optional<CursorKey>& after);
+/// Runs in `processing` started by `user_id` (the per-user cap, domain/run_quota.hpp).
+long long count_processing_by_user(soci::session& sql, const std::string& user_id);
+/// What a finishing transition writes besides the status.
+struct Finish {
+  std::string completed_at;
+  std::optional<std::string> output, error;
+  std::optional<domain::FileMap> files;
+  bool mark_cleanup = false;  ///< engine_cleanup_pending = 1 (delete the engine thread)
+};
+/// processing -> `to` with `f`, clearing the lease; rows changed (0 = it already left processing).
+long long finish(soci::session& sql, const std::string& id, RunStatus to, const Finish& f);
+/// Every run in processing, oldest first (tracker start-up and takeover).
+std::vector<RunRecord> list_processing(soci::session& sql);
+/// (id, thread_id) of processing runs created before `before` (RFC 3339).
+std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql, const std::string& before);
+/// (id, thread_id) with engine_cleanup_pending = 1, oldest first, at most `limit`.
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
+/// engine_cleanup_pending = 0 (the engine confirmed the deletion).
+void clear_cleanup(soci::session& sql, const std::string& id);
+/// Lease columns, as for proposals (store/sql_helpers.hpp).
+bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+                   const std::string& expires);
+bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires);
+void release_lease(soci::session& sql, const std::string& id, const std::string& owner);
+/// Extends every lease `owner` holds on a processing run to `expires`, in ONE statement; returns
+/// the ids it still holds.
+std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires);
+/// (id, thread_id) of processing runs `owner` may track: lease free, expired before `now`, or its
+/// own; oldest first, at most `limit`.
+std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+                                                                const std::string& now, int limit);
+}  // namespace runs
+
+}  // namespace orchestrator::store

@@ -1,0 +1,189 @@
+// Workflow runs (domain/runs.hpp) on a real database: SQLite always, PostgreSQL when TEST_PG_URL is set.
+
+#include <gtest/gtest.h>
+
+#include "core/util.hpp"
+#include "db_fixture.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/proposals.hpp"
+#include "orchestrator/domain/runs.hpp"
+#include "orchestrator/domain/users.hpp"
+#include "orchestrator/domain/workflows.hpp"
+
+using namespace orchestrator::domain;
+using namespace std::chrono_literals;
+
+namespace {
+
+const TemplateLibrary& templates() {
+  static const TemplateLibrary lib(std::filesystem::path(PROJECT_SOURCE_DIR) / "config/templates");
+  return lib;
+}
+
+FileEntry F(std::vector<std::string> lines) {
+  return FileEntry{std::move(lines), "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.000000Z"};
+}
+
+}  // namespace
+
+template <class Backend>
+class Runs : public orchestrator::testing::DbTest<Backend> {
+ protected:
+  void SetUp() override {
+    orchestrator::testing::DbTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
+    auto& db = this->db();
+    users = std::make_unique<UserService>(db, orchestrator::auth::PasswordParams::minimal());
+    workflows = std::make_unique<WorkflowService>(db, templates());
+    runs = std::make_unique<RunService>(db, ProposalLimits{2});
+    proposals = std::make_unique<ProposalService>(db, ProposalLimits{2});
+    alice = users->create("alice-" + core::random_hex(4) + "@example.com", "Alice", "password-alice").id;
+    bob = users->create("bob-" + core::random_hex(4) + "@example.com", "Bob", "password-bob").id;
+    CreateWorkflowInput in;
+    in.name = "runs";
+    in.template_name = "single-agent";
+    wf = workflows->create(alice, in).workflow.id;
+  }
+
+  StartRunInput input(RunTarget target = {}) {
+    StartRunInput in;
+    in.input = "What is a vector clock?";
+    in.target = target;
+    in.thread_id = core::uuid4();
+    return in;
+  }
+
+  std::unique_ptr<UserService> users;
+  std::unique_ptr<WorkflowService> workflows;
+  std::unique_ptr<RunService> runs;
+  std::unique_ptr<ProposalService> proposals;
+  std::string alice, bob, wf;
+};
+
+TYPED_TEST_SUITE(Runs, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
+
+TYPED_TEST(Runs, TheDeployedVersionRunsAndFinishesOnce) {
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, this->input()), PreconditionError);  // nothing deployed
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->publish(this->alice, this->wf);
+  EXPECT_EQ(this->workflows->deploy(this->alice, this->wf, 1).version.number, 1);
+  const auto started = this->runs->start(this->alice, this->wf, this->input());
+  EXPECT_EQ(started.run.version_number, 1);
+  EXPECT_EQ(started.run.status, RunStatus::processing);
+  EXPECT_EQ(started.definition["graph"]["entryPoint"], "ResearchAssistant");
+  EXPECT_TRUE(started.files.count("/definition.json"));
+  // Completion keeps only the files the run added or changed.
+  FileMap end = started.files;
+  end["/answer.md"] = F({"42"});
+  end["/THE_SPEC/plan.md"] = F({"changed"});
+  const auto done = this->runs->complete(started.run.thread_id, "The answer is 42.", end);
+  ASSERT_TRUE(done.changed);
+  EXPECT_EQ(done.run.status, RunStatus::completed);
+  EXPECT_EQ(done.run.output, "The answer is 42.");
+  ASSERT_TRUE(done.run.files);
+  EXPECT_EQ(done.run.files->size(), 2u);
+  EXPECT_TRUE(done.run.files->count("/answer.md"));
+  // Final states never change: a late failure or a second completion is a no-op.
+  EXPECT_FALSE(this->runs->fail(started.run.thread_id, "late").changed);
+  EXPECT_FALSE(this->runs->complete(started.run.thread_id, "again", end).changed);
+  EXPECT_EQ(this->runs->get(this->alice, this->wf, started.run.id).output, "The answer is 42.");
+  EXPECT_THROW(this->runs->complete("no-such-thread", "x", {}), NotFoundError);
+}
+
+TYPED_TEST(Runs, AuthorizationIsTheWorkflows) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto r = this->runs->start(this->alice, this->wf, this->input()).run;
+  // Bob is a stranger: nothing is visible.
+  EXPECT_THROW(this->runs->get(this->bob, this->wf, r.id), NotFoundError);
+  EXPECT_THROW(this->runs->list(this->bob, this->wf), NotFoundError);
+  EXPECT_FALSE(this->runs->can_watch(this->bob, r.thread_id));
+  // As a viewer he reads and watches, but neither starts nor cancels.
+  this->workflows->set_member(this->alice, this->wf, this->bob, "viewer");
+  EXPECT_EQ(this->runs->get(this->bob, this->wf, r.id).id, r.id);
+  EXPECT_EQ(this->runs->list(this->bob, this->wf).items.size(), 1u);
+  EXPECT_TRUE(this->runs->can_watch(this->bob, r.thread_id));
+  EXPECT_THROW(this->runs->start(this->bob, this->wf, this->input()), ForbiddenError);
+  EXPECT_THROW(this->runs->cancel(this->bob, this->wf, r.id), ForbiddenError);
+  // As an editor he runs the draft.
+  this->workflows->set_member(this->alice, this->wf, this->bob, "editor");
+  RunTarget draft;
+  draft.kind = RunTarget::Kind::draft;
+  const auto d = this->runs->start(this->bob, this->wf, this->input(draft)).run;
+  EXPECT_FALSE(d.version_number);
+  EXPECT_EQ(d.draft_revision, 1);
+  // A run is found only under its own workflow.
+  CreateWorkflowInput other;
+  other.name = "other";
+  other.template_name = "single-agent";
+  const auto w2 = this->workflows->create(this->alice, other).workflow.id;
+  EXPECT_THROW(this->runs->get(this->alice, w2, r.id), NotFoundError);
+}
+
+TYPED_TEST(Runs, CancelAndTheSharedCap) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto a = this->runs->start(this->alice, this->wf, this->input()).run;
+  CreateProposalInput p;
+  p.user_prompt = "add an agent";
+  p.thread_id = core::uuid4();
+  this->proposals->create(this->alice, this->wf, p);  // the second slot of 2
+  try {
+    this->runs->start(this->alice, this->wf, this->input());
+    ADD_FAILURE() << "the cap of 2 is shared by runs and refinements";
+  } catch (const LimitExceededError& e) {
+    EXPECT_EQ(e.details()["kind"], "run");
+    EXPECT_EQ(e.details()["in_progress"], 2);
+  }
+  const auto c = this->runs->cancel(this->alice, this->wf, a.id);
+  EXPECT_EQ(c.status, RunStatus::cancelled);
+  EXPECT_TRUE(c.engine_cleanup_pending);
+  try {
+    this->runs->cancel(this->alice, this->wf, a.id);
+    ADD_FAILURE() << "a final run cannot be cancelled";
+  } catch (const PreconditionError& e) {
+    EXPECT_EQ(e.details()["current_status"], "cancelled");
+  }
+  ASSERT_EQ(this->runs->list_pending_cleanup().size(), 1u);
+  this->runs->mark_cleaned(a.id);
+  EXPECT_TRUE(this->runs->list_pending_cleanup().empty());
+  EXPECT_NO_THROW(this->runs->start(this->alice, this->wf, this->input()));  // the slot is free again
+}
+
+TYPED_TEST(Runs, LeasesAndStaleRuns) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto r = this->runs->start(this->alice, this->wf, this->input()).run;
+  EXPECT_TRUE(this->runs->try_acquire_lease(r.id, "replica-a", 30s));
+  EXPECT_FALSE(this->runs->try_acquire_lease(r.id, "replica-b", 30s));
+  EXPECT_TRUE(this->runs->renew_lease(r.id, "replica-a", 30s));
+  EXPECT_FALSE(this->runs->renew_lease(r.id, "replica-b", 30s));
+  this->runs->release_lease(r.id, "replica-a");
+  EXPECT_TRUE(this->runs->try_acquire_lease(r.id, "replica-b", 30s));
+  EXPECT_EQ(this->runs->list_processing().size(), 1u);
+  EXPECT_TRUE(this->runs->fail_stale(1h).empty());
+  const auto failed = this->runs->fail_stale(0s);
+  ASSERT_EQ(failed.size(), 1u);
+  EXPECT_EQ(failed[0], r.thread_id);
+  const auto after = this->runs->get(this->alice, this->wf, r.id);
+  EXPECT_EQ(after.status, RunStatus::failed);
+  EXPECT_FALSE(after.lease_owner);
+  EXPECT_TRUE(this->runs->list_processing().empty());
+}
+
+TYPED_TEST(Runs, BadInputNamesTheField) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  auto in = this->input();
+  in.input = "  \n";
+  try {
+    this->runs->start(this->alice, this->wf, in);
+    ADD_FAILURE();
+  } catch (const InvalidError& e) {
+    EXPECT_EQ(e.field(), "input");
+  }
+  RunTarget v9;
+  v9.kind = RunTarget::Kind::version;
+  v9.number = 9;
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, this->input(v9)), NotFoundError);
+}
