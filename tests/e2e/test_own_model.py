@@ -25,7 +25,7 @@ REFINEMENT_REPLIES = [{"content": "Adding the FactChecker.",
 
 class YourOwnModel(FakeOpenAiCase):
     def test_refinement_model_flag_and_env_reach_the_model_server(self):
-        fake = self.fake(REFINEMENT_REPLIES * 2)
+        fake = self.fake([])
         d = tempfile.mkdtemp(prefix="e2e-model-")
         self.addCleanup(shutil.rmtree, d, True)
         # No engine override: the model named in the job's agent definition is the one called.
@@ -35,6 +35,7 @@ class YourOwnModel(FakeOpenAiCase):
         for how, extra, env in (("flag", ["--refinement-model", MODEL], {}),
                                 ("env", [], {"IDE_ORCHESTRATOR_REFINEMENT_MODEL": MODEL + "-env"})):
             with self.subTest(how):
+                os.makedirs(os.path.join(d, how))
                 os.environ.update(env)  # Orchestrator.env() copies the environment
                 try:
                     orch = Orchestrator(os.path.join(d, how), engine.base, extra=extra).start()
@@ -44,7 +45,9 @@ class YourOwnModel(FakeOpenAiCase):
                 self.addCleanup(orch.stop)
                 orch.add_user("ada@example.com")
                 token = orch.login("ada@example.com")
-                before = len(fake.requests)
+                with fake.lock:
+                    fake.replies = list(REFINEMENT_REPLIES)
+                    before = len(fake.requests)
                 wf = create_workflow(orch, token)
                 p = wait_proposal(orch, token, refine(orch, token, wf["id"]).json()["proposal_id"], timeout=60)
                 self.assertEqual(p["status"], "completed", p)
