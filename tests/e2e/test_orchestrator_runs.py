@@ -231,6 +231,18 @@ class CancelAndCap(unittest.TestCase):
         # The slot is free again.
         self.assertEqual(start_run(orch, self.token, wf["id"], {"input": "Now."}).status, 202)
 
+    def test_a_run_that_ends_while_the_orchestrator_is_down_is_finalised_after_restart(self):
+        orch = self.stack.orch
+        wf = deployed_workflow(orch, self.token, "multi-agent")
+        run = start_run(orch, self.token, wf["id"], {"input": "Outlive the orchestrator."}).json()
+        orch.stop()  # SIGTERM: the tracker releases its lease; the engine keeps running the thread
+        wait_until(lambda: self.stack.engine.state(run["thread_id"])[2].get("status") == "completed", timeout=120,
+                   what="the engine finished the run")
+        orch.start()
+        done = wait_run(orch, self.token, wf["id"], run["id"], timeout=60)
+        self.assertEqual(done["status"], "completed", done)
+        self.assertEqual(done["output"], "Done.")
+
 
 if __name__ == "__main__":
     unittest.main()
