@@ -57,7 +57,7 @@ Item final_item(Item::Kind kind, std::string reason = {}, std::shared_ptr<const 
 }
 
 std::string gone_sentence(const std::string& thread_id) {
-  return "The refinement engine no longer knows run " + thread_id + " (it was deleted or lost).";
+  return "The engine no longer knows run " + thread_id + " (it was deleted or lost).";
 }
 
 }  // namespace

@@ -154,12 +154,12 @@ class WsProxyTest : public ::testing::Test {
     return *proxy_;
   }
   core::http::WsAccept accept(const std::string& thread, std::optional<std::string> after_seq = std::nullopt,
-                              const std::string& user = "u") {
+                              const std::string& user = "u", WsProxy::Subject subject = WsProxy::Subject::refinement) {
     core::http::Request req;
     req.path_params["thread_id"] = thread;
     req.context["user_id"] = user;
     if (after_seq) req.query.emplace("after_seq", *after_seq);
-    return proxy_->accept(req);
+    return proxy_->accept(req, subject);
   }
   /// Opens a proxied connection (as the server would: on_open_async as a coroutine).
   std::shared_ptr<FakeConn> open(const std::string& thread, std::optional<std::string> after_seq = std::nullopt,
@@ -198,6 +198,13 @@ TEST_F(WsProxyTest, RejectsBeforeTheUpgrade) {
   auto no_access = accept(thread);
   ASSERT_TRUE(no_access.reject.has_value());
   EXPECT_EQ(no_access.reject->status, 404);
+  EXPECT_NE(no_access.reject->body.find("Refinement thread " + thread + " was not found"), std::string::npos)
+      << no_access.reject->body;
+  auto run_denied = accept(thread, std::nullopt, "u", WsProxy::Subject::run);
+  ASSERT_TRUE(run_denied.reject.has_value());
+  EXPECT_EQ(run_denied.reject->status, 404);
+  EXPECT_NE(run_denied.reject->body.find("Run thread " + thread + " was not found"), std::string::npos)
+      << run_denied.reject->body;
   auto not_uuid = accept("not-a-thread");
   ASSERT_TRUE(not_uuid.reject.has_value());
   EXPECT_EQ(not_uuid.reject->status, 404);
