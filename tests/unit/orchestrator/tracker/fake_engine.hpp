@@ -122,7 +122,13 @@ class FakeEngine {
     server_ = std::make_unique<core::http::Server>(o, std::move(r));
     server_->start();
   }
-  ~FakeEngine() { server_->stop(); }
+  ~FakeEngine() {
+    server_->stop();
+    // The live connections' wake-up signals hold timers of the server's I/O context: drop them
+    // while it still exists (members are destroyed after the server otherwise).
+    std::lock_guard lk(mu_);
+    live_.clear();
+  }
 
   std::string url() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
   void set(const std::string& thread_id, ThreadScript s) {

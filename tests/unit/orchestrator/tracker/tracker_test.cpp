@@ -16,11 +16,14 @@
 #include "core/util.hpp"
 #include "fake_engine.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "orchestrator/store/runs.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
 using orchestrator::store::ProposalRecord;
 using orchestrator::store::ProposalStatus;
+using orchestrator::store::RunRecord;
+using orchestrator::store::RunStatus;
 using orchestrator::tracker::FinaliseResult;
 using orchestrator::tracker::Tracker;
 using orchestrator::tracker::TrackerOptions;
@@ -137,6 +140,35 @@ class TrackerTest : public ::testing::Test {
     orchestrator::store::proposals::insert(sql, p);
     return p.id;
   }
+  /// Inserts a processing workflow run that started from `base_files`; returns its id.
+  std::string run(const std::string& thread_id, const json& base_files = kFilesA,
+                  std::string created_at = core::now_rfc3339()) {
+    soci::session sql(db_->pool());
+    RunRecord r;
+    r.id = core::uuid4();
+    r.workflow_id = workflow_id_;
+    r.thread_id = thread_id;
+    r.input = "Brief me on solid-state batteries";
+    r.base_files = orchestrator::domain::files_from_json(base_files, "files", core::now_rfc3339());
+    r.created_by_user_id = user_id_;
+    r.created_at = std::move(created_at);
+    orchestrator::store::runs::insert(sql, r);
+    return r.id;
+  }
+  RunRecord load_run(const std::string& id) {
+    soci::session sql(db_->pool());
+    return *orchestrator::store::runs::find(sql, id);
+  }
+  /// Waits until the run left `processing`.
+  RunRecord wait_run_final(const std::string& id, std::chrono::milliseconds t = 10s) {
+    const auto end = std::chrono::steady_clock::now() + t;
+    while (std::chrono::steady_clock::now() < end) {
+      auto r = load_run(id);
+      if (r.status != RunStatus::processing) return r;
+      std::this_thread::sleep_for(20ms);
+    }
+    return load_run(id);
+  }
   ProposalRecord load(const std::string& id) {
     soci::session sql(db_->pool());
     return *orchestrator::store::proposals::find(sql, id);
@@ -170,6 +202,10 @@ class TrackerTest : public ::testing::Test {
 
 double proposals_total(const std::string& outcome) {
   return core::metrics::global().counter("ide_orchestrator_proposals_total", "").value({{"outcome", outcome}});
+}
+
+double runs_total(const std::string& outcome) {
+  return core::metrics::global().counter("ide_orchestrator_runs_total", "").value({{"outcome", outcome}});
 }
 
 }  // namespace
@@ -404,8 +440,10 @@ TEST_F(TrackerTest, LeasesAreRenewedAndALostLeaseStopsTracking) {
   {
     // Another replica took the proposal over (e.g. after a pause longer than the TTL).
     soci::session sql(db_->pool());
-    sql << "UPDATE proposals SET lease_owner = 'other', lease_expires_at = :e WHERE id = :id",
-        soci::use(core::to_rfc3339(std::chrono::system_clock::now() + 1h)), soci::use(id);
+    // A named value: SOCI reads bound temporaries after they are destroyed.
+    const std::string expires = core::to_rfc3339(std::chrono::system_clock::now() + 1h);
+    sql << "UPDATE proposals SET lease_owner = 'other', lease_expires_at = :e WHERE id = :id", soci::use(expires),
+        soci::use(id);
   }
   ASSERT_TRUE(t.wait_idle(3s)) << "tracking stopped once the lease was lost";
   auto p = load(id);
@@ -605,4 +643,152 @@ TEST_F(TrackerTest, SweepLeavesAProposalBeingStartedAlone) {
   { const auto moved = [&] { auto s = t.starting("th-orphan"); return s; }(); }
   t.sweep_once();
   EXPECT_EQ(wait_final(other).status, ProposalStatus::completed);
+}
+
+// ---------------------------------------------------------------- workflow runs: same follower and tracker
+
+TEST_F(TrackerTest, RunCompletesWithTheStatesOutputAndTheFilesItChanged) {
+  ThreadScript s;
+  s.events = with_seq(completed_run());  // last files: kFilesB
+  s.state = json{{"thread_id", "th-run"}, {"status", "completed"}, {"generated_files", kFilesB},
+                 {"result", {{"messages", {"Here is your briefing."}}, {"output", "Here is your briefing."}}}};
+  engine_.set("th-run", s);
+  // The run started with the Searcher as the stream ends with it: only plan.md changed.
+  const json base = {{"/THE_CAST/Searcher.md", kFilesB["/THE_CAST/Searcher.md"]}};
+  const auto id = run("th-run", base);
+  const double before = runs_total("completed");
+  auto& t = tracker();
+  t.track_run(id, "th-run");
+  auto r = wait_run_final(id);
+  ASSERT_EQ(r.status, RunStatus::completed);
+  EXPECT_EQ(r.output.value_or(""), "Here is your briefing.");
+  ASSERT_TRUE(r.files.has_value());
+  EXPECT_EQ(orchestrator::domain::files_to_json(*r.files),
+            (json{{"/THE_SPEC/plan.md", kFilesB["/THE_SPEC/plan.md"]}}));
+  EXPECT_FALSE(r.error.has_value());
+  EXPECT_TRUE(t.wait_idle(5s));
+  EXPECT_FALSE(load_run(id).lease_owner.has_value()) << "lease released after finishing";
+  EXPECT_EQ(runs_total("completed"), before + 1);
+  EXPECT_EQ(seen().size(), completed_run().size()) << "every event observed once";
+  EXPECT_EQ(engine_.connects("th-run").size(), 1u) << "one upstream stream";
+}
+
+TEST_F(TrackerTest, RunEndedWithoutEndEventCompletesFromTheState) {
+  ThreadScript s;
+  s.events = with_seq(completed_run());
+  s.drop_after = {2, 0, 0, 0};
+  s.state = json{{"thread_id", "th-run-t"}, {"status", "completed"}, {"generated_files", kFilesB},
+                 {"result", {{"messages", {"first", "Done: two files."}}}}};
+  engine_.set("th-run-t", s);
+  const auto id = run("th-run-t");
+  tracker().track_run(id, "th-run-t");
+  auto r = wait_run_final(id);
+  ASSERT_EQ(r.status, RunStatus::completed);
+  EXPECT_EQ(r.output.value_or(""), "Done: two files.") << "the last message when there is no output";
+  EXPECT_EQ(orchestrator::domain::files_to_json(*r.files), kFilesB);
+}
+
+TEST_F(TrackerTest, RunFailedOnTheEngineIsFailedWithItsReason) {
+  engine_.set("th-run-f", {with_seq({ev("on_state_update", {{"messages", "m"}}),
+                                     ev("end", {{"status", "failed"}, {"error", "Run exceeded the step limit"}})})});
+  const auto id = run("th-run-f");
+  const double before = runs_total("failed");
+  tracker().track_run(id, "th-run-f");
+  auto r = wait_run_final(id);
+  ASSERT_EQ(r.status, RunStatus::failed);
+  EXPECT_NE(r.error.value_or("").find("The run failed on the engine: Run exceeded the step limit"), std::string::npos)
+      << r.error.value_or("");
+  EXPECT_FALSE(r.output.has_value());
+  EXPECT_EQ(runs_total("failed"), before + 1);
+}
+
+TEST_F(TrackerTest, RunTheEngineForgotFails) {
+  const auto id = run("th-run-gone");
+  tracker().track_run(id, "th-run-gone");
+  auto r = wait_run_final(id);
+  ASSERT_EQ(r.status, RunStatus::failed);
+  EXPECT_NE(r.error.value_or("").find("no longer knows run th-run-gone"), std::string::npos) << r.error.value_or("");
+}
+
+TEST_F(TrackerTest, ARunAndAProposalAreTrackedSideBySide) {
+  // Jobs are keyed by (kind, id): a run is one more job next to the proposals.
+  ThreadScript s;
+  s.live = true;
+  s.events = with_seq({ev("on_state_update", {{"messages", "m"}})});
+  s.state = json{{"thread_id", "th-p"}, {"status", "running"}};
+  engine_.set("th-p", s);
+  ThreadScript rs = s;
+  rs.state = json{{"thread_id", "th-r"}, {"status", "running"}};
+  engine_.set("th-r", rs);
+  const auto pid = proposal("th-p");
+  const auto rid = run("th-r");
+  auto& t = tracker();
+  t.track(pid, "th-p");
+  t.track_run(rid, "th-r");
+  t.track_run(rid, "th-r");  // no-op: already tracked
+  ASSERT_TRUE(eventually([&] { return t.active() == 2; }));
+  ASSERT_TRUE(eventually([&] { return load_run(rid).lease_owner.value_or("") == "test-replica"; }));
+  t.stop();
+  EXPECT_EQ(load(pid).status, ProposalStatus::processing);
+  EXPECT_EQ(load_run(rid).status, RunStatus::processing);
+  EXPECT_FALSE(load_run(rid).lease_owner.has_value()) << "stop releases the run's lease too";
+}
+
+TEST_F(TrackerTest, RunLeasesAreRenewedAndALostLeaseStopsTracking) {
+  ThreadScript s;
+  s.live = true;
+  s.events = with_seq({ev("on_state_update", {{"messages", "m"}})});
+  s.state = json{{"thread_id", "th-run-lease"}, {"status", "running"}};
+  engine_.set("th-run-lease", s);
+  const auto id = run("th-run-lease");
+  auto o = options();
+  o.lease_ttl = 600ms;  // renewed every 200 ms
+  auto& t = tracker(o);
+  t.start();
+  t.track_run(id, "th-run-lease");
+  ASSERT_TRUE(eventually([&] { return load_run(id).lease_owner.value_or("") == "test-replica"; }));
+  const auto first = load_run(id).lease_expires_at.value_or("");
+  ASSERT_TRUE(eventually([&] { return load_run(id).lease_expires_at.value_or("") > first; }, 3s)) << "renewed";
+  {
+    soci::session sql(db_->pool());
+    // A named value: SOCI reads bound temporaries after they are destroyed.
+    const std::string expires = core::to_rfc3339(std::chrono::system_clock::now() + 1h);
+    sql << "UPDATE runs SET lease_owner = 'other', lease_expires_at = :e WHERE id = :id", soci::use(expires),
+        soci::use(id);
+  }
+  ASSERT_TRUE(t.wait_idle(3s)) << "tracking stopped once the lease was lost";
+  auto r = load_run(id);
+  EXPECT_EQ(r.status, RunStatus::processing);
+  EXPECT_EQ(r.lease_owner.value_or(""), "other") << "the new owner's lease is untouched";
+  EXPECT_TRUE(eventually([&] { return engine_.open_streams("th-run-lease") == 0; })) << "upstream closed";
+}
+
+TEST_F(TrackerTest, SweepFailsOrphanRunsDeletesTheirThreadsAndResumesUnleasedRuns) {
+  engine_.set("th-run-old", {with_seq(completed_run())});
+  engine_.set("th-run-free", {with_seq(completed_run())});
+  engine_.set("th-run-held", {with_seq(completed_run())});
+  const auto old = run("th-run-old", kFilesA, core::to_rfc3339(std::chrono::system_clock::now() - 25h));
+  const auto free = run("th-run-free");
+  const auto held = run("th-run-held");
+  {
+    soci::session sql(db_->pool());
+    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(sql, free, "dead", core::now_rfc3339(),
+                                                         "2000-01-01T00:00:00.000000Z"));
+    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(sql, held, "alive", core::now_rfc3339(),
+                                                         core::to_rfc3339(std::chrono::system_clock::now() + 1h)));
+  }
+  const double before = runs_total("expired");
+  auto& t = tracker();
+  t.sweep_once();
+  auto o = load_run(old);
+  ASSERT_EQ(o.status, RunStatus::failed);
+  EXPECT_NE(o.error.value_or("").find("abandoned"), std::string::npos) << o.error.value_or("");
+  EXPECT_FALSE(o.engine_cleanup_pending) << "deleted in the same sweep";
+  EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-run-old"});
+  EXPECT_EQ(runs_total("expired"), before + 1);
+  EXPECT_EQ(wait_run_final(free).status, RunStatus::completed) << "an expired lease is taken over";
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(load_run(held).status, RunStatus::processing);
+  EXPECT_TRUE(engine_.connects("th-run-held").empty()) << "a live replica's run is left to it";
+  EXPECT_TRUE(engine_.connects("th-run-old").empty()) << "an orphan is never tracked";
 }
