@@ -244,5 +244,40 @@ class CancelAndCap(unittest.TestCase):
         self.assertEqual(done["output"], "Done.")
 
 
+class RunsWhenTheEngineIsDown(unittest.TestCase):
+    """Its own stack: the engine is stopped, and the breaker it may open must not affect `Runs`."""
+
+    def setUp(self):
+        self.stack = Stack(script=DEMO_SCRIPTS)
+        self.token = self.stack.user()
+
+    def tearDown(self):
+        self.stack.close()
+
+    def test_a_run_the_engine_could_not_be_reached_for_is_503_and_listed_failed(self):
+        orch = self.stack.orch
+        wf = deployed_workflow(orch, self.token, "multi-agent")
+        self.stack.engine.stop()
+        r = start_run(orch, self.token, wf["id"], {"input": "Nobody is there."})
+        self.assertEqual(r.status, 503, r.text)
+        self.assertGreaterEqual(int(r.headers["retry-after"]), 1)
+        problem = r.json()
+        self.assertEqual(problem["type"], PROBLEM_BASE + "engine-unavailable")
+        self.assertIn("the run could not be started", problem["detail"])
+        self.assertNotIn("refinement", problem["detail"].lower())
+        runs = curl(orch.url, "GET", f"/api/workflows/{wf['id']}/runs", token=self.token).json()["items"]
+        self.assertEqual(len(runs), 1)
+        self.assertEqual(runs[0]["status"], "failed")
+        self.assertIn("could not be reached", runs[0]["error"])
+        self.assertIn(runs[0]["id"], problem["detail"])
+        with sqlite3.connect(os.path.join(self.stack.dir, "orch-data", "orchestrator.db"), timeout=30) as db:
+            pending = db.execute("SELECT engine_cleanup_pending FROM runs WHERE id = ?", (runs[0]["id"],)).fetchone()
+        self.assertEqual(pending, (1,), "the engine thread is deleted in case the job was accepted")
+        # The slot of the failed run is free: once the engine is back, a run starts.
+        self.stack.engine.start()
+        wait_until(lambda: start_run(orch, self.token, wf["id"], {"input": "Now."}).status == 202, timeout=60,
+                   interval=1.0, what="a run once the engine is back")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -181,8 +181,10 @@ class DomainPort {
   /// definition and files to send to the engine.
   virtual domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
                                        const domain::StartRunInput& in) = 0;
-  /// Marks the run of `thread_id`, whose engine job could not be started, failed with `error`.
-  virtual void fail_run(const std::string& thread_id, const std::string& error) = 0;
+  /// Marks the run of `thread_id`, whose engine job could not be started, failed with `error`;
+  /// `delete_thread`: the engine may have accepted the job anyway, so its thread is deleted by
+  /// the tracker's sweeper (which stops it).
+  virtual void fail_run(const std::string& thread_id, const std::string& error, bool delete_thread) = 0;
   /// One run of the workflow (any member).
   virtual store::RunRecord get_run(const std::string& user_id, const std::string& workflow_id,
                                    const std::string& run_id) = 0;

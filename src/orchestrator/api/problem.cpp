@@ -15,6 +15,23 @@ using core::http::Request;
 using core::http::Response;
 using nlohmann::json;
 
+Response engine_unavailable_problem(std::chrono::seconds retry_after, const std::string& title,
+                                    const std::string& detail) {
+  const long long secs = std::max<long long>(1, retry_after.count());
+  Response r = Response::problem(503, title,
+                                 detail + "; please try again in " + std::to_string(secs) +
+                                     (secs == 1 ? " second." : " seconds."),
+                                 {{"type", problem_type("engine-unavailable")}, {"retry_after_seconds", secs}});
+  r.headers.set("Retry-After", std::to_string(secs));
+  return r;
+}
+
+Response engine_rejected_problem(int engine_status, const json& engine_problem, const std::string& detail) {
+  json extra = {{"type", problem_type("engine-rejected")}, {"engine_status", engine_status}};
+  if (engine_problem.is_object() && engine_problem.contains("errors")) extra["errors"] = engine_problem["errors"];
+  return Response::problem(502, "Bad Gateway", detail, extra);
+}
+
 Response to_response(const std::exception& e, const Request& req) {
   if (auto* a = dynamic_cast<const ApiError*>(&e)) return a->response();
   if (auto* inv = dynamic_cast<const domain::InvalidError*>(&e)) {
@@ -41,23 +58,16 @@ Response to_response(const std::exception& e, const Request& req) {
     return r;
   }
   if (auto* u = dynamic_cast<const engine_client::EngineUnavailable*>(&e)) {
-    const long long secs = std::max<long long>(1, u->retry_after().count());
-    Response r = Response::problem(
-        503, "Refinement service unavailable",
-        "The AI refinement engine is not reachable right now, so the refinement could not be started. "
-        "Your draft was not changed (the attempt is listed as a failed proposal); please try again in " +
-            std::to_string(secs) + (secs == 1 ? " second." : " seconds."),
-        {{"type", problem_type("engine-unavailable")}, {"retry_after_seconds", secs}});
-    r.headers.set("Retry-After", std::to_string(secs));
     core::log::warn("engine_unavailable", {{"error", u->what()}, {"request_id", req.request_id}});
-    return r;
+    return engine_unavailable_problem(
+        u->retry_after(), "Refinement service unavailable",
+        "The AI refinement engine is not reachable right now, so the refinement could not be started. "
+        "Your draft was not changed (the attempt is listed as a failed proposal)");
   }
   if (auto* rj = dynamic_cast<const engine_client::EngineRejected*>(&e)) {
     core::log::error("engine_rejected", {{"status", rj->status()}, {"error", rj->what()}, {"request_id", req.request_id}});
-    json extra = {{"type", problem_type("engine-rejected")}, {"engine_status", rj->status()}};
-    if (rj->problem().is_object() && rj->problem().contains("errors")) extra["errors"] = rj->problem()["errors"];
-    return Response::problem(502, "Bad Gateway",
-                             std::string("The refinement engine refused the job: ") + rj->what(), extra);
+    return engine_rejected_problem(rj->status(), rj->problem(),
+                                   std::string("The refinement engine refused the job: ") + rj->what());
   }
   core::log::error("http_handler_failed", {{"error", e.what()}, {"request_id", req.request_id}, {"path", req.path}});
   return Response::problem(500, "Internal Server Error",

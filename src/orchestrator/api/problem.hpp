@@ -3,6 +3,7 @@
 // All errors leave as RFC 9457 problem details (application/problem+json) with,
 // for validation failures, `errors: [{field, message}]` naming each bad field.
 
+#include <chrono>
 #include <functional>
 #include <optional>
 #include <stdexcept>
@@ -88,6 +89,16 @@ PageQuery page_query(const core::http::Request& req);
 /// RateLimit-Policy for LimitExceededError); EngineUnavailable -> 503 + Retry-After; EngineRejected -> 502; ApiError ->
 /// its response; anything else -> 500 with a generic message (details logged, not sent).
 core::http::Response to_response(const std::exception& e, const core::http::Request& req);
+
+/// 503 problem (type engine-unavailable) with Retry-After: the engine could not be reached to
+/// start a job. `title` names the service, `detail` says what was not started and what was
+/// recorded; "please try again in N seconds." is appended (N = `retry_after`, at least 1).
+core::http::Response engine_unavailable_problem(std::chrono::seconds retry_after, const std::string& title,
+                                                const std::string& detail);
+/// 502 problem (type engine-rejected) for a job the engine refused with HTTP `engine_status`:
+/// `detail` is the sentence shown; the engine's `errors` member (from `engine_problem`) is kept.
+core::http::Response engine_rejected_problem(int engine_status, const nlohmann::json& engine_problem,
+                                             const std::string& detail);
 
 /// Wraps a handler so exceptions become problem details (see to_response).
 std::function<core::http::Response(core::http::Request&)> guarded(

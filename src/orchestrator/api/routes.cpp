@@ -371,14 +371,24 @@ Response start_run(RouteDeps& d, Request& req) {
   const json job = build_job(trace_id, run.thread_id, started.definition, in.input, started.files);
   try {
     d.engine.invoke(job, req.traceparent);
-  } catch (const engine_client::EngineUnavailable&) {
+  } catch (const engine_client::EngineUnavailable& e) {
     runs_counter().inc({{"outcome", "engine_unavailable"}});
-    d.domain.fail_run(run.thread_id, "The engine was unavailable; the run never started.");
-    throw;
+    core::log::warn("engine_unavailable", {{"run_id", run.id}, {"error", e.what()}, {"request_id", req.request_id}});
+    // The engine may have accepted the job before the answer was lost: the run is failed and its
+    // engine thread deleted by the sweeper, so nothing keeps running that nobody follows.
+    d.domain.fail_run(run.thread_id, "The engine could not be reached when the run was started; start the run again.",
+                      true);
+    throw ApiError(engine_unavailable_problem(
+        e.retry_after(), "Spec Engine unavailable",
+        "The Spec Engine is not reachable right now, so the run could not be started (run " + run.id +
+            " is listed as failed)"));
   } catch (const engine_client::EngineRejected& e) {
     runs_counter().inc({{"outcome", "engine_rejected"}});
-    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what());
-    throw;
+    core::log::error("engine_rejected", {{"run_id", run.id}, {"status", e.status()}, {"error", e.what()},
+                                         {"request_id", req.request_id}});
+    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what(), false);
+    throw ApiError(engine_rejected_problem(e.status(), e.problem(),
+                                           std::string("The Spec Engine refused to run this workflow: ") + e.what()));
   }
   runs_counter().inc({{"outcome", "accepted"}});
   if (d.tracker) d.tracker->track_run(run.id, run.thread_id);

@@ -165,9 +165,10 @@ RunFinish RunService::complete(const std::string& thread_id, const std::string& 
   return finish(thread_id, RunStatus::completed, f, "run.completed");
 }
 
-RunFinish RunService::fail(const std::string& thread_id, const std::string& error) {
+RunFinish RunService::fail(const std::string& thread_id, const std::string& error, bool delete_thread) {
   store::runs::Finish f;
   f.completed_at = core::now_rfc3339();
+  f.mark_cleanup = delete_thread;
   f.error = core::utf8_truncate(error.empty() ? "the engine run failed" : error, kMaxError);
   return finish(thread_id, RunStatus::failed, f, "run.failed");
 }

@@ -90,7 +90,9 @@ class RunService {
   /// NotFoundError("thread") if no run has that thread.
   RunFinish complete(const std::string& thread_id, const std::string& output, const FileMap& files);
   /// processing -> failed with `error` (a sentence, truncated to 4000 bytes). Idempotent.
-  RunFinish fail(const std::string& thread_id, const std::string& error);
+  /// `delete_thread`: also schedule the engine thread for deletion (a job whose invoke got no
+  /// answer may still have been accepted: deleting the thread stops it).
+  RunFinish fail(const std::string& thread_id, const std::string& error, bool delete_thread = false);
   /// Fails runs still processing after `ttl` (their engine thread is deleted); returns the threads.
   std::vector<std::string> fail_stale(std::chrono::seconds ttl);
   /// Runs whose engine thread must be deleted (cancelled or expired), oldest first; each item's

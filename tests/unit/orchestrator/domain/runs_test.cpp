@@ -183,6 +183,44 @@ TYPED_TEST(Runs, LeasesAndStaleRuns) {
   EXPECT_FALSE(processing());
 }
 
+TYPED_TEST(Runs, RenewAllLeasesClaimAndFailedStarts) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto a = this->runs->start(this->alice, this->wf, this->input()).run;
+  const auto b = this->runs->start(this->alice, this->wf, this->input()).run;
+  const std::string owner = "replica-" + core::random_hex(4);  // the database is shared by the suite
+  auto claimable = [&](const std::string& who) {
+    std::vector<std::string> ids;
+    for (const auto& item : this->runs->list_claimable(who)) ids.push_back(item.proposal_id);
+    return ids;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& id) {
+    return std::find(v.begin(), v.end(), id) != v.end();
+  };
+  EXPECT_TRUE(has(claimable(owner), a.id)) << "an unleased run can be claimed";
+  ASSERT_TRUE(this->runs->try_acquire_lease(a.id, owner, 30s));
+  ASSERT_TRUE(this->runs->try_acquire_lease(b.id, owner, 30s));
+  EXPECT_TRUE(has(claimable(owner), a.id)) << "its own lease";
+  EXPECT_FALSE(has(claimable("someone-else"), a.id)) << "a live lease of another replica";
+  auto held = this->runs->renew_leases(owner, 60000ms);
+  std::sort(held.begin(), held.end());
+  std::vector<std::string> both{a.id, b.id};
+  std::sort(both.begin(), both.end());
+  EXPECT_EQ(held, both) << "one statement renews every lease the owner holds";
+  // An invoke that got no answer: failed, and the engine thread scheduled for deletion.
+  EXPECT_TRUE(this->runs->fail(b.thread_id, "The engine could not be reached", true).changed);
+  EXPECT_EQ(this->runs->renew_leases(owner, 60000ms), std::vector<std::string>{a.id}) << "b left processing";
+  auto pending = [&](const std::string& id) {
+    for (const auto& item : this->runs->list_pending_cleanup(1000))
+      if (item.proposal_id == id) return true;
+    return false;
+  };
+  EXPECT_TRUE(pending(b.id));
+  EXPECT_TRUE(this->runs->fail(a.thread_id, "The engine rejected the job").changed);
+  EXPECT_FALSE(pending(a.id)) << "a rejected job left nothing on the engine";
+  EXPECT_EQ(this->runs->get(this->alice, this->wf, b.id).status, RunStatus::failed);
+}
+
 TYPED_TEST(Runs, BadInputNamesTheField) {
   this->workflows->publish(this->alice, this->wf);
   this->workflows->deploy(this->alice, this->wf);
