@@ -675,12 +675,7 @@ long long transition(soci::session& sql, const std::string& id, const std::vecto
   params.push_back(id);
   for (std::size_t i = 0; i < from.size(); ++i) q += std::string(i ? ", '" : "'") + to_string(from[i]) + "'";
   q += ")";
-  soci::statement st(sql);
-  for (auto& p : params) st.exchange(soci::use(p));
-  st.alloc();
-  st.prepare(q);
-  st.define_and_bind();
-  return affected(st);
+  return sqlh::execute(sql, q, params);
 }
 
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
