@@ -1,6 +1,6 @@
 // The orchestrator's request bodies: the parse step of each handler
 // (src/orchestrator/api/commands.hpp: login, create workflow, publish version, put draft
-// files, start refinement) and the domain conversion of the files they carry
+// files, start refinement, deploy, start run) and the domain conversion of the files they carry
 // (domain::files_from_json, domain::draft_patch_from_json). Properties: only ApiError and
 // domain::InvalidError escape; an ApiError is a 400/413/415 problem document naming a
 // field; an accepted command holds what its route promises (bounded, NUL-free strings,
@@ -64,6 +64,18 @@ void run(int route, const core::http::Request& req) {
       for (const auto& p : patch.deletes) FUZZ_CHECK(core::files::check_path(p).empty(), "accepted delete " + p);
       break;
     }
+    case 4: {
+      const auto c = api::parse_deploy(req);
+      FUZZ_CHECK(!c.version || (*c.version >= 1 && *c.version <= api::kMaxRevision), "deployed version");
+      break;
+    }
+    case 5: {
+      const auto c = api::parse_start_run(req);
+      FUZZ_CHECK(!c.input.empty() && clean(c.input, api::kMaxRunInputBytes), "run input");
+      FUZZ_CHECK(!(c.draft && c.version), "draft and a version together");
+      FUZZ_CHECK(!c.version || (*c.version >= 1 && *c.version <= api::kMaxRevision), "run version");
+      break;
+    }
     default: {
       const auto c = api::parse_start_refinement(req);
       FUZZ_CHECK(!c.user_prompt.empty() && clean(c.user_prompt, api::kMaxPromptBytes), "prompt");
@@ -80,8 +92,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0) return 0;
   core::http::Request req;
   req.method = "POST";
-  const int route = data[0] % 5;
-  switch ((data[0] / 5) % 4) {
+  const int route = data[0] % 7;
+  switch ((data[0] / 7) % 4) {
     case 0: req.headers.set("Content-Type", "application/json"); break;
     case 1: req.headers.set("Content-Type", "application/merge-patch+json; charset=utf-8"); break;
     case 2: req.headers.set("Content-Type", "text/plain"); break;

@@ -99,4 +99,32 @@ StartRefinementCommand parse_start_refinement(const Request& req) {
   return c;
 }
 
+DeployCommand parse_deploy(const Request& req) {
+  const json body = optional_body(req);
+  std::vector<FieldProblem> errors;
+  DeployCommand c;
+  c.version = opt_int(body, "version", errors, 1, kMaxRevision);
+  throw_if_invalid(errors);
+  return c;
+}
+
+StartRunCommand parse_start_run(const Request& req) {
+  const json body = parse_json_object(req);
+  std::vector<FieldProblem> errors;
+  StartRunCommand c;
+  c.input = req_string(body, "input", errors, kMaxRunInputBytes);
+  const auto it = body.find("version");
+  if (it != body.end() && it->is_string() && it->get_ref<const std::string&>() == "draft") {
+    c.draft = true;
+  } else {
+    std::vector<FieldProblem> number_errors;
+    c.version = opt_int(body, "version", number_errors, 1, kMaxRevision);
+    if (!number_errors.empty())
+      errors.push_back({"version", "must be a version number from 1 to " + std::to_string(kMaxRevision) +
+                                       " or \"draft\"; omit it to run the deployed version"});
+  }
+  throw_if_invalid(errors);
+  return c;
+}
+
 }  // namespace orchestrator::api

@@ -66,4 +66,23 @@ struct StartRefinementCommand {
 };
 StartRefinementCommand parse_start_refinement(const core::http::Request& req);
 
+/// POST /api/workflows/{id}/deploy with an optional body {version?: 1..kMaxRevision}; an
+/// empty body is {} (deploy the latest version).
+struct DeployCommand {
+  std::optional<long long> version;  ///< nullopt = the latest published version
+};
+DeployCommand parse_deploy(const core::http::Request& req);
+
+/// Longest message a run is started with, bytes.
+inline constexpr std::size_t kMaxRunInputBytes = 20000;
+
+/// POST /api/workflows/{id}/runs {input (1..kMaxRunInputBytes bytes), version?: 1..kMaxRevision
+/// | "draft"}: what to run. `version` absent or null runs the deployed version.
+struct StartRunCommand {
+  std::string input;                 ///< the user's message to the entry agent
+  std::optional<long long> version;  ///< a version number; nullopt with draft == false = deployed
+  bool draft = false;                ///< `"version": "draft"`: run the current draft
+};
+StartRunCommand parse_start_run(const core::http::Request& req);
+
 }  // namespace orchestrator::api

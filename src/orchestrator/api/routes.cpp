@@ -31,9 +31,6 @@ Response no_content() {
   return r;
 }
 
-/// Body that may be empty (treated as {}).
-json optional_body(const Request& req) { return req.body.empty() ? json::object() : parse_json_object(req); }
-
 /// ws:// or wss:// URL of the stream for `thread_id` under `/api/ws/<kind>/`, from the Host the
 /// client used.
 std::string websocket_url(const Request& req, const std::string& kind, const std::string& thread_id) {
@@ -166,11 +163,8 @@ Response publish_version(RouteDeps& d, Request& req) {
 
 Response deploy(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
-  const json body = optional_body(req);
-  std::vector<FieldProblem> errors;
-  const auto number = opt_int(body, "version", errors, 1, kMaxRevision);
-  throw_if_invalid(errors);
-  return Response::json(200, d.domain.deploy(caller_id(req), id, number));
+  const DeployCommand c = parse_deploy(req);
+  return Response::json(200, d.domain.deploy(caller_id(req), id, c.version));
 }
 
 // ---------------------------------------------------------------- drafts
@@ -337,31 +331,14 @@ core::metrics::Counter& runs_counter() {
   return c;
 }
 
-/// `version` of a run request: absent/null = the deployed version, an integer >= 1, or "draft".
-domain::RunTarget run_target(const json& body, std::vector<FieldProblem>& errors) {
-  domain::RunTarget t;
-  auto it = body.find("version");
-  if (it == body.end() || it->is_null()) return t;
-  if (it->is_string() && it->get<std::string>() == "draft") {
-    t.kind = domain::RunTarget::Kind::draft;
-  } else if (it->is_number_integer() && it->get<long long>() >= 1) {
-    t.kind = domain::RunTarget::Kind::version;
-    t.number = it->get<long long>();
-  } else {
-    errors.push_back({"version", "must be a version number (>= 1) or \"draft\"; omit it to run the deployed version"});
-  }
-  return t;
-}
-
 Response start_run(RouteDeps& d, Request& req) {
   const std::string user = caller_id(req);
   const std::string workflow_id = uuid_param(req, "id", "workflow");
-  const json body = parse_json_object(req);
-  std::vector<FieldProblem> errors;
+  const StartRunCommand c = parse_start_run(req);
   domain::StartRunInput in;
-  in.input = req_string(body, "input", errors, kMaxPromptBytes);
-  in.target = run_target(body, errors);
-  throw_if_invalid(errors);
+  in.input = c.input;
+  if (c.draft) in.target.kind = domain::RunTarget::Kind::draft;
+  else if (c.version) in.target = {domain::RunTarget::Kind::version, *c.version};
   in.thread_id = core::uuid4();
   // Record first (like refinements), so the tracker or a restarted process can always find it.
   const domain::StartedRun started = d.domain.start_run(user, workflow_id, in);

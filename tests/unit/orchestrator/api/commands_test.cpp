@@ -73,4 +73,30 @@ TEST(Commands, RefinementChecksTheContextPath) {
             std::vector<std::string>{"context_selection"});
 }
 
+TEST(Commands, DeployNamesAnOptionalBoundedVersion) {
+  EXPECT_FALSE(parse_deploy(body("")).version);
+  EXPECT_FALSE(parse_deploy(body("{}")).version);
+  EXPECT_EQ(parse_deploy(body(R"({"version":2})")).version, 2);
+  for (const char* b : {R"({"version":0})", R"({"version":"2"})", R"({"version":9223372036854775808})"})
+    EXPECT_EQ(refusal([b] { parse_deploy(body(b)); }).second, std::vector<std::string>{"version"}) << b;
+}
+
+TEST(Commands, StartRunTakesAMessageAndAVersionOrTheDraft) {
+  const auto deployed = parse_start_run(body(R"({"input":"Brief me"})"));
+  EXPECT_EQ(deployed.input, "Brief me");
+  EXPECT_FALSE(deployed.version);
+  EXPECT_FALSE(deployed.draft);
+  EXPECT_EQ(parse_start_run(body(R"({"input":"go","version":3})")).version, 3);
+  const auto draft = parse_start_run(body(R"({"input":"go","version":"draft"})"));
+  EXPECT_TRUE(draft.draft);
+  EXPECT_FALSE(draft.version);
+  EXPECT_FALSE(parse_start_run(body(R"({"input":"go","version":null})")).version);
+  for (const char* b : {R"({"input":"go","version":0})", R"({"input":"go","version":"latest"})",
+                        R"({"input":"go","version":1.5})", R"({"input":"go","version":9007199254740992})"})
+    EXPECT_EQ(refusal([b] { parse_start_run(body(b)); }).second, std::vector<std::string>{"version"}) << b;
+  EXPECT_EQ(refusal([] { parse_start_run(body(R"({"version":1})")); }).second, std::vector<std::string>{"input"});
+  const std::string long_input = R"({"input":")" + std::string(kMaxRunInputBytes + 1, 'x') + R"("})";
+  EXPECT_EQ(refusal([&] { parse_start_run(body(long_input)); }).second, std::vector<std::string>{"input"});
+}
+
 }  // namespace
