@@ -293,8 +293,9 @@ domain::StartedRun DomainAdapter::start_run(const std::string& user_id, const st
   return impl_->runs.start(user_id, workflow_id, in);
 }
 
-void DomainAdapter::fail_run(const std::string& thread_id, const std::string& error, bool delete_thread) {
-  impl_->runs.fail(thread_id, error, delete_thread);
+void DomainAdapter::fail_run(const std::string& thread_id, const std::string& error, domain::FailureKind kind,
+                             bool delete_thread) {
+  impl_->runs.fail(thread_id, error, kind, delete_thread);
 }
 
 store::RunRecord DomainAdapter::get_run(const std::string& user_id, const std::string& workflow_id,

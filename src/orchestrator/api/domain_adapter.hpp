@@ -77,7 +77,8 @@ class DomainAdapter : public DomainPort {
   bool can_access_thread(const std::string& user_id, const std::string& thread_id) override;
   domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
                                const domain::StartRunInput& in) override;
-  void fail_run(const std::string& thread_id, const std::string& error, bool delete_thread) override;
+  void fail_run(const std::string& thread_id, const std::string& error, domain::FailureKind kind,
+                bool delete_thread) override;
   store::RunRecord get_run(const std::string& user_id, const std::string& workflow_id,
                            const std::string& run_id) override;
   store::Page<store::RunRecord> list_runs(const std::string& user_id, const std::string& workflow_id,

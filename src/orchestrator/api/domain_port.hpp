@@ -178,13 +178,16 @@ class DomainPort {
   virtual bool can_access_thread(const std::string& user_id, const std::string& thread_id) = 0;
 
   /// Records a new `processing` run (domain/runs.hpp: RunService::start) and returns it with the
-  /// definition and files to send to the engine.
+  /// definition and files to send to the engine. A non-empty `in.lease_owner` (this replica's
+  /// tracker) holds the run's tracker lease from the start, as for proposals.
   virtual domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
                                        const domain::StartRunInput& in) = 0;
   /// Marks the run of `thread_id`, whose engine job could not be started, failed with `error`;
-  /// `delete_thread`: the engine may have accepted the job anyway, so its thread is deleted by
-  /// the tracker's sweeper (which stops it).
-  virtual void fail_run(const std::string& thread_id, const std::string& error, bool delete_thread) = 0;
+  /// `kind` records why (engine_unreachable | engine_rejected). `delete_thread`: the engine may
+  /// have accepted the job anyway, so its thread is deleted by the tracker's sweeper (which
+  /// stops it).
+  virtual void fail_run(const std::string& thread_id, const std::string& error, domain::FailureKind kind,
+                        bool delete_thread) = 0;
   /// One run of the workflow (any member).
   virtual store::RunRecord get_run(const std::string& user_id, const std::string& workflow_id,
                                    const std::string& run_id) = 0;

@@ -94,6 +94,7 @@ json render_run(const store::RunRecord& r, bool with_files) {
             {"input", r.input},
             {"output", opt(r.output)},
             {"error", opt(r.error)},
+            {"failure_kind", opt(r.failure_kind)},
             {"created_by_user_id", r.created_by_user_id},
             {"created_at", r.created_at},
             {"completed_at", opt(r.completed_at)}};

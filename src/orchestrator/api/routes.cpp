@@ -340,7 +340,14 @@ Response start_run(RouteDeps& d, Request& req) {
   if (c.draft) in.target.kind = domain::RunTarget::Kind::draft;
   else if (c.version) in.target = {domain::RunTarget::Kind::version, *c.version};
   in.thread_id = core::uuid4();
-  // Record first (like refinements), so the tracker or a restarted process can always find it.
+  // Record first (like refinements), so the tracker or a restarted process can always find it;
+  // the record carries this replica's tracker lease and the Starting guard keeps this replica's
+  // own sweeper off it until the engine accepted the job.
+  const auto starting = d.tracker ? d.tracker->starting(in.thread_id) : tracker::Tracker::Starting();
+  if (d.tracker) {
+    in.lease_owner = d.tracker->instance_id();
+    in.lease_ttl = d.tracker->lease_seconds();
+  }
   const domain::StartedRun started = d.domain.start_run(user, workflow_id, in);
   const store::RunRecord& run = started.run;
   auto tc = core::tracing::parse_traceparent(req.traceparent);
@@ -354,7 +361,7 @@ Response start_run(RouteDeps& d, Request& req) {
     // The engine may have accepted the job before the answer was lost: the run is failed and its
     // engine thread deleted by the sweeper, so nothing keeps running that nobody follows.
     d.domain.fail_run(run.thread_id, "The engine could not be reached when the run was started; start the run again.",
-                      true);
+                      domain::FailureKind::engine_unreachable, true);
     throw ApiError(engine_unavailable_problem(
         e.retry_after(), "Spec Engine unavailable",
         "The Spec Engine is not reachable right now, so the run could not be started (run " + run.id +
@@ -363,7 +370,8 @@ Response start_run(RouteDeps& d, Request& req) {
     runs_counter().inc({{"outcome", "engine_rejected"}});
     core::log::error("engine_rejected", {{"run_id", run.id}, {"status", e.status()}, {"error", e.what()},
                                          {"request_id", req.request_id}});
-    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what(), false);
+    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what(),
+                      domain::FailureKind::engine_rejected, false);
     throw ApiError(engine_rejected_problem(e.status(), e.problem(),
                                            std::string("The Spec Engine refused to run this workflow: ") + e.what()));
   }

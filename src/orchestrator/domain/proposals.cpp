@@ -32,14 +32,14 @@ std::string later(std::chrono::seconds d) { return core::to_rfc3339(std::chrono:
                           {{"current_status", store::to_string(p.status)}});
 }
 
-}  // namespace
-
 std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows) {
   std::vector<ProposalThread> out;
   out.reserve(rows.size());
   for (const auto& [id, thread] : rows) out.push_back({id, thread});
   return out;
 }
+
+}  // namespace
 
 const char* to_string(FailureKind k) {
   switch (k) {

@@ -23,7 +23,6 @@
 #include <chrono>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "core/db.hpp"
@@ -89,8 +88,6 @@ struct CleanupItem {
   std::string proposal_id, thread_id;
 };
 using ProposalThread = CleanupItem;
-/// (id, thread_id) rows of the store as items (a run's id goes in `proposal_id` for runs).
-std::vector<ProposalThread> threads_of(const std::vector<std::pair<std::string, std::string>>& rows);
 
 /// Why a proposal failed (stored in proposals.failure_kind). Only `engine_unreachable` is not
 /// final: the engine may have finished the run after all (ProposalService::restore_completed).

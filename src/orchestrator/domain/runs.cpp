@@ -29,6 +29,13 @@ Run require_run(soci::session& sql, const std::string& workflow_id, const std::s
   return *r;
 }
 
+std::vector<RunThread> run_threads(const std::vector<std::pair<std::string, std::string>>& rows) {
+  std::vector<RunThread> out;
+  out.reserve(rows.size());
+  for (const auto& [id, thread] : rows) out.push_back({id, thread});
+  return out;
+}
+
 }  // namespace
 
 RunService::RunService(core::db::Database& db, ProposalLimits limits) : db_(db), limits_(limits) {}
@@ -77,6 +84,10 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
   r.created_by_user_id = actor;
   r.created_at = core::now_rfc3339();
   r.base_files = out.files;
+  if (!in.lease_owner.empty()) {
+    r.lease_owner = in.lease_owner;
+    r.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
+  }
   store::runs::insert(sql, r);
   nlohmann::json details{{"thread_id", r.thread_id}};
   if (r.version_number) details["version"] = *r.version_number;
@@ -143,6 +154,7 @@ RunFinish RunService::finish(const std::string& thread_id, RunStatus to, const s
   nlohmann::json details{{"thread_id", thread_id}};
   if (f.files) details["files"] = f.files->size();
   if (f.error) details["error"] = *f.error;
+  if (f.failure_kind) details["failure_kind"] = *f.failure_kind;
   audit_append(sql, "", r->workflow_id, action, "run", r->id, details);
   auto out = *store::runs::find(sql, r->id);
   tx.commit();
@@ -165,10 +177,12 @@ RunFinish RunService::complete(const std::string& thread_id, const std::string& 
   return finish(thread_id, RunStatus::completed, f, "run.completed");
 }
 
-RunFinish RunService::fail(const std::string& thread_id, const std::string& error, bool delete_thread) {
+RunFinish RunService::fail(const std::string& thread_id, const std::string& error, FailureKind kind,
+                          bool delete_thread) {
   store::runs::Finish f;
   f.completed_at = core::now_rfc3339();
   f.mark_cleanup = delete_thread;
+  f.failure_kind = to_string(kind);
   f.error = core::utf8_truncate(error.empty() ? "the engine run failed" : error, kMaxError);
   return finish(thread_id, RunStatus::failed, f, "run.failed");
 }
@@ -185,20 +199,27 @@ std::vector<std::string> RunService::fail_stale(std::chrono::seconds ttl) {
     store::runs::Finish f;
     f.completed_at = core::now_rfc3339();
     f.error = "the run produced no result within " + std::to_string(ttl.count()) + " s and was abandoned";
+    f.failure_kind = to_string(FailureKind::expired);
     f.mark_cleanup = true;
     if (finish(thread, RunStatus::failed, f, "run.expired").changed) threads.push_back(thread);
   }
   return threads;
 }
 
-std::vector<CleanupItem> RunService::list_pending_cleanup(int limit) {
+std::vector<std::string> RunService::schedule_finished_cleanup(std::chrono::seconds ttl, int limit) {
+  const std::string before = core::to_rfc3339(std::chrono::system_clock::now() - ttl);
   soci::session sql(db_.pool());
-  return threads_of(store::runs::list_pending_cleanup(sql, std::max(1, std::min(limit, 1000))));
+  return store::runs::schedule_finished_cleanup(sql, before, std::max(1, std::min(limit, 1000)));
+}
+
+std::vector<RunThread> RunService::list_pending_cleanup(int limit) {
+  soci::session sql(db_.pool());
+  return run_threads(store::runs::list_pending_cleanup(sql, std::max(1, std::min(limit, 1000))));
 }
 
 void RunService::mark_cleaned(const std::string& run_id) {
   soci::session sql(db_.pool());
-  store::runs::clear_cleanup(sql, run_id);
+  store::runs::clear_cleanup(sql, run_id, core::now_rfc3339());
 }
 
 std::vector<Run> RunService::list_processing() {
@@ -226,9 +247,9 @@ std::vector<std::string> RunService::renew_leases(const std::string& owner, std:
   return store::runs::renew_leases(sql, owner, core::to_rfc3339(std::chrono::system_clock::now() + ttl));
 }
 
-std::vector<CleanupItem> RunService::list_claimable(const std::string& owner, int limit) {
+std::vector<RunThread> RunService::list_claimable(const std::string& owner, int limit) {
   soci::session sql(db_.pool());
-  return threads_of(store::runs::list_claimable(sql, owner, core::now_rfc3339(), std::max(1, limit)));
+  return run_threads(store::runs::list_claimable(sql, owner, core::now_rfc3339(), std::max(1, limit)));
 }
 
 }  // namespace orchestrator::domain

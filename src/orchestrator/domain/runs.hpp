@@ -6,9 +6,16 @@
 //
 // State machine (final states never change):
 //   processing -> completed   complete()   (tracker; idempotent; output + files recorded)
-//   processing -> failed      fail()       (tracker, engine refused the job; idempotent), fail_stale()
-//   processing -> cancelled   cancel()     (the engine thread is deleted, which stops the run)
+//   processing -> failed      fail()       (tracker, or the engine job could not be started;
+//                                          idempotent; with a FailureKind), fail_stale()
+//   processing -> cancelled   cancel()     (the engine thread is deleted, which stops the run);
+//                                          also when the workflow is deleted (WorkflowService::remove)
 // Transitions are conditional UPDATEs (WHERE status = 'processing'), so exactly one wins.
+//
+// Engine threads: a cancelled, expired or unstartable run's thread is scheduled for deletion at
+// once; a completed or failed run keeps its thread (its stream can be replayed) until it is
+// older than the orphan TTL, then schedule_finished_cleanup() schedules it. The tracker's
+// sweeper deletes scheduled threads (list_pending_cleanup / mark_cleaned), each once.
 //
 // Authorization is the workflow's (domain/access.hpp): every member (viewers too) may list and
 // read runs and watch their streams; starting and cancelling need owner or editor; running the
@@ -45,6 +52,16 @@ struct StartRunInput {
   std::string input;      ///< the user's message, 1..20000 bytes, not only whitespace
   RunTarget target;
   std::string thread_id;  ///< engine thread/job id chosen by the caller (1..128 of [A-Za-z0-9_-])
+  /// Tracker lease written with the row, as for proposals (CreateProposalInput::lease_owner):
+  /// the replica that records the run and invokes the engine holds it, so another replica's
+  /// sweeper cannot take the run over while the invoke is in flight. "" = no lease.
+  std::string lease_owner;
+  std::chrono::seconds lease_ttl{0};  ///< with lease_owner; at least 1 s
+};
+
+/// A run and its engine thread (one to track, or one whose thread is to be deleted).
+struct RunThread {
+  std::string run_id, thread_id;
 };
 
 /// A recorded run and what to send to the engine for it.
@@ -89,16 +106,21 @@ class RunService {
   /// which the files it added or changed (relative to base_files) are kept. Idempotent.
   /// NotFoundError("thread") if no run has that thread.
   RunFinish complete(const std::string& thread_id, const std::string& output, const FileMap& files);
-  /// processing -> failed with `error` (a sentence, truncated to 4000 bytes). Idempotent.
-  /// `delete_thread`: also schedule the engine thread for deletion (a job whose invoke got no
-  /// answer may still have been accepted: deleting the thread stops it).
-  RunFinish fail(const std::string& thread_id, const std::string& error, bool delete_thread = false);
-  /// Fails runs still processing after `ttl` (their engine thread is deleted); returns the threads.
+  /// processing -> failed with `error` (a sentence, truncated to 4000 bytes) and `kind` (stored
+  /// as failure_kind, as for proposals). Idempotent. `delete_thread`: also schedule the engine
+  /// thread for deletion (a job whose invoke got no answer may still have been accepted:
+  /// deleting the thread stops it). NotFoundError("thread") if no run has that thread.
+  RunFinish fail(const std::string& thread_id, const std::string& error, FailureKind kind,
+                 bool delete_thread = false);
+  /// Fails runs still processing after `ttl` (failure_kind expired; their engine thread is
+  /// deleted); returns the threads.
   std::vector<std::string> fail_stale(std::chrono::seconds ttl);
-  /// Runs whose engine thread must be deleted (cancelled or expired), oldest first; each item's
-  /// `proposal_id` holds the run's id.
-  std::vector<CleanupItem> list_pending_cleanup(int limit = 100);
-  /// The engine confirmed the deletion.
+  /// Schedules the engine-thread deletion of runs that finished more than `ttl` ago and whose
+  /// thread is still kept, at most `limit` per call, each once; returns their thread ids.
+  std::vector<std::string> schedule_finished_cleanup(std::chrono::seconds ttl, int limit = 100);
+  /// Runs whose engine thread must be deleted, oldest first.
+  std::vector<RunThread> list_pending_cleanup(int limit = 100);
+  /// The engine confirmed the deletion (recorded in engine_thread_deleted_at).
   void mark_cleaned(const std::string& run_id);
   /// Every processing run.
   std::vector<Run> list_processing();
@@ -109,9 +131,8 @@ class RunService {
   /// Extends every lease `owner` holds to now + `ttl` in one statement; returns the ids of the
   /// processing runs it still holds (a run missing from the list was lost or left processing).
   std::vector<std::string> renew_leases(const std::string& owner, std::chrono::milliseconds ttl);
-  /// Processing runs `owner` may track now (lease free, expired, or its own), oldest first; each
-  /// item's `proposal_id` holds the run's id.
-  std::vector<CleanupItem> list_claimable(const std::string& owner, int limit = 1000);
+  /// Processing runs `owner` may track now (lease free, expired, or its own), oldest first.
+  std::vector<RunThread> list_claimable(const std::string& owner, int limit = 1000);
 
  private:
   RunFinish finish(const std::string& thread_id, RunStatus to, const store::runs::Finish& f, const char* action);

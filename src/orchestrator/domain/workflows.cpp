@@ -121,8 +121,18 @@ DeletedWorkflow WorkflowService::remove(const std::string& actor, const std::str
                  {{"thread_id", thread}, {"reason", "workflow deleted"}});
     out.cancelled_threads.push_back(thread);
   }
+  store::runs::Finish cancelled;
+  cancelled.completed_at = now;
+  cancelled.error = "cancelled: the workflow was deleted";
+  cancelled.mark_cleanup = true;
+  for (const auto& [id, thread] : store::runs::list_processing_for_workflow(sql, workflow_id)) {
+    if (store::runs::finish(sql, id, store::RunStatus::cancelled, cancelled) != 1) continue;
+    audit_append(sql, actor, workflow_id, "run.cancel", "run", id, {{"thread_id", thread}, {"reason", "workflow deleted"}});
+    out.cancelled_threads.push_back(thread);
+  }
   out.threads_scheduled = static_cast<long long>(out.cancelled_threads.size()) +
-                          store::proposals::schedule_workflow_cleanup(sql, workflow_id);
+                          store::proposals::schedule_workflow_cleanup(sql, workflow_id) +
+                          store::runs::schedule_workflow_cleanup(sql, workflow_id);
   audit_append(sql, actor, workflow_id, "workflow.delete", "workflow", workflow_id,
                {{"name", w.name}, {"cancelled", out.cancelled_threads.size()},
                 {"threads_scheduled", out.threads_scheduled}});

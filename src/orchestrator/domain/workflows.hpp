@@ -63,7 +63,7 @@ struct UpdateWorkflowInput {
 
 /// Result of remove(): the engine threads the deletion concerns.
 struct DeletedWorkflow {
-  std::vector<std::string> cancelled_threads;  ///< threads of proposals that were processing (now cancelled)
+  std::vector<std::string> cancelled_threads;  ///< threads of proposals and runs that were processing (now cancelled)
   long long threads_scheduled = 0;             ///< engine threads scheduled for deletion (cancelled ones included)
 };
 
@@ -100,10 +100,11 @@ class WorkflowService {
 
   /// Soft-deletes the workflow (owner only, ForbiddenError otherwise): sets deleted_at, so it
   /// disappears from lists and every route answers 404 for it and its proposals and versions.
-  /// In the same transaction its processing proposals are cancelled and every engine thread of
-  /// its proposals not yet deleted is scheduled for deletion (engine_cleanup_pending: the
-  /// tracker's sweeper deletes them, retrying until the engine confirms). Audits
-  /// "workflow.delete" {name, cancelled, threads_scheduled}. NotFoundError once deleted.
+  /// In the same transaction its processing proposals and runs are cancelled and every engine
+  /// thread of its proposals and runs not yet deleted is scheduled for deletion
+  /// (engine_cleanup_pending: the tracker's sweeper deletes them, retrying until the engine
+  /// confirms). Audits "workflow.delete" {name, cancelled, threads_scheduled} (and
+  /// "proposal.cancel" / "run.cancel" per cancelled job). NotFoundError once deleted.
   DeletedWorkflow remove(const std::string& actor, const std::string& workflow_id);
 
   /// Members with e-mail, name and role, most recently added first. Any member may list

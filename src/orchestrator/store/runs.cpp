@@ -57,15 +57,16 @@ using sqlh::opt;
 
 const char* kColumns =
     "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
-    "r.output, r.base_files, r.files, r.error, r.created_by_user_id, r.created_at, r.completed_at, r.lease_owner, "
-    "r.lease_expires_at, r.engine_cleanup_pending";
+    "r.output, r.base_files, r.files, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at";
 
 std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params) {
   std::vector<RunRecord> out;
-  std::string id, wf, vid, thread, status, input, output, base, files, err, by, created, completed, lease, lease_exp;
+  std::string id, wf, vid, thread, status, input, output, base, files, err, kind, by, created, completed, lease,
+      lease_exp, deleted;
   long long vnum = 0, drev = 0;
   int cleanup = 0;
-  soci::indicator i_vid, i_vnum, i_drev, i_out, i_files, i_err, i_completed, i_lease, i_lease_exp;
+  soci::indicator i_vid, i_vnum, i_drev, i_out, i_files, i_err, i_kind, i_completed, i_lease, i_lease_exp, i_deleted;
   sqlh::run_query(
       sql, std::string("SELECT ") + kColumns + " FROM runs r " + where_order, params,
       [&](soci::statement& st) {
@@ -81,12 +82,14 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         st.exchange(soci::into(base));
         st.exchange(soci::into(files, i_files));
         st.exchange(soci::into(err, i_err));
+        st.exchange(soci::into(kind, i_kind));
         st.exchange(soci::into(by));
         st.exchange(soci::into(created));
         st.exchange(soci::into(completed, i_completed));
         st.exchange(soci::into(lease, i_lease));
         st.exchange(soci::into(lease_exp, i_lease_exp));
         st.exchange(soci::into(cleanup));
+        st.exchange(soci::into(deleted, i_deleted));
       },
       [&] {
         RunRecord r;
@@ -102,12 +105,14 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         r.base_files = sqlh::files_from_blob(base);
         if (i_files != soci::i_null) r.files = sqlh::files_from_blob(files);
         r.error = opt(err, i_err);
+        r.failure_kind = opt(kind, i_kind);
         r.created_by_user_id = by;
         r.created_at = created;
         r.completed_at = opt(completed, i_completed);
         r.lease_owner = opt(lease, i_lease);
         r.lease_expires_at = opt(lease_exp, i_lease_exp);
         r.engine_cleanup_pending = cleanup != 0;
+        r.engine_thread_deleted_at = opt(deleted, i_deleted);
         out.push_back(std::move(r));
       });
   return out;
@@ -132,18 +137,22 @@ struct NullableInt {
 }  // namespace
 
 void insert(soci::session& sql, const RunRecord& r) {
-  sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), completed(r.completed_at);
+  sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), kind(r.failure_kind), completed(r.completed_at);
+  sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at);
   sqlh::NullableParam files(r.files ? std::optional<std::string>(sqlh::files_blob(*r.files)) : std::nullopt);
   NullableInt vnum(r.version_number), drev(r.draft_revision);
   const std::string status = to_string(r.status);
   const std::string base = sqlh::files_blob(r.base_files);
   sql << "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
-         "output, base_files, files, error, created_by_user_id, created_at, completed_at, engine_cleanup_pending) "
-         "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :by, :c, :done, 0)",
+         "output, base_files, files, error, failure_kind, created_by_user_id, created_at, completed_at, lease_owner, "
+         "lease_expires_at, engine_cleanup_pending) "
+         "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0)",
       soci::use(r.id), soci::use(r.workflow_id), soci::use(vid.value, vid.ind), soci::use(vnum.value, vnum.ind),
       soci::use(drev.value, drev.ind), soci::use(r.thread_id), soci::use(status), soci::use(r.input),
       soci::use(out.value, out.ind), soci::use(base), soci::use(files.value, files.ind), soci::use(err.value, err.ind),
-      soci::use(r.created_by_user_id), soci::use(r.created_at), soci::use(completed.value, completed.ind);
+      soci::use(kind.value, kind.ind), soci::use(r.created_by_user_id), soci::use(r.created_at),
+      soci::use(completed.value, completed.ind), soci::use(lease_owner.value, lease_owner.ind),
+      soci::use(lease_expires.value, lease_expires.ind);
 }
 
 std::optional<RunRecord> find(soci::session& sql, const std::string& id) { return one(sql, "r.id = :v", id); }
@@ -181,6 +190,7 @@ long long finish(soci::session& sql, const std::string& id, RunStatus to, const 
   };
   set("output", f.output);
   set("error", f.error);
+  set("failure_kind", f.failure_kind);
   if (f.files) set("files", sqlh::files_blob(*f.files));
   if (f.mark_cleanup) q += ", engine_cleanup_pending = 1";
   q += " WHERE id = :id AND status = 'processing'";
@@ -208,8 +218,40 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::sess
       {});
 }
 
-void clear_cleanup(soci::session& sql, const std::string& id) {
-  sql << "UPDATE runs SET engine_cleanup_pending = 0 WHERE id = :id", soci::use(id);
+void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at) {
+  sql << "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
+      soci::use(id);
+}
+
+std::vector<std::string> schedule_finished_cleanup(soci::session& sql, const std::string& before, int limit) {
+  // One statement (SQLite >= 3.35 and PostgreSQL both have UPDATE ... RETURNING): racing
+  // sweepers of two replicas schedule each thread once.
+  constexpr const char* kKept =
+      "status <> 'processing' AND engine_cleanup_pending = 0 AND engine_thread_deleted_at IS NULL";
+  std::vector<std::string> out, params{before};
+  std::string thread;
+  sqlh::run_query(
+      sql,
+      std::string("UPDATE runs SET engine_cleanup_pending = 1 WHERE ") + kKept +
+          " AND id IN (SELECT id FROM runs WHERE " + kKept + " AND completed_at < :b ORDER BY completed_at, id LIMIT " +
+          std::to_string(limit) + ") RETURNING thread_id",
+      params, [&](soci::statement& st) { st.exchange(soci::into(thread)); }, [&] { out.push_back(thread); });
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(soci::session& sql,
+                                                                              const std::string& workflow_id) {
+  return sqlh::id_thread_pairs(
+      sql, "SELECT id, thread_id FROM runs WHERE workflow_id = :w AND status = 'processing' ORDER BY created_at, id",
+      {workflow_id});
+}
+
+long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id) {
+  std::vector<std::string> params{workflow_id};
+  return sqlh::execute(sql,
+                       "UPDATE runs SET engine_cleanup_pending = 1 WHERE workflow_id = :w AND status <> 'processing' "
+                       "AND engine_cleanup_pending = 0 AND engine_thread_deleted_at IS NULL",
+                       params);
 }
 
 bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,

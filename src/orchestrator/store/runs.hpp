@@ -39,10 +39,13 @@ struct RunRecord {
   domain::FileMap base_files;               ///< the files the run started with (version or draft)
   std::optional<domain::FileMap> files;     ///< files the run added or changed (completed runs)
   std::optional<std::string> error;         ///< why it failed or was cancelled
+  /// Why a failed run failed: a domain::FailureKind name ("engine_gone", ...); null otherwise.
+  std::optional<std::string> failure_kind;
   std::string created_by_user_id, created_at;
   std::optional<std::string> completed_at;
   std::optional<std::string> lease_owner, lease_expires_at;
   bool engine_cleanup_pending = false;
+  std::optional<std::string> engine_thread_deleted_at;  ///< when the engine confirmed the deletion
 };
 
 namespace deployments {
@@ -54,7 +57,9 @@ std::optional<DeploymentRecord> find(soci::session& sql, const std::string& work
 }  // namespace deployments
 
 namespace runs {
-/// Inserts the row (status, output, files, error, completed_at and lease as given).
+/// Inserts the row (status, output, files, error, failure_kind, completed_at and the lease
+/// columns as given; engine_cleanup_pending = 0). Throws soci::soci_error on a duplicate id or
+/// thread_id (unique).
 void insert(soci::session& sql, const RunRecord& r);
 /// The run with this id, or nullopt.
 std::optional<RunRecord> find(soci::session& sql, const std::string& id);
@@ -69,6 +74,7 @@ long long count_processing_by_user(soci::session& sql, const std::string& user_i
 struct Finish {
   std::string completed_at;
   std::optional<std::string> output, error;
+  std::optional<std::string> failure_kind;  ///< failed runs: a domain::FailureKind name
   std::optional<domain::FileMap> files;
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1 (delete the engine thread)
 };
@@ -80,8 +86,18 @@ std::vector<RunRecord> list_processing(soci::session& sql);
 std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql, const std::string& before);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first, at most `limit`.
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
-/// engine_cleanup_pending = 0 (the engine confirmed the deletion).
-void clear_cleanup(soci::session& sql, const std::string& id);
+/// engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` (the engine confirmed the deletion).
+void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at);
+/// Schedules the engine-thread deletion (engine_cleanup_pending = 1) of at most `limit` runs that
+/// finished (completed, failed or cancelled) before `before` (RFC 3339) and whose thread was
+/// neither scheduled nor deleted yet, oldest first, in ONE statement; returns their thread ids.
+std::vector<std::string> schedule_finished_cleanup(soci::session& sql, const std::string& before, int limit);
+/// (id, thread_id) of the workflow's runs in `processing`, oldest first.
+std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(soci::session& sql,
+                                                                              const std::string& workflow_id);
+/// Schedules the engine-thread deletion of every finished run of the workflow whose thread was
+/// neither scheduled nor deleted yet; returns how many were scheduled.
+long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id);
 /// Lease columns, as for proposals (store/sql_helpers.hpp).
 bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires);

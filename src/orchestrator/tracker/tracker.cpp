@@ -274,7 +274,8 @@ FinaliseResult Tracker::complete_run(const std::string& run_id, const std::strin
   try {
     map = domain::files_from_json(files.is_null() ? nlohmann::json::object() : files, "files", core::now_rfc3339());
   } catch (const domain::Error& e) {
-    return fail_run(run_id, thread_id, std::string("The engine produced files the orchestrator cannot store: ") + e.what());
+    return fail_run(run_id, thread_id, std::string("The engine produced files the orchestrator cannot store: ") + e.what(),
+                    FailureKind::invalid_result);
   }
   const auto r = runs_.complete(thread_id, output, map);
   if (!r.changed) return FinaliseResult::already_final;
@@ -284,11 +285,13 @@ FinaliseResult Tracker::complete_run(const std::string& run_id, const std::strin
   return FinaliseResult::applied;
 }
 
-FinaliseResult Tracker::fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error) {
-  const auto r = runs_.fail(thread_id, error);
+FinaliseResult Tracker::fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error,
+                                FailureKind kind) {
+  const auto r = runs_.fail(thread_id, error, kind);
   if (!r.changed) return FinaliseResult::already_final;
   runs_counter().inc({{"outcome", "failed"}});
-  core::log::warn("run failed", {{"run_id", run_id}, {"thread_id", thread_id}, {"error", error}});
+  core::log::warn("run failed", {{"run_id", run_id}, {"thread_id", thread_id}, {"error", error},
+                                 {"failure_kind", domain::to_string(kind)}});
   return FinaliseResult::applied;
 }
 
@@ -416,7 +419,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   if (complete_with || fail_with) {
     auto apply = [this, is_run, &id, &thread, &complete_with, &output, &fail_with] {
       if (is_run && complete_with) complete_run(id, thread, output, *complete_with);
-      else if (is_run) fail_run(id, thread, fail_with->first);
+      else if (is_run) fail_run(id, thread, fail_with->first, fail_with->second);
       else if (complete_with) complete_thread(id, thread, *complete_with);
       else fail_thread(id, thread, fail_with->first, fail_with->second);
     };
@@ -526,37 +529,51 @@ Task<void> Tracker::sweep() {
                     {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
   }
 
-  // 2. Engine cleanup for resolved proposals and cancelled or expired runs, retried every sweep
-  //    until the engine confirms.
-  std::vector<std::pair<JobKind, domain::CleanupItem>> cleanup;
+  // 1c. Finished runs (completed, failed) keep their engine thread for orphan_ttl too, so their
+  //     stream can be replayed; then it is scheduled for deletion.
+  std::vector<std::string> scheduled_runs;
+  auto schedule_runs = [this, &scheduled_runs, ttl, batch] { scheduled_runs = runs_.schedule_finished_cleanup(ttl, batch); };
+  co_await rt_.blocking(schedule_runs);
+  for (const auto& thread : scheduled_runs) {
+    core::log::info("finished run's engine thread scheduled for deletion",
+                    {{"thread_id", thread}, {"ttl_seconds", ttl.count()}});
+  }
+
+  // 2. Engine cleanup for resolved proposals and finished runs, retried every sweep until the
+  //    engine confirms.
+  struct Pending {
+    JobKind kind;
+    std::string id, thread_id;  // the proposal's or the run's id, and its engine thread
+  };
+  std::vector<Pending> cleanup;
   auto list_cleanup = [this, &cleanup, batch] {
-    for (auto& item : proposals_.list_pending_cleanup(batch)) cleanup.emplace_back(JobKind::proposal, std::move(item));
-    for (auto& item : runs_.list_pending_cleanup(batch)) cleanup.emplace_back(JobKind::run, std::move(item));
+    for (auto& item : proposals_.list_pending_cleanup(batch))
+      cleanup.push_back({JobKind::proposal, std::move(item.proposal_id), std::move(item.thread_id)});
+    for (auto& item : runs_.list_pending_cleanup(batch))
+      cleanup.push_back({JobKind::run, std::move(item.run_id), std::move(item.thread_id)});
   };
   co_await rt_.blocking(list_cleanup);
-  for (const auto& [kind, item] : cleanup) {
+  for (const auto& item : cleanup) {
     if (stop.stop_requested()) co_return;
     bool gone = false;
     bool engine_down = false;
     try {
       gone = co_await engine_.delete_thread_async(item.thread_id, stop);
     } catch (const EngineUnavailable& e) {
-      core::log::warn("engine thread cleanup postponed", {{id_field(kind), item.proposal_id}, {"error", e.what()}});
+      core::log::warn("engine thread cleanup postponed", {{id_field(item.kind), item.id}, {"error", e.what()}});
       engine_down = true;
     } catch (const EngineRejected& e) {
-      core::log::warn("engine refused thread deletion; will retry",
-                      {{id_field(kind), item.proposal_id}, {"error", e.what()}});
+      core::log::warn("engine refused thread deletion; will retry", {{id_field(item.kind), item.id}, {"error", e.what()}});
     }
     if (engine_down) break;  // try again next sweep
     if (!gone) continue;
-    const std::string& cleaned = item.proposal_id;  // the proposal's or the run's id
-    const bool is_run = kind == JobKind::run;
-    auto mark = [this, is_run, &cleaned] {
-      if (is_run) runs_.mark_cleaned(cleaned);
-      else proposals_.mark_cleaned(cleaned);
+    const Pending* cleaned = &item;
+    auto mark = [this, cleaned] {
+      if (cleaned->kind == JobKind::run) runs_.mark_cleaned(cleaned->id);
+      else proposals_.mark_cleaned(cleaned->id);
     };
     co_await rt_.blocking(mark);
-    core::log::info("engine thread deleted", {{id_field(kind), item.proposal_id}, {"thread_id", item.thread_id}});
+    core::log::info("engine thread deleted", {{id_field(item.kind), item.id}, {"thread_id", item.thread_id}});
   }
 
   // 3. Proposals failed only because the engine was unreachable: ask the engine again. A run that
@@ -606,7 +623,8 @@ Task<void> Tracker::sweep() {
   // 4. Track processing proposals and runs nobody tracks (lease free or expired, e.g. a dead
   //    replica's; or this instance's, left over from a finished coroutine). add_job() skips
   //    local ones; jobs this replica is still starting (engine invoke in flight) are left alone.
-  std::vector<domain::ProposalThread> claimable, claimable_runs;
+  std::vector<domain::ProposalThread> claimable;
+  std::vector<domain::RunThread> claimable_runs;
   auto list_claimable = [this, &claimable, &claimable_runs] {
     claimable = proposals_.list_claimable(options_.instance_id);
     claimable_runs = runs_.list_claimable(options_.instance_id);
@@ -619,7 +637,7 @@ Task<void> Tracker::sweep() {
   for (const auto& item : claimable)
     if (!being_started(item.thread_id)) track(item.proposal_id, item.thread_id);
   for (const auto& item : claimable_runs)
-    if (!being_started(item.thread_id)) track_run(item.proposal_id, item.thread_id);
+    if (!being_started(item.thread_id)) track_run(item.run_id, item.thread_id);
 }
 
 }  // namespace orchestrator::tracker

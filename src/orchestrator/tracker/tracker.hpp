@@ -12,15 +12,17 @@
 // state's result.output, fetched when the stream did not bring the state).
 //
 // Outages never fail live work: while the engine cannot be reached the follower keeps
-// reconnecting (capped backoff), and the proposal stays `processing` until the engine answers or
-// the orphan TTL passes. The engine client's circuit breaker is not consulted here.
+// reconnecting (capped backoff), and the proposal or run stays `processing` until the engine
+// answers or the orphan TTL passes. The engine client's circuit breaker is not consulted here.
 //
 // Replicas: a proposal or run is tracked by the replica holding its lease (lease_owner /
-// lease_expires_at of its row). One lease keeper renews every lease this replica holds in one
+// lease_expires_at of its row), which the replica that records it holds from the insert on
+// (Starting guards it here until the engine accepted the job). One lease keeper renews every lease this replica holds in one
 // statement per table per lease_ttl/3 and stops tracking jobs whose lease was lost. A sweeper,
 // every sweep_interval: fails orphans (proposals and runs processing longer than orphan_ttl),
 // deletes engine threads of resolved proposals (and of proposals left failed past orphan_ttl)
-// and of cancelled or expired runs, re-checks proposals failed only because the engine was
+// and of cancelled, expired or unstartable runs (and of runs finished longer than orphan_ttl
+// ago), re-checks proposals failed only because the engine was
 // unreachable (completed runs are brought back to `completed`, audit-logged), and tracks
 // processing proposals and runs whose lease is free or expired (a dead replica's). Everything
 // runs as coroutines on the engine client's runtime; SQL runs on its blocking pool. No thread
@@ -101,13 +103,13 @@ class Tracker {
   Tracker& operator=(const Tracker&) = delete;
 
   /// Starts the lease keeper and the sweeper (whose first sweep, right away, resumes every
-  /// processing proposal that is unleased, expired, or this instance's). Idempotent.
+  /// processing proposal and run that is unleased, expired, or this instance's). Idempotent.
   void start();
 
   /// Marks `thread_id` as being started here for as long as the returned guard lives: its
-  /// proposal is recorded and the engine invoke is in flight. The sweeper leaves such a
-  /// proposal alone (the engine may not know the thread yet: following it now would fail the
-  /// proposal as gone); the handler calls track() once the engine accepted the job.
+  /// proposal or run is recorded and the engine invoke is in flight. The sweeper leaves such a
+  /// job alone (the engine may not know the thread yet: following it now would fail it as
+  /// gone); the handler calls track() or track_run() once the engine accepted the job.
   class Starting {
    public:
     Starting() = default;
@@ -180,8 +182,9 @@ class Tracker {
   /// (engine file shape; fails the run when they cannot be stored). Blocks (SQL).
   FinaliseResult complete_run(const std::string& run_id, const std::string& thread_id, const std::string& output,
                               const nlohmann::json& files);
-  /// Fails the run on `thread_id` with `error`. Blocks (SQL).
-  FinaliseResult fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error);
+  /// Fails the run on `thread_id` with `error` and `kind`. Blocks (SQL).
+  FinaliseResult fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error,
+                          domain::FailureKind kind);
 
   core::db::Database& db_;
   domain::ProposalService proposals_;  ///< the domain layer: finalise, leases, stale, cleanup

@@ -86,7 +86,7 @@ TYPED_TEST(Runs, TheDeployedVersionRunsAndFinishesOnce) {
   EXPECT_EQ(done.run.files->size(), 2u);
   EXPECT_TRUE(done.run.files->count("/answer.md"));
   // Final states never change: a late failure or a second completion is a no-op.
-  EXPECT_FALSE(this->runs->fail(started.run.thread_id, "late").changed);
+  EXPECT_FALSE(this->runs->fail(started.run.thread_id, "late", FailureKind::engine_failed).changed);
   EXPECT_FALSE(this->runs->complete(started.run.thread_id, "again", end).changed);
   EXPECT_EQ(this->runs->get(this->alice, this->wf, started.run.id).output, "The answer is 42.");
   EXPECT_THROW(this->runs->complete("no-such-thread", "x", {}), NotFoundError);
@@ -148,7 +148,7 @@ TYPED_TEST(Runs, CancelAndTheSharedCap) {
   }
   auto pending = [&] {
     for (const auto& item : this->runs->list_pending_cleanup(1000))
-      if (item.proposal_id == a.id) return true;
+      if (item.run_id == a.id) return true;
     return false;
   };
   EXPECT_TRUE(pending());
@@ -191,7 +191,7 @@ TYPED_TEST(Runs, RenewAllLeasesClaimAndFailedStarts) {
   const std::string owner = "replica-" + core::random_hex(4);  // the database is shared by the suite
   auto claimable = [&](const std::string& who) {
     std::vector<std::string> ids;
-    for (const auto& item : this->runs->list_claimable(who)) ids.push_back(item.proposal_id);
+    for (const auto& item : this->runs->list_claimable(who)) ids.push_back(item.run_id);
     return ids;
   };
   auto has = [](const std::vector<std::string>& v, const std::string& id) {
@@ -208,17 +208,114 @@ TYPED_TEST(Runs, RenewAllLeasesClaimAndFailedStarts) {
   std::sort(both.begin(), both.end());
   EXPECT_EQ(held, both) << "one statement renews every lease the owner holds";
   // An invoke that got no answer: failed, and the engine thread scheduled for deletion.
-  EXPECT_TRUE(this->runs->fail(b.thread_id, "The engine could not be reached", true).changed);
+  EXPECT_TRUE(this->runs->fail(b.thread_id, "The engine could not be reached", FailureKind::engine_unreachable, true)
+                  .changed);
   EXPECT_EQ(this->runs->renew_leases(owner, 60000ms), std::vector<std::string>{a.id}) << "b left processing";
   auto pending = [&](const std::string& id) {
     for (const auto& item : this->runs->list_pending_cleanup(1000))
-      if (item.proposal_id == id) return true;
+      if (item.run_id == id) return true;
     return false;
   };
   EXPECT_TRUE(pending(b.id));
-  EXPECT_TRUE(this->runs->fail(a.thread_id, "The engine rejected the job").changed);
+  EXPECT_TRUE(this->runs->fail(a.thread_id, "The engine rejected the job", FailureKind::engine_rejected).changed);
   EXPECT_FALSE(pending(a.id)) << "a rejected job left nothing on the engine";
-  EXPECT_EQ(this->runs->get(this->alice, this->wf, b.id).status, RunStatus::failed);
+  const auto failed_b = this->runs->get(this->alice, this->wf, b.id);
+  EXPECT_EQ(failed_b.status, RunStatus::failed);
+  EXPECT_EQ(failed_b.failure_kind, "engine_unreachable");
+  EXPECT_EQ(this->runs->get(this->alice, this->wf, a.id).failure_kind, "engine_rejected");
+}
+
+TYPED_TEST(Runs, FailedRunsSayWhyOthersHaveNoFailureKind) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto gone = this->runs->start(this->alice, this->wf, this->input()).run;
+  const auto stale = this->runs->start(this->alice, this->wf, this->input()).run;
+  EXPECT_FALSE(this->runs->get(this->alice, this->wf, gone.id).failure_kind) << "processing";
+  const auto r = this->runs->fail(gone.thread_id, "The engine no longer knows run x.", FailureKind::engine_gone);
+  ASSERT_TRUE(r.changed);
+  EXPECT_EQ(r.run.failure_kind, "engine_gone");
+  // A second failure changes nothing, not even the kind.
+  EXPECT_FALSE(this->runs->fail(gone.thread_id, "again", FailureKind::invalid_result).changed);
+  EXPECT_EQ(this->runs->get(this->alice, this->wf, gone.id).failure_kind, "engine_gone");
+  for (const auto& t : this->runs->fail_stale(0s)) (void)t;
+  const auto expired = this->runs->get(this->alice, this->wf, stale.id);
+  EXPECT_EQ(expired.status, RunStatus::failed);
+  EXPECT_EQ(expired.failure_kind, "expired");
+  EXPECT_TRUE(expired.engine_cleanup_pending);
+  // Completed and cancelled runs have none.
+  const auto done = this->runs->start(this->alice, this->wf, this->input()).run;
+  EXPECT_FALSE(this->runs->complete(done.thread_id, "ok", {}).run.failure_kind);
+  const auto cancelled = this->runs->start(this->alice, this->wf, this->input()).run;
+  EXPECT_FALSE(this->runs->cancel(this->alice, this->wf, cancelled.id).failure_kind);
+}
+
+TYPED_TEST(Runs, ARunIsRecordedHoldingItsReplicasLease) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const std::string owner = "replica-" + core::random_hex(4);
+  auto in = this->input();
+  in.lease_owner = owner;
+  in.lease_ttl = 30s;
+  const auto r = this->runs->start(this->alice, this->wf, in).run;
+  EXPECT_EQ(r.lease_owner, owner);
+  ASSERT_TRUE(r.lease_expires_at);
+  EXPECT_GT(*r.lease_expires_at, core::to_rfc3339(std::chrono::system_clock::now() + 20s));
+  EXPECT_FALSE(this->runs->try_acquire_lease(r.id, "another-replica", 30s)) << "another replica's sweeper keeps off";
+  for (const auto& item : this->runs->list_claimable("another-replica")) EXPECT_NE(item.run_id, r.id);
+  EXPECT_TRUE(this->runs->try_acquire_lease(r.id, owner, 30s)) << "the recording replica tracks it";
+  EXPECT_FALSE(this->runs->start(this->alice, this->wf, this->input()).run.lease_owner) << "no owner, no lease";
+}
+
+TYPED_TEST(Runs, FinishedRunsKeepTheirThreadForTheTtlThenItIsDeletedOnce) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto done = this->runs->start(this->alice, this->wf, this->input()).run;
+  const auto failed = this->runs->start(this->alice, this->wf, this->input()).run;
+  this->runs->complete(done.thread_id, "ok", {});
+  this->runs->fail(failed.thread_id, "The run failed on the engine: boom", FailureKind::engine_failed);
+  const auto running = this->runs->start(this->alice, this->wf, this->input()).run;  // within the cap of 2
+  auto has = [](const std::vector<std::string>& v, const std::string& x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+  EXPECT_FALSE(has(this->runs->schedule_finished_cleanup(1h, 1000), done.thread_id)) << "kept within the TTL";
+  EXPECT_FALSE(this->runs->get(this->alice, this->wf, done.id).engine_cleanup_pending);
+  const auto scheduled = this->runs->schedule_finished_cleanup(0s, 1000);
+  EXPECT_TRUE(has(scheduled, done.thread_id));
+  EXPECT_TRUE(has(scheduled, failed.thread_id));
+  EXPECT_FALSE(has(scheduled, running.thread_id)) << "a processing run keeps its thread";
+  EXPECT_FALSE(has(this->runs->schedule_finished_cleanup(0s, 1000), done.thread_id)) << "scheduled once";
+  auto pending = [&](const std::string& id) {
+    for (const auto& item : this->runs->list_pending_cleanup(1000))
+      if (item.run_id == id) return true;
+    return false;
+  };
+  EXPECT_TRUE(pending(done.id));
+  this->runs->mark_cleaned(done.id);
+  EXPECT_FALSE(pending(done.id));
+  const auto cleaned = this->runs->get(this->alice, this->wf, done.id);
+  EXPECT_TRUE(cleaned.engine_thread_deleted_at);
+  EXPECT_EQ(cleaned.output, "ok") << "the run's record stays";
+  EXPECT_FALSE(has(this->runs->schedule_finished_cleanup(0s, 1000), done.thread_id)) << "never deleted twice";
+}
+
+TYPED_TEST(Runs, DeletingTheWorkflowCancelsItsRunsAndDeletesTheirThreads) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  const auto running = this->runs->start(this->alice, this->wf, this->input()).run;
+  const auto done = this->runs->start(this->alice, this->wf, this->input()).run;
+  this->runs->complete(done.thread_id, "ok", {});
+  const auto deleted = this->workflows->remove(this->alice, this->wf);
+  EXPECT_NE(std::find(deleted.cancelled_threads.begin(), deleted.cancelled_threads.end(), running.thread_id),
+            deleted.cancelled_threads.end());
+  EXPECT_GE(deleted.threads_scheduled, 2);
+  EXPECT_THROW(this->runs->get(this->alice, this->wf, running.id), NotFoundError);
+  EXPECT_FALSE(this->runs->can_watch(this->alice, running.thread_id));
+  std::vector<std::string> pending;
+  for (const auto& item : this->runs->list_pending_cleanup(1000)) pending.push_back(item.run_id);
+  EXPECT_NE(std::find(pending.begin(), pending.end(), running.id), pending.end());
+  EXPECT_NE(std::find(pending.begin(), pending.end(), done.id), pending.end());
+  for (const auto& r : this->runs->list_processing()) EXPECT_NE(r.id, running.id) << "cancelled";
+  EXPECT_FALSE(this->runs->complete(running.thread_id, "late", {}).changed) << "a cancelled run stays cancelled";
 }
 
 TYPED_TEST(Runs, BadInputNamesTheField) {

@@ -698,6 +698,7 @@ TEST_F(TrackerTest, RunFailedOnTheEngineIsFailedWithItsReason) {
   ASSERT_EQ(r.status, RunStatus::failed);
   EXPECT_NE(r.error.value_or("").find("The run failed on the engine: Run exceeded the step limit"), std::string::npos)
       << r.error.value_or("");
+  EXPECT_EQ(r.failure_kind, "engine_failed");
   EXPECT_FALSE(r.output.has_value());
   EXPECT_EQ(runs_total("failed"), before + 1);
 }
@@ -708,6 +709,21 @@ TEST_F(TrackerTest, RunTheEngineForgotFails) {
   auto r = wait_run_final(id);
   ASSERT_EQ(r.status, RunStatus::failed);
   EXPECT_NE(r.error.value_or("").find("no longer knows run th-run-gone"), std::string::npos) << r.error.value_or("");
+  EXPECT_EQ(r.failure_kind, "engine_gone");
+}
+
+TEST_F(TrackerTest, RunWithFilesThatCannotBeStoredFailsAsInvalidResult) {
+  ThreadScript s;
+  s.events = with_seq({ev("on_state_update", {{"files", {{"relative/path.md", {{"content", "x"}}}}}}),
+                       ev("end", {{"status", "completed"}})});
+  s.state = json{{"thread_id", "th-run-bad"}, {"status", "completed"}, {"result", {{"output", "done"}}}};
+  engine_.set("th-run-bad", s);
+  const auto id = run("th-run-bad");
+  tracker().track_run(id, "th-run-bad");
+  auto r = wait_run_final(id);
+  ASSERT_EQ(r.status, RunStatus::failed);
+  EXPECT_EQ(r.failure_kind, "invalid_result");
+  EXPECT_NE(r.error.value_or("").find("cannot store"), std::string::npos) << r.error.value_or("");
 }
 
 TEST_F(TrackerTest, ARunAndAProposalAreTrackedSideBySide) {
@@ -783,6 +799,7 @@ TEST_F(TrackerTest, SweepFailsOrphanRunsDeletesTheirThreadsAndResumesUnleasedRun
   auto o = load_run(old);
   ASSERT_EQ(o.status, RunStatus::failed);
   EXPECT_NE(o.error.value_or("").find("abandoned"), std::string::npos) << o.error.value_or("");
+  EXPECT_EQ(o.failure_kind, "expired");
   EXPECT_FALSE(o.engine_cleanup_pending) << "deleted in the same sweep";
   EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-run-old"});
   EXPECT_EQ(runs_total("expired"), before + 1);
@@ -791,4 +808,56 @@ TEST_F(TrackerTest, SweepFailsOrphanRunsDeletesTheirThreadsAndResumesUnleasedRun
   EXPECT_EQ(load_run(held).status, RunStatus::processing);
   EXPECT_TRUE(engine_.connects("th-run-held").empty()) << "a live replica's run is left to it";
   EXPECT_TRUE(engine_.connects("th-run-old").empty()) << "an orphan is never tracked";
+}
+
+TEST_F(TrackerTest, SweepDeletesTheThreadsOfRunsFinishedPastTheTtlOnce) {
+  const auto finish = [&](const std::string& thread, const std::string& status, const std::string& completed_at) {
+    const auto id = run(thread);
+    soci::session sql(db_->pool());
+    sql << "UPDATE runs SET status = :s, completed_at = :c WHERE id = :i", soci::use(status), soci::use(completed_at),
+        soci::use(id);
+    return id;
+  };
+  const std::string long_ago = core::to_rfc3339(std::chrono::system_clock::now() - 25h);
+  const auto old_done = finish("th-run-done-old", "completed", long_ago);
+  const auto old_failed = finish("th-run-failed-old", "failed", long_ago);
+  const auto recent = finish("th-run-done-new", "completed", core::now_rfc3339());
+  auto o = options();
+  o.orphan_ttl = 24h;
+  auto& t = tracker(o);
+  t.sweep_once();
+  auto deleted = engine_.deleted();
+  std::sort(deleted.begin(), deleted.end());
+  EXPECT_EQ(deleted, (std::vector<std::string>{"th-run-done-old", "th-run-failed-old"}));
+  for (const auto& id : {old_done, old_failed}) {
+    const auto r = load_run(id);
+    EXPECT_FALSE(r.engine_cleanup_pending);
+    EXPECT_TRUE(r.engine_thread_deleted_at.has_value()) << "the engine's confirmation is recorded";
+  }
+  EXPECT_EQ(load_run(old_done).status, RunStatus::completed) << "the run's record is kept";
+  EXPECT_FALSE(load_run(recent).engine_cleanup_pending) << "a recent run keeps its thread (its stream replays)";
+  EXPECT_FALSE(load_run(recent).engine_thread_deleted_at.has_value());
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted().size(), 2u) << "deleted once, not every sweep";
+}
+
+// As for proposals: while the run handler invokes the engine, the sweep leaves the run alone.
+TEST_F(TrackerTest, SweepLeavesARunBeingStartedAlone) {
+  const auto id = run("th-run-starting");  // the engine does not know the thread yet
+  auto& t = tracker();
+  {
+    const auto starting = t.starting("th-run-starting");
+    t.sweep_once();
+    EXPECT_EQ(t.active(), 0u);
+    std::this_thread::sleep_for(100ms);
+    EXPECT_EQ(load_run(id).status, RunStatus::processing) << "not failed as gone";
+    ThreadScript s;
+    s.events = with_seq(completed_run());
+    s.state = json{{"thread_id", "th-run-starting"}, {"status", "completed"}, {"result", {{"output", "Done."}}}};
+    engine_.set("th-run-starting", s);  // the invoke was accepted
+    t.track_run(id, "th-run-starting");
+  }
+  const auto r = wait_run_final(id);
+  EXPECT_EQ(r.status, RunStatus::completed);
+  EXPECT_EQ(r.output, "Done.");
 }
