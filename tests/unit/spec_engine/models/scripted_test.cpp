@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/async.hpp"
 #include "core/util.hpp"
 #include "spec_engine/models/scripted.hpp"
 
@@ -22,10 +23,14 @@ struct TempDir {
   }
 };
 
+/// The content of the model's next turn for `node` (complete() is a coroutine: run on a runtime).
 std::string first_content(ScriptedModel& m, const std::string& node) {
+  static core::async::Runtime rt{core::async::RuntimeOptions{1, 1, "scripted-test"}};
+  rt.start();
   ModelRequest req;
   req.node = node;
-  return m.complete(req, [](std::string_view) {}).content;
+  const DeltaSink sink = [](std::string_view) {};
+  return rt.run_sync(m.complete(req, sink, {})).content;
 }
 
 }  // namespace
