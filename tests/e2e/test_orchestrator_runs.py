@@ -5,10 +5,13 @@ Both templates' /definition.json run as shipped on the scripted model
 finalised with its output and produced files although nobody watches; runs stream through
 the orchestrator's WebSocket proxy; the version rules (deployed, a number, "draft"); the
 authorization of members (viewers read and watch, cannot start or cancel; strangers see
-nothing); pagination; cancel; and the per-user cap shared with refinements.
+nothing); pagination; cancel; the per-user cap shared with refinements; deleting the
+workflow stops its runs; failure_kind of a run the engine could not be reached for; and the
+engine thread of a finished run deleted once the orphan TTL passed.
 """
 import os
 import sqlite3
+import time
 import unittest
 import uuid
 
@@ -66,10 +69,9 @@ class Runs(unittest.TestCase):
 
     def add_member(self, wf_id, role):
         email = f"{role}-{uuid.uuid4().hex[:8]}@example.com"
-        user_id = self.orch.add_user(email)
-        with self.db() as db:  # no members API yet: the row the owner's grant would write
-            db.execute("INSERT INTO workflow_members (workflow_id, user_id, role, added_at) VALUES (?, ?, ?, ?)",
-                       (wf_id, user_id, role, "2025-01-01T00:00:00.000000Z"))
+        self.orch.add_user(email)
+        r = curl(self.orch.url, "PUT", f"/api/workflows/{wf_id}/members/{email}", {"role": role}, token=self.token)
+        assert r.status == 201, r.text
         return self.orch.login(email)
 
     def test_multi_agent_template_runs_as_shipped_without_a_watcher(self):
@@ -130,9 +132,14 @@ class Runs(unittest.TestCase):
         self.assertIsNone(r.json()["version"])
         self.assertEqual(r.json()["draft_revision"], 1)
         self.assertEqual(wait_run(self.orch, self.token, wf["id"], r.json()["id"])["status"], "completed")
-        # Deploying a named version; a run without a version uses it.
-        for _ in range(2):
-            self.assertEqual(curl(self.orch.url, "POST", f"/api/workflows/{wf['id']}/versions", {}, token=self.token).status, 201)
+        # Deploying a named version, not the latest; a run without a version uses it.
+        self.assertEqual(curl(self.orch.url, "POST", f"/api/workflows/{wf['id']}/versions", {}, token=self.token).status, 201)
+        draft = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/draft", token=self.token).json()
+        edit = curl(self.orch.url, "PUT", f"/api/workflows/{wf['id']}/draft/files",
+                    {"base_revision": draft["revision"], "files": {"/notes/v2.md": {"content": ["Version 2"]}}},
+                    token=self.token)
+        self.assertEqual(edit.status, 200, edit.text)
+        self.assertEqual(curl(self.orch.url, "POST", f"/api/workflows/{wf['id']}/versions", {}, token=self.token).status, 201)
         d = curl(self.orch.url, "POST", f"/api/workflows/{wf['id']}/deploy", {"version": 1}, token=self.token)
         self.assertEqual(d.status, 200, d.text)
         self.assertEqual((d.json()["status"], d.json()["version"]["number"]), ("deployed", 1))
@@ -231,6 +238,26 @@ class CancelAndCap(unittest.TestCase):
         # The slot is free again.
         self.assertEqual(start_run(orch, self.token, wf["id"], {"input": "Now."}).status, 202)
 
+    def test_deleting_the_workflow_cancels_its_running_run_and_stops_it_on_the_engine(self):
+        orch = self.stack.orch
+        wf = deployed_workflow(orch, self.token, "multi-agent")
+        run = start_run(orch, self.token, wf["id"], {"input": "A long one."}).json()
+        wait_until(lambda: self.stack.engine.state(run["thread_id"])[2].get("status") == "running", timeout=20,
+                   what="the run running on the engine")
+        self.assertEqual(curl(orch.url, "DELETE", f"/api/workflows/{wf['id']}", token=self.token).status, 204)
+        wait_until(lambda: self.stack.engine.state(run["thread_id"])[0] == 404, timeout=20, what="engine thread deleted")
+        self.assertEqual(curl(orch.url, "GET", f"/api/workflows/{wf['id']}/runs/{run['id']}", token=self.token).status,
+                         404)
+        self.assertEqual(ws_status(run["websocket_url"], headers={"Authorization": "Bearer " + self.token}), 404)
+        with sqlite3.connect(os.path.join(self.stack.dir, "orch-data", "orchestrator.db"), timeout=30) as db:
+            status = db.execute("SELECT status FROM runs WHERE id = ?", (run["id"],)).fetchone()
+            audit = db.execute("SELECT action FROM audit_log WHERE subject_id = ?", (run["id"],)).fetchall()
+        self.assertEqual(status, ("cancelled",))
+        self.assertIn(("run.cancel",), audit)
+        # Its slot is free: the cap of 1 lets a run of another workflow start.
+        other = deployed_workflow(orch, self.token, "multi-agent")
+        self.assertEqual(start_run(orch, self.token, other["id"], {"input": "Now."}).status, 202)
+
     def test_a_run_that_ends_while_the_orchestrator_is_down_is_finalised_after_restart(self):
         orch = self.stack.orch
         wf = deployed_workflow(orch, self.token, "multi-agent")
@@ -269,6 +296,7 @@ class RunsWhenTheEngineIsDown(unittest.TestCase):
         self.assertEqual(len(runs), 1)
         self.assertEqual(runs[0]["status"], "failed")
         self.assertIn("could not be reached", runs[0]["error"])
+        self.assertEqual(runs[0]["failure_kind"], "engine_unreachable")
         self.assertIn(runs[0]["id"], problem["detail"])
         with sqlite3.connect(os.path.join(self.stack.dir, "orch-data", "orchestrator.db"), timeout=30) as db:
             pending = db.execute("SELECT engine_cleanup_pending FROM runs WHERE id = ?", (runs[0]["id"],)).fetchone()
@@ -277,6 +305,37 @@ class RunsWhenTheEngineIsDown(unittest.TestCase):
         self.stack.engine.start()
         wait_until(lambda: start_run(orch, self.token, wf["id"], {"input": "Now."}).status == 202, timeout=60,
                    interval=1.0, what="a run once the engine is back")
+
+
+class FinishedRunThreadCleanup(unittest.TestCase):
+    """Its own stack with a short orphan TTL (--orphan-ttl 0.001 h = 3.6 s) and a sweep every second."""
+
+    def setUp(self):
+        self.stack = Stack(script=DEMO_SCRIPTS, orch_extra=["--orphan-ttl", "0.001", "--sweep-period-seconds", "1"])
+        self.token = self.stack.user()
+
+    def tearDown(self):
+        self.stack.close()
+
+    def test_the_engine_thread_of_a_finished_run_is_deleted_once_the_orphan_ttl_passed(self):
+        orch = self.stack.orch
+        wf = deployed_workflow(orch, self.token, "single-agent")
+        run = start_run(orch, self.token, wf["id"], {"input": "What is a vector clock?"}).json()
+        done = wait_run(orch, self.token, wf["id"], run["id"])
+        self.assertEqual(done["status"], "completed", done)
+        self.assertIsNone(done["failure_kind"])
+        finished = time.monotonic()
+        self.assertEqual(self.stack.engine.state(run["thread_id"])[0], 200, "kept (its stream replays) until the TTL")
+        wait_until(lambda: self.stack.engine.state(run["thread_id"])[0] == 404, timeout=30,
+                   what="the finished run's engine thread deleted")
+        self.assertGreaterEqual(time.monotonic() - finished, 2.5, "deleted before the orphan TTL passed")
+        after = curl(orch.url, "GET", f"/api/workflows/{wf['id']}/runs/{run['id']}", token=self.token).json()
+        self.assertEqual((after["status"], after["output"], after["files"]), ("completed", done["output"], done["files"]),
+                         "the run itself is kept")
+        with sqlite3.connect(os.path.join(self.stack.dir, "orch-data", "orchestrator.db"), timeout=30) as db:
+            row = db.execute("SELECT engine_cleanup_pending, engine_thread_deleted_at IS NOT NULL FROM runs WHERE id = ?",
+                             (run["id"],)).fetchone()
+        self.assertEqual(row, (0, 1))
 
 
 if __name__ == "__main__":
