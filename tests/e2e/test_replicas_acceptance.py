@@ -12,8 +12,9 @@ paces its tokens and counts model requests per thread (tests/lib/replicakit.py).
    within lease TTL + 10 s from their last checkpoint (completed turns not asked again), streams
    open on it reconnect elsewhere with after_seq and complete, no thread is left running. Prints
    the time to takeover.
-4. kill -9 of an orchestrator replica mid-refinement: the other finalises its proposals within
-   lease TTL + 30 s; browsers reconnect there with after_seq and miss nothing.
+4. kill -9 of an orchestrator replica mid-refinement: the other finalises its proposals (and the
+   workflow runs it tracked) within lease TTL + 30 s; browsers reconnect there with after_seq
+   and miss nothing.
 
 Run: scripts/with-test-services.sh ctest --preset default -R replicas_acceptance
 (ACCEPT_LEASE_TTL_MS / ACCEPT_LEASE_RENEW_MS / ACCEPT_ORCH_LEASE_TTL_S change the lease flags.)
@@ -179,6 +180,8 @@ class ReplicasAcceptance(unittest.TestCase):
         victim, other = s.orchs
         started = [s.refine(victim, self.prompt(i)) for i in range(4)] + \
                   [s.refine(other, self.prompt(10 + i)) for i in range(2)]
+        # Workflow runs are tracked like proposals: the victim's are taken over too.
+        runs = [s.run(victim, f"Run {i} {uuid.uuid4().hex[:8]}: summarise the notes.") for i in range(2)]
         watched = started[:2]
 
         async def scenario():
@@ -190,6 +193,7 @@ class ReplicasAcceptance(unittest.TestCase):
                      for r, (events, _) in zip(watched, first)]
             await asyncio.sleep(0.5)
             held = {r["proposal_id"]: s.proposal_lease(r["proposal_id"]) for r in started[:4]}
+            held_runs = {r["id"]: s.run_lease(r["id"]) for r in runs}
             victim.stop(signal.SIGKILL)
             killed_at = time.monotonic()
             # The time to takeover: until the other replica holds the lease of every proposal the
@@ -198,13 +202,18 @@ class ReplicasAcceptance(unittest.TestCase):
                 wait_until, lambda: all(s.proposal_lease(p) not in ("", held[p]) or
                                         s.proposal(other, p)["status"] != "processing" for p in held)
                 and time.monotonic(), ORCH_TTL_S + 30, 0.05, "the other replica to take the leases over"))
+            run_takeover = asyncio.create_task(asyncio.to_thread(
+                wait_until, lambda: all(s.run_lease(r["id"]) not in ("", held_runs[r["id"]]) or
+                                        s.get_run(other, r)["status"] != "processing" for r in runs)
+                and time.monotonic(), ORCH_TTL_S + 30, 0.05, "the other replica to take the runs' leases over"))
             cut = await asyncio.gather(*open_)
             rest = await asyncio.gather(*(
                 browse(s.browser(other, r["thread_id"], after_seq=(a + b)[-1]["seq"]), timeout=60)
                 for r, (a, _), (b, _) in zip(watched, first, cut)))
-            return killed_at, await takeover, first, cut, rest
+            return killed_at, await takeover, await run_takeover, first, cut, rest, held_runs
 
-        killed_at, taken_over, first, cut, rest = asyncio.run(scenario())
+        killed_at, taken_over, runs_taken_over, first, cut, rest, held_runs = asyncio.run(scenario())
+        self.assertTrue(all(held_runs.values()), f"the victim held its runs' leases from the start: {held_runs}")
         for r in started:
             p = s.proposal(other, r["proposal_id"])
             self.assertIn(p["status"], ("processing", "completed"), p)
@@ -213,15 +222,21 @@ class ReplicasAcceptance(unittest.TestCase):
             left = budget - (time.monotonic() - killed_at)
             p = s.wait_proposal(other, r["proposal_id"], timeout=max(0.5, left))
             self.assertEqual(p["status"], "completed", p)
+        for r in runs:
+            left = budget - (time.monotonic() - killed_at)
+            done = s.wait_run(other, r, timeout=max(0.5, left))
+            self.assertEqual(done["status"], "completed", done)
+            self.assertEqual(sorted(done["files"]), [f"/step{i}.md" for i in range(turns - 1)], done)
         took = time.monotonic() - killed_at
         print(f"\n[takeover] orchestrator kill -9: the other replica took over the victim's proposals after "
-              f"{taken_over - killed_at:.1f} s and finalised all {len(started)} after {took:.1f} s "
+              f"{taken_over - killed_at:.1f} s (its runs after {runs_taken_over - killed_at:.1f} s) and finalised "
+              f"all {len(started)} proposals and {len(runs)} runs after {took:.1f} s "
               f"(lease TTL {ORCH_TTL_S} s, sweep 1 s)", file=sys.stderr)
         self.assertLess(took, budget)
         for r, (a, _), (b, cut_code), (c, code) in zip(watched, first, cut, rest):
             self.assertNotEqual(cut_code, 1000, "the killed orchestrator cannot have closed normally")
             check_stream(self, a + b + c, code, s.state(r["thread_id"]), f"browser of {r['thread_id']} moved over")
-        self.assert_turns_once(s, started, turns)
+        self.assert_turns_once(s, started + runs, turns)
 
 
 if __name__ == "__main__":

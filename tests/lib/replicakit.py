@@ -147,6 +147,31 @@ class ReplicaStack:
             raise AssertionError(f"refinement on {orch.name}: {r.status} {r.text}")
         return dict(r.json(), prompt=prompt, orch=orch)
 
+    def run(self, orch, message):
+        """A new single-agent workflow, published and deployed, and a run of it on `orch` with
+        `message` (unique: it names the model conversation). Returns the run (POST .../runs)
+        with "workflow_id", "prompt" and "orch"."""
+        wf = create_workflow(orch, self.token, name=message[:60], template="single-agent")
+        for path, body in ((f"/api/workflows/{wf['id']}/versions", {}), (f"/api/workflows/{wf['id']}/deploy", {})):
+            r = curl(orch.url, "POST", path, body, token=self.token)
+            if r.status not in (200, 201):
+                raise AssertionError(f"{path} on {orch.name}: {r.status} {r.text}")
+        r = curl(orch.url, "POST", f"/api/workflows/{wf['id']}/runs", {"input": message}, token=self.token)
+        if r.status != 202:
+            raise AssertionError(f"run on {orch.name}: {r.status} {r.text}")
+        return dict(r.json(), workflow_id=wf["id"], prompt=message, orch=orch)
+
+    def get_run(self, orch, run):
+        r = curl(orch.url, "GET", f"/api/workflows/{run['workflow_id']}/runs/{run['id']}", token=self.token)
+        return r.json() if r.status == 200 else None
+
+    def wait_run(self, orch, run, timeout):
+        """The run once it left `processing` (as `orch` answers)."""
+        def done():
+            r = self.get_run(orch, run)
+            return r if r and r["status"] != "processing" else None
+        return wait_until(done, timeout=timeout, interval=0.2, what=f"run {run['id']} on {orch.name}")
+
     def proposal(self, orch, proposal_id):
         r = curl(orch.url, "GET", f"/api/proposals/{proposal_id}", token=self.token)
         return r.json() if r.status == 200 else None
@@ -189,12 +214,17 @@ class ReplicaStack:
                              capture_output=True, text=True, timeout=30).stdout
         return [line.split("\t") for line in out.splitlines() if line]
 
-    def proposal_lease(self, proposal_id):
-        """lease_owner of a proposal in the orchestrator database ("" when none)."""
+    def proposal_lease(self, proposal_id, table="proposals"):
+        """lease_owner of a proposal (or, with table="runs", of a run) in the orchestrator
+        database ("" when none)."""
         out = subprocess.run(["psql", self.orch_db, "-tAc",
-                              f"SELECT coalesce(lease_owner, '') FROM proposals WHERE id = '{proposal_id}'"],
+                              f"SELECT coalesce(lease_owner, '') FROM {table} WHERE id = '{proposal_id}'"],
                              check=True, capture_output=True, text=True, timeout=30).stdout
         return out.strip()
+
+    def run_lease(self, run_id):
+        """lease_owner of a run in the orchestrator database ("" when none)."""
+        return self.proposal_lease(run_id, table="runs")
 
     def owner(self, thread_id):
         """(owner, epoch, status) of the thread's row; owner "" when none."""
