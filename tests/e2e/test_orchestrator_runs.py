@@ -228,6 +228,7 @@ class CancelAndCap(unittest.TestCase):
         c = curl(orch.url, "POST", f"/api/workflows/{wf['id']}/runs/{run['id']}/cancel", token=self.token)
         self.assertEqual(c.status, 200, c.text)
         self.assertEqual(c.json()["status"], "cancelled")
+        self.assertFalse(c.json()["stream_available"], "a cancelled run's engine thread is deleted")
         again = curl(orch.url, "POST", f"/api/workflows/{wf['id']}/runs/{run['id']}/cancel", token=self.token)
         self.assertEqual(again.status, 409)
         self.assertEqual(again.json()["current_status"], "cancelled")
@@ -324,6 +325,7 @@ class FinishedRunThreadCleanup(unittest.TestCase):
         done = wait_run(orch, self.token, wf["id"], run["id"])
         self.assertEqual(done["status"], "completed", done)
         self.assertIsNone(done["failure_kind"])
+        self.assertTrue(done["stream_available"])
         finished = time.monotonic()
         self.assertEqual(self.stack.engine.state(run["thread_id"])[0], 200, "kept (its stream replays) until the TTL")
         wait_until(lambda: self.stack.engine.state(run["thread_id"])[0] == 404, timeout=30,
@@ -332,6 +334,7 @@ class FinishedRunThreadCleanup(unittest.TestCase):
         after = curl(orch.url, "GET", f"/api/workflows/{wf['id']}/runs/{run['id']}", token=self.token).json()
         self.assertEqual((after["status"], after["output"], after["files"]), ("completed", done["output"], done["files"]),
                          "the run itself is kept")
+        self.assertFalse(after["stream_available"], "the console no longer offers its activity")
         with sqlite3.connect(os.path.join(self.stack.dir, "orch-data", "orchestrator.db"), timeout=30) as db:
             row = db.execute("SELECT engine_cleanup_pending, engine_thread_deleted_at IS NOT NULL FROM runs WHERE id = ?",
                              (run["id"],)).fetchone()

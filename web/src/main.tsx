@@ -22,7 +22,7 @@ import { api } from "./api/client";
 import type { Profile } from "./api/types";
 
 /** The signed-in account from GET /api/me (fresh name and e-mail); the sign-in answer's copy
- *  until it arrives, or on a server without /api/me. */
+ *  until it arrives, or while the server cannot be reached. */
 function useProfile(session: Session): Pick<Profile, "name" | "email"> {
   const [me, setMe] = useState<Profile | null>(null);
   useEffect(() => {
@@ -30,7 +30,7 @@ function useProfile(session: Session): Pick<Profile, "name" | "email"> {
     api.me().then(
       (p) => live && setMe(p),
       () => {
-        /* older server, or offline: the session's user is shown */
+        /* offline: the session's user is shown */
       },
     );
     return () => {

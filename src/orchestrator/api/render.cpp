@@ -95,6 +95,7 @@ json render_run(const store::RunRecord& r, bool with_files) {
             {"output", opt(r.output)},
             {"error", opt(r.error)},
             {"failure_kind", opt(r.failure_kind)},
+            {"stream_available", !r.engine_cleanup_pending && !r.engine_thread_deleted_at},
             {"created_by_user_id", r.created_by_user_id},
             {"created_at", r.created_at},
             {"completed_at", opt(r.completed_at)}};

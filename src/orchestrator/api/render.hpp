@@ -40,7 +40,9 @@ nlohmann::json render_proposal(const ProposalView& p);
 /// Run without files (lists): {id, workflow_id, version (number|null: null = the draft),
 /// draft_revision|null, thread_id, status, input, output|null, error|null, failure_kind|null
 /// (why a failed run failed: engine_failed, engine_gone, engine_unreachable, engine_rejected,
-/// expired, invalid_result), created_by_user_id, created_at, completed_at|null}. Detail form adds `files` (engine file shape; null until completed).
+/// expired, invalid_result), stream_available (false once the engine thread is deleted or
+/// scheduled for deletion: the events can no longer be streamed), created_by_user_id,
+/// created_at, completed_at|null}. Detail form adds `files` (engine file shape; null until completed).
 nlohmann::json render_run(const store::RunRecord& r, bool with_files = false);
 
 /// {items: [render(x)...], next_cursor: string|null}.

@@ -2,10 +2,6 @@
 // console uses (docs/openapi.json). Same origin as the page, so no CORS; the bearer token
 // goes in the Authorization header. A 401 ends the session (back to sign-in with a message);
 // every other failure becomes an ApiError carrying the RFC 9457 problem details.
-//
-// Routes a server may not offer yet (runs, members, rename/delete, /api/me, one version,
-// proposals across workflows, retry) fail with `ApiError.routeMissing`; pages show
-// `unavailableWords` for them instead of a generic error.
 
 import { expire, getSession } from "../session";
 import type {
@@ -49,17 +45,6 @@ export class ApiError extends Error {
   get conflict(): boolean {
     return this.status === 409;
   }
-  /** The server has no such route at all (an older server): 404 from the router itself (problem
-   *  type about:blank, unlike a missing resource's `.../not-found`), or 405 on a known path. */
-  get routeMissing(): boolean {
-    const type = this.problem.type ?? "about:blank";
-    return (this.status === 404 && type === "about:blank") || this.status === 405;
-  }
-}
-
-/** The words for a feature whose route this server does not offer. */
-export function unavailableWords(feature: string): string {
-  return `${feature} is not available on this server yet: it does not offer the API for it. Ask your operator to upgrade ide-orchestrator.`;
 }
 
 /** Words a person can act on, for statuses whose problem details say nothing better. */

@@ -192,6 +192,10 @@ export interface Run {
   /** The entry agent's final message (completed runs). */
   output: string | null;
   error: string | null;
+  /** Why a failed run failed: engine_failed, engine_gone, engine_unreachable, engine_rejected, expired, invalid_result. */
+  failure_kind: string | null;
+  /** False once the engine thread is deleted (cancelled runs; finished runs after the retention): no activity to replay. */
+  stream_available: boolean;
   created_by_user_id: string;
   created_at: string;
   completed_at: string | null;

@@ -3,7 +3,7 @@
 // offers the way forward: refine again on the current draft with the same prompt.
 
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, unavailableWords } from "../api/client";
+import { ApiError, api } from "../api/client";
 import type { Proposal, RefinementStarted, Workflow } from "../api/types";
 import { DiffView } from "../components/DiffView";
 import { StreamView } from "../components/StreamView";
@@ -100,23 +100,8 @@ export function ProposalPage({ workflow, proposalId, live = false }: { workflow:
     [workflow.id],
   );
   // Re-run with the same prompt on the current draft: POST /retry (which links the two and
-  // rejects a conflicting completed proposal as superseded); a server without it gets a new
-  // refinement with the same prompt and context.
-  const againCall = useCallback(
-    async (pr: Proposal): Promise<RefinementStarted> => {
-      try {
-        return await api.retry(pr.id);
-      } catch (e) {
-        if (!(e instanceof ApiError && e.routeMissing)) throw e;
-        return api.startRefinement(workflow.id, {
-          user_prompt: pr.user_prompt,
-          context_file_path: pr.context_file_path ?? undefined,
-          context_selection: pr.context_selection ?? undefined,
-        });
-      }
-    },
-    [workflow.id],
-  );
+  // rejects a conflicting completed proposal as superseded).
+  const againCall = useCallback((pr: Proposal): Promise<RefinementStarted> => api.retry(pr.id), []);
   const again = useEngineStarter(againCall, onStarted, { failTitle: "The refinement could not be started again" });
   const refineAgain = () => p && again.start(p);
   const rerunId =
@@ -334,7 +319,6 @@ export function MyProposalsPage() {
     () => api.listWorkflows().then((p) => Object.fromEntries(p.items.map((w) => [w.id, w.name])) as Record<string, string>),
     [],
   );
-  const missing = list.error instanceof ApiError && list.error.routeMissing;
   return (
     <main id="main" class="page">
       <div class="page-head">
@@ -343,11 +327,7 @@ export function MyProposalsPage() {
           <p class="muted">Refinements you started, and the ones started in workflows you own, newest first.</p>
         </div>
       </div>
-      {missing ? (
-        <div class="banner banner-info" role="status">
-          <p>{unavailableWords("The list of your proposals across workflows")}</p>
-        </div>
-      ) : !list.data ? (
+      {!list.data ? (
         list.loading ? (
           <Loading label="Loading proposals…" />
         ) : (

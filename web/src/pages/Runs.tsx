@@ -1,10 +1,9 @@
 // Runs: try what the specification describes. Start a run of the deployed version, a published
 // version or the draft with a message (POST /api/workflows/{id}/runs), list the runs, and watch
 // one live (/api/ws/runs/{thread_id}) with its output and the files it wrote; cancel it.
-// A server without the runs API gets a clear "not available" message instead of an error.
 
 import { useCallback, useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, api, unavailableWords } from "../api/client";
+import { ApiError, api } from "../api/client";
 import type { Run, RunStarted, RunTarget, Workflow } from "../api/types";
 import { FileBrowser } from "../components/FileBrowser";
 import { renderMarkdown } from "../components/FileViewer";
@@ -18,14 +17,6 @@ import { href, navigate } from "../router";
 function targetWords(r: Pick<Run, "version" | "draft_revision">): string {
   if (r.version !== null && r.version !== undefined) return `version ${r.version}`;
   return r.draft_revision ? `the draft (revision ${r.draft_revision})` : "the draft";
-}
-
-function Unavailable() {
-  return (
-    <div class="banner banner-info" role="status" data-testid="runs-unavailable">
-      <p>{unavailableWords("Running a workflow")}</p>
-    </div>
-  );
 }
 
 /** The start form: which version runs, and the message to its entry agent. */
@@ -123,9 +114,7 @@ function StartRun({ workflow }: { workflow: Workflow }) {
 
 export function RunsPage({ workflow }: { workflow: Workflow }) {
   const runs = useAsync(() => api.listRuns(workflow.id), [workflow.id]);
-  const missing = runs.error instanceof ApiError && runs.error.routeMissing;
   const canRun = workflow.role !== "viewer";
-  if (missing) return <Unavailable />;
   const items = runs.data?.items ?? [];
   return (
     <div class="runs-layout">
@@ -183,7 +172,7 @@ export function RunPage({ workflow, runId, file }: { workflow: Workflow; runId: 
   useEffect(() => {
     if (processing) setShowActivity(true);
   }, [processing]);
-  const streamable = !!r && r.status !== "cancelled" && (processing || showActivity);
+  const streamable = !!r && r.stream_available && (processing || showActivity);
   const { view, state } = useLiveStream(r?.thread_id ?? "", streamable, "runs");
   const canAct = workflow.role !== "viewer";
   const cancel = useAction(async () => run.set(await api.cancelRun(workflow.id, runId)));
@@ -213,7 +202,6 @@ export function RunPage({ workflow, runId, file }: { workflow: Workflow; runId: 
 
   if (!r) {
     if (run.loading) return <Loading label="Loading the run…" />;
-    if (run.error instanceof ApiError && run.error.routeMissing) return <Unavailable />;
     return (
       <ErrorBanner error={run.error} title="This run could not be loaded">
         <a class="btn" href={href({ page: "runs", workflowId: workflow.id })}>
@@ -289,10 +277,15 @@ export function RunPage({ workflow, runId, file }: { workflow: Workflow; runId: 
           <StreamView view={view} state={state} label="Run activity" />
         </section>
       )}
-      {r.status !== "cancelled" && r.status !== "processing" && !showActivity && (
+      {!processing && !showActivity && r.stream_available && (
         <button type="button" class="btn btn-link" onClick={() => setShowActivity(true)}>
           Show what the agents did
         </button>
+      )}
+      {!processing && !r.stream_available && r.status !== "cancelled" && (
+        <p class="muted small" data-testid="run-activity-gone">
+          What the agents did is no longer kept: the engine's record of a run is deleted some time after it ends.
+        </p>
       )}
     </div>
   );

@@ -4,7 +4,7 @@
 // (PATCH/DELETE workflow, members) show a clear "not available" message.
 
 import { useState } from "preact/hooks";
-import { ApiError, api, unavailableWords } from "../api/client";
+import { api } from "../api/client";
 import type { Member, Role, Workflow } from "../api/types";
 import { getSession } from "../session";
 import { ErrorBanner, Loading, Notice, useAction, useAsync } from "../components/ui";
@@ -15,11 +15,6 @@ const roleWords: Record<Role, string> = {
   editor: "Editor: edits, refines, publishes, deploys and runs",
   viewer: "Viewer: reads only",
 };
-
-/** The error to show for a settings call: route-missing becomes the "not available" words. */
-function settingsError(e: unknown, feature: string): unknown {
-  return e instanceof ApiError && e.routeMissing ? new Error(unavailableWords(feature)) : e;
-}
 
 function Rename({ workflow, onChanged }: { workflow: Workflow; onChanged: () => void }) {
   const [name, setName] = useState(workflow.name);
@@ -62,7 +57,7 @@ function Rename({ workflow, onChanged }: { workflow: Workflow; onChanged: () => 
           onInput={(e) => setDescription(e.currentTarget.value)}
         />
       </label>
-      <ErrorBanner error={settingsError(save.error, "Renaming a workflow")} title="Not saved" />
+      <ErrorBanner error={save.error} title="Not saved" />
       {done && !dirty && <Notice kind="success">Saved.</Notice>}
       {!readOnly && (
         <div class="form-actions">
@@ -144,18 +139,13 @@ function Members({ workflow }: { workflow: Workflow }) {
     setEmail("");
     members.reload();
   });
-  const missing = members.error instanceof ApiError && members.error.routeMissing;
   const isOwner = workflow.role === "owner";
   return (
     <section class="card members" aria-labelledby="members-title">
       <h2 id="members-title" class="panel-title-lg">
         Members
       </h2>
-      {missing ? (
-        <div class="banner banner-info" role="status" data-testid="members-unavailable">
-          <p>{unavailableWords("Sharing a workflow")}</p>
-        </div>
-      ) : !members.data ? (
+      {!members.data ? (
         members.loading ? (
           <Loading label="Loading members…" />
         ) : (
@@ -221,7 +211,7 @@ function DeleteWorkflow({ workflow }: { workflow: Workflow }) {
       <p class="muted small">
         Its draft, proposals, versions and runs disappear for every member. Refinements and runs in progress are stopped.
       </p>
-      <ErrorBanner error={settingsError(del.error, "Deleting a workflow")} title="Not deleted" />
+      <ErrorBanner error={del.error} title="Not deleted" />
       {confirming ? (
         <div class="banner banner-warning" role="alert">
           <p>

@@ -2,7 +2,7 @@
 // its files (VersionPage), and go on to run it.
 
 import { useState } from "preact/hooks";
-import { ApiError, api, unavailableWords } from "../api/client";
+import { api } from "../api/client";
 import type { Deployment, Workflow } from "../api/types";
 import { getSession } from "../session";
 import { FileBrowser } from "../components/FileBrowser";
@@ -140,14 +140,6 @@ export function VersionPage({ workflow, number, file }: { workflow: Workflow; nu
   );
   if (!v) {
     if (version.loading) return <Loading label={`Loading version ${number}…`} />;
-    if (version.error instanceof ApiError && version.error.routeMissing) {
-      return (
-        <div class="banner banner-info" role="status">
-          <p>{unavailableWords("Viewing one version")}</p>
-          <div class="banner-actions">{back}</div>
-        </div>
-      );
-    }
     return (
       <ErrorBanner error={version.error} title={`Version ${number} could not be loaded`}>
         {back}
