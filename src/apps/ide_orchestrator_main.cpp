@@ -168,15 +168,17 @@ int main(int argc, char** argv) {
                    "Largest accepted request body")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   apps::env_option(*serve, "--orphan-ttl", "IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS", orphan_ttl_hours,
-                   "Hours after which a proposal still processing is failed, and a failed one's engine thread deleted")
+                   "Hours after which a proposal or workflow run still processing is failed; a proposal failed, or a "
+                   "run finished, this long ago has its engine thread deleted")
       ->check(CLI::PositiveNumber);
   apps::env_option(*serve, "--lease-ttl-seconds", "IDE_ORCHESTRATOR_LEASE_TTL_SECONDS", lease_ttl_seconds,
-                   "Seconds a replica's lease on a proposal it tracks lasts (renewed every third of it); another "
-                   "replica takes over a dead replica's proposals once their lease expired")
+                   "Seconds a replica's lease on a proposal or run it tracks lasts (renewed every third of it); another "
+                   "replica takes over a dead replica's proposals and runs once their lease expired")
       ->check(CLI::Range(0.3, 86400.0));
   apps::env_option(*serve, "--sweep-period-seconds", "IDE_ORCHESTRATOR_SWEEP_PERIOD_SECONDS", sweep_period_seconds,
-                   "Seconds between sweeps: orphans failed, engine threads of resolved proposals deleted, proposals "
-                   "failed while the engine was unreachable re-checked, unleased proposals taken over")
+                   "Seconds between sweeps: orphans failed, engine threads of resolved proposals and finished runs "
+                   "deleted, proposals failed while the engine was unreachable re-checked, unleased proposals and runs "
+                   "taken over")
       ->check(CLI::Range(0.05, 86400.0));
   apps::env_option(*serve, "--io-threads", "IDE_ORCHESTRATOR_IO_THREADS", io_threads,
                    "I/O threads of the HTTP server, and as many again for the engine streams followed (each thread "
