@@ -2,49 +2,22 @@
 
 #include <algorithm>
 
-#include <gtest/gtest.h>
-
-#include "core/util.hpp"
-#include "db_fixture.hpp"
-#include "orchestrator/domain/error.hpp"
-#include "orchestrator/domain/proposals.hpp"
 #include "orchestrator/domain/runs.hpp"
-#include "orchestrator/domain/users.hpp"
-#include "orchestrator/domain/workflows.hpp"
+#include "services_fixture.hpp"
 
-using namespace orchestrator::domain;
-using namespace std::chrono_literals;
-
-namespace {
-
-const TemplateLibrary& templates() {
-  static const TemplateLibrary lib(std::filesystem::path(PROJECT_SOURCE_DIR) / "config/templates");
-  return lib;
-}
-
-FileEntry F(std::vector<std::string> lines) {
-  return FileEntry{std::move(lines), "2026-01-01T00:00:00.000000Z", "2026-01-01T00:00:00.000000Z"};
-}
-
-}  // namespace
-
+/// The service fixture plus runs; refinements and runs share a per-user cap of 2.
 template <class Backend>
-class Runs : public orchestrator::testing::DbTest<Backend> {
+class Runs : public Services<Backend> {
  protected:
   void SetUp() override {
-    orchestrator::testing::DbTest<Backend>::SetUp();
+    Services<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    auto& db = this->db();
-    users = std::make_unique<UserService>(db, orchestrator::auth::PasswordParams::minimal());
-    workflows = std::make_unique<WorkflowService>(db, templates());
-    runs = std::make_unique<RunService>(db, ProposalLimits{2});
-    proposals = std::make_unique<ProposalService>(db, ProposalLimits{2});
-    alice = users->create("alice-" + core::random_hex(4) + "@example.com", "Alice", "password-alice").id;
-    bob = users->create("bob-" + core::random_hex(4) + "@example.com", "Bob", "password-bob").id;
+    runs = std::make_unique<RunService>(this->db(), ProposalLimits{2});
+    this->proposals = std::make_unique<ProposalService>(this->db(), ProposalLimits{2});
     CreateWorkflowInput in;
     in.name = "runs";
     in.template_name = "single-agent";
-    wf = workflows->create(alice, in).workflow.id;
+    wf = this->workflows->create(this->alice, in).workflow.id;
   }
 
   StartRunInput input(RunTarget target = {}) {
@@ -55,11 +28,8 @@ class Runs : public orchestrator::testing::DbTest<Backend> {
     return in;
   }
 
-  std::unique_ptr<UserService> users;
-  std::unique_ptr<WorkflowService> workflows;
   std::unique_ptr<RunService> runs;
-  std::unique_ptr<ProposalService> proposals;
-  std::string alice, bob, wf;
+  std::string wf;
 };
 
 TYPED_TEST_SUITE(Runs, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
