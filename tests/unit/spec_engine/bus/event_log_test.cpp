@@ -227,6 +227,9 @@ TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
       durable([&](Completion d) { run->checkpoint({{"step", 2}}, std::move(d)); }),
       Fenced);
   EXPECT_TRUE(run->fenced());
+  // The writer marks the run fenced before it runs the hook, so a write refused in between can
+  // reach the caller first.
+  for (int i = 0; i < 500 && fenced_hook.load() == 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(fenced_hook, 1);
   run->emit("on_state_update", {{"step", 3}});  // dropped
   EXPECT_THROW(durable([&](Completion d) { run->finish("completed", {}, {}, "", std::move(d)); }),
