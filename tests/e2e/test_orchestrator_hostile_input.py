@@ -12,7 +12,7 @@ import os
 import tempfile
 import unittest
 
-from e2ekit import Stack, create_workflow, curl, refine, wait_proposal
+from e2ekit import Stack, create_workflow, curl, refine, wait_proposal, ws_follow
 from testkit import nested_arrays, nested_objects
 
 MIB = 1 << 20
@@ -146,6 +146,21 @@ class HostileInput(unittest.TestCase):
         self.assertEqual(r.status, 200, r.text[:500])
         p = self.refine_and_wait()
         self.assertEqual(p["status"], "completed", p.get("error"))
+
+    def test_a_big_draft_streams_to_the_browser_without_1013(self):
+        # Every state update carries the whole tree (here ~0.9 MB): one such event is larger than
+        # a browser's byte bound by itself and must never close a reader that keeps up.
+        r = self.put_files({"/big.md": {"content": "z" * 900_000}})
+        self.assertEqual(r.status, 200, r.text[:500])
+        started = refine(self.orch, self.token, self.wid, prompt="Tidy up.")
+        self.assertEqual(started.status, 202, started.text)
+        events, close, resumes = ws_follow(self.orch, started.json()["thread_id"], self.token, timeout=60,
+                                           max_resumes=0)
+        self.assertEqual((close, resumes), (1000, 0), [e.get("event_type") for e in events][-5:])
+        self.assertEqual(events[-1]["event_type"], "end")
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        self.assertTrue(any(len(json.dumps(e)) > 900_000 for e in events), "no event carried the big file")
 
     def test_too_many_files_in_a_draft(self):
         files = {f"/f{i}.md": {"content": "x"} for i in range(400)}

@@ -150,11 +150,6 @@ bool Follower::append(const EventPtr& ev) {
       if (!s->too_slow && ev->seq > s->cursor) {
         ++s->behind_frames;
         s->behind_bytes += w;
-        if (s->behind_frames > s->options.max_behind_frames || s->behind_bytes > s->options.max_behind_bytes) {
-          s->too_slow = true;
-          slow_counter().inc();
-          if (s->options.on_too_slow) dropped.push_back(s->options.on_too_slow);
-        }
       }
       s->signal.notify();
     }
@@ -172,6 +167,20 @@ bool Follower::append(const EventPtr& ev) {
       base_seq = old->seq;
       log_bytes -= ow;
       log.pop_front();
+    }
+    // Checked after eviction, on what the subscriber still has to take from memory. The byte
+    // bound needs two events or more: one event, however large (a state update carrying a big
+    // tree of files), never makes a subscriber that reads at once "too slow".
+    for (auto* s : subs) {
+      if (s->too_slow) continue;
+      const bool frames = s->behind_frames > s->options.max_behind_frames;
+      const bool bytes = s->behind_frames > 1 && s->behind_bytes > s->options.max_behind_bytes;
+      if (frames || bytes) {
+        s->too_slow = true;
+        slow_counter().inc();
+        if (s->options.on_too_slow) dropped.push_back(s->options.on_too_slow);
+        s->signal.notify();
+      }
     }
   }
   for (auto& cb : dropped) {

@@ -56,8 +56,11 @@ struct FollowOptions {
 
 /// Limits and hooks of one subscriber.
 struct SubscribeOptions {
-  /// Live events (arrived after subscribing) not yet taken with next(); beyond either bound the
-  /// subscriber is dropped: next() yields Item::Kind::too_slow. Defaults: never dropped.
+  /// Live events (arrived after subscribing) still in memory and not yet taken with next();
+  /// beyond max_behind_frames, or beyond max_behind_bytes with at least two events behind (a
+  /// single event of any size never counts as slow), the subscriber is dropped: next() yields
+  /// Item::Kind::too_slow. Events evicted from memory stop counting (they come from a catch-up
+  /// stream). Defaults: never dropped.
   std::size_t max_behind_frames = std::numeric_limits<std::size_t>::max();
   std::size_t max_behind_bytes = std::numeric_limits<std::size_t>::max();
   /// Called once when the subscriber is dropped as too slow, on the follower's I/O thread (keep it
