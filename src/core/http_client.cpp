@@ -312,6 +312,7 @@ Task<Exchange> exchange_on(Stream& s, Conn& conn, const ClientRequest& req, cons
   if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::string_body> p;
   p.body_limit(kMaxResponseBody);
+  p.skip(req.method == "HEAD");  // RFC 9110 §9.3.2: no body follows, whatever Content-Length says
   lowest.expires_at(deadline);
   co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) throw io_error(ec, "reading the response", stop.stop_requested());
@@ -343,6 +344,7 @@ Task<Exchange> stream_on(Stream& s, Conn& conn, const ClientRequest& req, const 
   if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::buffer_body> p;
   p.body_limit(boost::none);
+  p.skip(req.method == "HEAD");
   lowest.expires_at(step_deadline());
   co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
   if (ec) throw io_error(ec, "reading the response header", stop.stop_requested());

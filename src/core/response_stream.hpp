@@ -48,7 +48,9 @@ class ResponseStream {
   /// output). Throws std::logic_error when the response was already started.
   virtual async::Task<bool> respond(const Response& response) = 0;
 
-  /// Triggered when the client went away, a write failed or timed out, or the server is stopping.
+  /// Triggered when the client went away, a write failed or timed out, or the server is stopping;
+  /// for a HEAD request also once start() sent the header fields (RFC 9110 §9.3.2: there is no
+  /// body, write() returns false).
   virtual std::stop_token stop_token() const = 0;
   /// True once the client is known to be gone (a write failed, or the peer closed its side).
   virtual bool client_gone() const = 0;

@@ -73,6 +73,23 @@ void Router::add_stream(std::string method, std::string pattern, StreamHandler h
 }
 
 RouteMatch Router::match(const std::string& method, const std::string& path, bool is_upgrade) const {
+  RouteMatch m = match_exact(method, path, is_upgrade);
+  if (method == "HEAD" && !m.handler && !m.stream_handler && !m.ws_handler) {
+    // RFC 9110 §9.3.2: HEAD is answered wherever GET is, by the GET route (the server sends
+    // its status and header fields without the body).
+    RouteMatch get = match_exact("GET", path, false);
+    if (get.handler || get.stream_handler) return get;
+  }
+  // HEAD is allowed wherever GET is (RFC 9110 §9.3.2, §10.2.1 Allow).
+  const auto& allowed = m.allowed_methods;
+  const auto get_at = std::find(allowed.begin(), allowed.end(), "GET");
+  if (get_at != allowed.end() && std::find(allowed.begin(), allowed.end(), "HEAD") == allowed.end()) {
+    m.allowed_methods.insert(get_at + 1, "HEAD");
+  }
+  return m;
+}
+
+RouteMatch Router::match_exact(const std::string& method, const std::string& path, bool is_upgrade) const {
   RouteMatch m;
   const auto segs = split_path(path);
   // Literal routes win over captures: prefer the match with the most literal segments.

@@ -68,7 +68,10 @@ class Router {
   void add_ws(std::string pattern, WsHandler handler);
   /// Registers a streaming handler for `method` and `pattern` (listed by routes() like add()).
   void add_stream(std::string method, std::string pattern, StreamHandler handler);
-  /// Finds the route for method+path. WebSocket routes match only when `is_upgrade`.
+  /// Finds the route for method+path. WebSocket routes match only when `is_upgrade`. A HEAD
+  /// request without a HEAD route of its own gets the GET route (RFC 9110 §9.3.2: the server
+  /// then sends the GET response's status and header fields without the body), and
+  /// `allowed_methods` lists HEAD right after GET wherever GET is allowed.
   RouteMatch match(const std::string& method, const std::string& path, bool is_upgrade) const;
 
   /// One registered route, for introspection (OpenAPI coverage tests).
@@ -87,6 +90,9 @@ class Router {
     WsHandler ws_handler;
     StreamHandler stream_handler;
   };
+  /// match() without the HEAD-as-GET rule.
+  RouteMatch match_exact(const std::string& method, const std::string& path, bool is_upgrade) const;
+
   std::vector<Route> routes_;
 };
 

@@ -481,17 +481,21 @@ asio::awaitable<void> Server::Impl::accept_loop() {
 
 namespace {
 
-/// Builds the Beast response for `r` (adds X-Request-Id, Content-Length).
+/// Builds the Beast response for `r` (adds X-Request-Id, Content-Length). For a HEAD request
+/// (`head`) the header fields are those of the full response, Content-Length included, and no
+/// body is sent (RFC 9110 §9.3.2; a handler's own Content-Length with an empty body is kept).
 bhttp::response<bhttp::string_body> to_beast(const Response& r, const std::string& request_id, unsigned version,
-                                             bool keep_alive) {
+                                             bool keep_alive, bool head = false) {
   bhttp::response<bhttp::string_body> res;
   res.version(version);
   res.result(static_cast<unsigned>(r.status));
   for (const auto& [k, v] : r.headers.fields()) res.insert(k, v);
   if (!request_id.empty()) res.set("X-Request-Id", request_id);
-  res.body() = r.body;
   res.keep_alive(keep_alive);
+  if (head && r.body.empty() && r.headers.get("Content-Length")) return res;
+  res.body() = r.body;
   res.prepare_payload();
+  if (head) res.body().clear();  // the serializer writes the header fields and nothing after them
   return res;
 }
 
@@ -516,6 +520,7 @@ class StreamImpl final : public ResponseStream {
         version_(version),
         chunked_(version >= 11),
         keep_alive_(keep_alive && version >= 11),
+        head_(request.method == "HEAD"),
         write_timeout_(write_timeout),
         pool_(pool),
         middleware_(middleware),
@@ -547,6 +552,12 @@ class StreamImpl final : public ResponseStream {
     error_code ec;
     stream_.expires_after(write_timeout_);
     co_await bhttp::async_write_header(stream_, sr, asio::redirect_error(asio::use_awaitable, ec));
+    if (head_) {
+      // HEAD (RFC 9110 §9.3.2): the header fields are the whole response; the handler's writes
+      // are dropped and its stop token tells it to end.
+      finished_ = true;
+      stop_.request_stop();
+    }
     co_return done_writing(ec);
   }
 
@@ -587,7 +598,7 @@ class StreamImpl final : public ResponseStream {
     Response r = response;
     co_await run_after_hook(r);
     status_ = r.status;
-    auto res = to_beast(r, request_.request_id, version_, keep_alive_);
+    auto res = to_beast(r, request_.request_id, version_, keep_alive_, head_);
     error_code ec;
     stream_.expires_after(write_timeout_);
     co_await bhttp::async_write(stream_, res, asio::redirect_error(asio::use_awaitable, ec));
@@ -688,6 +699,7 @@ class StreamImpl final : public ResponseStream {
   unsigned version_;
   bool chunked_;
   bool keep_alive_;
+  bool head_;  // a HEAD request: no body is ever sent
   std::chrono::milliseconds write_timeout_;
   asio::thread_pool& pool_;
   const Middleware& middleware_;
@@ -796,9 +808,13 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
     request.request_id = core::uuid4();
 
     // Sends an error answer produced by the server itself (never reaches a handler) and closes.
-    auto fail = [&](int status, const std::string& title, const std::string& detail) -> asio::awaitable<void> {
+    // 413 problems name the limit in bytes (docs/json-input.md).
+    const nlohmann::json no_extra = nlohmann::json::object();
+    const nlohmann::json body_limit = {{"limit", opts.max_body_bytes}};
+    auto fail = [&](int status, const std::string& title, const std::string& detail,
+                    const nlohmann::json& extra) -> asio::awaitable<void> {
       if (request.method.empty()) request.method = "UNKNOWN";
-      Response r = Response::problem(status, title, detail);
+      Response r = Response::problem(status, title, detail, extra);
       auto res = to_beast(r, request.request_id, 11, false);
       record(request, "unmatched", status, started_at);
       error_code wec;
@@ -810,20 +826,21 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
       if (ec == bhttp::error::body_limit) {
         parse_target(parser.get(), request);
         co_await fail(413, "Payload Too Large",
-                      "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.");
+                      "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.",
+                      body_limit);
       } else if (ec == bhttp::error::header_limit) {
         // RFC 6585 §5: the header section is too large.
         co_await fail(431, "Request Header Fields Too Large",
-                      "The request's header section exceeds the limit of 16384 bytes.");
+                      "The request's header section exceeds the limit of 16384 bytes.", no_extra);
       } else if (ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category() &&
                  ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message) {
-        co_await fail(400, "Bad Request", "The request could not be parsed as HTTP/1.1.");
+        co_await fail(400, "Bad Request", "The request could not be parsed as HTTP/1.1.", no_extra);
       }
       break;  // timeout, disconnect or protocol error: close the connection
     }
 
     if (!parse_target(parser.get(), request)) {
-      co_await fail(400, "Bad Request", "The request target is malformed.");
+      co_await fail(400, "Bad Request", "The request target is malformed.", no_extra);
       break;
     }
     if (parser.get()[bhttp::field::expect] == "100-continue") {
@@ -838,9 +855,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
       if (ec) {
         if (ec == bhttp::error::body_limit) {
           co_await fail(413, "Payload Too Large",
-                        "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.");
+                        "The request body exceeds the limit of " + std::to_string(opts.max_body_bytes) + " bytes.",
+                        body_limit);
         } else if (!is_disconnect(ec) && ec != bhttp::error::partial_message) {
-          co_await fail(400, "Bad Request", "The request body could not be read: " + ec.message());
+          co_await fail(400, "Bad Request", "The request body could not be read: " + ec.message(), no_extra);
         }
         break;
       }
@@ -947,8 +965,9 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
               allow += (allow.empty() ? "" : ", ") + m;
               get_listed = get_listed || m == "GET";
             }
-            // A plain GET on a WebSocket-only path needs the Upgrade handshake (RFC 9110 §15.5.22).
-            const bool only_get_ws = request.method == "GET" && !upgrade && get_listed;
+            // A plain GET (or HEAD) on a WebSocket-only path needs the Upgrade handshake
+            // (RFC 9110 §15.5.22).
+            const bool only_get_ws = (request.method == "GET" || request.method == "HEAD") && !upgrade && get_listed;
             if (only_get_ws) {
               r = Response::problem(426, "Upgrade Required", "This endpoint only accepts WebSocket connections.");
               r.headers.set("Upgrade", "websocket");
@@ -971,7 +990,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
     }
 
     const bool keep_alive = req.keep_alive() && !stopping;
-    auto res = to_beast(response, request.request_id, req.version(), keep_alive);
+    auto res = to_beast(response, request.request_id, req.version(), keep_alive, request.method == "HEAD");
     // Recorded before the write, so a client that saw the response also sees it in /metrics.
     record(request, route, response.status, started_at);
     stream.expires_after(opts.read_timeout);

@@ -36,7 +36,9 @@ struct Middleware {
 
 /// The server. Construct, then start(); stop() closes listeners and open connections.
 /// Unknown path -> 404, wrong method -> 405 (with Allow), body too large -> 413,
-/// malformed HTTP -> 400; all as problem details. Each request is logged as one
+/// malformed HTTP -> 400; all as problem details. HEAD is answered wherever GET is, by the GET
+/// route, with the same status and header fields (Content-Length of the GET body) and no body
+/// (RFC 9110 §9.3.2; see Router::match). Each request is logged as one
 /// JSON line and counted in http_requests_total / http_request_duration_seconds
 /// (a streamed response when it ends, its duration the whole stream).
 class Server {

@@ -51,7 +51,7 @@ TEST(Router, WrongMethodReportsAllowed) {
   auto m = r.match("POST", "/x/1", false);
   EXPECT_EQ(m.handler, nullptr);
   EXPECT_TRUE(m.path_exists);
-  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"GET", "DELETE"}));
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"GET", "HEAD", "DELETE"}));
 }
 
 TEST(Router, WebSocketRoutesNeedUpgrade) {
@@ -112,8 +112,50 @@ TEST(Router, StreamRoutesMatchByMethodAndAreListed) {
   EXPECT_NE(m.handler, nullptr);
   m = r.match("DELETE", "/v1/chat/completions", false);
   EXPECT_TRUE(m.path_exists);
-  EXPECT_EQ(m.allowed_methods.size(), 2u);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"POST", "GET", "HEAD"}));
   const auto routes = r.routes();
   ASSERT_EQ(routes.size(), 2u);
   EXPECT_EQ(routes[0].method, "POST");
+}
+
+// RFC 9110 §9.3.2: HEAD is allowed wherever GET is; without a HEAD route of its own it is
+// answered by the GET route, and Allow lists HEAD wherever it lists GET.
+TEST(Router, HeadIsAnsweredByTheGetRoute) {
+  Router r;
+  r.add("GET", "/x/{id}", ok(1));
+  r.add("POST", "/x/{id}", ok(2));
+  r.add("POST", "/only-post", ok(3));
+  r.add_stream("GET", "/s", [](Request&, ResponseStream&) -> core::async::Task<void> { co_return; });
+  r.add_ws("/ws/{id}", [](Request&) { return WsAccept{}; });
+
+  auto m = r.match("HEAD", "/x/7", false);
+  ASSERT_NE(m.handler, nullptr);
+  Request req;
+  EXPECT_EQ((*m.handler)(req).body, R"({"n":1})");
+  EXPECT_EQ(m.params.at("id"), "7");
+  EXPECT_EQ(m.pattern, "/x/{id}");
+  EXPECT_NE(r.match("HEAD", "/s", false).stream_handler, nullptr);
+
+  // 405 answers list HEAD right after GET, and never without GET.
+  m = r.match("DELETE", "/x/7", false);
+  EXPECT_TRUE(m.path_exists);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"GET", "HEAD", "POST"}));
+  m = r.match("HEAD", "/only-post", false);
+  EXPECT_EQ(m.handler, nullptr);
+  EXPECT_TRUE(m.path_exists);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"POST"}));
+  EXPECT_FALSE(r.match("HEAD", "/nowhere", false).path_exists);
+
+  // A WebSocket route answers only the GET upgrade: HEAD matches nothing but is allowed there
+  // (the server answers 426 like a plain GET).
+  m = r.match("HEAD", "/ws/1", false);
+  EXPECT_EQ(m.ws_handler, nullptr);
+  EXPECT_EQ(m.handler, nullptr);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"GET", "HEAD"}));
+
+  // An explicit HEAD route wins over GET.
+  r.add("HEAD", "/x/{id}", ok(4));
+  EXPECT_EQ((*r.match("HEAD", "/x/7", false).handler)(req).body, R"({"n":4})");
+  // HEAD routes are not invented for introspection.
+  EXPECT_EQ(r.routes().size(), 6u);
 }

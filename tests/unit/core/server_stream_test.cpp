@@ -259,6 +259,37 @@ TEST_F(StreamTest, KeepAliveConnectionServesRequestsAfterAStream) {
   EXPECT_EQ(client.connections_opened(), 1u);
 }
 
+// RFC 9110 §9.3.2: HEAD on a streaming GET route sends the status and header fields only; the
+// handler's stop token ends its wait at once and the connection serves the next request.
+TEST_F(StreamTest, HeadSendsTheHeaderFieldsAndStopsTheHandler) {
+  const int fd = connect_loopback(server->port());
+  ASSERT_GE(fd, 0);
+  send_all(fd, "HEAD /sse/idle HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  ASSERT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
+  const auto head_end = got.find("\r\n\r\n");
+  ASSERT_NE(head_end, std::string::npos);
+  EXPECT_NE(got.substr(0, head_end).find("X-After: 1"), std::string::npos) << got;
+  // No chunk of "hello", no last-chunk: the next bytes are the answer to the GET.
+  EXPECT_EQ(got.substr(head_end + 4, 12), "HTTP/1.1 200") << got;
+  EXPECT_EQ(got.substr(got.size() - 5), "plain");
+  EXPECT_TRUE(eventually([&] { return obs.finished.load() == 1; }, 5s));
+  EXPECT_TRUE(obs.stopped.load());
+
+  // A respond() answer to HEAD keeps its Content-Length and drops its body.
+  const std::string r = raw_exchange(server->port(), "HEAD /sse/respond HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  ASSERT_EQ(r.rfind("HTTP/1.1 400", 0), 0u) << r;
+  EXPECT_NE(r.find("Content-Length: "), std::string::npos) << r;
+  EXPECT_EQ(r.substr(r.size() - 4), "\r\n\r\n") << r;
+}
+
 TEST_F(StreamTest, HandlerLearnsTheClientLeftWhileItWaits) {
   // The handler sleeps 60 s on its stop token after one chunk; the client aborts after that
   // chunk. Only the server noticing the closed connection can wake the handler early.

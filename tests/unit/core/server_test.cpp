@@ -60,6 +60,44 @@ void read_request_head(int fd) {
   }
 }
 
+/// Reads from `fd` into `buf` until it holds `n` bytes or the peer closed. False when closed first.
+bool read_at_least(int fd, std::string& buf, std::size_t n) {
+  char chunk[4096];
+  while (buf.size() < n) {
+    const auto got = ::recv(fd, chunk, sizeof chunk, 0);
+    if (got <= 0) return false;
+    buf.append(chunk, static_cast<std::size_t>(got));
+  }
+  return true;
+}
+
+/// One response on a raw connection: its header section, and the body as framed by its
+/// Content-Length when `with_body` (a response to HEAD has none whatever its Content-Length).
+struct RawResponse {
+  std::string head;
+  std::size_t content_length = 0;
+  std::string body;
+};
+
+/// Takes the next response out of `buf` (reading `fd` as needed); bytes after it stay in `buf`.
+RawResponse next_response(int fd, std::string& buf, bool with_body) {
+  RawResponse r;
+  while (buf.find("\r\n\r\n") == std::string::npos) {
+    if (!read_at_least(fd, buf, buf.size() + 1)) return r;
+  }
+  const auto end = buf.find("\r\n\r\n");
+  r.head = buf.substr(0, end);
+  buf.erase(0, end + 4);
+  const auto cl = r.head.find("Content-Length: ");
+  if (cl != std::string::npos) r.content_length = std::stoul(r.head.substr(cl + 16));
+  if (with_body) {
+    read_at_least(fd, buf, r.content_length);
+    r.body = buf.substr(0, r.content_length);
+    buf.erase(0, r.content_length);
+  }
+  return r;
+}
+
 }  // namespace
 
 class ServerTest : public ::testing::Test {
@@ -373,4 +411,68 @@ TEST_F(ServerTest, NumericHostsSkipLookupAndNamesHonourTheDeadline) {
     EXPECT_TRUE(e.kind() == ClientErrorKind::resolve || e.kind() == ClientErrorKind::timeout) << e.what();
   }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms);
+}
+
+// RFC 9110 §9.3.2: HEAD gets the GET route's status and header fields, Content-Length of the
+// GET body included, and no body. Checked on one keep-alive connection: any body byte after a
+// HEAD answer would be read as the start of the next response.
+TEST_F(ServerTest, HeadAnswersLikeGetWithoutABody) {
+  const int fd = connect_loopback(server->port());
+  ASSERT_GE(fd, 0);
+  std::string buf;
+  send_all(fd, "GET /items/42?q=x HTTP/1.1\r\nHost: x\r\n\r\n");
+  const RawResponse get = next_response(fd, buf, true);
+  ASSERT_EQ(get.head.substr(0, 12), "HTTP/1.1 200") << get.head;
+  ASSERT_GT(get.content_length, 0u);
+
+  // HEAD, then a plain GET pipelined behind it.
+  send_all(fd, "HEAD /items/42?q=x HTTP/1.1\r\nHost: x\r\n\r\nGET /items/43 HTTP/1.1\r\nHost: x\r\n\r\n");
+  const RawResponse head = next_response(fd, buf, false);
+  EXPECT_EQ(head.head.substr(0, 12), "HTTP/1.1 200") << head.head;
+  EXPECT_EQ(head.content_length, get.content_length);  // same body length (the ids are per request)
+  EXPECT_NE(head.head.find("Content-Type: application/json"), std::string::npos) << head.head;
+  EXPECT_NE(head.head.find("X-After: 1"), std::string::npos) << head.head;  // middleware ran
+  const RawResponse next = next_response(fd, buf, true);
+  EXPECT_EQ(next.head.substr(0, 12), "HTTP/1.1 200") << "body bytes followed the HEAD answer: " << next.head;
+  EXPECT_EQ(nlohmann::json::parse(next.body)["id"], "43");
+
+  // Errors too: 404, 405 with Allow, 401 from the middleware, 500 -- each without its body.
+  send_all(fd, "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n");
+  auto r = next_response(fd, buf, false);
+  EXPECT_EQ(r.head.substr(0, 12), "HTTP/1.1 404") << r.head;
+  EXPECT_GT(r.content_length, 0u);
+  send_all(fd, "HEAD /echo HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = next_response(fd, buf, false);
+  EXPECT_EQ(r.head.substr(0, 12), "HTTP/1.1 405") << r.head;
+  EXPECT_NE(r.head.find("Allow: POST\r\n"), std::string::npos) << r.head;
+  send_all(fd, "HEAD /private HTTP/1.1\r\nHost: x\r\n\r\n");
+  r = next_response(fd, buf, false);
+  EXPECT_EQ(r.head.substr(0, 12), "HTTP/1.1 401") << r.head;
+  send_all(fd, "HEAD /boom HTTP/1.1\r\nHost: x\r\n\r\nGET /items/1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  r = next_response(fd, buf, false);
+  EXPECT_EQ(r.head.substr(0, 12), "HTTP/1.1 500") << r.head;
+  r = next_response(fd, buf, true);
+  EXPECT_EQ(r.head.substr(0, 12), "HTTP/1.1 200") << r.head;
+  // Nothing else on the connection.
+  EXPECT_FALSE(read_at_least(fd, buf, 1));
+  EXPECT_EQ(buf, "");
+  ::close(fd);
+
+  // Where GET is allowed, so is HEAD: the Allow of a 405 says so.
+  const auto del = call("DELETE", base(*server) + "/items/1");
+  EXPECT_EQ(del.status, 405);
+  EXPECT_EQ(del.headers.get("Allow"), "GET, HEAD");
+  // The blocking client reads a HEAD answer without waiting for a body.
+  const auto h = call("HEAD", base(*server) + "/items/1");
+  EXPECT_EQ(h.status, 200);
+  EXPECT_EQ(h.body, "");
+}
+
+// The 413 problem names the limit in bytes (docs/json-input.md).
+TEST_F(ServerTest, BodyTooLargeNamesTheLimit) {
+  const auto r = call("POST", base(*server) + "/echo", std::string(2000, 'x'));
+  ASSERT_EQ(r.status, 413);
+  const auto j = nlohmann::json::parse(r.body);
+  EXPECT_EQ(j["limit"], 1024);
+  EXPECT_EQ(j["status"], 413);
 }

@@ -178,6 +178,16 @@ TEST_F(WsTest, PlainGetOnWebSocketRouteIsRefused) {
   r.url = "http://127.0.0.1:" + std::to_string(server->port()) + "/echo";
   auto res = request(r);
   EXPECT_EQ(res.status, 426);
+  // HEAD is allowed wherever GET is (RFC 9110 §9.3.2): the same 426, without a body.
+  r.method = "HEAD";
+  res = request(r);
+  EXPECT_EQ(res.status, 426);
+  EXPECT_EQ(res.headers.get("Upgrade"), "websocket");
+  EXPECT_EQ(res.body, "");
+  r.method = "POST";
+  res = request(r);
+  EXPECT_EQ(res.status, 405);
+  EXPECT_EQ(res.headers.get("Allow"), "GET, HEAD");
 }
 
 TEST_F(WsTest, StopClosesOpenSocketsWith1001) {
