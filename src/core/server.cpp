@@ -192,9 +192,18 @@ struct Server::Impl {
 /// one writer coroutine, both on the connection's strand. Public methods are thread-safe.
 class WsConnImpl final : public WsConnection, public std::enable_shared_from_this<WsConnImpl> {
  public:
-  WsConnImpl(std::shared_ptr<IoState> io, websocket::stream<beast::tcp_stream> ws)
-      : io_(std::move(io)), ws_(std::move(ws)), wake_(ws_.get_executor()), writable_(ws_.get_executor()) {
+  /// `max_message_bytes`: largest message accepted from the peer (see run()).
+  WsConnImpl(std::shared_ptr<IoState> io, websocket::stream<beast::tcp_stream> ws, std::size_t max_message_bytes)
+      : io_(std::move(io)),
+        ws_(std::move(ws)),
+        wake_(ws_.get_executor()),
+        writable_(ws_.get_executor()),
+        max_message_bytes_(max_message_bytes) {
     wake_.expires_at(Clock::time_point::max());
+    // The bound is enforced by run(), not by Beast: Beast fails an oversized message by sending
+    // 1009 and closing the socket while the peer is still sending, so the peer's TCP stack
+    // answers with a reset and the peer never reads the close frame (it sees 1006).
+    ws_.read_message_max(0);
   }
   ~WsConnImpl() override { fire_close(); }
 
@@ -304,22 +313,41 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     open_returned_ = true;
   }
 
-  /// Reader loop; returns when the connection is finished. Runs on the strand.
+  /// Reader loop; returns when the connection is finished. Runs on the strand. A message larger
+  /// than max_message_bytes closes the connection with 1009 "message too big" (RFC 6455
+  /// §7.4.1): the close frame goes out through the writer, and reading goes on, discarding, until
+  /// the peer's close frame (within the close handshake timeout), so the peer reads our close.
   asio::awaitable<void> run() {
     auto self = shared_from_this();
     asio::co_spawn(ws_.get_executor(), writer(), asio::detached);
+    constexpr std::size_t kReadPiece = 64 * 1024;
+    beast::flat_buffer buf;
+    bool discarding = false;  // after a message too big: nothing more is delivered
     for (;;) {
-      beast::flat_buffer buf;
       error_code ec;
-      co_await ws_.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+      co_await ws_.async_read_some(buf, kReadPiece, asio::redirect_error(asio::use_awaitable, ec));
       if (ec) {
         if (ec != websocket::error::closed && !is_disconnect(ec)) {
           log::debug("websocket_read_failed", {{"error", ec.message()}});
         }
         break;
       }
-      if (!ws_.got_text()) continue;  // binary frames are not part of the protocol here
+      if (!discarding && buf.size() > max_message_bytes_) {
+        log::info("websocket_message_too_big", {{"limit", max_message_bytes_}});
+        close(1009, "message too big; the limit is " + std::to_string(max_message_bytes_) + " bytes");
+        discarding = true;
+      }
+      if (discarding) {
+        buf.clear();
+        continue;
+      }
+      if (!ws_.is_message_done()) continue;
+      if (!ws_.got_text()) {  // binary frames are not part of the protocol here
+        buf.clear();
+        continue;
+      }
       std::string msg = beast::buffers_to_string(buf.data());
+      buf.clear();
       std::function<void(const std::string&)> cb;
       {
         std::lock_guard lk(mu_);
@@ -420,6 +448,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   websocket::stream<beast::tcp_stream> ws_;
   asio::steady_timer wake_;
   async::Signal writable_;  // notified after each written frame and when the connection ends
+  std::size_t max_message_bytes_;
   mutable std::mutex mu_;
   std::deque<std::string> queue_;
   std::size_t queued_bytes_ = 0;  // payload bytes in queue_
@@ -1030,7 +1059,7 @@ asio::awaitable<void> Server::Impl::run_websocket(beast::tcp_stream stream, bhtt
   const std::string route = router.match(request.method, request.path, true).pattern;
   record(request, route.empty() ? "unmatched" : route, 101, started_at);
 
-  auto conn = std::make_shared<WsConnImpl>(io, std::move(ws));
+  auto conn = std::make_shared<WsConnImpl>(io, std::move(ws), opts.ws_max_message_bytes);
   std::uint64_t id = 0;
   {
     std::lock_guard lk(ws_mu);

@@ -21,6 +21,9 @@ struct ServerOptions {
   std::chrono::seconds read_timeout{30};  ///< header+body read deadline per request
   std::chrono::seconds idle_timeout{60};  ///< keep-alive idle deadline
   std::chrono::seconds ws_ping_interval{20};  ///< WebSocket ping cadence; peer dropped after 2 missed pongs
+  /// Largest WebSocket message a peer may send; a larger one closes the connection with 1009
+  /// "message too big" (RFC 6455 §7.4.1), after the close handshake (read_timeout at most).
+  std::size_t ws_max_message_bytes = 16u << 20;
   /// Deadline of one write of a streamed response (Router::add_stream): a client that stops
   /// reading fails the write and the handler's stop token is triggered.
   std::chrono::milliseconds stream_write_timeout{30000};

@@ -94,6 +94,7 @@ class WsTest : public ::testing::Test {
     });
     ServerOptions o;
     o.ws_ping_interval = 1s;
+    o.ws_max_message_bytes = 1u << 20;
     server = std::make_unique<Server>(o, std::move(r));
     server->start();
   }
@@ -171,6 +172,24 @@ TEST_F(WsTest, SubprotocolIsEchoed) {
   c->send("x");
   EXPECT_EQ(c->read(3s), "echo:x");
   c->close();
+}
+
+// RFC 6455 §7.4.1: a message over the limit is answered with close 1009, and the peer reads it
+// (it used to see an abrupt 1006: the socket was closed while it was still sending).
+TEST_F(WsTest, MessageTooBigClosesWith1009) {
+  auto c = WsClient::connect(url("/echo"), {}, 5s);
+  const std::string at_limit(1u << 20, 'a');
+  c->send(at_limit);
+  const auto echoed = c->read(5s);
+  ASSERT_TRUE(echoed.has_value());
+  EXPECT_EQ(echoed->size(), at_limit.size() + 5);
+  c->send(std::string(20u << 20, 'b'));  // 20 MiB, as a client did
+  EXPECT_FALSE(c->read(10s).has_value());
+  EXPECT_EQ(c->close_code(), 1009);
+  EXPECT_TRUE(eventually([&] { return closed.load() == 1; }));
+  ASSERT_TRUE(inbox.wait_for(1, 1s));
+  EXPECT_EQ(inbox.msgs.size(), 1u);  // the big message never reached the handler
+  EXPECT_TRUE(eventually([&] { return server->websocket_count() == 0; }));
 }
 
 TEST_F(WsTest, PlainGetOnWebSocketRouteIsRefused) {
