@@ -17,6 +17,101 @@ bool iequals(std::string_view a, std::string_view b) {
   return true;
 }
 
+namespace {
+
+/// tchar of RFC 9110 §5.6.2.
+bool is_tchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+/// Reads a token at `i`; empty when there is none.
+std::string_view read_token(std::string_view s, std::size_t& i) {
+  const std::size_t start = i;
+  while (i < s.size() && is_tchar(s[i])) ++i;
+  return s.substr(start, i - start);
+}
+
+void skip_ows(std::string_view s, std::size_t& i) {
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+}
+
+std::string lowered(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = lower(c);
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::string> MediaType::parameter(std::string_view name) const {
+  for (const auto& [k, v] : parameters) {
+    if (k == name) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<MediaType> parse_media_type(std::string_view s) {
+  std::size_t i = 0;
+  skip_ows(s, i);
+  MediaType m;
+  const auto type = read_token(s, i);
+  if (type.empty() || i >= s.size() || s[i] != '/') return std::nullopt;
+  ++i;
+  const auto subtype = read_token(s, i);
+  if (subtype.empty()) return std::nullopt;
+  m.type = lowered(type);
+  m.subtype = lowered(subtype);
+  for (;;) {
+    skip_ows(s, i);
+    if (i == s.size()) return m;
+    if (s[i] != ';') return std::nullopt;
+    ++i;
+    skip_ows(s, i);
+    if (i == s.size() || s[i] == ';') continue;  // empty parameters are allowed
+    const auto name = read_token(s, i);
+    if (name.empty() || i >= s.size() || s[i] != '=') return std::nullopt;
+    ++i;
+    std::string value;
+    if (i < s.size() && s[i] == '"') {  // quoted-string with quoted-pairs (§5.6.4)
+      ++i;
+      bool closed = false;
+      while (i < s.size()) {
+        const char c = s[i++];
+        if (c == '"') {
+          closed = true;
+          break;
+        }
+        if (c == '\\') {
+          if (i == s.size()) return std::nullopt;
+          value += s[i++];
+        } else {
+          value += c;
+        }
+      }
+      if (!closed) return std::nullopt;
+    } else {
+      const auto v = read_token(s, i);
+      if (v.empty()) return std::nullopt;
+      value = std::string(v);
+    }
+    m.parameters.emplace_back(lowered(name), std::move(value));
+  }
+}
+
+bool is_json_media_type(const MediaType& media) {
+  if (media.type != "application") return false;
+  const bool json = media.subtype == "json" || (media.subtype.size() > 5 && media.subtype.ends_with("+json"));
+  if (!json) return false;
+  const auto charset = media.parameter("charset");
+  return !charset || iequals(*charset, "utf-8");
+}
+
+bool is_json_content_type(std::string_view content_type) {
+  const auto m = parse_media_type(content_type);
+  return m && is_json_media_type(*m);
+}
+
 std::optional<std::string> Headers::get(std::string_view name) const {
   for (const auto& [k, v] : fields_) {
     if (iequals(k, name)) return v;

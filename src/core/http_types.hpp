@@ -35,6 +35,32 @@ class Headers {
 /// Case-insensitive ASCII equality (for header names and tokens).
 bool iequals(std::string_view a, std::string_view b);
 
+/// A Content-Type value parsed by RFC 9110 §8.3.1: `type "/" subtype *( OWS ";" OWS [ name "="
+/// ( token / quoted-string ) ] )`. Type, subtype and parameter names are lower-cased (they are
+/// case-insensitive); parameter values are kept as sent, quoted-strings unquoted.
+struct MediaType {
+  std::string type;     ///< e.g. "application"
+  std::string subtype;  ///< e.g. "json", "problem+json"
+  std::vector<std::pair<std::string, std::string>> parameters;  ///< in order, names lower-cased
+
+  /// The value of parameter `name` (lower-case), or nullopt.
+  std::optional<std::string> parameter(std::string_view name) const;
+  /// "type/subtype".
+  std::string essence() const { return type + "/" + subtype; }
+};
+
+/// Parses a Content-Type field value; nullopt when it is not a media type (missing '/', a
+/// character outside the token set, an unterminated quoted-string, a parameter without '=').
+std::optional<MediaType> parse_media_type(std::string_view value);
+
+/// True when `media` is JSON: `application/json` or a structured syntax suffix
+/// `application/<name>+json` (RFC 6839 §3.1), and its `charset` parameter, if any, is `utf-8`
+/// (case-insensitive; JSON exchanged between systems is UTF-8, RFC 8259 §8.1). Other parameters
+/// are ignored.
+bool is_json_media_type(const MediaType& media);
+/// is_json_media_type() of a Content-Type field value; false when it does not parse.
+bool is_json_content_type(std::string_view content_type);
+
 /// An incoming request as the router hands it to a handler.
 struct Request {
   std::string method;        ///< "GET", "POST", ... (upper case)

@@ -44,8 +44,9 @@ core::http::Response validation_problem(const std::vector<FieldProblem>& errors,
 /// at most 64). Throws ApiError: 400 "Malformed JSON" naming the byte offset when it does
 /// not parse, 400 "JSON nested too deeply" naming the limit (`limit` member), 400 "Number
 /// out of range" naming the field (e.g. `files["/a.md"].content[2]`) for numbers such as
-/// 1e999, 400 with field "(body)" when it is not an object, 415 when a Content-Type other
-/// than application/json (or +json) is given.
+/// 1e999, 400 with field "(body)" when it is not an object, 415 when a Content-Type is given
+/// that is not JSON (core::http::is_json_content_type: application/json or
+/// application/<name>+json, charset utf-8 if any; RFC 9110 §8.3.1).
 nlohmann::json parse_json_object(const core::http::Request& req);
 
 /// Optional string member `name` of `body`: nullopt when absent or null; adds a

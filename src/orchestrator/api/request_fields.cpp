@@ -25,15 +25,12 @@ Response validation_problem(const std::vector<FieldProblem>& errors, const std::
 }
 
 json parse_json_object(const Request& req) {
-  if (auto ct = req.headers.get("Content-Type")) {
-    std::string t = *ct;
-    std::transform(t.begin(), t.end(), t.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    const bool is_json = t.find("application/json") != std::string::npos || t.find("+json") != std::string::npos;
-    if (!is_json) {
-      throw ApiError(Response::problem(415, "Unsupported Media Type",
-                                       "Send the request body as JSON with Content-Type: application/json.",
-                                       {{"type", problem_type("unsupported-media-type")}}));
-    }
+  if (auto ct = req.headers.get("Content-Type"); ct && !core::http::is_json_content_type(*ct)) {
+    throw ApiError(Response::problem(
+        415, "Unsupported Media Type",
+        "Send the request body as JSON with Content-Type: application/json (or application/<name>+json; a "
+        "charset, if given, must be utf-8); got '" + ct->substr(0, 200) + "'.",
+        {{"type", problem_type("unsupported-media-type")}}));
   }
   if (req.body.empty()) {
     throw ApiError(validation_problem({{"(body)", "is required: send a JSON object"}}));

@@ -25,10 +25,12 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b + 1);
 }
 
-/// application/json or any structured-syntax "+json" type (RFC 6839 §3.1).
-bool is_json_media(const std::string& mt) {
-  return mt == "application/json" || (mt.size() > 5 && mt.ends_with("+json") && mt != "application/cloudevents+json" &&
-                                      mt != "application/cloudevents-batch+json");
+/// A plain JSON job's media type: core::http::is_json_content_type (application/json or
+/// application/<name>+json, RFC 6839 §3.1; charset utf-8 if any), CloudEvents' own types excepted.
+bool is_json_media(const std::optional<std::string>& content_type) {
+  if (!content_type || !core::http::is_json_content_type(*content_type)) return false;
+  const std::string mt = media_type(content_type);
+  return mt != "application/cloudevents+json" && mt != "application/cloudevents-batch+json";
 }
 
 /// A URI-reference (RFC 3986 §4.1) in the loose sense CloudEvents needs: non-empty,
@@ -146,6 +148,7 @@ bool is_valid_thread_id(const std::string& id) {
 
 std::string media_type(const std::optional<std::string>& content_type) {
   if (!content_type) return {};
+  if (const auto m = core::http::parse_media_type(*content_type)) return m->essence();
   const auto semi = content_type->find(';');
   return lower(trim(content_type->substr(0, semi)));
 }
@@ -206,24 +209,26 @@ std::variant<ParsedInvoke, InvokeError> parse_invoke(const core::http::Request& 
 }
 
 std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Headers& headers, const std::string& body_text) {
-  const std::string mt = media_type(headers.get("Content-Type"));
+  const auto content_type = headers.get("Content-Type");
+  const std::string mt = media_type(content_type);
   const bool has_ce_headers = headers.get("ce-specversion").has_value();
   std::string mode;
-  if (mt == "application/cloudevents+json") {
+  if (mt == "application/cloudevents+json" && core::http::is_json_content_type(*content_type)) {
     mode = "cloudevent-structured";
   } else if (mt == "application/cloudevents-batch+json") {
     return unsupported("batched CloudEvents are not supported; send one event per request");
   } else if (has_ce_headers) {
-    if (!is_json_media(mt)) {
-      return unsupported("a binary CloudEvent must carry the job as application/json (got '" +
-                         (mt.empty() ? std::string("none") : mt) + "')");
+    if (!is_json_media(content_type)) {
+      return unsupported("a binary CloudEvent must carry the job as application/json, charset utf-8 if any (got '" +
+                         (content_type ? content_type->substr(0, 200) : std::string("none")) + "')");
     }
     mode = "cloudevent-binary";
-  } else if (is_json_media(mt)) {
+  } else if (is_json_media(content_type)) {
     mode = "json";
   } else {
-    return unsupported("expected application/json, application/cloudevents+json or a binary CloudEvent (got '" +
-                       (mt.empty() ? std::string("none") : mt) + "')");
+    return unsupported(
+        "expected application/json, application/cloudevents+json (charset utf-8 if any) or a binary CloudEvent "
+        "(got '" + (content_type ? content_type->substr(0, 200) : std::string("none")) + "')");
   }
 
   auto parsed = core::json::try_parse(body_text);
@@ -259,7 +264,7 @@ std::variant<ParsedInvoke, InvokeError> parse_job_message(const core::http::Head
     }
     if (body->contains("datacontenttype")) {
       const auto& dct = (*body)["datacontenttype"];
-      if (!dct.is_string() || !is_json_media(media_type(dct.get<std::string>()))) {
+      if (!dct.is_string() || !is_json_media(dct.get<std::string>())) {
         errors.push_back({"datacontenttype", "must be application/json (the job is JSON)"});
       }
     }

@@ -40,6 +40,27 @@ TEST(Commands, Login) {
   EXPECT_EQ(refusal([] { parse_login(body("{}", "text/plain")); }).first, 415);
 }
 
+// RFC 9110 §8.3.1: the media type is parsed, not searched for "json".
+TEST(Commands, BodiesMustBeSentAsJson) {
+  const std::string login = R"({"email":"a@example.com","password":"pw"})";
+  for (const std::string ct : {"application/json", "Application/JSON; charset=UTF-8", "application/json;profile=x",
+                               "application/vnd.example+json"})
+    EXPECT_EQ(parse_login(body(login, ct)).email, "a@example.com") << ct;
+  EXPECT_EQ(parse_login(body(login, "")).email, "a@example.com");  // no Content-Type at all: read as JSON
+  for (const std::string ct : {"application/jsonx", "text/json", "application/json; charset=iso-8859-1",
+                               "text/plain; a=application/json", "application/json-patch"}) {
+    try {
+      parse_login(body(login, ct));
+      ADD_FAILURE() << "accepted " << ct;
+    } catch (const ApiError& e) {
+      const auto j = nlohmann::json::parse(e.response().body);
+      EXPECT_EQ(e.response().status, 415) << ct;
+      EXPECT_EQ(j["type"], "https://agentic-ide.dev/problems/unsupported-media-type");
+      EXPECT_NE(j["detail"].get<std::string>().find("got '" + ct + "'"), std::string::npos) << j.dump();
+    }
+  }
+}
+
 TEST(Commands, CreateWorkflowRefusesTemplateWithFiles) {
   const auto c = parse_create_workflow(body(R"({"name":"W","files":{"/a.md":{"content":"x"}}})"));
   EXPECT_EQ(c.name, "W");

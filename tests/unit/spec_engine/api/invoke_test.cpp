@@ -118,6 +118,16 @@ TEST(Invoke, ContentTypes) {
   fields(parse_invoke(request("text/plain", job().dump())), 415);
   fields(parse_invoke(request("", job().dump())), 415);
   fields(parse_invoke(request("application/cloudevents-batch+json", "[]")), 415);
+  // RFC 9110 §8.3.1: the media type is parsed; charset, if given, must be utf-8.
+  for (const char* ct : {"application/jsonx", "application/json; charset=latin1", "text/json", "application/json x"})
+    fields(parse_invoke(request(ct, job().dump())), 415);
+  for (const char* ct : {"APPLICATION/JSON; Charset=\"UTF-8\"", "application/vnd.job+json", "application/json;v=1"}) {
+    auto v = parse_invoke(request(ct, job().dump()));
+    ASSERT_TRUE(std::holds_alternative<ParsedInvoke>(v)) << ct;
+    EXPECT_EQ(std::get<ParsedInvoke>(v).mode, "json") << ct;
+  }
+  auto latin = request("application/cloudevents+json; charset=latin1", "{}");
+  fields(parse_invoke(latin), 415);
 }
 
 TEST(Invoke, MalformedJsonAndShapes) {
