@@ -162,8 +162,10 @@ int main(int argc, char** argv) {
                    "Comma-separated browser origins allowed (CORS and WebSocket Origin). When set, only these; when "
                    "empty, only same-origin requests (Origin == http(s)://<Host>)");
   apps::env_option(*serve, "--trusted-proxies", "IDE_ORCHESTRATOR_TRUSTED_PROXIES", trusted_proxies,
-                   "Comma-separated reverse-proxy IPs whose X-Forwarded-For is believed: the client address (per-IP "
-                   "rate limits) is then the right-most entry that is not a trusted proxy");
+                   "Comma-separated reverse-proxy IPs whose X-Forwarded-For, X-Forwarded-Host and X-Forwarded-Proto "
+                   "are believed (from any other peer they are ignored): the client address (per-IP rate limits) is "
+                   "then the right-most X-Forwarded-For entry that is not a trusted proxy, and a refinement's "
+                   "websocket_url uses the forwarded host and scheme");
   apps::env_option(*serve, "--max-body-bytes", "IDE_ORCHESTRATOR_MAX_BODY_BYTES", max_body,
                    "Largest accepted request body")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));

@@ -136,10 +136,20 @@ bool origin_allowed(const std::string& origin, const std::vector<std::string>& a
   return false;
 }
 
+namespace {
+bool is_trusted(const std::string& address, const std::vector<std::string>& trusted_proxies) {
+  return std::find(trusted_proxies.begin(), trusted_proxies.end(), address) != trusted_proxies.end();
+}
+}  // namespace
+
+void drop_untrusted_forwarded_fields(Request& req, const std::vector<std::string>& trusted_proxies) {
+  if (is_trusted(req.remote_addr, trusted_proxies)) return;
+  req.headers.erase("X-Forwarded-Host");
+  req.headers.erase("X-Forwarded-Proto");
+}
+
 std::string client_address(const Request& req, const std::vector<std::string>& trusted_proxies) {
-  const auto trusted = [&](const std::string& a) {
-    return std::find(trusted_proxies.begin(), trusted_proxies.end(), a) != trusted_proxies.end();
-  };
+  const auto trusted = [&](const std::string& a) { return is_trusted(a, trusted_proxies); };
   if (!trusted(req.remote_addr)) return req.remote_addr;
   const auto xff = req.headers.get("X-Forwarded-For");
   if (!xff) return req.remote_addr;
@@ -169,6 +179,7 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
   core::http::Middleware m;
 
   m.before = [opts, limits, verify](Request& req) -> std::optional<Response> {
+    drop_untrusted_forwarded_fields(req, opts->trusted_proxies);
     const auto origin = req.headers.get("Origin");
     // CORS preflight (Fetch standard §3.2.2): answered before authentication (no token is sent).
     if (req.method == "OPTIONS" && origin && req.headers.get("Access-Control-Request-Method")) {

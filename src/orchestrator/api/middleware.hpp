@@ -57,7 +57,8 @@ struct MiddlewareOptions {
   std::vector<std::string> public_api_paths = {"/api/auth/login", "/api/openapi.json"};
   /// Token buckets per user, per client IP, for login and for refinements.
   RateLimitOptions rate_limits;
-  /// Peer IPs of reverse proxies whose X-Forwarded-For is believed (see client_address()).
+  /// Peer IPs of reverse proxies whose X-Forwarded-For, X-Forwarded-Host and X-Forwarded-Proto
+  /// are believed (see client_address(), drop_untrusted_forwarded_fields()).
   std::vector<std::string> trusted_proxies;
   /// Access-Control-Max-Age for preflight answers, seconds.
   int cors_max_age_seconds = 600;
@@ -103,5 +104,12 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
 /// `trusted_proxies` and sent X-Forwarded-For: then the right-most entry that is not a
 /// trusted proxy (entries to its left are supplied by the client and not believed).
 std::string client_address(const core::http::Request& req, const std::vector<std::string>& trusted_proxies);
+
+/// Removes X-Forwarded-Host and X-Forwarded-Proto unless the TCP peer is one of
+/// `trusted_proxies`: like X-Forwarded-For, they are believed only from a reverse proxy we
+/// trust, so a client cannot choose the host and scheme of the URLs we hand out (the
+/// refinement's `websocket_url`). Runs first in the middleware's `before` hook, so handlers may
+/// read both fields as trusted.
+void drop_untrusted_forwarded_fields(core::http::Request& req, const std::vector<std::string>& trusted_proxies);
 
 }  // namespace orchestrator::api

@@ -32,7 +32,8 @@ Response no_content() {
 }
 
 /// ws:// or wss:// URL of the stream for `thread_id` under `/api/ws/<kind>/`, from the Host the
-/// client used.
+/// client used, or the X-Forwarded-Host / X-Forwarded-Proto of a trusted proxy (the middleware
+/// drops both from any other peer: drop_untrusted_forwarded_fields).
 std::string websocket_url(const Request& req, const std::string& kind, const std::string& thread_id) {
   const std::string path = "/api/ws/" + kind + "/" + thread_id;
   auto host = req.headers.get("X-Forwarded-Host");

@@ -263,6 +263,39 @@ Request authed(std::string method, std::string path, const std::string& token = 
 
 /// Runs `before` (and `after` when it passes, as the server does) and returns the response.
 Response run(core::http::Middleware& m, Request& r) {
+// X-Forwarded-Host/-Proto decide the refinement's websocket_url: believed, like
+// X-Forwarded-For, only from a trusted proxy; from anyone else the middleware drops them.
+TEST(Middleware, ForwardedHostAndProtoFromTrustedProxiesOnly) {
+  MiddlewareOptions o;
+  o.trusted_proxies = {"10.0.0.1"};
+  const auto verify = [](const std::string&) -> nlohmann::json {
+    return {{"user_id", "11111111-1111-4111-8111-111111111111"}};
+  };
+  auto m = make_middleware(o, verify);
+  auto forwarded = [](const std::string& peer) {
+    auto r = req("POST", "/api/workflows/x/refinements");
+    r.remote_addr = peer;
+    r.headers.set("Authorization", "Bearer good");
+    r.headers.set("X-Forwarded-Host", "evil.example");
+    r.headers.set("X-Forwarded-Proto", "https");
+    return r;
+  };
+  auto direct = forwarded("203.0.113.9");
+  EXPECT_FALSE(m.before(direct));
+  EXPECT_FALSE(direct.headers.get("X-Forwarded-Host"));
+  EXPECT_FALSE(direct.headers.get("X-Forwarded-Proto"));
+  EXPECT_EQ(direct.headers.get("Host"), "127.0.0.1:8080");
+  auto proxied = forwarded("10.0.0.1");
+  EXPECT_FALSE(m.before(proxied));
+  EXPECT_EQ(proxied.headers.get("X-Forwarded-Host"), "evil.example");
+  EXPECT_EQ(proxied.headers.get("X-Forwarded-Proto"), "https");
+  // Without --trusted-proxies nobody is trusted, loopback included.
+  auto none = make_middleware(MiddlewareOptions{}, verify);
+  auto local = forwarded("127.0.0.1");
+  EXPECT_FALSE(none.before(local));
+  EXPECT_FALSE(local.headers.get("X-Forwarded-Host"));
+}
+
   Response out;
   if (auto early = m.before(r)) out = *early;
   m.after(r, out);
