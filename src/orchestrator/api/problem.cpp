@@ -35,7 +35,11 @@ Response engine_rejected_problem(int engine_status, const json& engine_problem, 
 Response to_response(const std::exception& e, const Request& req) {
   if (auto* a = dynamic_cast<const ApiError*>(&e)) return a->response();
   if (auto* inv = dynamic_cast<const domain::InvalidError*>(&e)) {
-    return validation_problem({{inv->field(), inv->what()}}, inv->what());
+    // Domain messages are whole sentences that start with the field ("name must be ..."); the
+    // problem names the field already: "Field 'name' must be ...", not "Field 'name' name must".
+    std::string message = inv->what();
+    if (message.rfind(inv->field() + " ", 0) == 0) message.erase(0, inv->field().size() + 1);
+    return validation_problem({{inv->field(), message}}, inv->what());
   }
   if (auto* d = dynamic_cast<const domain::Error*>(&e)) {
     json extra = d->details().is_object() ? d->details() : json::object();

@@ -20,7 +20,7 @@ constexpr const char* kDisabled = "this account is disabled; ask an administrato
 
 void check_password_length(const std::string& password) {
   if (password.size() < 8 || password.size() > 1024)
-    throw InvalidError("password", "password must be 8 to 1024 characters");
+    throw InvalidError("password", "password must be 8 to 1024 bytes");
 }
 }  // namespace
 
@@ -51,7 +51,7 @@ constexpr const char* kNoPassword = "!external-identity";
 User UserService::create(const std::string& email_in, const std::string& name, const std::string& password) {
   const std::string email = normalize_email(email_in);
   if (!plausible_email(email)) throw InvalidError("email", "e-mail must look like name@example.com");
-  if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 characters");
+  if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 bytes");
   check_password_length(password);
   store::UserRecord r{core::uuid4(), email, name, auth::hash_password(password, params_), core::now_rfc3339()};
   soci::session sql(db_.pool());

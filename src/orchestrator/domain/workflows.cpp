@@ -21,6 +21,7 @@ WorkflowService::WorkflowService(core::db::Database& db, const TemplateLibrary& 
     : db_(db), templates_(templates) {}
 
 namespace {
+// Both limits count bytes of UTF-8, like every other text limit of the API (docs/orchestrator-api.md).
 constexpr std::size_t kMaxName = 200;
 constexpr std::size_t kMaxDescription = 2000;
 
@@ -28,15 +29,41 @@ void validate_description(const std::string& description) {
   if (description.find('\0') != std::string::npos)
     throw InvalidError("description", "description must not contain NUL characters");
   if (description.size() > kMaxDescription)
-    throw InvalidError("description", "description must be at most 2000 characters");
+    throw InvalidError("description", "description must be at most 2000 bytes of UTF-8 (it has " +
+                                          std::to_string(description.size()) + ")");
+}
+
+/// True when `s` holds nothing but spaces: ASCII space and the Unicode space separators
+/// (Zs: U+00A0, U+1680, U+2000..U+200A, U+202F, U+205F, U+3000) and zero-width ones (U+200B,
+/// U+FEFF), as UTF-8. (Tabs and line breaks are control characters, refused on their own.)
+bool is_blank(const std::string& s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const auto b = [&](std::size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0; };
+    if (b(0) == 0x20) {
+      i += 1;
+    } else if (b(0) == 0xC2 && b(1) == 0xA0) {
+      i += 2;
+    } else if ((b(0) == 0xE1 && b(1) == 0x9A && b(2) == 0x80) ||                                       // U+1680
+               (b(0) == 0xE2 && b(1) == 0x80 && ((b(2) >= 0x80 && b(2) <= 0x8B) || b(2) == 0xAF)) ||  // U+2000..200B, 202F
+               (b(0) == 0xE2 && b(1) == 0x81 && b(2) == 0x9F) ||                                       // U+205F
+               (b(0) == 0xE3 && b(1) == 0x80 && b(2) == 0x80) ||                                       // U+3000
+               (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF)) {                                       // U+FEFF
+      i += 3;
+    } else {
+      return false;
+    }
+  }
+  return true;
 }
 }  // namespace
 
 void validate_workflow_name(const std::string& name) {
-  if (name.empty() || name.size() > kMaxName) throw InvalidError("name", "name must be 1 to 200 characters");
+  if (name.empty() || name.size() > kMaxName)
+    throw InvalidError("name", "name must be 1 to 200 bytes of UTF-8 (it has " + std::to_string(name.size()) + ")");
   for (const char c : name)
     if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
       throw InvalidError("name", "name must not contain control characters (NUL, line breaks, tabs, ...)");
+  if (is_blank(name)) throw InvalidError("name", "name must not be blank: give it at least one visible character");
 }
 
 WorkflowWithDraft WorkflowService::create(const std::string& actor, const CreateWorkflowInput& in) {

@@ -158,8 +158,8 @@ class WorkflowService {
   const TemplateLibrary& templates_;
 };
 
-/// Checks a workflow name as create() and update() take it (1..200 bytes, no control
-/// characters); InvalidError("name").
+/// Checks a workflow name as create() and update() take it (1..200 bytes of UTF-8, no control
+/// characters, not blank: not only spaces, Unicode ones included); InvalidError("name").
 void validate_workflow_name(const std::string& name);
 
 /// Checks an engine agent definition (docs/engine-api.md#agent-definition); throws InvalidError(field, ...)

@@ -20,6 +20,11 @@ TEST(Problem, InvalidNamesTheField) {
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.headers.get("Content-Type").value_or(""), "application/problem+json");
   EXPECT_EQ(body(r)["errors"][0]["field"], "user_prompt");
+  // The field is named once: not "Field 'user_prompt' user_prompt must not be empty."
+  EXPECT_EQ(body(r)["errors"][0]["message"], "must not be empty");
+  EXPECT_EQ(body(r)["detail"], "Field 'user_prompt' must not be empty.");
+  r = api::to_response(domain::InvalidError("files./a", "file path must name a file"), req);
+  EXPECT_EQ(body(r)["detail"], "Field 'files./a' file path must name a file.");
 }
 
 TEST(Problem, ConflictListsPaths) {
