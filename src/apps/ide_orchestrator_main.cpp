@@ -121,6 +121,7 @@ extern "C" void on_signal(int sig) { g_signal = sig; }
 
 int main(int argc, char** argv) {
   CLI::App cli{"ide-orchestrator: workflows, drafts, versions and AI refinement proposals"};
+  cli.name("ide-orchestrator");  // in --help and errors, whatever path started the binary
   cli.require_subcommand(1);
   cli.fallthrough();  // `serve --log-level debug` as well as `--log-level debug serve`
   std::string log_level = "info";
@@ -265,7 +266,7 @@ int main(int argc, char** argv) {
   user_password->add_option("--password-file", password_file, "Read the password from the first line of this file")
       ->check(CLI::ExistingFile);
 
-  CLI11_PARSE(cli, argc, argv);
+  if (const auto code = apps::parse_command_line(cli, argc, argv)) return *code;
   core::log::init("ide-orchestrator", log_level);
 
   try {

@@ -67,7 +67,8 @@ std::size_t text_bytes(const std::vector<std::string>& lines) {
 bool ends_with_newline(const std::vector<std::string>& lines) { return lines.size() > 1 && lines.back().empty(); }
 
 std::string check_path(std::string_view path, const Limits& limits) {
-  if (path.empty() || path.front() != '/') return "file path must be absolute (start with '/'): " + std::string(path);
+  if (path.empty()) return "file path is empty; give an absolute path such as /THE_SPEC/plan.md";
+  if (path.front() != '/') return "file path must be absolute (start with '/'): " + std::string(path);
   if (path.size() > limits.max_path_bytes)
     return "file path is " + std::to_string(path.size()) + " bytes; the limit is " +
            std::to_string(limits.max_path_bytes) + " bytes";

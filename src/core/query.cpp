@@ -19,6 +19,8 @@ bool parse_request_target(std::string_view target, Request& out) {
   return true;
 }
 
+std::string after_seq_rule() { return "must be a decimal integer from 0 to " + std::to_string(kMaxAfterSeq); }
+
 std::optional<std::int64_t> parse_after_seq(const std::optional<std::string>& value) {
   if (!value) return 0;
   if (value->empty() || value->size() > 18) return std::nullopt;

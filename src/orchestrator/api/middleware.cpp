@@ -234,7 +234,11 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
       if (auto limited = by_address()) return limited;
       std::string why = e.what();
       if (why.empty() || why.find("json") != std::string::npos) why = "the token is not valid";
-      return unauthorized("Your sign-in token was rejected (" + why + "); sign in again.", true);
+      // "Sign in again" only where it can help: not for a disabled or deleted account.
+      const auto* unauth = dynamic_cast<const domain::UnauthenticatedError*>(&e);
+      const bool sign_in_helps = !unauth || unauth->sign_in_helps();
+      return unauthorized("Your sign-in token was rejected (" + why + ")" + (sign_in_helps ? "; sign in again." : "."),
+                          true);
     }
     const std::string user = req.context["user_id"].get<std::string>();
     if (auto limited = charge(req, limits->user, user, "requests from your account")) return limited;

@@ -81,7 +81,7 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
   }
   const auto parsed_after = core::http::parse_after_seq(req.query_param("after_seq"));
   if (!parsed_after) {
-    a.reject = validation_problem({{"after_seq", "must be a non-negative integer (the last seq you received)"}});
+    a.reject = validation_problem({{"after_seq", core::http::after_seq_rule() + " (the last seq you received)"}});
     return a;
   }
   const long long after_seq = *parsed_after;

@@ -54,7 +54,7 @@ class WsProxy {
 
   /// The route handler (register with Router::add_ws, one per Subject). Rejections before the
   /// upgrade: 404 problem when the thread is unknown or not the caller's, 400 naming `after_seq`
-  /// when it is not a non-negative integer.
+  /// when it is not an integer from 0 to core::http::kMaxAfterSeq.
   core::http::WsAccept accept(core::http::Request& req, Subject subject = Subject::refinement);
 
   /// Number of open proxied connections.

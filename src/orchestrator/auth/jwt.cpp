@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 
 #include <jwt.h>
@@ -45,6 +46,31 @@ bool is_b64url(std::string_view s) {
 
 std::int64_t to_epoch(std::chrono::system_clock::time_point tp) {
   return std::chrono::duration_cast<std::chrono::seconds>(tp.time_since_epoch()).count();
+}
+
+/// Checks the NumericDate claims exp, nbf and iat (RFC 7519 §2, §4.1.4-6) of `claims`: each,
+/// when present, a number within ±kMaxNumericDate. Throws UnauthenticatedError naming the claim.
+void check_numeric_dates(const nlohmann::json& claims) {
+  for (const char* k : {"exp", "nbf", "iat"}) {
+    const auto it = claims.find(k);
+    if (it == claims.end()) continue;
+    if (!it->is_number())
+      throw UnauthenticatedError(std::string("the token's ") + k + " claim is not a number (RFC 7519 NumericDate)");
+    const double v = it->get<double>();
+    if (!(v >= -kMaxNumericDate && v <= kMaxNumericDate))
+      throw UnauthenticatedError(std::string("the token's ") + k +
+                                 " claim is out of range (a NumericDate must be within 2^53 seconds of 1970)");
+  }
+}
+
+/// The token's claims as our bounded parser reads them; nullopt when they are not a JSON object.
+std::optional<nlohmann::json> payload_claims(std::string_view p64) {
+  try {
+    auto j = core::json::parse_or_null(base64url_decode(p64));
+    if (j && j->is_object()) return j;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -158,13 +184,21 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
               reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac, &mac_len) ||
         mac_len != 32 || sig.size() != 32 || sodium_memcmp(mac, sig.data(), 32) != 0)
       throw UnauthenticatedError("invalid token signature");
+    // The signature is right: a claim libjwt cannot read (an exp of 2^63, beyond its 64-bit
+    // integers) is a claim problem, not a signature problem.
+    if (const auto claims = payload_claims(p64)) check_numeric_dates(*claims);
   }
   const std::string tok(token);
   const std::string& key = rs ? config_.rs256_public_key_pem : config_.hs256_secret;
   jwt_t* raw = nullptr;
   if (jwt_decode(&raw, tok.c_str(), reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size())) != 0 ||
-      raw == nullptr)
+      raw == nullptr) {
+    if (!rs) throw UnauthenticatedError("malformed token");  // the HS256 signature was verified above
+    // RS256: libjwt also refuses claims it cannot read; an out-of-range date is refused whatever
+    // the signature, so say that rather than blame the signature.
+    if (const auto claims = payload_claims(p64)) check_numeric_dates(*claims);
     throw UnauthenticatedError("invalid token signature");
+  }
   JwtPtr j(raw);
   if (jwt_get_alg(j.get()) != (rs ? JWT_ALG_RS256 : JWT_ALG_HS256)) throw UnauthenticatedError("token algorithm not accepted");
   // 4. Claims (RFC 7519 §4.1), read from the verified token.
@@ -176,13 +210,11 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   }
   if (!claims.is_object()) throw UnauthenticatedError("malformed token");
   const std::int64_t t = to_epoch(now), leeway = config_.leeway.count();
+  check_numeric_dates(claims);
   auto num = [&](const char* k) -> std::optional<std::int64_t> {
     const auto it = claims.find(k);
     if (it == claims.end()) return std::nullopt;
-    if (!it->is_number()) throw UnauthenticatedError("malformed token");
-    const double v = it->get<double>();
-    if (!(v >= -kMaxNumericDate && v <= kMaxNumericDate)) throw UnauthenticatedError("malformed token");
-    return static_cast<std::int64_t>(v);
+    return static_cast<std::int64_t>(it->get<double>());
   };
   const auto exp = num("exp");
   if (!exp) throw UnauthenticatedError("token has no expiry");

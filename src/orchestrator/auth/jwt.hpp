@@ -71,9 +71,11 @@ class JwtService {
   /// Verifies signature, algorithm (only HS256, or RS256 when a public key is configured,
   /// as named by the header AND confirmed by libjwt), exp/nbf/iat with leeway, iss, aud
   /// (issuer/audience for HS256, external_issuer/external_audience for RS256) and a
-  /// non-empty sub; exp/nbf/iat must be numbers of at most 2^53 seconds in magnitude
-  /// ("malformed token" otherwise). Throws domain::UnauthenticatedError with a generic reason
-  /// ("token expired", "invalid token signature", ...) that never echoes the token.
+  /// non-empty sub; exp/nbf/iat must be numbers of at most 2^53 seconds in magnitude ("the
+  /// token's exp claim is out of range" otherwise, also when libjwt cannot read the claim,
+  /// e.g. an exp of 2^63). Tokens are accepted up to `leeway` after exp (RFC 7519 §4.1.4).
+  /// Throws domain::UnauthenticatedError with a generic reason ("token expired", "invalid
+  /// token signature", ...) that never echoes the token.
   Claims verify(std::string_view token) const;
   /// Same with an explicit clock (tests).
   Claims verify_at(std::string_view token, std::chrono::system_clock::time_point now) const;

@@ -100,7 +100,15 @@ class PreconditionError : public Error {
 /// Authentication failed (bad password, bad/expired token). The message is generic on purpose.
 class UnauthenticatedError : public Error {
  public:
-  explicit UnauthenticatedError(const std::string& message) : Error(ErrorKind::unauthenticated, message) {}
+  /// `sign_in_helps`: whether signing in again can fix it (an expired token: yes; a disabled or
+  /// deleted account: no). The API adds "sign in again" to its 401 only when it does, so the
+  /// message itself never carries that advice.
+  explicit UnauthenticatedError(const std::string& message, bool sign_in_helps = true)
+      : Error(ErrorKind::unauthenticated, message), sign_in_helps_(sign_in_helps) {}
+  bool sign_in_helps() const noexcept { return sign_in_helps_; }
+
+ private:
+  bool sign_in_helps_;
 };
 
 /// The caller may see the resource (e.g. a workflow "viewer") but not modify it. Used only

@@ -16,7 +16,8 @@ namespace orchestrator::domain {
 namespace {
 User to_user(const store::UserRecord& r) { return {r.id, r.email, r.name, r.created_at, r.disabled_at}; }
 
-constexpr const char* kDisabled = "this account is disabled; ask an administrator to enable it";
+/// Thrown as a copy (`throw UnauthenticatedError(kDisabled)`): signing in again cannot help.
+const UnauthenticatedError kDisabled("this account is disabled; ask an administrator to enable it", false);
 
 void check_password_length(const std::string& password) {
   if (password.size() < 8 || password.size() > 1024)
@@ -85,7 +86,7 @@ User UserService::sign_in_external(const ExternalIdentity& identity) {
   soci::session sql(db_.pool());
   const auto linked_user = [&](const std::string& user_id) {
     auto u = store::users::find_by_id(sql, user_id);
-    if (!u) throw UnauthenticatedError("the account of this identity no longer exists");
+    if (!u) throw UnauthenticatedError("the account of this identity no longer exists", false);
     if (u->disabled_at) throw UnauthenticatedError(kDisabled);
     return to_user(*u);
   };
@@ -146,7 +147,7 @@ std::optional<User> UserService::find(const std::string& id) {
 User UserService::require_token_user(const std::string& id, long long issued_at) {
   soci::session sql(db_.pool());
   const auto r = store::users::find_by_id(sql, id);
-  if (!r) throw UnauthenticatedError("the account of this token no longer exists");
+  if (!r) throw UnauthenticatedError("the account of this token no longer exists", false);
   if (r->disabled_at) throw UnauthenticatedError(kDisabled);
   // tokens_not_before has microseconds, `iat` whole seconds: every token issued in or before
   // the second of the change is refused (authenticate() waits for the next second before a
@@ -154,7 +155,7 @@ User UserService::require_token_user(const std::string& id, long long issued_at)
   if (r->tokens_not_before) {
     const auto nb = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before));
     if (issued_at <= nb.time_since_epoch().count())
-      throw UnauthenticatedError("this token was issued before the account's password changed; sign in again");
+      throw UnauthenticatedError("this token was issued before the account's password changed");
   }
   return to_user(*r);
 }

@@ -275,8 +275,8 @@ core::http::WsAccept handle_stream(const ApiContext& ctx, Request& req) {
   const auto after = core::http::parse_after_seq(req.query_param("after_seq"));
   if (!after) {
     accept.reject = Response::problem(
-        400, "Invalid request", "after_seq must be a non-negative integer.",
-        {{"errors", nlohmann::json::array({{{"field", "after_seq"}, {"message", "must be an integer >= 0"}}})}});
+        400, "Invalid request", "after_seq " + core::http::after_seq_rule() + ".",
+        {{"errors", nlohmann::json::array({{{"field", "after_seq"}, {"message", core::http::after_seq_rule()}}})}});
     return accept;
   }
   if (!ctx.store->thread_progress(id)) {

@@ -142,6 +142,8 @@ TEST(FileRules, Paths) {
     EXPECT_NE(check_path(bad), "") << testing::PrintToString(bad);
   }
   EXPECT_NE(check_path("/x\\..\\y").find("backslash"), std::string::npos);
+  // An empty path is called empty (it used to read "must be absolute (start with '/'): ").
+  EXPECT_EQ(check_path(""), "file path is empty; give an absolute path such as /THE_SPEC/plan.md");
   EXPECT_NE(check_path(std::string("/a\0b", 4)).find("NUL"), std::string::npos);
   EXPECT_EQ(check_path("/" + std::string(511, 'a')), "");
   EXPECT_NE(check_path("/" + std::string(512, 'a')).find("limit is 512"), std::string::npos);

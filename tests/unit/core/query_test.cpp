@@ -19,6 +19,10 @@ TEST(Query, AfterSeq) {
   EXPECT_FALSE(parse_after_seq(std::string("")));
   EXPECT_FALSE(parse_after_seq(std::string("1x")));
   EXPECT_FALSE(parse_after_seq(std::string("99999999999999999999")));
+  // The bound the 400 states (the trial's 10^18 was refused as "not a non-negative integer").
+  EXPECT_EQ(parse_after_seq(std::to_string(core::http::kMaxAfterSeq)), core::http::kMaxAfterSeq);
+  EXPECT_FALSE(parse_after_seq(std::string("1000000000000000000")));
+  EXPECT_EQ(core::http::after_seq_rule(), "must be a decimal integer from 0 to 999999999999999999");
   // Digits only: no sign or spaces (std::stoll would have taken them).
   EXPECT_FALSE(parse_after_seq(std::string("+5")));
   EXPECT_FALSE(parse_after_seq(std::string(" 5")));

@@ -53,6 +53,30 @@ TEST(Middleware, BadTokenIsInvalidToken) {
   EXPECT_EQ(out->body.find("nope"), std::string::npos) << "the token must never be echoed";
 }
 
+// "Sign in again" is advised once, and only where it can help.
+TEST(Middleware, RejectedTokenAdvisesSigningInOnlyWhereItHelps) {
+  auto m = make_middleware(MiddlewareOptions{}, [](const std::string& token) -> nlohmann::json {
+    using orchestrator::domain::UnauthenticatedError;
+    if (token == "disabled")
+      throw UnauthenticatedError("this account is disabled; ask an administrator to enable it", false);
+    if (token == "old") throw UnauthenticatedError("this token was issued before the account's password changed");
+    throw UnauthenticatedError("token expired");
+  });
+  const auto detail = [&](const std::string& token) {
+    auto r = req("GET", "/api/workflows");
+    r.headers.set("Authorization", "Bearer " + token);
+    const auto out = m.before(r);
+    EXPECT_TRUE(out && out->status == 401);
+    return out ? nlohmann::json::parse(out->body)["detail"].get<std::string>() : std::string();
+  };
+  EXPECT_EQ(detail("disabled"),
+            "Your sign-in token was rejected (this account is disabled; ask an administrator to enable it).");
+  EXPECT_EQ(detail("old"),
+            "Your sign-in token was rejected (this token was issued before the account's password changed); sign in "
+            "again.");
+  EXPECT_EQ(detail("stale"), "Your sign-in token was rejected (token expired); sign in again.");
+}
+
 TEST(Middleware, GoodTokenSetsUser) {
   auto m = mw();
   auto r = req("GET", "/api/workflows");

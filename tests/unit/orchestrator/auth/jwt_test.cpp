@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 #include <jwt.h>
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
@@ -48,6 +50,17 @@ std::string sign(jwt_alg_t alg, const std::string& key, const nlohmann::json& cl
   std::free(s);
   jwt_free(j);
   return out;
+}
+
+// HS256 over a payload given as text (numbers libjwt's JSON parser refuses, such as 2^63).
+std::string sign_text(const std::string& payload) {
+  const std::string signing_input =
+      base64url_encode(R"({"alg":"HS256","typ":"JWT"})") + "." + base64url_encode(payload);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()),
+       reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac, &len);
+  return signing_input + "." + base64url_encode(std::string(reinterpret_cast<const char*>(mac), len));
 }
 
 nlohmann::json good_claims() {
@@ -160,8 +173,8 @@ TEST(Jwt, MissingSubOrExpRejected) {
 
 // Found by fuzz/fuzz_jwt: exp 1e300 was converted to int64 (undefined behaviour; on x86 it
 // became INT64_MIN and read as "token expired"), and an exp near INT64_MAX overflowed when
-// the leeway was added. Dates beyond 2^53 s are malformed, whichever claim holds them.
-TEST(Jwt, OutOfRangeNumericDatesAreMalformed) {
+// the leeway was added. Dates beyond 2^53 s are refused, naming the claim.
+TEST(Jwt, OutOfRangeNumericDatesAreRefusedNamingTheClaim) {
   JwtService s(config());
   for (const char* claim : {"exp", "nbf", "iat"}) {
     for (const nlohmann::json& v : {nlohmann::json(1e300), nlohmann::json(-1e300),
@@ -169,9 +182,24 @@ TEST(Jwt, OutOfRangeNumericDatesAreMalformed) {
                                     nlohmann::json(9007199254740993.0 * 2)}) {
       auto claims = good_claims();
       claims[claim] = v;
-      EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)), "malformed token") << claim << " = " << v.dump();
+      EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)),
+                std::string("the token's ") + claim + " claim is out of range (a NumericDate must be within 2^53 "
+                "seconds of 1970)") << claim << " = " << v.dump();
     }
+    auto claims = good_claims();
+    claims[claim] = "soon";
+    EXPECT_EQ(reason(s, sign(JWT_ALG_HS256, kSecret, claims)),
+              std::string("the token's ") + claim + " claim is not a number (RFC 7519 NumericDate)");
   }
+  // A correctly signed exp of 2^63 and more (libjwt cannot read it) is a claim problem, not
+  // "invalid token signature" as it used to be.
+  for (const std::string exp : {"9223372036854775808", "18446744073709551615", "1e19"}) {
+    const std::string payload = R"({"sub":"user-1","iss":"ide-orchestrator","aud":"agentic-ide","exp":)" + exp + "}";
+    EXPECT_EQ(reason(s, sign_text(payload)),
+              "the token's exp claim is out of range (a NumericDate must be within 2^53 seconds of 1970)")
+        << exp;
+  }
+  EXPECT_EQ(reason(s, sign_text("{\"sub\":")), "malformed token");
   // 2^53 itself is a date (far away): a token expiring then is accepted.
   auto claims = good_claims();
   claims["exp"] = 9007199254740992LL;
