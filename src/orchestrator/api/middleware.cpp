@@ -191,7 +191,8 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
       Response r;
       r.status = 204;
       r.headers.set("Access-Control-Allow-Origin", *origin);
-      r.headers.set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+      // Every method a route answers (PATCH renames a workflow; HEAD is answered wherever GET is).
+      r.headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
       r.headers.set("Access-Control-Allow-Headers", "Authorization, Content-Type, traceparent, tracestate");
       r.headers.set("Access-Control-Max-Age", std::to_string(opts->cors_max_age_seconds));
       r.headers.set("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");

@@ -112,6 +112,9 @@ TEST(Middleware, PreflightAllowedAndRefused) {
   EXPECT_EQ(a->status, 204);
   EXPECT_EQ(a->headers.get("Access-Control-Allow-Origin").value_or(""), "https://ide.example.com");
   EXPECT_TRUE(a->headers.get("Access-Control-Max-Age"));
+  // PATCH /api/workflows/{id} (rename) from an allowed origin passes its preflight.
+  EXPECT_EQ(a->headers.get("Access-Control-Allow-Methods").value_or(""),
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
   auto bad = req("OPTIONS", "/api/workflows");
   bad.headers.set("Origin", "https://evil.example.net");
   bad.headers.set("Access-Control-Request-Method", "POST");
@@ -260,33 +263,6 @@ TEST(Middleware, ClientAddressFromTrustedProxiesOnly) {
   }
 }
 
-}  // namespace
-
-namespace {
-
-using orchestrator::api::RateLimitOptions;
-
-constexpr const char* kUser = "11111111-1111-4111-8111-111111111111";
-
-core::http::Middleware limited_mw(RateLimitOptions limits) {
-  MiddlewareOptions o;
-  o.rate_limits = std::move(limits);
-  return make_middleware(o, [](const std::string& token) -> nlohmann::json {
-    if (token == "idp-unverified")
-      throw orchestrator::domain::IdentityLinkError("email-not-verified", "the address is not verified");
-    if (token.rfind("good", 0) != 0) throw orchestrator::domain::UnauthenticatedError("invalid token signature");
-    return {{"user_id", token == "good" ? kUser : "22222222-2222-4222-8222-222222222222"}};
-  });
-}
-
-Request authed(std::string method, std::string path, const std::string& token = "good") {
-  auto r = req(std::move(method), std::move(path));
-  r.headers.set("Authorization", "Bearer " + token);
-  return r;
-}
-
-/// Runs `before` (and `after` when it passes, as the server does) and returns the response.
-Response run(core::http::Middleware& m, Request& r) {
 // X-Forwarded-Host/-Proto decide the refinement's websocket_url: believed, like
 // X-Forwarded-For, only from a trusted proxy; from anyone else the middleware drops them.
 TEST(Middleware, ForwardedHostAndProtoFromTrustedProxiesOnly) {
@@ -320,6 +296,33 @@ TEST(Middleware, ForwardedHostAndProtoFromTrustedProxiesOnly) {
   EXPECT_FALSE(local.headers.get("X-Forwarded-Host"));
 }
 
+}  // namespace
+
+namespace {
+
+using orchestrator::api::RateLimitOptions;
+
+constexpr const char* kUser = "11111111-1111-4111-8111-111111111111";
+
+core::http::Middleware limited_mw(RateLimitOptions limits) {
+  MiddlewareOptions o;
+  o.rate_limits = std::move(limits);
+  return make_middleware(o, [](const std::string& token) -> nlohmann::json {
+    if (token == "idp-unverified")
+      throw orchestrator::domain::IdentityLinkError("email-not-verified", "the address is not verified");
+    if (token.rfind("good", 0) != 0) throw orchestrator::domain::UnauthenticatedError("invalid token signature");
+    return {{"user_id", token == "good" ? kUser : "22222222-2222-4222-8222-222222222222"}};
+  });
+}
+
+Request authed(std::string method, std::string path, const std::string& token = "good") {
+  auto r = req(std::move(method), std::move(path));
+  r.headers.set("Authorization", "Bearer " + token);
+  return r;
+}
+
+/// Runs `before` (and `after` when it passes, as the server does) and returns the response.
+Response run(core::http::Middleware& m, Request& r) {
   Response out;
   if (auto early = m.before(r)) out = *early;
   m.after(r, out);
