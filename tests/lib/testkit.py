@@ -7,6 +7,7 @@ python3-websockets 10.4). Used by every test module directly and by e2ekit.py
 - Engine: start/stop the real `spec-engine` binary on a loopback port with a temp data dir
 - http(): one request with urllib, returns (status, headers, body-as-JSON-or-bytes)
 - ws_collect() / collect_many() / browse() / ws_status(): WebSocket client (asyncio API of websockets 10.4)
+- ws_send_blocking(): a blocking raw-socket WebSocket client that sends one (large) message
 - FakeOpenAiCase: a TestCase base running engines against local fake OpenAI servers
 - make_pg_database() / pg_url_for(): PostgreSQL databases on TEST_PG_URL
 - PgCluster: a PostgreSQL server of one test's own (to restart it)
@@ -376,6 +377,80 @@ def collect_many(streams, timeout=60):
     async def all_of():
         return await asyncio.gather(*(browse(stream, timeout=timeout) for stream in streams))
     return asyncio.run(all_of())
+
+
+def ws_send_blocking(url, message_bytes, headers=None, timeout=30):
+    """A plain blocking WebSocket client (RFC 6455 over a raw socket): upgrades, writes one text
+    message of `message_bytes` bytes in full before reading anything (as simple clients do), then
+    reads until the server's close frame, answers it (§5.5.1) and reads until the connection ends.
+    Returns (write_error, close_code, close_reason): write_error is None when the whole message
+    went out, close_code None when no close frame arrived (1006)."""
+    import base64
+    import struct
+    from urllib.parse import urlparse
+    u = urlparse(url)
+    sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
+    try:
+        target = u.path + ("?" + u.query if u.query else "")
+        head = (f"GET {target} HTTP/1.1\r\nHost: {u.hostname}:{u.port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+                "Sec-WebSocket-Version: 13\r\n")
+        for k, v in (headers or {}).items():
+            head += f"{k}: {v}\r\n"
+        sock.sendall((head + "\r\n").encode())
+        got = b""
+        while b"\r\n\r\n" not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"no upgrade answer: {got!r}")
+            got += chunk
+        status_line, got = got.split(b"\r\n", 1)[0], got.split(b"\r\n\r\n", 1)[1]
+        if b" 101 " not in status_line:
+            raise AssertionError(f"upgrade refused: {status_line!r}")
+        # Client frames are masked (§5.3); a zero masking key leaves the payload as is.
+        frame = bytes([0x81, 0x80 | 127]) + struct.pack("!Q", message_bytes) + b"\0\0\0\0"
+        write_error = None
+        try:
+            sock.sendall(frame + b"x" * message_bytes)
+        except OSError as e:
+            write_error = e
+
+        def close_frame(data):
+            """(code, reason) of the first complete close frame in `data` (server frames are unmasked)."""
+            i = 0
+            while i + 2 <= len(data):
+                op, n, h = data[i] & 0x0F, data[i + 1] & 0x7F, 2
+                if n == 126:
+                    n, h = struct.unpack("!H", data[i + 2:i + 4])[0], 4
+                elif n == 127:
+                    n, h = struct.unpack("!Q", data[i + 2:i + 10])[0], 10
+                if i + h + n > len(data):
+                    return None
+                if op == 0x8:
+                    body = data[i + h:i + h + n]
+                    code = struct.unpack("!H", body[:2])[0] if len(body) >= 2 else None
+                    return code, body[2:].decode("utf-8", "replace")
+                i += h + n
+            return None
+
+        closed = close_frame(got)
+        try:
+            while True:
+                if closed is not None:  # answer the close (masked, zero key), then wait for the end
+                    sock.sendall(bytes([0x88, 0x82]) + b"\0\0\0\0" + struct.pack("!H", closed[0] or 1000))
+                    while sock.recv(65536):
+                        pass
+                    break
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+                closed = close_frame(got)
+        except OSError:
+            pass  # a reset after the close frame, or the read timeout
+        return (write_error, *(closed or (None, None)))
+    finally:
+        sock.close()
 
 
 def ws_status(url, headers=None, origin=None):

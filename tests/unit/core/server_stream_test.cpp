@@ -262,17 +262,9 @@ TEST_F(StreamTest, KeepAliveConnectionServesRequestsAfterAStream) {
 // RFC 9110 §9.3.2: HEAD on a streaming GET route sends the status and header fields only; the
 // handler's stop token ends its wait at once and the connection serves the next request.
 TEST_F(StreamTest, HeadSendsTheHeaderFieldsAndStopsTheHandler) {
-  const int fd = connect_loopback(server->port());
-  ASSERT_GE(fd, 0);
-  send_all(fd, "HEAD /sse/idle HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-  std::string got;
-  char buf[4096];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
+  const std::string got = raw_exchange(
+      server->port(),
+      "HEAD /sse/idle HTTP/1.1\r\nHost: x\r\n\r\nGET /plain HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   ASSERT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got;
   const auto head_end = got.find("\r\n\r\n");
   ASSERT_NE(head_end, std::string::npos);
