@@ -201,12 +201,15 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
   }
   batches_total().inc({{"outcome", "ok"}});
   batch_size().observe(static_cast<double>(writes.size()));
-  std::set<std::string> fenced(res.fenced.begin(), res.fenced.end());
+  // Fenced per (thread, epoch): a lost run's writes are dropped, a newer run of the same thread
+  // in the same batch is not.
+  const std::set<std::pair<std::string, std::int64_t>> fenced(res.fenced.begin(), res.fenced.end());
+  const auto is_fenced = [&fenced](const RunPtr& r) { return fenced.count({r->thread_id, r->epoch}) > 0; };
   std::vector<RunPtr> newly_fenced;
   if (!fenced.empty()) {
     std::lock_guard lk(mu);
     for (auto& it : batch) {
-      if (!fenced.count(it.run->thread_id) || it.run->fenced) continue;
+      if (!is_fenced(it.run) || it.run->fenced) continue;
       it.run->fenced = true;
       if (it.run->pending) {
         it.run->pending = false;
@@ -217,7 +220,7 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
   }
   std::vector<store::EventRecord> stored;
   for (std::size_t i = 0; i < batch.size(); ++i) {
-    if (fenced.count(batch[i].run->thread_id)) continue;
+    if (is_fenced(batch[i].run)) continue;
     if (auto* ev = std::get_if<store::EventWrite>(&writes[i].op)) stored.push_back(std::move(ev->event));
   }
   if (!stored.empty() && publish) {
@@ -240,7 +243,7 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
     }
   }
   for (auto& it : batch) {
-    if (fenced.count(it.run->thread_id)) {
+    if (is_fenced(it.run)) {
       fenced_total().inc();
       if (it.done) it.done(std::make_exception_ptr(Fenced("thread " + it.run->thread_id + " was deleted or taken over")));
     } else if (it.done) {

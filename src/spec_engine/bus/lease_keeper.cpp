@@ -74,10 +74,31 @@ std::string LeaseKeeper::health() const {
   return "renewal failing for " + std::to_string(ms.count()) + " ms: " + last_error_;
 }
 
+bool LeaseKeeper::finished_here(const std::string& thread_id, std::int64_t epoch) const {
+  try {
+    const auto t = store_.get_thread(thread_id);
+    return t && t->owner == options_.replica_id && t->epoch == epoch && t->status != "queued" &&
+           t->status != "running";
+  } catch (const std::exception&) {
+    return false;  // unknown: treated as lost, which stops a run that may be writing elsewhere
+  }
+}
+
 bool LeaseKeeper::tick() {
   // Snapshot the local runs BEFORE renewing: every one of them existed (owned) when the renewal
   // ran, so a run missing from the renewed set has really lost its thread.
   const auto local = hooks_.local ? hooks_.local() : std::map<std::string, std::int64_t>{};
+  std::erase_if(reported_lost_, [&local](const auto& run) {
+    const auto it = local.find(run.first);
+    return it == local.end() || it->second != run.second;
+  });
+  // Reports a local run lost once; a run that takes a while to stop is not reported again.
+  const auto report_lost = [this](const std::string& id, std::int64_t epoch, const std::string& why) {
+    if (!reported_lost_.emplace(id, epoch).second) return false;
+    lost_total().inc();
+    if (hooks_.lost) hooks_.lost(id, epoch, why);
+    return true;
+  };
   std::map<std::string, std::int64_t> owned;
   try {
     owned = store_.renew_leases(options_.replica_id, options_.ttl);
@@ -89,12 +110,9 @@ bool LeaseKeeper::tick() {
       last_error_ = e.what();
       since = last_ok_;
     }
-    if (std::chrono::steady_clock::now() - since >= options_.ttl && hooks_.lost) {
+    if (std::chrono::steady_clock::now() - since >= options_.ttl) {
       // Our leases may have expired: another replica may be running these threads now.
-      for (const auto& [id, epoch] : local) {
-        lost_total().inc();
-        hooks_.lost(id, epoch, "lease not renewed for a whole TTL");
-      }
+      for (const auto& [id, epoch] : local) report_lost(id, epoch, "lease not renewed for a whole TTL");
     }
     return false;
   }
@@ -108,11 +126,13 @@ bool LeaseKeeper::tick() {
   for (const auto& [id, epoch] : local) {
     auto it = owned.find(id);
     if (it != owned.end() && it->second == epoch) continue;
-    lost_total().inc();
+    if (it == owned.end() && finished_here(id, epoch)) continue;
+    if (!report_lost(id, epoch, it == owned.end() ? "thread deleted or finished" : "claimed by another replica")) {
+      continue;
+    }
     core::log::warn("thread no longer owned by this replica; stopping its run",
                     {{"thread_id", id}, {"epoch", epoch}, {"replica_id", options_.replica_id},
                      {"now_epoch", it == owned.end() ? nlohmann::json(nullptr) : nlohmann::json(it->second)}});
-    if (hooks_.lost) hooks_.lost(id, epoch, it == owned.end() ? "thread deleted or finished" : "claimed by another replica");
   }
   // Owned here in the database but run nowhere here (a run that crashed while the database was
   // down): seen in two rounds in a row, it is given up so that a claim resumes it.

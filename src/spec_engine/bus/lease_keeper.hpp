@@ -68,6 +68,10 @@ class LeaseKeeper {
   const LeaseOptions& options() const { return options_; }
 
  private:
+  /// True when this replica's run of `thread_id` at `epoch` has just ended (the thread is no
+  /// longer queued/running but still ours at that epoch): its absence from the renewed leases
+  /// is not a loss.
+  bool finished_here(const std::string& thread_id, std::int64_t epoch) const;
   void loop();
   store::Store& store_;
   LeaseOptions options_;
@@ -80,6 +84,9 @@ class LeaseKeeper {
   std::chrono::steady_clock::time_point last_ok_;
   std::string last_error_;
   std::set<std::string> strays_;  ///< owned but not local in the last round (keeper thread only)
+  /// Local runs already reported lost (keeper thread only): a run still stopping is reported
+  /// once, not every round.
+  std::set<std::pair<std::string, std::int64_t>> reported_lost_;
 };
 
 }  // namespace spec_engine::bus

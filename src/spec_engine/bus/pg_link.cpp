@@ -55,8 +55,14 @@ void PgLink::loop() {
   auto backoff = std::chrono::milliseconds(200);
   bool connected_before = false;
   while (!stop_) {
-    const char* keys[] = {"dbname", "connect_timeout", "application_name", nullptr};
-    const char* vals[] = {options_.url.c_str(), "5", "spec-engine-listener", nullptr};
+    // TCP keepalives and a TCP user timeout (libpq parameters, PostgreSQL docs §34.1.2) make a
+    // link whose peer vanished without a reset fail within ~15 s, also inside the blocking
+    // "SELECT 1" check; they come before dbname, so a URL that sets them wins.
+    const char* keys[] = {"keepalives",     "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          "tcp_user_timeout", "dbname",        "connect_timeout",     "application_name",
+                          nullptr};
+    const char* vals[] = {"1",     "10", "5", "3", "15000", options_.url.c_str(), "5", "spec-engine-listener",
+                          nullptr};
     PGconn* c = PQconnectdbParams(keys, vals, /*expand_dbname=*/1);
     std::string err;
     if (PQstatus(c) != CONNECTION_OK) {

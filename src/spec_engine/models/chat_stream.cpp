@@ -34,10 +34,28 @@ std::string stream_error(const json& e) {
   return "openai: the model server sent an error in the stream: " + core::utf8_truncate(msg, 2000);
 }
 
+/// The error for a turn with more tool calls than allowed.
+ModelError too_many_calls(std::size_t max) {
+  return ModelError("openai: the model's turn has more than " + std::to_string(max) +
+                    " tool calls; the turn was discarded");
+}
+
 }  // namespace
 
-ChatStreamParser::ChatStreamParser(DeltaSink on_delta)
-    : on_delta_(std::move(on_delta)), sse_([this](const core::sse::Event& ev) { on_event(ev, false); }) {}
+ChatStreamParser::ChatStreamParser(DeltaSink on_delta, std::size_t max_turn_bytes, std::size_t max_tool_calls)
+    : on_delta_(std::move(on_delta)),
+      max_turn_bytes_(max_turn_bytes),
+      max_tool_calls_(max_tool_calls),
+      sse_([this](const core::sse::Event& ev) { on_event(ev, false); }) {}
+
+void ChatStreamParser::count_bytes(std::size_t n) {
+  turn_bytes_ += n;
+  if (turn_bytes_ > max_turn_bytes_) {
+    throw ModelError("openai: the model's turn exceeded " + std::to_string(max_turn_bytes_) +
+                     " bytes of text and tool-call arguments; the turn was discarded (lower max_tokens or check the "
+                     "model server)");
+  }
+}
 
 void ChatStreamParser::feed(std::string_view bytes) {
   try {
@@ -119,12 +137,14 @@ void ChatStreamParser::tool_call_fragment(const json& tc) {
     const auto index = tc["index"].get<long long>();
     auto it = open_.find(index);
     if (it == open_.end() || other_id(it->second)) {
+      if (calls_.size() >= max_tool_calls_) throw too_many_calls(max_tool_calls_);
       calls_.emplace_back();
       k = open_[index] = calls_.size() - 1;
     } else {
       k = it->second;
     }
   } else if (calls_.empty() || other_id(last_call_)) {
+    if (calls_.size() >= max_tool_calls_) throw too_many_calls(max_tool_calls_);
     calls_.emplace_back();
     k = calls_.size() - 1;
   } else {
@@ -137,17 +157,26 @@ void ChatStreamParser::tool_call_fragment(const json& tc) {
   const auto& fn = tc["function"];
   if (fn.contains("name") && fn["name"].is_string()) {
     const auto& n = fn["name"].get_ref<const std::string&>();
-    if (n != call.name) call.name += n;  // some servers repeat the whole name in every fragment
+    if (n != call.name) {  // some servers repeat the whole name in every fragment
+      count_bytes(n.size());
+      call.name += n;
+    }
   }
   if (fn.contains("arguments")) {
     const auto& a = fn["arguments"];
-    if (a.is_string()) call.arguments += a.get_ref<const std::string&>();
-    else if (a.is_object() && call.arguments.empty()) call.arguments = a.dump();  // not OpenAI's shape, but unambiguous
+    if (a.is_string()) {
+      count_bytes(a.get_ref<const std::string&>().size());
+      call.arguments += a.get_ref<const std::string&>();
+    } else if (a.is_object() && call.arguments.empty()) {
+      call.arguments = a.dump();  // not OpenAI's shape, but unambiguous
+      count_bytes(call.arguments.size());
+    }
   }
 }
 
 void ChatStreamParser::add_content(const std::string& text) {
   if (text.empty()) return;
+  count_bytes(text.size());
   produced_ = true;
   if (!placeholders_) {
     deliver(text);

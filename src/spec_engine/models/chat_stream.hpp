@@ -48,13 +48,21 @@ namespace spec_engine::models {
 /// feed it the body bytes in any split, then call finish(). Not copyable or movable.
 class ChatStreamParser {
  public:
+  /// Default bound of one turn: content plus tool-call names and arguments, in bytes (32 MiB,
+  /// far above the largest tree of files a turn may write, 8 MiB in core::files).
+  static constexpr std::size_t kMaxTurnBytes = std::size_t{32} << 20;
+  /// Default bound of the tool calls of one turn.
+  static constexpr std::size_t kMaxToolCalls = 1024;
   /// `on_delta` receives each non-empty content delta as it is parsed (may be empty: no
-  /// callback). Exceptions it throws leave feed()/finish() unchanged.
-  explicit ChatStreamParser(DeltaSink on_delta);
+  /// callback). Exceptions it throws leave feed()/finish() unchanged. A turn larger than
+  /// `max_turn_bytes` or with more than `max_tool_calls` calls fails with ModelError, so a
+  /// runaway or hostile model server cannot grow the engine's memory without bound.
+  explicit ChatStreamParser(DeltaSink on_delta, std::size_t max_turn_bytes = kMaxTurnBytes,
+                            std::size_t max_tool_calls = kMaxToolCalls);
   ChatStreamParser(const ChatStreamParser&) = delete;
   ChatStreamParser& operator=(const ChatStreamParser&) = delete;
   /// Consumes body bytes. Throws ModelError if the stream carries an error, a chunk
-  /// that is not JSON, or a line or event over 16 MiB.
+  /// that is not JSON, a line or event over 16 MiB, or the turn exceeds its bounds.
   void feed(std::string_view bytes);
   /// Ends the stream (see "Completeness") and returns the assembled turn. Tool-call
   /// arguments that are not a JSON object yield ToolCall::arguments_error (not a
@@ -79,9 +87,14 @@ class ChatStreamParser {
   void tool_call_fragment(const nlohmann::json& fragment);
   void add_content(const std::string& text);
   void deliver(const std::string& text);
+  /// Counts `n` more bytes of the turn; throws ModelError past max_turn_bytes_.
+  void count_bytes(std::size_t n);
   std::string text_of(const std::string& pieces) const;
 
   DeltaSink on_delta_;
+  std::size_t max_turn_bytes_;
+  std::size_t max_tool_calls_;
+  std::size_t turn_bytes_ = 0;  ///< content + tool-call names and arguments so far
   core::sse::Decoder sse_;
   std::string content_;          ///< content delivered to on_delta_ so far
   std::string content_pending_;  ///< content held back: it ends inside a character

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 #include <memory>
+#include <set>
 #include <type_traits>
 
 #include <soci/soci.h>
@@ -340,16 +341,17 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
   BatchResult out;
   if (writes.empty()) return out;
   const bool pg = db_.dialect() == core::db::Dialect::postgres;
-  // The epoch each thread's writes must still hold (the first write's; a writer never mixes).
-  std::map<std::string, std::int64_t> expected;
-  for (const auto& w : writes) expected.emplace(w.thread_id(), w.epoch);
+  // The epochs the batch's writers hold per thread (usually one; two when a lost run's last
+  // writes share the batch with a newer run of the same thread).
+  std::map<std::string, std::set<std::int64_t>> expected;
+  for (const auto& w : writes) expected[w.thread_id()].insert(w.epoch);
   Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
   // Fence: lock the batch's thread rows (in key order, so two writers never deadlock) and
   // compare epochs. A claim (UPDATE ... epoch + 1) waits for this transaction, and this one
   // sees a claim that committed before it.
-  std::map<std::string, bool> allowed;
+  std::set<std::pair<std::string, std::int64_t>> allowed;
   {
     std::string tid;
     long long epoch = 0;
@@ -357,18 +359,23 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
     soci::statement st = (sql.prepare << std::string("SELECT epoch FROM threads WHERE thread_id = :tid") +
                                              (pg ? " FOR SHARE" : ""),
                           soci::into(epoch, ind), soci::use(tid));
-    for (const auto& [id, want] : expected) {
+    for (const auto& [id, wants] : expected) {
       tid = id;
       epoch = 0;
       ind = soci::i_null;
       st.execute(true);
-      const bool ok = st.got_data() && ind == soci::i_ok && epoch == want;
-      allowed[id] = ok;
-      if (!ok) out.fenced.push_back(id);
+      const bool exists = st.got_data() && ind == soci::i_ok;
+      for (const std::int64_t want : wants) {
+        if (exists && epoch == want) {
+          allowed.emplace(id, want);
+        } else {
+          out.fenced.emplace_back(id, want);
+        }
+      }
     }
   }
   for (const auto& w : writes) {
-    if (!allowed[w.thread_id()]) continue;
+    if (!allowed.count({w.thread_id(), w.epoch})) continue;
     std::visit(
         [&](const auto& op) {
           using T = std::decay_t<decltype(op)>;

@@ -115,11 +115,12 @@ struct Write {
   const std::string& thread_id() const;
 };
 
-/// What write_batch did: threads whose writes were dropped because the thread is gone or its
-/// epoch is no longer the writer's (the writer lost its lease), and the highest stored seq per
-/// thread with events.
+/// What write_batch did: the (thread, epoch) pairs whose writes were dropped because the
+/// thread is gone or that epoch is no longer the thread's (its writer lost the lease), and the
+/// highest stored seq per thread with events. Fencing is per (thread, epoch): a batch may hold
+/// a lost run's last writes next to the writes of the same thread's newer run on this replica.
 struct BatchResult {
-  std::vector<std::string> fenced;
+  std::vector<std::pair<std::string, std::int64_t>> fenced;
   std::map<std::string, std::int64_t> last_seq;
 };
 

@@ -241,6 +241,31 @@ TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
   EXPECT_EQ(store_->get_thread("t")->status, "queued");
 }
 
+TEST_P(EventLogTest, ALostRunsWritesDoNotFenceTheThreadsNewerRunInTheSameBatch) {
+  create("t", "a", 0ms);
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("a", 60s, 1).size(), 1u);  // this replica claimed it back: epoch 2
+  auto log = make();
+  std::atomic<int> old_hook{0}, new_hook{0};
+  auto lost = log->open("t", 1, 0, [&] { ++old_hook; });
+  auto current = log->open("t", 2, 0, [&] { ++new_hook; });
+  // Queued before the writer starts, so all of them share its first batch.
+  lost->emit("on_state_update", {{"run", "lost"}});
+  current->emit("on_state_update", {{"run", "current"}});
+  lost->emit("on_state_update", {{"run", "lost"}});
+  log->start();
+  durable([&](Completion d) { current->checkpoint({{"run", "current"}}, std::move(d)); });
+  EXPECT_FALSE(current->fenced());
+  EXPECT_TRUE(lost->fenced());
+  EXPECT_EQ(old_hook, 1);
+  EXPECT_EQ(new_hook, 0);
+  log->stop(1s);
+  const auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].data["run"], "current");
+  EXPECT_EQ((*store_->latest_checkpoint("t"))["run"], "current");
+}
+
 TEST_P(EventLogTest, DeletedThreadFencesItsRun) {
   create("t");
   auto log = make();

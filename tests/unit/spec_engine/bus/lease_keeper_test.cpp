@@ -28,7 +28,7 @@ class LeaseKeeperTest : public spec_engine::testing::StoreFixture {
     h.lost = [this](const std::string& id, std::int64_t epoch, const std::string&) {
       std::lock_guard lk(mu_);
       lost_.push_back(id + "@" + std::to_string(epoch));
-      local_.erase(id);
+      if (!slow_to_stop_) local_.erase(id);
     };
     h.capacity = [this] {
       std::lock_guard lk(mu_);
@@ -46,6 +46,7 @@ class LeaseKeeperTest : public spec_engine::testing::StoreFixture {
   std::map<std::string, std::int64_t> local_;
   std::vector<std::string> lost_, claimed_;
   std::size_t room_ = 0;
+  bool slow_to_stop_ = false;  ///< lost runs stay local (still stopping) until the test drops them
 };
 
 TEST_P(LeaseKeeperTest, RenewalsKeepALiveReplicasThreadsFromBeingClaimed) {
@@ -116,6 +117,50 @@ TEST_P(LeaseKeeperTest, OwnedThreadsRunNowhereHereAreGivenUpAfterTwoRounds) {
   EXPECT_TRUE(a.tick());
   EXPECT_EQ(store_->get_thread("stray")->owner, "");
   EXPECT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+}
+
+TEST_P(LeaseKeeperTest, ARunStillStoppingIsReportedLostOnceNotEveryRound) {
+  create("t", "a", 0ms);
+  create("kept", "a", 60s);
+  local_ = {{"t", 1}, {"kept", 1}};
+  slow_to_stop_ = true;
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+  LeaseKeeper a(*store_, {"a", 60s, 1s}, hooks());
+  for (int round = 0; round < 3; ++round) EXPECT_TRUE(a.tick());
+  EXPECT_EQ(lost_, (std::vector<std::string>{"t@1"}));
+  // The run stopped; later the replica claims the thread back (a new epoch) and loses it again.
+  local_.erase("t");
+  EXPECT_TRUE(a.tick());
+  ASSERT_EQ(store_->release_leases("b"), 1);
+  ASSERT_EQ(store_->claim_expired("a", 0ms, 10).size(), 1u);
+  local_["t"] = 3;
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("b", 60s, 10).size(), 1u);
+  for (int round = 0; round < 2; ++round) EXPECT_TRUE(a.tick());
+  EXPECT_EQ(lost_, (std::vector<std::string>{"t@1", "t@3"}));
+}
+
+TEST_P(LeaseKeeperTest, ARunThatJustEndedIsNotReportedLost) {
+  // The run wrote its outcome between the keeper's snapshot of local runs and the renewal.
+  create("done", "a", 60s);
+  create("other", "b", 60s);
+  local_ = {{"done", 1}};
+  using spec_engine::store::OutcomeWrite;
+  using spec_engine::store::Write;
+  ASSERT_TRUE(store_->write_batch({Write{1, OutcomeWrite{"done", "completed", nlohmann::json::object(),
+                                                          nlohmann::json::object(), ""}}})
+                  .fenced.empty());
+  LeaseKeeper a(*store_, {"a", 60s, 1s}, hooks());
+  EXPECT_TRUE(a.tick());
+  EXPECT_TRUE(lost_.empty());
+  // A thread that ended under another owner's epoch is still a loss for the local run.
+  local_ = {{"other", 1}};
+  ASSERT_TRUE(store_->write_batch({Write{1, OutcomeWrite{"other", "completed", nlohmann::json::object(),
+                                                          nlohmann::json::object(), ""}}})
+                  .fenced.empty());
+  EXPECT_TRUE(a.tick());
+  EXPECT_EQ(lost_, (std::vector<std::string>{"other@1"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Dialects, LeaseKeeperTest, ::testing::ValuesIn(spec_engine::testing::dialects()),

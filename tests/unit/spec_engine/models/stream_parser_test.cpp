@@ -105,6 +105,32 @@ TEST(StreamParser, ErrorChunkThrows) {
   EXPECT_THROW(p.feed("data: {\"error\": {\"message\": \"overloaded\"}}\n\n"), ModelError);
 }
 
+TEST(StreamParser, ATurnOverItsByteBoundIsRefusedWithoutGrowingFurther) {
+  ChatStreamParser p(nullptr, /*max_turn_bytes=*/100, /*max_tool_calls=*/8);
+  const std::string ten(10, 'x');
+  for (int i = 0; i < 5; ++i) p.feed(sse({{"choices", {{{"index", 0}, {"delta", {{"content", ten}}}}}}}));
+  p.feed(sse(tc_delta(0, "c", "write_file", std::string(40, 'a'))));  // 50 + 10 + 40 = 100: still allowed
+  try {
+    p.feed(sse(tc_delta(0, "", "", "b")));
+    FAIL() << "101 bytes were accepted";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeded 100 bytes"), std::string::npos) << e.what();
+  }
+}
+
+TEST(StreamParser, ATurnWithTooManyToolCallsIsRefused) {
+  ChatStreamParser p(nullptr, ChatStreamParser::kMaxTurnBytes, /*max_tool_calls=*/3);
+  for (int i = 0; i < 3; ++i) p.feed(sse(tc_delta(i, "c" + std::to_string(i), "ls", "{}")));
+  EXPECT_THROW(p.feed(sse(tc_delta(3, "c3", "ls", "{}"))), ModelError);
+  ChatStreamParser q(nullptr, ChatStreamParser::kMaxTurnBytes, 3);  // without index: new ids start calls
+  for (int i = 0; i < 3; ++i) {
+    q.feed(sse({{"choices", {{{"delta", {{"tool_calls", {{{"id", std::to_string(i)}, {"function", {{"name", "ls"}}}}}}}}}}}}));
+  }
+  EXPECT_THROW(
+      q.feed(sse({{"choices", {{{"delta", {{"tool_calls", {{{"id", "3"}, {"function", {{"name", "ls"}}}}}}}}}}}})),
+      ModelError);
+}
+
 TEST(StreamParser, ToolCallsWithoutIndex) {
   ChatStreamParser p(nullptr);
   p.feed(sse({{"choices", {{{"delta", {{"tool_calls", {{{"id", "a"}, {"function", {{"name", "ls"}, {"arguments", "{}"}}}}}}}}}}}}));

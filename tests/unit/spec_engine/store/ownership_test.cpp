@@ -164,7 +164,8 @@ TEST_P(OwnershipTest, WritesOfALostEpochOrADeletedThreadAreFencedOut) {
   ASSERT_TRUE(store_->delete_thread("gone"));
   auto res = store_->write_batch({ev("taken", 1, 1), ev("kept", 1, 1), ev("gone", 1, 1),
                                   Write{1, CheckpointWrite{"taken", 1, {{"x", 1}}}}});
-  EXPECT_EQ(std::set<std::string>(res.fenced.begin(), res.fenced.end()), (std::set<std::string>{"taken", "gone"}));
+  using Fence = std::pair<std::string, std::int64_t>;
+  EXPECT_EQ(std::set<Fence>(res.fenced.begin(), res.fenced.end()), (std::set<Fence>{{"taken", 1}, {"gone", 1}}));
   EXPECT_TRUE(store_->events_after("taken", 0).empty());
   EXPECT_FALSE(store_->latest_checkpoint("taken"));
   EXPECT_TRUE(store_->events_after("gone", 0).empty());
@@ -173,6 +174,23 @@ TEST_P(OwnershipTest, WritesOfALostEpochOrADeletedThreadAreFencedOut) {
   EXPECT_TRUE(store_->write_batch({ev("taken", 2, 1)}).fenced.empty());
   EXPECT_FALSE(store_->set_status_fenced("taken", 1, "running"));
   EXPECT_TRUE(store_->set_status_fenced("taken", 2, "running"));
+}
+
+TEST_P(OwnershipTest, FencingIsPerEpochSoALostRunsWritesDoNotFenceTheNewerRun) {
+  create("t", "a", 0ms);
+  std::this_thread::sleep_for(5ms);
+  ASSERT_EQ(store_->claim_expired("a", 60s, 10).size(), 1u);  // the same replica claims it back: epoch 2
+  // One batch: the lost run's last writes (epoch 1) around the new run's (epoch 2).
+  auto res = store_->write_batch({ev("t", 1, 1), ev("t", 2, 1), Write{1, CheckpointWrite{"t", 1, {{"run", 1}}}},
+                                  ev("t", 2, 2), Write{2, CheckpointWrite{"t", 2, {{"run", 2}}}}, ev("t", 1, 3)});
+  using Fence = std::pair<std::string, std::int64_t>;
+  EXPECT_EQ(res.fenced, (std::vector<Fence>{{"t", 1}}));
+  const auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].seq, 1);
+  EXPECT_EQ(events[1].seq, 2);
+  EXPECT_EQ(res.last_seq.at("t"), 2);
+  EXPECT_EQ((*store_->latest_checkpoint("t"))["run"], 2);
 }
 
 TEST_P(OwnershipTest, ReplayPagesUseLimit) {
