@@ -11,6 +11,8 @@
 #include "orchestrator/api/domain_adapter.hpp"
 #include "orchestrator/api/routes.hpp"
 #include "orchestrator/api/static_site.hpp"
+#include "orchestrator/domain/refinements.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::api {
 
@@ -38,6 +40,51 @@ std::unique_ptr<core::db::Database> open_and_migrate(const core::db::DbConfig& c
   core::log::info("database_ready", {{"database", db->describe()}, {"migrations_applied", n}});
   return db;
 }
+
+/// The refinement use case's engine port over the engine client: engine failures become answers
+/// carrying the client's exception (rendered 503 / 502 by problem.cpp).
+class EnginePort : public domain::RefinementEngine {
+ public:
+  explicit EnginePort(engine_client::EngineClient& engine) : engine_(engine) {}
+  Answer invoke(const nlohmann::json& job, const std::string& traceparent) override {
+    try {
+      engine_.invoke(job, traceparent);
+      return {};
+    } catch (const engine_client::EngineUnavailable& e) {
+      return {Outcome::unavailable, e.what(), std::current_exception()};
+    } catch (const engine_client::EngineRejected& e) {
+      return {Outcome::rejected, e.what(), std::current_exception()};
+    }
+  }
+
+ private:
+  engine_client::EngineClient& engine_;
+};
+
+/// The refinement use case's (and the run route's) tracker port over tracker::Tracker: the starting() hold wraps a
+/// Tracker::Starting guard; the lease is the tracker's instance id and lease length.
+class TrackerPort : public domain::RefinementTracker {
+ public:
+  explicit TrackerPort(tracker::Tracker& tracker) : tracker_(tracker) {}
+  std::unique_ptr<Hold> starting(const std::string& thread_id) override {
+    return std::make_unique<StartingHold>(tracker_.starting(thread_id));
+  }
+  std::string lease_owner() const override { return tracker_.instance_id(); }
+  std::chrono::seconds lease_ttl() const override { return tracker_.lease_seconds(); }
+  void track(const std::string& proposal_id, const std::string& thread_id) override {
+    tracker_.track(proposal_id, thread_id);
+  }
+  void track_run(const std::string& run_id, const std::string& thread_id) override {
+    tracker_.track_run(run_id, thread_id);
+  }
+
+ private:
+  struct StartingHold : Hold {
+    explicit StartingHold(tracker::Tracker::Starting g) : guard(std::move(g)) {}
+    tracker::Tracker::Starting guard;
+  };
+  tracker::Tracker& tracker_;
+};
 
 }  // namespace
 
@@ -82,12 +129,14 @@ int run_migrations(const core::db::DbConfig& db) {
 std::string add_user(const core::db::DbConfig& db, const std::string& email, const std::string& name,
                      const std::string& password) {
   auto d = open_and_migrate(db);
-  return DomainAdapter::create_user(*d, email, name, password);
+  store::Store units(*d);
+  return DomainAdapter::create_user(units, email, name, password);
 }
 
 std::vector<domain::User> list_users(const core::db::DbConfig& db) {
   auto d = open_and_migrate(db);
-  domain::UserService users(*d);
+  store::Store units(*d);
+  domain::UserService users(units);
   std::vector<domain::User> out;
   store::PageRequest page{store::kMaxPageLimit, ""};
   while (true) {
@@ -100,12 +149,14 @@ std::vector<domain::User> list_users(const core::db::DbConfig& db) {
 
 domain::User set_user_disabled(const core::db::DbConfig& db, const std::string& user, bool disabled) {
   auto d = open_and_migrate(db);
-  return domain::UserService(*d).set_disabled(user, disabled);
+  store::Store units(*d);
+  return domain::UserService(units).set_disabled(user, disabled);
 }
 
 domain::User set_user_password(const core::db::DbConfig& db, const std::string& user, const std::string& password) {
   auto d = open_and_migrate(db);
-  return domain::UserService(*d).set_password(user, password);
+  store::Store units(*d);
+  return domain::UserService(units).set_password(user, password);
 }
 
 int override_agent_model(nlohmann::json& agent, const std::string& model) {
@@ -127,7 +178,12 @@ int override_agent_model(nlohmann::json& agent, const std::string& model) {
 struct App::Impl {
   AppOptions options;
   std::unique_ptr<core::db::Database> db;
+  std::unique_ptr<store::Store> store;
   std::unique_ptr<engine_client::EngineClient> engine;
+  std::unique_ptr<EnginePort> engine_port;
+  std::unique_ptr<TrackerPort> tracker_port;
+  std::unique_ptr<domain::ProposalService> proposals;
+  std::unique_ptr<domain::RefinementService> refinements;
   std::unique_ptr<follow::FollowHub> hub;
   std::unique_ptr<tracker::Tracker> tracker;
   std::unique_ptr<DomainAdapter> domain;
@@ -161,17 +217,25 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   }
 
   m.db = open_and_migrate(m.options.db);
+  m.store = std::make_unique<store::Store>(*m.db);
   m.engine = std::make_unique<engine_client::EngineClient>(m.options.engine, runtime);
   m.hub = std::make_unique<follow::FollowHub>(*m.engine, m.options.follow);
-  m.tracker = std::make_unique<tracker::Tracker>(*m.db, *m.engine, *m.hub, m.options.tracker);
-  m.domain = std::make_unique<DomainAdapter>(*m.db, m.options.jwt, m.options.proposals);
+  m.tracker = std::make_unique<tracker::Tracker>(*m.store, *m.engine, *m.hub, m.options.tracker);
+  m.domain = std::make_unique<DomainAdapter>(*m.store, m.options.jwt, m.options.proposals);
+  m.engine_port = std::make_unique<EnginePort>(*m.engine);
+  m.proposals = std::make_unique<domain::ProposalService>(*m.store, m.options.proposals);
+  m.tracker_port = std::make_unique<TrackerPort>(*m.tracker);
+  m.refinements =
+      std::make_unique<domain::RefinementService>(*m.proposals, *m.engine_port, std::move(agent), m.tracker_port.get());
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
       *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },
       m.options.ws);
-  core::db::Database* db = m.db.get();
-  m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.engine, m.tracker.get(), *m.ws, std::move(agent),
-                                                 std::move(openapi), [db] { return db->ping(); }});
+  store::Store* units = m.store.get();
+  const auto ping_budget = m.options.ready_db_timeout;
+  m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.refinements, *m.engine, *m.ws, std::move(openapi),
+                                                 [units, ping_budget] { return units->ping(ping_budget); },
+                                                 m.tracker_port.get()});
   register_routes(m.router, *m.deps);
   m.console = std::make_unique<StaticSite>(resolve_web_dir(m.options.web_dir));
   m.console->register_routes(m.router);

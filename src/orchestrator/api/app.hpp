@@ -40,7 +40,12 @@ struct JwtSettings {
 /// Everything the process needs to run.
 struct AppOptions {
   core::http::ServerOptions server;        ///< host, port, body limit, threads
-  core::db::DbConfig db;                   ///< SQLite file or postgresql:// URL (database ide_orchestrator)
+  /// SQLite file or postgresql:// URL (database ide_orchestrator); `lease_timeout` bounds the wait
+  /// for a pooled connection (--db-wait-ms; past it a request answers 503 + Retry-After).
+  core::db::DbConfig db;
+  /// /ready's wait for a pooled connection to ping the database on (connecting and the query are
+  /// bounded by the connection's own network timeouts, core/db.hpp).
+  std::chrono::milliseconds ready_db_timeout{1000};
   engine_client::EngineClientOptions engine;
   follow::FollowOptions follow;            ///< upstream engine streams shared per thread
   tracker::TrackerOptions tracker;

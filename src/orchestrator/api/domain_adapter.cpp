@@ -51,7 +51,7 @@ auth::JwtConfig jwt_config(const JwtSettings& s) {
 }  // namespace
 
 struct DomainAdapter::Impl {
-  Impl(core::db::Database& d, const JwtSettings& jwt, domain::ProposalLimits limits)
+  Impl(store::Store& d, const JwtSettings& jwt, domain::ProposalLimits limits)
       : db(d),
         jwt(jwt_config(jwt)),
         templates(domain::TemplateLibrary::load_default()),
@@ -60,7 +60,7 @@ struct DomainAdapter::Impl {
         drafts(d),
         proposals(d, limits),
         runs(d, limits) {}
-  core::db::Database& db;
+  store::Store& db;
   auth::JwtService jwt;
   domain::TemplateLibrary templates;
   domain::UserService users;
@@ -70,13 +70,13 @@ struct DomainAdapter::Impl {
   domain::RunService runs;
 };
 
-DomainAdapter::DomainAdapter(core::db::Database& db, const JwtSettings& jwt, domain::ProposalLimits limits)
-    : impl_(std::make_unique<Impl>(db, jwt, limits)) {}
+DomainAdapter::DomainAdapter(store::Store& store, const JwtSettings& jwt, domain::ProposalLimits limits)
+    : impl_(std::make_unique<Impl>(store, jwt, limits)) {}
 DomainAdapter::~DomainAdapter() = default;
 
-std::string DomainAdapter::create_user(core::db::Database& db, const std::string& email, const std::string& name,
+std::string DomainAdapter::create_user(store::Store& store, const std::string& email, const std::string& name,
                                        const std::string& password) {
-  domain::UserService users(db);
+  domain::UserService users(store);
   return users.create(email, name, password).id;
 }
 
@@ -176,13 +176,6 @@ store::Page<store::ProposalRecord> DomainAdapter::list_my_proposals(const std::s
   return impl_->proposals.list_visible(user_id, statuses, page);
 }
 
-std::pair<store::ProposalRecord, store::ProposalRecord> DomainAdapter::retry_proposal(const std::string& user_id,
-                                                                                    const std::string& proposal_id,
-                                                                                    const std::string& thread_id) {
-  auto r = impl_->proposals.retry(user_id, proposal_id, thread_id);
-  return {r.proposal, r.previous};
-}
-
 store::Page<store::VersionRecord> DomainAdapter::list_versions(const std::string& user_id,
                                                                const std::string& workflow_id,
                                                                const store::PageRequest& page) {
@@ -224,26 +217,6 @@ DraftView DomainAdapter::put_draft_files(const std::string& user_id, const std::
 
 void DomainAdapter::delete_draft(const std::string& user_id, const std::string& draft_id) {
   impl_->drafts.remove(user_id, draft_id);
-}
-
-store::ProposalRecord DomainAdapter::create_proposal(const std::string& user_id, const std::string& workflow_id,
-                                                     const std::string& thread_id, const std::string& user_prompt,
-                                                     const std::optional<std::string>& context_file_path,
-                                                     const std::optional<std::string>& context_selection,
-                                                     const std::string& lease_owner, std::chrono::seconds lease_ttl) {
-  domain::CreateProposalInput in;
-  in.user_prompt = user_prompt;
-  in.context_file_path = context_file_path;
-  in.context_selection = context_selection;
-  in.thread_id = thread_id;
-  in.lease_owner = lease_owner;
-  in.lease_ttl = lease_ttl;
-  return impl_->proposals.create(user_id, workflow_id, in);
-}
-
-void DomainAdapter::fail_proposal(const std::string& thread_id, const std::string& error,
-                                  domain::FailureKind kind) {
-  impl_->proposals.finalise_failed(thread_id, error, kind);
 }
 
 ProposalView DomainAdapter::get_proposal(const std::string& user_id, const std::string& proposal_id) {

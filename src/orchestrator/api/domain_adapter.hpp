@@ -5,23 +5,22 @@
 #include <memory>
 #include <string>
 
-#include "core/db.hpp"
 #include "orchestrator/api/app.hpp"
 #include "orchestrator/api/domain_port.hpp"
 #include "orchestrator/domain/proposals.hpp"
 
 namespace orchestrator::api {
 
-/// Thread-safe (the domain services borrow pooled sessions per call).
+/// Thread-safe (the domain services run their database work as units of work per call).
 class DomainAdapter : public DomainPort {
  public:
-  /// Borrows `db` (migrated). `jwt` selects HS256 secret and/or RS256 public key; `limits`
-  /// caps refinements in flight per user.
-  DomainAdapter(core::db::Database& db, const JwtSettings& jwt, domain::ProposalLimits limits = {});
+  /// Borrows `store` (database migrated). `jwt` selects HS256 secret and/or RS256 public key;
+  /// `limits` caps refinements in flight per user.
+  DomainAdapter(store::Store& store, const JwtSettings& jwt, domain::ProposalLimits limits = {});
   ~DomainAdapter() override;
 
   /// Creates a user (Argon2id hash); returns its id. Throws domain::InvalidError / ConflictError.
-  static std::string create_user(core::db::Database& db, const std::string& email, const std::string& name,
+  static std::string create_user(store::Store& store, const std::string& email, const std::string& name,
                                  const std::string& password);
 
   LoginResult login(const std::string& email, const std::string& password) override;
@@ -46,9 +45,6 @@ class DomainAdapter : public DomainPort {
   store::Page<store::ProposalRecord> list_my_proposals(const std::string& user_id,
                                                        const std::vector<store::ProposalStatus>& statuses,
                                                        const store::PageRequest& page) override;
-  std::pair<store::ProposalRecord, store::ProposalRecord> retry_proposal(const std::string& user_id,
-                                                                       const std::string& proposal_id,
-                                                                       const std::string& thread_id) override;
   store::Page<store::VersionRecord> list_versions(const std::string& user_id, const std::string& workflow_id,
                                                   const store::PageRequest& page) override;
   VersionView publish_version(const std::string& user_id, const std::string& workflow_id,
@@ -60,13 +56,6 @@ class DomainAdapter : public DomainPort {
   DraftView put_draft_files(const std::string& user_id, const std::string& workflow_id, const nlohmann::json& files,
                             long long base_revision) override;
   void delete_draft(const std::string& user_id, const std::string& draft_id) override;
-  store::ProposalRecord create_proposal(const std::string& user_id, const std::string& workflow_id,
-                                        const std::string& thread_id,
-                                        const std::string& user_prompt,
-                                        const std::optional<std::string>& context_file_path,
-                                        const std::optional<std::string>& context_selection,
-                                        const std::string& lease_owner, std::chrono::seconds lease_ttl) override;
-  void fail_proposal(const std::string& thread_id, const std::string& error, domain::FailureKind kind) override;
   ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) override;
   store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,
                                                     const store::PageRequest& page) override;

@@ -133,21 +133,6 @@ class DomainPort {
   /// Deletes a draft by id (PreconditionError while a proposal on it is open).
   virtual void delete_draft(const std::string& user_id, const std::string& draft_id) = 0;
 
-  /// Records a new `processing` proposal for `thread_id`, creating the draft if missing and
-  /// snapshotting its files as `base_files` (seed these into the engine run); grants the user
-  /// access (owner). A non-empty `lease_owner` (this replica's tracker) holds the proposal's
-  /// tracker lease for `lease_ttl` from the start, so no other replica takes it over while the
-  /// engine is being invoked. Returns the proposal.
-  virtual store::ProposalRecord create_proposal(const std::string& user_id, const std::string& workflow_id,
-                                                const std::string& thread_id,
-                                                const std::string& user_prompt,
-                                                const std::optional<std::string>& context_file_path,
-                                                const std::optional<std::string>& context_selection,
-                                                const std::string& lease_owner,
-                                                std::chrono::seconds lease_ttl) = 0;
-  /// Marks the proposal of `thread_id`, whose engine job could not be started, failed with `error`;
-  /// `kind` records why (engine_unreachable failures are re-checked and may come back completed).
-  virtual void fail_proposal(const std::string& thread_id, const std::string& error, domain::FailureKind kind) = 0;
   /// One proposal with generated files and its per-file change summary (base -> generated).
   virtual ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) = 0;
   /// Proposals of a workflow the user may see, newest first.
@@ -157,11 +142,6 @@ class DomainPort {
   virtual store::Page<store::ProposalRecord> list_my_proposals(const std::string& user_id,
                                                                const std::vector<store::ProposalStatus>& statuses,
                                                                const store::PageRequest& page) = 0;
-  /// Records a new `processing` proposal for `thread_id` re-running `proposal_id` (same prompt
-  /// and context) on the current draft; returns {new proposal, the re-run one after the call}.
-  virtual std::pair<store::ProposalRecord, store::ProposalRecord> retry_proposal(const std::string& user_id,
-                                                                               const std::string& proposal_id,
-                                                                               const std::string& thread_id) = 0;
   /// GNU unified diff of the current draft -> generated files (only paths the proposal
   /// changes); empty when nothing to show. PreconditionError while there are no generated files.
   virtual std::string proposal_diff(const std::string& user_id, const std::string& proposal_id) = 0;

@@ -5,6 +5,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/unavailable.hpp"
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/auth/token_extract.hpp"
@@ -231,6 +232,10 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
       if (auto limited = by_address()) return limited;
       return Response::problem(403, "Forbidden", std::string("Your sign-in was refused: ") + e.what() + ".",
                                {{"type", problem_type(e.reason())}});
+    } catch (const core::Unavailable& e) {
+      // The database could not check the token's account now (store::DatabaseUnavailable):
+      // 503 + Retry-After, never a 401 that would sign the user out.
+      return to_response(e, req);
     } catch (const std::exception& e) {
       if (auto limited = by_address()) return limited;
       std::string why = e.what();

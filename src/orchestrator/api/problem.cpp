@@ -6,8 +6,10 @@
 
 #include "core/log.hpp"
 #include "core/rate_limit.hpp"
+#include "core/unavailable.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::api {
 
@@ -67,6 +69,27 @@ Response to_response(const std::exception& e, const Request& req) {
         u->retry_after(), "Refinement service unavailable",
         "The AI refinement engine is not reachable right now, so the refinement could not be started. "
         "Your draft was not changed (the attempt is listed as a failed proposal)");
+  }
+  if (auto* db = dynamic_cast<const store::DatabaseUnavailable*>(&e)) {
+    // The domain's database work could not run now (store/unit_of_work.hpp); what() says whether
+    // the change may have been applied.
+    const long long secs = std::max<long long>(1, db->retry_after().count());
+    Response r = Response::problem(503, "Database unavailable", db->what(),
+                                   {{"type", problem_type("database-unavailable")},
+                                    {"retry_after_seconds", secs},
+                                    {"maybe_applied", db->maybe_written()}});
+    r.headers.set("Retry-After", std::to_string(secs));
+    return r;
+  }
+  if (auto* u = dynamic_cast<const core::Unavailable*>(&e)) {
+    const long long secs = std::max<long long>(1, u->retry_after().count());
+    core::log::warn("service_unavailable", {{"error", u->what()}, {"request_id", req.request_id}});
+    Response r = Response::problem(503, "Service Unavailable",
+                                   "The server is temporarily out of capacity; try again in " + std::to_string(secs) +
+                                       " s.",
+                                   {{"type", problem_type("unavailable")}, {"retry_after_seconds", secs}});
+    r.headers.set("Retry-After", std::to_string(secs));
+    return r;
   }
   if (auto* rj = dynamic_cast<const engine_client::EngineRejected*>(&e)) {
     core::log::error("engine_rejected", {{"status", rj->status()}, {"error", rj->what()}, {"request_id", req.request_id}});

@@ -87,7 +87,9 @@ PageQuery page_query(const core::http::Request& req);
 /// Maps any exception escaping a handler to a response:
 /// domain::Error -> its status (400 with `errors` for InvalidError, 409 with `paths` for
 /// conflicts, 403 typed by IdentityLinkError::reason(), 429 + Retry-After + RateLimit /
-/// RateLimit-Policy for LimitExceededError); EngineUnavailable -> 503 + Retry-After; EngineRejected -> 502; ApiError ->
+/// RateLimit-Policy for LimitExceededError); EngineUnavailable -> 503 + Retry-After; store::DatabaseUnavailable
+/// -> 503 + Retry-After typed "database-unavailable" with `maybe_applied`; any other core::Unavailable
+/// -> 503 + Retry-After; EngineRejected -> 502; ApiError ->
 /// its response; anything else -> 500 with a generic message (details logged, not sent).
 core::http::Response to_response(const std::exception& e, const core::http::Request& req);
 

@@ -9,7 +9,7 @@
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/api/render.hpp"
 #include "orchestrator/domain/error.hpp"
-#include "orchestrator/tracker/tracker.hpp"
+#include "orchestrator/domain/refinements.hpp"
 
 namespace orchestrator::api {
 
@@ -42,12 +42,6 @@ std::string websocket_url(const Request& req, const std::string& kind, const std
   auto proto = req.headers.get("X-Forwarded-Proto");
   const std::string scheme = proto && *proto == "https" ? "wss" : "ws";
   return scheme + "://" + *host + path;
-}
-
-core::metrics::Counter& refinements_counter() {
-  static auto& c = core::metrics::global().counter("ide_orchestrator_refinements_started_total",
-                                                   "Refinement requests by outcome (accepted | engine_unavailable | engine_rejected)");
-  return c;
 }
 
 // ---------------------------------------------------------------- auth
@@ -187,57 +181,20 @@ Response delete_draft(RouteDeps& d, Request& req) {
 }
 
 // ---------------------------------------------------------------- refinements
-Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalRecord& p,
-                           const json& extra = json::object());
+Response accepted_refinement(Request& req, const store::ProposalRecord& p, const json& extra = json::object());
 
 Response start_refinement(RouteDeps& d, Request& req) {
   const std::string user = caller_id(req);
   const std::string workflow_id = uuid_param(req, "id", "workflow");
   const StartRefinementCommand c = parse_start_refinement(req);
-  const std::string& prompt = c.user_prompt;
-  const auto& ctx_path = c.context_file_path;
-  const auto& ctx_sel = c.context_selection;
-
-  // Record first (creates the draft if missing and snapshots its files), so the tracker or a
-  // restarted process can always find the thread; then invoke the engine with those files. The
-  // record carries this replica's tracker lease: other replicas leave it alone during the invoke.
-  const std::string thread_id = core::uuid4();
-  const auto starting = d.tracker ? d.tracker->starting(thread_id) : tracker::Tracker::Starting();
-  return invoke_refinement(d, req,
-                           d.domain.create_proposal(user, workflow_id, thread_id, prompt, ctx_path, ctx_sel,
-                                                    d.tracker ? d.tracker->instance_id() : std::string(),
-                                                    d.tracker ? d.tracker->lease_seconds() : std::chrono::seconds{0}));
+  return accepted_refinement(req, d.refinements.start({user, workflow_id, c.user_prompt, c.context_file_path,
+                                                      c.context_selection, req.traceparent}));
 }
 
-/// Starts the engine run of a proposal just recorded in `processing` (refinement or retry) and
-/// answers 202 {proposal_id, thread_id, status, websocket_url, created_at}. When the engine
-/// cannot take the job the proposal is failed with the reason and the error propagates (503/502).
-/// Members of `extra` (an object) are added to the body.
-Response invoke_refinement(RouteDeps& d, Request& req, const store::ProposalRecord& p, const json& extra) {
+/// 202 {proposal_id, thread_id, status, websocket_url, created_at} for a refinement whose engine
+/// run started; members of `extra` (an object) are added to the body.
+Response accepted_refinement(Request& req, const store::ProposalRecord& p, const json& extra) {
   const std::string& thread_id = p.thread_id;
-  auto tc = core::tracing::parse_traceparent(req.traceparent);
-  const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
-  const json job = build_refinement_job(trace_id, thread_id, d.refinement_agent, p.user_prompt, p.context_file_path,
-                                        p.context_selection, p.base_files);
-  try {
-    d.engine.invoke(job, req.traceparent);
-  } catch (const engine_client::EngineUnavailable&) {
-    refinements_counter().inc({{"outcome", "engine_unavailable"}});
-    // The engine may have accepted the job before the answer was lost: the sweeper re-checks
-    // unreachable failures and brings the proposal back if the run completed after all.
-    d.domain.fail_proposal(thread_id, "The refinement engine was unavailable when the refinement was started.",
-                           domain::FailureKind::engine_unreachable);
-    throw;
-  } catch (const engine_client::EngineRejected& e) {
-    refinements_counter().inc({{"outcome", "engine_rejected"}});
-    d.domain.fail_proposal(thread_id, std::string("The refinement engine rejected the job: ") + e.what(),
-                           domain::FailureKind::engine_rejected);
-    throw;
-  }
-  refinements_counter().inc({{"outcome", "accepted"}});
-  if (d.tracker) d.tracker->track(p.id, thread_id);
-  core::log::info("refinement_started", {{"proposal_id", p.id}, {"thread_id", thread_id}, {"workflow_id", p.workflow_id},
-                                         {"request_id", req.request_id}});
   json body = {{"proposal_id", p.id},
                {"thread_id", thread_id},
                {"status", "processing"},
@@ -278,10 +235,8 @@ Response list_my_proposals(RouteDeps& d, Request& req) {
 
 Response retry_proposal(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
-  const std::string thread_id = core::uuid4();
-  const auto starting = d.tracker ? d.tracker->starting(thread_id) : tracker::Tracker::Starting();
-  const auto [fresh, previous] = d.domain.retry_proposal(caller_id(req), id, thread_id);
-  return invoke_refinement(d, req, fresh, {{"retry_of", render_proposal(previous)}});
+  const auto r = d.refinements.retry(caller_id(req), id, req.traceparent);
+  return accepted_refinement(req, r.proposal, {{"retry_of", render_proposal(r.previous)}});
 }
 
 Response get_proposal(RouteDeps& d, Request& req) {
@@ -344,16 +299,17 @@ Response start_run(RouteDeps& d, Request& req) {
   // Record first (like refinements), so the tracker or a restarted process can always find it;
   // the record carries this replica's tracker lease and the Starting guard keeps this replica's
   // own sweeper off it until the engine accepted the job.
-  const auto starting = d.tracker ? d.tracker->starting(in.thread_id) : tracker::Tracker::Starting();
+  std::unique_ptr<domain::RefinementTracker::Hold> starting;
   if (d.tracker) {
-    in.lease_owner = d.tracker->instance_id();
-    in.lease_ttl = d.tracker->lease_seconds();
+    starting = d.tracker->starting(in.thread_id);
+    in.lease_owner = d.tracker->lease_owner();
+    in.lease_ttl = d.tracker->lease_ttl();
   }
   const domain::StartedRun started = d.domain.start_run(user, workflow_id, in);
   const store::RunRecord& run = started.run;
   auto tc = core::tracing::parse_traceparent(req.traceparent);
   const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
-  const json job = build_job(trace_id, run.thread_id, started.definition, in.input, started.files);
+  const json job = domain::build_job(trace_id, run.thread_id, started.definition, in.input, started.files);
   try {
     d.engine.invoke(job, req.traceparent);
   } catch (const engine_client::EngineUnavailable& e) {
@@ -443,25 +399,6 @@ Response metrics(RouteDeps&, Request&) {
 }
 
 }  // namespace
-
-json build_refinement_job(const std::string& trace_id, const std::string& thread_id, const json& agent_definition,
-                          const std::string& user_prompt, const std::optional<std::string>& context_file_path,
-                          const std::optional<std::string>& context_selection, const domain::FileMap& files) {
-  std::string content = user_prompt;
-  if (context_file_path) content += "\n\nContext file: " + *context_file_path;
-  if (context_selection) content += "\n\nSelected text" + std::string(context_file_path ? " in that file" : "") +
-                                    ":\n```\n" + *context_selection + "\n```";
-  return build_job(trace_id, thread_id, agent_definition, content, files);
-}
-
-json build_job(const std::string& trace_id, const std::string& thread_id, const json& agent_definition,
-               const std::string& content, const domain::FileMap& files) {
-  return {{"trace_id", trace_id},
-          {"job_id", thread_id},
-          {"agent_definition", agent_definition},
-          {"input_payload",
-           {{"messages", json::array({{{"role", "user"}, {"content", content}}})}, {"files", domain::files_to_json(files)}}}};
-}
 
 void register_routes(core::http::Router& router, RouteDeps& deps) {
   using H = Response (*)(RouteDeps&, Request&);

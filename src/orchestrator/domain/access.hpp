@@ -7,23 +7,23 @@
 
 #include <string>
 
-#include <soci/soci.h>
 
 #include "orchestrator/store/records.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::domain::access {
 
 /// The workflow as seen by `user_id`; NotFoundError("workflow", id) if absent or not a member.
-store::WorkflowRecord require_workflow(soci::session& sql, const std::string& workflow_id, const std::string& user_id);
+store::WorkflowRecord require_workflow(store::UnitOfWork& uow, const std::string& workflow_id, const std::string& user_id);
 /// As require_workflow, plus ForbiddenError unless the role is owner or editor.
-store::WorkflowRecord require_workflow_writer(soci::session& sql, const std::string& workflow_id,
+store::WorkflowRecord require_workflow_writer(store::UnitOfWork& uow, const std::string& workflow_id,
                                               const std::string& user_id);
 /// As require_workflow, plus ForbiddenError unless the role is owner; `what` completes the
 /// sentence "only the owner of a workflow can ..." (e.g. "delete it").
-store::WorkflowRecord require_workflow_owner(soci::session& sql, const std::string& workflow_id,
+store::WorkflowRecord require_workflow_owner(store::UnitOfWork& uow, const std::string& workflow_id,
                                              const std::string& user_id, const std::string& what);
 /// The proposal if `user_id` is in its proposal_access and still a member of its workflow;
 /// NotFoundError("proposal", id) otherwise.
-store::ProposalRecord require_proposal(soci::session& sql, const std::string& proposal_id, const std::string& user_id);
+store::ProposalRecord require_proposal(store::UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id);
 
 }  // namespace orchestrator::domain::access

@@ -6,7 +6,7 @@
 
 namespace orchestrator::domain {
 
-void audit_append(soci::session& sql, const std::string& user_id, const std::string& workflow_id,
+void audit_append(store::UnitOfWork& uow, const std::string& user_id, const std::string& workflow_id,
                   const std::string& action, const std::string& subject_type, const std::string& subject_id,
                   const nlohmann::json& details) {
   store::AuditRecord a;
@@ -18,25 +18,27 @@ void audit_append(soci::session& sql, const std::string& user_id, const std::str
   a.subject_type = subject_type;
   a.subject_id = subject_id;
   a.details = details.is_object() ? details : nlohmann::json{{"value", details}};
-  store::audit::insert(sql, a);
+  store::audit::insert(uow, a);
 }
 
-AuditService::AuditService(core::db::Database& db) : db_(db) {}
+AuditService::AuditService(store::Store& store) : store_(store) {}
 
 void AuditService::append(const std::string& user_id, const std::string& workflow_id, const std::string& action,
                           const std::string& subject_type, const std::string& subject_id,
                           const nlohmann::json& details) {
-  soci::session sql(db_.pool());
-  audit_append(sql, user_id, workflow_id, action, subject_type, subject_id, details);
+  return store_.run([&](store::UnitOfWork& uow) {
+    audit_append(uow, user_id, workflow_id, action, subject_type, subject_id, details);
+  });
 }
 
 store::Page<AuditEntry> AuditService::list(const std::string& actor, const std::string& workflow_id,
                                            const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  return store::fetch_page(
-      page, [&](int n, const auto& after) { return store::audit::list(sql, workflow_id, n, after); },
-      [](const AuditEntry& a) { return store::CursorKey{a.at, a.id}; });
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<AuditEntry> {
+    access::require_workflow(uow, workflow_id, actor);
+    return store::fetch_page(
+        page, [&](int n, const auto& after) { return store::audit::list(uow, workflow_id, n, after); },
+        [](const AuditEntry& a) { return store::CursorKey{a.at, a.id}; });
+  });
 }
 
 }  // namespace orchestrator::domain

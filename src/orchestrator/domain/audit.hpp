@@ -8,9 +8,8 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
-#include <soci/soci.h>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 #include "orchestrator/store/records.hpp"
 #include "orchestrator/store/tx.hpp"
 
@@ -20,16 +19,16 @@ using AuditEntry = store::AuditRecord;  ///< {id, at, user_id?, workflow_id?, ac
 
 /// Appends one entry on `sql` (so it joins the caller's transaction). `user_id` empty for
 /// system actions (tracker, TTL sweeper).
-void audit_append(soci::session& sql, const std::string& user_id, const std::string& workflow_id,
+void audit_append(store::UnitOfWork& uow, const std::string& user_id, const std::string& workflow_id,
                   const std::string& action, const std::string& subject_type, const std::string& subject_id,
                   const nlohmann::json& details = nlohmann::json::object());
 
 /// Reads and writes the audit log. Thread-safe.
 class AuditService {
  public:
-  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
-  /// per call. No database access here; never throws.
-  explicit AuditService(core::db::Database& db);
+  /// Keeps a reference to `store` (must outlive the service); each call runs its database work
+  /// as units of work (store::Store::run). No database access here; never throws.
+  explicit AuditService(store::Store& store);
   /// Appends in its own statement (outside any transaction).
   void append(const std::string& user_id, const std::string& workflow_id, const std::string& action,
               const std::string& subject_type, const std::string& subject_id,
@@ -39,7 +38,7 @@ class AuditService {
                                const store::PageRequest& page = {});
 
  private:
-  core::db::Database& db_;
+  store::Store& store_;
 };
 
 }  // namespace orchestrator::domain

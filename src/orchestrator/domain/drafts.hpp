@@ -6,12 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 #include "orchestrator/domain/files.hpp"
-
-namespace soci {
-class session;
-}
 
 namespace orchestrator::domain {
 
@@ -26,9 +22,9 @@ struct Draft {
 /// Draft operations. Thread-safe.
 class DraftService {
  public:
-  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
-  /// per call. No database access here; never throws.
-  explicit DraftService(core::db::Database& db);
+  /// Keeps a reference to `store` (must outlive the service); each call runs its database work
+  /// as units of work (store::Store::run). No database access here; never throws.
+  explicit DraftService(store::Store& store);
 
   /// The workflow's draft. If it has none (never created or deleted), one is created at
   /// revision 1 from the latest version's files (empty without versions). NotFoundError for
@@ -54,12 +50,12 @@ class DraftService {
 
   /// Internal (used by proposals in the same transaction): the workflow's draft, created if
   /// missing from the latest version's files.
-  static Draft ensure(soci::session& sql, const std::string& workflow_id);
+  static Draft ensure(store::UnitOfWork& uow, const std::string& workflow_id);
 
  private:
   Draft write(const std::string& actor, const std::string& workflow_id, const FileMap& upserts,
               const std::vector<std::string>& deletes, bool replace, long long base_revision);
-  core::db::Database& db_;
+  store::Store& store_;
 };
 
 }  // namespace orchestrator::domain

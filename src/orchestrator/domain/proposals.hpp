@@ -25,7 +25,7 @@
 #include <string>
 #include <vector>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 #include "orchestrator/domain/diff.hpp"
 #include "orchestrator/domain/drafts.hpp"
 #include "orchestrator/domain/files.hpp"
@@ -112,9 +112,9 @@ struct ProposalLimits {
 /// Proposal operations. Thread-safe.
 class ProposalService {
  public:
-  /// Keeps a reference to `db` (must outlive the service); sessions are borrowed from its pool
-  /// per call. No database access here; never throws.
-  explicit ProposalService(core::db::Database& db, ProposalLimits limits = {});
+  /// Keeps a reference to `store` (must outlive the service); each call runs its database work
+  /// as units of work (store::Store::run). No database access here; never throws.
+  explicit ProposalService(store::Store& store, ProposalLimits limits = {});
 
   /// Starts a proposal in `processing`: creates the workflow's draft if missing, snapshots
   /// its files as base_files (seed these into the engine run), grants proposal_access to the
@@ -239,13 +239,13 @@ class ProposalService {
 
  private:
   /// create() inside the caller's transaction (input already validated).
-  Proposal insert(soci::session& sql, const std::string& actor, const store::WorkflowRecord& wf,
+  Proposal insert(store::UnitOfWork& uow, const std::string& actor, const store::WorkflowRecord& wf,
                   const CreateProposalInput& in);
   Proposal decide(const std::string& actor, const std::string& proposal_id, const std::vector<ProposalStatus>& from,
                   ProposalStatus to, const char* action, const std::string& reason);
   FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,
                         const std::optional<std::string>& error, std::optional<FailureKind> kind);
-  core::db::Database& db_;
+  store::Store& store_;
   ProposalLimits limits_;
 };
 

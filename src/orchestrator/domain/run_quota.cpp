@@ -9,12 +9,12 @@ namespace orchestrator::domain {
 
 const char* to_string(RunKind kind) { return kind == RunKind::run ? "run" : "refinement"; }
 
-void require_run_slot(soci::session& sql, core::db::Dialect dialect, const std::string& user_id, RunKind kind,
+void require_run_slot(store::UnitOfWork& uow, core::db::Dialect dialect, const std::string& user_id, RunKind kind,
                       int limit) {
   if (limit <= 0) return;
-  store::users::lock(sql, dialect, user_id);
+  store::users::lock(uow, dialect, user_id);
   const long long in_progress =
-      store::proposals::count_processing_by_user(sql, user_id) + store::runs::count_processing_by_user(sql, user_id);
+      store::proposals::count_processing_by_user(uow, user_id) + store::runs::count_processing_by_user(uow, user_id);
   if (in_progress < limit) return;
   const std::string what = to_string(kind);
   throw LimitExceededError(

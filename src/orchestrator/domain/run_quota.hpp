@@ -6,9 +6,8 @@
 
 #include <string>
 
-#include <soci/soci.h>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::domain {
 
@@ -34,7 +33,7 @@ inline constexpr const char* kRunSlotPolicy = "concurrent-runs";
 /// it: the users row is locked first (store::users::lock), so concurrent starts by one user
 /// on any replica are serialised and the cap is exact on SQLite and PostgreSQL.
 /// The error's details: {"kind", "limit", "in_progress", "violated-policies": ["concurrent-runs"]}.
-void require_run_slot(soci::session& sql, core::db::Dialect dialect, const std::string& user_id, RunKind kind,
+void require_run_slot(store::UnitOfWork& uow, core::db::Dialect dialect, const std::string& user_id, RunKind kind,
                       int limit);
 
 }  // namespace orchestrator::domain

@@ -3,8 +3,6 @@
 
 #include <algorithm>
 
-#include <soci/soci.h>
-
 #include "core/util.hpp"
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
@@ -23,8 +21,8 @@ constexpr std::size_t kMaxError = 4000;
 std::string later(std::chrono::seconds d) { return core::to_rfc3339(std::chrono::system_clock::now() + d); }
 
 /// The run, if it belongs to `workflow_id` (which the caller may see); NotFoundError otherwise.
-Run require_run(soci::session& sql, const std::string& workflow_id, const std::string& run_id) {
-  auto r = store::runs::find(sql, run_id);
+Run require_run(store::UnitOfWork& uow, const std::string& workflow_id, const std::string& run_id) {
+  auto r = store::runs::find(uow, run_id);
   if (!r || r->workflow_id != workflow_id) throw NotFoundError("run", run_id);
   return *r;
 }
@@ -38,135 +36,137 @@ std::vector<RunThread> run_threads(const std::vector<std::pair<std::string, std:
 
 }  // namespace
 
-RunService::RunService(core::db::Database& db, ProposalLimits limits) : db_(db), limits_(limits) {}
+RunService::RunService(store::Store& store, ProposalLimits limits) : store_(store), limits_(limits) {}
 
 StartedRun RunService::start(const std::string& actor, const std::string& workflow_id, const StartRunInput& in) {
   if (in.input.find_first_not_of(" \t\r\n") == std::string::npos)
     throw InvalidError("input", "input must be a non-empty message for the workflow's entry agent");
   if (in.input.size() > kMaxInput) throw InvalidError("input", "input is longer than 20000 bytes");
   check_thread_id(in.thread_id);
-  soci::session sql(db_.pool());
-  access::require_workflow_writer(sql, workflow_id, actor);
-  StartedRun out;
-  Run& r = out.run;
-  // Resolve what runs (reads only), then record the run in one transaction with the cap check.
-  if (in.target.kind == RunTarget::Kind::draft) {
-    const auto draft = store::drafts::find_by_workflow(sql, workflow_id);
-    if (!draft) throw PreconditionError("the workflow has no draft to run");
-    out.files = store::drafts::load_files(sql, draft->id);
-    r.draft_revision = draft->revision;
-    out.definition = runnable_definition(out.files, "the draft");
-  } else {
-    std::optional<store::VersionRecord> v;
-    if (in.target.kind == RunTarget::Kind::version) {
-      v = version_by_number(sql, workflow_id, in.target.number);
+  return store_.run([&](store::UnitOfWork& uow) -> StartedRun {
+    access::require_workflow_writer(uow, workflow_id, actor);
+    StartedRun out;
+    Run& r = out.run;
+    // Resolve what runs (reads only), then record the run in one transaction with the cap check.
+    if (in.target.kind == RunTarget::Kind::draft) {
+      const auto draft = store::drafts::find_by_workflow(uow, workflow_id);
+      if (!draft) throw PreconditionError("the workflow has no draft to run");
+      out.files = store::drafts::load_files(uow, draft->id);
+      r.draft_revision = draft->revision;
+      out.definition = runnable_definition(out.files, "the draft");
     } else {
-      const auto dep = store::deployments::find(sql, workflow_id);
-      if (!dep)
-        throw PreconditionError("no version of this workflow is deployed; deploy one (POST /api/workflows/" +
-                                workflow_id + "/deploy) or name a version (\"version\": N, or \"draft\")");
-      v = version_by_number(sql, workflow_id, dep->version_number);
+      std::optional<store::VersionRecord> v;
+      if (in.target.kind == RunTarget::Kind::version) {
+        v = version_by_number(uow, workflow_id, in.target.number);
+      } else {
+        const auto dep = store::deployments::find(uow, workflow_id);
+        if (!dep)
+          throw PreconditionError("no version of this workflow is deployed; deploy one (POST /api/workflows/" +
+                                  workflow_id + "/deploy) or name a version (\"version\": N, or \"draft\")");
+        v = version_by_number(uow, workflow_id, dep->version_number);
+      }
+      out.files = store::versions::load_files(uow, v->id);
+      r.version_id = v->id;
+      r.version_number = v->number;
+      out.definition = runnable_definition(out.files, "version " + std::to_string(v->number));
     }
-    out.files = store::versions::load_files(sql, v->id);
-    r.version_id = v->id;
-    r.version_number = v->number;
-    out.definition = runnable_definition(out.files, "version " + std::to_string(v->number));
-  }
-  store::Tx tx(sql, db_.dialect());
-  require_run_slot(sql, db_.dialect(), actor, RunKind::run, limits_.max_concurrent_runs_per_user);
-  if (store::runs::find_by_thread(sql, in.thread_id) || store::proposals::find_by_thread(sql, in.thread_id))
-    throw ConflictError("thread " + in.thread_id + " is already in use");
-  r.id = core::uuid4();
-  r.workflow_id = workflow_id;
-  r.thread_id = in.thread_id;
-  r.status = RunStatus::processing;
-  r.input = in.input;
-  r.created_by_user_id = actor;
-  r.created_at = core::now_rfc3339();
-  r.base_files = out.files;
-  if (!in.lease_owner.empty()) {
-    r.lease_owner = in.lease_owner;
-    r.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
-  }
-  store::runs::insert(sql, r);
-  nlohmann::json details{{"thread_id", r.thread_id}};
-  if (r.version_number) details["version"] = *r.version_number;
-  else details["draft_revision"] = r.draft_revision.value_or(0);
-  audit_append(sql, actor, workflow_id, "run.start", "run", r.id, details);
-  tx.commit();
-  return out;
+    store::Tx tx(uow);
+    require_run_slot(uow, uow.dialect(), actor, RunKind::run, limits_.max_concurrent_runs_per_user);
+    if (store::runs::find_by_thread(uow, in.thread_id) || store::proposals::find_by_thread(uow, in.thread_id))
+      throw ConflictError("thread " + in.thread_id + " is already in use");
+    r.id = core::uuid4();
+    r.workflow_id = workflow_id;
+    r.thread_id = in.thread_id;
+    r.status = RunStatus::processing;
+    r.input = in.input;
+    r.created_by_user_id = actor;
+    r.created_at = core::now_rfc3339();
+    r.base_files = out.files;
+    if (!in.lease_owner.empty()) {
+      r.lease_owner = in.lease_owner;
+      r.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
+    }
+    store::runs::insert(uow, r);
+    nlohmann::json details{{"thread_id", r.thread_id}};
+    if (r.version_number) details["version"] = *r.version_number;
+    else details["draft_revision"] = r.draft_revision.value_or(0);
+    audit_append(uow, actor, workflow_id, "run.start", "run", r.id, details);
+    tx.commit();
+    return out;
+  });
 }
 
 Run RunService::get(const std::string& actor, const std::string& workflow_id, const std::string& run_id) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  return require_run(sql, workflow_id, run_id);
+  return store_.run([&](store::UnitOfWork& uow) {
+    access::require_workflow(uow, workflow_id, actor);
+    return require_run(uow, workflow_id, run_id);
+  });
 }
 
 store::Page<Run> RunService::list(const std::string& actor, const std::string& workflow_id,
                                   const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  return store::fetch_page(
-      page, [&](int n, const auto& after) { return store::runs::list(sql, workflow_id, n, after); },
-      [](const Run& r) { return store::CursorKey{r.created_at, r.id}; });
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<Run> {
+    access::require_workflow(uow, workflow_id, actor);
+    return store::fetch_page(
+        page, [&](int n, const auto& after) { return store::runs::list(uow, workflow_id, n, after); },
+        [](const Run& r) { return store::CursorKey{r.created_at, r.id}; });
+  });
 }
 
 Run RunService::cancel(const std::string& actor, const std::string& workflow_id, const std::string& run_id) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  const Run seen = require_run(sql, workflow_id, run_id);
-  access::require_workflow_writer(sql, workflow_id, actor);
-  store::Tx tx(sql, db_.dialect());
-  store::runs::Finish f;
-  f.completed_at = core::now_rfc3339();
-  f.error = "cancelled by a user";
-  f.mark_cleanup = true;
-  if (store::runs::finish(sql, run_id, RunStatus::cancelled, f) != 1) {
-    const auto cur = store::runs::find(sql, run_id).value_or(seen);
-    throw PreconditionError("run " + run_id + " is " + store::to_string(cur.status) +
-                                "; only processing runs can be cancelled",
-                            {{"current_status", store::to_string(cur.status)}});
-  }
-  audit_append(sql, actor, workflow_id, "run.cancel", "run", run_id, {{"thread_id", seen.thread_id}});
-  auto r = *store::runs::find(sql, run_id);
-  tx.commit();
-  return r;
+  return store_.run([&](store::UnitOfWork& uow) {
+    access::require_workflow(uow, workflow_id, actor);
+    const Run seen = require_run(uow, workflow_id, run_id);
+    access::require_workflow_writer(uow, workflow_id, actor);
+    store::Tx tx(uow);
+    store::runs::Finish f;
+    f.completed_at = core::now_rfc3339();
+    f.error = "cancelled by a user";
+    f.mark_cleanup = true;
+    if (store::runs::finish(uow, run_id, RunStatus::cancelled, f) != 1) {
+      const auto cur = store::runs::find(uow, run_id).value_or(seen);
+      throw PreconditionError("run " + run_id + " is " + store::to_string(cur.status) +
+                                  "; only processing runs can be cancelled",
+                              {{"current_status", store::to_string(cur.status)}});
+    }
+    audit_append(uow, actor, workflow_id, "run.cancel", "run", run_id, {{"thread_id", seen.thread_id}});
+    auto r = *store::runs::find(uow, run_id);
+    tx.commit();
+    return r;
+  });
 }
 
 bool RunService::can_watch(const std::string& actor, const std::string& thread_id) {
-  soci::session sql(db_.pool());
-  const auto r = store::runs::find_by_thread(sql, thread_id);
-  return r && store::workflows::find_for_user(sql, r->workflow_id, actor).has_value();
+  return store_.run([&](store::UnitOfWork& uow) {
+    const auto r = store::runs::find_by_thread(uow, thread_id);
+    return r && store::workflows::find_for_user(uow, r->workflow_id, actor).has_value();
+  });
 }
 
 RunFinish RunService::finish(const std::string& thread_id, RunStatus to, const store::runs::Finish& f,
                              const char* action) {
-  soci::session sql(db_.pool());
-  const auto r = store::runs::find_by_thread(sql, thread_id);
-  if (!r) throw NotFoundError("thread", thread_id);
-  if (r->status != RunStatus::processing) return {false, *r};
-  store::Tx tx(sql, db_.dialect());
-  if (store::runs::finish(sql, r->id, to, f) != 1) {
+  return store_.run([&](store::UnitOfWork& uow) -> RunFinish {
+    const auto r = store::runs::find_by_thread(uow, thread_id);
+    if (!r) throw NotFoundError("thread", thread_id);
+    if (r->status != RunStatus::processing) return {false, *r};
+    store::Tx tx(uow);
+    if (store::runs::finish(uow, r->id, to, f) != 1) {
+      tx.commit();
+      return {false, *store::runs::find(uow, r->id)};
+    }
+    nlohmann::json details{{"thread_id", thread_id}};
+    if (f.files) details["files"] = f.files->size();
+    if (f.error) details["error"] = *f.error;
+    if (f.failure_kind) details["failure_kind"] = *f.failure_kind;
+    audit_append(uow, "", r->workflow_id, action, "run", r->id, details);
+    auto out = *store::runs::find(uow, r->id);
     tx.commit();
-    return {false, *store::runs::find(sql, r->id)};
-  }
-  nlohmann::json details{{"thread_id", thread_id}};
-  if (f.files) details["files"] = f.files->size();
-  if (f.error) details["error"] = *f.error;
-  if (f.failure_kind) details["failure_kind"] = *f.failure_kind;
-  audit_append(sql, "", r->workflow_id, action, "run", r->id, details);
-  auto out = *store::runs::find(sql, r->id);
-  tx.commit();
-  return {true, out};
+    return {true, out};
+  });
 }
 
 RunFinish RunService::complete(const std::string& thread_id, const std::string& output, const FileMap& files) {
-  std::optional<Run> r;
-  {
-    soci::session sql(db_.pool());
-    r = store::runs::find_by_thread(sql, thread_id);
-  }
+  const std::optional<Run> r = store_.run([&](store::UnitOfWork& uow) { return store::runs::find_by_thread(uow, thread_id); });
   if (!r) throw NotFoundError("thread", thread_id);
   store::runs::Finish f;
   f.completed_at = core::now_rfc3339();
@@ -190,10 +190,7 @@ RunFinish RunService::fail(const std::string& thread_id, const std::string& erro
 std::vector<std::string> RunService::fail_stale(std::chrono::seconds ttl) {
   const std::string before = core::to_rfc3339(std::chrono::system_clock::now() - ttl);
   std::vector<std::pair<std::string, std::string>> stale;
-  {
-    soci::session sql(db_.pool());
-    stale = store::runs::list_processing_before(sql, before);
-  }
+  stale = store_.run([&](store::UnitOfWork& uow) { return store::runs::list_processing_before(uow, before); });
   std::vector<std::string> threads;
   for (const auto& [id, thread] : stale) {
     store::runs::Finish f;
@@ -208,48 +205,57 @@ std::vector<std::string> RunService::fail_stale(std::chrono::seconds ttl) {
 
 std::vector<std::string> RunService::schedule_finished_cleanup(std::chrono::seconds ttl, int limit) {
   const std::string before = core::to_rfc3339(std::chrono::system_clock::now() - ttl);
-  soci::session sql(db_.pool());
-  return store::runs::schedule_finished_cleanup(sql, before, std::max(1, std::min(limit, 1000)));
+  return store_.run([&](store::UnitOfWork& uow) {
+      return store::runs::schedule_finished_cleanup(uow, before, std::max(1, std::min(limit, 1000)));
+  });
 }
 
 std::vector<RunThread> RunService::list_pending_cleanup(int limit) {
-  soci::session sql(db_.pool());
-  return run_threads(store::runs::list_pending_cleanup(sql, std::max(1, std::min(limit, 1000))));
+  return store_.run([&](store::UnitOfWork& uow) {
+    return run_threads(store::runs::list_pending_cleanup(uow, std::max(1, std::min(limit, 1000))));
+  });
 }
 
 void RunService::mark_cleaned(const std::string& run_id) {
-  soci::session sql(db_.pool());
-  store::runs::clear_cleanup(sql, run_id, core::now_rfc3339());
+  return store_.run([&](store::UnitOfWork& uow) {
+    store::runs::clear_cleanup(uow, run_id, core::now_rfc3339());
+  });
 }
 
 std::vector<Run> RunService::list_processing() {
-  soci::session sql(db_.pool());
-  return store::runs::list_processing(sql);
+  return store_.run([&](store::UnitOfWork& uow) {
+    return store::runs::list_processing(uow);
+  });
 }
 
 bool RunService::try_acquire_lease(const std::string& run_id, const std::string& owner, std::chrono::seconds ttl) {
-  soci::session sql(db_.pool());
-  return store::runs::acquire_lease(sql, run_id, owner, core::now_rfc3339(), later(ttl));
+  return store_.run([&](store::UnitOfWork& uow) {
+    return store::runs::acquire_lease(uow, run_id, owner, core::now_rfc3339(), later(ttl));
+  });
 }
 
 bool RunService::renew_lease(const std::string& run_id, const std::string& owner, std::chrono::seconds ttl) {
-  soci::session sql(db_.pool());
-  return store::runs::renew_lease(sql, run_id, owner, later(ttl));
+  return store_.run([&](store::UnitOfWork& uow) {
+    return store::runs::renew_lease(uow, run_id, owner, later(ttl));
+  });
 }
 
 void RunService::release_lease(const std::string& run_id, const std::string& owner) {
-  soci::session sql(db_.pool());
-  store::runs::release_lease(sql, run_id, owner);
+  return store_.run([&](store::UnitOfWork& uow) {
+    store::runs::release_lease(uow, run_id, owner);
+  });
 }
 
 std::vector<std::string> RunService::renew_leases(const std::string& owner, std::chrono::milliseconds ttl) {
-  soci::session sql(db_.pool());
-  return store::runs::renew_leases(sql, owner, core::to_rfc3339(std::chrono::system_clock::now() + ttl));
+  return store_.run([&](store::UnitOfWork& uow) {
+    return store::runs::renew_leases(uow, owner, core::to_rfc3339(std::chrono::system_clock::now() + ttl));
+  });
 }
 
 std::vector<RunThread> RunService::list_claimable(const std::string& owner, int limit) {
-  soci::session sql(db_.pool());
-  return run_threads(store::runs::list_claimable(sql, owner, core::now_rfc3339(), std::max(1, limit)));
+  return store_.run([&](store::UnitOfWork& uow) {
+    return run_threads(store::runs::list_claimable(uow, owner, core::now_rfc3339(), std::max(1, limit)));
+  });
 }
 
 }  // namespace orchestrator::domain

@@ -29,11 +29,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "core/db.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/domain/proposals.hpp"
 #include "orchestrator/store/runs.hpp"
 #include "orchestrator/store/tx.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::domain {
 
@@ -80,8 +80,10 @@ struct RunFinish {
 /// Run operations. Thread-safe.
 class RunService {
  public:
-  /// Keeps a reference to `db`; `limits.max_concurrent_runs_per_user` is the shared cap.
-  explicit RunService(core::db::Database& db, ProposalLimits limits = {});
+  /// Keeps a reference to `store`; `limits.max_concurrent_runs_per_user` is the shared cap. Every
+  /// method is one unit of work or a few (store::Store::run): a dead connection is retried once
+  /// when safe, else store::DatabaseUnavailable (503 + Retry-After).
+  explicit RunService(store::Store& store, ProposalLimits limits = {});
 
   /// Resolves the target's files and /definition.json and records the run in `processing`
   /// (audits "run.start"). Owner/editor only (ForbiddenError), NotFoundError for an invisible
@@ -136,7 +138,7 @@ class RunService {
 
  private:
   RunFinish finish(const std::string& thread_id, RunStatus to, const store::runs::Finish& f, const char* action);
-  core::db::Database& db_;
+  store::Store& store_;
   ProposalLimits limits_;
 };
 

@@ -25,8 +25,8 @@ void check_password_length(const std::string& password) {
 }
 }  // namespace
 
-UserService::UserService(core::db::Database& db, auth::PasswordParams params)
-    : db_(db), params_(params), dummy_hash_(auth::hash_password("dummy-password-for-timing", params)) {}
+UserService::UserService(store::Store& store, auth::PasswordParams params)
+    : store_(store), params_(params), dummy_hash_(auth::hash_password("dummy-password-for-timing", params)) {}
 
 std::string UserService::normalize_email(const std::string& email) {
   std::string e = email;
@@ -55,17 +55,15 @@ User UserService::create(const std::string& email_in, const std::string& name, c
   if (name.empty() || name.size() > 200) throw InvalidError("name", "name must be 1 to 200 bytes");
   check_password_length(password);
   store::UserRecord r{core::uuid4(), email, name, auth::hash_password(password, params_), core::now_rfc3339()};
-  soci::session sql(db_.pool());
-  if (!store::users::insert(sql, r)) throw ConflictError("a user with e-mail " + email + " already exists");
-  return to_user(r);
+  return store_.run([&](store::UnitOfWork& uow) -> User {
+    if (!store::users::insert(uow, r)) throw ConflictError("a user with e-mail " + email + " already exists");
+    return to_user(r);
+  });
 }
 
 User UserService::authenticate(const std::string& email, const std::string& password) {
   std::optional<store::UserRecord> r;
-  {
-    soci::session sql(db_.pool());
-    r = store::users::find_by_email(sql, normalize_email(email));
-  }
+  r = store_.run([&](store::UnitOfWork& uow) { return store::users::find_by_email(uow, normalize_email(email)); });
   const bool ok = auth::verify_password(password, r ? r->password_hash : dummy_hash_);
   if (!r || !ok) throw UnauthenticatedError("invalid e-mail or password");
   // Said only to someone who knows the password, so it reveals nothing to a guesser.
@@ -83,131 +81,139 @@ User UserService::authenticate(const std::string& email, const std::string& pass
 }
 
 User UserService::sign_in_external(const ExternalIdentity& identity) {
-  soci::session sql(db_.pool());
-  const auto linked_user = [&](const std::string& user_id) {
-    auto u = store::users::find_by_id(sql, user_id);
-    if (!u) throw UnauthenticatedError("the account of this identity no longer exists", false);
-    if (u->disabled_at) throw UnauthenticatedError(kDisabled);
-    return to_user(*u);
-  };
-  if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
+  return store_.run([&](store::UnitOfWork& uow) -> User {
+    const auto linked_user = [&](const std::string& user_id) {
+      auto u = store::users::find_by_id(uow, user_id);
+      if (!u) throw UnauthenticatedError("the account of this identity no longer exists", false);
+      if (u->disabled_at) throw UnauthenticatedError(kDisabled);
+      return to_user(*u);
+    };
+    if (auto id = store::users::find_identity(uow, identity.issuer, identity.subject)) return linked_user(*id);
 
-  const std::string email = normalize_email(identity.email);
-  if (!plausible_email(email)) throw UnauthenticatedError("external token has no usable email claim");
-  const std::string now = core::now_rfc3339();
-  const nlohmann::json details = {{"issuer", core::utf8_truncate(identity.issuer, 500)},
-                                  {"subject", core::utf8_truncate(identity.subject, 500)}};
-  try {
-    store::Tx tx(sql, db_.dialect());
-    if (auto existing = store::users::find_by_email(sql, email)) {
-      if (existing->disabled_at) throw UnauthenticatedError(kDisabled);
-      store::users::lock(sql, db_.dialect(), existing->id);  // one link per issuer, even when racing
-      // Re-read under the lock: a concurrent first sign-in of this identity may have linked it.
-      if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
-      if (!identity.email_verified) {
-        throw IdentityLinkError(
-            "email-not-verified",
-            "an account with the e-mail address " + email +
-                " exists, but your identity provider has not verified that address (email_verified is not true), "
-                "so it cannot be linked to your sign-in; verify the address with your identity provider and sign in "
-                "again, or ask an administrator");
+    const std::string email = normalize_email(identity.email);
+    if (!plausible_email(email)) throw UnauthenticatedError("external token has no usable email claim");
+    const std::string now = core::now_rfc3339();
+    const nlohmann::json details = {{"issuer", core::utf8_truncate(identity.issuer, 500)},
+                                    {"subject", core::utf8_truncate(identity.subject, 500)}};
+    try {
+      store::Tx tx(uow);
+      if (auto existing = store::users::find_by_email(uow, email)) {
+        if (existing->disabled_at) throw UnauthenticatedError(kDisabled);
+        store::users::lock(uow, uow.dialect(), existing->id);  // one link per issuer, even when racing
+        // Re-read under the lock: a concurrent first sign-in of this identity may have linked it.
+        if (auto id = store::users::find_identity(uow, identity.issuer, identity.subject)) return linked_user(*id);
+        if (!identity.email_verified) {
+          throw IdentityLinkError(
+              "email-not-verified",
+              "an account with the e-mail address " + email +
+                  " exists, but your identity provider has not verified that address (email_verified is not true), "
+                  "so it cannot be linked to your sign-in; verify the address with your identity provider and sign in "
+                  "again, or ask an administrator");
+        }
+        if (store::users::has_identity_from(uow, existing->id, identity.issuer)) {
+          throw IdentityLinkError("identity-conflict",
+                                  "the account with the e-mail address " + email +
+                                      " is already linked to another identity of this provider; sign in with that "
+                                      "identity, or ask an administrator");
+        }
+        store::users::insert_identity(uow, {identity.issuer, identity.subject, existing->id, email, now});
+        audit_append(uow, existing->id, "", "user.link_external", "user", existing->id, details);
+        tx.commit();
+        return to_user(*existing);
       }
-      if (store::users::has_identity_from(sql, existing->id, identity.issuer)) {
-        throw IdentityLinkError("identity-conflict",
-                                "the account with the e-mail address " + email +
-                                    " is already linked to another identity of this provider; sign in with that "
-                                    "identity, or ask an administrator");
+      store::UserRecord r{core::uuid4(), email, email, kNoPassword, now};
+      if (store::users::insert(uow, r)) {
+        store::users::insert_identity(uow, {identity.issuer, identity.subject, r.id, email, now});
+        audit_append(uow, r.id, "", "user.create_external", "user", r.id, details);
+        tx.commit();
+        return to_user(r);
       }
-      store::users::insert_identity(sql, {identity.issuer, identity.subject, existing->id, email, now});
-      audit_append(sql, existing->id, "", "user.link_external", "user", existing->id, details);
-      tx.commit();
-      return to_user(*existing);
+    } catch (const std::exception& e) {
+      // Lost a race (the same identity or e-mail linked concurrently); the transaction rolled back.
+      if (!store::is_database_error(e) || store::is_connection_lost(e)) throw;
     }
-    store::UserRecord r{core::uuid4(), email, email, kNoPassword, now};
-    if (store::users::insert(sql, r)) {
-      store::users::insert_identity(sql, {identity.issuer, identity.subject, r.id, email, now});
-      audit_append(sql, r.id, "", "user.create_external", "user", r.id, details);
-      tx.commit();
-      return to_user(r);
-    }
-  } catch (const soci::soci_error&) {
-    // Lost a race (the same identity or e-mail linked concurrently); the transaction rolled back.
-  }
-  if (auto id = store::users::find_identity(sql, identity.issuer, identity.subject)) return linked_user(*id);
-  throw UnauthenticatedError("could not link the external identity; try again");
+    if (auto id = store::users::find_identity(uow, identity.issuer, identity.subject)) return linked_user(*id);
+    throw UnauthenticatedError("could not link the external identity; try again");
+  });
 }
 
 std::optional<User> UserService::find(const std::string& id) {
-  soci::session sql(db_.pool());
-  auto r = store::users::find_by_id(sql, id);
-  if (!r) return std::nullopt;
-  return to_user(*r);
+  return store_.run([&](store::UnitOfWork& uow) -> std::optional<User> {
+    auto r = store::users::find_by_id(uow, id);
+    if (!r) return std::nullopt;
+    return to_user(*r);
+  });
 }
 
 User UserService::require_token_user(const std::string& id, long long issued_at) {
-  soci::session sql(db_.pool());
-  const auto r = store::users::find_by_id(sql, id);
-  if (!r) throw UnauthenticatedError("the account of this token no longer exists", false);
-  if (r->disabled_at) throw UnauthenticatedError(kDisabled);
-  // tokens_not_before has microseconds, `iat` whole seconds: every token issued in or before
-  // the second of the change is refused (authenticate() waits for the next second before a
-  // token is issued, so no new token falls into it).
-  if (r->tokens_not_before) {
-    const auto nb = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before));
-    if (issued_at <= nb.time_since_epoch().count())
-      throw UnauthenticatedError("this token was issued before the account's password changed");
-  }
-  return to_user(*r);
+  return store_.run([&](store::UnitOfWork& uow) -> User {
+    const auto r = store::users::find_by_id(uow, id);
+    if (!r) throw UnauthenticatedError("the account of this token no longer exists");
+    if (r->disabled_at) throw UnauthenticatedError(kDisabled);
+    // tokens_not_before has microseconds, `iat` whole seconds: every token issued in or before
+    // the second of the change is refused (authenticate() waits for the next second before a
+    // token is issued, so no new token falls into it).
+    if (r->tokens_not_before) {
+      const auto nb = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before));
+      if (issued_at <= nb.time_since_epoch().count())
+        throw UnauthenticatedError("this token was issued before the account's password changed; sign in again");
+    }
+    return to_user(*r);
+  });
 }
 
 Profile UserService::profile(const std::string& actor) {
-  soci::session sql(db_.pool());
-  const auto r = store::users::find_by_id(sql, actor);
-  if (!r) throw NotFoundError("user", actor);
-  return {to_user(*r), store::users::list_identities(sql, actor)};
+  return store_.run([&](store::UnitOfWork& uow) -> Profile {
+    const auto r = store::users::find_by_id(uow, actor);
+    if (!r) throw NotFoundError("user", actor);
+    return {to_user(*r), store::users::list_identities(uow, actor)};
+  });
 }
 
 store::Page<User> UserService::list(const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  auto records = store::fetch_page(
-      page, [&](int n, const auto& after) { return store::users::list(sql, n, after); },
-      [](const store::UserRecord& u) { return store::CursorKey{u.created_at, u.id}; });
-  store::Page<User> out;
-  out.next_cursor = records.next_cursor;
-  for (const auto& r : records.items) out.items.push_back(to_user(r));
-  return out;
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<User> {
+    auto records = store::fetch_page(
+        page, [&](int n, const auto& after) { return store::users::list(uow, n, after); },
+        [](const store::UserRecord& u) { return store::CursorKey{u.created_at, u.id}; });
+    store::Page<User> out;
+    out.next_cursor = records.next_cursor;
+    for (const auto& r : records.items) out.items.push_back(to_user(r));
+    return out;
+  });
 }
 
 User UserService::set_disabled(const std::string& ref, bool disabled) {
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  auto r = require_user(sql, ref);
-  if (r.disabled_at.has_value() == disabled) return to_user(r);
-  r.disabled_at = disabled ? std::optional<std::string>(core::now_rfc3339()) : std::nullopt;
-  store::users::set_disabled(sql, r.id, r.disabled_at);
-  audit_append(sql, "", "", disabled ? "user.disable" : "user.enable", "user", r.id, {{"email", r.email}});
-  tx.commit();
-  return to_user(r);
+  return store_.run([&](store::UnitOfWork& uow) -> User {
+    store::Tx tx(uow);
+    auto r = require_user(uow, ref);
+    if (r.disabled_at.has_value() == disabled) return to_user(r);
+    r.disabled_at = disabled ? std::optional<std::string>(core::now_rfc3339()) : std::nullopt;
+    store::users::set_disabled(uow, r.id, r.disabled_at);
+    audit_append(uow, "", "", disabled ? "user.disable" : "user.enable", "user", r.id, {{"email", r.email}});
+    tx.commit();
+    return to_user(r);
+  });
 }
 
 User UserService::set_password(const std::string& ref, const std::string& password) {
   check_password_length(password);
   const std::string hash = auth::hash_password(password, params_);
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  const auto r = require_user(sql, ref);
-  store::users::set_password(sql, r.id, hash, core::now_rfc3339());
-  audit_append(sql, "", "", "user.set_password", "user", r.id, {{"email", r.email}});
-  tx.commit();
-  return to_user(r);
+  return store_.run([&](store::UnitOfWork& uow) -> User {
+    store::Tx tx(uow);
+    const auto r = require_user(uow, ref);
+    store::users::set_password(uow, r.id, hash, core::now_rfc3339());
+    audit_append(uow, "", "", "user.set_password", "user", r.id, {{"email", r.email}});
+    tx.commit();
+    return to_user(r);
+  });
 }
 
-store::UserRecord require_user(soci::session& sql, const std::string& ref) {
+store::UserRecord require_user(store::UnitOfWork& uow, const std::string& ref) {
   std::optional<store::UserRecord> r;
   if (ref.find('@') != std::string::npos) {
-    r = store::users::find_by_email(sql, UserService::normalize_email(ref));
+    r = store::users::find_by_email(uow, UserService::normalize_email(ref));
   } else if (core::is_uuid(ref)) {
-    r = store::users::find_by_id(sql, ref);
+    r = store::users::find_by_id(uow, ref);
   } else {
     throw InvalidError("user", "name the user by id (a UUID) or by e-mail address");
   }
@@ -216,10 +222,11 @@ store::UserRecord require_user(soci::session& sql, const std::string& ref) {
 }
 
 std::optional<User> UserService::find_by_email(const std::string& email) {
-  soci::session sql(db_.pool());
-  auto r = store::users::find_by_email(sql, normalize_email(email));
-  if (!r) return std::nullopt;
-  return to_user(*r);
+  return store_.run([&](store::UnitOfWork& uow) -> std::optional<User> {
+    auto r = store::users::find_by_email(uow, normalize_email(email));
+    if (!r) return std::nullopt;
+    return to_user(*r);
+  });
 }
 
 }  // namespace orchestrator::domain

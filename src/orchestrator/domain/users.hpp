@@ -7,14 +7,10 @@
 
 #include <vector>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 #include "orchestrator/auth/password.hpp"
 #include "orchestrator/store/records.hpp"
 #include "orchestrator/store/tx.hpp"
-
-namespace soci {
-class session;
-}
 
 namespace orchestrator::domain {
 
@@ -41,11 +37,11 @@ struct ExternalIdentity {
 /// User accounts. Thread-safe (each call borrows a pooled session).
 class UserService {
  public:
-  /// Keeps a reference to `db` (must outlive the service). `params` are the Argon2id costs for
+  /// Keeps a reference to `store` (must outlive the service). `params` are the Argon2id costs for
   /// new password hashes (auth/password.hpp). Computes one dummy hash with `params` up front
   /// (for authenticate's timing equalisation), so construction costs one hash; throws
   /// std::runtime_error if libsodium cannot initialise or runs out of memory.
-  explicit UserService(core::db::Database& db, auth::PasswordParams params = auth::PasswordParams::interactive());
+  explicit UserService(store::Store& store, auth::PasswordParams params = auth::PasswordParams::interactive());
 
   /// Creates a user. `email` is trimmed and lower-cased; must look like local@domain
   /// (<= 254 bytes, RFC 5321 §4.5.3.1.3); `name` 1..200 bytes; `password` 8..1024 bytes.
@@ -106,7 +102,7 @@ class UserService {
   static std::string normalize_email(const std::string& email);
 
  private:
-  core::db::Database& db_;
+  store::Store& store_;
   auth::PasswordParams params_;
   std::string dummy_hash_;
 };
@@ -114,6 +110,6 @@ class UserService {
 /// The user a reference names: a user id (UUID) or an e-mail address (anything with '@',
 /// normalised as in UserService::create). InvalidError("user") when it is neither,
 /// NotFoundError("user", ref) when no such user exists.
-store::UserRecord require_user(soci::session& sql, const std::string& ref);
+store::UserRecord require_user(store::UnitOfWork& uow, const std::string& ref);
 
 }  // namespace orchestrator::domain

@@ -2,7 +2,6 @@
 
 #include <set>
 
-#include <soci/soci.h>
 
 #include "core/files.hpp"
 #include "core/json_parse.hpp"
@@ -17,8 +16,8 @@
 
 namespace orchestrator::domain {
 
-WorkflowService::WorkflowService(core::db::Database& db, const TemplateLibrary& templates)
-    : db_(db), templates_(templates) {}
+WorkflowService::WorkflowService(store::Store& store, const TemplateLibrary& templates)
+    : store_(store), templates_(templates) {}
 
 namespace {
 // Both limits count bytes of UTF-8, like every other text limit of the API (docs/orchestrator-api.md).
@@ -80,32 +79,35 @@ WorkflowWithDraft WorkflowService::create(const std::string& actor, const Create
     files = *in.files;
   }
   validate_totals(files, "files");
-  soci::session sql(db_.pool());
-  if (!store::users::find_by_id(sql, actor)) throw NotFoundError("user", actor);
-  store::WorkflowRecord w{core::uuid4(), in.name, in.description, actor, now, now, "owner"};
-  store::Tx tx(sql, db_.dialect());
-  store::workflows::insert(sql, w);
-  store::workflows::upsert_member(sql, w.id, actor, "owner", now);
-  store::DraftRecord d{core::uuid4(), w.id, 1, now, now};
-  store::drafts::insert_if_missing(sql, d);
-  for (const auto& [path, f] : files) store::drafts::upsert_file(sql, d.id, path, f);
-  nlohmann::json details{{"name", w.name}, {"files", files.size()}};
-  if (in.template_name) details["template"] = *in.template_name;
-  audit_append(sql, actor, w.id, "workflow.create", "workflow", w.id, details);
-  tx.commit();
-  return {w, Draft{d.id, w.id, 1, files, now, now}};
+  return store_.run([&](store::UnitOfWork& uow) -> WorkflowWithDraft {
+    if (!store::users::find_by_id(uow, actor)) throw NotFoundError("user", actor);
+    store::WorkflowRecord w{core::uuid4(), in.name, in.description, actor, now, now, "owner"};
+    store::Tx tx(uow);
+    store::workflows::insert(uow, w);
+    store::workflows::upsert_member(uow, w.id, actor, "owner", now);
+    store::DraftRecord d{core::uuid4(), w.id, 1, now, now};
+    store::drafts::insert_if_missing(uow, d);
+    for (const auto& [path, f] : files) store::drafts::upsert_file(uow, d.id, path, f);
+    nlohmann::json details{{"name", w.name}, {"files", files.size()}};
+    if (in.template_name) details["template"] = *in.template_name;
+    audit_append(uow, actor, w.id, "workflow.create", "workflow", w.id, details);
+    tx.commit();
+    return {w, Draft{d.id, w.id, 1, files, now, now}};
+  });
 }
 
 store::Page<Workflow> WorkflowService::list(const std::string& actor, const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  return store::fetch_page(
-      page, [&](int n, const auto& after) { return store::workflows::list_for_user(sql, actor, n, after); },
-      [](const Workflow& w) { return store::CursorKey{w.created_at, w.id}; });
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<Workflow> {
+    return store::fetch_page(
+        page, [&](int n, const auto& after) { return store::workflows::list_for_user(uow, actor, n, after); },
+        [](const Workflow& w) { return store::CursorKey{w.created_at, w.id}; });
+  });
 }
 
 Workflow WorkflowService::get(const std::string& actor, const std::string& workflow_id) {
-  soci::session sql(db_.pool());
-  return access::require_workflow(sql, workflow_id, actor);
+  return store_.run([&](store::UnitOfWork& uow) -> Workflow {
+    return access::require_workflow(uow, workflow_id, actor);
+  });
 }
 
 Workflow WorkflowService::update(const std::string& actor, const std::string& workflow_id,
@@ -113,167 +115,176 @@ Workflow WorkflowService::update(const std::string& actor, const std::string& wo
   if (!in.name && !in.description) throw InvalidError("(body)", "give name and/or description to change");
   if (in.name) validate_workflow_name(*in.name);
   if (in.description) validate_description(*in.description);
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  auto w = access::require_workflow_writer(sql, workflow_id, actor);
-  nlohmann::json changes = nlohmann::json::object();
-  if (in.name && *in.name != w.name) changes["name"] = {{"from", w.name}, {"to", *in.name}};
-  if (in.description && *in.description != w.description)
-    changes["description"] = {{"from", w.description}, {"to", *in.description}};
-  if (changes.empty()) return w;
-  w.name = in.name.value_or(w.name);
-  w.description = in.description.value_or(w.description);
-  w.updated_at = core::now_rfc3339();
-  if (!store::workflows::update(sql, workflow_id, w.name, w.description, w.updated_at))
-    throw NotFoundError("workflow", workflow_id);
-  audit_append(sql, actor, workflow_id, "workflow.update", "workflow", workflow_id, {{"changes", changes}});
-  tx.commit();
-  return w;
+  return store_.run([&](store::UnitOfWork& uow) -> Workflow {
+    store::Tx tx(uow);
+    auto w = access::require_workflow_writer(uow, workflow_id, actor);
+    nlohmann::json changes = nlohmann::json::object();
+    if (in.name && *in.name != w.name) changes["name"] = {{"from", w.name}, {"to", *in.name}};
+    if (in.description && *in.description != w.description)
+      changes["description"] = {{"from", w.description}, {"to", *in.description}};
+    if (changes.empty()) return w;
+    w.name = in.name.value_or(w.name);
+    w.description = in.description.value_or(w.description);
+    w.updated_at = core::now_rfc3339();
+    if (!store::workflows::update(uow, workflow_id, w.name, w.description, w.updated_at))
+      throw NotFoundError("workflow", workflow_id);
+    audit_append(uow, actor, workflow_id, "workflow.update", "workflow", workflow_id, {{"changes", changes}});
+    tx.commit();
+    return w;
+  });
 }
 
 DeletedWorkflow WorkflowService::remove(const std::string& actor, const std::string& workflow_id) {
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  const auto w = access::require_workflow_owner(sql, workflow_id, actor, "delete it");
-  const std::string now = core::now_rfc3339();
-  if (!store::workflows::soft_delete(sql, workflow_id, actor, now)) throw NotFoundError("workflow", workflow_id);
-  DeletedWorkflow out;
-  const auto t = store::proposals::Transition::resolution(actor, now);
-  for (const auto& [id, thread] :
-       store::proposals::list_for_workflow_in(sql, workflow_id, store::ProposalStatus::processing)) {
-    if (store::proposals::transition(sql, id, {store::ProposalStatus::processing}, store::ProposalStatus::cancelled,
-                                     t) != 1)
-      continue;
-    audit_append(sql, actor, workflow_id, "proposal.cancel", "proposal", id,
-                 {{"thread_id", thread}, {"reason", "workflow deleted"}});
-    out.cancelled_threads.push_back(thread);
-  }
-  store::runs::Finish cancelled;
-  cancelled.completed_at = now;
-  cancelled.error = "cancelled: the workflow was deleted";
-  cancelled.mark_cleanup = true;
-  for (const auto& [id, thread] : store::runs::list_processing_for_workflow(sql, workflow_id)) {
-    if (store::runs::finish(sql, id, store::RunStatus::cancelled, cancelled) != 1) continue;
-    audit_append(sql, actor, workflow_id, "run.cancel", "run", id, {{"thread_id", thread}, {"reason", "workflow deleted"}});
-    out.cancelled_threads.push_back(thread);
-  }
-  out.threads_scheduled = static_cast<long long>(out.cancelled_threads.size()) +
-                          store::proposals::schedule_workflow_cleanup(sql, workflow_id) +
-                          store::runs::schedule_workflow_cleanup(sql, workflow_id);
-  audit_append(sql, actor, workflow_id, "workflow.delete", "workflow", workflow_id,
-               {{"name", w.name}, {"cancelled", out.cancelled_threads.size()},
-                {"threads_scheduled", out.threads_scheduled}});
-  tx.commit();
-  return out;
+  return store_.run([&](store::UnitOfWork& uow) -> DeletedWorkflow {
+    store::Tx tx(uow);
+    const auto w = access::require_workflow_owner(uow, workflow_id, actor, "delete it");
+    const std::string now = core::now_rfc3339();
+    if (!store::workflows::soft_delete(uow, workflow_id, actor, now)) throw NotFoundError("workflow", workflow_id);
+    DeletedWorkflow out;
+    const auto t = store::proposals::Transition::resolution(actor, now);
+    for (const auto& [id, thread] :
+         store::proposals::list_for_workflow_in(uow, workflow_id, store::ProposalStatus::processing)) {
+      if (store::proposals::transition(uow, id, {store::ProposalStatus::processing}, store::ProposalStatus::cancelled,
+                                       t) != 1)
+        continue;
+      audit_append(uow, actor, workflow_id, "proposal.cancel", "proposal", id,
+                   {{"thread_id", thread}, {"reason", "workflow deleted"}});
+      out.cancelled_threads.push_back(thread);
+    }
+    store::runs::Finish cancelled;
+    cancelled.completed_at = now;
+    cancelled.error = "cancelled: the workflow was deleted";
+    cancelled.mark_cleanup = true;
+    for (const auto& [id, thread] : store::runs::list_processing_for_workflow(uow, workflow_id)) {
+      if (store::runs::finish(uow, id, store::RunStatus::cancelled, cancelled) != 1) continue;
+      audit_append(uow, actor, workflow_id, "run.cancel", "run", id,
+                   {{"thread_id", thread}, {"reason", "workflow deleted"}});
+      out.cancelled_threads.push_back(thread);
+    }
+    out.threads_scheduled = static_cast<long long>(out.cancelled_threads.size()) +
+                            store::proposals::schedule_workflow_cleanup(uow, workflow_id) +
+                            store::runs::schedule_workflow_cleanup(uow, workflow_id);
+    audit_append(uow, actor, workflow_id, "workflow.delete", "workflow", workflow_id,
+                 {{"name", w.name}, {"cancelled", out.cancelled_threads.size()},
+                  {"threads_scheduled", out.threads_scheduled}});
+    tx.commit();
+    return out;
+  });
 }
 
 store::Page<Member> WorkflowService::list_members(const std::string& actor, const std::string& workflow_id,
                                                   const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  return store::fetch_page(
-      page, [&](int n, const auto& after) { return store::workflows::list_members(sql, workflow_id, n, after); },
-      [](const Member& m) { return store::CursorKey{m.added_at, m.user_id}; });
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<Member> {
+    access::require_workflow(uow, workflow_id, actor);
+    return store::fetch_page(
+        page, [&](int n, const auto& after) { return store::workflows::list_members(uow, workflow_id, n, after); },
+        [](const Member& m) { return store::CursorKey{m.added_at, m.user_id}; });
+  });
 }
 
 MemberChange WorkflowService::set_member(const std::string& actor, const std::string& workflow_id,
                                          const std::string& user, const std::string& role) {
   if (role != "editor" && role != "viewer") throw InvalidError("role", "role must be 'editor' or 'viewer'");
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  const auto w = access::require_workflow_owner(sql, workflow_id, actor, "change its members");
-  const auto target = require_user(sql, user);
-  if (target.id == w.owner_id)
-    throw PreconditionError("the owner's role cannot be changed: a workflow always keeps its owner",
-                            {{"owner_id", w.owner_id}});
-  const auto before = store::workflows::find_member(sql, workflow_id, target.id);
-  MemberChange out;
-  out.added = !before;
-  out.changed = !before || before->role != role;
-  if (out.changed) {
-    store::workflows::upsert_member(sql, workflow_id, target.id, role, core::now_rfc3339());
-    audit_append(sql, actor, workflow_id, "workflow.member", "user", target.id,
-                 {{"role", role}, {"previous_role", before ? nlohmann::json(before->role) : nlohmann::json(nullptr)}});
-  }
-  out.member = *store::workflows::find_member(sql, workflow_id, target.id);
-  tx.commit();
-  return out;
+  return store_.run([&](store::UnitOfWork& uow) -> MemberChange {
+    store::Tx tx(uow);
+    const auto w = access::require_workflow_owner(uow, workflow_id, actor, "change its members");
+    const auto target = require_user(uow, user);
+    if (target.id == w.owner_id)
+      throw PreconditionError("the owner's role cannot be changed: a workflow always keeps its owner",
+                              {{"owner_id", w.owner_id}});
+    const auto before = store::workflows::find_member(uow, workflow_id, target.id);
+    MemberChange out;
+    out.added = !before;
+    out.changed = !before || before->role != role;
+    if (out.changed) {
+      store::workflows::upsert_member(uow, workflow_id, target.id, role, core::now_rfc3339());
+      audit_append(uow, actor, workflow_id, "workflow.member", "user", target.id,
+                   {{"role", role}, {"previous_role", before ? nlohmann::json(before->role) : nlohmann::json(nullptr)}});
+    }
+    out.member = *store::workflows::find_member(uow, workflow_id, target.id);
+    tx.commit();
+    return out;
+  });
 }
 
 void WorkflowService::remove_member(const std::string& actor, const std::string& workflow_id,
                                     const std::string& user) {
-  soci::session sql(db_.pool());
-  store::Tx tx(sql, db_.dialect());
-  const auto w = access::require_workflow(sql, workflow_id, actor);
-  const auto target = require_user(sql, user);
-  if (target.id != actor && w.role != "owner")
-    throw ForbiddenError("your role on workflow " + workflow_id + " is '" + w.role +
-                         "'; only the owner can remove other members (you may remove yourself)");
-  if (target.id == w.owner_id)
-    throw PreconditionError("the owner cannot be removed: a workflow always keeps its owner (delete the workflow "
-                            "instead)",
-                            {{"owner_id", w.owner_id}});
-  const auto before = store::workflows::find_member(sql, workflow_id, target.id);
-  if (!before || !store::workflows::remove_member(sql, workflow_id, target.id))
-    throw NotFoundError("member", user);
-  audit_append(sql, actor, workflow_id, "workflow.member_remove", "user", target.id, {{"role", before->role}});
-  tx.commit();
+  return store_.run([&](store::UnitOfWork& uow) {
+    store::Tx tx(uow);
+    const auto w = access::require_workflow(uow, workflow_id, actor);
+    const auto target = require_user(uow, user);
+    if (target.id != actor && w.role != "owner")
+      throw ForbiddenError("your role on workflow " + workflow_id + " is '" + w.role +
+                           "'; only the owner can remove other members (you may remove yourself)");
+    if (target.id == w.owner_id)
+      throw PreconditionError("the owner cannot be removed: a workflow always keeps its owner (delete the workflow "
+                              "instead)",
+                              {{"owner_id", w.owner_id}});
+    const auto before = store::workflows::find_member(uow, workflow_id, target.id);
+    if (!before || !store::workflows::remove_member(uow, workflow_id, target.id))
+      throw NotFoundError("member", user);
+    audit_append(uow, actor, workflow_id, "workflow.member_remove", "user", target.id, {{"role", before->role}});
+    tx.commit();
+  });
 }
 
 store::Page<VersionInfo> WorkflowService::list_versions(const std::string& actor, const std::string& workflow_id,
                                                         const store::PageRequest& page) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  return store::fetch_page(
-      page, [&](int n, const auto& after) { return store::versions::list(sql, workflow_id, n, after); },
-      [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
+  return store_.run([&](store::UnitOfWork& uow) -> store::Page<VersionInfo> {
+    access::require_workflow(uow, workflow_id, actor);
+    return store::fetch_page(
+        page, [&](int n, const auto& after) { return store::versions::list(uow, workflow_id, n, after); },
+        [](const VersionInfo& v) { return store::CursorKey{v.created_at, v.id}; });
+  });
 }
 
-VersionInfo version_by_number(soci::session& sql, const std::string& workflow_id, long long number) {
-  auto v = store::versions::find_by_number(sql, workflow_id, number);
+VersionInfo version_by_number(store::UnitOfWork& uow, const std::string& workflow_id, long long number) {
+  auto v = store::versions::find_by_number(uow, workflow_id, number);
   if (!v) throw NotFoundError("version", std::to_string(number));
   return *v;
 }
 
 Version WorkflowService::get_version(const std::string& actor, const std::string& workflow_id, long long number) {
-  soci::session sql(db_.pool());
-  access::require_workflow(sql, workflow_id, actor);
-  const VersionInfo v = version_by_number(sql, workflow_id, number);
-  return {v, store::versions::load_files(sql, v.id)};
+  return store_.run([&](store::UnitOfWork& uow) -> Version {
+    access::require_workflow(uow, workflow_id, actor);
+    const VersionInfo v = version_by_number(uow, workflow_id, number);
+    return {v, store::versions::load_files(uow, v.id)};
+  });
 }
 
 Version WorkflowService::publish(const std::string& actor, const std::string& workflow_id,
                                  std::optional<long long> expected_revision) {
-  soci::session sql(db_.pool());
-  access::require_workflow_writer(sql, workflow_id, actor);
-  store::Tx tx(sql, db_.dialect());
-  auto draft = store::drafts::find_by_workflow(sql, workflow_id);
-  if (!draft) throw PreconditionError("the workflow has no draft to publish");
-  const std::string now = core::now_rfc3339();
-  // Lock the draft row (PostgreSQL) so concurrent publishes and edits serialise, then
-  // re-read it: the revision checked below is the one this transaction publishes.
-  sql << "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(draft->id);
-  draft = store::drafts::find_by_workflow(sql, workflow_id);
-  if (!draft) throw PreconditionError("the workflow has no draft to publish");
-  if (expected_revision && draft->revision != *expected_revision) {
-    throw ConflictError("The draft is at revision " + std::to_string(draft->revision) + ", not " +
-                            std::to_string(*expected_revision) + "; reload it and publish again.",
-                        {}, {{"current_revision", draft->revision}});
-  }
-  const auto files = store::drafts::load_files(sql, draft->id);
-  if (files.empty()) throw PreconditionError("the draft has no files; add files before publishing");
-  if (const auto latest = store::versions::latest(sql, workflow_id)) {
-    auto latest_files = store::versions::load_files(sql, latest->id);
-    if (same_contents(files, latest_files)) return {*latest, std::move(latest_files), false};
-  }
-  VersionInfo v{core::uuid4(), workflow_id, store::versions::next_number(sql, workflow_id), actor, now};
-  store::versions::insert(sql, v);
-  for (const auto& [path, f] : files) store::versions::insert_file(sql, v.id, path, f);
-  store::workflows::touch(sql, workflow_id, now);
-  audit_append(sql, actor, workflow_id, "workflow.publish", "version", v.id,
-               {{"number", v.number}, {"draft_revision", draft->revision}, {"files", files.size()}});
-  tx.commit();
-  return {v, files};
+  return store_.run([&](store::UnitOfWork& uow) -> Version {
+    access::require_workflow_writer(uow, workflow_id, actor);
+    store::Tx tx(uow);
+    auto draft = store::drafts::find_by_workflow(uow, workflow_id);
+    if (!draft) throw PreconditionError("the workflow has no draft to publish");
+    const std::string now = core::now_rfc3339();
+    // Lock the draft row (PostgreSQL) so concurrent publishes and edits serialise, then
+    // re-read it: the revision checked below is the one this transaction publishes.
+    store::drafts::lock(uow, draft->id);
+    draft = store::drafts::find_by_workflow(uow, workflow_id);
+    if (!draft) throw PreconditionError("the workflow has no draft to publish");
+    if (expected_revision && draft->revision != *expected_revision) {
+      throw ConflictError("The draft is at revision " + std::to_string(draft->revision) + ", not " +
+                              std::to_string(*expected_revision) + "; reload it and publish again.",
+                          {}, {{"current_revision", draft->revision}});
+    }
+    const auto files = store::drafts::load_files(uow, draft->id);
+    if (files.empty()) throw PreconditionError("the draft has no files; add files before publishing");
+    if (const auto latest = store::versions::latest(uow, workflow_id)) {
+      auto latest_files = store::versions::load_files(uow, latest->id);
+      if (same_contents(files, latest_files)) return {*latest, std::move(latest_files), false};
+    }
+    VersionInfo v{core::uuid4(), workflow_id, store::versions::next_number(uow, workflow_id), actor, now};
+    store::versions::insert(uow, v);
+    for (const auto& [path, f] : files) store::versions::insert_file(uow, v.id, path, f);
+    store::workflows::touch(uow, workflow_id, now);
+    audit_append(uow, actor, workflow_id, "workflow.publish", "version", v.id,
+                 {{"number", v.number}, {"draft_revision", draft->revision}, {"files", files.size()}});
+    tx.commit();
+    return {v, files};
+  });
 }
 
 void validate_definition(const nlohmann::json& def, const std::string& field) {
@@ -299,22 +310,24 @@ nlohmann::json runnable_definition(const FileMap& files, const std::string& what
 
 Deployment WorkflowService::deploy(const std::string& actor, const std::string& workflow_id,
                                    std::optional<long long> number) {
-  soci::session sql(db_.pool());
-  access::require_workflow_writer(sql, workflow_id, actor);
-  std::optional<VersionInfo> v;
-  if (number) {
-    v = version_by_number(sql, workflow_id, *number);
-  } else {
-    v = store::versions::latest(sql, workflow_id);
-    if (!v) throw PreconditionError("the workflow has no published version; publish the draft first");
-  }
-  const auto def = runnable_definition(store::versions::load_files(sql, v->id), "version " + std::to_string(v->number));
-  Deployment d{*v, def, core::now_rfc3339(), actor};
-  store::Tx tx(sql, db_.dialect());
-  store::deployments::upsert(sql, workflow_id, v->id, actor, d.deployed_at);
-  audit_append(sql, actor, workflow_id, "workflow.deploy", "version", v->id, {{"number", v->number}});
-  tx.commit();
-  return d;
+  return store_.run([&](store::UnitOfWork& uow) -> Deployment {
+    access::require_workflow_writer(uow, workflow_id, actor);
+    std::optional<VersionInfo> v;
+    if (number) {
+      v = version_by_number(uow, workflow_id, *number);
+    } else {
+      v = store::versions::latest(uow, workflow_id);
+      if (!v) throw PreconditionError("the workflow has no published version; publish the draft first");
+    }
+    const auto def =
+        runnable_definition(store::versions::load_files(uow, v->id), "version " + std::to_string(v->number));
+    Deployment d{*v, def, core::now_rfc3339(), actor};
+    store::Tx tx(uow);
+    store::deployments::upsert(uow, workflow_id, v->id, actor, d.deployed_at);
+    audit_append(uow, actor, workflow_id, "workflow.deploy", "version", v->id, {{"number", v->number}});
+    tx.commit();
+    return d;
+  });
 }
 
 }  // namespace orchestrator::domain

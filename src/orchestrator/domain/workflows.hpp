@@ -8,9 +8,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <soci/soci.h>
 
-#include "core/db.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 #include "orchestrator/domain/drafts.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/domain/templates.hpp"
@@ -79,7 +78,7 @@ struct Deployment {
 /// Workflow operations. Thread-safe.
 class WorkflowService {
  public:
-  WorkflowService(core::db::Database& db, const TemplateLibrary& templates);
+  WorkflowService(store::Store& store, const TemplateLibrary& templates);
 
   /// Creates the workflow (actor = owner, also a member with role "owner") and its draft
   /// (revision 1) seeded from the template or given files, in one transaction; audits
@@ -154,7 +153,7 @@ class WorkflowService {
                     std::optional<long long> number = std::nullopt);
 
  private:
-  core::db::Database& db_;
+  store::Store& store_;
   const TemplateLibrary& templates_;
 };
 
@@ -171,8 +170,8 @@ void validate_definition(const nlohmann::json& def, const std::string& field = "
 /// missing, not JSON, or not runnable (validate_definition).
 nlohmann::json runnable_definition(const FileMap& files, const std::string& what);
 
-/// Version `number` of the workflow (no access check: the caller did it on `sql`);
+/// Version `number` of the workflow (no access check: the caller did it in the same unit);
 /// NotFoundError("version", number) if absent.
-VersionInfo version_by_number(soci::session& sql, const std::string& workflow_id, long long number);
+VersionInfo version_by_number(store::UnitOfWork& uow, const std::string& workflow_id, long long number);
 
 }  // namespace orchestrator::domain

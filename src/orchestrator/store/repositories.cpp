@@ -4,6 +4,10 @@
 
 #include <stdexcept>
 
+#include <soci/soci.h>
+
+#include "core/db.hpp"
+
 #include "core/json_parse.hpp"
 
 namespace orchestrator::store {
@@ -41,13 +45,14 @@ using sqlh::run_query;
 // ---------------------------------------------------------------- users
 namespace users {
 
-bool insert(soci::session& sql, const UserRecord& u) {
-  if (find_by_email(sql, u.email)) return false;
+bool insert(UnitOfWork& uow, const UserRecord& u) {
+  soci::session& sql = uow.sql();
+  if (find_by_email(uow, u.email)) return false;
   try {
     sql << "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (:id, :e, :n, :h, :c)",
         soci::use(u.id), soci::use(u.email), soci::use(u.name), soci::use(u.password_hash), soci::use(u.created_at);
   } catch (const soci::soci_error&) {
-    if (find_by_email(sql, u.email)) return false;  // lost a race on the unique e-mail
+    if (find_by_email(uow, u.email)) return false;  // lost a race on the unique e-mail
     throw;
   }
   return true;
@@ -88,18 +93,24 @@ std::optional<UserRecord> find_by(soci::session& sql, const std::string& col, co
 }
 }  // namespace
 
-std::optional<UserRecord> find_by_email(soci::session& sql, const std::string& email) {
+std::optional<UserRecord> find_by_email(UnitOfWork& uow, const std::string& email) {
+  soci::session& sql = uow.sql();
   return find_by(sql, "email", email);
 }
-std::optional<UserRecord> find_by_id(soci::session& sql, const std::string& id) { return find_by(sql, "id", id); }
+std::optional<UserRecord> find_by_id(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  return find_by(sql, "id", id);
+}
 
-void lock(soci::session& sql, core::db::Dialect dialect, const std::string& id) {
+void lock(UnitOfWork& uow, core::db::Dialect dialect, const std::string& id) {
+  soci::session& sql = uow.sql();
   if (dialect != core::db::Dialect::postgres) return;
   std::string got;
   sql << "SELECT id FROM users WHERE id = :id FOR UPDATE", soci::use(id), soci::into(got);
 }
 
-std::optional<std::string> find_identity(soci::session& sql, const std::string& issuer, const std::string& subject) {
+std::optional<std::string> find_identity(UnitOfWork& uow, const std::string& issuer, const std::string& subject) {
+  soci::session& sql = uow.sql();
   std::string user;
   sql << "SELECT user_id FROM user_identities WHERE issuer = :i AND subject = :s", soci::use(issuer),
       soci::use(subject), soci::into(user);
@@ -107,19 +118,22 @@ std::optional<std::string> find_identity(soci::session& sql, const std::string& 
   return user;
 }
 
-bool has_identity_from(soci::session& sql, const std::string& user_id, const std::string& issuer) {
+bool has_identity_from(UnitOfWork& uow, const std::string& user_id, const std::string& issuer) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   sql << "SELECT COUNT(*) FROM user_identities WHERE user_id = :u AND issuer = :i", soci::use(user_id),
       soci::use(issuer), soci::into(n);
   return n > 0;
 }
 
-void insert_identity(soci::session& sql, const IdentityRecord& r) {
+void insert_identity(UnitOfWork& uow, const IdentityRecord& r) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO user_identities (issuer, subject, user_id, email, created_at) VALUES (:i, :s, :u, :e, :c)",
       soci::use(r.issuer), soci::use(r.subject), soci::use(r.user_id), soci::use(r.email), soci::use(r.created_at);
 }
 
-std::vector<IdentityRecord> list_identities(soci::session& sql, const std::string& user_id) {
+std::vector<IdentityRecord> list_identities(UnitOfWork& uow, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   std::vector<IdentityRecord> out;
   IdentityRecord r;
   std::vector<std::string> params{user_id};
@@ -139,7 +153,8 @@ std::vector<IdentityRecord> list_identities(soci::session& sql, const std::strin
   return out;
 }
 
-std::vector<UserRecord> list(soci::session& sql, int limit, const std::optional<CursorKey>& after) {
+std::vector<UserRecord> list(UnitOfWork& uow, int limit, const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params;
   push_keyset(params, after);
   std::string where;
@@ -150,7 +165,8 @@ std::vector<UserRecord> list(soci::session& sql, int limit, const std::optional<
                params);
 }
 
-bool set_disabled(soci::session& sql, const std::string& id, const std::optional<std::string>& at) {
+bool set_disabled(UnitOfWork& uow, const std::string& id, const std::optional<std::string>& at) {
+  soci::session& sql = uow.sql();
   NullableParam a(at);
   soci::statement st = (sql.prepare << "UPDATE users SET disabled_at = :a WHERE id = :id",
                         soci::use(a.value, a.ind), soci::use(id));
@@ -158,8 +174,9 @@ bool set_disabled(soci::session& sql, const std::string& id, const std::optional
   return st.get_affected_rows() == 1;
 }
 
-bool set_password(soci::session& sql, const std::string& id, const std::string& password_hash,
+bool set_password(UnitOfWork& uow, const std::string& id, const std::string& password_hash,
                   const std::string& not_before) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE users SET password_hash = :h, tokens_not_before = :n WHERE id = :id",
                         soci::use(password_hash), soci::use(not_before), soci::use(id));
   st.execute(true);
@@ -171,15 +188,17 @@ bool set_password(soci::session& sql, const std::string& id, const std::string& 
 // ---------------------------------------------------------------- workflows
 namespace workflows {
 
-void insert(soci::session& sql, const WorkflowRecord& w) {
+void insert(UnitOfWork& uow, const WorkflowRecord& w) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO workflows (id, name, description, owner_id, created_at, updated_at) "
          "VALUES (:id, :n, :d, :o, :c, :u)",
       soci::use(w.id), soci::use(w.name), soci::use(w.description), soci::use(w.owner_id), soci::use(w.created_at),
       soci::use(w.updated_at);
 }
 
-void upsert_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id,
+void upsert_member(UnitOfWork& uow, const std::string& workflow_id, const std::string& user_id,
                    const std::string& role, const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO workflow_members (workflow_id, user_id, role, added_at) VALUES (:w, :u, :r, :a) "
          "ON CONFLICT (workflow_id, user_id) DO UPDATE SET role = excluded.role",
       soci::use(workflow_id), soci::use(user_id), soci::use(role), soci::use(at);
@@ -209,15 +228,17 @@ std::vector<WorkflowRecord> query(soci::session& sql, const std::string& q, std:
 }
 }  // namespace
 
-std::optional<WorkflowRecord> find_for_user(soci::session& sql, const std::string& id, const std::string& user_id) {
+std::optional<WorkflowRecord> find_for_user(UnitOfWork& uow, const std::string& id, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{user_id, id};
   auto rows = query(sql, std::string(kSelect) + "WHERE w.id = :id AND w.deleted_at IS NULL", params);
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
 
-std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string& user_id, int limit,
+std::vector<WorkflowRecord> list_for_user(UnitOfWork& uow, const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{user_id};
   push_keyset(params, after);
   return query(sql,
@@ -226,7 +247,8 @@ std::vector<WorkflowRecord> list_for_user(soci::session& sql, const std::string&
                params);
 }
 
-void touch(soci::session& sql, const std::string& id, const std::string& at) {
+void touch(UnitOfWork& uow, const std::string& id, const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "UPDATE workflows SET updated_at = :a WHERE id = :id", soci::use(at), soci::use(id);
 }
 
@@ -252,8 +274,9 @@ const char* kMemberSelect =
     "FROM workflow_members m JOIN users u ON u.id = m.user_id WHERE m.workflow_id = :w";
 }  // namespace
 
-std::vector<MemberRecord> list_members(soci::session& sql, const std::string& workflow_id, int limit,
+std::vector<MemberRecord> list_members(UnitOfWork& uow, const std::string& workflow_id, int limit,
                                        const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id};
   push_keyset(params, after);
   return members(sql,
@@ -262,23 +285,26 @@ std::vector<MemberRecord> list_members(soci::session& sql, const std::string& wo
                  params);
 }
 
-std::optional<MemberRecord> find_member(soci::session& sql, const std::string& workflow_id,
+std::optional<MemberRecord> find_member(UnitOfWork& uow, const std::string& workflow_id,
                                         const std::string& user_id) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id, user_id};
   auto rows = members(sql, std::string(kMemberSelect) + " AND m.user_id = :u", params);
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
 
-bool remove_member(soci::session& sql, const std::string& workflow_id, const std::string& user_id) {
+bool remove_member(UnitOfWork& uow, const std::string& workflow_id, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "DELETE FROM workflow_members WHERE workflow_id = :w AND user_id = :u",
                         soci::use(workflow_id), soci::use(user_id));
   st.execute(true);
   return st.get_affected_rows() == 1;
 }
 
-bool update(soci::session& sql, const std::string& id, const std::string& name, const std::string& description,
+bool update(UnitOfWork& uow, const std::string& id, const std::string& name, const std::string& description,
             const std::string& at) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE workflows SET name = :n, description = :d, updated_at = :a "
                                        "WHERE id = :id AND deleted_at IS NULL",
                         soci::use(name), soci::use(description), soci::use(at), soci::use(id));
@@ -286,7 +312,8 @@ bool update(soci::session& sql, const std::string& id, const std::string& name, 
   return st.get_affected_rows() == 1;
 }
 
-bool soft_delete(soci::session& sql, const std::string& id, const std::string& by, const std::string& at) {
+bool soft_delete(UnitOfWork& uow, const std::string& id, const std::string& by, const std::string& at) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE workflows SET deleted_at = :a, deleted_by = :b, updated_at = :a2 "
                                        "WHERE id = :id AND deleted_at IS NULL",
                         soci::use(at), soci::use(by), soci::use(at), soci::use(id));
@@ -325,12 +352,22 @@ FileMap load(soci::session& sql, const std::string& table, const std::string& ke
 }
 }  // namespace
 
-std::optional<DraftRecord> find_by_workflow(soci::session& sql, const std::string& workflow_id) {
+std::optional<DraftRecord> find_by_workflow(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   return find_by(sql, "workflow_id", workflow_id);
 }
-std::optional<DraftRecord> find(soci::session& sql, const std::string& id) { return find_by(sql, "id", id); }
+std::optional<DraftRecord> find(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  return find_by(sql, "id", id);
+}
 
-bool insert_if_missing(soci::session& sql, const DraftRecord& d) {
+void lock(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  sql << "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(id);
+}
+
+bool insert_if_missing(UnitOfWork& uow, const DraftRecord& d) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "INSERT INTO drafts (id, workflow_id, revision, created_at, updated_at) "
                                        "VALUES (:id, :w, :r, :c, :u) ON CONFLICT (workflow_id) DO NOTHING",
                         soci::use(d.id), soci::use(d.workflow_id), soci::use(d.revision), soci::use(d.created_at),
@@ -339,8 +376,9 @@ bool insert_if_missing(soci::session& sql, const DraftRecord& d) {
   return st.get_affected_rows() == 1;
 }
 
-bool bump_revision(soci::session& sql, const std::string& id, std::optional<long long> expected,
+bool bump_revision(UnitOfWork& uow, const std::string& id, std::optional<long long> expected,
                    const std::string& at) {
+  soci::session& sql = uow.sql();
   if (expected) {
     const long long e = *expected;
     soci::statement st = (sql.prepare << "UPDATE drafts SET revision = revision + 1, updated_at = :a "
@@ -356,28 +394,33 @@ bool bump_revision(soci::session& sql, const std::string& id, std::optional<long
   return st.get_affected_rows() == 1;
 }
 
-FileMap load_files(soci::session& sql, const std::string& draft_id) {
+FileMap load_files(UnitOfWork& uow, const std::string& draft_id) {
+  soci::session& sql = uow.sql();
   return load(sql, "draft_files", "draft_id", draft_id);
 }
 
-void upsert_file(soci::session& sql, const std::string& draft_id, const std::string& path, const FileEntry& f) {
+void upsert_file(UnitOfWork& uow, const std::string& draft_id, const std::string& path, const FileEntry& f) {
+  soci::session& sql = uow.sql();
   const std::string content = domain::content_to_text(f.content);
   sql << "INSERT INTO draft_files (draft_id, path, content, created_at, modified_at) VALUES (:d, :p, :c, :ca, :ma) "
          "ON CONFLICT (draft_id, path) DO UPDATE SET content = excluded.content, modified_at = excluded.modified_at",
       soci::use(draft_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at);
 }
 
-void delete_file(soci::session& sql, const std::string& draft_id, const std::string& path) {
+void delete_file(UnitOfWork& uow, const std::string& draft_id, const std::string& path) {
+  soci::session& sql = uow.sql();
   sql << "DELETE FROM draft_files WHERE draft_id = :d AND path = :p", soci::use(draft_id), soci::use(path);
 }
 
-void delete_all_files(soci::session& sql, const std::string& draft_id) {
+void delete_all_files(UnitOfWork& uow, const std::string& draft_id) {
+  soci::session& sql = uow.sql();
   sql << "DELETE FROM draft_files WHERE draft_id = :d", soci::use(draft_id);
 }
 
-void remove(soci::session& sql, const std::string& id) {
+void remove(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
   sql << "UPDATE proposals SET draft_id = NULL WHERE draft_id = :d", soci::use(id);
-  delete_all_files(sql, id);
+  delete_all_files(uow, id);
   sql << "DELETE FROM drafts WHERE id = :d", soci::use(id);
 }
 
@@ -386,20 +429,23 @@ void remove(soci::session& sql, const std::string& id) {
 // ---------------------------------------------------------------- versions
 namespace versions {
 
-long long next_number(soci::session& sql, const std::string& workflow_id) {
+long long next_number(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   soci::indicator ind = soci::i_ok;
   sql << "SELECT MAX(number) FROM versions WHERE workflow_id = :w", soci::use(workflow_id), soci::into(n, ind);
   return ind == soci::i_null ? 1 : n + 1;
 }
 
-void insert(soci::session& sql, const VersionRecord& v) {
+void insert(UnitOfWork& uow, const VersionRecord& v) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO versions (id, workflow_id, number, created_by, created_at) VALUES (:id, :w, :n, :b, :c)",
       soci::use(v.id), soci::use(v.workflow_id), soci::use(v.number), soci::use(v.created_by),
       soci::use(v.created_at);
 }
 
-void insert_file(soci::session& sql, const std::string& version_id, const std::string& path, const FileEntry& f) {
+void insert_file(UnitOfWork& uow, const std::string& version_id, const std::string& path, const FileEntry& f) {
+  soci::session& sql = uow.sql();
   const std::string content = domain::content_to_text(f.content);
   sql << "INSERT INTO version_files (version_id, path, content, created_at, modified_at) "
          "VALUES (:v, :p, :c, :ca, :ma)",
@@ -425,8 +471,9 @@ std::vector<VersionRecord> query(soci::session& sql, const std::string& q, std::
 const char* kSelect = "SELECT id, workflow_id, number, created_by, created_at FROM versions WHERE workflow_id = :w";
 }  // namespace
 
-std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+std::vector<VersionRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,
                                 const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id};
   push_keyset(params, after);
   return query(sql,
@@ -435,7 +482,8 @@ std::vector<VersionRecord> list(soci::session& sql, const std::string& workflow_
                params);
 }
 
-std::optional<VersionRecord> find_by_number(soci::session& sql, const std::string& workflow_id, long long number) {
+std::optional<VersionRecord> find_by_number(UnitOfWork& uow, const std::string& workflow_id, long long number) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id, std::to_string(number)};
   // The number is bound as text and compared as an integer on both dialects.
   auto rows = query(sql, std::string(kSelect) + " AND number = CAST(:n AS BIGINT)", params);
@@ -443,14 +491,16 @@ std::optional<VersionRecord> find_by_number(soci::session& sql, const std::strin
   return rows.front();
 }
 
-std::optional<VersionRecord> latest(soci::session& sql, const std::string& workflow_id) {
+std::optional<VersionRecord> latest(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id};
   auto rows = query(sql, std::string(kSelect) + " ORDER BY number DESC LIMIT 1", params);
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
 
-FileMap load_files(soci::session& sql, const std::string& version_id) {
+FileMap load_files(UnitOfWork& uow, const std::string& version_id) {
+  soci::session& sql = uow.sql();
   return drafts::load(sql, "version_files", "version_id", version_id);
 }
 
@@ -537,7 +587,8 @@ using sqlh::id_thread_pairs;
 
 }  // namespace
 
-void insert(soci::session& sql, const ProposalRecord& p) {
+void insert(UnitOfWork& uow, const ProposalRecord& p) {
+  soci::session& sql = uow.sql();
   NullableParam draft(p.draft_id), cfp(p.context_file_path), csel(p.context_selection), err(p.error);
   NullableParam gen(p.generated_files ? std::optional<std::string>(files_blob(*p.generated_files)) : std::nullopt);
   NullableParam lease_owner(p.lease_owner), lease_expires(p.lease_expires_at);
@@ -554,29 +605,36 @@ void insert(soci::session& sql, const ProposalRecord& p) {
       soci::use(lease_expires.value, lease_expires.ind);
 }
 
-void grant_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id,
+void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id,
                   const std::string& access_type, const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO proposal_access (proposal_id, user_id, access_type, granted_at) VALUES (:p, :u, :t, :a) "
          "ON CONFLICT (proposal_id, user_id) DO UPDATE SET access_type = excluded.access_type",
       soci::use(proposal_id), soci::use(user_id), soci::use(access_type), soci::use(at);
 }
 
-bool has_access(soci::session& sql, const std::string& proposal_id, const std::string& user_id) {
+bool has_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   sql << "SELECT COUNT(*) FROM proposal_access WHERE proposal_id = :p AND user_id = :u", soci::use(proposal_id),
       soci::use(user_id), soci::into(n);
   return n > 0;
 }
 
-std::optional<ProposalRecord> find(soci::session& sql, const std::string& id) { return one(sql, "p.id = :v", id); }
+std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  return one(sql, "p.id = :v", id);
+}
 
-std::optional<ProposalRecord> find_by_thread(soci::session& sql, const std::string& thread_id) {
+std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id) {
+  soci::session& sql = uow.sql();
   return one(sql, "p.thread_id = :v", thread_id);
 }
 
-std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string& workflow_id,
+std::vector<ProposalRecord> list_for_user(UnitOfWork& uow, const std::string& workflow_id,
                                           const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{user_id, workflow_id};
   push_keyset(params, after);
   return query(sql,
@@ -588,9 +646,10 @@ std::vector<ProposalRecord> list_for_user(soci::session& sql, const std::string&
                params);
 }
 
-std::vector<ProposalRecord> list_visible(soci::session& sql, const std::string& user_id,
+std::vector<ProposalRecord> list_visible(UnitOfWork& uow, const std::string& user_id,
                                          const std::vector<ProposalStatus>& statuses, int limit,
                                          const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{user_id, user_id};
   push_keyset(params, after);
   // Status names come from the enum (never from input), so they are inlined safely.
@@ -607,16 +666,18 @@ std::vector<ProposalRecord> list_visible(soci::session& sql, const std::string& 
                params);
 }
 
-std::vector<std::pair<std::string, std::string>> list_for_workflow_in(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_for_workflow_in(UnitOfWork& uow,
                                                                       const std::string& workflow_id,
                                                                       ProposalStatus status) {
+  soci::session& sql = uow.sql();
   return id_thread_pairs(sql,
                          "SELECT id, thread_id FROM proposals WHERE workflow_id = :w AND status = :s "
                          "ORDER BY created_at, id",
                          {workflow_id, to_string(status)});
 }
 
-long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id) {
+long long schedule_workflow_cleanup(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE proposals SET engine_cleanup_pending = 1 WHERE workflow_id = :w AND "
                                        "status <> 'processing' AND engine_cleanup_pending = 0 AND "
                                        "engine_thread_deleted_at IS NULL",
@@ -624,37 +685,42 @@ long long schedule_workflow_cleanup(soci::session& sql, const std::string& workf
   return affected(st);
 }
 
-bool insert_retry(soci::session& sql, const std::string& proposal_id, const std::string& retry_id,
+bool insert_retry(UnitOfWork& uow, const std::string& proposal_id, const std::string& retry_id,
                   const std::string& at) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "INSERT INTO proposal_retries (proposal_id, retry_id, created_at) "
                                        "VALUES (:p, :r, :a) ON CONFLICT (proposal_id) DO NOTHING",
                         soci::use(proposal_id), soci::use(retry_id), soci::use(at));
   return affected(st) == 1;
 }
 
-std::optional<std::string> find_retry(soci::session& sql, const std::string& proposal_id) {
+std::optional<std::string> find_retry(UnitOfWork& uow, const std::string& proposal_id) {
+  soci::session& sql = uow.sql();
   std::string id;
   sql << "SELECT retry_id FROM proposal_retries WHERE proposal_id = :p", soci::use(proposal_id), soci::into(id);
   if (!sql.got_data()) return std::nullopt;
   return id;
 }
 
-long long count_open_for_draft(soci::session& sql, const std::string& draft_id) {
+long long count_open_for_draft(UnitOfWork& uow, const std::string& draft_id) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   sql << "SELECT COUNT(*) FROM proposals WHERE draft_id = :d AND status IN ('processing', 'completed')",
       soci::use(draft_id), soci::into(n);
   return n;
 }
 
-long long count_processing_by_user(soci::session& sql, const std::string& user_id) {
+long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   sql << "SELECT COUNT(*) FROM proposals WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
       soci::into(n);
   return n;
 }
 
-long long transition(soci::session& sql, const std::string& id, const std::vector<ProposalStatus>& from,
+long long transition(UnitOfWork& uow, const std::string& id, const std::vector<ProposalStatus>& from,
                      ProposalStatus to, const Transition& t) {
+  soci::session& sql = uow.sql();
   // Status names come from the enum (never from input), so they are inlined safely.
   std::string q = std::string("UPDATE proposals SET status = '") + to_string(to) + "'";
   std::vector<std::string> params;
@@ -678,7 +744,8 @@ long long transition(soci::session& sql, const std::string& id, const std::vecto
   return sqlh::execute(sql, q, params);
 }
 
-std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork& uow, int limit) {
+  soci::session& sql = uow.sql();
   return id_thread_pairs(
       sql,
       "SELECT id, thread_id FROM proposals WHERE engine_cleanup_pending = 1 ORDER BY created_at, id LIMIT " +
@@ -686,13 +753,15 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::sess
       {});
 }
 
-void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at) {
+void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "UPDATE proposals SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
       soci::use(id);
 }
 
-std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(UnitOfWork& uow,
                                                                                 const std::string& before, int limit) {
+  soci::session& sql = uow.sql();
   return id_thread_pairs(sql,
                          "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND engine_cleanup_pending = 0 AND "
                          "engine_thread_deleted_at IS NULL AND completed_at < :b ORDER BY completed_at, id LIMIT " +
@@ -700,7 +769,8 @@ std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(
                          {before});
 }
 
-bool schedule_failed_cleanup(soci::session& sql, const std::string& id) {
+bool schedule_failed_cleanup(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE proposals SET engine_cleanup_pending = 1 WHERE id = :id AND "
                                        "status = 'failed' AND engine_cleanup_pending = 0 AND "
                                        "engine_thread_deleted_at IS NULL",
@@ -708,14 +778,16 @@ bool schedule_failed_cleanup(soci::session& sql, const std::string& id) {
   return affected(st) == 1;
 }
 
-std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_processing_before(UnitOfWork& uow,
                                                                         const std::string& before) {
+  soci::session& sql = uow.sql();
   return id_thread_pairs(
       sql, "SELECT id, thread_id FROM proposals WHERE status = 'processing' AND created_at < :b ORDER BY created_at",
       {before});
 }
 
-std::vector<ProposalRecord> list_processing(soci::session& sql) {
+std::vector<ProposalRecord> list_processing(UnitOfWork& uow) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params;
   return query(sql,
                std::string("SELECT ") + kColumns +
@@ -723,30 +795,32 @@ std::vector<ProposalRecord> list_processing(soci::session& sql) {
                params);
 }
 
-bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+bool acquire_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires) {
+  soci::session& sql = uow.sql();
   return sqlh::acquire_lease(sql, "proposals", id, owner, now, expires);
 }
 
-bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires) {
-  return sqlh::renew_lease(sql, "proposals", id, owner, expires);
+bool renew_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& expires) {
+  return sqlh::renew_lease(uow.sql(), "proposals", id, owner, expires);
 }
 
-void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
-  sqlh::release_lease(sql, "proposals", id, owner);
+void release_lease(UnitOfWork& uow, const std::string& id, const std::string& owner) {
+  sqlh::release_lease(uow.sql(), "proposals", id, owner);
 }
 
-std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires) {
-  return sqlh::renew_leases(sql, "proposals", owner, expires);
+std::vector<std::string> renew_leases(UnitOfWork& uow, const std::string& owner, const std::string& expires) {
+  return sqlh::renew_leases(uow.sql(), "proposals", owner, expires);
 }
 
-std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+std::vector<std::pair<std::string, std::string>> list_claimable(UnitOfWork& uow, const std::string& owner,
                                                                 const std::string& now, int limit) {
-  return sqlh::list_claimable(sql, "proposals", owner, now, limit);
+  return sqlh::list_claimable(uow.sql(), "proposals", owner, now, limit);
 }
 
-std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::session& sql, const std::string& kind,
+std::vector<std::pair<std::string, std::string>> list_failed_of_kind(UnitOfWork& uow, const std::string& kind,
                                                                      int limit) {
+  soci::session& sql = uow.sql();
   return id_thread_pairs(sql,
                          "SELECT id, thread_id FROM proposals WHERE status = 'failed' AND failure_kind = :k AND "
                          "engine_cleanup_pending = 0 AND engine_thread_deleted_at IS NULL ORDER BY created_at, id LIMIT " +
@@ -754,7 +828,8 @@ std::vector<std::pair<std::string, std::string>> list_failed_of_kind(soci::sessi
                          {kind});
 }
 
-bool change_failure_kind(soci::session& sql, const std::string& id, const std::string& from, const std::string& to) {
+bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to) {
+  soci::session& sql = uow.sql();
   soci::statement st = (sql.prepare << "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' "
                                        "AND failure_kind = :f",
                         soci::use(to), soci::use(id), soci::use(from));
@@ -766,7 +841,8 @@ bool change_failure_kind(soci::session& sql, const std::string& id, const std::s
 // ---------------------------------------------------------------- audit
 namespace audit {
 
-void insert(soci::session& sql, const AuditRecord& a) {
+void insert(UnitOfWork& uow, const AuditRecord& a) {
+  soci::session& sql = uow.sql();
   NullableParam user(a.user_id), wf(a.workflow_id);
   // Details can carry engine text: never throw on invalid UTF-8 (it becomes U+FFFD).
   const std::string details = a.details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -776,8 +852,9 @@ void insert(soci::session& sql, const AuditRecord& a) {
       soci::use(a.action), soci::use(a.subject_type), soci::use(a.subject_id), soci::use(details);
 }
 
-std::vector<AuditRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+std::vector<AuditRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,
                               const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<AuditRecord> out;
   std::string id, at, user, wf, action, st_, si, details;
   soci::indicator i_user, i_wf;

@@ -28,15 +28,17 @@ RunStatus parse_run_status(const std::string& s) {
 // ---------------------------------------------------------------- deployments
 namespace deployments {
 
-void upsert(soci::session& sql, const std::string& workflow_id, const std::string& version_id, const std::string& by,
+void upsert(UnitOfWork& uow, const std::string& workflow_id, const std::string& version_id, const std::string& by,
             const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "INSERT INTO deployments (workflow_id, version_id, deployed_by, deployed_at) VALUES (:w, :v, :b, :a) "
          "ON CONFLICT (workflow_id) DO UPDATE SET version_id = excluded.version_id, "
          "deployed_by = excluded.deployed_by, deployed_at = excluded.deployed_at",
       soci::use(workflow_id), soci::use(version_id), soci::use(by), soci::use(at);
 }
 
-std::optional<DeploymentRecord> find(soci::session& sql, const std::string& workflow_id) {
+std::optional<DeploymentRecord> find(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   DeploymentRecord d;
   sql << "SELECT d.workflow_id, d.version_id, d.deployed_by, d.deployed_at, v.number FROM deployments d "
          "JOIN versions v ON v.id = d.version_id WHERE d.workflow_id = :w",
@@ -136,7 +138,8 @@ struct NullableInt {
 
 }  // namespace
 
-void insert(soci::session& sql, const RunRecord& r) {
+void insert(UnitOfWork& uow, const RunRecord& r) {
+  soci::session& sql = uow.sql();
   sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), kind(r.failure_kind), completed(r.completed_at);
   sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at);
   sqlh::NullableParam files(r.files ? std::optional<std::string>(sqlh::files_blob(*r.files)) : std::nullopt);
@@ -155,14 +158,19 @@ void insert(soci::session& sql, const RunRecord& r) {
       soci::use(lease_expires.value, lease_expires.ind);
 }
 
-std::optional<RunRecord> find(soci::session& sql, const std::string& id) { return one(sql, "r.id = :v", id); }
+std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  return one(sql, "r.id = :v", id);
+}
 
-std::optional<RunRecord> find_by_thread(soci::session& sql, const std::string& thread_id) {
+std::optional<RunRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id) {
+  soci::session& sql = uow.sql();
   return one(sql, "r.thread_id = :v", thread_id);
 }
 
-std::vector<RunRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+std::vector<RunRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,
                             const std::optional<CursorKey>& after) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id};
   sqlh::push_keyset(params, after);
   return query(sql,
@@ -171,14 +179,16 @@ std::vector<RunRecord> list(soci::session& sql, const std::string& workflow_id, 
                params);
 }
 
-long long count_processing_by_user(soci::session& sql, const std::string& user_id) {
+long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id) {
+  soci::session& sql = uow.sql();
   long long n = 0;
   sql << "SELECT COUNT(*) FROM runs WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
       soci::into(n);
   return n;
 }
 
-long long finish(soci::session& sql, const std::string& id, RunStatus to, const Finish& f) {
+long long finish(UnitOfWork& uow, const std::string& id, RunStatus to, const Finish& f) {
+  soci::session& sql = uow.sql();
   // The status name comes from the enum (never from input), so it is inlined safely.
   std::string q = std::string("UPDATE runs SET status = '") + to_string(to) +
                   "', completed_at = :c, lease_owner = NULL, lease_expires_at = NULL";
@@ -198,19 +208,22 @@ long long finish(soci::session& sql, const std::string& id, RunStatus to, const 
   return sqlh::execute(sql, q, params);
 }
 
-std::vector<RunRecord> list_processing(soci::session& sql) {
+std::vector<RunRecord> list_processing(UnitOfWork& uow) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params;
   return query(sql, "WHERE r.status = 'processing' ORDER BY r.created_at, r.id", params);
 }
 
-std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_processing_before(UnitOfWork& uow,
                                                                         const std::string& before) {
+  soci::session& sql = uow.sql();
   return sqlh::id_thread_pairs(
       sql, "SELECT id, thread_id FROM runs WHERE status = 'processing' AND created_at < :b ORDER BY created_at",
       {before});
 }
 
-std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit) {
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork& uow, int limit) {
+  soci::session& sql = uow.sql();
   return sqlh::id_thread_pairs(
       sql,
       "SELECT id, thread_id FROM runs WHERE engine_cleanup_pending = 1 ORDER BY created_at, id LIMIT " +
@@ -218,12 +231,14 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::sess
       {});
 }
 
-void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at) {
+void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at) {
+  soci::session& sql = uow.sql();
   sql << "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
       soci::use(id);
 }
 
-std::vector<std::string> schedule_finished_cleanup(soci::session& sql, const std::string& before, int limit) {
+std::vector<std::string> schedule_finished_cleanup(UnitOfWork& uow, const std::string& before, int limit) {
+  soci::session& sql = uow.sql();
   // One statement (SQLite >= 3.35 and PostgreSQL both have UPDATE ... RETURNING): racing
   // sweepers of two replicas schedule each thread once.
   constexpr const char* kKept =
@@ -239,14 +254,16 @@ std::vector<std::string> schedule_finished_cleanup(soci::session& sql, const std
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(UnitOfWork& uow,
                                                                               const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   return sqlh::id_thread_pairs(
       sql, "SELECT id, thread_id FROM runs WHERE workflow_id = :w AND status = 'processing' ORDER BY created_at, id",
       {workflow_id});
 }
 
-long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id) {
+long long schedule_workflow_cleanup(UnitOfWork& uow, const std::string& workflow_id) {
+  soci::session& sql = uow.sql();
   std::vector<std::string> params{workflow_id};
   return sqlh::execute(sql,
                        "UPDATE runs SET engine_cleanup_pending = 1 WHERE workflow_id = :w AND status <> 'processing' "
@@ -254,25 +271,30 @@ long long schedule_workflow_cleanup(soci::session& sql, const std::string& workf
                        params);
 }
 
-bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+bool acquire_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires) {
+  soci::session& sql = uow.sql();
   return sqlh::acquire_lease(sql, "runs", id, owner, now, expires);
 }
 
-bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires) {
+bool renew_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& expires) {
+  soci::session& sql = uow.sql();
   return sqlh::renew_lease(sql, "runs", id, owner, expires);
 }
 
-void release_lease(soci::session& sql, const std::string& id, const std::string& owner) {
+void release_lease(UnitOfWork& uow, const std::string& id, const std::string& owner) {
+  soci::session& sql = uow.sql();
   sqlh::release_lease(sql, "runs", id, owner);
 }
 
-std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires) {
+std::vector<std::string> renew_leases(UnitOfWork& uow, const std::string& owner, const std::string& expires) {
+  soci::session& sql = uow.sql();
   return sqlh::renew_leases(sql, "runs", owner, expires);
 }
 
-std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+std::vector<std::pair<std::string, std::string>> list_claimable(UnitOfWork& uow, const std::string& owner,
                                                                 const std::string& now, int limit) {
+  soci::session& sql = uow.sql();
   return sqlh::list_claimable(sql, "runs", owner, now, limit);
 }
 

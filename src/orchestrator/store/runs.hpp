@@ -1,14 +1,13 @@
 #pragma once
 // Rows and SQL of deployments and workflow runs (migrations/orchestrator/*/0006_runs.sql).
-// Like repositories.hpp: thin functions over a borrowed SOCI session, no authorization, no
-// state-machine checks (domain/runs.hpp does those); throw soci::soci_error on database failures.
+// Like repositories.hpp: thin functions over a unit of work (store/unit_of_work.hpp), no
+// authorization, no state-machine checks (domain/runs.hpp does those); throw the database
+// driver's error on failures (a dead connection is handled by Store::run).
 
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <soci/soci.h>
 
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/store/tx.hpp"
@@ -50,26 +49,26 @@ struct RunRecord {
 
 namespace deployments {
 /// Records `version_id` as the workflow's deployed version (insert or replace).
-void upsert(soci::session& sql, const std::string& workflow_id, const std::string& version_id,
+void upsert(UnitOfWork& uow, const std::string& workflow_id, const std::string& version_id,
             const std::string& by, const std::string& at);
 /// The workflow's deployment, or nullopt when nothing was deployed.
-std::optional<DeploymentRecord> find(soci::session& sql, const std::string& workflow_id);
+std::optional<DeploymentRecord> find(UnitOfWork& uow, const std::string& workflow_id);
 }  // namespace deployments
 
 namespace runs {
 /// Inserts the row (status, output, files, error, failure_kind, completed_at and the lease
 /// columns as given; engine_cleanup_pending = 0). Throws soci::soci_error on a duplicate id or
 /// thread_id (unique).
-void insert(soci::session& sql, const RunRecord& r);
+void insert(UnitOfWork& uow, const RunRecord& r);
 /// The run with this id, or nullopt.
-std::optional<RunRecord> find(soci::session& sql, const std::string& id);
+std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id);
 /// The run of this engine thread, or nullopt.
-std::optional<RunRecord> find_by_thread(soci::session& sql, const std::string& thread_id);
+std::optional<RunRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id);
 /// Runs of a workflow, newest first (created_at DESC, id DESC), keyset after `after`.
-std::vector<RunRecord> list(soci::session& sql, const std::string& workflow_id, int limit,
+std::vector<RunRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,
                             const std::optional<CursorKey>& after);
 /// Runs in `processing` started by `user_id` (the per-user cap, domain/run_quota.hpp).
-long long count_processing_by_user(soci::session& sql, const std::string& user_id);
+long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id);
 /// What a finishing transition writes besides the status.
 struct Finish {
   std::string completed_at;
@@ -79,36 +78,36 @@ struct Finish {
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1 (delete the engine thread)
 };
 /// processing -> `to` with `f`, clearing the lease; rows changed (0 = it already left processing).
-long long finish(soci::session& sql, const std::string& id, RunStatus to, const Finish& f);
+long long finish(UnitOfWork& uow, const std::string& id, RunStatus to, const Finish& f);
 /// Every run in processing, oldest first (tracker start-up and takeover).
-std::vector<RunRecord> list_processing(soci::session& sql);
+std::vector<RunRecord> list_processing(UnitOfWork& uow);
 /// (id, thread_id) of processing runs created before `before` (RFC 3339).
-std::vector<std::pair<std::string, std::string>> list_processing_before(soci::session& sql, const std::string& before);
+std::vector<std::pair<std::string, std::string>> list_processing_before(UnitOfWork& uow, const std::string& before);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first, at most `limit`.
-std::vector<std::pair<std::string, std::string>> list_pending_cleanup(soci::session& sql, int limit);
+std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork& uow, int limit);
 /// engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` (the engine confirmed the deletion).
-void clear_cleanup(soci::session& sql, const std::string& id, const std::string& at);
+void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at);
 /// Schedules the engine-thread deletion (engine_cleanup_pending = 1) of at most `limit` runs that
 /// finished (completed, failed or cancelled) before `before` (RFC 3339) and whose thread was
 /// neither scheduled nor deleted yet, oldest first, in ONE statement; returns their thread ids.
-std::vector<std::string> schedule_finished_cleanup(soci::session& sql, const std::string& before, int limit);
+std::vector<std::string> schedule_finished_cleanup(UnitOfWork& uow, const std::string& before, int limit);
 /// (id, thread_id) of the workflow's runs in `processing`, oldest first.
-std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(soci::session& sql,
+std::vector<std::pair<std::string, std::string>> list_processing_for_workflow(UnitOfWork& uow,
                                                                               const std::string& workflow_id);
 /// Schedules the engine-thread deletion of every finished run of the workflow whose thread was
 /// neither scheduled nor deleted yet; returns how many were scheduled.
-long long schedule_workflow_cleanup(soci::session& sql, const std::string& workflow_id);
+long long schedule_workflow_cleanup(UnitOfWork& uow, const std::string& workflow_id);
 /// Lease columns, as for proposals (store/sql_helpers.hpp).
-bool acquire_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& now,
+bool acquire_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& now,
                    const std::string& expires);
-bool renew_lease(soci::session& sql, const std::string& id, const std::string& owner, const std::string& expires);
-void release_lease(soci::session& sql, const std::string& id, const std::string& owner);
+bool renew_lease(UnitOfWork& uow, const std::string& id, const std::string& owner, const std::string& expires);
+void release_lease(UnitOfWork& uow, const std::string& id, const std::string& owner);
 /// Extends every lease `owner` holds on a processing run to `expires`, in ONE statement; returns
 /// the ids it still holds.
-std::vector<std::string> renew_leases(soci::session& sql, const std::string& owner, const std::string& expires);
+std::vector<std::string> renew_leases(UnitOfWork& uow, const std::string& owner, const std::string& expires);
 /// (id, thread_id) of processing runs `owner` may track: lease free, expired before `now`, or its
 /// own; oldest first, at most `limit`.
-std::vector<std::pair<std::string, std::string>> list_claimable(soci::session& sql, const std::string& owner,
+std::vector<std::pair<std::string, std::string>> list_claimable(UnitOfWork& uow, const std::string& owner,
                                                                 const std::string& now, int limit);
 }  // namespace runs
 

@@ -1,22 +1,26 @@
 #include "orchestrator/store/tx.hpp"
 
+#include <soci/soci.h>
+
+#include "core/db.hpp"
+
 namespace orchestrator::store {
 
-Tx::Tx(soci::session& sql, core::db::Dialect dialect) : sql_(sql) {
-  sql_ << (dialect == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
+Tx::Tx(UnitOfWork& uow) : uow_(uow) {
+  uow_.sql() << (uow_.dialect() == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
 }
 
 Tx::~Tx() {
   if (done_) return;
   try {
-    sql_ << "ROLLBACK";
+    uow_.sql() << "ROLLBACK";
   } catch (...) {
     // The connection may be broken; nothing more to do.
   }
 }
 
 void Tx::commit() {
-  sql_ << "COMMIT";
+  uow_.sql() << "COMMIT";
   done_ = true;
 }
 

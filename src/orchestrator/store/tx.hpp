@@ -6,10 +6,8 @@
 #include <string>
 #include <vector>
 
-#include <soci/soci.h>
-
-#include "core/db.hpp"
 #include "orchestrator/store/cursor.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::store {
 
@@ -19,15 +17,16 @@ namespace orchestrator::store {
 /// PostgreSQL a plain BEGIN (READ COMMITTED; conditional UPDATEs re-check rows after locks).
 class Tx {
  public:
-  Tx(soci::session& sql, core::db::Dialect dialect);
+  /// Begins on the unit's connection (BEGIN IMMEDIATE on SQLite, BEGIN on PostgreSQL).
+  explicit Tx(UnitOfWork& uow);
   ~Tx();
   Tx(const Tx&) = delete;
   Tx& operator=(const Tx&) = delete;
-  /// Commits; throws soci::soci_error if the database refuses.
+  /// Commits; throws the driver's error if the database refuses (a dead connection: see Store::run).
   void commit();
 
  private:
-  soci::session& sql_;
+  UnitOfWork& uow_;
   bool done_ = false;
 };
 

@@ -127,9 +127,9 @@ struct Tracker::Job {
   Clock::time_point leased_at{};   ///< guarded by Tracker::mu_
 };
 
-Tracker::Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
+Tracker::Tracker(store::Store& store, engine_client::EngineClient& engine, follow::FollowHub& hub,
                  TrackerOptions options)
-    : db_(db), proposals_(db), runs_(db), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)),
+    : store_(store), proposals_(store), runs_(store), engine_(engine), hub_(hub), rt_(engine.runtime()), options_(std::move(options)),
       tasks_(rt_, "proposal-tracker") {
   if (options_.instance_id.empty()) options_.instance_id = default_instance_id();
   if (options_.lease_ttl < std::chrono::milliseconds(300)) options_.lease_ttl = std::chrono::milliseconds(300);
@@ -255,15 +255,13 @@ FinaliseResult Tracker::fail_thread(const std::string& proposal_id, const std::s
 }
 
 FinaliseResult Tracker::finalise(const std::string& proposal_id, const nlohmann::json& generated_files) {
-  core::db::Session sql(db_);
-  const auto p = store::proposals::find(sql.sql(), proposal_id);
+  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find(uow, proposal_id); });
   if (!p) return FinaliseResult::missing;
   return complete_thread(proposal_id, p->thread_id, generated_files);
 }
 
 FinaliseResult Tracker::finalise_failed(const std::string& proposal_id, const std::string& error, FailureKind kind) {
-  core::db::Session sql(db_);
-  const auto p = store::proposals::find(sql.sql(), proposal_id);
+  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find(uow, proposal_id); });
   if (!p) return FinaliseResult::missing;
   return fail_thread(proposal_id, p->thread_id, error, kind);
 }

@@ -45,7 +45,6 @@
 
 #include "core/async.hpp"
 #include "core/task_group.hpp"
-#include "core/db.hpp"
 #include "orchestrator/domain/proposals.hpp"
 #include "orchestrator/domain/runs.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
@@ -92,10 +91,13 @@ enum class JobKind {
 /// the hub, the engine client or the database it borrows, and before stopping their runtime.
 class Tracker {
  public:
-  /// Borrows `db` (orchestrator database, migrated), `engine` (its runtime runs the tracker) and
-  /// `hub`; all must outlive the tracker. State changes go through domain::ProposalService and
-  /// domain::RunService on `db` (audit included).
-  Tracker(core::db::Database& db, engine_client::EngineClient& engine, follow::FollowHub& hub,
+  /// Borrows `store` (orchestrator database, migrated), `engine` (its runtime runs the tracker)
+  /// and `hub`; all must outlive the tracker. State changes go through domain::ProposalService
+  /// and domain::RunService on `store` (audit included). Database work that fails (the database
+  /// restarting, the pool busy) is logged and done again later: a finalisation that could not be
+  /// stored leaves the proposal or run processing and its lease to expire, and the sweeper follows
+  /// it again.
+  Tracker(store::Store& store, engine_client::EngineClient& engine, follow::FollowHub& hub,
           TrackerOptions options = {});
   /// Calls stop().
   ~Tracker();
@@ -186,7 +188,7 @@ class Tracker {
   FinaliseResult fail_run(const std::string& run_id, const std::string& thread_id, const std::string& error,
                           domain::FailureKind kind);
 
-  core::db::Database& db_;
+  store::Store& store_;
   domain::ProposalService proposals_;  ///< the domain layer: finalise, leases, stale, cleanup
   domain::RunService runs_;            ///< the same for workflow runs
   engine_client::EngineClient& engine_;

@@ -10,6 +10,7 @@
 #include <soci/soci.h>
 
 #include "../auth/rsa_keys.hpp"
+#include "../domain/db_fixture.hpp"
 #include "core/util.hpp"
 #include "orchestrator/api/domain_adapter.hpp"
 #include "orchestrator/auth/jwt.hpp"
@@ -42,13 +43,14 @@ TEST(ExternalToken, MapsSubjectToLocalUserByEmail) {
   cfg.pool_size = 2;
   core::db::Database db(cfg);
   core::db::migrate(db, std::filesystem::path(PROJECT_SOURCE_DIR) / "migrations/orchestrator/sqlite");
+  orchestrator::store::Store units(db);
   const auto keys = orchestrator::testing::openssl_rsa_key_pair();
   orchestrator::api::JwtSettings js;
   js.hs256_secret = "0123456789abcdef0123456789abcdef-test-secret";
   js.rs256_public_key_pem = keys.public_pem;
   js.external_issuer = "https://idp.example.com/";
   js.external_audience = "ide-api";
-  orchestrator::api::DomainAdapter dom(db, js);
+  orchestrator::api::DomainAdapter dom(units, js);
 
   const auto now = std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
@@ -68,7 +70,7 @@ TEST(ExternalToken, MapsSubjectToLocalUserByEmail) {
     EXPECT_EQ(n, 1);
   }
   // Our own HS256 tokens keep our issuer and map to their subject directly.
-  const std::string erin = orchestrator::api::DomainAdapter::create_user(db, "erin@example.com", "Erin", "erin-pass-1");
+  const std::string erin = orchestrator::api::DomainAdapter::create_user(units, "erin@example.com", "Erin", "erin-pass-1");
   const auto own = dom.login("erin@example.com", "erin-pass-1");
   const json own_claims = dom.verify_token(own.token);
   EXPECT_EQ(own_claims.at("user_id"), erin);
@@ -106,7 +108,7 @@ TEST(ExternalToken, MapsSubjectToLocalUserByEmail) {
   const orchestrator::auth::JwtService ours(jc);
   EXPECT_THROW(dom.verify_token(ours.issue(core::uuid4(), "ghost@example.com").token),
                orchestrator::domain::UnauthenticatedError);
-  const std::string frank = orchestrator::api::DomainAdapter::create_user(db, "frank@example.com", "Frank", "frank-pass-1");
+  const std::string frank = orchestrator::api::DomainAdapter::create_user(units, "frank@example.com", "Frank", "frank-pass-1");
   const auto frank_token = dom.login("frank@example.com", "frank-pass-1").token;
   EXPECT_EQ(dom.verify_token(frank_token).at("user_id"), frank);
   {

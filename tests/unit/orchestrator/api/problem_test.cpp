@@ -5,6 +5,7 @@
 
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/engine_client/engine_client.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace {
 
@@ -40,6 +41,27 @@ TEST(Problem, EngineUnavailableIs503WithRetryAfter) {
   EXPECT_EQ(r.status, 503);
   EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "7");
   EXPECT_NE(body(r)["detail"].get<std::string>().find("try again in 7 seconds"), std::string::npos);
+}
+
+// The database could not do the work now (store/unit_of_work.hpp): 503 with Retry-After, typed,
+// saying whether the change may have been applied; a busy pool (any core::Unavailable) too.
+TEST(Problem, DatabaseUnavailableIs503WithRetryAfter) {
+  Request req;
+  auto r = api::to_response(store::DatabaseUnavailable("The database is not reachable right now; nothing was changed.",
+                                                       std::chrono::seconds(2), false),
+                            req);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "2");
+  EXPECT_EQ(body(r)["type"], api::problem_type("database-unavailable"));
+  EXPECT_EQ(body(r)["maybe_applied"], false);
+  EXPECT_NE(body(r)["detail"].get<std::string>().find("nothing was changed"), std::string::npos);
+  r = api::to_response(store::DatabaseUnavailable("lost while saving", std::chrono::seconds(0), true), req);
+  EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "1");  // at least 1 s
+  EXPECT_EQ(body(r)["maybe_applied"], true);
+  r = api::to_response(core::Unavailable("pool exhausted", std::chrono::seconds(3)), req);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.headers.get("Retry-After").value_or(""), "3");
+  EXPECT_EQ(body(r)["detail"].get<std::string>().find("pool"), std::string::npos);  // no internals
 }
 
 TEST(Problem, UnknownErrorsHideDetails) {

@@ -23,8 +23,9 @@ class Crud : public Services<Backend> {
     return out;
   }
   orchestrator::store::ProposalRecord row(const std::string& proposal_id) {
-    soci::session sql(this->db().pool());
-    return *orchestrator::store::proposals::find(sql, proposal_id);
+    orchestrator::testing::LeasedUnit unit(this->db());
+    auto& uow = unit.uow;
+    return *orchestrator::store::proposals::find(uow, proposal_id);
   }
 };
 

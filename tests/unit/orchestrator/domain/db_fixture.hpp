@@ -12,6 +12,7 @@
 
 #include "core/db.hpp"
 #include "core/util.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 namespace orchestrator::testing {
 
@@ -67,7 +68,8 @@ struct PostgresBackend {
   }
 };
 
-/// Fixture: `db()` is a migrated database shared by the tests of one suite (per backend).
+/// Fixture: `db()` is a migrated database shared by the tests of one suite (per backend), `store()`
+/// runs units of work on it.
 template <class Backend>
 class DbTest : public ::testing::Test {
  protected:
@@ -76,12 +78,14 @@ class DbTest : public ::testing::Test {
     try {
       db_ = Backend::open(handle_);
       core::db::migrate(*db_, Backend::migrations());
+      store_ = std::make_unique<store::Store>(*db_);
     } catch (const std::exception& e) {
       setup_error_ = e.what();
       db_.reset();
     }
   }
   static void TearDownTestSuite() {
+    store_.reset();
     db_.reset();
     if (!handle_.empty()) Backend::drop(handle_);
     handle_.clear();
@@ -92,10 +96,23 @@ class DbTest : public ::testing::Test {
     ASSERT_TRUE(db_) << "database setup failed: " << setup_error_;
   }
   core::db::Database& db() { return *db_; }
+  /// Units of work on db() (what the domain services and repositories take).
+  store::Store& store() { return *store_; }
 
   static inline std::unique_ptr<core::db::Database> db_;
+  static inline std::unique_ptr<store::Store> store_;
   static inline std::string handle_;
   static inline std::string setup_error_;
+};
+
+/// A unit of work on a connection leased from `db`, for tests that call repositories directly
+/// (no retry; `sql()` is the raw connection for checks in plain SQL).
+struct LeasedUnit {
+  explicit LeasedUnit(core::db::Database& db) : lease(db), uow(lease.sql(), db.dialect(), log) {}
+  soci::session& sql() { return lease.sql(); }
+  core::db::Session lease;
+  store::WriteLog log;
+  store::UnitOfWork uow;
 };
 
 using Backends = ::testing::Types<SqliteBackend, PostgresBackend>;

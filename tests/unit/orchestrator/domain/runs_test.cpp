@@ -12,8 +12,8 @@ class Runs : public Services<Backend> {
   void SetUp() override {
     Services<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    runs = std::make_unique<RunService>(this->db(), ProposalLimits{2});
-    this->proposals = std::make_unique<ProposalService>(this->db(), ProposalLimits{2});
+    runs = std::make_unique<RunService>(this->store(), ProposalLimits{2});
+    this->proposals = std::make_unique<ProposalService>(this->store(), ProposalLimits{2});
     CreateWorkflowInput in;
     in.name = "runs";
     in.template_name = "single-agent";

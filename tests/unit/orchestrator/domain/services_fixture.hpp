@@ -33,7 +33,7 @@ class Services : public orchestrator::testing::DbTest<Backend> {
   void SetUp() override {
     orchestrator::testing::DbTest<Backend>::SetUp();
     if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
-    auto& db = this->db();
+    auto& db = this->store();
     users = std::make_unique<UserService>(db, orchestrator::auth::PasswordParams::minimal());
     workflows = std::make_unique<WorkflowService>(db, templates());
     drafts = std::make_unique<DraftService>(db);

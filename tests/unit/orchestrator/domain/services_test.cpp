@@ -656,7 +656,7 @@ TYPED_TEST(Services, FailedProposalsThreadsAreCleanedAfterTheTtlOnce) {
 
 // At most N refinements per user in `processing`, counted in the database.
 TYPED_TEST(Services, ConcurrentRunCapCountsProcessingProposalsPerUser) {
-  ProposalService capped(this->db(), ProposalLimits{2});
+  ProposalService capped(this->store(), ProposalLimits{2});
   const auto w = this->small_workflow(this->alice);
   const auto start = [&](const std::string& actor, const std::string& wf) {
     CreateProposalInput in;
@@ -687,7 +687,7 @@ TYPED_TEST(Services, ConcurrentRunCapCountsProcessingProposalsPerUser) {
   for (const auto& p : capped.list(this->alice, w.workflow.id, PageRequest{200, ""}).items)
     processing += p.status == ProposalStatus::processing ? 1 : 0;
   EXPECT_EQ(processing, 2);
-  ProposalService uncapped(this->db());
+  ProposalService uncapped(this->store());
   CreateProposalInput in;
   in.user_prompt = "refine";
   in.thread_id = core::uuid4();
@@ -695,7 +695,7 @@ TYPED_TEST(Services, ConcurrentRunCapCountsProcessingProposalsPerUser) {
 }
 
 TYPED_TEST(Services, ConcurrentRunCapHoldsUnderRacingStarts) {
-  ProposalService capped(this->db(), ProposalLimits{3});
+  ProposalService capped(this->store(), ProposalLimits{3});
   const std::string carol = this->new_user("carol");
   const auto w = this->small_workflow(carol);
   std::atomic<int> started{0}, refused{0}, other{0};

@@ -12,10 +12,10 @@
 using namespace orchestrator::store;
 
 template <class Backend>
-class Store : public orchestrator::testing::DbTest<Backend> {};
-TYPED_TEST_SUITE(Store, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
+class StoreLayer : public orchestrator::testing::DbTest<Backend> {};
+TYPED_TEST_SUITE(StoreLayer, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
 
-TYPED_TEST(Store, MigrationsAreIdempotent) {
+TYPED_TEST(StoreLayer, MigrationsAreIdempotent) {
   EXPECT_EQ(core::db::migrate(this->db(), TypeParam::migrations()), 0);
   soci::session sql(this->db().pool());
   long long n = -1;
@@ -23,30 +23,32 @@ TYPED_TEST(Store, MigrationsAreIdempotent) {
   EXPECT_EQ(n >= 0, true);
 }
 
-TYPED_TEST(Store, TxRollsBackUnlessCommitted) {
-  soci::session sql(this->db().pool());
+TYPED_TEST(StoreLayer, TxRollsBackUnlessCommitted) {
+  orchestrator::testing::LeasedUnit unit(this->db());
+  auto& uow = unit.uow;
   const UserRecord u{core::uuid4(), "tx-" + core::random_hex(4) + "@example.com", "Tx", "hash", core::now_rfc3339()};
   {
-    Tx tx(sql, this->db().dialect());
-    ASSERT_TRUE(users::insert(sql, u));
+    Tx tx(uow);
+    ASSERT_TRUE(users::insert(uow, u));
   }
-  EXPECT_FALSE(users::find_by_id(sql, u.id));
+  EXPECT_FALSE(users::find_by_id(uow, u.id));
   {
-    Tx tx(sql, this->db().dialect());
-    ASSERT_TRUE(users::insert(sql, u));
+    Tx tx(uow);
+    ASSERT_TRUE(users::insert(uow, u));
     tx.commit();
   }
-  EXPECT_TRUE(users::find_by_id(sql, u.id));
-  EXPECT_FALSE(users::insert(sql, u));  // e-mail taken
+  EXPECT_TRUE(users::find_by_id(uow, u.id));
+  EXPECT_FALSE(users::insert(uow, u));  // e-mail taken
 }
 
-TYPED_TEST(Store, ProposalRowRoundTripsNullsAndJson) {
-  soci::session sql(this->db().pool());
+TYPED_TEST(StoreLayer, ProposalRowRoundTripsNullsAndJson) {
+  orchestrator::testing::LeasedUnit unit(this->db());
+  auto& uow = unit.uow;
   const auto now = core::now_rfc3339();
   const UserRecord u{core::uuid4(), "p-" + core::random_hex(4) + "@example.com", "P", "hash", now};
-  users::insert(sql, u);
+  users::insert(uow, u);
   const WorkflowRecord w{core::uuid4(), "wf", "", u.id, now, now, "owner"};
-  workflows::insert(sql, w);
+  workflows::insert(uow, w);
   ProposalRecord p;
   p.id = core::uuid4();
   p.workflow_id = w.id;
@@ -55,8 +57,8 @@ TYPED_TEST(Store, ProposalRowRoundTripsNullsAndJson) {
   p.base_files = {{"/a.md", {{"x", "y"}, now, now}}};
   p.created_at = now;
   p.created_by_user_id = u.id;
-  proposals::insert(sql, p);
-  auto r = proposals::find(sql, p.id);
+  proposals::insert(uow, p);
+  auto r = proposals::find(uow, p.id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->user_prompt, p.user_prompt);
   EXPECT_FALSE(r->draft_id);
@@ -66,9 +68,9 @@ TYPED_TEST(Store, ProposalRowRoundTripsNullsAndJson) {
   proposals::Transition t;
   t.completed_at = now;
   t.generated_files = orchestrator::domain::FileMap{};
-  EXPECT_EQ(proposals::transition(sql, p.id, {ProposalStatus::processing}, ProposalStatus::completed, t), 1);
-  EXPECT_EQ(proposals::transition(sql, p.id, {ProposalStatus::processing}, ProposalStatus::completed, t), 0);
-  r = proposals::find(sql, p.id);
+  EXPECT_EQ(proposals::transition(uow, p.id, {ProposalStatus::processing}, ProposalStatus::completed, t), 1);
+  EXPECT_EQ(proposals::transition(uow, p.id, {ProposalStatus::processing}, ProposalStatus::completed, t), 0);
+  r = proposals::find(uow, p.id);
   ASSERT_TRUE(r->generated_files);
   EXPECT_TRUE(r->generated_files->empty());
   EXPECT_EQ(r->status, ProposalStatus::completed);
@@ -76,7 +78,7 @@ TYPED_TEST(Store, ProposalRowRoundTripsNullsAndJson) {
 
 // Upgrading a database made by 0001 only: external users keep the identity that created them
 // (from the audit log) and decided proposals count as cleaned; failed ones do not.
-TYPED_TEST(Store, UpgradeBackfillsIdentitiesAndCleanedThreads) {
+TYPED_TEST(StoreLayer, UpgradeBackfillsIdentitiesAndCleanedThreads) {
   namespace fs = std::filesystem;
   std::string handle;
   auto db = TypeParam::open(handle);
@@ -107,8 +109,10 @@ TYPED_TEST(Store, UpgradeBackfillsIdentitiesAndCleanedThreads) {
   for (const auto& e : fs::directory_iterator(TypeParam::migrations())) later += e.path().extension() == ".sql";
   EXPECT_EQ(core::db::migrate(*db, TypeParam::migrations()), later);
   {
-    soci::session sql(db->pool());
-    EXPECT_EQ(users::find_identity(sql, "https://idp.example.com/", "idp|42"), user);
+    orchestrator::testing::LeasedUnit unit(*db);
+    auto& uow = unit.uow;
+    soci::session& sql = unit.sql();
+    EXPECT_EQ(users::find_identity(uow, "https://idp.example.com/", "idp|42"), user);
     int cleaned_rejected = 0, cleaned_failed = 0;
     sql << "SELECT COUNT(*) FROM proposals WHERE status = 'rejected' AND engine_thread_deleted_at IS NOT NULL",
         soci::into(cleaned_rejected);

@@ -14,6 +14,7 @@
 
 #include "core/metrics.hpp"
 #include "core/util.hpp"
+#include "../domain/db_fixture.hpp"
 #include "fake_engine.hpp"
 #include "orchestrator/store/repositories.hpp"
 #include "orchestrator/store/runs.hpp"
@@ -68,19 +69,21 @@ class TrackerTest : public ::testing::Test {
     cfg.sqlite_path = dir_ / "orch.db";
     cfg.pool_size = 4;
     db_ = std::make_unique<core::db::Database>(cfg);
+    store_ = std::make_unique<orchestrator::store::Store>(*db_);
     core::db::migrate(*db_, std::filesystem::path(PROJECT_SOURCE_DIR) / "migrations/orchestrator/sqlite");
-    soci::session sql(db_->pool());
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
     user_id_ = core::uuid4();
     orchestrator::store::UserRecord u{user_id_, "u-" + core::random_hex(4) + "@example.com", "U", "x",
                                       core::now_rfc3339()};
-    orchestrator::store::users::insert(sql, u);
+    orchestrator::store::users::insert(uow, u);
     workflow_id_ = core::uuid4();
     orchestrator::store::WorkflowRecord w;
     w.id = workflow_id_;
     w.name = "wf";
     w.owner_id = user_id_;
     w.created_at = w.updated_at = core::now_rfc3339();
-    orchestrator::store::workflows::insert(sql, w);
+    orchestrator::store::workflows::insert(uow, w);
 
     rt_.start();
     client_ = std::make_unique<orchestrator::engine_client::EngineClient>(client_options(engine_.url()), rt_);
@@ -91,6 +94,7 @@ class TrackerTest : public ::testing::Test {
     hub_.reset();
     client_.reset();
     rt_.stop();
+    store_.reset();
     db_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -122,14 +126,15 @@ class TrackerTest : public ::testing::Test {
     return o;
   }
   Tracker& tracker(TrackerOptions o) {
-    tracker_ = std::make_unique<Tracker>(*db_, *client_, *hub_, std::move(o));
+    tracker_ = std::make_unique<Tracker>(*store_, *client_, *hub_, std::move(o));
     return *tracker_;
   }
   Tracker& tracker() { return tracker(options()); }
 
   /// Inserts a processing proposal; returns its id.
   std::string proposal(const std::string& thread_id, std::string created_at = core::now_rfc3339()) {
-    soci::session sql(db_->pool());
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
     ProposalRecord p;
     p.id = core::uuid4();
     p.workflow_id = workflow_id_;
@@ -137,13 +142,14 @@ class TrackerTest : public ::testing::Test {
     p.user_prompt = "add a web-search specialist";
     p.created_at = std::move(created_at);
     p.created_by_user_id = user_id_;
-    orchestrator::store::proposals::insert(sql, p);
+    orchestrator::store::proposals::insert(uow, p);
     return p.id;
   }
   /// Inserts a processing workflow run that started from `base_files`; returns its id.
   std::string run(const std::string& thread_id, const json& base_files = kFilesA,
                   std::string created_at = core::now_rfc3339()) {
-    soci::session sql(db_->pool());
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
     RunRecord r;
     r.id = core::uuid4();
     r.workflow_id = workflow_id_;
@@ -152,12 +158,13 @@ class TrackerTest : public ::testing::Test {
     r.base_files = orchestrator::domain::files_from_json(base_files, "files", core::now_rfc3339());
     r.created_by_user_id = user_id_;
     r.created_at = std::move(created_at);
-    orchestrator::store::runs::insert(sql, r);
+    orchestrator::store::runs::insert(uow, r);
     return r.id;
   }
   RunRecord load_run(const std::string& id) {
-    soci::session sql(db_->pool());
-    return *orchestrator::store::runs::find(sql, id);
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
+    return *orchestrator::store::runs::find(uow, id);
   }
   /// Waits until the run left `processing`.
   RunRecord wait_run_final(const std::string& id, std::chrono::milliseconds t = 10s) {
@@ -170,8 +177,9 @@ class TrackerTest : public ::testing::Test {
     return load_run(id);
   }
   ProposalRecord load(const std::string& id) {
-    soci::session sql(db_->pool());
-    return *orchestrator::store::proposals::find(sql, id);
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
+    return *orchestrator::store::proposals::find(uow, id);
   }
   /// Waits until the proposal left `processing`.
   ProposalRecord wait_final(const std::string& id, std::chrono::milliseconds t = 10s) {
@@ -191,6 +199,7 @@ class TrackerTest : public ::testing::Test {
   FakeEngine engine_;
   std::filesystem::path dir_;
   std::unique_ptr<core::db::Database> db_;
+  std::unique_ptr<orchestrator::store::Store> store_;
   core::async::Runtime rt_{core::async::RuntimeOptions{2, 4, "tracker-test"}};
   std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
   std::unique_ptr<orchestrator::follow::FollowHub> hub_;
@@ -476,8 +485,9 @@ TEST_F(TrackerTest, UnreachableFailureIsRestoredWhenTheEngineCompletedTheRun) {
   EXPECT_FALSE(p.failure_kind.has_value());
   EXPECT_EQ(proposals_total("restored"), before + 1);
   {
-    soci::session sql(db_->pool());
-    auto audit = orchestrator::store::audit::list(sql, workflow_id_, 50, std::nullopt);
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
+    auto audit = orchestrator::store::audit::list(uow, workflow_id_, 50, std::nullopt);
     const auto it = std::find_if(audit.begin(), audit.end(), [&](const auto& a) {
       return a.action == "proposal.restored" && a.subject_id == done;
     });
@@ -519,7 +529,7 @@ TEST_F(TrackerTest, TwoTrackersOnOneProposalFinaliseOnce) {
   auto o2 = options();
   o2.instance_id = "other-replica";
   orchestrator::follow::FollowHub hub_b(*client_, follow_options());  // another replica's followers
-  Tracker b(*db_, *client_, hub_b, o2);
+  Tracker b(*store_, *client_, hub_b, o2);
   a.track(id, "th-2");
   b.track(id, "th-2");
   ASSERT_EQ(wait_final(id).status, ProposalStatus::completed);
@@ -536,11 +546,12 @@ TEST_F(TrackerTest, StartResumesProcessingProposalsWithExpiredLeases) {
   const auto a = proposal("th-a");
   const auto b = proposal("th-b");
   {
-    soci::session sql(db_->pool());
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
     // th-a: lease of a crashed replica, expired; th-b: lease of a live replica.
-    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(sql, a, "dead", core::now_rfc3339(),
+    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(uow, a, "dead", core::now_rfc3339(),
                                                               "2000-01-01T00:00:00.000000Z"));
-    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(sql, b, "alive", core::now_rfc3339(),
+    ASSERT_TRUE(orchestrator::store::proposals::acquire_lease(uow, b, "alive", core::now_rfc3339(),
                                                               core::to_rfc3339(std::chrono::system_clock::now() + 1h)));
   }
   auto& t = tracker();
@@ -787,10 +798,11 @@ TEST_F(TrackerTest, SweepFailsOrphanRunsDeletesTheirThreadsAndResumesUnleasedRun
   const auto free = run("th-run-free");
   const auto held = run("th-run-held");
   {
-    soci::session sql(db_->pool());
-    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(sql, free, "dead", core::now_rfc3339(),
+    orchestrator::testing::LeasedUnit unit(*db_);
+    auto& uow = unit.uow;
+    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(uow, free, "dead", core::now_rfc3339(),
                                                          "2000-01-01T00:00:00.000000Z"));
-    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(sql, held, "alive", core::now_rfc3339(),
+    ASSERT_TRUE(orchestrator::store::runs::acquire_lease(uow, held, "alive", core::now_rfc3339(),
                                                          core::to_rfc3339(std::chrono::system_clock::now() + 1h)));
   }
   const double before = runs_total("expired");

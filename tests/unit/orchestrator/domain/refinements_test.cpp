@@ -5,7 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "orchestrator/api/routes.hpp"
+#include "orchestrator/domain/refinements.hpp"
 
 namespace {
 
@@ -21,7 +21,7 @@ json agent() {
 TEST(RefinementJob, CarriesThreadIdDefinitionPromptAndFiles) {
   orchestrator::domain::FileMap files;
   files["/THE_SPEC/plan.md"] = {{"# Plan", "1. step"}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"};
-  const json job = orchestrator::api::build_refinement_job("0af7651916cd43dd8448eb211c80319c", "t-1", agent(),
+  const json job = orchestrator::domain::build_refinement_job("0af7651916cd43dd8448eb211c80319c", "t-1", agent(),
                                                            "Add a reviewer.", std::string("/THE_SPEC/plan.md"),
                                                            std::string("1. step"), files);
   EXPECT_EQ(job["job_id"], "t-1");
