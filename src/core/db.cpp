@@ -133,7 +133,10 @@ Database::Database(const DbConfig& config)
         url = with_database(url, config.default_database);
       if (config.create_if_missing && !database_of(url).empty()) create_postgres_database(url, database_of(url));
       description_ = redact(url);
-      const std::string conninfo = to_conninfo(url);
+      std::string conninfo = to_conninfo(url);
+      // A bounded connect (libpq waits for the OS otherwise: minutes for an unreachable host), so
+      // a reconnect after a server restart, and a readiness ping, end in seconds. The URL may set its own.
+      if (conninfo.find("connect_timeout=") == std::string::npos) conninfo += " connect_timeout='5'";
       for (std::size_t i = 0; i < size_; ++i) pool_->at(i).open(soci::postgresql, conninfo);
     } else {
       dialect_ = Dialect::sqlite;

@@ -26,6 +26,7 @@ enum class Dialect { sqlite, postgres };
 /// How to reach the database.
 struct DbConfig {
   /// "postgresql://user:pass@host:port/dbname?..." selects PostgreSQL; empty selects SQLite.
+  /// Connections time out after 5 s (libpq connect_timeout) unless the URL sets connect_timeout.
   std::string url;
   /// SQLite file used when `url` is empty (parent directory is created).
   std::filesystem::path sqlite_path;

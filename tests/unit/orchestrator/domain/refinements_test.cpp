@@ -1,4 +1,6 @@
-// The engine job of a refinement (docs/engine-api.md#invoke, docs/orchestrator-api.md#refinements).
+// The refinement use case (domain::RefinementService) on a real database with a fake engine port
+// and a fake tracker port, and the engine job it sends (docs/engine-api.md#invoke,
+// docs/orchestrator-api.md#refinements).
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -6,6 +8,13 @@
 #include <gtest/gtest.h>
 
 #include "orchestrator/domain/refinements.hpp"
+
+#include "core/metrics.hpp"
+#include "core/util.hpp"
+#include "db_fixture.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/users.hpp"
+#include "orchestrator/domain/workflows.hpp"
 
 namespace {
 
@@ -53,6 +62,181 @@ TEST(RefinementAgent, ExplainsTheLayoutAndUsesOnlyKnownTools) {
       EXPECT_TRUE(builtin.count(t.get<std::string>()) || ids.count(t.get<std::string>())) << t;
     }
   }
+}
+
+/// The tracker port: which threads are held as starting now, what was tracked; lease "replica-a", 30 s.
+class FakeTracker : public orchestrator::domain::RefinementTracker {
+ public:
+  std::multiset<std::string> held;
+  std::vector<std::pair<std::string, std::string>> tracked;
+  std::unique_ptr<Hold> starting(const std::string& thread_id) override {
+    held.insert(thread_id);
+    return std::make_unique<FakeHold>(this, thread_id);
+  }
+  std::string lease_owner() const override { return "replica-a"; }
+  std::chrono::seconds lease_ttl() const override { return std::chrono::seconds(30); }
+  void track(const std::string& proposal_id, const std::string& thread_id) override {
+    tracked.emplace_back(proposal_id, thread_id);
+  }
+
+ private:
+  struct FakeHold : Hold {
+    FakeHold(FakeTracker* t, std::string id) : tracker(t), thread(std::move(id)) {}
+    ~FakeHold() override { tracker->held.erase(tracker->held.find(thread)); }
+    FakeTracker* tracker;
+    std::string thread;
+  };
+};
+
+/// The engine port: records every job (and whether the tracker held its thread as starting
+/// while it was sent) and answers with `next`.
+class FakeEngine : public orchestrator::domain::RefinementEngine {
+ public:
+  Outcome next = Outcome::accepted;
+  const FakeTracker* tracker = nullptr;
+  std::vector<json> jobs;
+  std::vector<std::string> traceparents;
+  std::vector<bool> held_while_sent;
+  Answer invoke(const json& job, const std::string& traceparent) override {
+    jobs.push_back(job);
+    traceparents.push_back(traceparent);
+    held_while_sent.push_back(tracker && tracker->held.count(job["job_id"].get<std::string>()) > 0);
+    if (next == Outcome::accepted) return {};
+    const std::string what = next == Outcome::unavailable ? "engine down" : "bad job";
+    try {
+      throw std::runtime_error(what);
+    } catch (...) {
+      return {next, what, std::current_exception()};
+    }
+  }
+};
+
+double started(const char* outcome) {
+  return core::metrics::global()
+      .counter("ide_orchestrator_refinements_started_total", "")
+      .value({{"outcome", outcome}});
+}
+
+template <class Backend>
+class Refinements : public orchestrator::testing::DbTest<Backend> {
+ protected:
+  void SetUp() override {
+    orchestrator::testing::DbTest<Backend>::SetUp();
+    if (::testing::Test::IsSkipped() || ::testing::Test::HasFatalFailure()) return;
+    using namespace orchestrator::domain;
+    users = std::make_unique<UserService>(this->store(), orchestrator::auth::PasswordParams::minimal());
+    templates = std::make_unique<TemplateLibrary>(std::filesystem::path(PROJECT_SOURCE_DIR) / "config/templates");
+    workflows = std::make_unique<WorkflowService>(this->store(), *templates);
+    proposals = std::make_unique<ProposalService>(this->store());
+    engine.tracker = &tracker;
+    service = std::make_unique<RefinementService>(*proposals, engine, agent(), &tracker);
+    alice = users->create("ref-" + core::random_hex(4) + "@example.com", "Alice", "password-alice").id;
+    CreateWorkflowInput in;
+    in.name = "wf";
+    in.files = FileMap{{"/THE_SPEC/plan.md", FileEntry{{"# Plan"}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"}}};
+    workflow = workflows->create(alice, in).workflow.id;
+  }
+  orchestrator::domain::RefinementRequest request(const std::string& prompt = "Add a reviewer.") {
+    return {alice, workflow, prompt, std::string("/THE_SPEC/plan.md"), std::string("# Plan"),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"};
+  }
+  FakeTracker tracker;
+  FakeEngine engine;
+  std::unique_ptr<orchestrator::domain::UserService> users;
+  std::unique_ptr<orchestrator::domain::TemplateLibrary> templates;
+  std::unique_ptr<orchestrator::domain::WorkflowService> workflows;
+  std::unique_ptr<orchestrator::domain::ProposalService> proposals;
+  std::unique_ptr<orchestrator::domain::RefinementService> service;
+  std::string alice, workflow;
+};
+TYPED_TEST_SUITE(Refinements, orchestrator::testing::Backends, orchestrator::testing::BackendNames);
+
+// Accepted: the proposal is recorded before the engine is called (the job carries its thread and
+// base files, the request's trace id), holding this replica's tracker lease and the tracker's
+// starting() hold while the engine is called (another replica's sweeper, or this one's, leaves it
+// alone), then tracked and counted; the hold ends with the call.
+TYPED_TEST(Refinements, AcceptedJobIsRecordedSentAndTracked) {
+  const double before = started("accepted");
+  const auto p = this->service->start(this->request());
+  EXPECT_EQ(p.status, orchestrator::store::ProposalStatus::processing);
+  ASSERT_EQ(this->engine.jobs.size(), 1u);
+  const json& job = this->engine.jobs[0];
+  EXPECT_EQ(job["job_id"], p.thread_id);
+  EXPECT_EQ(job["trace_id"], "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(job["input_payload"]["files"]["/THE_SPEC/plan.md"]["content"][0], "# Plan");
+  EXPECT_EQ(this->tracker.tracked, (std::vector<std::pair<std::string, std::string>>{{p.id, p.thread_id}}));
+  const auto stored = this->proposals->get(this->alice, p.id).proposal;
+  EXPECT_EQ(stored.status, orchestrator::store::ProposalStatus::processing);
+  EXPECT_EQ(stored.lease_owner.value_or(""), "replica-a");
+  EXPECT_TRUE(stored.lease_expires_at.has_value());
+  EXPECT_EQ(this->engine.held_while_sent, std::vector<bool>{true});
+  EXPECT_TRUE(this->tracker.held.empty());
+  EXPECT_EQ(started("accepted"), before + 1);
+}
+
+// A retry runs on a fresh thread, held as starting while the engine is called, and is tracked.
+TYPED_TEST(Refinements, RetryRunsAFreshThreadHeldWhileStarting) {
+  this->engine.next = FakeEngine::Outcome::unavailable;
+  EXPECT_THROW(this->service->start(this->request()), std::runtime_error);
+  const auto failed = this->proposals->list(this->alice, this->workflow).items.at(0);
+  this->engine.next = FakeEngine::Outcome::accepted;
+  const auto r = this->service->retry(this->alice, failed.id, "");
+  EXPECT_EQ(r.previous.id, failed.id);
+  EXPECT_NE(r.proposal.thread_id, failed.thread_id);
+  EXPECT_EQ(this->engine.jobs.back()["job_id"], r.proposal.thread_id);
+  EXPECT_EQ(this->engine.held_while_sent, (std::vector<bool>{true, true}));
+  EXPECT_TRUE(this->tracker.held.empty());
+  EXPECT_EQ(this->tracker.tracked,
+            (std::vector<std::pair<std::string, std::string>>{{r.proposal.id, r.proposal.thread_id}}));
+}
+
+// Unavailable: the proposal fails as engine_unreachable (re-checked later), nothing is tracked,
+// and the engine's own error reaches the caller (rendered 503).
+TYPED_TEST(Refinements, UnavailableEngineFailsTheProposalAndRethrows) {
+  this->engine.next = FakeEngine::Outcome::unavailable;
+  const double before = started("engine_unavailable");
+  EXPECT_THROW(
+      {
+        try {
+          this->service->start(this->request());
+        } catch (const std::runtime_error& e) {
+          EXPECT_STREQ(e.what(), "engine down");
+          throw;
+        }
+      },
+      std::runtime_error);
+  EXPECT_TRUE(this->tracker.tracked.empty());
+  const auto thread = this->engine.jobs.at(0)["job_id"].template get<std::string>();
+  const auto listed = this->proposals->list(this->alice, this->workflow).items;
+  const auto it = std::find_if(listed.begin(), listed.end(), [&](const auto& p) { return p.thread_id == thread; });
+  ASSERT_NE(it, listed.end());
+  EXPECT_EQ(it->status, orchestrator::store::ProposalStatus::failed);
+  EXPECT_EQ(it->failure_kind.value_or(""), "engine_unreachable");
+  EXPECT_EQ(started("engine_unavailable"), before + 1);
+}
+
+// Rejected: failed as engine_rejected with the engine's reason.
+TYPED_TEST(Refinements, RejectedJobFailsTheProposalWithTheReason) {
+  this->engine.next = FakeEngine::Outcome::rejected;
+  EXPECT_THROW(this->service->start(this->request()), std::runtime_error);
+  const auto thread = this->engine.jobs.at(0)["job_id"].template get<std::string>();
+  const auto listed = this->proposals->list(this->alice, this->workflow).items;
+  const auto it = std::find_if(listed.begin(), listed.end(), [&](const auto& p) { return p.thread_id == thread; });
+  ASSERT_NE(it, listed.end());
+  EXPECT_EQ(it->failure_kind.value_or(""), "engine_rejected");
+  EXPECT_NE(it->error.value_or("").find("bad job"), std::string::npos);
+  EXPECT_TRUE(this->tracker.tracked.empty());
+}
+
+// Invalid input never reaches the engine and records nothing.
+TYPED_TEST(Refinements, InvalidRequestsReachNoEngine) {
+  EXPECT_THROW(this->service->start(this->request("")), orchestrator::domain::InvalidError);
+  auto r = this->request();
+  r.workflow_id = core::uuid4();
+  EXPECT_THROW(this->service->start(r), orchestrator::domain::NotFoundError);
+  EXPECT_TRUE(this->engine.jobs.empty());
+  EXPECT_TRUE(this->proposals->list(this->alice, this->workflow).items.empty());
+  EXPECT_TRUE(this->tracker.held.empty());
 }
 
 }  // namespace
