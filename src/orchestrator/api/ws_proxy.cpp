@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/query.hpp"
+#include "core/unavailable.hpp"
 #include "core/util.hpp"
 #include "core/ws.hpp"
 #include "orchestrator/api/problem.hpp"
@@ -73,7 +74,16 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
     a.reject = e.response();
     return a;
   }
-  if (!core::is_uuid(thread_id) || !can_access_(thread_id, user_id)) {
+  bool visible = false;
+  try {
+    visible = core::is_uuid(thread_id) && can_access_(thread_id, user_id);
+  } catch (const core::Unavailable& e) {
+    // The database could not say now (store::DatabaseUnavailable): 503 + Retry-After, as for
+    // every other route; the browser reconnects later.
+    a.reject = to_response(e, req);
+    return a;
+  }
+  if (!visible) {
     const char* what = subject == Subject::run ? "Run thread " : "Refinement thread ";
     a.reject = Response::problem(404, "Not Found", what + thread_id + " was not found.",
                                  {{"type", problem_type("not-found")}, {"resource", "thread"}, {"id", thread_id}});

@@ -14,6 +14,8 @@
 
 #include "../tracker/fake_engine.hpp"
 #include "core/util.hpp"
+#include "orchestrator/api/problem.hpp"
+#include "orchestrator/store/unit_of_work.hpp"
 
 using namespace std::chrono_literals;
 using nlohmann::json;
@@ -149,7 +151,13 @@ class WsProxyTest : public ::testing::Test {
   }
   WsProxy& proxy(WsProxyOptions o = {}) {
     proxy_ = std::make_unique<WsProxy>(
-        *hub_, [this](const std::string& thread, const std::string& user) { return user == "u" && thread != denied_; },
+        *hub_,
+        [this](const std::string& thread, const std::string& user) {
+          if (thread == unanswerable_)
+            throw orchestrator::store::DatabaseUnavailable("The database is not reachable right now.",
+                                                           std::chrono::seconds(2), false);
+          return user == "u" && thread != denied_;
+        },
         o);
     return *proxy_;
   }
@@ -187,6 +195,7 @@ class WsProxyTest : public ::testing::Test {
   std::unique_ptr<orchestrator::follow::FollowHub> hub_;
   std::unique_ptr<WsProxy> proxy_;
   std::string denied_ = "none";
+  std::string unanswerable_ = "none";  ///< the access check cannot reach the database for this thread
 };
 
 }  // namespace
@@ -215,6 +224,19 @@ TEST_F(WsProxyTest, RejectsBeforeTheUpgrade) {
     EXPECT_NE(a.reject->body.find("after_seq"), std::string::npos) << a.reject->body;
   }
   EXPECT_TRUE(engine_.connects(thread).empty()) << "nothing reaches the engine for a refused upgrade";
+}
+
+// The access check cannot reach the database: the upgrade is refused with the orchestrator's
+// 503 + Retry-After (database-unavailable), like every other route, not a 404 or a 500.
+TEST_F(WsProxyTest, DatabaseUnavailableRefusesTheUpgradeWith503) {
+  proxy();
+  unanswerable_ = live_thread();
+  auto a = accept(unanswerable_);
+  ASSERT_TRUE(a.reject.has_value());
+  EXPECT_EQ(a.reject->status, 503);
+  EXPECT_EQ(a.reject->headers.get("Retry-After").value_or(""), "2");
+  EXPECT_EQ(json::parse(a.reject->body)["type"], orchestrator::api::problem_type("database-unavailable"));
+  EXPECT_TRUE(engine_.connects(unanswerable_).empty());
 }
 
 TEST_F(WsProxyTest, ForwardsEventsUnchangedAndClosesWith1000AfterEnd) {
