@@ -148,7 +148,7 @@ std::optional<User> UserService::find(const std::string& id) {
 User UserService::require_token_user(const std::string& id, long long issued_at) {
   return store_.run([&](store::UnitOfWork& uow) -> User {
     const auto r = store::users::find_by_id(uow, id);
-    if (!r) throw UnauthenticatedError("the account of this token no longer exists");
+    if (!r) throw UnauthenticatedError("the account of this token no longer exists", false);
     if (r->disabled_at) throw UnauthenticatedError(kDisabled);
     // tokens_not_before has microseconds, `iat` whole seconds: every token issued in or before
     // the second of the change is refused (authenticate() waits for the next second before a
@@ -156,7 +156,7 @@ User UserService::require_token_user(const std::string& id, long long issued_at)
     if (r->tokens_not_before) {
       const auto nb = std::chrono::floor<std::chrono::seconds>(core::parse_rfc3339(*r->tokens_not_before));
       if (issued_at <= nb.time_since_epoch().count())
-        throw UnauthenticatedError("this token was issued before the account's password changed; sign in again");
+        throw UnauthenticatedError("this token was issued before the account's password changed");
     }
     return to_user(*r);
   });

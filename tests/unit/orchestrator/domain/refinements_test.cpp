@@ -69,6 +69,7 @@ class FakeTracker : public orchestrator::domain::RefinementTracker {
  public:
   std::multiset<std::string> held;
   std::vector<std::pair<std::string, std::string>> tracked;
+  std::vector<std::pair<std::string, std::string>> tracked_runs;  ///< track_run() calls (never by refinements)
   std::unique_ptr<Hold> starting(const std::string& thread_id) override {
     held.insert(thread_id);
     return std::make_unique<FakeHold>(this, thread_id);
@@ -77,6 +78,9 @@ class FakeTracker : public orchestrator::domain::RefinementTracker {
   std::chrono::seconds lease_ttl() const override { return std::chrono::seconds(30); }
   void track(const std::string& proposal_id, const std::string& thread_id) override {
     tracked.emplace_back(proposal_id, thread_id);
+  }
+  void track_run(const std::string& run_id, const std::string& thread_id) override {
+    tracked_runs.emplace_back(run_id, thread_id);
   }
 
  private:
