@@ -1,6 +1,7 @@
 #include "core/tracing.hpp"
 
 #include <condition_variable>
+#include <functional>
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -26,13 +27,36 @@ std::string unix_nanos(std::chrono::system_clock::time_point tp) {
   return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(tp.time_since_epoch()).count());
 }
 
-// OTLP/JSON AnyValue for a JSON scalar (OTLP spec, common.proto mapping).
+// OTLP/JSON AnyValue of a JSON value (OTLP spec, common.proto mapping): scalars as such, arrays
+// as ArrayValue, objects and null as their serialized string.
 nlohmann::json any_value(const nlohmann::json& v) {
   if (v.is_boolean()) return {{"boolValue", v.get<bool>()}};
   if (v.is_number_integer()) return {{"intValue", std::to_string(v.get<long long>())}};
   if (v.is_number()) return {{"doubleValue", v.get<double>()}};
   if (v.is_string()) return {{"stringValue", v.get<std::string>()}};
-  return {{"stringValue", v.dump()}};
+  if (v.is_array()) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& e : v) values.push_back(any_value(e));
+    return {{"arrayValue", {{"values", std::move(values)}}}};
+  }
+  return {{"stringValue", v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}};
+}
+
+// OTLP/JSON KeyValue list of a JSON object's members.
+nlohmann::json key_values(const nlohmann::json& attrs) {
+  nlohmann::json out = nlohmann::json::array();
+  if (!attrs.is_object()) return out;
+  for (auto it = attrs.begin(); it != attrs.end(); ++it) out.push_back({{"key", it.key()}, {"value", any_value(it.value())}});
+  return out;
+}
+
+std::mutex& sink_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::function<void(const nlohmann::json&)>& test_sink() {
+  static std::function<void(const nlohmann::json&)> sink;
+  return sink;
 }
 
 // Background batch exporter: POST {endpoint}/v1/traces with ExportTraceServiceRequest JSON.
@@ -150,31 +174,87 @@ Span::Span(std::string name, TraceContext ctx, std::optional<std::string> parent
     : name_(std::move(name)), ctx_(std::move(ctx)), parent_(std::move(parent_span_id)), kind_(kind),
       start_(std::chrono::system_clock::now()) {}
 
+Span::Span(Span&& other) noexcept
+    : name_(std::move(other.name_)), ctx_(std::move(other.ctx_)), parent_(std::move(other.parent_)),
+      kind_(other.kind_), start_(other.start_), end_(other.end_), attributes_(std::move(other.attributes_)),
+      links_(std::move(other.links_)), events_(std::move(other.events_)), dropped_links_(other.dropped_links_),
+      dropped_events_(other.dropped_events_), error_(std::move(other.error_)), ended_(other.ended_) {
+  other.ended_ = true;
+}
+
 Span::~Span() { end(); }
+
+Span start_span(std::string name, const std::optional<TraceContext>& parent, int kind) {
+  if (!parent) return Span(std::move(name), new_root(), std::nullopt, kind);
+  return Span(std::move(name), child_of(*parent), parent->span_id, kind);
+}
 
 void Span::set_attribute(const std::string& key, const nlohmann::json& value) { attributes_[key] = value; }
 
 void Span::set_error(const std::string& message) { error_ = message; }
 
-void Span::end() {
-  if (ended_) return;
-  ended_ = true;
-  auto& exp = Exporter::instance();
-  if (!exp.enabled() || !ctx_.sampled) return;
-  nlohmann::json attrs = nlohmann::json::array();
-  for (auto it = attributes_.begin(); it != attributes_.end(); ++it)
-    attrs.push_back({{"key", it.key()}, {"value", any_value(it.value())}});
+void Span::set_error(const std::string& message, const std::string& error_type) {
+  error_ = message;
+  attributes_["error.type"] = error_type;
+}
+
+void Span::add_link(const TraceContext& ctx, const nlohmann::json& attributes) {
+  if (links_.size() >= kMaxLinks) {
+    ++dropped_links_;
+    return;
+  }
+  links_.push_back({{"traceId", ctx.trace_id}, {"spanId", ctx.span_id}, {"attributes", key_values(attributes)}});
+}
+
+void Span::add_event(const std::string& name, const nlohmann::json& attributes) {
+  if (events_.size() >= kMaxEvents) {
+    ++dropped_events_;
+    return;
+  }
+  events_.push_back({{"timeUnixNano", unix_nanos(std::chrono::system_clock::now())},
+                     {"name", name},
+                     {"attributes", key_values(attributes)}});
+}
+
+nlohmann::json Span::to_otlp() const {
   nlohmann::json span = {{"traceId", ctx_.trace_id},
                          {"spanId", ctx_.span_id},
                          {"name", name_},
                          {"kind", kind_},
                          {"startTimeUnixNano", unix_nanos(start_)},
-                         {"endTimeUnixNano", unix_nanos(std::chrono::system_clock::now())},
-                         {"attributes", attrs}};
+                         {"endTimeUnixNano", unix_nanos(end_.value_or(std::chrono::system_clock::now()))},
+                         {"attributes", key_values(attributes_)}};
   if (parent_) span["parentSpanId"] = *parent_;
+  if (!links_.empty()) span["links"] = links_;
+  if (dropped_links_) span["droppedLinksCount"] = dropped_links_;
+  if (!events_.empty()) span["events"] = events_;
+  if (dropped_events_) span["droppedEventsCount"] = dropped_events_;
   // Status codes: 1 = OK, 2 = ERROR (trace.proto Status.StatusCode).
   if (error_) span["status"] = {{"code", 2}, {"message", *error_}};
-  exp.push(std::move(span));
+  return span;
+}
+
+void Span::end() {
+  if (ended_) return;
+  ended_ = true;
+  end_ = std::chrono::system_clock::now();
+  if (!ctx_.sampled) return;
+  std::function<void(const nlohmann::json&)> sink;
+  {
+    std::lock_guard lk(sink_mutex());
+    sink = test_sink();
+  }
+  auto& exp = Exporter::instance();
+  const bool export_it = exp.enabled();
+  if (!sink && !export_it) return;
+  nlohmann::json span = to_otlp();
+  if (sink) sink(span);
+  if (export_it) exp.push(std::move(span));
+}
+
+void set_test_sink(std::function<void(const nlohmann::json& span)> sink) {
+  std::lock_guard lk(sink_mutex());
+  test_sink() = std::move(sink);
 }
 
 void init(const std::string& service_name, const std::string& otlp_endpoint) {
