@@ -355,7 +355,7 @@ void EventLog::Run::set_status(std::string status, Completion done) {
 }
 
 std::int64_t EventLog::Run::finish(std::string status, nlohmann::json result, nlohmann::json files,
-                                   std::string error, Completion done) {
+                                   std::string error, std::optional<runtime::TokenUsage> usage, Completion done) {
   nlohmann::json data = {{"status", status}};
   if (!error.empty()) data["error"] = error;
   auto& log = *s_->log;
@@ -375,7 +375,7 @@ std::int64_t EventLog::Run::finish(std::string status, nlohmann::json result, nl
       log.queue.push_back({store::Write{s_->epoch, store::EventWrite{std::move(end)}}, s_, {}});
       log.queue.push_back({store::Write{s_->epoch, store::OutcomeWrite{s_->thread_id, std::move(status),
                                                                        std::move(result), std::move(files),
-                                                                       std::move(error)}},
+                                                                       std::move(error), usage}},
                            s_, std::move(done)});
       log.cv.notify_one();
     }

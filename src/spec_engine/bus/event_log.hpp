@@ -19,6 +19,7 @@
 #include <exception>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -79,10 +80,11 @@ class EventLog {
     void checkpoint(nlohmann::json state, Completion done);
     /// Sets the thread's status (queued | running); `done` runs when durable.
     void set_status(std::string status, Completion done);
-    /// Ends the run: stores the `end` event ({"status", "error"?}) and the outcome in one
-    /// transaction; `done` runs when durable. Returns the `end` event's seq.
+    /// Ends the run: stores the `end` event ({"status", "error"?}) and the outcome (with the
+    /// run's token usage when given; else the last checkpoint's stays) in one transaction;
+    /// `done` runs when durable. Returns the `end` event's seq.
     std::int64_t finish(std::string status, nlohmann::json result, nlohmann::json files, std::string error,
-                        Completion done);
+                        std::optional<runtime::TokenUsage> usage, Completion done);
     /// Seq of the last event numbered so far (pending deltas not included).
     std::int64_t last_seq() const;
     /// True once a batch found the thread gone or taken over.

@@ -8,6 +8,7 @@
 #include "core/metrics.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
+#include "spec_engine/runtime/telemetry.hpp"
 
 // GCC reports a false -Wmismatched-new-delete on some coroutines over Asio's awaitable once
 // their frame allocation is inlined: the frame is allocated and freed by awaitable_frame_base's
@@ -451,11 +452,16 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   const nlohmann::json log_fields = {{"thread_id", item.thread_id}, {"trace_id", rec.trace_id},
                                      {"traceparent", rec.traceparent}, {"resumed", request.resume_from.has_value()},
                                      {"recovered", item.recovered}, {"epoch", item.epoch}};
-  auto parent = core::tracing::parse_traceparent(rec.traceparent);
-  core::tracing::Span span("spec_engine.run", parent ? core::tracing::child_of(*parent) : core::tracing::new_root(),
-                           parent ? std::optional<std::string>(parent->span_id) : std::nullopt, 1);
+  // The run's span continues the invoke's trace (the traceparent stored with the thread, also
+  // after a restart); the runtime's GenAI spans nest under it (docs/observability.md).
+  core::tracing::Span span = core::tracing::start_span("spec_engine.run", core::tracing::parse_traceparent(rec.traceparent),
+                                                       core::tracing::kInternal);
   span.set_attribute("thread_id", item.thread_id);
+  span.set_attribute("gen_ai.conversation.id", item.thread_id);
   span.set_attribute("job.trace_id", rec.trace_id);
+  span.set_attribute("spec_engine.run.resumed", request.resume_from.has_value());
+  span.set_attribute("spec_engine.run.recovered", item.recovered);
+  request.trace = span.context();
   runs_started().inc();
   core::log::info("run started", log_fields);
   const auto t0 = std::chrono::steady_clock::now();
@@ -485,6 +491,7 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
     auto requeued = await_durable(std::move(begin_requeue));
     co_await std::move(requeued);
     core::log::info("run interrupted by shutdown; it resumes from its checkpoint", log_fields);
+    span.set_attribute("spec_engine.run.status", "interrupted");
     co_return;
   }
   if (res.status != store::kCompleted && res.status != store::kFailed && res.status != store::kCancelled) {
@@ -495,12 +502,15 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   if (res.status == store::kCancelled && res.error.empty()) res.error = "cancelled by request";
   const nlohmann::json files = res.files.is_null() ? nlohmann::json::object() : res.files;
   active->finishing = true;
-  auto finish = finish_thread(*log, res.status, res.result, files, res.error);
+  auto finish = finish_thread(*log, res.status, res.result, files, res.error, res.usage);
   co_await std::move(finish);
 
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   run_duration().observe(secs);
-  if (res.status == store::kFailed) span.set_error(res.error);
+  span.set_attribute("spec_engine.run.status", res.status);
+  runtime::telemetry::set_usage(span, res.usage);
+  if (res.status == store::kFailed) span.set_error(res.error, "run_failed");
+  if (res.status == store::kCancelled) span.set_error(res.error, "cancelled");
   nlohmann::json done = log_fields;
   done["status"] = res.status;
   done["duration_s"] = secs;
@@ -509,9 +519,10 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
 }
 
 core::async::Task<void> RunManager::finish_thread(EventLog::Run& log, std::string status, nlohmann::json result,
-                                                  nlohmann::json files, std::string error) {
-  auto begin = [&log, &status, &result, &files, &error](Completion done) {
-    log.finish(status, std::move(result), std::move(files), error, std::move(done));
+                                                  nlohmann::json files, std::string error,
+                                                  std::optional<runtime::TokenUsage> usage) {
+  auto begin = [&log, &status, &result, &files, &error, &usage](Completion done) {
+    log.finish(status, std::move(result), std::move(files), error, usage, std::move(done));
   };
   auto stored = await_durable(std::move(begin));
   co_await std::move(stored);

@@ -175,11 +175,13 @@ class RunManager {
   core::async::Task<void> fail_claimed(store::Claim claim, std::string reason, std::shared_ptr<Active> active);
   /// Frees the run's slot and starts queued jobs; the last use of `this` by a run.
   void run_ended(const std::string& thread_id, const std::shared_ptr<Active>& active);
-  /// Stores the final state + `end` event through `log` (durable on completion), counts
-  /// metrics, calls on_run_end. Throws Fenced when the thread was deleted or taken over.
-  /// Arguments by value: the task may run after the caller's temporaries are gone.
+  /// Stores the final state + `end` event through `log` (durable on completion; `usage`, when
+  /// given, becomes the thread's token usage), counts metrics, calls on_run_end. Throws Fenced
+  /// when the thread was deleted or taken over. Arguments by value: the task may run after the
+  /// caller's temporaries are gone.
   core::async::Task<void> finish_thread(EventLog::Run& log, std::string status, nlohmann::json result,
-                                        nlohmann::json files, std::string error);
+                                        nlohmann::json files, std::string error,
+                                        std::optional<runtime::TokenUsage> usage = std::nullopt);
 
   store::Store& store_;
   EventLog& log_;

@@ -104,6 +104,8 @@ void ChatStreamParser::apply(const json& chunk) {
   if (!chunk.is_object()) return;
   if (chunk.contains("error") && !chunk["error"].is_null()) throw ModelError(stream_error(chunk["error"]));
   if (chunk.value("object", json()) == "error") throw ModelError(stream_error(chunk));  // vLLM's ErrorResponse
+  if (chunk.contains("model") && chunk["model"].is_string()) response_model_ = chunk["model"].get<std::string>();
+  if (chunk.contains("id") && chunk["id"].is_string()) response_id_ = chunk["id"].get<std::string>();
   if (chunk.contains("usage") && chunk["usage"].is_object()) {
     const auto& u = chunk["usage"];
     if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) usage_.prompt_tokens = u["prompt_tokens"];
@@ -217,6 +219,8 @@ ModelTurn ChatStreamParser::finish() {
   turn.content = content_;
   turn.usage = usage_;
   turn.finish_reason = finish_reason_;
+  turn.response_model = response_model_;
+  turn.response_id = response_id_;
   for (std::size_t k = 0; k < calls_.size(); ++k) {
     const PendingCall& pc = calls_[k];
     ToolCall c;

@@ -20,7 +20,9 @@
 //     fine, and pieces cut inside a character are reassembled (stream_text.hpp);
 //     blank arguments mean {}. Calls count whatever the finish_reason ("stop" too);
 //   - `usage` is read from any chunk (the last one wins), also a usage-only chunk
-//     with "choices": [];
+//     with "choices": [] (OpenAI sends it when the request asks for
+//     "stream_options": {"include_usage": true}, as OpenAiModel does); `model` and `id`
+//     likewise (the answering model and the completion's id);
 //   - {"error": {...}} (or a top-level {"object": "error", ...}, or an SSE event of
 //     type "error") anywhere in the stream throws ModelError with the provider's
 //     message.
@@ -103,6 +105,8 @@ class ChatStreamParser {
   std::size_t last_call_ = 0;               ///< call that received the latest fragment
   Usage usage_;
   std::string finish_reason_;
+  std::string response_model_;
+  std::string response_id_;
   bool done_ = false;
   bool produced_ = false;
   bool streamed_ = false;

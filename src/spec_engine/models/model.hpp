@@ -53,6 +53,8 @@ struct ModelTurn {
   std::vector<ToolCall> tool_calls;
   Usage usage;
   std::string finish_reason;  ///< provider's finish reason when known ("stop", "tool_calls", ...)
+  std::string response_model;  ///< the model that answered, as the provider names it ("" = not said)
+  std::string response_id;     ///< the provider's id of the completion ("" = none)
 };
 
 /// Inputs of one call.
@@ -96,6 +98,9 @@ class ChatModel {
   virtual std::string provider() const = 0;
   /// Model name for logs (e.g. "gpt-4.1-mini", or the script path).
   virtual std::string model_name() const = 0;
+  /// The model as requested from the provider (OpenTelemetry gen_ai.request.model, and the
+  /// model label of the token metrics): model_name() unless the provider says otherwise.
+  virtual std::string request_model() const { return model_name(); }
 };
 
 }  // namespace spec_engine::models

@@ -94,6 +94,19 @@ std::unique_ptr<ScriptedModel> ScriptedModel::from_file(const std::string& path,
   return std::make_unique<ScriptedModel>(chosen, path + " (scripts." + entry_node + ")");
 }
 
+std::int64_t estimate_prompt_tokens(const ModelRequest& request) {
+  std::size_t bytes = request.system_prompt.size();
+  if (request.messages.is_array()) {
+    for (const auto& m : request.messages) {
+      if (!m.is_object()) continue;
+      if (m.contains("content") && m["content"].is_string()) bytes += m["content"].get_ref<const std::string&>().size();
+      if (m.contains("tool_calls")) bytes += m["tool_calls"].dump().size();
+    }
+  }
+  if (request.tools.is_array() && !request.tools.empty()) bytes += request.tools.dump().size();
+  return static_cast<std::int64_t>((bytes + 3) / 4);
+}
+
 std::vector<std::string> split_stream_pieces(const std::string& text) {
   std::vector<std::string> out;
   std::size_t i = 0;
@@ -159,6 +172,7 @@ core::async::Task<ModelTurn> ScriptedModel::complete(const ModelRequest& request
     if (on_delta) on_delta(piece);
   }
   turn.usage.completion_tokens = static_cast<std::int64_t>((bytes + 3) / 4);
+  turn.usage.prompt_tokens = estimate_prompt_tokens(request);
   if (t.contains("usage") && t["usage"].is_object()) {
     const auto& u = t["usage"];
     if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) turn.usage.prompt_tokens = u["prompt_tokens"];
@@ -167,6 +181,7 @@ core::async::Task<ModelTurn> ScriptedModel::complete(const ModelRequest& request
     }
   }
   turn.finish_reason = turn.tool_calls.empty() ? "stop" : "tool_calls";
+  turn.response_model = request_model();
   co_return turn;
 }
 

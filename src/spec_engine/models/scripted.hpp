@@ -11,8 +11,10 @@
 //             , ...]}
 // Turns are consumed in the order the run calls the model, sub-agents included. A
 // turn without tool_calls ends that agent's loop. Running out of turns, or a `node`
-// mismatch, throws ModelError. Usage defaults to completion_tokens = ceil(bytes/4)
-// of content + arguments, prompt_tokens = 0.
+// mismatch, throws ModelError. Usage defaults to an estimate of 4 bytes per token:
+// completion_tokens = ceil(bytes/4) of content + tool names + arguments, prompt_tokens =
+// ceil(bytes/4) of the system prompt, the history's contents and tool calls, and the tool
+// schemas; a turn's "usage" overrides either.
 // A script FILE may instead hold one script per entry agent, so one engine can replay
 // different agent definitions (a refinement, then a run of the refined workflow):
 //   {"scripts": {"orchestrator": {"turns": [...]}, "Coordinator": "briefing-run.json"}}
@@ -47,6 +49,8 @@ class ScriptedModel : public ChatModel {
                                         std::stop_token stop) override;
   std::string provider() const override { return "scripted"; }
   std::string model_name() const override { return label_; }
+  /// Always "scripted": a script has no model (the label is its file).
+  std::string request_model() const override { return "scripted"; }
 
   /// Turns consumed so far (checkpointed so a resumed run skips them).
   std::size_t cursor() const { return cursor_; }
@@ -58,6 +62,10 @@ class ScriptedModel : public ChatModel {
   std::string label_;
   std::size_t cursor_ = 0;
 };
+
+/// Estimated prompt tokens of `request` (ceil(bytes/4) of the system prompt, every message's
+/// content and tool calls, and the tool schemas), as the scripted model reports them. Pure.
+std::int64_t estimate_prompt_tokens(const ModelRequest& request);
 
 /// Splits text into word-ish stream pieces: each piece is a word plus the
 /// whitespace that follows it; concatenating the pieces gives back `text`.

@@ -26,6 +26,7 @@
 #include "spec_engine/models/factory.hpp"
 #include "spec_engine/runtime/run.hpp"
 #include "spec_engine/runtime/state.hpp"
+#include "spec_engine/runtime/telemetry.hpp"
 #include "spec_engine/tools/builtin.hpp"
 
 namespace spec_engine::runtime {
@@ -42,9 +43,11 @@ void observe_model_call(const std::string& provider, const char* outcome, std::c
             {{"provider", provider}, {"outcome", outcome}});
 }
 
-/// A run-level failure: ends the run with status "failed".
+/// A run-level failure: ends the run with status "failed". `type` is the error.type of the spans
+/// it ends (a low-cardinality class: model_error, step_limit, token_limit, timeout, ...).
 struct RunFailure {
   std::string message;
+  std::string type = "_OTHER";
 };
 /// The host asked to stop (RunEnv::stop): ends the run with status "cancelled".
 struct RunCancelled {};
@@ -75,6 +78,27 @@ core::async::Task<void> wall_time_timer(std::chrono::milliseconds d, std::stop_s
   }
 }
 
+/// Makes a span the parent of the spans started while the scope lives: the run's operations are
+/// sequential, so the innermost open span is the parent of the next one.
+class SpanScope {
+ public:
+  SpanScope(std::vector<core::tracing::TraceContext>& stack, const core::tracing::TraceContext& ctx) : stack_(stack) {
+    stack_.push_back(ctx);
+  }
+  ~SpanScope() { stack_.pop_back(); }
+  SpanScope(const SpanScope&) = delete;
+  SpanScope& operator=(const SpanScope&) = delete;
+
+ private:
+  std::vector<core::tracing::TraceContext>& stack_;
+};
+
+/// What one tool call gave the model.
+struct ToolOutcome {
+  std::string output;                     ///< the tool message's content
+  std::optional<std::string> error_type;  ///< set when the call failed: the error.type of its span
+};
+
 std::string clip(const std::string& s, std::size_t n) {
   if (s.size() <= n) return s;
   std::size_t cut = n;
@@ -95,15 +119,31 @@ class Run {
   json tools_for(const std::string& id) const;
   void init_fresh();
   void init_resume(const json& state);
+  /// One agent's loop (agent_loop) inside its invoke_agent span.
   core::async::Task<std::string> run_agent(std::size_t depth, bool resuming);
+  core::async::Task<std::string> agent_loop(std::size_t depth, bool resuming);
   core::async::Task<void> call_model(std::size_t depth);
+  /// One tool call (tool_outcome) inside its execute_tool span, with its events and tool message.
   core::async::Task<void> execute_tool(std::size_t depth, const json& call, bool resume_child);
+  core::async::Task<ToolOutcome> tool_outcome(std::size_t depth, const json& call, bool resume_child);
   core::async::Task<void> step_completed(std::size_t depth, bool final_root);
   std::string summary(const json& messages, std::size_t from) const;
   std::int64_t elapsed_ms() const;
   std::chrono::steady_clock::time_point run_deadline() const;
   RunFailure wall_time_exceeded(const std::string& where) const;
-  core::async::Task<std::string> run_tool(std::size_t depth, const std::string& name, const json& args);
+  core::async::Task<ToolOutcome> run_tool(std::size_t depth, const std::string& name, const json& args);
+  /// The parent of the next span: the innermost open one, else the host's run span.
+  std::optional<core::tracing::TraceContext> current_span() const {
+    return spans_.empty() ? req_.trace : std::optional<core::tracing::TraceContext>(spans_.back());
+  }
+  /// gen_ai.agent.name of a node: its data.name, else its id.
+  std::string agent_name(const std::string& node_id) const;
+  /// The invoke_agent span's description of a node (its model when it resolves).
+  telemetry::AgentInfo agent_info(const std::string& node_id);
+  /// Marks `span` failed with what `error` (a run's exception) means.
+  void record_failure(core::tracing::Span& span, const std::exception_ptr& error) const;
+  /// error.type of a stop: "cancelled" when the host asked, "timeout" for the wall time.
+  const char* stop_type() const;
   void start_wall_time_timer();
   /// Throws why the run must stop (its stop was requested): RunCancelled when the host asked,
   /// else the wall-time RunFailure with `where` appended to the message.
@@ -129,6 +169,7 @@ class Run {
   std::string model_label_;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t elapsed_before_ms_ = 0;
+  std::vector<core::tracing::TraceContext> spans_;  ///< open spans of the run, innermost last (SpanScope)
 };
 
 const json& Run::node(const std::string& id) const {
@@ -181,7 +222,60 @@ std::chrono::steady_clock::time_point Run::run_deadline() const {
 
 RunFailure Run::wall_time_exceeded(const std::string& where) const {
   return RunFailure{"wall time limit reached: the run took more than " + std::to_string(limits_.max_wall_time.count()) +
-                    " s (max_run_seconds)" + where};
+                        " s (max_run_seconds)" + where,
+                    "timeout"};
+}
+
+const char* Run::stop_type() const {
+  // The same decision as throw_stop().
+  return env_.stop.stop_requested() || !wall_time_expired_->load() ? "cancelled" : "timeout";
+}
+
+std::string Run::agent_name(const std::string& node_id) const {
+  try {
+    const json& d = node(node_id)["data"];
+    if (d.is_object() && d.contains("name") && d["name"].is_string() && !d["name"].get_ref<const std::string&>().empty()) {
+      return d["name"].get<std::string>();
+    }
+  } catch (const RunFailure&) {
+  }
+  return node_id;
+}
+
+telemetry::AgentInfo Run::agent_info(const std::string& node_id) {
+  telemetry::AgentInfo a;
+  a.node_id = node_id;
+  a.name = agent_name(node_id);
+  a.conversation_id = req_.thread_id;
+  try {
+    const json& n = node(node_id);
+    const models::ChatModel& m =
+        models_.for_node(node_id, n["data"].contains("llm_config") ? n["data"]["llm_config"] : json());
+    a.provider = m.provider();
+    a.request_model = m.request_model();
+  } catch (const RunFailure&) {
+    // unknown node or model: the model call fails the run with the reason; the span says less
+  } catch (const models::ModelError&) {
+  }
+  return a;
+}
+
+void Run::record_failure(core::tracing::Span& span, const std::exception_ptr& error) const {
+  try {
+    std::rethrow_exception(error);
+  } catch (const RunFailure& f) {
+    span.set_error(f.message, f.type);
+  } catch (const RunCancelled&) {
+    span.set_error("cancelled", "cancelled");
+  } catch (const RunStopped&) {
+    span.set_error("stopped", stop_type());
+  } catch (const ObserverFailure&) {
+    span.set_error("the run's state could not be stored", "checkpoint_failed");
+  } catch (const std::exception& e) {
+    span.set_error(e.what(), "_OTHER");
+  } catch (...) {
+    span.set_error("unknown error", "_OTHER");
+  }
 }
 
 void Run::throw_stop(const std::string& where) const {
@@ -288,7 +382,8 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   check_stop();
   if (counters_.steps >= limits_.max_steps) {
     throw RunFailure{"step limit reached: the run made " + std::to_string(counters_.steps) +
-                     " model calls (max_steps " + std::to_string(limits_.max_steps) + ")"};
+                         " model calls (max_steps " + std::to_string(limits_.max_steps) + ")",
+                     "step_limit"};
   }
   if (elapsed_ms() > std::chrono::duration_cast<std::chrono::milliseconds>(limits_.max_wall_time).count()) {
     throw wall_time_exceeded("");
@@ -300,7 +395,7 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   try {
     model = &models_.for_node(node_id, llm);
   } catch (const models::ModelError& e) {
-    throw RunFailure{e.what()};
+    throw RunFailure{e.what(), "model_error"};
   }
   models::ModelRequest mr;
   mr.node = node_id;
@@ -315,6 +410,8 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
     if (stop_.stop_requested()) throw RunStopped{};
     obs_.emit("on_llm_stream", {{"node", node_id}, {"delta", std::string(delta)}});
   };
+  auto span = telemetry::start_chat(
+      current_span(), telemetry::ChatInfo{model->provider(), model->request_model(), agent_name(node_id), req_.thread_id});
   models::ModelTurn turn;
   bool stopped = false;
   std::optional<std::string> failure;
@@ -333,14 +430,18 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   if (stopped) {
     counters_.model_calls += 1;
     observe_model_call(model->provider(), "cancelled", t0);
+    span.set_error("the model call was stopped", stop_type());
     throw_stop(" while waiting for the model");
   }
   if (failure) {
     counters_.model_calls += 1;
     observe_model_call(model->provider(), "error", t0);
-    throw RunFailure{*failure};
+    span.set_error(*failure, "model_error");
+    throw RunFailure{*failure, "model_error"};
   }
   observe_model_call(model->provider(), "ok", t0);
+  telemetry::record_turn(span, turn);
+  telemetry::count_tokens(model->provider(), model->request_model(), turn.usage);
   counters_.model_calls += 1;
   counters_.steps += 1;
   counters_.prompt_tokens += turn.usage.prompt_tokens;
@@ -358,7 +459,8 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   stack_[depth].messages.push_back(msg);
   if (counters_.prompt_tokens + counters_.completion_tokens > limits_.max_tokens) {
     throw RunFailure{"token limit reached: " + std::to_string(counters_.prompt_tokens + counters_.completion_tokens) +
-                     " tokens used (max_tokens " + std::to_string(limits_.max_tokens) + ")"};
+                         " tokens used (max_tokens " + std::to_string(limits_.max_tokens) + ")",
+                     "token_limit"};
   }
 }
 
@@ -370,12 +472,36 @@ core::async::Task<void> Run::execute_tool(std::size_t depth, const json& call, b
   if (!resume_child) {
     obs_.emit("on_tool_start", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"input", input}});
   }
-  std::string output;
+  auto span = telemetry::start_execute_tool(current_span(), name, id, req_.thread_id);
+  SpanScope scope(spans_, span.context());  // a `task` call's sub-agent nests under it
+  ToolOutcome outcome;
+  std::exception_ptr error;
+  try {
+    auto body = tool_outcome(depth, call, resume_child);
+    outcome = co_await std::move(body);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) {
+    record_failure(span, error);
+    std::rethrow_exception(error);
+  }
+  if (outcome.error_type) span.set_error(clip(outcome.output, 500), *outcome.error_type);
+  stack_[depth].messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", name}, {"content", outcome.output}});
+  obs_.emit("on_tool_end", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"output", outcome.output}});
+}
+
+core::async::Task<ToolOutcome> Run::tool_outcome(std::size_t depth, const json& call, bool resume_child) {
+  const std::string node_id = stack_[depth].node;
+  const std::string name = call.value("name", "");
+  const std::string id = call.value("id", "");
   auto targets = targets_of(node_id);
   if (call.contains("arguments_error")) {
-    output = "Error: invalid arguments for tool '" + name + "': " + call.value("arguments_error", "") +
-             ". Send the arguments as one JSON object.";
-  } else if (name == "task") {
+    co_return ToolOutcome{"Error: invalid arguments for tool '" + name + "': " + call.value("arguments_error", "") +
+                              ". Send the arguments as one JSON object.",
+                          "invalid_arguments"};
+  }
+  if (name == "task") {
     json args = call.value("arguments", json::object());
     std::string err = targets.empty() ? "Error: tool 'task' is not available to agent '" + node_id +
                                             "' (it has no sub-agents)"
@@ -383,40 +509,36 @@ core::async::Task<void> Run::execute_tool(std::size_t depth, const json& call, b
     if (err.empty() && !resume_child && static_cast<int>(depth) + 1 > limits_.max_delegation_depth) {
       err = "Error: task: delegation depth limit (" + std::to_string(limits_.max_delegation_depth) + ") reached";
     }
-    if (!err.empty()) {
-      output = err;
-    } else {
-      if (!resume_child) {
-        std::string target = args["subagent_type"].get<std::string>();
-        json msgs = json::array({json{{"role", "user"}, {"content", args["description"]}}});
-        stack_.push_back(Frame{target, msgs, json::array(), id});
-      }
-      auto sub_agent = run_agent(depth + 1, resume_child);
-      output = co_await std::move(sub_agent);
-      stack_.pop_back();
-      summary_from_ = stack_[depth].messages.size();
-      if (output.empty()) output = "(the sub-agent finished without a final message)";
+    if (!err.empty()) co_return ToolOutcome{err, "tool_error"};
+    if (!resume_child) {
+      std::string target = args["subagent_type"].get<std::string>();
+      json msgs = json::array({json{{"role", "user"}, {"content", args["description"]}}});
+      stack_.push_back(Frame{target, msgs, json::array(), id});
     }
-  } else if (tools::is_builtin_tool(name)) {
+    auto sub_agent = run_agent(depth + 1, resume_child);
+    std::string output = co_await std::move(sub_agent);
+    stack_.pop_back();
+    summary_from_ = stack_[depth].messages.size();
+    if (output.empty()) output = "(the sub-agent finished without a final message)";
+    co_return ToolOutcome{std::move(output), std::nullopt};
+  }
+  if (tools::is_builtin_tool(name)) {
     const json args = call.value("arguments", json::object());
     auto tool = run_tool(depth, name, args);
-    output = co_await std::move(tool);
-  } else {
-    std::string avail;
-    for (const auto& t : tools::builtin_tool_names()) {
-      if (t != "task" || !targets.empty()) avail += (avail.empty() ? "" : ", ") + t;
-    }
-    output = "Error: unknown tool '" + name + "'. Available tools: " + avail;
+    co_return co_await std::move(tool);
   }
-  stack_[depth].messages.push_back({{"role", "tool"}, {"tool_call_id", id}, {"name", name}, {"content", output}});
-  obs_.emit("on_tool_end", {{"node", node_id}, {"tool", name}, {"tool_call_id", id}, {"output", output}});
+  std::string avail;
+  for (const auto& t : tools::builtin_tool_names()) {
+    if (t != "task" || !targets.empty()) avail += (avail.empty() ? "" : ", ") + t;
+  }
+  co_return ToolOutcome{"Error: unknown tool '" + name + "'. Available tools: " + avail, "unknown_tool"};
 }
 
 // One built-in tool call on the runtime's blocking pool, under its budget: the tool budget,
 // cut short by the run's wall-time deadline, and cancelled when the run's stop is requested
 // (DELETE, shutdown, wall-time timer). A stopped call stops the run (cancelled, or failed by
 // the wall time); a call that used up its own budget returns the budget error to the model.
-core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
+core::async::Task<ToolOutcome> Run::run_tool(std::size_t depth, const std::string& name, const json& args) {
   const std::stop_token stop = stop_.get_token();
   const auto deadline = run_deadline();
   tools::ToolState st{fs_, stack_[depth].todos, limits_.test_tool_delay};
@@ -428,6 +550,8 @@ core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::strin
   };
   auto call_task = env_.rt.blocking(std::move(call));
   tools::ToolResult r = co_await std::move(call_task);
+  std::optional<std::string> error_type;
+  if (r.error) error_type = "tool_error";
   switch (budget->stop()) {
     case core::BudgetStop::none:
       break;
@@ -437,12 +561,35 @@ core::async::Task<std::string> Run::run_tool(std::size_t depth, const std::strin
       if (std::chrono::steady_clock::now() >= run_deadline()) throw wall_time_exceeded(" while tool '" + name + "' ran");
       core::log::warn("tool call exceeded its time budget", {{"thread_id", req_.thread_id}, {"node", stack_[depth].node},
                                                               {"tool", name}, {"budget_ms", budget->limit_ms()}});
+      error_type = "timeout";
       break;
   }
-  co_return std::move(r.output);
+  co_return ToolOutcome{std::move(r.output), std::move(error_type)};
 }
 
 core::async::Task<std::string> Run::run_agent(std::size_t depth, bool resuming) {
+  auto span = telemetry::start_invoke_agent(current_span(), agent_info(stack_[depth].node));
+  SpanScope scope(spans_, span.context());
+  const TokenUsage before = usage_of(counters_);
+  std::string output;
+  std::exception_ptr error;
+  try {
+    auto loop = agent_loop(depth, resuming);
+    output = co_await std::move(loop);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  const TokenUsage after = usage_of(counters_);
+  telemetry::set_usage(span, TokenUsage{after.input_tokens - before.input_tokens,
+                                        after.output_tokens - before.output_tokens});
+  if (error) {
+    record_failure(span, error);
+    std::rethrow_exception(error);
+  }
+  co_return output;
+}
+
+core::async::Task<std::string> Run::agent_loop(std::size_t depth, bool resuming) {
   for (;;) {
     const json& msgs = stack_[depth].messages;
     if (!msgs.empty() && msgs.back().value("role", "") == "assistant") {
@@ -499,7 +646,7 @@ core::async::Task<RunResult> Run::go() {
                         {{"thread_id", req_.thread_id}, {"script", m.model_name()}});
       }
     } catch (const models::ModelError& e) {
-      throw RunFailure{e.what()};
+      throw RunFailure{e.what(), "model_error"};
     }
     // Opening state update: the input (and seeded files), like the recorded streams.
     {
@@ -537,6 +684,7 @@ core::async::Task<RunResult> Run::go() {
   timer_done_.request_stop();
   if (observer_error) std::rethrow_exception(observer_error);
   r.files = fs_.to_json();
+  r.usage = usage_of(counters_);
   co_return r;
 }
 

@@ -18,6 +18,8 @@
 
 #include "core/async.hpp"
 #include "core/http_client.hpp"
+#include "core/tracing.hpp"
+#include "spec_engine/runtime/state.hpp"
 
 namespace spec_engine::runtime {
 
@@ -105,6 +107,9 @@ struct RunResult {
   nlohmann::json result;         ///< {"messages":[...final assistant text...]} on completion
   nlohmann::json files;          ///< final file map (deepagents shape)
   std::string error;             ///< human-readable reason when failed
+  /// Tokens of every model call of the run (sub-agents and calls before a restart included);
+  /// also when it failed or was cancelled.
+  TokenUsage usage;
 };
 
 /// What to run.
@@ -114,10 +119,16 @@ struct RunRequest {
   nlohmann::json input_payload;  ///< {messages:[{role,content}]|string, files:{path:{content:[..]}}}
   /// Last checkpoint of this thread, when resuming after an engine restart.
   std::optional<nlohmann::json> resume_from;
+  /// The host's span for this run: the run's GenAI spans (telemetry.hpp) nest under it;
+  /// without one each agent's span starts a trace of its own.
+  std::optional<core::tracing::TraceContext> trace;
 };
 
 /// Executes a run to the end, as a coroutine on `env.rt` (every argument must outlive the
-/// task). Never throws for run-level failures (model unreachable, script exhausted, limits
+/// task). Traces it with OpenTelemetry GenAI spans under `request.trace` (runtime/telemetry.hpp:
+/// invoke_agent per agent, chat per model call, execute_tool per tool call, a sub-agent under
+/// the `task` call that started it; failures set the span's error status and error.type) and
+/// counts its tokens (telemetry::count_tokens). Never throws for run-level failures (model unreachable, script exhausted, limits
 /// hit, the wall-time limit reached at any point): those return status "failed" with `error`
 /// and an `error` event. `env.stop` ends the run with status "cancelled" (nothing of an
 /// unfinished step is checkpointed, so a resumed run repeats it). Throws what

@@ -23,6 +23,21 @@ json to_checkpoint(const std::vector<Frame>& stack, const json& files, const Run
           {"elapsed_ms", c.elapsed_ms}};
 }
 
+namespace {
+
+/// j[k] when j is an object whose member k is an integer, else 0.
+std::int64_t int_member(const json& j, const char* k) {
+  return j.is_object() && j.contains(k) && j[k].is_number_integer() ? j[k].get<std::int64_t>() : 0;
+}
+
+}  // namespace
+
+TokenUsage checkpoint_usage(const json& checkpoint) {
+  if (!checkpoint.is_object() || !checkpoint.contains("tokens")) return {};
+  const json& t = checkpoint["tokens"];
+  return TokenUsage{int_member(t, "prompt"), int_member(t, "completion")};
+}
+
 bool from_checkpoint(const json& state, std::vector<Frame>& stack, RunCounters& c, std::string& why) {
   if (!state.is_object()) {
     why = "checkpoint is not an object";
@@ -47,16 +62,12 @@ bool from_checkpoint(const json& state, std::vector<Frame>& stack, RunCounters& 
                           f.contains("todos") && f["todos"].is_array() ? f["todos"] : json::array(),
                           f.value("task_call_id", "")});
   }
-  auto num = [&](const json& j, const char* k) -> std::int64_t {
-    return j.is_object() && j.contains(k) && j[k].is_number_integer() ? j[k].get<std::int64_t>() : 0;
-  };
-  c.steps = static_cast<int>(num(state, "step"));
-  c.model_calls = num(state, "model_calls");
-  if (state.contains("tokens")) {
-    c.prompt_tokens = num(state["tokens"], "prompt");
-    c.completion_tokens = num(state["tokens"], "completion");
-  }
-  c.elapsed_ms = num(state, "elapsed_ms");
+  c.steps = static_cast<int>(int_member(state, "step"));
+  c.model_calls = int_member(state, "model_calls");
+  const TokenUsage used = checkpoint_usage(state);
+  c.prompt_tokens = used.input_tokens;
+  c.completion_tokens = used.output_tokens;
+  c.elapsed_ms = int_member(state, "elapsed_ms");
   return true;
 }
 

@@ -35,6 +35,16 @@ struct Frame {
   std::string task_call_id;  ///< parent's task tool-call id; "" for the entry agent
 };
 
+/// Tokens a run used: the sum of the usage its model calls reported (ModelTurn::usage), sub-agents
+/// and calls made before a restart included. Names follow the OpenTelemetry GenAI attributes
+/// gen_ai.usage.input_tokens / gen_ai.usage.output_tokens.
+struct TokenUsage {
+  std::int64_t input_tokens = 0;   ///< prompt tokens
+  std::int64_t output_tokens = 0;  ///< completion tokens
+  /// {"input_tokens": N, "output_tokens": M} (docs/engine-api.md#state).
+  nlohmann::json to_json() const { return {{"input_tokens", input_tokens}, {"output_tokens", output_tokens}}; }
+};
+
 /// Run-wide counters (limits and resume).
 struct RunCounters {
   int steps = 0;                       ///< completed steps (model calls that returned a turn)
@@ -43,6 +53,15 @@ struct RunCounters {
   std::int64_t completion_tokens = 0;  ///< sum of ModelTurn::usage over successful calls
   std::int64_t elapsed_ms = 0;         ///< wall time used so far, milliseconds
 };
+
+/// The usage counted in `counters`.
+inline TokenUsage usage_of(const RunCounters& counters) {
+  return TokenUsage{counters.prompt_tokens, counters.completion_tokens};
+}
+
+/// The usage recorded in a checkpoint's "tokens" (prompt -> input, completion -> output);
+/// zeros when absent or malformed. Pure.
+TokenUsage checkpoint_usage(const nlohmann::json& checkpoint);
 
 /// Builds the checkpoint JSON above. `files` (engine file map) and `scripted_cursors` are
 /// copied as given; tokens.total = prompt + completion. Pure (no I/O).

@@ -32,7 +32,8 @@ const std::string kLastSeq = "COALESCE((SELECT MAX(e.seq) FROM events e WHERE e.
 /// The thread row.
 const std::string kThreadColumns =
     "thread_id, job_id, trace_id, traceparent, status, agent_definition, input_payload, result, "
-    "generated_files, error, " + kLastSeq + ", recoveries, created_at, updated_at, owner, epoch, lease_expires_at";
+    "generated_files, error, " + kLastSeq +
+    ", recoveries, created_at, updated_at, owner, epoch, lease_expires_at, input_tokens, output_tokens";
 
 /// What a stream follows of a thread (Store::thread_progress).
 const std::string kProgressColumns = "status, " + kLastSeq;
@@ -54,6 +55,7 @@ struct ThreadRow {
   int recoveries = 0;
   std::string created_at, updated_at, owner;
   long long epoch = 0, lease = 0;
+  long long input_tokens = 0, output_tokens = 0;
 
   ThreadRecord to_record() const {
     ThreadRecord r;
@@ -74,6 +76,7 @@ struct ThreadRow {
     r.owner = owner;
     r.epoch = epoch;
     r.lease_expires_at = lease;
+    r.usage = runtime::TokenUsage{input_tokens, output_tokens};
     return r;
   }
 };
@@ -85,7 +88,7 @@ soci::details::prepare_temp_type& bind_row(soci::details::prepare_temp_type& p, 
       soci::into(row.result, row.result_ind), soci::into(row.files, row.files_ind),
       soci::into(row.error, row.error_ind), soci::into(row.last_seq), soci::into(row.recoveries),
       soci::into(row.created_at), soci::into(row.updated_at), soci::into(row.owner), soci::into(row.epoch),
-      soci::into(row.lease);
+      soci::into(row.lease), soci::into(row.input_tokens), soci::into(row.output_tokens);
   return p;
 }
 
@@ -142,9 +145,17 @@ void insert_event(soci::session& sql, const EventRecord& ev) {
       soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts);
 }
 
-/// Sets the outcome columns of a thread.
+/// Sets a thread's token usage.
+void update_usage(soci::session& sql, const std::string& thread_id, const runtime::TokenUsage& usage) {
+  const long long in = usage.input_tokens, out = usage.output_tokens;
+  sql << "UPDATE threads SET input_tokens = :i, output_tokens = :o WHERE thread_id = :tid", soci::use(in),
+      soci::use(out), soci::use(thread_id);
+}
+
+/// Sets the outcome columns of a thread, and its usage when given.
 void update_outcome(soci::session& sql, const std::string& thread_id, const std::string& status,
-                    const nlohmann::json& result, const nlohmann::json& files, const std::string& error) {
+                    const nlohmann::json& result, const nlohmann::json& files, const std::string& error,
+                    const std::optional<runtime::TokenUsage>& usage = std::nullopt) {
   const std::string res = dump(result);
   const std::string f = dump(files);
   const std::string now = core::now_rfc3339();
@@ -153,6 +164,7 @@ void update_outcome(soci::session& sql, const std::string& thread_id, const std:
          "updated_at = :u WHERE thread_id = :tid",
       soci::use(status), soci::use(res), soci::use(f), soci::use(error, err_ind), soci::use(now),
       soci::use(thread_id);
+  if (usage) update_usage(sql, thread_id, *usage);
 }
 
 /// Upserts the thread's only checkpoint.
@@ -165,6 +177,7 @@ void upsert_checkpoint(soci::session& sql, const std::string& thread_id, std::in
          "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
          "created_at = excluded.created_at",
       soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now);
+  update_usage(sql, thread_id, runtime::checkpoint_usage(state));
 }
 
 }  // namespace
@@ -194,6 +207,7 @@ nlohmann::json ThreadRecord::to_state_json() const {
           {"generated_files", generated_files},
           {"error", error.empty() ? nlohmann::json(nullptr) : nlohmann::json(error)},
           {"last_seq", last_seq},
+          {"usage", usage.to_json()},
           {"created_at", created_at},
           {"updated_at", updated_at}};
 }
@@ -390,7 +404,7 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
             sql << "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid", soci::use(op.status),
                 soci::use(now), soci::use(op.thread_id);
           } else {
-            update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error);
+            update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error, op.usage);
           }
         },
         w.op);

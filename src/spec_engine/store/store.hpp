@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/db.hpp"
+#include "spec_engine/runtime/state.hpp"
 
 namespace spec_engine::store {
 
@@ -49,11 +50,14 @@ struct ThreadRecord {
   std::string owner;              ///< replica owning the thread ("" = none yet)
   std::int64_t epoch = 0;         ///< bumped by every claim; fences the owner's writes
   std::int64_t lease_expires_at = 0;  ///< database clock, epoch ms (0 = released)
+  /// Tokens of the run so far: as of its last checkpoint, then its outcome (migration 0003).
+  runtime::TokenUsage usage;
   std::string created_at;
   std::string updated_at;
 
-  /// The public state document: {thread_id, status, result, generated_files, error,
-  /// last_seq, created_at, updated_at, trace_id} (error null when empty).
+  /// The public state document: {thread_id, job_id, trace_id, status, result, generated_files,
+  /// error, last_seq, usage: {input_tokens, output_tokens}, created_at, updated_at} (error null
+  /// when empty).
   nlohmann::json to_state_json() const;
 };
 
@@ -88,7 +92,8 @@ struct Claim {
 struct EventWrite {
   EventRecord event;
 };
-/// Replaces the thread's checkpoint with `state`, taken after event `seq`.
+/// Replaces the thread's checkpoint with `state`, taken after event `seq`; the thread's usage
+/// becomes the checkpoint's token counts (runtime::checkpoint_usage).
 struct CheckpointWrite {
   std::string thread_id;
   std::int64_t seq = 0;
@@ -99,14 +104,15 @@ struct StatusWrite {
   std::string thread_id;
   std::string status;
 };
-/// Ends the run: status, result, generated_files, error ("" = NULL). Its `end` event is an
-/// EventWrite before it in the same batch.
+/// Ends the run: status, result, generated_files, error ("" = NULL) and, when set, the run's
+/// final token usage. Its `end` event is an EventWrite before it in the same batch.
 struct OutcomeWrite {
   std::string thread_id;
   std::string status;
   nlohmann::json result;
   nlohmann::json generated_files;
   std::string error;
+  std::optional<runtime::TokenUsage> usage;
 };
 /// One fenced write: the operation and the epoch the writer holds for its thread.
 struct Write {
@@ -193,7 +199,8 @@ class Store {
   /// Epoch-ms "now" of the database's clock.
   std::int64_t db_now_ms();
 
-  /// Replaces the thread's checkpoint with `state` taken after event `seq`. Durable on return.
+  /// Replaces the thread's checkpoint with `state` taken after event `seq` (and the thread's usage,
+  /// as CheckpointWrite). Durable on return.
   void save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state);
   /// The latest checkpoint state, or nullopt.
   std::optional<nlohmann::json> latest_checkpoint(const std::string& thread_id);

@@ -151,7 +151,7 @@ TEST_P(EventLogTest, FinishStoresEndAndOutcomeTogether) {
   run->emit("on_llm_stream", delta("n", "bye"));
   std::int64_t end_seq = 0;
   durable([&](Completion d) {
-    end_seq = run->finish("failed", nullptr, {{"/f", "x"}}, "boom", std::move(d));
+    end_seq = run->finish("failed", nullptr, {{"/f", "x"}}, "boom", std::nullopt, std::move(d));
   });
   EXPECT_EQ(end_seq, 7);
   auto t = store_->get_thread("t");
@@ -210,6 +210,28 @@ TEST_P(EventLogTest, AFailingBatchIsRetriedUntilStoredLosingAndReorderingNothing
   EXPECT_EQ(published_[2].event_type, "on_tool_end");
 }
 
+TEST_P(EventLogTest, UsageFollowsTheCheckpointsThenTheOutcome) {
+  create("t");
+  auto log = make();
+  log->start();
+  auto run = log->open("t", 1, 0);
+  EXPECT_EQ(store_->get_thread("t")->to_state_json()["usage"],
+            (nlohmann::json{{"input_tokens", 0}, {"output_tokens", 0}}));
+  durable([&](Completion d) { run->checkpoint({{"step", 1}, {"tokens", {{"prompt", 120}, {"completion", 30}}}}, std::move(d)); });
+  EXPECT_EQ(store_->get_thread("t")->usage.input_tokens, 120);
+  EXPECT_EQ(store_->get_thread("t")->usage.output_tokens, 30);
+  // The run's outcome carries its final usage (a last model call after the last checkpoint).
+  durable([&](Completion d) {
+    run->finish("failed", nullptr, {}, "token limit reached", spec_engine::runtime::TokenUsage{300, 45}, std::move(d));
+  });
+  auto t = store_->get_thread("t");
+  EXPECT_EQ(t->to_state_json()["usage"], (nlohmann::json{{"input_tokens", 300}, {"output_tokens", 45}}));
+  log->stop(1s);
+  // Read back by a fresh store (a restarted engine) the usage is the same.
+  spec_engine::store::Store again(*tdb_->db);
+  EXPECT_EQ(again.get_thread("t")->usage.input_tokens, 300);
+}
+
 TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
   create("t", "a");
   auto log = make();
@@ -232,7 +254,7 @@ TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
   for (int i = 0; i < 500 && fenced_hook.load() == 0; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_EQ(fenced_hook, 1);
   run->emit("on_state_update", {{"step", 3}});  // dropped
-  EXPECT_THROW(durable([&](Completion d) { run->finish("completed", {}, {}, "", std::move(d)); }),
+  EXPECT_THROW(durable([&](Completion d) { run->finish("completed", {}, {}, "", std::nullopt, std::move(d)); }),
                Fenced);
   log->stop(1s);
   auto events = store_->events_after("t", 0);

@@ -3,6 +3,7 @@
 
 #include "spec_engine/models/openai.hpp"
 #include "spec_engine/models/scripted.hpp"
+#include "spec_engine/tools/builtin.hpp"
 
 #include "../test_host.hpp"
 
@@ -192,6 +193,31 @@ TEST(Scripted, PiecesAndCursor) {
   } catch (const ModelError& e) {
     EXPECT_STREQ(e.what(), "scripted model: script exhausted after 2 turns; agent x asked for turn 3");
   }
+}
+
+TEST(Scripted, ReportsEstimatedUsageUnlessTheTurnSaysOtherwise) {
+  ScriptedModel m(json::parse(R"({"turns": [{"content": "12345678"},
+                                           {"content": "x", "usage": {"prompt_tokens": 1000, "completion_tokens": 9}}]})"),
+                  "t.json");
+  EXPECT_EQ(m.request_model(), "scripted");
+  EXPECT_EQ(m.model_name(), "t.json");
+  ModelRequest r;
+  r.system_prompt = std::string(40, 's');                                      // 40 bytes
+  r.messages = json::array({json{{"role", "user"}, {"content", std::string(20, 'u')}}});  // 20 bytes
+  EXPECT_EQ(estimate_prompt_tokens(r), 15);  // ceil(60 / 4)
+  r.tools = json::array({spec_engine::tools::tool_schema("ls")});
+  const auto with_tools = estimate_prompt_tokens(r);
+  EXPECT_EQ(with_tools, static_cast<std::int64_t>((60 + r.tools.dump().size() + 3) / 4));
+  spec_engine::testing::Host host;
+  const DeltaSink ignore = [](std::string_view) {};
+  auto t1 = host.rt.run_sync(m.complete(r, ignore, {}));
+  EXPECT_EQ(t1.usage.prompt_tokens, with_tools);
+  EXPECT_EQ(t1.usage.completion_tokens, 2);  // ceil(8 / 4)
+  EXPECT_EQ(t1.response_model, "scripted");
+  EXPECT_EQ(t1.finish_reason, "stop");
+  auto t2 = host.rt.run_sync(m.complete(r, ignore, {}));
+  EXPECT_EQ(t2.usage.prompt_tokens, 1000);
+  EXPECT_EQ(t2.usage.completion_tokens, 9);
 }
 
 TEST(Scripted, InvalidScriptsNameTheField) {
@@ -448,4 +474,16 @@ TEST(StreamParser, MalformedChunkIsAClearError) {
   }
   ChatStreamParser big(nullptr);
   EXPECT_THROW(big.feed("data: \"" + std::string(17 * 1024 * 1024, 'x')), ModelError);
+}
+
+TEST(StreamParser, RecordsTheAnsweringModelAndCompletionId) {
+  ChatStreamParser p(nullptr);
+  p.feed(sse({{"id", "chatcmpl-9"}, {"model", "gpt-4.1-mini-2025-04-14"},
+              {"choices", {{{"index", 0}, {"delta", {{"content", "hi"}}}, {"finish_reason", "stop"}}}}}));
+  p.feed(sse({{"id", "chatcmpl-9"}, {"model", "gpt-4.1-mini-2025-04-14"}, {"choices", json::array()},
+              {"usage", {{"prompt_tokens", 3}, {"completion_tokens", 1}}}}));
+  ModelTurn t = p.finish();
+  EXPECT_EQ(t.response_model, "gpt-4.1-mini-2025-04-14");
+  EXPECT_EQ(t.response_id, "chatcmpl-9");
+  EXPECT_EQ(t.usage.prompt_tokens, 3);
 }

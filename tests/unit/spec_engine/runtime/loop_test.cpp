@@ -1,6 +1,7 @@
 // The agent loop with the scripted model (run.hpp execute; docs/event-path-and-replicas.md "A run").
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <mutex>
@@ -489,4 +490,154 @@ TEST(Loop, ResumedRunDeadlineIncludesEarlierTime) {
                            slow_tools(std::chrono::hours(1), std::chrono::seconds(3)), json::object(), cp);
   EXPECT_EQ(r.status, "failed");
   EXPECT_NE(r.error.find("while tool 'ls' ran"), std::string::npos) << r.error;
+}
+
+namespace {
+
+/// Spans ended while it lives (core::tracing test sink), as OTLP/JSON.
+class SpanSink {
+ public:
+  SpanSink() {
+    core::tracing::set_test_sink([this](const json& s) {
+      std::lock_guard lk(mu_);
+      spans_.push_back(s);
+    });
+  }
+  ~SpanSink() { core::tracing::set_test_sink({}); }
+  std::vector<json> spans() const {
+    std::lock_guard lk(mu_);
+    return spans_;
+  }
+  /// Spans whose parent is `parent`'s span id, in start order, with a name starting with `prefix`.
+  std::vector<json> children(const std::string& parent, const std::string& prefix = "") const {
+    std::vector<json> out;
+    for (const auto& s : spans())
+      if (s.value("parentSpanId", "") == parent && s["name"].get<std::string>().rfind(prefix, 0) == 0) out.push_back(s);
+    std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
+      return std::stoll(a["startTimeUnixNano"].get<std::string>()) < std::stoll(b["startTimeUnixNano"].get<std::string>());
+    });
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<json> spans_;
+};
+
+/// Attribute `key` of an OTLP/JSON span as a plain JSON value (null when absent).
+json attr(const json& span, const std::string& key) {
+  for (const auto& kv : span["attributes"]) {
+    if (kv["key"] != key) continue;
+    const json& v = kv["value"];
+    if (v.contains("intValue")) return std::stoll(v["intValue"].get<std::string>());
+    if (v.contains("stringValue")) return v["stringValue"];
+    if (v.contains("arrayValue")) {
+      json out = json::array();
+      for (const auto& e : v["arrayValue"]["values"]) out.push_back(e.begin().value());
+      return out;
+    }
+    return v.begin().value();
+  }
+  return nullptr;
+}
+
+std::vector<std::string> names(const std::vector<json>& spans) {
+  std::vector<std::string> out;
+  for (const auto& s : spans) out.push_back(s["name"]);
+  return out;
+}
+
+RunResult run_traced(const json& definition, const json& script, const core::tracing::TraceContext& run_span,
+                     Recorder& rec) {
+  std::string path = write_temp(script);
+  ModelSettings ms;
+  ms.provider_override = "scripted:" + path;
+  RunRequest req{"t1", definition, json{{"messages", "Write a hello spec"}}, std::nullopt, run_span};
+  auto r = run(req, RunLimits{}, ms, rec);
+  std::remove(path.c_str());
+  return r;
+}
+
+}  // namespace
+
+TEST(Loop, TracesAgentsModelCallsAndToolCallsAsGenAiSpans) {
+  SpanSink sink;
+  Recorder rec;
+  const auto run_span = core::tracing::new_root();
+  auto r = run_traced(two_agent_definition(), two_agent_script(), run_span, rec);
+  ASSERT_EQ(r.status, "completed") << r.error;
+  for (const auto& s : sink.spans()) EXPECT_EQ(s["traceId"], run_span.trace_id) << s.dump();
+
+  const auto roots = sink.children(run_span.span_id);
+  ASSERT_EQ(names(roots), std::vector<std::string>{"invoke_agent Orchestrator"});
+  const json& lead = roots[0];
+  EXPECT_EQ(attr(lead, "gen_ai.agent.id"), "orchestrator");
+  EXPECT_EQ(attr(lead, "gen_ai.provider.name"), "scripted");
+  EXPECT_EQ(attr(lead, "gen_ai.request.model"), "scripted");
+  EXPECT_EQ(attr(lead, "gen_ai.conversation.id"), "t1");
+  // The orchestrator's own operations, in order: a chat per turn, then the tool calls it asked for.
+  EXPECT_EQ(names(sink.children(lead["spanId"])),
+            (std::vector<std::string>{"chat scripted", "execute_tool write_todos", "execute_tool write_file",
+                                      "chat scripted", "execute_tool task", "chat scripted",
+                                      "execute_tool edit_file", "chat scripted"}));
+  const auto task = sink.children(lead["spanId"], "execute_tool task");
+  ASSERT_EQ(task.size(), 1u);
+  EXPECT_EQ(attr(task[0], "gen_ai.tool.call.id"), "c3");
+  const auto sub = sink.children(task[0]["spanId"]);
+  ASSERT_EQ(names(sub), std::vector<std::string>{"invoke_agent Writer"});
+  EXPECT_EQ(names(sink.children(sub[0]["spanId"])),
+            (std::vector<std::string>{"chat scripted", "execute_tool read_file", "chat scripted",
+                                      "execute_tool edit_file", "chat scripted"}));
+
+  // Tokens: every chat reports its usage; agents sum theirs (sub-agents included); the result too.
+  std::int64_t in = 0, out = 0, writer_in = 0;
+  for (const auto& s : sink.spans()) {
+    if (s["name"] != "chat scripted") continue;
+    EXPECT_GT(attr(s, "gen_ai.usage.input_tokens").get<std::int64_t>(), 0) << s.dump();
+    EXPECT_GT(attr(s, "gen_ai.usage.output_tokens").get<std::int64_t>(), 0) << s.dump();
+    in += attr(s, "gen_ai.usage.input_tokens").get<std::int64_t>();
+    out += attr(s, "gen_ai.usage.output_tokens").get<std::int64_t>();
+    if (attr(s, "gen_ai.agent.name") == "Writer") writer_in += attr(s, "gen_ai.usage.input_tokens").get<std::int64_t>();
+  }
+  EXPECT_EQ(r.usage.input_tokens, in);
+  EXPECT_EQ(r.usage.output_tokens, out);
+  EXPECT_EQ(attr(lead, "gen_ai.usage.input_tokens"), in);
+  EXPECT_EQ(attr(lead, "gen_ai.usage.output_tokens"), out);
+  EXPECT_EQ(attr(sub[0], "gen_ai.usage.input_tokens"), writer_in);
+  EXPECT_EQ(rec.checkpoints.back()["tokens"]["prompt"], in);
+  const auto chats = sink.children(lead["spanId"], "chat");
+  EXPECT_EQ(attr(chats.front(), "gen_ai.response.finish_reasons"), json::array({"tool_calls"}));
+  EXPECT_EQ(attr(chats.back(), "gen_ai.response.finish_reasons"), json::array({"stop"}));
+  for (const auto& s : sink.spans()) EXPECT_FALSE(s.contains("status")) << s.dump();
+}
+
+TEST(Loop, FailedToolCallsAndModelFailuresAreErrorSpans) {
+  SpanSink sink;
+  Recorder rec;
+  const auto run_span = core::tracing::new_root();
+  // A missing file, an unknown tool, arguments that are not JSON; then the script runs out.
+  auto r = run_traced(two_agent_definition(), json::parse(R"({"turns": [
+    {"node": "orchestrator", "tool_calls": [{"id": "r", "name": "read_file", "arguments": {"file_path": "/none.md"}},
+                                            {"id": "u", "name": "fly", "arguments": {}},
+                                            {"id": "j", "name": "ls", "arguments": "{not json"}]}]})"),
+                      run_span, rec);
+  ASSERT_EQ(r.status, "failed");
+  const auto lead = sink.children(run_span.span_id, "invoke_agent");
+  ASSERT_EQ(lead.size(), 1u);
+  const auto tools = sink.children(lead[0]["spanId"], "execute_tool");
+  ASSERT_EQ(names(tools), (std::vector<std::string>{"execute_tool read_file", "execute_tool fly", "execute_tool ls"}));
+  EXPECT_EQ(attr(tools[0], "error.type"), "tool_error");
+  EXPECT_EQ(attr(tools[1], "error.type"), "unknown_tool");
+  EXPECT_EQ(attr(tools[2], "error.type"), "invalid_arguments");
+  for (const auto& t : tools) {
+    EXPECT_EQ(t["status"]["code"], 2) << t.dump();
+    EXPECT_EQ(t["status"]["message"].get<std::string>().rfind("Error:", 0), 0u) << t.dump();
+  }
+  const auto chats = sink.children(lead[0]["spanId"], "chat");
+  ASSERT_EQ(chats.size(), 2u);
+  EXPECT_FALSE(chats[0].contains("status"));
+  EXPECT_EQ(attr(chats[1], "error.type"), "model_error");  // the script ran out
+  EXPECT_EQ(attr(lead[0], "error.type"), "model_error");
+  EXPECT_NE(lead[0]["status"]["message"].get<std::string>().find("script exhausted"), std::string::npos);
+  EXPECT_GT(r.usage.output_tokens, 0);  // the first call's tokens count, also for a failed run
 }

@@ -111,6 +111,18 @@ TEST_P(StoreTest, CheckpointKeepsLatest) {
   EXPECT_EQ((*cp)["step"], 2);
 }
 
+TEST_P(StoreTest, CheckpointsCarryTheThreadsUsageAndFinishKeepsIt) {
+  ASSERT_TRUE(store_->create_thread(thread("t")));
+  store_->save_checkpoint("t", 1, {{"step", 1}, {"tokens", {{"prompt", 7}, {"completion", 2}, {"total", 9}}}});
+  EXPECT_EQ(store_->get_thread("t")->to_state_json()["usage"],
+            (nlohmann::json{{"input_tokens", 7}, {"output_tokens", 2}}));
+  // An outcome without usage (unfenced finish) leaves the last checkpoint's.
+  store_->finish("t", "completed", nlohmann::json::object(), nlohmann::json::object(), "",
+                 EventRecord{"t", 1, "end", {{"status", "completed"}}, "2026-01-01T00:00:01Z"});
+  EXPECT_EQ(store_->get_thread("t")->usage.input_tokens, 7);
+  EXPECT_EQ(store_->get_thread("t")->usage.output_tokens, 2);
+}
+
 TEST_P(StoreTest, StatusAndListing) {
   ASSERT_TRUE(store_->create_thread(thread("a")));
   ASSERT_TRUE(store_->create_thread(thread("b")));
