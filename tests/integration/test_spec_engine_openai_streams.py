@@ -148,6 +148,9 @@ class OpenAiStreamTests(testkit.FakeOpenAiCase):
         _, state, _ = self.run_replies([{"raw": body}], engine=engine)
         self.assertEqual(state["status"], "failed")
         self.assertIn("token limit reached: 30 tokens", state["error"])
+        # The usage is asked for, and the run's state reports what the server counted.
+        self.assertEqual(self.shared_fake.requests[-1]["stream_options"], {"include_usage": True})
+        self.assertEqual(state["usage"], {"input_tokens": 20, "output_tokens": 10})
 
     def test_stream_closed_without_done(self):
         # Whole turn (finish_reason arrived), then the connection closes: accepted.
