@@ -130,6 +130,9 @@ int main(int argc, char** argv) {
 
   // serve
   auto* serve = cli.add_subcommand("serve", "Run the HTTP/WebSocket API");
+  serve->footer(
+      "Environment: JWT_SECRET (required unless --jwt-secret-file), OTEL_EXPORTER_OTLP_ENDPOINT (e.g. "
+      "http://collector:4318: export spans as OTLP/HTTP JSON, docs/observability.md), MIGRATIONS_DIR, CONFIG_DIR.");
   StorageFlags serve_storage;
   add_storage_flags(serve, serve_storage);
   std::string host = "127.0.0.1", engine_url = "http://127.0.0.1:8000", cors, jwt_secret_file, jwt_pubkey_file;

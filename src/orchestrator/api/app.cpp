@@ -229,7 +229,7 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
       std::make_unique<domain::RefinementService>(*m.proposals, *m.engine_port, std::move(agent), m.tracker_port.get());
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
-      *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->can_access_thread(user, thread); },
+      *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->watch_thread(user, thread); },
       m.options.ws);
   store::Store* units = m.store.get();
   const auto ping_budget = m.options.ready_db_timeout;

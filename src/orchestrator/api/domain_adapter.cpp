@@ -252,12 +252,12 @@ ProposalView DomainAdapter::cancel(const std::string& user_id, const std::string
   return ProposalView{p, detail.changes};
 }
 
-bool DomainAdapter::can_access_thread(const std::string& user_id, const std::string& thread_id) {
+std::optional<std::string> DomainAdapter::watch_thread(const std::string& user_id, const std::string& thread_id) {
   try {
-    impl_->proposals.get_by_thread(user_id, thread_id);
-    return true;
+    return impl_->proposals.get_by_thread(user_id, thread_id).traceparent;
   } catch (const domain::NotFoundError&) {
-    return impl_->runs.can_watch(user_id, thread_id);
+    if (impl_->runs.can_watch(user_id, thread_id)) return std::string();  // runs store no traceparent
+    return std::nullopt;
   }
 }
 

@@ -63,7 +63,7 @@ class DomainAdapter : public DomainPort {
   std::pair<ProposalView, DraftView> approve(const std::string& user_id, const std::string& proposal_id) override;
   ProposalView reject(const std::string& user_id, const std::string& proposal_id) override;
   ProposalView cancel(const std::string& user_id, const std::string& proposal_id) override;
-  bool can_access_thread(const std::string& user_id, const std::string& thread_id) override;
+  std::optional<std::string> watch_thread(const std::string& user_id, const std::string& thread_id) override;
   domain::StartedRun start_run(const std::string& user_id, const std::string& workflow_id,
                                const domain::StartRunInput& in) override;
   void fail_run(const std::string& thread_id, const std::string& error, domain::FailureKind kind,

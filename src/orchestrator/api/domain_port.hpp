@@ -153,9 +153,10 @@ class DomainPort {
   /// processing -> cancelled (docs/orchestrator-api.md#proposals); PreconditionError once it left processing,
   /// NotFoundError when the caller may not see it. The engine thread is scheduled for deletion.
   virtual ProposalView cancel(const std::string& user_id, const std::string& proposal_id) = 0;
-  /// True if the user may watch `thread_id`: in proposal_access for the proposal of the thread,
-  /// or a member of the workflow of the run on the thread.
-  virtual bool can_access_thread(const std::string& user_id, const std::string& thread_id) = 0;
+  /// When the user may watch `thread_id` (in proposal_access for the proposal of the thread, or a
+  /// member of the workflow of the run on the thread): the traceparent stored with that proposal
+  /// ("" when none, and for runs). nullopt otherwise.
+  virtual std::optional<std::string> watch_thread(const std::string& user_id, const std::string& thread_id) = 0;
 
   /// Records a new `processing` run (domain/runs.hpp: RunService::start) and returns it with the
   /// definition and files to send to the engine. A non-empty `in.lease_owner` (this replica's

@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/query.hpp"
+#include "core/tracing.hpp"
 #include "core/unavailable.hpp"
 #include "core/util.hpp"
 #include "core/ws.hpp"
@@ -74,16 +75,16 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
     a.reject = e.response();
     return a;
   }
-  bool visible = false;
+  std::optional<std::string> refinement_trace;
   try {
-    visible = core::is_uuid(thread_id) && can_access_(thread_id, user_id);
+    if (core::is_uuid(thread_id)) refinement_trace = can_access_(thread_id, user_id);
   } catch (const core::Unavailable& e) {
     // The database could not say now (store::DatabaseUnavailable): 503 + Retry-After, as for
     // every other route; the browser reconnects later.
     a.reject = to_response(e, req);
     return a;
   }
-  if (!visible) {
+  if (!refinement_trace) {
     const char* what = subject == Subject::run ? "Run thread " : "Refinement thread ";
     a.reject = Response::problem(404, "Not Found", what + thread_id + " was not found.",
                                  {{"type", problem_type("not-found")}, {"resource", "thread"}, {"id", thread_id}});
@@ -96,15 +97,22 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
   }
   const long long after_seq = *parsed_after;
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
-  a.on_open_async = [this, thread_id, after_seq](std::shared_ptr<WsConnection> conn) {
-    return relay(std::move(conn), thread_id, after_seq);
+  a.on_open_async = [this, thread_id, after_seq, tp = req.traceparent,
+                     refinement = std::move(*refinement_trace)](std::shared_ptr<WsConnection> conn) {
+    return relay(std::move(conn), thread_id, after_seq, tp, refinement);
   };
   return a;
 }
 
 core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::string thread_id,
-                                       long long after_seq) {
+                                       long long after_seq, std::string traceparent,
+                                       std::string refinement_traceparent) {
   ActiveGuard active(active_);
+  core::tracing::Span span = core::tracing::start_span("ws_proxy.stream", core::tracing::parse_traceparent(traceparent),
+                                                       core::tracing::kInternal);
+  if (const auto refinement = core::tracing::parse_traceparent(refinement_traceparent)) span.add_link(*refinement);
+  span.set_attribute("thread_id", thread_id);
+  span.set_attribute("after_seq", after_seq);
   core::log::info("ws_proxy_open", {{"thread_id", thread_id}, {"after_seq", after_seq}});
   const auto ex = co_await boost::asio::this_coro::executor;
   // The browser leaving ends the wait for the next event at once.
@@ -121,6 +129,7 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
   so.on_too_slow = [weak, last_sent] {
     if (auto c = weak.lock()) c->close(1013, too_slow_reason(last_sent->load()));
   };
+  so.traceparent = span.context().to_traceparent();
   auto sub = hub_.subscribe(thread_id, after_seq, ex, std::move(so));
   const auto stop = gone->get_token();
   bool too_slow = false;
@@ -171,6 +180,8 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
     conn->close(1013, too_slow_reason(last_sent->load()));
     ended = "too_slow";
   }
+  span.set_attribute("last_seq", last_sent->load());
+  span.set_attribute("outcome", ended);
   core::log::info("ws_proxy_closed", {{"thread_id", thread_id}, {"last_seq", last_sent->load()}, {"outcome", ended}});
 }
 

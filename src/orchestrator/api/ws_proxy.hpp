@@ -8,12 +8,18 @@
 // closes 1000 after `end`, 1013 when the browser falls too far behind (it resumes with
 // after_seq), 1011 with an `error` event when the engine no longer knows the run, 1001 at
 // shutdown. A coroutine on the connection's strand: no thread per browser.
+//
+// Tracing (docs/observability.md): each proxied connection is one `ws_proxy.stream` span, a child
+// of the upgrade request's span (the browser's own trace) with a span link to the trace of the
+// request that started the refinement (the traceparent stored with its proposal): many browsers
+// and reconnects watch one refinement, so they link to it rather than join it.
 
 #include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/router.hpp"
@@ -34,10 +40,12 @@ struct WsProxyOptions {
   std::chrono::milliseconds drain_timeout{30000};
 };
 
-/// True if `user_id` may watch `thread_id` (a row in proposal_access for the thread's proposal,
-/// or membership of the workflow of the thread's run). Unknown threads are false. May throw on
-/// database errors (-> 500).
-using ThreadAccessCheck = std::function<bool(const std::string& thread_id, const std::string& user_id)>;
+/// When `user_id` may watch `thread_id` (a row in proposal_access for the thread's proposal, or
+/// membership of the workflow of the thread's run): the W3C traceparent of the request that
+/// started the thread's refinement ("" = none, and for runs); nullopt when not allowed or
+/// unknown. May throw on database errors (-> 500).
+using ThreadAccessCheck =
+    std::function<std::optional<std::string>(const std::string& thread_id, const std::string& user_id)>;
 
 /// The proxy. Holds no threads; open connections end when the server stops (1001) or the hub
 /// stops following (1001). Destroy after the HTTP server.
@@ -61,8 +69,10 @@ class WsProxy {
   int active() const { return active_.load(); }
 
  private:
+  /// Relays one connection; `traceparent` is the upgrade request's span (the parent of the
+  /// stream span), `refinement_traceparent` the refinement's (linked; "" = none).
   core::async::Task<void> relay(std::shared_ptr<core::http::WsConnection> conn, std::string thread_id,
-                                long long after_seq);
+                                long long after_seq, std::string traceparent, std::string refinement_traceparent);
 
   follow::FollowHub& hub_;
   ThreadAccessCheck can_access_;

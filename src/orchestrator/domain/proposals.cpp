@@ -96,6 +96,7 @@ Proposal ProposalService::insert(store::UnitOfWork& uow, const std::string& acto
   p.base_files = draft.files;
   p.created_at = core::now_rfc3339();
   p.created_by_user_id = actor;
+  p.traceparent = in.traceparent;
   if (!in.lease_owner.empty()) {
     p.lease_owner = in.lease_owner;
     p.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
@@ -109,7 +110,7 @@ Proposal ProposalService::insert(store::UnitOfWork& uow, const std::string& acto
 }
 
 RetryResult ProposalService::retry(const std::string& actor, const std::string& proposal_id,
-                                   const std::string& thread_id) {
+                                   const std::string& thread_id, const std::string& traceparent) {
   check_thread_id(thread_id);
   return store_.run([&](store::UnitOfWork& uow) -> RetryResult {
     store::Tx tx(uow);
@@ -131,6 +132,7 @@ RetryResult ProposalService::retry(const std::string& actor, const std::string& 
     in.context_file_path = old.context_file_path;
     in.context_selection = old.context_selection;
     in.thread_id = thread_id;
+    in.traceparent = traceparent;
     const auto p = insert(uow, actor, wf, in);
     if (!store::proposals::insert_retry(uow, proposal_id, p.id, now))
       already_retried(proposal_id, store::proposals::find_retry(uow, proposal_id).value_or(""));
@@ -461,6 +463,13 @@ bool ProposalService::try_acquire_lease(const std::string& proposal_id, const st
                                         std::chrono::seconds ttl) {
   return store_.run([&](store::UnitOfWork& uow) -> bool {
     return store::proposals::acquire_lease(uow, proposal_id, owner, core::now_rfc3339(), later(ttl));
+  });
+}
+
+std::string ProposalService::traceparent_of(const std::string& proposal_id) {
+  return store_.run([&](store::UnitOfWork& uow) -> std::string {
+    const auto p = store::proposals::find(uow, proposal_id);
+    return p ? p->traceparent : std::string();
   });
 }
 

@@ -50,6 +50,8 @@ struct CreateProposalInput {
   /// thread yet, and the proposal would be failed as gone). "" = no lease (no tracker).
   std::string lease_owner;
   std::chrono::seconds lease_ttl{0};  ///< with lease_owner; at least 1 s
+  /// W3C traceparent of the starting request, stored with the proposal ("" = none).
+  std::string traceparent;
 };
 
 /// GET /api/proposals/{id}: the proposal plus a per-file change summary of what the run
@@ -158,7 +160,9 @@ class ProposalService {
   /// processing or once approved. Needs proposal access (NotFoundError) and owner/editor
   /// (ForbiddenError). Audits "proposal.retry" {retry_of} on the new proposal (and
   /// "proposal.reject" {reason, retry} on a superseded one). LimitExceededError as create().
-  RetryResult retry(const std::string& actor, const std::string& proposal_id, const std::string& thread_id);
+  /// `traceparent` (W3C, of the retry request) is stored with the new proposal.
+  RetryResult retry(const std::string& actor, const std::string& proposal_id, const std::string& thread_id,
+                    const std::string& traceparent = {});
 
   /// Grants another workflow member access ("reviewer" | "viewer"). The actor needs access;
   /// the grantee must be a member (else NotFoundError("user")).
@@ -226,6 +230,9 @@ class ProposalService {
   /// Tracker lease (one tracker per proposal across replicas, docs/orchestrator-api.md#hybrid-event-processing): takes the lease
   /// if it is free, expired, or already `owner`'s, and the proposal is processing.
   bool try_acquire_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
+  /// The W3C traceparent stored with the proposal (CreateProposalInput::traceparent); "" when it
+  /// has none or is unknown. No access check (the tracker's view).
+  std::string traceparent_of(const std::string& proposal_id);
   /// Extends `owner`'s lease; false if it was lost (stop tracking) or the proposal left processing.
   bool renew_lease(const std::string& proposal_id, const std::string& owner, std::chrono::seconds ttl);
   /// Releases `owner`'s lease (no-op if not held).

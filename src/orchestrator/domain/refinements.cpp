@@ -35,6 +35,7 @@ Proposal RefinementService::start(const RefinementRequest& request) {
   in.context_file_path = request.context_file_path;
   in.context_selection = request.context_selection;
   in.thread_id = core::uuid4();
+  in.traceparent = request.traceparent;
   std::unique_ptr<RefinementTracker::Hold> hold;
   if (tracker_) {
     hold = tracker_->starting(in.thread_id);
@@ -51,7 +52,7 @@ RetryResult RefinementService::retry(const std::string& actor, const std::string
   const std::string thread_id = core::uuid4();
   std::unique_ptr<RefinementTracker::Hold> hold;
   if (tracker_) hold = tracker_->starting(thread_id);
-  RetryResult r = proposals_.retry(actor, proposal_id, thread_id);
+  RetryResult r = proposals_.retry(actor, proposal_id, thread_id, traceparent);
   launch(r.proposal, traceparent);
   return r;
 }

@@ -75,7 +75,7 @@ struct RefinementRequest {
   std::string workflow_id;  ///< UUID
   std::string user_prompt;
   std::optional<std::string> context_file_path, context_selection;
-  std::string traceparent;  ///< the request's W3C traceparent ("" = none): the job's trace_id
+  std::string traceparent;  ///< the request's W3C traceparent ("" = none): the job's trace_id, stored with the proposal
 };
 
 /// Runs refinements. Thread-safe (the services it borrows are).

@@ -8,6 +8,7 @@
 #include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/tracing.hpp"
 #include "core/util.hpp"
 
 namespace orchestrator::engine_client {
@@ -269,13 +270,32 @@ bool deleted(const ClientResponse& r) {
 }  // namespace
 
 std::string EngineClient::invoke(const nlohmann::json& job, const std::string& traceparent) {
-  ClientRequest req = engine_request(options_, "POST", options_.base_url + "/spec-engine/invoke", traceparent);
+  // HTTP client span (OTel HTTP semantic conventions): the engine's spans are its children.
+  core::tracing::Span span = core::tracing::start_span("POST /spec-engine/invoke",
+                                                       core::tracing::parse_traceparent(traceparent),
+                                                       core::tracing::kClient);
+  span.set_attribute("http.request.method", "POST");
+  span.set_attribute("url.template", "/spec-engine/invoke");
+  span.set_attribute("url.full", options_.base_url + "/spec-engine/invoke");
+  if (job.contains("job_id") && job["job_id"].is_string()) span.set_attribute("thread_id", job["job_id"]);
+  ClientRequest req = engine_request(options_, "POST", options_.base_url + "/spec-engine/invoke",
+                                     span.context().to_traceparent());
   req.body = job.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "application/json");
   req.idempotent = true;  // the engine deduplicates by job_id (a repeated invoke answers the existing thread)
-  const ClientResponse r = runtime_.run_sync(call("invoke", true, std::move(req), {}));
-  if (r.status < 200 || r.status >= 300) throw_rejected(r);
+  ClientResponse r;
+  try {
+    r = runtime_.run_sync(call("invoke", true, std::move(req), {}));
+  } catch (const EngineUnavailable& e) {
+    span.set_error(e.what(), "engine_unavailable");
+    throw;
+  }
+  span.set_attribute("http.response.status_code", r.status);
+  if (r.status < 200 || r.status >= 300) {
+    span.set_error("the engine refused the job", std::to_string(r.status));
+    throw_rejected(r);
+  }
   const auto body = core::json::parse_or_null(r.body, core::json::kInternalLimits).value_or(nullptr);
   if (body.is_object() && body.contains("thread_id") && body["thread_id"].is_string()) {
     return body["thread_id"].get<std::string>();
@@ -311,10 +331,11 @@ Task<bool> EngineClient::delete_thread_async(std::string thread_id, std::stop_to
 }
 
 Task<std::shared_ptr<core::http::AsyncWsClient>> EngineClient::open_stream(std::string thread_id, long long after_seq,
-                                                                         std::stop_token stop) {
+                                                                         std::stop_token stop, std::string traceparent) {
   std::string url = ws_base(options_.base_url) + "/spec-engine/stream/" + thread_id;
   if (after_seq > 0) url += "?after_seq=" + std::to_string(after_seq);
   core::http::Headers headers;
+  if (!traceparent.empty()) headers.set("traceparent", traceparent);
   const auto timeout = options_.request_timeout;
   core::http::TlsOptions tls;  // a named local: no non-trivial temporaries inside co_await (GCC 12)
   std::optional<core::http::WsHandshakeError> refused;

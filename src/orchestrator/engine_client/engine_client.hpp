@@ -77,8 +77,10 @@ class EngineClient {
   EngineClient& operator=(const EngineClient&) = delete;
 
   /// POST /spec-engine/invoke with job {trace_id, job_id, agent_definition, input_payload}, behind
-  /// the breaker. Returns the thread id. `traceparent` (W3C) is forwarded when non-empty. The
-  /// engine deduplicates by job_id, so a lost answer is retried safely.
+  /// the breaker. Returns the thread id. The call is one CLIENT span `POST /spec-engine/invoke`
+  /// (retries included) continuing `traceparent` (W3C; a new trace when empty), and the engine
+  /// gets that span as its parent (docs/observability.md). The engine deduplicates by job_id, so
+  /// a lost answer is retried safely.
   /// Throws EngineUnavailable or EngineRejected. Blocks the calling thread.
   std::string invoke(const nlohmann::json& job, const std::string& traceparent = {});
 
@@ -97,8 +99,11 @@ class EngineClient {
   /// Opens WebSocket /spec-engine/stream/{thread_id}?after_seq=N (one attempt: callers resume
   /// with after_seq). Throws EngineRejected(404) for an unknown thread, EngineRejected for other
   /// refusals, EngineUnavailable when the engine cannot be reached (or `stop` was requested).
+  /// `traceparent` (W3C) is sent with the upgrade when non-empty: the engine's stream span joins
+  /// that trace.
   core::async::Task<std::shared_ptr<core::http::AsyncWsClient>> open_stream(std::string thread_id, long long after_seq,
-                                                                          std::stop_token stop = {});
+                                                                          std::stop_token stop = {},
+                                                                          std::string traceparent = {});
 
   /// Current breaker state ("closed" | "open" | "half_open"); also exported as gauge
   /// ide_orchestrator_circuit_breaker_state (0 closed, 1 half-open, 2 open).

@@ -104,11 +104,12 @@ struct Subscription::State {
 
 /// One followed thread: its upstream, its events in memory and its subscribers.
 struct Follower : std::enable_shared_from_this<Follower> {
-  Follower(std::shared_ptr<FollowHub::Impl> h, std::string t, long long start)
-      : hub(std::move(h)), thread_id(std::move(t)), base_seq(start), last_seq(start) {}
+  Follower(std::shared_ptr<FollowHub::Impl> h, std::string t, long long start, std::string tp)
+      : hub(std::move(h)), thread_id(std::move(t)), traceparent(std::move(tp)), base_seq(start), last_seq(start) {}
 
   std::shared_ptr<FollowHub::Impl> hub;
   const std::string thread_id;
+  const std::string traceparent;  ///< of the subscriber that started the follower (SubscribeOptions)
   std::stop_source stop;  ///< ends both coroutines (last subscriber left, finished, shutdown)
 
   std::mutex mu;
@@ -242,7 +243,9 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
     bool progressed = false;
     std::string lost;
     try {
-      auto ws = co_await self->hub->engine.open_stream(self->thread_id, from, conn_stop->get_token());
+      // Made first, then awaited: by-value arguments inside a co_await expression (GCC 12).
+      auto opening = self->hub->engine.open_stream(self->thread_id, from, conn_stop->get_token(), self->traceparent);
+      auto ws = co_await std::move(opening);
       ++self->hub->upstreams;
       streams_counter().inc({{"purpose", "follow"}});
       {
@@ -395,7 +398,8 @@ Task<std::optional<Item>> catch_up_one(Subscription::State& st, std::stop_token 
   bool gone = false;
   try {
     if (!st.catch_up) {
-      st.catch_up = co_await hub.engine.open_stream(f.thread_id, cursor, stop);
+      auto opening = hub.engine.open_stream(f.thread_id, cursor, stop, st.options.traceparent);
+      st.catch_up = co_await std::move(opening);
       ++hub.catch_ups;
       streams_counter().inc({{"purpose", "catch_up"}});
     }
@@ -513,7 +517,7 @@ std::shared_ptr<Subscription> FollowHub::subscribe(const std::string& thread_id,
     if (it != impl_->followers.end()) {
       f = it->second;
     } else {
-      f = std::make_shared<Follower>(impl_, thread_id, after_seq);
+      f = std::make_shared<Follower>(impl_, thread_id, after_seq, st->options.traceparent);
       if (impl_->stopping) {
         f->finish = final_item(Item::Kind::stopped, "The orchestrator is shutting down.");
       } else {

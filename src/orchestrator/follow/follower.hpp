@@ -66,6 +66,10 @@ struct SubscribeOptions {
   /// Called once when the subscriber is dropped as too slow, on the follower's I/O thread (keep it
   /// short and non-blocking, e.g. close the browser's connection so a pending write wait ends).
   std::function<void()> on_too_slow;
+  /// W3C traceparent of the subscriber's span ("" = none), sent with the engine streams opened
+  /// for it: the follower's upstream when this subscription starts the follower, and its own
+  /// catch-up streams. The engine's stream spans then join the subscriber's trace.
+  std::string traceparent;
 };
 
 /// What Subscription::next() yields: the next event, or why there is none and will be none.

@@ -81,6 +81,9 @@ struct ProposalRecord {
   /// Why a failed proposal failed (migration 0004): "engine_failed", "engine_gone",
   /// "engine_unreachable", "engine_rejected", "expired", "invalid_result"; nullopt otherwise.
   std::optional<std::string> failure_kind;
+  /// W3C traceparent of the request that started the refinement (migration 0007); "" = none.
+  /// The tracker's spans join that trace; the WebSocket proxy's stream spans link to it.
+  std::string traceparent;
 };
 
 /// audit_log row. `details` is a JSON object.

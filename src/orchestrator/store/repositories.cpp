@@ -515,12 +515,12 @@ const char* kColumns =
     "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
     "p.context_selection, p.generated_files, p.base_files, p.error, p.created_at, p.completed_at, p.resolved_at, "
     "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
-    "p.failure_kind";
+    "p.failure_kind, p.traceparent";
 
 std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
   std::vector<ProposalRecord> out;
   std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by,
-      rby, lease, lease_exp, fkind;
+      rby, lease, lease_exp, fkind, traceparent;
   soci::indicator i_draft, i_cfp, i_csel, i_gen, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp,
       i_fkind;
   int cleanup = 0;
@@ -547,6 +547,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         st.exchange(soci::into(lease_exp, i_lease_exp));
         st.exchange(soci::into(cleanup));
         st.exchange(soci::into(fkind, i_fkind));
+        st.exchange(soci::into(traceparent));
       },
       [&] {
         ProposalRecord p;
@@ -570,6 +571,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         p.lease_expires_at = opt(lease_exp, i_lease_exp);
         p.engine_cleanup_pending = cleanup != 0;
         p.failure_kind = opt(fkind, i_fkind);
+        p.traceparent = traceparent;
         out.push_back(std::move(p));
       });
   return out;
@@ -596,13 +598,13 @@ void insert(UnitOfWork& uow, const ProposalRecord& p) {
   const std::string status = to_string(p.status);
   sql << "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
          "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
-         "engine_cleanup_pending, lease_owner, lease_expires_at) "
-         "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le)",
+         "engine_cleanup_pending, lease_owner, lease_expires_at, traceparent) "
+         "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le, :tp)",
       soci::use(p.id), soci::use(p.workflow_id), soci::use(draft.value, draft.ind), soci::use(p.thread_id),
       soci::use(status), soci::use(p.user_prompt), soci::use(cfp.value, cfp.ind), soci::use(csel.value, csel.ind),
       soci::use(gen.value, gen.ind), soci::use(base), soci::use(err.value, err.ind), soci::use(p.created_at),
       soci::use(p.created_by_user_id), soci::use(lease_owner.value, lease_owner.ind),
-      soci::use(lease_expires.value, lease_expires.ind);
+      soci::use(lease_expires.value, lease_expires.ind), soci::use(p.traceparent);
 }
 
 void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id,

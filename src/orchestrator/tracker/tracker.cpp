@@ -14,6 +14,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/tracing.hpp"
 #include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/domain/files.hpp"
@@ -88,6 +89,19 @@ void observe_finalised(const store::ProposalRecord& p, const char* status) {
   } catch (const std::exception&) {
   }
   proposals_counter().inc({{"outcome", status}});
+}
+
+/// "applied" | "already_final" | "missing" (span attribute finalise.result).
+const char* to_string(FinaliseResult r) {
+  switch (r) {
+    case FinaliseResult::applied:
+      return "applied";
+    case FinaliseResult::already_final:
+      return "already_final";
+    case FinaliseResult::missing:
+      break;
+  }
+  return "missing";
 }
 
 /// The `generated_files` object of a state document, if any.
@@ -315,9 +329,13 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   } forget{*this, job};
 
   bool leased = false;
+  std::string traceparent;  // of the request that started a proposal's refinement
   const auto ttl = lease_seconds();
-  auto acquire = [this, is_run, &id, &owner, ttl] {
-    return is_run ? runs_.try_acquire_lease(id, owner, ttl) : proposals_.try_acquire_lease(id, owner, ttl);
+  auto acquire = [this, is_run, &id, &owner, ttl, &traceparent] {
+    if (is_run) return runs_.try_acquire_lease(id, owner, ttl);
+    if (!proposals_.try_acquire_lease(id, owner, ttl)) return false;
+    traceparent = proposals_.traceparent_of(id);
+    return true;
   };
   try {
     leased = co_await rt_.blocking(acquire);
@@ -334,6 +352,19 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
     job->leased_at = Clock::now();
   }
   core::log::info(is_run ? "tracking run" : "tracking proposal", {{id_key, id}, {"thread_id", thread}, {"owner", owner}});
+  // One span for following the thread. A proposal's is a child of the request that started the
+  // refinement (stored with the proposal), whichever replica follows it and also after a restart
+  // or a takeover; the engine's stream span and the finalisation nest under it
+  // (docs/observability.md). Runs store no traceparent: theirs start a trace.
+  core::tracing::Span span = core::tracing::start_span(is_run ? "run.track" : "proposal.track",
+                                                       core::tracing::parse_traceparent(traceparent),
+                                                       core::tracing::kInternal);
+  span.set_attribute(id_key, id);
+  span.set_attribute("thread_id", thread);
+  span.set_attribute("orchestrator.instance_id", owner);
+  follow::SubscribeOptions so;
+  so.traceparent = span.context().to_traceparent();
+  long long events = 0;
 
   std::shared_ptr<const nlohmann::json> last_files;  // data.files of the last on_state_update carrying them
   std::optional<std::string> last_error;             // the last `error` event's text
@@ -341,12 +372,13 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   std::optional<nlohmann::json> complete_with;
   std::string output;  // a completed run's final assistant message (the state's result.output)
   std::optional<std::pair<std::string, FailureKind>> fail_with;
-  auto sub = hub_.subscribe(thread, 0, rt_.executor());
+  auto sub = hub_.subscribe(thread, 0, rt_.executor(), so);
   for (bool over = false; !over;) {
     Item item = co_await sub->next(stop);
     switch (item.kind) {
       case Item::Kind::event: {
         const follow::Event& ev = *item.event;
+        ++events;
         if (options_.on_event) {
           try {
             options_.on_event(id, ev);
@@ -356,6 +388,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
         if (ev.files) last_files = ev.files;
         if (ev.type == "error") {
           last_error = ev.error;
+          span.add_event("engine.error", {{"seq", ev.seq}, {"message", ev.error.value_or("")}});
           core::log::warn("engine reported an error during the run", {{id_key, id}, {"error", ev.error.value_or("")}});
         }
         if (!ev.is_end()) break;
@@ -403,9 +436,10 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
       case Item::Kind::gone:
         over = true;
         fail_with.emplace(item.reason + " No result can be collected.", FailureKind::engine_gone);
+        span.set_error(item.reason, "engine_gone");
         break;
       case Item::Kind::too_slow:  // not with unbounded options; resubscribe where we were
-        sub = hub_.subscribe(thread, sub->last_seq(), rt_.executor());
+        sub = hub_.subscribe(thread, sub->last_seq(), rt_.executor(), so);
         break;
       case Item::Kind::stopped:
         over = true;
@@ -413,22 +447,35 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
     }
   }
   sub.reset();
+  span.set_attribute("events", events);
 
   if (complete_with || fail_with) {
-    auto apply = [this, is_run, &id, &thread, &complete_with, &output, &fail_with] {
-      if (is_run && complete_with) complete_run(id, thread, output, *complete_with);
-      else if (is_run) fail_run(id, thread, fail_with->first, fail_with->second);
-      else if (complete_with) complete_thread(id, thread, *complete_with);
-      else fail_thread(id, thread, fail_with->first, fail_with->second);
+    core::tracing::Span finalise = core::tracing::start_span(is_run ? "run.finalise" : "proposal.finalise",
+                                                             span.context(), core::tracing::kInternal);
+    finalise.set_attribute(id_key, id);
+    finalise.set_attribute("finalise.status", complete_with ? "completed" : "failed");
+    if (fail_with) finalise.set_attribute("finalise.failure_kind", domain::to_string(fail_with->second));
+    FinaliseResult result = FinaliseResult::missing;
+    auto apply = [this, is_run, &id, &thread, &complete_with, &output, &fail_with, &result] {
+      if (is_run && complete_with) result = complete_run(id, thread, output, *complete_with);
+      else if (is_run) result = fail_run(id, thread, fail_with->first, fail_with->second);
+      else if (complete_with) result = complete_thread(id, thread, *complete_with);
+      else result = fail_thread(id, thread, fail_with->first, fail_with->second);
     };
     try {
       co_await rt_.blocking(apply);
+      finalise.set_attribute("finalise.result", to_string(result));
     } catch (const std::exception& e) {
+      finalise.set_error(e.what(), "finalise_failed");
       core::log::error("could not finalise a tracked job; the sweeper will follow it again",
                        {{id_key, id}, {"error", e.what()}});
     }
-  } else if (!stop.stop_requested()) {
-    core::log::info(is_run ? "stopped tracking a run" : "stopped tracking a proposal", {{id_key, id}});
+    span.set_attribute("outcome", complete_with ? "completed" : "failed");
+  } else {
+    span.set_attribute("outcome", "stopped");
+    if (!stop.stop_requested()) {
+      core::log::info(is_run ? "stopped tracking a run" : "stopped tracking a proposal", {{id_key, id}});
+    }
   }
   auto release = [this, is_run, &id, &owner] {
     if (is_run) runs_.release_lease(id, owner);

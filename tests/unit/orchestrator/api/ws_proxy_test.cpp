@@ -12,6 +12,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../../core/span_sink.hpp"
 #include "../tracker/fake_engine.hpp"
 #include "core/util.hpp"
 #include "orchestrator/api/problem.hpp"
@@ -152,11 +153,12 @@ class WsProxyTest : public ::testing::Test {
   WsProxy& proxy(WsProxyOptions o = {}) {
     proxy_ = std::make_unique<WsProxy>(
         *hub_,
-        [this](const std::string& thread, const std::string& user) {
+        [this](const std::string& thread, const std::string& user) -> std::optional<std::string> {
           if (thread == unanswerable_)
             throw orchestrator::store::DatabaseUnavailable("The database is not reachable right now.",
                                                            std::chrono::seconds(2), false);
-          return user == "u" && thread != denied_;
+          if (user == "u" && thread != denied_) return refinement_traceparent_;
+          return std::nullopt;
         },
         o);
     return *proxy_;
@@ -196,6 +198,7 @@ class WsProxyTest : public ::testing::Test {
   std::unique_ptr<WsProxy> proxy_;
   std::string denied_ = "none";
   std::string unanswerable_ = "none";  ///< the access check cannot reach the database for this thread
+  std::string refinement_traceparent_;  ///< what the access check answers for allowed threads
 };
 
 }  // namespace
@@ -251,6 +254,36 @@ TEST_F(WsProxyTest, ForwardsEventsUnchangedAndClosesWith1000AfterEnd) {
   EXPECT_EQ(conn->sent()[3], numbered(4).dump()) << "the engine's text, unchanged";
   EXPECT_EQ(conn->seqs(), (std::vector<long long>{1, 2, 3, 4, 5}));
   EXPECT_TRUE(eventually([&] { return p.active() == 0; }));
+}
+
+TEST_F(WsProxyTest, StreamSpanLinksToTheRefinementAndParentsTheUpstream) {
+  core::testing::SpanSink sink;
+  refinement_traceparent_ = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  auto& p = proxy();
+  const auto thread = live_thread(2);
+  core::http::Request req;  // the upgrade request, in a trace of its own
+  req.path_params["thread_id"] = thread;
+  req.context["user_id"] = "u";
+  req.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  auto a = proxy_->accept(req);
+  ASSERT_FALSE(a.reject.has_value());
+  auto conn = std::make_shared<FakeConn>();
+  rt_.spawn(a.on_open_async(conn));
+  ASSERT_TRUE(eventually([&] { return engine_.connects(thread).size() == 1; }));
+  engine_.append(thread, end_event(3));
+  ASSERT_TRUE(eventually([&] { return p.active() == 0; }));
+  const auto spans = sink.named("ws_proxy.stream");
+  ASSERT_EQ(spans.size(), 1u);
+  const json& s = spans[0];
+  EXPECT_EQ(s["traceId"], "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(s["parentSpanId"], "b7ad6b7169203331");
+  ASSERT_EQ(s["links"].size(), 1u);
+  EXPECT_EQ(s["links"][0]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(s["links"][0]["spanId"], "00f067aa0ba902b7");
+  // The upstream stream this connection started (the fake engine's server span) is its child.
+  const auto upstream = sink.children(s["spanId"], "GET /spec-engine/stream/");
+  ASSERT_EQ(upstream.size(), 1u);
+  EXPECT_EQ(upstream[0]["traceId"], "0af7651916cd43dd8448eb211c80319c");
 }
 
 TEST_F(WsProxyTest, ResumesAfterSeqAndManyBrowsersShareOneUpstream) {

@@ -195,12 +195,18 @@ TYPED_TEST(Crud, RetryRerunsTheSamePromptOnTheCurrentDraftOnce) {
   in.context_file_path = "/a.md";
   in.context_selection = "a2";
   in.thread_id = core::uuid4();
+  in.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   const auto failed = this->proposals->create(this->alice, id, in);
+  EXPECT_EQ(this->proposals->traceparent_of(failed.id), in.traceparent);
   this->proposals->finalise_failed(failed.thread_id, "model unavailable");
   this->drafts->patch_files(this->alice, id, {{"/b.md", F({"edited by hand"})}}, {}, 1);
 
   const auto thread = core::uuid4();
-  const auto r = this->proposals->retry(this->alice, failed.id, thread);
+  const std::string retry_request = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const auto r = this->proposals->retry(this->alice, failed.id, thread, retry_request);
+  EXPECT_EQ(r.proposal.traceparent, retry_request);  // a retry is a refinement of its own: its own trace
+  EXPECT_EQ(this->proposals->traceparent_of(r.proposal.id), retry_request);
+  EXPECT_EQ(this->proposals->traceparent_of(core::uuid4()), "");
   EXPECT_EQ(r.proposal.status, ProposalStatus::processing);
   EXPECT_EQ(r.proposal.thread_id, thread);
   EXPECT_EQ(r.proposal.user_prompt, "tighten the plan");

@@ -21,6 +21,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../../core/span_sink.hpp"
+
 #include "core/metrics.hpp"
 #include "core/server.hpp"
 #include "core/ws.hpp"
@@ -159,10 +161,19 @@ TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
   Rt r;
   EngineClient client(fast_options(engine.url()), r.rt);
   const double before = counter("invoke", "503");
+  core::testing::SpanSink sink;
   EXPECT_EQ(client.invoke(job(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"), "t-1");
   EXPECT_EQ(engine.hits(), 3);
   EXPECT_EQ(counter("invoke", "503"), before + 1);
-  EXPECT_EQ(engine.last_traceparent(), "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  // One CLIENT span for the call (its three attempts), a child of the caller's span; the engine
+  // gets it as its parent.
+  const auto spans = sink.children("b7ad6b7169203331", "POST /spec-engine/invoke");
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0]["kind"], core::tracing::kClient);
+  EXPECT_EQ(spans[0]["traceId"], "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_FALSE(spans[0].contains("status"));
+  EXPECT_EQ(engine.last_traceparent(),
+            "00-0af7651916cd43dd8448eb211c80319c-" + spans[0]["spanId"].get<std::string>() + "-01");
   EXPECT_EQ(client.breaker_state(), "closed");
 }
 

@@ -57,10 +57,12 @@ TYPED_TEST(StoreLayer, ProposalRowRoundTripsNullsAndJson) {
   p.base_files = {{"/a.md", {{"x", "y"}, now, now}}};
   p.created_at = now;
   p.created_by_user_id = u.id;
+  p.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
   proposals::insert(uow, p);
   auto r = proposals::find(uow, p.id);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->user_prompt, p.user_prompt);
+  EXPECT_EQ(r->traceparent, p.traceparent);
   EXPECT_FALSE(r->draft_id);
   EXPECT_FALSE(r->generated_files);
   EXPECT_FALSE(r->context_file_path);

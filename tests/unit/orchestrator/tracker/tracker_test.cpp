@@ -15,6 +15,7 @@
 #include "core/metrics.hpp"
 #include "core/util.hpp"
 #include "../domain/db_fixture.hpp"
+#include "../../core/span_sink.hpp"
 #include "fake_engine.hpp"
 #include "orchestrator/store/repositories.hpp"
 #include "orchestrator/store/runs.hpp"
@@ -132,10 +133,12 @@ class TrackerTest : public ::testing::Test {
   Tracker& tracker() { return tracker(options()); }
 
   /// Inserts a processing proposal; returns its id.
-  std::string proposal(const std::string& thread_id, std::string created_at = core::now_rfc3339()) {
+  std::string proposal(const std::string& thread_id, std::string created_at = core::now_rfc3339(),
+                       std::string traceparent = {}) {
     orchestrator::testing::LeasedUnit unit(*db_);
     auto& uow = unit.uow;
     ProposalRecord p;
+    p.traceparent = std::move(traceparent);
     p.id = core::uuid4();
     p.workflow_id = workflow_id_;
     p.thread_id = thread_id;
@@ -872,4 +875,30 @@ TEST_F(TrackerTest, SweepLeavesARunBeingStartedAlone) {
   const auto r = wait_run_final(id);
   EXPECT_EQ(r.status, RunStatus::completed);
   EXPECT_EQ(r.output, "Done.");
+}
+
+TEST_F(TrackerTest, FollowsTheRunInsideTheTraceStoredWithTheProposal) {
+  core::testing::SpanSink sink;
+  auto evs = completed_run();
+  evs.insert(evs.begin() + 2, ev("error", {{"error", "tool write_file failed; retrying"}}));
+  engine_.set("th-trace", {with_seq(evs)});
+  const std::string request = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const auto id = proposal("th-trace", core::now_rfc3339(), request);
+  auto& t = tracker();
+  t.track(id, "th-trace");
+  ASSERT_EQ(wait_final(id).status, ProposalStatus::completed);
+  ASSERT_TRUE(t.wait_idle(5s));
+  const auto track = sink.named("proposal.track");
+  ASSERT_EQ(track.size(), 1u);
+  EXPECT_EQ(track[0]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(track[0]["parentSpanId"], "00f067aa0ba902b7");  // the refinement's request
+  ASSERT_EQ(track[0]["events"].size(), 1u);
+  EXPECT_EQ(track[0]["events"][0]["name"], "engine.error");
+  // The engine stream the tracker opened (the fake engine's server span) is in the trace.
+  EXPECT_EQ(sink.children(track[0]["spanId"], "GET /spec-engine/stream/").size(), 1u);
+  const auto finalise = sink.named("proposal.finalise");
+  ASSERT_EQ(finalise.size(), 1u);
+  EXPECT_EQ(finalise[0]["traceId"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(finalise[0]["parentSpanId"], track[0]["spanId"]);
+  EXPECT_FALSE(finalise[0].contains("status"));
 }

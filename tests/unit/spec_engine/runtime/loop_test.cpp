@@ -10,9 +10,11 @@
 #include "core/metrics.hpp"
 #include "spec_engine/runtime/run.hpp"
 #include "../test_host.hpp"
+#include "../../core/span_sink.hpp"
 
 using namespace spec_engine::runtime;
 using nlohmann::json;
+using core::testing::SpanSink;
 using spec_engine::testing::Host;
 
 namespace {
@@ -493,36 +495,6 @@ TEST(Loop, ResumedRunDeadlineIncludesEarlierTime) {
 }
 
 namespace {
-
-/// Spans ended while it lives (core::tracing test sink), as OTLP/JSON.
-class SpanSink {
- public:
-  SpanSink() {
-    core::tracing::set_test_sink([this](const json& s) {
-      std::lock_guard lk(mu_);
-      spans_.push_back(s);
-    });
-  }
-  ~SpanSink() { core::tracing::set_test_sink({}); }
-  std::vector<json> spans() const {
-    std::lock_guard lk(mu_);
-    return spans_;
-  }
-  /// Spans whose parent is `parent`'s span id, in start order, with a name starting with `prefix`.
-  std::vector<json> children(const std::string& parent, const std::string& prefix = "") const {
-    std::vector<json> out;
-    for (const auto& s : spans())
-      if (s.value("parentSpanId", "") == parent && s["name"].get<std::string>().rfind(prefix, 0) == 0) out.push_back(s);
-    std::stable_sort(out.begin(), out.end(), [](const json& a, const json& b) {
-      return std::stoll(a["startTimeUnixNano"].get<std::string>()) < std::stoll(b["startTimeUnixNano"].get<std::string>());
-    });
-    return out;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<json> spans_;
-};
 
 /// Attribute `key` of an OTLP/JSON span as a plain JSON value (null when absent).
 json attr(const json& span, const std::string& key) {
