@@ -40,10 +40,11 @@ def slow_script(path, turns=30, words=1500):
     return write_json(path, {"turns": t})
 
 
-def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None):
-    """spec-engine (testkit.Engine, not started) on the scripted model, its data dir and log under `workdir`."""
+def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None, env=None):
+    """spec-engine (testkit.Engine, not started) on the scripted model, its data dir and log under `workdir`;
+    `env` entries override its environment (None removes a variable)."""
     return Engine(["--model-override", "scripted:" + script, *extra], data_dir=os.path.join(workdir, "engine-data"),
-                  database_url=database_url, port=port, log_dir=workdir, env={"OPENAI_API_KEY": None})
+                  database_url=database_url, port=port, log_dir=workdir, env={"OPENAI_API_KEY": None, **(env or {})})
 
 
 def stop_and_clean(procs, workdir, tail_chars=3000):
@@ -64,9 +65,11 @@ def stop_and_clean(procs, workdir, tail_chars=3000):
 
 
 class Orchestrator:
-    """ide-orchestrator on a free port; SQLite under workdir unless `database_url`."""
+    """ide-orchestrator on a free port; SQLite under workdir unless `database_url`. `env` entries
+    override its environment (None removes a variable); span export is off unless `env` sets
+    OTEL_EXPORTER_OTLP_ENDPOINT."""
 
-    def __init__(self, workdir, engine_url, port=None, database_url=None, extra=(), jwt_secret=None):
+    def __init__(self, workdir, engine_url, port=None, database_url=None, extra=(), jwt_secret=None, env=None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
@@ -74,6 +77,7 @@ class Orchestrator:
         self.database_url = database_url
         self.extra = list(extra)
         self.jwt_secret = jwt_secret or secrets.token_hex(32)
+        self.extra_env = dict(env or {})
         self.exe = os.path.join(BIN_DIR, "ide-orchestrator")
         self.proc = None
         self.logs = 0
@@ -86,8 +90,10 @@ class Orchestrator:
 
     def env(self):
         env = dict(os.environ)
+        env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         env["JWT_SECRET"] = self.jwt_secret
-        return env
+        env.update(self.extra_env)
+        return {k: v for k, v in env.items() if v is not None}
 
     def start(self, timeout=30.0):
         cmd = [self.exe, "serve", *self.storage(), "--host", "127.0.0.1", "--port", str(self.port),
@@ -246,10 +252,14 @@ def ws_follow(orch, thread_id, token, timeout=120, max_resumes=20):
 class Stack:
     """Engine + orchestrator in a temp dir, stopped by close(). Prints logs on failure."""
 
-    def __init__(self, script=DEMO_SCRIPT, orch_extra=(), engine_extra=(), database_url=None, engine_database_url=None):
+    def __init__(self, script=DEMO_SCRIPT, orch_extra=(), engine_extra=(), database_url=None, engine_database_url=None,
+                 env=None):
+        """`env` entries override both services' environment (e.g. OTEL_EXPORTER_OTLP_ENDPOINT)."""
         self.dir = tempfile.mkdtemp(prefix="e2e-")
-        self.engine = scripted_engine(self.dir, script=script, extra=engine_extra, database_url=engine_database_url).start()
-        self.orch = Orchestrator(self.dir, self.engine.base, database_url=database_url, extra=orch_extra).start()
+        self.engine = scripted_engine(self.dir, script=script, extra=engine_extra, database_url=engine_database_url,
+                                      env=env).start()
+        self.orch = Orchestrator(self.dir, self.engine.base, database_url=database_url, extra=orch_extra,
+                                 env=env).start()
 
     def user(self, email=None):
         email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
