@@ -200,8 +200,8 @@ class OneRefinementOneTrace(unittest.TestCase):
         stream = self.one_child(spans, track, "GET /spec-engine/stream/{thread_id}")
         self.assertEqual(stream.service, "spec-engine")
         finalise = self.one_child(spans, track, "proposal.finalise")
-        self.assertEqual(finalise.attributes["proposal.status"], "completed")
-        self.assertEqual(finalise.attributes["proposal.finalise.result"], "applied")
+        self.assertEqual(finalise.attributes["finalise.status"], "completed")
+        self.assertEqual(finalise.attributes["finalise.result"], "applied")
         self.assertGreaterEqual(finalise.start, run.start)
 
         # The browser's WebSocket: its own trace, linked to the refinement's request.

@@ -166,7 +166,7 @@ class OtlpReceiver:
 
 SUMMARY_ATTRIBUTES = ("gen_ai.agent.id", "gen_ai.request.model", "gen_ai.usage.input_tokens",
                       "gen_ai.usage.output_tokens", "gen_ai.response.finish_reasons", "gen_ai.tool.call.id",
-                      "error.type", "http.response.status_code", "proposal.status", "outcome")
+                      "error.type", "http.response.status_code", "finalise.status", "outcome")
 
 
 def trace_summary(spans):
