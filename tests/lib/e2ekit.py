@@ -42,9 +42,13 @@ def slow_script(path, turns=30, words=1500):
 
 def scripted_engine(workdir, script=DEMO_SCRIPT, port=None, extra=(), database_url=None, env=None):
     """spec-engine (testkit.Engine, not started) on the scripted model, its data dir and log under `workdir`;
-    `env` entries override its environment (None removes a variable)."""
+    `env` entries override its environment (None removes a variable). The scripted model counts
+    the whole conversation as prompt tokens on every turn (as a real model bills it), so the
+    long scripts above would reach the default budget of 2,000,000 tokens per run: the budget is
+    raised here (a test of the limit passes --max-tokens, which wins over the variable)."""
     return Engine(["--model-override", "scripted:" + script, *extra], data_dir=os.path.join(workdir, "engine-data"),
-                  database_url=database_url, port=port, log_dir=workdir, env={"OPENAI_API_KEY": None, **(env or {})})
+                  database_url=database_url, port=port, log_dir=workdir,
+                  env={"OPENAI_API_KEY": None, "SPEC_ENGINE_MAX_TOKENS": "1000000000", **(env or {})})
 
 
 def stop_and_clean(procs, workdir, tail_chars=3000):
