@@ -180,6 +180,10 @@ void NatsBus::connect() {
   if (s == NATS_OK) s = natsOptions_SetURL(opts, options_.url.c_str());
   if (s == NATS_OK) s = natsOptions_SetName(opts, "spec-engine");
   if (s == NATS_OK) s = natsOptions_SetNoEcho(opts, true);  // replicas never handle their own events
+  // Asynchronous subscriptions (one per watched thread, thousands under load) share cnats' delivery
+  // pool instead of starting a delivery thread each; order per subscription is kept (nats.h,
+  // natsOptions_UseGlobalMessageDelivery). The handlers only hand frames to the hub: they never block.
+  if (s == NATS_OK) s = natsOptions_UseGlobalMessageDelivery(opts, true);
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, options_.reconnect_wait.count());
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &Impl::on_disconnected, impl_.get());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -30,6 +31,16 @@ bool eventually(P pred, std::chrono::milliseconds t = 5000ms) {
     std::this_thread::sleep_for(10ms);
   }
   return pred();
+}
+
+/// Threads of this process (proc(5): /proc/self/status "Threads:").
+long thread_count() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stol(line.substr(8));
+  }
+  return -1;
 }
 
 /// Collects remote deletes.
@@ -154,6 +165,59 @@ TEST(NatsLink, EventsReachWatchingReplicasAndDeletesReachAllOthers) {
   a.send_delete("t.1");
   ASSERT_TRUE(eventually([&] { return del_b.get() == std::vector<std::string>{"t.1"}; }));
   EXPECT_TRUE(del_a.get().empty());  // no echo
+  b.stop();
+  a.stop();
+  nats_a.close(1000ms);
+  nats_b.close(1000ms);
+}
+
+// A replica watches a thread's subject for every thread it streams (thousands under load): the
+// subscriptions share cnats' delivery pool instead of starting a delivery thread each, so the
+// engine's thread count stays independent of its streams (docs/event-path-and-replicas.md).
+TEST(NatsLink, WatchingManyThreadsStartsNoThreadPerThread) {
+  const char* url = std::getenv("TEST_NATS_URL");
+  if (url == nullptr || *url == '\0') GTEST_SKIP() << "TEST_NATS_URL not set";
+  const std::string tag = core::random_hex(4);
+  auto options = [&](const std::string& who) {
+    spec_engine::bus::NatsOptions o;
+    o.url = url;
+    o.stream = "T_MANY_" + tag + "_" + who;
+    o.subjects = "agent.execute.many" + tag + who + ".*";
+    o.consumer = "c-" + tag + "-" + who;
+    return o;
+  };
+  spec_engine::bus::NatsBus nats_a(options("a")), nats_b(options("b"));
+  nats_a.connect();
+  nats_b.connect();
+  core::async::Runtime rt({1, 1, "nats-many-test"});
+  EventHub hub_b;
+  Deletes del_a, del_b;
+  spec_engine::bus::NatsLinkOptions lo;
+  lo.events_prefix = "spec.events." + tag + ".";
+  lo.control_prefix = "spec.control." + tag + ".";
+  EventHub hub_a;
+  spec_engine::bus::NatsLink a(nats_a, hub_a, del_a.hook(), lo), b(nats_b, hub_b, del_b.hook(), lo);
+  hub_b.set_watch_hooks([&](const std::string& id) { b.watch(id); }, [&](const std::string& id) { b.unwatch(id); });
+  a.start();
+  b.start();
+  std::this_thread::sleep_for(200ms);
+  const long before = thread_count();
+  constexpr int kThreads = 200;
+  std::vector<std::shared_ptr<spec_engine::bus::Subscription>> subs;
+  for (int i = 0; i < kThreads; ++i) subs.push_back(hub_b.subscribe("many-" + std::to_string(i), rt.executor()));
+  std::this_thread::sleep_for(300ms);  // the subscriptions reach the server
+  a.published({EventRecord{"many-0", 1, "on_state_update", {{"k", "first"}}, "ts"},
+               EventRecord{"many-199", 1, "on_state_update", {{"k", "last"}}, "ts"}});
+  std::vector<spec_engine::bus::Frame> first, last;
+  ASSERT_TRUE(eventually([&] {
+    for (auto& f : subs.front()->take().events) first.push_back(f);
+    for (auto& f : subs.back()->take().events) last.push_back(f);
+    return !first.empty() && !last.empty();
+  }));
+  EXPECT_EQ(nlohmann::json::parse(*last[0].text)["data"]["k"], "last");
+  const long during = thread_count();
+  EXPECT_LT(during - before, 8) << kThreads << " watched threads started " << during - before << " OS threads";
+  for (auto& s : subs) hub_b.unsubscribe(s);
   b.stop();
   a.stop();
   nats_a.close(1000ms);
