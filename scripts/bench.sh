@@ -8,8 +8,10 @@
 # Settings (environment, so that `make bench BENCH_SESSIONS=10000` works too):
 #   BENCH_SESSIONS  comma-separated N for refinement-load (default 100,1000; add 10000 for the big run)
 #   BENCH_RATE      model text chunks per second per session (default 2)
-#   BENCH_STORAGE   sqlite,postgres (default both; postgres runs in a throwaway cluster from
-#                   scripts/with-test-services.sh unless TEST_PG_URL is set)
+#   BENCH_STORAGE   sqlite,postgres (default both, postgres alone when BENCH_REPLICAS > 1; postgres
+#                   runs in a throwaway cluster from scripts/with-test-services.sh unless TEST_PG_URL is set)
+#   BENCH_REPLICAS  engine and orchestrator processes (default 1; N = 10,000 needs 2 under a
+#                   per-process descriptor limit of 20,000: BENCH_SESSIONS=10000 BENCH_REPLICAS=2)
 # Arguments are passed to refinement-load as they are (see build/bin/refinement-load --help).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +26,12 @@ echo "== bench/stream_load.py"
 
 SESSIONS=${BENCH_SESSIONS:-100,1000}
 RATE=${BENCH_RATE:-2}
-STORAGE=${BENCH_STORAGE:-sqlite,postgres}
-echo "== refinement-load --sessions $SESSIONS --rate $RATE --storage $STORAGE $*"
-CMD=("$BIN_DIR/refinement-load" --sessions "$SESSIONS" --rate "$RATE" --storage "$STORAGE" "$@")
+REPLICAS=${BENCH_REPLICAS:-1}
+if [[ "$REPLICAS" -gt 1 ]]; then STORAGE=${BENCH_STORAGE:-postgres}; else STORAGE=${BENCH_STORAGE:-sqlite,postgres}; fi
+echo "== refinement-load --sessions $SESSIONS --rate $RATE --storage $STORAGE --replicas $REPLICAS $*"
+CMD=("$BIN_DIR/refinement-load" --sessions "$SESSIONS" --rate "$RATE" --storage "$STORAGE" --replicas "$REPLICAS" "$@")
 if [[ "$STORAGE" == *postgres* && -z "${TEST_PG_URL:-}" ]]; then
+  # No shared nats-server: with replicas, refinement-load starts one per row and measures it.
   SKIP_NATS=1 scripts/with-test-services.sh "${CMD[@]}"
 else
   "${CMD[@]}"

@@ -172,11 +172,12 @@ Task<ClientResponse> call(AsyncHttpClient& client, ClientRequest req, const Load
   }
 }
 
-ClientRequest api_request(const LoadOptions& opts, std::string method, const std::string& path,
-                          const std::string& token, std::string body = {}) {
+/// A request to the orchestrator at `base` (http://host:port) for `path`.
+ClientRequest api_request(const LoadOptions& opts, const std::string& base, std::string method,
+                          const std::string& path, const std::string& token, std::string body = {}) {
   ClientRequest r;
   r.method = std::move(method);
-  r.url = opts.orchestrator_url + path;
+  r.url = base + path;
   r.headers.set("Accept", "application/json");
   if (!token.empty()) r.headers.set("Authorization", "Bearer " + token);
   if (!body.empty()) r.headers.set("Content-Type", "application/json");
@@ -193,12 +194,10 @@ std::string brief(const ClientResponse& r) {
 
 std::string login(AsyncHttpClient& client, const std::string& orchestrator_url, const std::string& email,
                   const std::string& password, const LoadOptions& opts) {
-  LoadOptions o = opts;
-  o.orchestrator_url = orchestrator_url;
   int waits = 0;
-  const ClientRequest req =
-      api_request(o, "POST", "/api/auth/login", "", json{{"email", email}, {"password", password}}.dump());
-  const ClientResponse res = client.runtime().run_sync(call(client, req, o, std::stop_token{}, waits));
+  const ClientRequest req = api_request(opts, orchestrator_url, "POST", "/api/auth/login", "",
+                                        json{{"email", email}, {"password", password}}.dump());
+  const ClientResponse res = client.runtime().run_sync(call(client, req, opts, std::stop_token{}, waits));
   if (res.status != 200) throw std::runtime_error("login of " + email + " failed: " + brief(res));
   return json::parse(res.body).at("token").get<std::string>();
 }
@@ -232,7 +231,8 @@ Task<void> workflow_worker(AsyncHttpClient& client, const LoadOptions& opts, con
                                   {"description", "refinement load benchmark"},
                                   {"template", "multi-agent"}}
                                  .dump();
-    const ClientRequest req = api_request(opts, "POST", "/api/workflows", a.token, body);
+    const ClientRequest req =
+        api_request(opts, opts.orchestrator_for(static_cast<std::size_t>(i)), "POST", "/api/workflows", a.token, body);
     int waits = 0;
     const std::stop_token never;
     const ClientResponse res = co_await call(client, req, opts, never, waits);
@@ -383,10 +383,11 @@ Task<void> follow(Shared& sh, std::string url, Headers headers, StreamResult& r)
 }
 
 /// Waits for the proposal to leave `processing` and checks its files.
-Task<void> await_proposal(Shared& sh, const std::string& token, const std::string& proposal_id, SessionResult& r) {
+Task<void> await_proposal(Shared& sh, const std::string& base, const std::string& token,
+                          const std::string& proposal_id, SessionResult& r) {
   const auto deadline = Clock::now() + sh.opts.proposal_timeout;
   auto delay = 50ms;
-  const ClientRequest req = api_request(sh.opts, "GET", "/api/proposals/" + proposal_id, token);
+  const ClientRequest req = api_request(sh.opts, base, "GET", "/api/proposals/" + proposal_id, token);
   for (;;) {
     ClientResponse res;
     std::string failure;
@@ -436,9 +437,10 @@ std::string ws_base(const std::string& http_url) {
 Task<void> session(Shared& sh, core::async::Executor strand, const Account& account, const std::string& workflow_id,
                    int index, SessionResult& r) {
   const auto t0 = Clock::now();
+  const std::string& base = sh.opts.orchestrator_for(static_cast<std::size_t>(index));
   const std::string prompt = "Load session " + std::to_string(index) + " of run " + sh.opts.run_tag +
                              ": add a short section to the plan.";
-  const ClientRequest start = api_request(sh.opts, "POST", "/api/workflows/" + workflow_id + "/refinements",
+  const ClientRequest start = api_request(sh.opts, base, "POST", "/api/workflows/" + workflow_id + "/refinements",
                                           account.token,
                                           json{{"user_prompt", prompt}, {"context_file_path", "/THE_SPEC/plan.md"}}.dump());
   std::string failure;
@@ -459,13 +461,16 @@ Task<void> session(Shared& sh, core::async::Executor strand, const Account& acco
 
   // The anchor follows the same thread through the other relay, concurrently.
   std::shared_ptr<core::async::Oneshot<StreamResult>> anchored;
-  if (sh.anchor) anchored = sh.anchor->follow(index, thread_id, strand);
+  if (sh.anchor && !sh.opts.anchor_urls.empty()) {
+    const std::string& relay = sh.opts.anchor_urls[static_cast<std::size_t>(index) % sh.opts.anchor_urls.size()];
+    anchored = sh.anchor->follow(index, relay, thread_id, strand);
+  }
   Headers browser;
   browser.set("Sec-WebSocket-Protocol", "bearer, " + account.token);  // how the web console authenticates
-  const std::string browser_url = ws_base(sh.opts.orchestrator_url) + "/api/ws/refinements/" + thread_id;
+  const std::string browser_url = ws_base(base) + "/api/ws/refinements/" + thread_id;
   co_await follow(sh, browser_url, browser, r.browser);
   if (anchored) r.anchor = co_await anchored->get();
-  co_await await_proposal(sh, account.token, proposal_id, r);
+  co_await await_proposal(sh, base, account.token, proposal_id, r);
   r.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
@@ -556,16 +561,15 @@ Task<void> follow_and_report(Shared& sh, std::string url, int index) {
 
 }  // namespace
 
-AnchorRelay::AnchorRelay(const std::string& self_exe, const std::string& anchor_ws_url, int io_threads,
-                         const std::filesystem::path& log)
-    : child_(Child::start_piped({self_exe, "--anchor-worker", anchor_ws_url, "--io-threads", std::to_string(io_threads)},
-                                {}, log)) {
+AnchorRelay::AnchorRelay(const std::string& self_exe, int io_threads, const std::filesystem::path& log)
+    : child_(Child::start_piped({self_exe, "--anchor-worker", "--io-threads", std::to_string(io_threads)}, {}, log)) {
   reader_ = std::thread([this] { read_results(); });
 }
 
 AnchorRelay::~AnchorRelay() { kill(); }
 
-std::shared_ptr<core::async::Oneshot<StreamResult>> AnchorRelay::follow(int index, const std::string& thread_id,
+std::shared_ptr<core::async::Oneshot<StreamResult>> AnchorRelay::follow(int index, const std::string& anchor_ws_url,
+                                                                        const std::string& thread_id,
                                                                         const core::async::Executor& waiter) {
   auto done = std::make_shared<core::async::Oneshot<StreamResult>>(waiter);
   std::lock_guard lk(mu_);
@@ -576,7 +580,8 @@ std::shared_ptr<core::async::Oneshot<StreamResult>> AnchorRelay::follow(int inde
     return done;
   }
   pending_[index] = done;
-  const std::string line = std::to_string(index) + " " + thread_id + "\n";  // < PIPE_BUF: one atomic write
+  // < PIPE_BUF: one atomic write.
+  const std::string line = std::to_string(index) + " " + anchor_ws_url + "/spec-engine/stream/" + thread_id + "\n";
   if (::write(child_.stdin_fd(), line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
     pending_.erase(index);
     StreamResult r;
@@ -643,7 +648,7 @@ void AnchorRelay::kill() {
   child_.stop();
 }
 
-int run_anchor_worker(const std::string& anchor_ws_url, int io_threads) {
+int run_anchor_worker(int io_threads) {
   core::async::Runtime rt(core::async::RuntimeOptions{io_threads, 1, "anchor-worker"});
   rt.start();
   core::http::AsyncClientOptions co;
@@ -664,7 +669,7 @@ int run_anchor_worker(const std::string& anchor_ws_url, int io_threads) {
       ++latch.left;
     }
     auto on_done = [&latch](std::exception_ptr) { latch.done(); };
-    rt.spawn(rt.make_strand(), follow_and_report(sh, anchor_ws_url + "/spec-engine/stream/" + line.substr(sp + 1), index),
+    rt.spawn(rt.make_strand(), follow_and_report(sh, line.substr(sp + 1), index),
              on_done);
   }
   latch.done();

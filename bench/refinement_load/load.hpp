@@ -29,13 +29,21 @@ struct Account {
 
 /// Where and how to drive the load.
 struct LoadOptions {
-  std::string orchestrator_url;  ///< http://host:port of ide-orchestrator
+  /// http://host:port of each ide-orchestrator replica; session i (and workflow i) uses
+  /// orchestrator_urls[i % size()].
+  std::vector<std::string> orchestrator_urls;
+  /// ws://host:port of the relay anchor in front of each engine replica; session i's anchor
+  /// subscriber uses anchor_urls[i % size()] (the engine its orchestrator invokes). Empty: no anchor.
+  std::vector<std::string> anchor_urls;
   int turns = 4;                 ///< turns of the model script: the proposal must hold /THE_SPEC/paced-1..turns.md
   std::string run_tag;           ///< makes every prompt (and so every model conversation) unique to this run
   std::chrono::milliseconds request_timeout{120000};   ///< one HTTP request or WebSocket handshake
   std::chrono::milliseconds retry_budget{600000};      ///< total waiting on 429/503 + Retry-After per call
   std::chrono::milliseconds proposal_timeout{120000};  ///< from the stream's `end` to a final proposal
   int max_reconnects = 20;       ///< stream reconnects (with after_seq) before a stream counts as failed
+
+  /// The orchestrator of session (or workflow) `i`. Precondition: orchestrator_urls is not empty.
+  const std::string& orchestrator_for(std::size_t i) const { return orchestrator_urls[i % orchestrator_urls.size()]; }
 };
 
 /// One followed stream (the browser's through the orchestrator, or the anchor's).
@@ -69,28 +77,30 @@ struct SessionResult {
 std::string login(core::http::AsyncHttpClient& client, const std::string& orchestrator_url, const std::string& email,
                   const std::string& password, const LoadOptions& opts);
 
-/// Creates `n` workflows from the multi-agent template, owned round-robin by `accounts`, with at
-/// most `parallel` requests in flight. Returns their ids. Throws std::runtime_error on failure.
+/// Creates `n` workflows from the multi-agent template, owned round-robin by `accounts`, workflow i
+/// through opts.orchestrator_for(i), with at most `parallel` requests in flight. Returns their ids.
+/// Throws std::runtime_error on failure.
 std::vector<std::string> create_workflows(core::async::Runtime& rt, core::http::AsyncHttpClient& client,
                                           const LoadOptions& opts, const std::vector<Account>& accounts, int n,
                                           int parallel);
 
 /// The anchor's subscribers, in a worker process of their own (this binary with --anchor-worker),
-/// so that the harness's descriptors are split over two processes (N sockets each) and the
-/// anchor's frames are read in parallel with the browsers'. Lines on the worker's stdin name the
-/// streams to follow; it answers one JSON line per finished stream.
+/// so that the harness's descriptors are split over two processes (N sockets each, under one
+/// process's RLIMIT_NOFILE at N = 10,000) and the anchor's frames are read in parallel with the
+/// browsers'. Lines on the worker's stdin name the streams to follow; it answers one JSON line per
+/// finished stream.
 class AnchorRelay {
  public:
-  /// Starts the worker: `self_exe --anchor-worker anchor_ws_url`, its stderr in `log`.
-  AnchorRelay(const std::string& self_exe, const std::string& anchor_ws_url, int io_threads,
-              const std::filesystem::path& log);
+  /// Starts the worker: `self_exe --anchor-worker --io-threads io_threads`, its stderr in `log`.
+  AnchorRelay(const std::string& self_exe, int io_threads, const std::filesystem::path& log);
   ~AnchorRelay();
   AnchorRelay(const AnchorRelay&) = delete;
   AnchorRelay& operator=(const AnchorRelay&) = delete;
 
-  /// Asks the worker to follow /spec-engine/stream/{thread_id}; the result arrives in the Oneshot
-  /// (waited on from `waiter`), or an error result when the worker ends first.
-  std::shared_ptr<core::async::Oneshot<StreamResult>> follow(int index, const std::string& thread_id,
+  /// Asks the worker to follow `anchor_ws_url`/spec-engine/stream/{thread_id}; the result arrives
+  /// in the Oneshot (waited on from `waiter`), or an error result when the worker ends first.
+  std::shared_ptr<core::async::Oneshot<StreamResult>> follow(int index, const std::string& anchor_ws_url,
+                                                             const std::string& thread_id,
                                                              const core::async::Executor& waiter);
   /// No more streams: the worker finishes those it follows and exits. Waits for it.
   void finish();
@@ -106,15 +116,15 @@ class AnchorRelay {
   std::thread reader_;
 };
 
-/// The worker side of AnchorRelay (main() of `--anchor-worker URL`): follows each stream named on
-/// stdin ("<index> <thread_id>") at URL/spec-engine/stream/<thread_id> and writes its result.
-/// Returns the exit status once stdin ended and every stream finished.
-int run_anchor_worker(const std::string& anchor_ws_url, int io_threads);
+/// The worker side of AnchorRelay (main() of `--anchor-worker`): follows each stream named on
+/// stdin ("<index> <ws://host:port/spec-engine/stream/thread_id>") and writes its result as one
+/// JSON line on stdout. Returns the exit status once stdin ended and every stream finished.
+int run_anchor_worker(int io_threads);
 
-/// Runs one session per workflow at once (session i belongs to accounts[i % accounts.size()])
-/// and waits until all finished or `deadline` passed (the rest are cancelled and reported as
-/// failed). `anchor` (may be null) follows each session's engine stream as well. One result per
-/// session.
+/// Runs one session per workflow at once (session i belongs to accounts[i % accounts.size()] and
+/// talks to opts.orchestrator_for(i)) and waits until all finished or `deadline` passed (the rest
+/// are cancelled and reported as failed). `anchor` (may be null) follows each session's engine
+/// stream as well, through opts.anchor_urls[i % size]. One result per session.
 std::vector<SessionResult> run_sessions(core::async::Runtime& rt, core::http::AsyncHttpClient& client,
                                         const LoadOptions& opts, const std::vector<Account>& accounts,
                                         const std::vector<std::string>& workflows, AnchorRelay* anchor,

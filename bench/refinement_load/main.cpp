@@ -4,6 +4,8 @@
 // WebSocket stream as the anchor — creates users and workflows, then starts N refinements at once,
 // each followed by a browser WebSocket through the orchestrator's proxy and an anchor subscriber
 // through nginx, and reports time, lag, CPU, threads, memory and stream integrity.
+// With --replicas K (PostgreSQL only) there are K engines and K orchestrators on one database and
+// a NATS server, orchestrator i on engine i, nginx relaying every engine, sessions round-robin.
 // It only talks HTTP/WebSocket to the real binaries and reads /proc.
 #include <csignal>
 #include <cmath>
@@ -35,6 +37,9 @@ struct Settings {
   std::vector<int> sessions{100, 1000};
   std::vector<std::string> storages{"sqlite"};
   std::string database_url;
+  int replicas = 1;
+  std::string nats_url;  // "" = start one when replicas > 1; "none" = PostgreSQL LISTEN/NOTIFY
+  std::string nats_server = "nats-server";
   int turns = 4;
   int chunks = 4;
   double rate = 2.0;
@@ -53,10 +58,20 @@ struct Settings {
   bool keep = false;
 };
 
-/// Everything measured for one storage and N.
+/// What one process of a service cost during the load.
+struct ProcCost {
+  double cpu = 0;    // CPU seconds
+  long threads = 0;  // peak threads
+  long rss = 0;      // peak RSS, bytes
+};
+
+/// Everything measured for one storage and N. CPU, threads and RSS of a service kind are summed
+/// over its replicas (peaks of the sum); engine_procs/orch_procs hold each process's own.
 struct Row {
   std::string storage;
   int n = 0;
+  int replicas = 1;
+  std::string bus = "none";  // how engine replicas share live events (replicas > 1)
   std::string failure;  // set when the row could not run (a service failed ...)
   int sessions_ok = 0;
   int proposals_completed = 0;
@@ -69,6 +84,11 @@ struct Row {
   double cpu_engine = 0, cpu_orch = 0, cpu_nginx = 0, cpu_model = 0, cpu_harness = 0;
   long thr_engine = 0, thr_orch = 0, thr_nginx = 0, thr_model = 0;
   long rss_engine = 0, rss_orch = 0, rss_nginx = 0, rss_model = 0;
+  int nginx_workers = 0;
+  bool nats_measured = false;  // nats-server started by this row (its cost is below)
+  double cpu_nats = 0;
+  long thr_nats = 0, rss_nats = 0;
+  std::vector<ProcCost> engine_procs, orch_procs;
   double session_p50 = 0, session_p95 = 0;
   long waits = 0;
   long model_requests = 0;
@@ -139,38 +159,80 @@ bool wait_healthy(core::http::AsyncHttpClient& client, const std::string& url, C
   return false;
 }
 
-std::string nginx_conf(const fs::path& dir, int listen_port, int engine_port, long connections) {
+/// Descriptors each process needs for N sessions over K replicas: one per socket (the
+/// orchestrator keeps one upstream per engine thread for its tracker and every browser of it),
+/// plus a margin for listeners, database connections, logs and pooled keep-alive connections.
+struct FdPlan {
+  long engine = 0;        ///< per replica: orchestrator follower + model stream + anchor subscriber, per session
+  long orchestrator = 0;  ///< per replica: browser + engine follower, per session
+  long model = 0;         ///< the paced model server: one stream per session
+  long harness = 0;       ///< browsers (one connection per session at a time) + idle keep-alive pool
+  long anchor_worker = 0; ///< the anchor's subscribers
+  int nginx_workers = 0;  ///< nginx worker processes (reuseport spreads connections evenly)
+  long nginx_worker = 0;  ///< per nginx worker: 2 per subscriber (client + upstream)
+  /// The largest need of one process.
+  long largest() const {
+    return std::max({engine, orchestrator, model, harness, anchor_worker, nginx_worker});
+  }
+};
+
+FdPlan fd_plan(long n, int replicas, bool anchored) {
+  const long per = (n + replicas - 1) / replicas;
+  FdPlan p;
+  p.engine = per * (anchored ? 3 : 2) + 256;
+  p.orchestrator = 2 * per + 256;
+  p.model = n + 64;
+  p.harness = n + 256L * replicas + 64;
+  p.anchor_worker = anchored ? n + 64 : 0;
+  // About 4,000 descriptors per worker: far below any per-process limit, and as few workers as
+  // that allows (at least 2, one per core here).
+  p.nginx_workers = anchored ? static_cast<int>(std::clamp<long>((2 * n + 3999) / 4000, 2, 16)) : 0;
+  p.nginx_worker = anchored ? 2 * n / p.nginx_workers + 256 : 0;
+  return p;
+}
+
+/// nginx relaying the WebSocket streams of the engine replicas: replica i behind 127.0.0.1:listen_ports[i].
+/// Each worker may hold `worker_fds` descriptors (capped at the process limit `fd_limit`).
+std::string nginx_conf(const fs::path& dir, const std::vector<int>& listen_ports, const std::vector<int>& engine_ports,
+                       int workers, long worker_fds, std::size_t fd_limit) {
+  // Connections counted by nginx are client and upstream sockets; leave room for the rest.
+  const long rlimit = std::min<long>(static_cast<long>(fd_limit), 2 * worker_fds + 1024);
+  const long connections = std::max<long>(1024, rlimit - 64);
   std::ostringstream c;
   c << "# Relay anchor written by refinement-load: nginx proxying spec-engine's WebSocket stream.\n"
-    << "worker_processes auto;\n"
-    << "worker_rlimit_nofile " << 2 * connections + 1024 << ";\n"
+    << "worker_processes " << workers << ";\n"
+    << "worker_rlimit_nofile " << rlimit << ";\n"
     << "pid " << (dir / "nginx.pid").string() << ";\n"
     << "error_log " << (dir / "nginx-error.log").string() << " warn;\n"
     << "daemon off;\n"
-    << "events { worker_connections " << connections + 1024 << "; multi_accept on; }\n"
+    << "events { worker_connections " << connections << "; multi_accept on; }\n"
     << "http {\n"
     << "  access_log off;\n"
     << "  client_body_temp_path " << (dir / "client_body").string() << ";\n"
     << "  proxy_temp_path " << (dir / "proxy").string() << ";\n"
     << "  fastcgi_temp_path " << (dir / "fastcgi").string() << ";\n"
     << "  uwsgi_temp_path " << (dir / "uwsgi").string() << ";\n"
-    << "  scgi_temp_path " << (dir / "scgi").string() << ";\n"
-    << "  server {\n"
-    << "    listen 127.0.0.1:" << listen_port << " backlog=4096;\n"
-    << "    location = /health { return 200 \"ok\"; }\n"
-    << "    location /spec-engine/stream/ {\n"
-    << "      proxy_pass http://127.0.0.1:" << engine_port << ";\n"
-    << "      proxy_http_version 1.1;\n"
-    << "      proxy_set_header Upgrade $http_upgrade;\n"
-    << "      proxy_set_header Connection \"upgrade\";\n"
-    << "      proxy_set_header Host $host;\n"
-    << "      proxy_read_timeout 900s;\n"
-    << "      proxy_send_timeout 900s;\n"
-    // Its own source address: the anchor's upstream connections get a port space of their own.
-    << "      proxy_bind 127.0.0.2;\n"
-    << "    }\n"
-    << "  }\n"
-    << "}\n";
+    << "  scgi_temp_path " << (dir / "scgi").string() << ";\n";
+  for (std::size_t i = 0; i < listen_ports.size(); ++i) {
+    c << "  server {\n"
+      // reuseport: one listening socket per worker, the kernel spreads connections by hash, so no
+      // worker runs out of descriptors while another idles.
+      << "    listen 127.0.0.1:" << listen_ports[i] << " backlog=4096 reuseport;\n"
+      << "    location = /health { return 200 \"ok\"; }\n"
+      << "    location /spec-engine/stream/ {\n"
+      << "      proxy_pass http://127.0.0.1:" << engine_ports[i] << ";\n"
+      << "      proxy_http_version 1.1;\n"
+      << "      proxy_set_header Upgrade $http_upgrade;\n"
+      << "      proxy_set_header Connection \"upgrade\";\n"
+      << "      proxy_set_header Host $host;\n"
+      << "      proxy_read_timeout 900s;\n"
+      << "      proxy_send_timeout 900s;\n"
+      // Its own source address: the anchor's upstream connections get a port space of their own.
+      << "      proxy_bind 127.0.0.2;\n"
+      << "    }\n"
+      << "  }\n";
+  }
+  c << "}\n";
   return c.str();
 }
 
@@ -191,14 +253,25 @@ std::string with_database(const std::string& url, const std::string& name) {
   return base + "/" + name + (q == std::string::npos ? "" : url.substr(q));
 }
 
+/// Engine replica flags for live events between replicas (docs/event-path-and-replicas.md): NATS
+/// subjects of a stream of their own (a shared server stays usable by others), or none (PostgreSQL
+/// LISTEN/NOTIFY). Empty with one replica.
+std::vector<std::string> nats_flags(const std::string& url, const std::string& tag) {
+  if (url.empty()) return {};
+  return {"--nats-url", url, "--nats-stream", "RL_" + tag, "--nats-subjects", "agent.execute.RL_" + tag + ".*",
+          "--nats-consumer", "rl_" + tag};
+}
+
 /// One storage × N: fresh services, setup, the measured load, teardown.
 Row run_row(const Settings& s, const std::string& storage, int n, int row_index, const fs::path& work,
-            core::async::Runtime& rt, core::http::AsyncHttpClient& client) {
+            std::size_t fd_limit, core::async::Runtime& rt, core::http::AsyncHttpClient& client) {
   Row row;
   row.storage = storage;
   row.n = n;
+  row.replicas = s.replicas;
   row.pacing = s.turns * s.chunks / s.rate;
-  const fs::path dir = work / (storage + "-" + std::to_string(n));
+  const int k = s.replicas;
+  const fs::path dir = work / (storage + "-" + std::to_string(n) + (k > 1 ? "-k" + std::to_string(k) : ""));
   fs::create_directories(dir);
   const fs::path bin = s.bin_dir;
   const bool pg = storage == "postgres";
@@ -224,7 +297,10 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
       }
     }
   } drop{s, db_prefix, pg};
-  auto note = [&](const std::string& what) { std::cout << "  [" << storage << " N=" << n << "] " << what << std::endl; };
+  auto note = [&](const std::string& what) {
+    std::cout << "  [" << storage << " N=" << n << (k > 1 ? " K=" + std::to_string(k) : "") << "] " << what
+              << std::endl;
+  };
   auto fail = [&](const std::string& why, const Child* c) {
     row.failure = why;
     if (c) row.failure += "\n" + c->log_tail();
@@ -241,55 +317,101 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
     return fail("paced-model-server did not start", &model);
   }
 
-  // Engine.
+  // NATS for the engine replicas' live events: the given server, or one of this row's own.
+  Child nats;
+  std::string nats_url;
+  if (k > 1 && s.nats_url != "none") {
+    nats_url = s.nats_url;
+    if (nats_url.empty()) {
+      const int nats_port = free_port();
+      const int monitor_port = free_port();
+      nats = Child::start({s.nats_server, "-a", "127.0.0.1", "-p", std::to_string(nats_port), "-m",
+                           std::to_string(monitor_port), "-js", "-sd", (dir / "nats").string()},
+                          {}, dir / "nats.log");
+      if (!wait_healthy(client, "http://127.0.0.1:" + std::to_string(monitor_port) + "/healthz", nats, 30s)) {
+        return fail("nats-server did not start", &nats);
+      }
+      nats_url = "nats://127.0.0.1:" + std::to_string(nats_port);
+      row.bus = "NATS (nats-server started for the row)";
+      row.nats_measured = true;
+    } else {
+      row.bus = "NATS at " + nats_url;
+    }
+  } else if (k > 1) {
+    row.bus = "PostgreSQL LISTEN/NOTIFY";
+  }
+
+  // Engines: replica i serves the sessions of orchestrator i.
   const std::string engine_bin = (bin / "spec-engine").string();
   const std::string engine_help = help_of({engine_bin, "--help"});
+  const int per_replica = (n + k - 1) / k;
   int runs = s.engine_max_runs;
-  if (runs <= 0) runs = static_cast<int>(std::min<long>(n, flag_max(engine_help, "--max-concurrent-runs").value_or(n)));
-  const int engine_port = free_port();
-  std::vector<std::string> eargs{engine_bin,        "--host",          "127.0.0.1",
-                                 "--port",          std::to_string(engine_port), "--model-override",
-                                 "openai:paced",    "--max-concurrent-runs",     std::to_string(runs),
-                                 "--max-queue",     std::to_string(std::max(n, 64)), "--log-level",
-                                 s.service_log_level};
-  if (pg) {
-    eargs.insert(eargs.end(), {"--database-url", engine_db});
-  } else {
-    eargs.insert(eargs.end(), {"--data-dir", (dir / "engine").string()});
+  if (runs <= 0) {
+    runs = static_cast<int>(
+        std::min<long>(per_replica, flag_max(engine_help, "--max-concurrent-runs").value_or(per_replica)));
   }
-  eargs.insert(eargs.end(), s.engine_args.begin(), s.engine_args.end());
-  Child engine = Child::start(eargs,
-                              {{"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(model_port) + "/v1"},
-                               {"OPENAI_API_KEY", "paced-model-server-needs-no-key"}},
-                              dir / "engine.log", dir);
-  const std::string engine_url = "http://127.0.0.1:" + std::to_string(engine_port);
-  if (!wait_healthy(client, engine_url + "/health", engine)) return fail("spec-engine did not start", &engine);
+  const std::string nats_tag = std::to_string(::getpid()) + "_" + std::to_string(row_index);
+  std::vector<Child> engines;
+  std::vector<int> engine_ports;
+  std::vector<std::string> engine_urls;
+  for (int i = 0; i < k; ++i) {
+    const int port = free_port();
+    const std::string name = k > 1 ? "engine-" + std::to_string(i + 1) : "engine";
+    std::vector<std::string> eargs{engine_bin,        "--host",          "127.0.0.1",
+                                   "--port",          std::to_string(port), "--model-override",
+                                   "openai:paced",    "--max-concurrent-runs", std::to_string(runs),
+                                   "--max-queue",     std::to_string(std::max(n, 64)), "--log-level",
+                                   s.service_log_level};
+    if (pg) {
+      eargs.insert(eargs.end(), {"--database-url", engine_db, "--replica-id", "rl-" + name});
+    } else {
+      eargs.insert(eargs.end(), {"--data-dir", (dir / name).string()});
+    }
+    const auto bus = nats_flags(nats_url, nats_tag);
+    eargs.insert(eargs.end(), bus.begin(), bus.end());
+    eargs.insert(eargs.end(), s.engine_args.begin(), s.engine_args.end());
+    engines.push_back(Child::start(eargs,
+                                   {{"OPENAI_BASE_URL", "http://127.0.0.1:" + std::to_string(model_port) + "/v1"},
+                                    {"OPENAI_API_KEY", "paced-model-server-needs-no-key"},
+                                    {"NATS_URL", ""}},  // only --nats-url above, never the caller's
+                                   dir / (name + ".log"), dir));
+    engine_ports.push_back(port);
+    engine_urls.push_back("http://127.0.0.1:" + std::to_string(port));
+    if (!wait_healthy(client, engine_urls.back() + "/health", engines.back())) {
+      return fail(name + " (spec-engine) did not start", &engines.back());
+    }
+  }
 
-  // Orchestrator, with its per-user and rate limits raised when it has them: the load comes from
-  // one address and a few users.
+  // Orchestrators, replica i on engine i, with their per-user and rate limits raised when they have
+  // them: the load comes from one address and a few users. One JWT secret: a token is good on any.
   const std::string orch_bin = (bin / "ide-orchestrator").string();
   const std::string orch_help = help_of({orch_bin, "serve", "--help"});
-  const int orch_port = free_port();
   std::vector<std::string> storage_flags =
       pg ? std::vector<std::string>{"--database-url", orch_db} : std::vector<std::string>{"--data-dir", (dir / "orchestrator").string()};
-  std::vector<std::string> oargs{orch_bin, "--log-level", s.service_log_level, "serve", "--host", "127.0.0.1",
-                                 "--port", std::to_string(orch_port), "--engine-url", engine_url};
-  oargs.insert(oargs.end(), storage_flags.begin(), storage_flags.end());
-  for (const char* flag : {"--login-rate-limit", "--user-rate-limit", "--refinement-rate-limit", "--ip-rate-limit",
-                           "--max-concurrent-runs-per-user"}) {
-    if (!has_flag(orch_help, flag)) continue;
-    const long high = std::min<long>(flag_max(orch_help, flag).value_or(1000000), 1000000);
-    oargs.insert(oargs.end(), {flag, std::to_string(high)});
-  }
-  oargs.insert(oargs.end(), s.orchestrator_args.begin(), s.orchestrator_args.end());
   const std::map<std::string, std::string> orch_env{{"JWT_SECRET", random_secret()}};
-  Child orch = Child::start(oargs, orch_env, dir / "orchestrator.log", dir);
-  const std::string orch_url = "http://127.0.0.1:" + std::to_string(orch_port);
-  if (!wait_healthy(client, orch_url + "/health", orch)) return fail("ide-orchestrator did not start", &orch);
+  std::vector<Child> orchs;
+  LoadOptions lo;
+  for (int i = 0; i < k; ++i) {
+    const int port = free_port();
+    const std::string name = k > 1 ? "orchestrator-" + std::to_string(i + 1) : "orchestrator";
+    std::vector<std::string> oargs{orch_bin, "--log-level", s.service_log_level, "serve", "--host", "127.0.0.1",
+                                   "--port", std::to_string(port), "--engine-url", engine_urls[static_cast<std::size_t>(i)]};
+    oargs.insert(oargs.end(), storage_flags.begin(), storage_flags.end());
+    for (const char* flag : {"--login-rate-limit", "--user-rate-limit", "--refinement-rate-limit", "--ip-rate-limit",
+                             "--max-concurrent-runs-per-user"}) {
+      if (!has_flag(orch_help, flag)) continue;
+      const long high = std::min<long>(flag_max(orch_help, flag).value_or(1000000), 1000000);
+      oargs.insert(oargs.end(), {flag, std::to_string(high)});
+    }
+    oargs.insert(oargs.end(), s.orchestrator_args.begin(), s.orchestrator_args.end());
+    orchs.push_back(Child::start(oargs, orch_env, dir / (name + ".log"), dir));
+    lo.orchestrator_urls.push_back("http://127.0.0.1:" + std::to_string(port));
+    if (!wait_healthy(client, lo.orchestrator_urls.back() + "/health", orchs.back())) {
+      return fail(name + " (ide-orchestrator) did not start", &orchs.back());
+    }
+  }
 
   // Users and workflows (not measured).
-  LoadOptions lo;
-  lo.orchestrator_url = orch_url;
   lo.turns = s.turns;
   lo.run_tag = core::random_hex(4);
   const int users = std::max(1, (n + s.sessions_per_user - 1) / s.sessions_per_user);
@@ -306,47 +428,64 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
                     (dir / "user-add.log").string() + ")";
       return row;
     }
-    accounts.push_back({email, login(client, orch_url, email, password, lo)});
+    accounts.push_back({email, login(client, lo.orchestrator_for(static_cast<std::size_t>(u)), email, password, lo)});
   }
   std::vector<std::string> workflows;
   try {
     workflows = create_workflows(rt, client, lo, accounts, n, 16);
   } catch (const std::exception& e) {
-    return fail(e.what(), &orch);
+    return fail(e.what(), &orchs.front());
   }
   note(std::to_string(users) + " users, " + std::to_string(n) + " workflows in " +
-       std::to_string(std::chrono::duration<double>(Clock::now() - setup0).count()).substr(0, 5) + " s; engine runs " +
-       std::to_string(runs) + " at once");
+       std::to_string(std::chrono::duration<double>(Clock::now() - setup0).count()).substr(0, 5) + " s; " +
+       (k > 1 ? std::to_string(k) + " engines run " : "engine runs ") + std::to_string(runs) + " at once" +
+       (k > 1 ? " each; replicas share live events by " + row.bus : ""));
 
-  // The relay anchor: nginx, followed by a worker process of this binary.
+  // The relay anchor: nginx in front of every engine, followed by a worker process of this binary.
   Child nginx;
   std::unique_ptr<AnchorRelay> anchor;
   std::vector<pid_t> nginx_pids;
   if (s.anchor == "nginx") {
-    const int nginx_port = free_port();
+    const FdPlan plan = fd_plan(n, k, true);
+    std::vector<int> listen_ports;
+    for (int i = 0; i < k; ++i) listen_ports.push_back(free_port());
     for (const char* sub : {"client_body", "proxy", "fastcgi", "uwsgi", "scgi"}) fs::create_directories(dir / sub);
-    std::ofstream(dir / "nginx.conf") << nginx_conf(dir, nginx_port, engine_port, 2L * n + 64);
+    std::ofstream(dir / "nginx.conf") << nginx_conf(dir, listen_ports, engine_ports, plan.nginx_workers,
+                                                    plan.nginx_worker, fd_limit);
+    row.nginx_workers = plan.nginx_workers;
     nginx = Child::start({s.nginx, "-p", dir.string(), "-c", (dir / "nginx.conf").string(), "-e",
                           (dir / "nginx-error.log").string()},
                          {}, dir / "nginx.log", dir);
-    if (!wait_healthy(client, "http://127.0.0.1:" + std::to_string(nginx_port) + "/health", nginx, 30s)) {
-      return fail("nginx did not start (see " + (dir / "nginx-error.log").string() + ")", &nginx);
+    for (int port : listen_ports) {
+      if (!wait_healthy(client, "http://127.0.0.1:" + std::to_string(port) + "/health", nginx, 30s)) {
+        return fail("nginx did not start (see " + (dir / "nginx-error.log").string() + ")", &nginx);
+      }
+      lo.anchor_urls.push_back("ws://127.0.0.1:" + std::to_string(port));
     }
     nginx_pids = children_of(nginx.pid());
     nginx_pids.push_back(nginx.pid());
-    anchor = std::make_unique<AnchorRelay>(self_exe().string(),
-                                           "ws://127.0.0.1:" + std::to_string(nginx_port), s.io_threads,
-                                           dir / "anchor-worker.log");
+    anchor = std::make_unique<AnchorRelay>(self_exe().string(), s.io_threads, dir / "anchor-worker.log");
   }
 
   // The measured phase.
+  std::vector<pid_t> engine_pids, orch_pids;
+  for (auto& e : engines) engine_pids.push_back(e.pid());
+  for (auto& o : orchs) orch_pids.push_back(o.pid());
   PeakSampler peaks;
-  peaks.watch("engine", {engine.pid()});
-  peaks.watch("orchestrator", {orch.pid()});
+  peaks.watch("engine", engine_pids);
+  peaks.watch("orchestrator", orch_pids);
+  for (int i = 0; i < k; ++i) {
+    peaks.watch("engine#" + std::to_string(i), {engine_pids[static_cast<std::size_t>(i)]});
+    peaks.watch("orchestrator#" + std::to_string(i), {orch_pids[static_cast<std::size_t>(i)]});
+  }
   peaks.watch("model", {model.pid()});
   if (!nginx_pids.empty()) peaks.watch("nginx", nginx_pids);
-  const ProcSample e0 = sample(engine.pid()), o0 = sample(orch.pid()), m0 = sample(model.pid());
-  const ProcSample n0 = sample_all(nginx_pids);
+  if (row.nats_measured) peaks.watch("nats", {nats.pid()});
+  std::vector<ProcSample> e0, o0;
+  for (pid_t p : engine_pids) e0.push_back(sample(p));
+  for (pid_t p : orch_pids) o0.push_back(sample(p));
+  const ProcSample m0 = sample(model.pid()), n0 = sample_all(nginx_pids);
+  const ProcSample nats0 = row.nats_measured ? sample(nats.pid()) : ProcSample{};
   const double h0 = self_cpu_seconds() + (anchor ? sample(anchor->pid()).cpu_seconds : 0.0);
   peaks.start();
   const double timeout = s.timeout > 0 ? s.timeout : 300.0 + row.pacing * 4 + n * 0.05;
@@ -359,13 +498,25 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   row.load_after = loadavg();
   peaks.stop();
   const double anchor_cpu = anchor ? sample(anchor->pid()).cpu_seconds : 0.0;
-  const ProcSample e1 = sample(engine.pid()), o1 = sample(orch.pid()), m1 = sample(model.pid());
-  const ProcSample n1 = sample_all(nginx_pids);
   row.cpu_harness = self_cpu_seconds() + anchor_cpu - h0;
-  row.cpu_engine = e1.cpu_seconds - e0.cpu_seconds;
-  row.cpu_orch = o1.cpu_seconds - o0.cpu_seconds;
-  row.cpu_model = m1.cpu_seconds - m0.cpu_seconds;
-  row.cpu_nginx = n1.cpu_seconds - n0.cpu_seconds;
+  for (int i = 0; i < k; ++i) {
+    const auto u = static_cast<std::size_t>(i);
+    ProcCost e{sample(engine_pids[u]).cpu_seconds - e0[u].cpu_seconds, peaks.peak_threads("engine#" + std::to_string(i)),
+               peaks.peak_rss("engine#" + std::to_string(i))};
+    ProcCost o{sample(orch_pids[u]).cpu_seconds - o0[u].cpu_seconds,
+               peaks.peak_threads("orchestrator#" + std::to_string(i)), peaks.peak_rss("orchestrator#" + std::to_string(i))};
+    row.cpu_engine += e.cpu;
+    row.cpu_orch += o.cpu;
+    row.engine_procs.push_back(e);
+    row.orch_procs.push_back(o);
+  }
+  row.cpu_model = sample(model.pid()).cpu_seconds - m0.cpu_seconds;
+  row.cpu_nginx = sample_all(nginx_pids).cpu_seconds - n0.cpu_seconds;
+  if (row.nats_measured) {
+    row.cpu_nats = sample(nats.pid()).cpu_seconds - nats0.cpu_seconds;
+    row.thr_nats = peaks.peak_threads("nats");
+    row.rss_nats = peaks.peak_rss("nats");
+  }
   row.thr_engine = peaks.peak_threads("engine");
   row.thr_orch = peaks.peak_threads("orchestrator");
   row.thr_model = peaks.peak_threads("model");
@@ -426,13 +577,16 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   } catch (const std::exception& e) {
     ++row.failures[std::string("model /stats: ") + e.what()];
   }
-  for (Child* c : {&engine, &orch}) {
-    if (!c->alive()) row.failure = "a service exited during the load:\n" + c->log_tail();
+  for (auto* group : {&engines, &orchs}) {
+    for (auto& c : *group) {
+      if (!c.alive()) row.failure = "a service exited during the load (" + c.log().string() + "):\n" + c.log_tail();
+    }
   }
   if (anchor) anchor->finish();
   nginx.stop();
-  orch.stop();
-  engine.stop();
+  for (auto& o : orchs) o.stop();
+  for (auto& e : engines) e.stop();
+  nats.stop();
   model.stop();
   return row;
 }
@@ -451,8 +605,22 @@ double per_event_ms(double cpu_seconds, long events) {
   return events > 0 ? cpu_seconds * 1000.0 / static_cast<double>(events) : NAN;
 }
 
+/// The largest peak thread count / RSS of one process among `procs`.
+long max_threads(const std::vector<ProcCost>& procs) {
+  long m = 0;
+  for (const auto& p : procs) m = std::max(m, p.threads);
+  return m;
+}
+long max_rss(const std::vector<ProcCost>& procs) {
+  long m = 0;
+  for (const auto& p : procs) m = std::max(m, p.rss);
+  return m;
+}
+
 void print_row(const Row& r, bool anchored) {
-  std::cout << "\n== " << r.storage << ", N=" << r.n << (r.ok() ? "" : "  ** FAILED **") << "\n";
+  std::cout << "\n== " << r.storage << ", N=" << r.n
+            << (r.replicas > 1 ? ", " + std::to_string(r.replicas) + " replicas (live events: " + r.bus + ")" : "")
+            << (r.ok() ? "" : "  ** FAILED **") << "\n";
   if (!r.failure.empty()) {
     std::cout << "  " << r.failure << "\n";
     if (r.events == 0 && r.sessions_ok == 0) return;  // nothing was measured
@@ -484,17 +652,35 @@ void print_row(const Row& r, bool anchored) {
             << "  CPU seconds               engine " << fixed(r.cpu_engine, 1) << ", orchestrator "
             << fixed(r.cpu_orch, 1);
   if (anchored) std::cout << ", nginx " << fixed(r.cpu_nginx, 2);
+  if (r.nats_measured) std::cout << ", nats-server " << fixed(r.cpu_nats, 1);
   std::cout << ", model server " << fixed(r.cpu_model, 1) << " (" << fixed(100 * r.cpu_model / r.wall, 0)
             << "% of a core), harness " << fixed(r.cpu_harness, 1) << " (" << fixed(100 * r.cpu_harness / r.wall, 0)
             << "% of a core" << (anchored ? ", 2 processes" : "") << ")\n"
             << "  peak threads              engine " << r.thr_engine << ", orchestrator " << r.thr_orch
             << ", model server " << r.thr_model;
-  if (anchored) std::cout << ", nginx " << r.thr_nginx;
+  if (anchored) std::cout << ", nginx " << r.thr_nginx << " (" << r.nginx_workers << " workers)";
+  if (r.nats_measured) std::cout << ", nats-server " << r.thr_nats;
   std::cout << "\n"
             << "  peak RSS                  engine " << mib(r.rss_engine) << ", orchestrator " << mib(r.rss_orch)
             << " (both " << mib(r.rss_engine + r.rss_orch) << "), model server " << mib(r.rss_model);
   if (anchored) std::cout << ", nginx " << mib(r.rss_nginx);
-  std::cout << "\n"
+  if (r.nats_measured) std::cout << ", nats-server " << mib(r.rss_nats);
+  std::cout << "\n";
+  if (r.replicas > 1) {
+    // Limits (threads, descriptors, memory) apply per process.
+    std::cout << "  per process               ";
+    for (std::size_t i = 0; i < r.engine_procs.size(); ++i) {
+      const auto& p = r.engine_procs[i];
+      std::cout << "engine-" << i + 1 << " " << fixed(p.cpu, 1) << " CPU-s, " << p.threads << " threads, " << mib(p.rss)
+                << "; ";
+    }
+    for (std::size_t i = 0; i < r.orch_procs.size(); ++i) {
+      const auto& p = r.orch_procs[i];
+      std::cout << "orchestrator-" << i + 1 << " " << fixed(p.cpu, 1) << " CPU-s, " << p.threads << " threads, "
+                << mib(p.rss) << (i + 1 < r.orch_procs.size() ? "; " : "\n");
+    }
+  }
+  std::cout
             << "  model requests            " << r.model_requests << " (conversations by requests: "
             << r.model_per_conversation.dump() << ")\n";
   std::vector<std::pair<int, std::string>> reasons;
@@ -509,8 +695,9 @@ void print_row(const Row& r, bool anchored) {
   const double nginx_ms = per_event_ms(r.cpu_nginx, r.anchor_events);
   std::cout << "  targets: wall <= 1.3x pacing " << mark(r.wall <= 1.3 * r.pacing) << "; p99 lag <= 100 ms "
             << mark(r.lag_p99 <= 100) << "; engine <= 0.1 ms/event " << mark(per_event_ms(r.cpu_engine, r.events) <= 0.1)
-            << "; orchestrator <= 0.05 ms/event " << mark(orch_ms <= 0.05) << "; threads <= 64 each "
-            << mark(r.thr_engine <= 64 && r.thr_orch <= 64) << "; RSS of both <= 2 GiB "
+            << "; orchestrator <= 0.05 ms/event " << mark(orch_ms <= 0.05) << "; threads <= 64 per process "
+            << mark(max_threads(r.engine_procs) <= 64 && max_threads(r.orch_procs) <= 64)
+            << (r.replicas > 1 ? "; RSS of all replicas <= 2 GiB " : "; RSS of both <= 2 GiB ")
             << mark(r.rss_engine + r.rss_orch <= (2L << 30));
   if (anchored) {
     std::cout << "; orchestrator relay <= 2x nginx per event " << mark(orch_ms <= 2 * nginx_ms) << " ("
@@ -520,12 +707,14 @@ void print_row(const Row& r, bool anchored) {
 }
 
 void print_table(const std::vector<Row>& rows, bool anchored) {
-  std::cout << "\n| storage | N | wall (pacing) | lag p50 / p95 / p99 | events/s | CPU ms/event engine / orchestrator"
-            << (anchored ? " / nginx" : "") << " | peak threads engine / orchestrator | peak RSS engine / orchestrator"
+  std::cout << "\n| storage | N | replicas | wall (pacing) | lag p50 / p95 / p99 | events/s | CPU ms/event engine / "
+               "orchestrator"
+            << (anchored ? " / nginx" : "")
+            << " | peak threads per process engine / orchestrator | peak RSS per process engine / orchestrator"
             << " | CPU-s model server / harness | lost / dup | correct |\n"
-            << "|---|---|---|---|---|---|---|---|---|---|---|\n";
+            << "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& r : rows) {
-    std::cout << "| " << r.storage << " | " << r.n << " | ";
+    std::cout << "| " << r.storage << " | " << r.n << " | " << r.replicas << " | ";
     if (!r.failure.empty() && r.events == 0) {
       std::cout << "failed: " << r.failure.substr(0, r.failure.find('\n')) << " | | | | | | | | |\n";
       continue;
@@ -535,30 +724,49 @@ void print_table(const std::vector<Row>& rows, bool anchored) {
               << " | " << fixed(per_event_ms(r.cpu_engine, r.events), 3) << " / "
               << fixed(per_event_ms(r.cpu_orch, r.events), 3);
     if (anchored) std::cout << " / " << fixed(per_event_ms(r.cpu_nginx, r.anchor_events), 4);
-    std::cout << " | " << r.thr_engine << " / " << r.thr_orch << " | " << mib(r.rss_engine) << " / "
-              << mib(r.rss_orch) << " | " << fixed(r.cpu_model, 1) << " / " << fixed(r.cpu_harness, 1) << " | "
+    std::cout << " | " << max_threads(r.engine_procs) << " / " << max_threads(r.orch_procs) << " | "
+              << mib(max_rss(r.engine_procs)) << " / " << mib(max_rss(r.orch_procs)) << " | " << fixed(r.cpu_model, 1) << " / " << fixed(r.cpu_harness, 1) << " | "
               << r.lost + r.anchor_lost << " / " << r.duplicated + r.anchor_duplicated << " | " << r.sessions_ok
               << "/" << r.n << " |\n";
   }
 }
 
+/// One row as JSON (--json): totals per service kind (CPU summed, peaks of the summed samples)
+/// and, under "per_process", each replica's own CPU seconds, peak threads and peak RSS.
 json row_json(const Row& r) {
-  return {{"storage", r.storage},
-          {"sessions", r.n},
-          {"ok", r.ok()},
-          {"failure", r.failure},
-          {"sessions_ok", r.sessions_ok},
-          {"wall_s", r.wall},
-          {"pacing_s", r.pacing},
-          {"lag_ms", {{"p50", r.lag_p50}, {"p95", r.lag_p95}, {"p99", r.lag_p99}, {"max", r.lag_max}}},
-          {"events", r.events},
-          {"anchor_events", r.anchor_events},
-          {"lost", r.lost + r.anchor_lost},
-          {"duplicated", r.duplicated + r.anchor_duplicated},
-          {"cpu_s", {{"engine", r.cpu_engine}, {"orchestrator", r.cpu_orch}, {"nginx", r.cpu_nginx},
-                     {"model", r.cpu_model}, {"harness", r.cpu_harness}}},
-          {"peak_threads", {{"engine", r.thr_engine}, {"orchestrator", r.thr_orch}, {"nginx", r.thr_nginx}, {"model", r.thr_model}}},
-          {"peak_rss_bytes", {{"engine", r.rss_engine}, {"orchestrator", r.rss_orch}, {"nginx", r.rss_nginx}, {"model", r.rss_model}}}};
+  auto procs = [](const std::vector<ProcCost>& v) {
+    json out = json::array();
+    for (const auto& p : v) out.push_back({{"cpu_s", p.cpu}, {"peak_threads", p.threads}, {"peak_rss_bytes", p.rss}});
+    return out;
+  };
+  json j = {{"storage", r.storage},
+            {"sessions", r.n},
+            {"replicas", r.replicas},
+            {"live_events_between_replicas", r.bus},
+            {"ok", r.ok()},
+            {"failure", r.failure},
+            {"sessions_ok", r.sessions_ok},
+            {"wall_s", r.wall},
+            {"pacing_s", r.pacing},
+            {"lag_ms", {{"p50", r.lag_p50}, {"p95", r.lag_p95}, {"p99", r.lag_p99}, {"max", r.lag_max}}},
+            {"anchor_lag_ms", {{"p50", r.anchor_lag_p50}, {"p99", r.anchor_lag_p99}}},
+            {"events", r.events},
+            {"anchor_events", r.anchor_events},
+            {"lost", r.lost + r.anchor_lost},
+            {"duplicated", r.duplicated + r.anchor_duplicated},
+            {"cpu_s", {{"engine", r.cpu_engine}, {"orchestrator", r.cpu_orch}, {"nginx", r.cpu_nginx},
+                       {"model", r.cpu_model}, {"harness", r.cpu_harness}}},
+            {"peak_threads", {{"engine", r.thr_engine}, {"orchestrator", r.thr_orch}, {"nginx", r.thr_nginx}, {"model", r.thr_model}}},
+            {"peak_rss_bytes", {{"engine", r.rss_engine}, {"orchestrator", r.rss_orch}, {"nginx", r.rss_nginx}, {"model", r.rss_model}}},
+            {"per_process", {{"engine", procs(r.engine_procs)}, {"orchestrator", procs(r.orch_procs)}}},
+            {"nginx_workers", r.nginx_workers},
+            {"load_average_after", r.load_after}};
+  if (r.nats_measured) {
+    j["cpu_s"]["nats"] = r.cpu_nats;
+    j["peak_threads"]["nats"] = r.thr_nats;
+    j["peak_rss_bytes"]["nats"] = r.rss_nats;
+  }
+  return j;
 }
 
 std::vector<int> parse_ints(const std::string& list) {
@@ -586,7 +794,9 @@ int main(int argc, char** argv) {
       "wall time against the model's pacing, delivery lag, events/s, CPU per event, peak threads and RSS per "
       "service, the harness's and the model server's CPU, and lost/duplicated events. Exit status 0 only when "
       "every stream arrived complete and gapless and every proposal completed with the model's files; timings "
-      "never fail it."};
+      "never fail it. With --replicas K it runs K engines and K orchestrators on one PostgreSQL (the production "
+      "topology; orchestrator i invokes and follows engine i, sessions are spread round-robin), which is how "
+      "N = 10,000 fits under a per-process descriptor limit of 20,000."};
   Settings s;
   std::string sessions = "100,1000";
   std::string storages = "sqlite";
@@ -597,6 +807,18 @@ int main(int argc, char** argv) {
                  "PostgreSQL server for the postgres rows (each row creates and drops its own databases; default: "
                  "$TEST_PG_URL)")
       ->envname("TEST_PG_URL");
+  app.add_option("--replicas", s.replicas,
+                 "Engine and orchestrator processes (K of each, replica i of the orchestrator on replica i of the "
+                 "engine; needs --storage postgres when above 1). Threads, RSS and CPU are summed per service and "
+                 "shown per process")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--nats-url", s.nats_url,
+                 "NATS server the engine replicas share live events through when --replicas > 1 (default: "
+                 "$TEST_NATS_URL, then $NATS_URL; when neither is set each row starts --nats-server of its own and "
+                 "measures it; 'none': PostgreSQL LISTEN/NOTIFY instead)");
+  app.add_option("--nats-server", s.nats_server, "nats-server binary started when --replicas > 1 and no --nats-url")
+      ->capture_default_str();
   app.add_option("--turns", s.turns, "Model turns per run, each ending in a write_file call")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
@@ -607,7 +829,7 @@ int main(int argc, char** argv) {
   app.add_option("--sessions-per-user", s.sessions_per_user, "Refinements per user (users = ceil(N / this))")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  app.add_option("--anchor", s.anchor, "Relay anchor next to the orchestrator: nginx | none")
+  app.add_option("--anchor", s.anchor, "Relay anchor next to the orchestrator (nginx in front of every engine replica): nginx | none")
       ->check(CLI::IsMember({"nginx", "none"}))
       ->capture_default_str();
   app.add_option("--nginx", s.nginx, "nginx binary (Debian: /usr/sbin/nginx)")->capture_default_str();
@@ -618,7 +840,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 8))
       ->capture_default_str();
   app.add_option("--engine-max-runs", s.engine_max_runs,
-                 "spec-engine --max-concurrent-runs (default: N, capped at the engine's own maximum)");
+                 "spec-engine --max-concurrent-runs of each replica (default: its share of N, capped at the engine's own maximum)");
   app.add_option("--engine-arg", s.engine_args, "Extra spec-engine flag (repeat; e.g. --engine-arg=--blocking-threads=32)");
   app.add_option("--orchestrator-arg", s.orchestrator_args, "Extra ide-orchestrator serve flag (repeat)");
   app.add_option("--service-log-level", s.service_log_level, "--log-level of both services")->capture_default_str();
@@ -626,13 +848,12 @@ int main(int argc, char** argv) {
   app.add_option("--work-dir", s.work_dir, "Where logs and databases go (default: a new /tmp/refinement-load.* dir)");
   app.add_flag("--keep", s.keep, "Keep the work directory (it is always kept when something failed)");
   app.add_option("--json", s.json_out, "Append one JSON object per row to this file");
-  std::string anchor_worker;
-  app.add_option("--anchor-worker", anchor_worker, "(internal) run as the anchor's subscriber process for this URL")
-      ->group("");
+  bool anchor_worker = false;
+  app.add_flag("--anchor-worker", anchor_worker, "(internal) run as the anchor's subscriber process")->group("");
   CLI11_PARSE(app, argc, argv);
-  if (!anchor_worker.empty()) {
+  if (anchor_worker) {
     std::signal(SIGPIPE, SIG_IGN);
-    return run_anchor_worker(anchor_worker, s.io_threads);
+    return run_anchor_worker(s.io_threads);
   }
 
   try {
@@ -652,6 +873,24 @@ int main(int argc, char** argv) {
       }
       s.storages.push_back(item);
     }
+  }
+  if (s.replicas > 1 && std::find(s.storages.begin(), s.storages.end(), "sqlite") != s.storages.end()) {
+    std::cerr << "refinement-load: --replicas " << s.replicas
+              << " needs --storage postgres: SQLite is one process (a second engine on the same data directory "
+                 "refuses to start)\n";
+    return 2;
+  }
+  if (s.nats_url.empty()) {
+    for (const char* var : {"TEST_NATS_URL", "NATS_URL"}) {
+      if (const char* v = std::getenv(var); v && *v) {
+        s.nats_url = v;
+        break;
+      }
+    }
+  }
+  if (s.replicas > 1 && s.nats_url.empty() && s.nats_server.find('/') == std::string::npos &&
+      fs::exists("/usr/sbin/" + s.nats_server)) {
+    s.nats_server = "/usr/sbin/" + s.nats_server;
   }
   if (std::find(s.storages.begin(), s.storages.end(), "postgres") != s.storages.end() && s.database_url.empty()) {
     std::cerr << "refinement-load: --storage postgres needs --database-url (or TEST_PG_URL), e.g. run it under "
@@ -694,16 +933,33 @@ int main(int argc, char** argv) {
             << " (inherited by the services); ephemeral ports " << port_lo << "-" << port_hi << " ("
             << port_hi - port_lo + 1 << " per destination)\n"
             << "  services log at --log-level " << s.service_log_level << "; work dir " << work.string() << "\n";
-  // Loopback connections to one destination need one ephemeral port each: the orchestrator may
-  // hold 2 per session to the engine today (tracker and proxy); nginx binds 127.0.0.2 for its own.
-  if (port_hi - port_lo + 1 < 2 * max_n + 1000) {
-    std::cout << "  warning: up to " << 2 * max_n << " connections from the orchestrator to the engine need a wider "
-              << "net.ipv4.ip_local_port_range\n";
+  // Descriptors per process (every process has the same limit, inherited from here).
+  const bool anchored = s.anchor == "nginx";
+  const FdPlan plan = fd_plan(max_n, s.replicas, anchored);
+  std::cout << "  descriptors per process at N=" << max_n << " with " << s.replicas << " replica"
+            << (s.replicas > 1 ? "s" : "") << ": engine ~" << plan.engine << ", orchestrator ~" << plan.orchestrator
+            << ", model server ~" << plan.model << ", harness ~" << plan.harness;
+  if (anchored) {
+    std::cout << ", anchor worker ~" << plan.anchor_worker << ", nginx ~" << plan.nginx_worker << " per worker ("
+              << plan.nginx_workers << " workers)";
   }
-  if (fds < static_cast<std::size_t>(2 * max_n + 1000)) {
-    std::cout << "  warning: RLIMIT_NOFILE " << fds << " (the hard limit; raising it needs CAP_SYS_RESOURCE) is below the "
-              << 2 * max_n + 1000 << " descriptors a service needs for N=" << max_n
-              << " (a browser or model socket plus an upstream socket per session)\n";
+  std::cout << "\n";
+  if (static_cast<std::size_t>(plan.largest()) > fds) {
+    int enough = s.replicas;
+    while (enough < 64 && static_cast<std::size_t>(fd_plan(max_n, enough, anchored).largest()) > fds) ++enough;
+    std::cout << "  warning: some process needs more than RLIMIT_NOFILE " << fds
+              << " descriptors (raising the hard limit needs CAP_SYS_RESOURCE)";
+    if (static_cast<std::size_t>(fd_plan(max_n, enough, anchored).largest()) <= fds) {
+      std::cout << "; --replicas " << enough << " fits";
+    }
+    std::cout << "\n";
+  }
+  // Loopback connections to one destination need one ephemeral port each: the model server gets
+  // one per session from the engines (all on 127.0.0.1), an engine one per session of its replica
+  // from its orchestrator (nginx binds 127.0.0.2 for its own).
+  if (port_hi - port_lo + 1 < max_n + 1000) {
+    std::cout << "  warning: " << max_n << " connections to the model server need a wider "
+              << "net.ipv4.ip_local_port_range\n";
   }
 
   core::async::Runtime rt(core::async::RuntimeOptions{s.io_threads, 2, "refinement-load"});
@@ -720,10 +976,11 @@ int main(int argc, char** argv) {
     for (int n : s.sessions) {
       Row r;
       try {
-        r = run_row(s, storage, n, index++, work, rt, client);
+        r = run_row(s, storage, n, index++, work, fds, rt, client);
       } catch (const std::exception& e) {
         r.storage = storage;
         r.n = n;
+        r.replicas = s.replicas;
         r.failure = e.what();
       }
       print_row(r, s.anchor == "nginx");
