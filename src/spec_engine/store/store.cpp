@@ -359,24 +359,38 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
   // writes share the batch with a newer run of the same thread).
   std::map<std::string, std::set<std::int64_t>> expected;
   for (const auto& w : writes) expected[w.thread_id()].insert(w.epoch);
+  // Threads whose row this batch updates (status, outcome); the others only get events and checkpoints.
+  std::set<std::string> updates_row;
+  for (const auto& w : writes) {
+    if (std::holds_alternative<StatusWrite>(w.op) || std::holds_alternative<OutcomeWrite>(w.op)) {
+      updates_row.insert(w.thread_id());
+    }
+  }
   Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
-  // Fence: lock the batch's thread rows (in key order, so two writers never deadlock) and
-  // compare epochs. A claim (UPDATE ... epoch + 1) waits for this transaction, and this one
-  // sees a claim that committed before it.
+  // Fence: lock the batch's thread rows and compare epochs. Every row lock of the batch is taken
+  // here, in key order (byte order, as renew_leases takes its rows), so it never deadlocks with
+  // another writer or a lease renewal. PostgreSQL (docs "Row-Level Locks"): FOR KEY SHARE where
+  // the batch only appends: a claim takes FOR UPDATE before it changes the epoch, so it waits for
+  // this transaction and this one sees a claim that committed before it, while a lease renewal
+  // (an UPDATE of a non-key column) is not held up by the batch; FOR NO KEY UPDATE where the batch
+  // updates the row itself.
   std::set<std::pair<std::string, std::int64_t>> allowed;
   {
     std::string tid;
     long long epoch = 0;
     soci::indicator ind = soci::i_null;
-    soci::statement st = (sql.prepare << std::string("SELECT epoch FROM threads WHERE thread_id = :tid") +
-                                             (pg ? " FOR SHARE" : ""),
-                          soci::into(epoch, ind), soci::use(tid));
+    const std::string select = "SELECT epoch FROM threads WHERE thread_id = :tid";
+    soci::statement append_st =
+        (sql.prepare << select + (pg ? " FOR KEY SHARE" : ""), soci::into(epoch, ind), soci::use(tid));
+    soci::statement update_st =
+        (sql.prepare << select + (pg ? " FOR NO KEY UPDATE" : ""), soci::into(epoch, ind), soci::use(tid));
     for (const auto& [id, wants] : expected) {
       tid = id;
       epoch = 0;
       ind = soci::i_null;
+      soci::statement& st = updates_row.count(id) ? update_st : append_st;
       st.execute(true);
       const bool exists = st.got_data() && ind == soci::i_ok;
       for (const std::int64_t want : wants) {
@@ -424,9 +438,18 @@ std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner
   Conn conn(db_);
   soci::session& sql = conn.sql();
   const long long t = ttl.count();
-  sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " +
-             kActive,
-      soci::use(t), soci::use(owner);
+  if (db_.dialect() == core::db::Dialect::postgres) {
+    // The rows in key order (byte order, like write_batch's fence), so a renewal and a batch never
+    // wait for each other in a cycle (a plain UPDATE takes them in the order it finds them).
+    sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) +
+               " + :ttl WHERE thread_id IN (SELECT thread_id FROM threads WHERE owner = :o AND " + kActive +
+               " ORDER BY thread_id COLLATE \"C\" FOR NO KEY UPDATE)",
+        soci::use(t), soci::use(owner);
+  } else {
+    sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " +
+               kActive,
+        soci::use(t), soci::use(owner);
+  }
   std::string id;
   long long epoch = 0;
   soci::statement st = (sql.prepare << "SELECT thread_id, epoch FROM threads WHERE owner = :o AND " << kActive,
@@ -458,7 +481,14 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
     while (st.fetch()) candidates.push_back({id, status, prev, epoch});
   }
   const long long t = ttl.count();
+  const bool pg = db_.dialect() == core::db::Dialect::postgres;
   for (const auto& c : candidates) {
+    WriteTxn tr(sql, db_.dialect());
+    if (pg) {
+      // FOR UPDATE conflicts with the FOR KEY SHARE of a batch's fence (write_batch): the epoch
+      // changes only once no batch of the previous owner is between its check and its commit.
+      sql << "SELECT epoch FROM threads WHERE thread_id = :tid FOR UPDATE", soci::use(c.id);
+    }
     // Conditional: only while nobody claimed or renewed it since we looked (same epoch, lease
     // still expired, still active), so exactly one claimer wins and a live owner never loses.
     soci::statement up =
@@ -467,9 +497,10 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
                         "AND lease_expires_at < " + now_ms(db_.dialect()) + " AND " + kActive,
          soci::use(owner), soci::use(t), soci::use(c.id), soci::use(c.epoch));
     up.execute(true);
-    if (up.get_affected_rows() != 1) continue;
+    if (up.get_affected_rows() != 1) continue;  // the transaction rolls back: nothing changed
     int recoveries = 0;
     sql << "SELECT recoveries FROM threads WHERE thread_id = :tid", soci::into(recoveries), soci::use(c.id);
+    tr.commit();
     won.push_back({c.id, c.epoch + 1, recoveries, c.status, c.owner});
   }
   return won;
@@ -537,7 +568,7 @@ bool Store::delete_thread(const std::string& thread_id) {
   Conn conn(db_);
   soci::session& sql = conn.sql();
   WriteTxn tr(sql, db_.dialect());
-  // The thread row first: on PostgreSQL this waits for a batch holding it FOR SHARE, so a
+  // The thread row first: on PostgreSQL this waits for a batch holding it FOR KEY SHARE, so a
   // writer either committed before the delete or is fenced out after it.
   soci::statement st = (sql.prepare << "DELETE FROM threads WHERE thread_id = :tid", soci::use(thread_id));
   st.execute(true);
