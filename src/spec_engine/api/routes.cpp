@@ -65,7 +65,7 @@ Response handle_invoke(const ApiContext& ctx, Request& req) {
     case bus::SubmitOutcome::existing: {
       // Idempotent on job_id: the same job is never run twice. Same 202 shape as a first
       // invoke, plus the existing thread's current status.
-      const std::string status = res.thread ? res.thread->status : std::string(store::kQueued);
+      const std::string status = res.thread_status.empty() ? std::string(store::kQueued) : res.thread_status;
       fields["thread_status"] = status;
       core::log::info("duplicate job: existing thread returned", fields);
       auto r = Response::json(

@@ -492,7 +492,7 @@ void handle_message(NatsBus& bus, RunManager& runs, natsMsg* msg) {
         return;
       case SubmitOutcome::existing:
         // Idempotent on job_id: a redelivered or re-sent job never runs twice.
-        fields["thread_status"] = res.thread ? res.thread->status : std::string(store::kQueued);
+        fields["thread_status"] = res.thread_status.empty() ? std::string(store::kQueued) : res.thread_status;
         core::log::info("duplicate job: existing thread kept", fields);
         nats_jobs().inc({{"outcome", "duplicate"}});
         settle(msg, true, opts.nak_delay, fields);

@@ -259,12 +259,13 @@ void RunManager::start() {
 }
 
 SubmitResult RunManager::submit(const Job& job) {
-  if (!accepting_) return {SubmitOutcome::shutting_down, std::nullopt};
+  if (!accepting_) return {SubmitOutcome::shutting_down, {}};
   std::lock_guard submit_lk(submit_mu_);
-  if (auto existing = store_.get_thread(job.job_id)) return {SubmitOutcome::existing, std::move(existing)};
+  // Only the status: reading the whole row would parse the job's definition and files again.
+  if (auto existing = store_.thread_progress(job.job_id)) return {SubmitOutcome::existing, existing->status};
   {
     std::lock_guard lk(mu_);
-    if (queue_.size() >= options_.max_queue) return {SubmitOutcome::queue_full, std::nullopt};
+    if (queue_.size() >= options_.max_queue) return {SubmitOutcome::queue_full, {}};
   }
   store::ThreadRecord rec;
   rec.thread_id = job.job_id;
@@ -277,7 +278,8 @@ SubmitResult RunManager::submit(const Job& job) {
   rec.owner = options_.replica_id;
   if (!store_.create_thread(rec, options_.lease_ttl)) {
     // Created concurrently by another engine sharing the database.
-    return {SubmitOutcome::existing, store_.get_thread(job.job_id)};
+    auto existing = store_.thread_progress(job.job_id);
+    return {SubmitOutcome::existing, existing ? existing->status : std::string(store::kQueued)};
   }
   std::vector<Launch> runs;
   {
@@ -286,7 +288,7 @@ SubmitResult RunManager::submit(const Job& job) {
     take_runnable_locked(runs);
   }
   launch(std::move(runs));
-  return {SubmitOutcome::started, store_.get_thread(job.job_id)};
+  return {SubmitOutcome::started, rec.status};
 }
 
 bool RunManager::remove(const std::string& thread_id) {

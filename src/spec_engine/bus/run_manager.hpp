@@ -85,7 +85,8 @@ enum class SubmitOutcome {
 
 struct SubmitResult {
   SubmitOutcome outcome = SubmitOutcome::started;
-  std::optional<store::ThreadRecord> thread;  ///< the (new or existing) thread when accepted
+  /// Status of the (new or existing) thread when accepted ("queued" for a new one), "" otherwise.
+  std::string thread_status;
 };
 
 /// Thread-safe run manager. Lifecycle: construct -> start() -> ... -> shutdown(), all while `rt`

@@ -161,8 +161,7 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
   EXPECT_EQ(wait_status("j1"), "completed");
   auto again = rm.submit(job("j1"));
   EXPECT_EQ(again.outcome, SubmitOutcome::existing);
-  ASSERT_TRUE(again.thread);
-  EXPECT_EQ(again.thread->status, "completed");
+  EXPECT_EQ(again.thread_status, "completed");
   rm.shutdown(1s);
   EXPECT_EQ(calls, 1);
   auto events = store_->events_after("j1", 0);

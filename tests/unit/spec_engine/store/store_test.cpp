@@ -70,6 +70,11 @@ TEST_P(StoreTest, EventsRoundTripInOrderAndTrackLastSeq) {
   for (int i = 1; i <= 5; ++i) store_->append_event(event("t", i, i % 2 ? "on_llm_stream" : "on_state_update"));
   EXPECT_THROW(store_->append_event(event("t", 3, "dup")), std::exception);
   EXPECT_EQ(store_->get_thread("t")->last_seq, 5);
+  const auto progress = store_->thread_progress("t");
+  ASSERT_TRUE(progress);
+  EXPECT_EQ(progress->status, "queued");
+  EXPECT_EQ(progress->last_seq, 5);
+  EXPECT_FALSE(store_->thread_progress("nope"));
   auto all = store_->events_after("t", 0);
   ASSERT_EQ(all.size(), 5u);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(all[i].seq, i + 1);
