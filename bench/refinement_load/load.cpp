@@ -451,6 +451,7 @@ Task<void> session(Shared& sh, core::async::Executor strand, const Account& acco
     failure = std::string("POST refinements: ") + e.what();
   }
   if (failure.empty() && res.status != 202 && res.status != 201) failure = "POST refinements: " + brief(res);
+  if (failure.empty()) r.start_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!failure.empty()) {
     r.error = failure;
     co_return;

@@ -37,7 +37,9 @@ struct LoadOptions {
   std::vector<std::string> anchor_urls;
   int turns = 4;                 ///< turns of the model script: the proposal must hold /THE_SPEC/paced-1..turns.md
   std::string run_tag;           ///< makes every prompt (and so every model conversation) unique to this run
-  std::chrono::milliseconds request_timeout{120000};   ///< one HTTP request or WebSocket handshake
+  /// One HTTP request or WebSocket handshake. A browser's fetch waits 300 s (Chromium); at
+  /// N = 10,000 on 2 cores the services take minutes to answer every start.
+  std::chrono::milliseconds request_timeout{300000};
   std::chrono::milliseconds retry_budget{600000};      ///< total waiting on 429/503 + Retry-After per call
   std::chrono::milliseconds proposal_timeout{120000};  ///< from the stream's `end` to a final proposal
   int max_reconnects = 20;       ///< stream reconnects (with after_seq) before a stream counts as failed
@@ -68,6 +70,7 @@ struct SessionResult {
   bool files_ok = false;        ///< generated_files holds every file the model wrote
   int waits = 0;                ///< 429/503 answers waited out (Retry-After)
   double wall_seconds = 0;      ///< POST refinement -> final proposal
+  double start_seconds = -1;    ///< POST refinement -> its 202 answer (waits included); -1 when none came
   /// Everything a correct run must show: both streams ended `completed` without loss or
   /// duplicates, the proposal completed with the model's files.
   bool ok(bool with_anchor) const;

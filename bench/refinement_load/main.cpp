@@ -53,6 +53,7 @@ struct Settings {
   std::vector<std::string> orchestrator_args;
   std::string service_log_level = "warn";
   double timeout = 0;  // 0 = auto
+  double request_timeout = 300;
   std::string work_dir;
   std::string json_out;
   bool keep = false;
@@ -90,6 +91,7 @@ struct Row {
   long thr_nats = 0, rss_nats = 0;
   std::vector<ProcCost> engine_procs, orch_procs;
   double session_p50 = 0, session_p95 = 0;
+  double start_p50 = 0, start_p95 = 0, start_max = 0;  // POST refinements -> 202, seconds
   long waits = 0;
   long model_requests = 0;
   json model_per_conversation = json::object();
@@ -413,6 +415,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
 
   // Users and workflows (not measured).
   lo.turns = s.turns;
+  lo.request_timeout = std::chrono::milliseconds(static_cast<long>(s.request_timeout * 1000));
   lo.run_tag = core::random_hex(4);
   const int users = std::max(1, (n + s.sessions_per_user - 1) / s.sessions_per_user);
   const auto setup0 = Clock::now();
@@ -488,7 +491,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   const ProcSample nats0 = row.nats_measured ? sample(nats.pid()) : ProcSample{};
   const double h0 = self_cpu_seconds() + (anchor ? sample(anchor->pid()).cpu_seconds : 0.0);
   peaks.start();
-  const double timeout = s.timeout > 0 ? s.timeout : 300.0 + row.pacing * 4 + n * 0.05;
+  const double timeout = s.timeout > 0 ? s.timeout : 300.0 + row.pacing * 4 + n * 0.15;
   note("starting " + std::to_string(n) + " refinements at once (model pacing " + std::to_string(row.pacing).substr(0, 5) +
        " s per run); load average " + loadavg());
   const auto t0 = Clock::now();
@@ -526,7 +529,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   row.rss_model = peaks.peak_rss("model");
   row.rss_nginx = peaks.peak_rss("nginx");
 
-  std::vector<float> lags, anchor_lags, walls;
+  std::vector<float> lags, anchor_lags, walls, starts;
   const bool anchored = anchor != nullptr;
   for (auto& r : results) {
     const bool good = r.ok(anchored);
@@ -545,6 +548,7 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
     lags.insert(lags.end(), r.browser.lag_ms.begin(), r.browser.lag_ms.end());
     anchor_lags.insert(anchor_lags.end(), r.anchor.lag_ms.begin(), r.anchor.lag_ms.end());
     if (good) walls.push_back(static_cast<float>(r.wall_seconds));
+    if (r.start_seconds >= 0) starts.push_back(static_cast<float>(r.start_seconds));
     if (!good) {
       std::string why = r.error;
       if (why.empty()) why = r.browser.error.empty() ? "" : "browser stream: " + r.browser.error;
@@ -567,6 +571,9 @@ Row run_row(const Settings& s, const std::string& storage, int n, int row_index,
   row.anchor_lag_p99 = pct(anchor_lags, 99);
   row.session_p50 = pct(walls, 50);
   row.session_p95 = pct(walls, 95);
+  row.start_p50 = pct(starts, 50);
+  row.start_p95 = pct(starts, 95);
+  row.start_max = starts.empty() ? NAN : *std::max_element(starts.begin(), starts.end());
 
   try {
     core::http::ClientRequest st;
@@ -631,6 +638,8 @@ void print_row(const Row& r, bool anchored) {
             << " s of model pacing (" << fixed(r.wall / r.pacing, 2) << "x); per session p50 "
             << fixed(r.session_p50, 1) << " s, p95 " << fixed(r.session_p95, 1) << " s; load average after "
             << r.load_after << "\n"
+            << "  start (POST -> 202)       p50 " << fixed(r.start_p50, 2) << " s, p95 " << fixed(r.start_p95, 2)
+            << " s, max " << fixed(r.start_max, 2) << " s\n"
             << "  lag (ts -> browser)       p50 " << fixed(r.lag_p50, 1) << " ms, p95 " << fixed(r.lag_p95, 1)
             << " ms, p99 " << fixed(r.lag_p99, 1) << " ms, max " << fixed(r.lag_max, 1) << " ms\n";
   if (anchored) {
@@ -748,6 +757,8 @@ json row_json(const Row& r) {
             {"sessions_ok", r.sessions_ok},
             {"wall_s", r.wall},
             {"pacing_s", r.pacing},
+            {"session_s", {{"p50", r.session_p50}, {"p95", r.session_p95}}},
+            {"start_s", {{"p50", r.start_p50}, {"p95", r.start_p95}, {"max", r.start_max}}},
             {"lag_ms", {{"p50", r.lag_p50}, {"p95", r.lag_p95}, {"p99", r.lag_p99}, {"max", r.lag_max}}},
             {"anchor_lag_ms", {{"p50", r.anchor_lag_p50}, {"p99", r.anchor_lag_p99}}},
             {"events", r.events},
@@ -844,7 +855,13 @@ int main(int argc, char** argv) {
   app.add_option("--engine-arg", s.engine_args, "Extra spec-engine flag (repeat; e.g. --engine-arg=--blocking-threads=32)");
   app.add_option("--orchestrator-arg", s.orchestrator_args, "Extra ide-orchestrator serve flag (repeat)");
   app.add_option("--service-log-level", s.service_log_level, "--log-level of both services")->capture_default_str();
-  app.add_option("--timeout", s.timeout, "Seconds allowed for one N after the start (default: 300 + 4x pacing + N/20)");
+  app.add_option("--timeout", s.timeout,
+                 "Seconds allowed for one N after the start (default: 300 + 4x pacing + 0.15 s per session)");
+  app.add_option("--request-timeout", s.request_timeout,
+                 "Seconds one HTTP request or WebSocket handshake of a session may take (a POST that times out is "
+                 "not sent again: it may have started a run)")
+      ->check(CLI::Range(1.0, 3600.0))
+      ->capture_default_str();
   app.add_option("--work-dir", s.work_dir, "Where logs and databases go (default: a new /tmp/refinement-load.* dir)");
   app.add_flag("--keep", s.keep, "Keep the work directory (it is always kept when something failed)");
   app.add_option("--json", s.json_out, "Append one JSON object per row to this file");
@@ -911,6 +928,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  stop_children_on_signal();
 
   const int max_n = *std::max_element(s.sessions.begin(), s.sessions.end());
   const std::size_t fds = raise_nofile(static_cast<std::size_t>(max_n) * 8 + 65536);

@@ -13,9 +13,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <deque>
 #include <fstream>
+#include <iostream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -45,6 +48,20 @@ std::vector<char*> c_strings(std::vector<std::string>& v) {
   return out;
 }
 
+/// Children started by Child and not yet reaped, for stop_children_on_signal().
+std::mutex live_mu;
+std::set<pid_t> live;
+
+void track(pid_t pid) {
+  std::lock_guard lk(live_mu);
+  live.insert(pid);
+}
+
+void untrack(pid_t pid) {
+  std::lock_guard lk(live_mu);
+  live.erase(pid);
+}
+
 int decode_status(int st) {
   if (WIFEXITED(st)) return WEXITSTATUS(st);
   if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
@@ -69,9 +86,16 @@ pid_t spawn(std::vector<std::string> argv, const std::map<std::string, std::stri
   if (!cwd.empty()) posix_spawn_file_actions_addchdir_np(&fa, cwd.c_str());
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  // A process group of its own: a Ctrl-C at the terminal reaches the harness, which stops it.
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  // A process group of its own: a Ctrl-C at the terminal reaches the harness, which stops it
+  // (stop_children_on_signal). The signals the harness blocks or ignores are the child's again.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigemptyset(&defaults);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE}) sigaddset(&defaults, sig);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
   pid_t pid = -1;
   const int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
@@ -107,6 +131,7 @@ Child Child::start(const std::vector<std::string>& argv, const std::map<std::str
     throw;
   }
   ::close(fd);
+  track(c.pid_);
   return c;
 }
 
@@ -134,6 +159,7 @@ Child Child::start_piped(const std::vector<std::string>& argv, const std::map<st
   ::close(err);
   c.in_ = in_pipe[1];
   c.out_ = out_pipe[0];
+  track(c.pid_);
   return c;
 }
 
@@ -199,6 +225,7 @@ int Child::stop(std::chrono::milliseconds grace) {
       if (::waitpid(pid_, &st, 0) == pid_) status_ = decode_status(st);
     }
   }
+  untrack(pid_);
   pid_ = -1;
   close_pipes();
   return status_.value_or(-1);
@@ -379,6 +406,35 @@ long PeakSampler::peak_rss(const std::string& name) const {
   std::lock_guard lk(mu_);
   auto it = groups_.find(name);
   return it == groups_.end() ? 0 : it->second.peak_rss;
+}
+
+void stop_children_on_signal() {
+  static sigset_t stops;
+  sigemptyset(&stops);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&stops, sig);
+  pthread_sigmask(SIG_BLOCK, &stops, nullptr);
+  std::thread([] {
+    int sig = 0;
+    if (sigwait(&stops, &sig) != 0) return;
+    std::set<pid_t> pids;
+    {
+      std::lock_guard lk(live_mu);
+      pids = live;
+    }
+    std::cerr << "\nrefinement-load: signal " << sig << ": stopping " << pids.size() << " services" << std::endl;
+    for (pid_t p : pids) ::kill(-p, SIGTERM);
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+      bool any = false;
+      for (pid_t p : pids) {
+        if (::waitpid(p, nullptr, WNOHANG) == 0) any = true;
+      }
+      if (!any || std::chrono::steady_clock::now() >= end) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    for (pid_t p : pids) ::kill(-p, SIGKILL);
+    std::_Exit(128 + sig);
+  }).detach();
 }
 
 std::size_t raise_nofile(std::size_t wanted) {

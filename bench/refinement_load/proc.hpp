@@ -117,6 +117,13 @@ class PeakSampler {
   std::condition_variable wake_;
 };
 
+/// Makes SIGINT, SIGTERM and SIGHUP stop every running Child (SIGTERM to its process group,
+/// SIGKILL after 5 s) before this process exits with 128 + the signal: the services run in process
+/// groups of their own, so a Ctrl-C would otherwise leave them running. Call once from main()
+/// before any other thread starts (the signals are blocked in every thread and taken by a thread
+/// of its own; children get the default signal handling back).
+void stop_children_on_signal();
+
 /// Raises RLIMIT_NOFILE (soft and, when permitted, hard) to at least `wanted` descriptors; children
 /// started afterwards inherit it. Returns the soft limit in effect.
 std::size_t raise_nofile(std::size_t wanted);
