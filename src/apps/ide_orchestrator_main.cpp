@@ -139,6 +139,7 @@ int main(int argc, char** argv) {
   int port = 8080;
   std::size_t max_body = 1 << 20;
   double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
+  double engine_timeout_seconds = 5;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
@@ -198,6 +199,12 @@ int main(int argc, char** argv) {
                    "Longest wait of a request (or of the tracker) for a free pooled database connection; past it "
                    "the request answers 503 with Retry-After")
       ->check(CLI::Range(1, 600000));
+  apps::env_option(*serve, "--engine-timeout-seconds", "IDE_ORCHESTRATOR_ENGINE_TIMEOUT_SECONDS",
+                   engine_timeout_seconds,
+                   "Seconds one attempt of an engine call may take (invoke, state, delete; a stream's connect and "
+                   "upgrade); transient failures are tried 3 times. Raise it when the engine answers slowly under "
+                   "load: an invoke that timed out is sent again and may already run")
+      ->check(CLI::Range(0.1, 600.0));
   apps::env_option(*serve, "--engine-breaker-open-seconds", "IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS",
                    breaker_open_seconds,
                    "Seconds the engine circuit breaker stays open before trial calls")
@@ -318,6 +325,7 @@ int main(int argc, char** argv) {
     o.engine.base_url = engine_url;
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
+    o.engine.request_timeout = std::chrono::milliseconds(static_cast<long long>(engine_timeout_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
     o.tracker.lease_ttl = std::chrono::milliseconds(static_cast<long long>(lease_ttl_seconds * 1000));
     o.tracker.sweep_interval = std::chrono::milliseconds(static_cast<long long>(sweep_period_seconds * 1000));

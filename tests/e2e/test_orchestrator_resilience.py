@@ -87,6 +87,44 @@ class Resilience(unittest.TestCase):
         self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 0.0)
         self.assertEqual(curl(orch.url, "GET", "/ready").json()["status"], "ready")
 
+    def test_engine_that_never_answers_times_out_per_attempt(self):
+        # An engine that accepts connections and never answers (hung, or far behind under load):
+        # each attempt ends after --engine-timeout-seconds, and after 3 attempts the caller gets 503.
+        import socket
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(listener.accept()[0])
+                except OSError:
+                    pass
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        try:
+            orch = self.start_orch(f"http://127.0.0.1:{listener.getsockname()[1]}",
+                                   extra=["--engine-timeout-seconds", "0.5"])
+            token = self.user(orch)
+            wf = create_workflow(orch, token)
+            t0 = time.time()
+            r = refine(orch, token, wf["id"])
+            elapsed = time.time() - t0
+            self.assertEqual(r.status, 503, r.text)
+            self.assertGreaterEqual(len(held), 3, "every attempt connects")
+            # 3 attempts of 0.5 s plus at most 2 backoffs of 2 s; the default (5 s) takes 15 s or more.
+            self.assertLess(elapsed, 8.0)
+        finally:
+            stop.set()
+            t.join()
+            for c in held:
+                c.close()
+            listener.close()
+
     def start_slow_refinement(self, settle, when):
         """Engine on slow_script + orchestrator + user + a refinement still processing after `settle` s."""
         script = slow_script(os.path.join(self.dir, "slow.json"))
