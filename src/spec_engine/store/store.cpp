@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 #include <memory>
 #include <set>
 #include <type_traits>
@@ -351,6 +352,82 @@ std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::
   return out;
 }
 
+namespace {
+
+/// A PostgreSQL array literal of text elements (docs "Array Value Input"): every element quoted,
+/// `"` and `\` escaped; std::nullopt elements are NULL. Bound as one text parameter and CAST to
+/// text[], so a statement carries any number of rows in one round trip.
+std::string pg_text_array(const std::vector<std::optional<std::string>>& items) {
+  std::size_t size = 2;
+  for (const auto& i : items) size += (i ? i->size() + 3 : 5);
+  std::string out;
+  out.reserve(size);
+  out += '{';
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (k) out += ',';
+    if (!items[k]) {
+      out += "NULL";
+      continue;
+    }
+    out += '"';
+    for (char c : *items[k]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+std::string pg_text_array(const std::vector<std::string>& items) {
+  return pg_text_array(std::vector<std::optional<std::string>>(items.begin(), items.end()));
+}
+
+std::string pg_bigint_array(const std::vector<std::int64_t>& items) {
+  std::string out = "{";
+  for (std::size_t k = 0; k < items.size(); ++k) {
+    if (k) out += ',';
+    out += std::to_string(items[k]);
+  }
+  return out + '}';
+}
+
+/// Locks the rows of `ids` (sorted) with `lock` in key order and returns their epochs
+/// (PostgreSQL, one statement).
+std::map<std::string, std::int64_t> pg_lock_threads(soci::session& sql, const std::vector<std::string>& ids,
+                                                     const char* lock) {
+  std::map<std::string, std::int64_t> epochs;
+  if (ids.empty()) return epochs;
+  const std::string array = pg_text_array(ids);
+  std::string id;
+  long long epoch = 0;
+  soci::statement st = (sql.prepare << std::string("SELECT thread_id, epoch FROM threads WHERE thread_id = "
+                                                   "ANY(CAST(:ids AS text[])) ORDER BY thread_id COLLATE \"C\" ") +
+                                           lock,
+                        soci::into(id), soci::into(epoch), soci::use(array));
+  st.execute();
+  while (st.fetch()) epochs[id] = epoch;
+  return epochs;
+}
+
+/// The allowed writes of a batch grouped by kind, for PostgreSQL's one statement per kind.
+struct PgBatch {
+  std::vector<std::string> ev_thread, ev_type, ev_data, ev_ts;
+  std::vector<std::int64_t> ev_seq;
+  std::map<std::string, std::pair<std::int64_t, std::string>> checkpoints;  // last one per thread
+  std::map<std::string, std::string> statuses;                              // before any outcome
+  std::map<std::string, std::size_t> outcomes;                              // index into `writes`
+  std::vector<std::pair<std::string, std::string>> late_statuses;           // after an outcome
+  std::map<std::string, runtime::TokenUsage> usage;                         // last one per thread
+};
+
+/// The allowed writes of a batch in a handful of statements (PostgreSQL; see write_batch).
+void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
+                    const std::set<std::pair<std::string, std::int64_t>>& allowed, BatchResult& out);
+
+}  // namespace
+
 BatchResult Store::write_batch(const std::vector<Write>& writes, const std::string& notify_origin) {
   BatchResult out;
   if (writes.empty()) return out;
@@ -359,10 +436,11 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
   // writes share the batch with a newer run of the same thread).
   std::map<std::string, std::set<std::int64_t>> expected;
   for (const auto& w : writes) expected[w.thread_id()].insert(w.epoch);
-  // Threads whose row this batch updates (status, outcome); the others only get events and checkpoints.
+  // Threads whose row this batch updates (status, outcome, the token usage a checkpoint carries);
+  // the others only get events.
   std::set<std::string> updates_row;
   for (const auto& w : writes) {
-    if (std::holds_alternative<StatusWrite>(w.op) || std::holds_alternative<OutcomeWrite>(w.op)) {
+    if (!std::holds_alternative<EventWrite>(w.op)) {
       updates_row.insert(w.thread_id());
     }
   }
@@ -371,67 +449,195 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
   WriteTxn tr(sql, db_.dialect());
   // Fence: lock the batch's thread rows and compare epochs. Every row lock of the batch is taken
   // here, in key order (byte order, as renew_leases takes its rows), so it never deadlocks with
-  // another writer or a lease renewal. PostgreSQL (docs "Row-Level Locks"): FOR KEY SHARE where
-  // the batch only appends: a claim takes FOR UPDATE before it changes the epoch, so it waits for
-  // this transaction and this one sees a claim that committed before it, while a lease renewal
-  // (an UPDATE of a non-key column) is not held up by the batch; FOR NO KEY UPDATE where the batch
-  // updates the row itself.
+  // another writer or a lease renewal. PostgreSQL (docs "Row-Level Locks"): FOR NO KEY UPDATE
+  // where the batch updates the row itself, then FOR KEY SHARE where it only appends: a claim
+  // takes FOR UPDATE before it changes the epoch, so it waits for this transaction and this one
+  // sees a claim that committed before it, while a lease renewal (an UPDATE of a non-key column)
+  // is not held up by the batch's appends (a FOR KEY SHARE lock never waits for a renewal, so the
+  // two ordered sets cannot form a cycle with it). The rows a batch updates are few (a run's
+  // start, its checkpoints after each step, its end), so renewals rarely wait at all.
   std::set<std::pair<std::string, std::int64_t>> allowed;
-  {
+  const auto decide = [&](const std::string& id, const std::set<std::int64_t>& wants,
+                          std::optional<std::int64_t> epoch) {
+    for (const std::int64_t want : wants) {
+      if (epoch && *epoch == want) {
+        allowed.emplace(id, want);
+      } else {
+        out.fenced.emplace_back(id, want);
+      }
+    }
+  };
+  if (pg) {
+    std::vector<std::string> update_ids, append_ids;
+    for (const auto& [id, wants] : expected) (updates_row.count(id) ? update_ids : append_ids).push_back(id);
+    auto epochs = pg_lock_threads(sql, update_ids, "FOR NO KEY UPDATE");
+    epochs.merge(pg_lock_threads(sql, append_ids, "FOR KEY SHARE"));
+    for (const auto& [id, wants] : expected) {
+      auto it = epochs.find(id);
+      decide(id, wants, it == epochs.end() ? std::nullopt : std::optional<std::int64_t>(it->second));
+    }
+  } else {
     std::string tid;
     long long epoch = 0;
     soci::indicator ind = soci::i_null;
-    const std::string select = "SELECT epoch FROM threads WHERE thread_id = :tid";
-    soci::statement append_st =
-        (sql.prepare << select + (pg ? " FOR KEY SHARE" : ""), soci::into(epoch, ind), soci::use(tid));
-    soci::statement update_st =
-        (sql.prepare << select + (pg ? " FOR NO KEY UPDATE" : ""), soci::into(epoch, ind), soci::use(tid));
+    soci::statement st = (sql.prepare << "SELECT epoch FROM threads WHERE thread_id = :tid", soci::into(epoch, ind),
+                          soci::use(tid));
     for (const auto& [id, wants] : expected) {
       tid = id;
       epoch = 0;
       ind = soci::i_null;
-      soci::statement& st = updates_row.count(id) ? update_st : append_st;
       st.execute(true);
-      const bool exists = st.got_data() && ind == soci::i_ok;
-      for (const std::int64_t want : wants) {
-        if (exists && epoch == want) {
-          allowed.emplace(id, want);
-        } else {
-          out.fenced.emplace_back(id, want);
-        }
-      }
+      decide(id, wants, st.got_data() && ind == soci::i_ok ? std::optional<std::int64_t>(epoch) : std::nullopt);
     }
   }
-  for (const auto& w : writes) {
+  if (pg) {
+    write_batch_pg(sql, writes, allowed, out);
+  } else {
+    // SQLite runs in this process: a statement per write costs no round trip.
+    for (const auto& w : writes) {
+      if (!allowed.count({w.thread_id(), w.epoch})) continue;
+      std::visit(
+          [&](const auto& op) {
+            using T = std::decay_t<decltype(op)>;
+            if constexpr (std::is_same_v<T, EventWrite>) {
+              insert_event(sql, op.event);
+              auto& last = out.last_seq[op.event.thread_id];
+              last = std::max<std::int64_t>(last, op.event.seq);
+            } else if constexpr (std::is_same_v<T, CheckpointWrite>) {
+              upsert_checkpoint(sql, op.thread_id, op.seq, op.state);
+            } else if constexpr (std::is_same_v<T, StatusWrite>) {
+              const std::string now = core::now_rfc3339();
+              sql << "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid", soci::use(op.status),
+                  soci::use(now), soci::use(op.thread_id);
+            } else {
+              update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error, op.usage);
+            }
+          },
+          w.op);
+    }
+  }
+  if (!notify_origin.empty() && pg && !out.last_seq.empty()) {
+    std::vector<std::string> payloads;
+    for (const auto& [id, seq] : out.last_seq) payloads.push_back(id + ":" + std::to_string(seq) + ":" + notify_origin);
+    const std::string array = pg_text_array(payloads);
+    sql << "SELECT pg_notify('spec_events', p) FROM unnest(CAST(:p AS text[])) AS p", soci::use(array);
+  }
+  tr.commit();
+  return out;
+}
+
+namespace {
+
+void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
+                    const std::set<std::pair<std::string, std::int64_t>>& allowed, BatchResult& out) {
+  // One statement per kind of write (arrays bound as single parameters), not one per write: a
+  // batch holds up to 2000 writes, and on a loaded machine every round trip to the server waits
+  // for the scheduler twice. Within the transaction the order across kinds does not matter
+  // (events and checkpoints are separate tables; a thread's status and outcome are applied in
+  // their batch order), except that only the last checkpoint of a thread is kept, as row by row.
+  PgBatch b;
+  for (std::size_t k = 0; k < writes.size(); ++k) {
+    const Write& w = writes[k];
     if (!allowed.count({w.thread_id(), w.epoch})) continue;
     std::visit(
         [&](const auto& op) {
           using T = std::decay_t<decltype(op)>;
           if constexpr (std::is_same_v<T, EventWrite>) {
-            insert_event(sql, op.event);
+            b.ev_thread.push_back(op.event.thread_id);
+            b.ev_seq.push_back(op.event.seq);
+            b.ev_type.push_back(op.event.event_type);
+            b.ev_data.push_back(dump(op.event.data));
+            b.ev_ts.push_back(op.event.ts);
             auto& last = out.last_seq[op.event.thread_id];
             last = std::max<std::int64_t>(last, op.event.seq);
           } else if constexpr (std::is_same_v<T, CheckpointWrite>) {
-            upsert_checkpoint(sql, op.thread_id, op.seq, op.state);
+            b.checkpoints[op.thread_id] = {op.seq, dump(op.state)};
+            b.usage[op.thread_id] = runtime::checkpoint_usage(op.state);
           } else if constexpr (std::is_same_v<T, StatusWrite>) {
-            const std::string now = core::now_rfc3339();
-            sql << "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid", soci::use(op.status),
-                soci::use(now), soci::use(op.thread_id);
+            if (b.outcomes.count(op.thread_id)) {
+              b.late_statuses.emplace_back(op.thread_id, op.status);
+            } else {
+              b.statuses[op.thread_id] = op.status;
+            }
           } else {
-            update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error, op.usage);
+            b.outcomes[op.thread_id] = k;
+            if (op.usage) b.usage[op.thread_id] = *op.usage;
           }
         },
         w.op);
   }
-  if (!notify_origin.empty() && pg) {
-    for (const auto& [id, seq] : out.last_seq) {
-      const std::string payload = id + ":" + std::to_string(seq) + ":" + notify_origin;
-      sql << "SELECT pg_notify('spec_events', :p)", soci::use(payload);
-    }
+  const std::string now = core::now_rfc3339();
+  if (!b.ev_thread.empty()) {
+    const std::string t = pg_text_array(b.ev_thread), s = pg_bigint_array(b.ev_seq), e = pg_text_array(b.ev_type),
+                      d = pg_text_array(b.ev_data), ts = pg_text_array(b.ev_ts);
+    sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) SELECT * FROM unnest(CAST(:t AS text[]), "
+           "CAST(:s AS bigint[]), CAST(:e AS text[]), CAST(:d AS text[]), CAST(:ts AS text[]))",
+        soci::use(t), soci::use(s), soci::use(e), soci::use(d), soci::use(ts);
   }
-  tr.commit();
-  return out;
+  if (!b.checkpoints.empty()) {
+    std::vector<std::string> ids, states;
+    std::vector<std::int64_t> seqs;
+    for (auto& [id, cp] : b.checkpoints) {
+      ids.push_back(id);
+      seqs.push_back(cp.first);
+      states.push_back(std::move(cp.second));
+    }
+    const std::string t = pg_text_array(ids), s = pg_bigint_array(seqs), st = pg_text_array(states);
+    sql << "INSERT INTO checkpoints (thread_id, seq, state, created_at) SELECT u.t, u.s, u.st, :c FROM "
+           "unnest(CAST(:t AS text[]), CAST(:s AS bigint[]), CAST(:st AS text[])) AS u(t, s, st) "
+           "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
+           "created_at = excluded.created_at",
+        soci::use(now), soci::use(t), soci::use(s), soci::use(st);
+  }
+  auto update_statuses = [&](const std::vector<std::string>& ids, const std::vector<std::string>& statuses) {
+    const std::string t = pg_text_array(ids), st = pg_text_array(statuses);
+    sql << "UPDATE threads SET status = u.st, updated_at = :u FROM unnest(CAST(:t AS text[]), CAST(:st AS text[])) "
+           "AS u(t, st) WHERE threads.thread_id = u.t",
+        soci::use(now), soci::use(t), soci::use(st);
+  };
+  if (!b.statuses.empty()) {
+    std::vector<std::string> ids, statuses;
+    for (const auto& [id, status] : b.statuses) {
+      ids.push_back(id);
+      statuses.push_back(status);
+    }
+    update_statuses(ids, statuses);
+  }
+  if (!b.outcomes.empty()) {
+    std::vector<std::string> ids, statuses;
+    std::vector<std::optional<std::string>> results, files, errors;
+    for (const auto& [id, k] : b.outcomes) {
+      const auto& o = std::get<OutcomeWrite>(writes[k].op);
+      ids.push_back(id);
+      statuses.push_back(o.status);
+      results.emplace_back(dump(o.result));
+      files.emplace_back(dump(o.generated_files));
+      errors.push_back(o.error.empty() ? std::nullopt : std::optional<std::string>(o.error));
+    }
+    const std::string t = pg_text_array(ids), st = pg_text_array(statuses), r = pg_text_array(results),
+                      f = pg_text_array(files), e = pg_text_array(errors);
+    sql << "UPDATE threads SET status = u.st, result = u.r, generated_files = u.f, error = u.e, updated_at = :u "
+           "FROM unnest(CAST(:t AS text[]), CAST(:st AS text[]), CAST(:r AS text[]), CAST(:f AS text[]), "
+           "CAST(:e AS text[])) AS u(t, st, r, f, e) WHERE threads.thread_id = u.t",
+        soci::use(now), soci::use(t), soci::use(st), soci::use(r), soci::use(f), soci::use(e);
+  }
+  for (const auto& [id, status] : b.late_statuses) update_statuses({id}, {status});
+  if (!b.usage.empty()) {
+    std::vector<std::string> ids;
+    std::vector<std::int64_t> in, outp;
+    for (const auto& [id, u] : b.usage) {
+      ids.push_back(id);
+      in.push_back(u.input_tokens);
+      outp.push_back(u.output_tokens);
+    }
+    const std::string t = pg_text_array(ids), i = pg_bigint_array(in), o = pg_bigint_array(outp);
+    sql << "UPDATE threads SET input_tokens = u.i, output_tokens = u.o FROM unnest(CAST(:t AS text[]), "
+           "CAST(:i AS bigint[]), CAST(:o AS bigint[])) AS u(t, i, o) WHERE threads.thread_id = u.t",
+        soci::use(t), soci::use(i), soci::use(o);
+  }
 }
+
+}  // namespace
 
 std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner, std::chrono::milliseconds ttl) {
   std::map<std::string, std::int64_t> owned;

@@ -171,12 +171,15 @@ class Store {
                                         std::size_t limit = 0);
 
   /// Applies `writes` in one transaction, in order, fenced per thread: the rows of the batch's
-  /// threads are locked first (PostgreSQL `SELECT ... FOR SHARE`; SQLite `BEGIN IMMEDIATE`
-  /// serialises writers) and the writes of a thread that is gone or whose epoch differs from
-  /// the write's are dropped (listed in BatchResult::fenced). With a `notify_origin` (PostgreSQL
-  /// only) the transaction also sends `NOTIFY spec_events, '<thread_id>:<last_seq>:<origin>'`
-  /// per thread with new events, delivered to listeners only if it commits. The thread row is
-  /// not touched by events. Throws on database errors (nothing written).
+  /// threads are locked first, in key order (PostgreSQL `SELECT ... FOR KEY SHARE` / `FOR NO KEY
+  /// UPDATE`; SQLite `BEGIN IMMEDIATE` serialises writers) and the writes of a thread that is gone
+  /// or whose epoch differs from the write's are dropped (listed in BatchResult::fenced). On
+  /// PostgreSQL a handful of statements carry the whole batch (one per kind of write, rows as
+  /// array parameters); the result is the same as applying the writes one by one. With a
+  /// `notify_origin` (PostgreSQL only) the transaction also sends `NOTIFY spec_events,
+  /// '<thread_id>:<last_seq>:<origin>'` per thread with new events, delivered to listeners only if
+  /// it commits. The thread row is not touched by events. Throws on database errors (nothing
+  /// written).
   BatchResult write_batch(const std::vector<Write>& writes, const std::string& notify_origin = {});
 
   // ---- ownership (docs/event-path-and-replicas.md "Ownership: leases and epochs") ----

@@ -158,6 +158,51 @@ TEST_P(OwnershipTest, BatchWritesEventsCheckpointAndOutcomeInOneTransaction) {
   EXPECT_EQ(store_->events_after("b", 0).back().event_type, "end");
 }
 
+// PostgreSQL writes a batch as a few statements with array parameters: any text survives them,
+// the last checkpoint of a thread wins, and a thread's status and outcome keep their batch order.
+TEST_P(OwnershipTest, BatchKeepsAnyTextAndTheOrderOfEachThreadsWrites) {
+  create("a", "me");
+  create("b \"quoted\", {braced}", "me");
+  create("c", "me");
+  const std::string tricky = "q\"uote \\back\\slash {brace} , comma NULL \u00e9\u4e2d \n line";
+  const nlohmann::json data = {{"text", tricky}, {"list", {1, "two", nullptr}}};
+  std::vector<Write> w = {
+      Write{1, StatusWrite{"a", "running"}},
+      Write{1, EventWrite{EventRecord{"a", 1, "on_llm_stream", data, "2026-01-01T00:00:00Z"}}},
+      Write{1, CheckpointWrite{"a", 1, {{"step", 1}}}},
+      Write{1, EventWrite{EventRecord{"b \"quoted\", {braced}", 1, "e\"vt", {{"k", "NULL"}}, "ts"}}},
+      Write{1, CheckpointWrite{"a", 2, {{"step", 2}, {"text", tricky}}}},
+      Write{1, EventWrite{EventRecord{"a", 2, "end", {{"status", "completed"}}, "2026-01-01T00:00:01Z"}}},
+      Write{1, OutcomeWrite{"a", "completed", {{"messages", {tricky}}}, {{"/f", tricky}}, ""}},
+      Write{1, StatusWrite{"c", "running"}},
+      Write{1, OutcomeWrite{"c", "failed", nullptr, nullptr, "it \"broke\""}},
+      Write{1, StatusWrite{"c", "cancelled"}},  // after its outcome: applied after it
+  };
+  const auto res = store_->write_batch(w);
+  EXPECT_TRUE(res.fenced.empty());
+  EXPECT_EQ(res.last_seq, (std::map<std::string, std::int64_t>{{"a", 2}, {"b \"quoted\", {braced}", 1}}));
+  const auto a_events = store_->events_after("a", 0);
+  ASSERT_EQ(a_events.size(), 2u);
+  EXPECT_EQ(a_events[0].data, data);
+  EXPECT_EQ(a_events[0].ts, "2026-01-01T00:00:00Z");
+  EXPECT_EQ(a_events[1].event_type, "end");
+  const auto b_events = store_->events_after("b \"quoted\", {braced}", 0);
+  ASSERT_EQ(b_events.size(), 1u);
+  EXPECT_EQ(b_events[0].event_type, "e\"vt");
+  EXPECT_EQ(b_events[0].data["k"], "NULL");
+  EXPECT_EQ((*store_->latest_checkpoint("a"))["step"], 2);
+  EXPECT_EQ((*store_->latest_checkpoint("a"))["text"], tricky);
+  const auto a = store_->get_thread("a");
+  EXPECT_EQ(a->status, "completed");
+  EXPECT_EQ(a->result["messages"][0], tricky);
+  EXPECT_EQ(a->generated_files["/f"], tricky);
+  EXPECT_TRUE(a->error.empty());
+  const auto c = store_->get_thread("c");
+  EXPECT_EQ(c->status, "cancelled");
+  EXPECT_EQ(c->error, "it \"broke\"");
+  EXPECT_TRUE(c->result.is_null());
+}
+
 TEST_P(OwnershipTest, WritesOfALostEpochOrADeletedThreadAreFencedOut) {
   create("taken", "a", 0ms);
   create("kept", "a", 60s);
