@@ -33,12 +33,6 @@ inline constexpr const char* kCancelled = "cancelled";
 /// True for completed | failed | cancelled.
 bool is_terminal(const std::string& status);
 
-/// Where a thread is: its status and the highest stored event seq (0 before the first).
-struct ThreadProgress {
-  std::string status;
-  std::int64_t last_seq = 0;
-};
-
 /// One row of `threads`. JSON members are null when the column is NULL.
 struct ThreadRecord {
   std::string thread_id;          ///< == job_id
