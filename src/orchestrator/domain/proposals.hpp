@@ -134,6 +134,10 @@ class ProposalService {
   /// The proposal behind an engine thread (for the WebSocket proxy's authorization);
   /// NotFoundError("thread") if unknown or invisible.
   Proposal get_by_thread(const std::string& actor, const std::string& thread_id);
+  /// When the actor may watch the proposal on `thread_id` (the rule of get_by_thread): its stored
+  /// W3C traceparent ("" = none); nullopt otherwise. One lookup without file trees: the WebSocket
+  /// proxy asks at every upgrade and again every WsProxyOptions::recheck_interval per stream.
+  std::optional<std::string> watch(const std::string& actor, const std::string& thread_id);
 
   /// Unified diff (domain/diff.hpp) of generated_files against the workflow's current draft,
   /// files in path order; only paths the proposal changes relative to base_files are shown
@@ -141,13 +145,14 @@ class ProposalService {
   /// PreconditionError while the proposal has no generated files.
   std::string diff(const std::string& actor, const std::string& proposal_id);
 
-  /// Proposals of a workflow visible to the actor, newest first.
+  /// Proposals of a workflow visible to the actor, newest first, without their file trees
+  /// (generated_files nullopt, base_files empty; get() has them).
   store::Page<Proposal> list(const std::string& actor, const std::string& workflow_id,
                              const store::PageRequest& page = {});
 
   /// Proposals the actor may see across all workflows (the same rule as list(): proposal_access
   /// while still a member; deleted workflows excluded), newest first, only those in `statuses`
-  /// when non-empty. InvalidError("limit" | "cursor").
+  /// when non-empty; without file trees, as list(). InvalidError("limit" | "cursor").
   store::Page<Proposal> list_visible(const std::string& actor, const std::vector<ProposalStatus>& statuses,
                                      const store::PageRequest& page = {});
 

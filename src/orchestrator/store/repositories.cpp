@@ -517,11 +517,20 @@ const char* kColumns =
     "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
     "p.failure_kind, p.traceparent";
 
+/// kColumns without the file trees (NULL for generated_files and base_files): the lists, which
+/// render no files, read kilobytes per row instead of a whole tree (up to the draft's limits,
+/// megabytes) each.
+const char* kSummaryColumns =
+    "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
+    "p.context_selection, NULL, NULL, p.error, p.created_at, p.completed_at, p.resolved_at, "
+    "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
+    "p.failure_kind, p.traceparent";
+
 std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
   std::vector<ProposalRecord> out;
   std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by,
       rby, lease, lease_exp, fkind, traceparent;
-  soci::indicator i_draft, i_cfp, i_csel, i_gen, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp,
+  soci::indicator i_draft, i_cfp, i_csel, i_gen, i_base, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp,
       i_fkind;
   int cleanup = 0;
   run_query(
@@ -536,7 +545,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         st.exchange(soci::into(cfp, i_cfp));
         st.exchange(soci::into(csel, i_csel));
         st.exchange(soci::into(gen, i_gen));
-        st.exchange(soci::into(base));
+        st.exchange(soci::into(base, i_base));
         st.exchange(soci::into(err, i_err));
         st.exchange(soci::into(created));
         st.exchange(soci::into(completed, i_completed));
@@ -560,7 +569,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         p.context_file_path = opt(cfp, i_cfp);
         p.context_selection = opt(csel, i_csel);
         if (i_gen != soci::i_null) p.generated_files = files_from_blob(gen);
-        p.base_files = files_from_blob(base);
+        if (i_base != soci::i_null) p.base_files = files_from_blob(base);  // NULL: kSummaryColumns
         p.error = opt(err, i_err);
         p.created_at = created;
         p.completed_at = opt(completed, i_completed);
@@ -628,6 +637,20 @@ std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id) {
   return one(sql, "p.id = :v", id);
 }
 
+std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string& thread_id,
+                                             const std::string& user_id) {
+  soci::session& sql = uow.sql();
+  std::string traceparent;
+  soci::indicator ind = soci::i_null;
+  sql << "SELECT p.traceparent FROM proposals p "
+         "JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
+         "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
+         "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE p.thread_id = :t",
+      soci::use(user_id), soci::use(user_id), soci::use(thread_id), soci::into(traceparent, ind);
+  if (!sql.got_data()) return std::nullopt;
+  return ind == soci::i_ok ? traceparent : std::string();
+}
+
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id) {
   soci::session& sql = uow.sql();
   return one(sql, "p.thread_id = :v", thread_id);
@@ -640,7 +663,7 @@ std::vector<ProposalRecord> list_for_user(UnitOfWork& uow, const std::string& wo
   std::vector<std::string> params{user_id, workflow_id};
   push_keyset(params, after);
   return query(sql,
-               std::string("SELECT ") + kColumns +
+               std::string("SELECT ") + kSummaryColumns +
                    " FROM proposals p JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
                    "WHERE p.workflow_id = :w" +
                    keyset(after, "p.created_at", "p.id") + " ORDER BY p.created_at DESC, p.id DESC LIMIT " +
@@ -658,7 +681,7 @@ std::vector<ProposalRecord> list_visible(UnitOfWork& uow, const std::string& use
   std::string in;
   for (std::size_t i = 0; i < statuses.size(); ++i) in += std::string(i ? ", '" : "'") + to_string(statuses[i]) + "'";
   return query(sql,
-               std::string("SELECT ") + kColumns +
+               std::string("SELECT ") + kSummaryColumns +
                    " FROM proposals p JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
                    "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
                    "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE 1 = 1" +

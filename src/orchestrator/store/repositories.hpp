@@ -138,14 +138,21 @@ void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::st
 bool has_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id);
 /// The proposal with this id, or nullopt. Throws std::runtime_error on a corrupt stored status.
 std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id);
+/// The traceparent of the proposal on `thread_id` ("" = none) when `user_id` may watch it (as
+/// domain::access::require_proposal: a proposal_access row, membership of its workflow, the
+/// workflow not deleted); nullopt otherwise. Reads no file trees: one indexed lookup.
+std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string& thread_id,
+                                             const std::string& user_id);
 /// The proposal linked to this engine thread id (unique), or nullopt.
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id);
-/// Proposals of a workflow that `user_id` has access to, newest first.
+/// Proposals of a workflow that `user_id` has access to, newest first. Like list_visible, the
+/// rows carry no file trees (generated_files nullopt, base_files empty): use find for those.
 std::vector<ProposalRecord> list_for_user(UnitOfWork& uow, const std::string& workflow_id,
                                           const std::string& user_id, int limit,
                                           const std::optional<CursorKey>& after);
 /// Proposals `user_id` has access to (proposal_access) in workflows that are not deleted and
-/// of which the user is still a member, newest first; `statuses` empty = any status.
+/// of which the user is still a member, newest first; `statuses` empty = any status. No file
+/// trees (generated_files nullopt, base_files empty).
 std::vector<ProposalRecord> list_visible(UnitOfWork& uow, const std::string& user_id,
                                          const std::vector<ProposalStatus>& statuses, int limit,
                                          const std::optional<CursorKey>& after);

@@ -62,15 +62,24 @@ const char* kColumns =
     "r.output, r.base_files, r.files, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
     "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at";
 
-std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params) {
+/// kColumns without the file trees (NULL for base_files and files): for the list, which renders
+/// no files (a run's trees can be megabytes).
+const char* kSummaryColumns =
+    "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
+    "r.output, NULL, NULL, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at";
+
+std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params,
+                             const char* columns = kColumns) {
   std::vector<RunRecord> out;
   std::string id, wf, vid, thread, status, input, output, base, files, err, kind, by, created, completed, lease,
       lease_exp, deleted;
   long long vnum = 0, drev = 0;
   int cleanup = 0;
-  soci::indicator i_vid, i_vnum, i_drev, i_out, i_files, i_err, i_kind, i_completed, i_lease, i_lease_exp, i_deleted;
+  soci::indicator i_vid, i_vnum, i_drev, i_out, i_base, i_files, i_err, i_kind, i_completed, i_lease, i_lease_exp,
+      i_deleted;
   sqlh::run_query(
-      sql, std::string("SELECT ") + kColumns + " FROM runs r " + where_order, params,
+      sql, std::string("SELECT ") + columns + " FROM runs r " + where_order, params,
       [&](soci::statement& st) {
         st.exchange(soci::into(id));
         st.exchange(soci::into(wf));
@@ -81,7 +90,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         st.exchange(soci::into(status));
         st.exchange(soci::into(input));
         st.exchange(soci::into(output, i_out));
-        st.exchange(soci::into(base));
+        st.exchange(soci::into(base, i_base));
         st.exchange(soci::into(files, i_files));
         st.exchange(soci::into(err, i_err));
         st.exchange(soci::into(kind, i_kind));
@@ -104,7 +113,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         r.status = parse_run_status(status);
         r.input = input;
         r.output = opt(output, i_out);
-        r.base_files = sqlh::files_from_blob(base);
+        if (i_base != soci::i_null) r.base_files = sqlh::files_from_blob(base);  // NULL: kSummaryColumns
         if (i_files != soci::i_null) r.files = sqlh::files_from_blob(files);
         r.error = opt(err, i_err);
         r.failure_kind = opt(kind, i_kind);
@@ -176,7 +185,7 @@ std::vector<RunRecord> list(UnitOfWork& uow, const std::string& workflow_id, int
   return query(sql,
                "WHERE r.workflow_id = :w" + sqlh::keyset(after, "r.created_at", "r.id") +
                    " ORDER BY r.created_at DESC, r.id DESC LIMIT " + std::to_string(limit),
-               params);
+               params, kSummaryColumns);
 }
 
 long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id) {

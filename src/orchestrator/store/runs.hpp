@@ -64,7 +64,8 @@ void insert(UnitOfWork& uow, const RunRecord& r);
 std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id);
 /// The run of this engine thread, or nullopt.
 std::optional<RunRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id);
-/// Runs of a workflow, newest first (created_at DESC, id DESC), keyset after `after`.
+/// Runs of a workflow, newest first (created_at DESC, id DESC), keyset after `after`; without
+/// their file trees (base_files empty, files nullopt; find has them).
 std::vector<RunRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,
                             const std::optional<CursorKey>& after);
 /// Runs in `processing` started by `user_id` (the per-user cap, domain/run_quota.hpp).

@@ -60,6 +60,14 @@ TYPED_TEST(Runs, TheDeployedVersionRunsAndFinishesOnce) {
   EXPECT_FALSE(this->runs->complete(started.run.thread_id, "again", end).changed);
   EXPECT_EQ(this->runs->get(this->alice, this->wf, started.run.id).output, "The answer is 42.");
   EXPECT_THROW(this->runs->complete("no-such-thread", "x", {}), NotFoundError);
+  // The list carries no file trees (get has them).
+  const auto listed = this->runs->list(this->alice, this->wf).items;
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].output, "The answer is 42.");
+  EXPECT_FALSE(listed[0].files);
+  EXPECT_TRUE(listed[0].base_files.empty());
+  EXPECT_EQ(this->runs->get(this->alice, this->wf, started.run.id).files->size(), 2u);
+  EXPECT_FALSE(this->runs->get(this->alice, this->wf, started.run.id).base_files.empty());
 }
 
 TYPED_TEST(Runs, AuthorizationIsTheWorkflows) {

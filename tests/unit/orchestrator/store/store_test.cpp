@@ -78,6 +78,42 @@ TYPED_TEST(StoreLayer, ProposalRowRoundTripsNullsAndJson) {
   EXPECT_EQ(r->status, ProposalStatus::completed);
 }
 
+// The lists render no files, so they do not read the file trees (a proposal's trees can be
+// megabytes; reading them for every row of a page slowed every other request down).
+TYPED_TEST(StoreLayer, ProposalListsLeaveTheFileTreesUnread) {
+  orchestrator::testing::LeasedUnit unit(this->db());
+  auto& uow = unit.uow;
+  const auto now = core::now_rfc3339();
+  const UserRecord u{core::uuid4(), "l-" + core::random_hex(4) + "@example.com", "L", "hash", now};
+  users::insert(uow, u);
+  const WorkflowRecord w{core::uuid4(), "wf", "", u.id, now, now, "owner"};
+  workflows::insert(uow, w);
+  workflows::upsert_member(uow, w.id, u.id, "owner", now);
+  ProposalRecord p;
+  p.id = core::uuid4();
+  p.workflow_id = w.id;
+  p.thread_id = "thread-" + core::random_hex(4);
+  p.user_prompt = "list me";
+  p.base_files = {{"/a.md", {{std::string(100000, 'b')}, now, now}}};
+  p.generated_files = orchestrator::domain::FileMap{{"/a.md", {{std::string(100000, 'g')}, now, now}}};
+  p.created_at = now;
+  p.created_by_user_id = u.id;
+  proposals::insert(uow, p);
+  proposals::grant_access(uow, p.id, u.id, "owner", now);
+  for (const auto& rows : {proposals::list_for_user(uow, w.id, u.id, 10, std::nullopt),
+                           proposals::list_visible(uow, u.id, {}, 10, std::nullopt)}) {
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_EQ(rows[0].id, p.id);
+    EXPECT_EQ(rows[0].user_prompt, "list me");
+    EXPECT_FALSE(rows[0].generated_files);
+    EXPECT_TRUE(rows[0].base_files.empty());
+  }
+  const auto full = proposals::find(uow, p.id);
+  ASSERT_TRUE(full && full->generated_files);
+  EXPECT_EQ(full->generated_files->at("/a.md").content[0].size(), 100000u);
+  EXPECT_EQ(full->base_files.at("/a.md").content[0].size(), 100000u);
+}
+
 // Upgrading a database made by 0001 only: external users keep the identity that created them
 // (from the audit log) and decided proposals count as cleaned; failed ones do not.
 TYPED_TEST(StoreLayer, UpgradeBackfillsIdentitiesAndCleanedThreads) {
