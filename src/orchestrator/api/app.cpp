@@ -230,7 +230,7 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
       *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->watch_thread(user, thread); },
-      m.options.ws);
+      m.options.ws, &runtime);
   store::Store* units = m.store.get();
   const auto ping_budget = m.options.ready_db_timeout;
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.refinements, *m.engine, *m.ws, std::move(openapi),

@@ -253,12 +253,13 @@ ProposalView DomainAdapter::cancel(const std::string& user_id, const std::string
 }
 
 std::optional<std::string> DomainAdapter::watch_thread(const std::string& user_id, const std::string& thread_id) {
-  try {
-    return impl_->proposals.get_by_thread(user_id, thread_id).traceparent;
-  } catch (const domain::NotFoundError&) {
-    if (impl_->runs.can_watch(user_id, thread_id)) return std::string();  // runs store no traceparent
-    return std::nullopt;
-  }
+  // The upgrade's middleware has checked the account already; the proxy's re-checks of an open
+  // stream ask here alone, so a deleted or disabled account is refused here too.
+  const auto user = impl_->users.find(user_id);
+  if (!user || user->disabled_at) return std::nullopt;
+  if (auto traceparent = impl_->proposals.watch(user_id, thread_id)) return traceparent;
+  if (impl_->runs.can_watch(user_id, thread_id)) return std::string();  // runs store no traceparent
+  return std::nullopt;
 }
 
 domain::StartedRun DomainAdapter::start_run(const std::string& user_id, const std::string& workflow_id,

@@ -155,7 +155,8 @@ class DomainPort {
   virtual ProposalView cancel(const std::string& user_id, const std::string& proposal_id) = 0;
   /// When the user may watch `thread_id` (in proposal_access for the proposal of the thread, or a
   /// member of the workflow of the run on the thread): the traceparent stored with that proposal
-  /// ("" when none, and for runs). nullopt otherwise.
+  /// ("" when none, and for runs). nullopt otherwise, and for an account that no longer exists
+  /// or is disabled.
   virtual std::optional<std::string> watch_thread(const std::string& user_id, const std::string& thread_id) = 0;
 
   /// Records a new `processing` run (domain/runs.hpp: RunService::start) and returns it with the

@@ -13,6 +13,10 @@
 #include "core/ws.hpp"
 #include "orchestrator/api/problem.hpp"
 
+// GCC 12 reports -Wmismatched-new-delete for large coroutines whose frames Asio allocates with
+// its recycling allocator (a false positive: the frame's own operator new/delete pair is used).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace orchestrator::api {
 
 using core::http::Request;
@@ -60,8 +64,9 @@ class ActiveGuard {
 
 }  // namespace
 
-WsProxy::WsProxy(follow::FollowHub& hub, ThreadAccessCheck can_access, WsProxyOptions options)
-    : hub_(hub), can_access_(std::move(can_access)), options_(options) {
+WsProxy::WsProxy(follow::FollowHub& hub, ThreadAccessCheck can_access, WsProxyOptions options,
+                 core::async::Runtime* blocking)
+    : hub_(hub), can_access_(std::move(can_access)), options_(options), blocking_(blocking) {
   ws_gauge().set(0);
 }
 
@@ -97,15 +102,15 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
   }
   const long long after_seq = *parsed_after;
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
-  a.on_open_async = [this, thread_id, after_seq, tp = req.traceparent,
+  a.on_open_async = [this, thread_id, user_id, after_seq, tp = req.traceparent,
                      refinement = std::move(*refinement_trace)](std::shared_ptr<WsConnection> conn) {
-    return relay(std::move(conn), thread_id, after_seq, tp, refinement);
+    return relay(std::move(conn), thread_id, user_id, after_seq, tp, refinement);
   };
   return a;
 }
 
 core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::string thread_id,
-                                       long long after_seq, std::string traceparent,
+                                       std::string user_id, long long after_seq, std::string traceparent,
                                        std::string refinement_traceparent) {
   ActiveGuard active(active_);
   core::tracing::Span span = core::tracing::start_span("ws_proxy.stream", core::tracing::parse_traceparent(traceparent),
@@ -131,6 +136,7 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
   };
   so.traceparent = span.context().to_traceparent();
   auto sub = hub_.subscribe(thread_id, after_seq, ex, std::move(so));
+  if (blocking_ && options_.recheck_interval.count() > 0) blocking_->spawn(ex, recheck(weak, gone, thread_id, user_id));
   const auto stop = gone->get_token();
   bool too_slow = false;
   std::string ended = "closed";
@@ -180,9 +186,37 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
     conn->close(1013, too_slow_reason(last_sent->load()));
     ended = "too_slow";
   }
+  gone->request_stop();  // ends recheck()
   span.set_attribute("last_seq", last_sent->load());
   span.set_attribute("outcome", ended);
   core::log::info("ws_proxy_closed", {{"thread_id", thread_id}, {"last_seq", last_sent->load()}, {"outcome", ended}});
+}
+
+core::async::Task<void> WsProxy::recheck(std::weak_ptr<WsConnection> conn, std::shared_ptr<std::stop_source> gone,
+                                         std::string thread_id, std::string user_id) {
+  const auto stop = gone->get_token();
+  while (co_await core::async::sleep_for(options_.recheck_interval, stop)) {
+    auto check = [access = can_access_, thread_id, user_id] { return access(thread_id, user_id).has_value(); };
+    bool allowed = true;
+    try {
+      allowed = co_await blocking_->blocking(std::move(check));
+    } catch (const std::exception& e) {
+      // The database cannot say now: the stream goes on and the next round asks again.
+      core::log::warn("ws_proxy_recheck_failed", {{"thread_id", thread_id}, {"error", e.what()}});
+      continue;
+    }
+    if (allowed || stop.stop_requested()) continue;
+    core::log::info("ws_proxy_access_revoked", {{"thread_id", thread_id}, {"user_id", user_id}});
+    if (auto c = conn.lock()) {
+      c->send_text(error_event("You may no longer watch this thread (your access to its workflow was removed, or "
+                               "your account was disabled).",
+                               {{"thread_id", thread_id}}));
+      // 1008 Policy Violation (RFC 6455 §7.4.1): reconnecting does not help.
+      c->close(1008, "access revoked");
+    }
+    gone->request_stop();
+    co_return;
+  }
 }
 
 }  // namespace orchestrator::api

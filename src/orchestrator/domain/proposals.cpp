@@ -173,6 +173,10 @@ Proposal ProposalService::get_by_thread(const std::string& actor, const std::str
   });
 }
 
+std::optional<std::string> ProposalService::watch(const std::string& actor, const std::string& thread_id) {
+  return store_.run([&](store::UnitOfWork& uow) { return store::proposals::watch_traceparent(uow, thread_id, actor); });
+}
+
 std::string ProposalService::diff(const std::string& actor, const std::string& proposal_id) {
   return store_.run([&](store::UnitOfWork& uow) -> std::string {
     const auto p = access::require_proposal(uow, proposal_id, actor);

@@ -114,6 +114,12 @@ export class ThreadStream {
         this.handlers.onState({ kind: "lost", reason: "The stream closed." });
         return;
       }
+      // 1008: the server re-checked access and the user may no longer watch this thread
+      // (removed from the workflow, account disabled); reconnecting cannot help.
+      if (e.code === 1008) {
+        this.handlers.onState({ kind: "lost", reason: "You may no longer watch this stream: your access was removed." });
+        return;
+      }
       if (this.attempt >= this.opts.maxAttempts) {
         this.handlers.onState({ kind: "lost", reason: "The live stream could not be reconnected." });
         return;

@@ -5,6 +5,7 @@
 // the engine forgot the run; 1001 at shutdown; the relay ends when the browser leaves.
 #include "orchestrator/api/ws_proxy.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
@@ -150,18 +151,27 @@ class WsProxyTest : public ::testing::Test {
     client_.reset();
     rt_.stop();
   }
-  WsProxy& proxy(WsProxyOptions o = {}) {
+  /// The proxy; `blocking` runs its access re-checks (null: none).
+  WsProxy& proxy(WsProxyOptions o = {}, core::async::Runtime* blocking = nullptr) {
     proxy_ = std::make_unique<WsProxy>(
         *hub_,
         [this](const std::string& thread, const std::string& user) -> std::optional<std::string> {
+          std::lock_guard lk(access_mu_);  // re-checks run on the blocking pool
+          ++checks_;
           if (thread == unanswerable_)
             throw orchestrator::store::DatabaseUnavailable("The database is not reachable right now.",
                                                            std::chrono::seconds(2), false);
           if (user == "u" && thread != denied_) return refinement_traceparent_;
           return std::nullopt;
         },
-        o);
+        o, blocking);
     return *proxy_;
+  }
+  /// Changes what the access check answers while connections are open.
+  void set_access(const std::string& denied, const std::string& unanswerable) {
+    std::lock_guard lk(access_mu_);
+    denied_ = denied;
+    unanswerable_ = unanswerable;
   }
   core::http::WsAccept accept(const std::string& thread, std::optional<std::string> after_seq = std::nullopt,
                               const std::string& user = "u", WsProxy::Subject subject = WsProxy::Subject::refinement) {
@@ -196,6 +206,8 @@ class WsProxyTest : public ::testing::Test {
   std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
   std::unique_ptr<orchestrator::follow::FollowHub> hub_;
   std::unique_ptr<WsProxy> proxy_;
+  std::mutex access_mu_;
+  std::atomic<int> checks_{0};  ///< access checks so far (the upgrade's and the re-checks)
   std::string denied_ = "none";
   std::string unanswerable_ = "none";  ///< the access check cannot reach the database for this thread
   std::string refinement_traceparent_;  ///< what the access check answers for allowed threads
@@ -240,6 +252,58 @@ TEST_F(WsProxyTest, DatabaseUnavailableRefusesTheUpgradeWith503) {
   EXPECT_EQ(a.reject->headers.get("Retry-After").value_or(""), "2");
   EXPECT_EQ(json::parse(a.reject->body)["type"], orchestrator::api::problem_type("database-unavailable"));
   EXPECT_TRUE(engine_.connects(unanswerable_).empty());
+}
+
+// Access is checked again while a stream is open: once the caller may no longer watch the
+// thread (removed from the workflow, account disabled, workflow deleted) the stream ends with an
+// `error` event and 1008; while the database cannot answer, it goes on.
+TEST_F(WsProxyTest, AStreamWhoseAccessWasRevokedIsClosedWith1008) {
+  WsProxyOptions o;
+  o.recheck_interval = 50ms;
+  auto& p = proxy(o, &rt_);
+  const auto thread = live_thread(2);
+  auto conn = open(thread);
+  ASSERT_TRUE(eventually([&] { return conn->sent().size() == 2; }));
+  set_access("none", thread);  // the database cannot say: the stream stays open
+  std::this_thread::sleep_for(300ms);
+  ASSERT_TRUE(conn->is_open());
+  engine_.append(thread, numbered(3));
+  ASSERT_TRUE(eventually([&] { return conn->sent().size() == 3; }));
+  set_access(thread, "none");
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1008);
+  EXPECT_EQ(conn->reason(), "access revoked");
+  const auto last = json::parse(conn->sent().back());
+  EXPECT_EQ(last["event_type"], "error");
+  EXPECT_NE(last["data"]["error"].get<std::string>().find("no longer watch"), std::string::npos);
+  EXPECT_TRUE(eventually([&] { return p.active() == 0; }));
+}
+
+// A stream that ends stops its re-checks: nothing asks for access once it is over.
+TEST_F(WsProxyTest, AnEndedStreamIsNotCheckedAgain) {
+  WsProxyOptions o;
+  o.recheck_interval = 20ms;
+  auto& p = proxy(o, &rt_);
+  const auto thread = live_thread(1);
+  auto conn = open(thread);
+  engine_.append(thread, end_event(2));
+  ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
+  EXPECT_EQ(conn->code(), 1000);
+  ASSERT_TRUE(eventually([&] { return p.active() == 0; }));
+  std::this_thread::sleep_for(50ms);  // a re-check already running when the stream ended finishes
+  const int after_end = checks_.load();
+  std::this_thread::sleep_for(200ms);  // ten intervals
+  EXPECT_EQ(checks_.load(), after_end);
+}
+
+// Re-checks run every interval while the stream is open.
+TEST_F(WsProxyTest, AnOpenStreamIsCheckedEveryInterval) {
+  WsProxyOptions o;
+  o.recheck_interval = 20ms;
+  proxy(o, &rt_);
+  auto conn = open(live_thread(1));
+  ASSERT_TRUE(eventually([&] { return checks_.load() >= 5; })) << "the upgrade's check and 4 re-checks";
+  EXPECT_TRUE(conn->is_open());
 }
 
 TEST_F(WsProxyTest, ForwardsEventsUnchangedAndClosesWith1000AfterEnd) {

@@ -84,6 +84,7 @@ TYPED_TEST(Crud, DeleteHidesTheWorkflowCancelsRunsAndSchedulesEveryThread) {
     EXPECT_THROW(this->workflows->list_members(user, id), NotFoundError);
     EXPECT_THROW(this->proposals->list(user, id), NotFoundError);
     EXPECT_THROW(this->proposals->get_by_thread(user, running.thread_id), NotFoundError);
+    EXPECT_FALSE(this->proposals->watch(user, running.thread_id));
     for (const auto& w2 : this->workflows->list(user).items) EXPECT_NE(w2.id, id);
     for (const auto& p : this->proposals->list_visible(user, {}).items) EXPECT_NE(p.workflow_id, id);
   }

@@ -332,6 +332,9 @@ TYPED_TEST(Services, ProposalLifecycleApprove) {
   EXPECT_THROW(this->proposals->approve(this->bob, p.id), NotFoundError);
   EXPECT_THROW(this->proposals->reject(this->bob, p.id), NotFoundError);
   EXPECT_EQ(this->proposals->get_by_thread(this->alice, p.thread_id).id, p.id);
+  EXPECT_EQ(this->proposals->watch(this->alice, p.thread_id), std::optional<std::string>(p.traceparent));
+  EXPECT_FALSE(this->proposals->watch(this->bob, p.thread_id));
+  EXPECT_FALSE(this->proposals->watch(this->alice, "no-such-thread"));
   EXPECT_THROW(this->proposals->approve(this->alice, p.id), PreconditionError);  // still processing
   EXPECT_THROW(this->proposals->reject(this->alice, p.id), PreconditionError);
   EXPECT_THROW(this->proposals->diff(this->alice, p.id), PreconditionError);
