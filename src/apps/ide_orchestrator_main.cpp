@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
   double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
   double engine_timeout_seconds = 5;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
-  int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000;
+  int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   apps::env_option(*serve, "--host", "IDE_ORCHESTRATOR_HOST", host, "Address to listen on");
@@ -195,6 +195,11 @@ int main(int argc, char** argv) {
                    "Threads running HTTP handlers (SQL, engine calls); the proposal tracker's SQL runs on a quarter as "
                    "many more (at least 2)")
       ->check(CLI::Range(1, 1024));
+  apps::env_option(*serve, "--ws-recheck-seconds", "IDE_ORCHESTRATOR_WS_RECHECK_SECONDS", ws_recheck_seconds,
+                   "Seconds between checks of an open browser stream's access: a member removed from the workflow, "
+                   "a disabled or deleted account, or a deleted workflow ends the stream with close code 1008 "
+                   "(0 = check only at the upgrade)")
+      ->check(CLI::Range(0, 86400));
   apps::env_option(*serve, "--db-wait-ms", "IDE_ORCHESTRATOR_DB_WAIT_MS", db_wait_ms,
                    "Longest wait of a request (or of the tracker) for a free pooled database connection; past it "
                    "the request answers 503 with Retry-After")
@@ -322,6 +327,7 @@ int main(int argc, char** argv) {
     o.server.blocking_threads = blocking_threads;
     o.db = db_config(serve_storage);
     o.db.lease_timeout = std::chrono::milliseconds(db_wait_ms);
+    o.ws.recheck_interval = std::chrono::seconds(ws_recheck_seconds);
     o.engine.base_url = engine_url;
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));

@@ -2,15 +2,64 @@
 refused (403) on every route that changes something while strangers get 404, GET /api/me,
 and the admin commands `ide-orchestrator user list|disable|enable|set-password` (disabled
 users and tokens older than a password change get 401)."""
+import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import tempfile
 import unittest
 import uuid
 
-from e2ekit import Stack, create_workflow, curl, refine, wait_proposal
+import testkit
+from e2ekit import Stack, create_workflow, curl, refine, slow_script, wait_proposal, ws_url
+
+
+class StreamsEndWhenAccessEnds(unittest.TestCase):
+    """An open browser stream's access is checked again (--ws-recheck-seconds 1): removing the
+    member who watches it ends it with an `error` event and close code 1008, while the run goes on."""
+
+    def test_a_removed_members_stream_is_closed_with_1008(self):
+        d = tempfile.mkdtemp(prefix="e2e-recheck-")
+        stack = Stack(script=slow_script(os.path.join(d, "slow.json"), turns=40), orch_extra=("--ws-recheck-seconds", "1"))
+        try:
+            owner = stack.user()
+            editor_email = f"editor-{uuid.uuid4().hex[:6]}@example.com"
+            editor_id = stack.orch.add_user(editor_email)
+            editor = stack.orch.login(editor_email)
+            wf = create_workflow(stack.orch, owner)
+            r = curl(stack.orch.url, "PUT", f"/api/workflows/{wf['id']}/members/{editor_email}", {"role": "editor"},
+                     token=owner)
+            self.assertEqual(r.status, 201, r.text)
+            started = refine(stack.orch, editor, wf["id"])
+            self.assertEqual(started.status, 202, started.text)
+            thread_id = started.json()["thread_id"]
+
+            async def watch_then_remove():
+                connected = asyncio.Event()
+                watcher = asyncio.create_task(testkit.browse(
+                    (ws_url(stack.orch, thread_id), {"Authorization": "Bearer " + editor}), timeout=60,
+                    on_open=connected))
+                await asyncio.wait_for(connected.wait(), 30)
+                await asyncio.sleep(1.5)  # at least one re-check that still allows it
+                removed = await asyncio.to_thread(
+                    curl, stack.orch.url, "DELETE", f"/api/workflows/{wf['id']}/members/{editor_id}", None,
+                    token=owner)
+                self.assertEqual(removed.status, 204, removed.text)
+                return await asyncio.wait_for(watcher, 30)
+
+            events, code = asyncio.run(watch_then_remove())
+            self.assertEqual(code, 1008)
+            self.assertGreater(len(events), 1, "it streamed while the editor was a member")
+            self.assertEqual(events[-1]["event_type"], "error")
+            self.assertIn("no longer watch", events[-1]["data"]["error"])
+            # The run goes on: the proxy is only a view.
+            st = stack.engine.state(thread_id)[2]
+            self.assertIn(st.get("status"), ("queued", "running", "completed"), st)
+        finally:
+            stack.close()
+            shutil.rmtree(d, ignore_errors=True)
 
 
 class Sharing(unittest.TestCase):
