@@ -30,6 +30,13 @@ TokenBuckets::TokenBuckets(Policy policy, std::size_t max_keys, Clock clock)
   rate_ = static_cast<double>(policy_.quota) / static_cast<double>(policy_.window.count());
 }
 
+void TokenBuckets::give_back(const std::string& key, int cost) {
+  std::lock_guard lk(mu_);
+  const auto it = buckets_.find(key);
+  if (it == buckets_.end()) return;
+  it->second.tokens = std::min<double>(policy_.quota, it->second.tokens + std::max(0, cost));
+}
+
 Decision TokenBuckets::take(const std::string& key, int cost) {
   const double quota = policy_.quota;
   const double want = std::max(0, cost);

@@ -56,6 +56,10 @@ class TokenBuckets {
   /// Takes `cost` tokens (default 1) for `key` when it has them; otherwise takes nothing.
   Decision take(const std::string& key, int cost = 1);
 
+  /// Returns `cost` tokens (default 1) to `key`'s bucket, never beyond the quota: for a request
+  /// that was charged but then refused before it did any work. Nothing when `key` has no bucket.
+  void give_back(const std::string& key, int cost = 1);
+
   /// The policy this instance enforces.
   const Policy& policy() const { return policy_; }
   /// Keys currently tracked (<= max_keys).

@@ -157,7 +157,14 @@ class Limits(unittest.TestCase):
         self.assertEqual(curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=alice).status, 200)
         third = refine(orch, alice, wf["id"])
         self.assertEqual(third.status, 202, third.text)
-        # three refinement requests spent the stricter bucket (the refused one counted too)
+        # the request the cap refused gave its token back: a third refinement still starts
+        pid = third.json()["proposal_id"]
+        self.assertEqual(curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=alice).status, 200)
+        fourth = refine(orch, alice, wf["id"])
+        self.assertEqual(fourth.status, 202, "the refused request must not have spent a token: " + fourth.text)
+        pid = fourth.json()["proposal_id"]
+        self.assertEqual(curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=alice).status, 200)
+        # three refinements started: the stricter bucket is spent
         body, _ = self.assert_429(refine(orch, alice, wf["id"]), "refinement", quota=3)
         self.assertEqual(body["type"], PROBLEM_BASE + "rate-limited")
         self.assertEqual(curl(orch.url, "GET", "/api/workflows", token=alice).status, 200, "other routes still work")

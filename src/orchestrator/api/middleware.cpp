@@ -248,12 +248,22 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
     }
     const std::string user = req.context["user_id"].get<std::string>();
     if (auto limited = charge(req, limits->user, user, "requests from your account")) return limited;
-    if (limits->refinement_routes.match(req.method, req.path, is_upgrade(req)).handler)
-      return charge(req, limits->refinement, user, "refinements started by your account");
+    if (limits->refinement_routes.match(req.method, req.path, is_upgrade(req)).handler) {
+      auto limited = charge(req, limits->refinement, user, "refinements started by your account");
+      if (!limited) req.context["refinement_charged"] = user;
+      return limited;
+    }
     return std::nullopt;
   };
 
-  m.after = [opts](const Request& req, Response& r) {
+  m.after = [opts, limits](const Request& req, Response& r) {
+    // A refinement the handler refused with a 4xx (invalid, not found, forbidden, a conflict, the
+    // concurrency cap) started nothing: its token goes back, so correcting a request does not use
+    // up the user's refinements. (The RateLimit header already sent counts it; one token low.)
+    if (r.status >= 400 && r.status < 500) {
+      if (const auto it = req.context.find("refinement_charged"); it != req.context.end() && it->is_string())
+        limits->refinement.give_back(it->get<std::string>());
+    }
     add_security_headers(req, r);
     add_rate_limit_headers(req, r);
     if (auto origin = req.headers.get("Origin"); origin && origin_allowed(*origin, opts->cors_origins, req) &&

@@ -50,6 +50,21 @@ TEST(TokenBuckets, BurstThenRefusedWithRetryAfterUntilOneTokenRefills) {
   EXPECT_FALSE(b.take("alice").allowed);
 }
 
+TEST(TokenBuckets, GiveBackReturnsTokensUpToTheQuota) {
+  ManualClock c;
+  TokenBuckets b(Policy{"refinement", 2, 60s}, 100, c.fn());
+  EXPECT_TRUE(b.take("u").allowed);
+  EXPECT_TRUE(b.take("u").allowed);
+  EXPECT_FALSE(b.take("u").allowed);
+  b.give_back("u");
+  EXPECT_TRUE(b.take("u").allowed) << "the returned token";
+  EXPECT_FALSE(b.take("u").allowed);
+  b.give_back("u", 5);  // capped at the quota
+  EXPECT_EQ(b.take("u").remaining, 1);
+  b.give_back("stranger");  // no bucket: nothing is created
+  EXPECT_EQ(b.size(), 1u);
+}
+
 TEST(TokenBuckets, KeysAreIndependentAndRefillStopsAtTheQuota) {
   ManualClock c;
   TokenBuckets b(Policy{"ip", 2, 10s}, 100, c.fn());

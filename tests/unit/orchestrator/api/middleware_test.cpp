@@ -383,6 +383,31 @@ TEST(RateLimits, RefinementsHaveAStricterBucketOnTopOfTheUserBucket) {
   EXPECT_EQ(run(m, get).status, 200);
 }
 
+// A refinement the handler refuses (400, 404, 409, the concurrency cap's 429) gives its token
+// back; one that starts (202) or fails on the engine's side (503) keeps it spent.
+TEST(RateLimits, ARefusedRefinementGivesItsTokenBack) {
+  RateLimitOptions l;
+  l.user = {"user", 100, std::chrono::seconds(60)};
+  l.refinement = {"refinement", 2, std::chrono::seconds(60)};
+  auto m = limited_mw(l);
+  const auto post = [&](int handler_status) {
+    auto r = authed("POST", "/api/workflows/0b7f6a5e-0000-4000-8000-000000000001/refinements");
+    Response out;
+    if (auto early = m.before(r)) {
+      out = *early;
+    } else {
+      out.status = handler_status;
+    }
+    m.after(r, out);
+    return out.status;
+  };
+  for (int status : {400, 404, 409, 429, 400, 400}) EXPECT_EQ(post(status), status) << "refused: token returned";
+  EXPECT_EQ(post(202), 202);
+  EXPECT_EQ(post(503), 503);
+  EXPECT_EQ(post(202), 429) << "two refinements spent the bucket";
+  EXPECT_EQ(post(202), 429) << "the limiter's own 429 returned nothing it had not taken";
+}
+
 TEST(RateLimits, UnauthenticatedRequestsArePerAddress) {
   RateLimitOptions l;
   l.ip = {"ip", 3, std::chrono::seconds(60)};
