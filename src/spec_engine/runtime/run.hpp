@@ -30,11 +30,17 @@ struct FieldError {
   std::string message;
 };
 
+/// Nested task calls a run allows (RunLimits::max_delegation_depth): the entry agent's sub-agent
+/// is at depth 1.
+inline constexpr int kMaxDelegationDepth = 4;
+
 /// Checks an agent definition (docs/engine-api.md#agent-definition): graph.nodes[]
 /// non-empty, unique ids, type AgentNode, data.name/system_prompt, tools each a
 /// built-in name, a delegation-target id or "task" (only with an outgoing edge),
-/// edges referencing existing nodes, entryPoint an existing node. Returns every
-/// problem found (empty = valid). `prefix` is prepended to field paths.
+/// edges referencing existing nodes and forming no cycle, no agent more than
+/// kMaxDelegationDepth delegations below the entry point (a run could never reach it),
+/// entryPoint an existing node. Returns every problem found (empty = valid). `prefix` is
+/// prepended to field paths.
 std::vector<FieldError> validate_definition(const nlohmann::json& definition,
                                             const std::string& prefix = "agent_definition");
 
@@ -54,7 +60,7 @@ struct RunLimits {
   /// byte), and, through the tool budget, inside every built-in tool call.
   std::chrono::seconds max_wall_time{900};
   std::int64_t max_tokens = 2'000'000;          ///< prompt+completion tokens reported by the model
-  int max_delegation_depth = 4;                 ///< nested task calls
+  int max_delegation_depth = kMaxDelegationDepth;  ///< nested task calls
   /// Time budget of one built-in tool call (all tools but `task`, whose sub-agent is bounded
   /// by the run's own limits). A call that runs out ends with the tool error
   /// "Error: <tool>: exceeded its time budget of N ms", which the model reads.

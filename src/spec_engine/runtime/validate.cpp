@@ -1,4 +1,6 @@
 // validate_definition / validate_input_payload (run.hpp; docs/engine-api.md#agent-definition).
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -9,6 +11,56 @@
 namespace spec_engine::runtime {
 
 using nlohmann::json;
+
+namespace {
+
+using Targets = std::map<std::string, std::set<std::string>>;
+
+/// A delegation cycle as "A -> B -> A" (the first found, in id order), or "" when there is none.
+std::string delegation_cycle(const Targets& targets) {
+  enum class Mark { none, open, done };
+  std::map<std::string, Mark> mark;
+  std::vector<std::string> stack;
+  std::string found;
+  std::function<bool(const std::string&)> visit = [&](const std::string& id) {
+    mark[id] = Mark::open;
+    stack.push_back(id);
+    if (const auto it = targets.find(id); it != targets.end()) {
+      for (const auto& next : it->second) {
+        if (mark[next] == Mark::open) {
+          for (auto k = std::find(stack.begin(), stack.end(), next); k != stack.end(); ++k) found += *k + " -> ";
+          found += next;
+          return true;
+        }
+        if (mark[next] == Mark::none && visit(next)) return true;
+      }
+    }
+    stack.pop_back();
+    mark[id] = Mark::done;
+    return false;
+  };
+  for (const auto& [id, unused] : targets) {
+    if (mark[id] == Mark::none && visit(id)) return found;
+  }
+  return {};
+}
+
+/// The longest delegation chain from `id` (ids, `id` first) in a graph without cycles.
+const std::vector<std::string>& longest_chain(const std::string& id, const Targets& targets,
+                                              std::map<std::string, std::vector<std::string>>& memo) {
+  if (const auto it = memo.find(id); it != memo.end()) return it->second;
+  std::vector<std::string> best;
+  if (const auto it = targets.find(id); it != targets.end()) {
+    for (const auto& next : it->second) {
+      const auto& chain = longest_chain(next, targets, memo);
+      if (chain.size() > best.size()) best = chain;
+    }
+  }
+  best.insert(best.begin(), id);
+  return memo[id] = std::move(best);
+}
+
+}  // namespace
 
 std::vector<FieldError> validate_definition(const json& definition, const std::string& prefix) {
   std::vector<FieldError> errs;
@@ -134,6 +186,20 @@ std::vector<FieldError> validate_definition(const json& definition, const std::s
     add(gp + ".entryPoint", "is required and must be a node id");
   } else if (!ids.count(g["entryPoint"].get<std::string>())) {
     add(gp + ".entryPoint", "entry point '" + g["entryPoint"].get<std::string>() + "' is not a node");
+  } else if (const auto cycle = delegation_cycle(targets); !cycle.empty()) {
+    add(gp + ".edges", "delegations form a cycle (" + cycle +
+                           "): an agent would hand work back to one that is waiting for it; remove one of these edges");
+  } else {
+    const std::string entry = g["entryPoint"].get<std::string>();
+    std::map<std::string, std::vector<std::string>> memo;
+    const auto chain = longest_chain(entry, targets, memo);
+    if (static_cast<int>(chain.size()) - 1 > kMaxDelegationDepth) {
+      std::string path;
+      for (const auto& id : chain) path += (path.empty() ? "" : " -> ") + id;
+      add(gp + ".edges", "the delegation chain " + path + " is " + std::to_string(chain.size() - 1) +
+                             " levels deep; a run allows at most " + std::to_string(kMaxDelegationDepth) +
+                             " nested task calls, so the last agents could never run");
+    }
   }
   return errs;
 }

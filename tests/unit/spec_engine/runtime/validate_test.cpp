@@ -114,6 +114,37 @@ TEST(Validate, EdgesAndEntryPoint) {
   EXPECT_TRUE(has(validate_definition(d), "agent_definition.graph.edges"));
 }
 
+/// A definition of `n` agents a0..a{n-1}, each delegating to the next (plus `extra` edges).
+json chain(int n, const std::vector<std::pair<int, int>>& extra = {}) {
+  json d = {{"graph", {{"nodes", json::array()}, {"edges", json::array()}, {"entryPoint", "a0"}}}};
+  for (int i = 0; i < n; ++i) {
+    d["graph"]["nodes"].push_back({{"id", "a" + std::to_string(i)},
+                                   {"type", "AgentNode"},
+                                   {"data", {{"name", "A" + std::to_string(i)}, {"system_prompt", "p"}}}});
+    if (i + 1 < n)
+      d["graph"]["edges"].push_back(
+          {{"source", "a" + std::to_string(i)}, {"target", "a" + std::to_string(i + 1)}, {"type", "delegation"}});
+  }
+  for (const auto& [from, to] : extra)
+    d["graph"]["edges"].push_back(
+        {{"source", "a" + std::to_string(from)}, {"target", "a" + std::to_string(to)}, {"type", "delegation"}});
+  return d;
+}
+
+// A run allows kMaxDelegationDepth nested task calls: a longer chain could never reach its last
+// agents, and a cycle hands work back to an agent that waits for it. Both are refused up front.
+TEST(Validate, DelegationsFormNoCycleAndNoChainDeeperThanARunAllows) {
+  EXPECT_TRUE(validate_definition(chain(kMaxDelegationDepth + 1)).empty())
+      << dump(validate_definition(chain(kMaxDelegationDepth + 1)));
+  auto errs = validate_definition(chain(kMaxDelegationDepth + 2));
+  EXPECT_TRUE(has(errs, "agent_definition.graph.edges", "a0 -> a1 -> a2 -> a3 -> a4 -> a5 is 5 levels deep"))
+      << dump(errs);
+  errs = validate_definition(chain(3, {{2, 1}}));
+  EXPECT_TRUE(has(errs, "agent_definition.graph.edges", "cycle (a1 -> a2 -> a1)")) << dump(errs);
+  // Two paths to one agent are no cycle.
+  EXPECT_TRUE(validate_definition(chain(3, {{0, 2}})).empty()) << dump(validate_definition(chain(3, {{0, 2}})));
+}
+
 TEST(ValidateInput, Payload) {
   EXPECT_TRUE(validate_input_payload({{"messages", "hi"}}).empty());
   EXPECT_TRUE(validate_input_payload({{"messages", {{{"role", "user"}, {"content", "hi"}}}},
