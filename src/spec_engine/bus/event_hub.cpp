@@ -6,9 +6,7 @@
 namespace spec_engine::bus {
 
 Frame Frame::of(const EventRecord& ev) {
-  return {ev.seq, ev.event_type,
-          std::make_shared<const std::string>(
-              ev.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))};
+  return {ev.seq, ev.event_type, std::make_shared<const std::string>(ev.to_text())};
 }
 
 Subscription::News Subscription::take() {

@@ -189,7 +189,12 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
   // and moved back when it fails, so the retry sends the same writes without a copy.
   std::vector<store::Write> writes;
   writes.reserve(batch.size());
-  for (auto& it : batch) writes.push_back(std::move(it.write));
+  for (auto& it : batch) {
+    // Serialize each event's data once: the row, the stream frame and the NATS message share it.
+    if (auto* ev = std::get_if<store::EventWrite>(&it.write.op); ev && !ev->event.data_text)
+      ev->event.data_text = std::make_shared<const std::string>(store::dump_json(ev->event.data));
+    writes.push_back(std::move(it.write));
+  }
   store::BatchResult res;
   try {
     res = store.write_batch(writes, opts.notify_origin);

@@ -19,7 +19,7 @@ namespace spec_engine::store {
 namespace {
 
 /// JSON to TEXT; invalid UTF-8 is replaced rather than throwing.
-std::string dump(const nlohmann::json& j) { return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+std::string dump(const nlohmann::json& j) { return dump_json(j); }
 
 /// TEXT to JSON; a NULL column (indicator) or unparsable text gives null.
 nlohmann::json load(const std::string& text, soci::indicator ind) {
@@ -140,7 +140,7 @@ class WriteTxn {
 
 /// Inserts one event row.
 void insert_event(soci::session& sql, const EventRecord& ev) {
-  const std::string data = dump(ev.data);
+  const std::string data = ev.data_text ? *ev.data_text : dump(ev.data);
   const long long seq = ev.seq;
   sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
       soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts);
@@ -215,6 +215,32 @@ nlohmann::json ThreadRecord::to_state_json() const {
 
 nlohmann::json EventRecord::to_json() const {
   return {{"event_type", event_type}, {"data", data}, {"seq", seq}, {"thread_id", thread_id}, {"ts", ts}};
+}
+
+std::string EventRecord::to_text() const {
+  // The members in to_json()'s (sorted) order, so the text equals dump_json(to_json()) without
+  // copying `data` into a new document or serializing it again.
+  const std::string own = data_text ? std::string() : dump_json(data);
+  const std::string& d = data_text ? *data_text : own;
+  const std::string type = dump_json(event_type), thread = dump_json(thread_id), when = dump_json(ts);
+  std::string out;
+  out.reserve(d.size() + type.size() + thread.size() + when.size() + 64);
+  out += "{\"data\":";
+  out += d;
+  out += ",\"event_type\":";
+  out += type;
+  out += ",\"seq\":";
+  out += std::to_string(seq);
+  out += ",\"thread_id\":";
+  out += thread;
+  out += ",\"ts\":";
+  out += when;
+  out += '}';
+  return out;
+}
+
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl) {
@@ -546,7 +572,7 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
             b.ev_thread.push_back(op.event.thread_id);
             b.ev_seq.push_back(op.event.seq);
             b.ev_type.push_back(op.event.event_type);
-            b.ev_data.push_back(dump(op.event.data));
+            b.ev_data.push_back(op.event.data_text ? *op.event.data_text : dump(op.event.data));
             b.ev_ts.push_back(op.event.ts);
             auto& last = out.last_seq[op.event.thread_id];
             last = std::max<std::int64_t>(last, op.event.seq);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -69,8 +70,19 @@ struct EventRecord {
   std::string event_type;
   nlohmann::json data;
   std::string ts;
+  /// `data` serialized by dump_json, when already done: the event log sets it once before the
+  /// write, and the database row, the stream frame and the NATS message reuse it instead of
+  /// serializing `data` again. Null = serialize `data` where needed. Must match `data`.
+  std::shared_ptr<const std::string> data_text;
+  /// {event_type, data, seq, thread_id, ts} (the stream's event shape, docs/engine-api.md#events).
   nlohmann::json to_json() const;
+  /// to_json() serialized by dump_json, built around data_text when it is set.
+  std::string to_text() const;
 };
+
+/// The one serialization of JSON this store writes (compact; invalid UTF-8 replaced by U+FFFD
+/// rather than throwing).
+std::string dump_json(const nlohmann::json& j);
 
 /// What a live stream follows of a thread (Store::thread_progress).
 struct ThreadProgress {

@@ -170,3 +170,24 @@ INSTANTIATE_TEST_SUITE_P(Dialects, StoreTest, ::testing::ValuesIn(spec_engine::t
                          [](const auto& info) { return info.param; });
 
 }  // namespace
+
+// The stream's text of an event is built around its serialized data (serialized once by the
+// event log) and equals serializing the whole event, byte for byte: key order, escapes,
+// Unicode, and invalid UTF-8 replaced rather than thrown.
+TEST(EventText, EqualsTheWholeEventSerialized) {
+  using spec_engine::store::dump_json;
+  std::vector<EventRecord> events;
+  events.push_back({"t-1", 1, "on_llm_stream", {{"node", "orchestrator"}, {"delta", "h\"i\\\n\tü😀"}}, "2026-12-02T00:00:00Z"});
+  events.push_back({"t-2", 123456789012, "on_state_update",
+                    {{"todos", {{{"content", "a"}, {"status", "pending"}}}}, {"n", 1.5}, {"z", nullptr}, {"b", true}},
+                    "2026-12-02T00:00:01.123Z"});
+  events.push_back({"t-\xff", 2, "end", {{"status", "failed"}, {"error", std::string("bad \xc3\x28 bytes")}}, "ts"});
+  events.push_back({"t-4", 3, "on_tool_start", nlohmann::json::object(), ""});
+  for (auto ev : events) {
+    const std::string expected = dump_json(ev.to_json());
+    EXPECT_EQ(ev.to_text(), expected) << "without data_text";
+    ev.data_text = std::make_shared<const std::string>(dump_json(ev.data));
+    EXPECT_EQ(ev.to_text(), expected) << "around data_text";
+    EXPECT_EQ(nlohmann::json::parse(ev.to_text())["seq"], ev.seq);
+  }
+}
