@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/json_scan.hpp"
 #include "core/util.hpp"
 
 namespace refinement_load {
@@ -43,88 +44,16 @@ bool SessionResult::ok(bool with_anchor) const {
 
 // ---- JSON member scan --------------------------------------------------------------------
 
-namespace {
-
-void skip_ws(std::string_view t, std::size_t& i) {
-  while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) ++i;
-}
-
-/// Moves `i` past the string starting at t[i] == '"'. False when unterminated.
-bool skip_string(std::string_view t, std::size_t& i) {
-  for (++i; i < t.size(); ++i) {
-    if (t[i] == '\\') {
-      ++i;
-    } else if (t[i] == '"') {
-      ++i;
-      return true;
-    }
-  }
-  return false;
-}
-
-/// Moves `i` past one JSON value. False when malformed or truncated.
-bool skip_value(std::string_view t, std::size_t& i) {
-  if (i >= t.size()) return false;
-  if (t[i] == '"') return skip_string(t, i);
-  if (t[i] == '{' || t[i] == '[') {
-    int depth = 0;
-    while (i < t.size()) {
-      const char c = t[i];
-      if (c == '"') {
-        if (!skip_string(t, i)) return false;
-        continue;
-      }
-      if (c == '{' || c == '[') ++depth;
-      if (c == '}' || c == ']') {
-        if (--depth == 0) {
-          ++i;
-          return true;
-        }
-      }
-      ++i;
-    }
-    return false;
-  }
-  while (i < t.size() && t[i] != ',' && t[i] != '}' && t[i] != ']' && t[i] != ' ' && t[i] != '\n' && t[i] != '\r' &&
-         t[i] != '\t') {
-    ++i;
-  }
-  return true;
-}
-
-}  // namespace
-
 bool scan_event(std::string_view t, EventFields& out) {
   out = EventFields{};
-  std::size_t i = 0;
-  skip_ws(t, i);
-  if (i >= t.size() || t[i] != '{') return false;
-  ++i;
-  for (;;) {
-    skip_ws(t, i);
-    if (i < t.size() && t[i] == '}') return true;
-    if (i >= t.size() || t[i] != '"') return false;
-    const std::size_t key_start = i + 1;
-    if (!skip_string(t, i)) return false;
-    const std::string_view key = t.substr(key_start, i - 1 - key_start);
-    skip_ws(t, i);
-    if (i >= t.size() || t[i] != ':') return false;
-    ++i;
-    skip_ws(t, i);
-    const std::size_t value_start = i;
-    if (!skip_value(t, i)) return false;
-    const std::string_view value = t.substr(value_start, i - value_start);
-    if (key == "seq") out.seq = value;
-    else if (key == "ts") out.ts = value;
-    else if (key == "event_type") out.event_type = value;
-    skip_ws(t, i);
-    if (i < t.size() && t[i] == ',') {
-      ++i;
-      continue;
-    }
-    if (i < t.size() && t[i] == '}') return true;
-    return false;
+  const auto members = core::json::scan_object(t);
+  if (!members) return false;
+  for (const auto& m : *members) {
+    if (m.key == "seq") out.seq = m.value;
+    else if (m.key == "ts") out.ts = m.value;
+    else if (m.key == "event_type") out.event_type = m.value;
   }
+  return true;
 }
 
 // ---- HTTP with Retry-After ---------------------------------------------------------------

@@ -1,6 +1,10 @@
 // Engine event parsing (follow/event.hpp).
 #include "orchestrator/follow/event.hpp"
+#include <charconv>
+#include <string_view>
+
 #include "core/json_parse.hpp"
+#include "core/json_scan.hpp"
 
 namespace orchestrator::follow {
 
@@ -20,9 +24,47 @@ std::optional<std::string> error_text(const nlohmann::json& v) {
   return std::nullopt;
 }
 
+namespace {
+
+/// The types whose `data` the tracker reads (files, outcome, error): parsed in full.
+bool needs_data(std::string_view type) { return type == "on_state_update" || type == "end" || type == "error"; }
+
+/// Reads seq and event_type from the top level without a document (core/json_scan.hpp) when the
+/// type's data is not needed: most events are text deltas and tool calls. False when the full
+/// parse must decide.
+bool parse_light(const std::string& text, Event& ev) {
+  const auto members = core::json::scan_object(text);
+  if (!members) return false;
+  std::optional<std::string_view> type;
+  std::string_view seq;
+  for (const auto& m : *members) {
+    if (m.key == "event_type") {
+      type = core::json::plain_string(m.value);
+      if (!type) return false;  // not a plain string: let the parser decide
+    } else if (m.key == "seq") {
+      seq = m.value;
+    }
+  }
+  if (!type || needs_data(*type)) return false;
+  if (!seq.empty()) {
+    long long n = 0;
+    const auto [end, ec] = std::from_chars(seq.data(), seq.data() + seq.size(), n);
+    if (ec != std::errc() || end != seq.data() + seq.size()) return false;  // not an integer: as the parser
+    ev.seq = n;
+  }
+  ev.type = std::string(*type);
+  return true;
+}
+
+}  // namespace
+
 EventPtr parse_event(std::string text, long long position) {
   auto ev = std::make_shared<Event>();
   ev->seq = position;
+  if (parse_light(text, *ev)) {
+    ev->text = std::move(text);
+    return ev;
+  }
   nlohmann::json doc = core::json::parse_or_null(text, core::json::kInternalLimits).value_or(nullptr);
   ev->text = std::move(text);
   if (!doc.is_object()) return ev;

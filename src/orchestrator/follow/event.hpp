@@ -29,7 +29,10 @@ struct Event {
 
 using EventPtr = std::shared_ptr<const Event>;
 
-/// Parses `text` (one WebSocket message of the engine's stream) with one JSON parse. `position`
+/// Parses `text` (one WebSocket message of the engine's stream) with at most one JSON parse:
+/// events whose data nobody reads (all but on_state_update, end and error) only have their
+/// top-level seq and event_type scanned (core/json_scan.hpp), with the same result for any
+/// well-formed event (a malformed scalar inside `data` is not noticed there). `position`
 /// is the seq used when the event carries none (the Python engine's recordings). Never throws:
 /// an unreadable message becomes an event of type "" at `position`.
 EventPtr parse_event(std::string text, long long position);

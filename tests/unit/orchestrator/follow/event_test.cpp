@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 using orchestrator::follow::error_text;
 using orchestrator::follow::is_terminal_status;
 using orchestrator::follow::parse_event;
@@ -51,4 +56,35 @@ TEST(FollowEvent, ErrorTextPrefersAReadableSentence) {
   EXPECT_EQ(error_text(nlohmann::json{{"code", 3}}).value_or(""), R"({"code":3})");
   EXPECT_FALSE(error_text(nlohmann::json()).has_value());
   EXPECT_FALSE(error_text(nlohmann::json("")).has_value());
+}
+
+// Events whose data nobody reads are scanned, not parsed: the result is what a full parse gives
+// (seq an integer or the position, event_type a string or ""), for every shape of seq and type.
+TEST(FollowEvent, ScannedEventsMatchTheFullParse) {
+  const std::vector<std::string> texts = {
+      R"({"event_type": "on_llm_stream", "data": {"delta": "a \"}\" b", "seq": 99}, "seq": 7, "ts": "t"})",
+      R"({"seq":8,"event_type":"on_tool_start","data":{"tool":"write_file","args":[1,{"x":"]"}]}})",
+      R"({"event_type": "on_llm_stream", "data": {}, "seq": 1.5})",
+      R"({"event_type": "on_llm_stream", "data": {}})",
+      R"({"event_type": "on_llm_stream", "data": {}, "seq": 99999999999999999999999})",
+      R"({"event_type": "on_llm_stre\u0061m", "data": {}, "seq": 3})",
+      R"({"event_type": null, "data": {}, "seq": 4})",
+      R"({"event_type": 5, "data": {}, "seq": "5"})",
+      R"({"data": {}, "seq": -2})",
+      R"([1, 2])",
+      R"({"event_type": "end", "data": {"status": "completed"}, "seq": 9})",
+  };
+  for (const auto& t : texts) {
+    const auto ev = parse_event(t, 42);
+    const auto doc = nlohmann::json::parse(t);
+    long long seq = 42;
+    std::string type;
+    if (doc.is_object()) {
+      if (doc.contains("seq") && doc["seq"].is_number_integer()) seq = doc["seq"].get<long long>();
+      if (doc.contains("event_type") && doc["event_type"].is_string()) type = doc["event_type"].get<std::string>();
+    }
+    EXPECT_EQ(ev->seq, seq) << t;
+    EXPECT_EQ(ev->type, type) << t;
+    EXPECT_EQ(ev->text, t) << t;
+  }
 }
