@@ -96,6 +96,9 @@ struct Subscription::State {
   long long cursor = 0;      ///< seq of the last event taken
   long long live_floor = 0;  ///< follower's last seq when subscribing: later events count as "behind"
   std::size_t behind_frames = 0, behind_bytes = 0;
+  /// The largest weight among the events counted behind since the subscriber was last caught up
+  /// (reset when behind_frames returns to 0); not counted against the byte bound.
+  std::size_t behind_largest = 0;
   bool too_slow = false;
   // Used only by the consumer (next()):
   std::shared_ptr<core::http::AsyncWsClient> catch_up;
@@ -151,6 +154,7 @@ bool Follower::append(const EventPtr& ev) {
       if (!s->too_slow && ev->seq > s->cursor) {
         ++s->behind_frames;
         s->behind_bytes += w;
+        s->behind_largest = std::max(s->behind_largest, w);
       }
       s->signal.notify();
     }
@@ -170,12 +174,14 @@ bool Follower::append(const EventPtr& ev) {
       log.pop_front();
     }
     // Checked after eviction, on what the subscriber still has to take from memory. The byte
-    // bound needs two events or more: one event, however large (a state update carrying a big
-    // tree of files), never makes a subscriber that reads at once "too slow".
+    // bound leaves out the largest event behind: one event, however large (a state update
+    // carrying a big tree of files), never makes a subscriber "too slow", not even with a few
+    // small events after it while it is being read.
     for (auto* s : subs) {
       if (s->too_slow) continue;
       const bool frames = s->behind_frames > s->options.max_behind_frames;
-      const bool bytes = s->behind_frames > 1 && s->behind_bytes > s->options.max_behind_bytes;
+      const std::size_t rest = s->behind_bytes - std::min(s->behind_bytes, s->behind_largest);
+      const bool bytes = s->behind_frames > 1 && rest > s->options.max_behind_bytes;
       if (frames || bytes) {
         s->too_slow = true;
         slow_counter().inc();
@@ -471,6 +477,7 @@ Task<Item> Subscription::next(std::stop_token stop) {
           if (ready->event->seq > st->live_floor && st->behind_frames > 0) {
             --st->behind_frames;
             st->behind_bytes -= std::min(st->behind_bytes, weight(*ready->event));
+            if (st->behind_frames == 0) st->behind_largest = 0;
           }
         } else if (f.finish) {
           ready = *f.finish;

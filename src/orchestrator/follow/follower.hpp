@@ -57,8 +57,9 @@ struct FollowOptions {
 /// Limits and hooks of one subscriber.
 struct SubscribeOptions {
   /// Live events (arrived after subscribing) still in memory and not yet taken with next();
-  /// beyond max_behind_frames, or beyond max_behind_bytes with at least two events behind (a
-  /// single event of any size never counts as slow), the subscriber is dropped: next() yields
+  /// beyond max_behind_frames, or beyond max_behind_bytes not counting the largest event behind
+  /// (a single event of any size never counts as slow, also with small events after it), the
+  /// subscriber is dropped: next() yields
   /// Item::Kind::too_slow. Events evicted from memory stop counting (they come from a catch-up
   /// stream). Defaults: never dropped.
   std::size_t max_behind_frames = std::numeric_limits<std::size_t>::max();

@@ -244,6 +244,22 @@ TEST_F(FollowTest, OneEventLargerThanTheByteBoundNeverMakesASubscriberSlow) {
     EXPECT_EQ(it->kind, Item::Kind::too_slow);
   }
   {
+    // One such event with small ones after it, not yet taken (the browser is still reading the
+    // big one): not slow either; the byte bound leaves the largest event out.
+    hub();
+    const auto thread = live_thread();
+    std::atomic<int> dropped{0};
+    auto opts = so;
+    opts.on_too_slow = [&] { ++dropped; };
+    auto reading = subscribe(thread, 0, opts);
+    auto other = subscribe(thread, 0);
+    engine_.append(thread, big(1));
+    for (long long s = 2; s <= 4; ++s) engine_.append(thread, ev("on_llm_stream", {{"delta", "x"}}, s));
+    EXPECT_EQ(take_seqs(other, 4), range(1, 4));  // all four arrived
+    EXPECT_EQ(dropped.load(), 0);
+    EXPECT_EQ(take_seqs(reading, 4), range(1, 4));
+  }
+  {
     // Memory holds one such event: the older one is evicted and read from a catch-up stream,
     // so a subscriber that has not taken either yet is one event behind, not two.
     auto o = fast();
