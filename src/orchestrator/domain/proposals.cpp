@@ -332,9 +332,9 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
                                        const std::optional<FileMap>& files, const std::optional<std::string>& error,
                                        std::optional<FailureKind> kind) {
   return store_.run([&](store::UnitOfWork& uow) -> FinaliseResult {
-    const auto p = store::proposals::find_by_thread(uow, thread_id);
+    const auto p = store::proposals::find_summary_by_thread(uow, thread_id);  // the trees are read once, below
     if (!p) throw NotFoundError("thread", thread_id);
-    if (p->status != ProposalStatus::processing) return {false, *p};
+    if (p->status != ProposalStatus::processing) return {false, *store::proposals::find(uow, p->id)};
     store::Tx tx(uow);
     store::proposals::Transition t;
     t.completed_at = core::now_rfc3339();

@@ -586,9 +586,10 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
   return out;
 }
 
-std::optional<ProposalRecord> one(soci::session& sql, const std::string& where, const std::string& v) {
+std::optional<ProposalRecord> one(soci::session& sql, const std::string& where, const std::string& v,
+                                  const char* columns = kColumns) {
   std::vector<std::string> params{v};
-  auto rows = query(sql, std::string("SELECT ") + kColumns + " FROM proposals p WHERE " + where, params);
+  auto rows = query(sql, std::string("SELECT ") + columns + " FROM proposals p WHERE " + where, params);
   if (rows.empty()) return std::nullopt;
   return rows.front();
 }
@@ -654,6 +655,16 @@ std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string&
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id) {
   soci::session& sql = uow.sql();
   return one(sql, "p.thread_id = :v", thread_id);
+}
+
+std::optional<ProposalRecord> find_summary(UnitOfWork& uow, const std::string& id) {
+  soci::session& sql = uow.sql();
+  return one(sql, "p.id = :v", id, kSummaryColumns);
+}
+
+std::optional<ProposalRecord> find_summary_by_thread(UnitOfWork& uow, const std::string& thread_id) {
+  soci::session& sql = uow.sql();
+  return one(sql, "p.thread_id = :v", thread_id, kSummaryColumns);
 }
 
 std::vector<ProposalRecord> list_for_user(UnitOfWork& uow, const std::string& workflow_id,

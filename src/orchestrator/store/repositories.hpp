@@ -145,6 +145,10 @@ std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string&
                                              const std::string& user_id);
 /// The proposal linked to this engine thread id (unique), or nullopt.
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id);
+/// find / find_by_thread without the file trees (generated_files nullopt, base_files empty):
+/// for status checks and bookkeeping that read no files.
+std::optional<ProposalRecord> find_summary(UnitOfWork& uow, const std::string& id);
+std::optional<ProposalRecord> find_summary_by_thread(UnitOfWork& uow, const std::string& thread_id);
 /// Proposals of a workflow that `user_id` has access to, newest first. Like list_visible, the
 /// rows carry no file trees (generated_files nullopt, base_files empty): use find for those.
 std::vector<ProposalRecord> list_for_user(UnitOfWork& uow, const std::string& workflow_id,

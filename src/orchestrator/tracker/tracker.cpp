@@ -269,13 +269,13 @@ FinaliseResult Tracker::fail_thread(const std::string& proposal_id, const std::s
 }
 
 FinaliseResult Tracker::finalise(const std::string& proposal_id, const nlohmann::json& generated_files) {
-  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find(uow, proposal_id); });
+  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find_summary(uow, proposal_id); });
   if (!p) return FinaliseResult::missing;
   return complete_thread(proposal_id, p->thread_id, generated_files);
 }
 
 FinaliseResult Tracker::finalise_failed(const std::string& proposal_id, const std::string& error, FailureKind kind) {
-  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find(uow, proposal_id); });
+  const auto p = store_.run([&](store::UnitOfWork& uow) { return store::proposals::find_summary(uow, proposal_id); });
   if (!p) return FinaliseResult::missing;
   return fail_thread(proposal_id, p->thread_id, error, kind);
 }

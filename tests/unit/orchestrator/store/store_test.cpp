@@ -108,6 +108,14 @@ TYPED_TEST(StoreLayer, ProposalListsLeaveTheFileTreesUnread) {
     EXPECT_FALSE(rows[0].generated_files);
     EXPECT_TRUE(rows[0].base_files.empty());
   }
+  for (const auto& summary : {proposals::find_summary(uow, p.id), proposals::find_summary_by_thread(uow, p.thread_id)}) {
+    ASSERT_TRUE(summary);
+    EXPECT_EQ(summary->id, p.id);
+    EXPECT_EQ(summary->status, ProposalStatus::processing);
+    EXPECT_FALSE(summary->generated_files);
+    EXPECT_TRUE(summary->base_files.empty());
+  }
+  EXPECT_FALSE(proposals::find_summary(uow, core::uuid4()));
   const auto full = proposals::find(uow, p.id);
   ASSERT_TRUE(full && full->generated_files);
   EXPECT_EQ(full->generated_files->at("/a.md").content[0].size(), 100000u);
