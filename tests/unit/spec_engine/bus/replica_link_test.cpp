@@ -107,19 +107,23 @@ TEST(PgLink, NotifiesOtherReplicasAtCommitAndCarriesDeletes) {
   EXPECT_NE(b.health(), "ok");
 }
 
+/// NATS settings of replica `who` in a test named `name`: a job stream, subjects and consumer of
+/// its own (`tag` is fresh per test run, so reruns on one server never share them).
+spec_engine::bus::NatsOptions link_bus(const char* url, const std::string& name, const std::string& tag,
+                                       const std::string& who) {
+  spec_engine::bus::NatsOptions o;
+  o.url = url;
+  o.stream = "T_" + name + "_" + tag + "_" + who;
+  o.subjects = "agent.execute." + name + tag + who + ".*";
+  o.consumer = "c-" + name + "-" + tag + "-" + who;
+  return o;
+}
+
 TEST(NatsLink, EventsReachWatchingReplicasAndDeletesReachAllOthers) {
   const char* url = std::getenv("TEST_NATS_URL");
   if (url == nullptr || *url == '\0') GTEST_SKIP() << "TEST_NATS_URL not set";
   const std::string tag = core::random_hex(4);
-  auto options = [&](const std::string& who) {
-    spec_engine::bus::NatsOptions o;
-    o.url = url;
-    o.stream = "T_LINK_" + tag + "_" + who;
-    o.subjects = "agent.execute.link" + tag + who + ".*";
-    o.consumer = "c-" + tag + "-" + who;
-    return o;
-  };
-  spec_engine::bus::NatsBus nats_a(options("a")), nats_b(options("b"));
+  spec_engine::bus::NatsBus nats_a(link_bus(url, "LINK", tag, "a")), nats_b(link_bus(url, "LINK", tag, "b"));
   nats_a.connect();
   nats_b.connect();
   core::async::Runtime rt({1, 1, "nats-link-test"});
@@ -178,15 +182,7 @@ TEST(NatsLink, WatchingManyThreadsStartsNoThreadPerThread) {
   const char* url = std::getenv("TEST_NATS_URL");
   if (url == nullptr || *url == '\0') GTEST_SKIP() << "TEST_NATS_URL not set";
   const std::string tag = core::random_hex(4);
-  auto options = [&](const std::string& who) {
-    spec_engine::bus::NatsOptions o;
-    o.url = url;
-    o.stream = "T_MANY_" + tag + "_" + who;
-    o.subjects = "agent.execute.many" + tag + who + ".*";
-    o.consumer = "c-" + tag + "-" + who;
-    return o;
-  };
-  spec_engine::bus::NatsBus nats_a(options("a")), nats_b(options("b"));
+  spec_engine::bus::NatsBus nats_a(link_bus(url, "MANY", tag, "a")), nats_b(link_bus(url, "MANY", tag, "b"));
   nats_a.connect();
   nats_b.connect();
   core::async::Runtime rt({1, 1, "nats-many-test"});
