@@ -97,10 +97,10 @@ class RunManager::Observer : public runtime::RunObserver {
   }
 
   /// Throws Fenced (ending the run) when the thread is gone or taken over.
-  core::async::Task<void> checkpoint(const nlohmann::json& state) override {
+  core::async::Task<void> checkpoint(nlohmann::json state) override {
     if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
     auto log = log_;
-    auto begin = [log, &state](Completion done) { log->checkpoint(state, std::move(done)); };
+    auto begin = [log, &state](Completion done) { log->checkpoint(std::move(state), std::move(done)); };
     auto stored = await_durable(std::move(begin));
     co_await std::move(stored);
   }

@@ -353,9 +353,14 @@ std::string Run::summary(const json& messages, std::size_t from) const {
 core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) {
   counters_.elapsed_ms = elapsed_ms();
   json state = to_checkpoint(stack_, fs_.to_json(), counters_, models_.scripted_cursors());
+  // Files whenever they changed since the previous on_state_update, and always in the
+  // run's last one (so its files equal the final state's generated_files): copied out before
+  // the state itself is handed to the checkpoint.
+  const bool with_files = fs_.version() != files_version_emitted_ || final_root;
+  json files = with_files ? state["files"] : json();
   std::exception_ptr observer_error;
   try {
-    auto durable = obs_.checkpoint(state);
+    auto durable = obs_.checkpoint(std::move(state));
     co_await std::move(durable);
   } catch (...) {
     observer_error = std::current_exception();
@@ -368,10 +373,8 @@ core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) 
                {"messages", summary(f.messages, summary_from_)},
                {"model", model_label_}};
   if (depth > 0) data["parent"] = stack_[depth - 1].node;
-  // Files whenever they changed since the previous on_state_update, and always in the
-  // run's last one (so its files equal the final state's generated_files).
-  if (fs_.version() != files_version_emitted_ || final_root) {
-    data["files"] = state["files"];
+  if (with_files) {
+    data["files"] = std::move(files);
     files_version_emitted_ = fs_.version();
   }
   obs_.emit("on_state_update", data);

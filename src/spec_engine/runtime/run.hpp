@@ -101,10 +101,10 @@ class RunObserver {
   /// coroutine and from I/O threads while a model streams); the host stores and publishes it
   /// later (it may coalesce on_llm_stream deltas).
   virtual void emit(const std::string& event_type, const nlohmann::json& data) = 0;
-  /// The full resumable state after a step (state.hpp to_checkpoint); completes once durable.
-  /// Throws to end the run (e.g. the host lost the thread's lease); the runtime lets that
-  /// exception propagate out of execute().
-  virtual core::async::Task<void> checkpoint(const nlohmann::json& state) = 0;
+  /// The full resumable state after a step (state.hpp to_checkpoint), handed over (the host
+  /// keeps it without copying); completes once durable. Throws to end the run (e.g. the host
+  /// lost the thread's lease); the runtime lets that exception propagate out of execute().
+  virtual core::async::Task<void> checkpoint(nlohmann::json state) = 0;
 };
 
 /// Outcome of a run.

@@ -167,7 +167,7 @@ struct Recorder : runtime::RunObserver {
     std::lock_guard lk(mu);
     events.emplace_back(t, d);
   }
-  core::async::Task<void> checkpoint(const json&) override { co_return; }
+  core::async::Task<void> checkpoint(json) override { co_return; }
 };
 
 /// Runs execute() to the end on `host`, with `rec.stop` as the host's stop.

@@ -32,8 +32,8 @@ struct Recorder : RunObserver {
     events.emplace_back(type, data);
     maybe_stop();
   }
-  core::async::Task<void> checkpoint(const json& state) override {
-    checkpoints.push_back(state);
+  core::async::Task<void> checkpoint(json state) override {
+    checkpoints.push_back(std::move(state));
     maybe_stop();
     co_return;
   }
