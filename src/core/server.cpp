@@ -894,6 +894,12 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
     }
 
     bhttp::request<bhttp::string_body> req = parser.release();
+    // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a Host header field.
+    if (req.version() >= 11 && req.find(bhttp::field::host) == req.end()) {
+      co_await fail(400, "Bad Request", "An HTTP/1.1 request must carry a Host header field (RFC 9112 §3.2).",
+                    no_extra);
+      break;
+    }
     request.headers = to_headers(req);
     request.body = std::move(req.body());
 

@@ -199,6 +199,29 @@ TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
   EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 413");
 }
 
+// RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400; HTTP/1.0 needs none.
+TEST_F(ServerTest, Http11WithoutHostIs400) {
+  const auto exchange = [&](const std::string& req) {
+    const int fd = connect_loopback(server->port());
+    EXPECT_GE(fd, 0);
+    send_all(fd, req);
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      auto n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return got;
+  };
+  const std::string no_host = exchange("GET /items/7 HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(no_host.substr(0, 12), "HTTP/1.1 400") << no_host;
+  EXPECT_NE(no_host.find("Host header field"), std::string::npos) << no_host;
+  EXPECT_EQ(exchange("GET /items/7 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").substr(0, 12), "HTTP/1.1 200");
+  EXPECT_EQ(exchange("GET /items/7 HTTP/1.0\r\n\r\n").substr(0, 12), "HTTP/1.0 200");
+}
+
 TEST_F(ServerTest, OversizedHeaderSectionIs431) {
   core::http::ClientRequest req;
   req.url = base(*server) + "/echo";
