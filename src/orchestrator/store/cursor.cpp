@@ -1,8 +1,12 @@
 // Pagination cursors (cursor.hpp).
 #include "orchestrator/store/cursor.hpp"
 
+#include <algorithm>
+#include <cctype>
+
 #include <sodium.h>
 
+#include "core/util.hpp"
 #include "orchestrator/domain/error.hpp"
 
 namespace orchestrator::store {
@@ -27,7 +31,19 @@ CursorKey decode_cursor(const std::string& cursor) {
   const auto bar = raw.find('|');
   if (bar == std::string::npos || bar == 0 || bar + 1 == raw.size())
     throw domain::InvalidError("cursor", "cursor is not valid; pass the next_cursor of a previous page");
-  return {raw.substr(0, bar), raw.substr(bar + 1)};
+  CursorKey key{raw.substr(0, bar), raw.substr(bar + 1)};
+  // A cursor this service made: an RFC 3339 time and an id of letters, digits and '-' (UUIDs).
+  // Anything else decoded from base64 was made by hand and is refused, not used as a bound.
+  bool ok = key.id.size() <= 64 && std::all_of(key.id.begin(), key.id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '-';
+  });
+  try {
+    if (ok) core::parse_rfc3339(key.created_at);
+  } catch (const std::exception&) {
+    ok = false;
+  }
+  if (!ok) throw domain::InvalidError("cursor", "cursor is not valid; pass the next_cursor of a previous page");
+  return key;
 }
 
 int checked_limit(const PageRequest& req) {

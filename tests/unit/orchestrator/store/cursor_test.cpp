@@ -16,6 +16,12 @@ TEST(Cursor, RoundTripsAndRejectsGarbage) {
   const auto d = decode_cursor(c);
   EXPECT_EQ(d.created_at, k.created_at);
   EXPECT_EQ(d.id, k.id);
+  // Well-formed base64 of text this service never makes: an SQL-looking time, a time out of
+  // range, an id with other characters.
+  const std::vector<std::string> forged = {encode_cursor({"x' OR 1=1 --", "a"}),
+                                           encode_cursor({"2026-13-45T99:99:99Z", k.id}),
+                                           encode_cursor({k.created_at, "a' OR '1'='1"})};
+  for (const std::string& bad : forged) EXPECT_THROW(decode_cursor(bad), orchestrator::domain::InvalidError) << bad;
   for (const std::string& bad : std::vector<std::string>{"", "***", "bm9waXBl", std::string(500, 'A')}) {
     try {
       decode_cursor(bad);
