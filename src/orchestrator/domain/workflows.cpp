@@ -292,7 +292,9 @@ void validate_definition(const nlohmann::json& def, const std::string& field) {
   // so a definition that deploys is one the engine runs.
   const auto errors = spec_engine::runtime::validate_definition(def, field);
   if (errors.empty()) return;
-  std::string message = errors.front().field + ": " + errors.front().message;
+  // The problem names the field already (problem details' "Field '<field>' ..."): the message
+  // is the rule alone.
+  std::string message = errors.front().message;
   if (errors.size() > 1) message += " (and " + std::to_string(errors.size() - 1) + " more problem(s))";
   throw InvalidError(errors.front().field, message);
 }
