@@ -196,9 +196,9 @@ int main(int argc, char** argv) {
                    "many more (at least 2)")
       ->check(CLI::Range(1, 1024));
   apps::env_option(*serve, "--ws-recheck-seconds", "IDE_ORCHESTRATOR_WS_RECHECK_SECONDS", ws_recheck_seconds,
-                   "Seconds between checks of an open browser stream's access: a member removed from the workflow, "
-                   "a disabled or deleted account, or a deleted workflow ends the stream with close code 1008 "
-                   "(0 = check only at the upgrade)")
+                   "Seconds between checks of an open browser stream's access: a member removed from the workflow "
+                   "or a disabled or deleted account ends the stream with close code 1008 (0 = check only at the "
+                   "upgrade); a deleted workflow's streams end with 1011 once its engine threads are deleted")
       ->check(CLI::Range(0, 86400));
   apps::env_option(*serve, "--db-wait-ms", "IDE_ORCHESTRATOR_DB_WAIT_MS", db_wait_ms,
                    "Longest wait of a request (or of the tracker) for a free pooled database connection; past it "

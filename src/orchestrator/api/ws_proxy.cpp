@@ -102,16 +102,16 @@ WsAccept WsProxy::accept(Request& req, Subject subject) {
   }
   const long long after_seq = *parsed_after;
   if (req.context.contains("ws_subprotocol")) a.subprotocol = req.context["ws_subprotocol"].get<std::string>();
-  a.on_open_async = [this, thread_id, user_id, after_seq, tp = req.traceparent,
+  a.on_open_async = [this, thread_id, user_id, after_seq, subject, tp = req.traceparent,
                      refinement = std::move(*refinement_trace)](std::shared_ptr<WsConnection> conn) {
-    return relay(std::move(conn), thread_id, user_id, after_seq, tp, refinement);
+    return relay(std::move(conn), thread_id, user_id, after_seq, subject, tp, refinement);
   };
   return a;
 }
 
 core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::string thread_id,
-                                       std::string user_id, long long after_seq, std::string traceparent,
-                                       std::string refinement_traceparent) {
+                                       std::string user_id, long long after_seq, Subject subject,
+                                       std::string traceparent, std::string refinement_traceparent) {
   ActiveGuard active(active_);
   core::tracing::Span span = core::tracing::start_span("ws_proxy.stream", core::tracing::parse_traceparent(traceparent),
                                                        core::tracing::kInternal);
@@ -164,7 +164,11 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
         over = true;
         break;
       case Item::Kind::gone:
-        conn->send_text(error_event(item.reason + " Read the proposal with GET /api/proposals/{id} for its outcome.",
+        conn->send_text(error_event(item.reason + (subject == Subject::run
+                                                        ? " Read the run with GET /api/workflows/{id}/runs/{run_id} for "
+                                                          "its outcome (a deleted workflow's runs are gone with it)."
+                                                        : " Read the proposal with GET /api/proposals/{id} for its "
+                                                          "outcome (a deleted workflow's proposals are gone with it)."),
                                     {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
         conn->close(1011, "run unavailable");
         ended = "gone";

@@ -82,7 +82,7 @@ class WsProxy {
   /// Relays one connection; `traceparent` is the upgrade request's span (the parent of the
   /// stream span), `refinement_traceparent` the refinement's (linked; "" = none).
   core::async::Task<void> relay(std::shared_ptr<core::http::WsConnection> conn, std::string thread_id,
-                                std::string user_id, long long after_seq, std::string traceparent,
+                                std::string user_id, long long after_seq, Subject subject, std::string traceparent,
                                 std::string refinement_traceparent);
   /// Every recheck_interval until `gone` is stopped: asks can_access_ again (on the blocking
   /// pool); when it says no, sends an `error` event, closes the connection with 1008 and stops
