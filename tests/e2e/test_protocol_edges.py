@@ -119,6 +119,20 @@ class ProtocolEdges(unittest.TestCase):
             r = curl(self.engine.base, "POST", "/spec-engine/invoke", raw=job, headers={"Content-Type": ct})
             self.assertEqual(r.status, want, (ct, r.text))
 
+    def test_routes_without_input_refuse_a_body_that_is_not_json(self):
+        # approve, reject, cancel and retry take nothing; a body, if any, is held to the same rules.
+        pid = str(uuid.uuid4())
+        for action in ["approve", "reject", "cancel", "retry"]:
+            path = f"/api/proposals/{pid}/{action}"
+            r = curl(self.orch.url, "POST", path, raw="garbage", token=self.token, headers={"Content-Type": "text/plain"})
+            self.assertEqual(self.problem(r, 415)["type"], "https://agentic-ide.dev/problems/unsupported-media-type")
+            r = curl(self.orch.url, "POST", path, raw="{", token=self.token, headers={"Content-Type": "application/json"})
+            self.problem(r, 400)
+            for body in ["{}", None]:  # what the console sends, and nothing
+                r = curl(self.orch.url, "POST", path, raw=body, token=self.token,
+                         headers={"Content-Type": "application/json"})
+                self.problem(r, 404)
+
     # ------------------------------------------------------------ WebSocket 1009
     def test_websocket_message_too_big_is_closed_1009(self):
         token = self.fresh_token()

@@ -233,8 +233,16 @@ Response list_my_proposals(RouteDeps& d, Request& req) {
                                          [](const store::ProposalRecord& p) { return render_proposal(p); }));
 }
 
+/// For routes that take no input (approve, reject, cancel, retry, a run's cancel): an empty body,
+/// or a JSON object that is ignored (the console sends {}); another Content-Type is 415 and
+/// anything else 400, as on every route that reads a body.
+void no_input(const Request& req) {
+  if (!req.body.empty()) (void)parse_json_object(req);
+}
+
 Response retry_proposal(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
+  no_input(req);
   const auto r = d.refinements.retry(caller_id(req), id, req.traceparent);
   return accepted_refinement(req, r.proposal, {{"retry_of", render_proposal(r.previous)}});
 }
@@ -259,17 +267,20 @@ Response proposal_diff(RouteDeps& d, Request& req) {
 
 Response approve(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
+  no_input(req);
   const auto [proposal, draft] = d.domain.approve(caller_id(req), id);
   return Response::json(200, {{"proposal", render_proposal(proposal)}, {"draft", render_draft(draft)}});
 }
 
 Response reject(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
+  no_input(req);
   return Response::json(200, {{"proposal", render_proposal(d.domain.reject(caller_id(req), id))}});
 }
 
 Response cancel(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "proposal");
+  no_input(req);
   const auto view = d.domain.cancel(caller_id(req), id);
   // Stop the run now (DELETE cancels a running thread); the tracker's cleanup retries on failure.
   try {
@@ -358,6 +369,7 @@ Response get_run(RouteDeps& d, Request& req) {
 
 Response cancel_run(RouteDeps& d, Request& req) {
   const std::string id = uuid_param(req, "id", "workflow");
+  no_input(req);
   const std::string run_id = uuid_param(req, "run_id", "run");
   const store::RunRecord run = d.domain.cancel_run(caller_id(req), id, run_id);
   // Stop the run now (DELETE cancels a running thread); the tracker's cleanup retries on failure.
