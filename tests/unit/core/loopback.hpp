@@ -60,4 +60,21 @@ inline void send_all(int fd, const std::string& s) {
   }
 }
 
+/// Sends `raw` on a new connection to 127.0.0.1:`port` and reads until the server closes it;
+/// "" when the connect fails.
+inline std::string raw_exchange(std::uint16_t port, const std::string& raw) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return {};
+  send_all(fd, raw);
+  std::string got;
+  char buf[4096];
+  for (;;) {
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return got;
+}
+
 }  // namespace core_test

@@ -19,6 +19,7 @@ using core::async::RuntimeOptions;
 using core::async::Task;
 using namespace std::chrono_literals;
 using core_test::connect_loopback;
+using core_test::raw_exchange;
 using core_test::send_all;
 
 namespace {
@@ -128,22 +129,6 @@ Router stream_router(Observed& obs) {
   });
   r.add("GET", "/plain", [](Request&) { return Response::text(200, "plain"); });
   return r;
-}
-
-/// Sends `raw` and reads until the server closes the connection.
-std::string raw_exchange(std::uint16_t port, const std::string& raw) {
-  const int fd = connect_loopback(port);
-  if (fd < 0) return {};
-  send_all(fd, raw);
-  std::string got;
-  char buf[4096];
-  for (;;) {
-    const auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  return got;
 }
 
 class StreamTest : public ::testing::Test {

@@ -17,6 +17,7 @@ using namespace core::http;
 using namespace std::chrono_literals;
 using core_test::connect_loopback;
 using core_test::RawListener;
+using core_test::raw_exchange;
 using core_test::send_all;
 
 namespace {
@@ -182,39 +183,15 @@ TEST_F(ServerTest, BodyTooLargeIs413) {
 }
 
 TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
-  const int fd = connect_loopback(server->port());
-  ASSERT_GE(fd, 0);
   std::string req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(512, 'z') + "\r\n";
   req += "0\r\n\r\n";
-  send_all(fd, req);
-  std::string got;
-  char buf[4096];
-  for (;;) {
-    auto n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    got.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  EXPECT_EQ(got.substr(0, 12), "HTTP/1.1 413");
+  EXPECT_EQ(raw_exchange(server->port(), req).substr(0, 12), "HTTP/1.1 413");
 }
 
 // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400; HTTP/1.0 needs none.
 TEST_F(ServerTest, Http11WithoutHostIs400) {
-  const auto exchange = [&](const std::string& req) {
-    const int fd = connect_loopback(server->port());
-    EXPECT_GE(fd, 0);
-    send_all(fd, req);
-    std::string got;
-    char buf[4096];
-    for (;;) {
-      auto n = ::recv(fd, buf, sizeof buf, 0);
-      if (n <= 0) break;
-      got.append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return got;
-  };
+  const auto exchange = [&](const std::string& req) { return raw_exchange(server->port(), req); };
   const std::string no_host = exchange("GET /items/7 HTTP/1.1\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(no_host.substr(0, 12), "HTTP/1.1 400") << no_host;
   EXPECT_NE(no_host.find("Host header field"), std::string::npos) << no_host;
