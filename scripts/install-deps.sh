@@ -11,7 +11,7 @@ PACKAGES=(
   libsoci-dev libsqlite3-dev libpq-dev
   libjwt-dev libsodium-dev libssl-dev ca-certificates
   libspdlog-dev libfmt-dev libcli11-dev
-  libnats-dev
+  libnats-dev libjemalloc-dev
   libyaml-cpp-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   sqlite3 curl openssl

@@ -43,7 +43,7 @@ RUN apt-get update \
       libboost-system1.81.0 libboost-url1.81.0 \
       libsoci-core4.0 libsoci-sqlite3-4.0 libsoci-postgresql4.0 libsqlite3-0 libpq5 \
       libsodium23 libjwt0 libssl3 \
-      libspdlog1.10 libfmt9 libyaml-cpp0.7 libnats3.4 \
+      libspdlog1.10 libfmt9 libyaml-cpp0.7 libnats3.4 libjemalloc2 \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /var/lib/agentic-ide \
