@@ -511,9 +511,14 @@ namespace proposals {
 
 namespace {
 
+/// Every column; base_files only once there are generated files, the only time anything reads
+/// them (the change summary, the diff and the merge compare the two trees): a processing or
+/// failed proposal's base is a whole copy of its draft, and a client polling one for its result
+/// read and parsed that copy on every poll.
 const char* kColumns =
     "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
-    "p.context_selection, p.generated_files, p.base_files, p.error, p.created_at, p.completed_at, p.resolved_at, "
+    "p.context_selection, p.generated_files, CASE WHEN p.generated_files IS NULL THEN NULL ELSE p.base_files END, "
+    "p.error, p.created_at, p.completed_at, p.resolved_at, "
     "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
     "p.failure_kind, p.traceparent";
 

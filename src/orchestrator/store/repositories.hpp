@@ -136,7 +136,9 @@ void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::st
                   const std::string& access_type, const std::string& at);
 /// True if `user_id` has any proposal_access row for the proposal.
 bool has_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id);
-/// The proposal with this id, or nullopt. Throws std::runtime_error on a corrupt stored status.
+/// The proposal with this id, or nullopt; base_files is empty while generated_files is unset
+/// (nothing compares the base before there is a result). Throws std::runtime_error on a corrupt
+/// stored status.
 std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id);
 /// The traceparent of the proposal on `thread_id` ("" = none) when `user_id` may watch it (as
 /// domain::access::require_proposal: a proposal_access row, membership of its workflow, the

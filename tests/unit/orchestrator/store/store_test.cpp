@@ -66,7 +66,8 @@ TYPED_TEST(StoreLayer, ProposalRowRoundTripsNullsAndJson) {
   EXPECT_FALSE(r->draft_id);
   EXPECT_FALSE(r->generated_files);
   EXPECT_FALSE(r->context_file_path);
-  EXPECT_EQ(r->base_files.at("/a.md").content, (std::vector<std::string>{"x", "y"}));
+  // The base is read only once there is a result to compare it with.
+  EXPECT_TRUE(r->base_files.empty());
   proposals::Transition t;
   t.completed_at = now;
   t.generated_files = orchestrator::domain::FileMap{};
@@ -76,6 +77,7 @@ TYPED_TEST(StoreLayer, ProposalRowRoundTripsNullsAndJson) {
   ASSERT_TRUE(r->generated_files);
   EXPECT_TRUE(r->generated_files->empty());
   EXPECT_EQ(r->status, ProposalStatus::completed);
+  EXPECT_EQ(r->base_files.at("/a.md").content, (std::vector<std::string>{"x", "y"}));
 }
 
 // The lists render no files, so they do not read the file trees (a proposal's trees can be
