@@ -26,8 +26,17 @@ std::optional<std::string> error_text(const nlohmann::json& v) {
 
 namespace {
 
-/// The types whose `data` the tracker reads (files, outcome, error): parsed in full.
-bool needs_data(std::string_view type) { return type == "on_state_update" || type == "end" || type == "error"; }
+/// The types whose `data` the tracker reads as soon as they arrive (outcome, error): parsed in full.
+bool needs_data(std::string_view type) { return type == "end" || type == "error"; }
+
+/// True when the raw `data` value is an object with a `files` member that is an object.
+bool scan_has_files(std::string_view data) {
+  const auto members = core::json::scan_object(data);
+  if (!members) return false;
+  for (const auto& m : *members)
+    if (m.key == "files") return !m.value.empty() && m.value.front() == '{';
+  return false;
+}
 
 /// Reads seq and event_type from the top level without a document (core/json_scan.hpp) when the
 /// type's data is not needed: most events are text deltas and tool calls. False when the full
@@ -36,13 +45,15 @@ bool parse_light(const std::string& text, Event& ev) {
   const auto members = core::json::scan_object(text);
   if (!members) return false;
   std::optional<std::string_view> type;
-  std::string_view seq;
+  std::string_view seq, data;
   for (const auto& m : *members) {
     if (m.key == "event_type") {
       type = core::json::plain_string(m.value);
       if (!type) return false;  // not a plain string: let the parser decide
     } else if (m.key == "seq") {
       seq = m.value;
+    } else if (m.key == "data") {
+      data = m.value;
     }
   }
   if (!type || needs_data(*type)) return false;
@@ -53,6 +64,7 @@ bool parse_light(const std::string& text, Event& ev) {
     ev.seq = n;
   }
   ev.type = std::string(*type);
+  ev.has_files = ev.type == "on_state_update" && scan_has_files(data);
   return true;
 }
 
@@ -77,9 +89,8 @@ EventPtr parse_event(std::string text, long long position) {
   }
   nlohmann::json& data = *d;
   if (ev->type == "on_state_update") {
-    if (auto f = data.find("files"); f != data.end() && f->is_object()) {
-      ev->files = std::make_shared<const nlohmann::json>(std::move(*f));
-    }
+    auto f = data.find("files");
+    ev->has_files = f != data.end() && f->is_object();
   } else if (ev->type == "end") {
     if (auto s = data.find("status"); s != data.end() && s->is_string()) ev->end_status = s->get<std::string>();
     if (auto e = data.find("error"); e != data.end()) ev->error = error_text(*e);
@@ -88,6 +99,17 @@ EventPtr parse_event(std::string text, long long position) {
     ev->error = e != data.end() ? error_text(*e) : error_text(data);
   }
   return ev;
+}
+
+std::optional<nlohmann::json> files_of(const Event& ev) {
+  if (!ev.has_files) return std::nullopt;
+  nlohmann::json doc = core::json::parse_or_null(ev.text, core::json::kInternalLimits).value_or(nullptr);
+  if (!doc.is_object()) return std::nullopt;
+  auto d = doc.find("data");
+  if (d == doc.end() || !d->is_object()) return std::nullopt;
+  auto f = d->find("files");
+  if (f == d->end() || !f->is_object()) return std::nullopt;
+  return std::move(*f);
 }
 
 }  // namespace orchestrator::follow

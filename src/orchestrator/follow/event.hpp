@@ -17,9 +17,11 @@ struct Event {
   long long seq = 0;     ///< the event's `seq`, or its 1-based position in the stream when it has none
   std::string type;      ///< `event_type` ("" when missing or the text is not a JSON object)
   std::string text;      ///< the event exactly as the engine sent it (forwarded to browsers unchanged)
-  /// `data.files` of an `on_state_update` (engine file shape: path -> {content, created_at,
-  /// modified_at}); null for other events and updates without files.
-  std::shared_ptr<const nlohmann::json> files;
+  /// An `on_state_update` whose `data.files` is an object (engine file shape: path -> {content,
+  /// created_at, modified_at}). The files stay in `text` until files_of() parses them: only the
+  /// last update of a run is ever read (by the tracker, once), so a followed thread keeps no
+  /// parsed copy of every earlier tree (they were most of a follower's memory).
+  bool has_files = false;
   /// `end`: `data.status` ("" when absent, as the Python engine sends `{}`).
   std::string end_status;
   /// `end`: text of `data.error`; `error`: text of `data.error` (or of `data`). nullopt otherwise.
@@ -30,12 +32,17 @@ struct Event {
 using EventPtr = std::shared_ptr<const Event>;
 
 /// Parses `text` (one WebSocket message of the engine's stream) with at most one JSON parse:
-/// events whose data nobody reads (all but on_state_update, end and error) only have their
-/// top-level seq and event_type scanned (core/json_scan.hpp), with the same result for any
-/// well-formed event (a malformed scalar inside `data` is not noticed there). `position`
-/// is the seq used when the event carries none (the Python engine's recordings). Never throws:
-/// an unreadable message becomes an event of type "" at `position`.
+/// events whose data the tracker does not read at once (all but end and error) only have their
+/// top-level seq and event_type scanned (core/json_scan.hpp), and an on_state_update whether
+/// its data has a `files` object, with the same result for any well-formed event (a malformed
+/// scalar inside `data` is not noticed there). `position` is the seq used when the event
+/// carries none (the Python engine's recordings). Never throws: an unreadable message becomes
+/// an event of type "" at `position`.
 EventPtr parse_event(std::string text, long long position);
+
+/// `data.files` of an event with has_files, parsed from its text (one full parse, bounded by
+/// core::json::kInternalLimits); nullopt for other events and for text that does not parse.
+std::optional<nlohmann::json> files_of(const Event& ev);
 
 /// True for the engine's final run statuses: "completed", "failed", "cancelled" (GET state's
 /// `status`, an `end` event's `data.status`); false for "running", "" and anything else.

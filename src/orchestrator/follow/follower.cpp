@@ -46,7 +46,7 @@ core::metrics::Counter& slow_counter() {
 }
 
 /// Bytes an event holds in memory (text, plus its parsed files).
-std::size_t weight(const Event& e) { return e.text.size() * (e.files ? 2 : 1) + 64; }
+std::size_t weight(const Event& e) { return e.text.size() + 64; }
 
 Item final_item(Item::Kind kind, std::string reason = {}, std::shared_ptr<const nlohmann::json> state = {}) {
   Item it;

@@ -40,8 +40,8 @@ namespace orchestrator::follow {
 
 /// Tuning of the followers of one process.
 struct FollowOptions {
-  /// Events kept in memory per followed thread, in bytes of event text (an event carrying files
-  /// counts twice, for its parsed copy). The latest event is always kept. Keep it above the
+  /// Events kept in memory per followed thread, in bytes of event text (plus a small fixed cost
+  /// per event). The latest event is always kept. Keep it above the
   /// browsers' max_behind_bytes, so a browser is dropped as slow before it needs a catch-up stream.
   std::size_t buffer_bytes = 2u << 20;
   /// Reconnect backoff after an upstream loss without progress: full jitter in

@@ -366,8 +366,8 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   so.traceparent = span.context().to_traceparent();
   long long events = 0;
 
-  std::shared_ptr<const nlohmann::json> last_files;  // data.files of the last on_state_update carrying them
-  std::optional<std::string> last_error;             // the last `error` event's text
+  follow::EventPtr last_files_event;    // the last on_state_update carrying files (parsed at the end)
+  std::optional<std::string> last_error;  // the last `error` event's text
   // What to do once the stream is over; decided below, applied with SQL on the blocking pool.
   std::optional<nlohmann::json> complete_with;
   std::string output;  // a completed run's final assistant message (the state's result.output)
@@ -385,7 +385,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
           } catch (...) {
           }
         }
-        if (ev.files) last_files = ev.files;
+        if (ev.has_files) last_files_event = item.event;
         if (ev.type == "error") {
           last_error = ev.error;
           span.add_event("engine.error", {{"seq", ev.seq}, {"message", ev.error.value_or("")}});
@@ -396,6 +396,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
         // `end`: data.status decides; the state fills in what the stream lacked (no status, as the
         // Python engine sends; no files; no reason; a run's final message, which only the state has).
         std::string status = ev.end_status;
+        const auto last_files = last_files_event ? follow::files_of(*last_files_event) : std::nullopt;
         std::optional<nlohmann::json> state;
         if (status.empty() || (status == "completed" && (!last_files || is_run)) ||
             (status != "completed" && !ev.error)) {
@@ -426,7 +427,11 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
         const nlohmann::json& state = *item.state;
         const std::string status = state.value("status", std::string());
         if (status == "completed") {
-          complete_with = state_files(state).value_or(last_files ? *last_files : nlohmann::json::object());
+          complete_with = state_files(state);
+          if (!complete_with) {
+            auto last_files = last_files_event ? follow::files_of(*last_files_event) : std::nullopt;
+            complete_with = last_files ? std::move(*last_files) : nlohmann::json::object();
+          }
           output = final_output(state);
         } else {
           fail_with.emplace(failure_sentence(kind, status, std::nullopt, &state, last_error), FailureKind::engine_failed);

@@ -2,9 +2,10 @@
 // Server-side proposal and run tracker (docs/event-path-and-replicas.md "Proposals through
 // outages"). Follows the engine thread of every `processing` proposal, and of every
 // `processing` workflow run (domain/runs.hpp), whether or not a browser is connected, as a
-// subscriber of the thread's follower (follow/follower.hpp), keeps the LAST `data.files` of
-// `on_state_update` events, and on `end` finalises the job: completed with those files (the
-// engine state's generated_files when the stream carried none), or failed with the engine's
+// subscriber of the thread's follower (follow/follower.hpp), keeps the LAST `on_state_update`
+// event that carries `data.files` (whose files it parses only at the end), and on `end`
+// finalises the job: completed with those files (the engine state's generated_files when the
+// stream carried none), or failed with the engine's
 // reason. A terminal state whose `end` was missed finalises from the state; a thread the engine
 // no longer knows (404) fails with that reason. Proposals and runs are one kind of job each and
 // differ only in their persistence: a proposal goes through domain::ProposalService, a run

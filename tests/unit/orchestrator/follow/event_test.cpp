@@ -37,8 +37,30 @@ TEST(FollowEvent, StateUpdateKeepsFilesAndTheOriginalText) {
   const auto e = parse_event(text, 4);
   EXPECT_EQ(e->seq, 4);  // no seq: its position in the stream
   EXPECT_EQ(e->text, text);
-  ASSERT_TRUE(e->files);
-  EXPECT_TRUE(e->files->contains("/a.md"));
+  ASSERT_TRUE(e->has_files);
+  const auto files = orchestrator::follow::files_of(*e);
+  ASSERT_TRUE(files);
+  EXPECT_EQ((*files)["/a.md"]["content"], nlohmann::json::array({"x"}));
+}
+
+// Whether an update carries files is scanned, not parsed, and agrees with the full parse.
+TEST(FollowEvent, StateUpdatesWithoutAFilesObjectHaveNoFiles) {
+  for (const std::string t : {R"({"event_type":"on_state_update","seq":2,"data":{"todos":[]}})",
+                              R"({"event_type":"on_state_update","seq":2,"data":{"files":null}})",
+                              R"({"event_type":"on_state_update","seq":2,"data":{"files":["/a.md"]}})",
+                              R"({"event_type":"on_state_update","seq":2,"data":"files"})",
+                              R"({"event_type":"on_state_update","seq":2})",
+                              R"({"event_type":"on_llm_stream","seq":2,"data":{"files":{"/a.md":{}}}})"}) {
+    const auto e = parse_event(t, 1);
+    EXPECT_EQ(e->seq, 2) << t;
+    EXPECT_FALSE(e->has_files) << t;
+    EXPECT_FALSE(orchestrator::follow::files_of(*e)) << t;
+  }
+  const auto nested = parse_event(R"({"seq":3,"data":{"todos":[{"files":1}],"files":{"/b.md":{"content":["y"]}}},)"
+                                  R"("event_type":"on_state_update"})",
+                                  1);
+  ASSERT_TRUE(nested->has_files);
+  EXPECT_TRUE(orchestrator::follow::files_of(*nested)->contains("/b.md"));
 }
 
 TEST(FollowEvent, UnreadableTextIsAnUntypedEventAtItsPosition) {
@@ -46,7 +68,7 @@ TEST(FollowEvent, UnreadableTextIsAnUntypedEventAtItsPosition) {
   EXPECT_EQ(e->seq, 9);
   EXPECT_EQ(e->type, "");
   EXPECT_EQ(e->text, "not json");
-  EXPECT_FALSE(e->files);
+  EXPECT_FALSE(e->has_files);
   EXPECT_FALSE(e->is_end());
 }
 

@@ -379,8 +379,8 @@ TEST_F(FollowTest, EventsWithoutSeqAreNumberedByPosition) {
   auto a = take(sub);
   ASSERT_TRUE(a && a->kind == Item::Kind::event);
   EXPECT_EQ(a->event->seq, 1);
-  ASSERT_TRUE(a->event->files);
-  EXPECT_TRUE(a->event->files->contains("/a.md"));
+  ASSERT_TRUE(a->event->has_files);
+  EXPECT_TRUE(orchestrator::follow::files_of(*a->event)->contains("/a.md"));
   EXPECT_EQ(take_seqs(sub, 2), range(2, 3));
   EXPECT_EQ(engine_.connects(thread), (std::vector<long long>{0, 1}));
 }
