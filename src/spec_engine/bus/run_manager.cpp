@@ -445,11 +445,14 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
 
   Observer observer(log, active);
   runtime::RunEnv env{rt_, http_, active->stop.get_token()};
+  // The documents move into the request (the record keeps its scalars): a run holds one copy
+  // of its definition, input and checkpoint, not two (thousands of runs at once).
   runtime::RunRequest request;
   request.thread_id = item.thread_id;
-  request.definition = rec.agent_definition;
-  request.input_payload = rec.input_payload;
-  request.resume_from = loaded->checkpoint;
+  request.definition = std::move(loaded->rec.agent_definition);
+  request.input_payload = std::move(loaded->rec.input_payload);
+  request.resume_from = std::move(loaded->checkpoint);
+  loaded->checkpoint.reset();
 
   const nlohmann::json log_fields = {{"thread_id", item.thread_id}, {"trace_id", rec.trace_id},
                                      {"traceparent", rec.traceparent}, {"resumed", request.resume_from.has_value()},
