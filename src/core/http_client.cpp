@@ -335,12 +335,16 @@ Task<Exchange> stream_on(Stream& s, Conn& conn, const ClientRequest& req, const 
                          std::chrono::milliseconds idle, std::stop_token stop, Progress& progress,
                          const std::function<void(int, const Headers&)>& on_status,
                          const std::function<void(std::string_view)>& on_chunk) {
-  auto r = build_request(req, t, true);
   error_code ec;
   auto& lowest = conn.lowest();
   auto step_deadline = [&] { return std::min(deadline, Clock::now() + idle); };
   lowest.expires_at(deadline);
-  co_await bhttp::async_write(s, r, asio::redirect_error(asio::use_awaitable, ec));
+  {
+    // The serialized request (a copy of the body) is released once sent: a model stream lasts
+    // as long as the model talks, and thousands of them are open at once.
+    auto r = build_request(req, t, true);
+    co_await bhttp::async_write(s, r, asio::redirect_error(asio::use_awaitable, ec));
+  }
   if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::buffer_body> p;
   p.body_limit(boost::none);
@@ -353,7 +357,10 @@ Task<Exchange> stream_on(Stream& s, Conn& conn, const ClientRequest& req, const 
   out.response.status = static_cast<int>(p.get().result_int());
   out.response.headers = to_headers(p.get());
   if (on_status) on_status(out.response.status, out.response.headers);
-  std::array<char, 16 * 1024> piece{};
+  // Part of the coroutine frame for the whole response: kept small (a streamed response
+  // arrives in small pieces, and what the connection already buffered is copied out without
+  // another read from the socket).
+  std::array<char, 4 * 1024> piece{};
   while (!p.is_done()) {
     p.get().body().data = piece.data();
     p.get().body().size = piece.size();
