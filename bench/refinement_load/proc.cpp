@@ -294,13 +294,16 @@ RunResult run_to_completion(const std::vector<std::string>& argv, const std::map
   return r;
 }
 
-ProcSample sample(pid_t pid) {
-  ProcSample s;
-  const std::string base = "/proc/" + std::to_string(pid);
-  const std::string stat = read_file(base + "/stat");
+namespace {
+
+/// utime + stime in seconds and the command name of a /proc stat line (proc(5)); false when
+/// the line cannot be read.
+bool parse_stat(const std::string& stat, double& cpu_seconds, std::string& comm) {
   // Fields after the command name (which may hold spaces) start after the last ')'.
+  const auto open = stat.find('(');
   const auto close = stat.rfind(')');
-  if (close == std::string::npos) return s;
+  if (open == std::string::npos || close == std::string::npos || close < open) return false;
+  comm = stat.substr(open + 1, close - open - 1);
   std::istringstream in(stat.substr(close + 2));
   std::string field;
   unsigned long long utime = 0, stime = 0;
@@ -308,7 +311,26 @@ ProcSample sample(pid_t pid) {
     if (i == 14) utime = std::stoull(field);
     if (i == 15) stime = std::stoull(field);
   }
-  s.cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  cpu_seconds = static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return true;
+}
+
+}  // namespace
+
+ProcSample sample(pid_t pid, bool by_thread) {
+  ProcSample s;
+  const std::string base = "/proc/" + std::to_string(pid);
+  std::string comm;
+  if (!parse_stat(read_file(base + "/stat"), s.cpu_seconds, comm)) return s;
+  if (DIR* d = by_thread ? ::opendir((base + "/task").c_str()) : nullptr) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      double cpu = 0;
+      std::string name;
+      if (parse_stat(read_file(base + "/task/" + e->d_name + "/stat"), cpu, name)) s.cpu_by_thread[name] += cpu;
+    }
+    ::closedir(d);
+  }
   std::istringstream status(read_file(base + "/status"));
   std::string line;
   while (std::getline(status, line)) {

@@ -72,11 +72,15 @@ RunResult run_to_completion(const std::vector<std::string>& argv, const std::map
 /// What /proc says about one process at one moment.
 struct ProcSample {
   double cpu_seconds = 0;  ///< utime + stime of all its threads, seconds
+  /// utime + stime per thread name (/proc/<pid>/task/<tid>/stat; the services name their threads
+  /// by role: http-io, http-handler, rt-io, rt-blocking, event-writer), seconds; only filled by
+  /// sample(pid, true). Threads that already exited are not in it.
+  std::map<std::string, double> cpu_by_thread;
   long threads = 0;        ///< /proc/<pid>/status Threads
   long rss_bytes = 0;      ///< /proc/<pid>/status VmRSS
   bool ok = false;         ///< false when the process is gone
 };
-ProcSample sample(pid_t pid);
+ProcSample sample(pid_t pid, bool by_thread = false);
 
 /// Sum of sample() over `pids` (ok when any of them was readable).
 ProcSample sample_all(const std::vector<pid_t>& pids);

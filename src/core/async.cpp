@@ -15,6 +15,7 @@
 
 #include "core/async_asio.hpp"
 #include "core/log.hpp"
+#include "core/util.hpp"
 
 namespace core::async {
 
@@ -38,6 +39,7 @@ void Runtime::start() {
   if (impl_->started.exchange(true)) return;
   for (int i = 0; i < options_.io_threads; ++i) {
     impl_->threads.emplace_back([this] {
+      name_this_thread("rt-io");
       for (;;) {
         try {
           impl_->ioc.run();
@@ -74,6 +76,7 @@ namespace {
 
 /// The body of run_blocking on the pool (a named coroutine: no lambda temporaries in co_await).
 Task<void> call_on_pool(std::function<void()> fn) {
+  name_this_thread_once("rt-blocking");
   fn();
   co_return;
 }

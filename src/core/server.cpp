@@ -55,7 +55,11 @@ template <class F>
 asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F f) {
   using R = std::invoke_result_t<F>;
   co_return co_await asio::co_spawn(
-      pool.get_executor(), [fn = std::move(f)]() mutable -> asio::awaitable<R> { co_return fn(); },
+      pool.get_executor(),
+      [fn = std::move(f)]() mutable -> asio::awaitable<R> {
+        name_this_thread_once("http-handler");
+        co_return fn();
+      },
       asio::use_awaitable);
 }
 
@@ -1230,6 +1234,7 @@ void Server::start() {
   asio::co_spawn(im.acceptor->get_executor(), im.accept_loop(), asio::detached);
   for (int i = 0; i < std::max(1, im.opts.io_threads); ++i) {
     im.threads.emplace_back([&im] {
+      name_this_thread("http-io");
       for (;;) {
         try {
           im.ioc->run();

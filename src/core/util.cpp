@@ -1,5 +1,6 @@
 #include "core/util.hpp"
 
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -168,6 +169,19 @@ std::size_t raise_fd_limit() noexcept {
     if (::setrlimit(RLIMIT_NOFILE, &want) == 0) lim = want;
   }
   return lim.rlim_cur == RLIM_INFINITY ? static_cast<std::size_t>(-1) : static_cast<std::size_t>(lim.rlim_cur);
+}
+
+void name_this_thread(const char* name) {
+  char cut[16] = {};
+  std::snprintf(cut, sizeof cut, "%s", name);
+  (void)::pthread_setname_np(::pthread_self(), cut);
+}
+
+void name_this_thread_once(const char* name) {
+  thread_local bool named = false;
+  if (named) return;
+  named = true;
+  name_this_thread(name);
 }
 
 }  // namespace core

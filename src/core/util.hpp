@@ -41,4 +41,15 @@ bool is_valid_utf8(std::string_view s);
 /// Never throws.
 std::size_t raise_fd_limit() noexcept;
 
+/// Names the calling thread (Linux: at most 15 bytes are kept, the rest is cut), as `top -H`,
+/// `ps -L`, perf and /proc/<pid>/task/<tid>/comm show it. The services name their threads by
+/// role: http-io, http-handler (the HTTP server's I/O threads and handler pool), rt-io,
+/// rt-blocking (core::async::Runtime's), event-writer (the engine's group commit); the load
+/// benchmark sums CPU by these names. Failure is ignored (a name is a diagnostic aid).
+void name_this_thread(const char* name);
+
+/// name_this_thread(name) once per thread: for pool threads that are not created by us (Asio's
+/// thread_pool), called at the start of every job; later calls on a named thread do nothing.
+void name_this_thread_once(const char* name);
+
 }  // namespace core

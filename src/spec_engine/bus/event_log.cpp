@@ -259,6 +259,7 @@ bool EventLog::Impl::write(std::vector<Item>& batch) {
 }
 
 void EventLog::Impl::run_writer() {
+  core::name_this_thread("event-writer");
   std::vector<Item> batch;
   auto backoff = std::chrono::milliseconds(50);
   std::unique_lock lk(mu);

@@ -2,6 +2,8 @@
 #include "core/async.hpp"
 #include "core/task_group.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <stdexcept>
 #include <thread>
@@ -34,6 +36,23 @@ TEST_F(RuntimeTest, BlockingReturnsValueAndRunsOffTheIoThread) {
   auto [v, off] = rt.run_sync(task(rt));
   EXPECT_EQ(v, 42);
   EXPECT_TRUE(off);
+}
+
+// Threads carry their role in their name (top -H, perf, the load benchmark's CPU by role).
+TEST_F(RuntimeTest, IoAndBlockingThreadsAreNamedByRole) {
+  auto name = [] {
+    char buf[16] = {};
+    pthread_getname_np(pthread_self(), buf, sizeof buf);
+    return std::string(buf);
+  };
+  auto task = [](Runtime& r, auto name_of) -> Task<std::pair<std::string, std::string>> {
+    const std::string io = name_of();
+    std::string pool = co_await r.blocking([&] { return name_of(); });
+    co_return std::make_pair(io, pool);
+  };
+  const auto [io, pool] = rt.run_sync(task(rt, name));
+  EXPECT_EQ(io, "rt-io");
+  EXPECT_EQ(pool, "rt-blocking");
 }
 
 TEST_F(RuntimeTest, BlockingRethrowsInTheCoroutine) {
