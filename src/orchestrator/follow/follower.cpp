@@ -318,13 +318,22 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
 Task<void> Follower::watch(std::shared_ptr<Follower> self) {
   const auto quiet = self->hub->options.quiet_period;
   const auto stop = self->stop.get_token();
+  // A thread still queued on the engine (its run waits for a slot) is silent for as long as it
+  // waits: each probe that finds it queued doubles the wait before the next one (up to
+  // kMaxQuietFactor quiet periods), so thousands of queued threads do not poll the engine once
+  // a quiet period each. Any event, or a probe that finds it running, brings the wait back.
+  constexpr int kMaxQuietFactor = 8;
+  int factor = 1;
+  Clock::time_point seen = Clock::time_point::min();
   while (co_await core::async::sleep_for(quiet, stop)) {
     std::shared_ptr<std::stop_source> conn;
     {
       std::lock_guard lk(self->mu);
       if (self->finish) break;
-      if (!self->connected || Clock::now() - self->last_activity < quiet) continue;
+      if (self->last_activity != seen) factor = 1;  // an event (or a reconnect) since the last probe
+      if (!self->connected || Clock::now() - self->last_activity < quiet * factor) continue;
       self->last_activity = Clock::now();
+      seen = self->last_activity;
       conn = self->conn_stop;
     }
     auto state = co_await self->probe_state();
@@ -333,7 +342,9 @@ Task<void> Follower::watch(std::shared_ptr<Follower> self) {
       self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
       break;
     }
-    if (!is_terminal_status(state->value("status", std::string()))) continue;
+    const std::string status = state->value("status", std::string());
+    factor = status == "queued" ? std::min(factor * 2, kMaxQuietFactor) : 1;
+    if (!is_terminal_status(status)) continue;
     if (self->watch_resynced) {
       // Reconnecting did not bring the missing events: the engine's state is the last word.
       core::log::warn("followed thread finished on the engine without an end event; finishing from its state",

@@ -48,7 +48,9 @@ struct FollowOptions {
   /// [0, min(max, base * 2^n)], at least base / 2.
   std::chrono::milliseconds reconnect_base_delay{250};
   std::chrono::milliseconds reconnect_max_delay{10000};
-  /// No event on an open upstream for this long: check GET state.
+  /// No event on an open upstream for this long: check GET state. While the state says the
+  /// run is still queued on the engine, each check doubles the wait before the next (up to 8
+  /// quiet periods); an event or a running state brings it back to one.
   std::chrono::milliseconds quiet_period{60000};
   /// stop() waits this long for the followers' coroutines to end.
   std::chrono::milliseconds stop_timeout{5000};

@@ -356,6 +356,31 @@ TEST_F(FollowTest, SilentStreamIsCheckedAfterTheQuietPeriod) {
   EXPECT_EQ(engine_.connects(thread).back(), 2);
 }
 
+// A run waiting for a slot on the engine is silent for as long as it waits: the quiet-period
+// probes back off (doubling up to 8 quiet periods) instead of polling once per quiet period.
+TEST_F(FollowTest, QueuedThreadIsProbedLessAndLessOften) {
+  auto o = fast();
+  o.quiet_period = 100ms;
+  hub(o);
+  const auto thread = live_thread(0);
+  engine_.set_state(thread, json{{"thread_id", thread}, {"status", "queued"}});
+  auto sub = subscribe(thread);
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 5s));
+  const int first = engine_.state_calls();
+  std::this_thread::sleep_for(2000ms);
+  // Without the back-off: one probe per 100 ms (~20). With it: at 0.2, 0.6, 1.4 s after the
+  // first (waits of 2, 4, 8 quiet periods), then every 0.8 s.
+  const int probes = engine_.state_calls() - first;
+  EXPECT_GE(probes, 2) << "a queued thread is still checked";
+  EXPECT_LE(probes, 6) << "a queued thread is not checked every quiet period";
+  // Once the engine says it runs, the checks are back at one per quiet period.
+  engine_.set_state(thread, json{{"thread_id", thread}, {"status", "running"}});
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= first + probes + 1; }, 5s));
+  const int at_running = engine_.state_calls();
+  std::this_thread::sleep_for(1000ms);
+  EXPECT_GE(engine_.state_calls() - at_running, 3) << "a running thread's silence is checked every quiet period";
+}
+
 TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
   hub();
   const std::string thread = core::uuid4();
