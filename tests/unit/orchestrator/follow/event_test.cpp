@@ -61,6 +61,13 @@ TEST(FollowEvent, StateUpdatesWithoutAFilesObjectHaveNoFiles) {
                                   1);
   ASSERT_TRUE(nested->has_files);
   EXPECT_TRUE(orchestrator::follow::files_of(*nested)->contains("/b.md"));
+  // The scan does not validate scalars: an update whose data holds a broken one still says it
+  // has files, and files_of then has none to give, so the tracker asks the engine's state for
+  // them (TrackerTest.NoFilesInStreamFallsBackToStateGeneratedFiles).
+  const auto broken = parse_event(R"({"event_type":"on_state_update","seq":4,"data":{"n":tru,"files":{}}})", 1);
+  EXPECT_EQ(broken->seq, 4);
+  EXPECT_TRUE(broken->has_files);
+  EXPECT_FALSE(orchestrator::follow::files_of(*broken));
 }
 
 TEST(FollowEvent, UnreadableTextIsAnUntypedEventAtItsPosition) {
