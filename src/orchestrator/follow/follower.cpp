@@ -247,11 +247,15 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
     auto cancel_conn = [conn_stop] { conn_stop->request_stop(); };
     std::stop_callback link(stop, cancel_conn);
     bool progressed = false;
+    bool opened = false;  // the handshake succeeded: the engine was reachable and knew the thread
+    bool unknown = false; // the handshake was refused with 404: the engine does not know the thread
+    bool closed_normally = false;  // the engine closed with 1000 (it had sent all it had)
     std::string lost;
     try {
       // Made first, then awaited: by-value arguments inside a co_await expression (GCC 12).
       auto opening = self->hub->engine.open_stream(self->thread_id, from, conn_stop->get_token(), self->traceparent);
       auto ws = co_await std::move(opening);
+      opened = true;
       ++self->hub->upstreams;
       streams_counter().inc({{"purpose", "follow"}});
       {
@@ -262,6 +266,7 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
       for (;;) {
         auto msg = co_await ws->read(conn_stop->get_token());
         if (!msg) {
+          closed_normally = ws->close_code() == 1000;
           lost = "the engine closed the stream (code " + std::to_string(ws->close_code()) + ")";
           break;
         }
@@ -276,6 +281,7 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
       }
     } catch (const EngineRejected& e) {
       lost = e.what();
+      unknown = !opened && e.status() == 404;
     } catch (const std::exception& e) {
       lost = e.what();
     }
@@ -289,16 +295,26 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
     if (progressed) failures = 0;
     core::log::debug("engine stream of a followed thread lost",
                      {{"thread_id", self->thread_id}, {"after_seq", from}, {"reason", lost}, {"resync", resync}});
-    if (!resync) {
-      // What became of the run? Terminal: reconnect once for the events we may have missed, then
-      // finish from the state; unknown to the engine: gone; unreachable: keep trying.
+    if (unknown) {
+      self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
+      break;
+    }
+    // Ask the engine what became of the run only when a reconnect brought nothing: the stream
+    // opened and closed without a new event. Reconnecting with after_seq already replays what
+    // was missed (and `end`), and a 404 handshake already says gone; a probe after a connection
+    // that could not be made asks the same unreachable or overloaded engine again (at 10,000
+    // threads, every upstream loss became a GET state that timed out and was asked again).
+    if (!resync && opened && !progressed) {
+      // Terminal: finish from the state when this stream ended normally (the engine closes with
+      // 1000 only once it has sent every stored event), else reconnect once more for the events
+      // we may have missed first; unknown to the engine: gone; unreachable: keep trying.
       auto state = co_await self->probe_state();
       if (state && state->is_null()) {
         self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
         break;
       }
       if (state && is_terminal_status(state->value("status", std::string()))) {
-        if (terminal_seen && !progressed) {
+        if (terminal_seen || closed_normally) {
           self->finish_with(final_item(Item::Kind::ended, {}, std::make_shared<const nlohmann::json>(std::move(*state))));
           break;
         }

@@ -13,9 +13,12 @@
 //
 // Upstream loss: the follower reconnects with after_seq = the last seq it saw, with capped
 // exponential backoff, for as long as anyone follows; it never gives up because the engine is
-// unreachable. After a loss, and after a quiet period on an open stream, it asks GET state: a
-// terminal thread whose `end` was missed is finished from the state, a thread the engine no
-// longer knows (404) is finished as gone. A follower ends, and is removed, after `end` (or such a
+// unreachable. A reconnect handshake refused with 404 finishes it as gone. Only when a reconnect
+// opens and closes without a new event, and after a quiet period on an open stream, does it ask
+// GET state: a terminal thread whose `end` was missed is finished from the state, a thread the
+// engine no longer knows (404) is finished as gone. (A reconnect with after_seq already replays
+// what was missed, so a loss alone, or a connection that cannot be made, asks nothing more of
+// an engine that may be overloaded.) A follower ends, and is removed, after `end` (or such a
 // state) or when its last subscriber leaves.
 //
 // Concurrency: coroutines on the runtime's I/O threads, no thread per thread, subscriber or

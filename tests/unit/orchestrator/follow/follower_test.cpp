@@ -297,6 +297,7 @@ TEST_F(FollowTest, LostUpstreamReconnectsWithAfterSeqWithoutGapOrDuplicate) {
   for (long long s = 6; s <= 8; ++s) engine_.append(thread, update(s));
   EXPECT_EQ(take_seqs(sub, 3), range(6, 8));
   EXPECT_EQ(engine_.connects(thread), (std::vector<long long>{0, 5}));
+  EXPECT_EQ(engine_.state_calls(), 0) << "the reconnect is the check: no GET state after a loss";
 }
 
 TEST_F(FollowTest, EngineOutageIsRiddenOutWithoutLimit) {
@@ -307,8 +308,10 @@ TEST_F(FollowTest, EngineOutageIsRiddenOutWithoutLimit) {
   EXPECT_EQ(take_seqs(sub, 1), std::vector<long long>{1});
   engine_.set_unavailable(true);
   // Many failed reconnects (backoff capped at 100 ms here), and the subscriber is still waiting.
-  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 8; }, 10s));
+  ASSERT_TRUE(eventually([&] { return engine_.refused_streams() >= 8; }, 10s));
   EXPECT_FALSE(take(sub, 200ms).has_value()) << "nothing ends while the engine is away";
+  // A connection the engine refuses says nothing new: the same engine is not asked GET state.
+  EXPECT_EQ(engine_.state_calls(), 0);
   engine_.append(thread, update(2));
   engine_.append(thread, ev("end", {{"status", "completed"}}, 3));
   engine_.set_unavailable(false);
@@ -389,6 +392,7 @@ TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
   ASSERT_TRUE(fin);
   EXPECT_EQ(fin->kind, Item::Kind::gone);
   EXPECT_NE(fin->reason.find("no longer knows run " + thread), std::string::npos) << fin->reason;
+  EXPECT_EQ(engine_.state_calls(), 0) << "a 404 handshake already says gone";
 }
 
 TEST_F(FollowTest, EventsWithoutSeqAreNumberedByPosition) {

@@ -90,6 +90,7 @@ class FakeEngine {
       const long long after = std::stoll(req.query_param("after_seq").value_or("0"));
       std::lock_guard lk(mu_);
       if (unavailable_) {
+        ++refused_streams_;
         a.reject = core::http::Response::problem(503, "Unavailable", "down");
         return a;
       }
@@ -187,6 +188,11 @@ class FakeEngine {
     std::lock_guard lk(mu_);
     return state_calls_;
   }
+  /// Stream handshakes answered 503 while unavailable (any thread).
+  int refused_streams() const {
+    std::lock_guard lk(mu_);
+    return refused_streams_;
+  }
 
  private:
   struct LiveConn {
@@ -249,6 +255,7 @@ class FakeEngine {
   std::vector<std::string> deleted_;
   int delete_failures_ = 0;
   int state_calls_ = 0;
+  int refused_streams_ = 0;
   std::atomic<bool> unavailable_{false};
 };
 
