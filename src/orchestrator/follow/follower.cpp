@@ -341,6 +341,12 @@ Task<void> Follower::watch(std::shared_ptr<Follower> self) {
   constexpr int kMaxQuietFactor = 8;
   int factor = 1;
   Clock::time_point seen = Clock::time_point::min();
+  // A random phase in [0, quiet]: threads started together (10,000 at once in the load bench)
+  // would otherwise all check at the same moments, a burst of GET state to busy engines.
+  const auto phase = core::RetryPolicy{1, std::chrono::duration_cast<std::chrono::milliseconds>(quiet),
+                                       std::chrono::duration_cast<std::chrono::milliseconds>(quiet)}
+                         .delay_for(0);
+  if (!co_await core::async::sleep_for(phase, stop)) co_return;
   while (co_await core::async::sleep_for(quiet, stop)) {
     std::shared_ptr<std::stop_source> conn;
     {
