@@ -254,12 +254,8 @@ ProposalView DomainAdapter::cancel(const std::string& user_id, const std::string
 
 std::optional<std::string> DomainAdapter::watch_thread(const std::string& user_id, const std::string& thread_id) {
   // The upgrade's middleware has checked the account already; the proxy's re-checks of an open
-  // stream ask here alone, so a deleted or disabled account is refused here too.
-  const auto user = impl_->users.find(user_id);
-  if (!user || user->disabled_at) return std::nullopt;
-  if (auto traceparent = impl_->proposals.watch(user_id, thread_id)) return traceparent;
-  if (impl_->runs.can_watch(user_id, thread_id)) return std::string();  // runs store no traceparent
-  return std::nullopt;
+  // stream ask here alone, so the one query also refuses a deleted or disabled account.
+  return impl_->proposals.watch(user_id, thread_id);
 }
 
 domain::StartedRun DomainAdapter::start_run(const std::string& user_id, const std::string& workflow_id,

@@ -36,4 +36,9 @@ store::ProposalRecord require_proposal(store::UnitOfWork& uow, const std::string
   return *p;
 }
 
+std::optional<std::string> watch_thread(store::UnitOfWork& uow, const std::string& thread_id,
+                                        const std::string& user_id) {
+  return store::streams::watch_access(uow, thread_id, user_id);
+}
+
 }  // namespace orchestrator::domain::access

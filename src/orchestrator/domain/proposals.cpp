@@ -174,7 +174,7 @@ Proposal ProposalService::get_by_thread(const std::string& actor, const std::str
 }
 
 std::optional<std::string> ProposalService::watch(const std::string& actor, const std::string& thread_id) {
-  return store_.run([&](store::UnitOfWork& uow) { return store::proposals::watch_traceparent(uow, thread_id, actor); });
+  return store_.run([&](store::UnitOfWork& uow) { return access::watch_thread(uow, thread_id, actor); });
 }
 
 std::string ProposalService::diff(const std::string& actor, const std::string& proposal_id) {
@@ -334,7 +334,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
   return store_.run([&](store::UnitOfWork& uow) -> FinaliseResult {
     const auto p = store::proposals::find_summary_by_thread(uow, thread_id);  // the trees are read once, below
     if (!p) throw NotFoundError("thread", thread_id);
-    if (p->status != ProposalStatus::processing) return {false, *store::proposals::find(uow, p->id)};
+    if (p->status != ProposalStatus::processing) return {false, *p};
     store::Tx tx(uow);
     store::proposals::Transition t;
     t.completed_at = core::now_rfc3339();
@@ -343,7 +343,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
     if (kind) t.failure_kind = to_string(*kind);
     if (store::proposals::transition(uow, p->id, {ProposalStatus::processing}, to, t) != 1) {
       tx.commit();
-      return {false, *store::proposals::find(uow, p->id)};
+      return {false, *store::proposals::find_summary(uow, p->id)};
     }
     nlohmann::json details{{"thread_id", thread_id}};
     if (files) details["files"] = files->size();
@@ -351,7 +351,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
     if (kind) details["failure_kind"] = to_string(*kind);
     audit_append(uow, "", p->workflow_id, to == ProposalStatus::completed ? "proposal.completed" : "proposal.failed",
                  "proposal", p->id, details);
-    auto out = *store::proposals::find(uow, p->id);
+    auto out = *store::proposals::find_summary(uow, p->id);
     tx.commit();
     return {true, out};
   });

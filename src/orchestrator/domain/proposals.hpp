@@ -78,8 +78,11 @@ struct RetryResult {
   Proposal previous;
 };
 
-/// Result of finalise()/finalise_failed(): `changed` is false for the idempotent no-op
-/// (the proposal had already left `processing`).
+/// Result of finalise()/finalise_failed()/restore_completed(): `changed` is false for the
+/// idempotent no-op (the proposal had already left `processing`). From finalise() and
+/// finalise_failed() the proposal comes without its file trees (generated_files nullopt,
+/// base_files empty): the tracker has the files it passed, and reading them back parsed both
+/// trees once more per finished refinement; restore_completed() returns them.
 struct FinaliseResult {
   bool changed = false;
   Proposal proposal;
@@ -134,9 +137,11 @@ class ProposalService {
   /// The proposal behind an engine thread (for the WebSocket proxy's authorization);
   /// NotFoundError("thread") if unknown or invisible.
   Proposal get_by_thread(const std::string& actor, const std::string& thread_id);
-  /// When the actor may watch the proposal on `thread_id` (the rule of get_by_thread): its stored
-  /// W3C traceparent ("" = none); nullopt otherwise. One lookup without file trees: the WebSocket
-  /// proxy asks at every upgrade and again every WsProxyOptions::recheck_interval per stream.
+  /// When the actor may watch the stream of `thread_id` (access::watch_thread: an enabled account,
+  /// and the rule of get_by_thread for a proposal's thread, membership for a run's): the
+  /// proposal's stored W3C traceparent ("" = none, or a run's thread); nullopt otherwise. One
+  /// query without file trees: the WebSocket proxy asks at every upgrade and again every
+  /// WsProxyOptions::recheck_interval per stream.
   std::optional<std::string> watch(const std::string& actor, const std::string& thread_id);
 
   /// Unified diff (domain/diff.hpp) of generated_files against the workflow's current draft,

@@ -137,10 +137,7 @@ Run RunService::cancel(const std::string& actor, const std::string& workflow_id,
 }
 
 bool RunService::can_watch(const std::string& actor, const std::string& thread_id) {
-  return store_.run([&](store::UnitOfWork& uow) {
-    const auto r = store::runs::find_by_thread(uow, thread_id);
-    return r && store::workflows::find_for_user(uow, r->workflow_id, actor).has_value();
-  });
+  return store_.run([&](store::UnitOfWork& uow) { return access::watch_thread(uow, thread_id, actor).has_value(); });
 }
 
 RunFinish RunService::finish(const std::string& thread_id, RunStatus to, const store::runs::Finish& f,

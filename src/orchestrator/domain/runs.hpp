@@ -99,7 +99,8 @@ class RunService {
   /// processing -> cancelled (owner/editor); PreconditionError {"current_status"} once final.
   /// The engine thread is scheduled for deletion (the caller deletes it right away too).
   Run cancel(const std::string& actor, const std::string& workflow_id, const std::string& run_id);
-  /// True if `actor` is a member of the workflow of the run on `thread_id`.
+  /// True if `actor` may watch the stream of `thread_id` (access::watch_thread: an account that
+  /// exists, is not disabled and is a member of the run's workflow, not deleted).
   bool can_watch(const std::string& actor, const std::string& thread_id);
 
   // ---- system operations (tracker; no actor)

@@ -643,24 +643,11 @@ std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id) {
   return one(sql, "p.id = :v", id);
 }
 
-std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string& thread_id,
-                                             const std::string& user_id) {
-  soci::session& sql = uow.sql();
-  std::string traceparent;
-  soci::indicator ind = soci::i_null;
-  sql << "SELECT p.traceparent FROM proposals p "
-         "JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u "
-         "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
-         "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE p.thread_id = :t",
-      soci::use(user_id), soci::use(user_id), soci::use(thread_id), soci::into(traceparent, ind);
-  if (!sql.got_data()) return std::nullopt;
-  return ind == soci::i_ok ? traceparent : std::string();
-}
-
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id) {
   soci::session& sql = uow.sql();
   return one(sql, "p.thread_id = :v", thread_id);
 }
+
 
 std::optional<ProposalRecord> find_summary(UnitOfWork& uow, const std::string& id) {
   soci::session& sql = uow.sql();
@@ -878,6 +865,33 @@ bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::stri
 }
 
 }  // namespace proposals
+
+namespace streams {
+
+std::optional<std::string> watch_access(UnitOfWork& uow, const std::string& thread_id, const std::string& user_id) {
+  soci::session& sql = uow.sql();
+  std::string traceparent;
+  int kind = 0;
+  soci::indicator ind = soci::i_null;
+  // A thread is either a proposal's or a run's (both thread_id columns are unique): the union
+  // has at most one row per proposal_access row, and the proposal's comes first.
+  sql << "SELECT x.tp, x.k FROM users u JOIN ("
+         "SELECT p.traceparent AS tp, 1 AS k FROM proposals p "
+         "JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u1 "
+         "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
+         "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE p.thread_id = :t1 "
+         "UNION ALL "
+         "SELECT NULL, 2 FROM runs r "
+         "JOIN workflow_members m2 ON m2.workflow_id = r.workflow_id AND m2.user_id = :u3 "
+         "JOIN workflows w2 ON w2.id = r.workflow_id AND w2.deleted_at IS NULL WHERE r.thread_id = :t2"
+         ") x ON 1 = 1 WHERE u.id = :u4 AND u.disabled_at IS NULL ORDER BY x.k LIMIT 1",
+      soci::use(user_id), soci::use(user_id), soci::use(thread_id), soci::use(user_id), soci::use(thread_id),
+      soci::use(user_id), soci::into(traceparent, ind), soci::into(kind);
+  if (!sql.got_data()) return std::nullopt;
+  return ind == soci::i_ok ? traceparent : std::string();
+}
+
+}  // namespace streams
 
 // ---------------------------------------------------------------- audit
 namespace audit {

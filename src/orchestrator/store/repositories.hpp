@@ -140,11 +140,6 @@ bool has_access(UnitOfWork& uow, const std::string& proposal_id, const std::stri
 /// (nothing compares the base before there is a result). Throws std::runtime_error on a corrupt
 /// stored status.
 std::optional<ProposalRecord> find(UnitOfWork& uow, const std::string& id);
-/// The traceparent of the proposal on `thread_id` ("" = none) when `user_id` may watch it (as
-/// domain::access::require_proposal: a proposal_access row, membership of its workflow, the
-/// workflow not deleted); nullopt otherwise. Reads no file trees: one indexed lookup.
-std::optional<std::string> watch_traceparent(UnitOfWork& uow, const std::string& thread_id,
-                                             const std::string& user_id);
 /// The proposal linked to this engine thread id (unique), or nullopt.
 std::optional<ProposalRecord> find_by_thread(UnitOfWork& uow, const std::string& thread_id);
 /// find / find_by_thread without the file trees (generated_files nullopt, base_files empty):
@@ -239,6 +234,16 @@ std::vector<std::pair<std::string, std::string>> list_failed_of_kind(UnitOfWork&
 /// failure_kind `from` -> `to` on a failed proposal; true if this call changed it.
 bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to);
 }  // namespace proposals
+
+namespace streams {
+/// Whether `user_id` may watch the engine thread `thread_id`, in one indexed query (the rules of
+/// domain::access, docs/orchestrator-api.md#authorization): the account exists and is not
+/// disabled, and the thread is a proposal's (a proposal_access row, membership of its
+/// workflow, the workflow not deleted) or a run's (membership of its workflow, not deleted).
+/// Returns the proposal's traceparent ("" = none, and always "" for a run) when allowed,
+/// nullopt otherwise. Reads no file trees.
+std::optional<std::string> watch_access(UnitOfWork& uow, const std::string& thread_id, const std::string& user_id);
+}  // namespace streams
 
 namespace audit {
 /// Appends one audit_log row (`details` stored as JSON text). Throws soci::soci_error on a

@@ -350,7 +350,11 @@ TYPED_TEST(Services, ProposalLifecycleApprove) {
   FileMap other{{"/zzz.md", F({"late"})}};
   const auto r2 = this->proposals->finalise(p.thread_id, other);
   EXPECT_FALSE(r2.changed);
-  EXPECT_FALSE(r2.proposal.generated_files->count("/zzz.md"));
+  EXPECT_FALSE(r2.proposal.generated_files) << "finalise returns the proposal without its file trees";
+  const auto kept = this->proposals->get(this->alice, p.id).proposal;
+  ASSERT_TRUE(kept.generated_files);
+  EXPECT_TRUE(kept.generated_files->count("/d.md"));
+  EXPECT_FALSE(kept.generated_files->count("/zzz.md"));
   EXPECT_FALSE(this->proposals->finalise_failed(p.thread_id, "boom").changed);
   EXPECT_THROW(this->proposals->finalise("no-such-thread", gen), NotFoundError);
   EXPECT_THROW(this->proposals->cancel(this->alice, p.id), PreconditionError);

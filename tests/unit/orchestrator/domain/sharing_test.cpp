@@ -180,6 +180,27 @@ TYPED_TEST(Sharing, DisabledUsersCannotSignInAndTheirTokensAreRefused) {
   EXPECT_THROW(this->users->set_disabled("nobody@example.com", true), NotFoundError);
 }
 
+// The WebSocket proxy's one query (access::watch_thread): a proposal's stream is watched by an
+// enabled account with access that is a member; removal and disabling end it, re-enabling
+// brings it back, and a deleted account or an unknown thread never watches.
+TYPED_TEST(Sharing, AStreamIsWatchedOnlyByEnabledMembersWithAccess) {
+  const auto carol = this->users->create("carol-" + core::random_hex(4) + "@example.com", "Carol", "carol-password");
+  const auto w = this->small_workflow(this->alice);
+  const auto id = w.workflow.id;
+  this->workflows->set_member(this->alice, id, carol.id, "editor");
+  const auto p = this->start(carol.id, id);
+  EXPECT_EQ(this->proposals->watch(carol.id, p.thread_id), std::optional<std::string>(p.traceparent));
+  EXPECT_FALSE(this->proposals->watch(this->bob, p.thread_id)) << "no access, no membership";
+  this->users->set_disabled(carol.id, true);
+  EXPECT_FALSE(this->proposals->watch(carol.id, p.thread_id)) << "a disabled account";
+  this->users->set_disabled(carol.id, false);
+  EXPECT_TRUE(this->proposals->watch(carol.id, p.thread_id));
+  this->workflows->remove_member(this->alice, id, carol.id);
+  EXPECT_FALSE(this->proposals->watch(carol.id, p.thread_id)) << "no longer a member";
+  EXPECT_FALSE(this->proposals->watch("no-such-user", p.thread_id));
+  EXPECT_FALSE(this->proposals->watch(this->alice, "no-such-thread"));
+}
+
 TYPED_TEST(Sharing, SetPasswordEndsOlderSessions) {
   const auto dave = this->users->create("dave-" + core::random_hex(4) + "@example.com", "Dave", "first-password");
   const auto before = std::chrono::duration_cast<std::chrono::seconds>(
