@@ -335,9 +335,10 @@ Task<void> Follower::watch(std::shared_ptr<Follower> self) {
   const auto quiet = self->hub->options.quiet_period;
   const auto stop = self->stop.get_token();
   // A thread still queued on the engine (its run waits for a slot) is silent for as long as it
-  // waits: each probe that finds it queued doubles the wait before the next one (up to
-  // kMaxQuietFactor quiet periods), so thousands of queued threads do not poll the engine once
-  // a quiet period each. Any event, or a probe that finds it running, brings the wait back.
+  // waits: each probe that finds it queued, or that the engine does not answer, doubles the
+  // wait before the next one (up to kMaxQuietFactor quiet periods), so thousands of queued
+  // threads do not poll a busy engine once a quiet period each. Any event, or a probe that
+  // finds it running, brings the wait back.
   constexpr int kMaxQuietFactor = 8;
   int factor = 1;
   Clock::time_point seen = Clock::time_point::min();
@@ -359,7 +360,11 @@ Task<void> Follower::watch(std::shared_ptr<Follower> self) {
       conn = self->conn_stop;
     }
     auto state = co_await self->probe_state();
-    if (!state) continue;
+    if (!state) {
+      // Unanswered (timed out, refused): an engine too busy to answer is asked less often too.
+      factor = std::min(factor * 2, kMaxQuietFactor);
+      continue;
+    }
     if (state->is_null()) {
       self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
       break;

@@ -384,6 +384,30 @@ TEST_F(FollowTest, QueuedThreadIsProbedLessAndLessOften) {
   EXPECT_GE(engine_.state_calls() - at_running, 3) << "a running thread's silence is checked every quiet period";
 }
 
+// An engine too busy to answer GET state (a probe that times out or is refused) is asked less
+// and less often too: a failed probe doubles the wait like a queued answer.
+TEST_F(FollowTest, FailedProbesBackOff) {
+  auto o = fast();
+  o.quiet_period = 100ms;
+  hub(o);
+  const auto thread = live_thread(0);
+  engine_.set_state_unavailable(true);
+  auto sub = subscribe(thread);
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 5s));
+  const int first = engine_.state_calls();
+  std::this_thread::sleep_for(2000ms);
+  const int probes = engine_.state_calls() - first;
+  EXPECT_GE(probes, 2) << "the thread is still checked";
+  EXPECT_LE(probes, 6) << "a failing engine is not asked every quiet period";
+  EXPECT_FALSE(take(sub, 100ms).has_value()) << "failed probes end nothing";
+  // Once the engine answers (running), the checks are back at one per quiet period.
+  engine_.set_state_unavailable(false);
+  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= first + probes + 1; }, 5s));
+  const int answered = engine_.state_calls();
+  std::this_thread::sleep_for(1000ms);
+  EXPECT_GE(engine_.state_calls() - answered, 3) << "an answering engine's silent thread is checked every quiet period";
+}
+
 TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
   hub();
   const std::string thread = core::uuid4();

@@ -67,7 +67,7 @@ class FakeEngine {
     r.add("GET", "/spec-engine/state/{id}", [this](core::http::Request& req) {
       std::lock_guard lk(mu_);
       ++state_calls_;
-      if (unavailable_) return core::http::Response::problem(503, "Unavailable", "down");
+      if (unavailable_ || state_unavailable_) return core::http::Response::problem(503, "Unavailable", "down");
       auto it = threads_.find(req.path_params.at("id"));
       if (it == threads_.end() || !it->second.state) {
         return core::http::Response::problem(404, "Not Found", "unknown thread");
@@ -188,6 +188,8 @@ class FakeEngine {
     std::lock_guard lk(mu_);
     return state_calls_;
   }
+  /// GET state answers 503 while true; streams stay open (an engine too busy to answer).
+  void set_state_unavailable(bool down) { state_unavailable_ = down; }
   /// Stream handshakes answered 503 while unavailable (any thread).
   int refused_streams() const {
     std::lock_guard lk(mu_);
@@ -257,6 +259,7 @@ class FakeEngine {
   int state_calls_ = 0;
   int refused_streams_ = 0;
   std::atomic<bool> unavailable_{false};
+  std::atomic<bool> state_unavailable_{false};
 };
 
 }  // namespace tracker_test
