@@ -15,6 +15,7 @@
 
 #include "core/async_asio.hpp"
 #include "core/log.hpp"
+#include "core/pool_call.hpp"
 #include "core/util.hpp"
 
 namespace core::async {
@@ -74,12 +75,6 @@ std::size_t Runtime::blocking_in_flight() const { return impl_->blocking_in_flig
 
 namespace {
 
-/// The body of run_blocking on the pool (a named coroutine: no lambda temporaries in co_await).
-Task<void> call_on_pool(std::function<void()> fn) {
-  name_this_thread_once("rt-blocking");
-  fn();
-  co_return;
-}
 
 }  // namespace
 
@@ -89,9 +84,11 @@ Task<void> Runtime::run_blocking(std::function<void()> fn) {
     std::atomic<std::size_t>& n;
     ~Done() { --n; }
   } done{impl_->blocking_in_flight};
-  auto pool_ex = impl_->pool.get_executor();
-  auto body = call_on_pool(std::move(fn));
-  co_await asio::co_spawn(pool_ex, std::move(body), asio::use_awaitable);
+  auto job = [f = std::move(fn)] {
+    name_this_thread_once("rt-blocking");
+    f();
+  };
+  co_await core::detail::call_on_pool(impl_->pool, std::move(job));
 }
 
 void Runtime::spawn(Task<void> task, std::function<void(std::exception_ptr)> on_done) {

@@ -29,6 +29,7 @@
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
+#include "core/pool_call.hpp"
 #include "core/query.hpp"
 #include "core/response_stream.hpp"
 #include "core/tracing.hpp"
@@ -49,18 +50,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-/// Runs `f` on `pool` and resumes the calling coroutine on its own executor with the result.
-/// Exceptions thrown by `f` are rethrown in the caller.
+/// Runs `f` on `pool` (a handler thread) and resumes the calling coroutine on its own executor
+/// with the result (core::detail::call_on_pool). Exceptions thrown by `f` are rethrown in the caller.
 template <class F>
 asio::awaitable<std::invoke_result_t<F>> run_blocking(asio::thread_pool& pool, F f) {
-  using R = std::invoke_result_t<F>;
-  co_return co_await asio::co_spawn(
-      pool.get_executor(),
-      [fn = std::move(f)]() mutable -> asio::awaitable<R> {
-        name_this_thread_once("http-handler");
-        co_return fn();
-      },
-      asio::use_awaitable);
+  co_return co_await core::detail::call_on_pool(pool, [fn = std::move(f)]() mutable {
+    name_this_thread_once("http-handler");
+    return fn();
+  });
 }
 
 /// Converts Beast header fields into core::http::Headers.
