@@ -73,11 +73,6 @@ Executor Runtime::make_strand() const { return asio::make_strand(impl_->ioc); }
 
 std::size_t Runtime::blocking_in_flight() const { return impl_->blocking_in_flight.load(); }
 
-namespace {
-
-
-}  // namespace
-
 Task<void> Runtime::run_blocking(std::function<void()> fn) {
   ++impl_->blocking_in_flight;
   struct Done {

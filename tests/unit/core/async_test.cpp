@@ -4,9 +4,13 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -53,6 +57,50 @@ TEST_F(RuntimeTest, IoAndBlockingThreadsAreNamedByRole) {
   const auto [io, pool] = rt.run_sync(task(rt, name));
   EXPECT_EQ(io, "rt-io");
   EXPECT_EQ(pool, "rt-blocking");
+}
+
+// A coroutine resumes as soon as its blocking work returns, not after the work queued behind
+// it (Asio's co_spawn re-posted a finished body to the back of the pool's queue first: under a
+// burst every HTTP answer waited for the whole queue; src/core/pool_call.hpp).
+TEST(RuntimeBlocking, ResumesBeforeLaterQueuedWorkFinishes) {
+  Runtime one{RuntimeOptions{1, 1, "one-pool-thread"}};
+  one.start();
+  std::mutex mu;
+  std::vector<std::string> order;
+  auto note = [&](std::string what) {
+    std::lock_guard lk(mu);
+    order.push_back(std::move(what));
+  };
+  std::atomic<bool> first_started{false};
+  auto first = [](Runtime& r, std::atomic<bool>& started, auto note_fn) -> Task<void> {
+    co_await r.blocking([&] {
+      started = true;
+      std::this_thread::sleep_for(100ms);  // the later jobs queue up meanwhile
+    });
+    note_fn("first resumed");
+  };
+  auto later = [](Runtime& r, int i, auto note_fn) -> Task<void> {
+    co_await r.blocking([i, note_fn] {
+      std::this_thread::sleep_for(50ms);
+      note_fn("job " + std::to_string(i) + " done");
+    });
+  };
+  one.spawn(first(one, first_started, note));
+  while (!first_started) std::this_thread::sleep_for(1ms);
+  for (int i = 1; i <= 5; ++i) one.spawn(later(one, i, note));
+  // 100 ms + 5 x 50 ms of work on the one pool thread; waits up to 10 s on a loaded machine.
+  for (int waited = 0; waited < 10000; waited += 10) {
+    {
+      std::lock_guard lk(mu);
+      if (order.size() == 6u) break;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  one.stop();
+  std::lock_guard lk(mu);
+  ASSERT_EQ(order.size(), 6u);
+  const auto at = std::find(order.begin(), order.end(), "first resumed") - order.begin();
+  EXPECT_LE(at, 1) << "resumed only after " << at << " later jobs had finished";
 }
 
 TEST_F(RuntimeTest, BlockingRethrowsInTheCoroutine) {

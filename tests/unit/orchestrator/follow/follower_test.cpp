@@ -108,6 +108,23 @@ class FollowTest : public ::testing::Test {
     return id;
   }
 
+  /// GET state calls in `window` after the first one (which it waits for, up to 5 s); sets
+  /// `total` to the count at the end of the window.
+  int probes_after_first(std::chrono::milliseconds window, int& total) {
+    EXPECT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 5s));
+    const int first = engine_.state_calls();
+    std::this_thread::sleep_for(window);
+    total = engine_.state_calls();
+    return total - first;
+  }
+  /// GET state calls in `window` after the next one beyond `total` (waited for up to 5 s).
+  int probes_after_next(int total, std::chrono::milliseconds window) {
+    EXPECT_TRUE(eventually([&] { return engine_.state_calls() >= total + 1; }, 5s));
+    const int start = engine_.state_calls();
+    std::this_thread::sleep_for(window);
+    return engine_.state_calls() - start;
+  }
+
   FakeEngine engine_;
   core::async::Runtime rt_{core::async::RuntimeOptions{2, 2, "follow-test"}};
   std::unique_ptr<orchestrator::engine_client::EngineClient> client_;
@@ -368,20 +385,15 @@ TEST_F(FollowTest, QueuedThreadIsProbedLessAndLessOften) {
   const auto thread = live_thread(0);
   engine_.set_state(thread, json{{"thread_id", thread}, {"status", "queued"}});
   auto sub = subscribe(thread);
-  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 5s));
-  const int first = engine_.state_calls();
-  std::this_thread::sleep_for(2000ms);
   // Without the back-off: one probe per 100 ms (~20). With it: at 0.2, 0.6, 1.4 s after the
   // first (waits of 2, 4, 8 quiet periods), then every 0.8 s.
-  const int probes = engine_.state_calls() - first;
+  int total = 0;
+  const int probes = probes_after_first(2000ms, total);
   EXPECT_GE(probes, 2) << "a queued thread is still checked";
   EXPECT_LE(probes, 6) << "a queued thread is not checked every quiet period";
   // Once the engine says it runs, the checks are back at one per quiet period.
   engine_.set_state(thread, json{{"thread_id", thread}, {"status", "running"}});
-  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= first + probes + 1; }, 5s));
-  const int at_running = engine_.state_calls();
-  std::this_thread::sleep_for(1000ms);
-  EXPECT_GE(engine_.state_calls() - at_running, 3) << "a running thread's silence is checked every quiet period";
+  EXPECT_GE(probes_after_next(total, 1000ms), 3) << "a running thread's silence is checked every quiet period";
 }
 
 // An engine too busy to answer GET state (a probe that times out or is refused) is asked less
@@ -393,19 +405,14 @@ TEST_F(FollowTest, FailedProbesBackOff) {
   const auto thread = live_thread(0);
   engine_.set_state_unavailable(true);
   auto sub = subscribe(thread);
-  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 5s));
-  const int first = engine_.state_calls();
-  std::this_thread::sleep_for(2000ms);
-  const int probes = engine_.state_calls() - first;
+  int total = 0;
+  const int probes = probes_after_first(2000ms, total);
   EXPECT_GE(probes, 2) << "the thread is still checked";
   EXPECT_LE(probes, 6) << "a failing engine is not asked every quiet period";
   EXPECT_FALSE(take(sub, 100ms).has_value()) << "failed probes end nothing";
   // Once the engine answers (running), the checks are back at one per quiet period.
   engine_.set_state_unavailable(false);
-  ASSERT_TRUE(eventually([&] { return engine_.state_calls() >= first + probes + 1; }, 5s));
-  const int answered = engine_.state_calls();
-  std::this_thread::sleep_for(1000ms);
-  EXPECT_GE(engine_.state_calls() - answered, 3) << "an answering engine's silent thread is checked every quiet period";
+  EXPECT_GE(probes_after_next(total, 1000ms), 3) << "an answering engine's silent thread is checked every quiet period";
 }
 
 TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
