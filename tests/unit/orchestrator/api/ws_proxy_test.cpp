@@ -354,7 +354,11 @@ TEST_F(WsProxyTest, ResumesAfterSeqAndManyBrowsersShareOneUpstream) {
   auto& p = proxy();
   const auto thread = live_thread(6);
   std::vector<std::shared_ptr<FakeConn>> conns;
-  for (int i = 0; i < 20; ++i) conns.push_back(open(thread, i % 2 ? std::optional<std::string>("4") : std::nullopt));
+  // The first browser (from the start) subscribes first: had a resuming one (after_seq 4) started
+  // the follower, each fresh browser would need a catch-up stream for events 1-4 (by design).
+  conns.push_back(open(thread, std::nullopt));
+  ASSERT_TRUE(eventually([&] { return p.active() == 1; }));
+  for (int i = 1; i < 20; ++i) conns.push_back(open(thread, i % 2 ? std::optional<std::string>("4") : std::nullopt));
   // Every relay subscribes before the run ends (a browser arriving after `end` gets a fresh replay).
   ASSERT_TRUE(eventually([&] { return p.active() == 20; }));
   engine_.append(thread, end_event(7));
