@@ -585,6 +585,17 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
 
   int close_code() const override { return close_code_.load(); }
 
+  void on_ping(std::function<void(std::string_view payload)> cb) override {
+    // On the strand: Beast's stream is not thread-safe, and a read() started later is queued
+    // behind this on the same strand.
+    auto self = this->shared_from_this();
+    asio::post(strand_, [self, cb = std::move(cb)]() mutable {
+      self->ws_.control_callback([cb = std::move(cb)](websocket::frame_type kind, beast::string_view payload) {
+        if (kind == websocket::frame_type::ping && cb) cb(std::string_view(payload.data(), payload.size()));
+      });
+    });
+  }
+
   /// Performs the opening handshake on the strand (before the client is handed out).
   Task<void> handshake(Target t, Headers headers, Clock::time_point deadline, std::chrono::milliseconds idle) {
     auto self = this->shared_from_this();

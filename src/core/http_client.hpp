@@ -186,6 +186,11 @@ class AsyncWsClient {
   virtual async::Task<void> close() = 0;
   /// Close code received from the peer (0 if none yet).
   virtual int close_code() const = 0;
+  /// Sets the callback for each ping the peer sends, with its application data (RFC 6455
+  /// §5.5.2; the pong is answered automatically). It runs on the connection's I/O strand
+  /// while a read() is in flight; keep it short. Replaces an earlier callback; thread-safe
+  /// (it takes effect before any read() started after this call).
+  virtual void on_ping(std::function<void(std::string_view payload)> cb) = 0;
 };
 
 }  // namespace core::http

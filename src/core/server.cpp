@@ -219,6 +219,19 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     return true;
   }
 
+  bool ping(std::string payload) override {
+    if (payload.size() > websocket::ping_data::static_capacity) {
+      throw std::invalid_argument("a WebSocket ping carries at most 125 bytes (RFC 6455 section 5.5)");
+    }
+    {
+      std::lock_guard lk(mu_);
+      if (closing_ || done_ || io_->stopped) return false;
+      ping_ = std::move(payload);
+    }
+    wake();
+    return true;
+  }
+
   void close(std::uint16_t code, std::string reason) override {
     {
       std::lock_guard lk(mu_);
@@ -386,11 +399,13 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     io_->post(ws_.get_executor(), [self = shared_from_this()] { self->wake_.cancel(); });
   }
 
-  /// Writes queued frames in order; after a close request, flushes and sends the close frame.
+  /// Writes queued frames in order, then a waiting ping; after a close request, flushes and
+  /// sends the close frame (a ping still waiting then is dropped).
   asio::awaitable<void> writer() {
     auto self = shared_from_this();
     for (;;) {
       std::optional<std::string> next;
+      std::optional<std::string> ping;
       bool send_close = false;
       websocket::close_reason cr;
       {
@@ -404,6 +419,9 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
           send_close = true;
           cr.code = close_code_;
           cr.reason = close_reason_;
+        } else if (ping_) {
+          ping = std::move(ping_);
+          ping_.reset();
         }
       }
       error_code ec;
@@ -411,6 +429,10 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
         ws_.text(true);
         co_await ws_.async_write(asio::buffer(*next), asio::redirect_error(asio::use_awaitable, ec));
         writable_.notify();
+        if (ec) break;
+      } else if (ping) {
+        const websocket::ping_data data(ping->data(), ping->size());
+        co_await ws_.async_ping(data, asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
       } else if (send_close) {
         co_await ws_.async_close(cr, asio::redirect_error(asio::use_awaitable, ec));
@@ -453,6 +475,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   mutable std::mutex mu_;
   std::deque<std::string> queue_;
   std::size_t queued_bytes_ = 0;  // payload bytes in queue_
+  std::optional<std::string> ping_;  // a ping to send once queue_ is written (ping())
   std::vector<std::string> pending_;
   std::function<void(const std::string&)> on_msg_;
   std::function<void()> on_close_;

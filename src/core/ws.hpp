@@ -22,6 +22,13 @@ class WsConnection {
   virtual ~WsConnection() = default;
   /// Queues one text frame. Ignored (returns false) once the connection is closing/closed.
   virtual bool send_text(std::string message) = 0;
+  /// Queues a ping (RFC 6455 §5.5.2) whose application data is `payload`, sent once the text
+  /// frames queued before it are written; a ping still waiting is replaced by the newer one
+  /// (only the latest matters). The peer answers with a pong automatically; applications read
+  /// the payload as a signal (the engine's streams send a thread's status this way). Returns
+  /// false once the connection is closing or closed. Throws std::invalid_argument when
+  /// `payload` is longer than 125 bytes (§5.5: control frames carry at most 125).
+  virtual bool ping(std::string payload) = 0;
   /// Flushes queued frames, then sends a close frame with `code` (1000 = normal) and `reason`.
   virtual void close(std::uint16_t code = 1000, std::string reason = {}) = 0;
   /// Sets the callback for each text message from the peer (called on an I/O thread; keep it short).

@@ -256,6 +256,17 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
       auto opening = self->hub->engine.open_stream(self->thread_id, from, conn_stop->get_token(), self->traceparent);
       auto ws = co_await std::move(opening);
       opened = true;
+      // The engine pings a silent stream with the thread's status after each of its own checks
+      // (docs/engine-api.md "Stream"): the stream is alive and the run not over, so the watchdog
+      // need not ask GET state while these come. Pings without a status (keep-alives) say less.
+      std::weak_ptr<Follower> weak = self;
+      ws->on_ping([weak](std::string_view status) {
+        if (status != "queued" && status != "running") return;
+        if (auto f = weak.lock()) {
+          std::lock_guard lk(f->mu);
+          f->last_activity = Clock::now();
+        }
+      });
       ++self->hub->upstreams;
       streams_counter().inc({{"purpose", "follow"}});
       {

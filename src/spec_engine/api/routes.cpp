@@ -241,6 +241,10 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
         conn->close(1000, "end");
         co_return;
       }
+      // Still queued or running: a ping carrying the status tells the client this stream is
+      // alive and has just looked (docs/engine-api.md "Stream"), so a follower of a silent thread
+      // need not ask GET state.
+      if (rec) conn->ping(rec->status);
     }
     auto news = sub->take();
     if (news.deleted) {

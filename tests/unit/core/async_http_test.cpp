@@ -11,7 +11,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <mutex>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -36,6 +39,33 @@ class AsyncClientTest : public ::testing::Test {
         std::weak_ptr<WsConnection> w = c;
         c->on_message([w](const std::string& m) {
           if (auto cc = w.lock()) cc->send_text("echo:" + m);
+        });
+      };
+      return a;
+    });
+    // "ping:X" -> text "a", a ping carrying X, text "b"; "big" -> "refused" when a 126-byte ping
+    // is refused; anything else -> "ok".
+    r.add_ws("/ws/ping", [](Request&) {
+      WsAccept a;
+      a.on_open = [](std::shared_ptr<WsConnection> c) {
+        std::weak_ptr<WsConnection> w = c;
+        c->on_message([w](const std::string& m) {
+          auto cc = w.lock();
+          if (!cc) return;
+          if (m.rfind("ping:", 0) == 0) {
+            cc->send_text("a");
+            cc->ping(m.substr(5));
+            return;
+          }
+          if (m == "big") {
+            try {
+              cc->ping(std::string(126, 'x'));
+            } catch (const std::invalid_argument&) {
+              cc->send_text("refused");
+            }
+            return;
+          }
+          cc->send_text("ok");
         });
       };
       return a;
@@ -198,6 +228,29 @@ TEST_F(AsyncClientTest, WebSocketEchoAndCancelledRead) {
     EXPECT_EQ(e.kind(), ClientErrorKind::cancelled) << e.what();
   }
   stopper.join();
+}
+
+// A server ping's application data reaches the client's on_ping (RFC 6455 §5.5.2), after the
+// text frames queued before it; a payload over 125 bytes is refused.
+TEST_F(AsyncClientTest, WebSocketPingPayloadReachesTheClient) {
+  AsyncHttpClient client(rt);
+  auto ws = rt.run_sync(client.connect_ws(url("/ws/ping", "ws"), {}, 5s));
+  std::mutex mu;
+  std::vector<std::string> pings;
+  ws->on_ping([&](std::string_view p) {
+    std::lock_guard lk(mu);
+    pings.emplace_back(p);
+  });
+  rt.run_sync(ws->send("ping:queued"));
+  EXPECT_EQ(rt.run_sync(ws->read()), std::optional<std::string>("a"));
+  rt.run_sync(ws->send("next"));
+  EXPECT_EQ(rt.run_sync(ws->read()), std::optional<std::string>("ok"));  // the ping was read on the way
+  {
+    std::lock_guard lk(mu);
+    EXPECT_EQ(pings, std::vector<std::string>{"queued"});
+  }
+  rt.run_sync(ws->send("big"));
+  EXPECT_EQ(rt.run_sync(ws->read()), std::optional<std::string>("refused"));
 }
 
 TEST_F(AsyncClientTest, WebSocketHandshakeRefusalCarriesStatus) {

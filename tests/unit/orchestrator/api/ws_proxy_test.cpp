@@ -51,6 +51,7 @@ class FakeConn : public core::http::WsConnection {
     }
     if (cb) cb();
   }
+  bool ping(std::string) override { return is_open(); }
   void on_message(std::function<void(const std::string&)>) override {}
   void on_close(std::function<void()> cb) override {
     std::unique_lock lk(mu_);

@@ -415,6 +415,25 @@ TEST_F(FollowTest, FailedProbesBackOff) {
   EXPECT_GE(probes_after_next(total, 1000ms), 3) << "an answering engine's silent thread is checked every quiet period";
 }
 
+// The engine pings a silent stream with the thread's status after each of its own checks: while
+// those pings come the follower asks nothing (10,000 queued threads would otherwise each probe a
+// busy engine); when they stop, the quiet-period check is back.
+TEST_F(FollowTest, EngineStatusPingsStandInForTheSilenceCheck) {
+  auto o = fast();
+  o.quiet_period = 500ms;  // pings every 100 ms: five per quiet period
+  hub(o);
+  const auto thread = live_thread(0);
+  engine_.set_state(thread, json{{"thread_id", thread}, {"status", "queued"}});
+  engine_.set_ping_status(thread, "queued");
+  auto sub = subscribe(thread);
+  ASSERT_TRUE(eventually([&] { return engine_.open_streams(thread) == 1; }));
+  std::this_thread::sleep_for(2000ms);  // without the pings: a probe within 1 s (phase + quiet)
+  EXPECT_EQ(engine_.state_calls(), 0) << "a stream that says its thread is queued is not probed";
+  engine_.set_ping_status(thread, "");
+  EXPECT_TRUE(eventually([&] { return engine_.state_calls() >= 1; }, 3s)) << "a silent stream without pings is probed";
+  EXPECT_EQ(engine_.connects(thread).size(), 1u) << "the pings never broke the stream";
+}
+
 TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
   hub();
   const std::string thread = core::uuid4();

@@ -54,6 +54,7 @@ struct ThreadScript {
   bool stream_404 = false;                    ///< refuse the stream upgrade with 404
   std::optional<nlohmann::json> state;        ///< GET state answer; nullopt -> 404
   bool live = false;                          ///< keep connections open and send events as they are appended
+  std::string ping_status;                    ///< live: ping with this payload every 100 ms without news ("" = none)
 };
 
 class FakeEngine {
@@ -147,6 +148,12 @@ class FakeEngine {
     std::lock_guard lk(mu_);
     threads_[thread_id].state = std::move(state);
   }
+  /// Live connections of the thread ping with `status` every 100 ms without news, as the engine
+  /// announces a silent thread's status ("" stops the pings).
+  void set_ping_status(const std::string& thread_id, std::string status) {
+    std::lock_guard lk(mu_);
+    threads_[thread_id].ping_status = std::move(status);
+  }
   /// Breaks every open live connection of the thread (close 1011, no `end`).
   void drop(const std::string& thread_id) {
     std::lock_guard lk(mu_);
@@ -224,6 +231,7 @@ class FakeEngine {
     while (code == 0) {
       std::vector<std::string> batch;
       bool ended = false;
+      std::string ping;
       {
         std::lock_guard lk(mu_);
         if (drops_[id] != drops_at_open) {
@@ -234,9 +242,11 @@ class FakeEngine {
             batch.push_back(evs[pos].dump());
             if (evs[pos].value("event_type", std::string()) == "end") ended = true;
           }
+          ping = threads_[id].ping_status;
         }
       }
       for (auto& m : batch) c->send_text(std::move(m));
+      if (batch.empty() && code == 0 && !ping.empty()) c->ping(std::move(ping));
       if (ended) code = 1000;
       if (!c->is_open()) break;
       if (code == 0) co_await wake->wait(std::chrono::milliseconds(100));

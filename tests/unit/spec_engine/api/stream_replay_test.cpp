@@ -3,7 +3,10 @@
 // close 1000 after `end`; news from other replicas (wake-ups without events, gaps, duplicates,
 // deletes) never loses or repeats an event.
 #include <atomic>
+#include <mutex>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -30,10 +33,10 @@ class StreamTest : public ::testing::Test {
     if (server_) server_->stop();
     rt_.stop();
   }
-  void create(const std::string& id) {
+  void create(const std::string& id, const char* status = spec_engine::store::kRunning) {
     spec_engine::store::ThreadRecord rec;
     rec.thread_id = rec.job_id = id;
-    rec.status = spec_engine::store::kRunning;
+    rec.status = status;
     rec.agent_definition = nlohmann::json::object();
     rec.input_payload = nlohmann::json::object();
     ASSERT_TRUE(store_->create_thread(rec));
@@ -154,6 +157,36 @@ TEST_F(StreamTest, SilenceSendsTheStreamBackToTheTable) {
   store_->finish("t", spec_engine::store::kCompleted, {}, {}, "", make("t", 2, "end"));
   EXPECT_EQ(read_all(*ws, 1), 3);
   EXPECT_EQ(ws->close_code(), 1000);
+}
+
+// A silent stream pings the thread's status after each of its checks (the first right after the
+// replay, then one per silent period), so a client tells a live stream of a waiting run from a
+// wedged one without asking GET state.
+TEST_F(StreamTest, SilentStreamPingsTheThreadStatus) {
+  create("q", spec_engine::store::kQueued);
+  spec_engine::api::ApiContext ctx;
+  ctx.stream_silence = 100ms;
+  serve(ctx);
+  core::http::AsyncHttpClient client(rt_);
+  auto ws = rt_.run_sync(
+      client.connect_ws("ws://127.0.0.1:" + std::to_string(server_->port()) + "/spec-engine/stream/q", {}, 5s));
+  std::mutex mu;
+  std::vector<std::string> pings;
+  ws->on_ping([&](std::string_view p) {
+    std::lock_guard lk(mu);
+    pings.emplace_back(p);
+  });
+  // Control frames are read by a pending read(); nothing else comes, so it is cancelled after 450 ms.
+  std::stop_source stop;
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(450ms);
+    stop.request_stop();
+  });
+  EXPECT_THROW(rt_.run_sync(ws->read(stop.get_token())), core::http::ClientError);
+  stopper.join();
+  std::lock_guard lk(mu);
+  EXPECT_GE(pings.size(), 2u) << "one after the replay, then one per silent period";
+  for (const auto& p : pings) EXPECT_EQ(p, "queued");
 }
 
 TEST_F(StreamTest, EndAtOrBeforeAfterSeqClosesAtOnceAndDeletesClose) {
