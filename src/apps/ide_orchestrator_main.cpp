@@ -140,6 +140,7 @@ int main(int argc, char** argv) {
   std::size_t max_body = 1 << 20;
   double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
   double engine_timeout_seconds = 5;
+  double engine_stream_open_seconds = 30;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
@@ -206,9 +207,15 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   apps::env_option(*serve, "--engine-timeout-seconds", "IDE_ORCHESTRATOR_ENGINE_TIMEOUT_SECONDS",
                    engine_timeout_seconds,
-                   "Seconds one attempt of an engine call may take (invoke, state, delete; a stream's connect and "
-                   "upgrade); transient failures are tried 3 times. Raise it when the engine answers slowly under "
-                   "load: an invoke that timed out is sent again and may already run")
+                   "Seconds one attempt of an engine call may take (invoke, state, delete); transient failures are "
+                   "tried 3 times. Raise it when the engine answers slowly under load: an invoke that timed out is "
+                   "sent again and may already run")
+      ->check(CLI::Range(0.1, 600.0));
+  apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
+                   engine_stream_open_seconds,
+                   "Seconds an engine stream (following a refinement) may take to connect and upgrade before it is "
+                   "given up and tried again; followers retry for as long as anyone follows, so a longer wait only "
+                   "spares a busy engine upgrades it was about to answer")
       ->check(CLI::Range(0.1, 600.0));
   apps::env_option(*serve, "--engine-breaker-open-seconds", "IDE_ORCHESTRATOR_ENGINE_BREAKER_OPEN_SECONDS",
                    breaker_open_seconds,
@@ -332,6 +339,8 @@ int main(int argc, char** argv) {
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
     o.engine.request_timeout = std::chrono::milliseconds(static_cast<long long>(engine_timeout_seconds * 1000));
+    o.engine.stream_open_timeout =
+        std::chrono::milliseconds(static_cast<long long>(engine_stream_open_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));
     o.tracker.lease_ttl = std::chrono::milliseconds(static_cast<long long>(lease_ttl_seconds * 1000));
     o.tracker.sweep_interval = std::chrono::milliseconds(static_cast<long long>(sweep_period_seconds * 1000));

@@ -336,7 +336,7 @@ Task<std::shared_ptr<core::http::AsyncWsClient>> EngineClient::open_stream(std::
   if (after_seq > 0) url += "?after_seq=" + std::to_string(after_seq);
   core::http::Headers headers;
   if (!traceparent.empty()) headers.set("traceparent", traceparent);
-  const auto timeout = options_.request_timeout;
+  const auto timeout = options_.stream_open_timeout;
   core::http::TlsOptions tls;  // a named local: no non-trivial temporaries inside co_await (GCC 12)
   std::optional<core::http::WsHandshakeError> refused;
   std::optional<ClientError> error;

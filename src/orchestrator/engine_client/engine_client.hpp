@@ -56,7 +56,12 @@ class EngineRejected : public std::runtime_error {
 /// half-opens after 30 s with 3 trials.
 struct EngineClientOptions {
   std::string base_url = "http://127.0.0.1:8000";   ///< engine root, no trailing slash
-  std::chrono::milliseconds request_timeout{5000};   ///< per attempt; also bounds a stream's connect + upgrade
+  std::chrono::milliseconds request_timeout{5000};   ///< per attempt of invoke, state and delete
+  /// Bounds a stream's connect + upgrade (followers and catch-up streams, which retry for as
+  /// long as anyone follows). Longer than request_timeout: under load an upgrade waits in the
+  /// engine's queues, and one given up is work the engine did for nothing before the retry
+  /// asks again (docs/event-path-and-replicas.md "Engine client").
+  std::chrono::milliseconds stream_open_timeout{30000};
   /// attempts per HTTP call (including the first) and full-jitter backoff: 200 ms base, 2 s cap.
   core::RetryPolicy retry{3, std::chrono::milliseconds(200), std::chrono::milliseconds(2000)};
   /// breaker in front of invoke() (threshold 5, open 30 s, 3 half-open trials)

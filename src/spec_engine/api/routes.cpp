@@ -191,6 +191,12 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
   std::int64_t last = after_seq;
   bool read_table = true;  // the replay: everything stored after after_seq
   bool check_thread = true;  // after the replay, and after a silent period
+  // A thread still queued for a run slot is silent for as long as it waits: each check that finds
+  // it queued doubles the wait before the next, up to 4 silent periods (thousands of waiting
+  // streams would otherwise each read the database every few seconds); news, or a check that
+  // finds it running, brings the wait back to one. The pings keep coming at least every 4
+  // silent periods (20 s by default), well inside a follower's quiet period (60 s).
+  auto silence = ctx.stream_silence;
   for (;;) {
     if (!conn->is_open()) co_return;
     if (read_table) {
@@ -244,7 +250,10 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
       // Still queued or running: a ping carrying the status tells the client this stream is
       // alive and has just looked (docs/engine-api.md "Stream"), so a follower of a silent thread
       // need not ask GET state.
-      if (rec) conn->ping(rec->status);
+      if (rec) {
+        conn->ping(rec->status);
+        silence = rec->status == store::kQueued ? std::min(silence * 2, ctx.stream_silence * 4) : ctx.stream_silence;
+      }
     }
     auto news = sub->take();
     if (news.deleted) {
@@ -267,8 +276,11 @@ core::async::Task<void> run_stream(ApiContext ctx, std::string id, std::int64_t 
         co_return;
       }
     }
-    if (got) continue;
-    const bool woken = co_await sub->signal().wait(ctx.stream_silence);
+    if (got) {
+      silence = ctx.stream_silence;
+      continue;
+    }
+    const bool woken = co_await sub->signal().wait(silence);
     if (!woken) check_thread = true;  // silence: news may have been lost (or the thread deleted)
   }
 }

@@ -36,7 +36,9 @@ struct ApiContext {
   std::size_t replay_page_size = 256;
   /// How long a stream waits for a client that does not drain its queue before closing it (1013).
   std::chrono::milliseconds replay_stall_timeout{30000};
-  /// A stream that heard nothing for this long checks the table (news may have been lost).
+  /// A stream that heard nothing for this long checks the table (news may have been lost) and,
+  /// while the run is not over, pings its status; for a thread still queued the wait doubles
+  /// after each check, up to 4 times this.
   std::chrono::milliseconds stream_silence{5000};
   /// When NATS is configured: its connection state (bus::NatsBus::state()); /ready reports it
   /// under checks.nats and is not ready unless it is "connected". Empty: no NATS check.

@@ -54,6 +54,7 @@ class FakeEngine {
         a.reject = core::http::Response::problem(404, "Not Found", "thread unknown");
         return a;
       }
+      if (req.path_params.at("id") == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(600));
       a.on_open = [](std::shared_ptr<core::http::WsConnection> c) {
         c->send_text(R"({"event_type":"end","data":{"status":"completed"},"seq":1})");
         c->close(1000);
@@ -263,6 +264,25 @@ TEST(EngineClient, OpenStreamPassesAfterSeqAndMaps404) {
   } catch (const EngineRejected& e) {
     EXPECT_EQ(e.status(), 404);
   }
+}
+
+// A stream's upgrade is bounded by stream_open_timeout, not by the per-call request_timeout: a
+// busy engine's late upgrade is waited for instead of given up and asked again.
+TEST(EngineClient, StreamUpgradeHasItsOwnBound) {
+  FakeEngine engine;
+  Rt r;
+  auto o = fast_options(engine.url());
+  o.request_timeout = 200ms;  // the upgrade of "slow" takes 600 ms
+  o.stream_open_timeout = 5000ms;
+  EngineClient client(o, r.rt);
+  auto ws = r.rt.run_sync(client.open_stream("slow", 0));
+  auto msg = r.rt.run_sync(ws->read());
+  ASSERT_TRUE(msg.has_value());
+  EXPECT_EQ(nlohmann::json::parse(*msg).at("event_type"), "end");
+  r.rt.run_sync(ws->close());
+  o.stream_open_timeout = 200ms;
+  EngineClient impatient(o, r.rt);
+  EXPECT_THROW(r.rt.run_sync(impatient.open_stream("slow", 0)), EngineUnavailable);
 }
 
 TEST(EngineClient, BreakerOpensAfterSixFailuresFailsFastThenHalfOpensAndCloses) {

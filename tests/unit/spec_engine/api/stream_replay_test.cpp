@@ -176,10 +176,11 @@ TEST_F(StreamTest, SilentStreamPingsTheThreadStatus) {
     std::lock_guard lk(mu);
     pings.emplace_back(p);
   });
-  // Control frames are read by a pending read(); nothing else comes, so it is cancelled after 450 ms.
+  // Control frames are read by a pending read(); nothing else comes, so it is cancelled after
+  // 900 ms (pings at about 0, 0.2 and 0.6 s: the checks of a queued thread back off).
   std::stop_source stop;
   std::thread stopper([&] {
-    std::this_thread::sleep_for(450ms);
+    std::this_thread::sleep_for(900ms);
     stop.request_stop();
   });
   EXPECT_THROW(rt_.run_sync(ws->read(stop.get_token())), core::http::ClientError);
@@ -187,6 +188,39 @@ TEST_F(StreamTest, SilentStreamPingsTheThreadStatus) {
   std::lock_guard lk(mu);
   EXPECT_GE(pings.size(), 2u) << "one after the replay, then one per silent period";
   for (const auto& p : pings) EXPECT_EQ(p, "queued");
+}
+
+// A thread queued for a run slot is checked (and pinged) less and less often: each check that
+// finds it queued doubles the wait, up to 4 silent periods; a running thread is checked once
+// per silent period. Both streams are watched over the same second.
+TEST_F(StreamTest, QueuedThreadIsCheckedLessOftenThanARunningOne) {
+  create("q", spec_engine::store::kQueued);
+  create("r", spec_engine::store::kRunning);
+  spec_engine::api::ApiContext ctx;
+  ctx.stream_silence = 50ms;
+  serve(ctx);
+  core::http::AsyncHttpClient client(rt_);
+  const std::string base = "ws://127.0.0.1:" + std::to_string(server_->port()) + "/spec-engine/stream/";
+  auto queued = rt_.run_sync(client.connect_ws(base + "q", {}, 5s));
+  auto running = rt_.run_sync(client.connect_ws(base + "r", {}, 5s));
+  std::atomic<int> queued_pings{0}, running_pings{0};
+  queued->on_ping([&](std::string_view) { ++queued_pings; });
+  running->on_ping([&](std::string_view) { ++running_pings; });
+  // Control frames are read by a pending read(); nothing else comes, so both are cancelled.
+  std::stop_source stop;
+  auto read_until_stopped = [&](std::shared_ptr<core::http::AsyncWsClient> ws) {
+    return std::thread([this, ws, token = stop.get_token()] {
+      EXPECT_THROW(rt_.run_sync(ws->read(token)), core::http::ClientError);
+    });
+  };
+  std::thread read_q = read_until_stopped(queued), read_r = read_until_stopped(running);
+  std::this_thread::sleep_for(1200ms);
+  stop.request_stop();
+  read_q.join();
+  read_r.join();
+  // Running: one per 50 ms (~24). Queued: at 0, 0.1, 0.3, 0.5, 0.7, ... s (~7).
+  EXPECT_GE(queued_pings.load(), 3) << "a queued thread is still checked";
+  EXPECT_LE(queued_pings.load() * 2, running_pings.load()) << "queued " << queued_pings << ", running " << running_pings;
 }
 
 TEST_F(StreamTest, EndAtOrBeforeAfterSeqClosesAtOnceAndDeletesClose) {
