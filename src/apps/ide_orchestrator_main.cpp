@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
                    engine_timeout_seconds,
                    "Seconds one attempt of an engine call may take (invoke, state, delete); transient failures are "
                    "tried 3 times. Raise it when the engine answers slowly under load: an invoke that timed out is "
-                   "sent again and may already run")
+                   "sent again with the same job_id, and the engine answers with the thread it already has")
       ->check(CLI::Range(0.1, 600.0));
   apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
                    engine_stream_open_seconds,
