@@ -221,6 +221,41 @@ TEST_F(RuntimeTest, OneshotDeliversValueFromAnotherThread) {
   EXPECT_EQ(rt.run_sync(task(rt)), "done");
 }
 
+// Stopping a runtime while blocking work runs and more is queued behind it: as documented, the
+// queued jobs still run (no half-done work) and stop() returns once they have; no coroutine
+// waiting for a job is resumed after the I/O context stopped, and every one of them is
+// destroyed (its locals' destructors run) instead of leaking.
+TEST(RuntimeLifecycle, StopWithBlockingWorkQueuedFinishesItAndDestroysTheWaiters) {
+  auto destroyed = std::make_shared<std::atomic<int>>(0);
+  auto resumed = std::make_shared<std::atomic<int>>(0);
+  auto finished = std::make_shared<std::atomic<int>>(0);
+  auto started = std::make_shared<std::atomic<int>>(0);
+  {
+    Runtime rt(RuntimeOptions{1, 1, "stop-with-queue"});
+    rt.start();
+    struct CountOnDestroy {
+      std::shared_ptr<std::atomic<int>> n;
+      ~CountOnDestroy() { ++*n; }
+    };
+    auto waiter = [](Runtime& r, std::shared_ptr<std::atomic<int>> d, std::shared_ptr<std::atomic<int>> res,
+                     std::shared_ptr<std::atomic<int>> fin, std::shared_ptr<std::atomic<int>> st) -> Task<void> {
+      CountOnDestroy guard{std::move(d)};
+      co_await r.blocking([fin, st] {
+        // The first job outlasts the moment stop() begins by far; the others are short.
+        std::this_thread::sleep_for(++*st == 1 ? 300ms : 30ms);
+        ++*fin;
+      });
+      ++*res;
+    };
+    for (int i = 0; i < 4; ++i) rt.spawn(waiter(rt, destroyed, resumed, finished, started));
+    while (started->load() == 0) std::this_thread::sleep_for(1ms);  // three wait in the pool's queue
+    rt.stop();
+    EXPECT_EQ(finished->load(), 4) << "stop() returned before the queued jobs ran";
+  }
+  EXPECT_EQ(resumed->load(), 0) << "a coroutine was resumed after its runtime stopped";
+  EXPECT_EQ(destroyed->load(), 4) << "every waiting coroutine is destroyed";
+}
+
 TEST(RuntimeLifecycle, StopDestroysSuspendedCoroutines) {
   // A coroutine suspended forever must be destroyed at stop (its locals' destructors run).
   auto flag = std::make_shared<std::atomic<bool>>(false);
