@@ -12,6 +12,7 @@
 #include <soci/sqlite3/soci-sqlite3.h>
 #include <libpq-fe.h>
 
+#include "core/db_statements.hpp"
 #include "core/log.hpp"
 #include "core/util.hpp"
 
@@ -157,9 +158,12 @@ Database::Database(const DbConfig& config)
     throw std::runtime_error("cannot open database " + (description_.empty() ? redact(config.url) : description_) +
                              ": " + e.what());
   }
+  for (std::size_t i = 0; i < size_; ++i) register_session(pool_->at(i));
 }
 
-Database::~Database() = default;
+Database::~Database() {
+  for (std::size_t i = 0; i < size_; ++i) forget_session(pool_->at(i));
+}
 
 bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept {
   try {
@@ -175,6 +179,7 @@ bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept {
 void ensure_connected(soci::session& sql) {
   if (sql.is_connected()) return;
   log::warn("database_reconnect", {{"reason", "connection broken"}});
+  forget_statements(sql);  // they belong to the broken connection
   sql.reconnect();
 }
 

@@ -49,8 +49,9 @@ bool insert(UnitOfWork& uow, const UserRecord& u) {
   soci::session& sql = uow.sql();
   if (find_by_email(uow, u.email)) return false;
   try {
-    sql << "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (:id, :e, :n, :h, :c)",
-        soci::use(u.id), soci::use(u.email), soci::use(u.name), soci::use(u.password_hash), soci::use(u.created_at);
+    core::db::run_reused(
+        sql, "INSERT INTO users (id, email, name, password_hash, created_at) VALUES (:id, :e, :n, :h, :c)",
+        soci::use(u.id), soci::use(u.email), soci::use(u.name), soci::use(u.password_hash), soci::use(u.created_at));
   } catch (const soci::soci_error&) {
     if (find_by_email(uow, u.email)) return false;  // lost a race on the unique e-mail
     throw;
@@ -106,30 +107,31 @@ void lock(UnitOfWork& uow, core::db::Dialect dialect, const std::string& id) {
   soci::session& sql = uow.sql();
   if (dialect != core::db::Dialect::postgres) return;
   std::string got;
-  sql << "SELECT id FROM users WHERE id = :id FOR UPDATE", soci::use(id), soci::into(got);
+  core::db::run_reused(sql, "SELECT id FROM users WHERE id = :id FOR UPDATE", soci::use(id), soci::into(got));
 }
 
 std::optional<std::string> find_identity(UnitOfWork& uow, const std::string& issuer, const std::string& subject) {
   soci::session& sql = uow.sql();
   std::string user;
-  sql << "SELECT user_id FROM user_identities WHERE issuer = :i AND subject = :s", soci::use(issuer),
-      soci::use(subject), soci::into(user);
-  if (!sql.got_data()) return std::nullopt;
+  const bool got = core::db::run_reused(sql, "SELECT user_id FROM user_identities WHERE issuer = :i AND subject = :s",
+                                        soci::use(issuer), soci::use(subject), soci::into(user));
+  if (!got) return std::nullopt;
   return user;
 }
 
 bool has_identity_from(UnitOfWork& uow, const std::string& user_id, const std::string& issuer) {
   soci::session& sql = uow.sql();
   long long n = 0;
-  sql << "SELECT COUNT(*) FROM user_identities WHERE user_id = :u AND issuer = :i", soci::use(user_id),
-      soci::use(issuer), soci::into(n);
+  core::db::run_reused(sql, "SELECT COUNT(*) FROM user_identities WHERE user_id = :u AND issuer = :i",
+                       soci::use(user_id), soci::use(issuer), soci::into(n));
   return n > 0;
 }
 
 void insert_identity(UnitOfWork& uow, const IdentityRecord& r) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO user_identities (issuer, subject, user_id, email, created_at) VALUES (:i, :s, :u, :e, :c)",
-      soci::use(r.issuer), soci::use(r.subject), soci::use(r.user_id), soci::use(r.email), soci::use(r.created_at);
+  core::db::run_reused(
+      sql, "INSERT INTO user_identities (issuer, subject, user_id, email, created_at) VALUES (:i, :s, :u, :e, :c)",
+      soci::use(r.issuer), soci::use(r.subject), soci::use(r.user_id), soci::use(r.email), soci::use(r.created_at));
 }
 
 std::vector<IdentityRecord> list_identities(UnitOfWork& uow, const std::string& user_id) {
@@ -190,18 +192,20 @@ namespace workflows {
 
 void insert(UnitOfWork& uow, const WorkflowRecord& w) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO workflows (id, name, description, owner_id, created_at, updated_at) "
-         "VALUES (:id, :n, :d, :o, :c, :u)",
-      soci::use(w.id), soci::use(w.name), soci::use(w.description), soci::use(w.owner_id), soci::use(w.created_at),
-      soci::use(w.updated_at);
+  core::db::run_reused(sql,
+                       "INSERT INTO workflows (id, name, description, owner_id, created_at, updated_at) "
+                       "VALUES (:id, :n, :d, :o, :c, :u)",
+                       soci::use(w.id), soci::use(w.name), soci::use(w.description), soci::use(w.owner_id),
+                       soci::use(w.created_at), soci::use(w.updated_at));
 }
 
 void upsert_member(UnitOfWork& uow, const std::string& workflow_id, const std::string& user_id,
                    const std::string& role, const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO workflow_members (workflow_id, user_id, role, added_at) VALUES (:w, :u, :r, :a) "
-         "ON CONFLICT (workflow_id, user_id) DO UPDATE SET role = excluded.role",
-      soci::use(workflow_id), soci::use(user_id), soci::use(role), soci::use(at);
+  core::db::run_reused(sql,
+                       "INSERT INTO workflow_members (workflow_id, user_id, role, added_at) VALUES (:w, :u, :r, :a) "
+                       "ON CONFLICT (workflow_id, user_id) DO UPDATE SET role = excluded.role",
+                       soci::use(workflow_id), soci::use(user_id), soci::use(role), soci::use(at));
 }
 
 namespace {
@@ -249,7 +253,7 @@ std::vector<WorkflowRecord> list_for_user(UnitOfWork& uow, const std::string& us
 
 void touch(UnitOfWork& uow, const std::string& id, const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "UPDATE workflows SET updated_at = :a WHERE id = :id", soci::use(at), soci::use(id);
+  core::db::run_reused(sql, "UPDATE workflows SET updated_at = :a WHERE id = :id", soci::use(at), soci::use(id));
 }
 
 namespace {
@@ -329,10 +333,11 @@ namespace drafts {
 namespace {
 std::optional<DraftRecord> find_by(soci::session& sql, const std::string& col, const std::string& v) {
   DraftRecord d;
-  sql << "SELECT id, workflow_id, revision, created_at, updated_at FROM drafts WHERE " + col + " = :v",
-      soci::use(v), soci::into(d.id), soci::into(d.workflow_id), soci::into(d.revision), soci::into(d.created_at),
-      soci::into(d.updated_at);
-  if (!sql.got_data()) return std::nullopt;
+  const bool got = core::db::run_reused(
+      sql, "SELECT id, workflow_id, revision, created_at, updated_at FROM drafts WHERE " + col + " = :v", soci::use(v),
+      soci::into(d.id), soci::into(d.workflow_id), soci::into(d.revision), soci::into(d.created_at),
+      soci::into(d.updated_at));
+  if (!got) return std::nullopt;
   return d;
 }
 FileMap load(soci::session& sql, const std::string& table, const std::string& key_col, const std::string& key) {
@@ -363,7 +368,7 @@ std::optional<DraftRecord> find(UnitOfWork& uow, const std::string& id) {
 
 void lock(UnitOfWork& uow, const std::string& id) {
   soci::session& sql = uow.sql();
-  sql << "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(id);
+  core::db::run_reused(sql, "UPDATE drafts SET updated_at = updated_at WHERE id = :d", soci::use(id));
 }
 
 bool insert_if_missing(UnitOfWork& uow, const DraftRecord& d) {
@@ -402,26 +407,29 @@ FileMap load_files(UnitOfWork& uow, const std::string& draft_id) {
 void upsert_file(UnitOfWork& uow, const std::string& draft_id, const std::string& path, const FileEntry& f) {
   soci::session& sql = uow.sql();
   const std::string content = domain::content_to_text(f.content);
-  sql << "INSERT INTO draft_files (draft_id, path, content, created_at, modified_at) VALUES (:d, :p, :c, :ca, :ma) "
-         "ON CONFLICT (draft_id, path) DO UPDATE SET content = excluded.content, modified_at = excluded.modified_at",
-      soci::use(draft_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at);
+  core::db::run_reused(
+      sql,
+      "INSERT INTO draft_files (draft_id, path, content, created_at, modified_at) VALUES (:d, :p, :c, :ca, :ma) "
+      "ON CONFLICT (draft_id, path) DO UPDATE SET content = excluded.content, modified_at = excluded.modified_at",
+      soci::use(draft_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at));
 }
 
 void delete_file(UnitOfWork& uow, const std::string& draft_id, const std::string& path) {
   soci::session& sql = uow.sql();
-  sql << "DELETE FROM draft_files WHERE draft_id = :d AND path = :p", soci::use(draft_id), soci::use(path);
+  core::db::run_reused(sql, "DELETE FROM draft_files WHERE draft_id = :d AND path = :p", soci::use(draft_id),
+                       soci::use(path));
 }
 
 void delete_all_files(UnitOfWork& uow, const std::string& draft_id) {
   soci::session& sql = uow.sql();
-  sql << "DELETE FROM draft_files WHERE draft_id = :d", soci::use(draft_id);
+  core::db::run_reused(sql, "DELETE FROM draft_files WHERE draft_id = :d", soci::use(draft_id));
 }
 
 void remove(UnitOfWork& uow, const std::string& id) {
   soci::session& sql = uow.sql();
-  sql << "UPDATE proposals SET draft_id = NULL WHERE draft_id = :d", soci::use(id);
+  core::db::run_reused(sql, "UPDATE proposals SET draft_id = NULL WHERE draft_id = :d", soci::use(id));
   delete_all_files(uow, id);
-  sql << "DELETE FROM drafts WHERE id = :d", soci::use(id);
+  core::db::run_reused(sql, "DELETE FROM drafts WHERE id = :d", soci::use(id));
 }
 
 }  // namespace drafts
@@ -433,23 +441,26 @@ long long next_number(UnitOfWork& uow, const std::string& workflow_id) {
   soci::session& sql = uow.sql();
   long long n = 0;
   soci::indicator ind = soci::i_ok;
-  sql << "SELECT MAX(number) FROM versions WHERE workflow_id = :w", soci::use(workflow_id), soci::into(n, ind);
+  core::db::run_reused(sql, "SELECT MAX(number) FROM versions WHERE workflow_id = :w", soci::use(workflow_id),
+                       soci::into(n, ind));
   return ind == soci::i_null ? 1 : n + 1;
 }
 
 void insert(UnitOfWork& uow, const VersionRecord& v) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO versions (id, workflow_id, number, created_by, created_at) VALUES (:id, :w, :n, :b, :c)",
-      soci::use(v.id), soci::use(v.workflow_id), soci::use(v.number), soci::use(v.created_by),
-      soci::use(v.created_at);
+  core::db::run_reused(
+      sql, "INSERT INTO versions (id, workflow_id, number, created_by, created_at) VALUES (:id, :w, :n, :b, :c)",
+      soci::use(v.id), soci::use(v.workflow_id), soci::use(v.number), soci::use(v.created_by), soci::use(v.created_at));
 }
 
 void insert_file(UnitOfWork& uow, const std::string& version_id, const std::string& path, const FileEntry& f) {
   soci::session& sql = uow.sql();
   const std::string content = domain::content_to_text(f.content);
-  sql << "INSERT INTO version_files (version_id, path, content, created_at, modified_at) "
-         "VALUES (:v, :p, :c, :ca, :ma)",
-      soci::use(version_id), soci::use(path), soci::use(content), soci::use(f.created_at), soci::use(f.modified_at);
+  core::db::run_reused(sql,
+                       "INSERT INTO version_files (version_id, path, content, created_at, modified_at) "
+                       "VALUES (:v, :p, :c, :ca, :ma)",
+                       soci::use(version_id), soci::use(path), soci::use(content), soci::use(f.created_at),
+                       soci::use(f.modified_at));
 }
 
 namespace {
@@ -611,30 +622,34 @@ void insert(UnitOfWork& uow, const ProposalRecord& p) {
   NullableParam lease_owner(p.lease_owner), lease_expires(p.lease_expires_at);
   const std::string base = files_blob(p.base_files);
   const std::string status = to_string(p.status);
-  sql << "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
-         "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
-         "engine_cleanup_pending, lease_owner, lease_expires_at, traceparent) "
-         "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le, :tp)",
+  core::db::run_reused(
+      sql,
+      "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
+      "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
+      "engine_cleanup_pending, lease_owner, lease_expires_at, traceparent) "
+      "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le, :tp)",
       soci::use(p.id), soci::use(p.workflow_id), soci::use(draft.value, draft.ind), soci::use(p.thread_id),
       soci::use(status), soci::use(p.user_prompt), soci::use(cfp.value, cfp.ind), soci::use(csel.value, csel.ind),
       soci::use(gen.value, gen.ind), soci::use(base), soci::use(err.value, err.ind), soci::use(p.created_at),
       soci::use(p.created_by_user_id), soci::use(lease_owner.value, lease_owner.ind),
-      soci::use(lease_expires.value, lease_expires.ind), soci::use(p.traceparent);
+      soci::use(lease_expires.value, lease_expires.ind), soci::use(p.traceparent));
 }
 
 void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id,
                   const std::string& access_type, const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO proposal_access (proposal_id, user_id, access_type, granted_at) VALUES (:p, :u, :t, :a) "
-         "ON CONFLICT (proposal_id, user_id) DO UPDATE SET access_type = excluded.access_type",
-      soci::use(proposal_id), soci::use(user_id), soci::use(access_type), soci::use(at);
+  core::db::run_reused(
+      sql,
+      "INSERT INTO proposal_access (proposal_id, user_id, access_type, granted_at) VALUES (:p, :u, :t, :a) "
+      "ON CONFLICT (proposal_id, user_id) DO UPDATE SET access_type = excluded.access_type",
+      soci::use(proposal_id), soci::use(user_id), soci::use(access_type), soci::use(at));
 }
 
 bool has_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id) {
   soci::session& sql = uow.sql();
   long long n = 0;
-  sql << "SELECT COUNT(*) FROM proposal_access WHERE proposal_id = :p AND user_id = :u", soci::use(proposal_id),
-      soci::use(user_id), soci::into(n);
+  core::db::run_reused(sql, "SELECT COUNT(*) FROM proposal_access WHERE proposal_id = :p AND user_id = :u",
+                       soci::use(proposal_id), soci::use(user_id), soci::into(n));
   return n > 0;
 }
 
@@ -725,24 +740,26 @@ bool insert_retry(UnitOfWork& uow, const std::string& proposal_id, const std::st
 std::optional<std::string> find_retry(UnitOfWork& uow, const std::string& proposal_id) {
   soci::session& sql = uow.sql();
   std::string id;
-  sql << "SELECT retry_id FROM proposal_retries WHERE proposal_id = :p", soci::use(proposal_id), soci::into(id);
-  if (!sql.got_data()) return std::nullopt;
+  const bool got = core::db::run_reused(sql, "SELECT retry_id FROM proposal_retries WHERE proposal_id = :p",
+                                        soci::use(proposal_id), soci::into(id));
+  if (!got) return std::nullopt;
   return id;
 }
 
 long long count_open_for_draft(UnitOfWork& uow, const std::string& draft_id) {
   soci::session& sql = uow.sql();
   long long n = 0;
-  sql << "SELECT COUNT(*) FROM proposals WHERE draft_id = :d AND status IN ('processing', 'completed')",
-      soci::use(draft_id), soci::into(n);
+  core::db::run_reused(sql,
+                       "SELECT COUNT(*) FROM proposals WHERE draft_id = :d AND status IN ('processing', 'completed')",
+                       soci::use(draft_id), soci::into(n));
   return n;
 }
 
 long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id) {
   soci::session& sql = uow.sql();
   long long n = 0;
-  sql << "SELECT COUNT(*) FROM proposals WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
-      soci::into(n);
+  core::db::run_reused(sql, "SELECT COUNT(*) FROM proposals WHERE created_by_user_id = :u AND status = 'processing'",
+                       soci::use(user_id), soci::into(n));
   return n;
 }
 
@@ -783,8 +800,9 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork
 
 void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "UPDATE proposals SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
-      soci::use(id);
+  core::db::run_reused(sql,
+                       "UPDATE proposals SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id",
+                       soci::use(at), soci::use(id));
 }
 
 std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(UnitOfWork& uow,
@@ -875,19 +893,21 @@ std::optional<std::string> watch_access(UnitOfWork& uow, const std::string& thre
   soci::indicator ind = soci::i_null;
   // A thread is either a proposal's or a run's (both thread_id columns are unique): the union
   // has at most one row per proposal_access row, and the proposal's comes first.
-  sql << "SELECT x.tp, x.k FROM users u JOIN ("
-         "SELECT p.traceparent AS tp, 1 AS k FROM proposals p "
-         "JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u1 "
-         "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
-         "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE p.thread_id = :t1 "
-         "UNION ALL "
-         "SELECT NULL, 2 FROM runs r "
-         "JOIN workflow_members m2 ON m2.workflow_id = r.workflow_id AND m2.user_id = :u3 "
-         "JOIN workflows w2 ON w2.id = r.workflow_id AND w2.deleted_at IS NULL WHERE r.thread_id = :t2"
-         ") x ON 1 = 1 WHERE u.id = :u4 AND u.disabled_at IS NULL ORDER BY x.k LIMIT 1",
+  const bool got = core::db::run_reused(
+      sql,
+      "SELECT x.tp, x.k FROM users u JOIN ("
+      "SELECT p.traceparent AS tp, 1 AS k FROM proposals p "
+      "JOIN proposal_access a ON a.proposal_id = p.id AND a.user_id = :u1 "
+      "JOIN workflow_members m ON m.workflow_id = p.workflow_id AND m.user_id = :u2 "
+      "JOIN workflows w ON w.id = p.workflow_id AND w.deleted_at IS NULL WHERE p.thread_id = :t1 "
+      "UNION ALL "
+      "SELECT NULL, 2 FROM runs r "
+      "JOIN workflow_members m2 ON m2.workflow_id = r.workflow_id AND m2.user_id = :u3 "
+      "JOIN workflows w2 ON w2.id = r.workflow_id AND w2.deleted_at IS NULL WHERE r.thread_id = :t2"
+      ") x ON 1 = 1 WHERE u.id = :u4 AND u.disabled_at IS NULL ORDER BY x.k LIMIT 1",
       soci::use(user_id), soci::use(user_id), soci::use(thread_id), soci::use(user_id), soci::use(thread_id),
-      soci::use(user_id), soci::into(traceparent, ind), soci::into(kind);
-  if (!sql.got_data()) return std::nullopt;
+      soci::use(user_id), soci::into(traceparent, ind), soci::into(kind));
+  if (!got) return std::nullopt;
   return ind == soci::i_ok ? traceparent : std::string();
 }
 
@@ -901,10 +921,12 @@ void insert(UnitOfWork& uow, const AuditRecord& a) {
   NullableParam user(a.user_id), wf(a.workflow_id);
   // Details can carry engine text: never throw on invalid UTF-8 (it becomes U+FFFD).
   const std::string details = a.details.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  sql << "INSERT INTO audit_log (id, at, user_id, workflow_id, action, subject_type, subject_id, details) "
-         "VALUES (:id, :at, :u, :w, :a, :st, :si, :d)",
+  core::db::run_reused(
+      sql,
+      "INSERT INTO audit_log (id, at, user_id, workflow_id, action, subject_type, subject_id, details) "
+      "VALUES (:id, :at, :u, :w, :a, :st, :si, :d)",
       soci::use(a.id), soci::use(a.at), soci::use(user.value, user.ind), soci::use(wf.value, wf.ind),
-      soci::use(a.action), soci::use(a.subject_type), soci::use(a.subject_id), soci::use(details);
+      soci::use(a.action), soci::use(a.subject_type), soci::use(a.subject_id), soci::use(details));
 }
 
 std::vector<AuditRecord> list(UnitOfWork& uow, const std::string& workflow_id, int limit,

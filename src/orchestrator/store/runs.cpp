@@ -31,20 +31,24 @@ namespace deployments {
 void upsert(UnitOfWork& uow, const std::string& workflow_id, const std::string& version_id, const std::string& by,
             const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "INSERT INTO deployments (workflow_id, version_id, deployed_by, deployed_at) VALUES (:w, :v, :b, :a) "
-         "ON CONFLICT (workflow_id) DO UPDATE SET version_id = excluded.version_id, "
-         "deployed_by = excluded.deployed_by, deployed_at = excluded.deployed_at",
-      soci::use(workflow_id), soci::use(version_id), soci::use(by), soci::use(at);
+  core::db::run_reused(
+      sql,
+      "INSERT INTO deployments (workflow_id, version_id, deployed_by, deployed_at) VALUES (:w, :v, :b, :a) "
+      "ON CONFLICT (workflow_id) DO UPDATE SET version_id = excluded.version_id, "
+      "deployed_by = excluded.deployed_by, deployed_at = excluded.deployed_at",
+      soci::use(workflow_id), soci::use(version_id), soci::use(by), soci::use(at));
 }
 
 std::optional<DeploymentRecord> find(UnitOfWork& uow, const std::string& workflow_id) {
   soci::session& sql = uow.sql();
   DeploymentRecord d;
-  sql << "SELECT d.workflow_id, d.version_id, d.deployed_by, d.deployed_at, v.number FROM deployments d "
-         "JOIN versions v ON v.id = d.version_id WHERE d.workflow_id = :w",
+  const bool got = core::db::run_reused(
+      sql,
+      "SELECT d.workflow_id, d.version_id, d.deployed_by, d.deployed_at, v.number FROM deployments d "
+      "JOIN versions v ON v.id = d.version_id WHERE d.workflow_id = :w",
       soci::use(workflow_id), soci::into(d.workflow_id), soci::into(d.version_id), soci::into(d.deployed_by),
-      soci::into(d.deployed_at), soci::into(d.version_number);
-  if (!sql.got_data()) return std::nullopt;
+      soci::into(d.deployed_at), soci::into(d.version_number));
+  if (!got) return std::nullopt;
   return d;
 }
 
@@ -155,16 +159,18 @@ void insert(UnitOfWork& uow, const RunRecord& r) {
   NullableInt vnum(r.version_number), drev(r.draft_revision);
   const std::string status = to_string(r.status);
   const std::string base = sqlh::files_blob(r.base_files);
-  sql << "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
-         "output, base_files, files, error, failure_kind, created_by_user_id, created_at, completed_at, lease_owner, "
-         "lease_expires_at, engine_cleanup_pending) "
-         "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0)",
+  core::db::run_reused(
+      sql,
+      "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
+      "output, base_files, files, error, failure_kind, created_by_user_id, created_at, completed_at, lease_owner, "
+      "lease_expires_at, engine_cleanup_pending) "
+      "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0)",
       soci::use(r.id), soci::use(r.workflow_id), soci::use(vid.value, vid.ind), soci::use(vnum.value, vnum.ind),
       soci::use(drev.value, drev.ind), soci::use(r.thread_id), soci::use(status), soci::use(r.input),
       soci::use(out.value, out.ind), soci::use(base), soci::use(files.value, files.ind), soci::use(err.value, err.ind),
       soci::use(kind.value, kind.ind), soci::use(r.created_by_user_id), soci::use(r.created_at),
       soci::use(completed.value, completed.ind), soci::use(lease_owner.value, lease_owner.ind),
-      soci::use(lease_expires.value, lease_expires.ind);
+      soci::use(lease_expires.value, lease_expires.ind));
 }
 
 std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id) {
@@ -191,8 +197,8 @@ std::vector<RunRecord> list(UnitOfWork& uow, const std::string& workflow_id, int
 long long count_processing_by_user(UnitOfWork& uow, const std::string& user_id) {
   soci::session& sql = uow.sql();
   long long n = 0;
-  sql << "SELECT COUNT(*) FROM runs WHERE created_by_user_id = :u AND status = 'processing'", soci::use(user_id),
-      soci::into(n);
+  core::db::run_reused(sql, "SELECT COUNT(*) FROM runs WHERE created_by_user_id = :u AND status = 'processing'",
+                       soci::use(user_id), soci::into(n));
   return n;
 }
 
@@ -242,8 +248,8 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork
 
 void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at) {
   soci::session& sql = uow.sql();
-  sql << "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id", soci::use(at),
-      soci::use(id);
+  core::db::run_reused(sql, "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id",
+                       soci::use(at), soci::use(id));
 }
 
 std::vector<std::string> schedule_finished_cleanup(UnitOfWork& uow, const std::string& before, int limit) {

@@ -11,6 +11,7 @@
 
 #include <soci/soci.h>
 
+#include "core/db_statements.hpp"
 #include "core/json_parse.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/store/tx.hpp"
@@ -57,18 +58,19 @@ inline void push_keyset(std::vector<std::string>& params, const std::optional<Cu
 }
 
 /// Runs a query whose into-columns are bound by `bind_into(statement&)`, with positional
-/// string parameters; calls `on_row()` after each fetch.
+/// string parameters; calls `on_row()` after each fetch. The session's prepared statement for
+/// `q` is reused (core::db::ReusedStatement).
 template <class BindInto, class OnRow>
 void run_query(soci::session& sql, const std::string& q, std::vector<std::string>& params, BindInto bind_into,
                OnRow on_row) {
-  soci::statement st(sql);
+  core::db::ReusedStatement rs(sql, q);
+  soci::statement& st = rs.get();
   bind_into(st);
   for (auto& p : params) st.exchange(soci::use(p));
-  st.alloc();
-  st.prepare(q);
   st.define_and_bind();
   st.execute(false);
   while (st.fetch()) on_row();
+  rs.done();
 }
 
 /// Executes a prepared statement and returns the number of rows it changed.
@@ -77,14 +79,12 @@ inline long long affected(soci::statement& st) {
   return st.get_affected_rows();
 }
 
-/// Executes a statement built at run time with positional string parameters; returns rows changed.
+/// Executes a statement with positional string parameters; returns rows changed. The session's
+/// prepared statement for `q` is reused (core::db::ReusedStatement).
 inline long long execute(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
-  soci::statement st(sql);
-  for (auto& p : params) st.exchange(soci::use(p));
-  st.alloc();
-  st.prepare(q);
-  st.define_and_bind();
-  return affected(st);
+  return core::db::execute_reused(sql, q, [&](soci::statement& st) {
+    for (auto& p : params) st.exchange(soci::use(p));
+  });
 }
 
 /// Rows of a query selecting (id, thread_id).

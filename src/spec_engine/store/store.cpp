@@ -10,6 +10,7 @@
 
 #include <soci/soci.h>
 
+#include "core/db_statements.hpp"
 #include "core/json_parse.hpp"
 #include "core/unavailable.hpp"
 #include "core/util.hpp"
@@ -142,15 +143,16 @@ class WriteTxn {
 void insert_event(soci::session& sql, const EventRecord& ev) {
   const std::string data = ev.data_text ? *ev.data_text : dump(ev.data);
   const long long seq = ev.seq;
-  sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
-      soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts);
+  core::db::run_reused(
+      sql, "INSERT INTO events (thread_id, seq, event_type, data, ts) VALUES (:tid, :seq, :et, :data, :ts)",
+      soci::use(ev.thread_id), soci::use(seq), soci::use(ev.event_type), soci::use(data), soci::use(ev.ts));
 }
 
 /// Sets a thread's token usage.
 void update_usage(soci::session& sql, const std::string& thread_id, const runtime::TokenUsage& usage) {
   const long long in = usage.input_tokens, out = usage.output_tokens;
-  sql << "UPDATE threads SET input_tokens = :i, output_tokens = :o WHERE thread_id = :tid", soci::use(in),
-      soci::use(out), soci::use(thread_id);
+  core::db::run_reused(sql, "UPDATE threads SET input_tokens = :i, output_tokens = :o WHERE thread_id = :tid",
+                       soci::use(in), soci::use(out), soci::use(thread_id));
 }
 
 /// Sets the outcome columns of a thread, and its usage when given.
@@ -161,10 +163,11 @@ void update_outcome(soci::session& sql, const std::string& thread_id, const std:
   const std::string f = dump(files);
   const std::string now = core::now_rfc3339();
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
-  sql << "UPDATE threads SET status = :st, result = :res, generated_files = :files, error = :err, "
-         "updated_at = :u WHERE thread_id = :tid",
-      soci::use(status), soci::use(res), soci::use(f), soci::use(error, err_ind), soci::use(now),
-      soci::use(thread_id);
+  core::db::run_reused(sql,
+                       "UPDATE threads SET status = :st, result = :res, generated_files = :files, error = :err, "
+                       "updated_at = :u WHERE thread_id = :tid",
+                       soci::use(status), soci::use(res), soci::use(f), soci::use(error, err_ind), soci::use(now),
+                       soci::use(thread_id));
   if (usage) update_usage(sql, thread_id, *usage);
 }
 
@@ -174,10 +177,11 @@ void upsert_checkpoint(soci::session& sql, const std::string& thread_id, std::in
   const std::string text = dump(state);
   const std::string now = core::now_rfc3339();
   const long long s = seq;
-  sql << "INSERT INTO checkpoints (thread_id, seq, state, created_at) VALUES (:tid, :seq, :state, :c) "
-         "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
-         "created_at = excluded.created_at",
-      soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now);
+  core::db::run_reused(sql,
+                       "INSERT INTO checkpoints (thread_id, seq, state, created_at) VALUES (:tid, :seq, :state, :c) "
+                       "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
+                       "created_at = excluded.created_at",
+                       soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now));
   update_usage(sql, thread_id, runtime::checkpoint_usage(state));
 }
 
@@ -288,9 +292,10 @@ std::optional<ThreadProgress> Store::thread_progress(const std::string& thread_i
   ThreadProgress out;
   long long last_seq = 0;
   soci::indicator ind = soci::i_null;
-  conn.sql() << "SELECT " << kProgressColumns << " FROM threads WHERE thread_id = :tid", soci::into(out.status, ind),
-      soci::into(last_seq), soci::use(thread_id);
-  if (!conn.sql().got_data() || ind != soci::i_ok) return std::nullopt;
+  const bool got = core::db::run_reused(
+      conn.sql(), std::string("SELECT ") + kProgressColumns + " FROM threads WHERE thread_id = :tid",
+      soci::into(out.status, ind), soci::into(last_seq), soci::use(thread_id));
+  if (!got || ind != soci::i_ok) return std::nullopt;
   out.last_seq = last_seq;
   return out;
 }
@@ -361,10 +366,18 @@ std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::
   const long long after = after_seq;
   // LIMIT -1 is "no limit" for SQLite; PostgreSQL takes LIMIT ALL. Bound as a number either way.
   const long long lim = limit == 0 ? std::numeric_limits<long long>::max() : static_cast<long long>(limit);
-  soci::statement st = (sql.prepare << "SELECT seq, event_type, data, ts FROM events "
-                                       "WHERE thread_id = :tid AND seq > :after ORDER BY seq LIMIT :lim",
-                        soci::into(seq), soci::into(type), soci::into(data), soci::into(ts), soci::use(thread_id),
-                        soci::use(after), soci::use(lim));
+  core::db::ReusedStatement rs(sql,
+                               "SELECT seq, event_type, data, ts FROM events "
+                               "WHERE thread_id = :tid AND seq > :after ORDER BY seq LIMIT :lim");
+  soci::statement& st = rs.get();
+  st.exchange(soci::into(seq));
+  st.exchange(soci::into(type));
+  st.exchange(soci::into(data));
+  st.exchange(soci::into(ts));
+  st.exchange(soci::use(thread_id));
+  st.exchange(soci::use(after));
+  st.exchange(soci::use(lim));
+  st.define_and_bind();
   st.execute();
   while (st.fetch()) {
     EventRecord ev;
@@ -375,6 +388,7 @@ std::vector<EventRecord> Store::events_after(const std::string& thread_id, std::
     ev.ts = ts;
     out.push_back(std::move(ev));
   }
+  rs.done();
   return out;
 }
 
@@ -428,12 +442,17 @@ std::map<std::string, std::int64_t> pg_lock_threads(soci::session& sql, const st
   const std::string array = pg_text_array(ids);
   std::string id;
   long long epoch = 0;
-  soci::statement st = (sql.prepare << std::string("SELECT thread_id, epoch FROM threads WHERE thread_id = "
-                                                   "ANY(CAST(:ids AS text[])) ORDER BY thread_id COLLATE \"C\" ") +
-                                           lock,
-                        soci::into(id), soci::into(epoch), soci::use(array));
+  core::db::ReusedStatement rs(sql, std::string("SELECT thread_id, epoch FROM threads WHERE thread_id = "
+                                                "ANY(CAST(:ids AS text[])) ORDER BY thread_id COLLATE \"C\" ") +
+                                        lock);
+  soci::statement& st = rs.get();
+  st.exchange(soci::into(id));
+  st.exchange(soci::into(epoch));
+  st.exchange(soci::use(array));
+  st.define_and_bind();
   st.execute();
   while (st.fetch()) epochs[id] = epoch;
+  rs.done();
   return epochs;
 }
 
@@ -533,8 +552,8 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
               upsert_checkpoint(sql, op.thread_id, op.seq, op.state);
             } else if constexpr (std::is_same_v<T, StatusWrite>) {
               const std::string now = core::now_rfc3339();
-              sql << "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid", soci::use(op.status),
-                  soci::use(now), soci::use(op.thread_id);
+              core::db::run_reused(sql, "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid",
+                                   soci::use(op.status), soci::use(now), soci::use(op.thread_id));
             } else {
               update_outcome(sql, op.thread_id, op.status, op.result, op.generated_files, op.error, op.usage);
             }
@@ -546,7 +565,8 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
     std::vector<std::string> payloads;
     for (const auto& [id, seq] : out.last_seq) payloads.push_back(id + ":" + std::to_string(seq) + ":" + notify_origin);
     const std::string array = pg_text_array(payloads);
-    sql << "SELECT pg_notify('spec_events', p) FROM unnest(CAST(:p AS text[])) AS p", soci::use(array);
+    core::db::run_reused(sql, "SELECT pg_notify('spec_events', p) FROM unnest(CAST(:p AS text[])) AS p",
+                         soci::use(array));
   }
   tr.commit();
   return out;
@@ -596,9 +616,11 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
   if (!b.ev_thread.empty()) {
     const std::string t = pg_text_array(b.ev_thread), s = pg_bigint_array(b.ev_seq), e = pg_text_array(b.ev_type),
                       d = pg_text_array(b.ev_data), ts = pg_text_array(b.ev_ts);
-    sql << "INSERT INTO events (thread_id, seq, event_type, data, ts) SELECT * FROM unnest(CAST(:t AS text[]), "
-           "CAST(:s AS bigint[]), CAST(:e AS text[]), CAST(:d AS text[]), CAST(:ts AS text[]))",
-        soci::use(t), soci::use(s), soci::use(e), soci::use(d), soci::use(ts);
+    core::db::run_reused(
+        sql,
+        "INSERT INTO events (thread_id, seq, event_type, data, ts) SELECT * FROM unnest(CAST(:t AS text[]), "
+        "CAST(:s AS bigint[]), CAST(:e AS text[]), CAST(:d AS text[]), CAST(:ts AS text[]))",
+        soci::use(t), soci::use(s), soci::use(e), soci::use(d), soci::use(ts));
   }
   if (!b.checkpoints.empty()) {
     std::vector<std::string> ids, states;
@@ -609,17 +631,20 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
       states.push_back(std::move(cp.second));
     }
     const std::string t = pg_text_array(ids), s = pg_bigint_array(seqs), st = pg_text_array(states);
-    sql << "INSERT INTO checkpoints (thread_id, seq, state, created_at) SELECT u.t, u.s, u.st, :c FROM "
-           "unnest(CAST(:t AS text[]), CAST(:s AS bigint[]), CAST(:st AS text[])) AS u(t, s, st) "
-           "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
-           "created_at = excluded.created_at",
-        soci::use(now), soci::use(t), soci::use(s), soci::use(st);
+    core::db::run_reused(sql,
+                         "INSERT INTO checkpoints (thread_id, seq, state, created_at) SELECT u.t, u.s, u.st, :c FROM "
+                         "unnest(CAST(:t AS text[]), CAST(:s AS bigint[]), CAST(:st AS text[])) AS u(t, s, st) "
+                         "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
+                         "created_at = excluded.created_at",
+                         soci::use(now), soci::use(t), soci::use(s), soci::use(st));
   }
   auto update_statuses = [&](const std::vector<std::string>& ids, const std::vector<std::string>& statuses) {
     const std::string t = pg_text_array(ids), st = pg_text_array(statuses);
-    sql << "UPDATE threads SET status = u.st, updated_at = :u FROM unnest(CAST(:t AS text[]), CAST(:st AS text[])) "
-           "AS u(t, st) WHERE threads.thread_id = u.t",
-        soci::use(now), soci::use(t), soci::use(st);
+    core::db::run_reused(
+        sql,
+        "UPDATE threads SET status = u.st, updated_at = :u FROM unnest(CAST(:t AS text[]), CAST(:st AS text[])) "
+        "AS u(t, st) WHERE threads.thread_id = u.t",
+        soci::use(now), soci::use(t), soci::use(st));
   };
   if (!b.statuses.empty()) {
     std::vector<std::string> ids, statuses;
@@ -642,10 +667,12 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
     }
     const std::string t = pg_text_array(ids), st = pg_text_array(statuses), r = pg_text_array(results),
                       f = pg_text_array(files), e = pg_text_array(errors);
-    sql << "UPDATE threads SET status = u.st, result = u.r, generated_files = u.f, error = u.e, updated_at = :u "
-           "FROM unnest(CAST(:t AS text[]), CAST(:st AS text[]), CAST(:r AS text[]), CAST(:f AS text[]), "
-           "CAST(:e AS text[])) AS u(t, st, r, f, e) WHERE threads.thread_id = u.t",
-        soci::use(now), soci::use(t), soci::use(st), soci::use(r), soci::use(f), soci::use(e);
+    core::db::run_reused(
+        sql,
+        "UPDATE threads SET status = u.st, result = u.r, generated_files = u.f, error = u.e, updated_at = :u "
+        "FROM unnest(CAST(:t AS text[]), CAST(:st AS text[]), CAST(:r AS text[]), CAST(:f AS text[]), "
+        "CAST(:e AS text[])) AS u(t, st, r, f, e) WHERE threads.thread_id = u.t",
+        soci::use(now), soci::use(t), soci::use(st), soci::use(r), soci::use(f), soci::use(e));
   }
   for (const auto& [id, status] : b.late_statuses) update_statuses({id}, {status});
   if (!b.usage.empty()) {
@@ -657,9 +684,10 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
       outp.push_back(u.output_tokens);
     }
     const std::string t = pg_text_array(ids), i = pg_bigint_array(in), o = pg_bigint_array(outp);
-    sql << "UPDATE threads SET input_tokens = u.i, output_tokens = u.o FROM unnest(CAST(:t AS text[]), "
-           "CAST(:i AS bigint[]), CAST(:o AS bigint[])) AS u(t, i, o) WHERE threads.thread_id = u.t",
-        soci::use(t), soci::use(i), soci::use(o);
+    core::db::run_reused(sql,
+                         "UPDATE threads SET input_tokens = u.i, output_tokens = u.o FROM unnest(CAST(:t AS text[]), "
+                         "CAST(:i AS bigint[]), CAST(:o AS bigint[])) AS u(t, i, o) WHERE threads.thread_id = u.t",
+                         soci::use(t), soci::use(i), soci::use(o));
   }
 }
 
@@ -673,14 +701,16 @@ std::map<std::string, std::int64_t> Store::renew_leases(const std::string& owner
   if (db_.dialect() == core::db::Dialect::postgres) {
     // The rows in key order (byte order, like write_batch's fence), so a renewal and a batch never
     // wait for each other in a cycle (a plain UPDATE takes them in the order it finds them).
-    sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) +
-               " + :ttl WHERE thread_id IN (SELECT thread_id FROM threads WHERE owner = :o AND " + kActive +
-               " ORDER BY thread_id COLLATE \"C\" FOR NO KEY UPDATE)",
-        soci::use(t), soci::use(owner);
+    core::db::run_reused(sql,
+                         "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) +
+                             " + :ttl WHERE thread_id IN (SELECT thread_id FROM threads WHERE owner = :o AND " +
+                             kActive + " ORDER BY thread_id COLLATE \"C\" FOR NO KEY UPDATE)",
+                         soci::use(t), soci::use(owner));
   } else {
-    sql << "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " +
-               kActive,
-        soci::use(t), soci::use(owner);
+    core::db::run_reused(
+        sql,
+        "UPDATE threads SET lease_expires_at = " + now_ms(db_.dialect()) + " + :ttl WHERE owner = :o AND " + kActive,
+        soci::use(t), soci::use(owner));
   }
   std::string id;
   long long epoch = 0;
@@ -719,7 +749,7 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
     if (pg) {
       // FOR UPDATE conflicts with the FOR KEY SHARE of a batch's fence (write_batch): the epoch
       // changes only once no batch of the previous owner is between its check and its commit.
-      sql << "SELECT epoch FROM threads WHERE thread_id = :tid FOR UPDATE", soci::use(c.id);
+      core::db::run_reused(sql, "SELECT epoch FROM threads WHERE thread_id = :tid FOR UPDATE", soci::use(c.id));
     }
     // Conditional: only while nobody claimed or renewed it since we looked (same epoch, lease
     // still expired, still active), so exactly one claimer wins and a live owner never loses.
@@ -731,7 +761,8 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
     up.execute(true);
     if (up.get_affected_rows() != 1) continue;  // the transaction rolls back: nothing changed
     int recoveries = 0;
-    sql << "SELECT recoveries FROM threads WHERE thread_id = :tid", soci::into(recoveries), soci::use(c.id);
+    core::db::run_reused(sql, "SELECT recoveries FROM threads WHERE thread_id = :tid", soci::into(recoveries),
+                         soci::use(c.id));
     tr.commit();
     won.push_back({c.id, c.epoch + 1, recoveries, c.status, c.owner});
   }
@@ -769,13 +800,13 @@ int Store::expire_foreign_leases(const std::string& owner) {
 void Store::notify(const std::string& channel, const std::string& payload) {
   if (db_.dialect() != core::db::Dialect::postgres) return;
   Conn conn(db_);
-  conn.sql() << "SELECT pg_notify(:c, :p)", soci::use(channel), soci::use(payload);
+  core::db::run_reused(conn.sql(), "SELECT pg_notify(:c, :p)", soci::use(channel), soci::use(payload));
 }
 
 std::int64_t Store::db_now_ms() {
   Conn conn(db_);
   long long now = 0;
-  conn.sql() << "SELECT " + now_ms(db_.dialect()), soci::into(now);
+  core::db::run_reused(conn.sql(), "SELECT " + now_ms(db_.dialect()), soci::into(now));
   return now;
 }
 
@@ -789,8 +820,9 @@ std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread
   soci::session& sql = conn.sql();
   std::string text;
   soci::indicator ind = soci::i_null;
-  sql << "SELECT state FROM checkpoints WHERE thread_id = :tid", soci::into(text, ind), soci::use(thread_id);
-  if (!sql.got_data() || ind != soci::i_ok) return std::nullopt;
+  const bool got = core::db::run_reused(sql, "SELECT state FROM checkpoints WHERE thread_id = :tid",
+                                        soci::into(text, ind), soci::use(thread_id));
+  if (!got || ind != soci::i_ok) return std::nullopt;
   auto j = load(text, ind);
   if (j.is_null()) return std::nullopt;
   return j;
@@ -805,8 +837,8 @@ bool Store::delete_thread(const std::string& thread_id) {
   soci::statement st = (sql.prepare << "DELETE FROM threads WHERE thread_id = :tid", soci::use(thread_id));
   st.execute(true);
   const bool existed = st.get_affected_rows() > 0;
-  sql << "DELETE FROM events WHERE thread_id = :tid", soci::use(thread_id);
-  sql << "DELETE FROM checkpoints WHERE thread_id = :tid", soci::use(thread_id);
+  core::db::run_reused(sql, "DELETE FROM events WHERE thread_id = :tid", soci::use(thread_id));
+  core::db::run_reused(sql, "DELETE FROM checkpoints WHERE thread_id = :tid", soci::use(thread_id));
   tr.commit();
   return existed;
 }

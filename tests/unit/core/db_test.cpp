@@ -7,41 +7,12 @@
 #include <gtest/gtest.h>
 
 #include "core/util.hpp"
+#include "db_fixture.hpp"
 
 namespace fs = std::filesystem;
 
-namespace {
-// A database per test: SQLite in a temp dir, or a fresh PostgreSQL database when TEST_PG_URL is set.
-struct Target {
-  std::string name;
-  bool postgres;
-};
-
-/// Names the parameter in test output ("sqlite"/"postgres") instead of a byte dump.
-[[maybe_unused]] void PrintTo(const Target& t, std::ostream* os) { *os << t.name; }
-
-class DbTest : public ::testing::TestWithParam<Target> {
- protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("dbtest-" + core::random_hex(6));
-    fs::create_directories(dir_ / "migrations");
-    if (GetParam().postgres) {
-      const char* url = std::getenv("TEST_PG_URL");
-      if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
-      cfg_.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
-    } else {
-      cfg_.sqlite_path = dir_ / "test.db";
-    }
-    cfg_.pool_size = 4;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  void write_migration(const std::string& name, const std::string& sql) {
-    std::ofstream(dir_ / "migrations" / name) << sql;
-  }
-  fs::path dir_;
-  core::db::DbConfig cfg_;
-};
-}  // namespace
+using core_db_test::DbTest;
+using core_db_test::Target;
 
 TEST_P(DbTest, MigratesInOrderOnceAndRecordsVersions) {
   write_migration("0002_more.sql", "ALTER TABLE t ADD COLUMN extra TEXT;\n");
@@ -82,7 +53,7 @@ TEST_P(DbTest, FailedMigrationRollsBackAndNamesFile) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Dialects, DbTest, ::testing::Values(Target{"sqlite", false}, Target{"postgres", true}),
+INSTANTIATE_TEST_SUITE_P(Dialects, DbTest, core_db_test::dialects(),
                          [](const auto& info) { return info.param.name; });
 
 // DbConfig::lease_timeout bounds Session(db): with every session leased, the next one throws

@@ -1,0 +1,98 @@
+#pragma once
+// Prepared statements reused across calls on a pooled session: parsing and planning a
+// statement (sqlite3_prepare_v2; PostgreSQL's PREPARE, EXECUTE and DEALLOCATE round trips) is
+// paid once per session and SQL text instead of once per call. Both services' stores run their
+// hot statements through ReusedStatement; the bindings stay the caller's, added per use.
+
+#include <memory>
+#include <string>
+
+#include <soci/soci.h>
+
+namespace core::db {
+
+/// Most prepared statements one registered session keeps (least recently used dropped first).
+inline constexpr std::size_t kStatementsPerSession = 128;
+
+/// Gives `sql` a cache of prepared statements (core::db::Database does this for each pooled
+/// session). `sql` must outlive the registration: call forget_session() before destroying it.
+void register_session(soci::session& sql);
+/// Drops `sql`'s cache and registration (its statements are finalized / deallocated). No-op for
+/// a session never registered. Never throws.
+void forget_session(soci::session& sql) noexcept;
+/// Drops the statements cached for `sql` but keeps it registered: call before reconnecting it
+/// (cached statements belong to the old connection). Never throws.
+void forget_statements(soci::session& sql) noexcept;
+/// Statements cached for `sql` now (0 for an unregistered session); for tests and metrics.
+std::size_t cached_statements(soci::session& sql);
+
+/// One use of the prepared statement for `query` on `sql`. Taken from the session's cache (or
+/// prepared when absent); on a session without a cache, prepared for this use only (as a
+/// one-time query: one round trip on PostgreSQL). The caller adds its bindings to get(), then
+/// calls define_and_bind(), execute() and fetch() as with any soci::statement, and done() once
+/// the statement ran to the end (for a query: fetch() returned false). The destructor removes
+/// the bindings (so they never outlive the caller's variables) and returns the statement to
+/// the cache only after done(): a statement that threw, or whose rows were not all read, is
+/// destroyed, so the next use prepares it afresh. SQLite statements are reset before they are
+/// cached, so an idle cached statement holds no read transaction (SQLite "sqlite3_reset").
+///
+///     core::db::ReusedStatement rs(sql, "SELECT name FROM users WHERE id = :id");
+///     soci::statement& st = rs.get();
+///     st.exchange(soci::into(name));
+///     st.exchange(soci::use(id));
+///     st.define_and_bind();
+///     st.execute(false);
+///     while (st.fetch()) ...;
+///     rs.done();
+///
+/// Not thread-safe, like the session itself. Throws soci::soci_error when preparing fails.
+class ReusedStatement {
+ public:
+  ReusedStatement(soci::session& sql, const std::string& query);
+  ~ReusedStatement();
+  ReusedStatement(const ReusedStatement&) = delete;
+  ReusedStatement& operator=(const ReusedStatement&) = delete;
+
+  /// The prepared statement, without bindings.
+  soci::statement& get() { return *st_; }
+  /// The statement ran to the end without error: keep it for the next use.
+  void done() noexcept { done_ = true; }
+
+ private:
+  soci::session& sql_;
+  std::string query_;
+  std::unique_ptr<soci::statement> st_;
+  bool cacheable_ = false;
+  bool done_ = false;
+};
+
+/// Runs statement `query` (no result rows) with the bindings `bind(soci::statement&)` adds, on
+/// the session's reused statement; returns the rows it changed. Throws what soci throws.
+template <class Bind>
+long long execute_reused(soci::session& sql, const std::string& query, Bind&& bind) {
+  ReusedStatement rs(sql, query);
+  soci::statement& st = rs.get();
+  bind(st);
+  st.define_and_bind();
+  st.execute(true);
+  const long long changed = st.get_affected_rows();
+  rs.done();
+  return changed;
+}
+
+/// The reused-statement form of `sql << query, bindings...;`: `bindings` are soci::use(...) and
+/// soci::into(...) values, in the same order. Runs the statement once; a query fills its
+/// into-variables from its first row. Returns whether it produced a row (what
+/// soci::session::got_data() tells after `sql << ...`). Throws what soci throws.
+template <class... Bindings>
+bool run_reused(soci::session& sql, const std::string& query, Bindings&&... bindings) {
+  ReusedStatement rs(sql, query);
+  soci::statement& st = rs.get();
+  (st.exchange(std::forward<Bindings>(bindings)), ...);
+  st.define_and_bind();
+  const bool got = st.execute(true);
+  rs.done();
+  return got;
+}
+
+}  // namespace core::db
