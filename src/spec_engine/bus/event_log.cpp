@@ -93,7 +93,7 @@ struct EventLog::Impl {
     queue.push_back({store::Write{r->epoch, store::EventWrite{std::move(ev)}}, r, {}});
   }
 
-  void emit(const RunPtr& r, const std::string& type, const nlohmann::json& data) {
+  void emit(const RunPtr& r, const std::string& type, nlohmann::json data) {
     std::lock_guard lk(mu);
     if (r->fenced || stopped) return;
     if (mergeable(type, data)) {
@@ -116,7 +116,7 @@ struct EventLog::Impl {
       return;
     }
     flush_delta_locked(r);
-    store::EventRecord ev{r->thread_id, ++r->seq, type, data, core::now_rfc3339()};
+    store::EventRecord ev{r->thread_id, ++r->seq, type, std::move(data), core::now_rfc3339()};
     queue.push_back({store::Write{r->epoch, store::EventWrite{std::move(ev)}}, r, {}});
     cv.notify_one();
   }
@@ -340,8 +340,8 @@ std::size_t EventLog::backlog() const {
   return impl_->queue.size() + impl_->pending.size();
 }
 
-void EventLog::Run::emit(const std::string& event_type, const nlohmann::json& data) {
-  s_->log->emit(s_, event_type, data);
+void EventLog::Run::emit(const std::string& event_type, nlohmann::json data) {
+  s_->log->emit(s_, event_type, std::move(data));
 }
 
 void EventLog::Run::checkpoint(nlohmann::json state, Completion done) {

@@ -74,7 +74,7 @@ class EventLog {
   class Run {
    public:
     /// One event (see file comment). Dropped once the run is fenced.
-    void emit(const std::string& event_type, const nlohmann::json& data);
+    void emit(const std::string& event_type, nlohmann::json data);
     /// Replaces the thread's checkpoint with `state` (taken after the last emitted event);
     /// `done` runs when durable.
     void checkpoint(nlohmann::json state, Completion done);

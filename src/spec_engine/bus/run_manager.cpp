@@ -90,9 +90,9 @@ class RunManager::Observer : public runtime::RunObserver {
   Observer(std::shared_ptr<EventLog::Run> log, std::shared_ptr<Active> active)
       : log_(std::move(log)), active_(std::move(active)) {}
 
-  void emit(const std::string& event_type, const nlohmann::json& data) override {
+  void emit(const std::string& event_type, nlohmann::json data) override {
     if (active_->lost) return;
-    log_->emit(event_type, data);
+    log_->emit(event_type, std::move(data));
     events_emitted().inc({{"event_type", event_type}});
   }
 

@@ -29,9 +29,9 @@ json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request) {
                            {"type", "function"},
                            {"function", {{"name", c.value("name", "")}, {"arguments", args}}}});
         }
-        out["tool_calls"] = calls;
+        out["tool_calls"] = std::move(calls);
       }
-      msgs.push_back(out);
+      msgs.push_back(std::move(out));
     } else if (role == "tool") {
       msgs.push_back({{"role", "tool"}, {"tool_call_id", m.value("tool_call_id", "")}, {"content", m.value("content", "")}});
     } else {
@@ -39,7 +39,7 @@ json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request) {
     }
   }
   json body = {{"model", cfg.model},
-               {"messages", msgs},
+               {"messages", std::move(msgs)},
                {"stream", true},
                {"stream_options", {{"include_usage", true}}}};
   if (request.tools.is_array() && !request.tools.empty()) body["tools"] = request.tools;

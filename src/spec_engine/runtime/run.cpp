@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -116,7 +117,8 @@ class Run {
  private:
   const json& node(const std::string& id) const;
   std::vector<std::string> targets_of(const std::string& id) const;
-  json tools_for(const std::string& id) const;
+  /// The tool schemas of node `id` (built once per node and run: the graph does not change).
+  const json& tools_for(const std::string& id);
   void init_fresh();
   void init_resume(const json& state);
   /// One agent's loop (agent_loop) inside its invoke_agent span.
@@ -170,6 +172,7 @@ class Run {
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::int64_t elapsed_before_ms_ = 0;
   std::vector<core::tracing::TraceContext> spans_;  ///< open spans of the run, innermost last (SpanScope)
+  std::map<std::string, json> tools_;               ///< tools_for() by node id
 };
 
 const json& Run::node(const std::string& id) const {
@@ -192,7 +195,8 @@ std::vector<std::string> Run::targets_of(const std::string& id) const {
   return out;
 }
 
-json Run::tools_for(const std::string& id) const {
+const json& Run::tools_for(const std::string& id) {
+  if (auto it = tools_.find(id); it != tools_.end()) return it->second;
   json out = json::array();
   for (const auto& name : tools::builtin_tool_names()) {
     if (name != "task") out.push_back(tools::tool_schema(name));
@@ -206,9 +210,9 @@ json Run::tools_for(const std::string& id) const {
       desc += "\n- " + target + " (" + d.value("name", target) + "): " + clip(d.value("system_prompt", ""), 200);
     }
     schema["function"]["description"] = desc;
-    out.push_back(schema);
+    out.push_back(std::move(schema));
   }
-  return out;
+  return tools_.emplace(id, std::move(out)).first->second;
 }
 
 std::int64_t Run::elapsed_ms() const {
@@ -377,7 +381,7 @@ core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) 
     data["files"] = std::move(files);
     files_version_emitted_ = fs_.version();
   }
-  obs_.emit("on_state_update", data);
+  obs_.emit("on_state_update", std::move(data));
   summary_from_ = stack_[depth].messages.size();
 }
 
@@ -659,7 +663,7 @@ core::async::Task<RunResult> Run::go() {
       if (resumed) data["resumed"] = true;
       if (!fs_.files().empty()) data["files"] = fs_.to_json();
       files_version_emitted_ = fs_.version();
-      obs_.emit("on_state_update", data);
+      obs_.emit("on_state_update", std::move(data));
       summary_from_ = f.messages.size();
     }
     auto root = run_agent(0, resumed);

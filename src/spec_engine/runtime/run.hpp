@@ -99,8 +99,9 @@ class RunObserver {
   /// One event (on_state_update | on_llm_stream | on_tool_start | on_tool_end | error; `end` is
   /// emitted by the service after the run). Non-blocking, thread-safe (called from the run's
   /// coroutine and from I/O threads while a model streams); the host stores and publishes it
-  /// later (it may coalesce on_llm_stream deltas).
-  virtual void emit(const std::string& event_type, const nlohmann::json& data) = 0;
+  /// later (it may coalesce on_llm_stream deltas). `data` is taken by value: pass a temporary
+  /// or std::move a named one, so a large event (files) is not copied.
+  virtual void emit(const std::string& event_type, nlohmann::json data) = 0;
   /// The full resumable state after a step (state.hpp to_checkpoint), handed over (the host
   /// keeps it without copying); completes once durable. Throws to end the run (e.g. the host
   /// lost the thread's lease); the runtime lets that exception propagate out of execute().

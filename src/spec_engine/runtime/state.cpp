@@ -6,15 +6,15 @@ namespace spec_engine::runtime {
 
 using nlohmann::json;
 
-json to_checkpoint(const std::vector<Frame>& stack, const json& files, const RunCounters& c,
+json to_checkpoint(const std::vector<Frame>& stack, json files, const RunCounters& c,
                    const json& scripted_cursors) {
   json frames = json::array();
   for (const auto& f : stack) {
     frames.push_back({{"node", f.node}, {"messages", f.messages}, {"todos", f.todos}, {"task_call_id", f.task_call_id}});
   }
   return {{"version", 1},
-          {"files", files},
-          {"stack", frames},
+          {"files", std::move(files)},
+          {"stack", std::move(frames)},
           {"step", c.steps},
           {"model_calls", c.model_calls},
           {"tokens", {{"prompt", c.prompt_tokens}, {"completion", c.completion_tokens},

@@ -63,9 +63,9 @@ inline TokenUsage usage_of(const RunCounters& counters) {
 /// zeros when absent or malformed. Pure.
 TokenUsage checkpoint_usage(const nlohmann::json& checkpoint);
 
-/// Builds the checkpoint JSON above. `files` (engine file map) and `scripted_cursors` are
+/// Builds the checkpoint JSON above. `files` (engine file map) is moved in, `scripted_cursors`
 /// copied as given; tokens.total = prompt + completion. Pure (no I/O).
-nlohmann::json to_checkpoint(const std::vector<Frame>& stack, const nlohmann::json& files,
+nlohmann::json to_checkpoint(const std::vector<Frame>& stack, nlohmann::json files,
                              const RunCounters& counters, const nlohmann::json& scripted_cursors);
 
 /// Reads stack and counters from a checkpoint (files are loaded by the caller).

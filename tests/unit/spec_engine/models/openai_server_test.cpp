@@ -163,7 +163,7 @@ struct Recorder : runtime::RunObserver {
   std::mutex mu;
   std::vector<std::pair<std::string, json>> events;
   std::stop_source stop;
-  void emit(const std::string& t, const json& d) override {
+  void emit(const std::string& t, json d) override {
     std::lock_guard lk(mu);
     events.emplace_back(t, d);
   }
@@ -323,7 +323,7 @@ TEST(OpenAiServer, CancelDuringSlowStreamReturnsPromptly) {
   ms.idle_timeout = std::chrono::milliseconds(5000);
   struct CancelAfterDeltas : Recorder {
     std::atomic<int> deltas{0};
-    void emit(const std::string& t, const json& d) override {
+    void emit(const std::string& t, json d) override {
       if (t == "on_llm_stream") ++deltas;
       Recorder::emit(t, d);
       if (deltas >= 3) stop.request_stop();

@@ -28,7 +28,7 @@ struct Recorder : RunObserver {
   int cancel_after_checkpoints = -1;
   std::function<bool(const Recorder&)> stop_when;
   std::stop_source stop;
-  void emit(const std::string& type, const json& data) override {
+  void emit(const std::string& type, json data) override {
     events.emplace_back(type, data);
     maybe_stop();
   }
@@ -378,7 +378,7 @@ namespace {
 struct CancelMidStream : Recorder {
   int after_deltas = 0;
   int deltas = 0;
-  void emit(const std::string& type, const json& data) override {
+  void emit(const std::string& type, json data) override {
     if (type == "on_llm_stream") ++deltas;
     Recorder::emit(type, data);
     if (deltas >= after_deltas) stop.request_stop();
