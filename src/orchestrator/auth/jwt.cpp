@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <unordered_map>
 
 #include <jwt.h>
 #include <nlohmann/json.hpp>
@@ -97,7 +99,19 @@ std::string base64url_decode(std::string_view text) {
   return out;
 }
 
-JwtService::JwtService(JwtConfig config) : config_(std::move(config)) {
+/// Tokens that passed verify_uncached, by their text, with the claims the clock is checked
+/// against again on each use.
+struct JwtService::VerifiedCache {
+  struct Entry {
+    Claims claims;
+    std::optional<std::int64_t> nbf;
+  };
+  std::mutex mu;
+  std::unordered_map<std::string, Entry> by_token;
+};
+
+JwtService::JwtService(JwtConfig config)
+    : config_(std::move(config)), verified_(std::make_shared<VerifiedCache>()) {
   if (config_.hs256_secret.size() < 32)
     throw std::invalid_argument("JWT secret must be at least 32 bytes (RFC 7518 §3.2); set JWT_SECRET to a longer value");
   if (config_.issuer.empty()) throw std::invalid_argument("JWT issuer must not be empty");
@@ -145,6 +159,29 @@ IssuedToken JwtService::issue_at(const std::string& user_id, const std::string& 
 Claims JwtService::verify(std::string_view token) const { return verify_at(token, std::chrono::system_clock::now()); }
 
 Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::time_point now) const {
+  std::optional<VerifiedCache::Entry> hit;
+  {
+    std::lock_guard lk(verified_->mu);
+    if (auto it = verified_->by_token.find(std::string(token)); it != verified_->by_token.end()) hit = it->second;
+  }
+  if (hit) {
+    // The same checks of the clock as verify_uncached, in the same order and words.
+    const std::int64_t t = to_epoch(now), leeway = config_.leeway.count();
+    if (t > hit->claims.exp + leeway) throw UnauthenticatedError("token expired");
+    if (hit->nbf && t + leeway < *hit->nbf) throw UnauthenticatedError("token not yet valid");
+    if (hit->claims.iat != 0 && t + leeway < hit->claims.iat) throw UnauthenticatedError("token issued in the future");
+    return hit->claims;
+  }
+  std::optional<std::int64_t> nbf;
+  Claims c = verify_uncached(token, now, nbf);
+  std::lock_guard lk(verified_->mu);
+  if (verified_->by_token.size() >= kVerifiedTokens) verified_->by_token.clear();
+  verified_->by_token.insert_or_assign(std::string(token), VerifiedCache::Entry{c, nbf});
+  return c;
+}
+
+Claims JwtService::verify_uncached(std::string_view token, std::chrono::system_clock::time_point now,
+                                   std::optional<std::int64_t>& nbf_out) const {
   if (token.empty()) throw UnauthenticatedError("missing token");
   if (token.size() > kMaxTokenBytes) throw UnauthenticatedError("malformed token");
   // 1. Shape: three base64url segments, none empty (an empty signature is `alg: none`).
@@ -219,7 +256,9 @@ Claims JwtService::verify_at(std::string_view token, std::chrono::system_clock::
   const auto exp = num("exp");
   if (!exp) throw UnauthenticatedError("token has no expiry");
   if (t > *exp + leeway) throw UnauthenticatedError("token expired");
-  if (const auto nbf = num("nbf"); nbf && t + leeway < *nbf) throw UnauthenticatedError("token not yet valid");
+  const auto nbf = num("nbf");
+  if (nbf && t + leeway < *nbf) throw UnauthenticatedError("token not yet valid");
+  nbf_out = nbf;
   const auto iat = num("iat");
   if (iat && t + leeway < *iat) throw UnauthenticatedError("token issued in the future");
   // External (RS256) tokens carry the identity provider's iss/aud; ours carry ours.

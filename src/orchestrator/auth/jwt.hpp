@@ -7,6 +7,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,14 +78,27 @@ class JwtService {
   /// e.g. an exp of 2^63). Tokens are accepted up to `leeway` after exp (RFC 7519 §4.1.4).
   /// Throws domain::UnauthenticatedError with a generic reason ("token expired", "invalid
   /// token signature", ...) that never echoes the token.
+  ///
+  /// A token that passed is remembered by its exact text (up to kVerifiedTokens of them): the
+  /// next verify of the same text checks only exp/nbf/iat against the clock, not the signature
+  /// and claims again (a client sends the same token with every request). Thread-safe.
   Claims verify(std::string_view token) const;
   /// Same with an explicit clock (tests).
   Claims verify_at(std::string_view token, std::chrono::system_clock::time_point now) const;
 
   const JwtConfig& config() const { return config_; }
 
+  /// Most verified tokens remembered (all are forgotten when one more would not fit).
+  static constexpr std::size_t kVerifiedTokens = 4096;
+
  private:
+  struct VerifiedCache;
+  /// The full verification of verify_at(); `nbf` receives the token's nbf claim, if any.
+  Claims verify_uncached(std::string_view token, std::chrono::system_clock::time_point now,
+                         std::optional<std::int64_t>& nbf) const;
+
   JwtConfig config_;
+  std::shared_ptr<VerifiedCache> verified_;
 };
 
 /// base64url without padding (RFC 4648 §5), as used in JWS compact serialisation.

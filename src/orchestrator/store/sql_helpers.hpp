@@ -12,6 +12,7 @@
 #include <soci/soci.h>
 
 #include "core/db_statements.hpp"
+#include "core/files.hpp"
 #include "core/json_parse.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/store/tx.hpp"
@@ -37,10 +38,33 @@ struct NullableParam {
 inline std::string files_blob(const domain::FileMap& f) {
   return domain::files_to_json(f).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
-/// The file map of a stored blob; throws on corrupt content.
+/// The file map of a stored blob; throws on corrupt content. A blob in the shape files_blob()
+/// writes (content as an array of lines, both timestamps) is read as it is: it was validated
+/// when it was written, and GET proposal reads two of them per request. Any other shape (a row
+/// of an older version) goes through the full validation of domain::files_from_json.
 inline domain::FileMap files_from_blob(const std::string& s) {
-  return domain::files_from_json(core::json::parse(s, core::json::kInternalLimits), "stored_files",
-                                 "1970-01-01T00:00:00Z");
+  const nlohmann::json j = core::json::parse(s, core::json::kInternalLimits);
+  const auto validated = [&j] { return domain::files_from_json(j, "stored_files", "1970-01-01T00:00:00Z"); };
+  if (!j.is_object()) return validated();
+  domain::FileMap out;
+  for (const auto& [path, f] : j.items()) {
+    if (!f.is_object()) return validated();
+    const auto c = f.find("content"), ca = f.find("created_at"), ma = f.find("modified_at");
+    if (c == f.end() || !c->is_array() || c->empty() || ca == f.end() || !ca->is_string() || ma == f.end() ||
+        !ma->is_string())
+      return validated();
+    domain::FileEntry e;
+    e.content.reserve(c->size());
+    for (const auto& line : *c) {
+      if (!line.is_string()) return validated();
+      e.content.push_back(line.get_ref<const std::string&>());
+    }
+    if (!core::files::is_canonical(e.content)) return validated();
+    e.created_at = ca->get_ref<const std::string&>();
+    e.modified_at = ma->get_ref<const std::string&>();
+    out.emplace(path, std::move(e));
+  }
+  return out;
 }
 
 /// " AND (<col_at> < :ka OR (<col_at> = :kb AND <col_id> < :kc))" when a cursor is given.

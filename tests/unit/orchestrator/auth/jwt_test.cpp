@@ -143,6 +143,42 @@ TEST(Jwt, ExpiredRejectedWithSmallLeeway) {
   EXPECT_EQ(reason(s, future.token), "token issued in the future");
 }
 
+// A verified token is remembered by its text, but every later verify still holds it against
+// the clock (exp, nbf, iat), and only the exact text is remembered: a changed signature or
+// payload is verified in full.
+TEST(Jwt, RememberedTokenIsStillCheckedAgainstTheClock) {
+  JwtService s(config());
+  const auto now = std::chrono::system_clock::now();
+  const std::int64_t t0 = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  auto claims = good_claims();
+  claims["iat"] = t0;
+  claims["nbf"] = t0 + 100;
+  claims["exp"] = t0 + 600;
+  const std::string tok = sign(JWT_ALG_HS256, kSecret, claims);
+  EXPECT_EQ(s.verify_at(tok, now + 200s).sub, "user-1");  // verified in full, remembered
+  EXPECT_EQ(s.verify_at(tok, now + 300s).sub, "user-1");  // remembered
+  try {
+    s.verify_at(tok, now);  // before nbf (minus the 30 s leeway)
+    ADD_FAILURE() << "a remembered token was accepted before its nbf";
+  } catch (const UnauthenticatedError& e) {
+    EXPECT_STREQ(e.what(), "token not yet valid");
+  }
+  try {
+    s.verify_at(tok, now + 700s);  // past exp and the leeway
+    ADD_FAILURE() << "a remembered token was accepted after its exp";
+  } catch (const UnauthenticatedError& e) {
+    EXPECT_STREQ(e.what(), "token expired");
+  }
+  auto flipped = tok;
+  flipped.back() = flipped.back() == 'A' ? 'B' : 'A';
+  try {
+    s.verify_at(flipped, now + 200s);
+    ADD_FAILURE() << "a token differing from a remembered one in its signature was accepted";
+  } catch (const UnauthenticatedError& e) {
+    EXPECT_STREQ(e.what(), "invalid token signature");
+  }
+}
+
 TEST(Jwt, WrongIssuerOrAudienceRejected) {
   JwtService s(config());
   auto c = config();
