@@ -5,8 +5,11 @@
 #include <shared_mutex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
+#include <soci/postgresql/soci-postgresql.h>
 #include <soci/sqlite3/soci-sqlite3.h>
+#include <libpq-fe.h>
 
 namespace core::db {
 namespace {
@@ -15,7 +18,7 @@ namespace {
 /// the thread that leased the session, so it needs no lock of its own.
 class Cache {
  public:
-  explicit Cache(bool sqlite) : sqlite_(sqlite) {}
+  explicit Cache(soci::session& sql) : sql_(sql), sqlite_(sql.get_backend_name() == "sqlite3") {}
 
   /// The cached statement for `query`, removed from the cache while in use; null when absent.
   std::unique_ptr<soci::statement> take(const std::string& query) {
@@ -27,29 +30,57 @@ class Cache {
     return st;
   }
 
-  /// Keeps `st` for `query` (most recently used), dropping the oldest beyond the bound.
-  void put(const std::string& query, std::unique_ptr<soci::statement> st) {
+  /// Keeps `st` for `query` (most recently used), dropping the oldest beyond the bound. On an
+  /// allocation failure `st` is destroyed and the cache stays consistent.
+  void put(const std::string& query, std::unique_ptr<soci::statement>& st) {
     take(query);  // a nested use of the same text prepared its own: keep the newer one
     lru_.emplace_front(query, std::move(st));
-    index_.emplace(lru_.front().first, lru_.begin());
+    try {
+      index_.emplace(lru_.front().first, lru_.begin());
+    } catch (...) {
+      lru_.pop_front();
+      throw;
+    }
     while (lru_.size() > kStatementsPerSession) {
       index_.erase(lru_.back().first);
       lru_.pop_back();
     }
   }
 
+  /// PostgreSQL: true when the connection is inside a transaction block (one that failed
+  /// included), where a DEALLOCATE would be refused (SQLSTATE 25P02) and the statement leaked.
+  bool in_transaction() {
+    if (sqlite_) return false;
+    auto* be = static_cast<soci::postgresql_session_backend*>(sql_.get_backend());
+    return be && be->conn_ && PQtransactionStatus(be->conn_) != PQTRANS_IDLE;
+  }
+
+  /// Destroys `st` now, or (PostgreSQL, inside a transaction) once the connection is idle.
+  void discard(std::unique_ptr<soci::statement> st) {
+    if (!in_transaction()) return;  // `st` is destroyed on return: DEALLOCATE works now
+    parked_.push_back(std::move(st));
+  }
+
+  /// Destroys the parked statements once the connection is out of any transaction.
+  void flush_parked() {
+    if (!parked_.empty() && !in_transaction()) parked_.clear();
+  }
+
   void clear() noexcept {
     index_.clear();
     lru_.clear();
+    parked_.clear();
   }
 
   std::size_t size() const { return lru_.size(); }
   bool sqlite() const { return sqlite_; }
 
  private:
+  soci::session& sql_;
   bool sqlite_;
   std::list<std::pair<std::string, std::unique_ptr<soci::statement>>> lru_;
   std::unordered_map<std::string, decltype(lru_)::iterator> index_;
+  std::vector<std::unique_ptr<soci::statement>> parked_;  ///< failed, waiting to be deallocated
 };
 
 struct Registry {
@@ -72,10 +103,10 @@ Cache* find_cache(const soci::session& sql) {
 }  // namespace
 
 void register_session(soci::session& sql) {
-  const bool sqlite = sql.get_backend_name() == "sqlite3";
+  auto cache = std::make_unique<Cache>(sql);
   Registry& r = registry();
   std::unique_lock lk(r.mu);
-  r.caches[&sql] = std::make_unique<Cache>(sqlite);
+  r.caches[&sql] = std::move(cache);
 }
 
 void forget_session(soci::session& sql) noexcept {
@@ -103,7 +134,14 @@ std::size_t cached_statements(soci::session& sql) {
 ReusedStatement::ReusedStatement(soci::session& sql, const std::string& query) : sql_(sql), query_(query) {
   Cache* cache = find_cache(sql);
   cacheable_ = cache != nullptr;
-  if (cache) st_ = cache->take(query);
+  if (cache) {
+    cache->flush_parked();
+    st_ = cache->take(query);
+    // Preparing logs the query to the session's logger (soci calls it from prepare only);
+    // a reused statement is logged the same way, so a logger sees every statement run (the
+    // orchestrator's unit of work tells writes from reads by it).
+    if (st_) sql.log_query(query);
+  }
   if (!st_) {
     st_ = std::make_unique<soci::statement>(sql);
     st_->alloc();
@@ -117,16 +155,29 @@ ReusedStatement::~ReusedStatement() {
   } catch (...) {
     done_ = false;
   }
-  if (!done_ || !cacheable_) return;
+  if (!cacheable_) return;
   Cache* cache = find_cache(sql_);
   if (!cache) return;  // forgotten meanwhile (the session is being closed)
-  if (cache->sqlite()) {
-    // An SQLite statement that is not reset keeps its read transaction (and with it an old
-    // snapshot of the database) open for as long as it sits in the cache.
-    auto* be = static_cast<soci::sqlite3_statement_backend*>(st_->get_backend());
-    if (be && be->stmt_) ::sqlite_api::sqlite3_reset(be->stmt_);
+  try {
+    if (!done_) {
+      cache->discard(std::move(st_));
+      return;
+    }
+    if (cache->sqlite()) {
+      // An SQLite statement that is not reset keeps its read transaction (and with it an old
+      // snapshot of the database) open for as long as it sits in the cache.
+      auto* be = static_cast<soci::sqlite3_statement_backend*>(st_->get_backend());
+      if (be && be->stmt_) ::sqlite_api::sqlite3_reset(be->stmt_);
+    } else {
+      // The PostgreSQL backend keeps the last result set until the next execution: free it,
+      // or a cached statement would hold its largest result (a file map, an event page).
+      auto* be = static_cast<soci::postgresql_statement_backend*>(st_->get_backend());
+      if (be) be->result_.reset();
+    }
+    cache->put(query_, st_);
+  } catch (...) {
+    // Out of memory while caching: the statement is simply not kept (st_ destroys it).
   }
-  cache->put(query_, std::move(st_));
 }
 
 }  // namespace core::db

@@ -23,18 +23,23 @@ void forget_session(soci::session& sql) noexcept;
 /// Drops the statements cached for `sql` but keeps it registered: call before reconnecting it
 /// (cached statements belong to the old connection). Never throws.
 void forget_statements(soci::session& sql) noexcept;
-/// Statements cached for `sql` now (0 for an unregistered session); for tests and metrics.
+/// Statements cached for `sql` now (0 for an unregistered session). For tests: call it only
+/// while holding the session (the cache is the lessee's, without a lock of its own).
 std::size_t cached_statements(soci::session& sql);
 
 /// One use of the prepared statement for `query` on `sql`. Taken from the session's cache (or
 /// prepared when absent); on a session without a cache, prepared for this use only (as a
-/// one-time query: one round trip on PostgreSQL). The caller adds its bindings to get(), then
-/// calls define_and_bind(), execute() and fetch() as with any soci::statement, and done() once
-/// the statement ran to the end (for a query: fetch() returned false). The destructor removes
-/// the bindings (so they never outlive the caller's variables) and returns the statement to
-/// the cache only after done(): a statement that threw, or whose rows were not all read, is
-/// destroyed, so the next use prepares it afresh. SQLite statements are reset before they are
-/// cached, so an idle cached statement holds no read transaction (SQLite "sqlite3_reset").
+/// one-time query: one round trip on PostgreSQL). Every use is passed to the session's logger
+/// (soci::session::log_query), as preparing a statement does, so a logger sees each statement
+/// run, reused or not. The caller adds its bindings to get(), then calls define_and_bind(),
+/// execute() and fetch() as with any soci::statement, and done() once it has what it needs
+/// from the statement without an error. The destructor removes the bindings (so they never
+/// outlive the caller's variables) and returns the statement to the cache only after done():
+/// a statement that threw is destroyed, so the next use prepares it afresh (on PostgreSQL
+/// inside a transaction, where a DEALLOCATE would be refused, once the connection is idle
+/// again, so no server-side statement is leaked). Before a statement is cached, SQLite's is
+/// reset (an un-reset statement keeps its read transaction, and with it an old snapshot;
+/// SQLite "sqlite3_reset") and PostgreSQL's result set is freed.
 ///
 ///     core::db::ReusedStatement rs(sql, "SELECT name FROM users WHERE id = :id");
 ///     soci::statement& st = rs.get();

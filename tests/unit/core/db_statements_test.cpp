@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <soci/sqlite3/soci-sqlite3.h>
@@ -114,8 +115,60 @@ TEST_P(ReusedStatementTest, CacheIsBounded) {
   }
 }
 
+// Every use reaches the session's logger, as a prepare does: the orchestrator's unit of work
+// tells a unit that wrote from one that only read by the statements logged (a retry after a
+// lost connection is safe only for the latter), and a reused statement is not prepared again.
+TEST_P(ReusedStatementTest, EveryUseIsLoggedLikeAPrepare) {
+  struct Counting : soci::logger_impl {
+    explicit Counting(std::vector<std::string>* seen) : seen_(seen) {}
+    void start_query(const std::string& q) override {
+      if (seen_) seen_->push_back(q);
+    }
+    logger_impl* do_clone() const override { return new Counting(seen_); }
+    std::vector<std::string>* seen_;
+  };
+  std::vector<std::string> seen;
+  core::db::Session s(*db_);
+  soci::session& sql = s.sql();
+  sql.set_logger(soci::logger(new Counting(&seen)));
+  put(sql, "a", 1);
+  put(sql, "b", 2);
+  put(sql, "c", 3);
+  EXPECT_EQ(core::db::cached_statements(sql), 1u);
+  EXPECT_EQ(seen, std::vector<std::string>(3, "INSERT INTO kv (k, v) VALUES (:k, :v)"));
+  sql.set_logger(soci::logger(new Counting(nullptr)));  // `seen` ends with the test
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, ReusedStatementTest, core_db_test::dialects(),
                          [](const auto& info) { return info.param.name; });
+
+// PostgreSQL refuses a DEALLOCATE inside a failed transaction: a statement that failed there
+// is deallocated once the connection is idle again, not leaked on the server.
+TEST(ReusedStatement, FailedStatementInATransactionIsNotLeakedOnTheServer) {
+  const char* url = std::getenv("TEST_PG_URL");
+  if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
+  core::db::DbConfig cfg;
+  cfg.url = core::db::with_database(url, "stmttest_" + core::random_hex(6));
+  cfg.pool_size = 1;
+  core::db::Database db(cfg);
+  core::db::Session s(db);
+  soci::session& sql = s.sql();
+  sql << "CREATE TABLE kv (k TEXT PRIMARY KEY, v BIGINT NOT NULL)";
+  const std::string k = "dup";
+  const long long v = 1;
+  const std::string insert = "INSERT INTO kv (k, v) VALUES (:k, :v)";
+  core::db::run_reused(sql, insert, soci::use(k), soci::use(v));
+  sql << "BEGIN";
+  EXPECT_THROW(core::db::run_reused(sql, insert, soci::use(k), soci::use(v)), soci::soci_error);
+  sql << "ROLLBACK";
+  long long n = 0;
+  core::db::run_reused(sql, "SELECT COUNT(*) FROM kv", soci::into(n));  // idle again: the failed one goes
+  EXPECT_EQ(n, 1);
+  long long prepared = -1;
+  sql << "SELECT COUNT(*) FROM pg_prepared_statements", soci::into(prepared);
+  EXPECT_EQ(prepared, 1) << "only the COUNT statement should be prepared on the server";
+  EXPECT_EQ(core::db::cached_statements(sql), 1u);
+}
 
 // A session outside any Database's pool has no cache: each use prepares a one-time statement.
 TEST(ReusedStatement, SessionWithoutCacheStillRuns) {
