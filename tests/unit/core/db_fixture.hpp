@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -27,6 +28,17 @@ struct Target {
 /// Both dialects, for INSTANTIATE_TEST_SUITE_P.
 inline auto dialects() { return ::testing::Values(Target{"sqlite", false}, Target{"postgres", true}); }
 
+/// A new PostgreSQL database on TEST_PG_URL with a pool of `pool_size`; nullopt when
+/// TEST_PG_URL is unset (the caller skips: GTEST_SKIP only works in the test body).
+inline std::optional<core::db::DbConfig> fresh_postgres(std::size_t pool_size) {
+  const char* url = std::getenv("TEST_PG_URL");
+  if (!url || !*url) return std::nullopt;
+  core::db::DbConfig cfg;
+  cfg.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
+  cfg.pool_size = pool_size;
+  return cfg;
+}
+
 /// Sets up dir_ (a temp dir with a migrations/ subdir, removed afterwards) and cfg_ (pool of 4)
 /// for the test's dialect.
 class DbTest : public ::testing::TestWithParam<Target> {
@@ -35,9 +47,9 @@ class DbTest : public ::testing::TestWithParam<Target> {
     dir_ = std::filesystem::temp_directory_path() / ("dbtest-" + core::random_hex(6));
     std::filesystem::create_directories(dir_ / "migrations");
     if (GetParam().postgres) {
-      const char* url = std::getenv("TEST_PG_URL");
-      if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
-      cfg_.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
+      const auto pg = fresh_postgres(4);
+      if (!pg) GTEST_SKIP() << "TEST_PG_URL not set";
+      cfg_ = *pg;
     } else {
       cfg_.sqlite_path = dir_ / "test.db";
     }

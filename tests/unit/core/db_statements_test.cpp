@@ -145,11 +145,9 @@ INSTANTIATE_TEST_SUITE_P(Dialects, ReusedStatementTest, core_db_test::dialects()
 // PostgreSQL refuses a DEALLOCATE inside a failed transaction: a statement that failed there
 // is deallocated once the connection is idle again, not leaked on the server.
 TEST(ReusedStatement, FailedStatementInATransactionIsNotLeakedOnTheServer) {
-  const char* url = std::getenv("TEST_PG_URL");
-  if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
-  core::db::DbConfig cfg;
-  cfg.url = core::db::with_database(url, "stmttest_" + core::random_hex(6));
-  cfg.pool_size = 1;
+  const auto pg = core_db_test::fresh_postgres(1);
+  if (!pg) GTEST_SKIP() << "TEST_PG_URL not set";
+  core::db::DbConfig cfg = *pg;
   core::db::Database db(cfg);
   core::db::Session s(db);
   soci::session& sql = s.sql();
@@ -190,11 +188,9 @@ TEST(ReusedStatement, SessionWithoutCacheStillRuns) {
 // After the server ends the connection (a restart), the lease reconnects the session and drops
 // its cached statements: they name prepared statements of the old connection.
 TEST(ReusedStatement, ReconnectedSessionPreparesAgain) {
-  const char* url = std::getenv("TEST_PG_URL");
-  if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
-  core::db::DbConfig cfg;
-  cfg.url = core::db::with_database(url, "stmttest_" + core::random_hex(6));
-  cfg.pool_size = 1;
+  const auto pg = core_db_test::fresh_postgres(1);
+  if (!pg) GTEST_SKIP() << "TEST_PG_URL not set";
+  core::db::DbConfig cfg = *pg;
   core::db::Database db(cfg);
   long long n = 0;
   {

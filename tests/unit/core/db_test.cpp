@@ -101,11 +101,9 @@ TEST(DbUrl, UnreachableDatabaseThrowsWithoutPassword) {
 // Regression: pooled PostgreSQL sessions were never re-opened, so after a server restart every
 // query on them kept failing. Terminating the pool's backends simulates the restart.
 TEST(DbReconnect, PooledSessionsReconnectAfterBackendsAreTerminated) {
-  const char* url = std::getenv("TEST_PG_URL");
-  if (!url || !*url) GTEST_SKIP() << "TEST_PG_URL not set";
-  core::db::DbConfig cfg;
-  cfg.url = core::db::with_database(url, "coretest_" + core::random_hex(6));
-  cfg.pool_size = 3;
+  const auto pg = core_db_test::fresh_postgres(3);
+  if (!pg) GTEST_SKIP() << "TEST_PG_URL not set";
+  core::db::DbConfig cfg = *pg;
   core::db::Database db(cfg);
   ASSERT_TRUE(db.ping());
   {
