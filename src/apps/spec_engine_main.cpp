@@ -196,7 +196,8 @@ int main(int argc, char** argv) {
                    "... or until the merged text reaches this size")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
   apps::env_option(app, "--shutdown-grace-ms", "SPEC_ENGINE_SHUTDOWN_GRACE_MS", shutdown_grace_ms,
-                   "On SIGINT/SIGTERM, wait this long for runs before interrupting them (they resume at next start)");
+                   "On SIGINT/SIGTERM, wait this long for runs before interrupting them (their leases are released; "
+                   "another replica, or the next start, resumes them)");
   apps::env_option(app, "--io-threads", "SPEC_ENGINE_IO_THREADS", io_threads,
                    "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server")
       ->check(CLI::Range(1, 64));
@@ -210,7 +211,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::size_t{1}, std::size_t{1024}));
   apps::env_option(app, "--db-wait-ms", "SPEC_ENGINE_DB_WAIT_MS", db_wait_ms,
                    "Longest wait for a free database connection: an HTTP request then gets 503 + Retry-After; a run's "
-                   "own writes retry")
+                   "own reads retry (its writes go through the event log's own connection)")
       ->check(CLI::Range(1L, 600'000L));
   apps::env_option(app, "--nats-url", "NATS_URL", nats_opts.url,
                    "NATS server URL(s); when set, jobs are also consumed from JetStream and run status events are "
