@@ -12,13 +12,14 @@
 #include <libpq-fe.h>
 
 namespace core::db {
-namespace {
+namespace detail {
 
 /// One session's prepared statements by SQL text, least recently used at the back. Used only by
-/// the thread that leased the session, so it needs no lock of its own.
-class Cache {
+/// the thread that leased the session, so it needs no lock of its own. It lives as long as the
+/// session's registration (Database's lifetime), so a ReusedStatement keeps a plain pointer.
+class StatementCache {
  public:
-  explicit Cache(soci::session& sql) : sql_(sql), sqlite_(sql.get_backend_name() == "sqlite3") {}
+  explicit StatementCache(soci::session& sql) : sql_(sql), sqlite_(sql.get_backend_name() == "sqlite3") {}
 
   /// The cached statement for `query`, removed from the cache while in use; null when absent.
   std::unique_ptr<soci::statement> take(const std::string& query) {
@@ -83,6 +84,12 @@ class Cache {
   std::vector<std::unique_ptr<soci::statement>> parked_;  ///< failed, waiting to be deallocated
 };
 
+}  // namespace detail
+
+namespace {
+
+using Cache = detail::StatementCache;
+
 struct Registry {
   std::shared_mutex mu;
   std::unordered_map<const soci::session*, std::unique_ptr<Cache>> caches;
@@ -132,11 +139,10 @@ std::size_t cached_statements(soci::session& sql) {
 }
 
 ReusedStatement::ReusedStatement(soci::session& sql, const std::string& query) : sql_(sql), query_(query) {
-  Cache* cache = find_cache(sql);
-  cacheable_ = cache != nullptr;
-  if (cache) {
-    cache->flush_parked();
-    st_ = cache->take(query);
+  cache_ = find_cache(sql);
+  if (cache_) {
+    cache_->flush_parked();
+    st_ = cache_->take(query);
     // Preparing logs the query to the session's logger (soci calls it from prepare only);
     // a reused statement is logged the same way, so a logger sees every statement run (the
     // orchestrator's unit of work tells writes from reads by it).
@@ -145,7 +151,7 @@ ReusedStatement::ReusedStatement(soci::session& sql, const std::string& query) :
   if (!st_) {
     st_ = std::make_unique<soci::statement>(sql);
     st_->alloc();
-    st_->prepare(query, cacheable_ ? soci::details::st_repeatable_query : soci::details::st_one_time_query);
+    st_->prepare(query, cache_ ? soci::details::st_repeatable_query : soci::details::st_one_time_query);
   }
 }
 
@@ -155,9 +161,8 @@ ReusedStatement::~ReusedStatement() {
   } catch (...) {
     done_ = false;
   }
-  if (!cacheable_) return;
-  Cache* cache = find_cache(sql_);
-  if (!cache) return;  // forgotten meanwhile (the session is being closed)
+  if (!cache_) return;
+  Cache* cache = cache_;
   try {
     if (!done_) {
       cache->discard(std::move(st_));

@@ -11,6 +11,10 @@
 
 namespace core::db {
 
+namespace detail {
+class StatementCache;  // one registered session's cache (db_statements.cpp)
+}
+
 /// Most prepared statements one registered session keeps (least recently used dropped first).
 inline constexpr std::size_t kStatementsPerSession = 128;
 
@@ -67,7 +71,7 @@ class ReusedStatement {
   soci::session& sql_;
   std::string query_;
   std::unique_ptr<soci::statement> st_;
-  bool cacheable_ = false;
+  detail::StatementCache* cache_ = nullptr;  ///< the session's cache; null for a session without one
   bool done_ = false;
 };
 

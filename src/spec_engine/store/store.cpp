@@ -525,15 +525,19 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
     std::string tid;
     long long epoch = 0;
     soci::indicator ind = soci::i_null;
-    soci::statement st = (sql.prepare << "SELECT epoch FROM threads WHERE thread_id = :tid", soci::into(epoch, ind),
-                          soci::use(tid));
+    core::db::ReusedStatement rs(sql, "SELECT epoch FROM threads WHERE thread_id = :tid");
+    soci::statement& st = rs.get();
+    st.exchange(soci::into(epoch, ind));
+    st.exchange(soci::use(tid));
+    st.define_and_bind();
     for (const auto& [id, wants] : expected) {
       tid = id;
       epoch = 0;
       ind = soci::i_null;
-      st.execute(true);
-      decide(id, wants, st.got_data() && ind == soci::i_ok ? std::optional<std::int64_t>(epoch) : std::nullopt);
+      const bool got = st.execute(true);
+      decide(id, wants, got && ind == soci::i_ok ? std::optional<std::int64_t>(epoch) : std::nullopt);
     }
+    rs.done();
   }
   if (pg) {
     write_batch_pg(sql, writes, allowed, out);
