@@ -80,6 +80,14 @@ class Runtime {
   template <class T>
   T run_sync(Task<T> task);
 
+  /// The coroutine counterpart of run_sync(): runs `task` on this runtime's I/O context (where
+  /// the sockets, timers and pools it uses live) and awaits it from a coroutine on another
+  /// executor, e.g. a server connection's strand; the caller resumes on its own executor with
+  /// the value or the exception. No thread waits. The task runs to its end even when the
+  /// awaiting coroutine is destroyed first (its server stopped), so it must own what it uses.
+  template <class T>
+  Task<T> run_async(Task<T> task);
+
   /// Tasks queued or running on the blocking pool (for metrics and back-pressure).
   std::size_t blocking_in_flight() const;
   const RuntimeOptions& options() const { return options_; }
@@ -215,6 +223,28 @@ Task<void> store_result(Task<T> t, std::shared_ptr<std::optional<T>> out) {
   out->emplace(co_await std::move(t));
 }
 }  // namespace detail
+
+namespace detail {
+/// Awaits `t` and completes `slot` with its value (an exception reaches `slot` through
+/// Runtime::spawn's on_done).
+template <class T>
+Task<void> deliver(Task<T> t, std::shared_ptr<Oneshot<T>> slot) {
+  T value = co_await std::move(t);
+  slot->set_value(std::move(value));
+}
+}  // namespace detail
+
+template <class T>
+Task<T> Runtime::run_async(Task<T> task) {
+  static_assert(!std::is_void_v<T>, "run_async needs a value: let the task return one");
+  const Executor waiter = co_await boost::asio::this_coro::executor;
+  auto slot = std::make_shared<Oneshot<T>>(waiter);
+  Task<void> job = detail::deliver(std::move(task), slot);
+  spawn(std::move(job), [slot](std::exception_ptr e) {
+    if (e) slot->set_exception(std::move(e));
+  });
+  co_return co_await slot->get();
+}
 
 template <class T>
 T Runtime::run_sync(Task<T> task) {

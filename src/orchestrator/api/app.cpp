@@ -46,14 +46,15 @@ std::unique_ptr<core::db::Database> open_and_migrate(const core::db::DbConfig& c
 class EnginePort : public domain::RefinementEngine {
  public:
   explicit EnginePort(engine_client::EngineClient& engine) : engine_(engine) {}
-  Answer invoke(const nlohmann::json& job, const std::string& traceparent) override {
+  core::async::Task<Answer> invoke(nlohmann::json job, std::string traceparent) override {
+    core::async::Task<std::string> sent = engine_.invoke_async(std::move(job), std::move(traceparent));
     try {
-      engine_.invoke(job, traceparent);
-      return {};
+      (void)co_await std::move(sent);
+      co_return Answer{};
     } catch (const engine_client::EngineUnavailable& e) {
-      return {Outcome::unavailable, e.what(), std::current_exception()};
+      co_return Answer{Outcome::unavailable, e.what(), std::current_exception()};
     } catch (const engine_client::EngineRejected& e) {
-      return {Outcome::rejected, e.what(), std::current_exception()};
+      co_return Answer{Outcome::rejected, e.what(), std::current_exception()};
     }
   }
 
@@ -225,8 +226,8 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   m.engine_port = std::make_unique<EnginePort>(*m.engine);
   m.proposals = std::make_unique<domain::ProposalService>(*m.store, m.options.proposals);
   m.tracker_port = std::make_unique<TrackerPort>(*m.tracker);
-  m.refinements =
-      std::make_unique<domain::RefinementService>(*m.proposals, *m.engine_port, std::move(agent), m.tracker_port.get());
+  m.refinements = std::make_unique<domain::RefinementService>(*m.proposals, *m.engine_port, std::move(agent),
+                                                              m.tracker_port.get(), runtime);
   DomainAdapter* dom = m.domain.get();
   m.ws = std::make_unique<WsProxy>(
       *m.hub, [dom](const std::string& thread, const std::string& user) { return dom->watch_thread(user, thread); },
@@ -235,7 +236,7 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   const auto ping_budget = m.options.ready_db_timeout;
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.refinements, *m.engine, *m.ws, std::move(openapi),
                                                  [units, ping_budget] { return units->ping(ping_budget); },
-                                                 m.tracker_port.get()});
+                                                 m.tracker_port.get(), &runtime});
   register_routes(m.router, *m.deps);
   m.console = std::make_unique<StaticSite>(resolve_web_dir(m.options.web_dir));
   m.console->register_routes(m.router);

@@ -11,6 +11,10 @@
 #include "orchestrator/domain/error.hpp"
 #include "orchestrator/domain/refinements.hpp"
 
+// GCC 12 reports -Wmismatched-new-delete for coroutines whose frames Asio allocates with its
+// recycling allocator (a false positive: the frame's own operator new/delete pair is used).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace orchestrator::api {
 
 using core::http::Request;
@@ -183,12 +187,23 @@ Response delete_draft(RouteDeps& d, Request& req) {
 // ---------------------------------------------------------------- refinements
 Response accepted_refinement(Request& req, const store::ProposalRecord& p, const json& extra = json::object());
 
-Response start_refinement(RouteDeps& d, Request& req) {
-  const std::string user = caller_id(req);
-  const std::string workflow_id = uuid_param(req, "id", "workflow");
-  const StartRefinementCommand c = parse_start_refinement(req);
-  return accepted_refinement(req, d.refinements.start({user, workflow_id, c.user_prompt, c.context_file_path,
-                                                      c.context_selection, req.traceparent}));
+/// Runs on the orchestrator runtime (register_routes: add_async); `req` is the route's own copy.
+core::async::Task<Response> start_refinement(RouteDeps& d, Request& req) {
+  // The body (up to the server's limit) is parsed on the blocking pool, not on an I/O thread.
+  domain::RefinementRequest r = co_await d.runtime->blocking([&req] {
+    domain::RefinementRequest r;
+    r.actor = caller_id(req);
+    r.workflow_id = uuid_param(req, "id", "workflow");
+    StartRefinementCommand c = parse_start_refinement(req);
+    r.user_prompt = std::move(c.user_prompt);
+    r.context_file_path = std::move(c.context_file_path);
+    r.context_selection = std::move(c.context_selection);
+    r.traceparent = req.traceparent;
+    return r;
+  });
+  core::async::Task<domain::Proposal> started = d.refinements.start(std::move(r));
+  const domain::Proposal p = co_await std::move(started);
+  co_return accepted_refinement(req, p);
 }
 
 /// 202 {proposal_id, thread_id, status, websocket_url, created_at} for a refinement whose engine
@@ -240,11 +255,13 @@ void no_input(const Request& req) {
   if (!req.body.empty()) (void)parse_json_object(req);
 }
 
-Response retry_proposal(RouteDeps& d, Request& req) {
-  const std::string id = uuid_param(req, "id", "proposal");
-  no_input(req);
-  const auto r = d.refinements.retry(caller_id(req), id, req.traceparent);
-  return accepted_refinement(req, r.proposal, {{"retry_of", render_proposal(r.previous)}});
+/// Runs on the orchestrator runtime like start_refinement.
+core::async::Task<Response> retry_proposal(RouteDeps& d, Request& req) {
+  std::string id = uuid_param(req, "id", "proposal");
+  if (!req.body.empty()) co_await d.runtime->blocking([&req] { no_input(req); });
+  core::async::Task<domain::RetryResult> retried = d.refinements.retry(caller_id(req), std::move(id), req.traceparent);
+  const domain::RetryResult r = co_await std::move(retried);
+  co_return accepted_refinement(req, r.proposal, {{"retry_of", render_proposal(r.previous)}});
 }
 
 Response get_proposal(RouteDeps& d, Request& req) {
@@ -298,50 +315,80 @@ core::metrics::Counter& runs_counter() {
   return c;
 }
 
-Response start_run(RouteDeps& d, Request& req) {
-  const std::string user = caller_id(req);
-  const std::string workflow_id = uuid_param(req, "id", "workflow");
-  const StartRunCommand c = parse_start_run(req);
-  domain::StartRunInput in;
-  in.input = c.input;
-  if (c.draft) in.target.kind = domain::RunTarget::Kind::draft;
-  else if (c.version) in.target = {domain::RunTarget::Kind::version, *c.version};
-  in.thread_id = core::uuid4();
-  // Record first (like refinements), so the tracker or a restarted process can always find it;
-  // the record carries this replica's tracker lease and the Starting guard keeps this replica's
-  // own sweeper off it until the engine accepted the job.
-  std::unique_ptr<domain::RefinementTracker::Hold> starting;
-  if (d.tracker) {
-    starting = d.tracker->starting(in.thread_id);
-    in.lease_owner = d.tracker->lease_owner();
-    in.lease_ttl = d.tracker->lease_ttl();
-  }
-  const domain::StartedRun started = d.domain.start_run(user, workflow_id, in);
-  const store::RunRecord& run = started.run;
-  auto tc = core::tracing::parse_traceparent(req.traceparent);
-  const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
-  const json job = domain::build_job(trace_id, run.thread_id, started.definition, in.input, started.files);
+/// The answer to a run the engine did not take (`failure` holds EngineUnavailable: 503 with
+/// Retry-After, or EngineRejected: 502; anything else is rethrown): the run is failed first (on
+/// the blocking pool). For an unreachable engine its thread is also marked for deletion: the
+/// engine may have accepted the job before the answer was lost, and nothing follows the run now.
+core::async::Task<Response> run_not_started(RouteDeps& d, const Request& req, const store::RunRecord& run,
+                                            std::exception_ptr failure) {
+  Response problem;
+  std::string reason;
+  domain::FailureKind kind = domain::FailureKind::engine_unreachable;
+  bool delete_thread = false;
   try {
-    d.engine.invoke(job, req.traceparent);
+    std::rethrow_exception(failure);
   } catch (const engine_client::EngineUnavailable& e) {
     runs_counter().inc({{"outcome", "engine_unavailable"}});
     core::log::warn("engine_unavailable", {{"run_id", run.id}, {"error", e.what()}, {"request_id", req.request_id}});
-    // The engine may have accepted the job before the answer was lost: the run is failed and its
-    // engine thread deleted by the sweeper, so nothing keeps running that nobody follows.
-    d.domain.fail_run(run.thread_id, "The engine could not be reached when the run was started; start the run again.",
-                      domain::FailureKind::engine_unreachable, true);
-    throw ApiError(engine_unavailable_problem(
-        e.retry_after(), "Spec Engine unavailable",
-        "The Spec Engine is not reachable right now, so the run could not be started (run " + run.id +
-            " is listed as failed)"));
+    reason = "The engine could not be reached when the run was started; start the run again.";
+    delete_thread = true;
+    problem = engine_unavailable_problem(e.retry_after(), "Spec Engine unavailable",
+                                         "The Spec Engine is not reachable right now, so the run could not be started "
+                                         "(run " +
+                                             run.id + " is listed as failed)");
   } catch (const engine_client::EngineRejected& e) {
     runs_counter().inc({{"outcome", "engine_rejected"}});
     core::log::error("engine_rejected", {{"run_id", run.id}, {"status", e.status()}, {"error", e.what()},
                                          {"request_id", req.request_id}});
-    d.domain.fail_run(run.thread_id, std::string("The engine rejected the job: ") + e.what(),
-                      domain::FailureKind::engine_rejected, false);
-    throw ApiError(engine_rejected_problem(e.status(), e.problem(),
-                                           std::string("The Spec Engine refused to run this workflow: ") + e.what()));
+    reason = std::string("The engine rejected the job: ") + e.what();
+    kind = domain::FailureKind::engine_rejected;
+    problem = engine_rejected_problem(e.status(), e.problem(),
+                                      std::string("The Spec Engine refused to run this workflow: ") + e.what());
+  }
+  co_await d.runtime->blocking(
+      [&d, &run, &reason, kind, delete_thread] { d.domain.fail_run(run.thread_id, reason, kind, delete_thread); });
+  co_return problem;
+}
+
+/// Runs on the orchestrator runtime like start_refinement.
+core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
+  // Record first (like refinements), so the tracker or a restarted process can always find it;
+  // the record carries this replica's tracker lease and the Starting guard keeps this replica's
+  // own sweeper off it until the engine answered (the end of this frame).
+  std::unique_ptr<domain::RefinementTracker::Hold> starting;
+  std::string workflow_id;
+  domain::StartRunInput in;
+  const domain::StartedRun started = co_await d.runtime->blocking([&d, &req, &starting, &workflow_id, &in] {
+    const std::string user = caller_id(req);
+    workflow_id = uuid_param(req, "id", "workflow");
+    const StartRunCommand c = parse_start_run(req);
+    in.input = c.input;
+    if (c.draft)
+      in.target.kind = domain::RunTarget::Kind::draft;
+    else if (c.version)
+      in.target = {domain::RunTarget::Kind::version, *c.version};
+    in.thread_id = core::uuid4();
+    if (d.tracker) {
+      starting = d.tracker->starting(in.thread_id);
+      in.lease_owner = d.tracker->lease_owner();
+      in.lease_ttl = d.tracker->lease_ttl();
+    }
+    return d.domain.start_run(user, workflow_id, in);
+  });
+  const store::RunRecord& run = started.run;
+  const auto tc = core::tracing::parse_traceparent(req.traceparent);
+  const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
+  core::async::Task<std::string> sent = d.engine.invoke_async(
+      domain::build_job(trace_id, run.thread_id, started.definition, in.input, started.files), req.traceparent);
+  std::exception_ptr failure;
+  try {
+    (void)co_await std::move(sent);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (failure) {
+    core::async::Task<Response> refused = run_not_started(d, req, run, failure);
+    co_return co_await std::move(refused);
   }
   runs_counter().inc({{"outcome", "accepted"}});
   if (d.tracker) d.tracker->track_run(run.id, run.thread_id);
@@ -352,7 +399,7 @@ Response start_run(RouteDeps& d, Request& req) {
   out["websocket_url"] = websocket_url(req, "runs", run.thread_id);
   Response r = Response::json(202, out);
   r.headers.set("Location", "/api/workflows/" + workflow_id + "/runs/" + run.id);
-  return r;
+  co_return r;
 }
 
 Response list_runs(RouteDeps& d, Request& req) {
@@ -410,9 +457,29 @@ Response metrics(RouteDeps&, Request&) {
   return Response::text(200, core::metrics::global().render(), "text/plain; version=0.0.4; charset=utf-8");
 }
 
+/// An asynchronous route's handler: a coroutine on the orchestrator runtime.
+using AsyncHandler = core::async::Task<Response> (*)(RouteDeps&, Request&);
+
+/// Runs `h` on the route's own copy of the request (the coroutine may outlive the server's frame
+/// when the server stops) and turns an exception into its problem response, as `guarded` does.
+core::async::Task<Response> answer_async(AsyncHandler h, RouteDeps& d, std::shared_ptr<Request> req) {
+  std::exception_ptr failure;
+  try {
+    co_return co_await h(d, *req);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  try {
+    std::rethrow_exception(failure);
+  } catch (const std::exception& e) {
+    co_return to_response(e, *req);
+  }
+}
+
 }  // namespace
 
 void register_routes(core::http::Router& router, RouteDeps& deps) {
+  if (!deps.runtime) throw std::logic_error("register_routes: RouteDeps::runtime is required");
   using H = Response (*)(RouteDeps&, Request&);
   auto add = [&](const char* method, const char* pattern, H h) {
     RouteDeps* d = &deps;
@@ -441,7 +508,18 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
   add("GET", "/api/workflows/{id}/draft", get_draft);
   add("PUT", "/api/workflows/{id}/draft/files", put_draft_files);
   add("DELETE", "/api/drafts/{id}", delete_draft);
-  add("POST", "/api/workflows/{id}/refinements", start_refinement);
+  // Streaming routes that answer once (respond): the work runs on the runtime, the server's
+  // connection coroutine awaits it without holding a thread; the middleware ran before.
+  auto add_async = [&](const char* method, const char* pattern, AsyncHandler h) {
+    RouteDeps* d = &deps;
+    router.add_stream(method, pattern,
+                      [d, h](Request& req, core::http::ResponseStream& out) -> core::async::Task<void> {
+                        core::async::Task<Response> work = answer_async(h, *d, std::make_shared<Request>(req));
+                        const Response answer = co_await d->runtime->run_async(std::move(work));
+                        co_await out.respond(answer);
+                      });
+  };
+  add_async("POST", "/api/workflows/{id}/refinements", start_refinement);
   add("GET", "/api/workflows/{id}/proposals", list_proposals);
   add("GET", "/api/proposals", list_my_proposals);
   add("GET", "/api/proposals/{id}", get_proposal);
@@ -449,8 +527,8 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
   add("POST", "/api/proposals/{id}/approve", approve);
   add("POST", "/api/proposals/{id}/reject", reject);
   add("POST", "/api/proposals/{id}/cancel", cancel);
-  add("POST", "/api/proposals/{id}/retry", retry_proposal);
-  add("POST", "/api/workflows/{id}/runs", start_run);
+  add_async("POST", "/api/proposals/{id}/retry", retry_proposal);
+  add_async("POST", "/api/workflows/{id}/runs", start_run);
   add("GET", "/api/workflows/{id}/runs", list_runs);
   add("GET", "/api/workflows/{id}/runs/{run_id}", get_run);
   add("POST", "/api/workflows/{id}/runs/{run_id}/cancel", cancel_run);

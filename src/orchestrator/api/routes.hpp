@@ -19,14 +19,21 @@ namespace orchestrator::api {
 struct RouteDeps {
   DomainPort& domain;
   domain::RefinementService& refinements;  ///< POST /api/workflows/{id}/refinements
-  engine_client::EngineClient& engine;     ///< runs (invoke), cancel (stop the run) and readiness
+  engine_client::EngineClient& engine;     ///< runs (invoke_async), cancel (stop the run) and readiness
   WsProxy& ws;
   std::string openapi_json;                ///< served at /api/openapi.json
   std::function<bool()> db_ping;           ///< readiness: the database answered within a bounded time
   domain::RefinementTracker* tracker = nullptr;  ///< runs are followed like proposals; null: not followed (tests)
+  /// Runs the asynchronous routes (refinement start and retry, run start: SQL on its blocking
+  /// pool, the engine call awaited without a thread); required.
+  core::async::Runtime* runtime = nullptr;
 };
 
-/// Registers every route: /api/... (see docs/openapi.json), /health, /ready, /metrics.
+/// Registers every route: /api/... (see docs/openapi.json), /health, /ready, /metrics. Most are
+/// plain handlers on the server's blocking pool; the three that call the engine to start a job
+/// (POST /api/workflows/{id}/refinements, POST /api/proposals/{id}/retry, POST
+/// /api/workflows/{id}/runs) are streaming routes whose work runs as a coroutine on
+/// `deps.runtime`, so a start waiting for the engine holds no thread.
 void register_routes(core::http::Router& router, RouteDeps& deps);
 
 }  // namespace orchestrator::api

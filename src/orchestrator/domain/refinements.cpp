@@ -5,6 +5,10 @@
 #include "core/tracing.hpp"
 #include "core/util.hpp"
 
+// GCC 12 reports -Wmismatched-new-delete for coroutines whose frames Asio allocates with its
+// recycling allocator (a false positive: the frame's own operator new/delete pair is used).
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+
 namespace orchestrator::domain {
 
 using nlohmann::json;
@@ -26,64 +30,71 @@ core::metrics::Counter& refinements_counter() {
 }  // namespace
 
 RefinementService::RefinementService(ProposalService& proposals, RefinementEngine& engine, json agent_definition,
-                                     RefinementTracker* tracker)
-    : proposals_(proposals), engine_(engine), agent_(std::move(agent_definition)), tracker_(tracker) {}
+                                     RefinementTracker* tracker, core::async::Runtime& runtime)
+    : proposals_(proposals),
+      engine_(engine),
+      agent_(std::move(agent_definition)),
+      tracker_(tracker),
+      runtime_(runtime) {}
 
-Proposal RefinementService::start(const RefinementRequest& request) {
+core::async::Task<Proposal> RefinementService::start(RefinementRequest request) {
   CreateProposalInput in;
   in.user_prompt = request.user_prompt;
   in.context_file_path = request.context_file_path;
   in.context_selection = request.context_selection;
   in.thread_id = core::uuid4();
   in.traceparent = request.traceparent;
-  std::unique_ptr<RefinementTracker::Hold> hold;
+  std::unique_ptr<RefinementTracker::Hold> hold;  // until the engine answered (end of this frame)
   if (tracker_) {
     hold = tracker_->starting(in.thread_id);
     in.lease_owner = tracker_->lease_owner();
     in.lease_ttl = tracker_->lease_ttl();
   }
-  const Proposal p = proposals_.create(request.actor, request.workflow_id, in);
-  launch(p, request.traceparent);
-  return p;
+  // The pool joins before a stopping runtime destroys this frame, so the references stay valid.
+  Proposal p = co_await runtime_.blocking(
+      [this, &request, &in] { return proposals_.create(request.actor, request.workflow_id, in); });
+  Proposal sent = p;
+  co_await launch(std::move(sent), request.traceparent);
+  co_return p;
 }
 
-RetryResult RefinementService::retry(const std::string& actor, const std::string& proposal_id,
-                                     const std::string& traceparent) {
+core::async::Task<RetryResult> RefinementService::retry(std::string actor, std::string proposal_id,
+                                                        std::string traceparent) {
   const std::string thread_id = core::uuid4();
   std::unique_ptr<RefinementTracker::Hold> hold;
   if (tracker_) hold = tracker_->starting(thread_id);
-  RetryResult r = proposals_.retry(actor, proposal_id, thread_id, traceparent);
-  launch(r.proposal, traceparent);
-  return r;
+  RetryResult r = co_await runtime_.blocking([this, &actor, &proposal_id, &thread_id, &traceparent] {
+    return proposals_.retry(actor, proposal_id, thread_id, traceparent);
+  });
+  Proposal sent = r.proposal;
+  co_await launch(std::move(sent), traceparent);
+  co_return r;
 }
 
-void RefinementService::launch(const Proposal& p, const std::string& traceparent) {
+core::async::Task<void> RefinementService::launch(Proposal p, std::string traceparent) {
   const auto tc = core::tracing::parse_traceparent(traceparent);
   const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
-  const json job =
-      build_refinement_job(trace_id, p.thread_id, agent_, p.user_prompt, p.context_file_path, p.context_selection,
-                           p.base_files);
-  const RefinementEngine::Answer answer = engine_.invoke(job, traceparent);
-  switch (answer.outcome) {
-    case RefinementEngine::Outcome::accepted:
-      break;
-    case RefinementEngine::Outcome::unavailable:
-      refinements_counter().inc({{"outcome", "engine_unavailable"}});
-      // The engine may have accepted the job before the answer was lost: the sweeper re-checks
-      // unreachable failures and brings the proposal back if the run completed after all.
-      proposals_.finalise_failed(p.thread_id, "The refinement engine was unavailable when the refinement was started.",
-                                 FailureKind::engine_unreachable);
-      rethrow(answer);
-    case RefinementEngine::Outcome::rejected:
-      refinements_counter().inc({{"outcome", "engine_rejected"}});
-      proposals_.finalise_failed(p.thread_id, "The refinement engine rejected the job: " + answer.message,
-                                 FailureKind::engine_rejected);
-      rethrow(answer);
+  core::async::Task<RefinementEngine::Answer> call =
+      engine_.invoke(build_refinement_job(trace_id, p.thread_id, agent_, p.user_prompt, p.context_file_path,
+                                          p.context_selection, p.base_files),
+                     traceparent);
+  const RefinementEngine::Answer answer = co_await std::move(call);
+  if (answer.outcome == RefinementEngine::Outcome::accepted) {
+    refinements_counter().inc({{"outcome", "accepted"}});
+    if (tracker_) tracker_->track(p.id, p.thread_id);
+    core::log::info("refinement_started",
+                    {{"proposal_id", p.id}, {"thread_id", p.thread_id}, {"workflow_id", p.workflow_id}});
+    co_return;
   }
-  refinements_counter().inc({{"outcome", "accepted"}});
-  if (tracker_) tracker_->track(p.id, p.thread_id);
-  core::log::info("refinement_started",
-                  {{"proposal_id", p.id}, {"thread_id", p.thread_id}, {"workflow_id", p.workflow_id}});
+  // Unavailable: the engine may have accepted the job before the answer was lost; the sweeper
+  // re-checks unreachable failures and brings the proposal back if the run completed after all.
+  const bool unavailable = answer.outcome == RefinementEngine::Outcome::unavailable;
+  refinements_counter().inc({{"outcome", unavailable ? "engine_unavailable" : "engine_rejected"}});
+  const std::string reason = unavailable ? "The refinement engine was unavailable when the refinement was started."
+                                         : "The refinement engine rejected the job: " + answer.message;
+  const FailureKind kind = unavailable ? FailureKind::engine_unreachable : FailureKind::engine_rejected;
+  co_await runtime_.blocking([this, &p, &reason, kind] { proposals_.finalise_failed(p.thread_id, reason, kind); });
+  rethrow(answer);
 }
 
 json build_refinement_job(const std::string& trace_id, const std::string& thread_id, const json& agent_definition,

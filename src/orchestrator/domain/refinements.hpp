@@ -3,7 +3,8 @@
 // record the proposal (its draft created if missing, its files snapshotted), invoke the engine
 // with those files, fail the proposal when the engine is unavailable or refuses the job, start
 // tracking it, count the outcome. The engine and the tracker are ports, so the use case runs in
-// tests without sockets.
+// tests without sockets. The use case is a coroutine: its SQL runs on a runtime's blocking pool
+// and the engine call holds no thread while the engine answers.
 
 #include <chrono>
 #include <exception>
@@ -13,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/async.hpp"
 #include "orchestrator/domain/files.hpp"
 #include "orchestrator/domain/proposals.hpp"
 
@@ -38,8 +40,8 @@ class RefinementEngine {
   };
 
   /// Sends the job (POST /spec-engine/invoke) with the W3C `traceparent` ("" = none). Engine
-  /// failures are answers, not exceptions. Blocks the calling thread.
-  virtual Answer invoke(const nlohmann::json& job, const std::string& traceparent) = 0;
+  /// failures are answers, not exceptions. A coroutine: waiting for the engine holds no thread.
+  virtual core::async::Task<Answer> invoke(nlohmann::json job, std::string traceparent) = 0;
 };
 
 /// The proposal tracker as this use case needs it (implemented over tracker::Tracker, which
@@ -81,23 +83,24 @@ struct RefinementRequest {
 /// Runs refinements. Thread-safe (the services it borrows are).
 class RefinementService {
  public:
-  /// Borrows `proposals`, `engine` and `tracker` (they must outlive the service).
-  /// `agent_definition` is sent with every job; `tracker` may be null (proposals are not
-  /// followed and hold no lease: tests).
+  /// Borrows `proposals`, `engine`, `tracker` and `runtime` (they must outlive the service and
+  /// its coroutines). `agent_definition` is sent with every job; `tracker` may be null
+  /// (proposals are not followed and hold no lease: tests). The SQL steps run on `runtime`'s
+  /// blocking pool; the coroutines may be awaited on any executor.
   RefinementService(ProposalService& proposals, RefinementEngine& engine, nlohmann::json agent_definition,
-                    RefinementTracker* tracker);
+                    RefinementTracker* tracker, core::async::Runtime& runtime);
 
   /// Records the proposal first (so the tracker or a restarted process can always find its
   /// thread; a fresh thread id; holding this replica's tracker lease, and the tracker's
   /// starting() hold until the engine answered), then launch()es it. Errors of
   /// ProposalService::create (InvalidError, NotFoundError, ForbiddenError, LimitExceededError,
   /// store::DatabaseUnavailable, ...) leave nothing behind; engine failures as in launch().
-  Proposal start(const RefinementRequest& request);
+  core::async::Task<Proposal> start(RefinementRequest request);
 
   /// Re-runs a proposal as a new one (ProposalService::retry on a fresh thread id, its errors
   /// unchanged; the tracker's starting() hold as in start()), then launch()es the new one.
   /// Returns both proposals as retry() left them.
-  RetryResult retry(const std::string& actor, const std::string& proposal_id, const std::string& traceparent);
+  core::async::Task<RetryResult> retry(std::string actor, std::string proposal_id, std::string traceparent);
 
   /// Invokes the engine for a recorded `processing` proposal (its prompt, context and base files)
   /// and starts tracking it. When the engine is unavailable, the proposal is failed as
@@ -105,13 +108,14 @@ class RefinementService {
   /// when it rejects the job, as engine_rejected; then the engine's error is rethrown
   /// (engine_client::EngineUnavailable -> 503, EngineRejected -> 502). Counts every outcome in
   /// ide_orchestrator_refinements_started_total{outcome}.
-  void launch(const Proposal& proposal, const std::string& traceparent);
+  core::async::Task<void> launch(Proposal proposal, std::string traceparent);
 
  private:
   ProposalService& proposals_;
   RefinementEngine& engine_;
   nlohmann::json agent_;
   RefinementTracker* tracker_;
+  core::async::Runtime& runtime_;
 };
 
 /// Builds an engine job (docs/engine-api.md#invoke): {trace_id, job_id (= thread id),

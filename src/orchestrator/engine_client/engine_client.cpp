@@ -270,6 +270,10 @@ bool deleted(const ClientResponse& r) {
 }  // namespace
 
 std::string EngineClient::invoke(const nlohmann::json& job, const std::string& traceparent) {
+  return runtime_.run_sync(invoke_async(job, traceparent));
+}
+
+Task<std::string> EngineClient::invoke_async(nlohmann::json job, std::string traceparent) {
   // HTTP client span (OTel HTTP semantic conventions): the engine's spans are its children.
   core::tracing::Span span = core::tracing::start_span("POST /spec-engine/invoke",
                                                        core::tracing::parse_traceparent(traceparent),
@@ -284,9 +288,10 @@ std::string EngineClient::invoke(const nlohmann::json& job, const std::string& t
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "application/json");
   req.idempotent = true;  // the engine deduplicates by job_id (a repeated invoke answers the existing thread)
+  Task<ClientResponse> sent = call("invoke", true, std::move(req), {});
   ClientResponse r;
   try {
-    r = runtime_.run_sync(call("invoke", true, std::move(req), {}));
+    r = co_await std::move(sent);
   } catch (const EngineUnavailable& e) {
     span.set_error(e.what(), "engine_unavailable");
     throw;
@@ -298,10 +303,10 @@ std::string EngineClient::invoke(const nlohmann::json& job, const std::string& t
   }
   const auto body = core::json::parse_or_null(r.body, core::json::kInternalLimits).value_or(nullptr);
   if (body.is_object() && body.contains("thread_id") && body["thread_id"].is_string()) {
-    return body["thread_id"].get<std::string>();
+    co_return body["thread_id"].get<std::string>();
   }
   // The engine accepted but did not name the thread: job_id is the thread id.
-  if (job.contains("job_id") && job["job_id"].is_string()) return job["job_id"].get<std::string>();
+  if (job.contains("job_id") && job["job_id"].is_string()) co_return job["job_id"].get<std::string>();
   throw EngineRejected(r.status, "The refinement engine accepted the job but returned no thread id.");
 }
 

@@ -88,6 +88,8 @@ class EngineClient {
   /// a lost answer is retried safely.
   /// Throws EngineUnavailable or EngineRejected. Blocks the calling thread.
   std::string invoke(const nlohmann::json& job, const std::string& traceparent = {});
+  /// invoke() as a coroutine on `runtime` (Runtime::run_async awaits it from another executor).
+  core::async::Task<std::string> invoke_async(nlohmann::json job, std::string traceparent = {});
 
   /// GET /spec-engine/state/{thread_id}; nullopt on 404. Throws EngineUnavailable or
   /// EngineRejected (other 4xx, unreadable body). Blocks the calling thread.

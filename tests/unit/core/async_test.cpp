@@ -221,6 +221,61 @@ TEST_F(RuntimeTest, OneshotDeliversValueFromAnotherThread) {
   EXPECT_EQ(rt.run_sync(task(rt)), "done");
 }
 
+// run_async: a coroutine on one runtime awaits a task run on another. The task runs on the other
+// runtime's I/O thread, the caller resumes on its own, and its one I/O thread stays free while it
+// waits (a ticker on it keeps ticking); the task's exception reaches the caller.
+TEST(RuntimeRunAsync, RunsOnTheOtherRuntimeAndResumesOnTheCallersThread) {
+  Runtime a(RuntimeOptions{1, 1, "caller"});
+  Runtime b(RuntimeOptions{1, 1, "callee"});
+  a.start();
+  b.start();
+  std::atomic<int> ticks{0};
+  a.spawn([](std::atomic<int>& t) -> Task<void> {
+    for (int i = 0; i < 10; ++i) {
+      co_await sleep_for(10ms);
+      ++t;
+    }
+  }(ticks));
+  struct Seen {
+    std::thread::id before, ran, after;
+    int ticks = 0;
+  };
+  auto caller = [&b, &ticks]() -> Task<Seen> {
+    Seen s;
+    s.before = std::this_thread::get_id();
+    Task<std::thread::id> slow = []() -> Task<std::thread::id> {
+      co_await sleep_for(200ms);
+      co_return std::this_thread::get_id();
+    }();
+    Task<std::thread::id> there = b.run_async(std::move(slow));
+    s.ran = co_await std::move(there);
+    s.after = std::this_thread::get_id();
+    s.ticks = ticks.load();
+    co_return s;
+  };
+  const Seen seen = a.run_sync(caller());
+  EXPECT_EQ(seen.before, seen.after);
+  EXPECT_NE(seen.ran, seen.before);
+  EXPECT_GE(seen.ticks, 5);
+
+  auto failing = [&b]() -> Task<std::string> {
+    Task<int> boom = []() -> Task<int> {
+      co_await sleep_for(1ms);
+      throw std::runtime_error("boom");
+      co_return 0;
+    }();
+    Task<int> there = b.run_async(std::move(boom));
+    try {
+      co_return std::to_string(co_await std::move(there));
+    } catch (const std::runtime_error& e) {
+      co_return std::string(e.what());
+    }
+  };
+  EXPECT_EQ(a.run_sync(failing()), "boom");
+  b.stop();
+  a.stop();
+}
+
 // Stopping a runtime while blocking work runs and more is queued behind it: as documented, the
 // queued jobs still run (no half-done work) and stop() returns once they have; no coroutine
 // waiting for a job is resumed after the I/O context stopped, and every one of them is

@@ -1,9 +1,11 @@
 // The refinement use case (domain::RefinementService) on a real database with a fake engine port
 // and a fake tracker port, and the engine job it sends (docs/engine-api.md#invoke,
 // docs/orchestrator-api.md#refinements).
+#include <atomic>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -93,25 +95,28 @@ class FakeTracker : public orchestrator::domain::RefinementTracker {
 };
 
 /// The engine port: records every job (and whether the tracker held its thread as starting
-/// while it was sent) and answers with `next`.
+/// while it was sent), takes `delay` to answer (a timer: no thread waits) and answers with
+/// `next`. `in_flight` / `most_in_flight` count the calls waiting for their answer. Its
+/// coroutines run on the fixture's runtime, whose one I/O thread serializes them.
 class FakeEngine : public orchestrator::domain::RefinementEngine {
  public:
   Outcome next = Outcome::accepted;
+  std::chrono::milliseconds delay{0};
   const FakeTracker* tracker = nullptr;
   std::vector<json> jobs;
   std::vector<std::string> traceparents;
   std::vector<bool> held_while_sent;
-  Answer invoke(const json& job, const std::string& traceparent) override {
+  int in_flight = 0, most_in_flight = 0;
+  core::async::Task<Answer> invoke(json job, std::string traceparent) override {
     jobs.push_back(job);
     traceparents.push_back(traceparent);
     held_while_sent.push_back(tracker && tracker->held.count(job["job_id"].get<std::string>()) > 0);
-    if (next == Outcome::accepted) return {};
+    most_in_flight = std::max(most_in_flight, ++in_flight);
+    if (delay.count() > 0) co_await core::async::sleep_for(delay);
+    --in_flight;
+    if (next == Outcome::accepted) co_return Answer{};
     const std::string what = next == Outcome::unavailable ? "engine down" : "bad job";
-    try {
-      throw std::runtime_error(what);
-    } catch (...) {
-      return {next, what, std::current_exception()};
-    }
+    co_return Answer{next, what, std::make_exception_ptr(std::runtime_error(what))};
   }
 };
 
@@ -133,12 +138,20 @@ class Refinements : public orchestrator::testing::DbTest<Backend> {
     workflows = std::make_unique<WorkflowService>(this->store(), *templates);
     proposals = std::make_unique<ProposalService>(this->store());
     engine.tracker = &tracker;
-    service = std::make_unique<RefinementService>(*proposals, engine, agent(), &tracker);
+    rt.start();
+    service = std::make_unique<RefinementService>(*proposals, engine, agent(), &tracker, rt);
     alice = users->create("ref-" + core::random_hex(4) + "@example.com", "Alice", "password-alice").id;
     CreateWorkflowInput in;
     in.name = "wf";
     in.files = FileMap{{"/THE_SPEC/plan.md", FileEntry{{"# Plan"}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"}}};
     workflow = workflows->create(alice, in).workflow.id;
+  }
+  /// start() and retry() run to their end on the runtime (the test thread waits).
+  orchestrator::domain::Proposal start(orchestrator::domain::RefinementRequest r) {
+    return rt.run_sync(service->start(std::move(r)));
+  }
+  orchestrator::domain::RetryResult retry(const std::string& proposal_id) {
+    return rt.run_sync(service->retry(alice, proposal_id, ""));
   }
   orchestrator::domain::RefinementRequest request(const std::string& prompt = "Add a reviewer.") {
     return {alice, workflow, prompt, std::string("/THE_SPEC/plan.md"), std::string("# Plan"),
@@ -146,6 +159,8 @@ class Refinements : public orchestrator::testing::DbTest<Backend> {
   }
   FakeTracker tracker;
   FakeEngine engine;
+  /// One I/O thread and two blocking threads (the SQL steps).
+  core::async::Runtime rt{{1, 2, "refinements-test"}};
   std::unique_ptr<orchestrator::domain::UserService> users;
   std::unique_ptr<orchestrator::domain::TemplateLibrary> templates;
   std::unique_ptr<orchestrator::domain::WorkflowService> workflows;
@@ -161,7 +176,7 @@ TYPED_TEST_SUITE(Refinements, orchestrator::testing::Backends, orchestrator::tes
 // alone), then tracked and counted; the hold ends with the call.
 TYPED_TEST(Refinements, AcceptedJobIsRecordedSentAndTracked) {
   const double before = started("accepted");
-  const auto p = this->service->start(this->request());
+  const auto p = this->start(this->request());
   EXPECT_EQ(p.status, orchestrator::store::ProposalStatus::processing);
   ASSERT_EQ(this->engine.jobs.size(), 1u);
   const json& job = this->engine.jobs[0];
@@ -181,10 +196,10 @@ TYPED_TEST(Refinements, AcceptedJobIsRecordedSentAndTracked) {
 // A retry runs on a fresh thread, held as starting while the engine is called, and is tracked.
 TYPED_TEST(Refinements, RetryRunsAFreshThreadHeldWhileStarting) {
   this->engine.next = FakeEngine::Outcome::unavailable;
-  EXPECT_THROW(this->service->start(this->request()), std::runtime_error);
+  EXPECT_THROW(this->start(this->request()), std::runtime_error);
   const auto failed = this->proposals->list(this->alice, this->workflow).items.at(0);
   this->engine.next = FakeEngine::Outcome::accepted;
-  const auto r = this->service->retry(this->alice, failed.id, "");
+  const auto r = this->retry(failed.id);
   EXPECT_EQ(r.previous.id, failed.id);
   EXPECT_NE(r.proposal.thread_id, failed.thread_id);
   EXPECT_EQ(this->engine.jobs.back()["job_id"], r.proposal.thread_id);
@@ -202,7 +217,7 @@ TYPED_TEST(Refinements, UnavailableEngineFailsTheProposalAndRethrows) {
   EXPECT_THROW(
       {
         try {
-          this->service->start(this->request());
+          this->start(this->request());
         } catch (const std::runtime_error& e) {
           EXPECT_STREQ(e.what(), "engine down");
           throw;
@@ -222,7 +237,7 @@ TYPED_TEST(Refinements, UnavailableEngineFailsTheProposalAndRethrows) {
 // Rejected: failed as engine_rejected with the engine's reason.
 TYPED_TEST(Refinements, RejectedJobFailsTheProposalWithTheReason) {
   this->engine.next = FakeEngine::Outcome::rejected;
-  EXPECT_THROW(this->service->start(this->request()), std::runtime_error);
+  EXPECT_THROW(this->start(this->request()), std::runtime_error);
   const auto thread = this->engine.jobs.at(0)["job_id"].template get<std::string>();
   const auto listed = this->proposals->list(this->alice, this->workflow).items;
   const auto it = std::find_if(listed.begin(), listed.end(), [&](const auto& p) { return p.thread_id == thread; });
@@ -232,12 +247,38 @@ TYPED_TEST(Refinements, RejectedJobFailsTheProposalWithTheReason) {
   EXPECT_TRUE(this->tracker.tracked.empty());
 }
 
+// A start waiting for the engine holds no thread: with two blocking threads, 12 starts wait for
+// a slow engine at once (a start that held its thread while waiting would allow two), and each
+// is recorded and tracked once the engine answered.
+TYPED_TEST(Refinements, StartsWaitingForTheEngineHoldNoThread) {
+  this->engine.delay = std::chrono::milliseconds(1500);
+  constexpr int kStarts = 12;
+  std::atomic<int> done{0};
+  for (int i = 0; i < kStarts; ++i) {
+    this->rt.spawn(
+        [](orchestrator::domain::RefinementService& s, orchestrator::domain::RefinementRequest r)
+            -> core::async::Task<void> { (void)co_await s.start(std::move(r)); }(*this->service, this->request()),
+        [&done](std::exception_ptr e) {
+          EXPECT_TRUE(e == nullptr);
+          ++done;
+        });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (done < kStarts && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(done.load(), kStarts);
+  EXPECT_GE(this->engine.most_in_flight, kStarts / 2);  // the records overlap the 1.5 s waits
+  EXPECT_EQ(this->tracker.tracked.size(), static_cast<std::size_t>(kStarts));
+  EXPECT_TRUE(this->tracker.held.empty());
+}
+
 // Invalid input never reaches the engine and records nothing.
 TYPED_TEST(Refinements, InvalidRequestsReachNoEngine) {
-  EXPECT_THROW(this->service->start(this->request("")), orchestrator::domain::InvalidError);
+  EXPECT_THROW(this->start(this->request("")), orchestrator::domain::InvalidError);
   auto r = this->request();
   r.workflow_id = core::uuid4();
-  EXPECT_THROW(this->service->start(r), orchestrator::domain::NotFoundError);
+  EXPECT_THROW(this->start(r), orchestrator::domain::NotFoundError);
   EXPECT_TRUE(this->engine.jobs.empty());
   EXPECT_TRUE(this->proposals->list(this->alice, this->workflow).items.empty());
   EXPECT_TRUE(this->tracker.held.empty());
