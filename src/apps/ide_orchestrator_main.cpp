@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
   double orphan_ttl_hours = 24, breaker_open_seconds = 30, lease_ttl_seconds = 30, sweep_period_seconds = 15;
   double engine_timeout_seconds = 5;
   double engine_stream_open_seconds = 30;
+  int engine_max_invokes = 16;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
@@ -211,6 +212,11 @@ int main(int argc, char** argv) {
                    "tried 3 times. Raise it when the engine answers slowly under load: an invoke that timed out is "
                    "sent again with the same job_id, and the engine answers with the thread it already has")
       ->check(CLI::Range(0.1, 600.0));
+  apps::env_option(*serve, "--engine-max-invokes", "IDE_ORCHESTRATOR_ENGINE_MAX_INVOKES", engine_max_invokes,
+                   "Engine invokes (refinement, retry and run starts) in flight at once; more starts wait for their "
+                   "turn without holding a thread, instead of piling up in the engine's queues past "
+                   "--engine-timeout-seconds")
+      ->check(CLI::Range(1, 4096));
   apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
                    engine_stream_open_seconds,
                    "Seconds an engine stream (following a refinement) may take to connect and upgrade before it is "
@@ -339,6 +345,7 @@ int main(int argc, char** argv) {
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
     o.engine.request_timeout = std::chrono::milliseconds(static_cast<long long>(engine_timeout_seconds * 1000));
+    o.engine.max_invokes_in_flight = engine_max_invokes;
     o.engine.stream_open_timeout =
         std::chrono::milliseconds(static_cast<long long>(engine_stream_open_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));

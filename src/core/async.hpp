@@ -84,7 +84,9 @@ class Runtime {
   /// the sockets, timers and pools it uses live) and awaits it from a coroutine on another
   /// executor, e.g. a server connection's strand; the caller resumes on its own executor with
   /// the value or the exception. No thread waits. The task runs to its end even when the
-  /// awaiting coroutine is destroyed first (its server stopped), so it must own what it uses.
+  /// awaiting coroutine is destroyed first (its server stopped), so it must own what it uses;
+  /// it then never touches the waiter's executor again (the waiter's timer lives in the
+  /// waiter's frame).
   template <class T>
   Task<T> run_async(Task<T> task);
 
@@ -225,25 +227,63 @@ Task<void> store_result(Task<T> t, std::shared_ptr<std::optional<T>> out) {
 }  // namespace detail
 
 namespace detail {
-/// Awaits `t` and completes `slot` with its value (an exception reaches `slot` through
-/// Runtime::spawn's on_done).
+/// What run_async's task (on the runtime) and its waiter share: the outcome, and the waiter's
+/// Signal only while the waiter's frame exists (the frame clears it before the Signal dies).
 template <class T>
-Task<void> deliver(Task<T> t, std::shared_ptr<Oneshot<T>> slot) {
+struct Handoff {
+  std::mutex mu;
+  std::optional<T> value;
+  std::exception_ptr error;
+  bool done = false;
+  Signal* waiter = nullptr;
+  /// Records the outcome (first call only) and wakes the waiter if it still exists.
+  void finish(std::optional<T> v, std::exception_ptr e) {
+    std::lock_guard lk(mu);
+    if (done) return;
+    value = std::move(v);
+    error = std::move(e);
+    done = true;
+    if (waiter) waiter->notify();
+  }
+};
+
+/// Awaits `t` and hands its value over (an exception arrives through Runtime::spawn's on_done).
+template <class T>
+Task<void> deliver(Task<T> t, std::shared_ptr<Handoff<T>> h) {
   T value = co_await std::move(t);
-  slot->set_value(std::move(value));
+  h->finish(std::move(value), nullptr);
 }
 }  // namespace detail
 
 template <class T>
 Task<T> Runtime::run_async(Task<T> task) {
   static_assert(!std::is_void_v<T>, "run_async needs a value: let the task return one");
-  const Executor waiter = co_await boost::asio::this_coro::executor;
-  auto slot = std::make_shared<Oneshot<T>>(waiter);
-  Task<void> job = detail::deliver(std::move(task), slot);
-  spawn(std::move(job), [slot](std::exception_ptr e) {
-    if (e) slot->set_exception(std::move(e));
+  Signal signal(co_await boost::asio::this_coro::executor);
+  auto h = std::make_shared<detail::Handoff<T>>();
+  h->waiter = &signal;
+  // Destroyed before `signal` however this frame ends (also when its executor destroys it).
+  struct Detach {
+    detail::Handoff<T>& h;
+    ~Detach() {
+      std::lock_guard lk(h.mu);
+      h.waiter = nullptr;
+    }
+  } detach{*h};
+  Task<void> job = detail::deliver(std::move(task), h);
+  spawn(std::move(job), [h](std::exception_ptr e) {
+    if (e) h->finish(std::nullopt, std::move(e));
   });
-  co_return co_await slot->get();
+  for (;;) {
+    {
+      std::lock_guard lk(h->mu);
+      if (h->done) {
+        if (h->error) std::rethrow_exception(h->error);
+        co_return std::move(*h->value);
+      }
+    }
+    Task<bool> woken = signal.wait(std::stop_token{});
+    co_await std::move(woken);
+  }
 }
 
 template <class T>

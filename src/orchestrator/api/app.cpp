@@ -1,6 +1,7 @@
 // Process wiring of ide-orchestrator.
 #include "orchestrator/api/app.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -189,6 +190,7 @@ struct App::Impl {
   std::unique_ptr<tracker::Tracker> tracker;
   std::unique_ptr<DomainAdapter> domain;
   std::unique_ptr<WsProxy> ws;
+  StartsInFlight starts;
   std::unique_ptr<RouteDeps> deps;
   std::unique_ptr<StaticSite> console;
   core::http::Router router;
@@ -236,7 +238,7 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   const auto ping_budget = m.options.ready_db_timeout;
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.refinements, *m.engine, *m.ws, std::move(openapi),
                                                  [units, ping_budget] { return units->ping(ping_budget); },
-                                                 m.tracker_port.get(), &runtime});
+                                                 m.tracker_port.get(), &runtime, &m.starts});
   register_routes(m.router, *m.deps);
   m.console = std::make_unique<StaticSite>(resolve_web_dir(m.options.web_dir));
   m.console->register_routes(m.router);
@@ -266,10 +268,19 @@ void App::stop() {
   if (m.stopped) return;
   m.stopped = true;
   // 1. The server: no new requests, browsers closed (1001), handlers finished, the proxy's
-  //    coroutines (subscribers of the followers) destroyed. 2. The tracker: its coroutines end
+  //    coroutines (subscribers of the followers) destroyed; then the starts it stopped waiting
+  //    for (they run on the runtime) end. 2. The tracker: its coroutines end
   //    and release their leases (SQL on the runtime's blocking pool). 3. The followers. The
   //    caller stops the runtime afterwards, then the members here are destroyed.
   if (m.server) m.server->stop();
+  // Starts the server stopped waiting for still run on the runtime: let them record their outcome
+  // and hand their proposal or run to the tracker (bounded by the engine call's deadlines; a
+  // start cut off after that is taken over by a sweeper once its lease expired).
+  const auto engine_bound = m.options.engine.request_timeout * std::max(1, m.options.engine.retry.max_attempts) +
+                            std::chrono::milliseconds(5000);
+  if (!m.starts.wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(engine_bound))) {
+    core::log::warn("starts_still_running_at_shutdown", {{"running", static_cast<long long>(m.starts.running())}});
+  }
   if (m.tracker) m.tracker->stop();
   if (m.hub) m.hub->stop();
 }

@@ -463,9 +463,19 @@ using AsyncHandler = core::async::Task<Response> (*)(RouteDeps&, Request&);
 /// Runs `h` on the route's own copy of the request (the coroutine may outlive the server's frame
 /// when the server stops) and turns an exception into its problem response, as `guarded` does.
 core::async::Task<Response> answer_async(AsyncHandler h, RouteDeps& d, std::shared_ptr<Request> req) {
+  struct Counted {
+    StartsInFlight* starts;
+    explicit Counted(StartsInFlight* s) : starts(s) {
+      if (starts) starts->enter();
+    }
+    ~Counted() {
+      if (starts) starts->leave();
+    }
+  } counted(d.starts);
   std::exception_ptr failure;
   try {
-    co_return co_await h(d, *req);
+    core::async::Task<Response> handled = h(d, *req);
+    co_return co_await std::move(handled);
   } catch (...) {
     failure = std::current_exception();
   }
@@ -477,6 +487,26 @@ core::async::Task<Response> answer_async(AsyncHandler h, RouteDeps& d, std::shar
 }
 
 }  // namespace
+
+void StartsInFlight::enter() {
+  std::lock_guard lk(mu_);
+  ++n_;
+}
+
+void StartsInFlight::leave() {
+  std::lock_guard lk(mu_);
+  if (--n_ == 0) cv_.notify_all();
+}
+
+bool StartsInFlight::wait_idle(std::chrono::milliseconds timeout) {
+  std::unique_lock lk(mu_);
+  return cv_.wait_for(lk, timeout, [this] { return n_ == 0; });
+}
+
+std::size_t StartsInFlight::running() const {
+  std::lock_guard lk(mu_);
+  return n_;
+}
 
 void register_routes(core::http::Router& router, RouteDeps& deps) {
   if (!deps.runtime) throw std::logic_error("register_routes: RouteDeps::runtime is required");
@@ -515,7 +545,8 @@ void register_routes(core::http::Router& router, RouteDeps& deps) {
     router.add_stream(method, pattern,
                       [d, h](Request& req, core::http::ResponseStream& out) -> core::async::Task<void> {
                         core::async::Task<Response> work = answer_async(h, *d, std::make_shared<Request>(req));
-                        const Response answer = co_await d->runtime->run_async(std::move(work));
+                        core::async::Task<Response> there = d->runtime->run_async(std::move(work));
+                        const Response answer = co_await std::move(there);
                         co_await out.respond(answer);
                       });
   };

@@ -54,7 +54,8 @@ core::async::Task<Proposal> RefinementService::start(RefinementRequest request) 
   Proposal p = co_await runtime_.blocking(
       [this, &request, &in] { return proposals_.create(request.actor, request.workflow_id, in); });
   Proposal sent = p;
-  co_await launch(std::move(sent), request.traceparent);
+  core::async::Task<void> launched = launch(std::move(sent), request.traceparent);
+  co_await std::move(launched);
   co_return p;
 }
 
@@ -67,7 +68,8 @@ core::async::Task<RetryResult> RefinementService::retry(std::string actor, std::
     return proposals_.retry(actor, proposal_id, thread_id, traceparent);
   });
   Proposal sent = r.proposal;
-  co_await launch(std::move(sent), traceparent);
+  core::async::Task<void> launched = launch(std::move(sent), traceparent);
+  co_await std::move(launched);
   co_return r;
 }
 

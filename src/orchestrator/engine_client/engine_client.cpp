@@ -145,7 +145,10 @@ EngineUnavailable cancelled() {
 }  // namespace
 
 EngineClient::EngineClient(EngineClientOptions options, core::async::Runtime& runtime)
-    : options_(std::move(options)), runtime_(runtime), breaker_(options_.breaker) {
+    : options_(std::move(options)),
+      runtime_(runtime),
+      breaker_(options_.breaker),
+      invokes_(static_cast<std::size_t>(std::max(1, options_.max_invokes_in_flight))) {
   while (!options_.base_url.empty() && options_.base_url.back() == '/') options_.base_url.pop_back();
   http_ = std::make_unique<core::http::AsyncHttpClient>(runtime_);
   breaker_gauge().set(0);
@@ -288,6 +291,8 @@ Task<std::string> EngineClient::invoke_async(nlohmann::json job, std::string tra
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "application/json");
   req.idempotent = true;  // the engine deduplicates by job_id (a repeated invoke answers the existing thread)
+  Task<core::async::Permit> turn = invokes_.acquire();
+  const core::async::Permit permit = co_await std::move(turn);  // held until the engine answered
   Task<ClientResponse> sent = call("invoke", true, std::move(req), {});
   ClientResponse r;
   try {

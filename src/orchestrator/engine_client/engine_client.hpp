@@ -25,6 +25,7 @@
 #include "core/async.hpp"
 #include "core/http_client.hpp"
 #include "core/resilience.hpp"
+#include "core/semaphore.hpp"
 
 namespace orchestrator::engine_client {
 
@@ -64,6 +65,9 @@ struct EngineClientOptions {
   std::chrono::milliseconds stream_open_timeout{30000};
   /// attempts per HTTP call (including the first) and full-jitter backoff: 200 ms base, 2 s cap.
   core::RetryPolicy retry{3, std::chrono::milliseconds(200), std::chrono::milliseconds(2000)};
+  /// Invokes in flight at once (>= 1): more wait for their turn, holding no thread, so a burst
+  /// of starts does not pile up in the engine's queues past the request timeout.
+  int max_invokes_in_flight = 16;
   /// breaker in front of invoke() (threshold 5, open 30 s, 3 half-open trials)
   core::CircuitBreaker::Options breaker{5, std::chrono::milliseconds(30000), 3};
 };
@@ -89,6 +93,8 @@ class EngineClient {
   /// Throws EngineUnavailable or EngineRejected. Blocks the calling thread.
   std::string invoke(const nlohmann::json& job, const std::string& traceparent = {});
   /// invoke() as a coroutine on `runtime` (Runtime::run_async awaits it from another executor).
+  /// At most `max_invokes_in_flight` run at once (first come, first served); the wait for a turn
+  /// is not part of request_timeout.
   core::async::Task<std::string> invoke_async(nlohmann::json job, std::string traceparent = {});
 
   /// GET /spec-engine/state/{thread_id}; nullopt on 404. Throws EngineUnavailable or
@@ -131,6 +137,7 @@ class EngineClient {
   core::async::Runtime& runtime_;
   std::unique_ptr<core::http::AsyncHttpClient> http_;
   mutable core::CircuitBreaker breaker_;
+  core::async::Semaphore invokes_;  ///< max_invokes_in_flight permits
 };
 
 }  // namespace orchestrator::engine_client

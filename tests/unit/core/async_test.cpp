@@ -276,6 +276,39 @@ TEST(RuntimeRunAsync, RunsOnTheOtherRuntimeAndResumesOnTheCallersThread) {
   a.stop();
 }
 
+// run_async's waiter destroyed first (its runtime stopped, as a server stops its handlers): the
+// task still runs to its end and hands its value to nobody, without touching the waiter's
+// executor, which is gone by then.
+TEST(RuntimeRunAsync, TaskOutlivesItsDestroyedWaiter) {
+  Runtime b(RuntimeOptions{1, 1, "callee"});
+  b.start();
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  {
+    auto a = std::make_unique<Runtime>(RuntimeOptions{1, 1, "caller"});
+    a->start();
+    std::atomic<bool> waiting{false};
+    a->spawn([](Runtime& callee, std::shared_ptr<std::atomic<bool>> f, std::atomic<bool>& w) -> Task<void> {
+      Task<int> slow = [](std::shared_ptr<std::atomic<bool>> f) -> Task<int> {
+        co_await sleep_for(300ms);
+        *f = true;
+        co_return 7;
+      }(f);
+      Task<int> there = callee.run_async(std::move(slow));
+      w = true;
+      (void)co_await std::move(there);
+    }(b, finished, waiting));
+    const auto until = std::chrono::steady_clock::now() + 5s;
+    while (!waiting && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(1ms);
+    a->stop();
+    a.reset();  // the waiter's executor is gone
+  }
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (!*finished && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(5ms);
+  EXPECT_TRUE(*finished);
+  std::this_thread::sleep_for(50ms);  // the hand-over after the value: nobody to wake
+  b.stop();
+}
+
 // Stopping a runtime while blocking work runs and more is queued behind it: as documented, the
 // queued jobs still run (no half-done work) and stop() returns once they have; no coroutine
 // waiting for a job is resumed after the I/O context stopped, and every one of them is

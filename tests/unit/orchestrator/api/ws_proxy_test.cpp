@@ -397,7 +397,12 @@ TEST_F(WsProxyTest, BrowserFallingBehindLiveEventsIsClosedWith1013) {
   for (long long s = 1; s <= 10; ++s) engine_.append(thread, numbered(s));
   ASSERT_TRUE(eventually([&] { return !conn->is_open(); }));
   EXPECT_EQ(conn->code(), 1013);
-  EXPECT_NE(conn->reason().find("after_seq=2"), std::string::npos) << conn->reason();
+  // The reason names the last event the connection was given: its two queued frames, or fewer
+  // when the follower got 5 ahead before the relay queued them (a busy machine).
+  const auto given = conn->seqs();
+  const long long last = given.empty() ? 0 : given.back();
+  EXPECT_LE(last, 2);
+  EXPECT_NE(conn->reason().find("after_seq=" + std::to_string(last)), std::string::npos) << conn->reason();
   EXPECT_TRUE(eventually([&] { return p.active() == 0; })) << "the relay ended with the connection";
 }
 

@@ -146,6 +146,8 @@ class Refinements : public orchestrator::testing::DbTest<Backend> {
     in.files = FileMap{{"/THE_SPEC/plan.md", FileEntry{{"# Plan"}, "2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"}}};
     workflow = workflows->create(alice, in).workflow.id;
   }
+  /// The runtime stops (its queued SQL done, its coroutines destroyed) before the services go.
+  void TearDown() override { rt.stop(); }
   /// start() and retry() run to their end on the runtime (the test thread waits).
   orchestrator::domain::Proposal start(orchestrator::domain::RefinementRequest r) {
     return rt.run_sync(service->start(std::move(r)));
@@ -253,21 +255,24 @@ TYPED_TEST(Refinements, RejectedJobFailsTheProposalWithTheReason) {
 TYPED_TEST(Refinements, StartsWaitingForTheEngineHoldNoThread) {
   this->engine.delay = std::chrono::milliseconds(1500);
   constexpr int kStarts = 12;
-  std::atomic<int> done{0};
+  auto done = std::make_shared<std::atomic<int>>(0);  // outlives this test if it fails early
   for (int i = 0; i < kStarts; ++i) {
     this->rt.spawn(
-        [](orchestrator::domain::RefinementService& s, orchestrator::domain::RefinementRequest r)
-            -> core::async::Task<void> { (void)co_await s.start(std::move(r)); }(*this->service, this->request()),
-        [&done](std::exception_ptr e) {
+        [](orchestrator::domain::RefinementService& s,
+           orchestrator::domain::RefinementRequest r) -> core::async::Task<void> {
+          core::async::Task<orchestrator::domain::Proposal> started = s.start(std::move(r));
+          (void)co_await std::move(started);
+        }(*this->service, this->request()),
+        [done](std::exception_ptr e) {
           EXPECT_TRUE(e == nullptr);
-          ++done;
+          ++*done;
         });
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (done < kStarts && std::chrono::steady_clock::now() < deadline) {
+  while (*done < kStarts && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  ASSERT_EQ(done.load(), kStarts);
+  ASSERT_EQ(done->load(), kStarts);
   EXPECT_GE(this->engine.most_in_flight, kStarts / 2);  // the records overlap the 1.5 s waits
   EXPECT_EQ(this->tracker.tracked.size(), static_cast<std::size_t>(kStarts));
   EXPECT_TRUE(this->tracker.held.empty());

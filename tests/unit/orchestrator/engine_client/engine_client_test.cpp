@@ -77,6 +77,10 @@ class FakeEngine {
     next_ = 0;
   }
   int hits() const { return hits_.load(); }
+  /// Every invoke takes this long to answer (on one of the fake's 4 handler threads).
+  void invoke_delay(std::chrono::milliseconds d) { invoke_delay_ms_ = static_cast<int>(d.count()); }
+  /// Most invokes the fake was answering at the same time.
+  int most_invokes_at_once() const { return most_invokes_.load(); }
   std::string last_after_seq() const {
     std::lock_guard lk(mu_);
     return last_after_seq_;
@@ -89,6 +93,14 @@ class FakeEngine {
  private:
   core::http::Response answer(core::http::Request& req, const std::string& endpoint) {
     ++hits_;
+    if (endpoint == "invoke" && invoke_delay_ms_ > 0) {
+      const int now = ++invokes_;
+      int seen = most_invokes_.load();
+      while (now > seen && !most_invokes_.compare_exchange_weak(seen, now)) {
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(invoke_delay_ms_.load()));
+      --invokes_;
+    }
     int status = 200;
     {
       std::lock_guard lk(mu_);
@@ -114,6 +126,7 @@ class FakeEngine {
   std::vector<int> statuses_;
   std::size_t next_ = 0;
   std::atomic<int> hits_{0};
+  std::atomic<int> invoke_delay_ms_{0}, invokes_{0}, most_invokes_{0};
   std::string last_after_seq_, last_traceparent_;
 };
 
@@ -155,6 +168,30 @@ struct Rt {
 };
 
 }  // namespace
+
+// At most max_invokes_in_flight invokes reach the engine at once: six started together against
+// an engine that could answer four at a time (its handler threads) arrive two by two, and all
+// six get their thread. The waiting ones hold no thread (the client's runtime has two).
+TEST(EngineClient, InvokesInFlightAreBounded) {
+  FakeEngine engine;
+  engine.invoke_delay(150ms);
+  Rt r;
+  EngineClientOptions o = fast_options(engine.url());
+  o.max_invokes_in_flight = 2;
+  EngineClient client(o, r.rt);
+  std::atomic<int> answered{0};
+  for (int i = 0; i < 6; ++i) {
+    r.rt.spawn([](EngineClient& c, std::atomic<int>& n) -> core::async::Task<void> {
+      core::async::Task<std::string> sent = c.invoke_async(job());
+      if (co_await std::move(sent) == "t-1") ++n;
+    }(client, answered));
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (answered < 6 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(answered.load(), 6);
+  EXPECT_EQ(engine.most_invokes_at_once(), 2);
+  EXPECT_EQ(engine.hits(), 6);
+}
 
 TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
   FakeEngine engine;
