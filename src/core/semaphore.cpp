@@ -7,11 +7,12 @@
 
 namespace core::async {
 
-/// A queued acquire(): woken through its Signal once `granted` (the permit is then its own).
+/// A queued acquire(), all fields under the semaphore's mutex. The Signal lives in acquire()'s
+/// frame (its timer belongs to the waiter's executor, which may go away first): `signal` is
+/// cleared before the frame ends, and release() notifies only under the mutex.
 struct Semaphore::Waiter {
-  explicit Waiter(const Executor& ex) : signal(ex) {}
-  Signal signal;
-  bool granted = false;  ///< release() handed this waiter the permit (under the semaphore's mutex)
+  Signal* signal = nullptr;
+  bool granted = false;  ///< release() handed this waiter the permit
   bool gone = false;     ///< the waiter stopped waiting; release() skips it
 };
 
@@ -44,20 +45,16 @@ std::size_t Semaphore::waiting() const {
 }
 
 void Semaphore::release() noexcept {
-  std::shared_ptr<Waiter> next;
-  {
-    std::lock_guard lk(mu_);
-    while (!waiters_.empty()) {
-      auto w = std::move(waiters_.front());
-      waiters_.pop_front();
-      if (w->gone) continue;
-      w->granted = true;
-      next = std::move(w);
-      break;
-    }
-    if (!next) ++free_;
+  std::lock_guard lk(mu_);
+  while (!waiters_.empty()) {
+    auto w = std::move(waiters_.front());
+    waiters_.pop_front();
+    if (w->gone) continue;
+    w->granted = true;
+    if (w->signal) w->signal->notify();
+    return;
   }
-  if (next) next->signal.notify();
+  ++free_;
 }
 
 Task<Permit> Semaphore::acquire(std::stop_token stop) {
@@ -69,7 +66,9 @@ Task<Permit> Semaphore::acquire(std::stop_token stop) {
       co_return Permit(this);
     }
   }
-  w = std::make_shared<Waiter>(co_await boost::asio::this_coro::executor);
+  Signal signal(co_await boost::asio::this_coro::executor);
+  w = std::make_shared<Waiter>();
+  w->signal = &signal;
   {
     std::lock_guard lk(mu_);
     if (free_ > 0 && waiters_.empty()) {  // released while the waiter was being made
@@ -90,6 +89,7 @@ Task<Permit> Semaphore::acquire(std::stop_token stop) {
       {
         std::lock_guard lk(sem.mu_);
         w->gone = true;
+        w->signal = nullptr;
         pass_on = w->granted;
       }
       if (pass_on) sem.release();
@@ -100,10 +100,11 @@ Task<Permit> Semaphore::acquire(std::stop_token stop) {
       std::lock_guard lk(mu_);
       if (w->granted) {
         leave.taken = true;
+        w->signal = nullptr;
         co_return Permit(this);
       }
     }
-    Task<bool> woken = w->signal.wait(stop);
+    Task<bool> woken = signal.wait(stop);
     if (!co_await std::move(woken)) co_return Permit();  // ~Leave passes on a late grant
   }
 }

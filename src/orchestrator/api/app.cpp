@@ -274,10 +274,13 @@ void App::stop() {
   //    caller stops the runtime afterwards, then the members here are destroyed.
   if (m.server) m.server->stop();
   // Starts the server stopped waiting for still run on the runtime: let them record their outcome
-  // and hand their proposal or run to the tracker (bounded by the engine call's deadlines; a
-  // start cut off after that is taken over by a sweeper once its lease expired).
-  const auto engine_bound = m.options.engine.request_timeout * std::max(1, m.options.engine.retry.max_attempts) +
-                            std::chrono::milliseconds(5000);
+  // and hand their proposal or run to the tracker, for as long as one engine call can take (its
+  // attempts and the backoff between them) plus 5 s for the SQL around it. A start still queued
+  // for an invoke slot after that is cut off when the runtime stops; a sweeper takes its proposal
+  // or run over once the lease expired.
+  const int attempts = std::max(1, m.options.engine.retry.max_attempts);
+  const auto engine_bound = m.options.engine.request_timeout * attempts +
+                            m.options.engine.retry.max_delay * (attempts - 1) + std::chrono::milliseconds(5000);
   if (!m.starts.wait_idle(std::chrono::duration_cast<std::chrono::milliseconds>(engine_bound))) {
     core::log::warn("starts_still_running_at_shutdown", {{"running", static_cast<long long>(m.starts.running())}});
   }

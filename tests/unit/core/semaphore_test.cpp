@@ -30,9 +30,9 @@ bool eventually(F done) {
 // Ten coroutines on one I/O thread, three permits: never more than three hold one, all ten get
 // theirs, and every permit is back at the end.
 TEST(Semaphore, BoundsHowManyGoAtOnce) {
+  Semaphore sem(3);  // outlives the runtime's coroutines
   Runtime rt(RuntimeOptions{1, 1, "semaphore-test"});
   rt.start();
-  Semaphore sem(3);
   std::atomic<int> holding{0}, most{0}, done{0};
   for (int i = 0; i < 10; ++i) {
     rt.spawn([](Semaphore& s, std::atomic<int>& h, std::atomic<int>& m, std::atomic<int>& d) -> Task<void> {
@@ -54,9 +54,9 @@ TEST(Semaphore, BoundsHowManyGoAtOnce) {
 // A waiter whose stop is requested gets an empty permit at once; the permit it did not get is
 // still there for the next one.
 TEST(Semaphore, StoppedWaiterGetsNothingAndTakesNothing) {
+  Semaphore sem(1);
   Runtime rt(RuntimeOptions{1, 1, "semaphore-test"});
   rt.start();
-  Semaphore sem(1);
   Permit held = rt.run_sync(sem.acquire());
   ASSERT_TRUE(held);
   std::stop_source stop;

@@ -191,6 +191,7 @@ TEST(EngineClient, InvokesInFlightAreBounded) {
   EXPECT_EQ(answered.load(), 6);
   EXPECT_EQ(engine.most_invokes_at_once(), 2);
   EXPECT_EQ(engine.hits(), 6);
+  r.rt.stop();  // before the client goes, should an invoke still run
 }
 
 TEST(EngineClient, RetriesTwoServerErrorsThenSucceeds) {
