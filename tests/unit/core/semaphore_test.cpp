@@ -25,6 +25,15 @@ bool eventually(F done) {
   return true;
 }
 
+/// Waits for a permit (until `stop`), records in `got` whether it came (1) or not (0), and
+/// holds it for `hold`.
+Task<void> take_permit(Semaphore& s, std::stop_token stop, std::atomic<int>& got, std::chrono::milliseconds hold) {
+  Task<Permit> turn = s.acquire(stop);
+  const Permit p = co_await std::move(turn);
+  got = p ? 1 : 0;
+  co_await sleep_for(hold);
+}
+
 }  // namespace
 
 // Ten coroutines on one I/O thread, three permits: never more than three hold one, all ten get
@@ -61,11 +70,7 @@ TEST(Semaphore, StoppedWaiterGetsNothingAndTakesNothing) {
   ASSERT_TRUE(held);
   std::stop_source stop;
   std::atomic<int> got{-1};
-  rt.spawn([](Semaphore& s, std::stop_token st, std::atomic<int>& g) -> Task<void> {
-    Task<Permit> turn = s.acquire(st);
-    const Permit p = co_await std::move(turn);
-    g = p ? 1 : 0;
-  }(sem, stop.get_token(), got));
+  rt.spawn(take_permit(sem, stop.get_token(), got, 0ms));
   ASSERT_TRUE(eventually([&] { return sem.waiting() == 1; }));
   stop.request_stop();
   ASSERT_TRUE(eventually([&] { return got != -1; }));
@@ -86,13 +91,11 @@ TEST(Semaphore, WaiterDestroyedByAStoppingRuntimeLosesNoPermit) {
   {
     Runtime rt(RuntimeOptions{1, 1, "semaphore-waiter"});
     rt.start();
-    rt.spawn([](Semaphore& s) -> Task<void> {
-      Task<Permit> turn = s.acquire();
-      const Permit p = co_await std::move(turn);
-      co_await sleep_for(std::chrono::hours(1));
-    }(sem));
+    std::atomic<int> got{-1};
+    rt.spawn(take_permit(sem, {}, got, std::chrono::hours(1)));
     ASSERT_TRUE(eventually([&] { return sem.waiting() == 1; }));
     rt.stop();
+    EXPECT_EQ(got.load(), -1) << "it never got the permit";
   }
   EXPECT_EQ(sem.waiting(), 0u);
   held.release();
