@@ -51,15 +51,19 @@ Response handle_invoke(const ApiContext& ctx, Request& req) {
   }
   auto& ok = std::get<ParsedInvoke>(parsed);
   ok.job.traceparent = req.traceparent;
-  auto res = ctx.runs->submit(ok.job);
-  nlohmann::json fields = {{"thread_id", ok.job.job_id}, {"trace_id", ok.job.trace_id},
-                           {"traceparent", req.traceparent}, {"request_id", req.request_id}, {"mode", ok.mode}};
+  const std::string thread_id = ok.job.job_id;
+  nlohmann::json fields = {{"thread_id", thread_id},
+                           {"trace_id", ok.job.trace_id},
+                           {"traceparent", req.traceparent},
+                           {"request_id", req.request_id},
+                           {"mode", ok.mode}};
+  auto res = ctx.runs->submit(std::move(ok.job));
   if (ok.cloudevent.is_object() && ok.cloudevent.contains("id")) fields["cloudevent_id"] = ok.cloudevent["id"];
   switch (res.outcome) {
     case bus::SubmitOutcome::started: {
       core::log::info("run accepted", fields);
-      auto r = Response::json(202, {{"thread_id", ok.job.job_id}, {"status", "started"}});
-      r.headers.set("Location", "/spec-engine/state/" + ok.job.job_id);
+      auto r = Response::json(202, {{"thread_id", thread_id}, {"status", "started"}});
+      r.headers.set("Location", "/spec-engine/state/" + thread_id);
       return r;
     }
     case bus::SubmitOutcome::existing: {
@@ -69,8 +73,8 @@ Response handle_invoke(const ApiContext& ctx, Request& req) {
       fields["thread_status"] = status;
       core::log::info("duplicate job: existing thread returned", fields);
       auto r = Response::json(
-          202, {{"thread_id", ok.job.job_id}, {"status", "started"}, {"duplicate", true}, {"thread_status", status}});
-      r.headers.set("Location", "/spec-engine/state/" + ok.job.job_id);
+          202, {{"thread_id", thread_id}, {"status", "started"}, {"duplicate", true}, {"thread_status", status}});
+      r.headers.set("Location", "/spec-engine/state/" + thread_id);
       return r;
     }
     case bus::SubmitOutcome::queue_full: {

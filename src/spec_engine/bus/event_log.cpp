@@ -115,8 +115,21 @@ struct EventLog::Impl {
       }
       return;
     }
+    enqueue_event_locked(r, type, std::move(data), nullptr);
+  }
+
+  /// An event given as text (Run::emit_text): never merged, `data` stays null.
+  void emit_text(const RunPtr& r, const std::string& type, std::shared_ptr<const std::string> text) {
+    std::lock_guard lk(mu);
+    if (r->fenced || stopped) return;
+    enqueue_event_locked(r, type, nullptr, std::move(text));
+  }
+
+  /// Numbers the event after the run's merged delta and queues it. Caller holds mu.
+  void enqueue_event_locked(const RunPtr& r, const std::string& type, nlohmann::json data,
+                            std::shared_ptr<const std::string> text) {
     flush_delta_locked(r);
-    store::EventRecord ev{r->thread_id, ++r->seq, type, std::move(data), core::now_rfc3339()};
+    store::EventRecord ev{r->thread_id, ++r->seq, type, std::move(data), core::now_rfc3339(), std::move(text)};
     queue.push_back({store::Write{r->epoch, store::EventWrite{std::move(ev)}}, r, {}});
     cv.notify_one();
   }
@@ -138,6 +151,17 @@ struct EventLog::Impl {
       }
     }
     if (done) done(refused);
+  }
+
+  /// Queues the run's checkpoint, numbered after the last event (a merged delta is flushed first).
+  void push_checkpoint(const RunPtr& r, store::CheckpointWrite w, Completion done) {
+    {
+      std::lock_guard lk(mu);
+      flush_delta_locked(r);
+      w.seq = r->seq;
+    }
+    w.thread_id = r->thread_id;
+    push(r, store::Write{r->epoch, std::move(w)}, std::move(done));
   }
 
   void run_writer();
@@ -345,15 +369,21 @@ void EventLog::Run::emit(const std::string& event_type, nlohmann::json data) {
 }
 
 void EventLog::Run::checkpoint(nlohmann::json state, Completion done) {
-  // The checkpoint's seq is the last event numbered before it (a merged delta is flushed first).
-  std::int64_t seq = 0;
-  {
-    std::lock_guard lk(s_->log->mu);
-    if (s_->pending) s_->log->flush_delta_locked(s_);
-    seq = s_->seq;
-  }
-  s_->log->push(s_, store::Write{s_->epoch, store::CheckpointWrite{s_->thread_id, seq, std::move(state)}},
-                std::move(done));
+  store::CheckpointWrite write;
+  write.state = std::move(state);
+  s_->log->push_checkpoint(s_, std::move(write), std::move(done));
+}
+
+void EventLog::Run::emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text) {
+  s_->log->emit_text(s_, event_type, std::move(data_text));
+}
+
+void EventLog::Run::checkpoint_text(std::shared_ptr<const std::string> state_text, runtime::TokenUsage usage,
+                                    Completion done) {
+  store::CheckpointWrite write;
+  write.state_text = std::move(state_text);
+  write.usage = usage;
+  s_->log->push_checkpoint(s_, std::move(write), std::move(done));
 }
 
 void EventLog::Run::set_status(std::string status, Completion done) {

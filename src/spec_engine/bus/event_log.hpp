@@ -78,6 +78,13 @@ class EventLog {
     /// Replaces the thread's checkpoint with `state` (taken after the last emitted event);
     /// `done` runs when durable.
     void checkpoint(nlohmann::json state, Completion done);
+    /// emit() of an event whose data is already serialized (`data_text`, one JSON object as
+    /// store::dump_json writes it): stored, published and sent as given, never parsed; never
+    /// merged with on_llm_stream deltas.
+    void emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text);
+    /// checkpoint() of a state already serialized (runtime::to_checkpoint_text); `usage` is its
+    /// token counts (runtime::checkpoint_usage of that state).
+    void checkpoint_text(std::shared_ptr<const std::string> state_text, runtime::TokenUsage usage, Completion done);
     /// Sets the thread's status (queued | running); `done` runs when durable.
     void set_status(std::string status, Completion done);
     /// Ends the run: stores the `end` event ({"status", "error"?}) and the outcome (with the

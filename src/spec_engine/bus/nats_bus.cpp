@@ -476,7 +476,7 @@ void handle_message(NatsBus& bus, RunManager& runs, natsMsg* msg) {
 
     SubmitResult res;
     try {
-      res = runs.submit(ok.job);
+      res = runs.submit(std::move(ok.job));  // `fields` already names it
     } catch (const std::exception& e) {
       fields["error"] = e.what();
       core::log::error("nats job not accepted: database error; redelivery later", fields);

@@ -81,6 +81,28 @@ struct Loaded {
   std::optional<nlohmann::json> checkpoint;
 };
 
+/// A job submitted here, about to run: the row's status, epoch and last event are read (it may
+/// have been cancelled, deleted or taken over meanwhile) and the definition and input are moved
+/// out of `job` (so it is never run twice from memory). Nullopt when it must not run.
+std::optional<Loaded> take_submitted(store::Store& store, const std::string& thread_id, std::int64_t epoch, Job& job,
+                                     const std::string& owner) {
+  auto progress = store.thread_progress(thread_id);
+  if (!progress || store::is_terminal(progress->status) || progress->epoch != epoch) return std::nullopt;
+  Loaded out;
+  store::ThreadRecord& rec = out.rec;
+  rec.thread_id = thread_id;
+  rec.job_id = job.job_id;
+  rec.trace_id = job.trace_id;
+  rec.traceparent = job.traceparent;
+  rec.status = progress->status;
+  rec.last_seq = progress->last_seq;
+  rec.epoch = progress->epoch;
+  rec.owner = owner;
+  rec.agent_definition = std::move(job.agent_definition);
+  rec.input_payload = std::move(job.input_payload);
+  return out;
+}
+
 }  // namespace
 
 /// Observer of one run: hands events and checkpoints to the event log; a checkpoint completes
@@ -96,11 +118,29 @@ class RunManager::Observer : public runtime::RunObserver {
     events_emitted().inc({{"event_type", event_type}});
   }
 
+  void emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text) override {
+    if (active_->lost) return;
+    log_->emit_text(event_type, std::move(data_text));
+    events_emitted().inc({{"event_type", event_type}});
+  }
+
   /// Throws Fenced (ending the run) when the thread is gone or taken over.
   core::async::Task<void> checkpoint(nlohmann::json state) override {
     if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
     auto log = log_;
     auto begin = [log, &state](Completion done) { log->checkpoint(std::move(state), std::move(done)); };
+    auto stored = await_durable(std::move(begin));
+    co_await std::move(stored);
+  }
+
+  /// As checkpoint(), for a state the run serialized itself.
+  core::async::Task<void> checkpoint_text(std::shared_ptr<const std::string> state_text,
+                                          runtime::TokenUsage usage) override {
+    if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
+    auto log = log_;
+    auto begin = [log, &state_text, usage](Completion done) {
+      log->checkpoint_text(std::move(state_text), usage, std::move(done));
+    };
     auto stored = await_durable(std::move(begin));
     co_await std::move(stored);
   }
@@ -258,7 +298,7 @@ void RunManager::start() {
   launch(std::move(runs));
 }
 
-SubmitResult RunManager::submit(const Job& job) {
+SubmitResult RunManager::submit(Job job) {
   if (!accepting_) return {SubmitOutcome::shutting_down, {}};
   std::lock_guard submit_lk(submit_mu_);
   // Only the status: reading the whole row would parse the job's definition and files again.
@@ -273,18 +313,22 @@ SubmitResult RunManager::submit(const Job& job) {
   rec.trace_id = job.trace_id;
   rec.traceparent = job.traceparent;
   rec.status = store::kQueued;
-  rec.agent_definition = job.agent_definition;
-  rec.input_payload = job.input_payload.is_null() ? nlohmann::json::object() : job.input_payload;
+  rec.agent_definition = std::move(job.agent_definition);
+  rec.input_payload = job.input_payload.is_null() ? nlohmann::json::object() : std::move(job.input_payload);
   rec.owner = options_.replica_id;
   if (!store_.create_thread(rec, options_.lease_ttl)) {
     // Created concurrently by another engine sharing the database.
-    auto existing = store_.thread_progress(job.job_id);
+    auto existing = store_.thread_progress(rec.thread_id);
     return {SubmitOutcome::existing, existing ? existing->status : std::string(store::kQueued)};
   }
+  // The run takes the documents from the queued job (execute_run) instead of the row.
+  job.agent_definition = std::move(rec.agent_definition);
+  job.input_payload = std::move(rec.input_payload);
+  auto submitted = std::make_shared<Job>(std::move(job));
   std::vector<Launch> runs;
   {
     std::lock_guard lk(mu_);
-    queue_.push_back({rec.thread_id, 1, false});
+    queue_.push_back({rec.thread_id, 1, false, std::move(submitted)});
     take_runnable_locked(runs);
   }
   launch(std::move(runs));
@@ -424,6 +468,9 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   auto load = [this, &item]() -> std::optional<Loaded> {
     return retry_while_pool_busy(
         [&]() -> std::optional<Loaded> {
+          if (item.job && !item.job->agent_definition.is_null()) {
+            return take_submitted(store_, item.thread_id, item.epoch, *item.job, options_.replica_id);
+          }
           auto rec = store_.get_thread(item.thread_id);
           if (!rec || store::is_terminal(rec->status) || rec->epoch != item.epoch) return std::nullopt;
           Loaded out{std::move(*rec), std::nullopt};

@@ -13,6 +13,8 @@
 // streamed delta, passed to the model call (which ends at once, also before its first
 // byte) and polled by every tool call's core::Budget on the blocking pool. Which of the
 // two fired decides the outcome: "cancelled", or "failed" with the wall-time message.
+#include "spec_engine/runtime/run.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,10 +24,11 @@
 #include <set>
 
 #include "core/budget.hpp"
+#include "core/json_parse.hpp"
+#include "core/json_text.hpp"
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "spec_engine/models/factory.hpp"
-#include "spec_engine/runtime/run.hpp"
 #include "spec_engine/runtime/state.hpp"
 #include "spec_engine/runtime/telemetry.hpp"
 #include "spec_engine/tools/builtin.hpp"
@@ -356,15 +359,17 @@ std::string Run::summary(const json& messages, std::size_t from) const {
 
 core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) {
   counters_.elapsed_ms = elapsed_ms();
-  json state = to_checkpoint(stack_, fs_.to_json(), counters_, models_.scripted_cursors());
+  // The files are serialized once (from the text kept per unchanged file) and spliced into
+  // both the checkpoint and the on_state_update.
+  const std::string files_text = fs_.to_text();
+  auto state = std::make_shared<const std::string>(
+      to_checkpoint_text(stack_, files_text, counters_, models_.scripted_cursors()));
   // Files whenever they changed since the previous on_state_update, and always in the
-  // run's last one (so its files equal the final state's generated_files): copied out before
-  // the state itself is handed to the checkpoint.
+  // run's last one (so its files equal the final state's generated_files).
   const bool with_files = fs_.version() != files_version_emitted_ || final_root;
-  json files = with_files ? state["files"] : json();
   std::exception_ptr observer_error;
   try {
-    auto durable = obs_.checkpoint(std::move(state));
+    auto durable = obs_.checkpoint_text(std::move(state), usage_of(counters_));
     co_await std::move(durable);
   } catch (...) {
     observer_error = std::current_exception();
@@ -378,10 +383,12 @@ core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) 
                {"model", model_label_}};
   if (depth > 0) data["parent"] = stack_[depth - 1].node;
   if (with_files) {
-    data["files"] = std::move(files);
     files_version_emitted_ = fs_.version();
+    obs_.emit_text("on_state_update",
+                   std::make_shared<const std::string>(core::json::dump_with_member(data, "files", files_text)));
+  } else {
+    obs_.emit("on_state_update", std::move(data));
   }
-  obs_.emit("on_state_update", std::move(data));
   summary_from_ = stack_[depth].messages.size();
 }
 
@@ -661,9 +668,13 @@ core::async::Task<RunResult> Run::go() {
       json data = {{"node", f.node}, {"step", counters_.steps}, {"todos", f.todos},
                    {"messages", summary(f.messages, 0)}, {"model", model_label_}};
       if (resumed) data["resumed"] = true;
-      if (!fs_.files().empty()) data["files"] = fs_.to_json();
       files_version_emitted_ = fs_.version();
-      obs_.emit("on_state_update", std::move(data));
+      if (fs_.files().empty()) {
+        obs_.emit("on_state_update", std::move(data));
+      } else {
+        obs_.emit_text("on_state_update",
+                       std::make_shared<const std::string>(core::json::dump_with_member(data, "files", fs_.to_text())));
+      }
       summary_from_ = f.messages.size();
     }
     auto root = run_agent(0, resumed);
@@ -696,6 +707,15 @@ core::async::Task<RunResult> Run::go() {
 }
 
 }  // namespace
+
+void RunObserver::emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text) {
+  emit(event_type, core::json::parse(*data_text, core::json::kInternalLimits));
+}
+
+core::async::Task<void> RunObserver::checkpoint_text(std::shared_ptr<const std::string> state_text, TokenUsage) {
+  auto stored = checkpoint(core::json::parse(*state_text, core::json::kInternalLimits));
+  co_await std::move(stored);
+}
 
 core::async::Task<RunResult> execute(const RunRequest& request, const RunLimits& limits, const ModelSettings& models,
                                      RunObserver& observer, RunEnv& env) {

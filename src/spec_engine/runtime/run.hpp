@@ -106,6 +106,14 @@ class RunObserver {
   /// keeps it without copying); completes once durable. Throws to end the run (e.g. the host
   /// lost the thread's lease); the runtime lets that exception propagate out of execute().
   virtual core::async::Task<void> checkpoint(nlohmann::json state) = 0;
+  /// emit() of an event whose data the run serialized itself: `data_text` is one JSON object as
+  /// core::json::dump writes it (an on_state_update spliced around the files' text). Never merged
+  /// with on_llm_stream deltas. The default parses it and calls emit(); a host that stores text
+  /// overrides it to keep the text as given.
+  virtual void emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text);
+  /// checkpoint() of a state the run serialized itself (to_checkpoint_text), with its token
+  /// counts (checkpoint_usage of that state). The default parses it and calls checkpoint().
+  virtual core::async::Task<void> checkpoint_text(std::shared_ptr<const std::string> state_text, TokenUsage usage);
 };
 
 /// Outcome of a run.

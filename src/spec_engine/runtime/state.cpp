@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "core/json_text.hpp"
+
 namespace spec_engine::runtime {
 
 using nlohmann::json;
@@ -21,6 +23,13 @@ json to_checkpoint(const std::vector<Frame>& stack, json files, const RunCounter
                       {"total", c.prompt_tokens + c.completion_tokens}}},
           {"scripted_cursors", scripted_cursors},
           {"elapsed_ms", c.elapsed_ms}};
+}
+
+std::string to_checkpoint_text(const std::vector<Frame>& stack, std::string_view files_text, const RunCounters& c,
+                               const json& scripted_cursors) {
+  json state = to_checkpoint(stack, json(), c, scripted_cursors);
+  state.erase("files");
+  return core::json::dump_with_member(state, "files", files_text);
 }
 
 namespace {

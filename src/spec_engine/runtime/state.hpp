@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -67,6 +68,12 @@ TokenUsage checkpoint_usage(const nlohmann::json& checkpoint);
 /// copied as given; tokens.total = prompt + completion. Pure (no I/O).
 nlohmann::json to_checkpoint(const std::vector<Frame>& stack, nlohmann::json files,
                              const RunCounters& counters, const nlohmann::json& scripted_cursors);
+
+/// dump_json(to_checkpoint(stack, files, ...)) where `files_text` is the files' JSON text
+/// (tools::FileSystem::to_text), spliced in without parsing or serializing it again
+/// (core::json::dump_with_member). Pure.
+std::string to_checkpoint_text(const std::vector<Frame>& stack, std::string_view files_text,
+                               const RunCounters& counters, const nlohmann::json& scripted_cursors);
 
 /// Reads stack and counters from a checkpoint (files are loaded by the caller).
 /// Returns false with `why` set when the shape is wrong: not an object, version != 1, empty

@@ -12,6 +12,7 @@
 
 #include "core/db_statements.hpp"
 #include "core/json_parse.hpp"
+#include "core/json_text.hpp"
 #include "core/unavailable.hpp"
 #include "core/util.hpp"
 
@@ -38,7 +39,7 @@ const std::string kThreadColumns =
     ", recoveries, created_at, updated_at, owner, epoch, lease_expires_at, input_tokens, output_tokens";
 
 /// What a stream follows of a thread (Store::thread_progress).
-const std::string kProgressColumns = "status, " + kLastSeq;
+const std::string kProgressColumns = "status, " + kLastSeq + ", epoch";
 
 /// Epoch milliseconds of the database's clock, as an SQL expression.
 std::string now_ms(core::db::Dialect d) {
@@ -171,18 +172,27 @@ void update_outcome(soci::session& sql, const std::string& thread_id, const std:
   if (usage) update_usage(sql, thread_id, *usage);
 }
 
+/// The checkpoint's text: as serialized by the run when it did, else dump_json(state).
+std::string checkpoint_text(const CheckpointWrite& c) { return c.state_text ? *c.state_text : dump(c.state); }
+
+/// The checkpoint's token counts: given with its text, else read from the state.
+runtime::TokenUsage checkpoint_tokens(const CheckpointWrite& c) {
+  return c.state_text ? c.usage : runtime::checkpoint_usage(c.state);
+}
+
 /// Upserts the thread's only checkpoint.
-void upsert_checkpoint(soci::session& sql, const std::string& thread_id, std::int64_t seq,
-                       const nlohmann::json& state) {
-  const std::string text = dump(state);
+void upsert_checkpoint(soci::session& sql, const CheckpointWrite& c) {
+  const std::string& thread_id = c.thread_id;
+  const std::string own = c.state_text ? std::string() : dump(c.state);
+  const std::string& text = c.state_text ? *c.state_text : own;
   const std::string now = core::now_rfc3339();
-  const long long s = seq;
+  const long long s = c.seq;
   core::db::run_reused(sql,
                        "INSERT INTO checkpoints (thread_id, seq, state, created_at) VALUES (:tid, :seq, :state, :c) "
                        "ON CONFLICT (thread_id) DO UPDATE SET seq = excluded.seq, state = excluded.state, "
                        "created_at = excluded.created_at",
                        soci::use(thread_id), soci::use(s), soci::use(text), soci::use(now));
-  update_usage(sql, thread_id, runtime::checkpoint_usage(state));
+  update_usage(sql, thread_id, checkpoint_tokens(c));
 }
 
 }  // namespace
@@ -218,7 +228,8 @@ nlohmann::json ThreadRecord::to_state_json() const {
 }
 
 nlohmann::json EventRecord::to_json() const {
-  return {{"event_type", event_type}, {"data", data}, {"seq", seq}, {"thread_id", thread_id}, {"ts", ts}};
+  nlohmann::json d = data.is_null() && data_text ? core::json::parse(*data_text, core::json::kInternalLimits) : data;
+  return {{"event_type", event_type}, {"data", std::move(d)}, {"seq", seq}, {"thread_id", thread_id}, {"ts", ts}};
 }
 
 std::string EventRecord::to_text() const {
@@ -243,9 +254,7 @@ std::string EventRecord::to_text() const {
   return out;
 }
 
-std::string dump_json(const nlohmann::json& j) {
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
+std::string dump_json(const nlohmann::json& j) { return core::json::dump(j); }
 
 bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lease_ttl) {
   Conn conn(db_);
@@ -290,13 +299,14 @@ std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
 std::optional<ThreadProgress> Store::thread_progress(const std::string& thread_id) {
   Conn conn(db_);
   ThreadProgress out;
-  long long last_seq = 0;
+  long long last_seq = 0, epoch = 0;
   soci::indicator ind = soci::i_null;
   const bool got = core::db::run_reused(
       conn.sql(), std::string("SELECT ") + kProgressColumns + " FROM threads WHERE thread_id = :tid",
-      soci::into(out.status, ind), soci::into(last_seq), soci::use(thread_id));
+      soci::into(out.status, ind), soci::into(last_seq), soci::into(epoch), soci::use(thread_id));
   if (!got || ind != soci::i_ok) return std::nullopt;
   out.last_seq = last_seq;
+  out.epoch = epoch;
   return out;
 }
 
@@ -553,7 +563,7 @@ BatchResult Store::write_batch(const std::vector<Write>& writes, const std::stri
               auto& last = out.last_seq[op.event.thread_id];
               last = std::max<std::int64_t>(last, op.event.seq);
             } else if constexpr (std::is_same_v<T, CheckpointWrite>) {
-              upsert_checkpoint(sql, op.thread_id, op.seq, op.state);
+              upsert_checkpoint(sql, op);
             } else if constexpr (std::is_same_v<T, StatusWrite>) {
               const std::string now = core::now_rfc3339();
               core::db::run_reused(sql, "UPDATE threads SET status = :st, updated_at = :u WHERE thread_id = :tid",
@@ -601,8 +611,8 @@ void write_batch_pg(soci::session& sql, const std::vector<Write>& writes,
             auto& last = out.last_seq[op.event.thread_id];
             last = std::max<std::int64_t>(last, op.event.seq);
           } else if constexpr (std::is_same_v<T, CheckpointWrite>) {
-            b.checkpoints[op.thread_id] = {op.seq, dump(op.state)};
-            b.usage[op.thread_id] = runtime::checkpoint_usage(op.state);
+            b.checkpoints[op.thread_id] = {op.seq, checkpoint_text(op)};
+            b.usage[op.thread_id] = checkpoint_tokens(op);
           } else if constexpr (std::is_same_v<T, StatusWrite>) {
             if (b.outcomes.count(op.thread_id)) {
               b.late_statuses.emplace_back(op.thread_id, op.status);
@@ -816,7 +826,7 @@ std::int64_t Store::db_now_ms() {
 
 void Store::save_checkpoint(const std::string& thread_id, std::int64_t seq, const nlohmann::json& state) {
   Conn conn(db_);
-  upsert_checkpoint(conn.sql(), thread_id, seq, state);
+  upsert_checkpoint(conn.sql(), CheckpointWrite{thread_id, seq, state});
 }
 
 std::optional<nlohmann::json> Store::latest_checkpoint(const std::string& thread_id) {

@@ -72,9 +72,12 @@ struct EventRecord {
   std::string ts;
   /// `data` serialized by dump_json, when already done: the event log sets it once before the
   /// write, and the database row, the stream frame and the NATS message reuse it instead of
-  /// serializing `data` again. Null = serialize `data` where needed. Must match `data`.
+  /// serializing `data` again. Null = serialize `data` where needed. When set it must match
+  /// `data`, or `data` is null: a run that built the text itself (an on_state_update spliced
+  /// around its files' text) never has the document, and nothing on the write path needs it.
   std::shared_ptr<const std::string> data_text;
-  /// {event_type, data, seq, thread_id, ts} (the stream's event shape, docs/engine-api.md#events).
+  /// {event_type, data, seq, thread_id, ts} (the stream's event shape, docs/engine-api.md#events);
+  /// `data` parsed back from data_text when only the text is there.
   nlohmann::json to_json() const;
   /// to_json() serialized by dump_json, built around data_text when it is set.
   std::string to_text() const;
@@ -88,6 +91,7 @@ std::string dump_json(const nlohmann::json& j);
 struct ThreadProgress {
   std::string status;          ///< queued | running | completed | failed | cancelled
   std::int64_t last_seq = 0;   ///< highest stored event seq (0 = none)
+  std::int64_t epoch = 0;      ///< lease epoch of the thread's current owner
 };
 
 /// A thread a replica has just claimed (Store::claim_expired).
@@ -110,6 +114,11 @@ struct CheckpointWrite {
   std::string thread_id;
   std::int64_t seq = 0;
   nlohmann::json state;
+  /// The state already serialized by dump_json (the runtime builds it around its files' text,
+  /// runtime::to_checkpoint_text); when set it is what is stored, `state` is ignored (null) and
+  /// `usage` gives the token counts.
+  std::shared_ptr<const std::string> state_text;
+  runtime::TokenUsage usage;  ///< checkpoint_usage of the state, when state_text is set
 };
 /// Sets the thread's status (queued | running), e.g. when a run starts or is interrupted.
 struct StatusWrite {

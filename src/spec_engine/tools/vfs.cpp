@@ -1,5 +1,6 @@
 #include "spec_engine/tools/vfs.hpp"
 
+#include "core/json_text.hpp"
 #include "core/util.hpp"
 
 namespace spec_engine::tools {
@@ -108,6 +109,7 @@ std::vector<std::pair<std::string, std::string>> FileSystem::load(const nlohmann
   }
   if (errs.empty()) {
     files_ = std::move(staged.files_);
+    entry_text_.clear();
     total_bytes_ = staged.total_bytes_;
     ++version_;
   }
@@ -119,6 +121,23 @@ nlohmann::json FileSystem::to_json() const {
   for (const auto& [path, f] : files_) {
     out[path] = {{"content", f.lines}, {"created_at", f.created_at}, {"modified_at", f.modified_at}};
   }
+  return out;
+}
+
+std::string FileSystem::to_text() const {
+  std::string out = "{";
+  for (const auto& [path, f] : files_) {
+    auto it = entry_text_.find(path);
+    if (it == entry_text_.end()) {
+      const nlohmann::json entry = {{"content", f.lines}, {"created_at", f.created_at}, {"modified_at", f.modified_at}};
+      it = entry_text_.emplace(path, core::json::dump(entry)).first;
+    }
+    if (out.size() > 1) out += ',';
+    out += core::json::dump(nlohmann::json(path));
+    out += ':';
+    out += it->second;
+  }
+  out += '}';
   return out;
 }
 
@@ -149,6 +168,7 @@ std::string FileSystem::put(const std::string& path, std::string_view content) {
     it->second.modified_at = now;
   }
   it->second.lines = std::move(lines);
+  entry_text_.erase(path);
   total_bytes_ = total_bytes_ - old + bytes;
   ++version_;
   return "";

@@ -62,6 +62,10 @@ class FileSystem {
                                                         const std::string& prefix = "files");
   /// The full map in the deepagents shape (keys sorted).
   nlohmann::json to_json() const;
+  /// core::json::dump(to_json()), built from each file's text, kept from the last call until
+  /// the file changes: a step that wrote one file serializes that file only. The kept texts
+  /// cost about the files' size again in memory.
+  std::string to_text() const;
 
   /// File at an already-normalised path, or nullptr.
   const File* find(const std::string& path) const;
@@ -79,6 +83,8 @@ class FileSystem {
  private:
   VfsLimits limits_;
   std::map<std::string, File> files_;
+  /// Path -> the JSON text of files_[path]'s value, for to_text(); dropped when the file changes.
+  mutable std::map<std::string, std::string, std::less<>> entry_text_;
   std::size_t total_bytes_ = 0;
   std::uint64_t version_ = 0;
 };

@@ -232,6 +232,42 @@ TEST_P(EventLogTest, UsageFollowsTheCheckpointsThenTheOutcome) {
   EXPECT_EQ(again.get_thread("t")->usage.input_tokens, 300);
 }
 
+TEST_P(EventLogTest, EventsAndCheckpointsGivenAsTextAreStoredAndPublishedAsGiven) {
+  create("t");
+  EventLogOptions o;
+  o.delta_flush = 10s;
+  auto log = make(o);
+  log->start();
+  auto run = log->open("t", 1, 0);
+  // Texts as the runtime splices them (members sorted, compact); a delta before them is
+  // flushed first and keeps its place.
+  const auto data = std::make_shared<const std::string>(R"({"files":{"/a.md":{"content":["x \"q\""]}},"step":1})");
+  const auto state =
+      std::make_shared<const std::string>(R"({"files":{},"step":1,"tokens":{"completion":2,"prompt":7}})");
+  run->emit("on_llm_stream", delta("main", "before"));
+  run->emit_text("on_state_update", data);
+  durable([&](Completion d) { run->checkpoint_text(state, spec_engine::runtime::TokenUsage{7, 2}, std::move(d)); });
+  auto events = store_->events_after("t", 0);
+  ASSERT_EQ(events.size(), 2u);
+  EXPECT_EQ(events[0].data["delta"], "before");
+  EXPECT_EQ(events[1].seq, 2);
+  EXPECT_EQ(events[1].event_type, "on_state_update");
+  EXPECT_EQ(spec_engine::store::dump_json(events[1].data), *data);
+  auto cp = store_->latest_checkpoint("t");
+  ASSERT_TRUE(cp);
+  EXPECT_EQ(spec_engine::store::dump_json(*cp), *state);
+  EXPECT_EQ(store_->get_thread("t")->usage.input_tokens, 7);
+  EXPECT_EQ(store_->get_thread("t")->usage.output_tokens, 2);
+  log->stop(1s);
+  std::lock_guard lk(mu_);
+  ASSERT_EQ(published_.size(), 2u);
+  EXPECT_TRUE(published_[1].data.is_null());  // the text is never parsed on the write path
+  EXPECT_EQ(published_[1].to_text(), R"({"data":)" + *data +
+                                         R"(,"event_type":"on_state_update","seq":2,"thread_id":"t","ts":")" +
+                                         published_[1].ts + R"("})");
+  EXPECT_EQ(published_[1].to_json()["data"]["step"], 1);
+}
+
 TEST_P(EventLogTest, ARunWhoseThreadWasTakenOverIsFencedAndStopped) {
   create("t", "a");
   auto log = make();

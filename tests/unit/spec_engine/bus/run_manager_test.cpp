@@ -452,6 +452,49 @@ TEST_P(RunManagerTest, ConcurrencyLimitQueuesTheRest) {
   rm.shutdown(1s);
 }
 
+// A job submitted here runs with the documents it was submitted with, and only while its row
+// still allows it: a queued job whose thread ended or was deleted elsewhere (another replica's
+// DELETE, before its broadcast arrives) before a slot freed never runs.
+TEST_P(RunManagerTest, AQueuedJobRunsWithItsOwnDocumentsOnlyWhileItsRowAllowsIt) {
+  std::mutex mu;
+  std::map<std::string, std::pair<nlohmann::json, nlohmann::json>> ran;  // id -> definition, input
+  std::atomic<bool> release{false};
+  auto exec = [&](const RunRequest& r, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    {
+      std::lock_guard lk(mu);
+      ran[r.thread_id] = {r.definition, r.input_payload};
+    }
+    if (r.thread_id == "first") {
+      auto wait = wait_for_release(release, env);
+      co_await std::move(wait);
+    }
+    co_return RunResult{"completed", {}, {}, {}};
+  };
+  auto rm = manager(slots(1, 10), exec);
+  rm->start();
+  ASSERT_EQ(rm->submit(job("first")).outcome, SubmitOutcome::started);
+  ASSERT_EQ(wait_status("first", "running"), "running");
+  for (const char* id : {"kept", "ended", "deleted"}) {
+    Job j = job(id);
+    j.input_payload = {{"messages", std::string("input of ") + id}};
+    ASSERT_EQ(rm->submit(std::move(j)).outcome, SubmitOutcome::started);
+  }
+  ASSERT_TRUE(store_->set_status("ended", "cancelled"));
+  ASSERT_TRUE(store_->delete_thread("deleted"));
+  release = true;
+  EXPECT_EQ(wait_status("kept"), "completed");
+  EXPECT_EQ(wait_no_runs(*rm), 0u);
+  rm->shutdown(1s);
+  std::lock_guard lk(mu);
+  ASSERT_EQ(ran.count("kept"), 1u);
+  EXPECT_EQ(ran["kept"].first, job("kept").agent_definition);
+  EXPECT_EQ(ran["kept"].second, (nlohmann::json{{"messages", "input of kept"}}));
+  EXPECT_EQ(ran.count("ended"), 0u);
+  EXPECT_EQ(ran.count("deleted"), 0u);
+  EXPECT_EQ(store_->get_thread("ended")->status, "cancelled");
+  EXPECT_FALSE(store_->get_thread("deleted"));
+}
+
 // A run's reads wait while every session of the shared pool is taken (the pool's bounded wait
 // throws PoolTimeout, which the run retries) instead of failing the run. (Its writes go through
 // the event log, which has a connection of its own.)

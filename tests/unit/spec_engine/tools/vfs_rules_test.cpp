@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "core/files.hpp"
+#include "core/json_text.hpp"
 #include "spec_engine/tools/builtin.hpp"
 #include "spec_engine/tools/vfs.hpp"
 #include "tool_fixture.hpp"
@@ -77,4 +78,27 @@ TEST_F(VfsModel, SizesAreTheSharedLimits) {
   for (int i = 0; i < 6; ++i) ASSERT_EQ(fs.put("/t" + std::to_string(i), std::string(limits.max_file_bytes, 'y')), "");
   e = fs.put("/t6", std::string(limits.max_file_bytes, 'y'));
   EXPECT_NE(e.find("bytes of text in all files"), std::string::npos) << e;
+}
+
+TEST_F(VfsModel, TextIsTheSerializedMapAfterEveryChange) {
+  const auto same = [this](const char* when) { EXPECT_EQ(fs.to_text(), core::json::dump(fs.to_json())) << when; };
+  same("empty");
+  ASSERT_EQ(fs.put("/b.md", "one\ntwo\n"), "");
+  ASSERT_EQ(fs.put("/a \"quoted\" \u00e9.md", "tab\there \"q\" \\ back\n"), "");
+  same("two files");
+  const std::string before = fs.to_text();
+  // Overwritten, edited by a tool and added: each change shows in the next text.
+  ASSERT_EQ(fs.put("/b.md", "changed\n"), "");
+  same("overwritten");
+  EXPECT_NE(fs.to_text(), before);
+  auto r = run("edit_file", {{"file_path", "/b.md"}, {"old_string", "changed"}, {"new_string", "edited"}});
+  ASSERT_FALSE(r.error) << r.output;
+  EXPECT_NE(fs.to_text().find("edited"), std::string::npos);
+  same("edited");
+  ASSERT_EQ(fs.put("/c/d.md", ""), "");
+  same("added");
+  // A load replaces the whole map: no text of the files before it is kept.
+  ASSERT_TRUE(fs.load(json{{"/z.md", {{"content", {"z"}}, {"created_at", "t0"}, {"modified_at", "t1"}}}}).empty());
+  same("loaded");
+  EXPECT_EQ(fs.to_text(), R"({"/z.md":{"content":["z"],"created_at":"t0","modified_at":"t1"}})");
 }
