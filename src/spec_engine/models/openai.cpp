@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/json_parse.hpp"
+#include "core/json_text.hpp"
 #include "core/log.hpp"
 #include "core/resilience.hpp"
 #include "core/util.hpp"
@@ -11,41 +12,75 @@ namespace spec_engine::models {
 
 using nlohmann::json;
 
-json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request) {
-  json msgs = json::array();
-  if (!request.system_prompt.empty()) msgs.push_back({{"role", "system"}, {"content", request.system_prompt}});
-  for (const auto& m : request.messages) {
-    std::string role = m.value("role", "user");
-    if (role == "assistant") {
-      json out = {{"role", "assistant"}};
-      std::string content = m.contains("content") && m["content"].is_string() ? m["content"].get<std::string>() : "";
-      out["content"] = content.empty() && m.contains("tool_calls") && !m["tool_calls"].empty() ? json(nullptr) : json(content);
-      if (m.contains("tool_calls") && m["tool_calls"].is_array() && !m["tool_calls"].empty()) {
-        json calls = json::array();
-        for (const auto& c : m["tool_calls"]) {
-          // Malformed arguments are sent back as "{}": the tool message explains the error.
-          std::string args = c.contains("arguments_error") ? "{}" : c.value("arguments", json::object()).dump();
-          calls.push_back({{"id", c.value("id", "")},
-                           {"type", "function"},
-                           {"function", {{"name", c.value("name", "")}, {"arguments", args}}}});
-        }
-        out["tool_calls"] = std::move(calls);
+namespace {
+
+/// The text of m[key] when it is a string, else of "" (the history's optional fields).
+std::string string_member(const json& m, const char* key) {
+  const auto it = m.find(key);
+  return it != m.end() && it->is_string() ? core::json::dump(*it) : std::string("\"\"");
+}
+
+/// Appends one history message in the Chat Completions shape.
+void append_message(std::string& out, const json& m) {
+  const auto role_it = m.find("role");
+  const std::string role = role_it != m.end() && role_it->is_string() ? role_it->get<std::string>() : "user";
+  if (role == "assistant") {
+    const auto calls_it = m.find("tool_calls");
+    const bool has_calls = calls_it != m.end() && calls_it->is_array() && !calls_it->empty();
+    const auto content_it = m.find("content");
+    const bool empty =
+        content_it == m.end() || !content_it->is_string() || content_it->get_ref<const std::string&>().empty();
+    out += R"({"role":"assistant","content":)";
+    out += empty && has_calls ? std::string("null") : string_member(m, "content");
+    if (has_calls) {
+      out += R"(,"tool_calls":[)";
+      bool first = true;
+      for (const auto& c : *calls_it) {
+        if (!first) out += ',';
+        first = false;
+        // Malformed arguments are sent back as "{}": the tool message explains the error.
+        const auto args_it = c.find("arguments");
+        const std::string args = c.contains("arguments_error") ? "{}"
+                                 : args_it != c.end()          ? core::json::dump(*args_it)
+                                                               : "{}";
+        out += R"({"id":)" + string_member(c, "id") + R"(,"type":"function","function":{"name":)" +
+               string_member(c, "name") + R"(,"arguments":)" + core::json::dump(json(args)) + "}}";
       }
-      msgs.push_back(std::move(out));
-    } else if (role == "tool") {
-      msgs.push_back({{"role", "tool"}, {"tool_call_id", m.value("tool_call_id", "")}, {"content", m.value("content", "")}});
-    } else {
-      msgs.push_back({{"role", role == "system" ? "system" : "user"}, {"content", m.value("content", "")}});
+      out += ']';
     }
+    out += '}';
+  } else if (role == "tool") {
+    out += R"({"role":"tool","tool_call_id":)" + string_member(m, "tool_call_id") + R"(,"content":)" +
+           string_member(m, "content") + "}";
+  } else {
+    out += role == "system" ? R"({"role":"system","content":)" : R"({"role":"user","content":)";
+    out += string_member(m, "content");
+    out += '}';
   }
-  json body = {{"model", cfg.model},
-               {"messages", std::move(msgs)},
-               {"stream", true},
-               {"stream_options", {{"include_usage", true}}}};
-  if (request.tools.is_array() && !request.tools.empty()) body["tools"] = request.tools;
-  if (cfg.temperature) body["temperature"] = *cfg.temperature;
-  if (cfg.max_tokens) body["max_tokens"] = *cfg.max_tokens;
-  return body;
+}
+
+}  // namespace
+
+std::string build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request) {
+  // Written as text from the history in place: the history (which grows with every turn of a
+  // run) is neither copied into a second document nor serialized twice.
+  std::string out = R"({"model":)" + core::json::dump(json(cfg.model)) + R"(,"messages":[)";
+  bool first = true;
+  if (!request.system_prompt.empty()) {
+    out += R"({"role":"system","content":)" + core::json::dump(json(request.system_prompt)) + "}";
+    first = false;
+  }
+  for (const auto& m : request.messages) {
+    if (!first) out += ',';
+    first = false;
+    append_message(out, m);
+  }
+  out += R"(],"stream":true,"stream_options":{"include_usage":true})";
+  if (request.tools.is_array() && !request.tools.empty()) out += R"(,"tools":)" + core::json::dump(request.tools);
+  if (cfg.temperature) out += R"(,"temperature":)" + core::json::dump(json(*cfg.temperature));
+  if (cfg.max_tokens) out += R"(,"max_tokens":)" + std::to_string(*cfg.max_tokens);
+  out += '}';
+  return out;
 }
 
 namespace {
@@ -114,7 +149,7 @@ core::async::Task<ModelTurn> OpenAiModel::complete(const ModelRequest& request, 
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "text/event-stream");
   if (!cfg_.api_key.empty()) req.headers.set("Authorization", "Bearer " + cfg_.api_key);
-  req.body = build_chat_body(cfg_, request).dump();
+  req.body = build_chat_body(cfg_, request);
   req.timeout = cfg_.request_timeout;
   req.tls = cfg_.tls;
   // A chat completion changes nothing on the server, so sending it again when a reused

@@ -39,9 +39,10 @@ struct OpenAiConfig {
   std::chrono::seconds max_retry_after{30};            ///< cap on an honoured Retry-After
 };
 
-/// Builds the request body for one call (pure; exposed for tests). System prompt
-/// first, history converted to the Chat Completions message shape.
-nlohmann::json build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request);
+/// The JSON text of the request body for one call (pure; exposed for tests): model, messages
+/// (system prompt first, history converted to the Chat Completions message shape), stream with
+/// usage, tools, temperature, max_tokens. A history field of the wrong type is sent as "".
+std::string build_chat_body(const OpenAiConfig& cfg, const ModelRequest& request);
 
 /// Chat Completions client over core::http::AsyncHttpClient (keep-alive connection reuse; no
 /// OS thread is held while waiting for the model). Retries HTTP 429/5xx, connect/resolve

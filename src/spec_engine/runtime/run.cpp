@@ -120,8 +120,9 @@ class Run {
  private:
   const json& node(const std::string& id) const;
   std::vector<std::string> targets_of(const std::string& id) const;
-  /// The tool schemas of node `id` (built once per node and run: the graph does not change).
-  const json& tools_for(const std::string& id);
+  /// The tool schemas of node `id` (built once per node and run: the graph does not change;
+  /// lent to each model request, see call_model).
+  json& tools_for(const std::string& id);
   void init_fresh();
   void init_resume(const json& state);
   /// One agent's loop (agent_loop) inside its invoke_agent span.
@@ -198,7 +199,7 @@ std::vector<std::string> Run::targets_of(const std::string& id) const {
   return out;
 }
 
-const json& Run::tools_for(const std::string& id) {
+json& Run::tools_for(const std::string& id) {
   if (auto it = tools_.find(id); it != tools_.end()) return it->second;
   json out = json::array();
   for (const auto& name : tools::builtin_tool_names()) {
@@ -392,6 +393,24 @@ core::async::Task<void> Run::step_completed(std::size_t depth, bool final_root) 
   summary_from_ = stack_[depth].messages.size();
 }
 
+namespace {
+
+/// Moves a document into `borrower` and back into `home` when it goes out of scope (also when
+/// the scope is left by an exception or the coroutine frame holding it is destroyed).
+class Lent {
+ public:
+  Lent(json& home, json& borrower) : home_(home), borrower_(borrower) { borrower_ = std::move(home_); }
+  ~Lent() { home_ = std::move(borrower_); }
+  Lent(const Lent&) = delete;
+  Lent& operator=(const Lent&) = delete;
+
+ private:
+  json& home_;
+  json& borrower_;
+};
+
+}  // namespace
+
 core::async::Task<void> Run::call_model(std::size_t depth) {
   check_stop();
   if (counters_.steps >= limits_.max_steps) {
@@ -414,8 +433,6 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   models::ModelRequest mr;
   mr.node = node_id;
   mr.system_prompt = n["data"].value("system_prompt", "");
-  mr.messages = stack_[depth].messages;
-  mr.tools = tools_for(node_id);
   summary_from_ = stack_[depth].messages.size();
   // Runs on the model stream's I/O thread. A stop (DELETE, shutdown, wall time) aborts the
   // call mid-stream: the exception unwinds through the provider, which drops its connection.
@@ -430,16 +447,24 @@ core::async::Task<void> Run::call_model(std::size_t depth) {
   bool stopped = false;
   std::optional<std::string> failure;
   auto t0 = std::chrono::steady_clock::now();
-  try {
-    auto call = model->complete(mr, sink, stop_.get_token());
-    turn = co_await std::move(call);
-  } catch (const RunStopped&) {
-    stopped = true;
-  } catch (const models::ModelCancelled&) {
-    stopped = true;
-  } catch (const models::ModelError& e) {
-    if (stop_.stop_requested()) stopped = true;  // e.g. a timeout racing the stop: the stop decides
-    else failure = e.what();
+  {
+    // The history and the tool schemas are lent to the request for the call, not copied (the
+    // history grows with every turn); nothing else of the run reads them until they are back.
+    Lent lent_messages(stack_[depth].messages, mr.messages);
+    Lent lent_tools(tools_for(node_id), mr.tools);
+    try {
+      auto call = model->complete(mr, sink, stop_.get_token());
+      turn = co_await std::move(call);
+    } catch (const RunStopped&) {
+      stopped = true;
+    } catch (const models::ModelCancelled&) {
+      stopped = true;
+    } catch (const models::ModelError& e) {
+      if (stop_.stop_requested())
+        stopped = true;  // e.g. a timeout racing the stop: the stop decides
+      else
+        failure = e.what();
+    }
   }
   if (stopped) {
     counters_.model_calls += 1;

@@ -155,7 +155,7 @@ TEST(ChatBody, ShapeAndHistoryConversion) {
                                                      {"id": "c2", "name": "x", "arguments": {}, "arguments_error": "bad", "arguments_raw": "{"}]},
     {"role": "tool", "tool_call_id": "c1", "name": "ls", "content": "/a"}])");
   r.tools = json::array({{{"type", "function"}}});
-  auto b = build_chat_body(cfg, r);
+  const json b = json::parse(build_chat_body(cfg, r));
   EXPECT_EQ(b["model"], "m1");
   EXPECT_EQ(b["stream"], true);
   EXPECT_EQ(b["stream_options"]["include_usage"], true);
@@ -167,6 +167,23 @@ TEST(ChatBody, ShapeAndHistoryConversion) {
   EXPECT_EQ(b["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"path\":\"/\"}");
   EXPECT_EQ(b["messages"][2]["tool_calls"][1]["function"]["arguments"], "{}");
   EXPECT_EQ(b["messages"][3]["tool_call_id"], "c1");
+  // The whole document, as the tree-built body was (tool names, ids and texts escaped).
+  EXPECT_EQ(b, json::parse(R"({"model": "m1", "stream": true, "stream_options": {"include_usage": true},
+    "temperature": 0.2, "max_tokens": 100, "tools": [{"type": "function"}],
+    "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"},
+      {"role": "assistant", "content": null, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "ls", "arguments": "{\"path\":\"/\"}"}},
+        {"id": "c2", "type": "function", "function": {"name": "x", "arguments": "{}"}}]},
+      {"role": "tool", "tool_call_id": "c1", "content": "/a"}]})"));
+  // Text with quotes, newlines and non-ASCII survives; a plain assistant turn keeps its text.
+  r.system_prompt.clear();
+  r.tools = json::array();
+  r.messages = json::array(
+      {{{"role", "user"}, {"content", "a \"quoted\"\nline \u00e9"}}, {{"role", "assistant"}, {"content", "ok"}}});
+  const json plain = json::parse(build_chat_body(cfg, r));
+  EXPECT_EQ(plain["messages"], json::parse(R"([{"role": "user", "content": "a \"quoted\"\nline \u00e9"},
+    {"role": "assistant", "content": "ok"}])"));
+  EXPECT_FALSE(plain.contains("tools"));
 }
 
 TEST(Scripted, PiecesAndCursor) {
