@@ -1,6 +1,6 @@
 #pragma once
-// The one JSON serialization of both services, and building a document's text around a
-// member that is already serialized.
+// Compact JSON serialization (the form the engine stores and streams its documents in), and
+// building a document's text around a member that is already serialized.
 //
 // Why splice text: a run's step writes the same file map (often hundreds of KB) into its
 // checkpoint and into its on_state_update event. Serializing the map once, from text kept

@@ -56,6 +56,7 @@ using Completion = std::function<void(std::exception_ptr)>;
 class EventLog {
  public:
   /// Receives each committed batch's events (in seq order per thread), on the writer thread.
+  /// An event given as text (Run::emit_text) has null `data`: read `data_text` / to_text().
   using Publish = std::function<void(const std::vector<store::EventRecord>&)>;
 
   /// `store` should have its own connection (the writer holds a session per batch).

@@ -138,8 +138,8 @@ class RunManager::Observer : public runtime::RunObserver {
                                           runtime::TokenUsage usage) override {
     if (active_->lost) throw Fenced("thread " + log_->thread_id() + " is no longer owned here");
     auto log = log_;
-    auto begin = [log, &state_text, usage](Completion done) {
-      log->checkpoint_text(std::move(state_text), usage, std::move(done));
+    auto begin = [log, text = std::move(state_text), usage](Completion done) {
+      log->checkpoint_text(text, usage, std::move(done));
     };
     auto stored = await_durable(std::move(begin));
     co_await std::move(stored);
@@ -324,12 +324,15 @@ SubmitResult RunManager::submit(Job job) {
   // The run takes the documents from the queued job (execute_run) instead of the row.
   job.agent_definition = std::move(rec.agent_definition);
   job.input_payload = std::move(rec.input_payload);
-  auto submitted = std::make_shared<Job>(std::move(job));
+  auto submitted = std::make_unique<Job>(std::move(job));
   std::vector<Launch> runs;
   {
     std::lock_guard lk(mu_);
     queue_.push_back({rec.thread_id, 1, false, std::move(submitted)});
     take_runnable_locked(runs);
+    // A job that has to wait for a slot keeps only its id: its run reads the documents back
+    // from the row, so memory stays bounded by the runs in flight, not by the queue.
+    if (!queue_.empty() && queue_.back().thread_id == rec.thread_id) queue_.back().job.reset();
   }
   launch(std::move(runs));
   return {SubmitOutcome::started, rec.status};
@@ -481,7 +484,9 @@ core::async::Task<void> RunManager::execute_run(const Item& item, const std::sha
   };
   auto load_task = rt_.blocking(std::move(load));
   std::optional<Loaded> loaded = co_await std::move(load_task);
-  if (!loaded) co_return;
+  // Also when the thread was deleted here while its row was read (a new thread of the same
+  // job id may already have taken its place, at the same epoch).
+  if (!loaded || active->lost) co_return;
   const store::ThreadRecord& rec = loaded->rec;
 
   auto on_fenced = [active] { active->lose(); };

@@ -120,7 +120,8 @@ class RunManager {
   void start();
   /// Creates the thread for `job` and queues it, unless the job_id already exists
   /// (existing) or the queue is full. Throws on database errors (nothing half-written:
-  /// the thread row is the only write).
+  /// the thread row is the only write). Takes the job in every case (its documents move into
+  /// the run when it starts at once).
   SubmitResult submit(Job job);
   /// Deletes the thread's row, events and checkpoint (its owner's fenced writes fail from
   /// then on), stops a local run (waiting up to cancel_wait for it), tells the other replicas
@@ -145,9 +146,10 @@ class RunManager {
     std::string thread_id;
     std::int64_t epoch = 1;   ///< the lease epoch this replica holds
     bool recovered = false;   ///< claimed from another owner: resume from the checkpoint
-    /// The job as submitted here (null for a claimed thread): the run takes its definition and
-    /// input from it instead of reading them back from the thread row and parsing them again.
-    std::shared_ptr<Job> job;
+    /// The job as submitted here when it started at once (null for a claimed thread or one that
+    /// waited in the queue): the run takes its definition and input from it instead of reading
+    /// them back from the thread row and parsing them again. One owner: Items are moved.
+    std::unique_ptr<Job> job;
   };
   struct Active {
     std::int64_t epoch = 0;

@@ -108,11 +108,12 @@ class RunObserver {
   virtual core::async::Task<void> checkpoint(nlohmann::json state) = 0;
   /// emit() of an event whose data the run serialized itself: `data_text` is one JSON object as
   /// core::json::dump writes it (an on_state_update spliced around the files' text). Never merged
-  /// with on_llm_stream deltas. The default parses it and calls emit(); a host that stores text
-  /// overrides it to keep the text as given.
+  /// with on_llm_stream deltas. The default parses it (core::json::kInternalLimits: 64 MiB, 128
+  /// levels) and calls emit(); a host that stores text overrides it to keep the text as given.
   virtual void emit_text(const std::string& event_type, std::shared_ptr<const std::string> data_text);
   /// checkpoint() of a state the run serialized itself (to_checkpoint_text), with its token
-  /// counts (checkpoint_usage of that state). The default parses it and calls checkpoint().
+  /// counts (checkpoint_usage of that state). The default parses it (same limits) and calls
+  /// checkpoint().
   virtual core::async::Task<void> checkpoint_text(std::shared_ptr<const std::string> state_text, TokenUsage usage);
 };
 

@@ -125,17 +125,23 @@ nlohmann::json FileSystem::to_json() const {
 }
 
 std::string FileSystem::to_text() const {
-  std::string out = "{";
+  std::size_t size = 2;
   for (const auto& [path, f] : files_) {
     auto it = entry_text_.find(path);
     if (it == entry_text_.end()) {
       const nlohmann::json entry = {{"content", f.lines}, {"created_at", f.created_at}, {"modified_at", f.modified_at}};
       it = entry_text_.emplace(path, core::json::dump(entry)).first;
     }
+    size += path.size() + it->second.size() + 8;  // quotes, ':' and ',' (escapes may add more)
+  }
+  std::string out;
+  out.reserve(size);
+  out += '{';
+  for (const auto& [path, f] : files_) {
     if (out.size() > 1) out += ',';
     out += core::json::dump(nlohmann::json(path));
     out += ':';
-    out += it->second;
+    out += entry_text_.find(path)->second;
   }
   out += '}';
   return out;
