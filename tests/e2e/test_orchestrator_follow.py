@@ -10,6 +10,8 @@ enough to connect browsers, stop the engine, or kill an orchestrator mid-run.
   - the engine stopped (SIGTERM) and started again 22 s later: the proposal ends `completed`,
     a browser watching through the outage gets the whole run, and new refinements meanwhile
     open the circuit breaker without stopping the tracker;
+  - the orchestrator stopped (SIGTERM) while refinement starts wait for the engine's answer:
+    it waits for them, and after a restart no proposal stays `processing`;
   - two orchestrators on one PostgreSQL, one killed with SIGKILL mid-refinement: the other
     finalises its proposals within lease TTL + 30 s and browsers resume there with after_seq.
 """
@@ -19,6 +21,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import uuid
@@ -238,6 +241,68 @@ class EngineOutage(FollowCase):
         # The tracker finished the run although the breaker still refuses new refinements.
         self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 2.0)
         self.assertEqual(refine(orch, token, wf["id"]).status, 503)
+
+
+class StartsAtShutdown(FollowCase):
+    def test_sigterm_while_starts_wait_for_the_engine_loses_no_proposal(self):
+        """Starts still waiting for the engine's answer when the orchestrator is stopped (SIGTERM)
+        are waited for before it exits (App::stop), also after the server gave up on their
+        connections; after a restart on the same database every proposal completes, and the
+        engine ran each proposal's thread once."""
+        self.model([{"content": "Done."} for _ in range(6)])
+        eng = self.engine()
+        flags = ["--sweep-period-seconds", "1", "--lease-ttl-seconds", "3", "--engine-timeout-seconds", "10"]
+        orch = self.orchestrator(eng.base, flags)
+        token = self.user(orch)
+        workflows = [create_workflow(orch, token, name=f"Shutdown {i}") for i in range(3)]
+
+        def proposals_of(o):
+            out = []
+            for w in workflows:
+                out += curl(o.url, "GET", f"/api/workflows/{w['id']}/proposals", token=token).json()["items"]
+            return out
+
+        answers = {}
+
+        def start(i):
+            try:
+                answers[i] = refine(orch, token, workflows[i]["id"]).status
+            except Exception as e:  # the connection may be closed at shutdown before the answer
+                answers[i] = repr(e)
+
+        posts = [threading.Thread(target=start, args=(i,)) for i in range(len(workflows))]
+        os.kill(eng.proc.p.pid, signal.SIGSTOP)  # the engine takes the invokes but does not answer
+        try:
+            for t in posts:
+                t.start()
+            wait_until(lambda: len(proposals_of(orch)) == len(workflows), 15, 0.1, "every start recorded")
+            time.sleep(0.3)  # and sent its invoke
+            orch.proc.p.send_signal(signal.SIGTERM)
+            # Past the server's 3 s wait for open streams (then it closes the connections, so the
+            # starts' answers are lost): the starts still run and the process waits for them.
+            time.sleep(3.6)
+            self.assertIsNone(orch.proc.p.poll(), "the orchestrator exited without waiting for its starts")
+        finally:
+            os.kill(eng.proc.p.pid, signal.SIGCONT)
+        self.assertEqual(orch.proc.p.wait(60), 0, orch.tail())
+        for t in posts:
+            t.join(30)
+        print(f"\nstarts answered at shutdown: {sorted(answers.values(), key=str)}", flush=True)
+
+        again = self.orchestrator(eng.base, flags, jwt_secret=orch.jwt_secret)
+        ended = {}
+        for p in proposals_of(again):
+            ended[p["id"]] = wait_proposal(again, token, p["id"], timeout=60)
+        self.assertEqual(len(ended), len(workflows))
+        # Each start reached the engine and handed its proposal to the tracker before the
+        # process exited, so the restarted orchestrator's sweeper finishes them all.
+        self.assertEqual([p["status"] for p in ended.values()], ["completed"] * len(workflows), ended)
+        threads = [p["thread_id"] for p in ended.values() if p["status"] == "completed"]
+        self.assertEqual(len(set(threads)), len(threads))
+        for tid in threads:
+            self.assertEqual(
+                sum(1 for line in eng.proc.output().splitlines() if '"run started"' in line and tid in line), 1,
+                f"thread {tid}: one run")
 
 
 @unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set (run under scripts/with-test-services.sh)")
