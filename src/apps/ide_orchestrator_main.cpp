@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
   double engine_timeout_seconds = 5;
   double engine_stream_open_seconds = 30;
   int engine_max_invokes = 16;
+  std::size_t engine_max_event_bytes = std::size_t{64} << 20;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
@@ -217,6 +218,12 @@ int main(int argc, char** argv) {
                    "turn without holding a thread, instead of piling up in the engine's queues past "
                    "--engine-timeout-seconds")
       ->check(CLI::Range(1, 4096));
+  apps::env_option(*serve, "--engine-max-event-bytes", "IDE_ORCHESTRATOR_ENGINE_MAX_EVENT_BYTES",
+                   engine_max_event_bytes,
+                   "Largest engine event relayed, in bytes; a run with a larger one ends for its browsers with "
+                   "close code 1009 and its proposal or run fails. The default fits a state update carrying the "
+                   "largest file tree")
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
                    engine_stream_open_seconds,
                    "Seconds an engine stream (following a refinement) may take to connect and upgrade before it is "
@@ -346,6 +353,7 @@ int main(int argc, char** argv) {
     o.engine.breaker.open_duration = std::chrono::milliseconds(static_cast<long long>(breaker_open_seconds * 1000));
     o.engine.request_timeout = std::chrono::milliseconds(static_cast<long long>(engine_timeout_seconds * 1000));
     o.engine.max_invokes_in_flight = engine_max_invokes;
+    o.engine.max_event_bytes = engine_max_event_bytes;
     o.engine.stream_open_timeout =
         std::chrono::milliseconds(static_cast<long long>(engine_stream_open_seconds * 1000));
     o.tracker.orphan_ttl = std::chrono::milliseconds(static_cast<long long>(orphan_ttl_hours * 3600 * 1000));

@@ -99,8 +99,9 @@ int main(int argc, char** argv) {
   std::string model_override;
   int max_concurrent = 256;
   std::size_t max_queue = 64;
-  // Fits the largest job the orchestrator sends: a full file tree (core/files.hpp: 8 MiB of
-  // text) JSON-escaped, plus the agent definition.
+  // Fits the largest job the orchestrator sends (a full file tree, core/files.hpp: 8 MiB of
+  // text, plus the agent definition) unless its text is mostly control characters or empty
+  // lines, which JSON writes in up to 6 bytes each; the orchestrator answers such a job 413.
   std::size_t max_body = std::size_t{32} << 20;
   std::string log_level = "info";
   std::string ca_file;

@@ -561,8 +561,11 @@ Task<void> ws_handshake(websocket::stream<NextLayer>& ws, const Target& t, const
 template <class NextLayer>
 class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_this<AsyncWsImpl<NextLayer>> {
  public:
-  AsyncWsImpl(async::Executor strand, websocket::stream<NextLayer> ws, std::shared_ptr<ssl::context> ctx)
-      : strand_(std::move(strand)), ctx_(std::move(ctx)), ws_(std::move(ws)) {}
+  AsyncWsImpl(async::Executor strand, websocket::stream<NextLayer> ws, std::shared_ptr<ssl::context> ctx,
+              std::size_t max_message_bytes)
+      : strand_(std::move(strand)), ctx_(std::move(ctx)), ws_(std::move(ws)), max_message_bytes_(max_message_bytes) {
+    ws_.read_message_max(max_message_bytes);
+  }
 
   Task<std::optional<std::string>> read(std::stop_token stop) override {
     auto self = this->shared_from_this();
@@ -624,6 +627,11 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
         close_code_ = static_cast<int>(ws_.reason().code);
         co_return std::nullopt;
       }
+      if (ec == websocket::error::message_too_big) {
+        closed_ = true;  // Beast has sent 1009 and closed the connection
+        throw ClientError(ClientErrorKind::too_large, "a websocket message is larger than the limit of " +
+                                                          std::to_string(max_message_bytes_) + " bytes");
+      }
       if (ec) throw io_error(ec, "reading a websocket message", stop.stop_requested());
       if (!ws_.got_text()) continue;
       co_return beast::buffers_to_string(buf.data());
@@ -654,6 +662,7 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
   async::Executor strand_;
   std::shared_ptr<ssl::context> ctx_;
   websocket::stream<NextLayer> ws_;
+  std::size_t max_message_bytes_;
   bool closed_ = false;
   std::atomic<int> close_code_{0};
 };
@@ -673,12 +682,14 @@ Task<std::shared_ptr<AsyncWsClient>> AsyncHttpClient::connect_ws(std::string url
   const auto idle = impl->options.ws_idle_timeout;
   if (!conn->secure) {
     auto ws = std::make_shared<AsyncWsImpl<beast::tcp_stream>>(
-        conn->strand, websocket::stream<beast::tcp_stream>(std::move(conn->plain)), nullptr);
+        conn->strand, websocket::stream<beast::tcp_stream>(std::move(conn->plain)), nullptr,
+        impl->options.ws_max_message_bytes);
     co_await ws->handshake(t, std::move(headers), deadline, idle);
     co_return ws;
   }
   using Tls = beast::ssl_stream<beast::tcp_stream>;
-  auto ws = std::make_shared<AsyncWsImpl<Tls>>(conn->strand, websocket::stream<Tls>(std::move(*conn->secure)), ctx);
+  auto ws = std::make_shared<AsyncWsImpl<Tls>>(conn->strand, websocket::stream<Tls>(std::move(*conn->secure)), ctx,
+                                               impl->options.ws_max_message_bytes);
   co_await ws->handshake(t, std::move(headers), deadline, idle);
   co_return ws;
 }

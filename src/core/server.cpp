@@ -3,6 +3,7 @@
 // step has a deadline; handlers and middleware run on a separate blocking pool.
 #include "core/server.hpp"
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <map>
@@ -76,6 +77,29 @@ bool is_disconnect(const error_code& ec) {
 }
 
 bool is_websocket_upgrade(const bhttp::request<bhttp::string_body>& req) { return websocket::is_upgrade(req); }
+
+/// Closes a connection in stages after an answer that left request bytes unread (RFC 9112
+/// §9.6, "Tear-down"; nginx calls it a lingering close): half-closes our side, then reads and
+/// discards what the client still sends until it closes, for at most 30 s in all and 5 s
+/// without data. Closing at once with unread bytes makes the kernel send a TCP reset, and a
+/// client still writing its body (a 48 MiB job against a 32 MiB limit) then sees "broken pipe"
+/// instead of our 413, and may take it for an engine that is down.
+asio::awaitable<void> linger(beast::tcp_stream& stream) {
+  constexpr auto kTotal = std::chrono::seconds{30};
+  constexpr auto kIdle = std::chrono::seconds{5};
+  error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  std::array<char, 8192> sink;
+  const auto deadline = Clock::now() + kTotal;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) co_return;
+    stream.expires_after(std::min<std::chrono::milliseconds>(left, kIdle));
+    co_await stream.async_read_some(asio::buffer(sink), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) co_return;
+  }
+}
 
 /// Metric label for a request method: the standard methods as-is, anything else "OTHER",
 /// so arbitrary client-chosen methods cannot create unbounded label sets.
@@ -873,6 +897,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
       error_code wec;
       stream.expires_after(opts.read_timeout);
       co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
+      if (!wec) co_await linger(stream);  // the request may not have been read to its end
     };
 
     if (ec) {

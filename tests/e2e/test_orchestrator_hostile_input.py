@@ -9,13 +9,15 @@ docs/files.md, issue 9 items 1, 4, 6, 7):
   base_revision of 2^63 are 400s naming the field."""
 import json
 import os
+import shutil
 import tempfile
 import unittest
 
-from e2ekit import Stack, create_workflow, curl, refine, wait_proposal, ws_follow
+from e2ekit import Orchestrator, Stack, create_workflow, curl, refine, wait_proposal, ws_follow
 from testkit import nested_arrays, nested_objects
 
 MIB = 1 << 20
+PROBLEM_BASE = "https://agentic-ide.dev/problems/"
 
 # The refinement's model: rewrites /string.md with the text it already has, edits the
 # CRLF file across lines, and adds one file.
@@ -29,20 +31,28 @@ SCRIPT = {"turns": [
 ]}
 
 
-class HostileInput(unittest.TestCase):
+class ScriptedCase(unittest.TestCase):
+    """One engine playing SCRIPT and one orchestrator per class (Stack with STACK_ARGS), and a
+    signed-in user."""
+    STACK_ARGS = {}
+
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.mkdtemp(prefix="e2e-hostile-")
         script = os.path.join(cls.tmp, "script.json")
         with open(script, "w") as f:
             json.dump(SCRIPT, f)
-        cls.stack = Stack(script=script, orch_extra=["--max-body-bytes", str(4 * MIB)])
+        cls.stack = Stack(script=script, **cls.STACK_ARGS)
         cls.orch = cls.stack.orch
         cls.token = cls.stack.user()
 
     @classmethod
     def tearDownClass(cls):
         cls.stack.close()
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+class HostileInput(ScriptedCase):
+    STACK_ARGS = {"orch_extra": ["--max-body-bytes", str(4 * MIB)]}
 
     def setUp(self):
         self.wf = create_workflow(self.orch, self.token, template="single-agent")
@@ -199,6 +209,111 @@ class HostileInput(unittest.TestCase):
         p = wait_proposal(self.orch, self.token, r.json()["proposal_id"], timeout=60)
         self.assertEqual(p["status"], "completed", p)
         return p
+
+
+class JobTooLarge(ScriptedCase):
+    """A draft within the files' limits (which count text) whose job is over the engine's body
+    limit once written as JSON (a control character takes 6 bytes): the start is a 413
+    job-too-large naming the engine's limit, the proposal is failed, and the circuit breaker
+    does not count it, so other refinements go on (it used to be "broken pipe", three
+    attempts, a 503, and an open breaker for everyone)."""
+
+    ENGINE_LIMIT = 2 * MIB
+    STACK_ARGS = {"engine_extra": ["--max-body-bytes", str(ENGINE_LIMIT)],
+                  "orch_extra": ["--max-body-bytes", str(4 * MIB), "--refinement-rate-limit", "100"]}
+
+    def breaker_state(self):
+        for line in curl(self.orch.url, "GET", "/metrics").text.splitlines():
+            if line.startswith("ide_orchestrator_circuit_breaker_state "):
+                return float(line.rsplit(" ", 1)[1])
+        return None
+
+    def test_413_with_the_engines_limit_and_the_breaker_stays_closed(self):
+        wid = create_workflow(self.orch, self.token, template="single-agent")["id"]
+        draft = curl(self.orch.url, "GET", f"/api/workflows/{wid}/draft", token=self.token).json()
+        r = curl(self.orch.url, "PUT", f"/api/workflows/{wid}/draft/files",
+                 {"files": {"/ctl.md": {"content": "\u0001" * 500_000}}, "base_revision": draft["revision"]},
+                 token=self.token)
+        self.assertEqual(r.status, 200, r.text[:500])
+        for _ in range(8):  # more than the breaker's threshold of 5 consecutive failures
+            r = refine(self.orch, self.token, wid, prompt="Tidy up.")
+            self.assertEqual(r.status, 413, r.text)
+            body = r.json()
+            self.assertEqual(body["type"], PROBLEM_BASE + "job-too-large", body)
+            self.assertEqual(body["limit"], self.ENGINE_LIMIT, body)
+            self.assertIn("bytes as JSON", body["detail"])
+        self.assertEqual(self.breaker_state(), 0.0, self.stack.logs())
+        listed = curl(self.orch.url, "GET", f"/api/workflows/{wid}/proposals", token=self.token).json()
+        failed = [p for p in listed["items"] if p["status"] == "failed"]
+        self.assertEqual(len(failed), 8, listed)
+        self.assertTrue(all("bytes as JSON, more than the engine accepts (2097152 bytes)" in p["error"] for p in failed),
+                        failed[0])
+        # Other refinements are not refused.
+        other = create_workflow(self.orch, self.token, template="single-agent")["id"]
+        ok = refine(self.orch, self.token, other, prompt="Tidy up.")
+        self.assertEqual(ok.status, 202, ok.text)
+        p = wait_proposal(self.orch, self.token, ok.json()["proposal_id"], timeout=60)
+        self.assertEqual(p["status"], "completed", p)
+
+
+class BigEvents(ScriptedCase):
+    """Events over Beast's default WebSocket message limit (16 MiB) reach the browser whole;
+    an orchestrator whose --engine-max-event-bytes is smaller than an event ends the stream
+    with an error event and 1009 and fails the proposal (it used to deliver nothing and close
+    1000 "end")."""
+
+    STACK_ARGS = {"orch_extra": ["--max-body-bytes", str(8 * MIB)]}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.small = Orchestrator(cls.tmp, cls.stack.engine.base,
+                                 extra=["--engine-max-event-bytes", str(256 * 1024)]).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.small.stop()
+        super().tearDownClass()
+
+    def workflow_with(self, orch, token, files):
+        wid = create_workflow(orch, token, template="single-agent")["id"]
+        for path, content in files.items():
+            draft = curl(orch.url, "GET", f"/api/workflows/{wid}/draft", token=token).json()
+            r = curl(orch.url, "PUT", f"/api/workflows/{wid}/draft/files",
+                     {"files": {path: {"content": content}}, "base_revision": draft["revision"]}, token=token)
+            self.assertEqual(r.status, 200, r.text[:500])
+        return wid
+
+    def test_an_event_over_16_mib_reaches_the_browser(self):
+        orch, token = self.orch, self.token
+        # Three files of 1,000,000 control characters: 18 MB per state update as JSON.
+        wid = self.workflow_with(orch, token, {f"/ctl{i}.md": "\u0001" * 1_000_000 for i in range(3)})
+        started = refine(orch, token, wid, prompt="Tidy up.")
+        self.assertEqual(started.status, 202, started.text)
+        events, close, _ = ws_follow(orch, started.json()["thread_id"], token, timeout=120, max_resumes=0)
+        self.assertEqual(close, 1000, [e.get("event_type") for e in events][-5:])
+        self.assertEqual(events[-1]["event_type"], "end")
+        seqs = [e["seq"] for e in events]
+        self.assertEqual(seqs, list(range(1, len(seqs) + 1)))
+        self.assertTrue(any(len(json.dumps(e)) > 16 * MIB for e in events), "no event was over 16 MiB")
+        p = wait_proposal(orch, token, started.json()["proposal_id"], timeout=60)
+        self.assertEqual(p["status"], "completed", p.get("error"))
+
+    def test_an_event_over_the_limit_ends_the_stream_with_1009(self):
+        email = "big-events@example.com"
+        self.small.add_user(email)
+        token = self.small.login(email)
+        wid = self.workflow_with(self.small, token, {"/big.md": "z" * 300_000})
+        started = refine(self.small, token, wid, prompt="Tidy up.")
+        self.assertEqual(started.status, 202, started.text)
+        events, close, _ = ws_follow(self.small, started.json()["thread_id"], token, timeout=60, max_resumes=0)
+        self.assertEqual(close, 1009, [e.get("event_type") for e in events][-5:])
+        self.assertEqual(events[-1]["event_type"], "error", events[-1])
+        self.assertIn("262144 bytes", json.dumps(events[-1]))
+        self.assertTrue(all(len(json.dumps(e)) < 262144 for e in events))
+        p = wait_proposal(self.small, token, started.json()["proposal_id"], timeout=60)
+        self.assertEqual(p["status"], "failed", p)
+        self.assertIn("too large for the orchestrator to relay", p["error"])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,12 @@ Response engine_unavailable_problem(std::chrono::seconds retry_after, const std:
 Response engine_rejected_problem(int engine_status, const json& engine_problem, const std::string& detail) {
   json extra = {{"type", problem_type("engine-rejected")}, {"engine_status", engine_status}};
   if (engine_problem.is_object() && engine_problem.contains("errors")) extra["errors"] = engine_problem["errors"];
+  if (engine_status == 413) {
+    // The job is too large for the engine: the client's input, not the engine, has to change.
+    extra["type"] = problem_type("job-too-large");
+    if (engine_problem.is_object() && engine_problem.contains("limit")) extra["limit"] = engine_problem["limit"];
+    return Response::problem(413, "Payload Too Large", detail, extra);
+  }
   return Response::problem(502, "Bad Gateway", detail, extra);
 }
 

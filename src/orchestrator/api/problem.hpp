@@ -100,6 +100,8 @@ core::http::Response engine_unavailable_problem(std::chrono::seconds retry_after
                                                 const std::string& detail);
 /// 502 problem (type engine-rejected) for a job the engine refused with HTTP `engine_status`:
 /// `detail` is the sentence shown; the engine's `errors` member (from `engine_problem`) is kept.
+/// An engine 413 (the job over its body limit) is a 413 of type job-too-large with the engine's
+/// `limit` in bytes: the caller's draft has to shrink, nothing is wrong with the engine.
 core::http::Response engine_rejected_problem(int engine_status, const nlohmann::json& engine_problem,
                                              const std::string& detail);
 

@@ -182,6 +182,12 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
         if (conn->is_open()) conn->close(1001, "server shutting down");
         over = true;
         break;
+      case Item::Kind::too_large:
+        conn->send_text(error_event(item.reason, {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
+        conn->close(1009, "event too large");  // RFC 6455 §7.4.1: a message too big to process
+        ended = "too_large";
+        over = true;
+        break;
     }
   }
   if (too_slow) {

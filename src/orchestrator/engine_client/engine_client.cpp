@@ -29,9 +29,9 @@ core::metrics::Counter& requests_counter() {
   return c;
 }
 core::metrics::Gauge& breaker_gauge() {
-  static auto& g = core::metrics::global().gauge(
-      "ide_orchestrator_circuit_breaker_state",
-      "State of the circuit breaker in front of new refinements (engine invoke): 0 closed, 1 half-open, 2 open.");
+  static auto& g = core::metrics::global().gauge("ide_orchestrator_circuit_breaker_state",
+                                                 "State of the circuit breaker in front of new refinements and runs "
+                                                 "(engine invoke): 0 closed, 1 half-open, 2 open.");
   return g;
 }
 
@@ -55,6 +55,7 @@ const char* kind_label(ClientErrorKind k) {
     case ClientErrorKind::closed: return "closed";
     case ClientErrorKind::local_resources: return "local_resources";
     case ClientErrorKind::cancelled: return "cancelled";
+    case ClientErrorKind::too_large: return "too_large";
   }
   return "error";
 }
@@ -125,6 +126,23 @@ std::pair<std::string, nlohmann::json> problem_of(int status, const std::string&
   throw EngineRejected(r.status, what, problem);
 }
 
+/// The engine's 413 to an invoke: the job (the draft's files as JSON) is over its
+/// --max-body-bytes. The files' limits count text, and JSON can take up to 6 bytes per byte of
+/// text (a control character is written `\u0001`), so a draft within them can still be too big.
+EngineRejected job_too_large(const ClientResponse& r, std::size_t job_bytes) {
+  auto [what, problem] = problem_of(r.status, r.body);
+  std::string limit;
+  if (problem.is_object() && problem.contains("limit") && problem["limit"].is_number_unsigned()) {
+    limit = " (" + std::to_string(problem["limit"].get<std::uint64_t>()) + " bytes)";
+  }
+  return EngineRejected(413,
+                        "the job is " + std::to_string(job_bytes) + " bytes as JSON, more than the engine accepts" +
+                            limit +
+                            ". The files take more room as JSON than as text (a control character takes 6 bytes, "
+                            "an empty line 3); make the draft smaller.",
+                        std::move(problem));
+}
+
 std::string ws_base(const std::string& base) {
   if (base.rfind("https://", 0) == 0) return "wss://" + base.substr(8);
   if (base.rfind("http://", 0) == 0) return "ws://" + base.substr(7);
@@ -150,7 +168,9 @@ EngineClient::EngineClient(EngineClientOptions options, core::async::Runtime& ru
       breaker_(options_.breaker),
       invokes_(static_cast<std::size_t>(std::max(1, options_.max_invokes_in_flight))) {
   while (!options_.base_url.empty() && options_.base_url.back() == '/') options_.base_url.pop_back();
-  http_ = std::make_unique<core::http::AsyncHttpClient>(runtime_);
+  core::http::AsyncClientOptions http_options;
+  http_options.ws_max_message_bytes = options_.max_event_bytes;
+  http_ = std::make_unique<core::http::AsyncHttpClient>(runtime_, http_options);
   breaker_gauge().set(0);
 }
 
@@ -291,6 +311,7 @@ Task<std::string> EngineClient::invoke_async(nlohmann::json job, std::string tra
   req.headers.set("Content-Type", "application/json");
   req.headers.set("Accept", "application/json");
   req.idempotent = true;  // the engine deduplicates by job_id (a repeated invoke answers the existing thread)
+  const std::size_t job_bytes = req.body.size();
   Task<core::async::Permit> turn = invokes_.acquire();
   const core::async::Permit permit = co_await std::move(turn);  // held until the engine answered
   Task<ClientResponse> sent = call("invoke", true, std::move(req), {});
@@ -304,6 +325,7 @@ Task<std::string> EngineClient::invoke_async(nlohmann::json job, std::string tra
   span.set_attribute("http.response.status_code", r.status);
   if (r.status < 200 || r.status >= 300) {
     span.set_error("the engine refused the job", std::to_string(r.status));
+    if (r.status == 413) throw job_too_large(r, job_bytes);
     throw_rejected(r);
   }
   const auto body = core::json::parse_or_null(r.body, core::json::kInternalLimits).value_or(nullptr);

@@ -60,6 +60,15 @@ std::string gone_sentence(const std::string& thread_id) {
   return "The engine no longer knows run " + thread_id + " (it was deleted or lost).";
 }
 
+/// The final word for a thread whose next event is over the client's message limit.
+Item too_large_item(const std::string& thread_id, const core::http::ClientError& e) {
+  return final_item(Item::Kind::too_large, "An event of run " + thread_id +
+                                               " is too large for the orchestrator to relay (" + e.what() +
+                                               "); the run's files are too large as JSON.");
+}
+
+bool is_too_large(const core::http::ClientError& e) { return e.kind() == core::http::ClientErrorKind::too_large; }
+
 }  // namespace
 
 struct Follower;
@@ -250,6 +259,7 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
     bool opened = false;  // the handshake succeeded: the engine was reachable and knew the thread
     bool unknown = false; // the handshake was refused with 404: the engine does not know the thread
     bool closed_normally = false;  // the engine closed with 1000 (it had sent all it had)
+    std::optional<Item> oversized;  // the next event is over the message limit: reading again gets it again
     std::string lost;
     try {
       // Made first, then awaited: by-value arguments inside a co_await expression (GCC 12).
@@ -293,6 +303,9 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
     } catch (const EngineRejected& e) {
       lost = e.what();
       unknown = !opened && e.status() == 404;
+    } catch (const core::http::ClientError& e) {
+      lost = e.what();
+      if (is_too_large(e)) oversized.emplace(too_large_item(self->thread_id, e));
     } catch (const std::exception& e) {
       lost = e.what();
     }
@@ -308,6 +321,11 @@ Task<void> Follower::run(std::shared_ptr<Follower> self) {
                      {{"thread_id", self->thread_id}, {"after_seq", from}, {"reason", lost}, {"resync", resync}});
     if (unknown) {
       self->finish_with(final_item(Item::Kind::gone, gone_sentence(self->thread_id)));
+      break;
+    }
+    if (oversized) {
+      core::log::warn("engine event too large to relay", {{"thread_id", self->thread_id}, {"reason", lost}});
+      self->finish_with(std::move(*oversized));
       break;
     }
     // Ask the engine what became of the run only when a reconnect brought nothing: the stream
@@ -451,6 +469,7 @@ Task<std::optional<Item>> catch_up_one(Subscription::State& st, std::stop_token 
   std::optional<std::string> msg;
   bool failed = false;
   bool gone = false;
+  std::optional<Item> oversized;  // the next event is over the message limit
   try {
     if (!st.catch_up) {
       auto opening = hub.engine.open_stream(f.thread_id, cursor, stop, st.options.traceparent);
@@ -463,10 +482,17 @@ Task<std::optional<Item>> catch_up_one(Subscription::State& st, std::stop_token 
   } catch (const EngineRejected& e) {
     failed = true;
     gone = e.status() == 404;
+  } catch (const core::http::ClientError& e) {
+    failed = true;
+    if (is_too_large(e)) oversized.emplace(too_large_item(f.thread_id, e));
   } catch (const std::exception&) {
     failed = true;
   }
   if (stop.stop_requested()) co_return final_item(Item::Kind::stopped, "cancelled");
+  if (oversized) {
+    st.catch_up.reset();
+    co_return std::move(*oversized);
+  }
   if (failed) {
     st.catch_up.reset();
     std::optional<Item> fin;

@@ -86,11 +86,14 @@ struct Item {
     gone,      ///< the engine no longer knows the thread (404); `reason` says so
     too_slow,  ///< this subscriber fell too far behind and was dropped; resume with after_seq
     stopped,   ///< the process is shutting down, or next()'s stop token was triggered
+    /// an event is larger than the engine client reads (AsyncClientOptions::ws_max_message_bytes),
+    /// so nothing from it on can be relayed; `reason` says so
+    too_large,
   };
   Kind kind = Kind::event;
   EventPtr event;                               ///< kind event
   std::shared_ptr<const nlohmann::json> state;  ///< kind ended without an `end` event: GET state's document
-  std::string reason;                           ///< kinds gone and stopped: a sentence
+  std::string reason;                           ///< kinds gone, stopped and too_large: a sentence
 };
 
 class FollowHub;

@@ -443,6 +443,11 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
         fail_with.emplace(item.reason + " No result can be collected.", FailureKind::engine_gone);
         span.set_error(item.reason, "engine_gone");
         break;
+      case Item::Kind::too_large:
+        over = true;
+        fail_with.emplace(item.reason + " No result can be collected.", FailureKind::invalid_result);
+        span.set_error(item.reason, "event_too_large");
+        break;
       case Item::Kind::too_slow:  // not with unbounded options; resubscribe where we were
         sub = hub_.subscribe(thread, sub->last_seq(), rt_.executor(), so);
         break;

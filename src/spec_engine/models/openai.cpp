@@ -119,6 +119,7 @@ bool transient_failure(const core::http::ClientError& e, bool got_bytes, int sta
     case K::tls:
     case K::invalid_url:
     case K::cancelled:
+    case K::too_large:
       return false;
   }
   return false;

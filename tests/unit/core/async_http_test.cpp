@@ -70,6 +70,17 @@ class AsyncClientTest : public ::testing::Test {
       };
       return a;
     });
+    // "N" -> one text message of N bytes.
+    r.add_ws("/ws/size", [](Request&) {
+      WsAccept a;
+      a.on_open = [](std::shared_ptr<WsConnection> c) {
+        std::weak_ptr<WsConnection> w = c;
+        c->on_message([w](const std::string& m) {
+          if (auto cc = w.lock()) cc->send_text(std::string(std::stoul(m), 'x'));
+        });
+      };
+      return a;
+    });
     ServerOptions o;
     o.idle_timeout = std::chrono::seconds(1);  // the server drops idle keep-alive connections after 1 s
     server = std::make_unique<Server>(o, std::move(r));
@@ -251,6 +262,35 @@ TEST_F(AsyncClientTest, WebSocketPingPayloadReachesTheClient) {
   }
   rt.run_sync(ws->send("big"));
   EXPECT_EQ(rt.run_sync(ws->read()), std::optional<std::string>("refused"));
+}
+
+// Messages up to ws_max_message_bytes are read (the default, 64 MiB, is over Beast's own 16 MiB:
+// the engine's state updates carry a whole file tree); a larger one is a too_large error, not
+// a silent close.
+TEST_F(AsyncClientTest, WebSocketMessagesUpToTheLimitAreReadALargerOneIsTooLarge) {
+  AsyncHttpClient client(rt);
+  auto ws = rt.run_sync(client.connect_ws(url("/ws/size", "ws"), {}, 5s));
+  const std::size_t twenty_mib = std::size_t{20} << 20;
+  rt.run_sync(ws->send(std::to_string(twenty_mib)));
+  auto m = rt.run_sync(ws->read());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->size(), twenty_mib);
+
+  AsyncClientOptions small;
+  small.ws_max_message_bytes = 1 << 20;
+  AsyncHttpClient limited(rt, small);
+  auto ws2 = rt.run_sync(limited.connect_ws(url("/ws/size", "ws"), {}, 5s));
+  rt.run_sync(ws2->send(std::to_string(1 << 20)));
+  EXPECT_EQ(rt.run_sync(ws2->read()).value_or("").size(), std::size_t{1} << 20);  // exactly the limit
+  rt.run_sync(ws2->send(std::to_string((1 << 20) + 1)));
+  try {
+    rt.run_sync(ws2->read());
+    ADD_FAILURE() << "expected too_large";
+  } catch (const ClientError& e) {
+    EXPECT_EQ(e.kind(), ClientErrorKind::too_large) << e.what();
+    EXPECT_NE(std::string(e.what()).find("1048576 bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(rt.run_sync(ws2->read()), std::nullopt);  // the connection is over
 }
 
 TEST_F(AsyncClientTest, WebSocketHandshakeRefusalCarriesStatus) {

@@ -182,6 +182,19 @@ TEST_F(ServerTest, BodyTooLargeIs413) {
   EXPECT_EQ(r.body.size(), 1000u);
 }
 
+// A body far larger than the socket buffers: the server answers 413 after the header and closes
+// in stages (RFC 9112 §9.6), so the client, still writing, reads the 413 rather than a reset
+// ("broken pipe"). Fails when the server closes at once (checked).
+TEST_F(ServerTest, BodyFarOverTheLimitGets413NotAReset) {
+  for (int i = 0; i < 3; ++i) {
+    ClientResponse r;
+    ASSERT_NO_THROW(r = call("POST", base(*server) + "/echo", std::string(std::size_t{24} << 20, 'x')));
+    EXPECT_EQ(r.status, 413);
+    EXPECT_EQ(nlohmann::json::parse(r.body)["limit"], 1024);
+  }
+  EXPECT_EQ(call("POST", base(*server) + "/echo", "small").status, 200);
+}
+
 TEST_F(ServerTest, ChunkedBodyOverLimitIs413) {
   std::string req = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
   for (int i = 0; i < 3; ++i) req += "200\r\n" + std::string(512, 'z') + "\r\n";
