@@ -60,12 +60,14 @@ std::vector<std::pair<std::string, std::string>> FileSystem::load(const nlohmann
   FileSystem staged(limits_);
   for (auto it = files.begin(); it != files.end(); ++it) {
     std::string field = prefix + "[\"" + it.key() + "\"]";
-    std::string perr;
-    auto p = normalize_path(it.key(), perr, limits_.max_path_bytes);
-    if (!p || *p == "/") {
-      errs.emplace_back(field, p ? "path must name a file" : perr.substr(7));
+    // Paths of a job (and of a checkpoint) are taken as given, by the orchestrator's rule:
+    // canonical or refused (docs/files.md), never normalised, so "a.md" and "/a.md" cannot
+    // both be sent and silently merge. Only the model's tools accept loose paths.
+    if (auto why = core::files::check_path(it.key(), limits_); !why.empty()) {
+      errs.emplace_back(field, why);
       continue;
     }
+    const std::string* p = &it.key();
     const auto& v = it.value();
     std::string text;
     std::string created, modified;

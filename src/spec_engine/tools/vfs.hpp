@@ -56,8 +56,10 @@ class FileSystem {
   explicit FileSystem(VfsLimits limits = {}) : limits_(limits) {}
 
   /// Loads files from the deepagents shape; `content` may be a list of lines or one
-  /// string; missing timestamps are set to now. Returns a list of problems
-  /// ("<prefix>[\"/p\"].content: ...") and loads nothing if any.
+  /// string; missing timestamps are set to now. Paths must be canonical
+  /// (core::files::check_path: "a.md", "//a.md", "/./a.md" and "/a/" are refused, not
+  /// normalised). Returns a list of problems ("<prefix>[\"/p\"].content: ...") and loads
+  /// nothing if any.
   std::vector<std::pair<std::string, std::string>> load(const nlohmann::json& files,
                                                         const std::string& prefix = "files");
   /// The full map in the deepagents shape (keys sorted).

@@ -158,3 +158,15 @@ TEST(ValidateInput, Payload) {
   EXPECT_TRUE(has(errs, "input_payload.files[\"/../x\"]")) << dump(errs);
   EXPECT_TRUE(has(validate_input_payload(json::array()), "input_payload"));
 }
+
+// A job's paths follow the orchestrator's rule (docs/files.md): canonical or refused, never
+// normalised, so "a.md" and "/a.md" cannot both be sent and silently become one file.
+TEST(ValidateInput, NonCanonicalPathsAreRefusedNotMerged) {
+  for (const char* path : {"a.md", "//a.md", "/./b.md", "/c/", "/d//e.md", "/"}) {
+    const auto errs = validate_input_payload({{"files", {{path, {{"content", "x"}}}}}});
+    EXPECT_TRUE(has(errs, std::string("input_payload.files[\"") + path + "\"]")) << path << ": " << dump(errs);
+  }
+  const auto errs = validate_input_payload({{"files", {{"a.md", {{"content", "1"}}}, {"/a.md", {{"content", "2"}}}}}});
+  EXPECT_TRUE(has(errs, "input_payload.files[\"a.md\"]")) << dump(errs);
+  EXPECT_EQ(errs.size(), 1u) << dump(errs);
+}

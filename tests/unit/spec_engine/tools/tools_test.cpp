@@ -38,10 +38,10 @@ TEST(Vfs, SplitLinesLikePython) {
   EXPECT_EQ(split_lines(""), (std::vector<std::string>{""}));
 }
 
-TEST(Vfs, LoadAcceptsListsAndStringsAndRejectsBadPaths) {
+TEST(Vfs, LoadAcceptsListsAndStringsAndRejectsNonCanonicalPaths) {
   FileSystem fs;
   auto errs = fs.load(json{{"/a.md", {{"content", {"x", "y"}}, {"created_at", "2025-01-01T00:00:00Z"}}},
-                           {"b.md", {{"content", "one\ntwo"}}},
+                           {"/b.md", {{"content", "one\ntwo"}}},
                            {"/c.md", "plain"}});
   ASSERT_TRUE(errs.empty());
   EXPECT_EQ(fs.find("/b.md")->lines, (std::vector<std::string>{"one", "two"}));
@@ -56,6 +56,10 @@ TEST(Vfs, LoadAcceptsListsAndStringsAndRejectsBadPaths) {
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].first, "files[\"/../x\"]");
   EXPECT_TRUE(fs2.files().empty());
+  errs = fs2.load(json{{"b.md", {{"content", "a"}}}});  // canonical paths only (the tools normalise theirs)
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].first, "files[\"b.md\"]");
+  EXPECT_NE(errs[0].second.find("must be absolute"), std::string::npos) << errs[0].second;
   errs = fs2.load(json{{"/x", {{"content", {1, 2}}}}});
   ASSERT_EQ(errs.size(), 1u);
   EXPECT_EQ(errs[0].first, "files[\"/x\"].content[0]");
