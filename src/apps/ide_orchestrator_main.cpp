@@ -17,6 +17,7 @@
 #include "apps/cli_options.hpp"
 #include "core/async.hpp"
 #include "core/db.hpp"
+#include "core/json_parse.hpp"
 #include "core/log.hpp"
 #include "core/tracing.hpp"
 #include "core/util.hpp"
@@ -176,7 +177,7 @@ int main(int argc, char** argv) {
                    "websocket_url uses the forwarded host and scheme");
   apps::env_option(*serve, "--max-body-bytes", "IDE_ORCHESTRATOR_MAX_BODY_BYTES", max_body,
                    "Largest accepted request body")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+      ->check(CLI::Range(std::size_t{1024}, core::json::kDefaultMaxBytes));  // what the orchestrator parses
   apps::env_option(*serve, "--orphan-ttl", "IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS", orphan_ttl_hours,
                    "Hours after which a proposal or workflow run still processing is failed; a proposal failed, or a "
                    "run finished, this long ago has its engine thread deleted")
@@ -220,9 +221,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 4096));
   apps::env_option(*serve, "--engine-max-event-bytes", "IDE_ORCHESTRATOR_ENGINE_MAX_EVENT_BYTES",
                    engine_max_event_bytes,
-                   "Largest engine event relayed, in bytes; a run with a larger one ends for its browsers with "
-                   "close code 1009 and its proposal or run fails. The default fits a state update carrying the "
-                   "largest file tree")
+                   "Largest engine event relayed, in bytes (at most 64 MiB, the JSON parser's limit); a run with a "
+                   "larger one ends for its browsers with an error event and close code 1011, its proposal or run "
+                   "fails and its engine thread is deleted. The default fits a state update carrying the largest "
+                   "file tree")
       ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
                    engine_stream_open_seconds,

@@ -52,6 +52,9 @@ namespace {
 
 constexpr const char* kUserAgent = "agentic-ide-core/0.1";
 constexpr std::size_t kMaxResponseBody = 256u * 1024u * 1024u;
+/// Bytes asked for per WebSocket read step; a message is read in such steps and its size
+/// checked after each (AsyncClientOptions::ws_max_message_bytes).
+constexpr std::size_t kWsReadChunk = 64u * 1024u;
 
 /// The parts of an absolute URL the client needs.
 struct Target {
@@ -564,7 +567,9 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
   AsyncWsImpl(async::Executor strand, websocket::stream<NextLayer> ws, std::shared_ptr<ssl::context> ctx,
               std::size_t max_message_bytes)
       : strand_(std::move(strand)), ctx_(std::move(ctx)), ws_(std::move(ws)), max_message_bytes_(max_message_bytes) {
-    ws_.read_message_max(max_message_bytes);
+    // The size is checked in do_read: Beast's own check reports message_too_big only when its
+    // close handshake succeeds (else a timeout or reset that looks like a lost connection).
+    ws_.read_message_max(0);
   }
 
   Task<std::optional<std::string>> read(std::stop_token stop) override {
@@ -621,16 +626,21 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
     error_code ec;
     for (;;) {
       buf.consume(buf.size());
-      co_await ws_.async_read(buf, asio::redirect_error(asio::use_awaitable, ec));
+      // One message, read in parts so that its size is checked as it grows.
+      bool too_big = false;
+      do {
+        co_await ws_.async_read_some(buf, kWsReadChunk, asio::redirect_error(asio::use_awaitable, ec));
+        too_big = !ec && buf.size() > max_message_bytes_;
+      } while (!ec && !too_big && !ws_.is_message_done());
+      if (too_big) {
+        co_await close_with(websocket::close_code::too_big);  // RFC 6455 §7.4.1: 1009
+        throw ClientError(ClientErrorKind::too_large, "a websocket message is larger than the limit of " +
+                                                          std::to_string(max_message_bytes_) + " bytes");
+      }
       if (ec == websocket::error::closed) {
         closed_ = true;
         close_code_ = static_cast<int>(ws_.reason().code);
         co_return std::nullopt;
-      }
-      if (ec == websocket::error::message_too_big) {
-        closed_ = true;  // Beast has sent 1009 and closed the connection
-        throw ClientError(ClientErrorKind::too_large, "a websocket message is larger than the limit of " +
-                                                          std::to_string(max_message_bytes_) + " bytes");
       }
       if (ec) throw io_error(ec, "reading a websocket message", stop.stop_requested());
       if (!ws_.got_text()) continue;
@@ -649,6 +659,11 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
   Task<void> do_close() {
     auto self = this->shared_from_this();
     if (closed_) co_return;
+    co_await close_with(websocket::close_code::normal);
+  }
+
+  /// Sends a close frame with `code` and waits at most 2 s for the peer's; on the strand.
+  Task<void> close_with(websocket::close_code code) {
     closed_ = true;
     websocket::stream_base::timeout to{};
     to.handshake_timeout = std::chrono::seconds(2);  // bounds the close handshake
@@ -656,7 +671,7 @@ class AsyncWsImpl final : public AsyncWsClient, public std::enable_shared_from_t
     to.keep_alive_pings = false;
     ws_.set_option(to);
     error_code ec;
-    co_await ws_.async_close(websocket::close_code::normal, asio::redirect_error(asio::use_awaitable, ec));
+    co_await ws_.async_close(code, asio::redirect_error(asio::use_awaitable, ec));
   }
 
   async::Executor strand_;

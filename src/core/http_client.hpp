@@ -23,7 +23,8 @@ namespace core::http {
 /// the peer's fault, so callers must not count it against the peer (circuit breakers).
 /// `cancelled`: the caller's stop token was triggered.
 /// `too_large`: a WebSocket message over AsyncClientOptions::ws_max_message_bytes (the
-/// connection is closed with 1009, RFC 6455 §7.4.1); reading it again gets the same message.
+/// connection is closed with 1009, RFC 6455 §7.4.1); a new connection to the same stream
+/// would get the same message again.
 enum class ClientErrorKind {
   invalid_url,
   resolve,
@@ -133,11 +134,10 @@ struct AsyncClientOptions {
   /// WebSocket connections: no frame (data, ping or pong) for this long fails the connection;
   /// the client pings the server after half of it (RFC 6455 §5.5.2).
   std::chrono::milliseconds ws_idle_timeout{60000};
-  /// Largest WebSocket message read, in bytes (Beast's own default is 16 MiB): a larger one
-  /// fails read() with ClientErrorKind::too_large. The default is the JSON parser's text limit
-  /// (core::json::kDefaultMaxBytes, 64 MiB), which fits the engine's largest event: a whole
-  /// file tree (8 MiB of text) written as JSON.
-  std::size_t ws_max_message_bytes = std::size_t{64} << 20;
+  /// Largest WebSocket message read, in bytes (as Beast's own default, 16 MiB): a larger one
+  /// fails read() with ClientErrorKind::too_large. A message is held twice while it is handed
+  /// out. The orchestrator's engine client raises it to fit the engine's largest event.
+  std::size_t ws_max_message_bytes = std::size_t{16} << 20;
 };
 
 class AsyncWsClient;

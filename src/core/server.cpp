@@ -888,8 +888,10 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
     // 413 problems name the limit in bytes (docs/json-input.md).
     const nlohmann::json no_extra = nlohmann::json::object();
     const nlohmann::json body_limit = {{"limit", opts.max_body_bytes}};
-    auto fail = [&](int status, const std::string& title, const std::string& detail,
-                    const nlohmann::json& extra) -> asio::awaitable<void> {
+    // `unread`: request bytes may be left unread (the body, or the rest of a bad header), so
+    // the connection is closed in stages (linger) for the client to read this answer.
+    auto fail = [&](int status, const std::string& title, const std::string& detail, const nlohmann::json& extra,
+                    bool unread = true) -> asio::awaitable<void> {
       if (request.method.empty()) request.method = "UNKNOWN";
       Response r = Response::problem(status, title, detail, extra);
       auto res = to_beast(r, request.request_id, 11, false);
@@ -897,7 +899,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
       error_code wec;
       stream.expires_after(opts.read_timeout);
       co_await bhttp::async_write(stream, res, asio::redirect_error(asio::use_awaitable, wec));
-      if (!wec) co_await linger(stream);  // the request may not have been read to its end
+      if (!wec && unread) co_await linger(stream);
     };
 
     if (ec) {
@@ -946,7 +948,7 @@ asio::awaitable<void> Server::Impl::session(tcp::socket socket) {
     // RFC 9112 §3.2: a server answers 400 to an HTTP/1.1 request without a Host header field.
     if (req.version() >= 11 && req.find(bhttp::field::host) == req.end()) {
       co_await fail(400, "Bad Request", "An HTTP/1.1 request must carry a Host header field (RFC 9112 §3.2).",
-                    no_extra);
+                    no_extra, false);
       break;
     }
     request.headers = to_headers(req);

@@ -14,7 +14,7 @@ import tempfile
 import unittest
 
 from e2ekit import Orchestrator, Stack, create_workflow, curl, refine, wait_proposal, ws_follow
-from testkit import nested_arrays, nested_objects
+from testkit import nested_arrays, nested_objects, wait_until
 
 MIB = 1 << 20
 PROBLEM_BASE = "https://agentic-ide.dev/problems/"
@@ -259,8 +259,8 @@ class JobTooLarge(ScriptedCase):
 class BigEvents(ScriptedCase):
     """Events over Beast's default WebSocket message limit (16 MiB) reach the browser whole;
     an orchestrator whose --engine-max-event-bytes is smaller than an event ends the stream
-    with an error event and 1009 and fails the proposal (it used to deliver nothing and close
-    1000 "end")."""
+    with an error event and 1011 "event too large", fails the proposal and deletes its engine
+    thread (it used to deliver nothing and close 1000 "end")."""
 
     STACK_ARGS = {"orch_extra": ["--max-body-bytes", str(8 * MIB)]}
 
@@ -299,7 +299,7 @@ class BigEvents(ScriptedCase):
         p = wait_proposal(orch, token, started.json()["proposal_id"], timeout=60)
         self.assertEqual(p["status"], "completed", p.get("error"))
 
-    def test_an_event_over_the_limit_ends_the_stream_with_1009(self):
+    def test_an_event_over_the_limit_ends_the_stream_with_1011(self):
         email = "big-events@example.com"
         self.small.add_user(email)
         token = self.small.login(email)
@@ -307,13 +307,17 @@ class BigEvents(ScriptedCase):
         started = refine(self.small, token, wid, prompt="Tidy up.")
         self.assertEqual(started.status, 202, started.text)
         events, close, _ = ws_follow(self.small, started.json()["thread_id"], token, timeout=60, max_resumes=0)
-        self.assertEqual(close, 1009, [e.get("event_type") for e in events][-5:])
+        self.assertEqual(close, 1011, [e.get("event_type") for e in events][-5:])
         self.assertEqual(events[-1]["event_type"], "error", events[-1])
         self.assertIn("262144 bytes", json.dumps(events[-1]))
         self.assertTrue(all(len(json.dumps(e)) < 262144 for e in events))
         p = wait_proposal(self.small, token, started.json()["proposal_id"], timeout=60)
         self.assertEqual(p["status"], "failed", p)
         self.assertIn("too large for the orchestrator to relay", p["error"])
+        # The engine run was stopped: its thread is deleted (the engine answers 404 for it).
+        thread = started.json()["thread_id"]
+        wait_until(lambda: curl(self.stack.engine.base, "GET", f"/spec-engine/state/{thread}").status == 404,
+                   timeout=30, what="the engine thread deleted")
 
 
 if __name__ == "__main__":

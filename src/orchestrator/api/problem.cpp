@@ -34,7 +34,8 @@ Response engine_rejected_problem(int engine_status, const json& engine_problem, 
   if (engine_status == 413) {
     // The job is too large for the engine: the client's input, not the engine, has to change.
     extra["type"] = problem_type("job-too-large");
-    if (engine_problem.is_object() && engine_problem.contains("limit")) extra["limit"] = engine_problem["limit"];
+    if (engine_problem.is_object() && engine_problem.contains("limit") && engine_problem["limit"].is_number_integer())
+      extra["limit"] = engine_problem["limit"];
     return Response::problem(413, "Payload Too Large", detail, extra);
   }
   return Response::problem(502, "Bad Gateway", detail, extra);

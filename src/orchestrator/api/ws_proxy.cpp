@@ -40,6 +40,15 @@ std::string error_event(const std::string& error, json context) {
       -1, ' ', false, json::error_handler_t::replace);
 }
 
+/// Where to read the outcome of a stream that ended without `end`.
+std::string outcome_hint(WsProxy::Subject subject) {
+  return subject == WsProxy::Subject::run
+             ? " Read the run with GET /api/workflows/{id}/runs/{run_id} for its outcome (a deleted workflow's runs "
+               "are gone with it)."
+             : " Read the proposal with GET /api/proposals/{id} for its outcome (a deleted workflow's proposals are "
+               "gone with it).";
+}
+
 std::string too_slow_reason(long long last_seq) {
   return "client too slow; reconnect with after_seq=" + std::to_string(last_seq);
 }
@@ -164,11 +173,7 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
         over = true;
         break;
       case Item::Kind::gone:
-        conn->send_text(error_event(item.reason + (subject == Subject::run
-                                                        ? " Read the run with GET /api/workflows/{id}/runs/{run_id} for "
-                                                          "its outcome (a deleted workflow's runs are gone with it)."
-                                                        : " Read the proposal with GET /api/proposals/{id} for its "
-                                                          "outcome (a deleted workflow's proposals are gone with it)."),
+        conn->send_text(error_event(item.reason + outcome_hint(subject),
                                     {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
         conn->close(1011, "run unavailable");
         ended = "gone";
@@ -183,8 +188,10 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
         over = true;
         break;
       case Item::Kind::too_large:
-        conn->send_text(error_event(item.reason, {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
-        conn->close(1009, "event too large");  // RFC 6455 §7.4.1: a message too big to process
+        // 1011 (the server cannot go on), not 1009: the browser sent nothing too big.
+        conn->send_text(error_event(item.reason + outcome_hint(subject),
+                                    {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
+        conn->close(1011, "event too large");
         ended = "too_large";
         over = true;
         break;

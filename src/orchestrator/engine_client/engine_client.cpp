@@ -132,8 +132,8 @@ std::pair<std::string, nlohmann::json> problem_of(int status, const std::string&
 EngineRejected job_too_large(const ClientResponse& r, std::size_t job_bytes) {
   auto [what, problem] = problem_of(r.status, r.body);
   std::string limit;
-  if (problem.is_object() && problem.contains("limit") && problem["limit"].is_number_unsigned()) {
-    limit = " (" + std::to_string(problem["limit"].get<std::uint64_t>()) + " bytes)";
+  if (problem.is_object() && problem.contains("limit") && problem["limit"].is_number_integer()) {
+    limit = " (" + std::to_string(problem["limit"].get<long long>()) + " bytes)";
   }
   return EngineRejected(413,
                         "the job is " + std::to_string(job_bytes) + " bytes as JSON, more than the engine accepts" +

@@ -68,9 +68,10 @@ struct EngineClientOptions {
   /// Invokes in flight at once (>= 1): more wait for their turn, holding no thread, so a burst
   /// of starts does not pile up in the engine's queues past the request timeout.
   int max_invokes_in_flight = 16;
-  /// Largest engine event read from a stream, in bytes: a thread with a larger one ends for its
-  /// followers with follow::Item::Kind::too_large. 64 MiB fits the engine's largest event, a
-  /// state update with a whole file tree (8 MiB of text) written as JSON.
+  /// Largest engine event read from a stream, in bytes (at most core::json::kDefaultMaxBytes,
+  /// what the orchestrator parses): a thread with a larger one ends for its followers with
+  /// follow::Item::Kind::too_large. 64 MiB fits the engine's largest event, a state update
+  /// with a whole file tree (8 MiB of text) written as JSON.
   std::size_t max_event_bytes = std::size_t{64} << 20;
   /// breaker in front of invoke() (threshold 5, open 30 s, 3 half-open trials)
   core::CircuitBreaker::Options breaker{5, std::chrono::milliseconds(30000), 3};

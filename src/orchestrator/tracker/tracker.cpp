@@ -372,6 +372,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   std::optional<nlohmann::json> complete_with;
   std::string output;  // a completed run's final assistant message (the state's result.output)
   std::optional<std::pair<std::string, FailureKind>> fail_with;
+  bool stop_engine_run = false;  // delete the engine thread once the failure is recorded
   auto sub = hub_.subscribe(thread, 0, rt_.executor(), so);
   for (bool over = false; !over;) {
     Item item = co_await sub->next(stop);
@@ -444,7 +445,10 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
         span.set_error(item.reason, "engine_gone");
         break;
       case Item::Kind::too_large:
+        // The run may go on for many steps on the engine, spending model tokens on a result no
+        // one can collect: its thread is deleted (which stops it) once the failure is recorded.
         over = true;
+        stop_engine_run = true;
         fail_with.emplace(item.reason + " No result can be collected.", FailureKind::invalid_result);
         span.set_error(item.reason, "event_too_large");
         break;
@@ -479,6 +483,18 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
       finalise.set_error(e.what(), "finalise_failed");
       core::log::error("could not finalise a tracked job; the sweeper will follow it again",
                        {{id_key, id}, {"error", e.what()}});
+    }
+    if (stop_engine_run && result == FinaliseResult::applied) {
+      // Best effort: a thread not deleted now is deleted by the sweeper after the orphan TTL.
+      bool deleted = false;
+      try {
+        Task<bool> deleting = engine_.delete_thread_async(thread, stop);
+        deleted = co_await std::move(deleting);
+      } catch (const std::exception& e) {
+        core::log::warn("could not delete the engine thread of a run whose events are too large",
+                        {{id_key, id}, {"thread_id", thread}, {"error", e.what()}});
+      }
+      span.set_attribute("engine_thread_deleted", deleted);
     }
     span.set_attribute("outcome", complete_with ? "completed" : "failed");
   } else {

@@ -264,11 +264,13 @@ TEST_F(AsyncClientTest, WebSocketPingPayloadReachesTheClient) {
   EXPECT_EQ(rt.run_sync(ws->read()), std::optional<std::string>("refused"));
 }
 
-// Messages up to ws_max_message_bytes are read (the default, 64 MiB, is over Beast's own 16 MiB:
-// the engine's state updates carry a whole file tree); a larger one is a too_large error, not
-// a silent close.
+// Messages up to ws_max_message_bytes are read (20 MiB here, over Beast's own 16 MiB: the
+// engine's state updates carry a whole file tree); a larger one is a too_large error, not a
+// silent close or a "connection closed" that a follower would retry for ever.
 TEST_F(AsyncClientTest, WebSocketMessagesUpToTheLimitAreReadALargerOneIsTooLarge) {
-  AsyncHttpClient client(rt);
+  AsyncClientOptions big;
+  big.ws_max_message_bytes = std::size_t{20} << 20;
+  AsyncHttpClient client(rt, big);
   auto ws = rt.run_sync(client.connect_ws(url("/ws/size", "ws"), {}, 5s));
   const std::size_t twenty_mib = std::size_t{20} << 20;
   rt.run_sync(ws->send(std::to_string(twenty_mib)));

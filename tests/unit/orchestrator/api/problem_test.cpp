@@ -45,6 +45,25 @@ TEST(Problem, EngineUnavailableIs503WithRetryAfter) {
 
 // The database could not do the work now (store/unit_of_work.hpp): 503 with Retry-After, typed,
 // saying whether the change may have been applied; a busy pool (any core::Unavailable) too.
+// An engine 413 is the caller's too-large job (413 job-too-large with the engine's numeric
+// limit); any other refusal is a 502 engine-rejected.
+TEST(Problem, EngineRefusalsAre413ForATooLargeJobElse502) {
+  Request req;
+  auto r = api::to_response(
+      engine_client::EngineRejected(413, "the job is 9 bytes as JSON", json{{"limit", 8}, {"status", 413}}), req);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(body(r)["type"], "https://agentic-ide.dev/problems/job-too-large");
+  EXPECT_EQ(body(r)["limit"], 8);
+  EXPECT_NE(body(r)["detail"].get<std::string>().find("the job is 9 bytes as JSON"), std::string::npos);
+  r = api::to_response(engine_client::EngineRejected(413, "too big", json{{"limit", "lots"}}), req);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_FALSE(body(r).contains("limit"));  // only a number is passed on
+  r = api::to_response(engine_client::EngineRejected(400, "bad job", json{{"errors", json::array()}}), req);
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(body(r)["type"], "https://agentic-ide.dev/problems/engine-rejected");
+  EXPECT_EQ(body(r)["engine_status"], 400);
+}
+
 TEST(Problem, DatabaseUnavailableIs503WithRetryAfter) {
   Request req;
   auto r = api::to_response(store::DatabaseUnavailable("The database is not reachable right now; nothing was changed.",
