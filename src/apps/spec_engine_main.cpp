@@ -124,6 +124,7 @@ int main(int argc, char** argv) {
   int max_recoveries = 3;
   long delta_flush_ms = 50;
   std::size_t delta_flush_bytes = 1024;
+  long group_commit_ms = 10;
   std::string replica_id = host_name() + "-" + core::random_hex(4);
   std::string openai_base_url = env_or("OPENAI_BASE_URL", "https://api.openai.com/v1");
   spec_engine::bus::NatsOptions nats_opts;  // defaults match deploy/claims/spec-engine.yaml
@@ -196,6 +197,11 @@ int main(int argc, char** argv) {
   apps::env_option(app, "--delta-flush-bytes", "SPEC_ENGINE_DELTA_FLUSH_BYTES", delta_flush_bytes,
                    "... or until the merged text reaches this size")
       ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+  apps::env_option(app, "--group-commit-ms", "SPEC_ENGINE_GROUP_COMMIT_MS", group_commit_ms,
+                   "Group commit: events and checkpoints are committed once the oldest has waited this long, so "
+                   "one transaction carries the writes of many runs (fewer WAL writes per event); events are "
+                   "published after their commit, so this adds at most this much latency. 0 = commit at once")
+      ->check(CLI::Range(0L, 1000L));
   apps::env_option(app, "--shutdown-grace-ms", "SPEC_ENGINE_SHUTDOWN_GRACE_MS", shutdown_grace_ms,
                    "On SIGINT/SIGTERM, wait this long for runs before interrupting them (their leases are released; "
                    "another replica, or the next start, resumes them)");
@@ -370,6 +376,7 @@ int main(int argc, char** argv) {
     spec_engine::bus::EventLogOptions lo;
     lo.delta_flush = std::chrono::milliseconds(delta_flush_ms);
     lo.delta_flush_bytes = delta_flush_bytes;
+    lo.group_commit = std::chrono::milliseconds(group_commit_ms);
     if (pg && !nats) lo.notify_origin = replica_id;
     auto publish = [&hub, l = link.get()](const std::vector<spec_engine::store::EventRecord>& events) {
       hub.publish(events);

@@ -63,6 +63,7 @@ struct EventLog::Impl {
     store::Write write;
     RunPtr run;
     Completion done;
+    Clock::time_point queued_at = Clock::now();  ///< for the group-commit window
   };
   store::Store& store;
   Publish publish;
@@ -110,8 +111,9 @@ struct EventLog::Impl {
       }
       r->pending_text += delta;
       if (r->pending_text.size() >= opts.delta_flush_bytes) {
+        const std::size_t before = queue.size();
         flush_delta_locked(r);
-        cv.notify_one();
+        wake_writer_locked(before);
       }
       return;
     }
@@ -128,10 +130,18 @@ struct EventLog::Impl {
   /// Numbers the event after the run's merged delta and queues it. Caller holds mu.
   void enqueue_event_locked(const RunPtr& r, const std::string& type, nlohmann::json data,
                             std::shared_ptr<const std::string> text) {
+    const std::size_t before = queue.size();
     flush_delta_locked(r);
     store::EventRecord ev{r->thread_id, ++r->seq, type, std::move(data), core::now_rfc3339(), std::move(text)};
     queue.push_back({store::Write{r->epoch, store::EventWrite{std::move(ev)}}, r, {}});
-    cv.notify_one();
+    wake_writer_locked(before);
+  }
+
+  /// Wakes the writer for writes just queued behind `before` others. It waits on the condition
+  /// only with an empty queue (or, with a non-empty one, for the group-commit window), so only
+  /// the first write and a full batch need to wake it: one wake-up per batch, not per write.
+  void wake_writer_locked(std::size_t before) {
+    if (before == 0 || queue.size() >= opts.max_batch) cv.notify_one();
   }
 
   /// Queues a write with its completion, after the run's merged delta and events.
@@ -144,9 +154,10 @@ struct EventLog::Impl {
       } else if (stopped) {
         refused = std::make_exception_ptr(std::runtime_error("event log stopped"));
       } else {
+        const std::size_t before = queue.size();
         flush_delta_locked(r);
         queue.push_back({std::move(w), r, std::move(done)});
-        cv.notify_one();
+        wake_writer_locked(before);
         return;
       }
     }
@@ -185,6 +196,14 @@ bool EventLog::Impl::next_batch(std::unique_lock<std::mutex>& lk, std::vector<It
       }
     }
     for (const auto& r : due) flush_delta_locked(r);
+    if (!queue.empty() && !stopping && opts.group_commit.count() > 0 && queue.size() < opts.max_batch) {
+      // Group commit: wait for more writes until the oldest has waited the window.
+      const auto ready_at = queue.front().queued_at + opts.group_commit;
+      if (now < ready_at) {
+        cv.wait_until(lk, std::min(ready_at, earliest));
+        continue;
+      }
+    }
     if (!queue.empty()) {
       const std::size_t n = std::min(queue.size(), std::max<std::size_t>(1, opts.max_batch));
       batch.reserve(n);

@@ -36,6 +36,13 @@ struct EventLogOptions {
   std::chrono::milliseconds delta_flush{50};   ///< longest a delta waits to be merged (--delta-flush-ms)
   std::size_t delta_flush_bytes = 1024;        ///< merged delta text flushed at this size (--delta-flush-bytes)
   std::size_t max_batch = 2000;                ///< writes per transaction at most
+  /// Group commit: a batch is committed once its oldest write has waited this long (or the
+  /// batch is full, or the log stops), so that one transaction carries the writes of many runs.
+  /// Each commit writes every page it touched to the WAL again (SQLite) or flushes the WAL
+  /// (PostgreSQL), so fewer, larger commits cost less per event; events are published after
+  /// their commit, so this adds at most this much to their latency. 0 = commit whatever is
+  /// queued at once (--group-commit-ms).
+  std::chrono::milliseconds group_commit{0};
   std::chrono::milliseconds max_backoff{2000}; ///< longest wait between retries of a failing batch
   /// PostgreSQL LISTEN/NOTIFY link: this replica's id, sent with a NOTIFY in each commit
   /// (empty: no NOTIFY).

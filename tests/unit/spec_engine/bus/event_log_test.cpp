@@ -143,6 +143,39 @@ TEST_P(EventLogTest, ManyRunsShareFewTransactions) {
   }
 }
 
+// Group commit: a write waits until the oldest queued one has waited the window, then the
+// writes of all runs go in one transaction; stopping commits at once. Fails with the window
+// ignored (the first event is published at once, in a batch of its own).
+TEST_P(EventLogTest, GroupCommitWaitsForTheWindowThenCommitsAllRunsTogether) {
+  create("g1");
+  create("g2");
+  EventLogOptions o;
+  o.group_commit = 800ms;
+  auto log = make(o);
+  log->start();
+  auto a = log->open("g1", 1, 0);
+  auto b = log->open("g2", 1, 0);
+  const double before = ok_batches();
+  const auto t0 = std::chrono::steady_clock::now();
+  a->emit("on_state_update", {{"i", 1}});
+  b->emit("on_state_update", {{"i", 2}});
+  const auto published = [this] {
+    std::lock_guard lk(mu_);
+    return published_.size();
+  };
+  while (published() < 2 && std::chrono::steady_clock::now() - t0 < 10s) std::this_thread::sleep_for(5ms);
+  const auto waited = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(published(), 2u);
+  EXPECT_GE(waited, 790ms);
+  EXPECT_EQ(ok_batches() - before, 1.0);
+
+  a->emit("on_state_update", {{"i", 3}});
+  const auto t1 = std::chrono::steady_clock::now();
+  log->stop(5s);  // does not wait for the window
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, 700ms);
+  EXPECT_EQ(store_->events_after("g1", 0).size(), 2u);
+}
+
 TEST_P(EventLogTest, FinishStoresEndAndOutcomeTogether) {
   create("t");
   auto log = make();
