@@ -312,22 +312,30 @@ Task<Exchange> exchange_on(Stream& s, Conn& conn, const ClientRequest& req, cons
   auto& lowest = conn.lowest();
   lowest.expires_at(deadline);
   co_await bhttp::async_write(s, r, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) throw io_error(ec, "sending the request", stop.stop_requested());
+  // A server may answer before it has read the whole body (e.g. 413) and close (RFC 9112
+  // §9.5/§9.6): our write then fails, but its answer may be waiting in the socket. Read it
+  // (within 2 s) rather than report the write error; without one, the write error stands.
+  const bool answered_early = ec && !req.body.empty() && !stop.stop_requested() &&
+                              (ec == asio::error::broken_pipe || ec == asio::error::connection_reset);
+  const error_code write_error = ec;
+  if (ec && !answered_early) throw io_error(ec, "sending the request", stop.stop_requested());
   bhttp::response_parser<bhttp::string_body> p;
   p.body_limit(kMaxResponseBody);
   p.skip(req.method == "HEAD");  // RFC 9110 §9.3.2: no body follows, whatever Content-Length says
-  lowest.expires_at(deadline);
+  lowest.expires_at(answered_early ? std::min(deadline, Clock::now() + std::chrono::seconds(2)) : deadline);
   co_await bhttp::async_read_header(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+  if (ec && answered_early) throw io_error(write_error, "sending the request", false);
   if (ec) throw io_error(ec, "reading the response", stop.stop_requested());
   progress.response_started = true;
   if (!p.is_done()) {
     co_await bhttp::async_read(s, conn.buffer, p, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec && answered_early) throw io_error(write_error, "sending the request", false);
     if (ec) throw io_error(ec, "reading the response", stop.stop_requested());
   }
   Exchange out;
   out.response.status = static_cast<int>(p.get().result_int());
   out.response.headers = to_headers(p.get());
-  out.keep_alive = p.get().keep_alive();
+  out.keep_alive = p.get().keep_alive() && !answered_early;
   out.response.body = std::move(p.get().body());
   co_return out;
 }

@@ -144,8 +144,9 @@ class AsyncWsClient;
 
 /// Asynchronous HTTP/1.1 client with keep-alive connection reuse (RFC 9112 §9.3). Every step
 /// (resolve, connect, TLS handshake, write, read) has a deadline; name resolution uses Asio's
-/// resolver service (no thread per call) and is raced against the deadline. Thread-safe; the
-/// Runtime must outlive the client and its connections.
+/// resolver service (no thread per call) and is raced against the deadline. An answer the
+/// server sent before it read the whole body (a 413, then a reset) is returned, not the write
+/// error (RFC 9112 §9.5). Thread-safe; the Runtime must outlive the client and its connections.
 class AsyncHttpClient {
  public:
   explicit AsyncHttpClient(async::Runtime& runtime, AsyncClientOptions options = {});
