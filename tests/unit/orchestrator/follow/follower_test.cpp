@@ -152,6 +152,33 @@ TEST_F(FollowTest, ManySubscribersShareOneUpstreamAndSeeEveryEventOnceInOrder) {
   EXPECT_TRUE(eventually([&] { return h.stats().followers == 0; })) << "a follower ends after `end`";
 }
 
+// An event over the engine client's size limit ends the thread for its subscribers with
+// too_large (not a lost connection retried for ever); a subscriber that comes later gets the
+// same final word from a new follower.
+TEST_F(FollowTest, AnEventOverTheSizeLimitEndsTheThreadWithTooLarge) {
+  orchestrator::engine_client::EngineClientOptions eo;
+  eo.base_url = engine_.url();
+  eo.request_timeout = 2000ms;
+  eo.retry = core::RetryPolicy{1, 1ms, 1ms};
+  eo.max_event_bytes = 4096;
+  client_ = std::make_unique<orchestrator::engine_client::EngineClient>(eo, rt_);
+  auto& h = hub();
+  const auto thread = live_thread(2);
+  auto sub = subscribe(thread);
+  EXPECT_EQ(take_seqs(sub, 2), range(1, 2));
+  engine_.append(thread, ev("on_state_update", {{"files", {{"/big.md", {{"content", {std::string(5000, 'x')}}}}}}}, 3));
+  auto fin = take(sub);
+  ASSERT_TRUE(fin);
+  EXPECT_EQ(fin->kind, Item::Kind::too_large);
+  EXPECT_NE(fin->reason.find("4096 bytes"), std::string::npos) << fin->reason;
+  EXPECT_TRUE(eventually([&] { return h.stats().followers == 0; })) << "the follower ends";
+  auto later = subscribe(thread, 2);
+  auto again = take(later);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->kind, Item::Kind::too_large);
+  EXPECT_EQ(h.stats().upstreams_opened, 2u) << "no reconnect loop";
+}
+
 TEST_F(FollowTest, LateJoinerAndResumeAreServedFromMemory) {
   auto& h = hub();
   const auto thread = live_thread();
