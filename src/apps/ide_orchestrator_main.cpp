@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
                    "websocket_url uses the forwarded host and scheme");
   apps::env_option(*serve, "--max-body-bytes", "IDE_ORCHESTRATOR_MAX_BODY_BYTES", max_body,
                    "Largest accepted request body")
-      ->check(CLI::Range(std::size_t{1024}, core::json::kDefaultMaxBytes));  // what the orchestrator parses
+      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
   apps::env_option(*serve, "--orphan-ttl", "IDE_ORCHESTRATOR_ORPHAN_TTL_HOURS", orphan_ttl_hours,
                    "Hours after which a proposal or workflow run still processing is failed; a proposal failed, or a "
                    "run finished, this long ago has its engine thread deleted")
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
                    "larger one ends for its browsers with an error event and close code 1011, its proposal or run "
                    "fails and its engine thread is deleted. The default fits a state update carrying the largest "
                    "file tree")
-      ->check(CLI::Range(std::size_t{1024}, std::size_t{1} << 30));
+      ->check(CLI::Range(std::size_t{1024}, core::json::kDefaultMaxBytes));  // what the orchestrator parses
   apps::env_option(*serve, "--engine-stream-open-seconds", "IDE_ORCHESTRATOR_ENGINE_STREAM_OPEN_SECONDS",
                    engine_stream_open_seconds,
                    "Seconds an engine stream (following a refinement) may take to connect and upgrade before it is "

@@ -10,6 +10,7 @@ docs/files.md, issue 9 items 1, 4, 6, 7):
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -298,6 +299,12 @@ class BigEvents(ScriptedCase):
         self.assertTrue(any(len(json.dumps(e)) > 16 * MIB for e in events), "no event was over 16 MiB")
         p = wait_proposal(orch, token, started.json()["proposal_id"], timeout=60)
         self.assertEqual(p["status"], "completed", p.get("error"))
+
+    def test_the_event_limit_cannot_exceed_what_the_orchestrator_parses(self):
+        r = subprocess.run([self.small.exe, "serve", "--engine-max-event-bytes", str(64 * MIB + 1)],
+                           capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("--engine-max-event-bytes", r.stdout + r.stderr)
 
     def test_an_event_over_the_limit_ends_the_stream_with_1011(self):
         email = "big-events@example.com"

@@ -173,26 +173,22 @@ core::async::Task<void> WsProxy::relay(std::shared_ptr<WsConnection> conn, std::
         over = true;
         break;
       case Item::Kind::gone:
+      case Item::Kind::too_large: {
+        // 1011 (the server cannot go on); for too_large not 1009: the browser sent nothing too big.
+        const bool forgotten = item.kind == Item::Kind::gone;
         conn->send_text(error_event(item.reason + outcome_hint(subject),
                                     {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
-        conn->close(1011, "run unavailable");
-        ended = "gone";
+        conn->close(1011, forgotten ? "run unavailable" : "event too large");
+        ended = forgotten ? "gone" : "too_large";
         over = true;
         break;
+      }
       case Item::Kind::too_slow:
         too_slow = true;
         over = true;
         break;
       case Item::Kind::stopped:
         if (conn->is_open()) conn->close(1001, "server shutting down");
-        over = true;
-        break;
-      case Item::Kind::too_large:
-        // 1011 (the server cannot go on), not 1009: the browser sent nothing too big.
-        conn->send_text(error_event(item.reason + outcome_hint(subject),
-                                    {{"thread_id", thread_id}, {"after_seq", last_sent->load()}}));
-        conn->close(1011, "event too large");
-        ended = "too_large";
         over = true;
         break;
     }

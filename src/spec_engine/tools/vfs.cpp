@@ -67,7 +67,7 @@ std::vector<std::pair<std::string, std::string>> FileSystem::load(const nlohmann
       errs.emplace_back(field, why);
       continue;
     }
-    const std::string* p = &it.key();
+    const std::string& path = it.key();
     const auto& v = it.value();
     std::string text;
     std::string created, modified;
@@ -100,12 +100,12 @@ std::vector<std::pair<std::string, std::string>> FileSystem::load(const nlohmann
       errs.emplace_back(field + ".content", "must be a list of lines or a string");
       continue;
     }
-    auto e = staged.put(*p, text);
+    auto e = staged.put(path, text);
     if (!e.empty()) {
       errs.emplace_back(field, e.rfind("Error: ", 0) == 0 ? e.substr(7) : e);
       continue;
     }
-    auto& f = staged.files_[*p];
+    auto& f = staged.files_[path];
     if (!created.empty()) f.created_at = created;
     if (!modified.empty()) f.modified_at = modified;
   }
