@@ -3,9 +3,13 @@
 #include <algorithm>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <regex>
+#include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
+#include <unordered_map>
+#include <vector>
 #include <unistd.h>
 
 #include <soci/postgresql/soci-postgresql.h>
@@ -17,6 +21,64 @@
 #include "core/util.hpp"
 
 namespace core::db {
+
+namespace {
+
+/// Which WriteGate each pooled SQLite session belongs to (WriteLock finds it from the session).
+struct GateRegistry {
+  std::shared_mutex mu;
+  std::unordered_map<const soci::session*, WriteGate*> gates;
+};
+
+GateRegistry& gate_registry() {
+  static GateRegistry* r = new GateRegistry;  // never destroyed: databases may close during exit
+  return *r;
+}
+
+void set_gate(const soci::session& sql, WriteGate* gate) {
+  GateRegistry& r = gate_registry();
+  std::unique_lock lk(r.mu);
+  if (gate) {
+    r.gates[&sql] = gate;
+  } else {
+    r.gates.erase(&sql);
+  }
+}
+
+/// The write gate of an SQLite file, shared by the Databases of this process opened on it (the
+/// engine opens the same file for its pool, its event writer and its lease keeper).
+std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file) {
+  static std::mutex mu;
+  static auto* gates = new std::map<std::string, std::weak_ptr<WriteGate>>;  // never destroyed
+  std::error_code ec;
+  auto key = std::filesystem::weakly_canonical(file, ec);
+  if (ec) key = std::filesystem::absolute(file);
+  std::lock_guard lk(mu);
+  std::erase_if(*gates, [](const auto& kv) { return kv.second.expired(); });  // files no Database has open
+  auto& slot = (*gates)[key.string()];
+  auto gate = slot.lock();
+  if (!gate) {
+    gate = std::make_shared<WriteGate>();
+    slot = gate;
+  }
+  return gate;
+}
+
+/// The gates the calling thread holds (WriteLock is reentrant per thread).
+std::vector<WriteGate*>& gates_held() {
+  thread_local std::vector<WriteGate*> held;
+  return held;
+}
+
+WriteGate* gate_of(const soci::session& sql) {
+  GateRegistry& r = gate_registry();
+  std::shared_lock lk(r.mu);
+  const auto it = r.gates.find(&sql);
+  return it == r.gates.end() ? nullptr : it->second;
+}
+
+}  // namespace
+
 namespace {
 
 bool is_pg_url(const std::string& url) {
@@ -145,7 +207,8 @@ Database::Database(const DbConfig& config)
       if (config.sqlite_path.has_parent_path()) std::filesystem::create_directories(config.sqlite_path.parent_path());
       description_ = "sqlite:" + config.sqlite_path.string();
       // busy timeout in seconds: writers wait for each other instead of failing.
-      const std::string conn = "db=\"" + config.sqlite_path.string() + "\" timeout=30";
+      const std::string conn =
+          "db=\"" + config.sqlite_path.string() + "\" timeout=" + std::to_string(kSqliteBusyTimeout.count());
       for (std::size_t i = 0; i < size_; ++i) {
         auto& s = pool_->at(i);
         s.open(soci::sqlite3, conn);
@@ -158,11 +221,43 @@ Database::Database(const DbConfig& config)
     throw std::runtime_error("cannot open database " + (description_.empty() ? redact(config.url) : description_) +
                              ": " + e.what());
   }
-  for (std::size_t i = 0; i < size_; ++i) register_session(pool_->at(i));
+  if (dialect_ == Dialect::sqlite) gate_ = gate_for_file(config.sqlite_path);
+  for (std::size_t i = 0; i < size_; ++i) {
+    register_session(pool_->at(i));
+    if (gate_) set_gate(pool_->at(i), gate_.get());
+  }
 }
 
 Database::~Database() {
-  for (std::size_t i = 0; i < size_; ++i) forget_session(pool_->at(i));
+  for (std::size_t i = 0; i < size_; ++i) {
+    forget_session(pool_->at(i));
+    if (gate_) set_gate(pool_->at(i), nullptr);
+  }
+}
+
+WriteLock::WriteLock(soci::session& sql) {
+  WriteGate* gate = gate_of(sql);
+  if (!gate) return;
+  auto& held = gates_held();
+  if (std::find(held.begin(), held.end(), gate) != held.end()) return;  // an outer lock of this thread
+  std::unique_lock<std::timed_mutex> lk(gate->mu, std::defer_lock);
+  if (!lk.try_lock_for(gate->max_wait)) {
+    throw soci::soci_error("database is locked (another write of this process held it for more than " +
+                           std::to_string(gate->max_wait.count() / 1000) + " s)");
+  }
+  held.push_back(gate);
+  lock_ = std::move(lk);
+  gate_ = gate;
+}
+
+WriteLock::~WriteLock() { release(); }
+
+void WriteLock::release() noexcept {
+  if (!lock_.owns_lock()) return;
+  auto& held = gates_held();
+  held.erase(std::remove(held.begin(), held.end(), gate_), held.end());
+  lock_.unlock();
+  gate_ = nullptr;
 }
 
 bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept {

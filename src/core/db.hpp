@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <soci/soci.h>
@@ -41,6 +42,19 @@ struct DbConfig {
   bool create_if_missing = true;
 };
 
+/// How long an SQLite connection waits for another connection's write lock (its busy timeout),
+/// and a writer for this process's write gate (WriteLock).
+inline constexpr std::chrono::seconds kSqliteBusyTimeout{30};
+
+/// The in-process lock of one SQLite file's writers (see WriteLock), shared by every Database of
+/// this process opened on that file. A timed mutex: waiters are woken as soon as it is
+/// released (in no guaranteed order), instead of polling like SQLite's busy handler.
+struct WriteGate {
+  std::timed_mutex mu;
+  /// Longest wait for the gate.
+  std::chrono::milliseconds max_wait{kSqliteBusyTimeout};
+};
+
 /// A pool of SOCI sessions. Thread-safe. Throws std::runtime_error (with the
 /// driver message, never the password) when the database cannot be opened.
 class Database {
@@ -69,6 +83,37 @@ class Database {
   std::chrono::milliseconds lease_timeout_{0};
   std::string description_;
   std::unique_ptr<soci::connection_pool> pool_;
+  std::shared_ptr<WriteGate> gate_;  ///< SQLite only: shared by every Database of the same file
+};
+
+/// Holds the write gate of a pooled SQLite session's Database while in scope. Take it before
+/// a write on SQLite: `BEGIN IMMEDIATE` or a write outside a transaction, and keep it until the
+/// COMMIT or ROLLBACK. This process's writers then wait on a lock that wakes them as soon as it
+/// is free, not in SQLite's busy handler, which retries after sleeps of 1, 2, 5 ... up to 100 ms
+/// (SQLite's sqliteDefaultBusyCallback): under a wave of short writes a writer could sleep
+/// hundreds of milliseconds while the lock was free most of the time. The order of waiters is
+/// not guaranteed. Other processes on the same file still meet the busy timeout, so a write can
+/// wait up to twice kSqliteBusyTimeout in all. Holds nothing for PostgreSQL (row locks), for a
+/// session that no Database pools, and when this thread holds the file's gate already (a write
+/// inside a write transaction). Reentrancy is per file, not per session: a write transaction
+/// open on one session and a write on another session of the same file, in one thread, still
+/// wait for each other in SQLite (for the busy timeout, then fail), as they did without the
+/// gate. Release it on the thread that took it. Throws soci::soci_error ("database is locked")
+/// when the gate stays taken longer than WriteGate::max_wait.
+class WriteLock {
+ public:
+  explicit WriteLock(soci::session& sql);
+  ~WriteLock();
+  WriteLock(const WriteLock&) = delete;
+  WriteLock& operator=(const WriteLock&) = delete;
+  /// Releases the gate now (after COMMIT or ROLLBACK); the destructor releases it otherwise.
+  void release() noexcept;
+  /// True while this lock holds a gate.
+  bool holds() const noexcept { return lock_.owns_lock(); }
+
+ private:
+  std::unique_lock<std::timed_mutex> lock_;
+  WriteGate* gate_ = nullptr;  ///< the gate held (null when none or already held by this thread)
 };
 
 /// Makes sure `sql` has a working connection: when the backend reports it broken (the server

@@ -1,8 +1,10 @@
 #include "core/db_statements.hpp"
 
+#include <cctype>
 #include <list>
 #include <mutex>
 #include <shared_mutex>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -138,8 +140,24 @@ std::size_t cached_statements(soci::session& sql) {
   return c ? c->size() : 0;
 }
 
+bool is_write(const std::string& query) noexcept {
+  std::size_t i = 0;
+  while (i < query.size() && std::isspace(static_cast<unsigned char>(query[i]))) ++i;
+  std::size_t j = i;
+  while (j < query.size() && std::isalpha(static_cast<unsigned char>(query[j]))) ++j;
+  const std::string_view word(query.data() + i, j - i);
+  const auto is = [&](std::string_view w) {
+    if (word.size() != w.size()) return false;
+    for (std::size_t k = 0; k < w.size(); ++k)
+      if (std::toupper(static_cast<unsigned char>(word[k])) != w[k]) return false;
+    return true;
+  };
+  return is("INSERT") || is("UPDATE") || is("DELETE") || is("REPLACE");
+}
+
 ReusedStatement::ReusedStatement(soci::session& sql, const std::string& query) : sql_(sql), query_(query) {
   cache_ = find_cache(sql);
+  if ((!cache_ || cache_->sqlite()) && is_write(query)) gate_.emplace(sql);
   if (cache_) {
     cache_->flush_parked();
     st_ = cache_->take(query);

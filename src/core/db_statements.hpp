@@ -5,9 +5,12 @@
 // hot statements through ReusedStatement; the bindings stay the caller's, added per use.
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <soci/soci.h>
+
+#include "core/db.hpp"
 
 namespace core::db {
 
@@ -43,7 +46,9 @@ std::size_t cached_statements(soci::session& sql);
 /// inside a transaction, where a DEALLOCATE would be refused, once the connection is idle
 /// again, so no server-side statement is leaked). Before a statement is cached, SQLite's is
 /// reset (an un-reset statement keeps its read transaction, and with it an old snapshot;
-/// SQLite "sqlite3_reset") and PostgreSQL's result set is freed.
+/// SQLite "sqlite3_reset") and PostgreSQL's result set is freed. On SQLite a write (is_write())
+/// holds the process's write gate (WriteLock) from construction until the statement is reset
+/// and cached, or finalized after an error.
 ///
 ///     core::db::ReusedStatement rs(sql, "SELECT name FROM users WHERE id = :id");
 ///     soci::statement& st = rs.get();
@@ -68,12 +73,19 @@ class ReusedStatement {
   void done() noexcept { done_ = true; }
 
  private:
+  /// Declared first, destroyed last: held until the statement is reset (see the class comment).
+  std::optional<WriteLock> gate_;
   soci::session& sql_;
   std::string query_;
   std::unique_ptr<soci::statement> st_;
   detail::StatementCache* cache_ = nullptr;  ///< the session's cache; null for a session without one
   bool done_ = false;
 };
+
+/// True when `query` starts with INSERT, UPDATE, DELETE or REPLACE (any case, after blanks): a
+/// statement that takes SQLite's write lock. A write written otherwise (after a comment or a
+/// parenthesis, or `WITH ... INSERT`) is not recognised; none is written so here.
+bool is_write(const std::string& query) noexcept;
 
 /// Runs statement `query` (no result rows) with the bindings `bind(soci::statement&)` adds, on
 /// the session's reused statement; returns the rows it changed. Throws what soci throws.

@@ -816,12 +816,11 @@ std::vector<std::pair<std::string, std::string>> list_failed_not_cleaned_before(
 }
 
 bool schedule_failed_cleanup(UnitOfWork& uow, const std::string& id) {
-  soci::session& sql = uow.sql();
-  soci::statement st = (sql.prepare << "UPDATE proposals SET engine_cleanup_pending = 1 WHERE id = :id AND "
-                                       "status = 'failed' AND engine_cleanup_pending = 0 AND "
-                                       "engine_thread_deleted_at IS NULL",
-                        soci::use(id));
-  return affected(st) == 1;
+  std::vector<std::string> params{id};
+  return sqlh::execute(uow.sql(),
+                       "UPDATE proposals SET engine_cleanup_pending = 1 WHERE id = :id AND status = 'failed' AND "
+                       "engine_cleanup_pending = 0 AND engine_thread_deleted_at IS NULL",
+                       params) == 1;
 }
 
 std::vector<std::pair<std::string, std::string>> list_processing_before(UnitOfWork& uow,
@@ -875,11 +874,10 @@ std::vector<std::pair<std::string, std::string>> list_failed_of_kind(UnitOfWork&
 }
 
 bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to) {
-  soci::session& sql = uow.sql();
-  soci::statement st = (sql.prepare << "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' "
-                                       "AND failure_kind = :f",
-                        soci::use(to), soci::use(id), soci::use(from));
-  return affected(st) == 1;
+  std::vector<std::string> params{to, id, from};
+  return sqlh::execute(uow.sql(),
+                       "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' AND failure_kind = :f",
+                       params) == 1;
 }
 
 }  // namespace proposals

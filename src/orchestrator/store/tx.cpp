@@ -6,7 +6,7 @@
 
 namespace orchestrator::store {
 
-Tx::Tx(UnitOfWork& uow) : uow_(uow) {
+Tx::Tx(UnitOfWork& uow) : uow_(uow), gate_(std::make_unique<core::db::WriteLock>(uow.sql())) {
   uow_.sql() << (uow_.dialect() == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
 }
 
@@ -22,6 +22,7 @@ Tx::~Tx() {
 void Tx::commit() {
   uow_.sql() << "COMMIT";
   done_ = true;
+  gate_->release();
 }
 
 }  // namespace orchestrator::store

@@ -2,6 +2,7 @@
 // Transactions and keyset pagination shared by the orchestrator repositories (the page
 // request and cursor codec without SQL: cursor.hpp).
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,11 +10,15 @@
 #include "orchestrator/store/cursor.hpp"
 #include "orchestrator/store/unit_of_work.hpp"
 
+namespace core::db {
+class WriteLock;  // core/db.hpp (SOCI stays below the repositories)
+}
+
 namespace orchestrator::store {
 
-/// A write transaction that rolls back unless commit() is called. On SQLite it starts
-/// with BEGIN IMMEDIATE (takes the write lock up front, so read-then-write transactions
-/// never fail with SQLITE_BUSY_SNAPSHOT and writers queue on busy_timeout); on
+/// A write transaction that rolls back unless commit() is called. On SQLite it queues on the
+/// process's write gate (core::db::WriteLock), then starts with BEGIN IMMEDIATE (takes the write
+/// lock up front, so read-then-write transactions never fail with SQLITE_BUSY_SNAPSHOT); on
 /// PostgreSQL a plain BEGIN (READ COMMITTED; conditional UPDATEs re-check rows after locks).
 class Tx {
  public:
@@ -27,6 +32,7 @@ class Tx {
 
  private:
   UnitOfWork& uow_;
+  std::unique_ptr<core::db::WriteLock> gate_;  ///< released after COMMIT or ROLLBACK (destroyed after the body)
   bool done_ = false;
 };
 

@@ -114,12 +114,13 @@ class Conn {
   std::unique_ptr<core::db::Session> lease_;
 };
 
-/// A write transaction that serialises writers: `BEGIN IMMEDIATE` on SQLite (takes the write
-/// lock up front, so a read-then-write never fails on a stale snapshot), `BEGIN` on PostgreSQL
-/// (rows are locked explicitly). Rolled back unless committed.
+/// A write transaction that serialises writers: on SQLite it queues on the process's write gate
+/// (core::db::WriteLock) and then takes the write lock up front with `BEGIN IMMEDIATE`, so a
+/// read-then-write never fails on a stale snapshot; `BEGIN` on PostgreSQL (rows are locked
+/// explicitly). Rolled back unless committed.
 class WriteTxn {
  public:
-  WriteTxn(soci::session& sql, core::db::Dialect d) : sql_(sql) {
+  WriteTxn(soci::session& sql, core::db::Dialect d) : sql_(sql), gate_(sql) {
     sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
   }
   ~WriteTxn() {
@@ -133,10 +134,12 @@ class WriteTxn {
   void commit() {
     sql_ << "COMMIT";
     done_ = true;
+    gate_.release();
   }
 
  private:
   soci::session& sql_;
+  core::db::WriteLock gate_;  ///< released after COMMIT or ROLLBACK (destroyed after the body)
   bool done_ = false;
 };
 
@@ -280,6 +283,7 @@ bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lea
                               soci::use(rec.trace_id), soci::use(rec.traceparent), soci::use(rec.status),
                               soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
                               soci::use(now), soci::use(rec.owner), soci::use(epoch), soci::use(ttl));
+  core::db::WriteLock gate(sql);
   st.execute(true);
   return st.get_affected_rows() > 0;
 }
@@ -318,6 +322,7 @@ bool Store::set_status(const std::string& thread_id, const std::string& status, 
   soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, error = :err, updated_at = :u "
                                        "WHERE thread_id = :tid",
                         soci::use(status), soci::use(error, err_ind), soci::use(now), soci::use(thread_id));
+  core::db::WriteLock gate(sql);
   st.execute(true);
   return st.get_affected_rows() > 0;
 }
@@ -330,6 +335,7 @@ bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, 
   soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, updated_at = :u "
                                        "WHERE thread_id = :tid AND epoch = :e AND " << kActive,
                         soci::use(status), soci::use(now), soci::use(thread_id), soci::use(e));
+  core::db::WriteLock gate(sql);
   st.execute(true);
   return st.get_affected_rows() > 0;
 }
@@ -788,6 +794,7 @@ int Store::release_leases(const std::string& owner) {
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner = :o AND "
                                            << kActive,
                         soci::use(owner));
+  core::db::WriteLock gate(conn.sql());
   st.execute(true);
   return static_cast<int>(st.get_affected_rows());
 }
@@ -798,6 +805,7 @@ bool Store::disown(const std::string& thread_id, std::int64_t epoch) {
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET owner = '', lease_expires_at = 0 "
                                               "WHERE thread_id = :tid AND epoch = :e",
                         soci::use(thread_id), soci::use(e));
+  core::db::WriteLock gate(conn.sql());
   st.execute(true);
   return st.get_affected_rows() > 0;
 }
@@ -807,6 +815,7 @@ int Store::expire_foreign_leases(const std::string& owner) {
   soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner <> :o AND "
                                               "lease_expires_at <> 0 AND " << kActive,
                         soci::use(owner));
+  core::db::WriteLock gate(conn.sql());
   st.execute(true);
   return static_cast<int>(st.get_affected_rows());
 }

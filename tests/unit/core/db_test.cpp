@@ -1,11 +1,14 @@
 #include "core/db.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
+#include "core/db_statements.hpp"
 #include "core/util.hpp"
 #include "db_fixture.hpp"
 
@@ -76,6 +79,51 @@ TEST_P(DbTest, LeaseTimeoutBoundsTheWaitForASession) {
   int one = 0;
   again.sql() << "SELECT 1", soci::into(one);
   EXPECT_EQ(one, 1);
+}
+
+// The engine opens one SQLite file three times (pool, event writer, lease keeper): their writers
+// must queue on one gate, or a writer of one pool meets SQLite's sleeping busy handler again.
+// A write inside a write lock of the same thread does not wait for itself; PostgreSQL has no gate.
+TEST_P(DbTest, WritersOfOneSqliteFileQueueOnOneGateAcrossDatabases) {
+  cfg_.pool_size = 1;
+  core::db::Database a(cfg_), b(cfg_), c(cfg_);
+  core::db::Session sa(a), sb(b);
+  sa.sql() << "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY)";
+  if (GetParam().postgres) {
+    core::db::WriteLock gate(sa.sql());
+    EXPECT_FALSE(gate.holds());
+    return;
+  }
+  auto gate = std::make_unique<core::db::WriteLock>(sa.sql());
+  ASSERT_TRUE(gate->holds());
+  {
+    // Same thread, other Database of the file: no second wait, and its write goes through.
+    core::db::WriteLock inner(sb.sql());
+    EXPECT_FALSE(inner.holds());
+    core::db::run_reused(sb.sql(), "INSERT INTO kv (k) VALUES ('same-thread')");
+  }
+  std::atomic<bool> acquired{false};
+  std::thread other([&] {
+    core::db::Session sc(c);
+    core::db::run_reused(sc.sql(), "INSERT INTO kv (k) VALUES ('other-thread')");  // a write: takes the gate
+    acquired = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(acquired.load()) << "a writer of another Database of the same file did not wait for the gate";
+  gate.reset();
+  other.join();
+  EXPECT_TRUE(acquired.load());
+  long long n = 0;
+  sa.sql() << "SELECT COUNT(*) FROM kv", soci::into(n);
+  EXPECT_EQ(n, 2);
+}
+
+TEST(DbWrites, StatementsThatTakeTheWriteLockAreKnownByTheirFirstWord) {
+  for (const char* q :
+       {"INSERT INTO t VALUES (1)", "  update t SET a = 1", "\nDELETE FROM t", "Replace INTO t VALUES (1)"})
+    EXPECT_TRUE(core::db::is_write(q)) << q;
+  for (const char* q : {"SELECT 1", "", "   ", "UPDATED", "WITH x AS (SELECT 1) SELECT * FROM x", "BEGIN IMMEDIATE"})
+    EXPECT_FALSE(core::db::is_write(q)) << q;
 }
 
 TEST(DbUrl, RedactsPasswordsAndSwapsDatabase) {
