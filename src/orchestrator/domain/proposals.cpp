@@ -339,6 +339,7 @@ FinaliseResult ProposalService::finish(const std::string& thread_id, ProposalSta
     store::proposals::Transition t;
     t.completed_at = core::now_rfc3339();
     t.generated_files = files;
+    t.clear_lease = true;  // a finished proposal has no tracker: its tracker need not release the lease apart
     if (error) t.error = core::utf8_truncate(*error, kMaxError);
     if (kind) t.failure_kind = to_string(*kind);
     if (store::proposals::transition(uow, p->id, {ProposalStatus::processing}, to, t) != 1) {

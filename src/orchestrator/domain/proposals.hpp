@@ -199,11 +199,13 @@ class ProposalService {
 
   // ---- system operations (tracker / sweeper; no actor, no visibility checks)
 
-  /// processing -> completed with `generated_files`; second and later calls (or calls after any
-  /// other transition) are no-ops returning changed=false. NotFoundError("thread") if unknown.
+  /// processing -> completed with `generated_files`, clearing the tracker lease in the same
+  /// update; second and later calls (or calls after any other transition) are no-ops returning
+  /// changed=false. NotFoundError("thread") if unknown.
   FinaliseResult finalise(const std::string& thread_id, const FileMap& generated_files);
 
-  /// processing -> failed with `error` (truncated to 4000 bytes) and `kind`; idempotent like finalise().
+  /// processing -> failed with `error` (truncated to 4000 bytes) and `kind`, clearing the lease;
+  /// idempotent like finalise().
   FinaliseResult finalise_failed(const std::string& thread_id, const std::string& error,
                                  FailureKind kind = FailureKind::engine_failed);
 

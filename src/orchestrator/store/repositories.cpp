@@ -781,7 +781,8 @@ long long transition(UnitOfWork& uow, const std::string& id, const std::vector<P
   set("failure_kind", t.failure_kind);
   if (t.clear_error) q += ", error = NULL, failure_kind = NULL";
   if (t.generated_files) set("generated_files", files_blob(*t.generated_files));
-  if (t.mark_cleanup) q += ", engine_cleanup_pending = 1, lease_owner = NULL, lease_expires_at = NULL";
+  if (t.mark_cleanup) q += ", engine_cleanup_pending = 1";
+  if (t.mark_cleanup || t.clear_lease) q += ", lease_owner = NULL, lease_expires_at = NULL";
   q += " WHERE id = :id AND status IN (";
   params.push_back(id);
   for (std::size_t i = 0; i < from.size(); ++i) q += std::string(i ? ", '" : "'") + to_string(from[i]) + "'";

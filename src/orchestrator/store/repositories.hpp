@@ -181,6 +181,7 @@ struct Transition {
   std::optional<std::string> failure_kind;  ///< failure_kind column (see ProposalRecord)
   std::optional<domain::FileMap> generated_files;
   bool mark_cleanup = false;  ///< engine_cleanup_pending = 1, lease cleared
+  bool clear_lease = false;   ///< lease_owner = NULL and lease_expires_at = NULL (the row leaves processing)
   bool clear_error = false;   ///< error = NULL and failure_kind = NULL (a failure taken back)
   /// A decision by `user_id` at `at` (approve, reject, cancel): resolved_at/by set and the
   /// engine thread scheduled for deletion.

@@ -463,6 +463,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
   sub.reset();
   span.set_attribute("events", events);
 
+  bool finalised_here = false;  // our finalising update cleared the lease with the status
   if (complete_with || fail_with) {
     core::tracing::Span finalise = core::tracing::start_span(is_run ? "run.finalise" : "proposal.finalise",
                                                              span.context(), core::tracing::kInternal);
@@ -479,6 +480,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
     try {
       co_await rt_.blocking(apply);
       finalise.set_attribute("finalise.result", to_string(result));
+      finalised_here = result == FinaliseResult::applied;
     } catch (const std::exception& e) {
       finalise.set_error(e.what(), "finalise_failed");
       core::log::error("could not finalise a tracked job; the sweeper will follow it again",
@@ -503,6 +505,7 @@ Task<void> Tracker::follow_job(std::shared_ptr<Job> job) {
       core::log::info(is_run ? "stopped tracking a run" : "stopped tracking a proposal", {{id_key, id}});
     }
   }
+  if (finalised_here) co_return;  // one write less per job: the lease went with `processing`
   auto release = [this, is_run, &id, &owner] {
     if (is_run) runs_.release_lease(id, owner);
     else proposals_.release_lease(id, owner);

@@ -599,6 +599,25 @@ TYPED_TEST(Services, ProposalListPaginatesAndHidesOthers) {
   }
 }
 
+// Finishing a proposal clears its tracker lease in the same update (the tracker does not
+// release it with a write of its own afterwards).
+TYPED_TEST(Services, FinishingAProposalClearsItsLease) {
+  const auto w = this->small_workflow(this->alice);
+  const auto done = this->start(this->alice, w.workflow.id);
+  const auto failed = this->start(this->alice, w.workflow.id);
+  for (const auto* p : {&done, &failed}) {
+    ASSERT_TRUE(this->proposals->try_acquire_lease(p->id, "replica-a", 30s));
+    EXPECT_EQ(this->proposals->get(this->alice, p->id).proposal.lease_owner.value_or(""), "replica-a");
+  }
+  ASSERT_TRUE(this->proposals->finalise(done.thread_id, done.base_files).changed);
+  ASSERT_TRUE(this->proposals->finalise_failed(failed.thread_id, "boom").changed);
+  for (const auto* p : {&done, &failed}) {
+    const auto after = this->proposals->get(this->alice, p->id).proposal;
+    EXPECT_FALSE(after.lease_owner) << p->id;
+    EXPECT_FALSE(after.lease_expires_at) << p->id;
+  }
+}
+
 TYPED_TEST(Services, FailStaleAndLeases) {
   const auto w = this->small_workflow(this->alice);
   const auto p = this->start(this->alice, w.workflow.id);
