@@ -8,6 +8,7 @@
 #include <shared_mutex>
 #include <sstream>
 #include <stdexcept>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 #include <unistd.h>
@@ -47,7 +48,7 @@ void set_gate(const soci::session& sql, WriteGate* gate) {
 
 /// The write gate of an SQLite file, shared by the Databases of this process opened on it (the
 /// engine opens the same file for its pool, its event writer and its lease keeper).
-std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file) {
+std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file, std::chrono::milliseconds max_wait) {
   static std::mutex mu;
   static auto* gates = new std::map<std::string, std::weak_ptr<WriteGate>>;  // never destroyed
   std::error_code ec;
@@ -59,6 +60,7 @@ std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file) {
   auto gate = slot.lock();
   if (!gate) {
     gate = std::make_shared<WriteGate>();
+    gate->max_wait = max_wait;
     slot = gate;
   }
   return gate;
@@ -207,8 +209,9 @@ Database::Database(const DbConfig& config)
       if (config.sqlite_path.has_parent_path()) std::filesystem::create_directories(config.sqlite_path.parent_path());
       description_ = "sqlite:" + config.sqlite_path.string();
       // busy timeout in seconds: writers wait for each other instead of failing.
-      const std::string conn =
-          "db=\"" + config.sqlite_path.string() + "\" timeout=" + std::to_string(kSqliteBusyTimeout.count());
+      const auto busy_seconds =
+          std::max<long long>(1, std::chrono::duration_cast<std::chrono::seconds>(config.busy_timeout).count());
+      const std::string conn = "db=\"" + config.sqlite_path.string() + "\" timeout=" + std::to_string(busy_seconds);
       for (std::size_t i = 0; i < size_; ++i) {
         auto& s = pool_->at(i);
         s.open(soci::sqlite3, conn);
@@ -221,7 +224,7 @@ Database::Database(const DbConfig& config)
     throw std::runtime_error("cannot open database " + (description_.empty() ? redact(config.url) : description_) +
                              ": " + e.what());
   }
-  if (dialect_ == Dialect::sqlite) gate_ = gate_for_file(config.sqlite_path);
+  if (dialect_ == Dialect::sqlite) gate_ = gate_for_file(config.sqlite_path, config.busy_timeout);
   for (std::size_t i = 0; i < size_; ++i) {
     register_session(pool_->at(i));
     if (gate_) set_gate(pool_->at(i), gate_.get());
@@ -242,8 +245,9 @@ WriteLock::WriteLock(soci::session& sql) {
   if (std::find(held.begin(), held.end(), gate) != held.end()) return;  // an outer lock of this thread
   std::unique_lock<std::timed_mutex> lk(gate->mu, std::defer_lock);
   if (!lk.try_lock_for(gate->max_wait)) {
-    throw soci::soci_error("database is locked (another write of this process held it for more than " +
-                           std::to_string(gate->max_wait.count() / 1000) + " s)");
+    throw WriteLockTimeout("the database is busy: no write lock within " + std::to_string(gate->max_wait.count()) +
+                               " ms (a long write of this process, or another process on the file, holds it)",
+                           std::chrono::seconds(2));
   }
   held.push_back(gate);
   lock_ = std::move(lk);
@@ -251,6 +255,11 @@ WriteLock::WriteLock(soci::session& sql) {
 }
 
 WriteLock::~WriteLock() { release(); }
+
+bool is_sqlite_busy(const std::exception& e) noexcept {
+  const auto* se = dynamic_cast<const soci::soci_error*>(&e);
+  return se && std::string_view(se->what()).find("database is locked") != std::string_view::npos;
+}
 
 void WriteLock::release() noexcept {
   if (!lock_.owns_lock()) return;

@@ -22,6 +22,19 @@ class PoolTimeout : public Unavailable {
   using Unavailable::Unavailable;
 };
 
+/// SQLite's write lock did not come free in time (DbConfig::busy_timeout): this process's write
+/// lock (WriteLock) stayed taken, or another connection, in this process or another, held
+/// SQLite's own (SQLITE_BUSY, "database is locked"). Nothing of the failed statement was
+/// written. HTTP handlers answer 503.
+class WriteLockTimeout : public Unavailable {
+ public:
+  using Unavailable::Unavailable;
+};
+
+/// True when `e` is SQLite's SQLITE_BUSY as SOCI reports it ("database is locked"): the busy
+/// timeout passed while another connection held the write lock.
+bool is_sqlite_busy(const std::exception& e) noexcept;
+
 enum class Dialect { sqlite, postgres };
 
 /// How to reach the database.
@@ -36,23 +49,23 @@ struct DbConfig {
   /// Longest wait of Session(db) for a free pooled session before it throws PoolTimeout;
   /// 0 = wait as long as it takes.
   std::chrono::milliseconds lease_timeout{0};
+  /// SQLite: how long a write waits for the write lock, in this process (WriteLock) and then in
+  /// SQLite (its busy timeout), before it fails (WriteLockTimeout, or SQLITE_BUSY). The first
+  /// Database of a file sets its process-wide lock's wait. Whole seconds are used for SQLite's.
+  std::chrono::milliseconds busy_timeout{30000};
   /// Database used when a postgresql:// URL names none (e.g. "deepagents_runtime").
   std::string default_database;
   /// PostgreSQL only: create the database if it does not exist (needs CREATEDB on the server).
   bool create_if_missing = true;
 };
 
-/// How long an SQLite connection waits for another connection's write lock (its busy timeout),
-/// and a writer for this process's write gate (WriteLock).
-inline constexpr std::chrono::seconds kSqliteBusyTimeout{30};
-
 /// The in-process lock of one SQLite file's writers (see WriteLock), shared by every Database of
 /// this process opened on that file. A timed mutex: waiters are woken as soon as it is
 /// released (in no guaranteed order), instead of polling like SQLite's busy handler.
 struct WriteGate {
   std::timed_mutex mu;
-  /// Longest wait for the gate.
-  std::chrono::milliseconds max_wait{kSqliteBusyTimeout};
+  /// Longest wait for the gate (DbConfig::busy_timeout of the first Database on the file).
+  std::chrono::milliseconds max_wait{30000};
 };
 
 /// A pool of SOCI sessions. Thread-safe. Throws std::runtime_error (with the
@@ -93,13 +106,13 @@ class Database {
 /// (SQLite's sqliteDefaultBusyCallback): under a wave of short writes a writer could sleep
 /// hundreds of milliseconds while the lock was free most of the time. The order of waiters is
 /// not guaranteed. Other processes on the same file still meet the busy timeout, so a write can
-/// wait up to twice kSqliteBusyTimeout in all. Holds nothing for PostgreSQL (row locks), for a
+/// wait up to twice DbConfig::busy_timeout in all. Holds nothing for PostgreSQL (row locks), for a
 /// session that no Database pools, and when this thread holds the file's gate already (a write
 /// inside a write transaction). Reentrancy is per file, not per session: a write transaction
 /// open on one session and a write on another session of the same file, in one thread, still
 /// wait for each other in SQLite (for the busy timeout, then fail), as they did without the
-/// gate. Release it on the thread that took it. Throws soci::soci_error ("database is locked")
-/// when the gate stays taken longer than WriteGate::max_wait.
+/// gate. Release it on the thread that took it. Throws WriteLockTimeout when the gate stays
+/// taken longer than WriteGate::max_wait.
 class WriteLock {
  public:
   explicit WriteLock(soci::session& sql);

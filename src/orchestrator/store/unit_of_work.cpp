@@ -172,6 +172,10 @@ bool is_connection_lost(const std::exception& e, soci::session* sql) noexcept {
   return false;
 }
 
+bool is_busy(const std::exception& e) noexcept {
+  return dynamic_cast<const core::db::WriteLockTimeout*>(&e) != nullptr || core::db::is_sqlite_busy(e);
+}
+
 Store::Store(core::db::Database& db, StoreOptions options) : db_(db), options_(options) {}
 
 core::db::Dialect Store::dialect() const noexcept { return db_.dialect(); }
@@ -202,6 +206,21 @@ void Store::run_unit(const std::function<void(UnitOfWork&)>& body) {
           body(uow);
           return;
         } catch (const std::exception& e) {
+          if (is_busy(e)) {
+            // SQLite's write lock did not come free within the busy timeout: not retried (the
+            // wait was already long); the failed statement wrote nothing, earlier autocommit
+            // writes of the unit may have.
+            const bool safe = retry_is_safe(log);
+            retries_counter().inc({{"outcome", "busy"}});
+            core::log::warn("database_busy", {{"error", e.what()}, {"maybe_written", !safe}});
+            const std::string secs = std::to_string(options_.retry_after.count());
+            throw DatabaseUnavailable(
+                safe ? "The database is busy: a write waited too long for its lock; nothing was changed. Try again "
+                       "in " + secs + " s."
+                     : "The database was busy while a change was being saved; part of it may have been applied. "
+                       "Reload before repeating the request (in " + secs + " s).",
+                options_.retry_after, !safe);
+          }
           if (!is_connection_lost(e, &lease->sql())) throw;
           error = e.what();
         }

@@ -156,6 +156,10 @@ class Store {
 /// status is no longer CONNECTION_OK (PQstatus). Constraint violations and other SQL errors are not.
 bool is_connection_lost(const std::exception& e, soci::session* sql = nullptr) noexcept;
 
+/// True when `e` means SQLite's write lock did not come free in time (core::db::WriteLockTimeout,
+/// or SQLITE_BUSY after the busy timeout). Store::run turns it into DatabaseUnavailable (503).
+bool is_busy(const std::exception& e) noexcept;
+
 /// True when `e` is an error reported by the database driver (soci::soci_error), e.g. a
 /// constraint violation; lets the domain tell a lost race from its own errors without SOCI types.
 bool is_database_error(const std::exception& e) noexcept;

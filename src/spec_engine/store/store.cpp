@@ -114,6 +114,18 @@ class Conn {
   std::unique_ptr<core::db::Session> lease_;
 };
 
+/// Runs `write` (a BEGIN or an autocommit write), turning SQLite's SQLITE_BUSY after the busy
+/// timeout into core::db::WriteLockTimeout, which the server answers 503 with Retry-After.
+template <class F>
+decltype(auto) busy_is_unavailable(F&& write) {
+  try {
+    return write();
+  } catch (const soci::soci_error& e) {
+    if (!core::db::is_sqlite_busy(e)) throw;
+    throw core::db::WriteLockTimeout(std::string("the database is busy: ") + e.what(), std::chrono::seconds(2));
+  }
+}
+
 /// A write transaction that serialises writers: on SQLite it queues on the process's write gate
 /// (core::db::WriteLock) and then takes the write lock up front with `BEGIN IMMEDIATE`, so a
 /// read-then-write never fails on a stale snapshot; `BEGIN` on PostgreSQL (rows are locked
@@ -121,7 +133,7 @@ class Conn {
 class WriteTxn {
  public:
   WriteTxn(soci::session& sql, core::db::Dialect d) : sql_(sql), gate_(sql) {
-    sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
+    busy_is_unavailable([&] { sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN"); });
   }
   ~WriteTxn() {
     if (!done_) {
@@ -284,7 +296,7 @@ bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lea
                               soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
                               soci::use(now), soci::use(rec.owner), soci::use(epoch), soci::use(ttl));
   core::db::WriteLock gate(sql);
-  st.execute(true);
+  busy_is_unavailable([&] { st.execute(true); });
   return st.get_affected_rows() > 0;
 }
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include <gtest/gtest.h>
+#include <soci/sqlite3/soci-sqlite3.h>
 
 #include "core/db_statements.hpp"
 #include "core/util.hpp"
@@ -116,6 +117,43 @@ TEST_P(DbTest, WritersOfOneSqliteFileQueueOnOneGateAcrossDatabases) {
   long long n = 0;
   sa.sql() << "SELECT COUNT(*) FROM kv", soci::into(n);
   EXPECT_EQ(n, 2);
+}
+
+// A writer waits at most DbConfig::busy_timeout for the in-process lock, then fails with a
+// core::Unavailable (503) that names the wait; SQLite's own busy error is recognised.
+TEST_P(DbTest, WriteLockWaitIsBoundedByTheBusyTimeout) {
+  if (GetParam().postgres) GTEST_SKIP() << "PostgreSQL has no write lock of its own";
+  cfg_.pool_size = 2;
+  cfg_.busy_timeout = std::chrono::milliseconds(300);
+  core::db::Database db(cfg_);
+  core::db::Session a(db), b(db);
+  a.sql() << "CREATE TABLE kv (k TEXT PRIMARY KEY)";
+  core::db::WriteLock held(a.sql());
+  std::thread other([&] {
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      core::db::WriteLock waiting(b.sql());
+      ADD_FAILURE() << "took a held write lock";
+    } catch (const core::Unavailable& e) {
+      EXPECT_NE(dynamic_cast<const core::db::WriteLockTimeout*>(&e), nullptr);
+      EXPECT_NE(std::string(e.what()).find("300 ms"), std::string::npos) << e.what();
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(250));
+  });
+  other.join();
+  held.release();
+  // SQLite's own lock held by a connection of no Database: the busy timeout passes, is_sqlite_busy.
+  soci::session outside(soci::sqlite3, "db=\"" + cfg_.sqlite_path.string() + "\" timeout=1");
+  outside << "BEGIN IMMEDIATE";
+  try {
+    core::db::run_reused(b.sql(), "INSERT INTO kv (k) VALUES ('x')");
+    ADD_FAILURE() << "wrote while another connection held SQLite's lock";
+  } catch (const std::exception& e) {
+    EXPECT_TRUE(core::db::is_sqlite_busy(e)) << e.what();
+  }
+  outside << "ROLLBACK";
+  core::db::run_reused(b.sql(), "INSERT INTO kv (k) VALUES ('x')");
+  EXPECT_FALSE(core::db::is_sqlite_busy(std::runtime_error("database is locked")));  // not a SOCI error
 }
 
 TEST(DbWrites, StatementsThatTakeTheWriteLockAreKnownByTheirFirstWord) {

@@ -13,6 +13,12 @@
 #include "../domain/db_fixture.hpp"
 #include "core/util.hpp"
 #include "orchestrator/store/repositories.hpp"
+#include "orchestrator/store/tx.hpp"
+
+#include <soci/soci.h>
+#include <soci/sqlite3/soci-sqlite3.h>
+#include <filesystem>
+#include <memory>
 
 using namespace orchestrator::store;
 using namespace std::chrono_literals;
@@ -152,6 +158,68 @@ TYPED_TEST(Units, PoolWaitIsBounded) {
   }
   db.reset();
   TypeParam::drop(handle);
+}
+
+// SQLite: a write whose lock another process holds past the busy timeout is a 503-able
+// DatabaseUnavailable ("busy", nothing changed), not an unexpected error (500); this process's own
+// writers waiting for the in-process lock past the timeout get the same.
+TEST(UnitsOnSqlite, WriteLockHeldPastTheBusyTimeoutIsDatabaseUnavailable) {
+  const auto dir = std::filesystem::temp_directory_path() / ("busy-" + core::random_hex(6));
+  std::filesystem::create_directories(dir);
+  core::db::DbConfig cfg;
+  cfg.sqlite_path = dir / "busy.db";
+  cfg.pool_size = 2;
+  cfg.busy_timeout = 1s;
+  {
+    core::db::Database db(cfg);
+    Store units(db);
+    units.run([](UnitOfWork& uow) { uow.sql() << "CREATE TABLE t (x INTEGER)"; });
+    auto write = [&units] {
+      units.run([](UnitOfWork& uow) {
+        Tx tx(uow);
+        uow.sql() << "INSERT INTO t (x) VALUES (1)";
+        tx.commit();
+      });
+    };
+    auto expect_busy = [&](const char* what) {
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        write();
+        ADD_FAILURE() << what << ": wrote while the lock was held";
+      } catch (const DatabaseUnavailable& e) {
+        EXPECT_FALSE(e.maybe_written()) << what;
+        EXPECT_NE(std::string(e.what()).find("busy"), std::string::npos) << what << ": " << e.what();
+      }
+      EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s) << what;
+    };
+    {
+      // Another process's connection (not pooled by any Database here) holds SQLite's write lock.
+      soci::session other(soci::sqlite3, "db=\"" + cfg.sqlite_path.string() + "\" timeout=1");
+      other << "BEGIN IMMEDIATE";
+      expect_busy("SQLite's lock held elsewhere");
+      other << "ROLLBACK";
+    }
+    {
+      // A writer of this process holds the in-process lock.
+      core::db::Session held(db);
+      auto lock = std::make_unique<core::db::WriteLock>(held.sql());
+      std::exception_ptr thrown;
+      std::thread t([&] {
+        try {
+          expect_busy("the in-process lock held");
+        } catch (...) {
+          thrown = std::current_exception();
+        }
+      });
+      t.join();
+      EXPECT_FALSE(thrown);
+    }
+    write();  // free again: the write goes through
+    long long n = -1;
+    units.run([&n](UnitOfWork& uow) { uow.sql() << "SELECT COUNT(*) FROM t", soci::into(n); });
+    EXPECT_EQ(n, 1);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 // ---------------------------------------------------------------- real dead connections (PostgreSQL)
