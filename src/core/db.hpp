@@ -35,6 +35,20 @@ class WriteLockTimeout : public Unavailable {
 /// timeout passed while another connection held the write lock.
 bool is_sqlite_busy(const std::exception& e) noexcept;
 
+/// Runs `write` (a `BEGIN IMMEDIATE`, or a write outside a transaction) and returns its result;
+/// SQLite's SQLITE_BUSY after the busy timeout (is_sqlite_busy) is thrown as WriteLockTimeout
+/// instead, so every caller answers 503 with Retry-After, not 500. Other errors propagate as they
+/// are. execute_reused() and run_reused() (db_statements.hpp) run their statements through it.
+template <class F>
+decltype(auto) busy_is_unavailable(F&& write) {
+  try {
+    return write();
+  } catch (const soci::soci_error& e) {
+    if (!is_sqlite_busy(e)) throw;
+    throw WriteLockTimeout(std::string("the database is busy: ") + e.what(), std::chrono::seconds(2));
+  }
+}
+
 enum class Dialect { sqlite, postgres };
 
 /// How to reach the database.

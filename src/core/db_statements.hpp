@@ -88,14 +88,15 @@ class ReusedStatement {
 bool is_write(const std::string& query) noexcept;
 
 /// Runs statement `query` (no result rows) with the bindings `bind(soci::statement&)` adds, on
-/// the session's reused statement; returns the rows it changed. Throws what soci throws.
+/// the session's reused statement; returns the rows it changed. Throws what soci throws, except
+/// SQLite's busy timeout: WriteLockTimeout (busy_is_unavailable).
 template <class Bind>
 long long execute_reused(soci::session& sql, const std::string& query, Bind&& bind) {
   ReusedStatement rs(sql, query);
   soci::statement& st = rs.get();
   bind(st);
   st.define_and_bind();
-  st.execute(true);
+  busy_is_unavailable([&] { st.execute(true); });
   const long long changed = st.get_affected_rows();
   rs.done();
   return changed;
@@ -104,14 +105,15 @@ long long execute_reused(soci::session& sql, const std::string& query, Bind&& bi
 /// The reused-statement form of `sql << query, bindings...;`: `bindings` are soci::use(...) and
 /// soci::into(...) values, in the same order. Runs the statement once; a query fills its
 /// into-variables from its first row. Returns whether it produced a row (what
-/// soci::session::got_data() tells after `sql << ...`). Throws what soci throws.
+/// soci::session::got_data() tells after `sql << ...`). Throws what soci throws, except SQLite's
+/// busy timeout: WriteLockTimeout (busy_is_unavailable).
 template <class... Bindings>
 bool run_reused(soci::session& sql, const std::string& query, Bindings&&... bindings) {
   ReusedStatement rs(sql, query);
   soci::statement& st = rs.get();
   (st.exchange(std::forward<Bindings>(bindings)), ...);
   st.define_and_bind();
-  const bool got = st.execute(true);
+  const bool got = busy_is_unavailable([&] { return st.execute(true); });
   rs.done();
   return got;
 }

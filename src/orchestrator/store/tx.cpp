@@ -7,7 +7,8 @@
 namespace orchestrator::store {
 
 Tx::Tx(UnitOfWork& uow) : uow_(uow), gate_(std::make_unique<core::db::WriteLock>(uow.sql())) {
-  uow_.sql() << (uow_.dialect() == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN");
+  core::db::busy_is_unavailable(
+      [&] { uow_.sql() << (uow_.dialect() == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN"); });
 }
 
 Tx::~Tx() {

@@ -114,18 +114,6 @@ class Conn {
   std::unique_ptr<core::db::Session> lease_;
 };
 
-/// Runs `write` (a BEGIN or an autocommit write), turning SQLite's SQLITE_BUSY after the busy
-/// timeout into core::db::WriteLockTimeout, which the server answers 503 with Retry-After.
-template <class F>
-decltype(auto) busy_is_unavailable(F&& write) {
-  try {
-    return write();
-  } catch (const soci::soci_error& e) {
-    if (!core::db::is_sqlite_busy(e)) throw;
-    throw core::db::WriteLockTimeout(std::string("the database is busy: ") + e.what(), std::chrono::seconds(2));
-  }
-}
-
 /// A write transaction that serialises writers: on SQLite it queues on the process's write gate
 /// (core::db::WriteLock) and then takes the write lock up front with `BEGIN IMMEDIATE`, so a
 /// read-then-write never fails on a stale snapshot; `BEGIN` on PostgreSQL (rows are locked
@@ -133,7 +121,7 @@ decltype(auto) busy_is_unavailable(F&& write) {
 class WriteTxn {
  public:
   WriteTxn(soci::session& sql, core::db::Dialect d) : sql_(sql), gate_(sql) {
-    busy_is_unavailable([&] { sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN"); });
+    core::db::busy_is_unavailable([&] { sql_ << (d == core::db::Dialect::sqlite ? "BEGIN IMMEDIATE" : "BEGIN"); });
   }
   ~WriteTxn() {
     if (!done_) {
@@ -286,18 +274,22 @@ bool Store::create_thread(const ThreadRecord& rec, std::chrono::milliseconds lea
       "last_seq, recoveries, created_at, updated_at, owner, epoch, lease_expires_at) "
       "VALUES (:tid, :jid, :trace, :tp, :st, :def, :payload, :seq, 0, :c, :u, :owner, :epoch, " +
       lease_expr + ") ON CONFLICT (thread_id) DO NOTHING";
-  soci::statement st = rec.owner.empty()
-                           ? (sql.prepare << text, soci::use(rec.thread_id), soci::use(rec.job_id),
-                              soci::use(rec.trace_id), soci::use(rec.traceparent), soci::use(rec.status),
-                              soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
-                              soci::use(now), soci::use(rec.owner), soci::use(epoch))
-                           : (sql.prepare << text, soci::use(rec.thread_id), soci::use(rec.job_id),
-                              soci::use(rec.trace_id), soci::use(rec.traceparent), soci::use(rec.status),
-                              soci::use(def), soci::use(payload), soci::use(last_seq), soci::use(now),
-                              soci::use(now), soci::use(rec.owner), soci::use(epoch), soci::use(ttl));
-  core::db::WriteLock gate(sql);
-  busy_is_unavailable([&] { st.execute(true); });
-  return st.get_affected_rows() > 0;
+  // Takes the write lock, and answers a busy database with WriteLockTimeout (503).
+  return core::db::execute_reused(sql, text, [&](soci::statement& st) {
+           st.exchange(soci::use(rec.thread_id));
+           st.exchange(soci::use(rec.job_id));
+           st.exchange(soci::use(rec.trace_id));
+           st.exchange(soci::use(rec.traceparent));
+           st.exchange(soci::use(rec.status));
+           st.exchange(soci::use(def));
+           st.exchange(soci::use(payload));
+           st.exchange(soci::use(last_seq));
+           st.exchange(soci::use(now));
+           st.exchange(soci::use(now));
+           st.exchange(soci::use(rec.owner));
+           st.exchange(soci::use(epoch));
+           if (!rec.owner.empty()) st.exchange(soci::use(ttl));
+         }) > 0;
 }
 
 std::optional<ThreadRecord> Store::get_thread(const std::string& thread_id) {
@@ -331,12 +323,15 @@ bool Store::set_status(const std::string& thread_id, const std::string& status, 
   soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   soci::indicator err_ind = error.empty() ? soci::i_null : soci::i_ok;
-  soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, error = :err, updated_at = :u "
-                                       "WHERE thread_id = :tid",
-                        soci::use(status), soci::use(error, err_ind), soci::use(now), soci::use(thread_id));
-  core::db::WriteLock gate(sql);
-  st.execute(true);
-  return st.get_affected_rows() > 0;
+  return core::db::execute_reused(sql,
+                                  "UPDATE threads SET status = :st, error = :err, updated_at = :u "
+                                  "WHERE thread_id = :tid",
+                                  [&](soci::statement& st) {
+                                    st.exchange(soci::use(status));
+                                    st.exchange(soci::use(error, err_ind));
+                                    st.exchange(soci::use(now));
+                                    st.exchange(soci::use(thread_id));
+                                  }) > 0;
 }
 
 bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, const std::string& status) {
@@ -344,12 +339,16 @@ bool Store::set_status_fenced(const std::string& thread_id, std::int64_t epoch, 
   soci::session& sql = conn.sql();
   const std::string now = core::now_rfc3339();
   const long long e = epoch;
-  soci::statement st = (sql.prepare << "UPDATE threads SET status = :st, updated_at = :u "
-                                       "WHERE thread_id = :tid AND epoch = :e AND " << kActive,
-                        soci::use(status), soci::use(now), soci::use(thread_id), soci::use(e));
-  core::db::WriteLock gate(sql);
-  st.execute(true);
-  return st.get_affected_rows() > 0;
+  return core::db::execute_reused(sql,
+                                  std::string("UPDATE threads SET status = :st, updated_at = :u "
+                                              "WHERE thread_id = :tid AND epoch = :e AND ") +
+                                      kActive,
+                                  [&](soci::statement& st) {
+                                    st.exchange(soci::use(status));
+                                    st.exchange(soci::use(now));
+                                    st.exchange(soci::use(thread_id));
+                                    st.exchange(soci::use(e));
+                                  }) > 0;
 }
 
 std::vector<ThreadRecord> Store::threads_with_status(const std::vector<std::string>& statuses) {
@@ -803,33 +802,29 @@ std::vector<Claim> Store::claim_expired(const std::string& owner, std::chrono::m
 
 int Store::release_leases(const std::string& owner) {
   Conn conn(db_);
-  soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner = :o AND "
-                                           << kActive,
-                        soci::use(owner));
-  core::db::WriteLock gate(conn.sql());
-  st.execute(true);
-  return static_cast<int>(st.get_affected_rows());
+  return static_cast<int>(core::db::execute_reused(
+      conn.sql(), std::string("UPDATE threads SET lease_expires_at = 0 WHERE owner = :o AND ") + kActive,
+      [&](soci::statement& st) { st.exchange(soci::use(owner)); }));
 }
 
 bool Store::disown(const std::string& thread_id, std::int64_t epoch) {
   Conn conn(db_);
   const long long e = epoch;
-  soci::statement st = (conn.sql().prepare << "UPDATE threads SET owner = '', lease_expires_at = 0 "
-                                              "WHERE thread_id = :tid AND epoch = :e",
-                        soci::use(thread_id), soci::use(e));
-  core::db::WriteLock gate(conn.sql());
-  st.execute(true);
-  return st.get_affected_rows() > 0;
+  return core::db::execute_reused(conn.sql(),
+                                  "UPDATE threads SET owner = '', lease_expires_at = 0 "
+                                  "WHERE thread_id = :tid AND epoch = :e",
+                                  [&](soci::statement& st) {
+                                    st.exchange(soci::use(thread_id));
+                                    st.exchange(soci::use(e));
+                                  }) > 0;
 }
 
 int Store::expire_foreign_leases(const std::string& owner) {
   Conn conn(db_);
-  soci::statement st = (conn.sql().prepare << "UPDATE threads SET lease_expires_at = 0 WHERE owner <> :o AND "
-                                              "lease_expires_at <> 0 AND " << kActive,
-                        soci::use(owner));
-  core::db::WriteLock gate(conn.sql());
-  st.execute(true);
-  return static_cast<int>(st.get_affected_rows());
+  return static_cast<int>(core::db::execute_reused(
+      conn.sql(),
+      std::string("UPDATE threads SET lease_expires_at = 0 WHERE owner <> :o AND lease_expires_at <> 0 AND ") + kActive,
+      [&](soci::statement& st) { st.exchange(soci::use(owner)); }));
 }
 
 void Store::notify(const std::string& channel, const std::string& payload) {

@@ -142,14 +142,21 @@ TEST_P(DbTest, WriteLockWaitIsBoundedByTheBusyTimeout) {
   });
   other.join();
   held.release();
-  // SQLite's own lock held by a connection of no Database: the busy timeout passes, is_sqlite_busy.
+  // SQLite's own lock held by a connection of no Database: the busy timeout passes; a reused
+  // write (execute_reused, run_reused) and busy_is_unavailable report it as WriteLockTimeout.
   soci::session outside(soci::sqlite3, "db=\"" + cfg_.sqlite_path.string() + "\" timeout=1");
   outside << "BEGIN IMMEDIATE";
+  EXPECT_THROW(core::db::run_reused(b.sql(), "INSERT INTO kv (k) VALUES ('x')"), core::db::WriteLockTimeout);
+  const std::string key = "x";  // named: SOCI reads a binding when the statement runs
+  EXPECT_THROW(core::db::execute_reused(b.sql(), "DELETE FROM kv WHERE k = :k",
+                                        [&](soci::statement& st) { st.exchange(soci::use(key)); }),
+               core::db::WriteLockTimeout);
   try {
-    core::db::run_reused(b.sql(), "INSERT INTO kv (k) VALUES ('x')");
+    b.sql() << "INSERT INTO kv (k) VALUES ('y')";  // a plain statement: SQLite's own error
     ADD_FAILURE() << "wrote while another connection held SQLite's lock";
   } catch (const std::exception& e) {
     EXPECT_TRUE(core::db::is_sqlite_busy(e)) << e.what();
+    EXPECT_THROW(core::db::busy_is_unavailable([&]() -> void { throw; }), core::db::WriteLockTimeout);
   }
   outside << "ROLLBACK";
   core::db::run_reused(b.sql(), "INSERT INTO kv (k) VALUES ('x')");
