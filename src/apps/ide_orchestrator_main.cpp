@@ -146,6 +146,7 @@ int main(int argc, char** argv) {
   std::size_t engine_max_event_bytes = std::size_t{64} << 20;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
   int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
+  std::size_t db_pool_size = 0;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
   apps::env_option(*serve, "--host", "IDE_ORCHESTRATOR_HOST", host, "Address to listen on");
@@ -208,6 +209,11 @@ int main(int argc, char** argv) {
                    "Longest wait of a request (or of the tracker) for a free pooled database connection; past it "
                    "the request answers 503 with Retry-After")
       ->check(CLI::Range(1, 600000));
+  apps::env_option(*serve, "--db-pool-size", "IDE_ORCHESTRATOR_DB_POOL_SIZE", db_pool_size,
+                   "Pooled database connections (0 = automatic: on SQLite one per thread that runs SQL, the "
+                   "--blocking-threads plus the tracker's, so a write waiting for SQLite's write lock never keeps a "
+                   "read from a connection; on PostgreSQL 8, since the server's max_connections is shared)")
+      ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
   apps::env_option(*serve, "--engine-timeout-seconds", "IDE_ORCHESTRATOR_ENGINE_TIMEOUT_SECONDS",
                    engine_timeout_seconds,
                    "Seconds one attempt of an engine call may take (invoke, state, delete); transient failures are "
@@ -349,6 +355,11 @@ int main(int argc, char** argv) {
     o.server.blocking_threads = blocking_threads;
     o.db = db_config(serve_storage);
     o.db.lease_timeout = std::chrono::milliseconds(db_wait_ms);
+    const int tracker_threads = std::max(2, blocking_threads / 4);  // the runtime's blocking pool (below)
+    o.db.pool_size = db_pool_size != 0 ? db_pool_size
+                     : serve_storage.database_url.empty()
+                         ? static_cast<std::size_t>(blocking_threads + tracker_threads + 1)
+                         : std::size_t{8};
     o.ws.recheck_interval = std::chrono::seconds(ws_recheck_seconds);
     o.engine.base_url = engine_url;
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
@@ -393,7 +404,7 @@ int main(int argc, char** argv) {
     const std::size_t fd_limit = core::raise_fd_limit();
     // The runtime of the engine client, the thread followers and the tracker: it outlives the App's
     // services (App::stop() ends their coroutines first) and is stopped after them.
-    core::async::Runtime runtime({io_threads, std::max(2, blocking_threads / 4), "ide-orchestrator"});
+    core::async::Runtime runtime({io_threads, tracker_threads, "ide-orchestrator"});
     runtime.start();
     {
       orchestrator::api::App app(std::move(o), runtime);

@@ -1,7 +1,9 @@
 """Resilience: engine down (503 + Retry-After, breaker opens and closes again), engine
-killed mid-stream, orchestrator restarted mid-refinement, racing approve/reject."""
+killed mid-stream, orchestrator restarted mid-refinement, racing approve/reject, reads while
+writes wait for another process's SQLite write lock."""
 import os
 import signal
+import sqlite3
 import tempfile
 import threading
 import time
@@ -86,6 +88,42 @@ class Resilience(unittest.TestCase):
             self.assertIn(refine(orch, token, wf["id"]).status, (201, 202))
         self.assertEqual(metric(orch, "ide_orchestrator_circuit_breaker_state"), 0.0)
         self.assertEqual(curl(orch.url, "GET", "/ready").json()["status"], "ready")
+
+    def test_reads_go_on_while_writes_wait_for_the_sqlite_write_lock(self):
+        """Another process holds the orchestrator's SQLite write lock (an operator's sqlite3 shell, a
+        backup): the writes that arrive meanwhile wait, each on its own handler thread and pooled
+        connection, and reads keep answering 200 at once; once the lock is free the writes complete."""
+        orch = self.start_orch(f"http://127.0.0.1:{free_port()}", extra=["--db-wait-ms", "1000"])
+        token = self.user(orch)
+        wf = create_workflow(orch, token)
+        db = sqlite3.connect(os.path.join(self.dir, "orch-data", "orchestrator.db"), timeout=10, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        statuses = []
+
+        def write(i):
+            r = curl(orch.url, "POST", "/api/workflows", {"name": f"waiting {i}", "template": "multi-agent"},
+                     token=token, timeout=60)
+            statuses.append(r.status)
+
+        writers = [threading.Thread(target=write, args=(i,)) for i in range(10)]
+        try:
+            for t in writers:
+                t.start()
+            time.sleep(2)  # every write is waiting now: one in SQLite's busy timeout, the rest on the process's lock
+            self.assertEqual(statuses, [], "the writes should still be waiting for the lock")
+            for path in ("/api/me", f"/api/workflows/{wf['id']}", f"/api/workflows/{wf['id']}/versions", "/api/workflows"):
+                t0 = time.time()
+                r = curl(orch.url, "GET", path, token=token, timeout=10)
+                self.assertEqual(r.status, 200, f"GET {path} while writes wait: {r.text}")
+                self.assertLess(time.time() - t0, 1.0, f"GET {path} waited for the writes")
+        finally:
+            db.execute("COMMIT")
+            db.close()
+        for t in writers:
+            t.join(timeout=60)
+        self.assertEqual(sorted(statuses), [201] * 10)
+        names = {w["name"] for w in curl(orch.url, "GET", "/api/workflows?limit=100", token=token).json()["items"]}
+        self.assertTrue({f"waiting {i}" for i in range(10)} <= names, names)
 
     def test_engine_that_never_answers_times_out_per_attempt(self):
         # An engine that accepts connections and never answers (hung, or far behind under load):
