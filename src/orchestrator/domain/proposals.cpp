@@ -401,9 +401,13 @@ std::vector<ProposalThread> ProposalService::list_unreachable_failures(int limit
   });
 }
 
-void ProposalService::settle_unreachable_failure(const std::string& proposal_id, FailureKind kind) {
+void ProposalService::settle_unreachable_failure(const std::string& proposal_id, FailureKind kind,
+                                                 std::chrono::milliseconds failed_at_least) {
+  std::optional<std::string> before;
+  if (failed_at_least.count() > 0) before = core::to_rfc3339(std::chrono::system_clock::now() - failed_at_least);
   return store_.run([&](store::UnitOfWork& uow) {
-    store::proposals::change_failure_kind(uow, proposal_id, to_string(FailureKind::engine_unreachable), to_string(kind));
+    store::proposals::change_failure_kind(uow, proposal_id, to_string(FailureKind::engine_unreachable), to_string(kind),
+                                          before);
   });
 }
 

@@ -219,8 +219,10 @@ class ProposalService {
   std::vector<ProposalThread> list_unreachable_failures(int limit = 100);
 
   /// Re-labels an engine_unreachable failure once the engine gave its final word (`kind`, e.g.
-  /// engine_failed or engine_gone), so it is no longer re-checked. No-op for other proposals.
-  void settle_unreachable_failure(const std::string& proposal_id, FailureKind kind);
+  /// engine_failed or engine_gone), so it is no longer re-checked. No-op for other proposals, and
+  /// for one that failed less than `failed_at_least` ago (it stays engine_unreachable).
+  void settle_unreachable_failure(const std::string& proposal_id, FailureKind kind,
+                                  std::chrono::milliseconds failed_at_least = std::chrono::milliseconds{0});
 
   /// Fails every processing proposal created more than `ttl` ago (docs/orchestrator-api.md#proposals: 24 h), marks
   /// their engine threads for cleanup and returns the thread ids.

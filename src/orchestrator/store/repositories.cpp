@@ -874,11 +874,15 @@ std::vector<std::pair<std::string, std::string>> list_failed_of_kind(UnitOfWork&
                          {kind});
 }
 
-bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to) {
+bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to,
+                         const std::optional<std::string>& failed_before) {
   std::vector<std::string> params{to, id, from};
-  return sqlh::execute(uow.sql(),
-                       "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' AND failure_kind = :f",
-                       params) == 1;
+  std::string q = "UPDATE proposals SET failure_kind = :t WHERE id = :id AND status = 'failed' AND failure_kind = :f";
+  if (failed_before) {
+    q += " AND completed_at <= :b";
+    params.push_back(*failed_before);
+  }
+  return sqlh::execute(uow.sql(), q, params) == 1;
 }
 
 }  // namespace proposals

@@ -232,8 +232,10 @@ std::vector<std::pair<std::string, std::string>> list_claimable(UnitOfWork& uow,
 /// scheduled for deletion nor deleted; oldest first, at most `limit`.
 std::vector<std::pair<std::string, std::string>> list_failed_of_kind(UnitOfWork& uow, const std::string& kind,
                                                                      int limit);
-/// failure_kind `from` -> `to` on a failed proposal; true if this call changed it.
-bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to);
+/// failure_kind `from` -> `to` on a failed proposal; true if this call changed it. With
+/// `failed_before` (RFC 3339 UTC), only a proposal that failed (completed_at) at or before it.
+bool change_failure_kind(UnitOfWork& uow, const std::string& id, const std::string& from, const std::string& to,
+                         const std::optional<std::string>& failed_before = std::nullopt);
 }  // namespace proposals
 
 namespace streams {

@@ -673,7 +673,9 @@ Task<void> Tracker::sweep() {
     const std::string& tid = item.thread_id;
     bool restored = false;
     auto settle = [this, &pid, &tid, &state, &status, &restored] {
-      if (!state) return proposals_.settle_unreachable_failure(pid, FailureKind::engine_gone);
+      // No thread (yet): final only once the engine cannot be creating it any more.
+      if (!state)
+        return proposals_.settle_unreachable_failure(pid, FailureKind::engine_gone, options_.unreachable_grace);
       if (status != "completed") return proposals_.settle_unreachable_failure(pid, FailureKind::engine_failed);
       domain::FileMap files;
       try {

@@ -63,6 +63,12 @@ struct TrackerOptions {
   /// `processing` proposals older than this are failed and their engine thread deleted (24 h);
   /// proposals that stay `failed` this long after failing get their engine thread deleted too.
   std::chrono::milliseconds orphan_ttl{std::chrono::hours(24)};
+  /// How long after a proposal failed as engine_unreachable an engine answer "no such thread"
+  /// is taken as final (failure kind engine_gone). Until then the sweeper asks again: the engine
+  /// may still be handling the invoke the orchestrator gave up on (it waits up to twice its
+  /// database busy timeout, 30 s each, plus its pool wait before it creates the thread or answers
+  /// 503), and a thread that appears is tracked by the re-checks like any other.
+  std::chrono::milliseconds unreachable_grace{std::chrono::minutes(3)};
   /// Period of the sweeper (orphans, engine-thread cleanup, unreachable re-checks, takeover).
   std::chrono::milliseconds sweep_interval{std::chrono::seconds(15)};
   /// Max engine threads deleted, and max unreachable failures re-checked, per sweep.

@@ -830,6 +830,9 @@ TYPED_TEST(Services, UnreachableFailureCanBeRestoredOnceOthersCannot) {
   // Settling an unreachable failure stops the re-checks without changing its status.
   const auto other = this->start(this->alice, w.workflow.id);
   ASSERT_TRUE(this->proposals->finalise_failed(other.thread_id, "unreachable", FailureKind::engine_unreachable).changed);
+  // Not before it failed at least this long ago: it stays unreachable (asked again).
+  this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone, std::chrono::hours(1));
+  EXPECT_EQ(this->proposals->get(this->alice, other.id).proposal.failure_kind.value_or(""), "engine_unreachable");
   this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone);
   const auto settled = this->proposals->get(this->alice, other.id).proposal;
   EXPECT_EQ(settled.status, ProposalStatus::failed);

@@ -471,7 +471,9 @@ TEST_F(TrackerTest, UnreachableFailureIsRestoredWhenTheEngineCompletedTheRun) {
   const auto failed = proposal("th-bad");
   const auto forgotten = proposal("th-lost");
   const auto running = proposal("th-run");
-  auto& t = tracker();
+  auto o = options();
+  o.unreachable_grace = 0ms;  // a missing thread is final at once (the grace: the next test)
+  auto& t = tracker(std::move(o));
   for (const auto& [pid, thread] : std::vector<std::pair<std::string, std::string>>{
            {done, "th-ok"}, {failed, "th-bad"}, {forgotten, "th-lost"}, {running, "th-run"}}) {
     ASSERT_EQ(t.finalise_failed(pid, "The refinement engine was unavailable when the refinement was started.",
@@ -507,6 +509,26 @@ TEST_F(TrackerTest, UnreachableFailureIsRestoredWhenTheEngineCompletedTheRun) {
   t.sweep_once();
   EXPECT_EQ(load(done).status, ProposalStatus::completed);
   EXPECT_EQ(proposals_total("restored"), before + 1);
+}
+
+// The orchestrator gave up on an invoke (engine_unreachable) that the engine, waiting for its
+// database, accepted later: until unreachable_grace has passed since the failure, "no such
+// thread" is not final, and the thread that appears restores the proposal.
+TEST_F(TrackerTest, AThreadMissingSoonAfterAnUnreachableFailureIsAskedForAgain) {
+  const auto late = proposal("th-late");
+  auto o = options();
+  o.unreachable_grace = 1h;
+  auto& t = tracker(std::move(o));
+  ASSERT_EQ(t.finalise_failed(late, "The refinement engine was unavailable when the refinement was started.",
+                              orchestrator::domain::FailureKind::engine_unreachable),
+            FinaliseResult::applied);
+  t.sweep_once();  // the engine answers 404: it has not created the thread yet
+  EXPECT_EQ(load(late).failure_kind.value_or(""), "engine_unreachable") << "not settled as gone within the grace";
+  engine_.set("th-late", {{}, {}, false, false, json{{"status", "completed"}, {"generated_files", kFilesB}}});
+  t.sweep_once();
+  const auto p = load(late);
+  ASSERT_EQ(p.status, ProposalStatus::completed) << p.error.value_or("");
+  EXPECT_EQ(orchestrator::domain::files_to_json(*p.generated_files), kFilesB);
 }
 
 TEST_F(TrackerTest, FinaliseIsIdempotent) {
