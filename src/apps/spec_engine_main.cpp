@@ -402,7 +402,9 @@ int main(int argc, char** argv) {
     hooks.capacity = [&runs] { return runs.free_slots(); };
     hooks.claimed = [&runs](const spec_engine::store::Claim& c) { runs.adopt(c); };
     spec_engine::bus::LeaseKeeper keeper(
-        keeper_store, {replica_id, std::chrono::milliseconds(lease_ttl_ms), std::chrono::milliseconds(lease_renew_ms)},
+        keeper_store,
+        {replica_id, std::chrono::milliseconds(lease_ttl_ms), std::chrono::milliseconds(lease_renew_ms),
+         /*exclusive=*/database_url.empty()},  // SQLite: the data directory lock keeps other replicas out
         hooks);
     keeper.start();  // its first round claims what is claimable at once
 

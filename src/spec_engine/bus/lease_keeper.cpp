@@ -110,7 +110,7 @@ bool LeaseKeeper::tick() {
       last_error_ = e.what();
       since = last_ok_;
     }
-    if (std::chrono::steady_clock::now() - since >= options_.ttl) {
+    if (!options_.exclusive && std::chrono::steady_clock::now() - since >= options_.ttl) {
       // Our leases may have expired: another replica may be running these threads now.
       for (const auto& [id, epoch] : local) report_lost(id, epoch, "lease not renewed for a whole TTL");
     }

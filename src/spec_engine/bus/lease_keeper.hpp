@@ -5,7 +5,8 @@
 //   1. renews the lease of every thread this replica owns, in one statement;
 //   2. stops local runs of threads it no longer owns (claimed by another replica after a lost
 //      lease, or deleted), and every local run once no renewal has succeeded for a whole TTL
-//      (their leases may have expired; fenced writes would fail anyway);
+//      (their leases may have expired; fenced writes would fail anyway), unless the database is
+//      the replica's alone (LeaseOptions::exclusive);
 //   3. gives up threads it owns in the database but runs nowhere (seen in two rounds in a row);
 //   4. claims threads whose lease expired (their owner died or released them), as many as the
 //      replica has free capacity for, and hands them to `claimed`.
@@ -30,6 +31,10 @@ struct LeaseOptions {
   std::string replica_id;                      ///< this replica's owner id (unique per process)
   std::chrono::milliseconds ttl{15000};        ///< lease length (--lease-ttl-ms)
   std::chrono::milliseconds renew{5000};       ///< renew/claim period (--lease-renew-ms), < ttl
+  /// The database is this process's alone (SQLite: the engine locks its data directory), so no
+  /// other replica can claim a thread: renewals failing for a whole TTL (the file's write lock
+  /// held by another program) stop no run; the next renewal that succeeds renews every lease.
+  bool exclusive = false;
 };
 
 /// What the keeper asks of and tells the run manager. All run on the keeper's thread.

@@ -163,6 +163,31 @@ TEST_P(LeaseKeeperTest, ARunThatJustEndedIsNotReportedLost) {
   EXPECT_EQ(lost_, (std::vector<std::string>{"other@1"}));
 }
 
+// Renewals failing for a whole TTL stop every local run (another replica may have claimed their
+// threads), except when the database is this replica's alone (SQLite: its data directory is
+// locked): then nobody else can have claimed them, and the runs go on until renewals work again.
+TEST_P(LeaseKeeperTest, FailedRenewalsStopRunsUnlessTheDatabaseIsExclusive) {
+  create("t", "a", 60s);
+  local_["t"] = 1;
+  soci::session sql(tdb_->db->pool());
+  sql << "ALTER TABLE threads RENAME TO threads_away";  // every renewal fails from now on
+  LeaseKeeper shared(*store_, {"a", 100ms, 50ms}, hooks());
+  LeaseKeeper exclusive(*store_, {"a", 100ms, 50ms, /*exclusive=*/true}, hooks());
+  EXPECT_FALSE(exclusive.tick());
+  std::this_thread::sleep_for(150ms);
+  EXPECT_FALSE(exclusive.tick());
+  EXPECT_TRUE(lost_.empty()) << "an exclusive database stopped a run";
+  EXPECT_NE(exclusive.health(), "ok");
+  EXPECT_FALSE(shared.tick());
+  EXPECT_EQ(lost_, (std::vector<std::string>{"t@1"})) << "a shared database must stop runs after a TTL";
+  sql << "ALTER TABLE threads_away RENAME TO threads";
+  local_["t"] = 1;
+  EXPECT_TRUE(exclusive.tick());
+  EXPECT_EQ(exclusive.health(), "ok");
+  EXPECT_EQ(lost_.size(), 1u) << "the exclusive keeper reported no loss";
+  EXPECT_TRUE(store_->claim_expired("b", 60s, 10).empty()) << "the renewal holds the lease again";
+}
+
 INSTANTIATE_TEST_SUITE_P(Dialects, LeaseKeeperTest, ::testing::ValuesIn(spec_engine::testing::dialects()),
                          [](const auto& info) { return info.param; });
 
