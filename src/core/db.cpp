@@ -269,15 +269,31 @@ void WriteLock::release() noexcept {
   gate_ = nullptr;
 }
 
-bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept {
+bool Database::ping(std::chrono::milliseconds lease_timeout) noexcept { return check(lease_timeout) == Health::ok; }
+
+Health Database::check(std::chrono::milliseconds lease_timeout) noexcept {
   try {
     Session lease(*this, lease_timeout);
     int one = 0;
     lease.sql() << "SELECT 1", soci::into(one);
-    return one == 1;
+    return one == 1 ? Health::ok : Health::unreachable;
+  } catch (const PoolTimeout&) {
+    return Health::busy;
   } catch (...) {
-    return false;
+    return Health::unreachable;
   }
+}
+
+const char* to_string(Health h) noexcept {
+  switch (h) {
+    case Health::ok:
+      return "ok";
+    case Health::busy:
+      return "busy";
+    case Health::unreachable:
+      return "unreachable";
+  }
+  return "unreachable";
 }
 
 void ensure_connected(soci::session& sql) {

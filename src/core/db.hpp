@@ -51,6 +51,16 @@ decltype(auto) busy_is_unavailable(F&& write) {
 
 enum class Dialect { sqlite, postgres };
 
+/// What a readiness check of the database found (Database::check).
+enum class Health {
+  ok,          ///< "SELECT 1" answered
+  busy,        ///< every pooled connection stayed in use for the whole wait (the database may be fine)
+  unreachable  ///< connecting or the query failed
+};
+
+/// "ok", "busy" or "unreachable" (the words /ready uses).
+const char* to_string(Health h) noexcept;
+
 /// How to reach the database.
 struct DbConfig {
   /// "postgresql://user:pass@host:port/dbname?..." selects PostgreSQL; empty selects SQLite.
@@ -101,6 +111,9 @@ class Database {
   /// no throw) when the database is unreachable or no session frees up within `lease_timeout`,
   /// so a readiness probe never hangs on an exhausted pool.
   bool ping(std::chrono::milliseconds lease_timeout = std::chrono::milliseconds{2000}) noexcept;
+  /// Like ping(), telling a pool that stayed exhausted for `lease_timeout` (Health::busy) from a
+  /// database that does not answer (Health::unreachable). Never throws.
+  Health check(std::chrono::milliseconds lease_timeout = std::chrono::milliseconds{2000}) noexcept;
   /// Description safe for logs: "sqlite:/path" or "postgresql://user@host:port/db" (no password).
   const std::string& describe() const { return description_; }
 

@@ -237,7 +237,7 @@ App::App(AppOptions options, core::async::Runtime& runtime) : impl_(std::make_un
   store::Store* units = m.store.get();
   const auto ping_budget = m.options.ready_db_timeout;
   m.deps = std::make_unique<RouteDeps>(RouteDeps{*m.domain, *m.refinements, *m.engine, *m.ws, std::move(openapi),
-                                                 [units, ping_budget] { return units->ping(ping_budget); },
+                                                 [units, ping_budget] { return units->health(ping_budget); },
                                                  m.tracker_port.get(), &runtime, &m.starts});
   register_routes(m.router, *m.deps);
   m.console = std::make_unique<StaticSite>(resolve_web_dir(m.options.web_dir));

@@ -432,7 +432,8 @@ Response cancel_run(RouteDeps& d, Request& req) {
 Response health(RouteDeps&, Request&) { return Response::json(200, {{"status", "ok"}}); }
 
 Response ready(RouteDeps& d, Request&) {
-  const bool db_ok = d.db_ping ? d.db_ping() : true;
+  const std::string db = d.db_health ? d.db_health() : std::string("ok");
+  const bool db_ok = db == "ok";
   const std::string breaker = d.engine.breaker_state();
   bool engine_ok = false;
   std::string engine_detail = "circuit breaker " + breaker;
@@ -447,9 +448,10 @@ Response ready(RouteDeps& d, Request&) {
   }
   const std::string status = !db_ok ? "unready" : engine_ok ? "ready" : "degraded";
   json body = {{"status", status},
-               {"checks", {{"database", db_ok ? "ok" : "unreachable"},
-                           {"engine", engine_ok ? "ok" : "unreachable: " + engine_detail},
-                           {"engine_breaker", breaker}}}};
+               {"checks",
+                {{"database", db},
+                 {"engine", engine_ok ? "ok" : "unreachable: " + engine_detail},
+                 {"engine_breaker", breaker}}}};
   return Response::json(db_ok ? 200 : 503, body);
 }
 

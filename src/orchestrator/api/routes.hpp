@@ -47,7 +47,8 @@ struct RouteDeps {
   engine_client::EngineClient& engine;     ///< runs (invoke_async), cancel (stop the run) and readiness
   WsProxy& ws;
   std::string openapi_json;                ///< served at /api/openapi.json
-  std::function<bool()> db_ping;           ///< readiness: the database answered within a bounded time
+  /// Readiness of the database within a bounded time: "ok", "busy" (pool exhausted) or "unreachable".
+  std::function<std::string()> db_health;
   domain::RefinementTracker* tracker = nullptr;  ///< runs are followed like proposals; null: not followed (tests)
   /// Runs the asynchronous routes (refinement start and retry, run start: SQL on its blocking
   /// pool, the engine call awaited without a thread); required.

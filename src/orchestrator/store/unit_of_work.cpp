@@ -182,6 +182,10 @@ core::db::Dialect Store::dialect() const noexcept { return db_.dialect(); }
 
 bool Store::ping(std::chrono::milliseconds lease_budget) noexcept { return db_.ping(lease_budget); }
 
+std::string Store::health(std::chrono::milliseconds lease_budget) noexcept {
+  return core::db::to_string(db_.check(lease_budget));
+}
+
 void Store::run_unit(const std::function<void(UnitOfWork&)>& body) {
   for (int attempt = 1;; ++attempt) {
     WriteLog log;

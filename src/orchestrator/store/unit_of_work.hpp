@@ -142,6 +142,9 @@ class Store {
   /// `lease_budget` for a free one; connecting and the query are bounded by the connection's
   /// network timeouts (core::db). False, never a throw, when the database cannot answer.
   bool ping(std::chrono::milliseconds lease_budget) noexcept;
+  /// Like ping(): "ok", "busy" (no pooled connection came free within `lease_budget`: the
+  /// orchestrator is overloaded or writes wait for a lock) or "unreachable".
+  std::string health(std::chrono::milliseconds lease_budget) noexcept;
 
  private:
   void run_unit(const std::function<void(UnitOfWork&)>& body);

@@ -110,9 +110,10 @@ Response handle_delete(const ApiContext& ctx, Request& req) {
 Response handle_ready(const ApiContext& ctx) {
   nlohmann::json reasons = nlohmann::json::array();
   nlohmann::json checks = nlohmann::json::object();
-  const bool db_ok = ctx.store->ping();
-  checks["database"] = db_ok ? "ok" : "unreachable";
-  if (!db_ok) reasons.push_back("database unreachable");
+  const std::string db = ctx.store->health();
+  const bool db_ok = db == "ok";
+  checks["database"] = db;
+  if (!db_ok) reasons.push_back("database " + db);
   // The replica link (LISTEN connection or NATS); the in-process hub alone is always up.
   const std::string bus = ctx.link_health ? ctx.link_health() : std::string("ok");
   checks["bus"] = bus;

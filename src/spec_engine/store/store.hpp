@@ -234,8 +234,12 @@ class Store {
 
   /// Database reachability (SELECT 1), waiting at most the database's lease_timeout() (2 s
   /// when that is unbounded) for a session.
-  bool ping() noexcept {
-    return db_.ping(db_.lease_timeout().count() > 0 ? db_.lease_timeout() : std::chrono::milliseconds(2000));
+  bool ping() noexcept { return health() == "ok"; }
+  /// Readiness of the database: "ok", "busy" (no pooled connection came free within the pool
+  /// wait, 2 s when unbounded) or "unreachable".
+  std::string health() noexcept {
+    return core::db::to_string(
+        db_.check(db_.lease_timeout().count() > 0 ? db_.lease_timeout() : std::chrono::milliseconds(2000)));
   }
   core::db::Database& database() { return db_; }
 

@@ -66,8 +66,12 @@ TEST_P(DbTest, LeaseTimeoutBoundsTheWaitForASession) {
   cfg_.pool_size = 1;
   cfg_.lease_timeout = std::chrono::milliseconds(50);
   core::db::Database db(cfg_);
+  EXPECT_EQ(db.check(std::chrono::milliseconds(50)), core::db::Health::ok);
   {
     core::db::Session held(db);
+    EXPECT_EQ(db.check(std::chrono::milliseconds(20)), core::db::Health::busy);
+    EXPECT_FALSE(db.ping(std::chrono::milliseconds(20)));
+    EXPECT_STREQ(core::db::to_string(core::db::Health::busy), "busy");
     EXPECT_THROW(core::db::Session second(db), core::db::PoolTimeout);
     try {
       core::db::Session second(db, std::chrono::milliseconds(10));

@@ -61,7 +61,9 @@ TEST(Ready, ReportsEachDependencyAndAnswers503WhenTheDatabasePoolStaysBusy) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
     r = core::http::request({"GET", base + "/ready", {}, "", 5s});
     EXPECT_EQ(r.status, 503);
-    EXPECT_EQ(nlohmann::json::parse(r.body)["checks"]["database"], "unreachable");
+    body = nlohmann::json::parse(r.body);
+    EXPECT_EQ(body["checks"]["database"], "busy") << "a full pool is not an unreachable database";
+    EXPECT_EQ(body["reasons"][0], "database busy");
   }
   r = core::http::request({"GET", base + "/spec-engine/state/x", {}, "", 5s});
   EXPECT_EQ(r.status, 404);
