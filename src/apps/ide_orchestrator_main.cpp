@@ -1,21 +1,23 @@
 // ide-orchestrator: authenticated gateway and state manager of the Agentic IDE.
 // Subcommands: serve, migrate, user add|list|disable|enable|set-password.
-#include <csignal>
-#include <cstdlib>
-#include <fstream>
-#include <iostream>
-#include <sstream>
-#include <regex>
-#include <string>
-
 #include <termios.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <string>
 
 #include "apps/cli_options.hpp"
 #include "core/async.hpp"
+#include "core/data_dir_lock.hpp"
 #include "core/db.hpp"
 #include "core/json_parse.hpp"
 #include "core/log.hpp"
@@ -397,6 +399,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (const char* ep = std::getenv("OTEL_EXPORTER_OTLP_ENDPOINT"); ep && *ep) core::tracing::init("ide-orchestrator", ep);
+
+    // One orchestrator per SQLite database: its write lock and pool are per process (replicas need
+    // PostgreSQL). The user subcommands may still run next to it.
+    std::unique_ptr<core::DataDirLock> dir_lock;
+    if (serve_storage.database_url.empty())
+      dir_lock = std::make_unique<core::DataDirLock>(
+          std::filesystem::path(serve_storage.data_dir), "orchestrator.lock", "ide-orchestrator",
+          "only one orchestrator may serve an SQLite data directory. Run replicas on PostgreSQL (--database-url), "
+          "or give this orchestrator its own --data-dir");
 
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

@@ -1,23 +1,21 @@
 // spec-engine: the agent runtime service (docs/spec-engine-service.md). Flags have matching
 // environment variables (flag wins); see --help.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
 #include <algorithm>
-#include <cerrno>
 #include <csignal>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <iostream>
 #include <memory>
 #include <string>
 
-#include <CLI/CLI.hpp>
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include "apps/cli_options.hpp"
 #include "core/async.hpp"
+#include "core/data_dir_lock.hpp"
 #include "core/db.hpp"
 #include "core/http_client.hpp"
 #include "core/log.hpp"
@@ -50,42 +48,6 @@ std::string host_name() {
   if (gethostname(buf, sizeof(buf) - 1) != 0 || buf[0] == '\0') return "engine";
   return buf;
 }
-
-/// Holds an exclusive lock on `<data_dir>/spec_engine.lock` for the life of the process, so a
-/// second engine on the same SQLite database refuses to start (SQLite serialises one process's
-/// writers, but leases need a shared clock and LISTEN/NOTIFY; replicas need PostgreSQL). The
-/// kernel drops the lock when the process dies, also on kill -9. Throws with a clear message.
-class DataDirLock {
- public:
-  explicit DataDirLock(const std::filesystem::path& dir) {
-    std::filesystem::create_directories(dir);
-    path_ = dir / "spec_engine.lock";
-    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw std::runtime_error("cannot open " + path_.string() + ": " + std::strerror(errno));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      std::string holder(64, '\0');
-      const auto n = ::pread(fd_, holder.data(), holder.size(), 0);
-      holder.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\0')) holder.pop_back();
-      ::close(fd_);
-      throw std::runtime_error("another spec-engine (pid " + (holder.empty() ? std::string("?") : holder) +
-                               ") is using the SQLite database in " + dir.string() +
-                               "; only one engine may use an SQLite data directory. Run replicas on PostgreSQL "
-                               "(--database-url), or give this engine its own --data-dir");
-    }
-    const std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) == 0) (void)!::pwrite(fd_, pid.data(), pid.size(), 0);
-  }
-  ~DataDirLock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  DataDirLock(const DataDirLock&) = delete;
-  DataDirLock& operator=(const DataDirLock&) = delete;
-
- private:
-  std::filesystem::path path_;
-  int fd_ = -1;
-};
 
 }  // namespace
 
@@ -264,8 +226,14 @@ int main(int argc, char** argv) {
 
   try {
     // SQLite: one engine per data directory (replicas need PostgreSQL); checked before opening it.
-    std::unique_ptr<DataDirLock> dir_lock;
-    if (database_url.empty()) dir_lock = std::make_unique<DataDirLock>(std::filesystem::path(data_dir));
+    // One engine per SQLite database: SQLite serialises one process's writers, but leases need a
+    // shared clock and LISTEN/NOTIFY, so replicas need PostgreSQL.
+    std::unique_ptr<core::DataDirLock> dir_lock;
+    if (database_url.empty())
+      dir_lock = std::make_unique<core::DataDirLock>(
+          std::filesystem::path(data_dir), "spec_engine.lock", "spec-engine",
+          "only one engine may use an SQLite data directory. Run replicas on PostgreSQL (--database-url), or give "
+          "this engine its own --data-dir");
 
     core::db::DbConfig dbc;
     dbc.url = database_url;

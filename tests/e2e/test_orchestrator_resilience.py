@@ -4,6 +4,7 @@ writes wait for another process's SQLite write lock."""
 import os
 import signal
 import sqlite3
+import subprocess
 import tempfile
 import threading
 import time
@@ -126,6 +127,24 @@ class Resilience(unittest.TestCase):
         self.assertEqual(sorted(statuses), [201] * 10)
         names = {w["name"] for w in curl(orch.url, "GET", "/api/workflows?limit=100", token=token).json()["items"]}
         self.assertTrue({f"waiting {i}" for i in range(10)} <= names, names)
+
+    def test_a_second_orchestrator_on_the_same_sqlite_data_dir_refuses_to_start(self):
+        """One process per SQLite data directory (its write lock and pool are per process): a second
+        `serve` names the first one's pid and exits 1; the user commands still run next to it; after
+        kill -9 of the first the kernel has dropped the lock and a new one starts."""
+        engine_url = f"http://127.0.0.1:{free_port()}"
+        orch = self.start_orch(engine_url)
+        second = Orchestrator(self.dir, engine_url)
+        r = subprocess.run([second.exe, "serve", *second.storage(), "--host", "127.0.0.1", "--port", str(free_port()),
+                            "--engine-url", engine_url], env=second.env(), capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"another ide-orchestrator (pid {orch.proc.p.pid}) is using the SQLite database", r.stderr)
+        self.assertIn("--database-url", r.stderr)
+        orch.add_user("beside@example.com")  # admin commands are not locked out
+        token = orch.login("beside@example.com")
+        orch.stop(signal.SIGKILL)
+        again = self.start_orch(engine_url, jwt_secret=orch.jwt_secret)
+        self.assertEqual(curl(again.url, "GET", "/api/me", token=token).status, 200)
 
     def test_engine_that_never_answers_times_out_per_attempt(self):
         # An engine that accepts connections and never answers (hung, or far behind under load):
