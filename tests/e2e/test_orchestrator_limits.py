@@ -16,7 +16,7 @@ import uuid
 
 from e2ekit import (Orchestrator, b64url, create_workflow, curl, jwt_claims, make_jwt, refine, scripted_engine,
                     slow_script, wait_proposal)
-from testkit import PROJECT_SOURCE_DIR, wait_until, write_json
+from testkit import PROJECT_SOURCE_DIR, pg_url_for, wait_until, write_json
 
 PROBLEM_BASE = "https://agentic-ide.dev/problems/"
 
@@ -41,9 +41,9 @@ class Limits(unittest.TestCase):
         for o in self.orchs:
             o.stop()
 
-    def orch(self, *flags, workdir=None, jwt_secret=None):
+    def orch(self, *flags, workdir=None, jwt_secret=None, database_url=None):
         workdir = workdir or tempfile.mkdtemp(dir=self.dir)
-        o = Orchestrator(workdir, self.engine.base, extra=list(flags), jwt_secret=jwt_secret)
+        o = Orchestrator(workdir, self.engine.base, extra=list(flags), jwt_secret=jwt_secret, database_url=database_url)
         o.logs = len(self.orchs) * 10  # distinct log files when two replicas share a workdir
         self.orchs.append(o.start())
         return o
@@ -169,10 +169,12 @@ class Limits(unittest.TestCase):
         self.assertEqual(body["type"], PROBLEM_BASE + "rate-limited")
         self.assertEqual(curl(orch.url, "GET", "/api/workflows", token=alice).status, 200, "other routes still work")
 
+    @unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set (replicas need PostgreSQL)")
     def test_cap_counts_across_replicas(self):
         shared, secret = tempfile.mkdtemp(dir=self.dir), "s" * 64
-        a = self.orch("--max-concurrent-runs-per-user", "1", workdir=shared, jwt_secret=secret)
-        b = self.orch("--max-concurrent-runs-per-user", "1", workdir=shared, jwt_secret=secret)
+        db = pg_url_for("orch_cap_" + uuid.uuid4().hex[:8])  # one SQLite directory serves one process only
+        a = self.orch("--max-concurrent-runs-per-user", "1", workdir=shared, jwt_secret=secret, database_url=db)
+        b = self.orch("--max-concurrent-runs-per-user", "1", workdir=shared, jwt_secret=secret, database_url=db)
         token = self.user(a)
         wf = create_workflow(a, token)
         self.assertEqual(refine(a, token, wf["id"]).status, 202)
