@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -213,7 +214,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   apps::env_option(*serve, "--db-pool-size", "IDE_ORCHESTRATOR_DB_POOL_SIZE", db_pool_size,
                    "Pooled database connections (0 = automatic: on SQLite one per thread that runs SQL, the "
-                   "--blocking-threads plus the tracker's, so a write waiting for SQLite's write lock never keeps a "
+                   "--blocking-threads plus the tracker's plus one, at most 1024, so a write waiting for SQLite's "
+                   "write lock never keeps a "
                    "read from a connection; on PostgreSQL 8, since the server's max_connections is shared)")
       ->check(CLI::Range(std::size_t{0}, std::size_t{1024}));
   apps::env_option(*serve, "--engine-timeout-seconds", "IDE_ORCHESTRATOR_ENGINE_TIMEOUT_SECONDS",
@@ -360,8 +362,12 @@ int main(int argc, char** argv) {
     const int tracker_threads = std::max(2, blocking_threads / 4);  // the runtime's blocking pool (below)
     o.db.pool_size = db_pool_size != 0 ? db_pool_size
                      : serve_storage.database_url.empty()
-                         ? static_cast<std::size_t>(blocking_threads + tracker_threads + 1)
+                         ? std::min<std::size_t>(static_cast<std::size_t>(blocking_threads + tracker_threads + 1), 1024)
                          : std::size_t{8};
+    // SQLite: while its write lock is stalled (another program holds the file), at most half the
+    // handler threads wait for it; further writes answer 503 at once and the rest serve reads.
+    o.db.max_write_waiters = static_cast<std::size_t>(std::max(1, blocking_threads / 2));
+    const std::size_t db_pool = o.db.pool_size;
     o.ws.recheck_interval = std::chrono::seconds(ws_recheck_seconds);
     o.engine.base_url = engine_url;
     while (!o.engine.base_url.empty() && o.engine.base_url.back() == '/') o.engine.base_url.pop_back();
@@ -420,9 +426,12 @@ int main(int argc, char** argv) {
     {
       orchestrator::api::App app(std::move(o), runtime);
       app.start();
-      core::log::info("ide_orchestrator_ready", {{"port", app.port()}, {"engine_url", engine_url},
+      core::log::info("ide_orchestrator_ready", {{"port", app.port()},
+                                                 {"engine_url", engine_url},
                                                  {"open_files_limit", static_cast<long long>(fd_limit)},
-                                                 {"io_threads", io_threads}, {"blocking_threads", blocking_threads}});
+                                                 {"io_threads", io_threads},
+                                                 {"blocking_threads", blocking_threads},
+                                                 {"db_pool_size", static_cast<long long>(db_pool)}});
       while (!g_signal) std::this_thread::sleep_for(std::chrono::milliseconds(100));
       core::log::info("ide_orchestrator_stopping", {{"signal", static_cast<int>(g_signal)}});
       app.stop();

@@ -48,7 +48,7 @@ void set_gate(const soci::session& sql, WriteGate* gate) {
 
 /// The write gate of an SQLite file, shared by the Databases of this process opened on it (the
 /// engine opens the same file for its pool, its event writer and its lease keeper).
-std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file, std::chrono::milliseconds max_wait) {
+std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file, const DbConfig& config) {
   static std::mutex mu;
   static auto* gates = new std::map<std::string, std::weak_ptr<WriteGate>>;  // never destroyed
   std::error_code ec;
@@ -60,7 +60,9 @@ std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file, std:
   auto gate = slot.lock();
   if (!gate) {
     gate = std::make_shared<WriteGate>();
-    gate->max_wait = max_wait;
+    gate->max_wait = config.busy_timeout;
+    gate->max_waiters = config.max_write_waiters;
+    gate->stall = config.write_stall;
     slot = gate;
   }
   return gate;
@@ -224,7 +226,7 @@ Database::Database(const DbConfig& config)
     throw std::runtime_error("cannot open database " + (description_.empty() ? redact(config.url) : description_) +
                              ": " + e.what());
   }
-  if (dialect_ == Dialect::sqlite) gate_ = gate_for_file(config.sqlite_path, config.busy_timeout);
+  if (dialect_ == Dialect::sqlite) gate_ = gate_for_file(config.sqlite_path, config);
   for (std::size_t i = 0; i < size_; ++i) {
     register_session(pool_->at(i));
     if (gate_) set_gate(pool_->at(i), gate_.get());
@@ -243,12 +245,36 @@ WriteLock::WriteLock(soci::session& sql) {
   if (!gate) return;
   auto& held = gates_held();
   if (std::find(held.begin(), held.end(), gate) != held.end()) return;  // an outer lock of this thread
-  std::unique_lock<std::timed_mutex> lk(gate->mu, std::defer_lock);
-  if (!lk.try_lock_for(gate->max_wait)) {
-    throw WriteLockTimeout("the database is busy: no write lock within " + std::to_string(gate->max_wait.count()) +
-                               " ms (a long write of this process, or another process on the file, holds it)",
-                           std::chrono::seconds(2));
+  const auto now_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::unique_lock<std::timed_mutex> lk(gate->mu, std::try_to_lock);
+  if (!lk.owns_lock()) {
+    const std::int64_t since = gate->held_since_ns.load();
+    const std::size_t waiting = gate->waiters.load();
+    if (gate->max_waiters > 0 && waiting >= gate->max_waiters && since != 0) {
+      const auto held_for =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(now_ns() - since));
+      if (held_for >= gate->stall) {
+        throw WriteLockTimeout("the database is busy: its write lock has been held for " +
+                                   std::to_string(held_for.count()) + " ms and " + std::to_string(waiting) +
+                                   " writes already wait for it (another process on the file may hold it)",
+                               std::chrono::seconds(2));
+      }
+    }
+    struct Waiting {
+      std::atomic<std::size_t>& n;
+      explicit Waiting(std::atomic<std::size_t>& c) : n(c) { ++n; }
+      ~Waiting() { --n; }
+    } waiting_here(gate->waiters);
+    if (!lk.try_lock_for(gate->max_wait)) {
+      throw WriteLockTimeout("the database is busy: no write lock within " + std::to_string(gate->max_wait.count()) +
+                                 " ms (a long write of this process, or another process on the file, holds it)",
+                             std::chrono::seconds(2));
+    }
   }
+  gate->held_since_ns = now_ns();
   held.push_back(gate);
   lock_ = std::move(lk);
   gate_ = gate;
@@ -265,6 +291,7 @@ void WriteLock::release() noexcept {
   if (!lock_.owns_lock()) return;
   auto& held = gates_held();
   held.erase(std::remove(held.begin(), held.end(), gate_), held.end());
+  gate_->held_since_ns = 0;
   lock_.unlock();
   gate_ = nullptr;
 }

@@ -3,13 +3,15 @@
 // (production), one code path (docs/architecture.md#stack). Pooled sessions + a versioned
 // migration runner.
 
+#include <soci/soci.h>
+
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
-
-#include <soci/soci.h>
 
 #include "core/unavailable.hpp"
 
@@ -77,6 +79,15 @@ struct DbConfig {
   /// SQLite (its busy timeout), before it fails (WriteLockTimeout, or SQLITE_BUSY). The first
   /// Database of a file sets its process-wide lock's wait. Whole seconds are used for SQLite's.
   std::chrono::milliseconds busy_timeout{30000};
+  /// SQLite: a bulkhead for a stalled write lock (held longer than `write_stall`, e.g. by another
+  /// program on the file): once this many threads of the process wait for it, a further writer
+  /// fails at once with WriteLockTimeout (503) instead of waiting too, so writers cannot take every
+  /// thread of a pool that also serves reads. 0 = no limit. Like busy_timeout, the first Database
+  /// of a file sets it for the file.
+  std::size_t max_write_waiters = 0;
+  /// SQLite: how long the write lock must have been held before max_write_waiters applies (so
+  /// the ordinary queue of short writes under load never fails).
+  std::chrono::milliseconds write_stall{1000};
   /// Database used when a postgresql:// URL names none (e.g. "deepagents_runtime").
   std::string default_database;
   /// PostgreSQL only: create the database if it does not exist (needs CREATEDB on the server).
@@ -90,6 +101,13 @@ struct WriteGate {
   std::timed_mutex mu;
   /// Longest wait for the gate (DbConfig::busy_timeout of the first Database on the file).
   std::chrono::milliseconds max_wait{30000};
+  /// DbConfig::max_write_waiters and write_stall of the first Database on the file.
+  std::size_t max_waiters = 0;
+  std::chrono::milliseconds stall{1000};
+  /// Threads waiting for `mu` now.
+  std::atomic<std::size_t> waiters{0};
+  /// When the current holder took `mu` (steady clock, ns since its epoch); 0 while free.
+  std::atomic<std::int64_t> held_since_ns{0};
 };
 
 /// A pool of SOCI sessions. Thread-safe. Throws std::runtime_error (with the
@@ -139,7 +157,8 @@ class Database {
 /// open on one session and a write on another session of the same file, in one thread, still
 /// wait for each other in SQLite (for the busy timeout, then fail), as they did without the
 /// gate. Release it on the thread that took it. Throws WriteLockTimeout when the gate stays
-/// taken longer than WriteGate::max_wait.
+/// taken longer than WriteGate::max_wait, and at once when the gate has been held longer than
+/// WriteGate::stall while WriteGate::max_waiters threads already wait for it (the bulkhead).
 class WriteLock {
  public:
   explicit WriteLock(soci::session& sql);

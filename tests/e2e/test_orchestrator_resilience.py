@@ -93,7 +93,8 @@ class Resilience(unittest.TestCase):
     def test_reads_go_on_while_writes_wait_for_the_sqlite_write_lock(self):
         """Another process holds the orchestrator's SQLite write lock (an operator's sqlite3 shell, a
         backup): the writes that arrive meanwhile wait, each on its own handler thread and pooled
-        connection, and reads keep answering 200 at once; once the lock is free the writes complete."""
+        connection, up to half the handler threads; later ones answer 503 at once; reads keep
+        answering 200 at once; once the lock is free the waiting writes complete."""
         orch = self.start_orch(f"http://127.0.0.1:{free_port()}", extra=["--db-wait-ms", "1000"])
         token = self.user(orch)
         wf = create_workflow(orch, token)
@@ -112,6 +113,17 @@ class Resilience(unittest.TestCase):
                 t.start()
             time.sleep(2)  # every write is waiting now: one in SQLite's busy timeout, the rest on the process's lock
             self.assertEqual(statuses, [], "the writes should still be waiting for the lock")
+            # The lock is stalled (held > 1 s) and more than half the 16 handler threads wait for it:
+            # further writes are turned away at once, so they cannot take the threads reads need.
+            turned_away = []
+            t0 = time.time()
+            for i in range(10):
+                r = curl(orch.url, "POST", "/api/workflows", {"name": f"late {i}", "template": "multi-agent"},
+                         token=token, timeout=10)
+                turned_away.append((r.status, r.json().get("detail", "")))
+            self.assertLess(time.time() - t0, 5.0, "writes past the waiter limit should not wait")
+            self.assertEqual([st for st, _ in turned_away], [503] * 10, turned_away)
+            self.assertIn("busy", turned_away[0][1])
             for path in ("/api/me", f"/api/workflows/{wf['id']}", f"/api/workflows/{wf['id']}/versions", "/api/workflows"):
                 t0 = time.time()
                 r = curl(orch.url, "GET", path, token=token, timeout=10)

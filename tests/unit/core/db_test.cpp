@@ -167,6 +167,41 @@ TEST_P(DbTest, WriteLockWaitIsBoundedByTheBusyTimeout) {
   EXPECT_FALSE(core::db::is_sqlite_busy(std::runtime_error("database is locked")));  // not a SOCI error
 }
 
+// The bulkhead: once the write lock has been held longer than write_stall and max_write_waiters
+// threads wait for it, a further writer fails at once (503) instead of taking one more thread.
+TEST_P(DbTest, AStalledWriteLockTurnsAwayWritersBeyondTheWaiterLimit) {
+  if (GetParam().postgres) GTEST_SKIP() << "PostgreSQL has no write lock of its own";
+  cfg_.pool_size = 3;
+  cfg_.max_write_waiters = 1;
+  cfg_.write_stall = std::chrono::milliseconds(100);
+  core::db::Database db(cfg_);
+  core::db::Session a(db), b(db), c(db);
+  auto held = std::make_unique<core::db::WriteLock>(a.sql());
+  std::atomic<bool> waiter_got_it{false};
+  std::thread waiter([&] {
+    core::db::WriteLock w(b.sql());  // the one allowed to wait
+    waiter_got_it = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // held 200 ms > the stall, one waiting
+  std::thread late([&] {  // another thread: this one holds the lock, and it is reentrant per thread
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      core::db::WriteLock turned_away(c.sql());
+      ADD_FAILURE() << "a writer beyond the limit took or waited for a stalled lock";
+    } catch (const core::db::WriteLockTimeout& e) {
+      EXPECT_NE(std::string(e.what()).find("1 writes already wait"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100)) << "it should fail at once";
+  });
+  late.join();
+  EXPECT_FALSE(waiter_got_it.load());
+  held.reset();
+  waiter.join();
+  EXPECT_TRUE(waiter_got_it.load());
+  core::db::WriteLock free_again(c.sql());  // nobody holds it: taken at once
+  EXPECT_TRUE(free_again.holds());
+}
+
 TEST(DbWrites, StatementsThatTakeTheWriteLockAreKnownByTheirFirstWord) {
   for (const char* q :
        {"INSERT INTO t VALUES (1)", "  update t SET a = 1", "\nDELETE FROM t", "Replace INTO t VALUES (1)"})
