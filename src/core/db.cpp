@@ -251,31 +251,33 @@ WriteLock::WriteLock(soci::session& sql) {
   };
   std::unique_lock<std::timed_mutex> lk(gate->mu, std::try_to_lock);
   if (!lk.owns_lock()) {
+    // Counted before the check (fetch_add), so writers arriving together cannot all pass it.
+    struct Waiting {
+      std::atomic<std::size_t>& n;
+      std::size_t before;
+      explicit Waiting(std::atomic<std::size_t>& c) : n(c), before(c.fetch_add(1)) {}
+      ~Waiting() { --n; }
+    } waiting_here(gate->waiters);
     const std::int64_t since = gate->held_since_ns.load();
-    const std::size_t waiting = gate->waiters.load();
-    if (gate->max_waiters > 0 && waiting >= gate->max_waiters && since != 0) {
+    if (gate->max_waiters > 0 && waiting_here.before >= gate->max_waiters && since != 0) {
       const auto held_for =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(now_ns() - since));
       if (held_for >= gate->stall) {
         throw WriteLockTimeout("the database is busy: its write lock has been held for " +
-                                   std::to_string(held_for.count()) + " ms and " + std::to_string(waiting) +
+                                   std::to_string(held_for.count()) + " ms and " + std::to_string(waiting_here.before) +
                                    " writes already wait for it (another process on the file may hold it)",
                                std::chrono::seconds(2));
       }
     }
-    struct Waiting {
-      std::atomic<std::size_t>& n;
-      explicit Waiting(std::atomic<std::size_t>& c) : n(c) { ++n; }
-      ~Waiting() { --n; }
-    } waiting_here(gate->waiters);
     if (!lk.try_lock_for(gate->max_wait)) {
       throw WriteLockTimeout("the database is busy: no write lock within " + std::to_string(gate->max_wait.count()) +
                                  " ms (a long write of this process, or another process on the file, holds it)",
                              std::chrono::seconds(2));
     }
   }
-  gate->held_since_ns = now_ns();
   held.push_back(gate);
+  took_ns_ = now_ns();
+  if (gate->held_since_ns.load() == 0) gate->held_since_ns = took_ns_;  // else a stall handed on (release())
   lock_ = std::move(lk);
   gate_ = gate;
 }
@@ -291,7 +293,11 @@ void WriteLock::release() noexcept {
   if (!lock_.owns_lock()) return;
   auto& held = gates_held();
   held.erase(std::remove(held.begin(), held.end(), gate_), held.end());
-  gate_->held_since_ns = 0;
+  // A stalled hold hands the stall's start on to a waiter; a short one (or one without waiters) ends it.
+  const std::int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  const bool stalled = std::chrono::nanoseconds(now - took_ns_) >= gate_->stall;
+  if (!(stalled && gate_->waiters.load() > 0)) gate_->held_since_ns = 0;
   lock_.unlock();
   gate_ = nullptr;
 }

@@ -106,7 +106,11 @@ struct WriteGate {
   std::chrono::milliseconds stall{1000};
   /// Threads waiting for `mu` now.
   std::atomic<std::size_t> waiters{0};
-  /// When the current holder took `mu` (steady clock, ns since its epoch); 0 while free.
+  /// Since when `mu` has been held without a break worth the name (steady clock, ns since its
+  /// epoch); 0 while free. A holder that itself held it for at least `stall` hands this time on
+  /// to a waiter instead of resetting it, so a stall (another program holding the file) keeps
+  /// counting across the handovers of writers that each time out in it; the first short hold
+  /// after the stall resets it.
   std::atomic<std::int64_t> held_since_ns{0};
 };
 
@@ -173,6 +177,7 @@ class WriteLock {
  private:
   std::unique_lock<std::timed_mutex> lock_;
   WriteGate* gate_ = nullptr;  ///< the gate held (null when none or already held by this thread)
+  std::int64_t took_ns_ = 0;   ///< when this lock took the gate (steady clock, ns)
 };
 
 /// Makes sure `sql` has a working connection: when the backend reports it broken (the server

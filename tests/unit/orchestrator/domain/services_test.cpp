@@ -833,7 +833,8 @@ TYPED_TEST(Services, UnreachableFailureCanBeRestoredOnceOthersCannot) {
   // Not before it failed at least this long ago: it stays unreachable (asked again).
   this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone, std::chrono::hours(1));
   EXPECT_EQ(this->proposals->get(this->alice, other.id).proposal.failure_kind.value_or(""), "engine_unreachable");
-  this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  this->proposals->settle_unreachable_failure(other.id, FailureKind::engine_gone, std::chrono::milliseconds(10));
   const auto settled = this->proposals->get(this->alice, other.id).proposal;
   EXPECT_EQ(settled.status, ProposalStatus::failed);
   EXPECT_EQ(settled.failure_kind.value_or(""), "engine_gone");
