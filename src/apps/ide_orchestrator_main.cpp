@@ -1,9 +1,5 @@
 // ide-orchestrator: authenticated gateway and state manager of the Agentic IDE.
 // Subcommands: serve, migrate, user add|list|disable|enable|set-password.
-#include <termios.h>
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -11,10 +7,15 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <regex>
 #include <sstream>
 #include <string>
+
+#include <termios.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "apps/cli_options.hpp"
 #include "core/async.hpp"

@@ -1,8 +1,5 @@
 // spec-engine: the agent runtime service (docs/spec-engine-service.md). Flags have matching
 // environment variables (flag wins); see --help.
-#include <unistd.h>
-
-#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
 #include <cstdlib>
@@ -12,6 +9,9 @@
 #include <iostream>
 #include <memory>
 #include <string>
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
 
 #include "apps/cli_options.hpp"
 #include "core/async.hpp"

@@ -68,6 +68,12 @@ std::shared_ptr<WriteGate> gate_for_file(const std::filesystem::path& file, cons
   return gate;
 }
 
+/// The steady clock now, in nanoseconds since its epoch (WriteGate::held_since_ns's unit).
+std::int64_t steady_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 /// The gates the calling thread holds (WriteLock is reentrant per thread).
 std::vector<WriteGate*>& gates_held() {
   thread_local std::vector<WriteGate*> held;
@@ -245,10 +251,6 @@ WriteLock::WriteLock(soci::session& sql) {
   if (!gate) return;
   auto& held = gates_held();
   if (std::find(held.begin(), held.end(), gate) != held.end()) return;  // an outer lock of this thread
-  const auto now_ns = [] {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-  };
   std::unique_lock<std::timed_mutex> lk(gate->mu, std::try_to_lock);
   if (!lk.owns_lock()) {
     // Counted before the check (fetch_add), so writers arriving together cannot all pass it.
@@ -261,7 +263,7 @@ WriteLock::WriteLock(soci::session& sql) {
     const std::int64_t since = gate->held_since_ns.load();
     if (gate->max_waiters > 0 && waiting_here.before >= gate->max_waiters && since != 0) {
       const auto held_for =
-          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(now_ns() - since));
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::nanoseconds(steady_ns() - since));
       if (held_for >= gate->stall) {
         throw WriteLockTimeout("the database is busy: its write lock has been held for " +
                                    std::to_string(held_for.count()) + " ms and " + std::to_string(waiting_here.before) +
@@ -276,7 +278,7 @@ WriteLock::WriteLock(soci::session& sql) {
     }
   }
   held.push_back(gate);
-  took_ns_ = now_ns();
+  took_ns_ = steady_ns();
   if (gate->held_since_ns.load() == 0) gate->held_since_ns = took_ns_;  // else a stall handed on (release())
   lock_ = std::move(lk);
   gate_ = gate;
@@ -294,9 +296,7 @@ void WriteLock::release() noexcept {
   auto& held = gates_held();
   held.erase(std::remove(held.begin(), held.end(), gate_), held.end());
   // A stalled hold hands the stall's start on to a waiter; a short one (or one without waiters) ends it.
-  const std::int64_t now =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
-  const bool stalled = std::chrono::nanoseconds(now - took_ns_) >= gate_->stall;
+  const bool stalled = std::chrono::nanoseconds(steady_ns() - took_ns_) >= gate_->stall;
   if (!(stalled && gate_->waiters.load() > 0)) gate_->held_since_ns = 0;
   lock_.unlock();
   gate_ = nullptr;

@@ -3,8 +3,6 @@
 // (production), one code path (docs/architecture.md#stack). Pooled sessions + a versioned
 // migration runner.
 
-#include <soci/soci.h>
-
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -12,6 +10,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include <soci/soci.h>
 
 #include "core/unavailable.hpp"
 
