@@ -2,9 +2,11 @@
 // Command-line options of our binaries (CLI11): a setting is a flag with a matching environment
 // variable, documented in --help with its default (README "Configuration").
 
+#include <algorithm>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -50,5 +52,12 @@ CLI::Option* env_option(CLI::App& app, const std::string& flag, const std::strin
                         const std::string& help) {
   return app.add_option(flag, value, help)->envname(env)->capture_default_str();
 }
+
+/// The `--io-threads` value 0 resolves to: half the processors the OS reports online
+/// (std::thread::hardware_concurrency, not a cgroup CPU quota), at least 1. Both services run two
+/// I/O contexts of that many threads (the HTTP server's and the runtime's), so together they use
+/// one I/O thread per processor; more threads than processors only add wake-ups and context
+/// switches between them (docs/benchmarks.md "I/O threads").
+inline int auto_io_threads() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency() / 2)); }
 
 }  // namespace apps

@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
   int engine_max_invokes = 16;
   std::size_t engine_max_event_bytes = std::size_t{64} << 20;
   int login_limit = 10, user_limit = 600, refinement_limit = 10, ip_limit = 300, max_runs_per_user = 3;
-  int io_threads = 2, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
+  int io_threads = 0, blocking_threads = 16, db_wait_ms = 5000, ws_recheck_seconds = 30;
   std::size_t db_pool_size = 0;
   std::string refinement_agent_file, refinement_model, openapi_file, trusted_proxies, web_dir;
   std::string jwt_issuer = "ide-orchestrator", jwt_audience = "agentic-ide";
@@ -198,8 +198,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 86400.0));
   apps::env_option(*serve, "--io-threads", "IDE_ORCHESTRATOR_IO_THREADS", io_threads,
                    "I/O threads of the HTTP server, and as many again for the engine streams followed (each thread "
-                   "serves any number of connections)")
-      ->check(CLI::Range(1, 64));
+                   "serves any number of connections); 0 = half the processors, at least 1")
+      ->check(CLI::Range(0, 64));
   apps::env_option(*serve, "--blocking-threads", "IDE_ORCHESTRATOR_BLOCKING_THREADS", blocking_threads,
                    "Threads running HTTP handlers (SQL, engine calls); the proposal tracker's SQL runs on a quarter as "
                    "many more (at least 2)")
@@ -319,6 +319,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
 
   if (const auto code = apps::parse_command_line(cli, argc, argv)) return *code;
+  if (io_threads == 0) io_threads = apps::auto_io_threads();
   core::log::init("ide-orchestrator", log_level);
 
   try {

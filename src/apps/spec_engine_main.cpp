@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
   long tool_budget_ms = 10000;
   std::string recovery = "resume";
   long shutdown_grace_ms = 10000;
-  int io_threads = 2;
+  int io_threads = 0;  // 0 = apps::auto_io_threads()
   int blocking_threads = 8;
   int http_threads = 16;
   std::size_t db_pool_size = 16;
@@ -168,8 +168,9 @@ int main(int argc, char** argv) {
                    "On SIGINT/SIGTERM, wait this long for runs before interrupting them (their leases are released; "
                    "another replica, or the next start, resumes them)");
   apps::env_option(app, "--io-threads", "SPEC_ENGINE_IO_THREADS", io_threads,
-                   "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server")
-      ->check(CLI::Range(1, 64));
+                   "I/O threads of the run runtime (model streams, timers) and, as many again, of the HTTP server; 0 = "
+                   "half the processors, at least 1")
+      ->check(CLI::Range(0, 64));
   apps::env_option(app, "--blocking-threads", "SPEC_ENGINE_BLOCKING_THREADS", blocking_threads,
                    "Bounded pool running tool calls, the runs' SQL and the streams' replay pages")
       ->check(CLI::Range(1, 1024));
@@ -198,6 +199,7 @@ int main(int argc, char** argv) {
       "export), MIGRATIONS_DIR. Tests only: SPEC_ENGINE_TEST_TOOL_DELAY_MS makes every built-in tool call wait "
       "that long first (a simulated slow tool; never set it in production).");
   CLI11_PARSE(app, argc, argv);
+  if (io_threads == 0) io_threads = apps::auto_io_threads();
   if (lease_renew_ms >= lease_ttl_ms) {
     std::cerr << "spec-engine: --lease-renew-ms (" << lease_renew_ms << ") must be below --lease-ttl-ms ("
               << lease_ttl_ms << ")\n";

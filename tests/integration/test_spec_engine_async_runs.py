@@ -10,6 +10,7 @@ spec-engine binary and the local fake OpenAI server (tests/fixtures/spec_engine/
 - the model calls of a run reuse one keep-alive connection.
 Assertions are about bounds and outcomes, not speed."""
 import json
+import os
 import signal
 import threading
 import unittest
@@ -89,6 +90,10 @@ class AsyncRunTests(testkit.FakeOpenAiCase):
         self.assertLess(during, THREAD_BOUND, f"{during} threads while {n} runs waited for the model")
         self.assertLess(sampler.peak, THREAD_BOUND, f"peak of {sampler.peak} threads for {n} runs")
         self.assertEqual(len(fake.requests), n)  # one model call per run, none repeated
+        # --io-threads 0 (the default): half the processors for each of the two I/O contexts.
+        listening = [json.loads(line) for line in engine.proc.output().splitlines() if '"msg":"listening"' in line]
+        self.assertEqual(len(listening), 1, engine.log()[-2000:])
+        self.assertEqual(listening[0]["io_threads"], max(1, (os.cpu_count() or 1) // 2), listening[0])
 
     def test_delete_before_the_first_byte_cancels_at_once_and_drops_the_call(self):
         fake = self.fake([{"hang": True}])
