@@ -78,6 +78,49 @@ class MainFlow(unittest.TestCase):
         lst = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/proposals", token=self.token).json()
         self.assertEqual(lst["items"][0]["status"], "approved")
 
+    def test_idempotency_key_replays_a_refinement_instead_of_starting_another(self):
+        wf = create_workflow(self.orch, self.token)
+        path = f"/api/workflows/{wf['id']}/refinements"
+        body = {"user_prompt": "Add a web-search specialist that cites sources."}
+        key = str(uuid.uuid4())
+        first = curl(self.orch.url, "POST", path, body, token=self.token, headers={"Idempotency-Key": key})
+        self.assertEqual(first.status, 202, first.text)
+        self.assertNotIn("idempotent-replayed", first.headers)
+        started = first.json()
+        p = wait_proposal(self.orch, self.token, started["proposal_id"])
+        self.assertEqual(p["status"], "completed", p)
+        # The client did not see the answer and sends the request again, the key in the draft's
+        # quoted form this time: the recorded proposal comes back, as it is now.
+        again = curl(self.orch.url, "POST", path, body, token=self.token, headers={"Idempotency-Key": f'"{key}"'})
+        self.assertEqual(again.status, 202, again.text)
+        self.assertEqual(again.headers.get("idempotent-replayed"), "true")
+        self.assertEqual(again.headers.get("location"), f"/api/proposals/{started['proposal_id']}")
+        replay = again.json()
+        self.assertEqual(replay["proposal_id"], started["proposal_id"])
+        self.assertEqual(replay["thread_id"], started["thread_id"])
+        self.assertEqual(replay["status"], "completed")
+        self.assertEqual(replay["websocket_url"], started["websocket_url"])
+        lst = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/proposals", token=self.token).json()
+        self.assertEqual([i["id"] for i in lst["items"]], [started["proposal_id"]], "one proposal, one engine run")
+        st = self.stack.engine.state(started["thread_id"])
+        self.assertEqual(st[0], 200)
+
+        # The key with another request: 422, nothing recorded.
+        other = curl(self.orch.url, "POST", path, {"user_prompt": "Something else."}, token=self.token,
+                     headers={"Idempotency-Key": key})
+        self.assertEqual(other.status, 422, other.text)
+        problem = other.json()
+        self.assertTrue(problem["type"].endswith("idempotency-key-reused"), problem)
+        self.assertEqual(problem["id"], started["proposal_id"])
+        self.assertIn(key, problem["detail"])
+        # A key outside the rule: 400 naming the header.
+        for bad in ("x" * 256, '"unclosed'):
+            r = curl(self.orch.url, "POST", path, body, token=self.token, headers={"Idempotency-Key": bad})
+            self.assertEqual(r.status, 400, r.text)
+            self.assertEqual(r.json()["errors"][0]["field"], "Idempotency-Key", r.text)
+        lst = curl(self.orch.url, "GET", f"/api/workflows/{wf['id']}/proposals", token=self.token).json()
+        self.assertEqual(len(lst["items"]), 1)
+
     def test_reject(self):
         wf = create_workflow(self.orch, self.token)
         started = refine(self.orch, self.token, wf["id"]).json()

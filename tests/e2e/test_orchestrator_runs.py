@@ -110,6 +110,29 @@ class Runs(unittest.TestCase):
         self.assertIn("/answer.md", run["output"])
         self.assertEqual(sorted(run["files"]), ["/answer.md", "/notes.md"])
 
+    def test_idempotency_key_replays_a_run_start(self):
+        wf = deployed_workflow(self.orch, self.token, "single-agent")
+        path = f"/api/workflows/{wf['id']}/runs"
+        key = str(uuid.uuid4())
+        body = {"input": "What is a vector clock?"}
+        first = curl(self.orch.url, "POST", path, body, token=self.token, headers={"Idempotency-Key": key})
+        self.assertEqual(first.status, 202, first.text)
+        run = wait_run(self.orch, self.token, wf["id"], first.json()["id"])
+        self.assertEqual(run["status"], "completed", run)
+        again = curl(self.orch.url, "POST", path, body, token=self.token, headers={"Idempotency-Key": key})
+        self.assertEqual(again.status, 202, again.text)
+        self.assertEqual(again.header("idempotent-replayed"), "true")
+        self.assertEqual(again.header("location"), first.header("location"))
+        self.assertEqual(again.json()["run_id"], first.json()["run_id"])
+        self.assertEqual(again.json()["status"], "completed")
+        runs = curl(self.orch.url, "GET", path, token=self.token).json()["items"]
+        self.assertEqual([r["id"] for r in runs], [first.json()["id"]], "one run, one engine job")
+        other = curl(self.orch.url, "POST", path, {"input": "What is a vector clock?", "version": "draft"},
+                     token=self.token, headers={"Idempotency-Key": key})
+        self.assertEqual(other.status, 422, other.text)
+        self.assertEqual(other.json()["resource"], "run")
+        self.assertEqual(len(curl(self.orch.url, "GET", path, token=self.token).json()["items"]), 1)
+
     def test_version_rules(self):
         wf = create_workflow(self.orch, self.token, name="versions", template="single-agent")
         path = f"/api/workflows/{wf['id']}/runs"

@@ -194,7 +194,8 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
       r.headers.set("Access-Control-Allow-Origin", *origin);
       // Every method a route answers (PATCH renames a workflow; HEAD is answered wherever GET is).
       r.headers.set("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
-      r.headers.set("Access-Control-Allow-Headers", "Authorization, Content-Type, traceparent, tracestate");
+      r.headers.set("Access-Control-Allow-Headers",
+                    "Authorization, Content-Type, Idempotency-Key, traceparent, tracestate");
       r.headers.set("Access-Control-Max-Age", std::to_string(opts->cors_max_age_seconds));
       r.headers.set("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
       return r;
@@ -270,7 +271,8 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
                                                  !r.headers.get("Access-Control-Allow-Origin")) {
       r.headers.set("Access-Control-Allow-Origin", *origin);
       r.headers.set("Access-Control-Expose-Headers",
-                    "Retry-After, X-Request-Id, WWW-Authenticate, RateLimit, RateLimit-Policy");
+                    "Retry-After, X-Request-Id, WWW-Authenticate, RateLimit, RateLimit-Policy, Location, "
+                    "Idempotent-Replayed");
       r.headers.add("Vary", "Origin");
     }
   };

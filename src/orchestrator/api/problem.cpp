@@ -58,6 +58,7 @@ Response to_response(const std::exception& e, const Request& req) {
                         : st == 409 ? "Conflict"
                         : st == 401 ? "Unauthorized"
                         : st == 403 ? "Forbidden"
+                        : st == 422 ? "Unprocessable Content"
                                     : "Bad Request";
     if (auto* link = dynamic_cast<const domain::IdentityLinkError*>(d)) extra["type"] = problem_type(link->reason());
     Response r = Response::problem(st, st == 429 ? "Too Many Requests" : title, d->what(), extra);

@@ -9,6 +9,7 @@
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/api/render.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/idempotency.hpp"
 #include "orchestrator/domain/refinements.hpp"
 
 // GCC 12 reports -Wmismatched-new-delete for coroutines whose frames Asio allocates with its
@@ -187,6 +188,24 @@ Response delete_draft(RouteDeps& d, Request& req) {
 // ---------------------------------------------------------------- refinements
 Response accepted_refinement(Request& req, const store::ProposalRecord& p, const json& extra = json::object());
 
+/// The request's Idempotency-Key (domain::parse_idempotency_key); nullopt without one. 400
+/// naming the header for a bad value or for more than one field.
+std::optional<std::string> idempotency_key(const Request& req) {
+  const auto all = req.headers.get_all("Idempotency-Key");
+  if (all.size() > 1)
+    throw_if_invalid(
+        {{"Idempotency-Key", "must be sent once (the request has " + std::to_string(all.size()) + " fields)"}});
+  return domain::parse_idempotency_key(req.headers.get("Idempotency-Key"));
+}
+
+/// An answer replayed for a repeated Idempotency-Key: the status the first request got for its
+/// success, `Idempotent-Replayed: true` (the header Stripe's API sends for the same case), and
+/// the recorded resource as it is now (its `status` may have moved on).
+Response replayed(Response r) {
+  r.headers.set("Idempotent-Replayed", "true");
+  return r;
+}
+
 /// Runs on the orchestrator runtime (register_routes: add_async); `req` is the route's own copy.
 core::async::Task<Response> start_refinement(RouteDeps& d, Request& req) {
   // The body (up to the server's limit) is parsed on the blocking pool, not on an I/O thread.
@@ -199,11 +218,16 @@ core::async::Task<Response> start_refinement(RouteDeps& d, Request& req) {
     r.context_file_path = std::move(c.context_file_path);
     r.context_selection = std::move(c.context_selection);
     r.traceparent = req.traceparent;
+    r.idempotency_key = idempotency_key(req);
     return r;
   });
-  core::async::Task<domain::Proposal> started = d.refinements.start(std::move(r));
-  const domain::Proposal p = co_await std::move(started);
-  co_return accepted_refinement(req, p);
+  core::async::Task<domain::CreatedProposal> started = d.refinements.start(std::move(r));
+  const domain::CreatedProposal c = co_await std::move(started);
+  if (!c.replayed) co_return accepted_refinement(req, c.proposal);
+  json now = {{"status", store::to_string(c.proposal.status)}};
+  if (c.proposal.error) now["error"] = *c.proposal.error;
+  if (c.proposal.failure_kind) now["failure_kind"] = *c.proposal.failure_kind;
+  co_return replayed(accepted_refinement(req, c.proposal, now));
 }
 
 /// 202 {proposal_id, thread_id, status, websocket_url, created_at} for a refinement whose engine
@@ -350,6 +374,8 @@ core::async::Task<Response> run_not_started(RouteDeps& d, const Request& req, co
   co_return problem;
 }
 
+Response accepted_run(Request& req, const store::RunRecord& run);
+
 /// Runs on the orchestrator runtime like start_refinement.
 core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
   // Record first (like refinements), so the tracker or a restarted process can always find it;
@@ -368,6 +394,7 @@ core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
     else if (c.version)
       in.target = {domain::RunTarget::Kind::version, *c.version};
     in.thread_id = core::uuid4();
+    in.idempotency_key = idempotency_key(req);
     if (d.tracker) {
       starting = d.tracker->starting(in.thread_id);
       in.lease_owner = d.tracker->lease_owner();
@@ -376,6 +403,7 @@ core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
     return d.domain.start_run(user, workflow_id, in);
   });
   const store::RunRecord& run = started.run;
+  if (started.replayed) co_return replayed(accepted_run(req, run));  // the first request sent the job
   const auto tc = core::tracing::parse_traceparent(req.traceparent);
   const std::string trace_id = tc ? tc->trace_id : core::random_hex(16);
   core::async::Task<std::string> sent = d.engine.invoke_async(
@@ -394,12 +422,17 @@ core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
   if (d.tracker) d.tracker->track_run(run.id, run.thread_id);
   core::log::info("run_started", {{"run_id", run.id}, {"thread_id", run.thread_id}, {"workflow_id", workflow_id},
                                   {"request_id", req.request_id}});
+  co_return accepted_run(req, run);
+}
+
+/// 202: the run (render_run) with run_id and websocket_url, and its Location.
+Response accepted_run(Request& req, const store::RunRecord& run) {
   json out = render_run(run);
   out["run_id"] = run.id;
   out["websocket_url"] = websocket_url(req, "runs", run.thread_id);
   Response r = Response::json(202, out);
-  r.headers.set("Location", "/api/workflows/" + workflow_id + "/runs/" + run.id);
-  co_return r;
+  r.headers.set("Location", "/api/workflows/" + run.workflow_id + "/runs/" + run.id);
+  return r;
 }
 
 Response list_runs(RouteDeps& d, Request& req) {

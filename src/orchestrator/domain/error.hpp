@@ -21,6 +21,9 @@ enum class ErrorKind {
   unauthenticated,  ///< missing/invalid credentials or token (401)
   forbidden,        ///< caller can see the resource but its role may not change it (403)
   limit_exceeded,   ///< a per-user quota is used up, e.g. concurrent refinements (429, RFC 6585 §4)
+  /// an Idempotency-Key sent again with a different request (422,
+  /// draft-ietf-httpapi-idempotency-key-header-06 §2.7)
+  idempotency_key_reused,
 };
 
 /// Base of all domain errors. `what()` is a sentence a person can act on and never
@@ -34,7 +37,7 @@ class Error : public std::runtime_error {
   /// Extra machine-readable facts for the problem document (e.g. {"current_status": "rejected"}).
   const nlohmann::json& details() const noexcept { return details_; }
   /// Suggested HTTP status: invalid 400, unauthenticated 401, forbidden 403, not_found 404,
-  /// conflict/precondition 409, limit_exceeded 429.
+  /// conflict/precondition 409, idempotency_key_reused 422, limit_exceeded 429.
   int http_status() const noexcept;
   /// Short slug for the problem "type" URI, e.g. "not-found", "conflict".
   const char* slug() const noexcept;
@@ -132,6 +135,18 @@ class IdentityLinkError : public ForbiddenError {
   std::string reason_;
 };
 
+/// The caller sent an Idempotency-Key it had already used for a different request (another
+/// workflow, prompt, context or input): 422 (draft-ietf-httpapi-idempotency-key-header-06 §2.7).
+/// details(): {"idempotency_key", "resource" ("proposal" | "run"), "id" (the one the key created)}.
+class IdempotencyKeyReusedError : public Error {
+ public:
+  IdempotencyKeyReusedError(const std::string& key, const std::string& resource, const std::string& id)
+      : Error(ErrorKind::idempotency_key_reused,
+              "Idempotency-Key " + key + " was already used for a different request (it started " + resource + " " +
+                  id + "); send a new key for a new request",
+              {{"idempotency_key", key}, {"resource", resource}, {"id", id}}) {}
+};
+
 /// A per-user concurrency quota is used up (429 Too Many Requests, RFC 6585 §4), e.g. too many
 /// refinements in flight. `policy()` names the quota and `limit()` is its size, advertised as a
 /// "concurrent-requests" quota policy (draft-ietf-httpapi-ratelimit-headers-11 §3.1.2);
@@ -168,6 +183,7 @@ inline int Error::http_status() const noexcept {
     case ErrorKind::not_found: return 404;
     case ErrorKind::conflict:
     case ErrorKind::precondition: return 409;
+    case ErrorKind::idempotency_key_reused: return 422;
     case ErrorKind::limit_exceeded: return 429;
   }
   return 500;
@@ -182,6 +198,7 @@ inline const char* Error::slug() const noexcept {
     case ErrorKind::conflict: return "conflict";
     case ErrorKind::precondition: return "invalid-state";
     case ErrorKind::limit_exceeded: return "limit-exceeded";
+    case ErrorKind::idempotency_key_reused: return "idempotency-key-reused";
   }
   return "internal";
 }

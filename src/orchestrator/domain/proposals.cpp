@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-
 #include "core/util.hpp"
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/idempotency.hpp"
 #include "orchestrator/domain/run_quota.hpp"
 #include "orchestrator/store/repositories.hpp"
 
@@ -60,8 +60,8 @@ void check_thread_id(const std::string& t) {
 
 ProposalService::ProposalService(store::Store& store, ProposalLimits limits) : store_(store), limits_(limits) {}
 
-Proposal ProposalService::create(const std::string& actor, const std::string& workflow_id,
-                                 const CreateProposalInput& in) {
+CreatedProposal ProposalService::create(const std::string& actor, const std::string& workflow_id,
+                                        const CreateProposalInput& in) {
   if (in.user_prompt.find_first_not_of(" \t\r\n") == std::string::npos)
     throw InvalidError("user_prompt", "user_prompt must not be empty");
   if (in.user_prompt.size() > kMaxPrompt) throw InvalidError("user_prompt", "user_prompt is longer than 20000 bytes");
@@ -69,17 +69,37 @@ Proposal ProposalService::create(const std::string& actor, const std::string& wo
   if (in.context_selection && in.context_selection->size() > kMaxPrompt)
     throw InvalidError("context_selection", "context_selection is longer than 20000 bytes");
   check_thread_id(in.thread_id);
-  return store_.run([&](store::UnitOfWork& uow) -> Proposal {
+  if (in.idempotency_key) check_idempotency_key(*in.idempotency_key);
+  // The proposal an earlier request with this key recorded, when it was the same request.
+  const auto replay = [&](store::UnitOfWork& uow) -> std::optional<CreatedProposal> {
+    if (!in.idempotency_key) return std::nullopt;
+    auto old = store::proposals::find_by_idempotency_key(uow, actor, *in.idempotency_key);
+    if (!old) return std::nullopt;
+    if (old->workflow_id != workflow_id || old->user_prompt != in.user_prompt ||
+        old->context_file_path != in.context_file_path || old->context_selection != in.context_selection)
+      throw IdempotencyKeyReusedError(*in.idempotency_key, "proposal", old->id);
+    return CreatedProposal{std::move(*old), true};
+  };
+  const auto created = store_.run([&](store::UnitOfWork& uow) -> std::optional<CreatedProposal> {
     const auto wf = access::require_workflow_writer(uow, workflow_id, actor);
     store::Tx tx(uow);
+    if (auto again = replay(uow)) return again;
     auto p = insert(uow, actor, wf, in);
+    if (!p) return std::nullopt;  // a concurrent request recorded the key first (PostgreSQL)
     tx.commit();
-    return p;
+    return CreatedProposal{std::move(*p), false};
+  });
+  if (created) return *created;
+  // Read it once that request committed (the insert waited for it).
+  return store_.run([&](store::UnitOfWork& uow) -> CreatedProposal {
+    if (auto again = replay(uow)) return *again;
+    throw ConflictError("Idempotency-Key " + *in.idempotency_key +
+                        " is being used by another request that has not finished; try again");
   });
 }
 
-Proposal ProposalService::insert(store::UnitOfWork& uow, const std::string& actor, const store::WorkflowRecord& wf,
-                                 const CreateProposalInput& in) {
+std::optional<Proposal> ProposalService::insert(store::UnitOfWork& uow, const std::string& actor,
+                                                const store::WorkflowRecord& wf, const CreateProposalInput& in) {
   require_run_slot(uow, uow.dialect(), actor, RunKind::refinement, limits_.max_concurrent_runs_per_user);
   if (store::proposals::find_by_thread(uow, in.thread_id))
     throw ConflictError("thread " + in.thread_id + " already belongs to a proposal");
@@ -97,11 +117,12 @@ Proposal ProposalService::insert(store::UnitOfWork& uow, const std::string& acto
   p.created_at = core::now_rfc3339();
   p.created_by_user_id = actor;
   p.traceparent = in.traceparent;
+  p.idempotency_key = in.idempotency_key;
   if (!in.lease_owner.empty()) {
     p.lease_owner = in.lease_owner;
     p.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
   }
-  store::proposals::insert(uow, p);
+  if (!store::proposals::insert(uow, p)) return std::nullopt;
   store::proposals::grant_access(uow, p.id, actor, "owner", p.created_at);
   if (wf.owner_id != actor) store::proposals::grant_access(uow, p.id, wf.owner_id, "reviewer", p.created_at);
   audit_append(uow, actor, wf.id, "proposal.create", "proposal", p.id,
@@ -133,7 +154,7 @@ RetryResult ProposalService::retry(const std::string& actor, const std::string& 
     in.context_selection = old.context_selection;
     in.thread_id = thread_id;
     in.traceparent = traceparent;
-    const auto p = insert(uow, actor, wf, in);
+    const Proposal p = *insert(uow, actor, wf, in);  // no Idempotency-Key: always inserted
     if (!store::proposals::insert_retry(uow, proposal_id, p.id, now))
       already_retried(proposal_id, store::proposals::find_retry(uow, proposal_id).value_or(""));
     if (old.status == ProposalStatus::completed)

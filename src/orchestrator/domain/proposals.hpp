@@ -52,6 +52,17 @@ struct CreateProposalInput {
   std::chrono::seconds lease_ttl{0};  ///< with lease_owner; at least 1 s
   /// W3C traceparent of the starting request, stored with the proposal ("" = none).
   std::string traceparent;
+  /// The request's Idempotency-Key (draft-ietf-httpapi-idempotency-key-header-06), 1..255
+  /// characters of visible ASCII; nullopt = none. Stored with the proposal: see create().
+  std::optional<std::string> idempotency_key;
+};
+
+/// What ProposalService::create() did.
+struct CreatedProposal {
+  /// The proposal recorded now, or (replayed) the one recorded before with the same
+  /// Idempotency-Key, as it is now (without its file trees, as find_summary).
+  Proposal proposal;
+  bool replayed = false;  ///< true: nothing was written; do not start another engine run
 };
 
 /// GET /api/proposals/{id}: the proposal plus a per-file change summary of what the run
@@ -129,7 +140,12 @@ class ProposalService {
   /// ConflictError when thread_id is already used, LimitExceededError when the actor already
   /// has ProposalLimits::max_concurrent_runs_per_user refinements processing (checked in the
   /// same transaction as the insert, see require_run_slot).
-  Proposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
+  /// With an idempotency_key the actor already used for a proposal: nothing is written and that
+  /// proposal is returned (replayed) when it was started on the same workflow with the same
+  /// user_prompt, context_file_path and context_selection, else IdempotencyKeyReusedError.
+  /// Two concurrent requests with one key record one proposal between them (a unique index).
+  /// InvalidError("Idempotency-Key") for a key that is empty, longer than 255 or not visible ASCII.
+  CreatedProposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
 
   /// The proposal with its change summary.
   ProposalDetail get(const std::string& actor, const std::string& proposal_id);
@@ -259,9 +275,10 @@ class ProposalService {
   std::vector<ProposalThread> list_claimable(const std::string& owner, int limit = 1000);
 
  private:
-  /// create() inside the caller's transaction (input already validated).
-  Proposal insert(store::UnitOfWork& uow, const std::string& actor, const store::WorkflowRecord& wf,
-                  const CreateProposalInput& in);
+  /// create() inside the caller's transaction (input already validated); nullopt, writing
+  /// nothing, when the actor already has a proposal with in.idempotency_key.
+  std::optional<Proposal> insert(store::UnitOfWork& uow, const std::string& actor, const store::WorkflowRecord& wf,
+                                 const CreateProposalInput& in);
   Proposal decide(const std::string& actor, const std::string& proposal_id, const std::vector<ProposalStatus>& from,
                   ProposalStatus to, const char* action, const std::string& reason);
   FinaliseResult finish(const std::string& thread_id, ProposalStatus to, const std::optional<FileMap>& files,

@@ -37,13 +37,14 @@ RefinementService::RefinementService(ProposalService& proposals, RefinementEngin
       tracker_(tracker),
       runtime_(runtime) {}
 
-core::async::Task<Proposal> RefinementService::start(RefinementRequest request) {
+core::async::Task<CreatedProposal> RefinementService::start(RefinementRequest request) {
   CreateProposalInput in;
   in.user_prompt = request.user_prompt;
   in.context_file_path = request.context_file_path;
   in.context_selection = request.context_selection;
   in.thread_id = core::uuid4();
   in.traceparent = request.traceparent;
+  in.idempotency_key = request.idempotency_key;
   std::unique_ptr<RefinementTracker::Hold> hold;  // until the engine answered (end of this frame)
   if (tracker_) {
     hold = tracker_->starting(in.thread_id);
@@ -51,12 +52,13 @@ core::async::Task<Proposal> RefinementService::start(RefinementRequest request) 
     in.lease_ttl = tracker_->lease_ttl();
   }
   // The pool joins before a stopping runtime destroys this frame, so the references stay valid.
-  Proposal p = co_await runtime_.blocking(
+  CreatedProposal created = co_await runtime_.blocking(
       [this, &request, &in] { return proposals_.create(request.actor, request.workflow_id, in); });
-  Proposal sent = p;
+  if (created.replayed) co_return created;  // the first request with this key started it
+  Proposal sent = created.proposal;
   core::async::Task<void> launched = launch(std::move(sent), request.traceparent);
   co_await std::move(launched);
-  co_return p;
+  co_return created;
 }
 
 core::async::Task<RetryResult> RefinementService::retry(std::string actor, std::string proposal_id,

@@ -78,6 +78,7 @@ struct RefinementRequest {
   std::string user_prompt;
   std::optional<std::string> context_file_path, context_selection;
   std::string traceparent;  ///< the request's W3C traceparent ("" = none): the job's trace_id, stored with the proposal
+  std::optional<std::string> idempotency_key;  ///< the request's Idempotency-Key (ProposalService::create)
 };
 
 /// Runs refinements. Thread-safe (the services it borrows are).
@@ -95,7 +96,9 @@ class RefinementService {
   /// starting() hold until the engine answered), then launch()es it. Errors of
   /// ProposalService::create (InvalidError, NotFoundError, ForbiddenError, LimitExceededError,
   /// store::DatabaseUnavailable, ...) leave nothing behind; engine failures as in launch().
-  core::async::Task<Proposal> start(RefinementRequest request);
+  /// A request replayed by its Idempotency-Key (CreatedProposal::replayed) starts nothing: the
+  /// recorded proposal is returned as it is.
+  core::async::Task<CreatedProposal> start(RefinementRequest request);
 
   /// Re-runs a proposal as a new one (ProposalService::retry on a fresh thread id, its errors
   /// unchanged; the tracker's starting() hold as in start()), then launch()es the new one.

@@ -7,6 +7,7 @@
 #include "orchestrator/domain/access.hpp"
 #include "orchestrator/domain/audit.hpp"
 #include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/idempotency.hpp"
 #include "orchestrator/domain/run_quota.hpp"
 #include "orchestrator/domain/workflows.hpp"
 #include "orchestrator/store/repositories.hpp"
@@ -43,8 +44,25 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
     throw InvalidError("input", "input must be a non-empty message for the workflow's entry agent");
   if (in.input.size() > kMaxInput) throw InvalidError("input", "input is longer than 20000 bytes");
   check_thread_id(in.thread_id);
-  return store_.run([&](store::UnitOfWork& uow) -> StartedRun {
+  if (in.idempotency_key) check_idempotency_key(*in.idempotency_key);
+  // The run an earlier request with this key started, when it was the same request.
+  const auto replay = [&](store::UnitOfWork& uow) -> std::optional<StartedRun> {
+    if (!in.idempotency_key) return std::nullopt;
+    auto old = store::runs::find_by_idempotency_key(uow, actor, *in.idempotency_key);
+    if (!old) return std::nullopt;
+    const bool same_target = in.target.kind == RunTarget::Kind::draft     ? old->draft_revision.has_value()
+                             : in.target.kind == RunTarget::Kind::version ? old->version_number == in.target.number
+                                                                          : old->version_number.has_value();
+    if (old->workflow_id != workflow_id || old->input != in.input || !same_target)
+      throw IdempotencyKeyReusedError(*in.idempotency_key, "run", old->id);
+    StartedRun again;
+    again.run = std::move(*old);
+    again.replayed = true;
+    return again;
+  };
+  auto started = store_.run([&](store::UnitOfWork& uow) -> std::optional<StartedRun> {
     access::require_workflow_writer(uow, workflow_id, actor);
+    if (auto again = replay(uow)) return again;
     StartedRun out;
     Run& r = out.run;
     // Resolve what runs (reads only), then record the run in one transaction with the cap check.
@@ -86,13 +104,23 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
       r.lease_owner = in.lease_owner;
       r.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
     }
-    store::runs::insert(uow, r);
+    r.idempotency_key = in.idempotency_key;
+    if (!store::runs::insert(uow, r)) return std::nullopt;  // a concurrent request recorded the key first
     nlohmann::json details{{"thread_id", r.thread_id}};
-    if (r.version_number) details["version"] = *r.version_number;
-    else details["draft_revision"] = r.draft_revision.value_or(0);
+    if (r.version_number)
+      details["version"] = *r.version_number;
+    else
+      details["draft_revision"] = r.draft_revision.value_or(0);
     audit_append(uow, actor, workflow_id, "run.start", "run", r.id, details);
     tx.commit();
     return out;
+  });
+  if (started) return std::move(*started);
+  // Read it once that request committed (the insert waited for it), as ProposalService::create.
+  return store_.run([&](store::UnitOfWork& uow) -> StartedRun {
+    if (auto again = replay(uow)) return std::move(*again);
+    throw ConflictError("Idempotency-Key " + *in.idempotency_key +
+                        " is being used by another request that has not finished; try again");
   });
 }
 

@@ -57,6 +57,8 @@ struct StartRunInput {
   /// sweeper cannot take the run over while the invoke is in flight. "" = no lease.
   std::string lease_owner;
   std::chrono::seconds lease_ttl{0};  ///< with lease_owner; at least 1 s
+  /// The request's Idempotency-Key (domain/idempotency.hpp); nullopt = none. See start().
+  std::optional<std::string> idempotency_key;
 };
 
 /// A run and its engine thread (one to track, or one whose thread is to be deleted).
@@ -69,6 +71,10 @@ struct StartedRun {
   Run run;
   nlohmann::json definition;  ///< the parsed /definition.json (the job's agent_definition)
   FileMap files;              ///< the version's (or draft's) files, seeded into the run
+  /// true: `run` is the one an earlier request with the same Idempotency-Key started, as it is
+  /// now (without file trees); nothing was written, `definition` and `files` are empty, and no
+  /// engine job is to be sent.
+  bool replayed = false;
 };
 
 /// Result of complete()/fail(): `changed` false for the idempotent no-op.
@@ -90,6 +96,10 @@ class RunService {
   /// workflow or unknown version; PreconditionError when the target is the deployment and
   /// nothing is deployed, or the draft and there is none; InvalidError("input" | "thread_id" |
   /// "/definition.json"); LimitExceededError when the actor is at the per-user cap.
+  /// With an idempotency_key the actor already used for a run: nothing is written and that run
+  /// is returned (StartedRun::replayed) when it was started on the same workflow with the same
+  /// input and target (the draft; version N; the deployed version, whichever it was then), else
+  /// IdempotencyKeyReusedError; InvalidError("Idempotency-Key") as ProposalService::create.
   StartedRun start(const std::string& actor, const std::string& workflow_id, const StartRunInput& in);
 
   /// One run of the workflow (NotFoundError("run") if absent or invisible).

@@ -84,6 +84,9 @@ struct ProposalRecord {
   /// W3C traceparent of the request that started the refinement (migration 0007); "" = none.
   /// The tracker's spans join that trace; the WebSocket proxy's stream spans link to it.
   std::string traceparent;
+  /// Idempotency-Key of the request that created it (migration 0009); nullopt = none sent.
+  /// Unique per created_by_user_id.
+  std::optional<std::string> idempotency_key;
 };
 
 /// audit_log row. `details` is a JSON object.

@@ -531,7 +531,7 @@ const char* kColumns =
     "p.context_selection, p.generated_files, CASE WHEN p.generated_files IS NULL THEN NULL ELSE p.base_files END, "
     "p.error, p.created_at, p.completed_at, p.resolved_at, "
     "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
-    "p.failure_kind, p.traceparent";
+    "p.failure_kind, p.traceparent, p.idempotency_key";
 
 /// kColumns without the file trees (NULL for generated_files and base_files): the lists, which
 /// render no files, read kilobytes per row instead of a whole tree (up to the draft's limits,
@@ -540,14 +540,14 @@ const char* kSummaryColumns =
     "p.id, p.workflow_id, p.draft_id, p.thread_id, p.status, p.user_prompt, p.context_file_path, "
     "p.context_selection, NULL, NULL, p.error, p.created_at, p.completed_at, p.resolved_at, "
     "p.created_by_user_id, p.resolved_by_user_id, p.lease_owner, p.lease_expires_at, p.engine_cleanup_pending, "
-    "p.failure_kind, p.traceparent";
+    "p.failure_kind, p.traceparent, p.idempotency_key";
 
 std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std::vector<std::string>& params) {
   std::vector<ProposalRecord> out;
-  std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by,
-      rby, lease, lease_exp, fkind, traceparent;
+  std::string id, wf, draft, thread, status, prompt, cfp, csel, gen, base, err, created, completed, resolved, by, rby,
+      lease, lease_exp, fkind, traceparent, ikey;
   soci::indicator i_draft, i_cfp, i_csel, i_gen, i_base, i_err, i_completed, i_resolved, i_rby, i_lease, i_lease_exp,
-      i_fkind;
+      i_fkind, i_ikey;
   int cleanup = 0;
   run_query(
       sql, q, params,
@@ -573,6 +573,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         st.exchange(soci::into(cleanup));
         st.exchange(soci::into(fkind, i_fkind));
         st.exchange(soci::into(traceparent));
+        st.exchange(soci::into(ikey, i_ikey));
       },
       [&] {
         ProposalRecord p;
@@ -597,6 +598,7 @@ std::vector<ProposalRecord> query(soci::session& sql, const std::string& q, std:
         p.engine_cleanup_pending = cleanup != 0;
         p.failure_kind = opt(fkind, i_fkind);
         p.traceparent = traceparent;
+        p.idempotency_key = opt(ikey, i_ikey);
         out.push_back(std::move(p));
       });
   return out;
@@ -615,24 +617,53 @@ using sqlh::id_thread_pairs;
 
 }  // namespace
 
-void insert(UnitOfWork& uow, const ProposalRecord& p) {
+bool insert(UnitOfWork& uow, const ProposalRecord& p) {
   soci::session& sql = uow.sql();
   NullableParam draft(p.draft_id), cfp(p.context_file_path), csel(p.context_selection), err(p.error);
   NullableParam gen(p.generated_files ? std::optional<std::string>(files_blob(*p.generated_files)) : std::nullopt);
-  NullableParam lease_owner(p.lease_owner), lease_expires(p.lease_expires_at);
+  NullableParam lease_owner(p.lease_owner), lease_expires(p.lease_expires_at), ikey(p.idempotency_key);
   const std::string base = files_blob(p.base_files);
   const std::string status = to_string(p.status);
-  core::db::run_reused(
+  // A key the same user already used: nothing is inserted (the partial unique index of
+  // migration 0009; on PostgreSQL this waits for a concurrent insert of the key to end).
+  const long long inserted = core::db::execute_reused(
       sql,
       "INSERT INTO proposals (id, workflow_id, draft_id, thread_id, status, user_prompt, context_file_path, "
       "context_selection, generated_files, base_files, error, created_at, created_by_user_id, "
-      "engine_cleanup_pending, lease_owner, lease_expires_at, traceparent) "
-      "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le, :tp)",
-      soci::use(p.id), soci::use(p.workflow_id), soci::use(draft.value, draft.ind), soci::use(p.thread_id),
-      soci::use(status), soci::use(p.user_prompt), soci::use(cfp.value, cfp.ind), soci::use(csel.value, csel.ind),
-      soci::use(gen.value, gen.ind), soci::use(base), soci::use(err.value, err.ind), soci::use(p.created_at),
-      soci::use(p.created_by_user_id), soci::use(lease_owner.value, lease_owner.ind),
-      soci::use(lease_expires.value, lease_expires.ind), soci::use(p.traceparent));
+      "engine_cleanup_pending, lease_owner, lease_expires_at, traceparent, idempotency_key) "
+      "VALUES (:id, :wf, :d, :t, :s, :up, :cfp, :cs, :g, :b, :e, :c, :by, 0, :lo, :le, :tp, :ik) "
+      "ON CONFLICT (created_by_user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+      [&](soci::statement& st) {
+        st.exchange(soci::use(p.id));
+        st.exchange(soci::use(p.workflow_id));
+        st.exchange(soci::use(draft.value, draft.ind));
+        st.exchange(soci::use(p.thread_id));
+        st.exchange(soci::use(status));
+        st.exchange(soci::use(p.user_prompt));
+        st.exchange(soci::use(cfp.value, cfp.ind));
+        st.exchange(soci::use(csel.value, csel.ind));
+        st.exchange(soci::use(gen.value, gen.ind));
+        st.exchange(soci::use(base));
+        st.exchange(soci::use(err.value, err.ind));
+        st.exchange(soci::use(p.created_at));
+        st.exchange(soci::use(p.created_by_user_id));
+        st.exchange(soci::use(lease_owner.value, lease_owner.ind));
+        st.exchange(soci::use(lease_expires.value, lease_expires.ind));
+        st.exchange(soci::use(p.traceparent));
+        st.exchange(soci::use(ikey.value, ikey.ind));
+      });
+  return inserted > 0;
+}
+
+std::optional<ProposalRecord> find_by_idempotency_key(UnitOfWork& uow, const std::string& user_id,
+                                                      const std::string& key) {
+  std::vector<std::string> params{user_id, key};
+  auto rows = query(uow.sql(),
+                    std::string("SELECT ") + kSummaryColumns +
+                        " FROM proposals p WHERE p.created_by_user_id = :u AND p.idempotency_key = :k",
+                    params);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id,

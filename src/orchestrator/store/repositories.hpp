@@ -128,8 +128,14 @@ domain::FileMap load_files(UnitOfWork& uow, const std::string& version_id);
 namespace proposals {
 /// Inserts the proposals row with engine_cleanup_pending = 0 and the lease columns of `p`
 /// (NULL when unset); completed_at, resolved_at and resolved_by_user_id are not written
-/// (NULL). Throws soci::soci_error on a duplicate id or thread_id (unique).
-void insert(UnitOfWork& uow, const ProposalRecord& p);
+/// (NULL). Returns false, inserting nothing, when `p.idempotency_key` is set and its creator
+/// already has a proposal with that key (find_by_idempotency_key gives it). Throws
+/// soci::soci_error on a duplicate id or thread_id (unique).
+bool insert(UnitOfWork& uow, const ProposalRecord& p);
+/// The proposal `user_id` created with this Idempotency-Key (migration 0009), without its file
+/// trees (as find_summary), or nullopt.
+std::optional<ProposalRecord> find_by_idempotency_key(UnitOfWork& uow, const std::string& user_id,
+                                                      const std::string& key);
 /// Adds or updates a proposal_access row; `access_type` is "owner" | "reviewer" | "viewer"
 /// (CHECK constraint; anything else throws soci::soci_error). `at` is RFC 3339 UTC.
 void grant_access(UnitOfWork& uow, const std::string& proposal_id, const std::string& user_id,

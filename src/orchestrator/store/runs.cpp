@@ -64,24 +64,24 @@ using sqlh::opt;
 const char* kColumns =
     "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
     "r.output, r.base_files, r.files, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
-    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at";
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key";
 
 /// kColumns without the file trees (NULL for base_files and files): for the list, which renders
 /// no files (a run's trees can be megabytes).
 const char* kSummaryColumns =
     "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
     "r.output, NULL, NULL, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
-    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at";
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key";
 
 std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params,
                              const char* columns = kColumns) {
   std::vector<RunRecord> out;
   std::string id, wf, vid, thread, status, input, output, base, files, err, kind, by, created, completed, lease,
-      lease_exp, deleted;
+      lease_exp, deleted, ikey;
   long long vnum = 0, drev = 0;
   int cleanup = 0;
   soci::indicator i_vid, i_vnum, i_drev, i_out, i_base, i_files, i_err, i_kind, i_completed, i_lease, i_lease_exp,
-      i_deleted;
+      i_deleted, i_ikey;
   sqlh::run_query(
       sql, std::string("SELECT ") + columns + " FROM runs r " + where_order, params,
       [&](soci::statement& st) {
@@ -105,6 +105,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         st.exchange(soci::into(lease_exp, i_lease_exp));
         st.exchange(soci::into(cleanup));
         st.exchange(soci::into(deleted, i_deleted));
+        st.exchange(soci::into(ikey, i_ikey));
       },
       [&] {
         RunRecord r;
@@ -128,6 +129,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         r.lease_expires_at = opt(lease_exp, i_lease_exp);
         r.engine_cleanup_pending = cleanup != 0;
         r.engine_thread_deleted_at = opt(deleted, i_deleted);
+        r.idempotency_key = opt(ikey, i_ikey);
         out.push_back(std::move(r));
       });
   return out;
@@ -151,26 +153,51 @@ struct NullableInt {
 
 }  // namespace
 
-void insert(UnitOfWork& uow, const RunRecord& r) {
+bool insert(UnitOfWork& uow, const RunRecord& r) {
   soci::session& sql = uow.sql();
   sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), kind(r.failure_kind), completed(r.completed_at);
-  sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at);
+  sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at), ikey(r.idempotency_key);
   sqlh::NullableParam files(r.files ? std::optional<std::string>(sqlh::files_blob(*r.files)) : std::nullopt);
   NullableInt vnum(r.version_number), drev(r.draft_revision);
   const std::string status = to_string(r.status);
   const std::string base = sqlh::files_blob(r.base_files);
-  core::db::run_reused(
+  // As proposals::insert: a key its creator already used inserts nothing (migration 0009).
+  const long long inserted = core::db::execute_reused(
       sql,
       "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
       "output, base_files, files, error, failure_kind, created_by_user_id, created_at, completed_at, lease_owner, "
-      "lease_expires_at, engine_cleanup_pending) "
-      "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0)",
-      soci::use(r.id), soci::use(r.workflow_id), soci::use(vid.value, vid.ind), soci::use(vnum.value, vnum.ind),
-      soci::use(drev.value, drev.ind), soci::use(r.thread_id), soci::use(status), soci::use(r.input),
-      soci::use(out.value, out.ind), soci::use(base), soci::use(files.value, files.ind), soci::use(err.value, err.ind),
-      soci::use(kind.value, kind.ind), soci::use(r.created_by_user_id), soci::use(r.created_at),
-      soci::use(completed.value, completed.ind), soci::use(lease_owner.value, lease_owner.ind),
-      soci::use(lease_expires.value, lease_expires.ind));
+      "lease_expires_at, engine_cleanup_pending, idempotency_key) "
+      "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0, :ik) "
+      "ON CONFLICT (created_by_user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+      [&](soci::statement& st) {
+        st.exchange(soci::use(r.id));
+        st.exchange(soci::use(r.workflow_id));
+        st.exchange(soci::use(vid.value, vid.ind));
+        st.exchange(soci::use(vnum.value, vnum.ind));
+        st.exchange(soci::use(drev.value, drev.ind));
+        st.exchange(soci::use(r.thread_id));
+        st.exchange(soci::use(status));
+        st.exchange(soci::use(r.input));
+        st.exchange(soci::use(out.value, out.ind));
+        st.exchange(soci::use(base));
+        st.exchange(soci::use(files.value, files.ind));
+        st.exchange(soci::use(err.value, err.ind));
+        st.exchange(soci::use(kind.value, kind.ind));
+        st.exchange(soci::use(r.created_by_user_id));
+        st.exchange(soci::use(r.created_at));
+        st.exchange(soci::use(completed.value, completed.ind));
+        st.exchange(soci::use(lease_owner.value, lease_owner.ind));
+        st.exchange(soci::use(lease_expires.value, lease_expires.ind));
+        st.exchange(soci::use(ikey.value, ikey.ind));
+      });
+  return inserted > 0;
+}
+
+std::optional<RunRecord> find_by_idempotency_key(UnitOfWork& uow, const std::string& user_id, const std::string& key) {
+  std::vector<std::string> params{user_id, key};
+  auto rows = query(uow.sql(), "WHERE r.created_by_user_id = :u AND r.idempotency_key = :k", params, kSummaryColumns);
+  if (rows.empty()) return std::nullopt;
+  return rows.front();
 }
 
 std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id) {

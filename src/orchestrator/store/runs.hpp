@@ -45,6 +45,9 @@ struct RunRecord {
   std::optional<std::string> lease_owner, lease_expires_at;
   bool engine_cleanup_pending = false;
   std::optional<std::string> engine_thread_deleted_at;  ///< when the engine confirmed the deletion
+  /// Idempotency-Key of the request that started it (migration 0009); nullopt = none sent.
+  /// Unique per created_by_user_id.
+  std::optional<std::string> idempotency_key;
 };
 
 namespace deployments {
@@ -56,10 +59,14 @@ std::optional<DeploymentRecord> find(UnitOfWork& uow, const std::string& workflo
 }  // namespace deployments
 
 namespace runs {
-/// Inserts the row (status, output, files, error, failure_kind, completed_at and the lease
-/// columns as given; engine_cleanup_pending = 0). Throws soci::soci_error on a duplicate id or
-/// thread_id (unique).
-void insert(UnitOfWork& uow, const RunRecord& r);
+/// Inserts the row (status, output, files, error, failure_kind, completed_at, the lease columns
+/// and idempotency_key as given; engine_cleanup_pending = 0). Returns false, inserting nothing,
+/// when `r.idempotency_key` is set and its creator already has a run with that key. Throws
+/// soci::soci_error on a duplicate id or thread_id (unique).
+bool insert(UnitOfWork& uow, const RunRecord& r);
+/// The run `user_id` started with this Idempotency-Key (migration 0009), without its file trees
+/// (as list), or nullopt.
+std::optional<RunRecord> find_by_idempotency_key(UnitOfWork& uow, const std::string& user_id, const std::string& key);
 /// The run with this id, or nullopt.
 std::optional<RunRecord> find(UnitOfWork& uow, const std::string& id);
 /// The run of this engine thread, or nullopt.

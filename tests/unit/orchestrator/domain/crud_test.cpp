@@ -197,7 +197,7 @@ TYPED_TEST(Crud, RetryRerunsTheSamePromptOnTheCurrentDraftOnce) {
   in.context_selection = "a2";
   in.thread_id = core::uuid4();
   in.traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-  const auto failed = this->proposals->create(this->alice, id, in);
+  const auto failed = this->proposals->create(this->alice, id, in).proposal;
   EXPECT_EQ(this->proposals->traceparent_of(failed.id), in.traceparent);
   this->proposals->finalise_failed(failed.thread_id, "model unavailable");
   this->drafts->patch_files(this->alice, id, {{"/b.md", F({"edited by hand"})}}, {}, 1);

@@ -3,6 +3,7 @@
 // docs/orchestrator-api.md#refinements).
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -150,7 +151,7 @@ class Refinements : public orchestrator::testing::DbTest<Backend> {
   void TearDown() override { rt.stop(); }
   /// start() and retry() run to their end on the runtime (the test thread waits).
   orchestrator::domain::Proposal start(orchestrator::domain::RefinementRequest r) {
-    return rt.run_sync(service->start(std::move(r)));
+    return rt.run_sync(service->start(std::move(r))).proposal;
   }
   orchestrator::domain::RetryResult retry(const std::string& proposal_id) {
     return rt.run_sync(service->retry(alice, proposal_id, ""));
@@ -260,7 +261,7 @@ TYPED_TEST(Refinements, StartsWaitingForTheEngineHoldNoThread) {
     this->rt.spawn(
         [](orchestrator::domain::RefinementService& s,
            orchestrator::domain::RefinementRequest r) -> core::async::Task<void> {
-          core::async::Task<orchestrator::domain::Proposal> started = s.start(std::move(r));
+          core::async::Task<orchestrator::domain::CreatedProposal> started = s.start(std::move(r));
           (void)co_await std::move(started);
         }(*this->service, this->request()),
         [done](std::exception_ptr e) {
@@ -287,6 +288,138 @@ TYPED_TEST(Refinements, InvalidRequestsReachNoEngine) {
   EXPECT_TRUE(this->engine.jobs.empty());
   EXPECT_TRUE(this->proposals->list(this->alice, this->workflow).items.empty());
   EXPECT_TRUE(this->tracker.held.empty());
+}
+
+// Idempotency-Key (draft-ietf-httpapi-idempotency-key-header-06): the same request sent again
+// with its key returns the recorded proposal and starts nothing; the key with another request is
+// refused (IdempotencyKeyReusedError, 422) and leaves nothing behind; keys are per user; a
+// replay is answered even when the user has no refinement slot left (it starts none).
+TYPED_TEST(Refinements, AnIdempotencyKeySentAgainReplaysTheProposalAndStartsNothing) {
+  using orchestrator::domain::IdempotencyKeyReusedError;
+  auto r = this->request();
+  r.idempotency_key = "key-" + core::uuid4();
+  const auto first = this->rt.run_sync(this->service->start(r));
+  EXPECT_FALSE(first.replayed);
+  ASSERT_EQ(this->engine.jobs.size(), 1u);
+  const auto again = this->rt.run_sync(this->service->start(r));
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.proposal.id, first.proposal.id);
+  EXPECT_EQ(again.proposal.thread_id, first.proposal.thread_id);
+  EXPECT_EQ(this->engine.jobs.size(), 1u);  // no second engine run
+  EXPECT_EQ(this->tracker.tracked.size(), 1u);
+  EXPECT_EQ(this->proposals->list(this->alice, this->workflow).items.size(), 1u);
+
+  auto other_prompt = r;
+  other_prompt.user_prompt = "Add a tester.";
+  try {
+    this->rt.run_sync(this->service->start(other_prompt));
+    ADD_FAILURE() << "a reused key with another prompt was accepted";
+  } catch (const IdempotencyKeyReusedError& e) {
+    EXPECT_EQ(e.http_status(), 422);
+    EXPECT_EQ(e.details()["id"], first.proposal.id);
+  }
+  auto no_context = r;
+  no_context.context_selection.reset();
+  EXPECT_THROW(this->rt.run_sync(this->service->start(no_context)), IdempotencyKeyReusedError);
+  EXPECT_EQ(this->engine.jobs.size(), 1u);
+  EXPECT_EQ(this->proposals->list(this->alice, this->workflow).items.size(), 1u);
+
+  // Another user's key of the same text is another key.
+  const std::string bob = this->users->create("bob-" + core::random_hex(4) + "@example.com", "Bob", "password-bob").id;
+  orchestrator::domain::CreateWorkflowInput in;
+  in.name = "bob's";
+  const std::string bobs = this->workflows->create(bob, in).workflow.id;
+  auto bobs_request = r;
+  bobs_request.actor = bob;
+  bobs_request.workflow_id = bobs;
+  const auto by_bob = this->rt.run_sync(this->service->start(bobs_request));
+  EXPECT_FALSE(by_bob.replayed);
+  EXPECT_NE(by_bob.proposal.id, first.proposal.id);
+  EXPECT_EQ(this->engine.jobs.size(), 2u);
+
+  // No slot left (a cap of 1 refinement in progress, taken by the first): a replay is still
+  // answered, a new key is refused.
+  orchestrator::domain::ProposalService capped(this->store(), orchestrator::domain::ProposalLimits{1});
+  orchestrator::domain::CreateProposalInput in2;
+  in2.user_prompt = r.user_prompt;
+  in2.context_file_path = r.context_file_path;
+  in2.context_selection = r.context_selection;
+  in2.thread_id = core::uuid4();
+  in2.idempotency_key = r.idempotency_key;
+  EXPECT_TRUE(capped.create(this->alice, this->workflow, in2).replayed);
+  in2.idempotency_key = core::uuid4();
+  EXPECT_THROW(capped.create(this->alice, this->workflow, in2), orchestrator::domain::LimitExceededError);
+}
+
+// Concurrent requests with one key record one proposal between them (on PostgreSQL the second
+// insert waits for the first and inserts nothing; on SQLite the write lock orders them).
+TYPED_TEST(Refinements, ConcurrentRequestsWithOneKeyStartOneRefinement) {
+  constexpr int kRequests = 6;
+  auto r = this->request();
+  r.idempotency_key = core::uuid4();
+  struct Outcomes {
+    std::mutex mu;
+    std::vector<orchestrator::domain::CreatedProposal> done;
+    std::vector<std::string> errors;
+  };
+  auto out = std::make_shared<Outcomes>();
+  for (int i = 0; i < kRequests; ++i) {
+    this->rt.spawn(
+        [](orchestrator::domain::RefinementService& s, orchestrator::domain::RefinementRequest req,
+           std::shared_ptr<Outcomes> o) -> core::async::Task<void> {
+          core::async::Task<orchestrator::domain::CreatedProposal> started = s.start(std::move(req));
+          auto c = co_await std::move(started);
+          std::lock_guard<std::mutex> lk(o->mu);
+          o->done.push_back(std::move(c));
+        }(*this->service, r, out),
+        [out](std::exception_ptr e) {
+          if (!e) return;
+          std::lock_guard<std::mutex> lk(out->mu);
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            out->errors.push_back(ex.what());
+          }
+        });
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  for (;;) {
+    {
+      std::lock_guard<std::mutex> lk(out->mu);
+      if (out->done.size() + out->errors.size() == kRequests) break;
+    }
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::lock_guard<std::mutex> lk(out->mu);
+  EXPECT_TRUE(out->errors.empty()) << out->errors.front();
+  ASSERT_EQ(out->done.size(), static_cast<std::size_t>(kRequests));
+  int fresh = 0;
+  for (const auto& c : out->done) {
+    fresh += c.replayed ? 0 : 1;
+    EXPECT_EQ(c.proposal.id, out->done.front().proposal.id);
+  }
+  EXPECT_EQ(fresh, 1);
+  EXPECT_EQ(this->engine.jobs.size(), 1u);
+  EXPECT_EQ(this->proposals->list(this->alice, this->workflow).items.size(), 1u);
+}
+
+// Keys the rule refuses (empty, too long, control bytes) are InvalidError("Idempotency-Key").
+TYPED_TEST(Refinements, AnUnusableIdempotencyKeyIsRefusedBeforeAnythingIsWritten) {
+  for (const std::string& bad : {std::string(), std::string(256, 'k'), std::string("a\x01b"), std::string(" padded")}) {
+    auto r = this->request();
+    r.idempotency_key = bad;
+    try {
+      this->start(r);
+      ADD_FAILURE() << "accepted key '" << bad << "'";
+    } catch (const orchestrator::domain::InvalidError& e) {
+      EXPECT_EQ(e.field(), "Idempotency-Key");
+    }
+  }
+  auto r = this->request();
+  r.idempotency_key = std::string(255, 'k');  // the longest accepted
+  EXPECT_FALSE(this->rt.run_sync(this->service->start(r)).replayed);
+  EXPECT_EQ(this->engine.jobs.size(), 1u);
 }
 
 }  // namespace

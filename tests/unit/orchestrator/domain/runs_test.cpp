@@ -312,3 +312,54 @@ TYPED_TEST(Runs, BadInputNamesTheField) {
   v9.number = 9;
   EXPECT_THROW(this->runs->start(this->alice, this->wf, this->input(v9)), NotFoundError);
 }
+
+// Idempotency-Key: the same start sent again returns the recorded run (replayed, nothing written,
+// no job to send); the key with another input or target is refused (422) and writes nothing; a
+// replay is answered at the per-user cap; a new key starts a new run.
+TYPED_TEST(Runs, AnIdempotencyKeySentAgainReplaysTheRun) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  auto in = this->input();
+  in.idempotency_key = core::uuid4();
+  const auto first = this->runs->start(this->alice, this->wf, in);
+  EXPECT_FALSE(first.replayed);
+  in.thread_id = core::uuid4();  // each request draws a fresh thread id
+  const auto again = this->runs->start(this->alice, this->wf, in);
+  EXPECT_TRUE(again.replayed);
+  EXPECT_EQ(again.run.id, first.run.id);
+  EXPECT_EQ(again.run.thread_id, first.run.thread_id);
+  EXPECT_TRUE(again.files.empty());
+  EXPECT_EQ(this->runs->list(this->alice, this->wf).items.size(), 1u);
+
+  auto other_input = in;
+  other_input.input = "And a Lamport clock?";
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, other_input), IdempotencyKeyReusedError);
+  auto draft_target = in;
+  draft_target.target.kind = RunTarget::Kind::draft;
+  try {
+    this->runs->start(this->alice, this->wf, draft_target);
+    ADD_FAILURE() << "the key was accepted for another target";
+  } catch (const IdempotencyKeyReusedError& e) {
+    EXPECT_EQ(e.details()["resource"], "run");
+    EXPECT_EQ(e.details()["id"], first.run.id);
+  }
+  RunTarget v1;
+  v1.kind = RunTarget::Kind::version;
+  v1.number = 1;
+  auto named = in;
+  named.target = v1;  // the deployed version was 1: the same run
+  EXPECT_TRUE(this->runs->start(this->alice, this->wf, named).replayed);
+  EXPECT_EQ(this->runs->list(this->alice, this->wf).items.size(), 1u);
+
+  // At the cap of 2 (the first run and one more): the replay is still answered.
+  auto fresh = this->input();
+  fresh.idempotency_key = core::uuid4();
+  EXPECT_FALSE(this->runs->start(this->alice, this->wf, fresh).replayed);
+  EXPECT_TRUE(this->runs->start(this->alice, this->wf, in).replayed);
+  fresh.idempotency_key = core::uuid4();
+  fresh.thread_id = core::uuid4();
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, fresh), LimitExceededError);
+  auto bad = this->input();
+  bad.idempotency_key = std::string(256, 'k');
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, bad), InvalidError);
+}

@@ -60,7 +60,7 @@ class Services : public orchestrator::testing::DbTest<Backend> {
     CreateProposalInput in;
     in.user_prompt = "add a web-search specialist";
     in.thread_id = core::uuid4();
-    return proposals->create(actor, wf, in);
+    return proposals->create(actor, wf, in).proposal;
   }
 
   std::unique_ptr<UserService> users;

@@ -688,7 +688,7 @@ TYPED_TEST(Services, ConcurrentRunCapCountsProcessingProposalsPerUser) {
     CreateProposalInput in;
     in.user_prompt = "refine";
     in.thread_id = core::uuid4();
-    return capped.create(actor, wf, in);
+    return capped.create(actor, wf, in).proposal;
   };
   const auto a = start(this->alice, w.workflow.id);
   start(this->alice, w.workflow.id);
@@ -780,7 +780,7 @@ TYPED_TEST(Services, AProposalRecordedWithALeaseIsLeftToItsReplica) {
   in.thread_id = core::uuid4();
   in.lease_owner = "replica-a";
   in.lease_ttl = 30s;
-  const auto p = this->proposals->create(this->alice, w.workflow.id, in);
+  const auto p = this->proposals->create(this->alice, w.workflow.id, in).proposal;
   const auto unleased = this->start(this->alice, w.workflow.id);
   EXPECT_EQ(this->proposals->get(this->alice, p.id).proposal.lease_owner, std::optional<std::string>("replica-a"));
   std::set<std::string> for_b, for_a;
@@ -796,7 +796,7 @@ TYPED_TEST(Services, AProposalRecordedWithALeaseIsLeftToItsReplica) {
   // Once the recording replica is gone its lease expires, and another takes over.
   in.thread_id = core::uuid4();
   in.lease_ttl = 0s;  // rounded up to 1 s
-  const auto short_lived = this->proposals->create(this->alice, w.workflow.id, in);
+  const auto short_lived = this->proposals->create(this->alice, w.workflow.id, in).proposal;
   EXPECT_FALSE(this->proposals->try_acquire_lease(short_lived.id, "replica-b", 30s));
   std::this_thread::sleep_for(2100ms);
   EXPECT_TRUE(this->proposals->try_acquire_lease(short_lived.id, "replica-b", 30s));
