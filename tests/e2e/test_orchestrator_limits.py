@@ -169,6 +169,27 @@ class Limits(unittest.TestCase):
         self.assertEqual(body["type"], PROBLEM_BASE + "rate-limited")
         self.assertEqual(curl(orch.url, "GET", "/api/workflows", token=alice).status, 200, "other routes still work")
 
+    def test_replayed_refinements_spend_no_token_and_pass_the_cap(self):
+        orch = self.orch("--refinement-rate-limit", "2", "--max-concurrent-runs-per-user", "1")
+        alice = self.user(orch)
+        wf = create_workflow(orch, alice)
+        path = f"/api/workflows/{wf['id']}/refinements"
+        body = {"user_prompt": "Add a web-search specialist agent."}
+        key = {"Idempotency-Key": str(uuid.uuid4())}
+        first = curl(orch.url, "POST", path, body, token=alice, headers=key)
+        self.assertEqual(first.status, 202, first.text)
+        # Resent five times while it is processing (the cap of 1 is taken by it): each is replayed,
+        # none refused by the cap, and none spends one of the 2 refinement tokens.
+        for _ in range(5):
+            again = curl(orch.url, "POST", path, body, token=alice, headers=key)
+            self.assertEqual(again.status, 202, again.text)
+            self.assertEqual(again.header("idempotent-replayed"), "true")
+            self.assertEqual(again.json()["proposal_id"], first.json()["proposal_id"])
+        pid = first.json()["proposal_id"]
+        self.assertEqual(curl(orch.url, "POST", f"/api/proposals/{pid}/cancel", token=alice).status, 200)
+        second = refine(orch, alice, wf["id"])
+        self.assertEqual(second.status, 202, "replays must not have spent the second token: " + second.text)
+
     @unittest.skipUnless(os.environ.get("TEST_PG_URL"), "TEST_PG_URL not set (replicas need PostgreSQL)")
     def test_cap_counts_across_replicas(self):
         shared, secret = tempfile.mkdtemp(dir=self.dir), "s" * 64

@@ -259,9 +259,11 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
 
   m.after = [opts, limits](const Request& req, Response& r) {
     // A refinement the handler refused with a 4xx (invalid, not found, forbidden, a conflict, the
-    // concurrency cap) started nothing: its token goes back, so correcting a request does not use
-    // up the user's refinements. (The RateLimit header already sent counts it; one token low.)
-    if (r.status >= 400 && r.status < 500) {
+    // concurrency cap), or answered by replaying the one an earlier request with the same
+    // Idempotency-Key started, started nothing: its token goes back, so correcting or resending
+    // a request does not use up the user's refinements. (The RateLimit header already sent counts
+    // it; one token low.)
+    if ((r.status >= 400 && r.status < 500) || r.headers.get("Idempotent-Replayed")) {
       if (const auto it = req.context.find("refinement_charged"); it != req.context.end() && it->is_string())
         limits->refinement.give_back(it->get<std::string>());
     }

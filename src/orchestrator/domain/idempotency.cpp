@@ -41,6 +41,10 @@ std::optional<std::string> parse_idempotency_key(const std::optional<std::string
     check_idempotency_key(out);
     return out;
   }
+  // RFC 9110 §5.3: a proxy may join two field lines with ", "; a bare key with a comma could be
+  // two keys.
+  if (v.find(',') != std::string::npos)
+    invalid("must not contain a comma unless sent as a quoted string (two keys joined by a proxy look like that)");
   check_idempotency_key(v);
   return v;
 }

@@ -15,7 +15,8 @@ inline constexpr std::size_t kMaxIdempotencyKey = 255;
 
 /// The key as sent in the header: a Structured Field String (RFC 8941 §3.3.3, the draft's
 /// form: `"8e03978e-40d5-43e8-bc93-6894a57f9324"`) is unquoted (\" and \\ escapes); any other
-/// value is taken as it is (as most clients send a bare token). nullopt for an absent header.
+/// value is taken as it is (as most clients send a bare token), except that a bare value with a
+/// comma is refused (RFC 9110 §5.3: two field lines joined). nullopt for an absent header.
 /// Throws InvalidError("Idempotency-Key") when the result is empty, longer than
 /// kMaxIdempotencyKey bytes, or has a byte outside visible ASCII (0x21-0x7E; a space is
 /// allowed inside), or when a quoted string is not closed.

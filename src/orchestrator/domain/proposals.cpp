@@ -83,6 +83,9 @@ CreatedProposal ProposalService::create(const std::string& actor, const std::str
   const auto created = store_.run([&](store::UnitOfWork& uow) -> std::optional<CreatedProposal> {
     const auto wf = access::require_workflow_writer(uow, workflow_id, actor);
     store::Tx tx(uow);
+    // The user's row lock (the one the cap check takes) first: a concurrent request with the key
+    // then commits before this one looks, and is replayed rather than counted against the cap.
+    if (in.idempotency_key) store::users::lock(uow, uow.dialect(), actor);
     if (auto again = replay(uow)) return again;
     auto p = insert(uow, actor, wf, in);
     if (!p) return std::nullopt;  // a concurrent request recorded the key first (PostgreSQL)

@@ -143,7 +143,9 @@ class ProposalService {
   /// With an idempotency_key the actor already used for a proposal: nothing is written and that
   /// proposal is returned (replayed) when it was started on the same workflow with the same
   /// user_prompt, context_file_path and context_selection, else IdempotencyKeyReusedError.
-  /// Two concurrent requests with one key record one proposal between them (a unique index).
+  /// Two concurrent requests with one key record one proposal between them (the user's row lock,
+  /// taken before the key is looked up and the cap checked, and a unique index), and the second
+  /// is replayed, never refused by the cap.
   /// InvalidError("Idempotency-Key") for a key that is empty, longer than 255 or not visible ASCII.
   CreatedProposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
 

@@ -35,6 +35,16 @@ std::vector<RunThread> run_threads(const std::vector<std::pair<std::string, std:
   return out;
 }
 
+/// The target a run start named, as stored with its Idempotency-Key: "deployed", "draft" or N.
+std::string target_text(const RunTarget& t) {
+  switch (t.kind) {
+    case RunTarget::Kind::draft: return "draft";
+    case RunTarget::Kind::version: return std::to_string(t.number);
+    case RunTarget::Kind::deployed: break;
+  }
+  return "deployed";
+}
+
 }  // namespace
 
 RunService::RunService(store::Store& store, ProposalLimits limits) : store_(store), limits_(limits) {}
@@ -50,10 +60,7 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
     if (!in.idempotency_key) return std::nullopt;
     auto old = store::runs::find_by_idempotency_key(uow, actor, *in.idempotency_key);
     if (!old) return std::nullopt;
-    const bool same_target = in.target.kind == RunTarget::Kind::draft     ? old->draft_revision.has_value()
-                             : in.target.kind == RunTarget::Kind::version ? old->version_number == in.target.number
-                                                                          : old->version_number.has_value();
-    if (old->workflow_id != workflow_id || old->input != in.input || !same_target)
+    if (old->workflow_id != workflow_id || old->input != in.input || old->idempotency_target != target_text(in.target))
       throw IdempotencyKeyReusedError(*in.idempotency_key, "run", old->id);
     StartedRun again;
     again.run = std::move(*old);
@@ -62,7 +69,7 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
   };
   auto started = store_.run([&](store::UnitOfWork& uow) -> std::optional<StartedRun> {
     access::require_workflow_writer(uow, workflow_id, actor);
-    if (auto again = replay(uow)) return again;
+    if (auto again = replay(uow)) return again;  // spares resolving the target for a plain resend
     StartedRun out;
     Run& r = out.run;
     // Resolve what runs (reads only), then record the run in one transaction with the cap check.
@@ -89,6 +96,11 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
       out.definition = runnable_definition(out.files, "version " + std::to_string(v->number));
     }
     store::Tx tx(uow);
+    // As ProposalService::create: the user's row lock, then the key, then the cap.
+    if (in.idempotency_key) {
+      store::users::lock(uow, uow.dialect(), actor);
+      if (auto again = replay(uow)) return again;
+    }
     require_run_slot(uow, uow.dialect(), actor, RunKind::run, limits_.max_concurrent_runs_per_user);
     if (store::runs::find_by_thread(uow, in.thread_id) || store::proposals::find_by_thread(uow, in.thread_id))
       throw ConflictError("thread " + in.thread_id + " is already in use");
@@ -105,6 +117,7 @@ StartedRun RunService::start(const std::string& actor, const std::string& workfl
       r.lease_expires_at = later(std::max(in.lease_ttl, std::chrono::seconds{1}));
     }
     r.idempotency_key = in.idempotency_key;
+    if (in.idempotency_key) r.idempotency_target = target_text(in.target);
     if (!store::runs::insert(uow, r)) return std::nullopt;  // a concurrent request recorded the key first
     nlohmann::json details{{"thread_id", r.thread_id}};
     if (r.version_number)
@@ -241,9 +254,11 @@ std::vector<RunThread> RunService::list_pending_cleanup(int limit) {
   });
 }
 
-void RunService::mark_cleaned(const std::string& run_id) {
+bool RunService::mark_cleaned(const std::string& run_id, std::chrono::milliseconds unsure_for) {
+  const auto now = std::chrono::system_clock::now();
+  const std::string unsure_after = core::to_rfc3339(now - unsure_for);
   return store_.run([&](store::UnitOfWork& uow) {
-    store::runs::clear_cleanup(uow, run_id, core::now_rfc3339());
+    return store::runs::clear_cleanup(uow, run_id, core::to_rfc3339(now), unsure_after);
   });
 }
 

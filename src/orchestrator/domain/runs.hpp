@@ -15,7 +15,8 @@
 // Engine threads: a cancelled, expired or unstartable run's thread is scheduled for deletion at
 // once; a completed or failed run keeps its thread (its stream can be replayed) until it is
 // older than the orphan TTL, then schedule_finished_cleanup() schedules it. The tracker's
-// sweeper deletes scheduled threads (list_pending_cleanup / mark_cleaned), each once.
+// sweeper deletes scheduled threads (list_pending_cleanup / mark_cleaned), each once; a run failed
+// because the engine was unreachable, again every sweep until the unreachable grace passed.
 //
 // Authorization is the workflow's (domain/access.hpp): every member (viewers too) may list and
 // read runs and watch their streams; starting and cancelling need owner or editor; running the
@@ -98,8 +99,11 @@ class RunService {
   /// "/definition.json"); LimitExceededError when the actor is at the per-user cap.
   /// With an idempotency_key the actor already used for a run: nothing is written and that run
   /// is returned (StartedRun::replayed) when it was started on the same workflow with the same
-  /// input and target (the draft; version N; the deployed version, whichever it was then), else
-  /// IdempotencyKeyReusedError; InvalidError("Idempotency-Key") as ProposalService::create.
+  /// input and the same target as named (the deployed version, the draft, or version N: a
+  /// request naming version 1 is not the same as one naming the deployed version 1), else
+  /// IdempotencyKeyReusedError; InvalidError("Idempotency-Key") as ProposalService::create. The
+  /// key is looked up again under the user's row lock, before the per-user cap is checked, so a
+  /// concurrent resend is replayed, never refused by the cap.
   StartedRun start(const std::string& actor, const std::string& workflow_id, const StartRunInput& in);
 
   /// One run of the workflow (NotFoundError("run") if absent or invisible).
@@ -133,8 +137,12 @@ class RunService {
   std::vector<std::string> schedule_finished_cleanup(std::chrono::seconds ttl, int limit = 100);
   /// Runs whose engine thread must be deleted, oldest first.
   std::vector<RunThread> list_pending_cleanup(int limit = 100);
-  /// The engine confirmed the deletion (recorded in engine_thread_deleted_at).
-  void mark_cleaned(const std::string& run_id);
+  /// The engine confirmed the deletion (recorded in engine_thread_deleted_at); true when
+  /// recorded. A run failed as engine_unreachable less than `unsure_for` ago stays pending
+  /// (false): the engine may still create its thread from the invoke the orchestrator gave up
+  /// on (a DELETE before that finds nothing), so the sweeper deletes it again until that much
+  /// time has passed (TrackerOptions::unreachable_grace).
+  bool mark_cleaned(const std::string& run_id, std::chrono::milliseconds unsure_for = std::chrono::milliseconds{0});
   /// Every processing run.
   std::vector<Run> list_processing();
   /// Leases, as ProposalService's: one tracker per run across replicas.

@@ -64,24 +64,26 @@ using sqlh::opt;
 const char* kColumns =
     "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
     "r.output, r.base_files, r.files, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
-    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key";
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key, "
+    "r.idempotency_target";
 
 /// kColumns without the file trees (NULL for base_files and files): for the list, which renders
 /// no files (a run's trees can be megabytes).
 const char* kSummaryColumns =
     "r.id, r.workflow_id, r.version_id, r.version_number, r.draft_revision, r.thread_id, r.status, r.input, "
     "r.output, NULL, NULL, r.error, r.failure_kind, r.created_by_user_id, r.created_at, r.completed_at, "
-    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key";
+    "r.lease_owner, r.lease_expires_at, r.engine_cleanup_pending, r.engine_thread_deleted_at, r.idempotency_key, "
+    "r.idempotency_target";
 
 std::vector<RunRecord> query(soci::session& sql, const std::string& where_order, std::vector<std::string>& params,
                              const char* columns = kColumns) {
   std::vector<RunRecord> out;
   std::string id, wf, vid, thread, status, input, output, base, files, err, kind, by, created, completed, lease,
-      lease_exp, deleted, ikey;
+      lease_exp, deleted, ikey, itarget;
   long long vnum = 0, drev = 0;
   int cleanup = 0;
   soci::indicator i_vid, i_vnum, i_drev, i_out, i_base, i_files, i_err, i_kind, i_completed, i_lease, i_lease_exp,
-      i_deleted, i_ikey;
+      i_deleted, i_ikey, i_itarget;
   sqlh::run_query(
       sql, std::string("SELECT ") + columns + " FROM runs r " + where_order, params,
       [&](soci::statement& st) {
@@ -106,6 +108,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         st.exchange(soci::into(cleanup));
         st.exchange(soci::into(deleted, i_deleted));
         st.exchange(soci::into(ikey, i_ikey));
+        st.exchange(soci::into(itarget, i_itarget));
       },
       [&] {
         RunRecord r;
@@ -130,6 +133,7 @@ std::vector<RunRecord> query(soci::session& sql, const std::string& where_order,
         r.engine_cleanup_pending = cleanup != 0;
         r.engine_thread_deleted_at = opt(deleted, i_deleted);
         r.idempotency_key = opt(ikey, i_ikey);
+        r.idempotency_target = opt(itarget, i_itarget);
         out.push_back(std::move(r));
       });
   return out;
@@ -156,7 +160,8 @@ struct NullableInt {
 bool insert(UnitOfWork& uow, const RunRecord& r) {
   soci::session& sql = uow.sql();
   sqlh::NullableParam vid(r.version_id), out(r.output), err(r.error), kind(r.failure_kind), completed(r.completed_at);
-  sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at), ikey(r.idempotency_key);
+  sqlh::NullableParam lease_owner(r.lease_owner), lease_expires(r.lease_expires_at), ikey(r.idempotency_key),
+      itarget(r.idempotency_target);
   sqlh::NullableParam files(r.files ? std::optional<std::string>(sqlh::files_blob(*r.files)) : std::nullopt);
   NullableInt vnum(r.version_number), drev(r.draft_revision);
   const std::string status = to_string(r.status);
@@ -166,8 +171,8 @@ bool insert(UnitOfWork& uow, const RunRecord& r) {
       sql,
       "INSERT INTO runs (id, workflow_id, version_id, version_number, draft_revision, thread_id, status, input, "
       "output, base_files, files, error, failure_kind, created_by_user_id, created_at, completed_at, lease_owner, "
-      "lease_expires_at, engine_cleanup_pending, idempotency_key) "
-      "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0, :ik) "
+      "lease_expires_at, engine_cleanup_pending, idempotency_key, idempotency_target) "
+      "VALUES (:id, :wf, :vid, :vn, :dr, :t, :s, :in, :out, :b, :f, :e, :k, :by, :c, :done, :lo, :le, 0, :ik, :it) "
       "ON CONFLICT (created_by_user_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
       [&](soci::statement& st) {
         st.exchange(soci::use(r.id));
@@ -189,6 +194,7 @@ bool insert(UnitOfWork& uow, const RunRecord& r) {
         st.exchange(soci::use(lease_owner.value, lease_owner.ind));
         st.exchange(soci::use(lease_expires.value, lease_expires.ind));
         st.exchange(soci::use(ikey.value, ikey.ind));
+        st.exchange(soci::use(itarget.value, itarget.ind));
       });
   return inserted > 0;
 }
@@ -273,10 +279,18 @@ std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork
       {});
 }
 
-void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at) {
+bool clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at, const std::string& unsure_after) {
   soci::session& sql = uow.sql();
-  core::db::run_reused(sql, "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id",
-                       soci::use(at), soci::use(id));
+  const long long changed = core::db::execute_reused(
+      sql,
+      "UPDATE runs SET engine_cleanup_pending = 0, engine_thread_deleted_at = :a WHERE id = :id AND "
+      "(COALESCE(failure_kind, '') <> 'engine_unreachable' OR completed_at IS NULL OR completed_at <= :u)",
+      [&](soci::statement& st) {
+        st.exchange(soci::use(at));
+        st.exchange(soci::use(id));
+        st.exchange(soci::use(unsure_after));
+      });
+  return changed > 0;
 }
 
 std::vector<std::string> schedule_finished_cleanup(UnitOfWork& uow, const std::string& before, int limit) {

@@ -48,6 +48,9 @@ struct RunRecord {
   /// Idempotency-Key of the request that started it (migration 0009); nullopt = none sent.
   /// Unique per created_by_user_id.
   std::optional<std::string> idempotency_key;
+  /// With idempotency_key: the target the request named, "deployed", "draft" or the version
+  /// number (migration 0009).
+  std::optional<std::string> idempotency_target;
 };
 
 namespace deployments {
@@ -93,8 +96,10 @@ std::vector<RunRecord> list_processing(UnitOfWork& uow);
 std::vector<std::pair<std::string, std::string>> list_processing_before(UnitOfWork& uow, const std::string& before);
 /// (id, thread_id) with engine_cleanup_pending = 1, oldest first, at most `limit`.
 std::vector<std::pair<std::string, std::string>> list_pending_cleanup(UnitOfWork& uow, int limit);
-/// engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` (the engine confirmed the deletion).
-void clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at);
+/// engine_cleanup_pending = 0 and engine_thread_deleted_at = `at` (the engine confirmed the
+/// deletion); true when done. Not done (false) for a run failed as engine_unreachable at a
+/// completed_at after `unsure_after` (RFC 3339): its cleanup stays pending.
+bool clear_cleanup(UnitOfWork& uow, const std::string& id, const std::string& at, const std::string& unsure_after);
 /// Schedules the engine-thread deletion (engine_cleanup_pending = 1) of at most `limit` runs that
 /// finished (completed, failed or cancelled) before `before` (RFC 3339) and whose thread was
 /// neither scheduled nor deleted yet, oldest first, in ONE statement; returns their thread ids.

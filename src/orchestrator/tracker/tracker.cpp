@@ -642,11 +642,17 @@ Task<void> Tracker::sweep() {
     if (engine_down) break;  // try again next sweep
     if (!gone) continue;
     const Pending* cleaned = &item;
-    auto mark = [this, cleaned] {
-      if (cleaned->kind == JobKind::run) runs_.mark_cleaned(cleaned->id);
-      else proposals_.mark_cleaned(cleaned->id);
+    bool recorded = true;
+    auto mark = [this, cleaned, &recorded] {
+      // A run the engine could not be reached for may still get its thread (the invoke may be
+      // in the engine's hands): deleted again next sweep until the grace passed.
+      if (cleaned->kind == JobKind::run)
+        recorded = runs_.mark_cleaned(cleaned->id, options_.unreachable_grace);
+      else
+        proposals_.mark_cleaned(cleaned->id);
     };
     co_await rt_.blocking(mark);
+    if (!recorded) continue;
     core::log::info("engine thread deleted", {{id_field(item.kind), item.id}, {"thread_id", item.thread_id}});
   }
 

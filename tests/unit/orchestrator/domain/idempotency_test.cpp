@@ -43,6 +43,8 @@ TEST(IdempotencyKey, ValuesOutsideTheRuleAreRefusedWithAReason) {
   EXPECT_NE(refused("\"a\" b").find("text after its closing quote"), std::string::npos);
   EXPECT_NE(refused(R"("a\nb")").find("escape"), std::string::npos);
   EXPECT_NE(refused(" x").find("start or end with a space"), std::string::npos);
+  EXPECT_NE(refused("k1, k2").find("comma"), std::string::npos);  // two field lines joined
+  EXPECT_EQ(parse_idempotency_key(std::string("\"k1, k2\"")), std::optional<std::string>("k1, k2"));
 }
 
 }  // namespace

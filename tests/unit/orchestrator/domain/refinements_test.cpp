@@ -351,10 +351,20 @@ TYPED_TEST(Refinements, AnIdempotencyKeySentAgainReplaysTheProposalAndStartsNoth
   EXPECT_THROW(capped.create(this->alice, this->workflow, in2), orchestrator::domain::LimitExceededError);
 }
 
-// Concurrent requests with one key record one proposal between them (on PostgreSQL the second
-// insert waits for the first and inserts nothing; on SQLite the write lock orders them).
+// Concurrent requests with one key record one proposal between them, at the per-user cap's edge
+// (a cap of 1): each looks the key up under the user's row lock before counting, so the others
+// are replayed, never refused by the cap (PostgreSQL; SQLite's write lock orders them anyway).
 TYPED_TEST(Refinements, ConcurrentRequestsWithOneKeyStartOneRefinement) {
   constexpr int kRequests = 6;
+  // Owned by the coroutines too, so that a test that fails early cannot leave them without it.
+  struct Capped {
+    Capped(orchestrator::store::Store& store, FakeEngine& engine, FakeTracker& tracker, core::async::Runtime& rt)
+        : proposals(store, orchestrator::domain::ProposalLimits{1}),
+          service(proposals, engine, agent(), &tracker, rt) {}
+    orchestrator::domain::ProposalService proposals;
+    orchestrator::domain::RefinementService service;
+  };
+  auto capped = std::make_shared<Capped>(this->store(), this->engine, this->tracker, this->rt);
   auto r = this->request();
   r.idempotency_key = core::uuid4();
   struct Outcomes {
@@ -365,13 +375,13 @@ TYPED_TEST(Refinements, ConcurrentRequestsWithOneKeyStartOneRefinement) {
   auto out = std::make_shared<Outcomes>();
   for (int i = 0; i < kRequests; ++i) {
     this->rt.spawn(
-        [](orchestrator::domain::RefinementService& s, orchestrator::domain::RefinementRequest req,
+        [](std::shared_ptr<Capped> s, orchestrator::domain::RefinementRequest req,
            std::shared_ptr<Outcomes> o) -> core::async::Task<void> {
-          core::async::Task<orchestrator::domain::CreatedProposal> started = s.start(std::move(req));
+          core::async::Task<orchestrator::domain::CreatedProposal> started = s->service.start(std::move(req));
           auto c = co_await std::move(started);
           std::lock_guard<std::mutex> lk(o->mu);
           o->done.push_back(std::move(c));
-        }(*this->service, r, out),
+        }(capped, r, out),
         [out](std::exception_ptr e) {
           if (!e) return;
           std::lock_guard<std::mutex> lk(out->mu);

@@ -1,6 +1,8 @@
 // Workflow runs (domain/runs.hpp) on a real database: SQLite always, PostgreSQL when TEST_PG_URL is set.
 
 #include <algorithm>
+#include <mutex>
+#include <thread>
 
 #include "orchestrator/domain/runs.hpp"
 #include "services_fixture.hpp"
@@ -347,14 +349,18 @@ TYPED_TEST(Runs, AnIdempotencyKeySentAgainReplaysTheRun) {
   v1.kind = RunTarget::Kind::version;
   v1.number = 1;
   auto named = in;
-  named.target = v1;  // the deployed version was 1: the same run
-  EXPECT_TRUE(this->runs->start(this->alice, this->wf, named).replayed);
+  named.target = v1;  // the deployed version is 1, but the request names another target
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, named), IdempotencyKeyReusedError);
   EXPECT_EQ(this->runs->list(this->alice, this->wf).items.size(), 1u);
+  auto named_first = named;
+  named_first.idempotency_key = core::uuid4();
+  EXPECT_FALSE(this->runs->start(this->alice, this->wf, named_first).replayed);
+  named_first.target = {};  // and the other way round
+  EXPECT_THROW(this->runs->start(this->alice, this->wf, named_first), IdempotencyKeyReusedError);
 
-  // At the cap of 2 (the first run and one more): the replay is still answered.
+  // At the cap of 2 (the first run and the one naming version 1): the replay is still answered.
   auto fresh = this->input();
   fresh.idempotency_key = core::uuid4();
-  EXPECT_FALSE(this->runs->start(this->alice, this->wf, fresh).replayed);
   EXPECT_TRUE(this->runs->start(this->alice, this->wf, in).replayed);
   fresh.idempotency_key = core::uuid4();
   fresh.thread_id = core::uuid4();
@@ -362,4 +368,43 @@ TYPED_TEST(Runs, AnIdempotencyKeySentAgainReplaysTheRun) {
   auto bad = this->input();
   bad.idempotency_key = std::string(256, 'k');
   EXPECT_THROW(this->runs->start(this->alice, this->wf, bad), InvalidError);
+}
+
+// Concurrent starts with one key, at the per-user cap's edge (2, one slot taken): one run is
+// recorded and every other request is replayed, none refused by the cap (each looks the key up
+// under the user's row lock, before counting).
+TYPED_TEST(Runs, ConcurrentStartsWithOneKeyRecordOneRunAndReplayTheRest) {
+  this->workflows->publish(this->alice, this->wf);
+  this->workflows->deploy(this->alice, this->wf);
+  this->runs->start(this->alice, this->wf, this->input());  // takes one of the 2 slots
+  constexpr int kRequests = 6;
+  const std::string key = core::uuid4();
+  std::mutex mu;
+  std::vector<StartedRun> done;
+  std::vector<std::string> errors;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kRequests; ++i) {
+    threads.emplace_back([&] {
+      auto in = this->input();
+      in.idempotency_key = key;
+      try {
+        auto s = this->runs->start(this->alice, this->wf, in);
+        std::lock_guard<std::mutex> lk(mu);
+        done.push_back(std::move(s));
+      } catch (const std::exception& e) {
+        std::lock_guard<std::mutex> lk(mu);
+        errors.push_back(e.what());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_TRUE(errors.empty()) << errors.front();
+  ASSERT_EQ(done.size(), static_cast<std::size_t>(kRequests));
+  int fresh = 0;
+  for (const auto& s : done) {
+    fresh += s.replayed ? 0 : 1;
+    EXPECT_EQ(s.run.id, done.front().run.id);
+  }
+  EXPECT_EQ(fresh, 1);
+  EXPECT_EQ(this->runs->list(this->alice, this->wf).items.size(), 2u);
 }

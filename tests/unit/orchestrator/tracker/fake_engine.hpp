@@ -143,6 +143,11 @@ class FakeEngine {
     threads_[thread_id].events.push_back(std::move(ev));
     wake_locked(thread_id);
   }
+  /// Whether the engine knows the thread (set, appended to or given a state; not deleted since).
+  bool has_thread(const std::string& thread_id) const {
+    std::lock_guard lk(mu_);
+    return threads_.count(thread_id) > 0;
+  }
   /// Sets the state document of a thread (nullopt -> 404).
   void set_state(const std::string& thread_id, std::optional<nlohmann::json> state) {
     std::lock_guard lk(mu_);

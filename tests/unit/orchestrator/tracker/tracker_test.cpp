@@ -880,6 +880,46 @@ TEST_F(TrackerTest, SweepDeletesTheThreadsOfRunsFinishedPastTheTtlOnce) {
   EXPECT_EQ(engine_.deleted().size(), 2u) << "deleted once, not every sweep";
 }
 
+// A run failed because the engine could not be reached has its thread deleted at once, but the
+// engine may create that thread later (it was still handling the invoke the orchestrator gave up
+// on): the sweeper deletes it again every sweep until the unreachable grace has passed, then
+// records the deletion once.
+TEST_F(TrackerTest, AnUnreachableRunsThreadIsDeletedAgainUntilTheGracePassed) {
+  const auto id = run("th-run-late");
+  {
+    soci::session sql(db_->pool());
+    const std::string now = core::now_rfc3339();
+    sql << "UPDATE runs SET status = 'failed', failure_kind = 'engine_unreachable', completed_at = :c, "
+           "engine_cleanup_pending = 1 WHERE id = :i",
+        soci::use(now), soci::use(id);
+  }
+  auto o = options();
+  o.unreachable_grace = 3min;
+  auto& t = tracker(o);
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted(), std::vector<std::string>{"th-run-late"});
+  EXPECT_TRUE(load_run(id).engine_cleanup_pending) << "within the grace the deletion is not final";
+  EXPECT_FALSE(load_run(id).engine_thread_deleted_at.has_value());
+  // The slow engine creates the thread after all: the next sweep deletes it.
+  engine_.set_state("th-run-late", json{{"status", "running"}});
+  ASSERT_TRUE(engine_.has_thread("th-run-late"));
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted().size(), 2u);
+  EXPECT_FALSE(engine_.has_thread("th-run-late"));
+  // Once the failure is older than the grace, the next deletion is recorded, and it is the last.
+  {
+    soci::session sql(db_->pool());
+    const std::string long_ago = core::to_rfc3339(std::chrono::system_clock::now() - 4min);
+    sql << "UPDATE runs SET completed_at = :c WHERE id = :i", soci::use(long_ago), soci::use(id);
+  }
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted().size(), 3u);
+  EXPECT_FALSE(load_run(id).engine_cleanup_pending);
+  EXPECT_TRUE(load_run(id).engine_thread_deleted_at.has_value());
+  t.sweep_once();
+  EXPECT_EQ(engine_.deleted().size(), 3u);
+}
+
 // As for proposals: while the run handler invokes the engine, the sweep leaves the run alone.
 TEST_F(TrackerTest, SweepLeavesARunBeingStartedAlone) {
   const auto id = run("th-run-starting");  // the engine does not know the thread yet
