@@ -298,17 +298,22 @@ TEST_P(OwnershipTest, LeaseRenewalsAndBatchesNeverDeadlock) {
     std::lock_guard lk(error_mu);
     if (first_error.empty()) first_error = e.what();
   };
+  std::atomic<bool> started{false};
   std::thread renewer([&] {
     Store mine(*tdb_->db);
-    while (!done) {
+    started = true;
+    do {  // at least once, however late this thread is scheduled
       try {
         EXPECT_EQ(mine.renew_leases("me", 60s).size(), static_cast<std::size_t>(kThreads));
         ++renewals;
       } catch (const std::exception& e) {
         failed(e);
       }
-    }
+    } while (!done);
   });
+  // The batches start once the renewer runs, so the two overlap even on a loaded machine (the
+  // batches alone took less time than the thread's start-up once, and no renewal ran at all).
+  while (!started) std::this_thread::yield();
   for (int round = 1; round <= kRounds; ++round) {
     std::vector<Write> w;
     for (int i = 0; i < kThreads; ++i) w.push_back(ev(id(i), 1, round));
