@@ -257,7 +257,11 @@ void App::start() {
   m.tracker->start();
   m.server = std::make_unique<core::http::Server>(
       m.options.server, m.router,
-      make_middleware(m.options.middleware, [dom = m.domain.get()](const std::string& t) { return dom->verify_token(t); }));
+      make_middleware(
+          m.options.middleware, [dom = m.domain.get()](const std::string& t) { return dom->verify_token(t); },
+          [dom = m.domain.get()](const std::string& user, const std::string& key) {
+            return dom->refinement_key_used(user, key);
+          }));
   m.server->start();
 }
 

@@ -219,6 +219,10 @@ void DomainAdapter::delete_draft(const std::string& user_id, const std::string& 
   impl_->drafts.remove(user_id, draft_id);
 }
 
+bool DomainAdapter::refinement_key_used(const std::string& user_id, const std::string& key) {
+  return impl_->proposals.key_used(user_id, key);
+}
+
 ProposalView DomainAdapter::get_proposal(const std::string& user_id, const std::string& proposal_id) {
   auto d = impl_->proposals.get(user_id, proposal_id);
   return ProposalView{d.proposal, d.changes};

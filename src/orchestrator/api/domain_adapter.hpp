@@ -56,6 +56,7 @@ class DomainAdapter : public DomainPort {
   DraftView put_draft_files(const std::string& user_id, const std::string& workflow_id, const nlohmann::json& files,
                             long long base_revision) override;
   void delete_draft(const std::string& user_id, const std::string& draft_id) override;
+  bool refinement_key_used(const std::string& user_id, const std::string& key) override;
   ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) override;
   store::Page<store::ProposalRecord> list_proposals(const std::string& user_id, const std::string& workflow_id,
                                                     const store::PageRequest& page) override;

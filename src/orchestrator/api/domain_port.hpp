@@ -133,6 +133,9 @@ class DomainPort {
   /// Deletes a draft by id (PreconditionError while a proposal on it is open).
   virtual void delete_draft(const std::string& user_id, const std::string& draft_id) = 0;
 
+  /// Whether the user already started a refinement with this Idempotency-Key (a resend of it is
+  /// a replay: the rate limiter does not charge it). May throw store::DatabaseUnavailable.
+  virtual bool refinement_key_used(const std::string& user_id, const std::string& key) = 0;
   /// One proposal with generated files and its per-file change summary (base -> generated).
   virtual ProposalView get_proposal(const std::string& user_id, const std::string& proposal_id) = 0;
   /// Proposals of a workflow the user may see, newest first.

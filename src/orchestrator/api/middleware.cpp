@@ -2,13 +2,15 @@
 #include "orchestrator/api/middleware.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/unavailable.hpp"
 #include "orchestrator/api/problem.hpp"
-#include "orchestrator/domain/error.hpp"
 #include "orchestrator/auth/token_extract.hpp"
+#include "orchestrator/domain/error.hpp"
+#include "orchestrator/domain/idempotency.hpp"
 
 namespace orchestrator::api {
 
@@ -174,12 +176,28 @@ std::string client_address(const Request& req, const std::vector<std::string>& t
   return client;
 }
 
-core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify) {
+core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify, RefinementKeyCheck key_used) {
   auto opts = std::make_shared<MiddlewareOptions>(std::move(options));
   auto limits = std::make_shared<Limiters>(opts->rate_limits);
   core::http::Middleware m;
 
-  m.before = [opts, limits, verify](Request& req) -> std::optional<Response> {
+  // A refinement start resent with an Idempotency-Key its user already used: a replay.
+  auto replays_a_refinement = [key_used](const Request& req, const std::string& user) {
+    if (!key_used || req.method != "POST" || req.path.rfind("/api/workflows/", 0) != 0) return false;
+    constexpr std::string_view kSuffix = "/refinements";
+    if (req.path.size() < kSuffix.size() || req.path.compare(req.path.size() - kSuffix.size(), kSuffix.size(), kSuffix))
+      return false;
+    const auto all = req.headers.get_all("Idempotency-Key");
+    if (all.size() != 1) return false;
+    try {
+      const auto key = domain::parse_idempotency_key(all.front());
+      return key && key_used(user, *key);
+    } catch (const std::exception&) {
+      return false;  // a bad key (the handler answers 400 and the token goes back) or no database
+    }
+  };
+
+  m.before = [opts, limits, verify, replays_a_refinement](Request& req) -> std::optional<Response> {
     drop_untrusted_forwarded_fields(req, opts->trusted_proxies);
     const auto origin = req.headers.get("Origin");
     // CORS preflight (Fetch standard §3.2.2): answered before authentication (no token is sent).
@@ -249,7 +267,8 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
     }
     const std::string user = req.context["user_id"].get<std::string>();
     if (auto limited = charge(req, limits->user, user, "requests from your account")) return limited;
-    if (limits->refinement_routes.match(req.method, req.path, is_upgrade(req)).handler) {
+    if (limits->refinement_routes.match(req.method, req.path, is_upgrade(req)).handler &&
+        !replays_a_refinement(req, user)) {
       auto limited = charge(req, limits->refinement, user, "refinements started by your account");
       if (!limited) req.context["refinement_charged"] = user;
       return limited;

@@ -28,6 +28,11 @@ namespace orchestrator::api {
 /// but may not sign in as the account it names (-> 403 typed by its reason).
 using TokenVerifier = std::function<nlohmann::json(const std::string& token)>;
 
+/// True when `user_id` already started a refinement with Idempotency-Key `key` (its request is
+/// then a replay: it starts nothing, so it is not charged to the refinement bucket). May throw
+/// (a database error): the request is then charged as a new start.
+using RefinementKeyCheck = std::function<bool(const std::string& user_id, const std::string& key)>;
+
 /// Request limits, each a token bucket (core/rate_limit.hpp) kept in this process's memory:
 /// with several replicas behind a load balancer a client may get up to N times the quota.
 /// Policies are advertised in RateLimit-Policy / RateLimit on the responses they apply to.
@@ -97,8 +102,11 @@ bool origin_allowed(const std::string& origin, const std::vector<std::string>& a
 /// - /api route without a valid token: 401 problem + WWW-Authenticate: Bearer (RFC 6750 §3);
 ///   a valid external token that may not sign in (IdentityLinkError): 403 problem.
 /// Every response to a request that was charged carries RateLimit-Policy and RateLimit
-/// (draft §3, §4) for the buckets it was charged to.
-core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify);
+/// (draft §3, §4) for the buckets it was charged to. A `POST /api/workflows/{id}/refinements`
+/// whose Idempotency-Key `key_used` knows is a replay and is not charged to the refinement
+/// bucket (only to the user's); without `key_used`, every start is charged.
+core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier verify,
+                                       RefinementKeyCheck key_used = {});
 
 /// The client's IP for per-address limits. The TCP peer, unless the peer is one of
 /// `trusted_proxies` and sent X-Forwarded-For: then the right-most entry that is not a

@@ -76,7 +76,9 @@ Response to_response(const std::exception& e, const Request& req) {
     return engine_unavailable_problem(
         u->retry_after(), "Refinement service unavailable",
         "The AI refinement engine is not reachable right now, so the refinement could not be started. "
-        "Your draft was not changed (the attempt is listed as a failed proposal)");
+        "Your draft was not changed (the attempt is listed as a failed proposal; start it again with POST "
+        "/api/proposals/{id}/retry, or send a new request: a resend with the same Idempotency-Key returns that "
+        "failed proposal)");
   }
   if (auto* db = dynamic_cast<const store::DatabaseUnavailable*>(&e)) {
     // The domain's database work could not run now (store/unit_of_work.hpp); what() says whether

@@ -359,7 +359,9 @@ core::async::Task<Response> run_not_started(RouteDeps& d, const Request& req, co
     problem = engine_unavailable_problem(e.retry_after(), "Spec Engine unavailable",
                                          "The Spec Engine is not reachable right now, so the run could not be started "
                                          "(run " +
-                                             run.id + " is listed as failed)");
+                                             run.id +
+                                             " is listed as failed; start the run again with a new Idempotency-Key "
+                                             "if you sent one, as a resend with the same key returns that failed run)");
   } catch (const engine_client::EngineRejected& e) {
     runs_counter().inc({{"outcome", "engine_rejected"}});
     core::log::error("engine_rejected", {{"run_id", run.id}, {"status", e.status()}, {"error", e.what()},

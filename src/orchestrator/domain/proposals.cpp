@@ -101,6 +101,11 @@ CreatedProposal ProposalService::create(const std::string& actor, const std::str
   });
 }
 
+bool ProposalService::key_used(const std::string& actor, const std::string& key) {
+  return store_.run(
+      [&](store::UnitOfWork& uow) { return store::proposals::find_by_idempotency_key(uow, actor, key).has_value(); });
+}
+
 std::optional<Proposal> ProposalService::insert(store::UnitOfWork& uow, const std::string& actor,
                                                 const store::WorkflowRecord& wf, const CreateProposalInput& in) {
   require_run_slot(uow, uow.dialect(), actor, RunKind::refinement, limits_.max_concurrent_runs_per_user);

@@ -148,6 +148,8 @@ class ProposalService {
   /// is replayed, never refused by the cap.
   /// InvalidError("Idempotency-Key") for a key that is empty, longer than 255 or not visible ASCII.
   CreatedProposal create(const std::string& actor, const std::string& workflow_id, const CreateProposalInput& in);
+  /// Whether `actor` already has a proposal created with this Idempotency-Key (any request).
+  bool key_used(const std::string& actor, const std::string& key);
 
   /// The proposal with its change summary.
   ProposalDetail get(const std::string& actor, const std::string& proposal_id);

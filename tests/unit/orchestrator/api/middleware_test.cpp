@@ -408,6 +408,45 @@ TEST(RateLimits, ARefusedRefinementGivesItsTokenBack) {
   EXPECT_EQ(post(202), 429) << "the limiter's own 429 returned nothing it had not taken";
 }
 
+// A refinement start resent with an Idempotency-Key its user already used is a replay: it is
+// not charged to the refinement bucket, even when the bucket is empty, nor are concurrent
+// replays. Only that route and only a known key of that user escape the charge: the retry route,
+// an unknown key, another user's key and a malformed key are charged as usual.
+TEST(RateLimits, ARefinementResentWithAUsedIdempotencyKeyIsNotCharged) {
+  RateLimitOptions l;
+  l.user = {"user", 100, std::chrono::seconds(60)};
+  l.refinement = {"refinement", 1, std::chrono::seconds(60)};
+  MiddlewareOptions o;
+  o.rate_limits = l;
+  auto m = make_middleware(
+      o,
+      [](const std::string&) -> nlohmann::json {
+        return {{"user_id", kUser}};
+      },
+      [](const std::string& user, const std::string& key) { return user == kUser && key == "used-key"; });
+  const auto post = [&](const std::string& path, const std::string& key) {
+    auto r = authed("POST", path);
+    if (!key.empty()) r.headers.set("Idempotency-Key", key);
+    Response out;
+    if (auto early = m.before(r)) {
+      out = *early;
+    } else {
+      out.status = 202;
+    }
+    m.after(r, out);
+    return out.status;
+  };
+  const std::string start = "/api/workflows/0b7f6a5e-0000-4000-8000-000000000001/refinements";
+  EXPECT_EQ(post(start, "new-key"), 202);  // spends the only token
+  EXPECT_EQ(post(start, "other-new-key"), 429);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(post(start, "used-key"), 202) << "a replay is never charged";
+  EXPECT_EQ(post(start, "\"used-key\""), 202) << "the quoted form is the same key";
+  EXPECT_EQ(post(start, ""), 429);
+  EXPECT_EQ(post(start, "used key, twice"), 429) << "a malformed key is charged (the handler answers 400)";
+  EXPECT_EQ(post("/api/proposals/0b7f6a5e-0000-4000-8000-000000000009/retry", "used-key"), 429)
+      << "only a refinement start can be a replay";
+}
+
 TEST(RateLimits, UnauthenticatedRequestsArePerAddress) {
   RateLimitOptions l;
   l.ip = {"ip", 3, std::chrono::seconds(60)};
