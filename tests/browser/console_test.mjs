@@ -690,6 +690,28 @@ async function main() {
       await checkpoint(page, "your-proposals");
     });
 
+    await step("a start whose answer was lost, sent again, is replayed by its Idempotency-Key: one refinement", async () => {
+      const wf = await createWorkflow(page, "Idempotent Starts", "One refinement per request, however often it is sent");
+      await page.getByTestId("refine-panel").waitFor();
+      const keys = [];
+      const start = /\/api\/workflows\/[0-9a-f-]{36}\/refinements$/;
+      await page.route(start, async (route) => {
+        keys.push(route.request().headers()["idempotency-key"]);
+        if (keys.length > 1) return route.continue();
+        await route.fetch(); // the orchestrator starts the refinement ...
+        await route.abort("connectionreset"); // ... and its answer never reaches the browser
+      });
+      await refine(page, "Add a glossary of release terms.");
+      await page.getByRole("alert").filter({ hasText: "could not start" }).waitFor();
+      await page.getByRole("button", { name: "Refine", exact: true }).click(); // the user tries again
+      await page.getByTestId("stream").waitFor({ timeout: 30000 });
+      await page.unroute(start);
+      assert(keys.length === 2 && /^[0-9a-f]{32}$/.test(keys[0]) && keys[0] === keys[1],
+        `the two sends must carry one Idempotency-Key: ${keys.join(", ")}`);
+      const proposals = await svc.api(ada, "GET", `/workflows/${wf}/proposals`);
+      assert(proposals.items.length === 1, `proposals after the resend: ${proposals.items.length}`);
+    });
+
     await step("an expired or revoked session goes back to sign-in with a message", async () => {
       await page.getByRole("link", { name: "Agentic IDE" }).click();
       await page.getByTestId("workflow-list").waitFor();

@@ -73,6 +73,8 @@ interface CallOptions {
   /** No token (sign-in). */
   anonymous?: boolean;
   signal?: AbortSignal;
+  /** Sent as Idempotency-Key (refinement and run starts). */
+  idempotencyKey?: string;
 }
 
 async function call(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
@@ -85,6 +87,7 @@ async function call(method: string, path: string, opts: CallOptions = {}): Promi
     headers.Authorization = `Bearer ${session.token}`;
   }
   if (opts.body !== undefined) headers["Content-Type"] = "application/json";
+  if (opts.idempotencyKey) headers["Idempotency-Key"] = opts.idempotencyKey;
   let res: Response;
   try {
     res = await fetch(path, {
@@ -166,9 +169,10 @@ export const api = {
     json<Draft>("PUT", `/api/workflows/${enc(workflowId)}/draft/files`, { body: { base_revision: baseRevision, files } }),
 
   // ------------------------------------------------------------------ refinements and proposals
-  /** Starts a refinement; 503 engine-unavailable (with Retry-After) when the engine is down. */
-  startRefinement: (workflowId: string, body: RefinementRequest) =>
-    json<RefinementStarted>("POST", `/api/workflows/${enc(workflowId)}/refinements`, { body }),
+  /** Starts a refinement; 503 engine-unavailable (with Retry-After) when the engine is down. The
+   *  same `idempotencyKey` with the same body replays the refinement it started (202 again). */
+  startRefinement: (workflowId: string, body: RefinementRequest, idempotencyKey?: string) =>
+    json<RefinementStarted>("POST", `/api/workflows/${enc(workflowId)}/refinements`, { body, idempotencyKey }),
   listProposals: (workflowId: string, cursor?: string | null) =>
     json<Page<Proposal>>("GET", `/api/workflows/${enc(workflowId)}/proposals${pageQuery(cursor)}`),
   /** The caller's proposals in every workflow they are a member of, newest first. */
@@ -203,9 +207,10 @@ export const api = {
   // ------------------------------------------------------------------ runs
   /** Runs a version, the draft, or (no target) the deployed version with `input` as the user's
    *  message; 202 with the run and its thread. 409 when nothing is deployed; 503 engine down. */
-  startRun: (workflowId: string, input: string, target?: RunTarget) =>
+  startRun: (workflowId: string, input: string, target?: RunTarget, idempotencyKey?: string) =>
     json<RunStarted>("POST", `/api/workflows/${enc(workflowId)}/runs`, {
       body: target === undefined ? { input } : { input, version: target },
+      idempotencyKey,
     }),
   listRuns: (workflowId: string, cursor?: string | null) =>
     json<Page<Run>>("GET", `/api/workflows/${enc(workflowId)}/runs${pageQuery(cursor)}`),

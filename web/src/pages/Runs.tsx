@@ -36,7 +36,7 @@ function StartRun({ workflow }: { workflow: Workflow }) {
     [workflow.id],
   );
   const call = useCallback(
-    (req: { input: string; target?: RunTarget }) => api.startRun(workflow.id, req.input, req.target),
+    (req: { input: string; target?: RunTarget }, key: string) => api.startRun(workflow.id, req.input, req.target, key),
     [workflow.id],
   );
   const starter = useEngineStarter(call, onStarted, {
