@@ -57,12 +57,12 @@ Item final_item(Item::Kind kind, std::string reason = {}, std::shared_ptr<const 
 }
 
 std::string gone_sentence(const std::string& thread_id) {
-  return "The engine no longer knows run " + thread_id + " (it was deleted or lost).";
+  return "The engine no longer knows thread " + thread_id + " (it was deleted or lost).";
 }
 
 /// The final word for a thread whose next event is over the client's message limit.
 Item too_large_item(const std::string& thread_id, const core::http::ClientError& e) {
-  return final_item(Item::Kind::too_large, "An event of run " + thread_id +
+  return final_item(Item::Kind::too_large, "An event of thread " + thread_id +
                                                " is too large for the orchestrator to relay (" + e.what() +
                                                "); the run's files are too large as JSON.");
 }

@@ -211,7 +211,7 @@ TYPED_TEST(Runs, FailedRunsSayWhyOthersHaveNoFailureKind) {
   const auto gone = this->runs->start(this->alice, this->wf, this->input()).run;
   const auto stale = this->runs->start(this->alice, this->wf, this->input()).run;
   EXPECT_FALSE(this->runs->get(this->alice, this->wf, gone.id).failure_kind) << "processing";
-  const auto r = this->runs->fail(gone.thread_id, "The engine no longer knows run x.", FailureKind::engine_gone);
+  const auto r = this->runs->fail(gone.thread_id, "The engine no longer knows thread x.", FailureKind::engine_gone);
   ASSERT_TRUE(r.changed);
   EXPECT_EQ(r.run.failure_kind, "engine_gone");
   // A second failure changes nothing, not even the kind.

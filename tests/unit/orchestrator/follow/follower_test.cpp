@@ -468,7 +468,7 @@ TEST_F(FollowTest, ThreadTheEngineForgotIsGone) {
   auto fin = take(sub);
   ASSERT_TRUE(fin);
   EXPECT_EQ(fin->kind, Item::Kind::gone);
-  EXPECT_NE(fin->reason.find("no longer knows run " + thread), std::string::npos) << fin->reason;
+  EXPECT_NE(fin->reason.find("no longer knows thread " + thread), std::string::npos) << fin->reason;
   EXPECT_EQ(engine_.state_calls(), 0) << "a 404 handshake already says gone";
 }
 

@@ -390,7 +390,7 @@ TEST_F(TrackerTest, UnknownEngineThreadFailsTheProposal) {
   auto p = wait_final(id);
   ASSERT_EQ(p.status, ProposalStatus::failed);
   ASSERT_TRUE(p.error.has_value());
-  EXPECT_NE(p.error->find("no longer knows run th-unknown"), std::string::npos) << *p.error;
+  EXPECT_NE(p.error->find("no longer knows thread th-unknown"), std::string::npos) << *p.error;
   EXPECT_EQ(p.failure_kind.value_or(""), "engine_gone");
 }
 
@@ -746,7 +746,7 @@ TEST_F(TrackerTest, RunTheEngineForgotFails) {
   tracker().track_run(id, "th-run-gone");
   auto r = wait_run_final(id);
   ASSERT_EQ(r.status, RunStatus::failed);
-  EXPECT_NE(r.error.value_or("").find("no longer knows run th-run-gone"), std::string::npos) << r.error.value_or("");
+  EXPECT_NE(r.error.value_or("").find("no longer knows thread th-run-gone"), std::string::npos) << r.error.value_or("");
   EXPECT_EQ(r.failure_kind, "engine_gone");
 }
 
