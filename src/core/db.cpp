@@ -210,6 +210,9 @@ Database::Database(const DbConfig& config)
       // A bounded connect (libpq waits for the OS otherwise: minutes for an unreachable host), so
       // a reconnect after a server restart, and a readiness ping, end in seconds. The URL may set its own.
       if (conninfo.find("connect_timeout=") == std::string::npos) conninfo += " connect_timeout='5'";
+      // libpq prints the server's NOTICEs on stderr (e.g. "relation ... already exists, skipping"
+      // for the migrations' CREATE TABLE IF NOT EXISTS); warnings and errors still reach the log.
+      if (conninfo.find("options=") == std::string::npos) conninfo += " options='-c client_min_messages=warning'";
       for (std::size_t i = 0; i < size_; ++i) pool_->at(i).open(soci::postgresql, conninfo);
     } else {
       dialect_ = Dialect::sqlite;

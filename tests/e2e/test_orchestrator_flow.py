@@ -205,6 +205,14 @@ class MainFlowPostgres(MainFlow):
         cls.engine_database_url = pg_url_for("deepagents_runtime_e2e_" + suffix)
         super().setUpClass()
 
+    def test_admin_commands_print_no_server_notices(self):
+        # The database exists and is migrated: the migrations' CREATE TABLE IF NOT EXISTS makes
+        # PostgreSQL send a NOTICE, which libpq would print on stderr of every command.
+        r = self.orch.cli("user add", "--email", f"notice-{uuid.uuid4().hex[:8]}@example.com", "--name", "N",
+                          stdin="s3cret-passw0rd!\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("NOTICE", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main()
