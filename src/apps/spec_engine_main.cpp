@@ -243,6 +243,12 @@ int main(int argc, char** argv) {
     dbc.pool_size = db_pool_size;
     dbc.lease_timeout = std::chrono::milliseconds(db_wait_ms);
     dbc.default_database = "deepagents_runtime";
+    // SQLite: while its write lock is stalled (another program holds the file), at most half the
+    // HTTP threads wait for it; further writes answer 503 at once, so /health, /ready and reads
+    // keep their threads. The event writer and the lease keeper wait on the same lock: when they
+    // are turned away the writer retries its batch, and a failed renewal stops no run here (the
+    // data-directory lock keeps other engines out).
+    dbc.max_write_waiters = static_cast<std::size_t>(std::max(1, http_threads / 2));
     core::db::Database db(dbc);
     const int applied = core::db::migrate(db, core::db::migrations_dir("spec_engine", db.dialect()));
     core::log::info("database ready", {{"database", db.describe()}, {"migrations_applied", applied}});

@@ -300,13 +300,30 @@ void RunManager::start() {
 
 SubmitResult RunManager::submit(Job job) {
   if (!accepting_) return {SubmitOutcome::shutting_down, {}};
-  std::lock_guard submit_lk(submit_mu_);
+  // No lock is held across the SQL below: a submit stuck behind the database (another program
+  // holding SQLite's write lock) must not hold every other submit's HTTP thread too; the
+  // database's write lock and its bulkhead (DbConfig::max_write_waiters) bound those waits.
   // Only the status: reading the whole row would parse the job's definition and files again.
   if (auto existing = store_.thread_progress(job.job_id)) return {SubmitOutcome::existing, existing->status};
   {
     std::lock_guard lk(mu_);
-    if (queue_.size() >= options_.max_queue) return {SubmitOutcome::queue_full, {}};
+    // Room for this job: a free run slot, or a place in the queue; the submits between their
+    // check and their insert count as taken (with one submit at a time this is the plain
+    // "queue_.size() >= max_queue" rule: the queue only holds jobs while no slot is free).
+    const auto slots = static_cast<std::size_t>(std::max(0, options_.max_concurrent_runs));
+    const std::size_t free_runs = active_.size() >= slots ? 0 : slots - active_.size();
+    if (queue_.size() + reserved_ >= options_.max_queue + free_runs) return {SubmitOutcome::queue_full, {}};
+    ++reserved_;  // this submit's queue slot, until it is queued or gives up
   }
+  struct Reservation {
+    RunManager& rm;
+    bool held = true;
+    ~Reservation() {
+      if (!held) return;
+      std::lock_guard lk(rm.mu_);
+      --rm.reserved_;
+    }
+  } reservation{*this};
   store::ThreadRecord rec;
   rec.thread_id = job.job_id;
   rec.job_id = job.job_id;
@@ -328,6 +345,8 @@ SubmitResult RunManager::submit(Job job) {
   std::vector<Launch> runs;
   {
     std::lock_guard lk(mu_);
+    --reserved_;
+    reservation.held = false;
     queue_.push_back({rec.thread_id, 1, false, std::move(submitted)});
     take_runnable_locked(runs);
     // A job that has to wait for a slot keeps only its id: its run reads the documents back

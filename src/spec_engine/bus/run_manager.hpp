@@ -197,8 +197,10 @@ class RunManager {
   core::http::AsyncHttpClient& http_;
   ExecuteFn execute_;
 
-  std::mutex submit_mu_;             ///< serialises submit (check-then-insert)
   mutable std::mutex mu_;
+  /// Queue slots held by submits between their check and their insert (guarded by mu_), so
+  /// concurrent submits keep max_queue exact without holding a lock across their SQL.
+  std::size_t reserved_ = 0;
   std::condition_variable done_cv_;  ///< a run finished
   std::deque<Item> queue_;
   std::map<std::string, std::shared_ptr<Active>> active_;

@@ -46,6 +46,18 @@ core::async::Task<void> wait_for_release(const std::atomic<bool>& release, const
   }
 }
 
+/// An ExecuteFn whose runs wait without a thread until `release` (then "completed") or their
+/// stop token (then "cancelled").
+spec_engine::bus::ExecuteFn runs_held_until(std::atomic<bool>& release) {
+  return [&release](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
+    auto wait = wait_for_release(release, env);
+    co_await std::move(wait);
+    RunResult r;
+    r.status = env.stop.stop_requested() ? "cancelled" : "completed";
+    co_return r;
+  };
+}
+
 /// Waits without a thread until the run's stop token fires (like a model call that never ends).
 core::async::Task<void> wait_for_stop(const RunEnv& env) {
   core::async::Signal never(env.rt.executor());
@@ -182,15 +194,41 @@ TEST_P(RunManagerTest, RunStoresEventsCheckpointAndEnd) {
   EXPECT_EQ(live, (std::vector<std::string>{"on_llm_stream", "on_state_update", "end"}));
 }
 
+// Submits hold no lock across their SQL, yet concurrent ones never exceed the bounds: with 2 run
+// slots and 3 queue places, 16 concurrent submits accept at most 5 and refuse the rest, and a job
+// submitted twice at once is recorded once.
+TEST_P(RunManagerTest, ConcurrentSubmitsNeverExceedTheBounds) {
+  std::atomic<bool> release{false};
+  auto exec = runs_held_until(release);
+  auto rm_ptr = manager(slots(2, 3), exec);
+  auto& rm = *rm_ptr;
+  rm.start();
+  std::mutex mu;
+  std::map<SubmitOutcome, int> outcomes;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 16; ++i) {
+    threads.emplace_back([&, i] {
+      // Jobs 0 and 1 share an id: one of them is recorded, the other is "existing" (or refused).
+      const auto r = rm.submit(job(i < 2 ? "twice" : "c" + std::to_string(i)));
+      std::lock_guard lk(mu);
+      ++outcomes[r.outcome];
+    });
+  }
+  for (auto& t : threads) t.join();
+  // Never more than 2 running and 3 queued; one fewer at most when the duplicate held a place
+  // for a moment (between its check and finding the row) while the last place was asked for.
+  EXPECT_LE(outcomes[SubmitOutcome::started], 5);
+  EXPECT_GE(outcomes[SubmitOutcome::started], 4);
+  EXPECT_LE(outcomes[SubmitOutcome::existing], 1);
+  EXPECT_EQ(outcomes[SubmitOutcome::started] + outcomes[SubmitOutcome::existing] + outcomes[SubmitOutcome::queue_full],
+            16);
+  EXPECT_EQ(rm.queue_full(), outcomes[SubmitOutcome::started] == 5);
+  release = true;
+}
+
 TEST_P(RunManagerTest, QueueBoundAndCancelByRemove) {
   std::atomic<bool> release{false};
-  auto exec = [&](const RunRequest&, const RunLimits&, const ModelSettings&, RunObserver&, RunEnv& env) -> Task {
-    auto wait = wait_for_release(release, env);
-    co_await std::move(wait);
-    RunResult r;
-    r.status = env.stop.stop_requested() ? "cancelled" : "completed";
-    co_return r;
-  };
+  auto exec = runs_held_until(release);
   auto rm_ptr = manager(slots(1, 1), exec);
   auto& rm = *rm_ptr;
   rm.start();
