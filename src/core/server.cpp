@@ -251,6 +251,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       std::lock_guard lk(mu_);
       if (closing_ || done_ || io_->stopped) return false;
       ping_ = std::move(payload);
+      ping_after_ = queue_.size();  // the frames queued before it go first, later ones after it
     }
     wake();
     return true;
@@ -423,8 +424,9 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
     io_->post(ws_.get_executor(), [self = shared_from_this()] { self->wake_.cancel(); });
   }
 
-  /// Writes queued frames in order, then a waiting ping; after a close request, flushes and
-  /// sends the close frame (a ping still waiting then is dropped).
+  /// Writes queued frames in order, a waiting ping after the frames queued before it (frames
+  /// queued later wait for it); after a close request, flushes and sends the close frame (a
+  /// ping still waiting then is dropped).
   asio::awaitable<void> writer() {
     auto self = shared_from_this();
     for (;;) {
@@ -435,10 +437,14 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       {
         std::lock_guard lk(mu_);
         if (done_) break;
-        if (!queue_.empty()) {
+        if (ping_ && ping_after_ == 0 && !closing_) {
+          ping = std::move(ping_);
+          ping_.reset();
+        } else if (!queue_.empty()) {
           next = std::move(queue_.front());
           queue_.pop_front();
           queued_bytes_ -= next->size();
+          if (ping_after_ > 0) --ping_after_;
         } else if (closing_) {
           send_close = true;
           cr.code = close_code_;
@@ -499,7 +505,8 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
   mutable std::mutex mu_;
   std::deque<std::string> queue_;
   std::size_t queued_bytes_ = 0;  // payload bytes in queue_
-  std::optional<std::string> ping_;  // a ping to send once queue_ is written (ping())
+  std::optional<std::string> ping_;  // a ping to send once the frames queued before it are written (ping())
+  std::size_t ping_after_ = 0;       // how many of queue_'s first frames go before ping_
   std::vector<std::string> pending_;
   std::function<void(const std::string&)> on_msg_;
   std::function<void()> on_close_;
