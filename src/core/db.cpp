@@ -211,7 +211,8 @@ Database::Database(const DbConfig& config)
       // a reconnect after a server restart, and a readiness ping, end in seconds. The URL may set its own.
       if (conninfo.find("connect_timeout=") == std::string::npos) conninfo += " connect_timeout='5'";
       // libpq prints the server's NOTICEs on stderr (e.g. "relation ... already exists, skipping"
-      // for the migrations' CREATE TABLE IF NOT EXISTS); warnings and errors still reach the log.
+      // for the migrations' CREATE TABLE IF NOT EXISTS); the server now sends WARNINGs and errors
+      // only (errors reach the caller as exceptions, as before).
       if (conninfo.find("options=") == std::string::npos) conninfo += " options='-c client_min_messages=warning'";
       for (std::size_t i = 0; i < size_; ++i) pool_->at(i).open(soci::postgresql, conninfo);
     } else {

@@ -437,7 +437,7 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
       {
         std::lock_guard lk(mu_);
         if (done_) break;
-        if (ping_ && ping_after_ == 0 && !closing_) {
+        if (ping_ && !closing_ && (ping_after_ == 0 || queue_.empty())) {
           ping = std::move(ping_);
           ping_.reset();
         } else if (!queue_.empty()) {
@@ -449,9 +449,6 @@ class WsConnImpl final : public WsConnection, public std::enable_shared_from_thi
           send_close = true;
           cr.code = close_code_;
           cr.reason = close_reason_;
-        } else if (ping_) {
-          ping = std::move(ping_);
-          ping_.reset();
         }
       }
       error_code ec;

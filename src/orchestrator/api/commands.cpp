@@ -5,6 +5,7 @@
 
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/domain/files.hpp"
+#include "orchestrator/domain/idempotency.hpp"
 
 namespace orchestrator::api {
 
@@ -125,6 +126,14 @@ StartRunCommand parse_start_run(const Request& req) {
   }
   throw_if_invalid(errors);
   return c;
+}
+
+std::optional<std::string> parse_idempotency_key_header(const core::http::Request& req) {
+  const auto all = req.headers.get_all("Idempotency-Key");
+  if (all.size() > 1)
+    throw_if_invalid(
+        {{"Idempotency-Key", "must be sent once (the request has " + std::to_string(all.size()) + " fields)"}});
+  return domain::parse_idempotency_key(req.headers.get("Idempotency-Key"));
 }
 
 }  // namespace orchestrator::api

@@ -66,6 +66,11 @@ struct StartRefinementCommand {
 };
 StartRefinementCommand parse_start_refinement(const core::http::Request& req);
 
+/// The request's Idempotency-Key header (refinement and run starts), parsed by
+/// domain::parse_idempotency_key; nullopt without one. Throws the 400 problem naming
+/// `Idempotency-Key` for a bad value (domain::InvalidError) or for more than one field.
+std::optional<std::string> parse_idempotency_key_header(const core::http::Request& req);
+
 /// POST /api/workflows/{id}/deploy with an optional body {version?: 1..kMaxRevision}; an
 /// empty body is {} (deploy the latest version).
 struct DeployCommand {

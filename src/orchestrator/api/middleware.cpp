@@ -2,15 +2,14 @@
 #include "orchestrator/api/middleware.hpp"
 
 #include <algorithm>
-#include <string_view>
 
 #include "core/log.hpp"
 #include "core/metrics.hpp"
 #include "core/unavailable.hpp"
+#include "orchestrator/api/commands.hpp"
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/auth/token_extract.hpp"
 #include "orchestrator/domain/error.hpp"
-#include "orchestrator/domain/idempotency.hpp"
 
 namespace orchestrator::api {
 
@@ -56,9 +55,11 @@ struct Limiters {
         login(o.login, o.max_keys) {
     for (const auto& [method, pattern] : o.refinement_routes)
       refinement_routes.add(method, pattern, [](Request&) { return Response{}; });
+    keyed_refinement_start.add("POST", "/api/workflows/{id}/refinements", [](Request&) { return Response{}; });
   }
   core::ratelimit::TokenBuckets user, refinement, ip, login;
   core::http::Router refinement_routes;  ///< the same path matching as the real routes
+  core::http::Router keyed_refinement_start;  ///< the refinement start, the route an Idempotency-Key replays
 };
 
 /// RateLimit-Policy and RateLimit for the buckets the request was charged to (draft §3, §4),
@@ -182,15 +183,10 @@ core::http::Middleware make_middleware(MiddlewareOptions options, TokenVerifier 
   core::http::Middleware m;
 
   // A refinement start resent with an Idempotency-Key its user already used: a replay.
-  auto replays_a_refinement = [key_used](const Request& req, const std::string& user) {
-    if (!key_used || req.method != "POST" || req.path.rfind("/api/workflows/", 0) != 0) return false;
-    constexpr std::string_view kSuffix = "/refinements";
-    if (req.path.size() < kSuffix.size() || req.path.compare(req.path.size() - kSuffix.size(), kSuffix.size(), kSuffix))
-      return false;
-    const auto all = req.headers.get_all("Idempotency-Key");
-    if (all.size() != 1) return false;
+  auto replays_a_refinement = [key_used, limits](const Request& req, const std::string& user) {
+    if (!key_used || !limits->keyed_refinement_start.match(req.method, req.path, false).handler) return false;
     try {
-      const auto key = domain::parse_idempotency_key(all.front());
+      const auto key = parse_idempotency_key_header(req);
       return key && key_used(user, *key);
     } catch (const std::exception&) {
       return false;  // a bad key (the handler answers 400 and the token goes back) or no database

@@ -9,7 +9,6 @@
 #include "orchestrator/api/problem.hpp"
 #include "orchestrator/api/render.hpp"
 #include "orchestrator/domain/error.hpp"
-#include "orchestrator/domain/idempotency.hpp"
 #include "orchestrator/domain/refinements.hpp"
 
 // GCC 12 reports -Wmismatched-new-delete for coroutines whose frames Asio allocates with its
@@ -188,16 +187,6 @@ Response delete_draft(RouteDeps& d, Request& req) {
 // ---------------------------------------------------------------- refinements
 Response accepted_refinement(Request& req, const store::ProposalRecord& p, const json& extra = json::object());
 
-/// The request's Idempotency-Key (domain::parse_idempotency_key); nullopt without one. 400
-/// naming the header for a bad value or for more than one field.
-std::optional<std::string> idempotency_key(const Request& req) {
-  const auto all = req.headers.get_all("Idempotency-Key");
-  if (all.size() > 1)
-    throw_if_invalid(
-        {{"Idempotency-Key", "must be sent once (the request has " + std::to_string(all.size()) + " fields)"}});
-  return domain::parse_idempotency_key(req.headers.get("Idempotency-Key"));
-}
-
 /// An answer replayed for a repeated Idempotency-Key: the status the first request got for its
 /// success, `Idempotent-Replayed: true` (the header Stripe's API sends for the same case), and
 /// the recorded resource as it is now (its `status` may have moved on).
@@ -218,7 +207,7 @@ core::async::Task<Response> start_refinement(RouteDeps& d, Request& req) {
     r.context_file_path = std::move(c.context_file_path);
     r.context_selection = std::move(c.context_selection);
     r.traceparent = req.traceparent;
-    r.idempotency_key = idempotency_key(req);
+    r.idempotency_key = parse_idempotency_key_header(req);
     return r;
   });
   core::async::Task<domain::CreatedProposal> started = d.refinements.start(std::move(r));
@@ -396,7 +385,7 @@ core::async::Task<Response> start_run(RouteDeps& d, Request& req) {
     else if (c.version)
       in.target = {domain::RunTarget::Kind::version, *c.version};
     in.thread_id = core::uuid4();
-    in.idempotency_key = idempotency_key(req);
+    in.idempotency_key = parse_idempotency_key_header(req);
     if (d.tracker) {
       starting = d.tracker->starting(in.thread_id);
       in.lease_owner = d.tracker->lease_owner();

@@ -198,8 +198,10 @@ class RunManager {
   ExecuteFn execute_;
 
   mutable std::mutex mu_;
-  /// Queue slots held by submits between their check and their insert (guarded by mu_), so
-  /// concurrent submits keep max_queue exact without holding a lock across their SQL.
+  /// Queue places held by submits between their check and their insert (guarded by mu_), so
+  /// concurrent submits never exceed max_queue without holding a lock across their SQL (a
+  /// duplicate job's place is held until it finds the row, so a racing submit may be refused
+  /// one place early).
   std::size_t reserved_ = 0;
   std::condition_variable done_cv_;  ///< a run finished
   std::deque<Item> queue_;
